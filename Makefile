@@ -1,0 +1,90 @@
+# ddb2es — see README.md.  `make` builds ./ddb2es; `make check` runs every test
+# twice: once as built, once under AddressSanitizer + UBSan.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+SETUP   := scripts/setup.sh
+
+PKGS   := libuv libcurl jansson libcrypto inih zlib
+WARN   := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+          -Wvla -Wpointer-arith -Wwrite-strings -Wimplicit-fallthrough -Wno-unused-parameter
+OPT    ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+BUILD  ?= build
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -MMD -MP $(OPT) $(WARN) -Werror -I. \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
+LDFLAGS_ALL = -Wl,-z,relro,-z,now $(EXTRA_LDFLAGS)
+LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+
+LIB_SRC   := $(filter-out daemon/main.c,$(wildcard daemon/*.c aws/*.c indexer/*.c config/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ  := $(BUILD)/daemon/main.o
+SUP_SRC   := $(wildcard tests/support/*.c)
+SUP_OBJ   := $(SUP_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN  := $(BUILD)/tests/ddb2es-tests
+TOOL_SRC  := $(wildcard tests/tools/*.c)
+TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+.PHONY: all setup tests check test test-asan asan clean install demo fuzz bench lint
+.DEFAULT_GOAL := all
+
+all: ddb2es
+
+ddb2es: $(BUILD)/ddb2es
+	cp $< $@
+
+$(BUILD)/ddb2es: $(MAIN_OBJ) $(BUILD)/libddb2es.a
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+$(BUILD)/libddb2es.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+# All unit and integration tests link into one criterion binary:
+# run a part with  build/tests/ddb2es-tests --filter 'sigv4/*'
+$(TEST_BIN): $(TEST_OBJ) $(SUP_OBJ) $(BUILD)/libddb2es.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) -lcriterion
+
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libddb2es.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+tests: $(BUILD)/ddb2es $(TEST_BIN) $(TOOL_BIN)
+
+setup:
+	@sh $(SETUP)
+
+# Every unit and integration test, against DynamoDB Local and the search double.
+test: setup tests
+	@BUILD=$(BUILD) tests/run.sh
+
+test-asan: setup
+	@$(MAKE) --no-print-directory BUILD=build-asan \
+	    OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" tests
+	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh
+
+check: setup
+	@$(MAKE) --no-print-directory all test
+	@$(MAKE) --no-print-directory test-asan
+
+demo: setup all $(TOOL_BIN)
+	@BUILD=$(BUILD) scripts/demo.sh
+
+clean:
+	rm -rf build build-asan build-fuzz ddb2es
+
+install: all
+	install -D -m 0755 $(BUILD)/ddb2es $(DESTDIR)$(PREFIX)/bin/ddb2es
+	install -D -m 0644 systemd/ddb2es.service $(DESTDIR)$(PREFIX)/lib/systemd/system/ddb2es.service
+	install -D -m 0640 config/ddb2es.conf.example $(DESTDIR)/etc/ddb2es/ddb2es.conf.example
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(SUP_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

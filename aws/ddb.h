@@ -1,0 +1,81 @@
+/* ddb — calls to the DynamoDB and DynamoDB Streams JSON APIs (awsJson 1.0).
+ *
+ * ddb_call() signs (SigV4, signing name "dynamodb" for both services), posts,
+ * retries what is retryable in the SDKs' standard mode (capped exponential
+ * backoff with full jitter), parses the reply and classifies it once.  The
+ * callback runs exactly once, from the loop, unless ddb_call fails.
+ */
+#ifndef DDB2ES_DDB_H
+#define DDB2ES_DDB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "aws/buf.h"
+
+struct http;
+struct creds;
+struct aws;
+struct ddb_call;
+
+enum aws_service { AWS_DYNAMODB, AWS_STREAMS };
+
+enum ddb_class {
+    DDB_OK,           /* 2xx with a JSON body */
+    DDB_RETRY,        /* transient: network, 5xx, RequestTimeout... */
+    DDB_THROTTLED,    /* LimitExceeded, Throttling, ProvisionedThroughputExceeded... */
+    DDB_EXPIRED_ITER, /* ExpiredIteratorException */
+    DDB_TRIMMED,      /* TrimmedDataAccessException */
+    DDB_NOT_FOUND,    /* ResourceNotFoundException */
+    DDB_AUTH,         /* expired/invalid token or signature: renew credentials, retry once */
+    DDB_FATAL,        /* anything else (ValidationException, AccessDenied...) */
+};
+
+struct ddb_reply {
+    enum ddb_class cls;
+    int err;             /* transport error (negative errno) or 0 */
+    long status;         /* HTTP status, 0 without a response */
+    const char *type;    /* error code: the __type text after the last '#', or "" */
+    const char *message; /* error message, or "" */
+    json_t *json;        /* parsed body on DDB_OK (borrowed: valid during the callback) */
+    int attempts;        /* how many attempts were made */
+};
+
+typedef void ddb_done_cb(const struct ddb_reply *rep, void *arg);
+
+struct aws_opts {
+    const char *region;             /* required */
+    const char *endpoint_dynamodb;  /* full URL, or NULL for the regional host */
+    const char *endpoint_streams;   /* full URL, or NULL for the regional host */
+    bool use_fips, use_dualstack;
+};
+
+struct aws *aws_new(uv_loop_t *loop, struct http *h, struct creds *c, const struct aws_opts *o);
+/* Cancels every call in flight (callbacks run with DDB_FATAL, err -ECANCELED)
+ * and frees the context once its timers are closed. */
+void aws_free(struct aws *a);
+const char *aws_region(const struct aws *a);
+const char *aws_endpoint(const struct aws *a, enum aws_service svc);
+
+struct ddb_call_opts {
+    int max_attempts;    /* 0 = service default (4 for DynamoDB and Streams); 1 = no retry */
+    long timeout_ms;     /* per attempt; 0 = 30000 */
+    size_t max_response; /* 0 = 64 MiB (DynamoDB Local sends multi-MB GetRecords pages) */
+};
+
+/* op: "GetRecords", "DescribeTable", ... (the X-Amz-Target prefix is added).
+ * body: the request JSON (stolen: decref'd by ddb).  opts may be NULL.
+ * Returns the call (for ddb_cancel) or NULL (cb not run). */
+struct ddb_call *ddb_call(struct aws *a, enum aws_service svc, const char *op, json_t *body,
+                          ddb_done_cb *cb, void *arg, const struct ddb_call_opts *opts);
+/* Cancels a call in flight: the callback runs with err -ECANCELED before return. */
+void ddb_cancel(struct ddb_call *c);
+
+/* Pure: classify an answer.  type/message point into body or static text and
+ * are written to *type/*msg (each may be NULL); tlen bounds the copy to type. */
+enum ddb_class ddb_classify(long status, int err, const char *body, size_t len, char *type,
+                            size_t tlen);
+const char *ddb_class_name(enum ddb_class c);
+
+#endif
