@@ -53,6 +53,7 @@ int buf_reserve(struct buf *b, size_t extra)
         return -ENOMEM;
     b->ptr = p;
     b->cap = ncap;
+    b->ptr[b->len] = '\0';
     return 0;
 }
 

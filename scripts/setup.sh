@@ -1,3 +1,58 @@
 #!/bin/sh
-# placeholder, replaced below
+# Installs what building and testing ddb2es needs on a Debian 12 machine, and
+# does nothing (quietly) when everything is already there:
+#   - the compiler and the -dev packages of the libraries ddb2es links,
+#   - Java 17 for DynamoDB Local,
+#   - DynamoDB Local itself, taken from the npm package
+#     amplify-dynamodb-simulator@2.9.30 (checked against a pinned sha256; only
+#     its emulator/ folder is kept, in .cache/dynamodb-local/, git-ignored).
+# Run as root to install; as another user it only reports what is missing.
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache=${DDB2ES_CACHE:-$top/.cache}
+ddblocal=$cache/dynamodb-local
+pkg=amplify-dynamodb-simulator@2.9.30
+pkg_sha256=3503ffac19f183407909fecdacf4db51ab1fdad1da7b2f177016670b2d80e4b9
+
+debs="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev \
+libcriterion-dev libinih-dev zlib1g-dev libssl-dev openjdk-17-jre-headless \
+ca-certificates curl libfaketime clang libclang-rt-14-dev llvm valgrind procps"
+
+missing=""
+for d in $debs; do
+    dpkg-query -W -f='${Status}\n' "$d" 2>/dev/null | grep -q '^install ok installed$' ||
+        missing="$missing $d"
+done
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: missing Debian packages:$missing (run this script as root to install them)" >&2
+        exit 1
+    fi
+    echo "setup: installing$missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ ! -f "$ddblocal/DynamoDBLocal.jar" ]; then
+    echo "setup: fetching DynamoDB Local ($pkg)" >&2
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    (cd "$tmp" && npm pack --silent "$pkg" >/dev/null)
+    tgz=$(ls "$tmp"/*.tgz)
+    got=$(sha256sum "$tgz" | cut -d' ' -f1)
+    if [ "$got" != "$pkg_sha256" ]; then
+        echo "setup: $pkg: sha256 $got, expected $pkg_sha256; refusing to use it" >&2
+        exit 1
+    fi
+    tar -xzf "$tgz" -C "$tmp" package/emulator
+    mkdir -p "$cache"
+    rm -rf "$ddblocal"
+    mv "$tmp/package/emulator" "$ddblocal"
+    echo "setup: DynamoDB Local is in $ddblocal" >&2
+fi
 exit 0
