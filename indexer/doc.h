@@ -20,6 +20,8 @@ struct doc {
     struct buf source;          /* DOC_INDEX: the document, one JSON object, no newline */
     char seq[41];               /* stream sequence number, "" for other sources */
     int64_t created;            /* ApproximateCreationDateTime in seconds, 0 if unknown */
+    const char *table;          /* borrowed: the DynamoDB table, for logs and the DLQ */
+    const char *shard;          /* borrowed: the stream shard id, or NULL */
 };
 
 #endif

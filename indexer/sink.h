@@ -1,0 +1,90 @@
+/* sink — batches documents into NDJSON bulk requests and posts them to the
+ * search engine, keeping DESIGN.md's invariants 1, 4 and 5.
+ *
+ * Documents are submitted in stream order with an (owner, ticket) pair; the
+ * sink calls done(owner, ticket, outcome) exactly once per submitted document
+ * when it has *finished*: indexed (2xx), already newer (409 under external
+ * versioning), already gone (404 on delete), superseded by a later action on
+ * the same _id in the same batch, or written (durably) to the dead-letter
+ * file.  Retryable failures (429, 5xx, network, timeouts) are retried with
+ * capped exponential backoff and full jitter, forever, without blocking other
+ * batches.  A 413 splits the batch in halves.  Memory: queued plus in-flight
+ * bytes are counted; sink_full() tells readers to stop reading, and the
+ * resume callback runs when the sink has drained below half the cap.
+ */
+#ifndef DDB2ES_SINK_H
+#define DDB2ES_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "indexer/doc.h"
+
+struct http;
+struct creds;
+struct sink;
+
+enum sink_auth { SINK_AUTH_NONE, SINK_AUTH_BASIC, SINK_AUTH_APIKEY, SINK_AUTH_SIGV4 };
+
+enum sink_outcome {
+    SINK_INDEXED,    /* 2xx */
+    SINK_STALE,      /* 409: a newer version is already there */
+    SINK_GONE,       /* delete 404: nothing to delete */
+    SINK_SUPERSEDED, /* a later action on the same _id in the same batch replaced it */
+    SINK_DLQ,        /* permanent failure, written to the dead-letter file */
+    SINK_CANCELED,   /* sink closed before it finished: NOT finished, do not checkpoint */
+};
+
+typedef void sink_done_cb(void *owner, uint64_t ticket, enum sink_outcome outcome, void *arg);
+typedef void sink_resume_cb(void *arg);
+
+struct sink_opts {
+    const char *url;            /* base URL of the engine, e.g. "https://search-x.eu-west-1.es.amazonaws.com" */
+    enum sink_auth auth;
+    const char *username;       /* basic */
+    const char *password;       /* basic: the secret itself (read from password_file by the caller) */
+    const char *api_key;        /* apikey: the secret itself */
+    const char *sigv4_service;  /* "es" or "aoss" */
+    const char *sigv4_region;   /* signing region */
+    size_t bulk_max_actions;
+    size_t bulk_max_bytes;
+    long flush_interval_ms;
+    int concurrency;            /* bulk requests in flight */
+    bool gzip;
+    const char *dlq_path;       /* dead-letter file (appended, 0600) */
+    long request_timeout_ms;
+    long max_backoff_ms;        /* cap of the retry backoff */
+    size_t max_queue_bytes;     /* the memory cap between readers and the sink */
+    const char *version_type;   /* "external" (default) or "external_gte" */
+    bool dry_run;               /* write the bulk bodies to stdout, treat all as indexed */
+};
+
+struct sink_stats {
+    uint64_t bulk_requests[6];  /* by outcome: 2xx, 413, 429, 5xx, other 4xx, network */
+    uint64_t docs_indexed, docs_deleted, docs_stale, docs_gone, docs_dlq, docs_retried;
+    size_t queued_bytes, inflight_bytes;
+    size_t queued_docs, inflight_requests;
+    bool failing;               /* the last request failed with a retryable error */
+};
+
+/* NULL on failure.  done runs per document; resume when readers may read again. */
+struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const struct sink_opts *o,
+                      sink_done_cb *done, sink_resume_cb *resume, void *arg);
+/* Takes the document's content (d->source is moved out; d is left empty).
+ * Returns 0, or -ESHUTDOWN once closing (done is not called). */
+int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket);
+bool sink_full(const struct sink *s);
+/* Sends what is queued now instead of waiting for flush_interval. */
+void sink_flush(struct sink *s);
+/* Graceful stop: flushes, waits for requests in flight (no new retries after
+ * the deadline), then reports SINK_CANCELED for whatever did not finish,
+ * closes its handles and calls closed(arg).  Free with sink_free afterwards. */
+void sink_close(struct sink *s, long deadline_ms, void (*closed)(void *arg), void *arg);
+void sink_free(struct sink *s);
+const struct sink_stats *sink_stats(const struct sink *s);
+/* Checks the engine answers (GET /): cb(arg, 0) or a negative errno / HTTP status. */
+int sink_ping(struct sink *s, void (*cb)(void *arg, int rc), void *arg);
+
+#endif
