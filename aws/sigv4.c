@@ -1,10 +1,15 @@
-/* sigv4 — AWS Signature Version 4 (see sigv4.h).  Pure: no I/O, no clock. */
+/* sigv4 — AWS Signature Version 4 (see sigv4.h).  Pure: no I/O, no clock.
+ *
+ * Beyond the header's policy: an `authorization` header passed in (a server
+ * re-signing what it received) is never signed; sigv4_presign ignores
+ * sign_body (the payload hash travels in no header there) and leaves
+ * out->authorization NULL; inputs whose canonical text would pass 1 MiB are
+ * -EINVAL. */
 #include "aws/sigv4.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,7 +466,8 @@ static int req_init(struct req *r, const struct sigv4_input *in, const struct si
     } else {
         struct tm tm;
 
-        if (!gmtime_r(&in->now, &tm) || strftime(r->date, sizeof(r->date), "%Y%m%dT%H%M%SZ", &tm) != 16)
+        if (!gmtime_r(&in->now, &tm) ||
+            strftime(r->date, sizeof(r->date), "%Y%m%dT%H%M%SZ", &tm) != 16)
             return -EINVAL;
     }
     if (snprintf(r->scope, sizeof(r->scope), "%.8s/%s/%s/aws4_request", r->date, in->region,
