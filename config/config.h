@@ -4,7 +4,8 @@
  * file is read with libinih, then every `DDB2ES_<SECTION>_<KEY>` variable
  * overrides it, then cross-key rules are checked.  The result is a plain
  * struct with typed fields: durations in milliseconds, sizes in bytes,
- * unset strings NULL.  Pure: no I/O beyond reading the file, no logging.
+ * unset strings NULL.  No logging and no uv/curl; the only I/O is reading the
+ * file (and secret files, on request).
  *
  * File syntax: `[daemon]`, `[aws]`, `[sink]` and one `[table NAME]` per
  * DynamoDB table; `key = value` lines.  A line whose first non-blank
@@ -124,7 +125,8 @@ const struct config_table *config_table_find(const struct config *cfg, const cha
 bool config_list_has(const struct config_list *l, const char *item);
 
 /* Prints the effective configuration as a loadable INI file (secrets appear
- * only as the paths they are read from). */
+ * only as the paths they are read from).  A value that holds " #" or " ;"
+ * (possible only from the environment) does not read back the same. */
 void config_dump(const struct config *cfg, FILE *f);
 /* Prints every key with its type, default, bounds and help, as comments. */
 void config_describe(FILE *f);
