@@ -631,6 +631,8 @@ int ckpt_load(struct ckpt *ck, char *err, size_t errlen)
 
     if (errlen)
         err[0] = '\0';
+    if (ck->count || ck->nstreams)
+        return -EBUSY;
     rc = read_all(ck->path, &data, &len);
     if (rc == -ENOENT)
         return 0;

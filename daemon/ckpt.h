@@ -44,6 +44,10 @@
  * Everything here runs on one thread (the loop's), except the file write
  * itself, which ckpt_save_async hands to the thread pool with a private copy
  * of the serialised bytes.
+ *
+ * Beyond one machine (DESIGN.md): readers only use get/add/advance/finish/
+ * resume_version and ask for saves, so shard leases kept in a DynamoDB table
+ * can replace the file as another backend behind the same calls.
  */
 #ifndef DDB2ES_CKPT_H
 #define DDB2ES_CKPT_H
@@ -118,7 +122,8 @@ const char *ckpt_path(const struct ckpt *ck);
 
 /* Reads checkpoints.json into an empty store.
  * 0: loaded, or the file does not exist (empty store).
- * -EBADMSG: the content is wrong (exit 65); -errno: it could not be read.
+ * -EBADMSG: the content is wrong (exit 65); -EBUSY: the store is not empty;
+ * -errno: the file could not be read.
  * On error err holds one line "PATH: what is wrong" and the store is empty. */
 int ckpt_load(struct ckpt *ck, char *err, size_t errlen);
 
