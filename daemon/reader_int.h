@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "aws/util.h"
 #include "daemon/app.h"
 #include "daemon/log.h"
 #include "daemon/reader.h"

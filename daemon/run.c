@@ -12,6 +12,7 @@
 #include "aws/ddb.h"
 #include "aws/http.h"
 #include "config/config.h"
+#include "aws/util.h"
 #include "daemon/app.h"
 #include "daemon/ckpt.h"
 #include "daemon/log.h"
