@@ -25,6 +25,7 @@ struct reader;
 struct ack;
 struct ddb_call;
 struct ckpt_shard;
+struct fetch;
 
 enum shard_state {
     SH_WAIT_PARENT,
@@ -64,7 +65,7 @@ struct shard {
     long backoff_ms;             /* current backoff (idle or error) */
     int failures;                /* consecutive failed calls */
     uint64_t pending_docs;       /* handed to the sink, not finished */
-    void *fetch;                 /* in-progress page for fetch-items */
+    struct fetch *fetch;         /* KEYS_ONLY pages waiting for their items */
 };
 
 struct shard *shard_new(struct reader *r, const char *arn, const char *id, const char *parent,
