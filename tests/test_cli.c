@@ -31,9 +31,8 @@ static void write_file(const char *name, const char *text, char *path, size_t le
 static int ddb2es(char **err, const char *a1, const char *a2, const char *a3, const char *a4)
 {
     char bin[512];
-    char *argv[] = { (char *)proc_path("ddb2es", bin, sizeof(bin)), (char *)a1, (char *)a2,
-                     (char *)a3, (char *)a4, NULL };
-    char *env[] = { "DDB2ES_TABLES=", NULL };
+    const char *argv[] = { proc_path("ddb2es", bin, sizeof(bin)), a1, a2, a3, a4, NULL };
+    const char *env[] = { "DDB2ES_TABLES=", NULL };
     struct proc p;
     int rc = proc_run(argv, env, 20000, &p);
 
@@ -58,7 +57,7 @@ static void expect_config_error(const char *conf, const char *want)
 Test(cli, version_and_help)
 {
     char *err, bin[512];
-    char *argv[] = { (char *)proc_path("ddb2es", bin, sizeof(bin)), "--version", NULL };
+    const char *argv[] = { proc_path("ddb2es", bin, sizeof(bin)), "--version", NULL };
     struct proc p;
 
     cr_assert_eq(proc_run(argv, NULL, 5000, &p), 0);
@@ -126,7 +125,7 @@ Test(cli, unreadable_file)
 Test(cli, check_accepts_the_example_config)
 {
     char *err, bin[512];
-    char *argv[] = { (char *)proc_path("ddb2es", bin, sizeof(bin)), "check", "-c",
+    const char *argv[] = { proc_path("ddb2es", bin, sizeof(bin)), "check", "-c",
                      "config/ddb2es.conf.example", NULL };
     struct proc p;
     int rc = proc_run(argv, NULL, 5000, &p);

@@ -35,7 +35,7 @@ static long now_ms(void)
     return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void proc_start(struct proc *p, char *const argv[], char *const env[])
+void proc_start(struct proc *p, const char *const argv[], const char *const env[])
 {
     const char *tmp = getenv("TMPDIR");
     static unsigned n;
@@ -56,8 +56,8 @@ void proc_start(struct proc *p, char *const argv[], char *const env[])
         close(fo);
         close(fe);
         for (size_t i = 0; env && env[i]; i++)
-            putenv(env[i]);
-        execv(argv[0], argv);
+            putenv((char *)env[i]);
+        execv(argv[0], (char *const *)argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
@@ -91,7 +91,7 @@ void proc_kill(struct proc *p, int sig)
         kill(p->pid, sig);
 }
 
-int proc_run(char *const argv[], char *const env[], long ms, struct proc *out)
+int proc_run(const char *const argv[], const char *const env[], long ms, struct proc *out)
 {
     struct proc local, *p = out ? out : &local;
     int rc;

@@ -17,13 +17,13 @@ const char *proc_path(const char *name, char *buf, size_t len);
 /* Starts argv (argv[0] is the program path) with env added to the current
  * environment ("NAME=VALUE" strings, NULL-terminated, may be NULL).  Output
  * goes to files in $TMPDIR.  Aborts the test on failure. */
-void proc_start(struct proc *p, char *const argv[], char *const env[]);
+void proc_start(struct proc *p, const char *const argv[], const char *const env[]);
 /* Waits up to ms for the process to exit; returns its exit code, 128+signal
  * when killed by a signal, or -1 on timeout (the process is left running). */
 int proc_wait(struct proc *p, long ms);
 void proc_kill(struct proc *p, int sig);
 /* Runs to completion (timeout ms, then SIGKILL); returns the exit code. */
-int proc_run(char *const argv[], char *const env[], long ms, struct proc *out);
+int proc_run(const char *const argv[], const char *const env[], long ms, struct proc *out);
 /* The content of a file (caller frees), "" when unreadable. */
 char *proc_slurp(const char *path);
 /* Waits up to ms for text to appear in the file; true when it did. */
