@@ -844,3 +844,53 @@ Test(fakehttp, stop_with_hanging_connection)
     cr_assert_str_eq(read_some(fd, 1), "", "the connection is closed");
     close(fd);
 }
+
+Test(http, tls_to_a_plain_server_is_a_protocol_error)
+{
+    char url[64];
+    struct result res = { 0 };
+
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/", fake_port(fk));
+    roundtrip(http_req_new("GET", url), &res);
+    cr_assert_eq(res.err, -EPROTO, "got %d (%s)", res.err, res.error);
+    cr_assert_eq(fake_nreq(fk), 0);
+    result_free(&res);
+    cr_assert_eq(close_loop(), 0);
+}
+
+/* The last reply closes the client from inside its own callback. */
+static int closed_in_cb;
+static void close_from_callback(struct http_req *req, int err, void *arg)
+{
+    on_done(req, err, arg);
+    http_close(client, on_closed, &closed_in_cb);
+}
+
+static void bye_or_hang(const struct fake_req *req, struct fake_reply *out, void *arg)
+{
+    (void)arg;
+    out->status = 200;
+    out->body = "bye";
+    out->delay_ms = 50; /* the other request is surely out by then */
+    if (strcmp(req->path, "/hang") == 0)
+        out->action = FAKE_HANG;
+}
+
+Test(http, close_from_inside_a_callback)
+{
+    struct result first = { 0 }, other = { 0 };
+
+    fake_set_handler(fk, bye_or_hang, NULL);
+    cr_assert_eq(http_send(client, req_new("GET", "/bye"), close_from_callback, &first), 0);
+    cr_assert_eq(http_send(client, req_new("GET", "/hang"), on_done, &other), 0);
+    cr_assert(run_until(called, &first, 5000));
+    cr_assert_eq(first.err, 0);
+    cr_assert_str_eq(first.body, "bye");
+    cr_assert_eq(other.calls, 1);
+    cr_assert_eq(other.err, -ECANCELED);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(closed_in_cb, 1);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    result_free(&first);
+    result_free(&other);
+}
