@@ -11,7 +11,7 @@ TestSuite(ddbnum, .timeout = 10);
 static char *repeat(char c, size_t n, const char *prefix, const char *suffix)
 {
     static char pool[4][1100];
-    static int slot;
+    static unsigned slot;
     size_t pl = strlen(prefix), sl = strlen(suffix);
     char *s = pool[slot++ % 4];
 

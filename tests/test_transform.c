@@ -93,7 +93,7 @@ static json_t *source_json(void)
 static char *zeros(const char *prefix, size_t n, const char *suffix)
 {
     static char pool[4][600];
-    static int slot;
+    static unsigned slot;
     char *s = pool[slot++ % 4];
     size_t pl = strlen(prefix);
 
