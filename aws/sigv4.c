@@ -1,10 +1,15 @@
-/* sigv4 — AWS Signature Version 4 (see sigv4.h).  Pure: no I/O, no clock. */
+/* sigv4 — AWS Signature Version 4 (see sigv4.h).  Pure: no I/O, no clock.
+ *
+ * Beyond the header's policy: an `authorization` header passed in (a server
+ * re-signing what it received) is never signed; sigv4_presign ignores
+ * sign_body (the payload hash travels in no header there) and leaves
+ * out->authorization NULL; inputs whose canonical text would pass 1 MiB are
+ * -EINVAL. */
 #include "aws/sigv4.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +52,13 @@ struct req {
     char scope[256];
     struct buf payload_hash;
 };
+
+/* The buffer's text as a heap C string, "" when nothing was written
+ * (buf_take alone would hand back an unterminated block then). */
+static char *take(struct buf *b)
+{
+    return buf_append(b, "", 0) == 0 ? buf_take(b) : NULL;
+}
 
 /* --- hashing ------------------------------------------------------------ */
 
@@ -166,7 +178,7 @@ static int canonical_component(const char *s, size_t n, char **out)
     }
     if (rc == 0)
         rc = uri_encode(&enc, raw.ptr ? raw.ptr : "", raw.len, "");
-    if (rc == 0 && !(*out = buf_take(&enc)))
+    if (rc == 0 && !(*out = take(&enc)))
         rc = -ENOMEM;
     buf_close(&raw);
     buf_close(&enc);
@@ -261,7 +273,7 @@ static int add_param_raw(struct req *r, const char *key, const char *val)
     if (rc == 0)
         rc = uri_encode(&v, val, strlen(val), "");
     if (rc == 0) {
-        char *ks = buf_take(&k), *vs = buf_take(&v);
+        char *ks = take(&k), *vs = take(&v);
 
         rc = ks && vs ? add_param(r, ks, vs) : -ENOMEM;
         if (!ks || !vs) {
@@ -454,7 +466,8 @@ static int req_init(struct req *r, const struct sigv4_input *in, const struct si
     } else {
         struct tm tm;
 
-        if (!gmtime_r(&in->now, &tm) || strftime(r->date, sizeof(r->date), "%Y%m%dT%H%M%SZ", &tm) != 16)
+        if (!gmtime_r(&in->now, &tm) ||
+            strftime(r->date, sizeof(r->date), "%Y%m%dT%H%M%SZ", &tm) != 16)
             return -EINVAL;
     }
     if (snprintf(r->scope, sizeof(r->scope), "%.8s/%s/%s/aws4_request", r->date, in->region,
@@ -495,7 +508,7 @@ static int req_init(struct req *r, const struct sigv4_input *in, const struct si
         qsort(r->hdrs, r->nhdrs, sizeof(*r->hdrs), cmp_hdr);
     if (rc == 0)
         rc = parse_query(in->query, r);
-    if (rc == 0)
+    if (rc == 0 && r->nparams)
         qsort(r->params, r->nparams, sizeof(*r->params), cmp_param);
     if (rc == 0) {
         memcpy(out->amz_date, r->date, sizeof(out->amz_date));
@@ -593,7 +606,7 @@ static int finish(const struct req *r, const struct sigv4_input *in, const struc
     buf_init(&sts, TEXT_MAX);
     rc = signed_header_list(r, &sh);
     if (rc == 0)
-        rc = buf_reserve(&sh, 0);
+        rc = buf_append(&sh, "", 0); /* a C string even when empty */
     if (rc == 0)
         rc = canonical_request(r, in, sh.ptr, &creq);
     if (rc == 0)
@@ -605,9 +618,9 @@ static int finish(const struct req *r, const struct sigv4_input *in, const struc
     if (rc == 0)
         rc = compute_signature(r, in, key, sts.ptr, out->signature);
     if (rc == 0) {
-        out->signed_headers = buf_take(&sh);
-        out->canonical_request = buf_take(&creq);
-        out->string_to_sign = buf_take(&sts);
+        out->signed_headers = take(&sh);
+        out->canonical_request = take(&creq);
+        out->string_to_sign = take(&sts);
         if (!out->signed_headers || !out->canonical_request || !out->string_to_sign)
             rc = -ENOMEM;
     }
@@ -642,7 +655,7 @@ int sigv4_sign(const struct sigv4_input *in, const struct sigv4_key *key, struct
     if (rc == 0)
         rc = buf_printf(&authz, ALGORITHM " Credential=%s/%s, SignedHeaders=%s, Signature=%s",
                         key->access_key_id, r.scope, out->signed_headers, out->signature);
-    if (rc == 0 && !(out->authorization = buf_take(&authz)))
+    if (rc == 0 && !(out->authorization = take(&authz)))
         rc = -ENOMEM;
     buf_close(&authz);
     req_close(&r);
@@ -706,7 +719,7 @@ int sigv4_presign(const struct sigv4_input *in, const struct sigv4_key *key, lon
         if (rc == 0)
             rc = uri_encode(&q, key->session_token, strlen(key->session_token), "");
     }
-    if (rc == 0 && !(*query_out = buf_take(&q)))
+    if (rc == 0 && !(*query_out = take(&q)))
         rc = -ENOMEM;
     buf_close(&q);
     buf_close(&sh);
