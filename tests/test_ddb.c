@@ -477,6 +477,10 @@ static time_t test_clock(void)
     return 1795329420; /* 2026-11-22T06:37:00Z */
 }
 
+/* Replies kept past their callback, released by close_all. */
+static json_t *kept[8];
+static size_t nkept;
+
 struct result {
     bool done;
     int calls;
@@ -500,8 +504,8 @@ static void on_done(const struct ddb_reply *rep, void *arg)
     r->waited_ms = rep->waited_ms;
     snprintf(r->type, sizeof r->type, "%s", rep->type);
     snprintf(r->message, sizeof r->message, "%s", rep->message);
-    if (rep->json)
-        r->json = json_incref(rep->json);
+    if (rep->json && nkept < sizeof kept / sizeof kept[0])
+        r->json = kept[nkept++] = json_incref(rep->json); /* released by close_all */
 }
 
 static void run_until(struct result *r)
@@ -552,6 +556,8 @@ static void close_all(void)
 {
     bool closed = false;
 
+    while (nkept)
+        json_decref(kept[--nkept]);
     aws_free(aws);
     aws = NULL;
     creds_free(creds);
@@ -603,7 +609,6 @@ Test(ddb, throttled_then_5xx_then_success)
     uv_update_time(&loop);
     cr_assert_geq(uv_now(&loop) - t0, 20);
     cr_assert_eq(aws_retry_quota(aws), 500 - 5 - 14 + 14, "the last retry's cost is refunded");
-    json_decref(r.json);
     close_all();
 }
 
@@ -870,7 +875,6 @@ Test(ddb, non_json_success_and_bad_crc_are_retried)
     cr_assert_eq(r.cls, DDB_OK);
     cr_assert_eq(r.attempts, 3);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "a")), 1);
-    json_decref(r.json);
     close_all();
 }
 
@@ -943,6 +947,9 @@ static json_t *call_sync(enum aws_service svc, const char *op, json_t *body)
     cr_assert_not_null(ddb_call(aws, svc, op, body, on_done, &r, NULL));
     run_until(&r);
     cr_assert_eq(r.cls, DDB_OK, "%s: %s %s: %s", op, ddb_class_name(r.cls), r.type, r.message);
+    json_incref(r.json);
+    while (nkept) /* the caller owns its reference */
+        json_decref(kept[--nkept]);
     return r.json;
 }
 
