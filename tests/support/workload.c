@@ -171,6 +171,18 @@ static json_t *deep(unsigned n)
     return v;
 }
 
+/* "1" and 125 zeros: how DynamoDB spells 1E+125 in images and scans. */
+static const char *one_e125(void)
+{
+    static char s[127];
+
+    if (!s[0]) {
+        memset(s, '0', 126);
+        s[0] = '1';
+    }
+    return s;
+}
+
 static json_t *key_value(const char *type, unsigned k, bool alt)
 {
     char buf[128];
@@ -178,7 +190,7 @@ static json_t *key_value(const char *type, unsigned k, bool alt)
     if (strcmp(type, "N") == 0) {
         /* Keys that DynamoDB spells two ways; every k gives a different key. */
         if (k == 3)
-            return typed("N", json_string(alt ? "1E+125" : "1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"));
+            return typed("N", json_string(alt ? "1E+125" : one_e125()));
         if (k % 7 == 5) {
             unsigned v = 1000000 + k;
 
