@@ -1,0 +1,194 @@
+#include "indexer/bulkresp.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static enum br_request classify_status(long status)
+{
+    if (status >= 200 && status < 300)
+        return BR_REQ_ITEMS;
+    if (status == 413)
+        return BR_REQ_SPLIT;
+    if (status == 0 || status == 408 || status == 429 || (status >= 500 && status < 600))
+        return BR_REQ_RETRY;
+    if (status == 401 || status == 403)
+        return BR_REQ_AUTH;
+    return BR_REQ_FATAL;
+}
+
+static char *dup_bounded(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    char *p = malloc(n + 1);
+
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+/* An item: {"index":{"status":201,...}} or {"delete":{"status":404,...}}. */
+static int classify_item(json_t *item, struct bulkresp_item *it, struct bulkresp *out)
+{
+    void *iter = json_object_iter(item);
+    const char *op = json_object_iter_key(iter);
+    json_t *body = json_object_iter_value(iter);
+    json_t *status = json_object_get(body, "status");
+    json_t *err = json_object_get(body, "error");
+    const char *type = json_string_value(json_object_get(err, "type"));
+    const char *reason = json_string_value(json_object_get(err, "reason"));
+    json_int_t st;
+
+    if (!op || json_object_size(item) != 1 || !json_is_integer(status))
+        return -EPROTO;
+    st = json_integer_value(status);
+    it->status = st > 0 && st < 1000 ? (int)st : 0;
+    if (json_is_string(err)) /* very old engines: "error":"text" */
+        reason = json_string_value(err);
+    if (st >= 200 && st < 300)
+        it->cls = BR_OK;
+    else if (st == 404 && strcmp(op, "delete") == 0)
+        it->cls = BR_OK_GONE;
+    else if (st == 409)
+        it->cls = BR_OK_STALE;
+    else if (st == 429 || (st >= 500 && st < 600))
+        it->cls = BR_RETRY;
+    else
+        it->cls = BR_DLQ;
+    switch (it->cls) {
+    case BR_OK:       out->n_ok++; break;
+    case BR_OK_GONE:  out->n_gone++; break;
+    case BR_OK_STALE: out->n_stale++; break;
+    case BR_RETRY:    out->n_retry++; break;
+    case BR_DLQ:      out->n_dlq++; break;
+    }
+    if (it->cls == BR_RETRY || it->cls == BR_DLQ) {
+        it->type = dup_bounded(type ? type : "", 128);
+        it->reason = dup_bounded(reason ? reason : "", BULKRESP_REASON_MAX);
+        if (!it->type || !it->reason)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Request-level error text: ES/OpenSearch {"error":{"type","reason"}},
+ * {"error":"text"}, or AWS {"message":"..."} / {"Message":"..."}. */
+static void request_error(json_t *root, const char *body, size_t len, struct bulkresp *out)
+{
+    json_t *err = json_object_get(root, "error");
+    const char *type = json_string_value(json_object_get(err, "type"));
+    const char *reason = json_string_value(json_object_get(err, "reason"));
+    size_t n = 0;
+
+    if (json_is_string(err))
+        reason = json_string_value(err);
+    if (!reason)
+        reason = json_string_value(json_object_get(root, "message"));
+    if (!reason)
+        reason = json_string_value(json_object_get(root, "Message"));
+    if (type || reason) {
+        snprintf(out->error, sizeof(out->error), "%s%s%s", type ? type : "",
+                 type && reason ? ": " : "", reason ? reason : "");
+        return;
+    }
+    /* not JSON (a proxy's HTML page): keep the start of the text, printable only */
+    for (size_t i = 0; i < len && n < 120; i++)
+        out->error[n++] = (unsigned char)body[i] < 0x20 ? ' ' : body[i];
+    out->error[n] = '\0';
+}
+
+int bulkresp_parse(long status, const char *body, size_t len, size_t n_actions,
+                   struct bulkresp *out)
+{
+    json_error_t jerr;
+    json_t *root = NULL, *items;
+    size_t bad = 0;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->status = status;
+    out->req = classify_status(status);
+    if (len && body)
+        root = json_loadb(body, len, 0, &jerr);
+    if (out->req != BR_REQ_ITEMS) {
+        request_error(root, body, body ? len : 0, out);
+        json_decref(root);
+        return 0;
+    }
+    items = json_object_get(root, "items");
+    if (!root) {
+        out->req = BR_REQ_PROTO;
+        snprintf(out->error, sizeof(out->error), "reply unparsable at byte %d: %s",
+                 len ? jerr.position : 0, len ? jerr.text : "empty body");
+    } else if (!json_is_array(items)) {
+        out->req = BR_REQ_PROTO;
+        snprintf(out->error, sizeof(out->error), "reply has no items array");
+    } else if (json_array_size(items) != n_actions) {
+        out->req = BR_REQ_PROTO;
+        snprintf(out->error, sizeof(out->error), "reply has %zu items for %zu actions",
+                 json_array_size(items), n_actions);
+    } else if (n_actions) {
+        out->items = calloc(n_actions, sizeof(*out->items));
+        rc = out->items ? 0 : -ENOMEM;
+        out->n = n_actions;
+        for (size_t i = 0; rc == 0 && i < n_actions; i++) {
+            rc = classify_item(json_array_get(items, i), &out->items[i], out);
+            bad = i;
+        }
+    }
+    json_decref(root);
+    if (rc == -EPROTO) {
+        bulkresp_clear(out);
+        out->status = status;
+        out->req = BR_REQ_PROTO;
+        snprintf(out->error, sizeof(out->error), "item %zu has no operation and status", bad);
+        return 0;
+    }
+    if (rc < 0) {
+        bulkresp_clear(out);
+        out->status = status;
+        out->req = BR_REQ_RETRY;
+        snprintf(out->error, sizeof(out->error), "out of memory");
+    }
+    return rc;
+}
+
+void bulkresp_clear(struct bulkresp *out)
+{
+    for (size_t i = 0; out->items && i < out->n; i++) {
+        free(out->items[i].type);
+        free(out->items[i].reason);
+    }
+    free(out->items);
+    memset(out, 0, sizeof(*out));
+}
+
+const char *bulkresp_item_name(enum br_item c)
+{
+    switch (c) {
+    case BR_OK:       return "ok";
+    case BR_OK_GONE:  return "gone";
+    case BR_OK_STALE: return "stale";
+    case BR_RETRY:    return "retry";
+    case BR_DLQ:      return "dlq";
+    }
+    return "?";
+}
+
+const char *bulkresp_request_name(enum br_request r)
+{
+    switch (r) {
+    case BR_REQ_ITEMS: return "items";
+    case BR_REQ_SPLIT: return "split";
+    case BR_REQ_RETRY: return "retry";
+    case BR_REQ_AUTH:  return "auth";
+    case BR_REQ_FATAL: return "fatal";
+    case BR_REQ_PROTO: return "protocol";
+    }
+    return "?";
+}
