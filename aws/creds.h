@@ -28,9 +28,15 @@ struct creds_opts {
 /* NULL on allocation failure.  The chain is resolved lazily, at the first
  * creds_get(). */
 struct creds *creds_new(uv_loop_t *loop, struct http *h, const struct creds_opts *opts);
+/* Callbacks still waiting for a provider run with -ECANCELED first. */
 void creds_free(struct creds *c);
-/* 0 when the callback has run or will run; negative errno (callback not run). */
+/* 0 when the callback has run or will run; negative errno (callback not run):
+ * -ENOKEY when no provider is configured, -EINVAL when one is configured but
+ * broken (e.g. a key id without its secret); creds_error() says why. */
 int creds_get(struct creds *c, creds_cb *cb, void *arg);
+/* Why the last resolution failed, naming the provider and the variable or
+ * file at fault (never a secret); "" when it did not fail. */
+const char *creds_error(const struct creds *c);
 /* Drop the cached key (after an expired-token 403); the next get fetches anew. */
 void creds_invalidate(struct creds *c);
 /* Which provider gave the current key ("environment", ...), for `ddb2es check`. */

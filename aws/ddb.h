@@ -10,16 +10,16 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <time.h>
 #include <uv.h>
 
 #include "aws/buf.h"
+#include "aws/endpoint.h" /* enum aws_service */
 
 struct http;
 struct creds;
 struct aws;
 struct ddb_call;
-
-enum aws_service { AWS_DYNAMODB, AWS_STREAMS };
 
 enum ddb_class {
     DDB_OK,           /* 2xx with a JSON body */
@@ -40,6 +40,7 @@ struct ddb_reply {
     const char *message; /* error message, or "" */
     json_t *json;        /* parsed body on DDB_OK (borrowed: valid during the callback) */
     int attempts;        /* how many attempts were made */
+    long waited_ms;      /* total backoff between the attempts */
 };
 
 typedef void ddb_done_cb(const struct ddb_reply *rep, void *arg);
@@ -51,12 +52,19 @@ struct aws_opts {
     bool use_fips, use_dualstack;
 };
 
+/* NULL on allocation failure, a missing region or an endpoint error (logged). */
 struct aws *aws_new(uv_loop_t *loop, struct http *h, struct creds *c, const struct aws_opts *o);
 /* Cancels every call in flight (callbacks run with DDB_FATAL, err -ECANCELED)
  * and frees the context once its timers are closed. */
 void aws_free(struct aws *a);
 const char *aws_region(const struct aws *a);
 const char *aws_endpoint(const struct aws *a, enum aws_service svc);
+/* Tests: the backoff's random source (returns [0, 1); NULL = the default),
+ * the signing clock (NULL = time()), and the retry quota (tokens left). */
+void aws_set_rng(struct aws *a, double (*rng)(void));
+void aws_set_clock(struct aws *a, time_t (*now)(void));
+void aws_set_retry_quota(struct aws *a, int tokens);
+int aws_retry_quota(const struct aws *a);
 
 struct ddb_call_opts {
     int max_attempts;    /* 0 = service default (4 for DynamoDB and Streams); 1 = no retry */
@@ -72,8 +80,11 @@ struct ddb_call *ddb_call(struct aws *a, enum aws_service svc, const char *op, j
 /* Cancels a call in flight: the callback runs with err -ECANCELED before return. */
 void ddb_cancel(struct ddb_call *c);
 
-/* Pure: classify an answer.  type/message point into body or static text and
- * are written to *type/*msg (each may be NULL); tlen bounds the copy to type. */
+/* Pure: classify an answer (transport error err, HTTP status, body).  The
+ * error code (the __type text after the last '#', without any ':' suffix) is
+ * copied to type[tlen] when type is not NULL ("" when there is none).  A
+ * LimitExceededException is DDB_THROTTLED: the type alone cannot tell a rate
+ * limit from Streams' "Limit above 1000", and the daemon never sends the latter. */
 enum ddb_class ddb_classify(long status, int err, const char *body, size_t len, char *type,
                             size_t tlen);
 const char *ddb_class_name(enum ddb_class c);

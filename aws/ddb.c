@@ -1,0 +1,603 @@
+#include "aws/ddb.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "aws/creds.h"
+#include "aws/http.h"
+#include "daemon/log.h"
+
+/* Standard retry mode, 2026 revision, as AWS-AUTH §12.3 recommends for
+ * DynamoDB and Streams. */
+#define DEFAULT_ATTEMPTS 4
+#define BASE_TRANSIENT_MS 25.0
+#define BASE_THROTTLE_MS 1000.0
+#define MAX_BACKOFF_MS 20000.0
+#define RETRY_AFTER_SLACK_MS 5000.0
+#define QUOTA_MAX 500
+#define COST_THROTTLE 5
+#define COST_OTHER 14
+#define COST_NO_RETRY 1 /* refunded by a first-attempt success */
+#define DEFAULT_TIMEOUT_MS 30000L
+#define DEFAULT_MAX_RESPONSE ((size_t)64 << 20)
+
+struct aws {
+    uv_loop_t *loop;
+    struct http *http;
+    struct creds *creds;
+    char *region;
+    char endpoint[2][sizeof ((struct endpoint_out *)0)->url + 1]; /* with the trailing '/' */
+    int quota;
+    double (*rng)(void);
+    time_t (*now)(void);
+    struct ddb_call *calls; /* in flight */
+    bool closing;
+};
+
+struct ddb_call {
+    struct aws *a;
+    struct ddb_call *next, *prev;
+    enum aws_service svc;
+    char target[96];
+    char *body;
+    size_t body_len;
+    ddb_done_cb *cb;
+    void *arg;
+    int max_attempts;
+    long timeout_ms;
+    size_t max_response;
+
+    int attempts;       /* made so far, the credentials retry included */
+    int counted;        /* attempts that count against max_attempts */
+    bool auth_retried;
+    int last_cost;      /* tokens the last retry took from the quota */
+    long waited_ms;
+    uv_timer_t timer;   /* backoff; also starts the first attempt from the loop */
+    struct http_req *req;
+    int refs;           /* the timer handle, plus a creds_get in progress */
+    bool creds_pending, done, cancelled;
+};
+
+/* --- classification (pure) --------------------------------------------- */
+
+static const char *const throttling_codes[] = {
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+    "EC2ThrottledException",
+};
+
+static const char *const transient_codes[] = {
+    "RequestTimeout", "RequestTimeoutException", "InternalServerError", "InternalFailure",
+    "ServiceUnavailable", "ReplicatedWriteConflictException",
+};
+
+static const char *const auth_codes[] = {
+    "ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException", "InvalidClientTokenId",
+};
+
+static bool in_list(const char *code, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(code, list[i]) == 0)
+            return true;
+    return false;
+}
+
+#define IN(code, list) in_list((code), (list), sizeof(list) / sizeof((list)[0]))
+
+static void copy_str(char *dst, size_t cap, const char *src, size_t n)
+{
+    if (!dst || cap == 0)
+        return;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* "com.amazonaws.dynamodb.v20120810#LimitExceededException" -> "LimitExceededException";
+ * botocore first drops a ':' suffix, then keeps what follows the last '#'. */
+static void error_code(const char *raw, char *out, size_t cap)
+{
+    const char *colon = strchr(raw, ':');
+    size_t n = colon ? (size_t)(colon - raw) : strlen(raw);
+    const char *start = raw;
+
+    for (size_t i = 0; i < n; i++)
+        if (raw[i] == '#')
+            start = raw + i + 1;
+    copy_str(out, cap, start, n - (size_t)(start - raw));
+}
+
+static bool contains_nocase(const char *hay, const char *needle)
+{
+    return hay && strcasestr(hay, needle) != NULL;
+}
+
+static enum ddb_class classify(long status, int err, const char *body, size_t len, char *type,
+                               size_t tlen, char *msg, size_t mlen, json_t **json_out)
+{
+    char code[128] = "";
+    const char *message = "";
+    json_t *root = NULL;
+    enum ddb_class cls;
+
+    if (err) {
+        cls = err == -ECANCELED || err == -E2BIG ? DDB_FATAL : DDB_RETRY;
+        goto out;
+    }
+    if (body && len)
+        root = json_loadb(body, len, 0, NULL);
+    if (status >= 200 && status < 300) {
+        cls = json_is_object(root) ? DDB_OK : DDB_RETRY;
+        goto out;
+    }
+    if (json_is_object(root)) {
+        const char *raw = json_string_value(json_object_get(root, "__type"));
+
+        if (!raw)
+            raw = json_string_value(json_object_get(root, "code"));
+        if (raw)
+            error_code(raw, code, sizeof code);
+        message = json_string_value(json_object_get(root, "message"));
+        if (!message)
+            message = json_string_value(json_object_get(root, "Message"));
+        if (!message)
+            message = "";
+    }
+    if (strcmp(code, "ExpiredIteratorException") == 0)
+        cls = DDB_EXPIRED_ITER;
+    else if (strcmp(code, "TrimmedDataAccessException") == 0)
+        cls = DDB_TRIMMED;
+    else if (strcmp(code, "ResourceNotFoundException") == 0)
+        cls = DDB_NOT_FOUND;
+    else if (IN(code, auth_codes) ||
+             (strcmp(code, "InvalidSignatureException") == 0 &&
+              contains_nocase(message, "expired")))
+        cls = DDB_AUTH;
+    else if (IN(code, throttling_codes))
+        cls = DDB_THROTTLED;
+    else if (IN(code, transient_codes) || status >= 500)
+        cls = DDB_RETRY;
+    else if (status == 429) /* a 429 without a known code: a proxy or gateway throttling */
+        cls = DDB_THROTTLED;
+    else
+        cls = DDB_FATAL;
+out:
+    copy_str(type, tlen, code, strlen(code));
+    copy_str(msg, mlen, message, strlen(message));
+    if (json_out && cls == DDB_OK)
+        *json_out = root;
+    else
+        json_decref(root);
+    return cls;
+}
+
+enum ddb_class ddb_classify(long status, int err, const char *body, size_t len, char *type,
+                            size_t tlen)
+{
+    return classify(status, err, body, len, type, tlen, NULL, 0, NULL);
+}
+
+const char *ddb_class_name(enum ddb_class c)
+{
+    static const char *const names[] = {
+        [DDB_OK] = "ok",           [DDB_RETRY] = "retry",         [DDB_THROTTLED] = "throttled",
+        [DDB_EXPIRED_ITER] = "expired-iterator", [DDB_TRIMMED] = "trimmed",
+        [DDB_NOT_FOUND] = "not-found", [DDB_AUTH] = "auth",       [DDB_FATAL] = "fatal",
+    };
+
+    return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "?";
+}
+
+/* --- the context --------------------------------------------------------- */
+
+/* xorshift64*: jitter only needs to decorrelate clients, not to be secret. */
+static double default_rng(void)
+{
+    static uint64_t s;
+
+    if (!s)
+        s = (uv_hrtime() ^ ((uint64_t)getpid() << 32)) | 1;
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return (double)((s * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0; /* 2^53 */
+}
+
+struct aws *aws_new(uv_loop_t *loop, struct http *h, struct creds *c, const struct aws_opts *o)
+{
+    struct aws *a;
+
+    if (!loop || !h || !c || !o)
+        return NULL;
+    if (!o->region || !*o->region) {
+        log_error("aws: no region configured ([aws] region, AWS_REGION or AWS_DEFAULT_REGION)");
+        return NULL;
+    }
+    if (!(a = calloc(1, sizeof *a)))
+        return NULL;
+    a->loop = loop;
+    a->http = h;
+    a->creds = c;
+    a->quota = QUOTA_MAX;
+    a->rng = default_rng;
+    if (!(a->region = strdup(o->region)))
+        goto fail;
+    for (int svc = AWS_DYNAMODB; svc <= AWS_STREAMS; svc++) {
+        struct endpoint_in in = {
+            .svc = (enum aws_service)svc,
+            .region = o->region,
+            .override = svc == AWS_STREAMS ? o->endpoint_streams : o->endpoint_dynamodb,
+            .use_fips = o->use_fips,
+            .use_dualstack = o->use_dualstack,
+            .getenv = getenv,
+        };
+        struct endpoint_out out;
+
+        if (endpoint_resolve(&in, &out) < 0) {
+            log_error("aws: %s endpoint: %s", svc == AWS_STREAMS ? "DynamoDB Streams" : "DynamoDB",
+                      out.error);
+            goto fail;
+        }
+        snprintf(a->endpoint[svc], sizeof a->endpoint[svc], "%s/", out.url);
+        log_debug("aws: %s endpoint %s (%s)", svc == AWS_STREAMS ? "DynamoDB Streams" : "DynamoDB",
+                  out.url, out.source);
+    }
+    return a;
+fail:
+    free(a->region);
+    free(a);
+    return NULL;
+}
+
+void aws_free(struct aws *a)
+{
+    if (!a)
+        return;
+    a->closing = true;
+    while (a->calls)
+        ddb_cancel(a->calls); /* unlinks it */
+    free(a->region);
+    free(a);
+}
+
+const char *aws_region(const struct aws *a)
+{
+    return a->region;
+}
+
+const char *aws_endpoint(const struct aws *a, enum aws_service svc)
+{
+    return svc == AWS_STREAMS || svc == AWS_DYNAMODB ? a->endpoint[svc] : NULL;
+}
+
+void aws_set_rng(struct aws *a, double (*rng)(void))
+{
+    a->rng = rng ? rng : default_rng;
+}
+
+void aws_set_clock(struct aws *a, time_t (*now)(void))
+{
+    a->now = now;
+}
+
+void aws_set_retry_quota(struct aws *a, int tokens)
+{
+    a->quota = tokens < 0 ? 0 : tokens > QUOTA_MAX ? QUOTA_MAX : tokens;
+}
+
+int aws_retry_quota(const struct aws *a)
+{
+    return a->quota;
+}
+
+/* --- one call ------------------------------------------------------------ */
+
+static void unref(struct ddb_call *c)
+{
+    if (--c->refs > 0)
+        return;
+    free(c->body);
+    free(c);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    unref(h->data);
+}
+
+static void unlink_call(struct ddb_call *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->a && c->a->calls == c)
+        c->a->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+}
+
+/* Runs the callback once and lets go of the call; touches no aws afterwards
+ * (the callback may free it). */
+static void finish(struct ddb_call *c, struct ddb_reply *rep)
+{
+    unlink_call(c);
+    c->a = NULL;
+    c->done = true;
+    rep->attempts = c->attempts;
+    rep->waited_ms = c->waited_ms;
+    if (!rep->type)
+        rep->type = "";
+    if (!rep->message)
+        rep->message = "";
+    uv_timer_stop(&c->timer);
+    c->cb(rep, c->arg);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+static void finish_err(struct ddb_call *c, enum ddb_class cls, int err, const char *message)
+{
+    struct ddb_reply rep = { .cls = cls, .err = err, .type = "", .message = message };
+
+    finish(c, &rep);
+}
+
+static void start_attempt(struct ddb_call *c);
+
+static void on_timer(uv_timer_t *t)
+{
+    start_attempt(t->data);
+}
+
+static long backoff_ms(struct ddb_call *c, enum ddb_class cls, const char *retry_after)
+{
+    double base = cls == DDB_THROTTLED ? BASE_THROTTLE_MS : BASE_TRANSIENT_MS;
+    double cap = base, t;
+    int n = c->counted; /* this is retry number n */
+
+    for (int i = 1; i < n && cap < MAX_BACKOFF_MS; i++)
+        cap *= 2;
+    if (cap > MAX_BACKOFF_MS)
+        cap = MAX_BACKOFF_MS;
+    t = c->a->rng() * cap;
+    if (retry_after && *retry_after) {
+        char *end;
+        double ra = strtod(retry_after, &end);
+
+        /* x-amz-retry-after is in ms: wait at least our backoff, at most 5 s more. */
+        if (end != retry_after && *end == '\0' && ra >= 0) {
+            if (ra > t + RETRY_AFTER_SLACK_MS)
+                ra = t + RETRY_AFTER_SLACK_MS;
+            if (ra > t)
+                t = ra;
+        }
+    }
+    return (long)(t + 0.5);
+}
+
+/* After an attempt: deliver, or schedule the next attempt. */
+static void after_attempt(struct ddb_call *c, struct ddb_reply *rep, const char *retry_after)
+{
+    struct aws *a = c->a;
+    int cost;
+    long delay;
+
+    switch (rep->cls) {
+    case DDB_OK:
+        a->quota += c->last_cost ? c->last_cost : COST_NO_RETRY;
+        if (a->quota > QUOTA_MAX)
+            a->quota = QUOTA_MAX;
+        finish(c, rep);
+        return;
+    case DDB_AUTH:
+        if (c->auth_retried)
+            break;
+        /* Renew the key and retry at once; this attempt does not count. */
+        log_info("%s: credentials rejected (%s), renewing them and retrying once", c->target,
+                 rep->type);
+        c->auth_retried = true;
+        c->counted--;
+        creds_invalidate(a->creds);
+        uv_timer_start(&c->timer, on_timer, 0, 0);
+        return;
+    case DDB_RETRY:
+    case DDB_THROTTLED:
+        if (c->counted >= c->max_attempts)
+            break;
+        cost = rep->cls == DDB_THROTTLED ? COST_THROTTLE : COST_OTHER;
+        if (a->quota < cost) {
+            log_warn("%s: retry quota exhausted (%d left), not retrying %s", c->target, a->quota,
+                     rep->type[0] ? rep->type : ddb_class_name(rep->cls));
+            break;
+        }
+        a->quota -= cost;
+        c->last_cost = cost;
+        delay = backoff_ms(c, rep->cls, retry_after);
+        c->waited_ms += delay;
+        log_debug("%s: %s %s (HTTP %ld, err %d), attempt %d of %d, retrying in %ld ms", c->target,
+                  ddb_class_name(rep->cls), rep->type, rep->status, rep->err, c->counted,
+                  c->max_attempts, delay);
+        uv_timer_start(&c->timer, on_timer, (uint64_t)delay, 0);
+        return;
+    default:
+        break;
+    }
+    finish(c, rep);
+}
+
+/* DynamoDB sends the CRC32 of the body; botocore retries a mismatch. */
+static bool crc_ok(struct http_req *req, const struct buf *body)
+{
+    const char *want = http_req_header_get(req, "x-amz-crc32");
+    char *end;
+    unsigned long v;
+
+    if (!want || !*want)
+        return true;
+    errno = 0;
+    v = strtoul(want, &end, 10);
+    if (errno || *end)
+        return true; /* unreadable: nothing to compare against */
+    return v == crc32_z(0L, (const Bytef *)(body->ptr ? body->ptr : ""), body->len);
+}
+
+static void on_http(struct http_req *req, int err, void *arg)
+{
+    struct ddb_call *c = arg;
+    const struct buf *body = http_req_body(req);
+    char type[128], msg[512];
+    struct ddb_reply rep = { .err = err, .type = type, .message = msg };
+
+    c->req = NULL;
+    if (c->cancelled)
+        return; /* ddb_cancel delivers */
+    rep.status = err ? 0 : http_req_status(req);
+    rep.cls = classify(rep.status, err, body ? body->ptr : NULL, body ? body->len : 0, type,
+                       sizeof type, msg, sizeof msg, &rep.json);
+    if (rep.cls == DDB_OK && !crc_ok(req, body)) {
+        json_decref(rep.json);
+        rep.json = NULL;
+        rep.cls = DDB_RETRY;
+        snprintf(msg, sizeof msg, "response CRC32 does not match x-amz-crc32");
+    }
+    if (err && !msg[0])
+        snprintf(msg, sizeof msg, "%s", http_req_error(req));
+    after_attempt(c, &rep, http_req_header_get(req, "x-amz-retry-after"));
+    json_decref(rep.json);
+}
+
+static void send_signed(struct ddb_call *c, const struct sigv4_key *key)
+{
+    struct aws *a = c->a;
+    struct http_req *req = http_req_new("POST", a->endpoint[c->svc]);
+    time_t now = a->now ? a->now() : time(NULL);
+    int rc = req ? 0 : -ENOMEM;
+
+    if (rc == 0)
+        rc = http_req_header(req, "Content-Type", "application/x-amz-json-1.0");
+    if (rc == 0)
+        rc = http_req_header(req, "X-Amz-Target", c->target);
+    if (rc == 0) {
+        http_req_body_ref(req, c->body, c->body_len);
+        http_req_timeout(req, c->timeout_ms);
+        http_req_max_response(req, c->max_response);
+        rc = http_req_sign(req, key, a->region, "dynamodb", now, false);
+    }
+    if (rc < 0) {
+        http_req_free(req);
+        finish_err(c, DDB_FATAL, rc, "could not build the request");
+        return;
+    }
+    c->req = req;
+    rc = http_send(a->http, req, on_http, c);
+    if (rc < 0) {
+        struct ddb_reply rep = { .cls = ddb_classify(0, rc, NULL, 0, NULL, 0), .err = rc,
+                                 .type = "", .message = "could not start the request" };
+
+        c->req = NULL;
+        after_attempt(c, &rep, NULL);
+    }
+}
+
+static void on_creds(const struct sigv4_key *key, int err, void *arg)
+{
+    struct ddb_call *c = arg;
+
+    c->creds_pending = false;
+    if (c->cancelled) {
+        unref(c);
+        return;
+    }
+    unref(c); /* the timer's reference keeps it */
+    if (err < 0 || !key) {
+        finish_err(c, DDB_AUTH, err < 0 ? err : -ENOKEY, creds_error(c->a->creds));
+        return;
+    }
+    send_signed(c, key);
+}
+
+static void start_attempt(struct ddb_call *c)
+{
+    int rc;
+
+    c->attempts++;
+    c->counted++;
+    c->creds_pending = true;
+    c->refs++;
+    rc = creds_get(c->a->creds, on_creds, c);
+    if (rc < 0) {
+        c->creds_pending = false;
+        c->refs--;
+        finish_err(c, DDB_AUTH, rc, creds_error(c->a->creds));
+    }
+}
+
+struct ddb_call *ddb_call(struct aws *a, enum aws_service svc, const char *op, json_t *body,
+                          ddb_done_cb *cb, void *arg, const struct ddb_call_opts *opts)
+{
+    struct ddb_call *c = NULL;
+    int n;
+
+    if (!a || a->closing || !op || !*op || !cb || (svc != AWS_DYNAMODB && svc != AWS_STREAMS))
+        goto fail;
+    if (!(c = calloc(1, sizeof *c)))
+        goto fail;
+    n = snprintf(c->target, sizeof c->target, "%s.%s",
+                 svc == AWS_STREAMS ? "DynamoDBStreams_20120810" : "DynamoDB_20120810", op);
+    if (n < 0 || (size_t)n >= sizeof c->target)
+        goto fail;
+    c->body = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
+    if (!c->body)
+        goto fail;
+    json_decref(body);
+    body = NULL;
+    c->body_len = strlen(c->body);
+    c->a = a;
+    c->svc = svc;
+    c->cb = cb;
+    c->arg = arg;
+    c->max_attempts = opts && opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
+    c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+    c->max_response = opts && opts->max_response ? opts->max_response : DEFAULT_MAX_RESPONSE;
+    if (uv_timer_init(a->loop, &c->timer) < 0)
+        goto fail;
+    c->timer.data = c;
+    c->refs = 1;
+    c->next = a->calls;
+    if (a->calls)
+        a->calls->prev = c;
+    a->calls = c;
+    /* The first attempt starts from the loop, so the callback never runs
+     * inside ddb_call. */
+    uv_timer_start(&c->timer, on_timer, 0, 0);
+    return c;
+fail:
+    json_decref(body);
+    if (c)
+        free(c->body);
+    free(c);
+    return NULL;
+}
+
+void ddb_cancel(struct ddb_call *c)
+{
+    if (!c || c->done)
+        return;
+    c->cancelled = true;
+    if (c->req) {
+        struct http_req *req = c->req;
+
+        c->req = NULL;
+        http_cancel(req); /* on_http sees cancelled and returns */
+    }
+    finish_err(c, DDB_FATAL, -ECANCELED, "cancelled");
+}
