@@ -745,7 +745,8 @@ static void on_bulk_done(struct http_req *req, int err, void *arg)
         break;
     case BR_REQ_RETRY:
     default:
-        log_warn("bulk request of %zu actions: HTTP %ld %s; retrying", b->n, status, r.error);
+        log_warn("bulk request of %zu actions: HTTP %ld%s%s; retrying", b->n, status,
+                 r.error[0] ? " " : "", r.error);
         retry_whole(s, b);
         break;
     }
