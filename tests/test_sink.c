@@ -126,7 +126,7 @@ static void engine(const struct fake_req *req, struct fake_reply *out, void *arg
     char enc[64];
     size_t len = req->body_len, nact = 0;
     char *body;
-    json_t *items = json_array();
+    json_t *items;
     char *text;
 
     (void)arg;
@@ -141,16 +141,19 @@ static void engine(const struct fake_req *req, struct fake_reply *out, void *arg
         body = malloc(len + 1);
         memcpy(body, req->body, len + 1);
     }
+    items = json_array();
     pthread_mutex_lock(&eng.mu);
     for (char *line = body; line && *line;) {
         char *nl = strchr(line, '\n');
         json_t *act = json_loadb(line, nl ? (size_t)(nl - line) : strlen(line), 0, NULL);
-        const char *op = json_object_iter_key(json_object_iter(act));
+        const char *key = json_object_iter_key(json_object_iter(act));
         json_t *meta = json_object_iter_value(json_object_iter(act));
         const char *id = json_string_value(json_object_get(meta, "_id"));
+        char op[16];
         int st;
 
-        cr_assert_not_null(op, "action line unparsable: %.80s", line);
+        cr_assert_not_null(key, "action line unparsable: %.80s", line);
+        snprintf(op, sizeof(op), "%s", key);
         st = status_for(id ? id : "");
         if (st == 0)
             st = strcmp(op, "delete") == 0 ? 200 : 201;
@@ -375,6 +378,11 @@ static int finish_close(void)
     while (!sclosed && uv_run(&loop, UV_RUN_ONCE))
         ;
     cr_assert_eq(sclosed, 1, "sink_close's closed ran %d times", sclosed);
+    /* Every document was reported: nothing is left counted. */
+    cr_assert_eq(sink_stats(snk)->queued_docs, 0);
+    cr_assert_eq(sink_stats(snk)->queued_bytes, 0);
+    cr_assert_eq(sink_stats(snk)->inflight_bytes, 0);
+    cr_assert_eq(sink_stats(snk)->inflight_requests, 0);
     sink_free(snk);
     snk = NULL;
     creds_free(creds);
@@ -1079,4 +1087,52 @@ Test(sink, close_flushes_and_waits_for_requests)
     cr_assert_eq(close_all(3000), 0);
     cr_assert_eq(got.outcome[0], SINK_INDEXED);
     cr_assert_eq(got.outcome[1], SINK_INDEXED);
+}
+
+Test(sink, dead_letter_waits_until_the_file_can_be_written)
+{
+    struct sink_opts o = opts();
+    char dir[300], path[320], line[2048];
+    FILE *f;
+
+    snprintf(dir, sizeof(dir), "%s.d", dlq_path);
+    snprintf(path, sizeof(path), "%s/dlq.ndjson", dir);
+    rmdir(dir);
+    o.dlq_path = path; /* its directory does not exist yet */
+    engine_rule("bad", 400, 400);
+    start(&o);
+    submit(DOC_DELETE, "bad", 8, NULL, 0);
+    index_doc("good", 1);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 1, 3000));
+    cr_assert_eq(got.outcome[1], SINK_INDEXED);
+    run_until(never, 0, 300);
+    cr_assert_eq(got.outcome[0], -1, "not reported before it is on disk");
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    cr_assert(run_until(done_at_least, 2, 5000));
+    cr_assert_eq(got.outcome[0], SINK_DLQ);
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    cr_assert_not_null(strstr(line, "\"action\":\"delete\""));
+    cr_assert_not_null(strstr(line, "\"document\":null}"));
+    unlink(path);
+    rmdir(dir);
+    cr_assert_eq(close_all(1000), 0);
+}
+
+Test(sink, close_cancels_a_dead_letter_that_cannot_be_written)
+{
+    struct sink_opts o = opts();
+
+    o.dlq_path = "/nonexistent-dir/dlq.ndjson";
+    engine_rule("bad", 400, 400);
+    start(&o);
+    index_doc("bad", 0);
+    sink_flush(snk);
+    run_until(never, 0, 200);
+    cr_assert_eq(got.n, 0);
+    cr_assert_eq(close_all(100), 0);
+    cr_assert_eq(got.outcome[0], SINK_CANCELED, "not finished: must not be checkpointed");
 }
