@@ -27,7 +27,7 @@ TEST_BIN  := $(BUILD)/tests/ddb2es-tests
 TOOL_SRC  := $(wildcard tests/tools/*.c)
 TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all setup tests check test test-asan asan clean install demo fuzz bench lint
+.PHONY: all setup tools tests check test test-asan asan clean install demo fuzz bench lint
 .DEFAULT_GOAL := all
 
 all: ddb2es
@@ -56,6 +56,8 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libddb2es.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
+tools: $(TOOL_BIN)
+
 tests: $(BUILD)/ddb2es $(TEST_BIN) $(TOOL_BIN)
 
 setup:
@@ -76,7 +78,7 @@ check: setup
 	@$(MAKE) --no-print-directory all test
 	@$(MAKE) --no-print-directory test-asan
 
-demo: setup all $(TOOL_BIN)
+demo:
 	@BUILD=$(BUILD) scripts/demo.sh
 
 clean:

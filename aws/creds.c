@@ -144,9 +144,10 @@ static int resolve(struct creds *c)
         key_drop(&c->key);
         c->key = k;
         c->have_key = true;
+        if (c->source != chain[i].name) /* once, not at every renewal */
+            log_info("credentials: using the %s provider", chain[i].name);
         c->source = chain[i].name;
         c->error[0] = '\0';
-        log_info("credentials: using the %s provider", c->source);
         return 0;
     }
     off = (size_t)snprintf(c->error, sizeof c->error, "no AWS credentials found (tried: ");

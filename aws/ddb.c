@@ -415,8 +415,9 @@ static void after_attempt(struct ddb_call *c, struct ddb_reply *rep, const char 
             break;
         cost = rep->cls == DDB_THROTTLED ? COST_THROTTLE : COST_OTHER;
         if (a->quota < cost) {
-            log_warn("%s: retry quota exhausted (%d left), not retrying %s", c->target, a->quota,
-                     rep->type[0] ? rep->type : ddb_class_name(rep->cls));
+            log_warn("%s: retry quota exhausted (%d left), not retrying %s (HTTP %ld, err %d)",
+                     c->target, a->quota, rep->type[0] ? rep->type : ddb_class_name(rep->cls),
+                     rep->status, rep->err);
             break;
         }
         a->quota -= cost;

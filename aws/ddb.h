@@ -67,7 +67,8 @@ void aws_set_retry_quota(struct aws *a, int tokens);
 int aws_retry_quota(const struct aws *a);
 
 struct ddb_call_opts {
-    int max_attempts;    /* 0 = service default (4 for DynamoDB and Streams); 1 = no retry */
+    int max_attempts;    /* 0 = service default (4 for DynamoDB and Streams); 1 = no retry;
+                          * the one retry after DDB_AUTH with renewed credentials is extra */
     long timeout_ms;     /* per attempt; 0 = 30000 */
     size_t max_response; /* 0 = 64 MiB (DynamoDB Local sends multi-MB GetRecords pages) */
 };
@@ -77,14 +78,17 @@ struct ddb_call_opts {
  * Returns the call (for ddb_cancel) or NULL (cb not run). */
 struct ddb_call *ddb_call(struct aws *a, enum aws_service svc, const char *op, json_t *body,
                           ddb_done_cb *cb, void *arg, const struct ddb_call_opts *opts);
-/* Cancels a call in flight: the callback runs with err -ECANCELED before return. */
+/* Cancels a call in flight: the callback runs with err -ECANCELED before return.
+ * The call handle is invalid once its callback has run. */
 void ddb_cancel(struct ddb_call *c);
 
 /* Pure: classify an answer (transport error err, HTTP status, body).  The
  * error code (the __type text after the last '#', without any ':' suffix) is
  * copied to type[tlen] when type is not NULL ("" when there is none).  A
  * LimitExceededException is DDB_THROTTLED: the type alone cannot tell a rate
- * limit from Streams' "Limit above 1000", and the daemon never sends the latter. */
+ * limit from Streams' "Limit above 1000", and the daemon never sends the latter.
+ * A 429 without a known code (a proxy) is DDB_THROTTLED too; a 2xx whose body
+ * is not a JSON object is DDB_RETRY. */
 enum ddb_class ddb_classify(long status, int err, const char *body, size_t len, char *type,
                             size_t tlen);
 const char *ddb_class_name(enum ddb_class c);

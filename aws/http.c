@@ -227,7 +227,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     if (what == CURL_POLL_REMOVE) {
         if (s) {
             sock_close(s);
-            curl_multi_assign(h->multi, fd, NULL);
+            if (!h->closing) /* inside curl_multi_cleanup, leave its table alone */
+                curl_multi_assign(h->multi, fd, NULL);
         }
         return 0;
     }
@@ -268,7 +269,7 @@ static int on_close_socket(void *clientp, curl_socket_t fd)
     for (struct sock *s = h->socks; s; s = s->next)
         if (s->fd == fd) {
             sock_close(s);
-            if (h->multi)
+            if (!h->closing)
                 curl_multi_assign(h->multi, fd, NULL);
             break;
         }
@@ -311,6 +312,8 @@ struct http *http_new(uv_loop_t *loop, const struct http_opts *opts)
         return NULL;
     }
     h->nopen = 1; /* the timer */
+    if (!h->tls_verify)
+        log_warn("http: TLS certificate verification is disabled");
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);

@@ -15,6 +15,7 @@
 #ifndef DDB2ES_SINK_H
 #define DDB2ES_SINK_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -82,6 +83,13 @@ struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const st
 /* Takes the document's content (d->source is moved out; d is left empty).
  * Returns 0, or -ESHUTDOWN once closing (done is not called). */
 int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket);
+/* A record or item that could not be made into a document: writes it to the
+ * dead-letter file with type and reason (d gives whatever is known: table,
+ * shard, seq, index, id, version; raw is the input as received, borrowed),
+ * then reports done(owner, ticket, SINK_DLQ) once the entry is durable.
+ * Returns 0, or -ESHUTDOWN once closing (done is not called). */
+int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const char *type,
+                     const char *reason, void *owner, uint64_t ticket);
 bool sink_full(const struct sink *s);
 /* Sends what is queued now instead of waiting for flush_interval. */
 void sink_flush(struct sink *s);

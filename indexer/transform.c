@@ -318,45 +318,55 @@ static int member_cmp(const void *a, const void *b)
     return r ? r : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
+static int emit_member(struct ctx *c, const char *key, size_t klen, json_t *val, bool first,
+                       struct buf *out)
+{
+    int rc = first ? 0 : buf_putc(out, ',');
+
+    if (rc == 0)
+        rc = bulk_json_string(out, key, klen);
+    if (rc == 0)
+        rc = buf_putc(out, ':');
+    if (rc < 0)
+        return rc;
+    c->path[c->depth] = (struct seg){ .key = key, .klen = klen };
+    c->depth++;
+    rc = emit_value(c, val, out);
+    if (rc == 0)
+        c->depth--;
+    return rc;
+}
+
+/* Members in the order received; sorted by name in canonical mode. */
 static int emit_map(struct ctx *c, json_t *v, struct buf *out)
 {
-    struct member *m;
-    size_t n = json_object_size(v), i = 0;
+    struct member *m = NULL;
+    size_t n = json_object_size(v), i = 0, klen;
     const char *k;
     json_t *mv;
-    int rc = 0;
+    int rc;
 
     if (!json_is_object(v)) {
         fail(c, "M value is not an object");
         return -EINVAL;
     }
-    m = calloc(n ? n : 1, sizeof(*m));
-    if (!m) {
-        fail(c, "out of memory");
-        return -ENOMEM;
-    }
-    json_object_foreach(v, k, mv) {
-        m[i].key = k;
-        m[i].klen = json_object_iter_key_len(json_object_key_to_iter(k));
-        m[i++].val = mv;
-    }
-    if (c->canon)
-        qsort(m, n, sizeof(*m), member_cmp);
     rc = buf_putc(out, '{');
-    for (i = 0; rc == 0 && i < n; i++) {
-        if (i)
-            rc = buf_putc(out, ',');
-        if (rc == 0)
-            rc = bulk_json_string(out, m[i].key, m[i].klen);
-        if (rc == 0)
-            rc = buf_putc(out, ':');
-        if (rc < 0)
-            break;
-        c->path[c->depth] = (struct seg){ .key = m[i].key, .klen = m[i].klen };
-        c->depth++;
-        rc = emit_value(c, m[i].val, out);
-        if (rc == 0)
-            c->depth--;
+    if (!c->canon) {
+        json_object_keylen_foreach(v, k, klen, mv) {
+            if (rc == 0)
+                rc = emit_member(c, k, klen, mv, i++ == 0, out);
+        }
+    } else if (rc == 0 && n) {
+        m = calloc(n, sizeof(*m));
+        rc = m ? 0 : -ENOMEM;
+        json_object_keylen_foreach(v, k, klen, mv) {
+            if (m)
+                m[i++] = (struct member){ .key = k, .klen = klen, .val = mv };
+        }
+        if (m)
+            qsort(m, n, sizeof(*m), member_cmp);
+        for (i = 0; rc == 0 && i < n; i++)
+            rc = emit_member(c, m[i].key, m[i].klen, m[i].val, i == 0, out);
     }
     if (rc == 0)
         rc = buf_putc(out, '}');

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -599,4 +600,297 @@ Test(http, no_proxy_bypasses_environment_proxy)
     result_free(&direct);
     result_free(&proxied);
     cr_assert_eq(close_loop(), 0);
+}
+
+/* Recomputes the signature of a received request from the headers its
+ * Authorization names, as a server would; returns the recomputed value. */
+static char *resign_received(const struct fake_req *seen, const struct sigv4_key *key,
+                             const char *region, const char *service)
+{
+    struct sigv4_authz az;
+    struct sigv4_header hs[32];
+    struct sigv4_output out;
+    size_t n = 0;
+    char path[512], *query, names[1024], *save = NULL;
+    char *res;
+
+    cr_assert_eq(sigv4_parse_authorization(fake_req_header(fk, seen, "Authorization"), &az), 0);
+    snprintf(names, sizeof(names), "%s", az.signed_headers);
+    for (char *name = strtok_r(names, ";", &save); name; name = strtok_r(NULL, ";", &save)) {
+        const char *v = fake_req_header(fk, seen, name);
+
+        cr_assert_not_null(v, "signed header %s was not sent", name);
+        cr_assert_lt(n, 32);
+        hs[n++] = (struct sigv4_header){ name, v };
+    }
+    snprintf(path, sizeof(path), "%s", seen->path);
+    query = strchr(path, '?');
+    if (query)
+        *query++ = '\0';
+    struct sigv4_input in = {
+        .method = seen->method, .path = path, .query = query, .headers = hs, .nheaders = n,
+        .body = seen->body, .body_len = seen->body_len, .region = region, .service = service,
+        .normalize_path = true,
+    };
+    cr_assert_eq(sigv4_sign(&in, key, &out), 0);
+    res = strdup(out.authorization);
+    sigv4_output_close(&out);
+    return res;
+}
+
+static int count_lines(const char *headers, const char *prefix)
+{
+    int n = 0;
+    size_t len = strlen(prefix);
+
+    for (const char *p = headers; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        n += strncasecmp(p, prefix, len) == 0;
+    return n;
+}
+
+Test(http, sign_adds_verifiable_sigv4_headers)
+{
+    static const char body[] = "{\"StreamArn\":\"arn:x\"}";
+    const struct sigv4_key old = { "AKIDOLD", "oldsecret", "oldtoken" };
+    const struct sigv4_key key = { "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                                   "session/token+value==" };
+    struct result res = { 0 };
+    struct http_req *r = req_new("POST", "/a/b?z=1&a=2");
+    const struct fake_req *seen;
+    char sha[65], *expect;
+
+    fake_reply(fk, 200, "{}");
+    cr_assert_eq(http_req_header(r, "Content-Type", "application/x-amz-json-1.0"), 0);
+    cr_assert_eq(http_req_header(r, "X-Amz-Target", "DynamoDBStreams_20120810.DescribeStream"), 0);
+    http_req_body_ref(r, body, strlen(body));
+    /* Signed once with other credentials, then re-signed (as on a retry). */
+    cr_assert_eq(http_req_sign(r, &old, "eu-west-1", "dynamodb", 1400000000, true), 0);
+    cr_assert_eq(http_req_sign(r, &key, "us-east-1", "dynamodb", 1440938160, true), 0);
+    roundtrip(r, &res);
+    cr_assert_eq(res.err, 0, "%s", res.error);
+
+    seen = fake_req(fk, 0);
+    cr_assert_str_eq(fake_req_header(fk, seen, "X-Amz-Date"), "20150830T123600Z");
+    cr_assert_str_eq(fake_req_header(fk, seen, "X-Amz-Security-Token"), key.session_token);
+    sigv4_sha256_hex(body, strlen(body), sha);
+    cr_assert_str_eq(fake_req_header(fk, seen, "X-Amz-Content-Sha256"), sha);
+    cr_assert_eq(count_lines(seen->headers, "authorization:"), 1);
+    cr_assert_eq(count_lines(seen->headers, "x-amz-date:"), 1);
+    cr_assert_eq(count_lines(seen->headers, "x-amz-security-token:"), 1);
+    cr_assert_eq(count_lines(seen->headers, "x-amz-content-sha256:"), 1);
+    const char *authz = fake_req_header(fk, seen, "Authorization");
+    cr_assert_not_null(strstr(authz, "Credential=AKIDEXAMPLE/20150830/us-east-1/dynamodb/"));
+    cr_assert_not_null(strstr(authz, "host;"), "%s", authz);
+    cr_assert_not_null(strstr(authz, "x-amz-security-token"), "%s", authz);
+    cr_assert_not_null(strstr(authz, "x-amz-target"), "%s", authz);
+
+    expect = resign_received(seen, &key, "us-east-1", "dynamodb");
+    cr_assert_str_eq(authz, expect, "the server's recomputation differs");
+    free(expect);
+    result_free(&res);
+    cr_assert_eq(close_loop(), 0);
+}
+
+Test(http, sign_keeps_callers_payload_hash)
+{
+    const struct sigv4_key key = { "AKID", "secret", NULL };
+    struct result res = { 0 };
+    struct http_req *r = req_new("GET", "/_cluster/health");
+    const struct fake_req *seen;
+    char *expect;
+
+    fake_reply(fk, 200, "{}");
+    cr_assert_eq(http_req_header(r, "X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD"), 0);
+    cr_assert_eq(http_req_sign(r, &key, "us-east-1", "aoss", 1440938160, false), 0);
+    cr_assert_eq(http_req_sign(r, &key, "us-east-1", "aoss", 1440938170, false), 0);
+    roundtrip(r, &res);
+    seen = fake_req(fk, 0);
+    cr_assert_str_eq(fake_req_header(fk, seen, "X-Amz-Content-Sha256"), "UNSIGNED-PAYLOAD");
+    cr_assert_null(fake_req_header(fk, seen, "X-Amz-Security-Token"), "no token, none sent");
+    cr_assert_str_eq(fake_req_header(fk, seen, "X-Amz-Date"), "20150830T123610Z");
+    expect = resign_received(seen, &key, "us-east-1", "aoss");
+    cr_assert_str_eq(fake_req_header(fk, seen, "Authorization"), expect);
+    free(expect);
+    result_free(&res);
+    cr_assert_eq(close_loop(), 0);
+}
+
+/* --- fakehttp itself, over a plain socket ---------------------------------- */
+
+TestSuite(fakehttp, .timeout = 10);
+
+static int dial(struct fakehttp *f)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                              .sin_port = htons((uint16_t)fake_port(f)) };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    cr_assert(fd >= 0);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Reads until the peer closes or `want` bytes of text arrived. */
+static char *read_some(int fd, size_t want)
+{
+    static char got[8192];
+    size_t len = 0;
+    ssize_t n;
+
+    while (len < want && len < sizeof(got) - 1 && (n = read(fd, got + len, sizeof(got) - 1 - len)) > 0)
+        len += (size_t)n;
+    got[len] = '\0';
+    return got;
+}
+
+/* Reads exactly one reply (headers and Content-Length body). */
+static char *read_reply(int fd)
+{
+    static char got[8192];
+    size_t len = 0, clen = 0;
+    const char *hend = NULL, *cl;
+
+    got[0] = '\0';
+    while (len < sizeof(got) - 1) {
+        if (!hend && (hend = strstr(got, "\r\n\r\n")) != NULL) {
+            cl = strcasestr(got, "Content-Length:");
+            clen = cl && cl < hend ? strtoul(cl + 15, NULL, 10) : 0;
+        }
+        if (hend && len >= (size_t)(hend + 4 - got) + clen)
+            break;
+        ssize_t n = read(fd, got + len, 1); /* byte by byte: never read past the reply */
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        got[len] = '\0';
+    }
+    return got;
+}
+
+Test(fakehttp, chunked_body_and_pipelined_requests)
+{
+    struct fakehttp *f = fake_start();
+    static const char reqs[] =
+        "POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: t\r\n\r\n"
+        "GET /two?q HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    static const char want[] = "HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\na"
+                               "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\nbc";
+    int fd = dial(f);
+
+    fake_reply(f, 201, "a");
+    fake_reply(f, 404, "bc");
+    cr_assert_eq(write(fd, reqs, sizeof(reqs) - 1), (ssize_t)sizeof(reqs) - 1);
+    cr_assert_str_eq(read_some(fd, sizeof(want) + 100), want, "and then closed");
+    close(fd);
+    cr_assert_eq(fake_wait_nreq(f, 2, 1000), 2);
+    cr_assert_str_eq(fake_req(f, 0)->body, "hello world");
+    cr_assert_eq(fake_req(f, 0)->body_len, 11);
+    cr_assert_str_eq(fake_req(f, 1)->path, "/two?q");
+    cr_assert_str_eq(fake_req_header(f, fake_req(f, 1), "connection"), "close");
+    cr_assert_null(fake_req(f, 2));
+    cr_assert_eq(fake_nconn(f), 1);
+    fake_stop(f);
+}
+
+static void count_handler(const struct fake_req *req, struct fake_reply *out, void *arg)
+{
+    int *n = arg;
+    static char body[32];
+
+    snprintf(body, sizeof(body), "%s #%d", req->method, ++*n);
+    out->status = 202;
+    out->headers = "X-Handled: yes\r\n";
+    out->body = body;
+}
+
+Test(fakehttp, script_before_handler_then_default)
+{
+    struct fakehttp *f = fake_start();
+    int n = 0, fd = dial(f);
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    char *got;
+
+    fake_reply(f, 200, "scripted");
+    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+    cr_assert_not_null(strstr(read_reply(fd), "\r\n\r\nscripted"));
+    fake_set_handler(f, count_handler, &n);
+    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+    got = read_reply(fd);
+    cr_assert_not_null(strstr(got, "HTTP/1.1 202 "), "%s", got);
+    cr_assert_not_null(strstr(got, "X-Handled: yes\r\n"), "%s", got);
+    cr_assert_not_null(strstr(got, "\r\n\r\nGET #1"), "%s", got);
+    fake_set_handler(f, NULL, NULL);
+    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+    got = read_reply(fd);
+    cr_assert_not_null(strstr(got, "HTTP/1.1 500 "), "%s", got);
+    cr_assert_not_null(strstr(got, "no scripted reply"), "%s", got);
+    close(fd);
+    cr_assert_eq(fake_wait_nreq(f, 4, 50), 3, "waiting gives up after its time");
+    fake_stop(f);
+}
+
+Test(fakehttp, stop_with_hanging_connection)
+{
+    struct fakehttp *f = fake_start();
+    struct fake_reply hang = { .action = FAKE_HANG };
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = dial(f);
+
+    fake_reply_ex(f, &hang);
+    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)sizeof(req) - 1);
+    cr_assert_eq(fake_wait_nreq(f, 1, 2000), 1);
+    fake_stop(f); /* joins although a client still waits */
+    cr_assert_str_eq(read_some(fd, 1), "", "the connection is closed");
+    close(fd);
+}
+
+Test(http, tls_to_a_plain_server_is_a_protocol_error)
+{
+    char url[64];
+    struct result res = { 0 };
+
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/", fake_port(fk));
+    roundtrip(http_req_new("GET", url), &res);
+    cr_assert_eq(res.err, -EPROTO, "got %d (%s)", res.err, res.error);
+    cr_assert_eq(fake_nreq(fk), 0);
+    result_free(&res);
+    cr_assert_eq(close_loop(), 0);
+}
+
+/* The last reply closes the client from inside its own callback. */
+static int closed_in_cb;
+static void close_from_callback(struct http_req *req, int err, void *arg)
+{
+    on_done(req, err, arg);
+    http_close(client, on_closed, &closed_in_cb);
+}
+
+static void bye_or_hang(const struct fake_req *req, struct fake_reply *out, void *arg)
+{
+    (void)arg;
+    out->status = 200;
+    out->body = "bye";
+    out->delay_ms = 50; /* the other request is surely out by then */
+    if (strcmp(req->path, "/hang") == 0)
+        out->action = FAKE_HANG;
+}
+
+Test(http, close_from_inside_a_callback)
+{
+    struct result first = { 0 }, other = { 0 };
+
+    fake_set_handler(fk, bye_or_hang, NULL);
+    cr_assert_eq(http_send(client, req_new("GET", "/bye"), close_from_callback, &first), 0);
+    cr_assert_eq(http_send(client, req_new("GET", "/hang"), on_done, &other), 0);
+    cr_assert(run_until(called, &first, 5000));
+    cr_assert_eq(first.err, 0);
+    cr_assert_str_eq(first.body, "bye");
+    cr_assert_eq(other.calls, 1);
+    cr_assert_eq(other.err, -ECANCELED);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(closed_in_cb, 1);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    result_free(&first);
+    result_free(&other);
 }

@@ -252,6 +252,8 @@ static long parse_request(struct conn *c, struct fake_req *req, bool *hdr_done)
     size_t hdrs_len, vlen, mlen;
 
     *hdr_done = false;
+    if (c->in_len > 0 && (in[0] < 'A' || in[0] > 'Z'))
+        return -1; /* not HTTP (e.g. a TLS ClientHello): hang up at once */
     if (!hend)
         return c->in_len > (1u << 20) ? -1 : 0;
     *hdr_done = true;
@@ -312,6 +314,7 @@ static const char *reason(int status)
     switch (status) {
     case 200: return "OK";
     case 201: return "Created";
+    case 202: return "Accepted";
     case 204: return "No Content";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";

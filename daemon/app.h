@@ -1,0 +1,37 @@
+/* app — what one ddb2es process shares between its parts: the loop, the
+ * configuration, the AWS and sink clients, the checkpoint store, the readers
+ * and the counters the metrics endpoint shows.  One per process. */
+#ifndef DDB2ES_APP_H
+#define DDB2ES_APP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+struct config;
+struct http;
+struct creds;
+struct aws;
+struct sink;
+struct ckpt;
+struct reader;
+
+struct app {
+    uv_loop_t *loop;
+    const struct config *cfg;
+    struct http *http;
+    struct creds *creds;
+    struct aws *aws;
+    struct sink *sink;
+    struct ckpt *ckpt;
+    struct reader **readers; /* one per configured table */
+    size_t nreaders;
+    bool stopping;
+    bool dry_run;
+    time_t (*now)(void);     /* wall clock; replaceable in tests */
+    /* Process-wide counters (per-table ones live in each reader). */
+    uint64_t checkpoint_writes, checkpoint_failures;
+};
+
+#endif

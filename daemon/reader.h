@@ -1,0 +1,47 @@
+/* reader — follows one table's stream: finds the stream (DescribeTable →
+ * LatestStreamArn, checked again every few minutes and on not-found), lists
+ * its shards (DescribeStream, paginated), keeps the lineage (a child is read
+ * only after its parent finished, DESIGN invariant 3) and runs one shard
+ * state machine (shard.c) per shard being read.  Records become documents
+ * that go to the app's sink; finished documents move each shard's
+ * checkpoint (invariant 1). */
+#ifndef DDB2ES_READER_H
+#define DDB2ES_READER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "indexer/sink.h"
+
+struct app;
+struct config_table;
+struct reader;
+
+struct reader_stats {
+    uint64_t records_read;
+    uint64_t docs_indexed, docs_deleted, docs_stale, docs_gone, docs_dlq, docs_skipped;
+    uint64_t records_lost_events;    /* TrimmedDataAccess / expired shards: data lost */
+    uint64_t getrecords_calls, getrecords_empty, throttled;
+    int64_t newest_created;          /* newest ApproximateCreationDateTime read (s) */
+    unsigned shards_open, shards_closed, shards_done, shards_waiting;
+};
+
+struct reader *reader_new(struct app *app, const struct config_table *t);
+void reader_free(struct reader *r);   /* after reader_stop's callback */
+int reader_start(struct reader *r);
+/* Stops reading: cancels calls in flight and closes timers; done(arg) runs
+ * when nothing of the reader is left on the loop.  Documents already given
+ * to the sink still finish (their acks are applied until reader_free). */
+void reader_stop(struct reader *r, void (*done)(void *arg), void *arg);
+/* The sink drained: readers paused on a full sink read again. */
+void reader_resume(struct reader *r);
+/* Moves every shard's finished prefix into the checkpoint store. */
+void reader_checkpoint(struct reader *r);
+/* The sink's per-document callback (owner is the shard). */
+void reader_doc_done(void *owner, uint64_t ticket, enum sink_outcome o, void *arg);
+/* True once the stream was found and its shards listed. */
+bool reader_listed(const struct reader *r);
+const char *reader_table(const struct reader *r);
+const struct reader_stats *reader_stats(const struct reader *r);
+
+#endif

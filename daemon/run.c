@@ -1,0 +1,425 @@
+#include "daemon/run.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aws/creds.h"
+#include "aws/ddb.h"
+#include "aws/http.h"
+#include "config/config.h"
+#include "aws/util.h"
+#include "daemon/app.h"
+#include "daemon/ckpt.h"
+#include "daemon/log.h"
+#include "daemon/reader.h"
+#include "daemon/version.h"
+#include "indexer/sink.h"
+
+#define PRUNE_EVERY_MS (60 * 60 * 1000)
+
+struct run {
+    struct app app;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t ckpt_timer;
+    uv_timer_t stop_timer;
+    int lock_fd;
+    int exit_code;
+    unsigned readers_running;
+    bool sink_closed;
+    bool finishing;
+    uint64_t last_prune;
+    char *password, *api_key;
+    char region[64];
+};
+
+static time_t wall_now(void)
+{
+    return time(NULL);
+}
+
+static void on_saved(struct ckpt *ck, int status, void *arg)
+{
+    struct run *run = arg;
+
+    if (status == 0) {
+        run->app.checkpoint_writes++;
+        return;
+    }
+    run->app.checkpoint_failures++;
+    log_error("cannot write the checkpoint file %s: %s; the previous one is intact, retrying",
+              ckpt_path(ck), strerror(-status));
+}
+
+static void checkpoint_now(struct run *run)
+{
+    struct app *app = &run->app;
+
+    for (size_t i = 0; i < app->nreaders; i++)
+        reader_checkpoint(app->readers[i]);
+    if (uv_now(app->loop) - run->last_prune >= PRUNE_EVERY_MS) {
+        run->last_prune = uv_now(app->loop);
+        ckpt_prune(app->ckpt, app->now());
+    }
+    if (ckpt_dirty(app->ckpt) && !ckpt_busy(app->ckpt))
+        ckpt_save_async(app->ckpt, app->loop, on_saved, run);
+}
+
+static void on_ckpt_timer(uv_timer_t *t)
+{
+    checkpoint_now(container_of(t, struct run, ckpt_timer));
+}
+
+static void on_sink_resume(void *arg)
+{
+    struct run *run = arg;
+
+    for (size_t i = 0; i < run->app.nreaders; i++)
+        reader_resume(run->app.readers[i]);
+}
+
+/* ---- stopping --------------------------------------------------------- */
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_http_closed(void *arg)
+{
+    struct run *run = arg;
+
+    close_handle((uv_handle_t *)&run->sigterm);
+    close_handle((uv_handle_t *)&run->sigint);
+    close_handle((uv_handle_t *)&run->ckpt_timer);
+    close_handle((uv_handle_t *)&run->stop_timer);
+}
+
+static void wait_for_save(uv_timer_t *t);
+
+/* Everything read has finished or was cancelled: write the checkpoint, then
+ * take the clients down. */
+static void finish(struct run *run)
+{
+    struct app *app = &run->app;
+    int rc;
+
+    if (run->finishing || !run->sink_closed || run->readers_running)
+        return;
+    if (ckpt_busy(app->ckpt)) { /* let the write in flight end first */
+        uv_timer_start(&run->stop_timer, wait_for_save, 10, 0);
+        return;
+    }
+    run->finishing = true;
+    for (size_t i = 0; i < app->nreaders; i++)
+        reader_checkpoint(app->readers[i]);
+    rc = ckpt_save_sync(app->ckpt);
+    if (rc < 0) {
+        log_error("cannot write the checkpoint file %s at stop: %s", ckpt_path(app->ckpt),
+                  strerror(-rc));
+        run->exit_code = 74;
+    } else {
+        app->checkpoint_writes++;
+    }
+    aws_free(app->aws);
+    app->aws = NULL;
+    creds_free(app->creds);
+    app->creds = NULL;
+    http_close(app->http, on_http_closed, run);
+}
+
+static void wait_for_save(uv_timer_t *t)
+{
+    finish(container_of(t, struct run, stop_timer));
+}
+
+static void on_sink_closed(void *arg)
+{
+    struct run *run = arg;
+
+    run->sink_closed = true;
+    finish(run);
+}
+
+static void on_reader_stopped(void *arg)
+{
+    struct run *run = arg;
+
+    run->readers_running--;
+    finish(run);
+}
+
+static void begin_stop(struct run *run, const char *why)
+{
+    struct app *app = &run->app;
+    long deadline = (long)app->cfg->daemon.shutdown_timeout_ms;
+
+    if (app->stopping)
+        return;
+    log_info("%s: stopping (finishing requests in flight, at most %ld ms)", why, deadline);
+    app->stopping = true;
+    uv_timer_stop(&run->ckpt_timer);
+    run->readers_running = (unsigned)app->nreaders;
+    for (size_t i = 0; i < app->nreaders; i++)
+        reader_stop(app->readers[i], on_reader_stopped, run);
+    /* Leave a second for the final checkpoint write. */
+    sink_close(app->sink, deadline > 2000 ? deadline - 1000 : deadline / 2, on_sink_closed, run);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct run *run = h->data;
+
+    begin_stop(run, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* ---- start ------------------------------------------------------------ */
+
+/* The signing region of an Amazon OpenSearch endpoint, from its host name
+ * (search-x-abc.eu-west-1.es.amazonaws.com, x.us-east-1.aoss.amazonaws.com). */
+static bool region_from_host(const char *url, char *out, size_t outlen)
+{
+    const char *host = strstr(url, "://");
+    const char *end, *dot;
+
+    host = host ? host + 3 : url;
+    end = host + strcspn(host, ":/");
+    for (const char *svc = host; (svc = memchr(svc, '.', (size_t)(end - svc))); svc++) {
+        if ((strncmp(svc, ".es.amazonaws.", 14) == 0 || strncmp(svc, ".aoss.amazonaws.", 16) == 0) &&
+            svc > host) {
+            for (dot = svc - 1; dot > host && *dot != '.'; dot--)
+                ;
+            if (*dot == '.' && (size_t)(svc - dot - 1) < outlen) {
+                memcpy(out, dot + 1, (size_t)(svc - dot - 1));
+                out[svc - dot - 1] = '\0';
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static int resolve_region(const struct config *cfg, char *out, size_t outlen)
+{
+    const char *r = cfg->aws.region;
+
+    if (!r || !*r)
+        r = getenv("AWS_REGION");
+    if (!r || !*r)
+        r = getenv("AWS_DEFAULT_REGION");
+    if (!r || !*r)
+        return -ENOENT;
+    snprintf(out, outlen, "%s", r);
+    return 0;
+}
+
+static int read_secrets(struct run *run, const struct config *cfg)
+{
+    char err[512];
+
+    if (cfg->sink.auth == CONFIG_AUTH_BASIC &&
+        config_read_secret(cfg->sink.password_file, &run->password, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ddb2es: [sink] password_file: %s\n", err);
+        return 78;
+    }
+    if (cfg->sink.auth == CONFIG_AUTH_APIKEY &&
+        config_read_secret(cfg->sink.api_key_file, &run->api_key, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ddb2es: [sink] api_key_file: %s\n", err);
+        return 78;
+    }
+    return 0;
+}
+
+static int start(struct run *run, const struct config *cfg)
+{
+    struct app *app = &run->app;
+    char err[1024];
+    int rc;
+    static const enum sink_auth auth_map[] = { [CONFIG_AUTH_SIGV4] = SINK_AUTH_SIGV4,
+                                               [CONFIG_AUTH_BASIC] = SINK_AUTH_BASIC,
+                                               [CONFIG_AUTH_APIKEY] = SINK_AUTH_APIKEY,
+                                               [CONFIG_AUTH_NONE] = SINK_AUTH_NONE };
+
+    rc = ckpt_lock(cfg->daemon.state_dir, &run->lock_fd);
+    if (rc == -EWOULDBLOCK) {
+        fprintf(stderr, "ddb2es: %s is in use by another ddb2es process (lock %s/%s)\n",
+                cfg->daemon.state_dir, cfg->daemon.state_dir, CKPT_LOCK_FILE);
+        return 73;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "ddb2es: cannot create the state directory %s: %s\n",
+                cfg->daemon.state_dir, strerror(-rc));
+        return 73;
+    }
+    app->ckpt = ckpt_new(cfg->daemon.state_dir);
+    if (!app->ckpt)
+        return 70;
+    rc = ckpt_load(app->ckpt, err, sizeof(err));
+    if (rc == -EBADMSG) {
+        fprintf(stderr, "ddb2es: %s (refusing to start from scratch; move the file away to "
+                        "start over)\n",
+                err);
+        return 65;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "ddb2es: %s\n", err);
+        return 74;
+    }
+    if (resolve_region(cfg, run->region, sizeof(run->region)) < 0) {
+        fprintf(stderr, "ddb2es: no AWS region: set [aws] region, AWS_REGION or "
+                        "AWS_DEFAULT_REGION\n");
+        return 78;
+    }
+    if ((rc = read_secrets(run, cfg)) != 0)
+        return rc;
+    if (!cfg->sink.tls_verify)
+        log_warn("[sink] tls_verify = false: the search engine's TLS certificate is NOT checked");
+
+    app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = cfg->sink.tls_verify,
+                                                         .ca_file = cfg->sink.ca_file });
+    app->creds = app->http ? creds_new(app->loop, app->http,
+                                       &(struct creds_opts){ .profile = cfg->aws.profile })
+                           : NULL;
+    app->aws = app->creds ? aws_new(app->loop, app->http, app->creds,
+                                    &(struct aws_opts){ .region = run->region,
+                                                        .endpoint_dynamodb = cfg->aws.endpoint,
+                                                        .endpoint_streams = cfg->aws.endpoint,
+                                                        .use_fips = cfg->aws.use_fips_endpoint,
+                                                        .use_dualstack =
+                                                            cfg->aws.use_dualstack_endpoint })
+                          : NULL;
+    if (!app->aws) {
+        fprintf(stderr, "ddb2es: cannot set up the AWS clients (see the log above)\n");
+        return 70;
+    }
+    {
+        char sink_region[64];
+        struct sink_opts so = {
+            .url = cfg->sink.url,
+            .auth = auth_map[cfg->sink.auth],
+            .username = cfg->sink.username,
+            .password = run->password,
+            .api_key = run->api_key,
+            .sigv4_service = cfg->sink.sigv4_service ? cfg->sink.sigv4_service : "es",
+            .sigv4_region = region_from_host(cfg->sink.url, sink_region, sizeof(sink_region))
+                                ? sink_region
+                                : run->region,
+            .bulk_max_actions = (size_t)cfg->sink.bulk_max_actions,
+            .bulk_max_bytes = cfg->sink.bulk_max_bytes,
+            .flush_interval_ms = (long)cfg->sink.flush_interval_ms,
+            .concurrency = cfg->sink.concurrency,
+            .gzip = cfg->sink.compression == CONFIG_COMP_GZIP,
+            .dlq_path = cfg->sink.dlq_path,
+            .request_timeout_ms = (long)cfg->sink.request_timeout_ms,
+            .max_backoff_ms = (long)cfg->sink.max_retry_backoff_ms,
+            .max_queue_bytes = cfg->daemon.max_queue_bytes,
+            .version_type = "external",
+            .dry_run = app->dry_run,
+        };
+
+        app->sink = sink_new(app->loop, app->http, app->creds, &so, reader_doc_done,
+                             on_sink_resume, run);
+    }
+    if (!app->sink) {
+        fprintf(stderr, "ddb2es: cannot set up the sink for %s\n", cfg->sink.url);
+        return 70;
+    }
+    app->readers = calloc(cfg->ntables, sizeof(*app->readers));
+    if (!app->readers)
+        return 70;
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        app->readers[i] = reader_new(app, &cfg->tables[i]);
+        if (!app->readers[i]) {
+            fprintf(stderr, "ddb2es: [table %s]: cannot set up its reader (see above)\n",
+                    cfg->tables[i].name);
+            return 78;
+        }
+        app->nreaders++;
+    }
+    return 0;
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int run_daemon(const struct config *cfg, bool dry_run)
+{
+    struct run *run = calloc(1, sizeof(*run));
+    uv_loop_t loop;
+    int rc;
+
+    if (!run || uv_loop_init(&loop) != 0) {
+        free(run);
+        return 70;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    log_setup(cfg->daemon.log_level, cfg->daemon.log_format);
+    run->lock_fd = -1;
+    run->app.loop = &loop;
+    run->app.cfg = cfg;
+    run->app.dry_run = dry_run;
+    run->app.now = wall_now;
+    uv_signal_init(&loop, &run->sigterm);
+    uv_signal_init(&loop, &run->sigint);
+    uv_timer_init(&loop, &run->ckpt_timer);
+    uv_timer_init(&loop, &run->stop_timer);
+    run->sigterm.data = run->sigint.data = run;
+
+    rc = start(run, cfg);
+    if (rc == 0) {
+        log_info("ddb2es %s: %zu table(s), sink %s, state in %s", DDB2ES_VERSION, cfg->ntables,
+                 cfg->sink.url, cfg->daemon.state_dir);
+        uv_signal_start(&run->sigterm, on_signal, SIGTERM);
+        uv_signal_start(&run->sigint, on_signal, SIGINT);
+        uv_timer_start(&run->ckpt_timer, on_ckpt_timer, (uint64_t)cfg->daemon.checkpoint_interval_ms,
+                       (uint64_t)cfg->daemon.checkpoint_interval_ms);
+        run->last_prune = uv_now(&loop);
+        for (size_t i = 0; i < run->app.nreaders; i++)
+            reader_start(run->app.readers[i]);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        rc = run->exit_code;
+        if (rc == 0)
+            log_info("stopped cleanly");
+    } else {
+        /* Start-up failed: take down what was set up. */
+        struct app *app = &run->app;
+
+        if (app->sink) {
+            sink_close(app->sink, 0, NULL, NULL);
+            uv_run(&loop, UV_RUN_DEFAULT);
+        }
+        aws_free(app->aws);
+        creds_free(app->creds);
+        if (app->http)
+            http_close(app->http, NULL, NULL);
+        uv_walk(&loop, walk_close, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    for (size_t i = 0; i < run->app.nreaders; i++)
+        reader_free(run->app.readers[i]);
+    free(run->app.readers);
+    sink_free(run->app.sink);
+    ckpt_free(run->app.ckpt);
+    ckpt_unlock(run->lock_fd);
+    if (uv_loop_close(&loop) != 0)
+        log_warn("event loop closed with handles still open");
+    if (run->password) {
+        explicit_bzero(run->password, strlen(run->password));
+        free(run->password);
+    }
+    if (run->api_key) {
+        explicit_bzero(run->api_key, strlen(run->api_key));
+        free(run->api_key);
+    }
+    free(run);
+    log_flush();
+    return rc;
+}

@@ -1,0 +1,763 @@
+#include "daemon/shard.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/ddb.h"
+#include "daemon/ack.h"
+#include "daemon/ckpt.h"
+#include "daemon/reader_int.h"
+#include "daemon/seqnum.h"
+#include "indexer/sink.h"
+#include "indexer/transform.h"
+
+#define IDLE_FIRST_MS 500     /* first wait after an empty read */
+#define IDLE_MAX_MS 2000      /* cap: at most 1,800 GetRecords per idle shard-hour */
+#define ERROR_BASE_MS 100     /* throttling and failures: 100 ms ... 10 s, full jitter */
+#define ERROR_MAX_MS 10000
+#define FATAL_RETRY_MS 30000  /* an error we do not understand: try again, slowly */
+#define GETRECORDS_LIMIT 1000
+#define BATCHGET_MAX 100      /* keys per BatchGetItem */
+#define DOC_MAX (16u << 20)   /* a document; items are at most 400 KB, JSON grows some */
+
+static const char *const state_name[SH_NSTATES] = {
+    [SH_WAIT_PARENT] = "wait-parent", [SH_GET_ITER] = "get-iterator",
+    [SH_GET_RECORDS] = "get-records", [SH_FETCH_ITEMS] = "fetch-items",
+    [SH_PAUSED] = "paused",           [SH_BACKOFF] = "backoff",
+    [SH_DRAIN] = "drain",             [SH_DONE] = "done",
+    [SH_STOPPED] = "stopped",
+};
+
+/* A page of records of a KEYS_ONLY / OLD_IMAGE stream whose documents need
+ * the current items: each entry is a record already registered with the ack
+ * tracker, waiting for its item. */
+struct fetch_entry {
+    int64_t ticket;
+    uint64_t version;
+    int64_t created;
+    char seq[41];
+    json_t *keys; /* owned */
+    bool sent;    /* its key is in the BatchGetItem in flight */
+};
+
+struct fetch {
+    struct fetch_entry *v;
+    size_t n, cap;
+};
+
+static void drive(struct shard *s);
+
+const char *shard_state_name(enum shard_state st)
+{
+    return st < SH_NSTATES ? state_name[st] : "?";
+}
+
+static struct log_ctx ctx_of(const struct shard *s)
+{
+    return (struct log_ctx){ .table = s->reader->t ? s->reader->log.table : NULL, .shard = s->id };
+}
+
+static void set_state(struct shard *s, enum shard_state to)
+{
+    assert(to < SH_NSTATES);
+    if (s->state != to) {
+        struct log_ctx c = ctx_of(s);
+
+        logc_debug(&c, "%s -> %s", state_name[s->state], state_name[to]);
+    }
+    s->state = to;
+}
+
+static char *xstrdup(const char *p)
+{
+    return p ? strdup(p) : NULL;
+}
+
+struct shard *shard_new(struct reader *r, const char *arn, const char *id, const char *parent,
+                        bool closed)
+{
+    struct shard *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->reader = r;
+    s->id = xstrdup(id);
+    s->parent_id = xstrdup(parent);
+    s->arn = xstrdup(arn);
+    s->closed = closed;
+    s->ack = ack_new();
+    if (!s->id || !s->arn || (parent && !s->parent_id) || !s->ack ||
+        uv_timer_init(r->app->loop, &s->timer) != 0) {
+        shard_free(s);
+        return NULL;
+    }
+    s->timer_open = true;
+    s->state = SH_WAIT_PARENT;
+    return s;
+}
+
+static void fetch_free(struct fetch *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->n; i++)
+        json_decref(f->v[i].keys);
+    free(f->v);
+    free(f);
+}
+
+void shard_free(struct shard *s)
+{
+    if (!s)
+        return;
+    free(s->id);
+    free(s->parent_id);
+    free(s->arn);
+    free(s->iterator);
+    ack_free(s->ack);
+    fetch_free(s->fetch);
+    free(s);
+}
+
+static long jitter(long ms)
+{
+    return ms <= 0 ? 0 : (long)((double)rand() / ((double)RAND_MAX + 1.0) * (double)ms);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct shard *s = container_of(t, struct shard, timer);
+
+    if (s->state != SH_BACKOFF)
+        return;
+    set_state(s, s->iterator ? SH_GET_RECORDS : SH_GET_ITER);
+    drive(s);
+}
+
+/* Error backoff: capped exponential with full jitter. */
+static void backoff_error(struct shard *s)
+{
+    long cap = ERROR_BASE_MS;
+
+    for (int i = 0; i < s->failures && cap < ERROR_MAX_MS; i++)
+        cap *= 2;
+    if (cap > ERROR_MAX_MS)
+        cap = ERROR_MAX_MS;
+    s->failures++;
+    s->backoff_ms = ERROR_BASE_MS / 2 + jitter(cap);
+    set_state(s, SH_BACKOFF);
+}
+
+/* Idle backoff: empty reads wait longer and longer, up to IDLE_MAX_MS. */
+static void backoff_idle(struct shard *s)
+{
+    s->backoff_ms = s->backoff_ms < IDLE_FIRST_MS ? IDLE_FIRST_MS : s->backoff_ms * 2;
+    if (s->backoff_ms > IDLE_MAX_MS)
+        s->backoff_ms = IDLE_MAX_MS;
+    set_state(s, SH_BACKOFF);
+}
+
+static void set_iterator(struct shard *s, const char *it)
+{
+    free(s->iterator);
+    s->iterator = xstrdup(it);
+}
+
+/* Where a renewed iterator starts: after the newest record already handed
+ * on, else where the shard was going to start. */
+static void restart_from_last_read(struct shard *s)
+{
+    set_iterator(s, NULL);
+    if (s->last_read[0]) {
+        s->start = START_AFTER_SEQ;
+        memcpy(s->start_seq, s->last_read, sizeof(s->start_seq));
+    }
+}
+
+/* ---- GetShardIterator ------------------------------------------------ */
+
+static void on_get_iterator(const struct ddb_reply *rep, void *arg)
+{
+    struct shard *s = arg;
+    struct log_ctx c = ctx_of(s);
+    const char *it;
+
+    s->call = NULL;
+    if (rep->err == -ECANCELED || s->state == SH_STOPPED)
+        return;
+    switch (rep->cls) {
+    case DDB_OK:
+        s->failures = 0;
+        it = json_string_value(json_object_get(rep->json, "ShardIterator"));
+        if (!it) { /* nothing more to read in a closed shard */
+            s->at_end = true;
+            set_state(s, SH_DRAIN);
+            break;
+        }
+        set_iterator(s, it);
+        set_state(s, SH_GET_RECORDS);
+        break;
+    case DDB_TRIMMED:
+        /* Our position is older than the 24 h retention: those records are gone. */
+        s->reader->stats.records_lost_events++;
+        logc_error(&c,
+                   "records after sequence number %s were trimmed from the stream before they "
+                   "could be read (TrimmedDataAccessException): data lost; resuming at the "
+                   "oldest record still available",
+                   s->start == START_AFTER_SEQ ? s->start_seq : "(start)");
+        s->start = START_TRIM_HORIZON;
+        s->from_horizon_fresh = false;
+        set_state(s, SH_GET_ITER);
+        break;
+    case DDB_NOT_FOUND:
+        logc_error(&c, "shard no longer exists (%s: %s); %s", rep->type, rep->message,
+                   s->closed ? "it expired" : "re-checking the stream");
+        s->at_end = true;
+        set_state(s, SH_DRAIN);
+        reader_shard_gone(s->reader, s);
+        break;
+    case DDB_THROTTLED:
+        s->reader->stats.throttled++;
+        backoff_error(s);
+        break;
+    case DDB_RETRY:
+    case DDB_AUTH:
+        logc_warn(&c, "GetShardIterator failed (%s%s%s), retrying", rep->type[0] ? rep->type : "",
+                  rep->type[0] ? ": " : "", rep->err ? strerror(-rep->err) : rep->message);
+        backoff_error(s);
+        break;
+    default:
+        logc_error(&c, "GetShardIterator failed: HTTP %ld %s: %s; retrying in %d s", rep->status,
+                   rep->type, rep->message, FATAL_RETRY_MS / 1000);
+        s->backoff_ms = FATAL_RETRY_MS;
+        set_state(s, SH_BACKOFF);
+        break;
+    }
+    drive(s);
+}
+
+static int start_get_iterator(struct shard *s)
+{
+    static const char *const type[] = { [START_TRIM_HORIZON] = "TRIM_HORIZON",
+                                        [START_LATEST] = "LATEST",
+                                        [START_AFTER_SEQ] = "AFTER_SEQUENCE_NUMBER" };
+    json_t *body = json_pack("{s:s, s:s, s:s}", "StreamArn", s->arn, "ShardId", s->id,
+                             "ShardIteratorType", type[s->start]);
+
+    if (body && s->start == START_AFTER_SEQ)
+        json_object_set_new(body, "SequenceNumber", json_string(s->start_seq));
+    if (body && s->start == START_TRIM_HORIZON && !s->last_read[0])
+        s->from_horizon_fresh = true;
+    s->call = body ? ddb_call(s->reader->app->aws, AWS_STREAMS, "GetShardIterator", body,
+                              on_get_iterator, s, NULL)
+                   : NULL;
+    if (!s->call) {
+        backoff_error(s);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- records → documents --------------------------------------------- */
+
+static uint64_t ticket_of(int64_t ack_ticket, enum doc_op op)
+{
+    return ((uint64_t)ack_ticket << 1) | (op == DOC_DELETE);
+}
+
+static void submit(struct shard *s, struct doc *d, int64_t ticket)
+{
+    struct reader *r = s->reader;
+    struct log_ctx c = ctx_of(s);
+
+    d->table = r->t ? r->log.table : NULL;
+    d->shard = s->id;
+    s->pending_docs++;
+    if (sink_submit(r->app->sink, d, s, ticket_of(ticket, d->op)) < 0) {
+        /* Only while closing: the record stays unfinished, so the checkpoint
+         * stays before it and the next start reads it again. */
+        s->pending_docs--;
+        logc_debug(&c, "sink closing, %s not submitted", d->seq);
+    }
+}
+
+static void fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json_t *keys)
+{
+    struct fetch *f = s->fetch;
+    struct fetch_entry *e;
+
+    if (!f)
+        f = s->fetch = calloc(1, sizeof(*f));
+    if (f && f->n == f->cap) {
+        size_t ncap = f->cap ? f->cap * 2 : 64;
+        struct fetch_entry *v = realloc(f->v, ncap * sizeof(*v));
+
+        if (v) {
+            f->v = v;
+            f->cap = ncap;
+        }
+    }
+    if (!f || f->n == f->cap) {
+        struct log_ctx c = ctx_of(s);
+
+        logc_error(&c, "out of memory queueing item %s; it will be read again after restart",
+                   d->seq);
+        return;
+    }
+    e = &f->v[f->n++];
+    memset(e, 0, sizeof(*e));
+    e->ticket = ticket;
+    e->version = d->version;
+    e->created = d->created;
+    memcpy(e->seq, d->seq, sizeof(e->seq));
+    e->keys = json_incref(keys);
+}
+
+/* Turns one GetRecords page into documents, in stream order.  Returns the
+ * number of records taken. */
+static size_t take_records(struct shard *s, json_t *records)
+{
+    struct reader *r = s->reader;
+    struct log_ctx c = ctx_of(s);
+    struct doc d;
+    struct buf err;
+    size_t i, taken = 0;
+    json_t *rec;
+
+    memset(&d, 0, sizeof(d));
+    buf_init(&d.source, DOC_MAX);
+    buf_init(&err, 1024);
+    json_array_foreach(records, i, rec)
+    {
+        json_t *dyn = json_object_get(rec, "dynamodb");
+        const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
+        json_t *when = json_object_get(dyn, "ApproximateCreationDateTime");
+        int64_t created = json_is_number(when) ? (int64_t)json_number_value(when) : 0;
+        enum transform_result tr;
+        uint64_t version;
+        int64_t ticket;
+
+        if (!seq || !seqnum_valid(seq)) {
+            logc_error(&c, "record %zu of a GetRecords page has no valid SequenceNumber; skipped",
+                       i);
+            continue;
+        }
+        if (s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0)
+            continue; /* seen already (a renewed iterator overlaps) */
+        buf_reset(&err);
+        tr = transform_record(&r->tf, rec, &d, &err);
+        if (created > r->stats.newest_created)
+            r->stats.newest_created = created;
+        version = ckpt_next_version(&s->ver, created);
+        ticket = ack_push(s->ack, seq, &s->ver);
+        if (ticket < 0) {
+            logc_error(&c, "record %s: cannot track it (%s); skipped", seq, strerror((int)-ticket));
+            continue;
+        }
+        memcpy(s->last_read, seq, strlen(seq) + 1);
+        r->stats.records_read++;
+        taken++;
+        d.version = version;
+        d.created = created;
+        snprintf(d.seq, sizeof(d.seq), "%s", seq);
+        switch (tr) {
+        case TR_DOC:
+            submit(s, &d, ticket);
+            break;
+        case TR_SKIP:
+            r->stats.docs_skipped++;
+            ack_done(s->ack, ticket);
+            break;
+        case TR_NEED_ITEM:
+            fetch_add(s, ticket, &d, json_object_get(dyn, "Keys"));
+            break;
+        case TR_ERROR:
+        default:
+            r->stats.docs_dlq++;
+            logc_error(&c, "record %s cannot be made into a document: %s", seq,
+                       err.ptr ? err.ptr : "?");
+            sink_dead_letter(r->app->sink, &d, rec, "record_conversion_error",
+                             err.ptr ? err.ptr : "malformed record", s, ticket_of(ticket, DOC_INDEX));
+            s->pending_docs++;
+            break;
+        }
+    }
+    buf_close(&d.source);
+    buf_close(&err);
+    return taken;
+}
+
+/* ---- BatchGetItem for KEYS_ONLY / OLD_IMAGE streams -------------------- */
+
+static void on_batch_get(const struct ddb_reply *rep, void *arg);
+
+static int start_fetch(struct shard *s)
+{
+    struct fetch *f = s->fetch;
+    struct reader *r = s->reader;
+    json_t *keys = json_array(), *body;
+    size_t n = 0;
+
+    for (size_t i = 0; i < f->n && n < BATCHGET_MAX; i++) {
+        bool dup = false;
+
+        if (f->v[i].sent || !f->v[i].keys)
+            continue;
+        /* BatchGetItem refuses the same key twice in one request. */
+        for (size_t j = 0; j < json_array_size(keys) && !dup; j++)
+            dup = json_equal(json_array_get(keys, j), f->v[i].keys);
+        f->v[i].sent = true;
+        if (!dup) {
+            json_array_append(keys, f->v[i].keys);
+            n++;
+        }
+    }
+    body = json_pack("{s:{s:{s:o, s:b}}}", "RequestItems", r->t ? r->log.table : "", "Keys", keys,
+                     "ConsistentRead", 1);
+    s->call = body ? ddb_call(r->app->aws, AWS_DYNAMODB, "BatchGetItem", body, on_batch_get, s,
+                              NULL)
+                   : NULL;
+    if (!s->call) {
+        for (size_t i = 0; i < f->n; i++)
+            f->v[i].sent = false;
+        backoff_error(s);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static bool same_key(const struct reader *r, json_t *item, json_t *keys)
+{
+    json_t *h = json_object_get(keys, r->hash_key);
+
+    if (!json_equal(json_object_get(item, r->hash_key), h))
+        return false;
+    return !r->range_key ||
+           json_equal(json_object_get(item, r->range_key), json_object_get(keys, r->range_key));
+}
+
+static void on_batch_get(const struct ddb_reply *rep, void *arg)
+{
+    struct shard *s = arg;
+    struct reader *r = s->reader;
+    struct fetch *f = s->fetch;
+    struct log_ctx c = ctx_of(s);
+    json_t *items, *unproc;
+    struct doc d;
+    struct buf err;
+    size_t keep = 0;
+
+    s->call = NULL;
+    if (rep->err == -ECANCELED || s->state == SH_STOPPED)
+        return;
+    if (rep->cls != DDB_OK) {
+        for (size_t i = 0; i < f->n; i++)
+            f->v[i].sent = false;
+        if (rep->cls == DDB_FATAL || rep->cls == DDB_NOT_FOUND)
+            logc_error(&c, "BatchGetItem failed: HTTP %ld %s: %s; retrying", rep->status,
+                       rep->type, rep->message);
+        backoff_error(s);
+        s->state = SH_FETCH_ITEMS; /* the timer brings us back here */
+        set_state(s, SH_BACKOFF);
+        drive(s);
+        return;
+    }
+    s->failures = 0;
+    items = json_object_get(json_object_get(rep->json, "Responses"), r->log.table);
+    unproc = json_object_get(json_object_get(json_object_get(rep->json, "UnprocessedKeys"),
+                                             r->log.table),
+                             "Keys");
+    memset(&d, 0, sizeof(d));
+    buf_init(&d.source, DOC_MAX);
+    buf_init(&err, 1024);
+    for (size_t i = 0; i < f->n; i++) {
+        struct fetch_entry *e = &f->v[i];
+        json_t *item = NULL, *x;
+        size_t j;
+        bool unprocessed = false;
+        enum transform_result tr;
+
+        if (!e->sent) {
+            f->v[keep++] = *e;
+            continue;
+        }
+        json_array_foreach(unproc, j, x) unprocessed |= same_key(r, x, e->keys);
+        if (unprocessed) {
+            e->sent = false;
+            f->v[keep++] = *e;
+            continue;
+        }
+        json_array_foreach(items, j, x) if (same_key(r, x, e->keys)) item = x;
+        buf_reset(&err);
+        /* No item any more: it was deleted since; its REMOVE record follows. */
+        tr = item ? transform_item(&r->tf, item, &d, &err) : transform_keys(&r->tf, e->keys, &d, &err);
+        d.version = e->version;
+        d.created = e->created;
+        memcpy(d.seq, e->seq, sizeof(d.seq));
+        if (tr == TR_DOC) {
+            submit(s, &d, e->ticket);
+        } else {
+            logc_error(&c, "item of record %s cannot be made into a document: %s", e->seq,
+                       err.ptr ? err.ptr : "?");
+            r->stats.docs_dlq++;
+            s->pending_docs++;
+            sink_dead_letter(r->app->sink, &d, item ? item : e->keys, "item_conversion_error",
+                             err.ptr ? err.ptr : "malformed item", s,
+                             ticket_of(e->ticket, DOC_INDEX));
+        }
+        json_decref(e->keys);
+    }
+    f->n = keep;
+    buf_close(&d.source);
+    buf_close(&err);
+    if (f->n == 0)
+        set_state(s, s->at_end ? SH_DRAIN : SH_GET_RECORDS);
+    else
+        set_state(s, SH_FETCH_ITEMS);
+    drive(s);
+}
+
+/* ---- GetRecords ------------------------------------------------------- */
+
+static void on_get_records(const struct ddb_reply *rep, void *arg)
+{
+    struct shard *s = arg;
+    struct reader *r = s->reader;
+    struct log_ctx c = ctx_of(s);
+    json_t *records;
+    const char *next;
+    size_t taken;
+
+    s->call = NULL;
+    if (rep->err == -ECANCELED || s->state == SH_STOPPED)
+        return;
+    r->stats.getrecords_calls++;
+    switch (rep->cls) {
+    case DDB_OK:
+        s->failures = 0;
+        records = json_object_get(rep->json, "Records");
+        next = json_string_value(json_object_get(rep->json, "NextShardIterator"));
+        taken = take_records(s, records);
+        if (taken)
+            s->from_horizon_fresh = false;
+        set_iterator(s, next);
+        if (!next)
+            s->at_end = true;
+        if (s->fetch && s->fetch->n) {
+            set_state(s, SH_FETCH_ITEMS);
+        } else if (!next) {
+            set_state(s, SH_DRAIN);
+        } else if (json_array_size(records) > 0) {
+            s->backoff_ms = 0;
+            set_state(s, SH_GET_RECORDS);
+        } else {
+            r->stats.getrecords_empty++;
+            backoff_idle(s);
+        }
+        break;
+    case DDB_EXPIRED_ITER:
+        logc_info(&c, "shard iterator expired; renewing it");
+        restart_from_last_read(s);
+        set_state(s, SH_GET_ITER);
+        break;
+    case DDB_TRIMMED:
+        set_iterator(s, NULL);
+        if (s->from_horizon_fresh && !s->last_read[0] && !(s->ck && s->ck->seq[0])) {
+            /* A TRIM_HORIZON iterator on a shard that had no record yet:
+             * nothing existed before it, so nothing was lost. */
+            logc_debug(&c, "trimmed-data answer on a fresh shard start; starting over");
+        } else {
+            r->stats.records_lost_events++;
+            logc_error(&c,
+                       "records after sequence number %s were trimmed before they could be read "
+                       "(TrimmedDataAccessException): data lost; resuming at the oldest record "
+                       "still available",
+                       s->last_read[0] ? s->last_read : s->start_seq[0] ? s->start_seq : "(start)");
+        }
+        s->start = START_TRIM_HORIZON;
+        set_state(s, SH_GET_ITER);
+        break;
+    case DDB_NOT_FOUND:
+        if (!s->at_end)
+            r->stats.records_lost_events++;
+        logc_error(&c, "shard can no longer be read (%s: %s): it expired%s", rep->type,
+                   rep->message, s->last_read[0] ? "; records after the last one read are lost" : "");
+        s->at_end = true;
+        set_iterator(s, NULL);
+        set_state(s, SH_DRAIN);
+        reader_shard_gone(r, s);
+        break;
+    case DDB_THROTTLED:
+        r->stats.throttled++;
+        backoff_error(s);
+        break;
+    case DDB_RETRY:
+    case DDB_AUTH:
+        logc_warn(&c, "GetRecords failed (%s), retrying",
+                  rep->err ? strerror(-rep->err) : rep->type[0] ? rep->type : "server error");
+        backoff_error(s);
+        break;
+    default:
+        logc_error(&c, "GetRecords failed: HTTP %ld %s: %s; renewing the iterator in %d s",
+                   rep->status, rep->type, rep->message, FATAL_RETRY_MS / 1000);
+        restart_from_last_read(s);
+        s->backoff_ms = FATAL_RETRY_MS;
+        set_state(s, SH_BACKOFF);
+        break;
+    }
+    drive(s);
+}
+
+static int start_get_records(struct shard *s)
+{
+    json_t *body = json_pack("{s:s, s:i}", "ShardIterator", s->iterator, "Limit", GETRECORDS_LIMIT);
+
+    s->call = body ? ddb_call(s->reader->app->aws, AWS_STREAMS, "GetRecords", body,
+                              on_get_records, s, NULL)
+                   : NULL;
+    if (!s->call) {
+        backoff_error(s);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- the drive loop --------------------------------------------------- */
+
+static void finish(struct shard *s)
+{
+    struct app *app = s->reader->app;
+
+    shard_checkpoint(s);
+    if (s->ck)
+        ckpt_shard_finish(app->ckpt, s->ck, app->now());
+}
+
+static void drive(struct shard *s)
+{
+    for (;;) {
+        switch (s->state) {
+        case SH_WAIT_PARENT:
+        case SH_PAUSED:
+        case SH_STOPPED:
+            return;
+        case SH_GET_ITER:
+            if (s->reader->app->stopping)
+                return;
+            if (start_get_iterator(s) == 0)
+                return;
+            break;
+        case SH_GET_RECORDS:
+            if (s->reader->app->stopping)
+                return;
+            if (!s->iterator) {
+                set_state(s, SH_GET_ITER);
+                break;
+            }
+            if (sink_full(s->reader->app->sink)) {
+                set_state(s, SH_PAUSED);
+                return;
+            }
+            if (start_get_records(s) == 0)
+                return;
+            break;
+        case SH_FETCH_ITEMS:
+            if (s->call)
+                return;
+            if (start_fetch(s) == 0)
+                return;
+            break;
+        case SH_BACKOFF:
+            uv_timer_start(&s->timer, on_timer, (uint64_t)s->backoff_ms, 0);
+            return;
+        case SH_DRAIN:
+            if (s->pending_docs || ack_pending(s->ack))
+                return;
+            finish(s);
+            set_state(s, SH_DONE);
+            break;
+        case SH_DONE:
+            reader_shard_done(s->reader, s);
+            return;
+        default:
+            assert(0);
+            return;
+        }
+    }
+}
+
+void shard_begin(struct shard *s)
+{
+    set_state(s, SH_GET_ITER);
+    drive(s);
+}
+
+void shard_wake(struct shard *s)
+{
+    if (s->state == SH_PAUSED) {
+        set_state(s, SH_GET_RECORDS);
+        drive(s);
+    }
+}
+
+void shard_doc_done(struct shard *s, uint64_t ticket, bool finished)
+{
+    struct log_ctx c = ctx_of(s);
+    int rc;
+
+    if (s->pending_docs)
+        s->pending_docs--;
+    if (!finished)
+        return;
+    rc = ack_done(s->ack, (int64_t)(ticket >> 1));
+    if (rc < 0)
+        logc_error(&c, "finished document %llu was not in flight (%s)",
+                   (unsigned long long)(ticket >> 1), strerror(-rc));
+    if (s->state == SH_DRAIN)
+        drive(s);
+}
+
+void shard_checkpoint(struct shard *s)
+{
+    struct app *app = s->reader->app;
+    struct ckpt_version ver;
+    const char *seq = ack_checkpoint(s->ack, &ver);
+
+    if (seq && s->ck) {
+        int rc = ckpt_shard_advance(app->ckpt, s->ck, seq, &ver, app->now());
+
+        if (rc < 0) {
+            struct log_ctx c = ctx_of(s);
+
+            logc_error(&c, "checkpoint %s refused (%s)", seq, strerror(-rc));
+        }
+    }
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct shard *s = container_of((uv_timer_t *)h, struct shard, timer);
+
+    s->timer_open = false;
+    reader_shard_stopped(s->reader, s);
+}
+
+void shard_stop(struct shard *s)
+{
+    set_state(s, SH_STOPPED);
+    if (s->call)
+        ddb_cancel(s->call);
+    s->call = NULL;
+    if (s->timer_open && !uv_is_closing((uv_handle_t *)&s->timer)) {
+        uv_timer_stop(&s->timer);
+        uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    }
+}
+
+bool shard_stopped(const struct shard *s)
+{
+    return !s->timer_open && !s->call;
+}

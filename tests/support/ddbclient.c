@@ -1,0 +1,170 @@
+#include "tests/support/ddbclient.h"
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "aws/buf.h"
+#include "aws/sigv4.h"
+
+const char *ddbc_endpoint(void)
+{
+    const char *e = getenv("DDB2ES_TEST_DDB_ENDPOINT");
+
+    return e && *e ? e : NULL;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    return buf_append(arg, p, size * n) == 0 ? size * n : 0;
+}
+
+json_t *ddbc_call(const char *op, const char *body, long *status)
+{
+    const char *endpoint = ddbc_endpoint();
+    bool streams = strcmp(op, "DescribeStream") == 0 || strcmp(op, "GetShardIterator") == 0 ||
+                   strcmp(op, "GetRecords") == 0 || strcmp(op, "ListStreams") == 0;
+    char target[128], host[256], h_target[160], h_date[64], h_auth[1024];
+    struct sigv4_key key = { "test", "test", NULL };
+    struct sigv4_output out;
+    struct curl_slist *hl = NULL;
+    struct buf resp;
+    json_t *j = NULL;
+    const char *h;
+    long st = 0;
+    CURL *c;
+
+    if (!endpoint)
+        return NULL;
+    snprintf(target, sizeof(target), "%s.%s",
+             streams ? "DynamoDBStreams_20120810" : "DynamoDB_20120810", op);
+    h = strstr(endpoint, "://") + 3;
+    snprintf(host, sizeof(host), "%.*s", (int)strcspn(h, "/"), h);
+    {
+        struct sigv4_header hs[] = { { "host", host },
+                                     { "content-type", "application/x-amz-json-1.0" },
+                                     { "x-amz-target", target } };
+        struct sigv4_input in = { .method = "POST", .path = "/", .headers = hs, .nheaders = 3,
+                                  .body = body, .body_len = strlen(body), .region = "us-east-1",
+                                  .service = "dynamodb", .now = time(NULL),
+                                  .normalize_path = true };
+
+        memset(&out, 0, sizeof(out));
+        if (sigv4_sign(&in, &key, &out) != 0)
+            return NULL;
+    }
+    snprintf(h_target, sizeof(h_target), "X-Amz-Target: %s", target);
+    snprintf(h_date, sizeof(h_date), "X-Amz-Date: %s", out.amz_date);
+    snprintf(h_auth, sizeof(h_auth), "Authorization: %s", out.authorization);
+    hl = curl_slist_append(hl, "Content-Type: application/x-amz-json-1.0");
+    hl = curl_slist_append(hl, h_target);
+    hl = curl_slist_append(hl, h_date);
+    hl = curl_slist_append(hl, h_auth);
+    hl = curl_slist_append(hl, "Expect:");
+    buf_init(&resp, 512u << 20);
+    c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, endpoint);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+        j = json_loadb(resp.ptr ? resp.ptr : "", resp.len, 0, NULL);
+    }
+    if (status)
+        *status = st;
+    curl_easy_cleanup(c);
+    curl_slist_free_all(hl);
+    buf_close(&resp);
+    sigv4_output_close(&out);
+    return j;
+}
+
+json_t *ddbc_callj(const char *op, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    long status = 0;
+    json_t *r = ddbc_call(op, text, &status);
+
+    if (status < 200 || status > 299) {
+        char *rt = r ? json_dumps(r, JSON_COMPACT) : NULL;
+
+        cr_log_error("%s failed: HTTP %ld %s (request %.300s)", op, status, rt ? rt : "", text);
+        free(rt);
+        cr_assert_fail("DynamoDB Local call %s failed", op);
+    }
+    free(text);
+    json_decref(body);
+    return r;
+}
+
+void ddbc_table_name(char *out, size_t outlen, const char *prefix)
+{
+    static unsigned counter;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(out, outlen, "%s_%d_%ld_%u", prefix, (int)getpid(), (long)(ts.tv_nsec / 1000),
+             counter++);
+}
+
+void ddbc_create_table(const char *name, const char *hash_key, const char *hash_type,
+                       const char *range_key, const char *range_type, const char *view)
+{
+    json_t *defs = json_pack("[{s:s, s:s}]", "AttributeName", hash_key, "AttributeType", hash_type);
+    json_t *schema = json_pack("[{s:s, s:s}]", "AttributeName", hash_key, "KeyType", "HASH");
+
+    if (range_key) {
+        json_array_append_new(defs, json_pack("{s:s, s:s}", "AttributeName", range_key,
+                                              "AttributeType", range_type));
+        json_array_append_new(schema,
+                              json_pack("{s:s, s:s}", "AttributeName", range_key, "KeyType", "RANGE"));
+    }
+    json_decref(ddbc_callj("CreateTable",
+                           json_pack("{s:s, s:o, s:o, s:s, s:{s:b, s:s}}", "TableName", name,
+                                     "AttributeDefinitions", defs, "KeySchema", schema,
+                                     "BillingMode", "PAY_PER_REQUEST", "StreamSpecification",
+                                     "StreamEnabled", 1, "StreamViewType", view)));
+}
+
+void ddbc_put(const char *table, const char *item_json)
+{
+    json_error_t e;
+    json_t *item = json_loads(item_json, 0, &e);
+
+    cr_assert_not_null(item, "bad item JSON in the test: %s", e.text);
+    json_decref(ddbc_callj("PutItem", json_pack("{s:s, s:o}", "TableName", table, "Item", item)));
+}
+
+void ddbc_delete(const char *table, const char *key_json)
+{
+    json_t *key = json_loads(key_json, 0, NULL);
+
+    cr_assert_not_null(key);
+    json_decref(ddbc_callj("DeleteItem", json_pack("{s:s, s:o}", "TableName", table, "Key", key)));
+}
+
+json_t *ddbc_scan_all(const char *table)
+{
+    json_t *all = json_array(), *start = NULL;
+
+    do {
+        json_t *body = json_pack("{s:s, s:b}", "TableName", table, "ConsistentRead", 1);
+        json_t *r;
+
+        if (start)
+            json_object_set_new(body, "ExclusiveStartKey", start);
+        r = ddbc_callj("Scan", body);
+        json_array_extend(all, json_object_get(r, "Items"));
+        start = json_incref(json_object_get(r, "LastEvaluatedKey"));
+        json_decref(r);
+    } while (start);
+    return all;
+}

@@ -1,0 +1,46 @@
+/* e2e — end-to-end helpers: run ddb2es against DynamoDB Local and the search
+ * double, and check that an index equals a table. */
+#ifndef DDB2ES_TEST_E2E_H
+#define DDB2ES_TEST_E2E_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tests/support/proc.h"
+
+struct searchd;
+
+struct e2e_table {
+    const char *name, *index;
+    const char *hash, *range; /* key attribute names; range NULL for hash-only */
+    const char *extra;        /* more lines for its [table] section, or NULL */
+};
+
+/* Writes a config file for ddb2es in a new state dir under $TMPDIR and returns
+ * its path (static buffer) — the state dir is <dir>/state, the DLQ <dir>/dlq.ndjson. */
+const char *e2e_config(const char *sink_url, const struct e2e_table *tables, size_t n,
+                       const char *extra_sections, char *dir_out, size_t dirlen);
+/* Starts `ddb2es run -c conf` with the test credentials and region. */
+void e2e_start(struct proc *p, const char *conf);
+/* SIGTERM, then waits; returns the exit code (-1 on timeout, then SIGKILLs). */
+int e2e_stop(struct proc *p, long ms);
+
+/* JSON text with every number token replaced by the string "#N:<canonical
+ * spelling>", so jansson can hold 38-digit numbers.  Caller frees. */
+char *e2e_quote_numbers(const char *text, size_t len);
+/* The double's dump, numbers quoted as above (caller decrefs). */
+json_t *e2e_dump(struct searchd *sd);
+/* The document _id ddb2es must give this item (independent of the daemon). */
+void e2e_doc_id(json_t *item, const char *hash, const char *range, char sep, char *out,
+                size_t outlen);
+/* True when the index holds exactly the table's items, each converted per
+ * SPEC (numbers compared by value); else false with the first difference in
+ * why. */
+bool e2e_index_equals_table(struct searchd *sd, const struct e2e_table *t, char *why,
+                            size_t whylen);
+/* Polls e2e_index_equals_table until true or ms pass. */
+bool e2e_wait_equal(struct searchd *sd, const struct e2e_table *t, long ms, char *why,
+                    size_t whylen);
+
+#endif

@@ -1,0 +1,746 @@
+/* The checkpoint store: file format, atomic saves, the lock, pruning and the
+ * external-version function. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "daemon/ack.h"
+#include "daemon/ckpt.h"
+
+#define ARN "arn:aws:dynamodb:us-east-1:123456789012:table/posts/stream/2024-05-01T00:00:00.000"
+#define ARN2 "arn:aws:dynamodb:us-east-1:123456789012:table/users/stream/2024-05-01T00:00:00.000"
+#define SH_A "shardId-00000001714521600000-aaaaaaaa"
+#define SH_B "shardId-00000001714536000000-bbbbbbbb"
+#define SH_C "shardId-00000001714550400000-cccccccc"
+#define T0 ((time_t)1714521600) /* 2024-05-01T00:00:00Z */
+
+static char dir[64];
+static char path[128];
+static char tmppath[160];
+
+static void setup(void)
+{
+    const char *base = getenv("TMPDIR");
+
+    snprintf(dir, sizeof(dir), "%s/ddb2es-ckpt-XXXXXX", base && *base ? base : "/tmp");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/checkpoints.json", dir);
+    snprintf(tmppath, sizeof(tmppath), "%s.tmp", path);
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(p);
+}
+
+static void teardown(void)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(ckpt, .init = setup, .fini = teardown, .timeout = 10);
+
+static char *slurp(const char *p, size_t *len)
+{
+    FILE *f = fopen(p, "rb");
+    char *s = NULL;
+    long n;
+
+    cr_assert_not_null(f, "cannot open %s", p);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    s = malloc((size_t)n + 1);
+    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return s;
+}
+
+static void spit(const char *p, const char *text)
+{
+    FILE *f = fopen(p, "wb");
+
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool exists(const char *p)
+{
+    struct stat st;
+
+    return stat(p, &st) == 0;
+}
+
+/* A store with two streams: a finished parent, its child half-way, and one
+ * shard of another table with nothing read yet. */
+static struct ckpt *sample(void)
+{
+    struct ckpt *ck = ckpt_new(dir);
+    struct ckpt_shard *a, *b, *c;
+
+    cr_assert_not_null(ck);
+    a = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    b = ckpt_shard_add(ck, "posts", ARN, SH_B, SH_A, T0);
+    c = ckpt_shard_add(ck, "users", ARN2, SH_C, NULL, T0 + 5);
+    cr_assert(a && b && c);
+    cr_assert_eq(ckpt_shard_advance(ck, a, "000000000000000000041",
+                                    &(struct ckpt_version){ 1714521601, 3 }, T0 + 10),
+                 0);
+    ckpt_shard_finish(ck, a, T0 + 11);
+    cr_assert_eq(ckpt_shard_advance(ck, b, "1234567890123456789012345678901234567890",
+                                    &(struct ckpt_version){ 1714521700, 1048575 }, T0 + 12),
+                 0);
+    return ck;
+}
+
+/* ---- round trip and file ---------------------------------------------- */
+
+Test(ckpt, round_trip_keeps_every_field)
+{
+    struct ckpt *ck = sample(), *ld;
+    struct ckpt_shard *a, *b, *c;
+    char err[512];
+    struct stat st;
+
+    cr_assert(ckpt_dirty(ck));
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    cr_assert_not(ckpt_dirty(ck));
+    cr_assert_not(exists(tmppath), "no temporary file left behind");
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0600, "mode %o", st.st_mode & 07777);
+
+    ld = ckpt_new(dir);
+    cr_assert_eq(ckpt_load(ld, err, sizeof(err)), 0, "%s", err);
+    cr_assert_not(ckpt_dirty(ld));
+    cr_assert_eq(ckpt_count(ld), 3);
+    a = ckpt_shard_get(ld, ARN, SH_A);
+    b = ckpt_shard_get(ld, ARN, SH_B);
+    c = ckpt_shard_get(ld, ARN2, SH_C);
+    cr_assert(a && b && c);
+    cr_assert_null(ckpt_shard_get(ld, ARN2, SH_A), "shards are per stream");
+    cr_assert_str_eq(a->seq, "000000000000000000041");
+    cr_assert_eq(a->ver.second, 1714521601);
+    cr_assert_eq(a->ver.ordinal, 3);
+    cr_assert(a->done);
+    cr_assert_null(a->parent);
+    cr_assert_eq(a->updated, T0 + 11);
+    cr_assert_str_eq(a->table, "posts");
+    cr_assert_str_eq(b->seq, "1234567890123456789012345678901234567890");
+    cr_assert_eq(b->ver.ordinal, CKPT_ORDINAL_MAX);
+    cr_assert_str_eq(b->parent, SH_A);
+    cr_assert_not(b->done);
+    cr_assert_str_eq(c->seq, "", "no checkpoint yet");
+    cr_assert_str_eq(c->table, "users");
+    cr_assert_str_eq(c->arn, ARN2);
+    cr_assert_eq(c->updated, T0 + 5);
+
+    /* Saving the loaded store gives the same bytes. */
+    size_t n1, n2;
+    char *t1 = slurp(path, &n1), *t2;
+
+    cr_assert_eq(ckpt_save_sync(ld), 0);
+    t2 = slurp(path, &n2);
+    cr_assert_eq(n1, n2);
+    cr_assert_str_eq(t1, t2);
+    cr_assert_not_null(strstr(t1, "\"version\":1"));
+    cr_assert_not_null(strstr(t1, "\"updated\":\"2024-05-01T00:00:11Z\""));
+    free(t1);
+    free(t2);
+    ckpt_free(ck);
+    ckpt_free(ld);
+    ckpt_free(NULL);
+}
+
+Test(ckpt, missing_file_is_an_empty_store)
+{
+    struct ckpt *ck = ckpt_new(dir);
+    char err[256];
+
+    cr_assert_eq(ckpt_load(ck, err, sizeof(err)), 0);
+    cr_assert_eq(ckpt_count(ck), 0);
+    cr_assert_null(ckpt_shard_get(ck, ARN, SH_A));
+    cr_assert_str_eq(ckpt_path(ck), path);
+    ckpt_free(ck);
+}
+
+static const struct {
+    const char *name, *text, *says;
+} corrupt[] = {
+    { "empty", "", "line" },
+    { "not JSON", "checkpoints, version 1\n", "line 1" },
+    { "truncated", "{\"version\":1,\"streams\":{\"" ARN "\":{\"table\":\"posts\",\"sha", "line" },
+    { "trailing garbage", "{\"version\":1,\"streams\":{}}\n}", "end of file expected" },
+    { "array", "[1]", "not a JSON object" },
+    { "wrong version", "{\"version\":2,\"streams\":{}}", "version 2 is not supported" },
+    { "version as text", "{\"version\":\"1\",\"streams\":{}}", "version: missing" },
+    { "no streams", "{\"version\":1}", "streams: missing" },
+    { "unknown root key", "{\"version\":1,\"streams\":{},\"x\":0}", "unknown key \"x\"" },
+    { "duplicate key", "{\"version\":1,\"version\":1,\"streams\":{}}", "duplicate" },
+    { "no table", "{\"version\":1,\"streams\":{\"" ARN "\":{\"shards\":{}}}}", ".table" },
+#define SHARD(body)                                                                                \
+    "{\"version\":1,\"streams\":{\"" ARN "\":{\"table\":\"posts\",\"shards\":{\"" SH_A              \
+    "\":" body "}}}}"
+#define OK_REST "\"parent\":null,\"done\":false,\"updated\":\"2024-05-01T00:00:00Z\""
+    { "short seq", SHARD("{\"seq\":\"12345\",\"ver_s\":1,\"ver_n\":0," OK_REST "}"),
+      "seq: not a sequence number" },
+    { "41-digit seq",
+      SHARD("{\"seq\":\"12345678901234567890123456789012345678901\",\"ver_s\":1,\"ver_n\":0," OK_REST
+            "}"),
+      "seq: not a sequence number" },
+    { "seq as number", SHARD("{\"seq\":12345,\"ver_s\":1,\"ver_n\":0," OK_REST "}"),
+      "seq: missing" },
+    { "ver_s as text",
+      SHARD("{\"seq\":\"123456789012345678901\",\"ver_s\":\"1\",\"ver_n\":0," OK_REST "}"),
+      "ver_s" },
+    { "ver_n too big",
+      SHARD("{\"seq\":\"123456789012345678901\",\"ver_s\":1,\"ver_n\":1048576," OK_REST "}"),
+      "ver_n" },
+    { "negative ver_s", SHARD("{\"seq\":null,\"ver_s\":-1,\"ver_n\":0," OK_REST "}"), "ver_s" },
+    { "done as number",
+      SHARD("{\"seq\":null,\"ver_s\":1,\"ver_n\":0,\"parent\":null,\"done\":0,"
+            "\"updated\":\"2024-05-01T00:00:00Z\"}"),
+      "done" },
+    { "bad time",
+      SHARD("{\"seq\":null,\"ver_s\":1,\"ver_n\":0,\"parent\":null,\"done\":false,"
+            "\"updated\":\"2024-02-30T00:00:00Z\"}"),
+      "updated" },
+    { "missing key", SHARD("{\"seq\":null,\"ver_s\":1,\"ver_n\":0,\"done\":false}"), "parent" },
+    { "unknown shard key", SHARD("{\"seq\":null,\"ver_s\":1,\"ver_n\":0,\"lease\":1," OK_REST "}"),
+      "unknown key \"lease\"" },
+    { "shard not object", SHARD("[]"), "not an object" },
+};
+
+Test(ckpt, corrupt_files_fail_with_the_path_and_the_reason)
+{
+    for (size_t i = 0; i < sizeof(corrupt) / sizeof(*corrupt); i++) {
+        struct ckpt *ck = ckpt_new(dir);
+        char err[512];
+
+        spit(path, corrupt[i].text);
+        cr_assert_eq(ckpt_load(ck, err, sizeof(err)), -EBADMSG, "%s: loaded", corrupt[i].name);
+        cr_assert_eq(strncmp(err, path, strlen(path)), 0, "%s: message %s", corrupt[i].name, err);
+        cr_assert_not_null(strstr(err, corrupt[i].says), "%s: message \"%s\" lacks \"%s\"",
+                           corrupt[i].name, err, corrupt[i].says);
+        cr_assert_eq(ckpt_count(ck), 0, "%s: nothing half-loaded", corrupt[i].name);
+        ckpt_free(ck);
+    }
+}
+
+Test(ckpt, a_valid_hand_written_file_loads)
+{
+    struct ckpt *ck = ckpt_new(dir);
+    char err[512];
+
+    spit(path, SHARD("{\"seq\":\"123456789012345678901\",\"ver_s\":5,\"ver_n\":2," OK_REST "}"));
+    cr_assert_eq(ckpt_load(ck, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(ckpt_shard_get(ck, ARN, SH_A)->seq, "123456789012345678901");
+    ckpt_free(ck);
+}
+
+Test(ckpt, truncating_a_real_file_anywhere_is_detected)
+{
+    struct ckpt *ck = sample();
+    size_t n;
+    char *full, err[512];
+
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    ckpt_free(ck);
+    full = slurp(path, &n);
+    /* Every cut short of the closing brace (the final newline is optional). */
+    for (size_t cut = 0; cut + 1 < n; cut += 7) {
+        FILE *f = fopen(path, "wb");
+
+        fwrite(full, 1, cut, f);
+        fclose(f);
+        ck = ckpt_new(dir);
+        cr_assert_eq(ckpt_load(ck, err, sizeof(err)), -EBADMSG, "cut at %zu loaded", cut);
+        ckpt_free(ck);
+    }
+    free(full);
+}
+
+/* ---- atomicity -------------------------------------------------------- */
+
+/* A full disk, simulated: files cannot grow past max bytes (the soft limit
+ * only, so that it can be lifted again without privileges). */
+static struct rlimit saved_fsize;
+
+static void limit_file_size(rlim_t max)
+{
+    struct rlimit rl;
+
+    signal(SIGXFSZ, SIG_IGN); /* writes past the limit fail with EFBIG instead */
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &saved_fsize), 0);
+    rl = saved_fsize;
+    rl.rlim_cur = max;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+static void unlimit_file_size(void)
+{
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved_fsize), 0);
+}
+
+Test(ckpt, a_failed_write_keeps_the_old_file)
+{
+    struct ckpt *ck = ckpt_new(dir), *ld;
+    struct ckpt_shard *sh;
+    char *before, *after, err[512];
+
+    sh = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    before = slurp(path, NULL);
+
+    /* A disk that fills up half-way through the new file. */
+    for (int i = 0; i < 50; i++) {
+        char id[64];
+
+        snprintf(id, sizeof(id), "shardId-00000001714521600000-%08d", i);
+        ckpt_shard_add(ck, "posts", ARN, id, SH_A, T0);
+    }
+    ckpt_shard_advance(ck, sh, "000000000000000000099", &(struct ckpt_version){ 9, 9 }, T0);
+    limit_file_size(strlen(before) + 100);
+    cr_assert_eq(ckpt_save_sync(ck), -EFBIG);
+    unlimit_file_size();
+    cr_assert(ckpt_dirty(ck), "still dirty: the next periodic save retries");
+    cr_assert_not(exists(tmppath), "the partial temporary file is removed");
+    after = slurp(path, NULL);
+    cr_assert_str_eq(after, before, "the previous checkpoint is intact");
+    ld = ckpt_new(dir);
+    cr_assert_eq(ckpt_load(ld, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ckpt_count(ld), 1);
+
+    /* Room again: the retry succeeds. */
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    cr_assert_not(ckpt_dirty(ck));
+    free(before);
+    free(after);
+    ckpt_free(ld);
+    ckpt_free(ck);
+}
+
+Test(ckpt, a_failed_rename_leaves_no_temporary_file)
+{
+    struct ckpt *ck = sample();
+
+    cr_assert_eq(mkdir(path, 0700), 0); /* checkpoints.json is a directory */
+    cr_assert_lt(ckpt_save_sync(ck), 0);
+    cr_assert_not(exists(tmppath));
+    cr_assert(ckpt_dirty(ck));
+    ckpt_free(ck);
+}
+
+Test(ckpt, a_leftover_temporary_file_does_not_matter)
+{
+    struct ckpt *ck = sample();
+    struct stat st;
+
+    spit(tmppath, "garbage from a crash");
+    chmod(tmppath, 0644);
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    cr_assert_not(exists(tmppath));
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0600);
+    ckpt_free(ck);
+}
+
+/* ---- asynchronous saves ----------------------------------------------- */
+
+struct saved {
+    int calls;
+    int status[8];
+    bool busy[8]; /* ckpt_busy() seen inside the callback */
+};
+
+static void on_saved(struct ckpt *ck, int status, void *arg)
+{
+    struct saved *s = arg;
+
+    cr_assert_lt(s->calls, 8);
+    s->status[s->calls] = status;
+    s->busy[s->calls] = ckpt_busy(ck);
+    s->calls++;
+}
+
+Test(ckpt, async_save_writes_off_the_loop)
+{
+    struct ckpt *ck = sample(), *ld;
+    struct saved s = { 0 };
+    uv_loop_t loop;
+    char err[512];
+
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    cr_assert_eq(ckpt_save_async(ck, &loop, on_saved, &s), 0);
+    cr_assert(ckpt_busy(ck));
+    cr_assert_not(ckpt_dirty(ck), "the content was taken at the call");
+    cr_assert_eq(ckpt_save_sync(ck), -EBUSY);
+    cr_assert_eq(s.calls, 0, "the callback never runs inside the call");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(s.calls, 1);
+    cr_assert_eq(s.status[0], 0);
+    cr_assert_not(ckpt_busy(ck));
+    ld = ckpt_new(dir);
+    cr_assert_eq(ckpt_load(ld, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ckpt_count(ld), 3);
+    ckpt_free(ld);
+    ckpt_free(ck);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+Test(ckpt, requests_during_a_write_coalesce_into_one_more_write)
+{
+    struct ckpt *ck = sample(), *ld;
+    struct ckpt_shard *c = ckpt_shard_get(ck, ARN2, SH_C);
+    struct saved s = { 0 };
+    uv_loop_t loop;
+    char err[512];
+
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    cr_assert_eq(ckpt_save_async(ck, &loop, on_saved, &s), 0);
+    ckpt_shard_advance(ck, c, "000000000000000000500", &(struct ckpt_version){ 50, 0 }, T0);
+    cr_assert_eq(ckpt_save_async(ck, &loop, on_saved, &s), 0);
+    ckpt_shard_advance(ck, c, "000000000000000000600", &(struct ckpt_version){ 60, 0 }, T0);
+    cr_assert_eq(ckpt_save_async(ck, &loop, on_saved, &s), 0);
+    cr_assert(ckpt_dirty(ck), "the last change is not taken yet");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(s.calls, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(s.status[i], 0);
+    cr_assert(s.busy[0], "the second write had started when the first reported");
+    cr_assert_not(s.busy[1], "requests 2 and 3 shared one write");
+    cr_assert_not(s.busy[2]);
+    cr_assert_not(ckpt_dirty(ck));
+    ld = ckpt_new(dir);
+    cr_assert_eq(ckpt_load(ld, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(ckpt_shard_get(ld, ARN2, SH_C)->seq, "000000000000000000600",
+                     "the coalesced write carries the latest state");
+    ckpt_free(ld);
+    ckpt_free(ck);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+Test(ckpt, async_failure_is_reported_and_keeps_the_old_file)
+{
+    struct ckpt *ck = ckpt_new(dir);
+    struct saved s = { 0 };
+    uv_loop_t loop;
+    char *before, *after;
+
+    ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    before = slurp(path, NULL);
+    for (int i = 0; i < 50; i++) {
+        char id[64];
+
+        snprintf(id, sizeof(id), "shardId-00000001714521600000-%08d", i);
+        ckpt_shard_add(ck, "posts", ARN, id, NULL, T0);
+    }
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    limit_file_size(strlen(before) + 100);
+    cr_assert_eq(ckpt_save_async(ck, &loop, on_saved, &s), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    unlimit_file_size();
+    cr_assert_eq(s.calls, 1);
+    cr_assert_eq(s.status[0], -EFBIG);
+    cr_assert(ckpt_dirty(ck));
+    cr_assert_not(exists(tmppath));
+    after = slurp(path, NULL);
+    cr_assert_str_eq(after, before);
+    free(before);
+    free(after);
+    ckpt_free(ck);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+}
+
+/* ---- lock ------------------------------------------------------------- */
+
+Test(ckpt, the_lock_refuses_a_second_holder)
+{
+    char sd[128], lock[160];
+    struct stat st;
+    int fd1 = -1, fd2 = -1;
+
+    snprintf(sd, sizeof(sd), "%s/var/lib/ddb2es", dir);
+    snprintf(lock, sizeof(lock), "%s/lock", sd);
+    cr_assert_eq(ckpt_lock(sd, &fd1), 0);
+    cr_assert_eq(stat(sd, &st), 0, "the state directory is created");
+    cr_assert_eq(st.st_mode & 07777, 0700);
+    cr_assert_eq(stat(lock, &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0600);
+    /* A second open file description conflicts as another process would. */
+    cr_assert_eq(ckpt_lock(sd, &fd2), -EWOULDBLOCK);
+    cr_assert_eq(fd2, -1, "untouched on failure");
+
+    pid_t pid = fork();
+
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = -1;
+
+        _exit(ckpt_lock(sd, &fd) == -EWOULDBLOCK ? 0 : 1);
+    }
+    int wst;
+
+    cr_assert_eq(waitpid(pid, &wst, 0), pid);
+    cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "another process is refused too");
+
+    ckpt_unlock(fd1);
+    cr_assert_eq(ckpt_lock(sd, &fd2), 0, "free again after unlock");
+    ckpt_unlock(fd2);
+    ckpt_unlock(-1);
+}
+
+Test(ckpt, the_lock_needs_a_directory)
+{
+    char file[128];
+    int fd = -1;
+
+    snprintf(file, sizeof(file), "%s/plain", dir);
+    spit(file, "x");
+    cr_assert_eq(ckpt_lock(file, &fd), -ENOTDIR);
+}
+
+/* ---- pruning and lookups ---------------------------------------------- */
+
+Test(ckpt, prune_drops_only_shards_done_for_a_day)
+{
+    struct ckpt *ck = ckpt_new(dir);
+    time_t now = T0 + 100000;
+    struct ckpt_shard *old_done, *new_done, *old_open, *other;
+
+    old_done = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    new_done = ckpt_shard_add(ck, "posts", ARN, SH_B, SH_A, T0);
+    old_open = ckpt_shard_add(ck, "posts", ARN, SH_C, SH_B, T0);
+    other = ckpt_shard_add(ck, "users", ARN2, SH_A, NULL, T0);
+    ckpt_shard_finish(ck, old_done, now - CKPT_PRUNE_AGE - 1);
+    ckpt_shard_finish(ck, new_done, now - CKPT_PRUNE_AGE);
+    ckpt_shard_finish(ck, other, now - CKPT_PRUNE_AGE - 3600);
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    cr_assert_not(ckpt_dirty(ck));
+
+    cr_assert_eq(ckpt_prune(ck, now), 2);
+    cr_assert(ckpt_dirty(ck));
+    cr_assert_eq(ckpt_count(ck), 2);
+    cr_assert_null(ckpt_shard_get(ck, ARN, SH_A));
+    cr_assert_null(ckpt_shard_get(ck, ARN2, SH_A));
+    cr_assert_eq(ckpt_shard_get(ck, ARN, SH_B), new_done, "kept pointers stay valid");
+    cr_assert_eq(ckpt_shard_get(ck, ARN, SH_C), old_open, "open shards are never pruned");
+    cr_assert_eq(ckpt_prune(ck, now), 0);
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    char *text = slurp(path, NULL);
+
+    cr_assert_null(strstr(text, ARN2), "a stream left without shards goes too");
+    free(text);
+    ckpt_free(ck);
+}
+
+static int count_visit(const struct ckpt_shard *sh, void *arg)
+{
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static int stop_visit(const struct ckpt_shard *sh, void *arg)
+{
+    return strcmp(sh->id, arg) == 0 ? 42 : 0;
+}
+
+Test(ckpt, thousands_of_shards_are_found_again)
+{
+    struct ckpt *ck = ckpt_new(dir), *ld;
+    char id[64], err[512];
+    size_t n = 0;
+
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof(id), "shardId-%020d-%08x", i, (unsigned)i * 2654435761u);
+        cr_assert_not_null(ckpt_shard_add(ck, "posts", i % 2 ? ARN : ARN2, id, NULL, T0));
+    }
+    cr_assert_eq(ckpt_count(ck), 5000);
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    ld = ckpt_new(dir);
+    cr_assert_eq(ckpt_load(ld, err, sizeof(err)), 0, "%s", err);
+    for (int i = 0; i < 5000; i++) {
+        struct ckpt_shard *sh;
+
+        snprintf(id, sizeof(id), "shardId-%020d-%08x", i, (unsigned)i * 2654435761u);
+        sh = ckpt_shard_get(ld, i % 2 ? ARN : ARN2, id);
+        cr_assert_not_null(sh, "%s lost", id);
+        cr_assert_str_eq(sh->id, id);
+        cr_assert_null(ckpt_shard_get(ld, i % 2 ? ARN2 : ARN, id));
+    }
+    cr_assert_eq(ckpt_foreach(ld, count_visit, &n), 0);
+    cr_assert_eq(n, 5000);
+    cr_assert_eq(ckpt_foreach(ld, stop_visit, id), 42, "the visitor can stop early");
+    ckpt_free(ld);
+    ckpt_free(ck);
+}
+
+Test(ckpt, a_checkpoint_never_goes_back)
+{
+    struct ckpt *ck = ckpt_new(dir);
+    struct ckpt_shard *sh = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    struct ckpt_version v = { 1, 1 };
+
+    cr_assert_eq(ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0), sh, "add finds an existing");
+    cr_assert_null(ckpt_shard_add(ck, "posts", ARN, "", NULL, T0));
+    cr_assert_eq(ckpt_shard_advance(ck, sh, "0000000000000000000000000100", &v, T0), 0);
+    cr_assert_eq(ckpt_shard_advance(ck, sh, "000000000000000000099", &v, T0), -EINVAL);
+    cr_assert_eq(ckpt_shard_advance(ck, sh, "99", &v, T0), -EINVAL);
+    cr_assert_eq(ckpt_shard_advance(ck, sh, "000000000000000000100", &v, T0), 0, "equal is fine");
+    cr_assert_eq(ckpt_shard_advance(ck, sh, "000000000000000000101", &v, T0 + 9), 0);
+    cr_assert_str_eq(sh->seq, "000000000000000000101");
+    cr_assert_eq(sh->updated, T0 + 9);
+    ckpt_free(ck);
+}
+
+/* ---- versions ---------------------------------------------------------- */
+
+#define V(s, n) (((uint64_t)(s) << 20) | (n))
+
+Test(ckpt, version_counts_records_within_a_second)
+{
+    struct ckpt_version st = { 0, 0 };
+
+    cr_assert_eq(ckpt_next_version(&st, 1000), V(1000, 0));
+    cr_assert_eq(ckpt_next_version(&st, 1000), V(1000, 1));
+    cr_assert_eq(ckpt_next_version(&st, 1000), V(1000, 2));
+    cr_assert_eq(ckpt_next_version(&st, 1001), V(1001, 0));
+    cr_assert_eq(ckpt_next_version(&st, 999), V(1001, 1), "an older second never goes back");
+    cr_assert_eq(st.second, 1001);
+    cr_assert_eq(st.ordinal, 1);
+}
+
+Test(ckpt, version_equal_inputs_give_equal_outputs)
+{
+    struct ckpt_version a = { 1714521600, 17 }, b = a;
+
+    for (int i = 0; i < 100; i++) {
+        int64_t created = 1714521600 + (i * 7919) % 13 - 3;
+
+        cr_assert_eq(ckpt_next_version(&a, created), ckpt_next_version(&b, created));
+    }
+    cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
+}
+
+Test(ckpt, version_overflow_borrows_the_next_second)
+{
+    struct ckpt_version st = { 500, CKPT_ORDINAL_MAX - 1 };
+    uint64_t v1 = ckpt_next_version(&st, 500), v2, v3, v4;
+
+    cr_assert_eq(v1, V(500, CKPT_ORDINAL_MAX));
+    v2 = ckpt_next_version(&st, 500);
+    cr_assert_eq(v2, V(501, 0));
+    v3 = ckpt_next_version(&st, 500);
+    v4 = ckpt_next_version(&st, 501);
+    cr_assert(v1 < v2 && v2 < v3 && v3 < v4, "strictly increasing through the overflow");
+    cr_assert_eq(ckpt_next_version(&st, 502), V(502, 0));
+    /* Absurd clocks are clamped; versions stay below 2^63. */
+    st = (struct ckpt_version){ 0, 0 };
+    cr_assert_lt(ckpt_next_version(&st, INT64_MAX), UINT64_C(1) << 63);
+    st = (struct ckpt_version){ 0, 0 };
+    cr_assert_eq(ckpt_next_version(&st, -5), V(0, 1));
+}
+
+/* The child continues the parent's count: a write in the parent's last second
+ * and one in the child's first (the same second) are ordered, which a
+ * per-shard counter restarting at zero would get wrong. */
+Test(ckpt, version_is_monotonic_across_a_lineage_handover)
+{
+    struct ckpt *ck = ckpt_new(dir), *ld;
+    struct ckpt_shard *parent, *child, *orphan;
+    struct ckpt_version st, cst;
+    uint64_t last_parent, first_child;
+    char err[512];
+
+    parent = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    child = ckpt_shard_add(ck, "posts", ARN, SH_B, SH_A, T0);
+    orphan = ckpt_shard_add(ck, "posts", ARN, SH_C, "shardId-00000001700000000000-gone0000", T0);
+    st = ckpt_shard_resume_version(ck, parent);
+    ckpt_next_version(&st, 2000);
+    ckpt_next_version(&st, 2000);
+    last_parent = ckpt_next_version(&st, 2000);
+    ckpt_shard_advance(ck, parent, "000000000000000000041", &st, T0);
+    ckpt_shard_finish(ck, parent, T0);
+
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    cst = ckpt_shard_resume_version(ck, child);
+    cr_assert(ckpt_dirty(ck), "the inherited state is stored in the child");
+    first_child = ckpt_next_version(&cst, 2000);
+    cr_assert_gt(first_child, last_parent);
+    cr_assert_eq(first_child, V(2000, 3));
+    cr_assert_gt(ckpt_next_version(&cst, 1999), first_child, "clock skew across shards");
+
+    st = ckpt_shard_resume_version(ck, orphan);
+    cr_assert_eq(st.second, 0, "unknown parent: the shard's own state");
+
+    /* The inheritance survives a restart even after the parent is pruned. */
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    ld = ckpt_new(dir);
+    cr_assert_eq(ckpt_load(ld, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ckpt_prune(ld, T0 + CKPT_PRUNE_AGE + 1), 1);
+    cst = ckpt_shard_resume_version(ld, ckpt_shard_get(ld, ARN, SH_B));
+    cr_assert_eq(ckpt_next_version(&cst, 2000), V(2000, 3));
+    ckpt_free(ld);
+    ckpt_free(ck);
+}
+
+/* A run issues versions, crashes with records in flight, and restarts from
+ * its checkpoint: the records re-read after the checkpoint get exactly the
+ * versions they had before. */
+Test(ckpt, a_restart_from_the_checkpoint_reproduces_the_versions)
+{
+    enum { N = 40 };
+    static const int64_t created[N] = { 10, 10, 10, 11, 11, 11, 11, 11, 12, 12, 12, 12, 12, 13,
+                                        13, 13, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 16, 16,
+                                        16, 17, 17, 17, 17, 17, 18, 18, 18, 18, 18, 18 };
+    char seqs[N][SEQNUM_MAX + 1], err[512];
+    uint64_t first_run[N];
+    int64_t tickets[N];
+    struct ckpt *ck = ckpt_new(dir), *ld;
+    struct ckpt_shard *sh = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    struct ack *t = ack_new();
+    struct ckpt_version st = ckpt_shard_resume_version(ck, sh), v;
+    const char *s;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(seqs[i], sizeof(seqs[i]), "%021d", 1000 + 2 * i);
+        first_run[i] = ckpt_next_version(&st, created[i]);
+        tickets[i] = ack_push(t, seqs[i], &st);
+        cr_assert_eq(tickets[i], i);
+    }
+    /* Records 0..24 finish, 26 and 30 too; 25 is still in flight at the crash. */
+    for (int i = 24; i >= 0; i--)
+        ack_done(t, tickets[i]);
+    ack_done(t, tickets[26]);
+    ack_done(t, tickets[30]);
+    s = ack_checkpoint(t, &v);
+    cr_assert_str_eq(s, seqs[24]);
+    cr_assert_eq(ckpt_shard_advance(ck, sh, s, &v, T0), 0);
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    ack_free(t);
+    ckpt_free(ck);
+
+    /* Restart: resume after the checkpoint and re-read records 25.. */
+    ld = ckpt_new(dir);
+    cr_assert_eq(ckpt_load(ld, err, sizeof(err)), 0, "%s", err);
+    sh = ckpt_shard_get(ld, ARN, SH_A);
+    cr_assert_str_eq(sh->seq, seqs[24]);
+    st = ckpt_shard_resume_version(ld, sh);
+    for (int i = 25; i < N; i++)
+        cr_assert_eq(ckpt_next_version(&st, created[i]), first_run[i], "record %d", i);
+    ckpt_free(ld);
+}
