@@ -613,6 +613,11 @@ static void scan_source(const char *p, size_t n, const char *field, struct scan 
     }
     for (;;) {
         p = skip_ws(p, e);
+        if (!want_value && top == 0) {
+            if (p != e)
+                out->error = "trailing characters after the document";
+            return;
+        }
         if (p >= e) {
             out->error = "unexpected end of input";
             return;
@@ -2159,7 +2164,7 @@ static bool check_basic(struct conn *c, const struct request *r)
     char reason[400], expect[1024], plain[600];
 
     if (!a || strncasecmp(a, "Basic ", 6) != 0) {
-        snprintf(reason, sizeof(reason), "missing authentication credentials for REST request [%s]",
+        snprintf(reason, sizeof(reason), "missing authentication credentials for REST request [%.200s]",
                  r->path);
         reply_401(c, r, reason);
         return false;
@@ -2181,7 +2186,7 @@ static bool check_basic(struct conn *c, const struct request *r)
         char *colon = n > 0 ? strchr((char *)dec, ':') : NULL;
         if (colon)
             *colon = '\0';
-        snprintf(reason, sizeof(reason), "unable to authenticate user [%s] for REST request [%s]",
+        snprintf(reason, sizeof(reason), "unable to authenticate user [%.100s] for REST request [%.200s]",
                  colon ? (char *)dec : "", r->path);
         OPENSSL_cleanse(dec, sizeof(dec));
         reply_401(c, r, reason);
@@ -2196,7 +2201,7 @@ static bool check_apikey(struct conn *c, const struct request *r)
     char reason[400], expect[1024];
 
     if (!a || strncasecmp(a, "ApiKey ", 7) != 0) {
-        snprintf(reason, sizeof(reason), "missing authentication credentials for REST request [%s]",
+        snprintf(reason, sizeof(reason), "missing authentication credentials for REST request [%.200s]",
                  r->path);
         reply_401(c, r, reason);
         return false;
@@ -2585,7 +2590,7 @@ static void handle_dump(struct conn *c)
 static void handle_stats(struct conn *c)
 {
     json_t *req = json_object(), *items = json_object(), *acts = json_object();
-    char k[8];
+    char k[16];
 
     for (int r = 0; r < RT_N; r++) {
         json_t *by = NULL;
