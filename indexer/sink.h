@@ -60,11 +60,18 @@ struct sink_opts {
     size_t max_queue_bytes;     /* the memory cap between readers and the sink */
     const char *version_type;   /* "external" (default) or "external_gte" */
     bool dry_run;               /* write the bulk bodies to stdout, treat all as indexed */
+    long backoff_base_ms;       /* first retry waits rand() x this; 0 = 100 */
 };
 
+/* Indexes of sink_stats.bulk_requests. */
+enum sink_req_class { SINK_REQ_2XX, SINK_REQ_413, SINK_REQ_429, SINK_REQ_5XX, SINK_REQ_4XX,
+                      SINK_REQ_NET, SINK_REQ_NCLASSES };
+
 struct sink_stats {
-    uint64_t bulk_requests[6];  /* by outcome: 2xx, 413, 429, 5xx, other 4xx, network */
+    uint64_t bulk_requests[SINK_REQ_NCLASSES]; /* by outcome: 2xx, 413, 429, 5xx, other 4xx, network */
     uint64_t docs_indexed, docs_deleted, docs_stale, docs_gone, docs_dlq, docs_retried;
+    uint64_t docs_superseded, docs_canceled;
+    uint64_t retries;           /* requests sent again after a request-level failure */
     size_t queued_bytes, inflight_bytes;
     size_t queued_docs, inflight_requests;
     bool failing;               /* the last request failed with a retryable error */

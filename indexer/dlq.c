@@ -1,0 +1,382 @@
+#include "indexer/dlq.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/util.h"
+#include "daemon/log.h"
+#include "indexer/bulk.h"
+
+
+#define RETRY_BASE_MS 100
+#define RETRY_MAX_MS 30000
+
+struct dlq_entry {
+    struct buf line;
+    dlq_done_cb *cb;
+    void *arg;
+    struct dlq_entry *next;
+};
+
+/* One file operation at a time, driven by step(): open, then write and
+ * fdatasync per group of lines.  A failure closes the file (so a moved or
+ * replaced file is reopened) and waits on the timer before trying again. */
+struct dlq {
+    uv_loop_t *loop;
+    char *path;
+    uv_file fd;                   /* -1 when not open */
+    uv_file fd_to_close;          /* after a failure, -1 when none */
+    uv_fs_t req;
+    bool busy;                    /* req is in the thread pool */
+    uv_timer_t timer;
+    bool waiting;                 /* timer armed after a failure */
+    unsigned fails;
+    struct dlq_entry *head, *tail;/* queued, not yet in a write */
+    struct dlq_entry *wset;       /* the entries of the write in progress */
+    struct buf wbuf;              /* their lines, concatenated */
+    size_t woff;                  /* bytes of wbuf already written */
+    size_t npending;
+    bool closing, timer_closing, timer_closed;
+    void (*closed)(void *arg);
+    void *closed_arg;
+};
+
+static void step(struct dlq *q);
+
+static void finish_list(struct dlq *q, struct dlq_entry *e, int err)
+{
+    while (e) {
+        struct dlq_entry *next = e->next;
+
+        buf_close(&e->line);
+        q->npending--;
+        e->cb(err, e->arg);
+        free(e);
+        e = next;
+    }
+}
+
+static void cancel_wset(struct dlq *q)
+{
+    struct dlq_entry *w = q->wset;
+
+    q->wset = NULL;
+    buf_reset(&q->wbuf);
+    q->woff = 0;
+    finish_list(q, w, -ECANCELED);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct dlq *q = container_of(t, struct dlq, timer);
+
+    q->waiting = false;
+    step(q);
+}
+
+static void fail(struct dlq *q, const char *what, int err)
+{
+    uint64_t delay = RETRY_BASE_MS;
+
+    for (unsigned i = 0; i < q->fails && delay < RETRY_MAX_MS; i++)
+        delay *= 2;
+    if (delay > RETRY_MAX_MS)
+        delay = RETRY_MAX_MS;
+    q->fails++;
+    if (q->fd >= 0) {
+        q->fd_to_close = q->fd;
+        q->fd = -1;
+    }
+    if (q->closing) {
+        log_error("dead-letter file %s: %s failed: %s; %zu entries not written", q->path, what,
+                  uv_strerror(err), q->npending);
+        cancel_wset(q);
+        return;
+    }
+    log_error("dead-letter file %s: %s failed: %s; retrying in %" PRIu64 " ms", q->path, what,
+              uv_strerror(err), delay);
+    q->waiting = true;
+    uv_timer_start(&q->timer, on_timer, delay, 0);
+}
+
+static void on_fs(uv_fs_t *req)
+{
+    struct dlq *q = container_of(req, struct dlq, req);
+    uv_fs_type type = req->fs_type;
+    ssize_t res = req->result;
+
+    uv_fs_req_cleanup(req);
+    q->busy = false;
+    switch (type) {
+    case UV_FS_OPEN:
+        if (res < 0)
+            fail(q, "open", (int)res);
+        else
+            q->fd = (uv_file)res;
+        break;
+    case UV_FS_WRITE:
+        if (res < 0)
+            fail(q, "write", (int)res);
+        else
+            q->woff += (size_t)res;
+        break;
+    case UV_FS_FDATASYNC:
+        if (res < 0) {
+            q->woff = 0; /* the data may not be on disk: write it again */
+            fail(q, "fdatasync", (int)res);
+        } else {
+            struct dlq_entry *done = q->wset;
+
+            q->fails = 0;
+            q->wset = NULL;
+            buf_reset(&q->wbuf);
+            q->woff = 0;
+            finish_list(q, done, 0);
+        }
+        break;
+    default: /* UV_FS_CLOSE: nothing to learn from its result */
+        break;
+    }
+    step(q);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct dlq *q = container_of((uv_timer_t *)h, struct dlq, timer);
+
+    q->timer_closed = true;
+    step(q);
+}
+
+/* Moves every queued line into one write and one sync.  0 or -ENOMEM. */
+static int gather(struct dlq *q)
+{
+    struct dlq_entry **tail = &q->wset;
+
+    while (q->head) {
+        struct dlq_entry *e = q->head;
+
+        if (buf_append(&q->wbuf, e->line.ptr, e->line.len) < 0) {
+            if (q->wset)
+                break;
+            return -ENOMEM;
+        }
+        q->head = e->next;
+        e->next = NULL;
+        *tail = e;
+        tail = &e->next;
+    }
+    if (!q->head)
+        q->tail = NULL;
+    q->woff = 0;
+    return 0;
+}
+
+/* Starts the next file operation, if one is due; the only place that does. */
+static void step(struct dlq *q)
+{
+    int rc = 0;
+    const char *what = NULL;
+
+    if (q->busy)
+        return;
+    if (q->fd_to_close >= 0) {
+        uv_file fd = q->fd_to_close;
+
+        q->fd_to_close = -1;
+        if (uv_fs_close(q->loop, &q->req, fd, on_fs) == 0)
+            q->busy = true;
+        else
+            step(q);
+        return;
+    }
+    if (q->closing && (q->waiting || !q->wset || q->fd < 0)) {
+        /* Closing: only a write set already on its way to the file goes on. */
+        if (q->wset)
+            cancel_wset(q);
+        if (q->fd >= 0) {
+            q->fd_to_close = q->fd;
+            q->fd = -1;
+            step(q);
+        } else if (!q->timer_closing) {
+            q->timer_closing = true;
+            uv_timer_stop(&q->timer);
+            uv_close((uv_handle_t *)&q->timer, on_timer_closed);
+        } else if (q->timer_closed && q->closed) {
+            void (*cb)(void *) = q->closed;
+
+            q->closed = NULL;
+            cb(q->closed_arg);
+        }
+        return;
+    }
+    if (q->waiting)
+        return;
+    if (!q->wset && q->head && gather(q) < 0) {
+        log_error("dead-letter file %s: out of memory; retrying", q->path);
+        q->waiting = true;
+        uv_timer_start(&q->timer, on_timer, RETRY_BASE_MS, 0);
+        return;
+    }
+    if (!q->wset)
+        return;
+    if (q->fd < 0) {
+        what = "open";
+        rc = uv_fs_open(q->loop, &q->req, q->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600,
+                        on_fs);
+    } else if (q->woff < q->wbuf.len) {
+        uv_buf_t b = uv_buf_init(q->wbuf.ptr + q->woff, (unsigned)(q->wbuf.len - q->woff));
+
+        what = "write";
+        rc = uv_fs_write(q->loop, &q->req, q->fd, &b, 1, -1, on_fs);
+    } else {
+        what = "fdatasync";
+        rc = uv_fs_fdatasync(q->loop, &q->req, q->fd, on_fs);
+    }
+    if (rc < 0) {
+        uv_fs_req_cleanup(&q->req);
+        fail(q, what, rc);
+        step(q);
+        return;
+    }
+    q->busy = true;
+}
+
+struct dlq *dlq_new(uv_loop_t *loop, const char *path)
+{
+    struct dlq *q = calloc(1, sizeof(*q));
+
+    if (!q)
+        return NULL;
+    q->loop = loop;
+    q->fd = q->fd_to_close = -1;
+    buf_init(&q->wbuf, BUF_NOMAX);
+    q->path = strdup(path);
+    if (!q->path || uv_timer_init(loop, &q->timer) < 0) {
+        free(q->path);
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+int dlq_append(struct dlq *q, struct buf *line, dlq_done_cb *cb, void *arg)
+{
+    struct dlq_entry *e;
+
+    if (q->closing) {
+        buf_close(line);
+        return -ESHUTDOWN;
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e || buf_putc(line, '\n') < 0) {
+        free(e);
+        buf_close(line);
+        return -ENOMEM;
+    }
+    e->line = *line;
+    buf_init(line, line->max);
+    e->cb = cb;
+    e->arg = arg;
+    if (q->tail)
+        q->tail->next = e;
+    else
+        q->head = e;
+    q->tail = e;
+    q->npending++;
+    step(q);
+    return 0;
+}
+
+size_t dlq_pending(const struct dlq *q)
+{
+    return q->npending;
+}
+
+void dlq_close(struct dlq *q, void (*closed)(void *arg), void *arg)
+{
+    struct dlq_entry *queued = q->head;
+
+    q->closing = true;
+    q->closed = closed;
+    q->closed_arg = arg;
+    q->head = q->tail = NULL;
+    finish_list(q, queued, -ECANCELED);
+    step(q);
+}
+
+void dlq_free(struct dlq *q)
+{
+    if (!q)
+        return;
+    buf_close(&q->wbuf);
+    free(q->path);
+    free(q);
+}
+
+static int put_str_or_null(struct buf *out, const char *s)
+{
+    if (!s || !*s)
+        return buf_puts(out, "null");
+    return bulk_json_string(out, s, strlen(s));
+}
+
+int dlq_format(struct buf *out, const struct doc *d, int status, const char *type,
+               const char *reason, const char *document, size_t document_len, int64_t now_ms)
+{
+    size_t len0 = out->len;
+    time_t secs = (time_t)(now_ms / 1000);
+    struct tm tm;
+    char when[40];
+    int rc;
+
+    gmtime_r(&secs, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    rc = buf_printf(out, "{\"time\":\"%s.%03dZ\",\"table\":", when, (int)(now_ms % 1000));
+    if (rc == 0)
+        rc = put_str_or_null(out, d->table);
+    if (rc == 0)
+        rc = buf_puts(out, ",\"shard\":");
+    if (rc == 0)
+        rc = put_str_or_null(out, d->shard);
+    if (rc == 0)
+        rc = buf_puts(out, ",\"seq\":");
+    if (rc == 0)
+        rc = put_str_or_null(out, d->seq);
+    if (rc == 0)
+        rc = buf_puts(out, ",\"index\":");
+    if (rc == 0)
+        rc = put_str_or_null(out, d->index);
+    if (rc == 0)
+        rc = buf_puts(out, ",\"id\":");
+    if (rc == 0)
+        rc = bulk_json_string(out, d->id, d->id_len);
+    if (rc == 0)
+        rc = buf_printf(out, ",\"action\":\"%s\",\"version\":%" PRIu64 ",\"status\":",
+                        d->op == DOC_DELETE ? "delete" : "index", d->version);
+    if (rc == 0)
+        rc = status > 0 ? buf_printf(out, "%d", status) : buf_puts(out, "null");
+    if (rc == 0)
+        rc = buf_puts(out, ",\"error\":{\"type\":");
+    if (rc == 0)
+        rc = put_str_or_null(out, type);
+    if (rc == 0)
+        rc = buf_puts(out, ",\"reason\":");
+    if (rc == 0)
+        rc = put_str_or_null(out, reason);
+    if (rc == 0)
+        rc = buf_puts(out, "},\"document\":");
+    if (rc == 0)
+        rc = document && document_len ? buf_append(out, document, document_len)
+                                      : buf_puts(out, "null");
+    if (rc == 0)
+        rc = buf_putc(out, '}');
+    if (rc < 0)
+        buf_truncate(out, len0);
+    return rc;
+}

@@ -1,0 +1,1261 @@
+/* sink — batching, bulk requests, per-item outcomes, retries and the
+ * dead-letter file.  See sink.h for the contract.
+ *
+ * An item is one submitted document, already rendered as NDJSON (its source
+ * is freed once rendered).  Items gather in the open batch; a batch closes on
+ * actions, bytes or the flush timer and waits in `ready` for one of the
+ * `concurrency` request slots.  A batch that must be sent again waits in
+ * `delayed` until its due time.  After a request-level failure the whole sink
+ * holds back until `gate_until` (capped exponential backoff, full jitter), so
+ * an engine that is down sees no tight loop; per-item retries do not close
+ * the gate, they only delay their own items.
+ */
+#include "indexer/sink.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "aws/creds.h"
+#include "aws/http.h"
+#include "aws/util.h"
+#include "daemon/log.h"
+#include "indexer/bulk.h"
+#include "indexer/bulkresp.h"
+#include "indexer/dlq.h"
+
+
+#define DEFAULT_BACKOFF_BASE_MS 100
+#define DEFAULT_MAX_BACKOFF_MS 30000
+#define REASON_TOO_LARGE "document larger than the engine's body limit"
+
+struct item {
+    struct doc d;          /* source moved into nd; index/table/shard stay borrowed */
+    struct buf nd;         /* the action line, then the source line for an index */
+    size_t src_off;        /* where the source line starts in nd */
+    void *owner;
+    uint64_t ticket;
+    uint32_t hash;         /* of _index and _id */
+    size_t bytes;          /* nd.len plus the bytes of the items in sup */
+    struct item *sup;      /* earlier actions on the same _id this one replaced */
+    struct item *next;     /* link in a sup chain */
+    struct item *hnext;    /* link in the open batch's hash bucket */
+    size_t slot;           /* position in the open batch */
+    unsigned attempts;     /* per-item retries so far */
+    struct sink *s;
+};
+
+enum bstate { B_OPEN, B_READY, B_DELAYED, B_SIGNING, B_INFLIGHT };
+
+struct batch {
+    struct sink *s;
+    enum bstate state;
+    struct item **items;   /* in stream order; NULL holes while open (superseded) */
+    size_t n, cap, nlive;
+    size_t bytes;          /* body bytes: sum of the live items' nd.len */
+    size_t bytes_all;      /* with the superseded items, for the memory cap */
+    struct buf body;       /* what is sent (gzip-compressed when configured) */
+    uint64_t due;          /* B_DELAYED: uv_now() when it may go */
+    unsigned attempt;      /* request-level failures of this batch */
+    struct http_req *req;  /* B_INFLIGHT */
+    bool canceled;         /* B_SIGNING when the deadline passed */
+    struct batch *prev, *next;
+};
+
+struct blist {
+    struct batch *head, *tail;
+};
+
+struct ping {
+    struct sink *s;
+    void (*cb)(void *arg, int rc);
+    void *arg;
+    struct http_req *req;
+    bool signing, canceled;
+    struct ping *prev, *next;
+};
+
+struct sink {
+    uv_loop_t *loop;
+    struct http *http;
+    struct creds *creds;
+    struct sink_opts o;
+    char *url;             /* base, without a trailing '/' */
+    char *bulk_url, *ping_url;
+    char *authz;           /* "Basic ..." or "ApiKey ...": a secret, never logged */
+    char *service, *region, *version_type; /* copies behind o's pointers */
+    sink_done_cb *done;
+    sink_resume_cb *resume;
+    void *arg;
+    struct dlq *dlq;
+    uv_timer_t flush_timer, retry_timer, deadline_timer;
+    int nhandles;          /* timers not yet closed */
+    struct batch *open;
+    struct item **buckets;
+    size_t nbuckets;       /* a power of two */
+    struct blist ready, delayed, inflight; /* inflight holds B_SIGNING and B_INFLIGHT */
+    size_t ninflight;
+    struct ping *pings;
+    uint64_t gate_until;
+    unsigned fail_streak;
+    size_t ndlq;           /* items waiting for the dead-letter file */
+    size_t bytes_total, bytes_inflight;
+    size_t ndocs;
+    bool full;
+    int depth;             /* > 0 while processing a reply: no finishing under our feet */
+    bool closing, deadline_passed, finishing;
+    void (*closed)(void *arg);
+    void *closed_arg;
+    struct sink_stats st;
+};
+
+static void dispatch(struct sink *s);
+static void maybe_finish(struct sink *s);
+static void to_dlq(struct sink *s, struct item *it, int status, const char *type,
+                   const char *reason);
+
+/* ---- lists ---- */
+
+static void bl_push(struct blist *l, struct batch *b, bool front)
+{
+    b->prev = b->next = NULL;
+    if (!l->head) {
+        l->head = l->tail = b;
+    } else if (front) {
+        b->next = l->head;
+        l->head->prev = b;
+        l->head = b;
+    } else {
+        b->prev = l->tail;
+        l->tail->next = b;
+        l->tail = b;
+    }
+}
+
+static void bl_remove(struct blist *l, struct batch *b)
+{
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        l->head = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    else
+        l->tail = b->prev;
+    b->prev = b->next = NULL;
+}
+
+/* ---- items and batches ---- */
+
+static uint32_t key_hash(const struct doc *d)
+{
+    uint32_t h = 2166136261u; /* FNV-1a over index, NUL, id */
+
+    for (const char *p = d->index; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    h = (h ^ 0u) * 16777619u;
+    for (size_t i = 0; i < d->id_len; i++)
+        h = (h ^ (uint8_t)d->id[i]) * 16777619u;
+    return h;
+}
+
+static bool same_key(const struct item *a, const struct item *b)
+{
+    return a->hash == b->hash && a->d.id_len == b->d.id_len &&
+           memcmp(a->d.id, b->d.id, a->d.id_len) == 0 && strcmp(a->d.index, b->d.index) == 0;
+}
+
+static void item_free(struct item *it)
+{
+    buf_close(&it->nd);
+    free(it);
+}
+
+static struct batch *batch_new(struct sink *s)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+
+    if (b) {
+        b->s = s;
+        buf_init(&b->body, BUF_NOMAX);
+    }
+    return b;
+}
+
+static void batch_free(struct batch *b)
+{
+    if (!b)
+        return;
+    buf_close(&b->body);
+    free(b->items);
+    free(b);
+}
+
+static int batch_add(struct batch *b, struct item *it)
+{
+    if (b->n == b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 16;
+        struct item **p = realloc(b->items, ncap * sizeof(*p));
+
+        if (!p)
+            return -ENOMEM;
+        b->items = p;
+        b->cap = ncap;
+    }
+    it->slot = b->n;
+    b->items[b->n++] = it;
+    b->nlive++;
+    b->bytes += it->nd.len;
+    b->bytes_all += it->bytes;
+    return 0;
+}
+
+/* The open batch leaves the hash and its holes; it joins the ready queue. */
+static void close_open(struct sink *s)
+{
+    struct batch *b = s->open;
+    size_t j = 0;
+
+    if (!b)
+        return;
+    uv_timer_stop(&s->flush_timer);
+    s->open = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        struct item *it = b->items[i];
+
+        if (!it)
+            continue;
+        s->buckets[it->hash & (s->nbuckets - 1)] = NULL;
+        it->hnext = NULL;
+        b->items[j++] = it;
+    }
+    b->n = j;
+    if (!b->n) {
+        batch_free(b);
+        return;
+    }
+    b->state = B_READY;
+    bl_push(&s->ready, b, false);
+}
+
+/* ---- outcomes ---- */
+
+static void maybe_resume(struct sink *s)
+{
+    if (s->full && s->bytes_total < s->o.max_queue_bytes / 2) {
+        s->full = false;
+        if (s->resume && !s->closing)
+            s->resume(s->arg);
+    }
+}
+
+static void report(struct sink *s, struct item *it, enum sink_outcome outcome)
+{
+    s->bytes_total -= it->nd.len;
+    s->ndocs--;
+    if (outcome == SINK_SUPERSEDED)
+        s->st.docs_superseded++;
+    else if (outcome == SINK_CANCELED)
+        s->st.docs_canceled++;
+    s->done(it->owner, it->ticket, outcome, s->arg);
+    item_free(it);
+}
+
+/* The item and the actions it replaced have finished. */
+static void finish(struct sink *s, struct item *it, enum sink_outcome outcome)
+{
+    struct item *sup = it->sup;
+
+    s->depth++;
+    switch (outcome) {
+    case SINK_INDEXED:
+        if (it->d.op == DOC_DELETE)
+            s->st.docs_deleted++;
+        else
+            s->st.docs_indexed++;
+        break;
+    case SINK_STALE: s->st.docs_stale++; break;
+    case SINK_GONE:  s->st.docs_gone++; break;
+    case SINK_DLQ:   s->st.docs_dlq++; break;
+    default:         break;
+    }
+    while (sup) {
+        struct item *next = sup->next;
+
+        report(s, sup, outcome == SINK_CANCELED ? SINK_CANCELED : SINK_SUPERSEDED);
+        sup = next;
+    }
+    report(s, it, outcome);
+    s->depth--;
+    maybe_resume(s);
+}
+
+static void cancel_batch(struct sink *s, struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i])
+            finish(s, b->items[i], SINK_CANCELED);
+    batch_free(b);
+}
+
+/* ---- backoff ---- */
+
+static uint64_t backoff_ms(const struct sink *s, unsigned n)
+{
+    uint64_t cap = (uint64_t)s->o.backoff_base_ms;
+    uint64_t max = (uint64_t)s->o.max_backoff_ms;
+
+    for (unsigned i = 0; i < n && cap < max; i++)
+        cap *= 2;
+    if (cap > max)
+        cap = max;
+    /* Full jitter; at least 1 ms so a failure never turns into a busy loop. */
+    return 1 + (uint64_t)((double)rand() / ((double)RAND_MAX + 1.0) * (double)cap);
+}
+
+static void delay_batch(struct sink *s, struct batch *b, uint64_t ms)
+{
+    buf_close(&b->body);
+    b->state = B_DELAYED;
+    b->due = uv_now(s->loop) + ms;
+    bl_push(&s->delayed, b, false);
+}
+
+/* A request-level failure: the batch goes again after a backoff, and the
+ * sink sends nothing before then. */
+static void retry_whole(struct sink *s, struct batch *b)
+{
+    uint64_t ms;
+
+    if (s->deadline_passed) {
+        cancel_batch(s, b);
+        return;
+    }
+    ms = backoff_ms(s, s->fail_streak);
+    s->fail_streak++;
+    s->st.failing = true;
+    s->st.retries++;
+    b->attempt++;
+    if (uv_now(s->loop) + ms > s->gate_until)
+        s->gate_until = uv_now(s->loop) + ms;
+    log_debug("bulk of %zu actions: retry in %" PRIu64 " ms (failure %u in a row)", b->n, ms,
+              s->fail_streak);
+    delay_batch(s, b, ms);
+}
+
+/* ---- sending ---- */
+
+static int gzip_body(const struct buf *in, struct buf *out)
+{
+    z_stream z;
+    int rc;
+
+    /* On the loop thread, at the fastest level, for now; large bodies may
+     * later be compressed in the thread pool. */
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -ENOMEM;
+    rc = buf_reserve(out, deflateBound(&z, in->len));
+    if (rc == 0) {
+        z.next_in = (Bytef *)in->ptr;
+        z.avail_in = (uInt)in->len;
+        z.next_out = (Bytef *)out->ptr;
+        z.avail_out = (uInt)(out->cap - 1);
+        rc = deflate(&z, Z_FINISH) == Z_STREAM_END ? 0 : -EIO;
+        if (rc == 0) {
+            out->len = z.total_out;
+            out->ptr[out->len] = '\0';
+        }
+    }
+    deflateEnd(&z);
+    return rc;
+}
+
+static int build_body(struct sink *s, struct batch *b)
+{
+    struct buf raw;
+    int rc = 0;
+
+    buf_init(&raw, BUF_NOMAX);
+    buf_reset(&b->body);
+    if (buf_reserve(&raw, b->bytes) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->n; i++)
+        buf_append(&raw, b->items[i]->nd.ptr, b->items[i]->nd.len); /* reserved above */
+    if (s->o.gzip && !s->o.dry_run) {
+        rc = gzip_body(&raw, &b->body);
+        buf_close(&raw);
+    } else {
+        buf_close(&b->body);
+        b->body = raw;
+    }
+    return rc;
+}
+
+static void on_bulk_done(struct http_req *req, int err, void *arg);
+
+static void send_req(struct sink *s, struct batch *b)
+{
+    int rc;
+
+    b->state = B_INFLIGHT;
+    rc = http_send(s->http, b->req, on_bulk_done, b);
+    if (rc < 0) {
+        log_warn("bulk request not sent: %s", strerror(-rc));
+        b->req = NULL;
+        bl_remove(&s->inflight, b);
+        s->ninflight--;
+        s->bytes_inflight -= b->bytes_all;
+        s->st.bulk_requests[SINK_REQ_NET]++;
+        retry_whole(s, b);
+    }
+}
+
+static void on_creds_bulk(const struct sigv4_key *key, int err, void *arg)
+{
+    struct batch *b = arg;
+    struct sink *s = b->s;
+    bool aoss = strcmp(s->o.sigv4_service, "aoss") == 0;
+
+    if (b->canceled) { /* the deadline passed meanwhile; its items were reported */
+        http_req_free(b->req);
+        bl_remove(&s->inflight, b);
+        s->ninflight--;
+        batch_free(b);
+        maybe_finish(s);
+        return;
+    }
+    if (err == 0)
+        err = http_req_sign(b->req, key, s->o.sigv4_region, s->o.sigv4_service, time(NULL), aoss);
+    if (err < 0) {
+        log_error("bulk request not signed: no usable AWS credentials (%s)", strerror(-err));
+        http_req_free(b->req);
+        b->req = NULL;
+        bl_remove(&s->inflight, b);
+        s->ninflight--;
+        s->bytes_inflight -= b->bytes_all;
+        retry_whole(s, b);
+        dispatch(s);
+        return;
+    }
+    send_req(s, b);
+}
+
+static void dry_run(struct sink *s, struct batch *b)
+{
+    if (fwrite(b->body.ptr, 1, b->body.len, stdout) != b->body.len || fflush(stdout) != 0)
+        log_error("dry run: writing the bulk body to stdout failed");
+    s->st.bulk_requests[SINK_REQ_2XX]++;
+    for (size_t i = 0; i < b->n; i++)
+        finish(s, b->items[i], SINK_INDEXED);
+    batch_free(b);
+}
+
+static int add_auth(struct sink *s, struct http_req *req)
+{
+    if (s->authz)
+        return http_req_header(req, "Authorization", s->authz);
+    return 0;
+}
+
+static void send_batch(struct sink *s, struct batch *b)
+{
+    struct http_req *req = NULL;
+    int rc = build_body(s, b);
+
+    if (rc == 0 && s->o.dry_run) {
+        dry_run(s, b);
+        return;
+    }
+    if (rc == 0 && !(req = http_req_new("POST", s->bulk_url)))
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = http_req_header(req, "Content-Type", "application/x-ndjson");
+    if (rc == 0 && s->o.gzip)
+        rc = http_req_header(req, "Content-Encoding", "gzip");
+    if (rc == 0)
+        rc = add_auth(s, req);
+    if (rc < 0) {
+        log_error("bulk request not built: %s", strerror(-rc));
+        http_req_free(req);
+        retry_whole(s, b);
+        return;
+    }
+    http_req_body_ref(req, b->body.ptr, b->body.len);
+    http_req_timeout(req, s->o.request_timeout_ms);
+    /* filter_path may be ignored (SigV4 POSTs on Amazon OpenSearch Service):
+     * leave room for full items with long reasons. */
+    http_req_max_response(req, b->n > 1024 ? b->n * 4096 : (size_t)4 << 20);
+    b->req = req;
+    bl_push(&s->inflight, b, false);
+    s->ninflight++;
+    s->bytes_inflight += b->bytes_all;
+    if (s->o.auth == SINK_AUTH_SIGV4) {
+        b->state = B_SIGNING;
+        rc = creds_get(s->creds, on_creds_bulk, b);
+        if (rc < 0)
+            on_creds_bulk(NULL, rc, b);
+        return;
+    }
+    send_req(s, b);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+    dispatch(container_of(t, struct sink, retry_timer));
+}
+
+/* Sends what may go now and arms the retry timer for what must wait. */
+static void dispatch(struct sink *s)
+{
+    uint64_t now = uv_now(s->loop), wake = UINT64_MAX;
+    struct blist due = { 0 };
+    struct batch *b, *next;
+
+    if (s->deadline_passed || s->finishing)
+        return;
+    s->depth++;
+    for (b = s->delayed.head; b; b = next) {
+        next = b->next;
+        if (b->due <= now) {
+            bl_remove(&s->delayed, b);
+            bl_push(&due, b, false);
+        } else if (b->due < wake) {
+            wake = b->due;
+        }
+    }
+    /* Batches sent again go before new ones, in their own order. */
+    while ((b = due.tail)) {
+        bl_remove(&due, b);
+        b->state = B_READY;
+        bl_push(&s->ready, b, true);
+    }
+    while (now >= s->gate_until && s->ninflight < (size_t)s->o.concurrency && s->ready.head &&
+           !s->deadline_passed) {
+        b = s->ready.head;
+        bl_remove(&s->ready, b);
+        send_batch(s, b);
+    }
+    if (s->ready.head && now < s->gate_until && s->gate_until < wake)
+        wake = s->gate_until;
+    if (wake != UINT64_MAX)
+        uv_timer_start(&s->retry_timer, on_retry_timer, wake > now ? wake - now : 0, 0);
+    else
+        uv_timer_stop(&s->retry_timer);
+    s->depth--;
+    maybe_finish(s);
+}
+
+/* ---- replies ---- */
+
+static enum sink_req_class req_class(int err, long status)
+{
+    if (err < 0 || status == 0)
+        return SINK_REQ_NET;
+    if (status >= 200 && status < 300)
+        return SINK_REQ_2XX;
+    if (status == 413)
+        return SINK_REQ_413;
+    if (status == 429)
+        return SINK_REQ_429;
+    if (status >= 500)
+        return SINK_REQ_5XX;
+    return SINK_REQ_4XX;
+}
+
+static void on_dlq_done(int err, void *arg)
+{
+    struct item *it = arg;
+    struct sink *s = it->s;
+
+    s->ndlq--;
+    s->bytes_inflight -= it->bytes;
+    finish(s, it, err == 0 ? SINK_DLQ : SINK_CANCELED);
+    maybe_finish(s);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void to_dlq(struct sink *s, struct item *it, int status, const char *type,
+                   const char *reason)
+{
+    struct buf line;
+    const char *src = it->nd.ptr + it->src_off;
+    size_t src_len = it->nd.len - it->src_off;
+    int rc;
+
+    if (src_len > 0 && src[src_len - 1] == '\n')
+        src_len--;
+    buf_init(&line, BUF_NOMAX);
+    rc = dlq_format(&line, &it->d, status, type, reason, src_len ? src : NULL,
+                    src_len, wall_ms());
+    logc_warn((&(struct log_ctx){ .table = it->d.table, .shard = it->d.shard }),
+              "document %.*s in %s (seq %s) to the dead-letter file: %d %s: %.200s",
+              (int)(it->d.id_len > 128 ? 128 : it->d.id_len), it->d.id, it->d.index,
+              it->d.seq[0] ? it->d.seq : "-", status, type ? type : "", reason ? reason : "");
+    s->ndlq++;
+    s->bytes_inflight += it->bytes;
+    if (!s->dlq) { /* dry run: nothing is written */
+        buf_close(&line);
+        on_dlq_done(0, it);
+        return;
+    }
+    if (rc == 0)
+        rc = dlq_append(s->dlq, &line, on_dlq_done, it);
+    else
+        buf_close(&line);
+    if (rc < 0) {
+        log_error("dead-letter entry not queued: %s", strerror(-rc));
+        on_dlq_done(-ECANCELED, it); /* reported as not finished: never lost silently */
+    }
+}
+
+/* 413: each half goes again, first half first; one action alone is too big. */
+static void split(struct sink *s, struct batch *b)
+{
+    struct batch *a, *c;
+    size_t half = b->n / 2;
+
+    if (b->n == 1) {
+        to_dlq(s, b->items[0], 413, "request_entity_too_large", REASON_TOO_LARGE);
+        batch_free(b);
+        return;
+    }
+    a = batch_new(s);
+    c = batch_new(s);
+    for (size_t i = 0; a && c && i < b->n; i++)
+        if (batch_add(i < half ? a : c, b->items[i]) < 0)
+            break;
+    if (!a || !c || a->n + c->n != b->n) {
+        batch_free(a);
+        batch_free(c);
+        retry_whole(s, b);
+        return;
+    }
+    log_info("bulk of %zu actions (%zu bytes) too large for the engine: split in two", b->n,
+             b->bytes);
+    a->state = c->state = B_READY;
+    bl_push(&s->ready, c, true);
+    bl_push(&s->ready, a, true);
+    batch_free(b);
+}
+
+static void per_item(struct sink *s, struct batch *b, const struct bulkresp *r)
+{
+    struct batch *again = batch_new(s);
+    unsigned attempts = 0;
+
+    s->fail_streak = 0;
+    s->st.failing = false;
+    for (size_t i = 0; i < b->n; i++) {
+        struct item *it = b->items[i];
+        const struct bulkresp_item *ri = &r->items[i];
+
+        switch (ri->cls) {
+        case BR_OK:       finish(s, it, SINK_INDEXED); break;
+        case BR_OK_GONE:  finish(s, it, SINK_GONE); break;
+        case BR_OK_STALE: finish(s, it, SINK_STALE); break;
+        case BR_DLQ:      to_dlq(s, it, ri->status, ri->type, ri->reason); break;
+        case BR_RETRY:
+        default:
+            if (s->deadline_passed || !again || batch_add(again, it) < 0) {
+                finish(s, it, SINK_CANCELED); /* not finished: never checkpointed */
+                break;
+            }
+            s->st.docs_retried++;
+            if (++it->attempts > attempts)
+                attempts = it->attempts;
+            break;
+        }
+    }
+    if (again && again->n) {
+        uint64_t ms = backoff_ms(s, attempts - 1);
+
+        log_debug("%zu of %zu actions to retry in %" PRIu64 " ms", again->n, b->n, ms);
+        again->attempt = attempts;
+        delay_batch(s, again, ms);
+    } else {
+        batch_free(again);
+    }
+    batch_free(b);
+}
+
+static void on_bulk_done(struct http_req *req, int err, void *arg)
+{
+    struct batch *b = arg;
+    struct sink *s = b->s;
+    long status = err < 0 ? 0 : http_req_status(req);
+    const struct buf *body = http_req_body(req);
+    struct bulkresp r;
+    enum sink_req_class cls = req_class(err, status);
+
+    b->req = NULL;
+    bl_remove(&s->inflight, b);
+    s->ninflight--;
+    s->bytes_inflight -= b->bytes_all;
+    buf_close(&b->body);
+    s->st.bulk_requests[cls]++;
+    s->depth++;
+    if (err == -ECANCELED && s->deadline_passed) {
+        cancel_batch(s, b);
+        goto out;
+    }
+    memset(&r, 0, sizeof(r));
+    if (err < 0) {
+        log_warn("bulk request of %zu actions failed: %s (%s)", b->n, strerror(-err),
+                 http_req_error(req));
+        retry_whole(s, b);
+        goto out;
+    }
+    bulkresp_parse(status, body ? body->ptr : NULL, body ? body->len : 0, b->n, &r);
+    switch (r.req) {
+    case BR_REQ_ITEMS:
+        per_item(s, b, &r);
+        break;
+    case BR_REQ_SPLIT:
+        split(s, b);
+        break;
+    case BR_REQ_AUTH:
+        log_error("bulk request refused with HTTP %ld: check the credentials and the engine's "
+                  "access policy; retrying", status);
+        if (s->creds)
+            creds_invalidate(s->creds);
+        retry_whole(s, b);
+        break;
+    case BR_REQ_PROTO:
+        log_warn("bulk reply unusable (%s); sending the %zu actions again", r.error, b->n);
+        retry_whole(s, b);
+        break;
+    case BR_REQ_FATAL:
+        log_error("bulk request refused with HTTP %ld (%s): the configuration or the engine "
+                  "needs a fix; retrying", status, r.error);
+        retry_whole(s, b);
+        break;
+    case BR_REQ_RETRY:
+    default:
+        log_warn("bulk request of %zu actions: HTTP %ld%s%s; retrying", b->n, status,
+                 r.error[0] ? " " : "", r.error);
+        retry_whole(s, b);
+        break;
+    }
+    bulkresp_clear(&r);
+out:
+    s->depth--;
+    dispatch(s);
+}
+
+/* ---- submit ---- */
+
+static void on_flush_timer(uv_timer_t *t)
+{
+    struct sink *s = container_of(t, struct sink, flush_timer);
+
+    close_open(s);
+    dispatch(s);
+}
+
+/* Adds to the open batch; an earlier action on the same _id moves under it. */
+static int add_open(struct sink *s, struct item *it)
+{
+    struct item **link, *old;
+    struct batch *b;
+
+    if (s->open && s->open->nlive > 0 && s->open->bytes + it->nd.len > s->o.bulk_max_bytes)
+        close_open(s);
+    if (!s->open) {
+        if (!(s->open = batch_new(s)))
+            return -ENOMEM;
+        uv_timer_start(&s->flush_timer, on_flush_timer, (uint64_t)s->o.flush_interval_ms, 0);
+    }
+    b = s->open;
+    if (batch_add(b, it) < 0)
+        return -ENOMEM;
+    link = &s->buckets[it->hash & (s->nbuckets - 1)];
+    while (*link && !same_key(*link, it))
+        link = &(*link)->hnext;
+    old = *link;
+    if (old) {
+        /* old and everything it replaced now wait for it (it is fresh: no sup yet). */
+        old->next = old->sup;
+        old->sup = NULL;
+        it->sup = old;
+        it->bytes += old->bytes;
+        b->items[old->slot] = NULL;
+        b->nlive--;
+        b->bytes -= old->nd.len;
+        it->hnext = old->hnext;
+        old->hnext = NULL;
+    }
+    *link = it;
+    if (b->nlive >= s->o.bulk_max_actions || b->bytes >= s->o.bulk_max_bytes)
+        close_open(s);
+    return 0;
+}
+
+int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket)
+{
+    struct item *it;
+    const char *nl;
+    int rc;
+
+    if (s->closing)
+        return -ESHUTDOWN;
+    it = calloc(1, sizeof(*it));
+    if (!it)
+        return -ENOMEM;
+    it->s = s;
+    it->owner = owner;
+    it->ticket = ticket;
+    buf_init(&it->nd, BUF_NOMAX);
+    rc = bulk_append(&it->nd, d, s->o.version_type);
+    if (rc == -ENOMEM) {
+        free(it);
+        return rc;
+    }
+    it->d = *d;
+    buf_init(&it->d.source, 0);
+    buf_close(&d->source);
+    it->hash = key_hash(&it->d);
+    nl = it->nd.len ? memchr(it->nd.ptr, '\n', it->nd.len) : NULL;
+    it->src_off = nl ? (size_t)(nl - it->nd.ptr) + 1 : it->nd.len;
+    it->bytes = it->nd.len;
+    s->bytes_total += it->nd.len;
+    s->ndocs++;
+    if (s->bytes_total >= s->o.max_queue_bytes)
+        s->full = true;
+    if (rc < 0) {
+        /* A document the engine could never take: a poison record. */
+        to_dlq(s, it, 0, "invalid_document", strerror(-rc));
+        return 0;
+    }
+    rc = add_open(s, it);
+    if (rc < 0) {
+        s->bytes_total -= it->nd.len;
+        s->ndocs--;
+        item_free(it);
+        return rc;
+    }
+    dispatch(s);
+    return 0;
+}
+
+int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const char *type,
+                     const char *reason, void *owner, uint64_t ticket)
+{
+    struct item *it;
+    char *text;
+
+    if (s->closing)
+        return -ESHUTDOWN;
+    it = calloc(1, sizeof(*it));
+    text = raw ? json_dumps(raw, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (!it || (raw && !text)) {
+        free(it);
+        free(text);
+        return -ENOMEM;
+    }
+    it->s = s;
+    it->owner = owner;
+    it->ticket = ticket;
+    it->d = *d;
+    buf_init(&it->d.source, 0); /* d keeps its own source */
+    buf_init(&it->nd, BUF_NOMAX);
+    if (text && buf_puts(&it->nd, text) < 0) {
+        free(text);
+        free(it);
+        return -ENOMEM;
+    }
+    free(text);
+    it->src_off = 0; /* the whole of nd is the "document" of the entry */
+    it->bytes = it->nd.len;
+    s->bytes_total += it->nd.len;
+    s->ndocs++;
+    to_dlq(s, it, 0, type, reason);
+    return 0;
+}
+
+bool sink_full(const struct sink *s)
+{
+    return s->full;
+}
+
+void sink_flush(struct sink *s)
+{
+    close_open(s);
+    dispatch(s);
+}
+
+const struct sink_stats *sink_stats(const struct sink *s)
+{
+    struct sink_stats *st = (struct sink_stats *)&s->st;
+
+    st->queued_bytes = s->bytes_total - s->bytes_inflight;
+    st->inflight_bytes = s->bytes_inflight;
+    st->queued_docs = s->ndocs;
+    st->inflight_requests = s->ninflight;
+    return st;
+}
+
+/* ---- ping ---- */
+
+static void on_ping_done(struct http_req *req, int err, void *arg)
+{
+    struct ping *p = arg;
+    struct sink *s = p->s;
+    long status = err < 0 ? 0 : http_req_status(req);
+    int rc = err < 0 ? err : status >= 200 && status < 300 ? 0 : (int)status;
+
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        s->pings = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->cb(p->arg, rc);
+    free(p);
+    maybe_finish(s);
+}
+
+static void ping_send(struct ping *p)
+{
+    int rc = http_send(p->s->http, p->req, on_ping_done, p);
+
+    if (rc < 0) {
+        p->req = NULL;
+        on_ping_done(NULL, rc, p);
+    }
+}
+
+static void on_creds_ping(const struct sigv4_key *key, int err, void *arg)
+{
+    struct ping *p = arg;
+    struct sink *s = p->s;
+
+    p->signing = false;
+    if (p->canceled)
+        err = -ECANCELED;
+    else if (err == 0)
+        err = http_req_sign(p->req, key, s->o.sigv4_region, s->o.sigv4_service, time(NULL),
+                            strcmp(s->o.sigv4_service, "aoss") == 0);
+    if (err < 0) {
+        http_req_free(p->req);
+        p->req = NULL;
+        on_ping_done(NULL, err, p);
+        return;
+    }
+    ping_send(p);
+}
+
+int sink_ping(struct sink *s, void (*cb)(void *arg, int rc), void *arg)
+{
+    struct ping *p;
+    int rc;
+
+    if (s->closing)
+        return -ESHUTDOWN;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->s = s;
+    p->cb = cb;
+    p->arg = arg;
+    p->req = http_req_new("GET", s->ping_url);
+    rc = p->req ? add_auth(s, p->req) : -ENOMEM;
+    if (rc < 0) {
+        http_req_free(p->req);
+        free(p);
+        return rc;
+    }
+    http_req_timeout(p->req, s->o.request_timeout_ms);
+    p->next = s->pings;
+    if (s->pings)
+        s->pings->prev = p;
+    s->pings = p;
+    if (s->o.auth == SINK_AUTH_SIGV4) {
+        p->signing = true;
+        rc = creds_get(s->creds, on_creds_ping, p);
+        if (rc < 0)
+            on_creds_ping(NULL, rc, p);
+        return 0;
+    }
+    ping_send(p);
+    return 0;
+}
+
+/* ---- close ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct sink *s = h->data;
+
+    if (--s->nhandles == 0 && s->closed) {
+        void (*cb)(void *) = s->closed;
+
+        s->closed = NULL;
+        cb(s->closed_arg);
+    }
+}
+
+static void on_dlq_closed(void *arg)
+{
+    struct sink *s = arg;
+
+    uv_close((uv_handle_t *)&s->flush_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->retry_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->deadline_timer, on_handle_closed);
+}
+
+static void maybe_finish(struct sink *s)
+{
+    if (!s->closing || s->finishing || s->depth > 0)
+        return;
+    if (s->ninflight || s->pings || s->open || s->ready.head || s->delayed.head)
+        return;
+    if (s->ndlq && !s->deadline_passed)
+        return;
+    s->finishing = true;
+    uv_timer_stop(&s->flush_timer);
+    uv_timer_stop(&s->retry_timer);
+    uv_timer_stop(&s->deadline_timer);
+    if (s->dlq)
+        dlq_close(s->dlq, on_dlq_closed, s); /* cancels DLQ entries not yet written */
+    else
+        on_dlq_closed(s);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct sink *s = container_of(t, struct sink, deadline_timer);
+    struct batch *b;
+    struct ping *p;
+    bool again;
+
+    log_warn("sink: stop deadline reached; %zu documents not finished", s->ndocs);
+    s->deadline_passed = true;
+    s->depth++;
+    uv_timer_stop(&s->retry_timer);
+    close_open(s);
+    while ((b = s->ready.head)) {
+        bl_remove(&s->ready, b);
+        cancel_batch(s, b);
+    }
+    while ((b = s->delayed.head)) {
+        bl_remove(&s->delayed, b);
+        cancel_batch(s, b);
+    }
+    /* http_cancel runs the callback before it returns, which unlinks b. */
+    do {
+        again = false;
+        for (b = s->inflight.head; b; b = b->next) {
+            if (b->state == B_INFLIGHT && b->req) {
+                http_cancel(b->req);
+                again = true;
+                break;
+            }
+            if (b->state == B_SIGNING && !b->canceled) {
+                b->canceled = true;
+                s->bytes_inflight -= b->bytes_all;
+                for (size_t i = 0; i < b->n; i++)
+                    finish(s, b->items[i], SINK_CANCELED);
+                b->n = 0;
+            }
+        }
+    } while (again);
+    do {
+        again = false;
+        for (p = s->pings; p; p = p->next) {
+            if (p->req && !p->signing) {
+                http_cancel(p->req);
+                again = true;
+                break;
+            }
+            p->canceled = true;
+        }
+    } while (again);
+    s->depth--;
+    maybe_finish(s);
+}
+
+void sink_close(struct sink *s, long deadline_ms, void (*closed)(void *arg), void *arg)
+{
+    s->closing = true;
+    s->closed = closed;
+    s->closed_arg = arg;
+    close_open(s);
+    uv_timer_start(&s->deadline_timer, on_deadline, deadline_ms > 0 ? (uint64_t)deadline_ms : 0,
+                   0);
+    dispatch(s);
+}
+
+/* ---- setup ---- */
+
+static char *url_join(const char *base, const char *path, const char *query)
+{
+    struct buf b;
+    static const char hex[] = "0123456789ABCDEF";
+
+    buf_init(&b, BUF_NOMAX);
+    buf_puts(&b, base);
+    buf_puts(&b, path);
+    if (query) {
+        buf_putc(&b, '?');
+        for (const char *q = query; *q; q++) {
+            unsigned char c = (unsigned char)*q;
+
+            /* filter_path=a,b.*.c: escape all but the unreserved and '=' so
+             * the URL and its SigV4 canonical form agree. */
+            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '_' || c == '.' || c == '~' || c == '=') {
+                buf_putc(&b, (char)c);
+            } else {
+                buf_putc(&b, '%');
+                buf_putc(&b, hex[c >> 4]);
+                buf_putc(&b, hex[c & 15]);
+            }
+        }
+    }
+    return buf_take(&b);
+}
+
+static char *make_authz(const struct sink_opts *o)
+{
+    struct buf plain, out;
+    char *res = NULL;
+
+    buf_init(&plain, BUF_NOMAX);
+    buf_init(&out, BUF_NOMAX);
+    if (o->auth == SINK_AUTH_APIKEY) {
+        if (buf_printf(&out, "ApiKey %s", o->api_key ? o->api_key : "") == 0)
+            res = buf_take(&out);
+    } else if (o->auth == SINK_AUTH_BASIC) {
+        if (buf_printf(&plain, "%s:%s", o->username ? o->username : "",
+                       o->password ? o->password : "") == 0 &&
+            buf_puts(&out, "Basic ") == 0 && buf_reserve(&out, 4 * (plain.len / 3 + 1)) == 0) {
+            int n = EVP_EncodeBlock((unsigned char *)out.ptr + out.len,
+                                    (const unsigned char *)plain.ptr, (int)plain.len);
+
+            out.len += (size_t)n;
+            out.ptr[out.len] = '\0';
+            res = buf_take(&out);
+        }
+    }
+    if (plain.ptr)
+        OPENSSL_cleanse(plain.ptr, plain.len);
+    if (out.ptr)
+        OPENSSL_cleanse(out.ptr, out.len);
+    buf_close(&plain);
+    buf_close(&out);
+    return res;
+}
+
+struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const struct sink_opts *o,
+                      sink_done_cb *done, sink_resume_cb *resume, void *arg)
+{
+    struct sink *s;
+    struct buf q;
+    size_t len;
+
+    if (!o->url || !done || (o->auth == SINK_AUTH_SIGV4 && (!c || !o->sigv4_service ||
+                                                           !o->sigv4_region))) {
+        log_error("sink: incomplete options (url, auth)");
+        return NULL;
+    }
+    if (!o->dry_run && !o->dlq_path) {
+        log_error("sink: no dead-letter file configured");
+        return NULL;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->loop = loop;
+    s->http = h;
+    s->creds = c;
+    s->o = *o;
+    s->done = done;
+    s->resume = resume;
+    s->arg = arg;
+    if (!s->o.bulk_max_actions)
+        s->o.bulk_max_actions = 1000;
+    if (!s->o.bulk_max_bytes)
+        s->o.bulk_max_bytes = 5u << 20;
+    if (s->o.flush_interval_ms <= 0)
+        s->o.flush_interval_ms = 1000;
+    if (s->o.concurrency <= 0)
+        s->o.concurrency = 1;
+    if (s->o.request_timeout_ms <= 0)
+        s->o.request_timeout_ms = 30000;
+    if (s->o.max_backoff_ms <= 0)
+        s->o.max_backoff_ms = DEFAULT_MAX_BACKOFF_MS;
+    if (s->o.backoff_base_ms <= 0)
+        s->o.backoff_base_ms = DEFAULT_BACKOFF_BASE_MS;
+    if (!s->o.max_queue_bytes)
+        s->o.max_queue_bytes = (size_t)s->o.concurrency * 2 * s->o.bulk_max_bytes;
+    /* Secrets live only in authz; the strings read later are copied. */
+    s->o.password = s->o.api_key = s->o.username = s->o.dlq_path = s->o.url = NULL;
+    s->o.sigv4_service = s->service = o->sigv4_service ? strdup(o->sigv4_service) : NULL;
+    s->o.sigv4_region = s->region = o->sigv4_region ? strdup(o->sigv4_region) : NULL;
+    s->o.version_type = s->version_type = o->version_type ? strdup(o->version_type) : NULL;
+    len = strlen(o->url);
+    while (len > 0 && o->url[len - 1] == '/')
+        len--;
+    buf_init(&q, BUF_NOMAX);
+    if (buf_printf(&q, "filter_path=%s", bulk_filter_path()) == 0 &&
+        (s->url = strndup(o->url, len))) {
+        s->bulk_url = url_join(s->url, "/_bulk", q.ptr);
+        s->ping_url = url_join(s->url, "/", NULL);
+    }
+    buf_close(&q);
+    if (!s->bulk_url || !s->ping_url || (o->sigv4_service && !s->service) ||
+        (o->sigv4_region && !s->region) || (o->version_type && !s->version_type))
+        goto fail;
+    if ((o->auth == SINK_AUTH_BASIC || o->auth == SINK_AUTH_APIKEY) && !(s->authz = make_authz(o)))
+        goto fail;
+    for (s->nbuckets = 16; s->nbuckets < 2 * s->o.bulk_max_actions; s->nbuckets *= 2)
+        ;
+    s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
+    if (!s->buckets)
+        goto fail;
+    if (o->dlq_path && !(s->dlq = dlq_new(loop, o->dlq_path)))
+        goto fail; /* the last step that can fail: nothing is on the loop yet */
+    uv_timer_init(loop, &s->flush_timer);
+    uv_timer_init(loop, &s->retry_timer);
+    uv_timer_init(loop, &s->deadline_timer);
+    s->flush_timer.data = s->retry_timer.data = s->deadline_timer.data = s;
+    s->nhandles = 3;
+    return s;
+fail:
+    log_error("sink: out of memory");
+    sink_free(s);
+    return NULL;
+}
+
+void sink_free(struct sink *s)
+{
+    if (!s)
+        return;
+    dlq_free(s->dlq);
+    free(s->buckets);
+    free(s->url);
+    free(s->bulk_url);
+    free(s->ping_url);
+    free(s->service);
+    free(s->region);
+    free(s->version_type);
+    if (s->authz) {
+        OPENSSL_cleanse(s->authz, strlen(s->authz));
+        free(s->authz);
+    }
+    free(s);
+}

@@ -1,0 +1,1018 @@
+/* searchd: the search double's own tests, run against the real program.
+ * Each test starts its own instance (about a millisecond) with the options
+ * it needs and checks what a bulk client would see. */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "aws/buf.h"
+#include "aws/sigv4.h"
+#include "tests/support/searchd_ctl.h"
+
+TestSuite(searchd, .timeout = 30);
+
+#define NDJSON_HDR "Content-Type: application/x-ndjson"
+
+static struct searchd *sd;
+
+static void stop(void)
+{
+    cr_assert_eq(searchd_stop(sd), 0, "searchd did not stop cleanly");
+    sd = NULL;
+}
+
+/* items[i].<op> of a bulk reply */
+static json_t *item(json_t *resp, size_t i)
+{
+    json_t *it = json_array_get(json_object_get(resp, "items"), i);
+
+    cr_assert(json_is_object(it) && json_object_size(it) == 1, "no item %zu", i);
+    return json_object_iter_value(json_object_iter(it));
+}
+
+static long item_status(json_t *resp, size_t i)
+{
+    return (long)json_integer_value(json_object_get(item(resp, i), "status"));
+}
+
+static const char *item_str(json_t *resp, size_t i, const char *key)
+{
+    return json_string_value(json_object_get(item(resp, i), key));
+}
+
+static const char *item_err(json_t *resp, size_t i, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(item(resp, i), "error"), key));
+}
+
+static size_t nitems(json_t *resp)
+{
+    return json_array_size(json_object_get(resp, "items"));
+}
+
+static json_t *bulk(const char *ndjson, long want_status)
+{
+    long status = 0;
+    json_t *r = searchd_bulk(sd, "/_bulk", ndjson, &status);
+
+    cr_assert_eq(status, want_status, "bulk answered %ld", status);
+    cr_assert_not_null(r, "bulk reply is not JSON");
+    return r;
+}
+
+/* The whole-request error type of a reply body. */
+static const char *error_type(json_t *r)
+{
+    return json_string_value(json_object_get(json_object_get(r, "error"), "type"));
+}
+
+static const char *error_reason(json_t *r)
+{
+    return json_string_value(json_object_get(json_object_get(r, "error"), "reason"));
+}
+
+static json_t *dump_doc(json_t *dump, const char *index, const char *id)
+{
+    return json_object_get(json_object_get(dump, index), id);
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* ---- versions ---------------------------------------------------------- */
+
+Test(searchd, external_versions_apply_only_when_newer)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":5,\"version_type\":\"external\"}}\n"
+                     "{\"n\":1}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":5,\"version_type\":\"external\"}}\n"
+                     "{\"n\":2}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":4,\"version_type\":\"external\"}}\n"
+                     "{\"n\":3}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":7,\"version_type\":\"external_gt\"}}\n"
+                     "{\"n\":4}\n",
+                     200);
+
+    cr_assert_eq(nitems(r), 4);
+    cr_assert(json_is_true(json_object_get(r, "errors")));
+    cr_assert_eq(item_status(r, 0), 201);
+    cr_assert_str_eq(item_str(r, 0, "result"), "created");
+    cr_assert_eq(json_integer_value(json_object_get(item(r, 0), "_version")), 5);
+    cr_assert_eq(item_status(r, 1), 409, "an equal version is a conflict with external");
+    cr_assert_str_eq(item_err(r, 1, "type"), "version_conflict_engine_exception");
+    cr_assert_str_eq(item_err(r, 1, "reason"),
+                     "[a]: version conflict, current version [5] is higher or equal to the one "
+                     "provided [5]");
+    cr_assert_eq(item_status(r, 2), 409);
+    cr_assert_eq(item_status(r, 3), 200);
+    cr_assert_str_eq(item_str(r, 3, "result"), "updated");
+    json_decref(r);
+
+    json_t *d = searchd_dump(sd);
+    cr_assert_eq(json_integer_value(json_object_get(dump_doc(d, "t", "a"), "version")), 7);
+    cr_assert_eq(json_integer_value(json_object_get(
+                     json_object_get(dump_doc(d, "t", "a"), "source"), "n")), 4);
+    json_decref(d);
+    stop();
+}
+
+Test(searchd, external_gte_accepts_equal_version)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":5,\"version_type\":\"external_gte\"}}\n{}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":5,\"version_type\":\"external_gte\"}}\n{}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":4,\"version_type\":\"external_gte\"}}\n{}\n",
+                     200);
+
+    cr_assert_eq(item_status(r, 0), 201);
+    cr_assert_eq(item_status(r, 1), 200);
+    cr_assert_eq(item_status(r, 2), 409);
+    cr_assert_str_eq(item_err(r, 2, "reason"),
+                     "[a]: version conflict, current version [5] is higher than the one provided "
+                     "[4]");
+    json_decref(r);
+    stop();
+}
+
+Test(searchd, internal_versions_count_up)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"a\"}}\n{}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"a\"}}\n{}\n"
+                     "{\"index\":{\"_index\":\"t\"}}\n{}\n",
+                     200);
+
+    cr_assert(json_is_false(json_object_get(r, "errors")));
+    cr_assert_eq(json_integer_value(json_object_get(item(r, 1), "_version")), 2);
+    cr_assert_eq(strlen(item_str(r, 2, "_id")), 20, "an id is generated when none is given");
+    json_decref(r);
+    stop();
+}
+
+Test(searchd, delete_of_missing_doc_is_404_and_keeps_a_tombstone)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk("{\"delete\":{\"_index\":\"t\",\"_id\":\"gone\",\"version\":300,\"version_type\":\"external\"}}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"gone\",\"version\":200,\"version_type\":\"external\"}}\n{}\n",
+                     200);
+
+    cr_assert_eq(item_status(r, 0), 404);
+    cr_assert_str_eq(item_str(r, 0, "result"), "not_found");
+    cr_assert_eq(json_integer_value(json_object_get(item(r, 0), "_version")), 300);
+    cr_assert_null(json_object_get(item(r, 0), "error"), "a missing delete is not an error");
+    cr_assert_eq(item_status(r, 1), 409, "the tombstone's version still counts");
+    json_decref(r);
+
+    json_t *d = searchd_dump(sd);
+    cr_assert(json_is_true(json_object_get(dump_doc(d, "t", "gone"), "deleted")));
+    cr_assert_eq(json_integer_value(json_object_get(dump_doc(d, "t", "gone"), "version")), 300);
+    json_decref(d);
+    stop();
+}
+
+Test(searchd, index_then_delete_in_one_bulk_ends_deleted)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"x\",\"version\":1,\"version_type\":\"external\"}}\n{}\n"
+                     "{\"delete\":{\"_index\":\"t\",\"_id\":\"x\",\"version\":2,\"version_type\":\"external\"}}\n",
+                     200);
+
+    cr_assert_eq(item_status(r, 1), 200);
+    cr_assert_str_eq(item_str(r, 1, "result"), "deleted");
+    json_decref(r);
+
+    long st;
+    json_t *g = searchd_json(sd, "GET", "/t/_doc/x", NULL, &st);
+    cr_assert_eq(st, 404);
+    cr_assert(json_is_false(json_object_get(g, "found")));
+    json_decref(g);
+    stop();
+}
+
+Test(searchd, tombstone_expires_after_gc_deletes)
+{
+    sd = searchd_start("--gc-deletes", "0.3", NULL);
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"z\",\"version\":100,\"version_type\":\"external\"}}\n{\"v\":100}\n"
+                     "{\"delete\":{\"_index\":\"t\",\"_id\":\"z\",\"version\":300,\"version_type\":\"external\"}}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"z\",\"version\":200,\"version_type\":\"external\"}}\n{\"v\":200}\n",
+                     200);
+    cr_assert_eq(item_status(r, 2), 409, "within gc_deletes the delete wins");
+    json_decref(r);
+
+    pause_ms(400); /* the window itself is what is tested */
+    r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"z\",\"version\":200,\"version_type\":\"external\"}}\n{\"v\":200}\n",
+             200);
+    cr_assert_eq(item_status(r, 0), 201, "after gc_deletes the old version resurrects the doc");
+    json_decref(r);
+    json_t *d = searchd_dump(sd);
+    cr_assert(json_is_false(json_object_get(dump_doc(d, "t", "z"), "deleted")));
+    json_decref(d);
+    stop();
+}
+
+Test(searchd, create_on_existing_id_conflicts)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk("{\"create\":{\"_index\":\"t\",\"_id\":\"c\"}}\n{}\n"
+                     "{\"create\":{\"_index\":\"t\",\"_id\":\"c\"}}\n{}\n",
+                     200);
+
+    cr_assert_eq(item_status(r, 0), 201);
+    cr_assert_eq(item_status(r, 1), 409);
+    cr_assert_str_eq(item_err(r, 1, "reason"),
+                     "[c]: version conflict, document already exists (current version [1])");
+    json_decref(r);
+    stop();
+}
+
+Test(searchd, update_with_external_version_is_rejected)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk("{\"update\":{\"_index\":\"t\",\"_id\":\"u\",\"version\":3,\"version_type\":\"external\"}}\n"
+                     "{\"doc\":{\"a\":1}}\n",
+                     400);
+
+    cr_assert_str_eq(error_type(r), "action_request_validation_exception");
+    cr_assert_not_null(strstr(error_reason(r),
+                              "version type [EXTERNAL] is not supported by the update API"));
+    json_decref(r);
+
+    /* internal updates merge */
+    r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"u\"}}\n{\"a\":1,\"b\":1}\n"
+             "{\"update\":{\"_index\":\"t\",\"_id\":\"u\"}}\n{\"doc\":{\"b\":2}}\n"
+             "{\"update\":{\"_index\":\"t\",\"_id\":\"nope\"}}\n{\"doc\":{\"b\":2}}\n",
+             200);
+    cr_assert_eq(item_status(r, 1), 200);
+    cr_assert_str_eq(item_str(r, 1, "result"), "updated");
+    cr_assert_eq(item_status(r, 2), 404);
+    cr_assert_str_eq(item_err(r, 2, "type"), "document_missing_exception");
+    json_decref(r);
+    json_t *d = searchd_dump(sd);
+    json_t *src = json_object_get(dump_doc(d, "t", "u"), "source");
+    cr_assert_eq(json_integer_value(json_object_get(src, "a")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(src, "b")), 2);
+    json_decref(d);
+    stop();
+}
+
+Test(searchd, versions_outside_long_range_are_400)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":9223372036854775808,\"version_type\":\"external\"}}\n{}\n",
+                     400);
+    cr_assert_str_eq(error_type(r), "illegal_argument_exception");
+    json_decref(r);
+
+    r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":-1,\"version_type\":\"external\"}}\n{}\n",
+             400);
+    cr_assert_str_eq(error_type(r), "action_request_validation_exception");
+    cr_assert_not_null(strstr(error_reason(r), "illegal version value [-1]"));
+    json_decref(r);
+
+    r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":9223372036854775807,\"version_type\":\"external\"}}\n{}\n",
+             200);
+    cr_assert_eq(item_status(r, 0), 201, "2^63-1 is the largest valid version");
+    json_decref(r);
+    stop();
+}
+
+/* ---- documents that fail ------------------------------------------------ */
+
+Test(searchd, poison_field_fails_only_its_item)
+{
+    sd = searchd_start("--poison-field", "bad", NULL);
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{\"ok\":1}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"2\"}}\n{\"x\":{\"bad\":1},\"bad\":\"zzz\"}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"3\"}}\n{\"x\":{\"bad\":1}}\n",
+                     200);
+
+    cr_assert(json_is_true(json_object_get(r, "errors")));
+    cr_assert_eq(item_status(r, 0), 201);
+    cr_assert_eq(item_status(r, 1), 400);
+    cr_assert_str_eq(item_err(r, 1, "type"), "mapper_parsing_exception");
+    cr_assert_str_eq(item_err(r, 1, "reason"),
+                     "failed to parse field [bad] of type [long] in document with id '2'. "
+                     "Preview of field's value: 'zzz'");
+    cr_assert_eq(item_status(r, 2), 201, "only a top-level field poisons");
+    json_decref(r);
+
+    /* the field can be changed at runtime */
+    cr_assert_eq(searchd_config(sd, "{\"poison_field\":\"ok\"}"), 200);
+    r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{\"ok\":1}\n", 200);
+    cr_assert_eq(item_status(r, 0), 400);
+    json_decref(r);
+    stop();
+}
+
+static char *nested(int depth)
+{
+    struct buf b;
+
+    buf_init(&b, BUF_NOMAX);
+    buf_puts(&b, "{\"index\":{\"_index\":\"t\",\"_id\":\"d\"}}\n");
+    for (int i = 1; i < depth; i++)
+        buf_puts(&b, "{\"a\":");
+    buf_puts(&b, "{\"leaf\":[1,{\"x\":\"}\"}]}");
+    for (int i = 1; i < depth; i++)
+        buf_putc(&b, '}');
+    buf_putc(&b, '\n');
+    return buf_take(&b);
+}
+
+Test(searchd, depth_limit)
+{
+    sd = searchd_start(NULL);
+    char *ok = nested(19), *deep = nested(20); /* plus the object inside "leaf" */
+    json_t *r = bulk(ok, 200);
+
+    cr_assert_eq(item_status(r, 0), 201, "20 object levels are allowed");
+    json_decref(r);
+    r = bulk(deep, 200);
+    cr_assert_eq(item_status(r, 0), 400);
+    cr_assert_str_eq(item_err(r, 0, "type"), "mapper_parsing_exception");
+    cr_assert_str_eq(item_err(r, 0, "reason"), "Limit of mapping depth [20] has been exceeded");
+    json_decref(r);
+    stop();
+
+    sd = searchd_start("--depth-limit", "0", NULL);
+    r = bulk(deep, 200);
+    cr_assert_eq(item_status(r, 0), 201, "--depth-limit 0 turns the check off");
+    json_decref(r);
+    free(ok);
+    free(deep);
+    stop();
+}
+
+Test(searchd, malformed_source_fails_its_item)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{\"a\":}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"2\"}}\n{\"big\":123456789012345678901234567890}\n",
+                     200);
+
+    cr_assert_eq(item_status(r, 0), 400);
+    cr_assert_str_eq(item_err(r, 0, "type"), "mapper_parsing_exception");
+    cr_assert_eq(item_status(r, 1), 201, "numbers of any size are kept");
+    json_decref(r);
+
+    struct searchd_resp g;
+    cr_assert_eq(searchd_request(sd, "GET", "/t/_doc/2", NULL, NULL, 0, &g), 0);
+    cr_assert_not_null(strstr(g.body, "\"_source\":{\"big\":123456789012345678901234567890}"),
+                       "source is returned byte for byte: %s", g.body);
+    searchd_resp_close(&g);
+    stop();
+}
+
+/* ---- request framing ---------------------------------------------------- */
+
+Test(searchd, missing_final_newline_is_400)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{}", 400);
+
+    cr_assert_str_eq(error_type(r), "illegal_argument_exception");
+    cr_assert_str_eq(error_reason(r), "The bulk request must be terminated by a newline [\\n]");
+    json_decref(r);
+    r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\r\n{}\r\n", 200);
+    cr_assert_eq(item_status(r, 0), 201, "CRLF line ends are accepted");
+    json_decref(r);
+    r = bulk("{\"frob\":{\"_index\":\"t\"}}\n", 400);
+    cr_assert_not_null(strstr(error_reason(r), "expected field [create], [delete], [index] or [update]"));
+    json_decref(r);
+    r = bulk("{\"index\":{\"_id\":\"1\"}}\n{}\n", 400);
+    cr_assert_not_null(strstr(error_reason(r), "index is missing"));
+    json_decref(r);
+    stop();
+}
+
+Test(searchd, index_in_path_is_the_default)
+{
+    sd = searchd_start(NULL);
+    long st;
+    json_t *r = searchd_bulk(sd, "/dflt/_bulk", "{\"index\":{\"_id\":\"1\"}}\n{}\n"
+                                                "{\"index\":{\"_index\":\"other\",\"_id\":\"1\"}}\n{}\n", &st);
+
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(item_str(r, 0, "_index"), "dflt");
+    cr_assert_str_eq(item_str(r, 1, "_index"), "other");
+    json_decref(r);
+    r = bulk("{\"index\":{\"_index\":\"Upper\",\"_id\":\"1\"}}\n{}\n", 200);
+    cr_assert_eq(item_status(r, 0), 400);
+    cr_assert_str_eq(item_err(r, 0, "type"), "invalid_index_name_exception");
+    json_decref(r);
+    stop();
+}
+
+static const char three_actions[] =
+    "{\"index\":{\"_index\":\"t\",\"_id\":\"1\",\"version\":2,\"version_type\":\"external\"}}\n{}\n"
+    "{\"index\":{\"_index\":\"t\",\"_id\":\"1\",\"version\":1,\"version_type\":\"external\"}}\n{}\n"
+    "{\"delete\":{\"_index\":\"t\",\"_id\":\"2\"}}\n";
+
+Test(searchd, filter_path_keeps_positions_when_every_item_has_a_field)
+{
+    sd = searchd_start(NULL);
+    long st;
+    json_t *r = searchd_bulk(sd, "/_bulk?filter_path=errors,items.*.status,items.*.error",
+                             three_actions, &st);
+
+    cr_assert_eq(st, 200);
+    cr_assert_eq(json_object_size(r), 2, "only errors and items are left");
+    cr_assert_eq(nitems(r), 3, "one entry per action");
+    cr_assert_eq(item_status(r, 0), 201);
+    cr_assert_null(json_object_get(item(r, 0), "_id"));
+    cr_assert_eq(item_status(r, 1), 409);
+    cr_assert_str_eq(item_err(r, 1, "type"), "version_conflict_engine_exception");
+    cr_assert_eq(item_status(r, 2), 404);
+    json_decref(r);
+
+    searchd_reset(sd);
+    r = searchd_bulk(sd, "/_bulk?filter_path=took,errors,items.*.status,items.*.error.type,"
+                         "items.*.error.reason", three_actions, &st);
+    cr_assert_eq(nitems(r), 3);
+    cr_assert_not_null(json_object_get(r, "took"));
+    cr_assert_null(json_object_get(json_object_get(item(r, 1), "error"), "index_uuid"));
+    json_decref(r);
+    stop();
+}
+
+Test(searchd, filter_path_on_errors_alone_drops_successful_items)
+{
+    sd = searchd_start(NULL);
+    long st;
+    json_t *r = searchd_bulk(sd, "/_bulk?filter_path=items.*.error", three_actions, &st);
+
+    cr_assert_eq(st, 200);
+    cr_assert_eq(nitems(r), 1, "as in ES, items without the field disappear");
+    cr_assert_str_eq(item_err(r, 0, "type"), "version_conflict_engine_exception");
+    cr_assert_null(json_object_get(r, "errors"));
+    json_decref(r);
+
+    searchd_reset(sd);
+    r = searchd_bulk(sd, "/_bulk?filter_path=items.*.error",
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{}\n", &st);
+    cr_assert_eq(json_object_size(r), 0, "nothing left: {}");
+    json_decref(r);
+    stop();
+}
+
+static char *gzip_text(const char *s, size_t *len)
+{
+    z_stream z;
+    uLong cap = compressBound((uLong)strlen(s)) + 64;
+    char *out = malloc(cap);
+
+    memset(&z, 0, sizeof(z));
+    cr_assert_eq(deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = (Bytef *)(uintptr_t)s;
+    z.avail_in = (uInt)strlen(s);
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    cr_assert_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *len = z.total_out;
+    deflateEnd(&z);
+    return out;
+}
+
+Test(searchd, gzip_request_and_response)
+{
+    sd = searchd_start(NULL);
+    size_t zl;
+    char *z = gzip_text("{\"index\":{\"_index\":\"t\",\"_id\":\"g\"}}\n{\"zip\":true}\n", &zl);
+    const char *hdrs[] = { NDJSON_HDR, "Content-Encoding: gzip", "Accept-Encoding: gzip", NULL };
+    struct searchd_resp r;
+
+    cr_assert_eq(searchd_request(sd, "POST", "/_bulk", hdrs, z, zl, &r), 0);
+    cr_assert_eq(r.status, 200);
+    char *ce = searchd_resp_header(&r, "content-encoding");
+    cr_assert_str_eq(ce, "gzip");
+    free(ce);
+    cr_assert_eq(r.len > 2 && (unsigned char)r.body[0] == 0x1f && (unsigned char)r.body[1] == 0x8b,
+                 1, "the reply is gzipped");
+    searchd_resp_close(&r);
+    free(z);
+
+    json_t *d = searchd_dump(sd);
+    cr_assert(json_is_true(json_object_get(json_object_get(dump_doc(d, "t", "g"), "source"), "zip")));
+    json_decref(d);
+    stop();
+}
+
+static char *bulk_of_size(size_t min_bytes)
+{
+    struct buf b;
+
+    buf_init(&b, BUF_NOMAX);
+    for (int i = 0; b.len < min_bytes; i++)
+        buf_printf(&b, "{\"index\":{\"_index\":\"t\",\"_id\":\"%d\"}}\n{\"pad\":\"%0100d\"}\n", i, i);
+    return buf_take(&b);
+}
+
+Test(searchd, body_cap_is_413_on_wire_and_decompressed_size)
+{
+    sd = searchd_start("--max-body", "4k", NULL);
+    char *big = bulk_of_size(8192), *small = bulk_of_size(1000);
+    long st;
+    json_t *r = searchd_bulk(sd, "/_bulk", big, &st);
+
+    cr_assert_eq(st, 413);
+    cr_assert_str_eq(error_type(r), "content_too_long_exception");
+    cr_assert_eq(json_integer_value(json_object_get(r, "status")), 413);
+    json_decref(r);
+    r = searchd_bulk(sd, "/_bulk", small, &st);
+    cr_assert_eq(st, 200, "the connection survives a 413");
+    json_decref(r);
+
+    size_t zl;
+    char *z = gzip_text(big, &zl);
+    const char *hdrs[] = { NDJSON_HDR, "Content-Encoding: gzip", NULL };
+    struct searchd_resp resp;
+    cr_assert_lt(zl, 4096);
+    cr_assert_eq(searchd_request(sd, "POST", "/_bulk", hdrs, z, zl, &resp), 0);
+    cr_assert_eq(resp.status, 413, "the decompressed size counts too");
+    searchd_resp_close(&resp);
+
+    cr_assert_eq(searchd_config(sd, "{\"max_body\":100000}"), 200);
+    r = searchd_bulk(sd, "/_bulk", big, &st);
+    cr_assert_eq(st, 200, "the cap changes at runtime");
+    json_decref(r);
+    free(z);
+    free(big);
+    free(small);
+    stop();
+}
+
+struct upload {
+    const char *p;
+    size_t left;
+};
+
+static size_t read_cb(char *out, size_t size, size_t n, void *arg)
+{
+    struct upload *u = arg;
+    size_t k = size * n < u->left ? size * n : u->left;
+
+    k = k > 1000 ? 1000 : k; /* many small chunks */
+    memcpy(out, u->p, k);
+    u->p += k;
+    u->left -= k;
+    return k;
+}
+
+static size_t sink(char *p, size_t s, size_t n, void *arg)
+{
+    return buf_append(arg, p, s * n) == 0 ? s * n : 0;
+}
+
+Test(searchd, chunked_body_with_expect_continue)
+{
+    sd = searchd_start(NULL);
+    char *body = bulk_of_size(200000), url[128];
+    struct upload u = { body, strlen(body) };
+    struct buf out;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, NDJSON_HDR);
+    long st = 0;
+
+    h = curl_slist_append(h, "Transfer-Encoding: chunked");
+    h = curl_slist_append(h, "Expect: 100-continue");
+    buf_init(&out, BUF_NOMAX);
+    snprintf(url, sizeof(url), "%s/_bulk?filter_path=errors", searchd_url(sd));
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+    curl_easy_setopt(c, CURLOPT_READDATA, &u);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+    curl_easy_setopt(c, CURLOPT_EXPECT_100_TIMEOUT_MS, 5000L);
+    clock_t t0 = clock();
+    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(out.ptr, "{\"errors\":false}");
+    (void)t0;
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    buf_close(&out);
+    free(body);
+
+    json_t *s = searchd_json(sd, "GET", "/t/_count", NULL, &st);
+    cr_assert_gt(json_integer_value(json_object_get(s, "count")), 1000);
+    json_decref(s);
+    stop();
+}
+
+/* ---- read endpoints ------------------------------------------------------ */
+
+Test(searchd, get_count_search_and_index_endpoints)
+{
+    sd = searchd_start(NULL);
+    long st;
+    json_t *r = bulk("{\"index\":{\"_index\":\"s\",\"_id\":\"b\"}}\n{\"n\":2}\n"
+                     "{\"index\":{\"_index\":\"s\",\"_id\":\"a\"}}\n{\"n\":1}\n"
+                     "{\"index\":{\"_index\":\"s\",\"_id\":\"c\"}}\n{\"n\":3}\n"
+                     "{\"delete\":{\"_index\":\"s\",\"_id\":\"c\"}}\n",
+                     200);
+    json_decref(r);
+
+    r = searchd_json(sd, "GET", "/s/_doc/a", NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert(json_is_true(json_object_get(r, "found")));
+    cr_assert_eq(json_integer_value(json_object_get(r, "_version")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r, "_source"), "n")), 1);
+    json_decref(r);
+
+    r = searchd_json(sd, "GET", "/s/_count", NULL, &st);
+    cr_assert_eq(json_integer_value(json_object_get(r, "count")), 2);
+    json_decref(r);
+
+    r = searchd_json(sd, "POST", "/s/_search", "{\"query\":{\"match_all\":{}},\"size\":1}", &st);
+    cr_assert_eq(st, 200);
+    json_t *hits = json_object_get(r, "hits");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(hits, "total"), "value")), 2);
+    cr_assert_eq(json_array_size(json_object_get(hits, "hits")), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(hits, "hits"), 0), "_id")), "a");
+    json_decref(r);
+
+    r = searchd_json(sd, "GET", "/nope/_search", NULL, &st);
+    cr_assert_eq(st, 404);
+    cr_assert_str_eq(error_type(r), "index_not_found_exception");
+    json_decref(r);
+
+    struct searchd_resp h;
+    cr_assert_eq(searchd_request(sd, "HEAD", "/s", NULL, NULL, 0, &h), 0);
+    cr_assert_eq(h.status, 200);
+    searchd_resp_close(&h);
+    cr_assert_eq(searchd_request(sd, "HEAD", "/fresh", NULL, NULL, 0, &h), 0);
+    cr_assert_eq(h.status, 404);
+    searchd_resp_close(&h);
+    r = searchd_json(sd, "PUT", "/fresh", "{}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert(json_is_true(json_object_get(r, "acknowledged")));
+    json_decref(r);
+    r = searchd_json(sd, "PUT", "/fresh", "{}", &st);
+    cr_assert_eq(st, 400);
+    cr_assert_str_eq(error_type(r), "resource_already_exists_exception");
+    json_decref(r);
+
+    r = searchd_json(sd, "GET", "/", NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_not_null(json_object_get(json_object_get(r, "version"), "number"));
+    json_decref(r);
+    stop();
+}
+
+/* ---- authentication ------------------------------------------------------ */
+
+Test(searchd, basic_auth)
+{
+    sd = searchd_start("--auth", "basic", "--user", "elastic", "--password", "s3cret", NULL);
+    const char *good[] = { "Authorization: Basic ZWxhc3RpYzpzM2NyZXQ=", NULL };
+    const char *bad[] = { "Authorization: Basic ZWxhc3RpYzp3cm9uZw==", NULL }; /* elastic:wrong */
+    struct searchd_resp r;
+
+    cr_assert_eq(searchd_request(sd, "GET", "/", good, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    searchd_resp_close(&r);
+    cr_assert_eq(searchd_request(sd, "GET", "/", bad, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 401);
+    char *www = searchd_resp_header(&r, "www-authenticate");
+    cr_assert_not_null(www);
+    cr_assert_not_null(strstr(www, "Basic realm=\"security\""));
+    cr_assert_not_null(strstr(r.body, "unable to authenticate user [elastic]"));
+    cr_assert_null(strstr(r.body, "wrong"), "never echo the password");
+    free(www);
+    searchd_resp_close(&r);
+    cr_assert_eq(searchd_request(sd, "GET", "/", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 401);
+    cr_assert_not_null(strstr(r.body, "missing authentication credentials"));
+    searchd_resp_close(&r);
+
+    json_t *s = searchd_stats(sd); /* the control API needs no auth */
+    cr_assert_eq(json_integer_value(json_object_get(s, "auth_failures")), 2);
+    json_decref(s);
+    stop();
+}
+
+Test(searchd, api_key_auth)
+{
+    /* "id1:key1" raw on the command line; clients send base64 of it */
+    sd = searchd_start("--auth", "apikey", "--api-key", "id1:key1", NULL);
+    const char *good[] = { "Authorization: ApiKey aWQxOmtleTE=", NULL };
+    const char *bad[] = { "Authorization: ApiKey aWQxOmtleTI=", NULL };
+    struct searchd_resp r;
+
+    cr_assert_eq(searchd_request(sd, "GET", "/", good, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    searchd_resp_close(&r);
+    cr_assert_eq(searchd_request(sd, "GET", "/", bad, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 401);
+    searchd_resp_close(&r);
+
+    cr_assert_eq(searchd_config(sd, "{\"api_key\":\"aWQxOmtleTI=\"}"), 200);
+    cr_assert_eq(searchd_request(sd, "GET", "/", bad, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200, "the encoded form is accepted as configuration too");
+    searchd_resp_close(&r);
+    stop();
+}
+
+#define AKID "AKIDEXAMPLE"
+#define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+/* Signs and sends a POST of body to path; sent_body lets a test tamper. */
+static long signed_post(const char *service, const char *secret, const char *token,
+                        const char *content_sha, const char *path, const char *body,
+                        const char *sent_body, char **reply)
+{
+    char host[64], amz_date[17], sha_hdr[128], date_hdr[64], authz[1024], token_hdr[1024];
+    struct tm tm;
+    time_t now = time(NULL);
+    struct sigv4_header hs[5];
+    size_t nh = 0;
+    const char *send[8];
+    size_t ns = 0;
+    const char *q = strchr(path, '?');
+    char p[512];
+
+    snprintf(host, sizeof(host), "127.0.0.1:%d", searchd_port(sd));
+    gmtime_r(&now, &tm);
+    strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(p, sizeof(p), "%.*s", q ? (int)(q - path) : (int)strlen(path), path);
+    hs[nh++] = (struct sigv4_header){ "host", host };
+    hs[nh++] = (struct sigv4_header){ "x-amz-date", amz_date };
+    hs[nh++] = (struct sigv4_header){ "content-type", "application/x-ndjson" };
+    if (content_sha)
+        hs[nh++] = (struct sigv4_header){ "x-amz-content-sha256", content_sha };
+    if (token)
+        hs[nh++] = (struct sigv4_header){ "x-amz-security-token", token };
+    struct sigv4_input in = { .method = "POST", .path = p, .query = q ? q + 1 : NULL,
+                              .headers = hs, .nheaders = nh, .body = body,
+                              .body_len = strlen(body), .region = "eu-west-1",
+                              .service = service, .now = now, .normalize_path = true };
+    struct sigv4_key key = { AKID, secret, NULL };
+    struct sigv4_output out;
+    cr_assert_eq(sigv4_sign(&in, &key, &out), 0);
+    snprintf(authz, sizeof(authz), "Authorization: %s", out.authorization);
+    snprintf(date_hdr, sizeof(date_hdr), "X-Amz-Date: %s", amz_date);
+    send[ns++] = authz;
+    send[ns++] = date_hdr;
+    send[ns++] = NDJSON_HDR;
+    if (content_sha) {
+        snprintf(sha_hdr, sizeof(sha_hdr), "x-amz-content-sha256: %s", content_sha);
+        send[ns++] = sha_hdr;
+    }
+    if (token) {
+        snprintf(token_hdr, sizeof(token_hdr), "X-Amz-Security-Token: %s", token);
+        send[ns++] = token_hdr;
+    }
+    send[ns] = NULL;
+    sigv4_output_close(&out);
+
+    struct searchd_resp r;
+    cr_assert_eq(searchd_request(sd, "POST", path, send, sent_body, strlen(sent_body), &r), 0);
+    long st = r.status;
+    if (reply)
+        *reply = strdup(r.body);
+    searchd_resp_close(&r);
+    return st;
+}
+
+static const char one_doc[] = "{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{\"a\":1}\n";
+static const char one_doc_tampered[] = "{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{\"a\":2}\n";
+
+Test(searchd, sigv4_accepts_good_and_rejects_tampered_or_wrong_secret)
+{
+    sd = searchd_start("--auth", "sigv4", "--access-key", AKID, "--secret-key", SECRET,
+                       "--region", "eu-west-1", "--service", "es", NULL);
+    char *reply = NULL;
+
+    cr_assert_eq(signed_post("es", SECRET, NULL, NULL, "/_bulk?filter_path=errors", one_doc,
+                             one_doc, &reply), 200, "%s", reply);
+    free(reply);
+    cr_assert_eq(signed_post("es", SECRET, NULL, NULL, "/_bulk", one_doc, one_doc_tampered,
+                             &reply), 403);
+    cr_assert_not_null(strstr(reply, "The request signature we calculated does not match"));
+    free(reply);
+    cr_assert_eq(signed_post("es", "not-the-secret", NULL, NULL, "/_bulk", one_doc, one_doc,
+                             NULL), 403);
+    cr_assert_eq(signed_post("aoss", SECRET, NULL, NULL, "/_bulk", one_doc, one_doc, &reply),
+                 403, "wrong service scope");
+    cr_assert_not_null(strstr(reply, "Credential should be scoped to correct service"));
+    free(reply);
+
+    /* credentials rotate at runtime, with a session token */
+    cr_assert_eq(searchd_config(sd, "{\"secret_key\":\"new-secret\",\"session_token\":\"tok\"}"),
+                 200);
+    cr_assert_eq(signed_post("es", SECRET, NULL, NULL, "/_bulk", one_doc, one_doc, NULL), 403);
+    cr_assert_eq(signed_post("es", "new-secret", NULL, NULL, "/_bulk", one_doc, one_doc, NULL),
+                 403, "the token is required once configured");
+    cr_assert_eq(signed_post("es", "new-secret", "tok", NULL, "/_bulk", one_doc, one_doc, NULL),
+                 200);
+
+    json_t *d = searchd_dump(sd);
+    cr_assert_eq(json_integer_value(json_object_get(dump_doc(d, "t", "1"), "version")), 2);
+    json_decref(d);
+    stop();
+}
+
+Test(searchd, aoss_requires_the_content_hash)
+{
+    sd = searchd_start("--auth", "sigv4", "--access-key", AKID, "--secret-key", SECRET,
+                       "--region", "eu-west-1", "--service", "aoss", NULL);
+    char hash[65], bad[65];
+
+    sigv4_sha256_hex(one_doc, strlen(one_doc), hash);
+    sigv4_sha256_hex(one_doc_tampered, strlen(one_doc_tampered), bad);
+    cr_assert_eq(signed_post("aoss", SECRET, NULL, NULL, "/_bulk", one_doc, one_doc, NULL), 403,
+                 "no x-amz-content-sha256");
+    cr_assert_eq(signed_post("aoss", SECRET, NULL, hash, "/_bulk", one_doc, one_doc, NULL), 200);
+    cr_assert_eq(signed_post("aoss", SECRET, NULL, "UNSIGNED-PAYLOAD", "/_bulk", one_doc,
+                             one_doc, NULL), 200);
+    cr_assert_eq(signed_post("aoss", SECRET, NULL, bad, "/_bulk", one_doc, one_doc, NULL), 403,
+                 "the hash must match the body received");
+    cr_assert_eq(signed_post("aoss", SECRET, NULL, hash, "/_bulk", one_doc, one_doc_tampered,
+                             NULL), 403);
+    stop();
+}
+
+/* ---- faults ---------------------------------------------------------------- */
+
+Test(searchd, request_faults_are_consumed_by_count)
+{
+    sd = searchd_start(NULL);
+    long st;
+
+    cr_assert_eq(searchd_faults(sd, "[{\"match\":\"bulk\",\"count\":2,\"status\":429},"
+                                    "{\"match\":\"bulk\",\"count\":1,\"status\":503}]"), 200);
+    json_t *r = searchd_json(sd, "GET", "/", NULL, &st);
+    cr_assert_eq(st, 200, "a non-bulk request consumes no bulk rule");
+    json_decref(r);
+    r = searchd_bulk(sd, "/_bulk", one_doc, &st);
+    cr_assert_eq(st, 429);
+    cr_assert_str_eq(error_type(r), "es_rejected_execution_exception");
+    json_decref(r);
+    r = searchd_bulk(sd, "/_bulk", one_doc, &st);
+    cr_assert_eq(st, 429);
+    json_decref(r);
+    r = searchd_bulk(sd, "/_bulk", one_doc, &st);
+    cr_assert_eq(st, 503);
+    json_decref(r);
+    r = searchd_bulk(sd, "/_bulk", one_doc, &st);
+    cr_assert_eq(st, 200);
+    json_decref(r);
+
+    json_t *d = searchd_dump(sd);
+    cr_assert_eq(json_integer_value(json_object_get(dump_doc(d, "t", "1"), "version")), 1,
+                 "rejected requests stored nothing");
+    json_decref(d);
+    stop();
+}
+
+Test(searchd, item_faults_fail_chosen_items_only)
+{
+    sd = searchd_start(NULL);
+    const char *four = "{\"index\":{\"_index\":\"t\",\"_id\":\"0\"}}\n{}\n"
+                       "{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{}\n"
+                       "{\"index\":{\"_index\":\"t\",\"_id\":\"2\"}}\n{}\n"
+                       "{\"delete\":{\"_index\":\"t\",\"_id\":\"3\"}}\n";
+
+    cr_assert_eq(searchd_faults(sd, "[{\"match\":\"bulk\",\"item_status\":429,\"items\":\"odd\"},"
+                                    "{\"match\":\"bulk\",\"item_status\":503,\"items\":1}]"), 200);
+    json_t *r = bulk(four, 200);
+    cr_assert(json_is_true(json_object_get(r, "errors")));
+    cr_assert_eq(item_status(r, 0), 201);
+    cr_assert_eq(item_status(r, 1), 429);
+    cr_assert_str_eq(item_err(r, 1, "type"), "es_rejected_execution_exception");
+    cr_assert_eq(item_status(r, 2), 201);
+    cr_assert_eq(item_status(r, 3), 429);
+    json_decref(r);
+    r = bulk(four, 200);
+    cr_assert_eq(item_status(r, 0), 503);
+    cr_assert_eq(item_status(r, 1), 201, "item 1 was rejected before, so it is new now");
+    cr_assert_eq(item_status(r, 2), 200);
+    json_decref(r);
+    r = bulk(four, 200);
+    cr_assert(json_is_false(json_object_get(r, "errors")), "no rule left");
+    json_decref(r);
+    stop();
+}
+
+Test(searchd, reset_drop_and_delay_actions)
+{
+    sd = searchd_start(NULL);
+    struct searchd_resp r;
+    const char *h[] = { NDJSON_HDR, NULL };
+
+    cr_assert_eq(searchd_faults(sd, "[{\"match\":\"bulk\",\"action\":\"reset\"},"
+                                    "{\"match\":\"bulk\",\"action\":\"drop\"},"
+                                    "{\"match\":\"bulk\",\"delay_ms\":300}]"), 200);
+    cr_assert_eq(searchd_request(sd, "POST", "/_bulk", h, one_doc, strlen(one_doc), &r), -EIO);
+    cr_assert(r.curl_code == CURLE_PARTIAL_FILE || r.curl_code == CURLE_RECV_ERROR,
+              "reset mid-reply, got curl code %d", r.curl_code);
+    searchd_resp_close(&r);
+    cr_assert_eq(searchd_request(sd, "POST", "/_bulk", h, one_doc, strlen(one_doc), &r), -EIO);
+    cr_assert_eq(r.curl_code, CURLE_GOT_NOTHING, "dropped without a reply");
+    searchd_resp_close(&r);
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(searchd_request(sd, "POST", "/_bulk", h, one_doc, strlen(one_doc), &r), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert_eq(r.status, 200);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    cr_assert_geq(ms, 290, "the reply was delayed (%ld ms)", ms);
+    searchd_resp_close(&r);
+    stop();
+}
+
+Test(searchd, down_refuses_connections_for_a_while)
+{
+    sd = searchd_start(NULL);
+    struct searchd_resp r;
+
+    cr_assert_eq(searchd_faults(sd, "[{\"down_ms\":400}]"), 200);
+    cr_assert_eq(searchd_request(sd, "GET", "/", NULL, NULL, 0, &r), -EIO);
+    searchd_resp_close(&r);
+    pause_ms(450); /* the outage's length is what is tested */
+    cr_assert_eq(searchd_request(sd, "GET", "/", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    searchd_resp_close(&r);
+    stop();
+}
+
+Test(searchd, reset_clears_data_faults_and_stats)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk(one_doc, 200), *s, *d;
+
+    json_decref(r);
+    cr_assert_eq(searchd_faults(sd, "{\"status\":500,\"count\":-1}"), 200);
+    cr_assert_eq(searchd_reset(sd), 200);
+    r = bulk(one_doc, 200);
+    cr_assert_eq(item_status(r, 0), 201, "the doc was forgotten and the fault removed");
+    json_decref(r);
+    d = searchd_dump(sd);
+    cr_assert_eq(json_object_size(d), 1);
+    json_decref(d);
+    s = searchd_stats(sd);
+    cr_assert_eq(json_integer_value(json_object_get(s, "bulk_requests")), 1);
+    stop();
+    json_decref(s);
+}
+
+Test(searchd, stats_count_requests_actions_and_items)
+{
+    sd = searchd_start("--discard", NULL);
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"1\",\"version\":1,\"version_type\":\"external\"}}\n{}\n"
+                     "{\"delete\":{\"_index\":\"t\",\"_id\":\"2\"}}\n",
+                     200);
+    json_decref(r);
+    long st;
+    json_decref(searchd_bulk(sd, "/_bulk", "x", &st));
+
+    json_t *s = searchd_stats(sd);
+    json_t *req = json_object_get(json_object_get(s, "requests"), "/_bulk");
+    cr_assert_eq(json_integer_value(json_object_get(req, "200")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(req, "400")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(s, "bulk_requests")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(s, "actions"), "index")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(s, "actions"), "delete")), 1);
+    json_t *items = json_object_get(s, "items");
+    cr_assert_eq(json_integer_value(json_object_get(items, "201")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(items, "409")), 1,
+                 "--discard still keeps versions");
+    cr_assert_eq(json_integer_value(json_object_get(items, "404")), 1);
+    cr_assert_gt(json_integer_value(json_object_get(s, "bytes_received")), 100);
+    json_decref(s);
+
+    json_t *d = searchd_dump(sd);
+    cr_assert(json_is_null(json_object_get(dump_doc(d, "t", "1"), "source")),
+              "--discard keeps no sources");
+    json_decref(d);
+    stop();
+}
+
+Test(searchd, keep_alive_reuses_one_connection)
+{
+    sd = searchd_start(NULL);
+    for (int i = 0; i < 5; i++)
+        json_decref(bulk(one_doc, 200));
+    json_t *s = searchd_stats(sd);
+    cr_assert_eq(json_integer_value(json_object_get(s, "connections")), 1);
+    json_decref(s);
+    stop();
+}

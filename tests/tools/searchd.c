@@ -1,0 +1,3616 @@
+/* searchd — an Elasticsearch/OpenSearch double for integration tests and
+ * benchmarks.  One thread, one libuv loop, its own small HTTP/1.1 parser.
+ *
+ * It answers the Bulk API the way a real node does (versions, tombstones,
+ * per-item errors, filter_path, gzip, size cap), a few read endpoints, four
+ * kinds of authentication, and a control API under /_double/ for fault
+ * injection and inspection.  Run `searchd --help` for the options.
+ *
+ * Decisions worth knowing (see also the usage text):
+ * - The body cap (--max-body, like http.max_content_length) is checked on the
+ *   bytes received and again on the decompressed body: a self-managed node
+ *   decompresses before it aggregates, a managed front end counts the wire.
+ *   Passing both checks passes either.
+ * - ApiKey auth accepts `Authorization: ApiKey <base64(id:key)>`; --api-key
+ *   takes either the encoded form or the raw "id:key".
+ * - Documents are kept as the raw source text, never re-encoded, so numbers
+ *   of any size survive.  --discard keeps versions (for correct 409s) but
+ *   no sources.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <uv.h>
+#include <zlib.h>
+
+#include "aws/buf.h"
+#include "aws/sigv4.h"
+#include "daemon/log.h"
+
+#define HEAD_MAX (64 * 1024)
+#define MAX_HDRS 100
+#define READ_CHUNK (64 * 1024)
+#define MAX_PATHS 32
+#define PREVIEW_MAX 40
+#define JSON_NEST_MAX 1000
+#define VERSION_UNSET (-3) /* ES's Versions.MATCH_ANY, printed in its messages */
+
+/* ------------------------------------------------------------------------ */
+/* Settings (changeable at runtime through /_double/config)                 */
+
+enum auth_mode { AUTH_NONE, AUTH_BASIC, AUTH_APIKEY, AUTH_SIGV4 };
+
+struct settings {
+    enum auth_mode auth;
+    char *user, *password, *api_key;
+    char *access_key, *secret_key, *session_token, *region, *service;
+    char *poison_field;
+    size_t max_body;
+    uint64_t gc_deletes_ms;
+    int depth_limit;
+    bool discard;
+};
+
+/* ------------------------------------------------------------------------ */
+/* A string-keyed hash map (open addressing, linear probing).               */
+
+struct slot {
+    char *key;
+    size_t klen;
+    uint64_t hash;
+    void *val;
+};
+
+struct map {
+    struct slot *slots;
+    size_t cap, len;
+};
+
+static uint64_t hash_bytes(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static struct slot *map_slot(const struct map *m, const char *key, size_t klen, uint64_t h)
+{
+    size_t i = h & (m->cap - 1);
+
+    for (;;) {
+        struct slot *s = &m->slots[i];
+        if (!s->key || (s->hash == h && s->klen == klen && memcmp(s->key, key, klen) == 0))
+            return s;
+        i = (i + 1) & (m->cap - 1);
+    }
+}
+
+static void *map_get(const struct map *m, const char *key, size_t klen)
+{
+    struct slot *s;
+
+    if (!m->cap)
+        return NULL;
+    s = map_slot(m, key, klen, hash_bytes(key, klen));
+    return s->key ? s->val : NULL;
+}
+
+static int map_grow(struct map *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 64;
+    struct slot *old = m->slots, *ns = calloc(ncap, sizeof(*ns));
+    size_t ocap = m->cap;
+
+    if (!ns)
+        return -ENOMEM;
+    m->slots = ns;
+    m->cap = ncap;
+    for (size_t i = 0; i < ocap; i++)
+        if (old[i].key)
+            *map_slot(m, old[i].key, old[i].klen, old[i].hash) = old[i];
+    free(old);
+    return 0;
+}
+
+/* Inserts key (copied) with val; the key must be absent.  Returns the stored
+ * key copy (NUL-terminated, stable until map_clear) or NULL. */
+static char *map_put(struct map *m, const char *key, size_t klen, void *val)
+{
+    uint64_t h = hash_bytes(key, klen);
+    struct slot *s;
+
+    if ((m->len + 1) * 4 > m->cap * 3 && map_grow(m) < 0)
+        return NULL;
+    s = map_slot(m, key, klen, h);
+    s->key = malloc(klen + 1);
+    if (!s->key)
+        return NULL;
+    memcpy(s->key, key, klen);
+    s->key[klen] = '\0';
+    s->klen = klen;
+    s->hash = h;
+    s->val = val;
+    m->len++;
+    return s->key;
+}
+
+static void map_clear(struct map *m, void (*free_val)(void *))
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key) {
+            if (free_val)
+                free_val(m->slots[i].val);
+            free(m->slots[i].key);
+        }
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Storage                                                                  */
+
+struct doc {
+    const char *id; /* the map's key */
+    size_t id_len;
+    int64_t version, seq_no;
+    uint64_t deleted_ms;
+    bool deleted;
+    char *source; /* raw JSON text, NULL in discard mode */
+    size_t source_len;
+};
+
+struct index {
+    const char *name; /* the map's key */
+    struct map docs;
+    int64_t seq_no;
+    char uuid[23];
+    bool exists;
+};
+
+enum doc_state { DS_ABSENT, DS_DELETED, DS_PRESENT };
+
+enum route {
+    RT_ROOT, RT_BULK, RT_INDEX_BULK, RT_DOC, RT_SEARCH, RT_COUNT, RT_INDEX, RT_REFRESH, RT_OTHER,
+    RT_N
+};
+static const char *const route_name[RT_N] = {
+    [RT_ROOT] = "/", [RT_BULK] = "/_bulk", [RT_INDEX_BULK] = "/{index}/_bulk",
+    [RT_DOC] = "/{index}/_doc/{id}", [RT_SEARCH] = "/{index}/_search",
+    [RT_COUNT] = "/{index}/_count", [RT_INDEX] = "/{index}", [RT_REFRESH] = "/{index}/_refresh",
+    [RT_OTHER] = "other",
+};
+
+enum op_type { OP_INDEX, OP_CREATE, OP_DELETE, OP_UPDATE, OP_N };
+static const char *const op_name[OP_N] = { "index", "create", "delete", "update" };
+
+struct stats {
+    uint64_t requests[RT_N][600];
+    uint64_t bulk_requests, actions[OP_N], items[600];
+    uint64_t bytes_received, body_bytes, auth_failures, connections, faults_applied;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Faults                                                                   */
+
+enum fault_match { FM_ANY, FM_BULK, FM_SEARCH, FM_DOC, FM_COUNT };
+enum fault_kind { FK_STATUS, FK_ITEMS, FK_DELAY, FK_RESET, FK_DROP };
+enum item_sel { IS_ALL, IS_ODD, IS_EVEN, IS_FIRST };
+
+struct fault {
+    enum fault_match match;
+    enum fault_kind kind;
+    long count; /* remaining; < 0 = unlimited */
+    int status, item_status;
+    enum item_sel items;
+    long nitems;
+    long delay_ms;
+    char *body; /* custom reply body for FK_STATUS, or NULL */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Connections                                                              */
+
+struct hoff {
+    uint32_t name, value;
+};
+
+struct head {
+    uint32_t method, target;
+    int minor;
+    struct hoff hdr[MAX_HDRS];
+    size_t nhdr;
+    bool chunked, expect, has_cl, conn_close, conn_keep;
+    size_t cl;
+};
+
+enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_CRLF, CH_TRAILER };
+
+struct wreq {
+    uv_write_t req;
+    struct conn *c;
+    char *head, *body;
+};
+
+struct pending {
+    char *head, *body;
+    size_t head_len, body_len;
+    bool active;
+};
+
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    int handles; /* open handles; freed when 0 */
+    struct conn *prev, *next;
+    struct buf in;
+    size_t head_len; /* 0 until the head is complete */
+    struct head h;
+    enum chunk_state ch;
+    size_t raw_pos, dec_end, chunk_left;
+    size_t skip_left;  /* oversized body being read and dropped */
+    bool too_large;    /* answer 413 once the body is skipped */
+    bool busy;         /* a reply is delayed; parse nothing meanwhile */
+    bool closing;
+    bool close_after;  /* close once the reply is written */
+    bool reset_after;  /* reset once the reply is written */
+    bool gzip_ok;      /* Accept-Encoding: gzip */
+    bool is_head;      /* HEAD: no body */
+    int last_status;   /* of the reply queued last, for the stats */
+    long delay_ms;
+    struct pending pend;
+};
+
+/* A parsed request, pointing into the connection's input buffer. */
+struct hdr {
+    const char *name, *value;
+};
+
+struct request {
+    const char *method;
+    char *path;        /* raw, as on the wire */
+    const char *query; /* raw, without '?', "" if none */
+    struct hdr hdrs[MAX_HDRS];
+    size_t nhdr;
+    const char *body; /* as received (de-chunked) */
+    size_t body_len;
+    const char *data; /* decoded (gunzipped) */
+    size_t data_len;
+    char *segs[8]; /* percent-decoded path segments */
+    size_t nseg;
+    enum route route;
+};
+
+/* ------------------------------------------------------------------------ */
+/* The server                                                               */
+
+static struct {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_signal_t sigterm, sigint;
+    struct settings set;
+    struct map indices;
+    struct stats st;
+    struct fault *faults;
+    size_t nfaults;
+    struct conn *conns;
+    uint64_t down_until_ms;
+    uint64_t id_counter;
+    bool stopping;
+} srv;
+
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void set_str(char **dst, const char *s)
+{
+    char *n = (s && *s) ? strdup(s) : NULL;
+
+    if (*dst)
+        OPENSSL_cleanse(*dst, strlen(*dst));
+    free(*dst);
+    *dst = n;
+}
+
+static void make_uuid(char out[23])
+{
+    static const char al[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint64_t x = uv_hrtime() ^ (srv.id_counter++ * 0x9e3779b97f4a7c15ULL);
+
+    for (int i = 0; i < 22; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out[i] = al[x & 63];
+    }
+    out[22] = '\0';
+}
+
+static void doc_free(void *p)
+{
+    struct doc *d = p;
+
+    if (d)
+        free(d->source);
+    free(d);
+}
+
+static void index_free(void *p)
+{
+    struct index *ix = p;
+
+    if (ix)
+        map_clear(&ix->docs, doc_free);
+    free(ix);
+}
+
+static struct index *index_get(const char *name)
+{
+    struct index *ix = map_get(&srv.indices, name, strlen(name));
+
+    return ix && ix->exists ? ix : NULL;
+}
+
+static struct index *index_create(const char *name)
+{
+    struct index *ix = map_get(&srv.indices, name, strlen(name));
+
+    if (!ix) {
+        ix = calloc(1, sizeof(*ix));
+        if (!ix || !(ix->name = map_put(&srv.indices, name, strlen(name), ix))) {
+            free(ix);
+            return NULL;
+        }
+    }
+    if (!ix->exists) {
+        ix->exists = true;
+        ix->seq_no = 0;
+        make_uuid(ix->uuid);
+    }
+    return ix;
+}
+
+static void index_drop(struct index *ix)
+{
+    map_clear(&ix->docs, doc_free);
+    ix->exists = false;
+}
+
+static enum doc_state doc_state(const struct doc *d, uint64_t now)
+{
+    if (!d)
+        return DS_ABSENT;
+    if (!d->deleted)
+        return DS_PRESENT;
+    return now - d->deleted_ms <= srv.set.gc_deletes_ms ? DS_DELETED : DS_ABSENT;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers: JSON text, error bodies                                   */
+
+static int put_json_str(struct buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    int rc = buf_putc(b, '"');
+
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            char e[2] = { '\\', (char)ch };
+            rc = buf_append(b, e, 2);
+        } else if (ch < 0x20) {
+            char e[6] = { '\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15] };
+            rc = buf_append(b, e, 6);
+        } else {
+            rc = buf_putc(b, (char)ch);
+        }
+    }
+    return rc ? rc : buf_putc(b, '"');
+}
+
+static int dump_cb(const char *p, size_t n, void *arg)
+{
+    return buf_append(arg, p, n) ? -1 : 0;
+}
+
+static json_t *err_obj(const char *type, const char *reason)
+{
+    return json_pack("{s:s, s:s}", "type", type, "reason", reason);
+}
+
+/* {"error":{"root_cause":[cause],...cause},"status":N}; takes cause. */
+static json_t *es_error_body(int status, json_t *cause)
+{
+    json_t *top = json_deep_copy(cause);
+    json_t *root_cause = json_copy(cause);
+
+    json_object_del(root_cause, "caused_by");
+    json_object_set_new(top, "root_cause", json_pack("[o]", root_cause));
+    /* root_cause goes first, as ES prints it */
+    json_t *ordered = json_object();
+    json_object_set(ordered, "root_cause", json_object_get(top, "root_cause"));
+    const char *k;
+    json_t *v;
+    json_object_foreach(cause, k, v) json_object_set(ordered, k, v);
+    json_decref(top);
+    json_decref(cause);
+    return json_pack("{s:o, s:i}", "error", ordered, "status", status);
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Request Entity Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+static int parse_duration_ms(const char *s, uint64_t *out)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -EINVAL;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        v *= 1000;
+    else if (strcmp(end, "ms") == 0)
+        ;
+    else if (strcmp(end, "m") == 0)
+        v *= 60000;
+    else
+        return -EINVAL;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -EINVAL;
+    if (*end == 'k' || *end == 'K')
+        v <<= 10, end++;
+    else if (*end == 'm' || *end == 'M')
+        v <<= 20, end++;
+    else if (*end == 'g' || *end == 'G')
+        v <<= 30, end++;
+    if (*end == 'b' || *end == 'B')
+        end++;
+    if (*end)
+        return -EINVAL;
+    *out = (size_t)v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Source scanning: validates JSON in place, measures object depth, finds a
+ * top-level field.  No allocation: this runs on every document.            */
+
+struct scan {
+    int depth;            /* deepest object level, root = 1 */
+    const char *found;    /* value of the top-level field, or NULL */
+    size_t found_len;
+    const char *error;    /* NULL when the text is one JSON object */
+};
+
+static const char *skip_ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static const char *scan_string(const char *p, const char *e)
+{
+    for (p++; p < e; p++) {
+        if (*p == '"')
+            return p + 1;
+        if (*p == '\\') {
+            if (++p >= e)
+                return NULL;
+        } else if ((unsigned char)*p < 0x20) {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static const char *scan_scalar(const char *p, const char *e)
+{
+    const char *s = p;
+
+    if (*p == '-' || (*p >= '0' && *p <= '9')) {
+        if (*p == '-')
+            p++;
+        if (p >= e || *p < '0' || *p > '9')
+            return NULL;
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+        if (p < e && *p == '.') {
+            p++;
+            if (p >= e || *p < '0' || *p > '9')
+                return NULL;
+            while (p < e && *p >= '0' && *p <= '9')
+                p++;
+        }
+        if (p < e && (*p == 'e' || *p == 'E')) {
+            p++;
+            if (p < e && (*p == '+' || *p == '-'))
+                p++;
+            if (p >= e || *p < '0' || *p > '9')
+                return NULL;
+            while (p < e && *p >= '0' && *p <= '9')
+                p++;
+        }
+        return p;
+    }
+    static const char *const lits[] = { "true", "false", "null" };
+    for (size_t i = 0; i < 3; i++) {
+        size_t n = strlen(lits[i]);
+        if ((size_t)(e - s) >= n && memcmp(s, lits[i], n) == 0)
+            return s + n;
+    }
+    return NULL;
+}
+
+static void scan_source(const char *p, size_t n, const char *field, struct scan *out)
+{
+    const char *e = p + n;
+    char stack[JSON_NEST_MAX];
+    int top = 0, objs = 0;
+    bool want_value = true, capture = false;
+    size_t flen = field ? strlen(field) : 0;
+
+    memset(out, 0, sizeof(*out));
+    p = skip_ws(p, e);
+    if (p >= e || *p != '{') {
+        out->error = "the document is not a JSON object";
+        return;
+    }
+    for (;;) {
+        p = skip_ws(p, e);
+        if (!want_value && top == 0) {
+            if (p != e)
+                out->error = "trailing characters after the document";
+            return;
+        }
+        if (p >= e) {
+            out->error = "unexpected end of input";
+            return;
+        }
+        if (want_value) {
+            const char *vs = p;
+            if (*p == '{' || *p == '[') {
+                if (top >= JSON_NEST_MAX) {
+                    out->error = "nesting too deep";
+                    return;
+                }
+                stack[top++] = *p;
+                if (*p == '{' && ++objs > out->depth)
+                    out->depth = objs;
+                p = skip_ws(p + 1, e);
+                if (p < e && (*p == '}' || *p == ']')) {
+                    if ((*p == '}') != (stack[top - 1] == '{')) {
+                        out->error = "mismatched bracket";
+                        return;
+                    }
+                    if (stack[--top] == '{')
+                        objs--;
+                    p++;
+                    want_value = false;
+                } else if (stack[top - 1] == '{') {
+                    goto key;
+                }
+                if (capture && want_value == false) {
+                    out->found = vs;
+                    out->found_len = (size_t)(p - vs);
+                    capture = false;
+                }
+                if (capture) { /* object or array value: preview its start */
+                    out->found = vs;
+                    out->found_len = (size_t)(e - vs);
+                    capture = false;
+                }
+                continue;
+            }
+            p = *p == '"' ? scan_string(p, e) : scan_scalar(p, e);
+            if (!p) {
+                out->error = "malformed value";
+                return;
+            }
+            if (capture) {
+                out->found = vs;
+                out->found_len = (size_t)(p - vs);
+                capture = false;
+            }
+            want_value = false;
+            continue;
+        }
+        /* after a value: ',' or a closing bracket */
+        if (top == 0) {
+            if (skip_ws(p, e) != e)
+                out->error = "trailing characters after the document";
+            return;
+        }
+        if (*p == ',') {
+            p = skip_ws(p + 1, e);
+            if (stack[top - 1] == '[') {
+                want_value = true;
+                continue;
+            }
+            goto key;
+        }
+        if ((*p == '}' && stack[top - 1] == '{') || (*p == ']' && stack[top - 1] == '[')) {
+            if (stack[--top] == '{')
+                objs--;
+            p++;
+            if (top == 0) {
+                if (skip_ws(p, e) != e)
+                    out->error = "trailing characters after the document";
+                return;
+            }
+            continue;
+        }
+        out->error = "unexpected character";
+        return;
+key:
+        if (p >= e || *p != '"') {
+            out->error = "expected a field name";
+            return;
+        }
+        {
+            const char *ks = p + 1, *ke = scan_string(p, e);
+            if (!ke) {
+                out->error = "malformed field name";
+                return;
+            }
+            if (top == 1 && field && (size_t)(ke - 1 - ks) == flen && memcmp(ks, field, flen) == 0)
+                capture = true;
+            p = skip_ws(ke, e);
+            if (p >= e || *p != ':') {
+                out->error = "expected ':'";
+                return;
+            }
+            p++;
+            want_value = true;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* filter_path: comma-separated dotted paths with '*' and '**' wildcards.
+ * Objects and arrays left empty disappear, as in ES.                      */
+
+struct fpath {
+    char *segs[16];
+    size_t nseg;
+};
+
+struct fstate {
+    unsigned short path, pos;
+};
+
+static bool glob_match(const char *pat, const char *s)
+{
+    if (*pat == '\0')
+        return *s == '\0';
+    if (*pat == '*') {
+        for (;; s++) {
+            if (glob_match(pat + 1, s))
+                return true;
+            if (*s == '\0')
+                return false;
+        }
+    }
+    return *pat == *s && glob_match(pat + 1, s + 1);
+}
+
+static size_t fpath_parse(char *spec, struct fpath *paths, size_t max)
+{
+    size_t n = 0;
+    char *save = NULL;
+
+    for (char *p = strtok_r(spec, ",", &save); p && n < max; p = strtok_r(NULL, ",", &save)) {
+        char *s2 = NULL;
+        while (*p == ' ')
+            p++;
+        if (*p == '\0' || *p == '-') /* exclusions are not supported */
+            continue;
+        paths[n].nseg = 0;
+        for (char *q = strtok_r(p, ".", &s2); q && paths[n].nseg < 16; q = strtok_r(NULL, ".", &s2))
+            paths[n].segs[paths[n].nseg++] = q;
+        if (paths[n].nseg)
+            n++;
+    }
+    return n;
+}
+
+static json_t *filter_node(json_t *v, const struct fpath *paths, const struct fstate *st, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (st[i].pos == paths[st[i].path].nseg)
+            return json_incref(v);
+    if (json_is_array(v)) {
+        json_t *out = json_array();
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            json_t *f = filter_node(e, paths, st, n);
+            if (f)
+                json_array_append_new(out, f);
+        }
+        if (json_array_size(out))
+            return out;
+        json_decref(out);
+        return NULL;
+    }
+    if (!json_is_object(v))
+        return NULL;
+    json_t *out = json_object();
+    const char *k;
+    json_t *e;
+    json_object_foreach(v, k, e) {
+        struct fstate next[64];
+        size_t nn = 0;
+        for (size_t i = 0; i < n && nn < 62; i++) {
+            const struct fpath *fp = &paths[st[i].path];
+            const char *seg = fp->segs[st[i].pos];
+            if (strcmp(seg, "**") == 0) {
+                next[nn++] = st[i]; /* one level more */
+                if (st[i].pos + 1u < fp->nseg && glob_match(fp->segs[st[i].pos + 1], k))
+                    next[nn++] = (struct fstate){ st[i].path, (unsigned short)(st[i].pos + 2) };
+                else if (st[i].pos + 1u == fp->nseg)
+                    next[nn++] = (struct fstate){ st[i].path, (unsigned short)(st[i].pos + 1) };
+            } else if (glob_match(seg, k)) {
+                next[nn++] = (struct fstate){ st[i].path, (unsigned short)(st[i].pos + 1) };
+            }
+        }
+        if (!nn)
+            continue;
+        json_t *f = filter_node(e, paths, next, nn);
+        if (f)
+            json_object_set_new(out, k, f);
+    }
+    if (json_object_size(out))
+        return out;
+    json_decref(out);
+    return NULL;
+}
+
+/* Returns a new reference: the filtered document, or {} when nothing is left. */
+static json_t *filter_apply(json_t *root, const char *spec)
+{
+    struct fpath paths[MAX_PATHS];
+    struct fstate st[MAX_PATHS];
+    char *copy = strdup(spec);
+    size_t n = copy ? fpath_parse(copy, paths, MAX_PATHS) : 0;
+    json_t *out;
+
+    if (!n) {
+        free(copy);
+        return json_incref(root);
+    }
+    for (size_t i = 0; i < n; i++)
+        st[i] = (struct fstate){ (unsigned short)i, 0 };
+    out = filter_node(root, paths, st, n);
+    free(copy);
+    return out ? out : json_object();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Query strings                                                            */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes n bytes of s into a new string ('+' as space when form). */
+static char *pct_decode(const char *s, size_t n, bool form)
+{
+    char *out = malloc(n + 1), *o = out;
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else if (form && s[i] == '+') {
+            *o++ = ' ';
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* The decoded value of query parameter name, or NULL; caller frees. */
+static char *query_param(const char *q, const char *name)
+{
+    size_t nl = strlen(name);
+
+    while (q && *q) {
+        const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q);
+        const char *eq = memchr(q, '=', (size_t)(end - q));
+        const char *ke = eq ? eq : end;
+        if ((size_t)(ke - q) == nl && memcmp(q, name, nl) == 0)
+            return eq ? pct_decode(eq + 1, (size_t)(end - eq - 1), true) : strdup("");
+        q = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Replies                                                                  */
+
+static void conn_close(struct conn *c);
+static void conn_drive(struct conn *c);
+
+static const char *req_header(const struct request *r, const char *name)
+{
+    for (size_t i = 0; i < r->nhdr; i++)
+        if (strcasecmp(r->hdrs[i].name, name) == 0)
+            return r->hdrs[i].value;
+    return NULL;
+}
+
+static void on_reset_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+
+    c->reset_after = true;
+    conn_close(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    struct conn *c = w->c;
+
+    free(w->head);
+    free(w->body);
+    free(w);
+    if (status < 0 || c->closing) {
+        conn_close(c);
+        return;
+    }
+    if (c->reset_after) { /* let the client read the partial reply, then RST */
+        uv_timer_start(&c->timer, on_reset_timer, 50, 0);
+        return;
+    }
+    if (c->close_after) {
+        conn_close(c);
+        return;
+    }
+}
+
+static int write_now(struct conn *c, char *head, size_t head_len, char *body, size_t body_len)
+{
+    struct wreq *w = calloc(1, sizeof(*w));
+    uv_buf_t bufs[2];
+    unsigned nb = 1;
+    int rc;
+
+    if (!w) {
+        free(head);
+        free(body);
+        return -ENOMEM;
+    }
+    w->c = c;
+    w->head = head;
+    w->body = body;
+    bufs[0] = uv_buf_init(head, (unsigned)head_len);
+    if (body && body_len)
+        bufs[nb++] = uv_buf_init(body, (unsigned)body_len);
+    rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, nb, on_write);
+    if (rc < 0) {
+        free(head);
+        free(body);
+        free(w);
+        conn_close(c);
+    }
+    return rc;
+}
+
+static void on_delay(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    struct pending p = c->pend;
+
+    memset(&c->pend, 0, sizeof(c->pend));
+    c->busy = false;
+    if (p.active && write_now(c, p.head, p.head_len, p.body, p.body_len) < 0)
+        return;
+    conn_drive(c);
+}
+
+static char *gzip_bytes(const char *p, size_t n, size_t *out_len)
+{
+    z_stream z;
+    char *out = NULL;
+    uLong bound;
+
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return NULL;
+    bound = deflateBound(&z, (uLong)n) + 32;
+    out = malloc(bound);
+    if (out) {
+        z.next_in = (Bytef *)(uintptr_t)p;
+        z.avail_in = (uInt)n;
+        z.next_out = (Bytef *)out;
+        z.avail_out = (uInt)bound;
+        if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+            free(out);
+            out = NULL;
+        } else {
+            *out_len = z.total_out;
+        }
+    }
+    deflateEnd(&z);
+    return out;
+}
+
+/* Sends a reply; takes body (malloc'd or NULL).  extra: "Name: v\r\n" lines. */
+static void reply(struct conn *c, int status, const char *ctype, const char *extra, char *body,
+                  size_t len)
+{
+    struct buf h;
+    bool gz = false;
+    size_t send_len;
+
+    c->last_status = status;
+    if (c->gzip_ok && body && len > 0) {
+        size_t zl = 0;
+        char *z = gzip_bytes(body, len, &zl);
+        if (z) {
+            free(body);
+            body = z;
+            len = zl;
+            gz = true;
+        }
+    }
+    buf_init(&h, BUF_NOMAX);
+    buf_printf(&h, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+    if (ctype)
+        buf_printf(&h, "content-type: %s\r\n", ctype);
+    if (gz)
+        buf_puts(&h, "content-encoding: gzip\r\n");
+    buf_printf(&h, "content-length: %zu\r\n", len);
+    if (extra)
+        buf_puts(&h, extra);
+    if (c->close_after)
+        buf_puts(&h, "connection: close\r\n");
+    buf_puts(&h, "\r\n");
+    if (!h.ptr) {
+        free(body);
+        conn_close(c);
+        return;
+    }
+    send_len = c->is_head ? 0 : len;
+    if (c->reset_after)
+        send_len = len / 2; /* the headers promise more than will come */
+    if (c->delay_ms > 0) {
+        c->pend = (struct pending){ .head = h.ptr, .head_len = h.len, .body = body,
+                                    .body_len = send_len, .active = true };
+        c->busy = true;
+        uv_timer_start(&c->timer, on_delay, (uint64_t)c->delay_ms, 0);
+        c->delay_ms = 0;
+        return;
+    }
+    write_now(c, h.ptr, h.len, body, send_len);
+}
+
+static void reply_json(struct conn *c, int status, json_t *body, const char *extra)
+{
+    struct buf b;
+
+    buf_init(&b, BUF_NOMAX);
+    if (json_dump_callback(body, dump_cb, &b, JSON_COMPACT) < 0 || !b.ptr) {
+        buf_close(&b);
+        json_decref(body);
+        conn_close(c);
+        return;
+    }
+    json_decref(body);
+    reply(c, status, "application/json; charset=UTF-8", extra, b.ptr, b.len);
+}
+
+/* Same, applying the request's filter_path. */
+static void reply_json_filtered(struct conn *c, const struct request *r, int status, json_t *body)
+{
+    char *fp = query_param(r->query, "filter_path");
+
+    if (fp && *fp) {
+        json_t *f = filter_apply(body, fp);
+        json_decref(body);
+        body = f;
+    }
+    free(fp);
+    reply_json(c, status, body, NULL);
+}
+
+static void reply_error(struct conn *c, int status, const char *type, const char *reason)
+{
+    reply_json(c, status, es_error_body(status, err_obj(type, reason)), NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Document operations                                                      */
+
+enum vtype { VT_INTERNAL, VT_EXTERNAL, VT_EXTERNAL_GTE };
+static const char *const vtype_upper[] = { "INTERNAL", "EXTERNAL", "EXTERNAL_GTE" };
+
+struct op {
+    enum op_type type;
+    char *index;
+    char *id;
+    bool auto_id;
+    int64_t version; /* VERSION_UNSET when absent */
+    enum vtype vt;
+    int64_t if_seq_no, if_primary_term; /* -2 when absent */
+    const char *src; /* index/create: the document; update: the update body */
+    size_t src_len;
+};
+
+static void op_clear(struct op *o)
+{
+    free(o->index);
+    free(o->id);
+    memset(o, 0, sizeof(*o));
+}
+
+static void next_auto_id(char out[21])
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint64_t a = (uint64_t)time(NULL), b = srv.id_counter++;
+
+    for (int i = 0; i < 8; i++, a >>= 6)
+        out[7 - i] = al[a & 63];
+    for (int i = 0; i < 12; i++, b >>= 6)
+        out[19 - i] = al[b & 63];
+    out[20] = '\0';
+}
+
+static json_t *conflict_error(const struct index *ix, const char *id, const char *reason_tail)
+{
+    char reason[512];
+
+    snprintf(reason, sizeof(reason), "[%s]: version conflict, %s", id, reason_tail);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "version_conflict_engine_exception",
+                     "reason", reason, "index_uuid", ix->uuid, "shard", "0", "index", ix->name);
+}
+
+static bool valid_index_name(const char *n, char *why, size_t wlen)
+{
+    if (!*n || *n == '_' || *n == '-' || *n == '+') {
+        snprintf(why, wlen, "Invalid index name [%s], must not start with '_', '-', or '+'", n);
+        return false;
+    }
+    for (const char *p = n; *p; p++) {
+        if (*p >= 'A' && *p <= 'Z') {
+            snprintf(why, wlen, "Invalid index name [%s], must be lowercase", n);
+            return false;
+        }
+        if (strchr("\\/*?\"<>| ,#:", *p)) {
+            snprintf(why, wlen,
+                     "Invalid index name [%s], must not contain the following characters "
+                     "[ , \", *, \\, <, |, ,, >, /, ?]", n);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Checks the source of an index/create (or the merged update result): valid
+ * JSON object, the mapping depth, the poison field.  NULL when fine. */
+static json_t *check_source(const char *src, size_t len, const char *id)
+{
+    struct scan sc;
+    const char *pf = srv.set.poison_field;
+    char reason[512];
+
+    scan_source(src, len, pf, &sc);
+    if (sc.error) {
+        json_t *e = err_obj("mapper_parsing_exception", "failed to parse");
+        json_object_set_new(e, "caused_by", err_obj("json_parse_exception", sc.error));
+        return e;
+    }
+    if (srv.set.depth_limit > 0 && sc.depth > srv.set.depth_limit) {
+        snprintf(reason, sizeof(reason), "Limit of mapping depth [%d] has been exceeded",
+                 srv.set.depth_limit);
+        return err_obj("mapper_parsing_exception", reason);
+    }
+    if (sc.found) {
+        char preview[PREVIEW_MAX + 1];
+        const char *v = sc.found;
+        size_t n = sc.found_len;
+        if (n && *v == '"') {
+            v++;
+            n = n >= 2 ? n - 2 : 0;
+        }
+        if (n > PREVIEW_MAX)
+            n = PREVIEW_MAX;
+        memcpy(preview, v, n);
+        preview[n] = '\0';
+        snprintf(reason, sizeof(reason),
+                 "failed to parse field [%s] of type [long] in document with id '%s'. "
+                 "Preview of field's value: '%s'", pf, id, preview);
+        json_t *e = err_obj("mapper_parsing_exception", reason);
+        snprintf(reason, sizeof(reason), "For input string: \"%s\"", preview);
+        json_object_set_new(e, "caused_by", err_obj("illegal_argument_exception", reason));
+        return e;
+    }
+    return NULL;
+}
+
+static json_t *item_result(const struct index *ix, const char *id, int64_t version,
+                           const char *result, int64_t seq_no, int status, bool with_status)
+{
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:{s:i, s:i, s:i}, s:I, s:i}", "_index", ix->name,
+                          "_id", id, "_version", (json_int_t)version, "result", result, "_shards",
+                          "total", 2, "successful", 1, "failed", 0, "_seq_no", (json_int_t)seq_no,
+                          "_primary_term", 1);
+    if (with_status)
+        json_object_set_new(o, "status", json_integer(status));
+    return o;
+}
+
+static json_t *item_error(const char *index, const char *id, int status, json_t *err)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "_index", json_string(index ? index : ""));
+    if (id)
+        json_object_set_new(o, "_id", json_string(id));
+    json_object_set_new(o, "status", json_integer(status));
+    json_object_set_new(o, "error", err);
+    return o;
+}
+
+static int store_doc(struct index *ix, struct doc **dp, const char *id, const char *src,
+                     size_t len)
+{
+    struct doc *d = *dp;
+    char *copy = NULL;
+
+    if (!srv.set.discard && src) {
+        copy = malloc(len + 1);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, src, len);
+        copy[len] = '\0';
+    }
+    if (!d) {
+        d = calloc(1, sizeof(*d));
+        if (!d || !(d->id = map_put(&ix->docs, id, strlen(id), d))) {
+            free(d);
+            free(copy);
+            return -ENOMEM;
+        }
+        d->id_len = strlen(id);
+        *dp = d;
+    }
+    free(d->source);
+    d->source = copy;
+    d->source_len = copy ? len : 0;
+    return 0;
+}
+
+/* Versioning check for index/create/delete.  Returns NULL when the write may
+ * proceed, with *newv set; else the conflict error. */
+static json_t *version_check(const struct op *o, struct index *ix, const struct doc *d,
+                             enum doc_state ds, int64_t *newv)
+{
+    char tail[256];
+    int64_t cur = ds == DS_ABSENT ? 0 : d->version;
+
+    if (o->if_seq_no != -2) {
+        int64_t cs = ds == DS_PRESENT ? d->seq_no : -2;
+        if (cs != o->if_seq_no || o->if_primary_term != 1) {
+            if (ds == DS_PRESENT)
+                snprintf(tail, sizeof(tail),
+                         "required seqNo [%" PRId64 "], primary term [%" PRId64
+                         "]. current document has seqNo [%" PRId64 "] and primary term [1]",
+                         o->if_seq_no, o->if_primary_term, cs);
+            else
+                snprintf(tail, sizeof(tail),
+                         "required seqNo [%" PRId64 "], primary term [%" PRId64
+                         "]. but no document was found", o->if_seq_no, o->if_primary_term);
+            return conflict_error(ix, o->id, tail);
+        }
+    }
+    if (o->type == OP_CREATE && ds == DS_PRESENT) {
+        snprintf(tail, sizeof(tail), "document already exists (current version [%" PRId64 "])",
+                 cur);
+        return conflict_error(ix, o->id, tail);
+    }
+    switch (o->vt) {
+    case VT_INTERNAL:
+        *newv = cur + 1;
+        return NULL;
+    case VT_EXTERNAL:
+        if (ds != DS_ABSENT && o->version <= cur) {
+            snprintf(tail, sizeof(tail),
+                     "current version [%" PRId64 "] is higher or equal to the one provided [%" PRId64
+                     "]", cur, o->version);
+            return conflict_error(ix, o->id, tail);
+        }
+        break;
+    case VT_EXTERNAL_GTE:
+        if (ds != DS_ABSENT && o->version < cur) {
+            snprintf(tail, sizeof(tail),
+                     "current version [%" PRId64 "] is higher than the one provided [%" PRId64 "]",
+                     cur, o->version);
+            return conflict_error(ix, o->id, tail);
+        }
+        break;
+    }
+    *newv = o->version;
+    return NULL;
+}
+
+/* Merges the "doc" of an update into the stored source (top-level keys,
+ * recursively for objects, as ES does). */
+static void merge_into(json_t *dst, json_t *src)
+{
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(src, k, v) {
+        json_t *cur = json_object_get(dst, k);
+        if (json_is_object(cur) && json_is_object(v))
+            merge_into(cur, v);
+        else
+            json_object_set(dst, k, v);
+    }
+}
+
+/* Executes one action.  Returns the item body (the object under the op name)
+ * and sets *status. */
+static json_t *op_execute(struct op *o, int *status)
+{
+    char why[600];
+    struct index *ix;
+    struct doc *d;
+    enum doc_state ds;
+    uint64_t now = now_ms();
+    json_t *err = NULL;
+    int64_t newv = 0;
+
+    if (!valid_index_name(o->index, why, sizeof(why))) {
+        *status = 400;
+        err = json_pack("{s:s, s:s, s:s, s:s}", "type", "invalid_index_name_exception", "reason",
+                        why, "index_uuid", "_na_", "index", o->index);
+        return item_error(o->index, o->id, 400, err);
+    }
+    ix = index_get(o->index);
+    if (!ix && !(ix = index_create(o->index))) {
+        *status = 500;
+        return item_error(o->index, o->id, 500, err_obj("exception", "out of memory"));
+    }
+    d = map_get(&ix->docs, o->id, strlen(o->id));
+    ds = doc_state(d, now);
+
+    if (o->type == OP_UPDATE) {
+        json_error_t jerr;
+        json_t *body = json_loadb(o->src, o->src_len, 0, &jerr);
+        json_t *doc = json_object_get(body, "doc"), *upsert = json_object_get(body, "upsert");
+        json_t *result_doc = NULL;
+        const char *result;
+        bool as_upsert = json_is_true(json_object_get(body, "doc_as_upsert"));
+
+        if (!json_is_object(body) || json_object_get(body, "script")) {
+            *status = 400;
+            err = err_obj(body ? "illegal_argument_exception" : "x_content_parse_exception",
+                          body ? "scripted updates are not supported by the search double"
+                               : jerr.text);
+            json_decref(body);
+            return item_error(ix->name, o->id, 400, err);
+        }
+        if (ds == DS_PRESENT) {
+            json_t *cur = d->source ? json_loadb(d->source, d->source_len, 0, &jerr)
+                                    : json_object();
+            if (!cur)
+                cur = json_object();
+            json_t *before = json_deep_copy(cur);
+            if (json_is_object(doc))
+                merge_into(cur, doc);
+            if (json_equal(before, cur)) {
+                json_decref(before);
+                json_decref(cur);
+                json_decref(body);
+                *status = 200;
+                return item_result(ix, o->id, d->version, "noop", d->seq_no, 200, true);
+            }
+            json_decref(before);
+            result_doc = cur;
+            result = "updated";
+        } else if (as_upsert && json_is_object(doc)) {
+            result_doc = json_incref(doc);
+            result = "created";
+        } else if (json_is_object(upsert)) {
+            result_doc = json_incref(upsert);
+            result = "created";
+        } else {
+            json_decref(body);
+            *status = 404;
+            snprintf(why, sizeof(why), "[%s]: document missing", o->id);
+            err = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "document_missing_exception",
+                            "reason", why, "index_uuid", ix->uuid, "shard", "0", "index",
+                            ix->name);
+            return item_error(ix->name, o->id, 404, err);
+        }
+        json_decref(body);
+        char *text = json_dumps(result_doc, JSON_COMPACT);
+        json_decref(result_doc);
+        if (!text || (err = check_source(text, strlen(text), o->id)) != NULL) {
+            free(text);
+            *status = 400;
+            return item_error(ix->name, o->id, 400, err ? err : err_obj("exception", "oom"));
+        }
+        newv = ds == DS_PRESENT ? d->version + 1 : (ds == DS_DELETED ? d->version + 1 : 1);
+        if (store_doc(ix, &d, o->id, text, strlen(text)) < 0) {
+            free(text);
+            *status = 500;
+            return item_error(ix->name, o->id, 500, err_obj("exception", "out of memory"));
+        }
+        free(text);
+        d->version = newv;
+        d->deleted = false;
+        d->seq_no = ix->seq_no++;
+        *status = ds == DS_PRESENT ? 200 : 201;
+        return item_result(ix, o->id, newv, result, d->seq_no, *status, true);
+    }
+
+    if ((err = version_check(o, ix, d, ds, &newv)) != NULL) {
+        *status = 409;
+        return item_error(ix->name, o->id, 409, err);
+    }
+    if (o->type == OP_DELETE) {
+        if (ds != DS_PRESENT && o->vt == VT_INTERNAL)
+            newv = 1; /* ES answers a missing delete with version 1 */
+        bool found = ds == DS_PRESENT;
+        if (!d && store_doc(ix, &d, o->id, NULL, 0) < 0) {
+            *status = 500;
+            return item_error(ix->name, o->id, 500, err_obj("exception", "out of memory"));
+        }
+        free(d->source);
+        d->source = NULL;
+        d->source_len = 0;
+        d->version = newv;
+        d->deleted = true;
+        d->deleted_ms = now;
+        d->seq_no = ix->seq_no++;
+        *status = found ? 200 : 404;
+        return item_result(ix, o->id, newv, found ? "deleted" : "not_found", d->seq_no, *status,
+                           true);
+    }
+    if ((err = check_source(o->src, o->src_len, o->id)) != NULL) {
+        *status = 400;
+        return item_error(ix->name, o->id, 400, err);
+    }
+    if (store_doc(ix, &d, o->id, o->src, o->src_len) < 0) {
+        *status = 500;
+        return item_error(ix->name, o->id, 500, err_obj("exception", "out of memory"));
+    }
+    d->version = newv;
+    d->deleted = false;
+    d->seq_no = ix->seq_no++;
+    *status = ds == DS_PRESENT ? 200 : 201;
+    return item_result(ix, o->id, newv, ds == DS_PRESENT ? "updated" : "created", d->seq_no,
+                       *status, true);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bulk                                                                     */
+
+/* Whole-request failure while reading the body. */
+struct bulk_fail {
+    int status;
+    char type[64];
+    char reason[512];
+};
+
+static int bad_line(struct bulk_fail *f, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int bad_line(struct bulk_fail *f, const char *type, const char *fmt, ...)
+{
+    va_list ap;
+
+    f->status = 400;
+    snprintf(f->type, sizeof(f->type), "%s", type);
+    va_start(ap, fmt);
+    vsnprintf(f->reason, sizeof(f->reason), fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* Reads a version that may come as a number or a numeric string. */
+static int json_to_long(json_t *v, int64_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (json_is_string(v)) {
+        char *end;
+        errno = 0;
+        long long x = strtoll(json_string_value(v), &end, 10);
+        if (errno || *end || end == json_string_value(v))
+            return -ERANGE;
+        *out = x;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static int parse_vtype(const char *s, enum vtype *out)
+{
+    if (strcmp(s, "internal") == 0)
+        *out = VT_INTERNAL;
+    else if (strcmp(s, "external") == 0 || strcmp(s, "external_gt") == 0)
+        *out = VT_EXTERNAL;
+    else if (strcmp(s, "external_gte") == 0)
+        *out = VT_EXTERNAL_GTE;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+/* Parses one action line into o.  lineno counts from 1, as ES reports it. */
+static int parse_action(const char *line, size_t len, size_t lineno, const char *def_index,
+                        struct op *o, struct bulk_fail *f)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(line, len, 0, &jerr), *meta;
+    const char *opname, *k;
+    json_t *v;
+    int rc = 0;
+
+    memset(o, 0, sizeof(*o));
+    o->version = VERSION_UNSET;
+    o->if_seq_no = o->if_primary_term = -2;
+    if (!root) {
+        if (strstr(jerr.text, "too big"))
+            return bad_line(f, "illegal_argument_exception",
+                            "Numeric value out of range of long (-9223372036854775808 - "
+                            "9223372036854775807) in action/metadata line [%zu]", lineno);
+        return bad_line(f, "x_content_parse_exception", "[%zu:%d] %s", lineno, jerr.column,
+                        jerr.text);
+    }
+    if (!json_is_object(root) || json_object_size(root) != 1) {
+        json_decref(root);
+        return bad_line(f, "illegal_argument_exception",
+                        "Malformed action/metadata line [%zu], expected START_OBJECT or "
+                        "END_OBJECT but found [%s]", lineno,
+                        json_is_object(root) ? "FIELD_NAME" : "VALUE");
+    }
+    opname = json_object_iter_key(json_object_iter(root));
+    meta = json_object_iter_value(json_object_iter(root));
+    for (o->type = 0; o->type < OP_N; o->type++)
+        if (strcmp(opname, op_name[o->type]) == 0)
+            break;
+    if (o->type == OP_N) {
+        rc = bad_line(f, "illegal_argument_exception",
+                      "Malformed action/metadata line [%zu], expected field [create], [delete], "
+                      "[index] or [update] but found [%s]", lineno, opname);
+        goto out;
+    }
+    if (!json_is_object(meta)) {
+        rc = bad_line(f, "illegal_argument_exception",
+                      "Malformed action/metadata line [%zu], expected START_OBJECT but found "
+                      "[VALUE]", lineno);
+        goto out;
+    }
+    json_object_foreach(meta, k, v) {
+        if (strcmp(k, "_index") == 0 && json_is_string(v)) {
+            o->index = strdup(json_string_value(v));
+        } else if (strcmp(k, "_id") == 0 && (json_is_string(v) || json_is_integer(v))) {
+            o->id = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+            if (json_is_integer(v) && asprintf(&o->id, "%" JSON_INTEGER_FORMAT,
+                                               json_integer_value(v)) < 0)
+                o->id = NULL;
+        } else if (strcmp(k, "version") == 0) {
+            if (json_to_long(v, &o->version) < 0)
+                rc = bad_line(f, "illegal_argument_exception",
+                              "Numeric value out of range of long in action/metadata line [%zu]",
+                              lineno);
+        } else if (strcmp(k, "version_type") == 0 && json_is_string(v)) {
+            if (strcmp(json_string_value(v), "force") == 0)
+                rc = bad_line(f, "illegal_argument_exception",
+                              "version type [force] may no longer be used");
+            else if (parse_vtype(json_string_value(v), &o->vt) < 0)
+                rc = bad_line(f, "illegal_argument_exception", "No version type match [%s]",
+                              json_string_value(v));
+        } else if (strcmp(k, "if_seq_no") == 0) {
+            if (json_to_long(v, &o->if_seq_no) < 0)
+                rc = bad_line(f, "illegal_argument_exception", "bad if_seq_no");
+        } else if (strcmp(k, "if_primary_term") == 0) {
+            if (json_to_long(v, &o->if_primary_term) < 0)
+                rc = bad_line(f, "illegal_argument_exception", "bad if_primary_term");
+        } else if (strcmp(k, "routing") == 0 || strcmp(k, "pipeline") == 0 ||
+                   strcmp(k, "require_alias") == 0 || strcmp(k, "retry_on_conflict") == 0 ||
+                   strcmp(k, "_source") == 0 || strcmp(k, "dynamic_templates") == 0) {
+            /* accepted; single shard, no pipelines */
+        } else {
+            rc = bad_line(f, "illegal_argument_exception",
+                          "Action/metadata line [%zu] contains an unknown parameter [%s]", lineno,
+                          k);
+        }
+        if (rc)
+            break;
+    }
+    if (!rc && !o->index && def_index)
+        o->index = strdup(def_index);
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ES's request validation (BulkRequest.validate): every message, numbered. */
+static void validate_op(const struct op *o, struct buf *v, int *n)
+{
+    char m[600];
+    const char *msgs[4];
+    size_t nm = 0;
+    char ill[200];
+
+    if (!o->index)
+        msgs[nm++] = "index is missing";
+    if ((o->type == OP_DELETE || o->type == OP_UPDATE) && !o->id)
+        msgs[nm++] = "id is missing";
+    if (o->type == OP_UPDATE && o->vt != VT_INTERNAL) {
+        snprintf(ill, sizeof(ill), "version type [%s] is not supported by the update API",
+                 vtype_upper[o->vt]);
+        msgs[nm++] = ill;
+    } else if (o->type == OP_CREATE && o->vt != VT_INTERNAL) {
+        msgs[nm++] = "create operations only support internal versioning. use index instead";
+    } else if (o->vt == VT_INTERNAL && o->version != VERSION_UNSET) {
+        msgs[nm++] = "internal versioning can not be used for optimistic concurrency control. "
+                     "Please use `if_seq_no` and `if_primary_term` instead";
+    } else if (o->vt != VT_INTERNAL && o->version < 0) {
+        snprintf(ill, sizeof(ill), "illegal version value [%" PRId64 "] for version type [%s]",
+                 o->version, vtype_upper[o->vt]);
+        msgs[nm++] = ill;
+    }
+    if (o->id && strlen(o->id) > 512) {
+        snprintf(m, sizeof(m), "id [%.40s...] is too long, must be no longer than 512 bytes but "
+                 "was: %zu", o->id, strlen(o->id));
+        msgs[nm++] = m;
+    }
+    for (size_t i = 0; i < nm; i++)
+        buf_printf(v, "%d: %s;", ++*n, msgs[i]);
+}
+
+/* Which items a per-item fault hits. */
+static bool fault_hits_item(const struct fault *ft, size_t i)
+{
+    switch (ft->items) {
+    case IS_ALL: return true;
+    case IS_ODD: return i % 2 == 1;
+    case IS_EVEN: return i % 2 == 0;
+    case IS_FIRST: return (long)i < ft->nitems;
+    }
+    return false;
+}
+
+static json_t *injected_item_error(int status)
+{
+    switch (status) {
+    case 429:
+        return err_obj("es_rejected_execution_exception",
+                       "rejected execution of coordinating operation [coordinating_and_primary_"
+                       "bytes=0, replica_bytes=0, all_bytes=0, coordinating_operation_bytes=1, "
+                       "max_coordinating_and_primary_bytes=0]");
+    case 503:
+        return err_obj("unavailable_shards_exception",
+                       "[0] primary shard is not active Timeout: [1m]");
+    case 400:
+        return err_obj("mapper_parsing_exception", "failed to parse (injected)");
+    case 500:
+        return err_obj("exception", "injected failure");
+    default:
+        return err_obj("exception", "injected failure");
+    }
+}
+
+static void handle_bulk(struct conn *c, struct request *r, const char *def_index,
+                        const struct fault *item_fault)
+{
+    const char *p = r->data, *e = r->data + r->data_len;
+    struct op *ops = NULL;
+    size_t nops = 0, cap = 0, lineno = 0;
+    struct bulk_fail f = { 0 };
+    struct buf verr;
+    int nverr = 0;
+    uint64_t t0 = uv_hrtime();
+    json_t *items = NULL, *resp;
+    bool errors = false;
+
+    srv.st.bulk_requests++;
+    buf_init(&verr, BUF_NOMAX);
+    if (r->data_len == 0) {
+        reply_error(c, 400, "parse_exception", "request body is required");
+        goto out;
+    }
+    if (e[-1] != '\n') {
+        reply_error(c, 400, "illegal_argument_exception",
+                    "The bulk request must be terminated by a newline [\\n]");
+        goto out;
+    }
+    while (p < e) {
+        const char *nl = memchr(p, '\n', (size_t)(e - p));
+        size_t len = (size_t)(nl - p);
+        lineno++;
+        if (len && p[len - 1] == '\r')
+            len--;
+        if (len == 0) { /* blank lines between actions are skipped, as ES does */
+            p = nl + 1;
+            continue;
+        }
+        if (nops == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct op *n = realloc(ops, ncap * sizeof(*ops));
+            if (!n) {
+                reply_error(c, 500, "exception", "out of memory");
+                goto out;
+            }
+            ops = n;
+            cap = ncap;
+        }
+        struct op *o = &ops[nops];
+        if (parse_action(p, len, lineno, def_index, o, &f) < 0) {
+            op_clear(o);
+            reply_error(c, f.status, f.type, f.reason);
+            goto out;
+        }
+        nops++;
+        p = nl + 1;
+        if (o->type != OP_DELETE) {
+            if (p >= e) {
+                reply_error(c, 400, "illegal_argument_exception",
+                            "The bulk request must be terminated by a newline [\\n]");
+                goto out;
+            }
+            nl = memchr(p, '\n', (size_t)(e - p));
+            len = (size_t)(nl - p);
+            lineno++;
+            if (len && p[len - 1] == '\r')
+                len--;
+            o->src = p;
+            o->src_len = len;
+            p = nl + 1;
+        }
+        validate_op(o, &verr, &nverr);
+    }
+    if (nops == 0)
+        buf_printf(&verr, "%d: no requests added;", ++nverr);
+    if (nverr) {
+        char *msg = NULL;
+        if (asprintf(&msg, "Validation Failed: %s", verr.ptr) < 0)
+            msg = NULL;
+        reply_error(c, 400, "action_request_validation_exception", msg ? msg : "Validation Failed");
+        free(msg);
+        goto out;
+    }
+
+    items = json_array();
+    for (size_t i = 0; i < nops; i++) {
+        struct op *o = &ops[i];
+        json_t *body;
+        int status;
+        char idbuf[21];
+
+        if (!o->id) {
+            next_auto_id(idbuf);
+            o->id = strdup(idbuf);
+            o->auto_id = true;
+        }
+        srv.st.actions[o->type]++;
+        if (item_fault && fault_hits_item(item_fault, i)) {
+            status = item_fault->item_status;
+            body = item_error(o->index, o->id, status, injected_item_error(status));
+        } else {
+            body = op_execute(o, &status);
+        }
+        if (status >= 100 && status < 600)
+            srv.st.items[status]++;
+        if (status >= 300 && !(status == 404 && o->type == OP_DELETE))
+            errors = true;
+        json_array_append_new(items, json_pack("{s:o}", op_name[o->type], body));
+    }
+    resp = json_pack("{s:I, s:b, s:o}", "took", (json_int_t)((uv_hrtime() - t0) / 1000000),
+                     "errors", errors, "items", items);
+    reply_json_filtered(c, r, 200, resp);
+out:
+    for (size_t i = 0; i < nops; i++)
+        op_clear(&ops[i]);
+    free(ops);
+    buf_close(&verr);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Read endpoints                                                           */
+
+static void reply_index_missing(struct conn *c, const char *name)
+{
+    char reason[300];
+
+    snprintf(reason, sizeof(reason), "no such index [%s]", name);
+    json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "index_not_found_exception",
+                          "reason", reason, "resource.type", "index_or_alias", "resource.id",
+                          name, "index_uuid", "_na_", "index", name);
+    reply_json(c, 404, es_error_body(404, e), NULL);
+}
+
+static int cmp_docp(const void *a, const void *b)
+{
+    const struct doc *x = *(const struct doc *const *)a, *y = *(const struct doc *const *)b;
+    size_t n = x->id_len < y->id_len ? x->id_len : y->id_len;
+    int c = memcmp(x->id, y->id, n);
+
+    return c ? c : (x->id_len > y->id_len) - (x->id_len < y->id_len);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The documents of ix sorted by id; live only, or with live tombstones. */
+static struct doc **sorted_docs(struct index *ix, bool tombstones, size_t *n)
+{
+    struct doc **v = malloc((ix->docs.len + 1) * sizeof(*v));
+    uint64_t now = now_ms();
+
+    *n = 0;
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < ix->docs.cap; i++) {
+        struct doc *d = ix->docs.slots[i].key ? ix->docs.slots[i].val : NULL;
+        enum doc_state ds = doc_state(d, now);
+        if (ds == DS_PRESENT || (tombstones && ds == DS_DELETED))
+            v[(*n)++] = d;
+    }
+    qsort(v, *n, sizeof(*v), cmp_docp);
+    return v;
+}
+
+/* Names of existing indices matching an expression (name, "*", "_all",
+ * comma lists, globs), sorted.  Returns the count, -ENOENT naming the first
+ * missing concrete index in *missing. */
+static int resolve_indices(const char *expr, struct index **out, size_t max, const char **missing)
+{
+    char *copy = strdup(expr ? expr : "_all"), *save = NULL;
+    const char *names[256];
+    size_t n = 0;
+    int rc = 0;
+
+    for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
+        bool wild = strcmp(t, "_all") == 0 || strchr(t, '*');
+        bool any = false;
+        for (size_t i = 0; i < srv.indices.cap && n < 256; i++) {
+            struct index *ix = srv.indices.slots[i].key ? srv.indices.slots[i].val : NULL;
+            if (!ix || !ix->exists)
+                continue;
+            if (strcmp(t, "_all") == 0 || (wild ? glob_match(t, ix->name) : strcmp(t, ix->name) == 0)) {
+                bool dup = false;
+                for (size_t j = 0; j < n; j++)
+                    dup |= names[j] == ix->name;
+                if (!dup)
+                    names[n++] = ix->name;
+                any = true;
+            }
+        }
+        if (!any && !wild) {
+            static char miss[256];
+            snprintf(miss, sizeof(miss), "%s", t);
+            *missing = miss;
+            rc = -ENOENT;
+        }
+    }
+    free(copy);
+    if (rc)
+        return rc;
+    qsort(names, n, sizeof(names[0]), cmp_str);
+    for (size_t i = 0; i < n && i < max; i++)
+        out[i] = index_get(names[i]);
+    return (int)(n < max ? n : max);
+}
+
+static void handle_get_doc(struct conn *c, const char *index, const char *id)
+{
+    struct index *ix = index_get(index);
+    struct doc *d;
+    struct buf b;
+
+    if (!ix) {
+        reply_index_missing(c, index);
+        return;
+    }
+    d = map_get(&ix->docs, id, strlen(id));
+    buf_init(&b, BUF_NOMAX);
+    buf_puts(&b, "{\"_index\":");
+    put_json_str(&b, ix->name, strlen(ix->name));
+    buf_puts(&b, ",\"_id\":");
+    put_json_str(&b, id, strlen(id));
+    if (doc_state(d, now_ms()) != DS_PRESENT) {
+        buf_puts(&b, ",\"found\":false}");
+        reply(c, 404, "application/json; charset=UTF-8", NULL, buf_take(&b), strlen(b.ptr ? b.ptr : ""));
+        return;
+    }
+    buf_printf(&b, ",\"_version\":%" PRId64 ",\"_seq_no\":%" PRId64
+                   ",\"_primary_term\":1,\"found\":true,\"_source\":",
+               d->version, d->seq_no);
+    if (d->source)
+        buf_append(&b, d->source, d->source_len);
+    else
+        buf_puts(&b, "{}");
+    buf_putc(&b, '}');
+    size_t len = b.len;
+    reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
+}
+
+static void handle_search(struct conn *c, struct request *r, const char *expr, bool count)
+{
+    struct index *ixs[256];
+    const char *missing = NULL;
+    int n = resolve_indices(expr, ixs, 256, &missing);
+    long size = 10, from = 0;
+    char *qs = query_param(r->query, "size"), *qf = query_param(r->query, "from");
+    json_t *body = NULL;
+    struct buf b;
+    size_t total = 0;
+
+    if (qs)
+        size = strtol(qs, NULL, 10);
+    if (qf)
+        from = strtol(qf, NULL, 10);
+    free(qs);
+    free(qf);
+    if (n < 0) {
+        reply_index_missing(c, missing);
+        return;
+    }
+    if (r->data_len) {
+        json_error_t jerr;
+        body = json_loadb(r->data, r->data_len, 0, &jerr);
+        if (!body) {
+            reply_error(c, 400, "parse_exception", jerr.text);
+            return;
+        }
+        json_t *q = json_object_get(body, "query");
+        if (q && !json_object_get(q, "match_all")) {
+            json_decref(body);
+            reply_error(c, 400, "parsing_exception",
+                               "only match_all queries are supported by the search double");
+            return;
+        }
+        if (json_is_integer(json_object_get(body, "size")))
+            size = (long)json_integer_value(json_object_get(body, "size"));
+        if (json_is_integer(json_object_get(body, "from")))
+            from = (long)json_integer_value(json_object_get(body, "from"));
+        json_decref(body);
+    }
+    buf_init(&b, BUF_NOMAX);
+    if (count) {
+        for (int i = 0; i < n; i++) {
+            size_t k;
+            free(sorted_docs(ixs[i], false, &k));
+            total += k;
+        }
+        buf_printf(&b, "{\"count\":%zu,\"_shards\":{\"total\":%d,\"successful\":%d,\"skipped\":0,"
+                       "\"failed\":0}}", total, n, n);
+        size_t len = b.len;
+        reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
+        return;
+    }
+    struct buf hits;
+    long emitted = 0, seen = 0;
+    buf_init(&hits, BUF_NOMAX);
+    for (int i = 0; i < n; i++) {
+        size_t k;
+        struct doc **v = sorted_docs(ixs[i], false, &k);
+        total += k;
+        for (size_t j = 0; v && j < k; j++, seen++) {
+            if (seen < from || emitted >= size)
+                continue;
+            buf_puts(&hits, emitted ? ",{\"_index\":" : "{\"_index\":");
+            put_json_str(&hits, ixs[i]->name, strlen(ixs[i]->name));
+            buf_puts(&hits, ",\"_id\":");
+            put_json_str(&hits, v[j]->id, v[j]->id_len);
+            buf_puts(&hits, ",\"_score\":1.0,\"_source\":");
+            if (v[j]->source)
+                buf_append(&hits, v[j]->source, v[j]->source_len);
+            else
+                buf_puts(&hits, "{}");
+            buf_putc(&hits, '}');
+            emitted++;
+        }
+        free(v);
+    }
+    buf_printf(&b, "{\"took\":1,\"timed_out\":false,\"_shards\":{\"total\":%d,\"successful\":%d,"
+                   "\"skipped\":0,\"failed\":0},\"hits\":{\"total\":{\"value\":%zu,\"relation\":"
+                   "\"eq\"},\"max_score\":%s,\"hits\":[",
+               n, n, total, total ? "1.0" : "null");
+    if (hits.len)
+        buf_append(&b, hits.ptr, hits.len);
+    buf_puts(&b, "]}}");
+    buf_close(&hits);
+    size_t len = b.len;
+    reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
+}
+
+/* PUT/POST/DELETE of a single document: the bulk executor, outside a bulk. */
+static void handle_write_doc(struct conn *c, struct request *r, enum op_type type,
+                             const char *index, const char *id)
+{
+    struct op o = { .type = type, .version = VERSION_UNSET, .if_seq_no = -2,
+                    .if_primary_term = -2 };
+    char *v = query_param(r->query, "version"), *vt = query_param(r->query, "version_type");
+    char *ot = query_param(r->query, "op_type");
+    struct buf verr;
+    int nverr = 0, status;
+    json_t *body;
+    char idbuf[21];
+
+    buf_init(&verr, BUF_NOMAX);
+    o.index = strdup(index);
+    if (id) {
+        o.id = strdup(id);
+    } else {
+        next_auto_id(idbuf);
+        o.id = strdup(idbuf);
+    }
+    if (ot && strcmp(ot, "create") == 0 && type == OP_INDEX)
+        o.type = OP_CREATE;
+    if (v) {
+        char *end;
+        errno = 0;
+        o.version = strtoll(v, &end, 10);
+        if (errno || *end) {
+            reply_error(c, 400, "illegal_argument_exception", "failed to parse version");
+            goto out;
+        }
+    }
+    if (vt && parse_vtype(vt, &o.vt) < 0) {
+        reply_error(c, 400, "illegal_argument_exception", "No version type match");
+        goto out;
+    }
+    o.src = r->data;
+    o.src_len = r->data_len;
+    validate_op(&o, &verr, &nverr);
+    if (nverr) {
+        char *msg = NULL;
+        if (asprintf(&msg, "Validation Failed: %s", verr.ptr) < 0)
+            msg = NULL;
+        reply_error(c, 400, "action_request_validation_exception", msg ? msg : "Validation Failed");
+        free(msg);
+        goto out;
+    }
+    body = op_execute(&o, &status);
+    json_t *err = json_object_get(body, "error");
+    if (err) {
+        json_t *cause = json_incref(err);
+        json_decref(body);
+        reply_json(c, status, es_error_body(status, cause), NULL);
+    } else {
+        json_object_del(body, "status");
+        reply_json_filtered(c, r, status, body);
+    }
+out:
+    free(v);
+    free(vt);
+    free(ot);
+    op_clear(&o);
+    buf_close(&verr);
+}
+
+static void handle_root(struct conn *c)
+{
+    json_t *b = json_pack(
+        "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s}, s:s}", "name",
+        "searchd", "cluster_name", "ddb2es-double", "cluster_uuid", "searchd-double-uuid-000000",
+        "version", "distribution", "opensearch", "number", "2.11.0", "build_type", "tar",
+        "build_hash", "searchd", "build_date", "2023-10-13T02:55:55.511945994Z",
+        "build_snapshot", false, "lucene_version", "9.7.0",
+        "minimum_wire_compatibility_version", "7.10.0", "minimum_index_compatibility_version",
+        "7.0.0", "tagline", "The OpenSearch Project: https://opensearch.org/");
+    reply_json(c, 200, b, NULL);
+}
+
+static void handle_index(struct conn *c, struct request *r, const char *name)
+{
+    struct index *ix = index_get(name);
+    char why[400];
+
+    if (strcmp(r->method, "HEAD") == 0) {
+        reply(c, ix ? 200 : 404, "application/json; charset=UTF-8", NULL, NULL, 0);
+        return;
+    }
+    if (strcmp(r->method, "PUT") == 0) {
+        if (ix) {
+            snprintf(why, sizeof(why), "index [%s/%s] already exists", ix->name, ix->uuid);
+            json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "type",
+                                  "resource_already_exists_exception", "reason", why,
+                                  "index_uuid", ix->uuid, "index", ix->name);
+            reply_json(c, 400, es_error_body(400, e), NULL);
+            return;
+        }
+        if (!valid_index_name(name, why, sizeof(why))) {
+            json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "type", "invalid_index_name_exception",
+                                  "reason", why, "index_uuid", "_na_", "index", name);
+            reply_json(c, 400, es_error_body(400, e), NULL);
+            return;
+        }
+        if (!index_create(name)) {
+            reply_error(c, 500, "exception", "out of memory");
+            return;
+        }
+        reply_json(c, 200, json_pack("{s:b, s:b, s:s}", "acknowledged", true,
+                                            "shards_acknowledged", true, "index", name), NULL);
+        return;
+    }
+    if (!ix) {
+        reply_index_missing(c, name);
+        return;
+    }
+    if (strcmp(r->method, "DELETE") == 0) {
+        index_drop(ix);
+        reply_json(c, 200, json_pack("{s:b}", "acknowledged", true), NULL);
+        return;
+    }
+    /* GET */
+    json_t *b = json_pack("{s:{s:{}, s:{}, s:{s:{s:s, s:s, s:s, s:s}}}}", name, "aliases",
+                          "mappings", "settings", "index", "number_of_shards", "1",
+                          "number_of_replicas", "1", "uuid", ix->uuid, "provided_name", name);
+    reply_json(c, 200, b, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Authentication                                                           */
+
+static void b64_encode(const char *in, size_t n, char *out, size_t outcap)
+{
+    if (outcap < 4 * ((n + 2) / 3) + 1) {
+        out[0] = '\0';
+        return;
+    }
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
+}
+
+static bool const_eq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+
+    return la == lb && CRYPTO_memcmp(a, b, la) == 0;
+}
+
+static void reply_401(struct conn *c, const struct request *r, const char *reason)
+{
+    static const char www[] = "Basic realm=\"security\" charset=\"UTF-8\"";
+    json_t *e = json_pack("{s:s, s:s, s:{s:[s, s]}}", "type", "security_exception", "reason",
+                          reason, "header", "WWW-Authenticate", www, "ApiKey");
+
+    srv.st.auth_failures++;
+    reply_json(c, 401, es_error_body(401, e),
+               "WWW-Authenticate: Basic realm=\"security\" charset=\"UTF-8\"\r\n"
+               "WWW-Authenticate: ApiKey\r\n");
+}
+
+static void reply_403_aws(struct conn *c, const char *message)
+{
+    srv.st.auth_failures++;
+    reply_json(c, 403, json_pack("{s:s}", "message", message), "x-amzn-ErrorType: "
+               "InvalidSignatureException\r\n");
+}
+
+static bool check_basic(struct conn *c, const struct request *r)
+{
+    const char *a = req_header(r, "authorization");
+    char reason[400], expect[1024], plain[600];
+
+    if (!a || strncasecmp(a, "Basic ", 6) != 0) {
+        snprintf(reason, sizeof(reason), "missing authentication credentials for REST request [%.200s]",
+                 r->path);
+        reply_401(c, r, reason);
+        return false;
+    }
+    snprintf(plain, sizeof(plain), "%s:%s", srv.set.user ? srv.set.user : "",
+             srv.set.password ? srv.set.password : "");
+    b64_encode(plain, strlen(plain), expect, sizeof(expect));
+    OPENSSL_cleanse(plain, sizeof(plain));
+    a += 6;
+    while (*a == ' ')
+        a++;
+    bool ok = const_eq(a, expect);
+    OPENSSL_cleanse(expect, sizeof(expect));
+    if (!ok) {
+        /* name the user the client sent, as ES does (never the password) */
+        unsigned char dec[600] = { 0 };
+        size_t al = strlen(a);
+        int n = al < 780 ? EVP_DecodeBlock(dec, (const unsigned char *)a, (int)al) : -1;
+        char *colon = n > 0 ? strchr((char *)dec, ':') : NULL;
+        if (colon)
+            *colon = '\0';
+        snprintf(reason, sizeof(reason), "unable to authenticate user [%.100s] for REST request [%.200s]",
+                 colon ? (char *)dec : "", r->path);
+        OPENSSL_cleanse(dec, sizeof(dec));
+        reply_401(c, r, reason);
+    }
+    return ok;
+}
+
+static bool check_apikey(struct conn *c, const struct request *r)
+{
+    const char *a = req_header(r, "authorization");
+    const char *k = srv.set.api_key ? srv.set.api_key : "";
+    char reason[400], expect[1024];
+
+    if (!a || strncasecmp(a, "ApiKey ", 7) != 0) {
+        snprintf(reason, sizeof(reason), "missing authentication credentials for REST request [%.200s]",
+                 r->path);
+        reply_401(c, r, reason);
+        return false;
+    }
+    if (strchr(k, ':'))
+        b64_encode(k, strlen(k), expect, sizeof(expect));
+    else
+        snprintf(expect, sizeof(expect), "%s", k);
+    a += 7;
+    while (*a == ' ')
+        a++;
+    bool ok = *k && const_eq(a, expect);
+    OPENSSL_cleanse(expect, sizeof(expect));
+    if (!ok) {
+        snprintf(reason, sizeof(reason), "unable to authenticate with provided credentials and "
+                 "anonymous access is not allowed for this request");
+        reply_401(c, r, reason);
+    }
+    return ok;
+}
+
+static int parse_amz_date(const char *s, time_t *out)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    if (!s || strlen(s) != 16 || s[8] != 'T' || s[15] != 'Z')
+        return -EINVAL;
+    if (sscanf(s, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec) != 6)
+        return -EINVAL;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = timegm(&tm);
+    return 0;
+}
+
+static void fmt_amz_date(time_t t, char out[17])
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+static const char sig_mismatch[] =
+    "The request signature we calculated does not match the signature you provided. Check your "
+    "AWS Secret Access Key and signing method. Consult the service documentation for details.";
+
+static bool check_sigv4(struct conn *c, struct request *r)
+{
+    const struct settings *s = &srv.set;
+    const char *a = req_header(r, "authorization");
+    const char *date = req_header(r, "x-amz-date");
+    const char *token = req_header(r, "x-amz-security-token");
+    const char *csha = req_header(r, "x-amz-content-sha256");
+    struct sigv4_authz az;
+    struct sigv4_header hs[MAX_HDRS];
+    size_t nh = 0;
+    char msg[512], hash[65], names[1024];
+    time_t t, now = time(NULL);
+    bool ok = false;
+
+    if (!a) {
+        reply_403_aws(c, "Missing Authentication Token");
+        return false;
+    }
+    if (sigv4_parse_authorization(a, &az) < 0) {
+        reply_403_aws(c, "Authorization header requires 'Credential' parameter. Authorization "
+                         "header requires 'Signature' parameter. Authorization header requires "
+                         "'SignedHeaders' parameter.");
+        return false;
+    }
+    if (!s->access_key || strcmp(az.access_key_id, s->access_key) != 0) {
+        reply_403_aws(c, "The security token included in the request is invalid.");
+        return false;
+    }
+    if (!s->region || strcmp(az.region, s->region) != 0) {
+        reply_403_aws(c, "Credential should be scoped to a valid region. ");
+        return false;
+    }
+    if (!s->service || strcmp(az.service, s->service) != 0) {
+        snprintf(msg, sizeof(msg), "Credential should be scoped to correct service: '%s'. ",
+                 s->service ? s->service : "es");
+        reply_403_aws(c, msg);
+        return false;
+    }
+    if (!date || parse_amz_date(date, &t) < 0) {
+        reply_403_aws(c, "Authorization header requires existence of either a 'X-Amz-Date' or a "
+                         "'Date' header.");
+        return false;
+    }
+    if (t < now - 15 * 60 || t > now + 15 * 60) {
+        char nowb[17], lim[17];
+        fmt_amz_date(now, nowb);
+        if (t < now) {
+            fmt_amz_date(now - 15 * 60, lim);
+            snprintf(msg, sizeof(msg), "Signature expired: %s is now earlier than %s (%s - 15 "
+                     "min.)", date, lim, nowb);
+        } else {
+            fmt_amz_date(now + 15 * 60, lim);
+            snprintf(msg, sizeof(msg), "Signature not yet current: %s is still later than %s (%s "
+                     "+ 15 min.)", date, lim, nowb);
+        }
+        reply_403_aws(c, msg);
+        return false;
+    }
+    if (strncmp(date, az.date, 8) != 0) {
+        snprintf(msg, sizeof(msg), "Date in Credential scope does not match YYYYMMDD from "
+                 "ISO-8601 version of date from HTTP: '%s' != '%.8s', from '%s'.", az.date, date,
+                 date);
+        reply_403_aws(c, msg);
+        return false;
+    }
+    if ((s->session_token && (!token || !const_eq(token, s->session_token))) ||
+        (!s->session_token && token)) {
+        reply_403_aws(c, "The security token included in the request is invalid.");
+        return false;
+    }
+    if (strcmp(s->service, "aoss") == 0 && !csha) {
+        reply_403_aws(c, "Missing required header for this request: x-amz-content-sha256");
+        return false;
+    }
+    if (csha && strcmp(csha, "UNSIGNED-PAYLOAD") != 0) {
+        sigv4_sha256_hex(r->body, r->body_len, hash);
+        if (strcmp(csha, hash) != 0) {
+            reply_403_aws(c, "The provided 'x-amz-content-sha256' header does not match what was "
+                             "computed.");
+            return false;
+        }
+    }
+    /* Exactly the signed headers, with the values received. */
+    snprintf(names, sizeof(names), "%s", az.signed_headers);
+    char *save = NULL;
+    bool have_host = false;
+    for (char *n = strtok_r(names, ";", &save); n; n = strtok_r(NULL, ";", &save)) {
+        const char *v = req_header(r, n);
+        if (!v || nh == MAX_HDRS) {
+            reply_403_aws(c, sig_mismatch);
+            return false;
+        }
+        have_host |= strcmp(n, "host") == 0;
+        hs[nh++] = (struct sigv4_header){ n, v };
+    }
+    if (!have_host) {
+        reply_403_aws(c, sig_mismatch);
+        return false;
+    }
+    struct sigv4_input in = {
+        .method = r->method, .path = r->path, .query = r->query, .headers = hs, .nheaders = nh,
+        .body = r->body, .body_len = r->body_len, .region = az.region, .service = az.service,
+        .now = now, .normalize_path = true, .sign_body = false,
+    };
+    struct sigv4_key key = { .access_key_id = s->access_key,
+                             .secret_access_key = s->secret_key ? s->secret_key : "",
+                             .session_token = NULL };
+    struct sigv4_output out;
+    memset(&out, 0, sizeof(out));
+    if (sigv4_sign(&in, &key, &out) == 0)
+        ok = strlen(out.signature) == strlen(az.signature) &&
+             CRYPTO_memcmp(out.signature, az.signature, strlen(az.signature)) == 0;
+    sigv4_output_close(&out);
+    if (!ok)
+        reply_403_aws(c, sig_mismatch);
+    return ok;
+}
+
+static bool check_auth(struct conn *c, struct request *r)
+{
+    switch (srv.set.auth) {
+    case AUTH_NONE: return true;
+    case AUTH_BASIC: return check_basic(c, r);
+    case AUTH_APIKEY: return check_apikey(c, r);
+    case AUTH_SIGV4: return check_sigv4(c, r);
+    }
+    return false;
+}
+
+static int parse_auth(const char *s, enum auth_mode *out)
+{
+    static const char *const names[] = { "none", "basic", "apikey", "sigv4" };
+
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum auth_mode)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Faults                                                                   */
+
+static void faults_clear(void)
+{
+    for (size_t i = 0; i < srv.nfaults; i++)
+        free(srv.faults[i].body);
+    free(srv.faults);
+    srv.faults = NULL;
+    srv.nfaults = 0;
+}
+
+static void conns_close_all(struct conn *except);
+
+/* Parses one rule; a "down_ms" rule takes effect at once and is not queued. */
+static int fault_parse(json_t *j, struct fault *f, char *why, size_t wlen)
+{
+    const char *m = json_string_value(json_object_get(j, "match"));
+    const char *act = json_string_value(json_object_get(j, "action"));
+    json_t *items = json_object_get(j, "items"), *cnt = json_object_get(j, "count");
+
+    memset(f, 0, sizeof(*f));
+    if (!json_is_object(j)) {
+        snprintf(why, wlen, "a rule must be an object");
+        return -EINVAL;
+    }
+    if (!m || strcmp(m, "any") == 0 || strcmp(m, "*") == 0)
+        f->match = FM_ANY;
+    else if (strcmp(m, "bulk") == 0)
+        f->match = FM_BULK;
+    else if (strcmp(m, "search") == 0)
+        f->match = FM_SEARCH;
+    else if (strcmp(m, "doc") == 0)
+        f->match = FM_DOC;
+    else if (strcmp(m, "count") == 0)
+        f->match = FM_COUNT;
+    else {
+        snprintf(why, wlen, "unknown match [%s]: any, bulk, search, doc, count", m);
+        return -EINVAL;
+    }
+    f->count = json_is_integer(cnt) ? (long)json_integer_value(cnt) : 1;
+    f->delay_ms = (long)json_integer_value(json_object_get(j, "delay_ms"));
+    if (act && strcmp(act, "reset") == 0) {
+        f->kind = FK_RESET;
+    } else if (act && strcmp(act, "drop") == 0) {
+        f->kind = FK_DROP;
+    } else if (act) {
+        snprintf(why, wlen, "unknown action [%s]: reset, drop", act);
+        return -EINVAL;
+    } else if (json_is_integer(json_object_get(j, "item_status"))) {
+        f->kind = FK_ITEMS;
+        f->item_status = (int)json_integer_value(json_object_get(j, "item_status"));
+        if (!items || (json_is_string(items) && strcmp(json_string_value(items), "all") == 0))
+            f->items = IS_ALL;
+        else if (json_is_string(items) && strcmp(json_string_value(items), "odd") == 0)
+            f->items = IS_ODD;
+        else if (json_is_string(items) && strcmp(json_string_value(items), "even") == 0)
+            f->items = IS_EVEN;
+        else if (json_is_integer(items)) {
+            f->items = IS_FIRST;
+            f->nitems = (long)json_integer_value(items);
+        } else {
+            snprintf(why, wlen, "items must be \"all\", \"odd\", \"even\" or a number");
+            return -EINVAL;
+        }
+        if (f->item_status < 100 || f->item_status > 599) {
+            snprintf(why, wlen, "bad item_status");
+            return -EINVAL;
+        }
+    } else if (json_is_integer(json_object_get(j, "status"))) {
+        f->kind = FK_STATUS;
+        f->status = (int)json_integer_value(json_object_get(j, "status"));
+        if (f->status < 100 || f->status > 599) {
+            snprintf(why, wlen, "bad status");
+            return -EINVAL;
+        }
+        f->body = xstrdup(json_string_value(json_object_get(j, "body")));
+    } else if (f->delay_ms > 0) {
+        f->kind = FK_DELAY;
+    } else {
+        snprintf(why, wlen, "a rule needs status, item_status, delay_ms, action or down_ms");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static bool fault_applies(const struct fault *f, enum route rt)
+{
+    switch (f->match) {
+    case FM_ANY: return true;
+    case FM_BULK: return rt == RT_BULK || rt == RT_INDEX_BULK;
+    case FM_SEARCH: return rt == RT_SEARCH;
+    case FM_DOC: return rt == RT_DOC;
+    case FM_COUNT: return rt == RT_COUNT;
+    }
+    return false;
+}
+
+/* Takes one use of the first rule matching the route; the copy is the
+ * caller's (body pointer borrowed until the next faults change). */
+static bool fault_take(enum route rt, struct fault *out)
+{
+    for (size_t i = 0; i < srv.nfaults; i++) {
+        struct fault *f = &srv.faults[i];
+        if (f->count == 0 || !fault_applies(f, rt))
+            continue;
+        *out = *f;
+        if (f->count > 0)
+            f->count--;
+        srv.st.faults_applied++;
+        return true;
+    }
+    return false;
+}
+
+static void reply_injected(struct conn *c, const struct fault *f)
+{
+    json_t *e;
+
+    if (f->body) {
+        reply(c, f->status, "application/json; charset=UTF-8", NULL, strdup(f->body),
+                     strlen(f->body));
+        return;
+    }
+    switch (f->status) {
+    case 429:
+        e = err_obj("es_rejected_execution_exception",
+                    "rejected execution of coordinating operation [coordinating_and_primary_bytes="
+                    "0, replica_bytes=0, all_bytes=0, coordinating_operation_bytes=1, max_"
+                    "coordinating_and_primary_bytes=0]");
+        break;
+    case 503:
+        e = err_obj("cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/2/no master];");
+        break;
+    case 413:
+        e = err_obj("content_too_long_exception", "request body is too large (injected)");
+        break;
+    case 401:
+        e = err_obj("security_exception", "missing authentication credentials (injected)");
+        break;
+    case 403:
+        reply_json(c, 403, json_pack("{s:s}", "message", sig_mismatch), NULL);
+        return;
+    default:
+        e = err_obj("exception", "injected failure");
+        break;
+    }
+    reply_json(c, f->status, es_error_body(f->status, e), NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The control API: /_double/...                                            */
+
+static void handle_dump(struct conn *c)
+{
+    const char *names[1024];
+    size_t n = 0;
+    struct buf b;
+
+    for (size_t i = 0; i < srv.indices.cap && n < 1024; i++) {
+        struct index *ix = srv.indices.slots[i].key ? srv.indices.slots[i].val : NULL;
+        if (ix && ix->exists)
+            names[n++] = ix->name;
+    }
+    qsort(names, n, sizeof(names[0]), cmp_str);
+    buf_init(&b, BUF_NOMAX);
+    buf_putc(&b, '{');
+    for (size_t i = 0; i < n; i++) {
+        struct index *ix = index_get(names[i]);
+        size_t k;
+        struct doc **v = sorted_docs(ix, true, &k);
+        if (i)
+            buf_putc(&b, ',');
+        put_json_str(&b, ix->name, strlen(ix->name));
+        buf_puts(&b, ":{");
+        for (size_t j = 0; v && j < k; j++) {
+            if (j)
+                buf_putc(&b, ',');
+            put_json_str(&b, v[j]->id, v[j]->id_len);
+            buf_printf(&b, ":{\"version\":%" PRId64 ",\"deleted\":%s,\"source\":", v[j]->version,
+                       v[j]->deleted ? "true" : "false");
+            if (v[j]->source)
+                buf_append(&b, v[j]->source, v[j]->source_len);
+            else
+                buf_puts(&b, "null");
+            buf_putc(&b, '}');
+        }
+        buf_putc(&b, '}');
+        free(v);
+    }
+    buf_putc(&b, '}');
+    size_t len = b.len;
+    reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
+}
+
+static void handle_stats(struct conn *c)
+{
+    json_t *req = json_object(), *items = json_object(), *acts = json_object();
+    char k[16];
+
+    for (int r = 0; r < RT_N; r++) {
+        json_t *by = NULL;
+        for (int s = 0; s < 600; s++) {
+            if (!srv.st.requests[r][s])
+                continue;
+            if (!by)
+                by = json_object();
+            snprintf(k, sizeof(k), "%d", s);
+            json_object_set_new(by, k, json_integer((json_int_t)srv.st.requests[r][s]));
+        }
+        if (by)
+            json_object_set_new(req, route_name[r], by);
+    }
+    for (int s = 0; s < 600; s++)
+        if (srv.st.items[s]) {
+            snprintf(k, sizeof(k), "%d", s);
+            json_object_set_new(items, k, json_integer((json_int_t)srv.st.items[s]));
+        }
+    for (int o = 0; o < OP_N; o++)
+        json_object_set_new(acts, op_name[o], json_integer((json_int_t)srv.st.actions[o]));
+    json_t *b = json_pack("{s:o, s:I, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "requests", req,
+                          "bulk_requests", (json_int_t)srv.st.bulk_requests, "actions", acts,
+                          "items", items, "bytes_received", (json_int_t)srv.st.bytes_received,
+                          "body_bytes", (json_int_t)srv.st.body_bytes, "auth_failures",
+                          (json_int_t)srv.st.auth_failures, "connections",
+                          (json_int_t)srv.st.connections, "faults_applied",
+                          (json_int_t)srv.st.faults_applied, "faults_pending",
+                          (json_int_t)srv.nfaults);
+    reply_json(c, 200, b, NULL);
+}
+
+static void handle_faults(struct conn *c, struct request *r)
+{
+    json_error_t jerr;
+    json_t *j;
+    char why[200];
+    size_t added = 0;
+
+    if (strcmp(r->method, "DELETE") == 0) {
+        faults_clear();
+        reply_json(c, 200, json_pack("{s:b}", "acknowledged", true), NULL);
+        return;
+    }
+    if (strcmp(r->method, "GET") == 0) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < srv.nfaults; i++)
+            json_array_append_new(list, json_pack("{s:i, s:I, s:i, s:i}", "kind",
+                                                  (int)srv.faults[i].kind, "count",
+                                                  (json_int_t)srv.faults[i].count, "status",
+                                                  srv.faults[i].status, "item_status",
+                                                  srv.faults[i].item_status));
+        reply_json(c, 200, list, NULL);
+        return;
+    }
+    j = json_loadb(r->data, r->data_len, 0, &jerr);
+    if (!j) {
+        reply_error(c, 400, "parse_exception", jerr.text);
+        return;
+    }
+    if (json_is_object(j))
+        j = json_pack("[o]", j);
+    if (!json_is_array(j)) {
+        json_decref(j);
+        reply_error(c, 400, "illegal_argument_exception", "expected a list of rules");
+        return;
+    }
+    size_t i;
+    json_t *rule;
+    uint64_t down = 0;
+    json_array_foreach(j, i, rule) {
+        json_t *dm = json_object_get(rule, "down_ms");
+        struct fault f;
+        if (json_is_integer(dm)) {
+            down = (uint64_t)json_integer_value(dm);
+            continue;
+        }
+        if (fault_parse(rule, &f, why, sizeof(why)) < 0) {
+            free(f.body);
+            json_decref(j);
+            reply_error(c, 400, "illegal_argument_exception", why);
+            return;
+        }
+        struct fault *n = realloc(srv.faults, (srv.nfaults + 1) * sizeof(*n));
+        if (!n) {
+            free(f.body);
+            json_decref(j);
+            reply_error(c, 500, "exception", "out of memory");
+            return;
+        }
+        srv.faults = n;
+        srv.faults[srv.nfaults++] = f;
+        added++;
+    }
+    json_decref(j);
+    if (down) {
+        srv.down_until_ms = now_ms() + down;
+        c->close_after = true;
+        conns_close_all(c);
+    }
+    reply_json(c, 200, json_pack("{s:b, s:I}", "acknowledged", true, "rules", (json_int_t)added),
+               NULL);
+}
+
+static void handle_config(struct conn *c, struct request *r)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(r->data, r->data_len, 0, &jerr), *v;
+    struct settings *s = &srv.set;
+    const char *k;
+
+    if (!json_is_object(j)) {
+        json_decref(j);
+        reply_error(c, 400, "parse_exception", j ? "expected an object" : jerr.text);
+        return;
+    }
+    json_object_foreach(j, k, v) {
+        const char *sv = json_string_value(v);
+        char **dst = NULL;
+        if (strcmp(k, "auth") == 0) {
+            if (!sv || parse_auth(sv, &s->auth) < 0)
+                goto bad;
+        } else if (strcmp(k, "user") == 0) dst = &s->user;
+        else if (strcmp(k, "password") == 0) dst = &s->password;
+        else if (strcmp(k, "api_key") == 0) dst = &s->api_key;
+        else if (strcmp(k, "access_key") == 0) dst = &s->access_key;
+        else if (strcmp(k, "secret_key") == 0) dst = &s->secret_key;
+        else if (strcmp(k, "session_token") == 0) dst = &s->session_token;
+        else if (strcmp(k, "region") == 0) dst = &s->region;
+        else if (strcmp(k, "service") == 0) dst = &s->service;
+        else if (strcmp(k, "poison_field") == 0) dst = &s->poison_field;
+        else if (strcmp(k, "max_body") == 0) {
+            if (json_is_integer(v) && json_integer_value(v) > 0)
+                s->max_body = (size_t)json_integer_value(v);
+            else if (!sv || parse_size(sv, &s->max_body) < 0)
+                goto bad;
+        } else if (strcmp(k, "gc_deletes") == 0) {
+            if (json_is_number(v) && json_number_value(v) >= 0)
+                s->gc_deletes_ms = (uint64_t)(json_number_value(v) * 1000);
+            else if (!sv || parse_duration_ms(sv, &s->gc_deletes_ms) < 0)
+                goto bad;
+        } else if (strcmp(k, "depth_limit") == 0) {
+            if (!json_is_integer(v))
+                goto bad;
+            s->depth_limit = (int)json_integer_value(v);
+        } else if (strcmp(k, "discard") == 0) {
+            s->discard = json_is_true(v);
+        } else {
+            goto bad;
+        }
+        if (dst) {
+            if (!json_is_null(v) && !sv)
+                goto bad;
+            set_str(dst, sv);
+        }
+        continue;
+bad:
+        {
+            char why[200];
+            snprintf(why, sizeof(why), "bad or unknown setting [%s]", k);
+            json_decref(j);
+            reply_error(c, 400, "illegal_argument_exception", why);
+            return;
+        }
+    }
+    json_decref(j);
+    reply_json(c, 200, json_pack("{s:b}", "acknowledged", true), NULL);
+}
+
+static void handle_control(struct conn *c, struct request *r)
+{
+    const char *p = r->path + strlen("/_double/");
+
+    if (strcmp(p, "faults") == 0) {
+        handle_faults(c, r);
+        return;
+    }
+    if (strcmp(p, "config") == 0 && strcmp(r->method, "POST") == 0) {
+        handle_config(c, r);
+        return;
+    }
+    if (strcmp(p, "reset") == 0 && strcmp(r->method, "POST") == 0) {
+        map_clear(&srv.indices, index_free);
+        faults_clear();
+        memset(&srv.st, 0, sizeof(srv.st));
+        srv.down_until_ms = 0;
+        reply_json(c, 200, json_pack("{s:b}", "acknowledged", true), NULL);
+        return;
+    }
+    if (strcmp(p, "dump") == 0) {
+        handle_dump(c);
+        return;
+    }
+    if (strcmp(p, "stats") == 0) {
+        handle_stats(c);
+        return;
+    }
+    reply_error(c, 404, "resource_not_found_exception", "unknown control endpoint");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Routing                                                                  */
+
+static void free_segs(struct request *r)
+{
+    for (size_t i = 0; i < r->nseg; i++)
+        free(r->segs[i]);
+    r->nseg = 0;
+}
+
+static int split_path(struct request *r)
+{
+    const char *p = r->path;
+
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *s = p;
+        while (*p && *p != '/')
+            p++;
+        if (r->nseg == 8)
+            return -E2BIG;
+        if (!(r->segs[r->nseg] = pct_decode(s, (size_t)(p - s), false)))
+            return -ENOMEM;
+        r->nseg++;
+    }
+    return 0;
+}
+
+static bool is(const char *a, const char *b)
+{
+    return strcmp(a, b) == 0;
+}
+
+static enum route classify(const struct request *r)
+{
+    char *const *s = r->segs;
+
+    switch (r->nseg) {
+    case 0: return RT_ROOT;
+    case 1:
+        if (is(s[0], "_bulk")) return RT_BULK;
+        if (is(s[0], "_search")) return RT_SEARCH;
+        if (is(s[0], "_count")) return RT_COUNT;
+        if (is(s[0], "_refresh")) return RT_REFRESH;
+        return s[0][0] == '_' ? RT_OTHER : RT_INDEX;
+    case 2:
+        if (is(s[1], "_bulk")) return RT_INDEX_BULK;
+        if (is(s[1], "_search")) return RT_SEARCH;
+        if (is(s[1], "_count")) return RT_COUNT;
+        if (is(s[1], "_refresh")) return RT_REFRESH;
+        if (is(s[1], "_doc")) return RT_DOC; /* POST /{index}/_doc: auto id */
+        return RT_OTHER;
+    case 3:
+        if (is(s[1], "_doc") || is(s[1], "_create")) return RT_DOC;
+        return RT_OTHER;
+    default: return RT_OTHER;
+    }
+}
+
+static void reply_no_handler(struct conn *c, const struct request *r)
+{
+    char msg[600];
+
+    snprintf(msg, sizeof(msg), "no handler found for uri [%s] and method [%s]", r->path,
+             r->method);
+    reply_json(c, 400, json_pack("{s:s}", "error", msg), NULL);
+}
+
+static void route_request(struct conn *c, struct request *r, const struct fault *ifault)
+{
+    const char *m = r->method;
+    char *const *s = r->segs;
+    bool get = is(m, "GET") || is(m, "HEAD"), post = is(m, "POST") || is(m, "PUT");
+
+    switch (r->route) {
+    case RT_ROOT:
+        if (get) {
+            handle_root(c);
+            return;
+        }
+        break;
+    case RT_BULK:
+        if (post) {
+            handle_bulk(c, r, NULL, ifault);
+            return;
+        }
+        break;
+    case RT_INDEX_BULK:
+        if (post) {
+            handle_bulk(c, r, s[0], ifault);
+            return;
+        }
+        break;
+    case RT_SEARCH:
+        if (get || is(m, "POST")) {
+            handle_search(c, r, r->nseg == 2 ? s[0] : NULL, false);
+            return;
+        }
+        break;
+    case RT_COUNT:
+        if (get || is(m, "POST")) {
+            handle_search(c, r, r->nseg == 2 ? s[0] : NULL, true);
+            return;
+        }
+        break;
+    case RT_REFRESH:
+        if (get || is(m, "POST")) {
+            reply_json(c, 200, json_pack("{s:{s:i, s:i, s:i}}", "_shards", "total", 1,
+                                                "successful", 1, "failed", 0), NULL);
+            return;
+        }
+        break;
+    case RT_INDEX:
+        if (get || is(m, "PUT") || is(m, "DELETE")) {
+            handle_index(c, r, s[0]);
+            return;
+        }
+        break;
+    case RT_DOC:
+        if (r->nseg == 2 && is(m, "POST")) {
+            handle_write_doc(c, r, OP_INDEX, s[0], NULL);
+            return;
+        }
+        if (r->nseg != 3) break;
+        if (is(s[1], "_create") && post) {
+            handle_write_doc(c, r, OP_CREATE, s[0], s[2]);
+            return;
+        }
+        if (!is(s[1], "_doc")) break;
+        if (get) {
+            handle_get_doc(c, s[0], s[2]);
+            return;
+        }
+        if (post) {
+            handle_write_doc(c, r, OP_INDEX, s[0], s[2]);
+            return;
+        }
+        if (is(m, "DELETE")) {
+            handle_write_doc(c, r, OP_DELETE, s[0], s[2]);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    reply_no_handler(c, r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* HTTP: request heads, bodies, dispatch                                    */
+
+static int parse_head(char *base, size_t len, struct head *h)
+{
+    char *p = base, *e = base + len, *eol;
+
+    memset(h, 0, sizeof(*h));
+    eol = memchr(p, '\r', (size_t)(e - p));
+    if (!eol || eol + 1 >= e || eol[1] != '\n')
+        return -EINVAL;
+    *eol = '\0';
+    char *sp1 = strchr(p, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp1 || !sp2 || sp1 - p > 15 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0)
+        return -EINVAL;
+    *sp1 = *sp2 = '\0';
+    h->method = 0;
+    h->target = (uint32_t)(sp1 + 1 - base);
+    h->minor = sp2[8] == '0' ? 0 : 1;
+    p = eol + 2;
+    while (p < e) {
+        eol = memchr(p, '\r', (size_t)(e - p));
+        if (!eol || eol + 1 >= e || eol[1] != '\n')
+            return -EINVAL;
+        if (eol == p)
+            break; /* the empty line */
+        *eol = '\0';
+        char *colon = strchr(p, ':');
+        if (!colon || colon == p || *p == ' ' || *p == '\t' || h->nhdr == MAX_HDRS)
+            return -EINVAL;
+        *colon = '\0';
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        for (char *t = eol - 1; t >= v && (*t == ' ' || *t == '\t'); t--)
+            *t = '\0';
+        h->hdr[h->nhdr++] = (struct hoff){ (uint32_t)(p - base), (uint32_t)(v - base) };
+        if (strcasecmp(p, "content-length") == 0) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(v, &end, 10);
+            if (errno || end == v || *end || (h->has_cl && h->cl != n))
+                return -EINVAL;
+            h->cl = (size_t)n;
+            h->has_cl = true;
+        } else if (strcasecmp(p, "transfer-encoding") == 0) {
+            if (strcasecmp(v, "chunked") != 0)
+                return -EINVAL;
+            h->chunked = true;
+        } else if (strcasecmp(p, "expect") == 0) {
+            h->expect = strcasecmp(v, "100-continue") == 0;
+        } else if (strcasecmp(p, "connection") == 0) {
+            h->conn_close = strcasestr(v, "close") != NULL;
+            h->conn_keep = strcasestr(v, "keep-alive") != NULL;
+        }
+        p = eol + 2;
+    }
+    if (h->chunked && h->has_cl)
+        return -EINVAL;
+    return 0;
+}
+
+/* Gunzips into out (bounded by the body cap). */
+static int inflate_body(const char *p, size_t n, struct buf *out)
+{
+    z_stream z;
+    int zr = Z_OK, rc = 0;
+
+    memset(&z, 0, sizeof(z));
+    if (inflateInit2(&z, 15 + 32) != Z_OK)
+        return -ENOMEM;
+    z.next_in = (Bytef *)(uintptr_t)p;
+    z.avail_in = (uInt)n;
+    while (zr != Z_STREAM_END) {
+        if ((rc = buf_reserve(out, 64 * 1024)) < 0)
+            break;
+        z.next_out = (Bytef *)out->ptr + out->len;
+        z.avail_out = (uInt)(out->cap - out->len - 1);
+        size_t before = z.avail_out;
+        zr = inflate(&z, Z_NO_FLUSH);
+        out->len += before - z.avail_out;
+        out->ptr[out->len] = '\0';
+        if (zr == Z_STREAM_END)
+            break;
+        if (zr != Z_OK || (z.avail_in == 0 && z.avail_out != 0)) {
+            rc = -EBADMSG;
+            break;
+        }
+    }
+    inflateEnd(&z);
+    return rc;
+}
+
+static void reply_too_large(struct conn *c, size_t got)
+{
+    char reason[200];
+
+    snprintf(reason, sizeof(reason),
+             "request body is too large: [%zu] bytes, the limit is [%zu] (http.max_content_length)",
+             got, srv.set.max_body);
+    reply_error(c, 413, "content_too_long_exception", reason);
+}
+
+/* Handles one complete request whose head and body are in c->in. */
+static void dispatch(struct conn *c, const char *body, size_t body_len)
+{
+    struct request r;
+    struct buf inflated;
+    struct fault f;
+    bool has_fault = false;
+    char *base = c->in.ptr;
+    const char *ce, *ae;
+
+    memset(&r, 0, sizeof(r));
+    buf_init(&inflated, srv.set.max_body);
+    c->last_status = 0;
+    r.method = base + c->h.method;
+    r.path = base + c->h.target;
+    for (size_t i = 0; i < c->h.nhdr; i++)
+        r.hdrs[i] = (struct hdr){ base + c->h.hdr[i].name, base + c->h.hdr[i].value };
+    r.nhdr = c->h.nhdr;
+    char *q = strchr(r.path, '?');
+    if (q)
+        *q = '\0';
+    r.query = q ? q + 1 : "";
+    r.body = r.data = body;
+    r.body_len = r.data_len = body_len;
+    c->is_head = is(r.method, "HEAD");
+    ae = req_header(&r, "accept-encoding");
+    c->gzip_ok = ae && strcasestr(ae, "gzip");
+
+    if (strncmp(r.path, "/_double/", 9) == 0) {
+        c->gzip_ok = false;
+        handle_control(c, &r);
+        goto out;
+    }
+    srv.st.body_bytes += body_len;
+    if (split_path(&r) < 0) {
+        r.route = RT_OTHER;
+        reply_no_handler(c, &r);
+        goto count;
+    }
+    r.route = classify(&r);
+    ce = req_header(&r, "content-encoding");
+    if (ce && body_len && (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "deflate") == 0)) {
+        int rc = inflate_body(body, body_len, &inflated);
+        if (rc == -E2BIG) {
+            reply_too_large(c, srv.set.max_body + 1);
+            goto count;
+        }
+        if (rc < 0) {
+            reply_error(c, 400, "illegal_argument_exception", "failed to decompress the body");
+            goto count;
+        }
+        r.data = inflated.ptr;
+        r.data_len = inflated.len;
+    }
+    if (!check_auth(c, &r))
+        goto count;
+    has_fault = fault_take(r.route, &f);
+    if (has_fault) {
+        c->delay_ms = f.delay_ms;
+        switch (f.kind) {
+        case FK_DROP:
+            c->delay_ms = 0;
+            conn_close(c);
+            goto count;
+        case FK_STATUS:
+            reply_injected(c, &f);
+            goto count;
+        case FK_RESET:
+            c->reset_after = true;
+            break;
+        case FK_DELAY:
+        case FK_ITEMS:
+            break;
+        }
+    }
+    route_request(c, &r, has_fault && f.kind == FK_ITEMS ? &f : NULL);
+count:
+    if (c->last_status >= 100 && c->last_status < 600)
+        srv.st.requests[r.route][c->last_status]++;
+out:
+    free_segs(&r);
+    buf_close(&inflated);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connections                                                              */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+
+    if (--c->handles > 0)
+        return;
+    free(c->pend.head);
+    free(c->pend.body);
+    buf_close(&c->in);
+    free(c);
+}
+
+/* Closes both handles (a reset when reset_after); safe to call twice.  The
+ * memory goes in the last close callback, after libuv cancels writes. */
+static void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (srv.conns == c)
+        srv.conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (!c->reset_after || uv_tcp_close_reset(&c->tcp, on_handle_closed) < 0)
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void conns_close_all(struct conn *except)
+{
+    struct conn *n;
+
+    for (struct conn *c = srv.conns; c; c = n) {
+        n = c->next;
+        if (c != except)
+            conn_close(c);
+    }
+}
+
+static void consume(struct conn *c, size_t n)
+{
+    if (n < c->in.len)
+        memmove(c->in.ptr, c->in.ptr + n, c->in.len - n);
+    buf_truncate(&c->in, c->in.len - n);
+    if (c->in.len == 0 && c->in.cap > 4 * READ_CHUNK)
+        buf_close(&c->in); /* don't keep a large body's buffer per idle connection */
+}
+
+/* De-chunks in place.  1: complete, 0: need more, -EINVAL, -E2BIG. */
+static int dechunk(struct conn *c)
+{
+    for (;;) {
+        char *p = c->in.ptr + c->raw_pos;
+        size_t avail = c->in.len - c->raw_pos;
+        char *eol;
+
+        switch (c->ch) {
+        case CH_SIZE: {
+            size_t size = 0;
+            int digits = 0;
+            if (!(eol = memmem(p, avail, "\r\n", 2)))
+                return avail > 1024 ? -EINVAL : 0;
+            for (char *q = p; q < eol && hexval(*q) >= 0; q++, digits++) {
+                if (size > (SIZE_MAX >> 4))
+                    return -E2BIG;
+                size = size * 16 + (size_t)hexval(*q);
+            }
+            if (!digits)
+                return -EINVAL;
+            c->raw_pos += (size_t)(eol - p) + 2;
+            if (size == 0) {
+                c->ch = CH_TRAILER;
+                break;
+            }
+            if (size > srv.set.max_body || c->dec_end - c->head_len > srv.set.max_body - size)
+                return -E2BIG;
+            c->chunk_left = size;
+            c->ch = CH_DATA;
+            break;
+        }
+        case CH_DATA: {
+            size_t n = avail < c->chunk_left ? avail : c->chunk_left;
+            if (n == 0)
+                return 0;
+            if (c->dec_end != c->raw_pos)
+                memmove(c->in.ptr + c->dec_end, p, n);
+            c->dec_end += n;
+            c->raw_pos += n;
+            c->chunk_left -= n;
+            if (c->chunk_left)
+                return 0;
+            c->ch = CH_DATA_CRLF;
+            break;
+        }
+        case CH_DATA_CRLF:
+            if (avail < 2)
+                return 0;
+            if (p[0] != '\r' || p[1] != '\n')
+                return -EINVAL;
+            c->raw_pos += 2;
+            c->ch = CH_SIZE;
+            break;
+        case CH_TRAILER:
+            if (!(eol = memmem(p, avail, "\r\n", 2)))
+                return avail > HEAD_MAX ? -EINVAL : 0;
+            c->raw_pos += (size_t)(eol - p) + 2;
+            if (eol == p)
+                return 1;
+            break;
+        }
+    }
+}
+
+static void bad_request(struct conn *c, const char *why)
+{
+    c->close_after = true;
+    reply_error(c, 400, "illegal_argument_exception", why);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static void send_continue(struct conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    char *h = strdup(cont);
+
+    if (h)
+        write_now(c, h, sizeof(cont) - 1, NULL, 0);
+}
+
+/* Parses and answers whatever complete requests the buffer holds. */
+static void conn_drive(struct conn *c)
+{
+    while (!c->busy && !c->closing && !(c->close_after && c->head_len == 0 && c->last_status)) {
+        const char *body;
+        size_t blen, end;
+
+        if (c->skip_left) {
+            size_t n = c->in.len < c->skip_left ? c->in.len : c->skip_left;
+            consume(c, n);
+            c->skip_left -= n;
+            if (c->skip_left)
+                return;
+            c->too_large = false;
+            reply_too_large(c, c->h.cl);
+            srv.st.requests[RT_OTHER][413]++;
+            continue;
+        }
+        if (!c->head_len) {
+            char *hend;
+            while (c->in.len >= 2 && c->in.ptr[0] == '\r' && c->in.ptr[1] == '\n')
+                consume(c, 2);
+            if (!c->in.len || !(hend = memmem(c->in.ptr, c->in.len, "\r\n\r\n", 4))) {
+                if (c->in.len > HEAD_MAX)
+                    bad_request(c, "the request head is too long");
+                return;
+            }
+            c->last_status = 0;
+            if (parse_head(c->in.ptr, (size_t)(hend - c->in.ptr) + 4, &c->h) < 0) {
+                bad_request(c, "malformed request head");
+                return;
+            }
+            c->head_len = (size_t)(hend - c->in.ptr) + 4;
+            c->close_after = c->h.conn_close || (c->h.minor == 0 && !c->h.conn_keep);
+            if (c->h.has_cl && c->h.cl > srv.set.max_body) {
+                if (c->h.expect) { /* the body will not come: answer and close */
+                    c->close_after = true;
+                    reply_too_large(c, c->h.cl);
+                    uv_read_stop((uv_stream_t *)&c->tcp);
+                    return;
+                }
+                consume(c, c->head_len);
+                c->head_len = 0;
+                c->skip_left = c->h.cl;
+                c->too_large = true;
+                continue;
+            }
+            if (c->h.expect && (c->h.chunked || c->h.cl > 0))
+                send_continue(c);
+            if (c->h.has_cl)
+                buf_reserve(&c->in, c->h.cl); /* one allocation for the body */
+            c->ch = CH_SIZE;
+            c->raw_pos = c->dec_end = c->head_len;
+        }
+        if (c->h.chunked) {
+            int rc = dechunk(c);
+            if (rc == 0)
+                return;
+            if (rc == -E2BIG) {
+                c->close_after = true;
+                reply_too_large(c, c->dec_end - c->head_len + c->chunk_left);
+                uv_read_stop((uv_stream_t *)&c->tcp);
+                return;
+            }
+            if (rc < 0) {
+                bad_request(c, "malformed chunked body");
+                return;
+            }
+            body = c->in.ptr + c->head_len;
+            blen = c->dec_end - c->head_len;
+            end = c->raw_pos;
+        } else {
+            blen = c->h.has_cl ? c->h.cl : 0;
+            if (c->in.len - c->head_len < blen)
+                return;
+            body = c->in.ptr + c->head_len;
+            end = c->head_len + blen;
+        }
+        dispatch(c, body, blen);
+        if (c->closing)
+            return;
+        consume(c, end);
+        c->head_len = 0;
+        if (c->close_after) {
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            return;
+        }
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *out)
+{
+    struct conn *c = h->data;
+
+    if (buf_reserve(&c->in, READ_CHUNK) < 0) {
+        *out = uv_buf_init(NULL, 0);
+        return;
+    }
+    *out = uv_buf_init(c->in.ptr + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    struct conn *c = s->data;
+
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->in.len += (size_t)nread;
+    c->in.ptr[c->in.len] = '\0';
+    srv.st.bytes_received += (uint64_t)nread;
+    conn_drive(c);
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    struct conn *c;
+
+    if (status < 0)
+        return;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    buf_init(&c->in, BUF_NOMAX);
+    uv_tcp_init(srv.loop, &c->tcp);
+    uv_timer_init(srv.loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles = 2;
+    c->next = srv.conns;
+    if (srv.conns)
+        srv.conns->prev = c;
+    srv.conns = c;
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    srv.st.connections++;
+    if (now_ms() < srv.down_until_ms) { /* "down": reset at once */
+        c->reset_after = true;
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+        conn_close(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Main                                                                     */
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    if (srv.stopping)
+        return;
+    srv.stopping = true;
+    log_info("searchd: signal %d, stopping", signum);
+    uv_close((uv_handle_t *)&srv.listener, NULL);
+    conns_close_all(NULL);
+    uv_close((uv_handle_t *)&srv.sigterm, NULL);
+    uv_close((uv_handle_t *)&srv.sigint, NULL);
+}
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    f = fopen(tmp, "w");
+    if (!f)
+        return -errno;
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        int rc = -errno;
+        unlink(tmp);
+        return rc;
+    }
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fputs(
+        "usage: searchd [options]\n"
+        "  --listen HOST:PORT      address to bind (default 127.0.0.1:0)\n"
+        "  --port-file FILE        write the bound port there once listening (atomically)\n"
+        "  --discard               keep versions but no document sources (benchmark sink)\n"
+        "  --max-body BYTES        body cap, checked on the wire and decompressed (100m)\n"
+        "  --gc-deletes SECONDS    how long delete tombstones keep their version (60)\n"
+        "  --poison-field NAME     documents with this top-level field fail with 400\n"
+        "  --depth-limit N         object depth limit, 0 = off (20)\n"
+        "  --auth MODE             none|basic|apikey|sigv4 (none)\n"
+        "  --user U --password P   basic auth credentials\n"
+        "  --api-key K             ApiKey: base64(id:key) as sent, or the raw id:key\n"
+        "  --access-key AKID --secret-key S [--session-token T]\n"
+        "  --region R --service es|aoss   sigv4 (service default es)\n"
+        "  --verbose               debug logging\n"
+        "Control API (no auth): POST /_double/faults, POST /_double/config,\n"
+        "POST /_double/reset, GET /_double/dump, GET /_double/stats.\n",
+        f);
+}
+
+static void settings_free(struct settings *s)
+{
+    char **strs[] = { &s->user, &s->password, &s->api_key, &s->access_key, &s->secret_key,
+                      &s->session_token, &s->region, &s->service, &s->poison_field };
+
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        set_str(strs[i], NULL);
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_LISTEN = 256, O_PORTFILE, O_DISCARD, O_MAXBODY, O_GC, O_POISON, O_DEPTH, O_AUTH,
+           O_USER, O_PASSWORD, O_APIKEY, O_AK, O_SK, O_TOKEN, O_REGION, O_SERVICE, O_VERBOSE,
+           O_HELP };
+    static const struct option opts[] = {
+        { "listen", required_argument, NULL, O_LISTEN },
+        { "port-file", required_argument, NULL, O_PORTFILE },
+        { "discard", no_argument, NULL, O_DISCARD },
+        { "max-body", required_argument, NULL, O_MAXBODY },
+        { "gc-deletes", required_argument, NULL, O_GC },
+        { "poison-field", required_argument, NULL, O_POISON },
+        { "depth-limit", required_argument, NULL, O_DEPTH },
+        { "auth", required_argument, NULL, O_AUTH },
+        { "user", required_argument, NULL, O_USER },
+        { "password", required_argument, NULL, O_PASSWORD },
+        { "api-key", required_argument, NULL, O_APIKEY },
+        { "access-key", required_argument, NULL, O_AK },
+        { "secret-key", required_argument, NULL, O_SK },
+        { "session-token", required_argument, NULL, O_TOKEN },
+        { "region", required_argument, NULL, O_REGION },
+        { "service", required_argument, NULL, O_SERVICE },
+        { "verbose", no_argument, NULL, O_VERBOSE },
+        { "help", no_argument, NULL, O_HELP },
+        { NULL, 0, NULL, 0 },
+    };
+    struct settings *s = &srv.set;
+    const char *listen_on = "127.0.0.1:0", *port_file = NULL;
+    char host[256];
+    int opt, port, rc;
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+
+    s->max_body = 100u << 20;
+    s->gc_deletes_ms = 60000;
+    s->depth_limit = 20;
+    log_setup(LOG_LVL_INFO, LOG_FMT_TEXT);
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case O_LISTEN: listen_on = optarg; break;
+        case O_PORTFILE: port_file = optarg; break;
+        case O_DISCARD: s->discard = true; break;
+        case O_MAXBODY:
+            if (parse_size(optarg, &s->max_body) < 0 || s->max_body == 0) {
+                fprintf(stderr, "searchd: --max-body: bad size \"%s\"\n", optarg);
+                return 64;
+            }
+            break;
+        case O_GC:
+            if (parse_duration_ms(optarg, &s->gc_deletes_ms) < 0) {
+                fprintf(stderr, "searchd: --gc-deletes: bad duration \"%s\"\n", optarg);
+                return 64;
+            }
+            break;
+        case O_POISON: set_str(&s->poison_field, optarg); break;
+        case O_DEPTH: s->depth_limit = atoi(optarg); break;
+        case O_AUTH:
+            if (parse_auth(optarg, &s->auth) < 0) {
+                fprintf(stderr, "searchd: --auth: none, basic, apikey or sigv4\n");
+                return 64;
+            }
+            break;
+        case O_USER: set_str(&s->user, optarg); break;
+        case O_PASSWORD: set_str(&s->password, optarg); break;
+        case O_APIKEY: set_str(&s->api_key, optarg); break;
+        case O_AK: set_str(&s->access_key, optarg); break;
+        case O_SK: set_str(&s->secret_key, optarg); break;
+        case O_TOKEN: set_str(&s->session_token, optarg); break;
+        case O_REGION: set_str(&s->region, optarg); break;
+        case O_SERVICE: set_str(&s->service, optarg); break;
+        case O_VERBOSE: log_setup(LOG_LVL_DEBUG, LOG_FMT_TEXT); break;
+        case O_HELP: usage(stdout); return 0;
+        default: usage(stderr); return 64;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 64;
+    }
+    if (!s->service)
+        set_str(&s->service, "es");
+    if (s->auth == AUTH_SIGV4 && (!s->access_key || !s->secret_key || !s->region)) {
+        fprintf(stderr, "searchd: --auth sigv4 needs --access-key, --secret-key and --region\n");
+        return 64;
+    }
+    const char *colon = strrchr(listen_on, ':');
+    if (!colon || (size_t)(colon - listen_on) >= sizeof(host)) {
+        fprintf(stderr, "searchd: --listen: HOST:PORT\n");
+        return 64;
+    }
+    memcpy(host, listen_on, (size_t)(colon - listen_on));
+    host[colon - listen_on] = '\0';
+    port = atoi(colon + 1);
+
+    signal(SIGPIPE, SIG_IGN);
+    srv.loop = uv_default_loop();
+    uv_tcp_init(srv.loop, &srv.listener);
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    const struct sockaddr *sa;
+    if (uv_ip4_addr(host, port, &a4) == 0)
+        sa = (const struct sockaddr *)&a4;
+    else if (uv_ip6_addr(host, port, &a6) == 0)
+        sa = (const struct sockaddr *)&a6;
+    else {
+        fprintf(stderr, "searchd: --listen: bad address \"%s\"\n", host);
+        return 64;
+    }
+    if ((rc = uv_tcp_bind(&srv.listener, sa, 0)) < 0 ||
+        (rc = uv_listen((uv_stream_t *)&srv.listener, 1024, on_connection)) < 0) {
+        fprintf(stderr, "searchd: cannot listen on %s: %s\n", listen_on, uv_strerror(rc));
+        return 69;
+    }
+    uv_tcp_getsockname(&srv.listener, (struct sockaddr *)&ss, &sslen);
+    port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+    uv_signal_init(srv.loop, &srv.sigterm);
+    uv_signal_init(srv.loop, &srv.sigint);
+    uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&srv.sigint, on_signal, SIGINT);
+    if (port_file && (rc = write_port_file(port_file, port)) < 0) {
+        fprintf(stderr, "searchd: cannot write %s: %s\n", port_file, strerror(-rc));
+        return 73;
+    }
+    log_info("searchd: listening on %s:%d (auth %s%s)", host, port,
+             s->auth == AUTH_NONE ? "none" : s->auth == AUTH_BASIC ? "basic"
+             : s->auth == AUTH_APIKEY ? "apikey" : "sigv4", s->discard ? ", discard" : "");
+    uv_run(srv.loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(srv.loop);
+    map_clear(&srv.indices, index_free);
+    faults_clear();
+    settings_free(s);
+    log_flush();
+    return rc == 0 ? 0 : 70;
+}
