@@ -395,6 +395,12 @@ Test(searchd, missing_final_newline_is_400)
     r = bulk("{\"index\":{\"_id\":\"1\"}}\n{}\n", 400);
     cr_assert_not_null(strstr(error_reason(r), "index is missing"));
     json_decref(r);
+
+    const char *form[] = { "Content-Type: application/x-www-form-urlencoded", NULL };
+    struct searchd_resp f;
+    cr_assert_eq(searchd_request(sd, "POST", "/_bulk", form, "{}\n", 3, &f), 0);
+    cr_assert_eq(f.status, 406, "a body must be JSON or NDJSON");
+    searchd_resp_close(&f);
     stop();
 }
 

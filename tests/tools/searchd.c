@@ -1,21 +1,53 @@
 /* searchd — an Elasticsearch/OpenSearch double for integration tests and
- * benchmarks.  One thread, one libuv loop, its own small HTTP/1.1 parser.
+ * benchmarks.  One thread, one libuv loop, its own small HTTP/1.1 parser
+ * (keep-alive, Content-Length and chunked bodies, Expect: 100-continue).
  *
  * It answers the Bulk API the way a real node does (versions, tombstones,
  * per-item errors, filter_path, gzip, size cap), a few read endpoints, four
- * kinds of authentication, and a control API under /_double/ for fault
- * injection and inspection.  Run `searchd --help` for the options.
+ * kinds of authentication, and a control API under /_double/ (never behind
+ * auth) for fault injection and inspection.  `searchd --help` lists options.
  *
- * Decisions worth knowing (see also the usage text):
+ * Bulk semantics, as in ES 7+/OpenSearch 2 (one shard, no replicas):
+ * - Request-level 400s: a body not ending in '\n'; a malformed or unknown
+ *   action line; a version outside the long range; and BulkRequest.validate()
+ *   failures, all reported together as action_request_validation_exception
+ *   ("Validation Failed: 1: ...;"): update with a non-internal version type,
+ *   create with one, a negative external version (unset prints as [-3], like
+ *   ES), an explicit version with internal versioning, a missing index or id.
+ * - Item-level: 409 version_conflict_engine_exception with ES's reason texts;
+ *   delete of a missing doc is 404 result "not_found" and not an error; its
+ *   version (and every delete's) is kept as a tombstone for gc_deletes;
+ *   400 mapper_parsing_exception for a malformed source, the poison field,
+ *   and the depth limit (ES 8 text "Limit of mapping depth [20] has been
+ *   exceeded"; the root object is level 1, arrays add no level).
+ * - A body needs Content-Type application/json or application/x-ndjson
+ *   (charset and vnd.elasticsearch+ variants too), else 406 as in ES.
+ * - filter_path (comma-separated, '*' and '**'; no '-' exclusions) applies
+ *   to bulk and single-document write replies; objects and array entries
+ *   left empty disappear, as in ES.
+ *
+ * Other decisions:
  * - The body cap (--max-body, like http.max_content_length) is checked on the
  *   bytes received and again on the decompressed body: a self-managed node
  *   decompresses before it aggregates, a managed front end counts the wire.
- *   Passing both checks passes either.
+ *   Passing both checks passes either.  The 413 uses the ES error shape.
  * - ApiKey auth accepts `Authorization: ApiKey <base64(id:key)>`; --api-key
- *   takes either the encoded form or the raw "id:key".
- * - Documents are kept as the raw source text, never re-encoded, so numbers
- *   of any size survive.  --discard keeps versions (for correct 409s) but
- *   no sources.
+ *   takes either that encoded form or the raw "id:key".
+ * - SigV4: the signature is recomputed over exactly the signed headers with
+ *   the received X-Amz-Date; the payload hash is over the body as received
+ *   (compressed, de-chunked).  403 bodies use AWS's {"message": ...} texts.
+ * - Documents are kept as raw source text, never re-encoded, so numbers of
+ *   any size survive.  --discard keeps versions (for correct 409s) but no
+ *   sources.
+ * - Fault rules (POST /_double/faults, a rule or a list) are queued; each
+ *   non-control request that passed auth takes one use of the first rule
+ *   whose "match" (any|bulk|search|doc|count, default any) fits it.  A rule
+ *   has "count" (default 1, -1 = forever) and one of: "status" (whole-request
+ *   error in ES's shape, optional "body"), "item_status" with "items"
+ *   (all|odd|even|N first; zero-based odd positions), "action" (reset: half
+ *   the reply then RST; drop: close without reply), or just "delay_ms" (which
+ *   also delays a status, item_status or reset reply).  {"down_ms": N} takes effect at once:
+ *   every connection is closed and new ones are reset for N ms.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -276,7 +308,6 @@ struct conn {
     enum chunk_state ch;
     size_t raw_pos, dec_end, chunk_left;
     size_t skip_left;  /* oversized body being read and dropped */
-    bool too_large;    /* answer 413 once the body is skipped */
     bool busy;         /* a reply is delayed; parse nothing meanwhile */
     bool closing;
     bool close_after;  /* close once the reply is written */
@@ -485,6 +516,7 @@ static const char *reason_phrase(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
     case 409: return "Conflict";
     case 413: return "Request Entity Too Large";
     case 429: return "Too Many Requests";
@@ -1302,7 +1334,6 @@ struct op {
     enum op_type type;
     char *index;
     char *id;
-    bool auto_id;
     int64_t version; /* VERSION_UNSET when absent */
     enum vtype vt;
     int64_t if_seq_no, if_primary_term; /* -2 when absent */
@@ -1963,7 +1994,6 @@ static void handle_bulk(struct conn *c, struct request *r, const char *def_index
         if (!o->id) {
             next_auto_id(idbuf);
             o->id = strdup(idbuf);
-            o->auto_id = true;
         }
         res[i].op = o->type;
         res[i].index = o->index;
@@ -3266,6 +3296,22 @@ static void reply_too_large(struct conn *c, size_t got)
     reply_error(c, 413, "content_too_long_exception", reason);
 }
 
+static bool content_type_ok(const char *ct)
+{
+    static const char *const ok[] = { "application/json", "application/x-ndjson",
+                                      "application/vnd.elasticsearch+json",
+                                      "application/vnd.elasticsearch+x-ndjson" };
+    size_t n;
+
+    if (!ct)
+        return false;
+    n = strcspn(ct, "; \t");
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strlen(ok[i]) == n && strncasecmp(ct, ok[i], n) == 0)
+            return true;
+    return false;
+}
+
 /* Handles one complete request whose head and body are in c->in. */
 static void dispatch(struct conn *c, const char *body, size_t body_len)
 {
@@ -3322,6 +3368,16 @@ static void dispatch(struct conn *c, const char *body, size_t body_len)
     }
     if (!check_auth(c, &r))
         goto count;
+    if (r.data_len && !content_type_ok(req_header(&r, "content-type"))) {
+        char msg[300];
+        const char *ct = req_header(&r, "content-type");
+        if (ct)
+            snprintf(msg, sizeof(msg), "Content-Type header [%.200s] is not supported", ct);
+        else
+            snprintf(msg, sizeof(msg), "Content-Type header is missing");
+        reply_json(c, 406, json_pack("{s:s, s:i}", "error", msg, "status", 406), NULL);
+        goto count;
+    }
     has_fault = fault_take(r.route, &f);
     if (has_fault) {
         c->delay_ms = f.delay_ms;
@@ -3499,7 +3555,6 @@ static void conn_drive(struct conn *c)
             c->skip_left -= n;
             if (c->skip_left)
                 return;
-            c->too_large = false;
             reply_too_large(c, c->h.cl);
             srv.st.requests[RT_OTHER][413]++;
             continue;
@@ -3531,7 +3586,6 @@ static void conn_drive(struct conn *c)
                 consume(c, c->head_len);
                 c->head_len = 0;
                 c->skip_left = c->h.cl;
-                c->too_large = true;
                 continue;
             }
             if (c->h.expect && (c->h.chunked || c->h.cl > 0))
