@@ -359,13 +359,19 @@ Test(searchd, depth_limit)
 Test(searchd, malformed_source_fails_its_item)
 {
     sd = searchd_start(NULL);
-    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{\"a\":}\n"
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{\"a\":[1,]}\n"
                      "{\"index\":{\"_index\":\"t\",\"_id\":\"2\"}}\n{\"big\":123456789012345678901234567890}\n",
                      200);
 
     cr_assert_eq(item_status(r, 0), 400);
     cr_assert_str_eq(item_err(r, 0, "type"), "mapper_parsing_exception");
     cr_assert_eq(item_status(r, 1), 201, "numbers of any size are kept");
+    json_decref(r);
+    r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"3\"}}\n{\"a\":01}\n"
+             "{\"index\":{\"_index\":\"t\",\"_id\":\"4\"}}\n[1]\n"
+             "{\"index\":{\"_index\":\"t\",\"_id\":\"5\"}}\n{\"a\":1} x\n", 200);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(item_status(r, i), 400, "item %zu", i);
     json_decref(r);
 
     struct searchd_resp g;

@@ -614,6 +614,8 @@ static const char *scan_scalar(const char *p, const char *e)
             p++;
         if (p >= e || *p < '0' || *p > '9')
             return NULL;
+        if (*p == '0' && p + 1 < e && p[1] >= '0' && p[1] <= '9')
+            return NULL; /* leading zeroes are not JSON */
         while (p < e && *p >= '0' && *p <= '9')
             p++;
         if (p < e && *p == '.') {
@@ -678,6 +680,11 @@ static void scan_source(const char *p, size_t n, const char *field, struct scan 
                 stack[top++] = *p;
                 if (*p == '{' && ++objs > out->depth)
                     out->depth = objs;
+                if (capture) { /* an object or array value: preview its start */
+                    out->found = vs;
+                    out->found_len = (size_t)(e - vs);
+                    capture = false;
+                }
                 p = skip_ws(p + 1, e);
                 if (p < e && (*p == '}' || *p == ']')) {
                     if ((*p == '}') != (stack[top - 1] == '{')) {
@@ -690,16 +697,6 @@ static void scan_source(const char *p, size_t n, const char *field, struct scan 
                     want_value = false;
                 } else if (stack[top - 1] == '{') {
                     goto key;
-                }
-                if (capture && want_value == false) {
-                    out->found = vs;
-                    out->found_len = (size_t)(p - vs);
-                    capture = false;
-                }
-                if (capture) { /* object or array value: preview its start */
-                    out->found = vs;
-                    out->found_len = (size_t)(e - vs);
-                    capture = false;
                 }
                 continue;
             }
