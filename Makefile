@@ -44,7 +44,8 @@ $(BUILD)/libddb2es.a: $(LIB_OBJ)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 # All unit and integration tests link into one criterion binary:
 # run a part with  build/tests/ddb2es-tests --filter 'sigv4/*'
