@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tests/support/ddbclient.h"
@@ -488,5 +489,109 @@ Test(pipeline, state_dir_lock_and_corrupt_checkpoint)
     err = proc_slurp(q.err_path);
     cr_expect(strstr(err, path) != NULL, "the message names the file: %s", err);
     free(err);
+    searchd_stop(sd);
+}
+
+Test(pipeline, dry_run_prints_the_bulk_bodies)
+{
+    char name[128], dir[256], bin[512];
+    struct e2e_table t = { .hash = "id" };
+    struct proc p;
+    const char *conf;
+    char *out;
+
+    need_ddb();
+    ddbc_table_name(name, sizeof(name), "dry");
+    lower(name);
+    t.name = t.index = name;
+    ddbc_create_table(name, "id", "S", NULL, NULL, "NEW_IMAGE");
+    ddbc_put(name, "{\"id\":{\"S\":\"one\"},\"n\":{\"N\":\"12345678901234567890123456789012345678\"}}");
+    ddbc_put(name, "{\"id\":{\"S\":\"two\"}}");
+    ddbc_delete(name, "{\"id\":{\"S\":\"two\"}}");
+    /* No engine at all: nothing is posted. */
+    conf = e2e_config("http://127.0.0.1:9", &t, 1, NULL, dir, sizeof(dir));
+    {
+        const char *argv[] = { proc_path("ddb2es", bin, sizeof(bin)), "run", "-c", conf,
+                               "--dry-run", NULL };
+        const char *env[] = { "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", NULL };
+
+        proc_start(&p, argv, env);
+    }
+    cr_assert(proc_wait_for_text(p.out_path, "\"delete\"", 20000), "the bodies reach stdout");
+    cr_assert_eq(e2e_stop(&p, 15000), 0);
+    out = proc_slurp(p.out_path);
+    cr_expect(strstr(out, "{\"index\":{\"_index\":\"") != NULL, "%s", out);
+    cr_expect(strstr(out, "\"n\":12345678901234567890123456789012345678") != NULL, "%s", out);
+    cr_expect(strstr(out, "{\"delete\":{") != NULL, "%s", out);
+    free(out);
+}
+
+/* DDBLOCAL.md "TTL": expired items are deleted within seconds, as REMOVE
+ * records with userIdentity {Type: Service, PrincipalId:
+ * dynamodb.amazonaws.com}; on_ttl_delete decides what the index does. */
+Test(pipeline, ttl_deletes_follow_on_ttl_delete)
+{
+    char keep[128], del[128], dir[256], why[512];
+    struct e2e_table t[2] = { { .hash = "id", .extra = "on_ttl_delete = keep" }, { .hash = "id" } };
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    char item[256];
+    long past = (long)time(NULL) - 3600;
+
+    need_ddb();
+    ddbc_table_name(keep, sizeof(keep), "ttlkeep");
+    ddbc_table_name(del, sizeof(del), "ttldel");
+    lower(keep);
+    lower(del);
+    t[0].name = t[0].index = keep;
+    t[1].name = t[1].index = del;
+    for (int i = 0; i < 2; i++) {
+        ddbc_create_table(t[i].name, "id", "S", NULL, NULL, "NEW_AND_OLD_IMAGES");
+        json_decref(ddbc_callj("UpdateTimeToLive",
+                               json_pack("{s:s, s:{s:b, s:s}}", "TableName", t[i].name,
+                                         "TimeToLiveSpecification", "Enabled", 1,
+                                         "AttributeName", "exp")));
+    }
+    sd = searchd_start(NULL);
+    conf = e2e_config(searchd_url(sd), t, 2, NULL, dir, sizeof(dir));
+    e2e_start(&p, conf);
+    snprintf(item, sizeof(item), "{\"id\":{\"S\":\"old\"},\"exp\":{\"N\":\"%ld\"}}", past);
+    ddbc_put(keep, item);
+    ddbc_put(del, item);
+    ddbc_put(keep, "{\"id\":{\"S\":\"live\"}}");
+    /* The table that deletes on TTL ends equal to the table. */
+    cr_assert(e2e_wait_equal(sd, &t[1], 30000, why, sizeof(why)), "%s", why);
+    /* The other keeps the expired item's document once its REMOVE was read:
+     * wait until the item is gone from the table, then for a later write. */
+    for (int i = 0; i < 100; i++) {
+        json_t *all = ddbc_scan_all(keep);
+        size_t n = json_array_size(all);
+
+        json_decref(all);
+        if (n == 1)
+            break;
+        usleep(200000);
+    }
+    ddbc_put(keep, "{\"id\":{\"S\":\"marker\"}}");
+    for (int i = 0; i < 100; i++) {
+        json_t *dump = searchd_dump(sd);
+        bool marker = json_object_get(json_object_get(dump, keep), "marker") != NULL;
+
+        json_decref(dump);
+        if (marker)
+            break;
+        usleep(100000);
+    }
+    {
+        json_t *dump = searchd_dump(sd);
+        json_t *old = json_object_get(json_object_get(dump, keep), "old");
+
+        cr_assert_not_null(old);
+        cr_expect(!json_is_true(json_object_get(old, "deleted")),
+                  "on_ttl_delete = keep: the expired item stays searchable");
+        json_decref(dump);
+    }
+    cr_assert_eq(e2e_stop(&p, 15000), 0);
     searchd_stop(sd);
 }

@@ -323,3 +323,61 @@ Test(streams, a_deleted_table_is_reported_and_the_daemon_keeps_running)
     cr_expect_eq(proc_wait(&w.p, 500), -1, "still running");
     teardown(&w);
 }
+
+/* DESIGN invariant 4: bytes queued between the readers and the sink have a
+ * cap; at the cap readers stop calling GetRecords until the sink drains. */
+Test(streams, readers_pause_while_the_sink_is_full)
+{
+    struct world w;
+    struct e2e_table t;
+    const char *conf;
+    unsigned calls_paused;
+    char id[64], big[48];
+    int s;
+    json_t *c;
+
+    setup(&w);
+    s = fs_add_shard(w.fs, -1, false);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    for (int i = 0; i < 30000; i++) {
+        snprintf(id, sizeof(id), "doc-%06d-%s", i, big);
+        fs_put(w.fs, s, "INSERT", id, "1", 1000 + i / 1000);
+    }
+    /* The engine answers slowly at first: the queue fills up. */
+    cr_assert_eq(searchd_faults(w.sd, "[{\"match\":\"bulk\",\"count\":4,\"delay_ms\":3000}]"), 200);
+    t = (struct e2e_table){ .name = w.table, .index = w.table, .hash = "id" };
+    conf = e2e_config_ex(fs_url(w.fs), searchd_url(w.sd), &t, 1,
+                         FAST "max_queue_bytes = 1m\n", "bulk_max_bytes = 256k", w.dir,
+                         sizeof(w.dir));
+    e2e_start(&w.p, conf);
+    cr_assert(log_has(&w, "get-records -> paused", 10000), "a reader paused on the full sink");
+    calls_paused = fs_calls(w.fs, FS_GET_RECORDS);
+    usleep(1000000);
+    cr_expect_leq(fs_calls(w.fs, FS_GET_RECORDS), calls_paused + 1,
+                  "no GetRecords while paused (%u then %u)", calls_paused,
+                  fs_calls(w.fs, FS_GET_RECORDS));
+    for (int i = 0; i < 300; i++) {
+        char path[128];
+        long st;
+
+        snprintf(path, sizeof(path), "/%s/_count", w.table);
+        c = searchd_json(w.sd, "GET", path, NULL, &st);
+        st = (long)json_integer_value(json_object_get(c, "count"));
+        json_decref(c);
+        if (st == 30000)
+            break;
+        usleep(100000);
+    }
+    {
+        char path[128];
+        long st;
+
+        snprintf(path, sizeof(path), "/%s/_count", w.table);
+        c = searchd_json(w.sd, "GET", path, NULL, &st);
+        cr_assert_eq(json_integer_value(json_object_get(c, "count")), 30000,
+                     "everything was indexed once the sink drained");
+        json_decref(c);
+    }
+    teardown(&w);
+}
