@@ -285,6 +285,20 @@ static void submit(struct shard *s, struct doc *d, int64_t ticket)
     }
 }
 
+/* Input that cannot become a document goes to the dead-letter file; it
+ * counts as finished once the entry is on disk (invariant 5). */
+static void dead_letter(struct shard *s, struct doc *d, json_t *raw, const char *type,
+                        const char *reason, int64_t ticket)
+{
+    struct reader *r = s->reader;
+
+    d->table = r->log.table;
+    d->shard = s->id;
+    s->pending_docs++; /* before: the sink may report at once */
+    if (sink_dead_letter(r->app->sink, d, raw, type, reason, s, ticket_of(ticket, DOC_INDEX)) < 0)
+        s->pending_docs--; /* closing: stays unfinished, read again after restart */
+}
+
 static void fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json_t *keys)
 {
     struct fetch *f = s->fetch;
@@ -380,9 +394,8 @@ static size_t take_records(struct shard *s, json_t *records)
             r->stats.docs_dlq++;
             logc_error(&c, "record %s cannot be made into a document: %s", seq,
                        err.ptr ? err.ptr : "?");
-            sink_dead_letter(r->app->sink, &d, rec, "record_conversion_error",
-                             err.ptr ? err.ptr : "malformed record", s, ticket_of(ticket, DOC_INDEX));
-            s->pending_docs++;
+            dead_letter(s, &d, rec, "record_conversion_error",
+                        err.ptr ? err.ptr : "malformed record", ticket);
             break;
         }
     }
@@ -504,10 +517,8 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
             logc_error(&c, "item of record %s cannot be made into a document: %s", e->seq,
                        err.ptr ? err.ptr : "?");
             r->stats.docs_dlq++;
-            s->pending_docs++;
-            sink_dead_letter(r->app->sink, &d, item ? item : e->keys, "item_conversion_error",
-                             err.ptr ? err.ptr : "malformed item", s,
-                             ticket_of(e->ticket, DOC_INDEX));
+            dead_letter(s, &d, item ? item : e->keys, "item_conversion_error",
+                        err.ptr ? err.ptr : "malformed item", e->ticket);
         }
         json_decref(e->keys);
     }

@@ -381,3 +381,30 @@ Test(streams, readers_pause_while_the_sink_is_full)
     }
     teardown(&w);
 }
+
+/* "Bad input gets a clear error that names what and where, and loses
+ * nothing": a record that cannot become a document (here a number that is
+ * not one) goes to the dead-letter file; the records after it flow. */
+Test(streams, a_malformed_record_is_dead_lettered_and_the_rest_flows)
+{
+    struct world w;
+    char path[512], *dlq;
+    int s;
+
+    setup(&w);
+    s = fs_add_shard(w.fs, -1, false);
+    fs_put(w.fs, s, "INSERT", "a", "1", 1000);
+    fs_put(w.fs, s, "INSERT", "bad", "12abc", 1000);
+    fs_put(w.fs, s, "INSERT", "c", "3", 1001);
+    start(&w);
+    cr_assert(wait_v(&w, "c", "3", 20000));
+    cr_assert(wait_v(&w, "bad", NULL, 100));
+    snprintf(path, sizeof(path), "%s/dlq.ndjson", w.dir);
+    cr_assert(proc_wait_for_text(path, "record_conversion_error", 5000));
+    dlq = proc_slurp(path);
+    cr_expect(strstr(dlq, "12abc") != NULL, "the record is kept as received: %s", dlq);
+    cr_expect(strstr(dlq, "\"seq\":\"") != NULL, "with its stream position: %s", dlq);
+    free(dlq);
+    cr_expect(log_has(&w, "cannot be made into a document", 100));
+    teardown(&w);
+}
