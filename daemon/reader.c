@@ -379,11 +379,14 @@ static void begin(struct reader *r, struct shard *s, bool first_listing)
     if (ck && ck->seq[0]) {
         s->start = START_AFTER_SEQ;
         memcpy(s->start_seq, ck->seq, sizeof(s->start_seq));
-    } else if (ck || r->stream_known || s->parent_id || !first_listing ||
+    } else if (ck || r->stream_known || !first_listing ||
                r->t->start == CONFIG_START_TRIM_HORIZON) {
+        /* Shards new to a stream we already follow are read from their
+         * start; so is everything when the user asked for the history. */
         s->start = START_TRIM_HORIZON;
     } else if (s->closed) {
-        /* start = latest on a first run: what is already closed is history. */
+        /* start = latest on a first run: what is already closed is history,
+         * and open shards start at LATEST. */
         ck = ckpt_shard_add(app->ckpt, r->t->name, s->arn, s->id, s->parent_id, app->now());
         if (ck)
             ckpt_shard_finish(app->ckpt, ck, app->now());
