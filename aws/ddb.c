@@ -203,6 +203,8 @@ struct aws *aws_new(uv_loop_t *loop, struct http *h, struct creds *c, const stru
             .svc = (enum aws_service)svc,
             .region = o->region,
             .override = svc == AWS_STREAMS ? o->endpoint_streams : o->endpoint_dynamodb,
+            .profile_override = svc == AWS_STREAMS ? o->profile_endpoint_streams
+                                                   : o->profile_endpoint_dynamodb,
             .use_fips = o->use_fips,
             .use_dualstack = o->use_dualstack,
             .getenv = getenv,
