@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/util.h"
 #include "daemon/log.h"
 #include "indexer/bulk.h"
 
-#define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 #define RETRY_BASE_MS 100
 #define RETRY_MAX_MS 30000
@@ -357,9 +357,12 @@ int dlq_format(struct buf *out, const struct doc *d, int status, const char *typ
     if (rc == 0)
         rc = bulk_json_string(out, d->id, d->id_len);
     if (rc == 0)
-        rc = buf_printf(out, ",\"action\":\"%s\",\"version\":%" PRIu64 ",\"status\":%d,"
-                        "\"error\":{\"type\":",
-                        d->op == DOC_DELETE ? "delete" : "index", d->version, status);
+        rc = buf_printf(out, ",\"action\":\"%s\",\"version\":%" PRIu64 ",\"status\":",
+                        d->op == DOC_DELETE ? "delete" : "index", d->version);
+    if (rc == 0)
+        rc = status > 0 ? buf_printf(out, "%d", status) : buf_puts(out, "null");
+    if (rc == 0)
+        rc = buf_puts(out, ",\"error\":{\"type\":");
     if (rc == 0)
         rc = put_str_or_null(out, type);
     if (rc == 0)

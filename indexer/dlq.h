@@ -40,7 +40,8 @@ size_t dlq_pending(const struct dlq *q);
  *    "index":"i","id":"k","action":"index","version":42,"status":400,
  *    "error":{"type":"..","reason":".."},"document":{...}}
  * document is the JSON text of the source (embedded as JSON, not a string),
- * or NULL for a delete (written as null).  type/reason NULL → null.  Absent
+ * or NULL for a delete (written as null).  type/reason NULL → null; status
+ * 0 (the engine never saw it) → null.  Absent
  * table, shard or seq are null.  now_ms is the wall clock in milliseconds.
  * Returns 0, -E2BIG or -ENOMEM (out left as it was on failure). */
 int dlq_format(struct buf *out, const struct doc *d, int status, const char *type,

@@ -24,12 +24,12 @@
 
 #include "aws/creds.h"
 #include "aws/http.h"
+#include "aws/util.h"
 #include "daemon/log.h"
 #include "indexer/bulk.h"
 #include "indexer/bulkresp.h"
 #include "indexer/dlq.h"
 
-#define container_of(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 #define DEFAULT_BACKOFF_BASE_MS 100
 #define DEFAULT_MAX_BACKOFF_MS 30000
@@ -599,7 +599,7 @@ static void to_dlq(struct sink *s, struct item *it, int status, const char *type
     if (src_len > 0 && src[src_len - 1] == '\n')
         src_len--;
     buf_init(&line, BUF_NOMAX);
-    rc = dlq_format(&line, &it->d, status, type, reason, it->d.op == DOC_DELETE ? NULL : src,
+    rc = dlq_format(&line, &it->d, status, type, reason, src_len ? src : NULL,
                     src_len, wall_ms());
     logc_warn((&(struct log_ctx){ .table = it->d.table, .shard = it->d.shard }),
               "document %.*s in %s (seq %s) to the dead-letter file: %d %s: %.200s",
@@ -848,6 +848,41 @@ int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket)
         return rc;
     }
     dispatch(s);
+    return 0;
+}
+
+int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const char *type,
+                     const char *reason, void *owner, uint64_t ticket)
+{
+    struct item *it;
+    char *text;
+
+    if (s->closing)
+        return -ESHUTDOWN;
+    it = calloc(1, sizeof(*it));
+    text = raw ? json_dumps(raw, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (!it || (raw && !text)) {
+        free(it);
+        free(text);
+        return -ENOMEM;
+    }
+    it->s = s;
+    it->owner = owner;
+    it->ticket = ticket;
+    it->d = *d;
+    buf_init(&it->d.source, 0); /* d keeps its own source */
+    buf_init(&it->nd, BUF_NOMAX);
+    if (text && buf_puts(&it->nd, text) < 0) {
+        free(text);
+        free(it);
+        return -ENOMEM;
+    }
+    free(text);
+    it->src_off = 0; /* the whole of nd is the "document" of the entry */
+    it->bytes = it->nd.len;
+    s->bytes_total += it->nd.len;
+    s->ndocs++;
+    to_dlq(s, it, 0, type, reason);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "indexer/bulk.h"
 #include "indexer/sink.h"
 #include "tests/support/fakehttp.h"
+#include "tests/support/searchd_ctl.h"
 
 #define MAXT 256
 
@@ -1135,4 +1136,148 @@ Test(sink, close_cancels_a_dead_letter_that_cannot_be_written)
     cr_assert_eq(got.n, 0);
     cr_assert_eq(close_all(100), 0);
     cr_assert_eq(got.outcome[0], SINK_CANCELED, "not finished: must not be checkpointed");
+}
+
+/* ---- against the search double ---- */
+
+static json_t *dumped(json_t *dump, const char *id)
+{
+    return json_object_get(json_object_get(dump, "posts"), id);
+}
+
+Test(sink, searchd_sigv4_aoss_gzip_with_faults)
+{
+    struct sink_opts o = opts();
+    struct searchd *sd;
+    json_t *d;
+
+    sd = searchd_start("--auth", "sigv4", "--access-key", "AKIDEXAMPLE", "--secret-key",
+                       "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "--region", "eu-west-1",
+                       "--service", "aoss", "--poison-field", "poison", NULL);
+    cr_assert_eq(searchd_faults(sd, "[{\"match\":\"bulk\",\"status\":503,\"count\":1},"
+                                    "{\"match\":\"bulk\",\"item_status\":429,\"items\":1,"
+                                    "\"count\":1}]"),
+                 200);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+    unsetenv("AWS_SESSION_TOKEN");
+    creds = creds_new(&loop, client, NULL);
+    o.url = searchd_url(sd);
+    o.auth = SINK_AUTH_SIGV4;
+    o.sigv4_service = "aoss";
+    o.sigv4_region = "eu-west-1";
+    o.gzip = true;
+    start(&o);
+    submit(DOC_INDEX, "a", 10, "{\"n\":1}", 0);
+    submit(DOC_INDEX, "b", 10, "{\"poison\":true}", 1);
+    submit(DOC_INDEX, "c", 10, "{\"n\":3}", 2);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 3, 5000));
+    cr_assert_eq(got.outcome[0], SINK_INDEXED, "503, then 429 on the item, then indexed");
+    cr_assert_eq(got.outcome[1], SINK_DLQ);
+    cr_assert_eq(got.outcome[2], SINK_INDEXED);
+    submit(DOC_INDEX, "a", 5, "{\"n\":0}", 3);  /* older: loses */
+    submit(DOC_DELETE, "d", 5, NULL, 4);        /* never existed */
+    submit(DOC_DELETE, "c", 20, NULL, 5);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 6, 5000));
+    cr_assert_eq(got.outcome[3], SINK_STALE);
+    cr_assert_eq(got.outcome[4], SINK_GONE);
+    cr_assert_eq(got.outcome[5], SINK_INDEXED);
+    d = searchd_dump(sd);
+    cr_assert_not_null(d);
+    cr_assert_eq(json_integer_value(json_object_get(dumped(d, "a"), "version")), 10);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(dumped(d, "a"), "source"),
+                                                    "n")), 1, "the index never regresses");
+    cr_assert(json_is_true(json_object_get(dumped(d, "c"), "deleted")));
+    json_decref(d);
+    cr_assert_eq(sink_stats(snk)->bulk_requests[SINK_REQ_5XX], 1);
+    cr_assert_eq(sink_stats(snk)->docs_retried, 1);
+    cr_assert_eq(close_all(1000), 0);
+    cr_assert_eq(searchd_stop(sd), 0);
+}
+
+Test(sink, searchd_body_limit_splits_until_it_fits)
+{
+    struct sink_opts o = opts();
+    struct searchd *sd;
+    char src[300], huge[1200];
+    json_t *d;
+
+    sd = searchd_start("--max-body", "700", NULL);
+    o.url = searchd_url(sd);
+    start(&o);
+    for (uint64_t t = 0; t < 8; t++) {
+        snprintf(src, sizeof(src), "{\"t\":\"%0150d\"}", (int)t);
+        submit(DOC_INDEX, (char[]){ (char)('a' + t), 0 }, 1, src, t);
+    }
+    snprintf(huge, sizeof(huge), "{\"t\":\"%01000d\"}", 0);
+    submit(DOC_INDEX, "huge", 1, huge, 8);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 9, 5000));
+    for (size_t t = 0; t < 8; t++)
+        cr_assert_eq(got.outcome[t], SINK_INDEXED, "doc %zu", t);
+    cr_assert_eq(got.outcome[8], SINK_DLQ, "alone over the limit: dead letter");
+    cr_assert_geq(sink_stats(snk)->bulk_requests[SINK_REQ_413], 3);
+    d = searchd_dump(sd);
+    cr_assert_eq(json_object_size(json_object_get(d, "posts")), 8);
+    json_decref(d);
+    cr_assert_eq(close_all(1000), 0);
+    cr_assert_eq(searchd_stop(sd), 0);
+}
+
+Test(sink, searchd_connection_resets_are_retried)
+{
+    struct sink_opts o = opts();
+    struct searchd *sd;
+
+    sd = searchd_start("--auth", "basic", "--user", "u", "--password", "p", NULL);
+    cr_assert_eq(searchd_faults(sd, "{\"match\":\"bulk\",\"action\":\"reset\",\"count\":2}"), 200);
+    o.url = searchd_url(sd);
+    o.auth = SINK_AUTH_BASIC;
+    o.username = "u";
+    o.password = "p";
+    start(&o);
+    index_doc("a", 0);
+    index_doc("b", 1);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 2, 5000));
+    cr_assert_eq(got.outcome[0], SINK_INDEXED);
+    cr_assert_eq(got.outcome[1], SINK_INDEXED);
+    cr_assert_eq(sink_stats(snk)->bulk_requests[SINK_REQ_NET], 2);
+    cr_assert_eq(close_all(1000), 0);
+    cr_assert_eq(searchd_stop(sd), 0);
+}
+
+Test(sink, unconvertible_record_goes_to_the_dead_letter_file)
+{
+    struct sink_opts o = opts();
+    struct doc d;
+    json_t *raw = json_pack("{s:s,s:{s:{s:s}}}", "eventName", "INSERT", "dynamodb", "Keys", "S",
+                            "k1");
+    char line[2048];
+    FILE *f;
+
+    start(&o);
+    memset(&d, 0, sizeof(d));
+    d.op = DOC_DELETE;
+    d.index = "posts";
+    d.table = "Posts";
+    strcpy(d.seq, "4200000000000000000001");
+    buf_init(&d.source, 0);
+    cr_assert_eq(sink_dead_letter(snk, &d, raw, "record_conversion_error", "no NewImage", NULL, 7),
+                 0);
+    json_decref(raw);
+    cr_assert(run_until(done_at_least, 1, 3000));
+    cr_assert_eq(got.outcome[7], SINK_DLQ);
+    f = fopen(dlq_path, "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    cr_assert_not_null(strstr(line, "\"seq\":\"4200000000000000000001\""));
+    cr_assert_not_null(strstr(line, "\"status\":null"));
+    cr_assert_not_null(strstr(line, "\"type\":\"record_conversion_error\",\"reason\":\"no NewImage\""));
+    cr_assert_not_null(strstr(line, "\"document\":{\"eventName\":\"INSERT\""), "%s", line);
+    cr_assert_eq(fake_nreq(fk), 0);
+    cr_assert_eq(close_all(1000), 0);
 }
