@@ -96,7 +96,8 @@ json_t *ddbc_callj(const char *op, json_t *body)
     if (status < 200 || status > 299) {
         char *rt = r ? json_dumps(r, JSON_COMPACT) : NULL;
 
-        cr_log_error("%s failed: HTTP %ld %s (request %.300s)", op, status, rt ? rt : "", text);
+        fprintf(stderr, "DynamoDB %s failed: HTTP %ld %s (request %.300s)\n", op, status,
+                rt ? rt : "", text);
         free(rt);
         cr_assert_fail("DynamoDB Local call %s failed", op);
     }

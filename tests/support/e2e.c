@@ -17,6 +17,14 @@
 const char *e2e_config(const char *sink_url, const struct e2e_table *tables, size_t n,
                        const char *extra_sections, char *dir_out, size_t dirlen)
 {
+    return e2e_config_ex(ddbc_endpoint(), sink_url, tables, n, NULL, extra_sections, dir_out,
+                         dirlen);
+}
+
+const char *e2e_config_ex(const char *aws_endpoint, const char *sink_url,
+                          const struct e2e_table *tables, size_t n, const char *daemon_extra,
+                          const char *extra_sections, char *dir_out, size_t dirlen)
+{
     static char path[512];
     const char *tmp = getenv("TMPDIR");
     FILE *f;
@@ -28,10 +36,10 @@ const char *e2e_config(const char *sink_url, const struct e2e_table *tables, siz
     cr_assert_not_null(f);
     fprintf(f,
             "[daemon]\nstate_dir = %s/state\nlog_level = debug\ncheckpoint_interval = 200ms\n"
-            "shutdown_timeout = 10s\n\n"
+            "shutdown_timeout = 10s\n%s\n"
             "[aws]\nregion = us-east-1\nendpoint = %s\n\n"
             "[sink]\nurl = %s\nauth = none\nflush_interval = 100ms\ndlq_path = %s/dlq.ndjson\n",
-            dir_out, ddbc_endpoint(), sink_url, dir_out);
+            dir_out, daemon_extra ? daemon_extra : "", aws_endpoint, sink_url, dir_out);
     if (extra_sections)
         fprintf(f, "%s\n", extra_sections);
     for (size_t i = 0; i < n; i++)
