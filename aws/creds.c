@@ -37,6 +37,7 @@ struct node {
     struct node *parent;      /* the node this one is the source of */
     struct aws_cred cache;
     bool have;
+    unsigned round;           /* the refresh that fetched cache */
     char *id, *secret, *token;                 /* STATIC */
     char *role_arn, *session_name, *external_id, *token_file; /* WEBID, ASSUME */
     long duration;
@@ -68,6 +69,7 @@ struct creds {
     struct imds *imds;
 
     bool refreshing, invalid, closing;
+    unsigned round;          /* counts refreshes */
     time_t fetched_at;       /* when the current key came */
     struct waiter *waiters, **wtail;
     /* the one operation in flight */
@@ -481,6 +483,8 @@ static bool fresh(const struct creds *c, const struct node *n)
 {
     if (!n->have)
         return false;
+    if (n->round == c->round)
+        return true; /* fetched by this very refresh */
     if (n->kind == N_ENV || n->kind == N_STATIC)
         return false; /* cheap to read again, and may have changed */
     return !n->cache.expires || n->cache.expires - now_of(c) > ADVISORY_S;
@@ -502,6 +506,7 @@ static void node_done(struct creds *c, struct node *n, int err, struct aws_cred 
     }
     aws_cred_move(&n->cache, cred);
     n->have = true;
+    n->round = c->round;
     if (n->parent)
         fetch(c, n->parent);
     else
@@ -734,6 +739,7 @@ static void on_retry_timer(uv_timer_t *t);
 static void start_refresh(struct creds *c)
 {
     c->refreshing = true;
+    c->round++;
     c->retry_pending = false;
     if (c->timer_init)
         uv_timer_stop(&c->retry_timer);
