@@ -182,48 +182,6 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---- start ------------------------------------------------------------ */
 
-/* The signing region of an Amazon OpenSearch endpoint, from its host name
- * (search-x-abc.eu-west-1.es.amazonaws.com, x.us-east-1.aoss.amazonaws.com). */
-static bool region_from_host(const char *url, char *out, size_t outlen)
-{
-    const char *host = strstr(url, "://");
-    const char *end, *dot;
-
-    host = host ? host + 3 : url;
-    end = host + strcspn(host, ":/");
-    for (const char *svc = host; (svc = memchr(svc, '.', (size_t)(end - svc))); svc++) {
-        if ((strncmp(svc, ".es.amazonaws.", 14) == 0 || strncmp(svc, ".aoss.amazonaws.", 16) == 0) &&
-            svc > host) {
-            for (dot = svc - 1; dot > host && *dot != '.'; dot--)
-                ;
-            if (*dot == '.' && (size_t)(svc - dot - 1) < outlen) {
-                memcpy(out, dot + 1, (size_t)(svc - dot - 1));
-                out[svc - dot - 1] = '\0';
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
-struct region_wait {
-    bool done;
-    int err;
-    char region[64], why[512];
-};
-
-static void on_imds_region(int err, const char *region, const char *why, void *arg)
-{
-    struct region_wait *w = arg;
-
-    w->done = true;
-    w->err = err;
-    snprintf(w->region, sizeof(w->region), "%s", region ? region : "");
-    snprintf(w->why, sizeof(w->why), "%s", why ? why : "");
-}
-
-/* [aws] region, AWS_REGION, AWS_DEFAULT_REGION, the profile's region, then
- * IMDS placement/region: the loop runs until IMDS has answered. */
 static int resolve_region(struct run *run, const struct config *cfg)
 {
     struct aws_settings *st = &run->aws_settings;
@@ -360,7 +318,7 @@ static int start(struct run *run, const struct config *cfg)
             .password = run->password,
             .api_key = run->api_key,
             .sigv4_service = cfg->sink.sigv4_service ? cfg->sink.sigv4_service : "es",
-            .sigv4_region = region_from_host(cfg->sink.url, sink_region, sizeof(sink_region))
+            .sigv4_region = config_sink_region(cfg->sink.url, sink_region, sizeof(sink_region))
                                 ? sink_region
                                 : run->region,
             .bulk_max_actions = (size_t)cfg->sink.bulk_max_actions,
