@@ -182,6 +182,24 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---- start ------------------------------------------------------------ */
 
+struct region_wait {
+    bool done;
+    int err;
+    char region[64], why[512];
+};
+
+static void on_imds_region(int err, const char *region, const char *why, void *arg)
+{
+    struct region_wait *w = arg;
+
+    w->done = true;
+    w->err = err;
+    snprintf(w->region, sizeof(w->region), "%s", region ? region : "");
+    snprintf(w->why, sizeof(w->why), "%s", why ? why : "");
+}
+
+/* [aws] region, AWS_REGION, AWS_DEFAULT_REGION, the profile's region, then
+ * IMDS placement/region: the loop runs until IMDS has answered. */
 static int resolve_region(struct run *run, const struct config *cfg)
 {
     struct aws_settings *st = &run->aws_settings;
