@@ -29,6 +29,7 @@ struct run {
     uv_timer_t ckpt_timer;
     uv_timer_t stop_timer;
     int lock_fd;
+    int http_closed;
     int exit_code;
     unsigned readers_running;
     bool sink_closed;
@@ -96,6 +97,8 @@ static void on_http_closed(void *arg)
 {
     struct run *run = arg;
 
+    if (++run->http_closed < 2)
+        return;
     close_handle((uv_handle_t *)&run->sigterm);
     close_handle((uv_handle_t *)&run->sigint);
     close_handle((uv_handle_t *)&run->ckpt_timer);
@@ -133,6 +136,7 @@ static void finish(struct run *run)
     creds_free(app->creds);
     app->creds = NULL;
     http_close(app->http, on_http_closed, run);
+    http_close(app->sink_http, on_http_closed, run);
 }
 
 static void wait_for_save(uv_timer_t *t)
@@ -292,9 +296,11 @@ static int start(struct run *run, const struct config *cfg)
     if (!cfg->sink.tls_verify)
         log_warn("[sink] tls_verify = false: the search engine's TLS certificate is NOT checked");
 
-    app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = cfg->sink.tls_verify,
-                                                         .ca_file = cfg->sink.ca_file });
-    if (!app->http) {
+    /* Two clients: the sink's TLS settings never weaken the AWS calls. */
+    app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = true });
+    app->sink_http = http_new(app->loop, &(struct http_opts){ .tls_verify = cfg->sink.tls_verify,
+                                                              .ca_file = cfg->sink.ca_file });
+    if (!app->http || !app->sink_http) {
         fprintf(stderr, "ddb2es: cannot set up the HTTP client\n");
         return 70;
     }
@@ -352,7 +358,7 @@ static int start(struct run *run, const struct config *cfg)
             .dry_run = app->dry_run,
         };
 
-        app->sink = sink_new(app->loop, app->http, app->creds, &so, reader_doc_done,
+        app->sink = sink_new(app->loop, app->sink_http, app->creds, &so, reader_doc_done,
                              on_sink_resume, run);
     }
     if (!app->sink) {
@@ -434,6 +440,8 @@ int run_daemon(const struct config *cfg, bool dry_run)
         creds_free(app->creds);
         if (app->http)
             http_close(app->http, NULL, NULL);
+        if (app->sink_http)
+            http_close(app->sink_http, NULL, NULL);
         uv_walk(&loop, walk_close, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
     }
