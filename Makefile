@@ -96,9 +96,18 @@ demo:
 clean:
 	rm -rf build build-asan build-fuzz ddb2es
 
-install: all
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+
+# The binary, the unit (with ExecStart pointing at this PREFIX) and the
+# example configuration.
+install: $(BUILD)/ddb2es
 	install -D -m 0755 $(BUILD)/ddb2es $(DESTDIR)$(PREFIX)/bin/ddb2es
-	install -D -m 0644 systemd/ddb2es.service $(DESTDIR)$(PREFIX)/lib/systemd/system/ddb2es.service
-	install -D -m 0640 config/ddb2es.conf.example $(DESTDIR)/etc/ddb2es/ddb2es.conf.example
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/ddb2es
+	sed -e 's|/usr/local/bin/ddb2es|$(PREFIX)/bin/ddb2es|g' \
+	    -e 's|/etc/ddb2es/|$(SYSCONFDIR)/ddb2es/|g' \
+	    systemd/ddb2es.service >$(DESTDIR)$(UNITDIR)/ddb2es.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/ddb2es.service
+	install -m 0640 config/ddb2es.conf.example $(DESTDIR)$(SYSCONFDIR)/ddb2es/ddb2es.conf.example
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(SUP_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

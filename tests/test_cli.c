@@ -137,3 +137,28 @@ Test(cli, check_accepts_the_example_config)
     cr_expect(strstr(err, "[table ") != NULL, "check prints the effective configuration: %s", err);
     free(err);
 }
+
+Test(cli, install_honours_prefix_and_destdir)
+{
+    char root[300], cmd[1024], path[600], *unit;
+    struct stat st;
+    const char *build = getenv("BUILD");
+
+    snprintf(root, sizeof(root), "%s/install-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    cr_assert_not_null(mkdtemp(root));
+    snprintf(cmd, sizeof(cmd), "make -s install BUILD=%s DESTDIR=%s PREFIX=/usr >/dev/null 2>&1",
+             build && *build ? build : "build", root);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    snprintf(path, sizeof(path), "%s/usr/bin/ddb2es", root);
+    cr_assert_eq(stat(path, &st), 0, "the binary is in PREFIX/bin");
+    cr_expect(st.st_mode & S_IXUSR);
+    snprintf(path, sizeof(path), "%s/etc/ddb2es/ddb2es.conf.example", root);
+    cr_assert_eq(stat(path, &st), 0, "the example config is in /etc/ddb2es");
+    cr_expect_eq(st.st_mode & 0777, 0640);
+    snprintf(path, sizeof(path), "%s/usr/lib/systemd/system/ddb2es.service", root);
+    unit = proc_slurp(path);
+    cr_assert(strstr(unit, "[Service]") != NULL, "the unit is installed");
+    cr_expect(strstr(unit, "/usr/bin/ddb2es") != NULL && strstr(unit, "/usr/local/") == NULL,
+              "ExecStart follows PREFIX");
+    free(unit);
+}
