@@ -14,6 +14,8 @@
 #include "tests/support/ddbclient.h"
 #include "tests/support/searchd_ctl.h"
 
+const char *e2e_metrics_listen;
+
 const char *e2e_config(const char *sink_url, const struct e2e_table *tables, size_t n,
                        const char *extra_sections, char *dir_out, size_t dirlen)
 {
@@ -28,10 +30,11 @@ const char *e2e_config(const char *sink_url, const struct e2e_table *tables, siz
     cr_assert_not_null(f);
     fprintf(f,
             "[daemon]\nstate_dir = %s/state\nlog_level = debug\ncheckpoint_interval = 200ms\n"
-            "shutdown_timeout = 10s\n\n"
+            "shutdown_timeout = 10s\nmetrics_listen = %s\n\n"
             "[aws]\nregion = us-east-1\nendpoint = %s\n\n"
             "[sink]\nurl = %s\nauth = none\nflush_interval = 100ms\ndlq_path = %s/dlq.ndjson\n",
-            dir_out, ddbc_endpoint(), sink_url, dir_out);
+            dir_out, e2e_metrics_listen ? e2e_metrics_listen : "", ddbc_endpoint(), sink_url,
+            dir_out);
     if (extra_sections)
         fprintf(f, "%s\n", extra_sections);
     for (size_t i = 0; i < n; i++)
