@@ -98,6 +98,7 @@ static void trio_setup(struct trio *x, uint64_t seed)
     static const char *const prefix[3] = { "mix", "num", "bin" };
     static const char *const view[3] = { "NEW_AND_OLD_IMAGES", "NEW_IMAGE", "KEYS_ONLY" };
 
+    memset(x, 0, sizeof(*x));
     for (int i = 0; i < 3; i++) {
         ddbc_table_name(x->names[i], sizeof(x->names[i]), prefix[i]);
         lower(x->names[i]);
