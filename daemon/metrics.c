@@ -528,7 +528,7 @@ static void on_connection(uv_stream_t *l, int status)
         conn_close(c);
 }
 
-static int parse_addr(const char *addr, char *host, size_t hostlen, char *port, size_t portlen)
+int metrics_split_addr(const char *addr, char *host, size_t hostlen, char *port, size_t portlen)
 {
     const char *colon = strrchr(addr, ':');
     const char *h = addr, *hend = colon;
@@ -559,7 +559,7 @@ int metrics_listen(struct metrics *m, const char *addr, char *err, size_t errlen
 
     if (m->listening || m->closed)
         return -EALREADY;
-    if (parse_addr(addr, host, sizeof(host), port, sizeof(port)) < 0) {
+    if (metrics_split_addr(addr, host, sizeof(host), port, sizeof(port)) < 0) {
         snprintf(err, errlen, "\"%s\" is not HOST:PORT or [IPv6]:PORT", addr);
         return -EINVAL;
     }

@@ -58,6 +58,9 @@ int metrics_render(const struct metrics_view *v, struct buf *out);
 
 /* ---- the server -------------------------------------------------------- */
 
+/* Splits "HOST:PORT" or "[IPv6]:PORT" into its parts.  0 or -EINVAL. */
+int metrics_split_addr(const char *addr, char *host, size_t hostlen, char *port, size_t portlen);
+
 /* NULL when out of memory.  h may be NULL (then /healthz is 200 whenever the
  * endpoint answers and /readyz is 503). */
 struct metrics *metrics_new(struct app *app, struct health *h);
