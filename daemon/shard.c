@@ -376,7 +376,6 @@ static size_t take_records(struct shard *s, json_t *records)
             break;
         case TR_ERROR:
         default:
-            r->stats.docs_dlq++;
             logc_error(&c, "record %s cannot be made into a document: %s", seq,
                        err.ptr ? err.ptr : "?");
             sink_dead_letter(r->app->sink, &d, rec, "record_conversion_error",
@@ -502,7 +501,6 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         } else {
             logc_error(&c, "item of record %s cannot be made into a document: %s", e->seq,
                        err.ptr ? err.ptr : "?");
-            r->stats.docs_dlq++;
             s->pending_docs++;
             sink_dead_letter(r->app->sink, &d, item ? item : e->keys, "item_conversion_error",
                              err.ptr ? err.ptr : "malformed item", s,
