@@ -12,8 +12,8 @@
 #include "daemon/ckpt.h"
 #include "daemon/reader_int.h"
 
-#define RELIST_MS 60000           /* DescribeStream: new shards, closed shards */
-#define REDESCRIBE_MS (5 * 60000) /* DescribeTable: a re-enabled stream has a new ARN */
+#define RELIST_MS ((uint64_t)r->app->cfg->daemon.shard_list_interval_ms)
+#define REDESCRIBE_MS ((uint64_t)r->app->cfg->daemon.stream_check_interval_ms)
 #define CHILDREN_RETRY_MS 5000    /* a closed parent listed without its children yet */
 #define RETRY_BASE_MS 500
 #define RETRY_MAX_MS 30000

@@ -411,8 +411,12 @@ int run_daemon(const struct config *cfg, bool dry_run)
                  cfg->sink.url, cfg->daemon.state_dir);
         uv_signal_start(&run->sigterm, on_signal, SIGTERM);
         uv_signal_start(&run->sigint, on_signal, SIGINT);
-        uv_timer_start(&run->ckpt_timer, on_ckpt_timer, (uint64_t)cfg->daemon.checkpoint_interval_ms,
-                       (uint64_t)cfg->daemon.checkpoint_interval_ms);
+        /* 0 means "at every advance": look every 20 ms. */
+        uint64_t every = cfg->daemon.checkpoint_interval_ms > 20
+                             ? (uint64_t)cfg->daemon.checkpoint_interval_ms
+                             : 20;
+
+        uv_timer_start(&run->ckpt_timer, on_ckpt_timer, every, every);
         run->last_prune = uv_now(&loop);
         for (size_t i = 0; i < run->app.nreaders; i++)
             reader_start(run->app.readers[i]);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aws/ddb.h"
+#include "config/config.h"
 #include "daemon/ack.h"
 #include "daemon/ckpt.h"
 #include "daemon/reader_int.h"
@@ -15,7 +16,7 @@
 #include "indexer/transform.h"
 
 #define IDLE_FIRST_MS 500     /* first wait after an empty read */
-#define IDLE_MAX_MS 2000      /* cap: at most 1,800 GetRecords per idle shard-hour */
+#define IDLE_MAX_MS ((long)s->reader->app->cfg->daemon.idle_poll_interval_ms)
 #define ERROR_BASE_MS 100     /* throttling and failures: 100 ms ... 10 s, full jitter */
 #define ERROR_MAX_MS 10000
 #define FATAL_RETRY_MS 30000  /* an error we do not understand: try again, slowly */

@@ -25,6 +25,10 @@ extern const char *e2e_metrics_listen;
  * its path (static buffer) — the state dir is <dir>/state, the DLQ <dir>/dlq.ndjson. */
 const char *e2e_config(const char *sink_url, const struct e2e_table *tables, size_t n,
                        const char *extra_sections, char *dir_out, size_t dirlen);
+/* The same, with [aws] endpoint = aws_endpoint and extra [daemon] lines. */
+const char *e2e_config_ex(const char *aws_endpoint, const char *sink_url,
+                          const struct e2e_table *tables, size_t n, const char *daemon_extra,
+                          const char *extra_sections, char *dir_out, size_t dirlen);
 /* Starts `ddb2es run -c conf` with the test credentials and region. */
 void e2e_start(struct proc *p, const char *conf);
 /* SIGTERM, then waits; returns the exit code (-1 on timeout, then SIGKILLs). */

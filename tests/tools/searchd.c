@@ -1,26 +1,59 @@
 /* searchd — an Elasticsearch/OpenSearch double for integration tests and
- * benchmarks.  One thread, one libuv loop, its own small HTTP/1.1 parser.
+ * benchmarks.  One thread, one libuv loop, its own small HTTP/1.1 parser
+ * (keep-alive, Content-Length and chunked bodies, Expect: 100-continue).
  *
  * It answers the Bulk API the way a real node does (versions, tombstones,
  * per-item errors, filter_path, gzip, size cap), a few read endpoints, four
- * kinds of authentication, and a control API under /_double/ for fault
- * injection and inspection.  Run `searchd --help` for the options.
+ * kinds of authentication, and a control API under /_double/ (never behind
+ * auth) for fault injection and inspection.  `searchd --help` lists options.
  *
- * Decisions worth knowing (see also the usage text):
+ * Bulk semantics, as in ES 7+/OpenSearch 2 (one shard, no replicas):
+ * - Request-level 400s: a body not ending in '\n'; a malformed or unknown
+ *   action line; a version outside the long range; and BulkRequest.validate()
+ *   failures, all reported together as action_request_validation_exception
+ *   ("Validation Failed: 1: ...;"): update with a non-internal version type,
+ *   create with one, a negative external version (unset prints as [-3], like
+ *   ES), an explicit version with internal versioning, a missing index or id.
+ * - Item-level: 409 version_conflict_engine_exception with ES's reason texts;
+ *   delete of a missing doc is 404 result "not_found" and not an error; its
+ *   version (and every delete's) is kept as a tombstone for gc_deletes;
+ *   400 mapper_parsing_exception for a malformed source, the poison field,
+ *   and the depth limit (ES 8 text "Limit of mapping depth [20] has been
+ *   exceeded"; the root object is level 1, arrays add no level).
+ * - A body needs Content-Type application/json or application/x-ndjson
+ *   (charset and vnd.elasticsearch+ variants too), else 406 as in ES.
+ * - filter_path (comma-separated, '*' and '**'; no '-' exclusions) applies
+ *   to bulk and single-document write replies; objects and array entries
+ *   left empty disappear, as in ES.
+ *
+ * Other decisions:
  * - The body cap (--max-body, like http.max_content_length) is checked on the
  *   bytes received and again on the decompressed body: a self-managed node
  *   decompresses before it aggregates, a managed front end counts the wire.
- *   Passing both checks passes either.
+ *   Passing both checks passes either.  The 413 uses the ES error shape.
  * - ApiKey auth accepts `Authorization: ApiKey <base64(id:key)>`; --api-key
- *   takes either the encoded form or the raw "id:key".
- * - Documents are kept as the raw source text, never re-encoded, so numbers
- *   of any size survive.  --discard keeps versions (for correct 409s) but
- *   no sources.
+ *   takes either that encoded form or the raw "id:key".
+ * - SigV4: the signature is recomputed over exactly the signed headers with
+ *   the received X-Amz-Date; the payload hash is over the body as received
+ *   (compressed, de-chunked).  403 bodies use AWS's {"message": ...} texts.
+ * - Documents are kept as raw source text, never re-encoded, so numbers of
+ *   any size survive.  --discard keeps versions (for correct 409s) but no
+ *   sources.
+ * - Fault rules (POST /_double/faults, a rule or a list) are queued; each
+ *   non-control request that passed auth takes one use of the first rule
+ *   whose "match" (any|bulk|search|doc|count, default any) fits it.  A rule
+ *   has "count" (default 1, -1 = forever) and one of: "status" (whole-request
+ *   error in ES's shape, optional "body"), "item_status" with "items"
+ *   (all|odd|even|N first; zero-based odd positions), "action" (reset: half
+ *   the reply then RST; drop: close without reply), or just "delay_ms" (which
+ *   also delays a status, item_status or reset reply).  {"down_ms": N} takes effect at once:
+ *   every connection is closed and new ones are reset for N ms.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,6 +78,7 @@
 #define MAX_HDRS 100
 #define READ_CHUNK (64 * 1024)
 #define MAX_PATHS 32
+#define FSTATES_MAX 64
 #define PREVIEW_MAX 40
 #define JSON_NEST_MAX 1000
 #define VERSION_UNSET (-3) /* ES's Versions.MATCH_ANY, printed in its messages */
@@ -199,6 +233,16 @@ static const char *const route_name[RT_N] = {
 enum op_type { OP_INDEX, OP_CREATE, OP_DELETE, OP_UPDATE, OP_N };
 static const char *const op_name[OP_N] = { "index", "create", "delete", "update" };
 
+/* One bulk item's outcome; index and id are borrowed from the op. */
+struct item_res {
+    enum op_type op;
+    const char *index, *id;
+    int status;
+    int64_t version, seq_no;
+    const char *result; /* NULL when error is set */
+    json_t *error;      /* owned */
+};
+
 struct stats {
     uint64_t requests[RT_N][600];
     uint64_t bulk_requests, actions[OP_N], items[600];
@@ -264,7 +308,6 @@ struct conn {
     enum chunk_state ch;
     size_t raw_pos, dec_end, chunk_left;
     size_t skip_left;  /* oversized body being read and dropped */
-    bool too_large;    /* answer 413 once the body is skipped */
     bool busy;         /* a reply is delayed; parse nothing meanwhile */
     bool closing;
     bool close_after;  /* close once the reply is written */
@@ -272,6 +315,8 @@ struct conn {
     bool gzip_ok;      /* Accept-Encoding: gzip */
     bool is_head;      /* HEAD: no body */
     int last_status;   /* of the reply queued last, for the stats */
+    int nwrites;       /* writes in flight */
+    bool replied;      /* the final reply to the current request is queued */
     long delay_ms;
     struct pending pend;
 };
@@ -471,6 +516,7 @@ static const char *reason_phrase(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
     case 409: return "Conflict";
     case 413: return "Request Entity Too Large";
     case 429: return "Too Many Requests";
@@ -568,6 +614,8 @@ static const char *scan_scalar(const char *p, const char *e)
             p++;
         if (p >= e || *p < '0' || *p > '9')
             return NULL;
+        if (*p == '0' && p + 1 < e && p[1] >= '0' && p[1] <= '9')
+            return NULL; /* leading zeroes are not JSON */
         while (p < e && *p >= '0' && *p <= '9')
             p++;
         if (p < e && *p == '.') {
@@ -632,6 +680,11 @@ static void scan_source(const char *p, size_t n, const char *field, struct scan 
                 stack[top++] = *p;
                 if (*p == '{' && ++objs > out->depth)
                     out->depth = objs;
+                if (capture) { /* an object or array value: preview its start */
+                    out->found = vs;
+                    out->found_len = (size_t)(e - vs);
+                    capture = false;
+                }
                 p = skip_ws(p + 1, e);
                 if (p < e && (*p == '}' || *p == ']')) {
                     if ((*p == '}') != (stack[top - 1] == '{')) {
@@ -644,16 +697,6 @@ static void scan_source(const char *p, size_t n, const char *field, struct scan 
                     want_value = false;
                 } else if (stack[top - 1] == '{') {
                     goto key;
-                }
-                if (capture && want_value == false) {
-                    out->found = vs;
-                    out->found_len = (size_t)(p - vs);
-                    capture = false;
-                }
-                if (capture) { /* object or array value: preview its start */
-                    out->found = vs;
-                    out->found_len = (size_t)(e - vs);
-                    capture = false;
                 }
                 continue;
             }
@@ -769,11 +812,35 @@ static size_t fpath_parse(char *spec, struct fpath *paths, size_t max)
     return n;
 }
 
+/* The states after descending into member key; *all when some path ends
+ * there (keep the whole value).  Returns the number of live states. */
+static size_t fstep(const struct fpath *paths, const struct fstate *st, size_t n, const char *key,
+                    struct fstate *next, bool *all)
+{
+    size_t nn = 0;
+
+    *all = false;
+    for (size_t i = 0; i < n && nn + 2 <= FSTATES_MAX; i++) {
+        const struct fpath *fp = &paths[st[i].path];
+        const char *seg = fp->segs[st[i].pos];
+        if (strcmp(seg, "**") == 0) {
+            next[nn++] = st[i]; /* one level more */
+            if (st[i].pos + 1u < fp->nseg && glob_match(fp->segs[st[i].pos + 1], key))
+                next[nn++] = (struct fstate){ st[i].path, (unsigned short)(st[i].pos + 2) };
+            else if (st[i].pos + 1u == fp->nseg)
+                next[nn++] = (struct fstate){ st[i].path, (unsigned short)(st[i].pos + 1) };
+        } else if (glob_match(seg, key)) {
+            next[nn++] = (struct fstate){ st[i].path, (unsigned short)(st[i].pos + 1) };
+        }
+    }
+    for (size_t i = 0; i < nn; i++)
+        if (next[i].pos == paths[next[i].path].nseg)
+            *all = true;
+    return nn;
+}
+
 static json_t *filter_node(json_t *v, const struct fpath *paths, const struct fstate *st, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (st[i].pos == paths[st[i].path].nseg)
-            return json_incref(v);
     if (json_is_array(v)) {
         json_t *out = json_array();
         size_t i;
@@ -794,24 +861,10 @@ static json_t *filter_node(json_t *v, const struct fpath *paths, const struct fs
     const char *k;
     json_t *e;
     json_object_foreach(v, k, e) {
-        struct fstate next[64];
-        size_t nn = 0;
-        for (size_t i = 0; i < n && nn < 62; i++) {
-            const struct fpath *fp = &paths[st[i].path];
-            const char *seg = fp->segs[st[i].pos];
-            if (strcmp(seg, "**") == 0) {
-                next[nn++] = st[i]; /* one level more */
-                if (st[i].pos + 1u < fp->nseg && glob_match(fp->segs[st[i].pos + 1], k))
-                    next[nn++] = (struct fstate){ st[i].path, (unsigned short)(st[i].pos + 2) };
-                else if (st[i].pos + 1u == fp->nseg)
-                    next[nn++] = (struct fstate){ st[i].path, (unsigned short)(st[i].pos + 1) };
-            } else if (glob_match(seg, k)) {
-                next[nn++] = (struct fstate){ st[i].path, (unsigned short)(st[i].pos + 1) };
-            }
-        }
-        if (!nn)
-            continue;
-        json_t *f = filter_node(e, paths, next, nn);
+        struct fstate next[FSTATES_MAX];
+        bool all;
+        size_t nn = fstep(paths, st, n, k, next, &all);
+        json_t *f = all ? json_incref(e) : nn ? filter_node(e, paths, next, nn) : NULL;
         if (f)
             json_object_set_new(out, k, f);
     }
@@ -839,6 +892,181 @@ static json_t *filter_apply(json_t *root, const char *spec)
     out = filter_node(root, paths, st, n);
     free(copy);
     return out ? out : json_object();
+}
+
+/* Writing JSON text directly while applying a filter: each member is
+ * written only if the filter keeps it, and an object or array that ends up
+ * empty is rolled back, so the output equals filter_apply() of the full
+ * document without building it.  A set with all=true keeps everything. */
+struct fset {
+    struct fstate st[FSTATES_MAX];
+    size_t n;
+    bool all;
+};
+
+struct emitter {
+    struct buf *b;
+    const struct fpath *paths;
+};
+
+/* 0: skip the member, 1: write it whole, 2: descend with *child. */
+static int em_child(const struct emitter *em, const struct fset *in, const char *key,
+                    struct fset *child)
+{
+    if (in->all) {
+        child->all = true;
+        child->n = 0;
+        return 1;
+    }
+    child->n = fstep(em->paths, in->st, in->n, key, child->st, &child->all);
+    return child->all ? 1 : child->n ? 2 : 0;
+}
+
+static void em_sep(struct buf *b)
+{
+    char last = b->len ? b->ptr[b->len - 1] : '{';
+
+    if (last != '{' && last != '[')
+        buf_putc(b, ',');
+}
+
+static void em_key(struct buf *b, const char *key)
+{
+    em_sep(b);
+    buf_putc(b, '"');
+    buf_puts(b, key); /* keys here are fixed identifiers */
+    buf_puts(b, "\":");
+}
+
+static void em_int(const struct emitter *em, const struct fset *s, const char *key, int64_t v)
+{
+    struct fset c;
+
+    if (em_child(em, s, key, &c) == 1) {
+        em_key(em->b, key);
+        buf_printf(em->b, "%" PRId64, v);
+    }
+}
+
+static void em_raw(const struct emitter *em, const struct fset *s, const char *key,
+                   const char *text)
+{
+    struct fset c;
+
+    if (em_child(em, s, key, &c) == 1) {
+        em_key(em->b, key);
+        buf_puts(em->b, text);
+    }
+}
+
+static void em_str(const struct emitter *em, const struct fset *s, const char *key,
+                   const char *v)
+{
+    struct fset c;
+
+    if (em_child(em, s, key, &c) == 1) {
+        em_key(em->b, key);
+        put_json_str(em->b, v, strlen(v));
+    }
+}
+
+static void em_json(const struct emitter *em, const struct fset *s, const char *key, json_t *v)
+{
+    struct fset c;
+    int k = em_child(em, s, key, &c);
+    json_t *f = k == 1 ? json_incref(v) : k == 2 ? filter_node(v, em->paths, c.st, c.n) : NULL;
+
+    if (f) {
+        em_key(em->b, key);
+        json_dump_callback(f, dump_cb, em->b, JSON_COMPACT);
+        json_decref(f);
+    }
+}
+
+/* Opens a container member (key NULL: an array element); false to skip. */
+static bool em_open(const struct emitter *em, const struct fset *s, const char *key, char open,
+                    struct fset *child, size_t *mark)
+{
+    *mark = em->b->len;
+    if (key) {
+        if (!em_child(em, s, key, child))
+            return false;
+        em_key(em->b, key);
+    } else {
+        *child = *s;
+        em_sep(em->b);
+    }
+    buf_putc(em->b, open);
+    return true;
+}
+
+static void em_close(const struct emitter *em, const struct fset *child, size_t mark, char close)
+{
+    char last = em->b->ptr[em->b->len - 1];
+
+    if (!child->all && (last == '{' || last == '['))
+        buf_truncate(em->b, mark); /* nothing kept inside: drop it, as ES does */
+    else
+        buf_putc(em->b, close);
+}
+
+static void em_item(const struct emitter *em, const struct fset *s, const struct item_res *it)
+{
+    struct fset el, op, sh;
+    size_t m_el, m_op, m_sh;
+
+    if (!em_open(em, s, NULL, '{', &el, &m_el))
+        return;
+    if (em_open(em, &el, op_name[it->op], '{', &op, &m_op)) {
+        em_str(em, &op, "_index", it->index);
+        em_str(em, &op, "_id", it->id);
+        if (it->error) {
+            em_int(em, &op, "status", it->status);
+            em_json(em, &op, "error", it->error);
+        } else {
+            em_int(em, &op, "_version", it->version);
+            em_str(em, &op, "result", it->result);
+            if (em_open(em, &op, "_shards", '{', &sh, &m_sh)) {
+                em_int(em, &sh, "total", 2);
+                em_int(em, &sh, "successful", 1);
+                em_int(em, &sh, "failed", 0);
+                em_close(em, &sh, m_sh, '}');
+            }
+            em_int(em, &op, "_seq_no", it->seq_no);
+            em_int(em, &op, "_primary_term", 1);
+            em_int(em, &op, "status", it->status);
+        }
+        em_close(em, &op, m_op, '}');
+    }
+    em_close(em, &el, m_el, '}');
+}
+
+/* The whole bulk reply, filtered by spec (NULL or "" = everything). */
+static void em_bulk_reply(struct buf *b, const char *spec, int64_t took, bool errors,
+                          const struct item_res *items, size_t n)
+{
+    struct fpath paths[MAX_PATHS];
+    char *copy = spec && *spec ? strdup(spec) : NULL;
+    struct emitter em = { b, paths };
+    struct fset root = { .all = true }, arr;
+    size_t np = copy ? fpath_parse(copy, paths, MAX_PATHS) : 0, m;
+
+    if (np) {
+        root.all = false;
+        root.n = np;
+        for (size_t i = 0; i < np; i++)
+            root.st[i] = (struct fstate){ (unsigned short)i, 0 };
+    }
+    buf_putc(b, '{');
+    em_int(&em, &root, "took", took);
+    em_raw(&em, &root, "errors", errors ? "true" : "false");
+    if (em_open(&em, &root, "items", '[', &arr, &m)) {
+        for (size_t i = 0; i < n; i++)
+            em_item(&em, &arr, &items[i]);
+        em_close(&em, &arr, m, ']');
+    }
+    buf_putc(b, '}');
+    free(copy);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -922,10 +1150,13 @@ static void on_write(uv_write_t *req, int status)
     free(w->head);
     free(w->body);
     free(w);
+    c->nwrites--;
     if (status < 0 || c->closing) {
         conn_close(c);
         return;
     }
+    if (c->nwrites > 0 || c->busy || !c->replied)
+        return; /* act after the reply's last write (not after a 100 Continue) */
     if (c->reset_after) { /* let the client read the partial reply, then RST */
         uv_timer_start(&c->timer, on_reset_timer, 50, 0);
         return;
@@ -955,6 +1186,8 @@ static int write_now(struct conn *c, char *head, size_t head_len, char *body, si
     if (body && body_len)
         bufs[nb++] = uv_buf_init(body, (unsigned)body_len);
     rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, nb, on_write);
+    if (rc == 0)
+        c->nwrites++;
     if (rc < 0) {
         free(head);
         free(body);
@@ -1012,6 +1245,7 @@ static void reply(struct conn *c, int status, const char *ctype, const char *ext
     size_t send_len;
 
     c->last_status = status;
+    c->replied = true;
     if (c->gzip_ok && body && len > 0) {
         size_t zl = 0;
         char *z = gzip_bytes(body, len, &zl);
@@ -1097,7 +1331,6 @@ struct op {
     enum op_type type;
     char *index;
     char *id;
-    bool auto_id;
     int64_t version; /* VERSION_UNSET when absent */
     enum vtype vt;
     int64_t if_seq_no, if_primary_term; /* -2 when absent */
@@ -1196,27 +1429,40 @@ static json_t *check_source(const char *src, size_t len, const char *id)
     return NULL;
 }
 
-static json_t *item_result(const struct index *ix, const char *id, int64_t version,
-                           const char *result, int64_t seq_no, int status, bool with_status)
+
+static int item_ok(struct item_res *res, int64_t version, const char *result, int64_t seq_no,
+                   int status)
 {
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:{s:i, s:i, s:i}, s:I, s:i}", "_index", ix->name,
-                          "_id", id, "_version", (json_int_t)version, "result", result, "_shards",
-                          "total", 2, "successful", 1, "failed", 0, "_seq_no", (json_int_t)seq_no,
-                          "_primary_term", 1);
-    if (with_status)
-        json_object_set_new(o, "status", json_integer(status));
-    return o;
+    res->version = version;
+    res->result = result;
+    res->seq_no = seq_no;
+    res->status = status;
+    return 0;
 }
 
-static json_t *item_error(const char *index, const char *id, int status, json_t *err)
+static int item_fail(struct item_res *res, int status, json_t *err)
 {
-    json_t *o = json_object();
+    res->status = status;
+    res->error = err;
+    return 0;
+}
 
-    json_object_set_new(o, "_index", json_string(index ? index : ""));
-    if (id)
-        json_object_set_new(o, "_id", json_string(id));
-    json_object_set_new(o, "status", json_integer(status));
-    json_object_set_new(o, "error", err);
+/* The item as ES prints it (the object under the op name). */
+static json_t *item_to_json(const struct item_res *res, bool with_status)
+{
+    json_t *o;
+
+    if (res->error) {
+        o = json_pack("{s:s, s:s, s:i, s:O}", "_index", res->index, "_id", res->id, "status",
+                      res->status, "error", res->error);
+        return o;
+    }
+    o = json_pack("{s:s, s:s, s:I, s:s, s:{s:i, s:i, s:i}, s:I, s:i}", "_index", res->index,
+                  "_id", res->id, "_version", (json_int_t)res->version, "result", res->result,
+                  "_shards", "total", 2, "successful", 1, "failed", 0, "_seq_no",
+                  (json_int_t)res->seq_no, "_primary_term", 1);
+    if (with_status)
+        json_object_set_new(o, "status", json_integer(res->status));
     return o;
 }
 
@@ -1318,9 +1564,9 @@ static void merge_into(json_t *dst, json_t *src)
     }
 }
 
-/* Executes one action.  Returns the item body (the object under the op name)
- * and sets *status. */
-static json_t *op_execute(struct op *o, int *status)
+/* Executes one action, filling res (whose op, index and id the caller set).
+ * Returns 0. */
+static int op_execute(struct op *o, struct item_res *res)
 {
     char why[600];
     struct index *ix;
@@ -1331,15 +1577,13 @@ static json_t *op_execute(struct op *o, int *status)
     int64_t newv = 0;
 
     if (!valid_index_name(o->index, why, sizeof(why))) {
-        *status = 400;
         err = json_pack("{s:s, s:s, s:s, s:s}", "type", "invalid_index_name_exception", "reason",
                         why, "index_uuid", "_na_", "index", o->index);
-        return item_error(o->index, o->id, 400, err);
+        return item_fail(res, 400, err);
     }
     ix = index_get(o->index);
     if (!ix && !(ix = index_create(o->index))) {
-        *status = 500;
-        return item_error(o->index, o->id, 500, err_obj("exception", "out of memory"));
+        return item_fail(res, 500, err_obj("exception", "out of memory"));
     }
     d = map_get(&ix->docs, o->id, strlen(o->id));
     ds = doc_state(d, now);
@@ -1353,12 +1597,11 @@ static json_t *op_execute(struct op *o, int *status)
         bool as_upsert = json_is_true(json_object_get(body, "doc_as_upsert"));
 
         if (!json_is_object(body) || json_object_get(body, "script")) {
-            *status = 400;
             err = err_obj(body ? "illegal_argument_exception" : "x_content_parse_exception",
                           body ? "scripted updates are not supported by the search double"
                                : jerr.text);
             json_decref(body);
-            return item_error(ix->name, o->id, 400, err);
+            return item_fail(res, 400, err);
         }
         if (ds == DS_PRESENT) {
             json_t *cur = d->source ? json_loadb(d->source, d->source_len, 0, &jerr)
@@ -1372,8 +1615,7 @@ static json_t *op_execute(struct op *o, int *status)
                 json_decref(before);
                 json_decref(cur);
                 json_decref(body);
-                *status = 200;
-                return item_result(ix, o->id, d->version, "noop", d->seq_no, 200, true);
+                return item_ok(res, d->version, "noop", d->seq_no, 200);
             }
             json_decref(before);
             result_doc = cur;
@@ -1386,46 +1628,38 @@ static json_t *op_execute(struct op *o, int *status)
             result = "created";
         } else {
             json_decref(body);
-            *status = 404;
             snprintf(why, sizeof(why), "[%s]: document missing", o->id);
             err = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "document_missing_exception",
                             "reason", why, "index_uuid", ix->uuid, "shard", "0", "index",
                             ix->name);
-            return item_error(ix->name, o->id, 404, err);
+            return item_fail(res, 404, err);
         }
         json_decref(body);
         char *text = json_dumps(result_doc, JSON_COMPACT);
         json_decref(result_doc);
         if (!text || (err = check_source(text, strlen(text), o->id)) != NULL) {
             free(text);
-            *status = 400;
-            return item_error(ix->name, o->id, 400, err ? err : err_obj("exception", "oom"));
+            return item_fail(res, 400, err ? err : err_obj("exception", "oom"));
         }
         newv = ds == DS_PRESENT ? d->version + 1 : (ds == DS_DELETED ? d->version + 1 : 1);
         if (store_doc(ix, &d, o->id, text, strlen(text)) < 0) {
             free(text);
-            *status = 500;
-            return item_error(ix->name, o->id, 500, err_obj("exception", "out of memory"));
+            return item_fail(res, 500, err_obj("exception", "out of memory"));
         }
         free(text);
         d->version = newv;
         d->deleted = false;
         d->seq_no = ix->seq_no++;
-        *status = ds == DS_PRESENT ? 200 : 201;
-        return item_result(ix, o->id, newv, result, d->seq_no, *status, true);
+        return item_ok(res, newv, result, d->seq_no, ds == DS_PRESENT ? 200 : 201);
     }
 
     if ((err = version_check(o, ix, d, ds, &newv)) != NULL) {
-        *status = 409;
-        return item_error(ix->name, o->id, 409, err);
+        return item_fail(res, 409, err);
     }
     if (o->type == OP_DELETE) {
-        if (ds != DS_PRESENT && o->vt == VT_INTERNAL)
-            newv = 1; /* ES answers a missing delete with version 1 */
         bool found = ds == DS_PRESENT;
         if (!d && store_doc(ix, &d, o->id, NULL, 0) < 0) {
-            *status = 500;
-            return item_error(ix->name, o->id, 500, err_obj("exception", "out of memory"));
+            return item_fail(res, 500, err_obj("exception", "out of memory"));
         }
         free(d->source);
         d->source = NULL;
@@ -1434,24 +1668,19 @@ static json_t *op_execute(struct op *o, int *status)
         d->deleted = true;
         d->deleted_ms = now;
         d->seq_no = ix->seq_no++;
-        *status = found ? 200 : 404;
-        return item_result(ix, o->id, newv, found ? "deleted" : "not_found", d->seq_no, *status,
-                           true);
+        return item_ok(res, newv, found ? "deleted" : "not_found", d->seq_no, found ? 200 : 404);
     }
     if ((err = check_source(o->src, o->src_len, o->id)) != NULL) {
-        *status = 400;
-        return item_error(ix->name, o->id, 400, err);
+        return item_fail(res, 400, err);
     }
     if (store_doc(ix, &d, o->id, o->src, o->src_len) < 0) {
-        *status = 500;
-        return item_error(ix->name, o->id, 500, err_obj("exception", "out of memory"));
+        return item_fail(res, 500, err_obj("exception", "out of memory"));
     }
     d->version = newv;
     d->deleted = false;
     d->seq_no = ix->seq_no++;
-    *status = ds == DS_PRESENT ? 200 : 201;
-    return item_result(ix, o->id, newv, ds == DS_PRESENT ? "updated" : "created", d->seq_no,
-                       *status, true);
+    return item_ok(res, newv, ds == DS_PRESENT ? "updated" : "created", d->seq_no,
+                   ds == DS_PRESENT ? 200 : 201);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1677,11 +1906,14 @@ static void handle_bulk(struct conn *c, struct request *r, const char *def_index
     struct buf verr;
     int nverr = 0;
     uint64_t t0 = uv_hrtime();
-    json_t *items = NULL, *resp;
+    struct item_res *res = NULL;
+    struct buf out;
+    char *fp = NULL;
     bool errors = false;
 
     srv.st.bulk_requests++;
     buf_init(&verr, BUF_NOMAX);
+    buf_init(&out, BUF_NOMAX);
     if (r->data_len == 0) {
         reply_error(c, 400, "parse_exception", "request body is required");
         goto out;
@@ -1747,35 +1979,51 @@ static void handle_bulk(struct conn *c, struct request *r, const char *def_index
         goto out;
     }
 
-    items = json_array();
+    res = calloc(nops, sizeof(*res));
+    if (!res) {
+        reply_error(c, 500, "exception", "out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < nops; i++) {
         struct op *o = &ops[i];
-        json_t *body;
-        int status;
         char idbuf[21];
 
         if (!o->id) {
             next_auto_id(idbuf);
             o->id = strdup(idbuf);
-            o->auto_id = true;
         }
+        res[i].op = o->type;
+        res[i].index = o->index;
+        res[i].id = o->id ? o->id : "";
         srv.st.actions[o->type]++;
-        if (item_fault && fault_hits_item(item_fault, i)) {
-            status = item_fault->item_status;
-            body = item_error(o->index, o->id, status, injected_item_error(status));
-        } else {
-            body = op_execute(o, &status);
-        }
-        if (status >= 100 && status < 600)
-            srv.st.items[status]++;
-        if (status >= 300 && !(status == 404 && o->type == OP_DELETE))
+        if (item_fault && fault_hits_item(item_fault, i))
+            item_fail(&res[i], item_fault->item_status,
+                      injected_item_error(item_fault->item_status));
+        else
+            op_execute(o, &res[i]);
+        if (res[i].status >= 100 && res[i].status < 600)
+            srv.st.items[res[i].status]++;
+        if (res[i].error)
             errors = true;
-        json_array_append_new(items, json_pack("{s:o}", op_name[o->type], body));
     }
-    resp = json_pack("{s:I, s:b, s:o}", "took", (json_int_t)((uv_hrtime() - t0) / 1000000),
-                     "errors", errors, "items", items);
-    reply_json_filtered(c, r, 200, resp);
+    fp = query_param(r->query, "filter_path");
+    buf_init(&out, BUF_NOMAX);
+    buf_reserve(&out, nops * (fp ? 48 : 200) + 64);
+    em_bulk_reply(&out, fp, (int64_t)((uv_hrtime() - t0) / 1000000), errors, res, nops);
+    if (!out.ptr) {
+        reply_error(c, 500, "exception", "out of memory");
+        goto out;
+    }
+    {
+        size_t len = out.len;
+        reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&out), len);
+    }
 out:
+    for (size_t i = 0; res && i < nops; i++)
+        json_decref(res[i].error);
+    free(res);
+    free(fp);
+    buf_close(&out);
     for (size_t i = 0; i < nops; i++)
         op_clear(&ops[i]);
     free(ops);
@@ -2003,8 +2251,8 @@ static void handle_write_doc(struct conn *c, struct request *r, enum op_type typ
     char *v = query_param(r->query, "version"), *vt = query_param(r->query, "version_type");
     char *ot = query_param(r->query, "op_type");
     struct buf verr;
-    int nverr = 0, status;
-    json_t *body;
+    int nverr = 0;
+    struct item_res res = { 0 };
     char idbuf[21];
 
     buf_init(&verr, BUF_NOMAX);
@@ -2041,17 +2289,17 @@ static void handle_write_doc(struct conn *c, struct request *r, enum op_type typ
         free(msg);
         goto out;
     }
-    body = op_execute(&o, &status);
-    json_t *err = json_object_get(body, "error");
-    if (err) {
-        json_t *cause = json_incref(err);
-        json_decref(body);
-        reply_json(c, status, es_error_body(status, cause), NULL);
+    res.op = o.type;
+    res.index = o.index;
+    res.id = o.id;
+    op_execute(&o, &res);
+    if (res.error) {
+        reply_json(c, res.status, es_error_body(res.status, json_incref(res.error)), NULL);
     } else {
-        json_object_del(body, "status");
-        reply_json_filtered(c, r, status, body);
+        reply_json_filtered(c, r, res.status, item_to_json(&res, false));
     }
 out:
+    json_decref(res.error);
     free(v);
     free(vt);
     free(ot);
@@ -3045,6 +3293,22 @@ static void reply_too_large(struct conn *c, size_t got)
     reply_error(c, 413, "content_too_long_exception", reason);
 }
 
+static bool content_type_ok(const char *ct)
+{
+    static const char *const ok[] = { "application/json", "application/x-ndjson",
+                                      "application/vnd.elasticsearch+json",
+                                      "application/vnd.elasticsearch+x-ndjson" };
+    size_t n;
+
+    if (!ct)
+        return false;
+    n = strcspn(ct, "; \t");
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strlen(ok[i]) == n && strncasecmp(ct, ok[i], n) == 0)
+            return true;
+    return false;
+}
+
 /* Handles one complete request whose head and body are in c->in. */
 static void dispatch(struct conn *c, const char *body, size_t body_len)
 {
@@ -3101,6 +3365,16 @@ static void dispatch(struct conn *c, const char *body, size_t body_len)
     }
     if (!check_auth(c, &r))
         goto count;
+    if (r.data_len && !content_type_ok(req_header(&r, "content-type"))) {
+        char msg[300];
+        const char *ct = req_header(&r, "content-type");
+        if (ct)
+            snprintf(msg, sizeof(msg), "Content-Type header [%.200s] is not supported", ct);
+        else
+            snprintf(msg, sizeof(msg), "Content-Type header is missing");
+        reply_json(c, 406, json_pack("{s:s, s:i}", "error", msg, "status", 406), NULL);
+        goto count;
+    }
     has_fault = fault_take(r.route, &f);
     if (has_fault) {
         c->delay_ms = f.delay_ms;
@@ -3268,7 +3542,7 @@ static void send_continue(struct conn *c)
 /* Parses and answers whatever complete requests the buffer holds. */
 static void conn_drive(struct conn *c)
 {
-    while (!c->busy && !c->closing && !(c->close_after && c->head_len == 0 && c->last_status)) {
+    while (!c->busy && !c->closing) {
         const char *body;
         size_t blen, end;
 
@@ -3278,7 +3552,6 @@ static void conn_drive(struct conn *c)
             c->skip_left -= n;
             if (c->skip_left)
                 return;
-            c->too_large = false;
             reply_too_large(c, c->h.cl);
             srv.st.requests[RT_OTHER][413]++;
             continue;
@@ -3293,6 +3566,7 @@ static void conn_drive(struct conn *c)
                 return;
             }
             c->last_status = 0;
+            c->replied = false;
             if (parse_head(c->in.ptr, (size_t)(hend - c->in.ptr) + 4, &c->h) < 0) {
                 bad_request(c, "malformed request head");
                 return;
@@ -3309,7 +3583,6 @@ static void conn_drive(struct conn *c)
                 consume(c, c->head_len);
                 c->head_len = 0;
                 c->skip_left = c->h.cl;
-                c->too_large = true;
                 continue;
             }
             if (c->h.expect && (c->h.chunked || c->h.cl > 0))
@@ -3574,6 +3847,10 @@ int main(int argc, char **argv)
     port = atoi(colon + 1);
 
     signal(SIGPIPE, SIG_IGN);
+    /* bodies and replies of a few MiB come and go all the time: keep them
+     * on the heap instead of fresh (page-faulting) mmaps */
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
     srv.loop = uv_default_loop();
     uv_tcp_init(srv.loop, &srv.listener);
     struct sockaddr_in a4;

@@ -1,0 +1,509 @@
+#include "tests/support/fakestreams.h"
+
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/support/fakehttp.h"
+
+#define MAX_SHARDS 64
+#define MAX_STREAMS 4
+
+struct fs_record {
+    char seq[32];
+    char event[8];
+    char id[64];
+    char v[64];
+    int64_t created;
+};
+
+struct fs_shard {
+    char id[64];
+    int parent;
+    int stream;
+    bool closed, hidden;
+    struct fs_record *recs;
+    size_t n, cap, trim;
+    unsigned reads;
+    unsigned long first_read_tick, end_read_tick;
+    char after_seq[32];
+};
+
+struct fs_fault {
+    int count, status;
+    char type[128];
+};
+
+struct fakestreams {
+    struct fakehttp *http;
+    pthread_mutex_t mu;
+    char table[128];
+    char arn[MAX_STREAMS][256];
+    int nstreams;
+    bool table_gone;
+    struct fs_shard shards[MAX_SHARDS];
+    int nshards;
+    uint64_t next_seq;
+    int page_size;
+    struct fs_fault faults[FS_NOPS];
+    unsigned calls[FS_NOPS];
+    unsigned long tick;
+};
+
+static const char *const op_target[FS_NOPS] = {
+    [FS_DESCRIBE_TABLE] = "DynamoDB_20120810.DescribeTable",
+    [FS_DESCRIBE_STREAM] = "DynamoDBStreams_20120810.DescribeStream",
+    [FS_GET_SHARD_ITERATOR] = "DynamoDBStreams_20120810.GetShardIterator",
+    [FS_GET_RECORDS] = "DynamoDBStreams_20120810.GetRecords",
+    [FS_BATCH_GET_ITEM] = "DynamoDB_20120810.BatchGetItem",
+};
+
+/* fakehttp copies the reply when the handler returns; the text lives in
+ * fs->body until the next reply (one server thread). */
+static char *reply_body;
+
+static void reply_json(struct fake_reply *out, int status, json_t *j)
+{
+    free(reply_body);
+    reply_body = json_dumps(j, JSON_COMPACT);
+    out->status = status;
+    out->headers = "Content-Type: application/x-amz-json-1.0\r\n";
+    out->body = reply_body;
+    json_decref(j);
+}
+
+static void reply_error(struct fake_reply *out, int status, const char *type, const char *msg)
+{
+    reply_json(out, status, json_pack("{s:s, s:s}", "__type", type, "message", msg));
+}
+
+static int shard_by_id(struct fakestreams *fs, const char *id)
+{
+    for (int i = 0; i < fs->nshards; i++)
+        if (id && strcmp(fs->shards[i].id, id) == 0)
+            return i;
+    return -1;
+}
+
+static int stream_by_arn(struct fakestreams *fs, const char *arn)
+{
+    for (int i = 0; i < fs->nstreams; i++)
+        if (arn && strcmp(fs->arn[i], arn) == 0)
+            return i;
+    return -1;
+}
+
+static json_t *shard_json(struct fakestreams *fs, struct fs_shard *s)
+{
+    json_t *range = json_object();
+    json_t *j;
+    char start[32];
+
+    snprintf(start, sizeof(start), "%021" PRIu64, (uint64_t)(s - fs->shards) * 1000000 + 1);
+    json_object_set_new(range, "StartingSequenceNumber",
+                        json_string(s->n ? s->recs[0].seq : start));
+    if (s->closed)
+        json_object_set_new(range, "EndingSequenceNumber",
+                            json_string(s->n ? s->recs[s->n - 1].seq : start));
+    j = json_pack("{s:s, s:o}", "ShardId", s->id, "SequenceNumberRange", range);
+    if (s->parent >= 0)
+        json_object_set_new(j, "ParentShardId", json_string(fs->shards[s->parent].id));
+    return j;
+}
+
+static void describe_table(struct fakestreams *fs, json_t *req, struct fake_reply *out)
+{
+    const char *name = json_string_value(json_object_get(req, "TableName"));
+
+    if (fs->table_gone || !name || strcmp(name, fs->table) != 0) {
+        reply_error(out, 400, "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+                    "Requested resource not found");
+        return;
+    }
+    reply_json(out, 200,
+               json_pack("{s:{s:s, s:[{s:s, s:s}], s:s, s:{s:b, s:s}, s:s}}", "Table",
+                         "TableName", fs->table, "KeySchema", "AttributeName", "id", "KeyType",
+                         "HASH", "LatestStreamArn", fs->arn[fs->nstreams - 1],
+                         "StreamSpecification", "StreamEnabled", 1, "StreamViewType",
+                         "NEW_AND_OLD_IMAGES", "TableStatus", "ACTIVE"));
+}
+
+/* Pages of page_size shards, in creation order; ExclusiveStartShardId and
+ * LastEvaluatedShardId as documented (REFERENCE.md Streams fact 8). */
+static void describe_stream(struct fakestreams *fs, json_t *req, struct fake_reply *out)
+{
+    const char *arn = json_string_value(json_object_get(req, "StreamArn"));
+    const char *after = json_string_value(json_object_get(req, "ExclusiveStartShardId"));
+    json_t *filter = json_object_get(req, "ShardFilter");
+    const char *parent_id = json_string_value(json_object_get(filter, "ShardId"));
+    int stream = stream_by_arn(fs, arn), start = 0, limit = fs->page_size, parent = -1;
+    json_t *shards = json_array(), *desc;
+    int i, last = -1;
+
+    if (stream < 0) {
+        reply_error(out, 400, "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+                    "Requested resource not found: Stream not found");
+        return;
+    }
+    if (json_integer_value(json_object_get(req, "Limit")) > 0 &&
+        json_integer_value(json_object_get(req, "Limit")) < limit)
+        limit = (int)json_integer_value(json_object_get(req, "Limit"));
+    if (after)
+        start = shard_by_id(fs, after) + 1;
+    if (filter)
+        parent = shard_by_id(fs, parent_id);
+    for (i = start; i < fs->nshards && (int)json_array_size(shards) < limit; i++) {
+        struct fs_shard *s = &fs->shards[i];
+
+        if (s->stream != stream || s->hidden || (filter && s->parent != parent))
+            continue;
+        json_array_append_new(shards, shard_json(fs, s));
+        last = i;
+    }
+    desc = json_pack("{s:s, s:s, s:s, s:o}", "StreamArn", arn, "StreamStatus",
+                     stream == fs->nstreams - 1 ? "ENABLED" : "DISABLED", "StreamViewType",
+                     "NEW_AND_OLD_IMAGES", "Shards", shards);
+    for (; i < fs->nshards; i++) /* more to come? */
+        if (fs->shards[i].stream == stream && !fs->shards[i].hidden &&
+            (!filter || fs->shards[i].parent == parent))
+            break;
+    if (i < fs->nshards && last >= 0)
+        json_object_set_new(desc, "LastEvaluatedShardId", json_string(fs->shards[last].id));
+    reply_json(out, 200, json_pack("{s:o}", "StreamDescription", desc));
+}
+
+static size_t pos_after(struct fs_shard *s, const char *seq)
+{
+    size_t i;
+
+    for (i = 0; i < s->n; i++)
+        if (strcmp(s->recs[i].seq, seq) > 0)
+            break;
+    return i;
+}
+
+/* Iterators are "<shard>/<position>"; the real ones are opaque too. */
+static void get_shard_iterator(struct fakestreams *fs, json_t *req, struct fake_reply *out)
+{
+    int sh = shard_by_id(fs, json_string_value(json_object_get(req, "ShardId")));
+    const char *type = json_string_value(json_object_get(req, "ShardIteratorType"));
+    const char *seq = json_string_value(json_object_get(req, "SequenceNumber"));
+    struct fs_shard *s;
+    size_t pos = 0;
+    char it[64];
+
+    if (sh < 0) {
+        reply_error(out, 400, "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+                    "Shard does not exist");
+        return;
+    }
+    s = &fs->shards[sh];
+    if (!type)
+        type = "";
+    if (strcmp(type, "TRIM_HORIZON") == 0)
+        pos = s->trim;
+    else if (strcmp(type, "LATEST") == 0)
+        pos = s->n;
+    else if (strcmp(type, "AFTER_SEQUENCE_NUMBER") == 0 && seq) {
+        pos = pos_after(s, seq);
+        snprintf(s->after_seq, sizeof(s->after_seq), "%s", seq);
+    } else if (strcmp(type, "AT_SEQUENCE_NUMBER") == 0 && seq) {
+        pos = pos_after(s, seq);
+        pos = pos ? pos - 1 : 0;
+    } else {
+        reply_error(out, 400, "com.amazon.coral.validate#ValidationException",
+                    "Invalid ShardIteratorType.");
+        return;
+    }
+    snprintf(it, sizeof(it), "%d/%zu", sh, pos);
+    reply_json(out, 200, json_pack("{s:s}", "ShardIterator", it));
+}
+
+static json_t *image(const struct fs_record *r)
+{
+    return json_pack("{s:{s:s}, s:{s:s}}", "id", "S", r->id, "v", "N", r->v);
+}
+
+static void get_records(struct fakestreams *fs, json_t *req, struct fake_reply *out)
+{
+    const char *it = json_string_value(json_object_get(req, "ShardIterator"));
+    json_int_t limit = json_integer_value(json_object_get(req, "Limit"));
+    json_t *recs = json_array(), *rep;
+    struct fs_shard *s;
+    int sh = -1;
+    size_t pos = 0, i;
+    char next[64];
+
+    if (!it || sscanf(it, "%d/%zu", &sh, &pos) != 2 || sh < 0 || sh >= fs->nshards) {
+        json_decref(recs);
+        reply_error(out, 400, "com.amazon.coral.validate#ValidationException",
+                    "Invalid ShardIterator");
+        return;
+    }
+    s = &fs->shards[sh];
+    if (pos < s->trim) { /* the iterator points at trimmed records (Streams fact 6) */
+        json_decref(recs);
+        reply_error(out, 400, "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException",
+                    "The operation attempted to read past the oldest stream record in a shard.");
+        return;
+    }
+    s->reads++;
+    if (!s->first_read_tick)
+        s->first_read_tick = ++fs->tick;
+    if (limit <= 0 || limit > 1000)
+        limit = 1000;
+    for (i = pos; i < s->n && (json_int_t)(i - pos) < limit; i++) {
+        const struct fs_record *r = &s->recs[i];
+        json_t *dyn = json_pack("{s:I, s:{s:{s:s}}, s:s, s:i, s:s}", "ApproximateCreationDateTime",
+                                (json_int_t)r->created, "Keys", "id", "S", r->id,
+                                "SequenceNumber", r->seq, "SizeBytes", 10, "StreamViewType",
+                                "NEW_AND_OLD_IMAGES");
+
+        if (strcmp(r->event, "REMOVE") != 0)
+            json_object_set_new(dyn, "NewImage", image(r));
+        json_array_append_new(recs, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "eventID", r->seq,
+                                              "eventName", r->event, "eventVersion", "1.1",
+                                              "eventSource", "aws:dynamodb", "awsRegion",
+                                              "us-east-1", "dynamodb", dyn));
+    }
+    rep = json_pack("{s:o}", "Records", recs);
+    /* Only a closed shard read to its end has no NextShardIterator (fact 2). */
+    if (s->closed && i == s->n) {
+        s->end_read_tick = ++fs->tick;
+    } else {
+        snprintf(next, sizeof(next), "%d/%zu", sh, i);
+        json_object_set_new(rep, "NextShardIterator", json_string(next));
+    }
+    reply_json(out, 200, rep);
+}
+
+static void handler(const struct fake_req *req, struct fake_reply *out, void *arg)
+{
+    struct fakestreams *fs = arg;
+    const char *target = NULL;
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    int op;
+
+    {
+        const char *p = strcasestr(req->headers, "x-amz-target:");
+        static char t[128];
+
+        if (p) {
+            p += strlen("x-amz-target:");
+            while (*p == ' ')
+                p++;
+            snprintf(t, sizeof(t), "%.*s", (int)strcspn(p, "\r\n"), p);
+            target = t;
+        }
+    }
+    pthread_mutex_lock(&fs->mu);
+    for (op = 0; op < FS_NOPS; op++)
+        if (target && strcmp(target, op_target[op]) == 0)
+            break;
+    if (op == FS_NOPS) {
+        reply_error(out, 400, "com.amazon.coral.service#UnknownOperationException", "unknown");
+    } else if (fs->calls[op]++, fs->faults[op].count > 0) {
+        fs->faults[op].count--;
+        reply_error(out, fs->faults[op].status, fs->faults[op].type, "injected");
+    } else if (op == FS_DESCRIBE_TABLE) {
+        describe_table(fs, body, out);
+    } else if (op == FS_DESCRIBE_STREAM) {
+        describe_stream(fs, body, out);
+    } else if (op == FS_GET_SHARD_ITERATOR) {
+        get_shard_iterator(fs, body, out);
+    } else if (op == FS_GET_RECORDS) {
+        get_records(fs, body, out);
+    } else {
+        reply_error(out, 400, "com.amazon.coral.validate#ValidationException", "not modelled");
+    }
+    pthread_mutex_unlock(&fs->mu);
+    json_decref(body);
+}
+
+struct fakestreams *fs_start(const char *table)
+{
+    struct fakestreams *fs = calloc(1, sizeof(*fs));
+
+    cr_assert_not_null(fs);
+    pthread_mutex_init(&fs->mu, NULL);
+    snprintf(fs->table, sizeof(fs->table), "%s", table);
+    snprintf(fs->arn[0], sizeof(fs->arn[0]),
+             "arn:aws:dynamodb:us-east-1:123456789012:table/%s/stream/2026-01-01T00:00:00.000",
+             table);
+    fs->nstreams = 1;
+    fs->page_size = 100;
+    fs->next_seq = 100000000000000000ull;
+    fs->http = fake_start();
+    fake_set_handler(fs->http, handler, fs);
+    return fs;
+}
+
+void fs_stop(struct fakestreams *fs)
+{
+    fake_stop(fs->http);
+    free(reply_body);
+    reply_body = NULL;
+    for (int i = 0; i < fs->nshards; i++)
+        free(fs->shards[i].recs);
+    pthread_mutex_destroy(&fs->mu);
+    free(fs);
+}
+
+const char *fs_url(const struct fakestreams *fs)
+{
+    return fake_url(fs->http);
+}
+
+const char *fs_arn(const struct fakestreams *fs)
+{
+    return fs->arn[fs->nstreams - 1];
+}
+
+int fs_add_shard(struct fakestreams *fs, int parent, bool hidden)
+{
+    struct fs_shard *s;
+    int i;
+
+    pthread_mutex_lock(&fs->mu);
+    cr_assert_lt(fs->nshards, MAX_SHARDS);
+    i = fs->nshards++;
+    s = &fs->shards[i];
+    memset(s, 0, sizeof(*s));
+    snprintf(s->id, sizeof(s->id), "shardId-%020d-%08x", 1700000000 + i, 0xabc00000u + (unsigned)i);
+    s->parent = parent;
+    s->stream = fs->nstreams - 1;
+    s->hidden = hidden;
+    pthread_mutex_unlock(&fs->mu);
+    return i;
+}
+
+void fs_show(struct fakestreams *fs, int shard)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->shards[shard].hidden = false;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+void fs_close_shard(struct fakestreams *fs, int shard)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->shards[shard].closed = true;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+uint64_t fs_put(struct fakestreams *fs, int shard, const char *event, const char *id,
+                const char *v, int64_t created)
+{
+    struct fs_shard *s = &fs->shards[shard];
+    struct fs_record *r;
+    uint64_t seq;
+
+    pthread_mutex_lock(&fs->mu);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->recs = realloc(s->recs, s->cap * sizeof(*s->recs));
+        cr_assert_not_null(s->recs);
+    }
+    r = &s->recs[s->n++];
+    memset(r, 0, sizeof(*r));
+    /* Real sequence numbers grow but are neither contiguous nor fixed-length. */
+    seq = fs->next_seq += 1 + (fs->next_seq % 3);
+    snprintf(r->seq, sizeof(r->seq), "%" PRIu64 "0000", seq);
+    snprintf(r->event, sizeof(r->event), "%s", event);
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    snprintf(r->v, sizeof(r->v), "%s", v ? v : "0");
+    r->created = created;
+    pthread_mutex_unlock(&fs->mu);
+    return seq;
+}
+
+void fs_trim(struct fakestreams *fs, int shard, size_t n)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->shards[shard].trim = n;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+void fs_fail(struct fakestreams *fs, enum fs_op op, int count, int status, const char *type)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->faults[op].count = count;
+    fs->faults[op].status = status;
+    snprintf(fs->faults[op].type, sizeof(fs->faults[op].type), "%s", type);
+    pthread_mutex_unlock(&fs->mu);
+}
+
+void fs_page_size(struct fakestreams *fs, int n)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->page_size = n;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+int fs_new_stream(struct fakestreams *fs)
+{
+    int s;
+
+    pthread_mutex_lock(&fs->mu);
+    cr_assert_lt(fs->nstreams, MAX_STREAMS);
+    for (int i = 0; i < fs->nshards; i++) /* disabling closes every open shard (fact 14) */
+        fs->shards[i].closed = true;
+    snprintf(fs->arn[fs->nstreams], sizeof(fs->arn[0]),
+             "arn:aws:dynamodb:us-east-1:123456789012:table/%s/stream/2026-01-0%dT00:00:00.000",
+             fs->table, fs->nstreams + 1);
+    fs->nstreams++;
+    pthread_mutex_unlock(&fs->mu);
+    s = fs_add_shard(fs, -1, false);
+    return s;
+}
+
+void fs_delete_table(struct fakestreams *fs)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->table_gone = true;
+    for (int i = 0; i < fs->nshards; i++)
+        fs->shards[i].closed = true;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+unsigned fs_calls(struct fakestreams *fs, enum fs_op op)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&fs->mu);
+    n = fs->calls[op];
+    pthread_mutex_unlock(&fs->mu);
+    return n;
+}
+
+unsigned fs_shard_reads(struct fakestreams *fs, int shard)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&fs->mu);
+    n = fs->shards[shard].reads;
+    pthread_mutex_unlock(&fs->mu);
+    return n;
+}
+
+void fs_last_after_seq(struct fakestreams *fs, int shard, char *out, size_t len)
+{
+    pthread_mutex_lock(&fs->mu);
+    snprintf(out, len, "%s", fs->shards[shard].after_seq);
+    pthread_mutex_unlock(&fs->mu);
+}
+
+bool fs_child_read_after_parent_end(struct fakestreams *fs, int parent, int child)
+{
+    bool ok;
+
+    pthread_mutex_lock(&fs->mu);
+    ok = fs->shards[parent].end_read_tick &&
+         fs->shards[child].first_read_tick > fs->shards[parent].end_read_tick;
+    pthread_mutex_unlock(&fs->mu);
+    return ok;
+}

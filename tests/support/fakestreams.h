@@ -1,0 +1,65 @@
+/* fakestreams — an in-memory stand-in for the DynamoDB and DynamoDB Streams
+ * APIs, served by fakehttp on 127.0.0.1, for what DynamoDB Local cannot
+ * produce: shard rollover with parents and children, several children,
+ * listings that briefly miss children, expired iterators, trimmed data,
+ * throttling, a stream replaced by a new ARN.  It answers DescribeTable,
+ * DescribeStream (pagination, ShardFilter CHILD_SHARDS), GetShardIterator,
+ * GetRecords and BatchGetItem with the shapes and error types of the real
+ * services (REFERENCE.md "DynamoDB Streams API"; DDBLOCAL.md for the exact
+ * `__type` strings).  Thread-safe: the test thread changes the model while
+ * the server thread answers. */
+#ifndef DDB2ES_TEST_FAKESTREAMS_H
+#define DDB2ES_TEST_FAKESTREAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fakestreams;
+
+enum fs_op {
+    FS_DESCRIBE_TABLE,
+    FS_DESCRIBE_STREAM,
+    FS_GET_SHARD_ITERATOR,
+    FS_GET_RECORDS,
+    FS_BATCH_GET_ITEM,
+    FS_NOPS
+};
+
+/* A table "name" with hash key "id" (S) and a NEW_AND_OLD_IMAGES stream. */
+struct fakestreams *fs_start(const char *table);
+void fs_stop(struct fakestreams *fs);
+const char *fs_url(const struct fakestreams *fs);
+const char *fs_arn(const struct fakestreams *fs);
+
+/* Adds a shard (parent NULL for a root); returns its index.  hidden: not
+ * listed by DescribeStream until fs_show(). */
+int fs_add_shard(struct fakestreams *fs, int parent, bool hidden);
+void fs_show(struct fakestreams *fs, int shard);
+void fs_close_shard(struct fakestreams *fs, int shard);
+/* Appends a record: INSERT/MODIFY (new image {"id":{"S":id},"v":{"N":v}}) or
+ * REMOVE, created at epoch second created.  Returns its sequence number's
+ * ordinal. */
+uint64_t fs_put(struct fakestreams *fs, int shard, const char *event, const char *id,
+                const char *v, int64_t created);
+/* Records before index n of the shard are trimmed (older than 24 h). */
+void fs_trim(struct fakestreams *fs, int shard, size_t n);
+/* The next `count` calls of op fail with HTTP status and error type. */
+void fs_fail(struct fakestreams *fs, enum fs_op op, int count, int status, const char *type);
+/* DescribeStream pages hold at most n shards (default 100). */
+void fs_page_size(struct fakestreams *fs, int n);
+/* Disables the stream and gives the table a new stream ARN with one open
+ * shard (returned).  The old stream stays readable, DISABLED, its shards closed. */
+int fs_new_stream(struct fakestreams *fs);
+/* DescribeTable answers ResourceNotFoundException from now on. */
+void fs_delete_table(struct fakestreams *fs);
+unsigned fs_calls(struct fakestreams *fs, enum fs_op op);
+/* GetRecords calls for one shard, and the sequence number a
+ * GetShardIterator AFTER_SEQUENCE_NUMBER last asked for ("" if none). */
+unsigned fs_shard_reads(struct fakestreams *fs, int shard);
+void fs_last_after_seq(struct fakestreams *fs, int shard, char *out, size_t len);
+/* Order check: the first GetRecords call on child came after the parent's
+ * final read (the one that returned no NextShardIterator). */
+bool fs_child_read_after_parent_end(struct fakestreams *fs, int parent, int child);
+
+#endif
