@@ -168,6 +168,7 @@ static void on_tick(uv_timer_t *t)
     struct app *app = h->app;
 
     h->last_tick = uv_now(app->loop);
+    log_flush_expired();
     if (h->stopping)
         return;
     if (!h->started) {
