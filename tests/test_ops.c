@@ -5,6 +5,7 @@
  * reach the log, and `status` beside a running daemon. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -612,4 +613,46 @@ Test(ops, status_reads_the_checkpoint_and_the_live_endpoint_while_running)
     free(out);
     cr_assert_eq(e2e_stop(&p, 15000), 0);
     searchd_stop(sd);
+}
+
+/* ---- the systemd unit ---------------------------------------------------- */
+
+#define SYSTEMD_ANALYZE "/usr/bin/systemd-analyze"
+
+Test(ops, systemd_unit_rates_1_1_and_verifies)
+{
+    char unit[512], bin[512], abs_bin[PATH_MAX];
+    const char *security[] = { SYSTEMD_ANALYZE, "security", "--offline=yes", "--threshold=11",
+                               "systemd/ddb2es.service", NULL };
+    const char *verify[] = { SYSTEMD_ANALYZE, "verify", unit, NULL };
+    struct proc p;
+    char *text, *at, *out;
+    FILE *f;
+    int rc;
+
+    if (access(SYSTEMD_ANALYZE, X_OK) != 0)
+        cr_skip_test("systemd-analyze is not installed (apt-get install systemd)");
+    rc = proc_run(security, NULL, 30000, &p);
+    out = proc_slurp(p.out_path);
+    cr_expect_eq(rc, 0, "exposure above 1.1:\n%s", out);
+    cr_expect(strstr(out, "Overall exposure level for ddb2es.service: 1.1") != NULL, "%s", out);
+    free(out);
+
+    /* verify wants ExecStart= to exist: point it at the binary just built. */
+    proc_path("ddb2es", bin, sizeof(bin));
+    cr_assert_not_null(realpath(bin, abs_bin));
+    text = proc_slurp("systemd/ddb2es.service");
+    at = strstr(text, "/usr/local/bin/ddb2es run");
+    cr_assert_not_null(at);
+    snprintf(unit, sizeof(unit), "%s/ddb2es.service",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    f = fopen(unit, "w");
+    fprintf(f, "%.*s%s%s", (int)(at - text), text, abs_bin, at + strlen("/usr/local/bin/ddb2es"));
+    fclose(f);
+    free(text);
+    rc = proc_run(verify, NULL, 30000, &p);
+    out = proc_slurp(p.err_path);
+    cr_expect_eq(rc, 0, "systemd-analyze verify:\n%s", out);
+    cr_expect_str_eq(out, "", "verify is silent");
+    free(out);
 }
