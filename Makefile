@@ -26,6 +26,8 @@ TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(BUILD)/tests/ddb2es-tests
 TOOL_SRC  := $(wildcard tests/tools/*.c)
 TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all setup tools tests check test test-asan asan clean install demo fuzz bench lint
 .DEFAULT_GOAL := all
@@ -58,6 +60,14 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libddb2es.a
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 tools: $(TOOL_BIN)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libddb2es.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+# Benchmarks: not part of `make check`; results go to bench/RESULTS.md.
+bench: setup all tools $(BENCH_BIN)
+	@BUILD=$(BUILD) bench/pipeline.sh
 
 tests: $(BUILD)/ddb2es $(TEST_BIN) $(TOOL_BIN)
 

@@ -245,7 +245,7 @@ Test(streams, throttling_is_retried_with_backoff)
     cr_assert(wait_v(&w, "a", "1", 20000));
     for (int i = 0; i < 3; i++) {
         unsigned before = fs_calls(w.fs, FS_GET_RECORDS);
-        char id[8];
+        char id[16];
 
         fs_fail(w.fs, FS_GET_RECORDS, 6, 400, types[i]);
         snprintf(id, sizeof(id), "t%d", i);
