@@ -358,20 +358,25 @@ static int start_ops(struct run *run, const struct config *cfg)
     int rc;
 
     run->health = health_new(&run->app);
-    if (!run->health || health_start(run->health) < 0)
-        return 70;
-    if (!cfg->daemon.metrics_listen || !*cfg->daemon.metrics_listen)
-        return 0;
-    run->metrics = metrics_new(&run->app, run->health);
-    if (!run->metrics)
-        return 70;
-    rc = metrics_listen(run->metrics, cfg->daemon.metrics_listen, err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "ddb2es: [daemon] metrics_listen: %s\n", err);
-        return 78;
+    rc = run->health ? health_start(run->health) : -ENOMEM;
+    if (rc == 0 && cfg->daemon.metrics_listen && *cfg->daemon.metrics_listen) {
+        run->metrics = metrics_new(&run->app, run->health);
+        rc = run->metrics ? metrics_listen(run->metrics, cfg->daemon.metrics_listen, err,
+                                           sizeof(err))
+                          : -ENOMEM;
+        if (rc < 0 && rc != -ENOMEM) {
+            fprintf(stderr, "ddb2es: [daemon] metrics_listen: %s\n", err);
+            rc = 78;
+        } else if (rc == 0) {
+            log_info("metrics on http://%s/metrics", cfg->daemon.metrics_listen);
+        }
     }
-    log_info("metrics on http://%s/metrics", cfg->daemon.metrics_listen);
-    return 0;
+    if (rc == 0)
+        return 0;
+    /* Their timers would keep the loop of the failed start running. */
+    health_close(run->health);
+    metrics_close(run->metrics);
+    return rc == 78 ? 78 : 70;
 }
 
 static void walk_close(uv_handle_t *h, void *arg)
