@@ -657,3 +657,32 @@ Test(ops, systemd_unit_rates_1_1_and_verifies)
     cr_expect_str_eq(out, "", "verify is silent");
     free(out);
 }
+
+Test(ops, a_busy_metrics_port_stops_the_start_with_78)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    char name[128], dir[256], listen_at[64];
+    struct e2e_table t;
+    struct proc p;
+    const char *conf;
+    char *err;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
+
+    need_ddb();
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%d", ntohs(a.sin_port));
+    new_table(name, sizeof(name), "busy", &t);
+    e2e_metrics_listen = listen_at;
+    conf = e2e_config_ex(ddbc_endpoint(), "http://127.0.0.1:1", &t, 1, NULL, NULL, dir,
+                         sizeof(dir));
+    e2e_start(&p, conf);
+    rc = proc_wait(&p, 15000);
+    err = proc_slurp(p.err_path);
+    cr_expect_eq(rc, 78, "%s", err);
+    cr_expect(strstr(err, "metrics_listen") && strstr(err, listen_at), "%s", err);
+    free(err);
+    close(fd);
+}
