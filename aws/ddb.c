@@ -11,19 +11,11 @@
 
 #include "aws/creds.h"
 #include "aws/http.h"
+#include "aws/retry.h"
 #include "daemon/log.h"
 
 /* Standard retry mode, 2026 revision, as AWS-AUTH §12.3 recommends for
- * DynamoDB and Streams. */
-#define DEFAULT_ATTEMPTS 4
-#define BASE_TRANSIENT_MS 25.0
-#define BASE_THROTTLE_MS 1000.0
-#define MAX_BACKOFF_MS 20000.0
-#define RETRY_AFTER_SLACK_MS 5000.0
-#define QUOTA_MAX 500
-#define COST_THROTTLE 5
-#define COST_OTHER 14
-#define COST_NO_RETRY 1 /* refunded by a first-attempt success */
+ * DynamoDB and Streams: retry_dynamodb. */
 #define DEFAULT_TIMEOUT_MS 30000L
 #define DEFAULT_MAX_RESPONSE ((size_t)64 << 20)
 
@@ -33,7 +25,7 @@ struct aws {
     struct creds *creds;
     char *region;
     char endpoint[2][sizeof ((struct endpoint_out *)0)->url + 1]; /* with the trailing '/' */
-    int quota;
+    struct retry_quota quota;
     double (*rng)(void);
     time_t (*now)(void);
     struct ddb_call *calls; /* in flight */
@@ -65,19 +57,6 @@ struct ddb_call {
 };
 
 /* --- classification (pure) --------------------------------------------- */
-
-static const char *const throttling_codes[] = {
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "ProvisionedThroughputExceededException",
-    "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
-    "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
-    "EC2ThrottledException",
-};
-
-static const char *const transient_codes[] = {
-    "RequestTimeout", "RequestTimeoutException", "InternalServerError", "InternalFailure",
-    "ServiceUnavailable", "ReplicatedWriteConflictException",
-};
 
 static const char *const auth_codes[] = {
     "ExpiredTokenException", "ExpiredToken", "UnrecognizedClientException", "InvalidClientTokenId",
@@ -163,9 +142,9 @@ static enum ddb_class classify(long status, int err, const char *body, size_t le
              (strcmp(code, "InvalidSignatureException") == 0 &&
               contains_nocase(message, "expired")))
         cls = DDB_AUTH;
-    else if (IN(code, throttling_codes))
+    else if (retry_code_throttling(code))
         cls = DDB_THROTTLED;
-    else if (IN(code, transient_codes) || status >= 500)
+    else if (retry_code_transient(code) || status >= 500)
         cls = DDB_RETRY;
     else if (status == 429) /* a 429 without a known code: a proxy or gateway throttling */
         cls = DDB_THROTTLED;
@@ -200,19 +179,6 @@ const char *ddb_class_name(enum ddb_class c)
 
 /* --- the context --------------------------------------------------------- */
 
-/* xorshift64*: jitter only needs to decorrelate clients, not to be secret. */
-static double default_rng(void)
-{
-    static uint64_t s;
-
-    if (!s)
-        s = (uv_hrtime() ^ ((uint64_t)getpid() << 32)) | 1;
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return (double)((s * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0; /* 2^53 */
-}
-
 struct aws *aws_new(uv_loop_t *loop, struct http *h, struct creds *c, const struct aws_opts *o)
 {
     struct aws *a;
@@ -228,8 +194,8 @@ struct aws *aws_new(uv_loop_t *loop, struct http *h, struct creds *c, const stru
     a->loop = loop;
     a->http = h;
     a->creds = c;
-    a->quota = QUOTA_MAX;
-    a->rng = default_rng;
+    retry_quota_init(&a->quota);
+    a->rng = retry_rng;
     if (!(a->region = strdup(o->region)))
         goto fail;
     for (int svc = AWS_DYNAMODB; svc <= AWS_STREAMS; svc++) {
@@ -237,6 +203,8 @@ struct aws *aws_new(uv_loop_t *loop, struct http *h, struct creds *c, const stru
             .svc = (enum aws_service)svc,
             .region = o->region,
             .override = svc == AWS_STREAMS ? o->endpoint_streams : o->endpoint_dynamodb,
+            .profile_override = svc == AWS_STREAMS ? o->profile_endpoint_streams
+                                                   : o->profile_endpoint_dynamodb,
             .use_fips = o->use_fips,
             .use_dualstack = o->use_dualstack,
             .getenv = getenv,
@@ -282,7 +250,7 @@ const char *aws_endpoint(const struct aws *a, enum aws_service svc)
 
 void aws_set_rng(struct aws *a, double (*rng)(void))
 {
-    a->rng = rng ? rng : default_rng;
+    a->rng = rng ? rng : retry_rng;
 }
 
 void aws_set_clock(struct aws *a, time_t (*now)(void))
@@ -292,12 +260,12 @@ void aws_set_clock(struct aws *a, time_t (*now)(void))
 
 void aws_set_retry_quota(struct aws *a, int tokens)
 {
-    a->quota = tokens < 0 ? 0 : tokens > QUOTA_MAX ? QUOTA_MAX : tokens;
+    a->quota.tokens = tokens < 0 ? 0 : tokens > RETRY_QUOTA_MAX ? RETRY_QUOTA_MAX : tokens;
 }
 
 int aws_retry_quota(const struct aws *a)
 {
-    return a->quota;
+    return a->quota.tokens;
 }
 
 /* --- one call ------------------------------------------------------------ */
@@ -358,32 +326,6 @@ static void on_timer(uv_timer_t *t)
     start_attempt(t->data);
 }
 
-static long backoff_ms(struct ddb_call *c, enum ddb_class cls, const char *retry_after)
-{
-    double base = cls == DDB_THROTTLED ? BASE_THROTTLE_MS : BASE_TRANSIENT_MS;
-    double cap = base, t;
-    int n = c->counted; /* this is retry number n */
-
-    for (int i = 1; i < n && cap < MAX_BACKOFF_MS; i++)
-        cap *= 2;
-    if (cap > MAX_BACKOFF_MS)
-        cap = MAX_BACKOFF_MS;
-    t = c->a->rng() * cap;
-    if (retry_after && *retry_after) {
-        char *end;
-        double ra = strtod(retry_after, &end);
-
-        /* x-amz-retry-after is in ms: wait at least our backoff, at most 5 s more. */
-        if (end != retry_after && *end == '\0' && ra >= 0) {
-            if (ra > t + RETRY_AFTER_SLACK_MS)
-                ra = t + RETRY_AFTER_SLACK_MS;
-            if (ra > t)
-                t = ra;
-        }
-    }
-    return (long)(t + 0.5);
-}
-
 /* After an attempt: deliver, or schedule the next attempt. */
 static void after_attempt(struct ddb_call *c, struct ddb_reply *rep, const char *retry_after)
 {
@@ -393,9 +335,7 @@ static void after_attempt(struct ddb_call *c, struct ddb_reply *rep, const char 
 
     switch (rep->cls) {
     case DDB_OK:
-        a->quota += c->last_cost ? c->last_cost : COST_NO_RETRY;
-        if (a->quota > QUOTA_MAX)
-            a->quota = QUOTA_MAX;
+        retry_quota_success(&a->quota, c->last_cost);
         finish(c, rep);
         return;
     case DDB_AUTH:
@@ -413,16 +353,15 @@ static void after_attempt(struct ddb_call *c, struct ddb_reply *rep, const char 
     case DDB_THROTTLED:
         if (c->counted >= c->max_attempts)
             break;
-        cost = rep->cls == DDB_THROTTLED ? COST_THROTTLE : COST_OTHER;
-        if (a->quota < cost) {
+        if (retry_quota_take(&a->quota, &retry_dynamodb, rep->cls == DDB_THROTTLED, &cost) < 0) {
             log_warn("%s: retry quota exhausted (%d left), not retrying %s (HTTP %ld, err %d)",
-                     c->target, a->quota, rep->type[0] ? rep->type : ddb_class_name(rep->cls),
+                     c->target, a->quota.tokens, rep->type[0] ? rep->type : ddb_class_name(rep->cls),
                      rep->status, rep->err);
             break;
         }
-        a->quota -= cost;
         c->last_cost = cost;
-        delay = backoff_ms(c, rep->cls, retry_after);
+        delay = retry_backoff_ms(&retry_dynamodb, c->counted, rep->cls == DDB_THROTTLED, a->rng(),
+                                 retry_after);
         c->waited_ms += delay;
         log_debug("%s: %s %s (HTTP %ld, err %d), attempt %d of %d, retrying in %ld ms", c->target,
                   ddb_class_name(rep->cls), rep->type, rep->status, rep->err, c->counted,
@@ -566,7 +505,7 @@ struct ddb_call *ddb_call(struct aws *a, enum aws_service svc, const char *op, j
     c->svc = svc;
     c->cb = cb;
     c->arg = arg;
-    c->max_attempts = opts && opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
+    c->max_attempts = opts && opts->max_attempts > 0 ? opts->max_attempts : retry_dynamodb.max_attempts;
     c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
     c->max_response = opts && opts->max_response ? opts->max_response : DEFAULT_MAX_RESPONSE;
     if (uv_timer_init(a->loop, &c->timer) < 0)

@@ -49,6 +49,9 @@ struct aws_opts {
     const char *region;             /* required */
     const char *endpoint_dynamodb;  /* full URL, or NULL for the regional host */
     const char *endpoint_streams;   /* full URL, or NULL for the regional host */
+    /* From the shared config profile (services section / endpoint_url):
+     * used after the AWS_ENDPOINT_URL_* variables, or NULL. */
+    const char *profile_endpoint_dynamodb, *profile_endpoint_streams;
     bool use_fips, use_dualstack;
 };
 

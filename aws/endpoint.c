@@ -141,7 +141,13 @@ static int regional(const struct endpoint_in *in, struct endpoint_out *out)
         return fail(out, "malformed region (letters, digits and '-' only)");
     p = partition_of(r);
     gov = strcmp(p->name, "aws-us-gov") == 0;
-    if (in->svc == AWS_DYNAMODB) {
+    if (in->svc == AWS_STS) {
+        if (p->global && strcmp(r, p->global) == 0 && !in->use_fips && !in->use_dualstack) {
+            snprintf(out->url, sizeof out->url, "https://sts.%s", p->dns);
+            goto ok;
+        }
+        host = in->use_fips ? "sts-fips" : "sts";
+    } else if (in->svc == AWS_DYNAMODB) {
         if (strcmp(r, "local") == 0) {
             if (in->use_fips || in->use_dualstack)
                 return fail(out, "Invalid Configuration: FIPS and local endpoint are not supported");
@@ -173,6 +179,7 @@ ok:
 int endpoint_resolve(const struct endpoint_in *in, struct endpoint_out *out)
 {
     const char *svc_var = in->svc == AWS_STREAMS ? "AWS_ENDPOINT_URL_DYNAMODB_STREAMS"
+                          : in->svc == AWS_STS   ? "AWS_ENDPOINT_URL_STS"
                                                  : "AWS_ENDPOINT_URL_DYNAMODB";
     const char *ignore = env(in, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"), *v;
 
@@ -183,6 +190,23 @@ int endpoint_resolve(const struct endpoint_in *in, struct endpoint_out *out)
             return custom(in, v, svc_var, out);
         if ((v = env(in, "AWS_ENDPOINT_URL")))
             return custom(in, v, "AWS_ENDPOINT_URL", out);
+        if (in->profile_override && *in->profile_override)
+            return custom(in, in->profile_override, "profile", out);
     }
     return regional(in, out);
+}
+
+const char *endpoint_signing_region(enum aws_service svc, const char *region)
+{
+    const struct partition *p;
+
+    if (!region || svc != AWS_STS)
+        return region;
+    p = partition_of(region);
+    if (p->global && strcmp(region, p->global) == 0)
+        return strcmp(p->name, "aws") == 0 ? "us-east-1"
+               : strcmp(p->name, "aws-cn") == 0 ? "cn-north-1"
+               : strcmp(p->name, "aws-us-gov") == 0 ? "us-gov-west-1"
+                                                     : region;
+    return region;
 }

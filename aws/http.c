@@ -7,6 +7,7 @@
  * `struct sock` holding its uv_poll_t, freed in the poll's close callback.
  */
 #include "aws/http.h"
+#include "aws/util.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -25,7 +26,6 @@
 #define DEFAULT_MAX_RESPONSE ((size_t)1 << 20)
 #define MAX_RESPONSE_HEADERS ((size_t)256 << 10)
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 struct sock {
     uv_poll_t poll;

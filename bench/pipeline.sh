@@ -31,7 +31,7 @@ conf() { # table index state [extra daemon lines]
 state_dir = $work/$3
 log_level = ${LOGLEVEL:-info}
 metrics_listen =
-$4
+${4:-}
 [aws]
 region = us-east-1
 endpoint = $ddb

@@ -14,6 +14,8 @@
 
 #include <ini.h>
 
+#include "aws/credsrc.h"
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define KIB ((int64_t)1024)
 #define MIB (1024 * KIB)
@@ -1555,4 +1557,75 @@ out:
         close(fd);
     free(full);
     return rc;
+}
+
+/* ---- transport security ---- */
+
+bool config_sink_region(const char *url, char *out, size_t len)
+{
+    static const char *const suffixes[] = { ".es.amazonaws.com", ".aoss.amazonaws.com",
+                                            ".es.amazonaws.com.cn", ".aoss.amazonaws.com.cn" };
+    char host[256];
+    bool https;
+
+    if (aws_url_host(url, host, sizeof(host), &https) < 0)
+        return false;
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        size_t h = strlen(host), n = strlen(suffixes[i]);
+        const char *dot;
+
+        if (h <= n || strcasecmp(host + h - n, suffixes[i]) != 0)
+            continue;
+        host[h - n] = '\0';
+        dot = strrchr(host, '.');
+        if (!dot || !dot[1] || strlen(dot + 1) >= len)
+            return false;
+        snprintf(out, len, "%s", dot + 1);
+        return true;
+    }
+    return false;
+}
+
+int config_check_transport(const struct config *cfg, char *err, size_t errlen)
+{
+    char host[256], region[64];
+    bool https;
+
+    if (cfg->sink.auth != CONFIG_AUTH_NONE && cfg->sink.url &&
+        !aws_url_safe_for_secrets(cfg->sink.url)) {
+        aws_url_host(cfg->sink.url, host, sizeof(host), &https);
+        snprintf(err, errlen,
+                 "[sink] url: auth = %s would send credentials unencrypted to %s over http://; "
+                 "use https:// (plain http is allowed to loopback hosts only)",
+                 auth_names[cfg->sink.auth], host);
+        return CONFIG_EX_CONFIG;
+    }
+    if (cfg->aws.endpoint && !aws_url_safe_for_secrets(cfg->aws.endpoint)) {
+        if (aws_url_host(cfg->aws.endpoint, host, sizeof(host), &https) < 0)
+            snprintf(host, sizeof(host), "?");
+        snprintf(err, errlen,
+                 "[aws] endpoint: signed AWS requests would go unencrypted to %s over http://; "
+                 "use https:// (plain http is allowed to loopback hosts only)",
+                 host);
+        return CONFIG_EX_CONFIG;
+    }
+    if (cfg->sink.ca_file) {
+        struct stat st;
+
+        errno = 0;
+        if (access(cfg->sink.ca_file, R_OK) != 0 || stat(cfg->sink.ca_file, &st) != 0 ||
+            !S_ISREG(st.st_mode)) {
+            snprintf(err, errlen, "[sink] ca_file: cannot read \"%s\": %s", cfg->sink.ca_file,
+                     errno && errno != EEXIST ? strerror(errno) : "not a regular file");
+            return CONFIG_EX_CONFIG;
+        }
+    }
+    if (cfg->aws.allowed_regions.count && cfg->sink.url &&
+        config_sink_region(cfg->sink.url, region, sizeof(region)) &&
+        !config_list_has(&cfg->aws.allowed_regions, region)) {
+        snprintf(err, errlen, "[sink] url: the domain's region \"%s\" is not in [aws] "
+                              "allowed_regions", region);
+        return CONFIG_EX_CONFIG;
+    }
+    return 0;
 }

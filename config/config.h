@@ -142,6 +142,20 @@ void config_describe(FILE *f);
  * names the path and the reason, never the content. */
 int config_read_secret(const char *path, char **out, char *err, size_t errlen);
 
+/* Transport security, checked before the daemon starts (AWS-AUTH; README
+ * "Credentials"): credentials of any kind never travel over plain http://
+ * to a host that is not loopback ([sink] url unless auth = none, [aws]
+ * endpoint always); [sink] ca_file is a readable file; the sink's region,
+ * read from a *.REGION.es.amazonaws.com or *.REGION.aoss.amazonaws.com host,
+ * is in [aws] allowed_regions when that is set.  Reads ca_file's metadata,
+ * nothing else.  Returns 0, or CONFIG_EX_CONFIG with one line in err naming
+ * the key, e.g.  "[sink] url: ...". */
+int config_check_transport(const struct config *cfg, char *err, size_t errlen);
+/* The region of an Amazon OpenSearch host name (search-x.eu-west-1.es.amazonaws.com,
+ * x.us-east-1.aoss.amazonaws.com) in url, into out[len]; false when the
+ * host has neither form. */
+bool config_sink_region(const char *url, char *out, size_t len);
+
 /* Value parsers shared with the command line.  Return 0, -EINVAL for text
  * that is not a value of the type, -ERANGE on overflow. */
 int config_parse_size(const char *s, uint64_t *bytes);   /* 123, 512k, 5m, 1g (1024-based) */

@@ -1,4 +1,5 @@
 #include "daemon/ckpt.h"
+#include "aws/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,6 @@
 #define FILE_MAX (256u << 20) /* a checkpoint file larger than this is not ours */
 #define ID_MAX 1024           /* ARNs are <= 1024 bytes, shard ids <= 65 */
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 struct stream {
     char *arn, *table;

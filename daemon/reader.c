@@ -196,6 +196,30 @@ static int has_arn(const struct ckpt_shard *sh, void *arg)
     return strcmp(sh->arn, arg) == 0;
 }
 
+/* [aws] allowed_regions: a stream whose ARN names another region
+ * (arn:aws:dynamodb:REGION:ACCOUNT:table/...) is not read; checked again
+ * at each listing. */
+static bool arn_region_allowed(struct reader *r, const char *arn)
+{
+    const char *p = arn;
+    char region[64];
+    size_t n;
+
+    for (int i = 0; i < 3 && p; i++)
+        p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL;
+    n = p ? strcspn(p, ":") : 0;
+    if (!p || n == 0 || n >= sizeof(region))
+        return true; /* not an ARN we can read: nothing to compare */
+    memcpy(region, p, n);
+    region[n] = '\0';
+    if (config_list_has(&r->app->cfg->aws.allowed_regions, region))
+        return true;
+    logc_error(&r->log, "the stream %s is in region %s, which is not in [aws] allowed_regions: "
+                        "not reading it",
+               arn, region);
+    return false;
+}
+
 static void on_describe_table(const struct ddb_reply *rep, void *arg)
 {
     struct reader *r = arg;
@@ -235,6 +259,10 @@ static void on_describe_table(const struct ddb_reply *rep, void *arg)
     if (!arn) {
         logc_error(&r->log, "the table has no stream: enable DynamoDB Streams on it "
                             "(NEW_AND_OLD_IMAGES or NEW_IMAGE); checking again in a minute");
+        schedule(r, RELIST_MS);
+        return;
+    }
+    if (r->app->cfg->aws.allowed_regions.count && !arn_region_allowed(r, arn)) {
         schedule(r, RELIST_MS);
         return;
     }
@@ -383,11 +411,14 @@ static void begin(struct reader *r, struct shard *s, bool first_listing)
          * second: the iterator age is known from the start. */
         if (ck->ver.second > r->stats.newest_created)
             r->stats.newest_created = ck->ver.second;
-    } else if (ck || r->stream_known || s->parent_id || !first_listing ||
+    } else if (ck || r->stream_known || !first_listing ||
                r->t->start == CONFIG_START_TRIM_HORIZON) {
+        /* Shards new to a stream we already follow are read from their
+         * start; so is everything when the user asked for the history. */
         s->start = START_TRIM_HORIZON;
     } else if (s->closed) {
-        /* start = latest on a first run: what is already closed is history. */
+        /* start = latest on a first run: what is already closed is history,
+         * and open shards start at LATEST. */
         ck = ckpt_shard_add(app->ckpt, r->t->name, s->arn, s->id, s->parent_id, app->now());
         if (ck)
             ckpt_shard_finish(app->ckpt, ck, app->now());

@@ -11,6 +11,7 @@
 #include "aws/creds.h"
 #include "aws/ddb.h"
 #include "aws/http.h"
+#include "aws/region.h"
 #include "config/config.h"
 #include "aws/util.h"
 #include "daemon/app.h"
@@ -39,6 +40,7 @@ struct run {
     uint64_t last_prune;
     char *password, *api_key;
     char region[64];
+    struct aws_settings aws_settings;
 };
 
 static time_t wall_now(void)
@@ -211,17 +213,52 @@ static bool region_from_host(const char *url, char *out, size_t outlen)
     return false;
 }
 
-static int resolve_region(const struct config *cfg, char *out, size_t outlen)
-{
-    const char *r = cfg->aws.region;
+struct region_wait {
+    bool done;
+    int err;
+    char region[64], why[512];
+};
 
-    if (!r || !*r)
-        r = getenv("AWS_REGION");
-    if (!r || !*r)
-        r = getenv("AWS_DEFAULT_REGION");
-    if (!r || !*r)
-        return -ENOENT;
-    snprintf(out, outlen, "%s", r);
+static void on_imds_region(int err, const char *region, const char *why, void *arg)
+{
+    struct region_wait *w = arg;
+
+    w->done = true;
+    w->err = err;
+    snprintf(w->region, sizeof(w->region), "%s", region ? region : "");
+    snprintf(w->why, sizeof(w->why), "%s", why ? why : "");
+}
+
+/* [aws] region, AWS_REGION, AWS_DEFAULT_REGION, the profile's region, then
+ * IMDS placement/region: the loop runs until IMDS has answered. */
+static int resolve_region(struct run *run, const struct config *cfg)
+{
+    struct aws_settings *st = &run->aws_settings;
+    struct region_wait w = { 0 };
+    char why[512];
+    int rc;
+
+    if (aws_settings_load(st, cfg->aws.region, cfg->aws.profile, cfg->aws.use_fips_endpoint,
+                          cfg->aws.use_dualstack_endpoint, why, sizeof(why)) < 0) {
+        fprintf(stderr, "ddb2es: shared AWS config files: %s\n", why);
+        return 78;
+    }
+    if (st->region[0]) {
+        snprintf(run->region, sizeof(run->region), "%s", st->region);
+        log_debug("region %s (from %s)", run->region, st->region_source);
+        return 0;
+    }
+    rc = aws_region_from_imds(run->app.loop, run->app.http, cfg->aws.profile, on_imds_region, &w);
+    while (rc == 0 && !w.done && uv_run(run->app.loop, UV_RUN_ONCE))
+        ;
+    if (rc < 0 || !w.done || w.err || !w.region[0]) {
+        fprintf(stderr, "ddb2es: no AWS region: set [aws] region, AWS_REGION, AWS_DEFAULT_REGION "
+                        "or the profile's region%s%s\n",
+                w.why[0] ? "; IMDS: " : "", w.why);
+        return 78;
+    }
+    snprintf(run->region, sizeof(run->region), "%s", w.region);
+    log_info("region %s (from IMDS)", run->region);
     return 0;
 }
 
@@ -252,6 +289,10 @@ static int start(struct run *run, const struct config *cfg)
                                                [CONFIG_AUTH_APIKEY] = SINK_AUTH_APIKEY,
                                                [CONFIG_AUTH_NONE] = SINK_AUTH_NONE };
 
+    if ((rc = config_check_transport(cfg, err, sizeof(err))) != 0) {
+        fprintf(stderr, "ddb2es: %s\n", err);
+        return rc;
+    }
     rc = ckpt_lock(cfg->daemon.state_dir, &run->lock_fd);
     if (rc == -EWOULDBLOCK) {
         fprintf(stderr, "ddb2es: %s is in use by another ddb2es process (lock %s/%s)\n",
@@ -277,11 +318,6 @@ static int start(struct run *run, const struct config *cfg)
         fprintf(stderr, "ddb2es: %s\n", err);
         return 74;
     }
-    if (resolve_region(cfg, run->region, sizeof(run->region)) < 0) {
-        fprintf(stderr, "ddb2es: no AWS region: set [aws] region, AWS_REGION or "
-                        "AWS_DEFAULT_REGION\n");
-        return 78;
-    }
     if ((rc = read_secrets(run, cfg)) != 0)
         return rc;
     if (!cfg->sink.tls_verify)
@@ -289,17 +325,35 @@ static int start(struct run *run, const struct config *cfg)
 
     app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = cfg->sink.tls_verify,
                                                          .ca_file = cfg->sink.ca_file });
-    app->creds = app->http ? creds_new(app->loop, app->http,
-                                       &(struct creds_opts){ .profile = cfg->aws.profile })
-                           : NULL;
-    app->aws = app->creds ? aws_new(app->loop, app->http, app->creds,
-                                    &(struct aws_opts){ .region = run->region,
-                                                        .endpoint_dynamodb = cfg->aws.endpoint,
-                                                        .endpoint_streams = cfg->aws.endpoint,
-                                                        .use_fips = cfg->aws.use_fips_endpoint,
-                                                        .use_dualstack =
-                                                            cfg->aws.use_dualstack_endpoint })
-                          : NULL;
+    if (!app->http) {
+        fprintf(stderr, "ddb2es: cannot set up the HTTP client\n");
+        return 70;
+    }
+    if ((rc = resolve_region(run, cfg)) != 0)
+        return rc;
+    if (cfg->aws.allowed_regions.count && !config_list_has(&cfg->aws.allowed_regions, run->region)) {
+        fprintf(stderr, "ddb2es: [aws] allowed_regions: the region \"%s\" (from %s) is not in "
+                        "the list\n",
+                run->region, run->aws_settings.region_source ? run->aws_settings.region_source
+                                                             : "IMDS");
+        return 78;
+    }
+    app->creds = creds_new(app->loop, app->http,
+                           &(struct creds_opts){ .profile = cfg->aws.profile,
+                                                 .region = run->region,
+                                                 .use_fips = run->aws_settings.use_fips,
+                                                 .use_dualstack = run->aws_settings.use_dualstack });
+    app->aws = app->creds
+                   ? aws_new(app->loop, app->http, app->creds,
+                             &(struct aws_opts){
+                                 .region = run->region,
+                                 .endpoint_dynamodb = cfg->aws.endpoint,
+                                 .endpoint_streams = cfg->aws.endpoint,
+                                 .profile_endpoint_dynamodb = run->aws_settings.endpoint_dynamodb,
+                                 .profile_endpoint_streams = run->aws_settings.endpoint_streams,
+                                 .use_fips = run->aws_settings.use_fips,
+                                 .use_dualstack = run->aws_settings.use_dualstack })
+                   : NULL;
     if (!app->aws) {
         fprintf(stderr, "ddb2es: cannot set up the AWS clients (see the log above)\n");
         return 70;
@@ -462,6 +516,7 @@ int run_daemon(const struct config *cfg, bool dry_run)
         explicit_bzero(run->api_key, strlen(run->api_key));
         free(run->api_key);
     }
+    aws_settings_close(&run->aws_settings);
     free(run);
     log_flush();
     return rc;

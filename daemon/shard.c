@@ -21,6 +21,8 @@
 #define ERROR_MAX_MS 10000
 #define FATAL_RETRY_MS 30000  /* an error we do not understand: try again, slowly */
 #define GETRECORDS_LIMIT 1000
+#define BEHIND_S 90           /* a page older than this: an empty page may hide more records */
+#define BEHIND_EMPTY_MAX 5    /* empty pages read straight on while behind */
 #define BATCHGET_MAX 100      /* keys per BatchGetItem */
 #define DOC_MAX (16u << 20)   /* a document; items are at most 400 KB, JSON grows some */
 
@@ -178,6 +180,22 @@ static void restart_from_last_read(struct shard *s)
     }
 }
 
+/* Records were trimmed before they could be read (DESIGN invariant 6): count
+ * and log it now; the range's end is logged with the next record read. */
+static void note_loss(struct shard *s, const char *after)
+{
+    struct log_ctx c = ctx_of(s);
+
+    s->reader->stats.records_lost_events++;
+    s->loss_open = true;
+    snprintf(s->loss_after, sizeof(s->loss_after), "%s", after);
+    logc_error(&c,
+               "records after sequence number %s were trimmed from the stream before they could "
+               "be read (TrimmedDataAccessException): data lost; resuming at the oldest record "
+               "still available",
+               after[0] ? after : "(the shard's start)");
+}
+
 /* ---- GetShardIterator ------------------------------------------------ */
 
 static void on_get_iterator(const struct ddb_reply *rep, void *arg)
@@ -203,12 +221,7 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
         break;
     case DDB_TRIMMED:
         /* Our position is older than the 24 h retention: those records are gone. */
-        s->reader->stats.records_lost_events++;
-        logc_error(&c,
-                   "records after sequence number %s were trimmed from the stream before they "
-                   "could be read (TrimmedDataAccessException): data lost; resuming at the "
-                   "oldest record still available",
-                   s->start == START_AFTER_SEQ ? s->start_seq : "(start)");
+        note_loss(s, s->start == START_AFTER_SEQ ? s->start_seq : "");
         s->start = START_TRIM_HORIZON;
         s->from_horizon_fresh = false;
         set_state(s, SH_GET_ITER);
@@ -285,6 +298,20 @@ static void submit(struct shard *s, struct doc *d, int64_t ticket)
     }
 }
 
+/* Input that cannot become a document goes to the dead-letter file; it
+ * counts as finished once the entry is on disk (invariant 5). */
+static void dead_letter(struct shard *s, struct doc *d, json_t *raw, const char *type,
+                        const char *reason, int64_t ticket)
+{
+    struct reader *r = s->reader;
+
+    d->table = r->log.table;
+    d->shard = s->id;
+    s->pending_docs++; /* before: the sink may report at once */
+    if (sink_dead_letter(r->app->sink, d, raw, type, reason, s, ticket_of(ticket, DOC_INDEX)) < 0)
+        s->pending_docs--; /* closing: stays unfinished, read again after restart */
+}
+
 static void fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json_t *keys)
 {
     struct fetch *f = s->fetch;
@@ -359,6 +386,10 @@ static size_t take_records(struct shard *s, json_t *records)
             continue;
         }
         memcpy(s->last_read, seq, strlen(seq) + 1);
+        if (!taken)
+            memcpy(s->first_taken, seq, strlen(seq) + 1);
+        if (created > s->page_newest)
+            s->page_newest = created;
         r->stats.records_read++;
         taken++;
         d.version = version;
@@ -379,9 +410,8 @@ static size_t take_records(struct shard *s, json_t *records)
         default:
             logc_error(&c, "record %s cannot be made into a document: %s", seq,
                        err.ptr ? err.ptr : "?");
-            sink_dead_letter(r->app->sink, &d, rec, "record_conversion_error",
-                             err.ptr ? err.ptr : "malformed record", s, ticket_of(ticket, DOC_INDEX));
-            s->pending_docs++;
+            dead_letter(s, &d, rec, "record_conversion_error",
+                        err.ptr ? err.ptr : "malformed record", ticket);
             break;
         }
     }
@@ -502,10 +532,8 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         } else {
             logc_error(&c, "item of record %s cannot be made into a document: %s", e->seq,
                        err.ptr ? err.ptr : "?");
-            s->pending_docs++;
-            sink_dead_letter(r->app->sink, &d, item ? item : e->keys, "item_conversion_error",
-                             err.ptr ? err.ptr : "malformed item", s,
-                             ticket_of(e->ticket, DOC_INDEX));
+            dead_letter(s, &d, item ? item : e->keys, "item_conversion_error",
+                        err.ptr ? err.ptr : "malformed item", e->ticket);
         }
         json_decref(e->keys);
     }
@@ -540,20 +568,34 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         records = json_object_get(rep->json, "Records");
         next = json_string_value(json_object_get(rep->json, "NextShardIterator"));
         taken = take_records(s, records);
-        if (taken)
+        if (taken) {
             s->from_horizon_fresh = false;
+            if (s->loss_open)
+                logc_error(&c, "data lost: the records after %s and before %s",
+                           s->loss_after[0] ? s->loss_after : "the shard's start",
+                           s->first_taken);
+            s->loss_open = false;
+        }
         set_iterator(s, next);
         if (!next)
             s->at_end = true;
+        if (json_array_size(records) > 0) {
+            s->behind = r->app->now() - s->page_newest > BEHIND_S;
+            s->empty_streak = 0;
+        }
         if (s->fetch && s->fetch->n) {
             set_state(s, SH_FETCH_ITEMS);
         } else if (!next) {
             set_state(s, SH_DRAIN);
-        } else if (json_array_size(records) > 0) {
+        } else if (json_array_size(records) > 0 ||
+                   (s->behind && ++s->empty_streak <= BEHIND_EMPTY_MAX)) {
+            /* Records flow, or we are far behind and an empty page may just
+             * be a gap in the shard (REFERENCE.md Streams fact 2): go on. */
             s->backoff_ms = 0;
             set_state(s, SH_GET_RECORDS);
         } else {
             r->stats.getrecords_empty++;
+            s->behind = false;
             backoff_idle(s);
         }
         break;
@@ -569,12 +611,7 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
              * nothing existed before it, so nothing was lost. */
             logc_debug(&c, "trimmed-data answer on a fresh shard start; starting over");
         } else {
-            r->stats.records_lost_events++;
-            logc_error(&c,
-                       "records after sequence number %s were trimmed before they could be read "
-                       "(TrimmedDataAccessException): data lost; resuming at the oldest record "
-                       "still available",
-                       s->last_read[0] ? s->last_read : s->start_seq[0] ? s->start_seq : "(start)");
+            note_loss(s, s->last_read[0] ? s->last_read : s->start_seq);
         }
         s->start = START_TRIM_HORIZON;
         set_state(s, SH_GET_ITER);

@@ -56,6 +56,12 @@ struct shard {
     char *iterator;
     bool at_end;                 /* GetRecords returned no NextShardIterator */
     bool from_horizon_fresh;     /* started at TRIM_HORIZON with nothing read: trims are not loss */
+    bool loss_open;              /* records were trimmed; the range ends at the next record read */
+    char loss_after[41];         /* the last record read before the loss */
+    char first_taken[41];        /* first record of the last page */
+    int64_t page_newest;         /* newest ApproximateCreationDateTime of the last page */
+    bool behind;                 /* the last page was well behind the present */
+    int empty_streak;            /* empty pages read in a row while behind */
     struct ddb_call *call;       /* the request in flight, if any */
     struct ack *ack;
     struct ckpt_shard *ck;       /* its checkpoint entry */

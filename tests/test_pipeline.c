@@ -153,7 +153,7 @@ Test(pipeline, random_workload_every_type_three_view_types)
     need_ddb();
     trio_setup(&x, 20261122);
     sd = searchd_start("--depth-limit", "0", NULL);
-    conf = e2e_config(searchd_url(sd), x.t, 3, NULL, dir, sizeof(dir));
+    conf = e2e_config(searchd_url(sd), x.t, 3, "compression = gzip", dir, sizeof(dir));
     e2e_start(&p, conf);
     cr_log_info("random workload: %u items written", trio_write(&x, 450));
     trio_assert_equal(&x, sd, &p, 60000);
@@ -247,8 +247,9 @@ Test(pipeline, sigkill_at_random_moments_loses_nothing)
     stats = searchd_stats(sd);
     actions = stat_sum(stats, "actions");
     json_decref(stats);
-    cr_log_info("%u kills, %ld stream records, %ld actions received, %ld re-sent after restarts",
-                kills, records, actions, actions - records);
+    cr_log_info("%u items written, %u kills, %ld stream records, %ld actions received, %ld "
+                "re-sent after restarts",
+                written, kills, records, actions, actions - records);
     cr_expect_geq(actions, records, "every record reached the sink at least once");
     cr_expect_leq(actions - records, (long)kills * 500,
                   "re-sent actions are bounded by what was in flight at each kill");

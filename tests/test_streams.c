@@ -281,6 +281,7 @@ Test(streams, trimmed_data_is_logged_as_loss_and_reading_resumes)
     restart(&w);
     cr_assert(wait_v(&w, "kept", "1", 20000), "reading resumed at the trim horizon");
     cr_expect(log_has(&w, "data lost", 100), "the loss is logged");
+    cr_expect(log_has(&w, "and before", 100), "with the range that was lost");
     cr_expect(log_has(&w, "error", 100), "at error level");
     cr_expect(wait_v(&w, "lost1", NULL, 100), "lost records cannot be indexed");
     teardown(&w);
@@ -379,5 +380,65 @@ Test(streams, readers_pause_while_the_sink_is_full)
                      "everything was indexed once the sink drained");
         json_decref(c);
     }
+    teardown(&w);
+}
+
+/* "Bad input gets a clear error that names what and where, and loses
+ * nothing": a record that cannot become a document (here a number that is
+ * not one) goes to the dead-letter file; the records after it flow. */
+Test(streams, a_malformed_record_is_dead_lettered_and_the_rest_flows)
+{
+    struct world w;
+    char path[512], *dlq;
+    int s;
+
+    setup(&w);
+    s = fs_add_shard(w.fs, -1, false);
+    fs_put(w.fs, s, "INSERT", "a", "1", 1000);
+    fs_put(w.fs, s, "INSERT", "bad", "12abc", 1000);
+    fs_put(w.fs, s, "INSERT", "c", "3", 1001);
+    start(&w);
+    cr_assert(wait_v(&w, "c", "3", 20000));
+    cr_assert(wait_v(&w, "bad", NULL, 100));
+    snprintf(path, sizeof(path), "%s/dlq.ndjson", w.dir);
+    cr_assert(proc_wait_for_text(path, "record_conversion_error", 5000));
+    dlq = proc_slurp(path);
+    cr_expect(strstr(dlq, "12abc") != NULL, "the record is kept as received: %s", dlq);
+    cr_expect(strstr(dlq, "\"seq\":\"") != NULL, "with its stream position: %s", dlq);
+    free(dlq);
+    cr_expect(log_has(&w, "cannot be made into a document", 100));
+    teardown(&w);
+}
+
+/* SPEC [table] start: used only when no checkpoint exists.  latest skips the
+ * history: closed shards and the records already in open ones. */
+Test(streams, start_latest_skips_history_only_on_the_first_run)
+{
+    struct world w;
+    struct e2e_table t;
+    const char *conf;
+    int old, open;
+
+    setup(&w);
+    old = fs_add_shard(w.fs, -1, false);
+    fs_put(w.fs, old, "INSERT", "history1", "1", 1000);
+    fs_close_shard(w.fs, old);
+    open = fs_add_shard(w.fs, old, false);
+    fs_put(w.fs, open, "INSERT", "history2", "1", 1001);
+    t = (struct e2e_table){ .name = w.table, .index = w.table, .hash = "id",
+                            .extra = "start = latest" };
+    conf = e2e_config_ex(fs_url(w.fs), searchd_url(w.sd), &t, 1, FAST, NULL, w.dir,
+                         sizeof(w.dir));
+    e2e_start(&w.p, conf);
+    cr_assert(log_has(&w, "starts at LATEST", 10000));
+    fs_put(w.fs, open, "INSERT", "new1", "1", 1002);
+    cr_assert(wait_v(&w, "new1", "1", 20000));
+    cr_expect(wait_v(&w, "history1", NULL, 100), "a closed shard's history is skipped");
+    cr_expect(wait_v(&w, "history2", NULL, 100), "records before the start are skipped");
+    /* Restarted, it continues from its checkpoint, not from LATEST. */
+    cr_assert_eq(e2e_stop(&w.p, 15000), 0);
+    fs_put(w.fs, open, "INSERT", "while_stopped", "1", 1003);
+    restart(&w);
+    cr_assert(wait_v(&w, "while_stopped", "1", 20000), "nothing written while stopped is skipped");
     teardown(&w);
 }

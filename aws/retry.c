@@ -1,0 +1,244 @@
+#include "aws/retry.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aws/http.h"
+
+#define RETRY_AFTER_SLACK_MS 5000.0
+
+const struct retry_policy retry_standard = {
+    .max_attempts = 3, .base_ms = 1000.0, .throttle_base_ms = 1000.0,
+    .max_backoff_ms = 20000.0, .cost_other = 5, .cost_throttle = 5,
+};
+
+const struct retry_policy retry_dynamodb = {
+    .max_attempts = 4, .base_ms = 25.0, .throttle_base_ms = 1000.0,
+    .max_backoff_ms = 20000.0, .cost_other = 14, .cost_throttle = 5,
+};
+
+void retry_quota_init(struct retry_quota *q)
+{
+    q->tokens = RETRY_QUOTA_MAX;
+}
+
+int retry_quota_take(struct retry_quota *q, const struct retry_policy *p, bool throttled, int *cost)
+{
+    int c = throttled ? p->cost_throttle : p->cost_other;
+
+    if (q->tokens < c)
+        return -EAGAIN;
+    q->tokens -= c;
+    *cost = c;
+    return 0;
+}
+
+void retry_quota_success(struct retry_quota *q, int last_cost)
+{
+    q->tokens += last_cost ? last_cost : RETRY_COST_NO_RETRY;
+    if (q->tokens > RETRY_QUOTA_MAX)
+        q->tokens = RETRY_QUOTA_MAX;
+}
+
+long retry_backoff_ms(const struct retry_policy *p, int n, bool throttled, double rnd,
+                      const char *retry_after)
+{
+    double cap = throttled ? p->throttle_base_ms : p->base_ms, t;
+
+    for (int i = 1; i < n && cap < p->max_backoff_ms; i++)
+        cap *= 2;
+    if (cap > p->max_backoff_ms)
+        cap = p->max_backoff_ms;
+    t = rnd * cap;
+    if (retry_after && *retry_after) {
+        char *end;
+        double ra = strtod(retry_after, &end);
+
+        /* x-amz-retry-after is in ms: wait at least our backoff, at most 5 s more. */
+        if (end != retry_after && *end == '\0' && ra >= 0) {
+            if (ra > t + RETRY_AFTER_SLACK_MS)
+                ra = t + RETRY_AFTER_SLACK_MS;
+            if (ra > t)
+                t = ra;
+        }
+    }
+    return (long)(t + 0.5);
+}
+
+double retry_rng(void)
+{
+    static uint64_t s;
+
+    if (!s)
+        s = (uv_hrtime() ^ ((uint64_t)getpid() << 32)) | 1;
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return (double)((s * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0; /* 2^53 */
+}
+
+static double (*rng_fn)(void) = retry_rng;
+
+void retry_set_rng(double (*rng)(void))
+{
+    rng_fn = rng ? rng : retry_rng;
+}
+
+static const char *const throttling_codes[] = {
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+    "EC2ThrottledException",
+};
+
+static const char *const transient_codes[] = {
+    "RequestTimeout", "RequestTimeoutException", "InternalServerError", "InternalFailure",
+    "ServiceUnavailable", "ReplicatedWriteConflictException", "IDPCommunicationError",
+};
+
+static bool in_list(const char *code, const char *const *list, size_t n)
+{
+    for (size_t i = 0; code && i < n; i++)
+        if (strcmp(code, list[i]) == 0)
+            return true;
+    return false;
+}
+
+bool retry_code_throttling(const char *code)
+{
+    return in_list(code, throttling_codes, sizeof throttling_codes / sizeof throttling_codes[0]);
+}
+
+bool retry_code_transient(const char *code)
+{
+    return in_list(code, transient_codes, sizeof transient_codes / sizeof transient_codes[0]);
+}
+
+/* ---- retry_call ------------------------------------------------------------ */
+
+struct retry_call {
+    struct http *http;
+    const struct retry_policy *policy;
+    struct retry_quota *quota;
+    retry_build_cb *build;
+    retry_judge_cb *judge;
+    retry_done_cb *done;
+    void *arg;
+    uv_timer_t timer;
+    struct http_req *req; /* in flight */
+    int attempts, last_cost;
+    bool finished;
+};
+
+static void on_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void finish(struct retry_call *rc, struct http_req *req, int err, enum retry_verdict v)
+{
+    rc->finished = true;
+    uv_timer_stop(&rc->timer);
+    rc->done(req, err, v, rc->attempts, rc->arg);
+    uv_close((uv_handle_t *)&rc->timer, on_closed);
+}
+
+static void attempt(struct retry_call *rc);
+
+static void on_timer(uv_timer_t *t)
+{
+    attempt(t->data);
+}
+
+/* Decides after one attempt: deliver, or wait and try again. */
+static void after(struct retry_call *rc, struct http_req *req, int err, enum retry_verdict v)
+{
+    bool throttled = v == RETRY_THROTTLED;
+    int cost;
+
+    if (v == RETRY_OK && rc->quota)
+        retry_quota_success(rc->quota, rc->last_cost);
+    if (v == RETRY_OK || v == RETRY_FATAL || rc->attempts >= rc->policy->max_attempts ||
+        (rc->quota && retry_quota_take(rc->quota, rc->policy, throttled, &cost) < 0)) {
+        finish(rc, req, err, v);
+        return;
+    }
+    rc->last_cost = rc->quota ? cost : 0;
+    uv_timer_start(&rc->timer, on_timer,
+                   (uint64_t)retry_backoff_ms(rc->policy, rc->attempts, throttled, rng_fn(),
+                                              req ? http_req_header_get(req, "x-amz-retry-after")
+                                                  : NULL),
+                   0);
+}
+
+static void on_http(struct http_req *req, int err, void *arg)
+{
+    struct retry_call *rc = arg;
+
+    rc->req = NULL;
+    if (rc->finished) /* cancelled */
+        return;
+    after(rc, req, err, rc->judge(req, err, rc->arg));
+}
+
+static void attempt(struct retry_call *rc)
+{
+    struct http_req *req;
+    int err;
+
+    rc->attempts++;
+    req = rc->build(rc->attempts, rc->arg);
+    if (!req) {
+        finish(rc, NULL, -ENOMEM, RETRY_FATAL);
+        return;
+    }
+    rc->req = req;
+    err = http_send(rc->http, req, on_http, rc);
+    if (err < 0) {
+        rc->req = NULL;
+        after(rc, NULL, err, err == -ECANCELED ? RETRY_FATAL : RETRY_TRANSIENT);
+    }
+}
+
+struct retry_call *retry_call_start(uv_loop_t *loop, struct http *h, const struct retry_policy *p,
+                                    struct retry_quota *quota, retry_build_cb *build,
+                                    retry_judge_cb *judge, retry_done_cb *done, void *arg)
+{
+    struct retry_call *rc = calloc(1, sizeof *rc);
+
+    if (!rc)
+        return NULL;
+    if (uv_timer_init(loop, &rc->timer) < 0) {
+        free(rc);
+        return NULL;
+    }
+    rc->timer.data = rc;
+    rc->http = h;
+    rc->policy = p;
+    rc->quota = quota;
+    rc->build = build;
+    rc->judge = judge;
+    rc->done = done;
+    rc->arg = arg;
+    uv_timer_start(&rc->timer, on_timer, 0, 0);
+    return rc;
+}
+
+void retry_call_cancel(struct retry_call *rc)
+{
+    if (!rc || rc->finished)
+        return;
+    rc->finished = true;
+    if (rc->req) {
+        struct http_req *req = rc->req;
+
+        rc->req = NULL;
+        http_cancel(req); /* on_http sees finished and returns */
+    }
+    rc->finished = false;
+    finish(rc, NULL, -ECANCELED, RETRY_FATAL);
+}

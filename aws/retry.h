@@ -1,0 +1,89 @@
+/* retry — the AWS SDKs' standard retry mode (AWS-AUTH §12), shared by the
+ * DynamoDB/Streams calls and the credential providers' STS, container and
+ * IMDS calls.
+ *
+ * The pure part: the policy (attempts, backoff bases, costs), the retry
+ * quota (a token bucket of 500), capped exponential backoff with full jitter
+ * honouring x-amz-retry-after, and the throttling / transient error codes.
+ * retry_call runs one HTTP call under a policy on the loop.
+ */
+#ifndef DDB2ES_RETRY_H
+#define DDB2ES_RETRY_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+struct http;
+struct http_req;
+
+struct retry_policy {
+    int max_attempts;        /* attempts, not retries */
+    double base_ms;          /* backoff base for transient errors */
+    double throttle_base_ms; /* backoff base for throttling errors */
+    double max_backoff_ms;   /* cap of one delay */
+    int cost_other;          /* quota tokens one retry takes */
+    int cost_throttle;
+};
+
+/* 3 attempts, base 1 s for everything, cost 5: STS, container, IMDS. */
+extern const struct retry_policy retry_standard;
+/* The 2026 revision for DynamoDB and Streams: 4 attempts, 25 ms / 1 s,
+ * costs 14 / 5. */
+extern const struct retry_policy retry_dynamodb;
+
+#define RETRY_QUOTA_MAX 500
+#define RETRY_COST_NO_RETRY 1 /* what a first-attempt success refunds */
+
+struct retry_quota {
+    int tokens;
+};
+
+void retry_quota_init(struct retry_quota *q);
+/* Takes one retry's cost: 0 with *cost set, or -EAGAIN when the bucket
+ * holds too little (then nothing is taken). */
+int retry_quota_take(struct retry_quota *q, const struct retry_policy *p, bool throttled, int *cost);
+/* After a success: refunds last_cost (what the last retry took), or
+ * RETRY_COST_NO_RETRY when there was none; never above the maximum. */
+void retry_quota_success(struct retry_quota *q, int last_cost);
+
+/* The delay before retry n (1 = the first retry): rnd * min(base * 2^(n-1),
+ * cap), rnd in [0, 1).  retry_after is an x-amz-retry-after value in ms (or
+ * NULL): the delay becomes max(t, min(retry_after, t + 5 s)). */
+long retry_backoff_ms(const struct retry_policy *p, int n, bool throttled, double rnd,
+                      const char *retry_after);
+
+/* [0, 1): xorshift64*, seeded from the clock and pid; jitter need not be
+ * secret.  Tests replace the source used by retry_call with retry_set_rng
+ * (NULL restores the default). */
+double retry_rng(void);
+void retry_set_rng(double (*rng)(void));
+
+bool retry_code_throttling(const char *code);
+bool retry_code_transient(const char *code);
+
+/* ---- one HTTP call, retried ---------------------------------------------- */
+
+enum retry_verdict { RETRY_OK, RETRY_TRANSIENT, RETRY_THROTTLED, RETRY_FATAL };
+
+struct retry_call;
+/* Builds (and signs) the request of one attempt; NULL ends the call with
+ * -ENOMEM.  attempt counts from 1. */
+typedef struct http_req *retry_build_cb(int attempt, void *arg);
+/* Classifies one attempt's outcome (err as http's callback got it). */
+typedef enum retry_verdict retry_judge_cb(struct http_req *req, int err, void *arg);
+/* Runs once: with the last attempt's request (valid during the callback),
+ * its err and verdict; req is NULL when no request could be made (err says
+ * why) or after retry_call_cancel (err -ECANCELED). */
+typedef void retry_done_cb(struct http_req *req, int err, enum retry_verdict v, int attempts,
+                           void *arg);
+
+/* Starts from the loop (the callbacks never run inside this call).  quota
+ * may be NULL (no bucket).  NULL when out of memory (done not run). */
+struct retry_call *retry_call_start(uv_loop_t *loop, struct http *h, const struct retry_policy *p,
+                                    struct retry_quota *quota, retry_build_cb *build,
+                                    retry_judge_cb *judge, retry_done_cb *done, void *arg);
+/* done runs with -ECANCELED before this returns; the handle is invalid
+ * after done has run.  NULL is a no-op. */
+void retry_call_cancel(struct retry_call *rc);
+
+#endif
