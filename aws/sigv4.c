@@ -831,3 +831,141 @@ int sigv4_parse_authorization(const char *value, struct sigv4_authz *out)
     *out = tmp;
     return 0;
 }
+
+/* ---- verification (the search double and the Streams stand-in) ---------- */
+
+static int parse_amz_date(const char *s, time_t *out)
+{
+    struct tm tm;
+
+    memset(&tm, 0, sizeof(tm));
+    if (!s || strlen(s) != 16 || s[8] != 'T' || s[15] != 'Z')
+        return -EINVAL;
+    if (sscanf(s, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec) != 6)
+        return -EINVAL;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = timegm(&tm);
+    return 0;
+}
+
+static void fmt_amz_date(time_t t, char out[17])
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+static bool same_secret(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+
+    return la == lb && CRYPTO_memcmp(a, b, la) == 0;
+}
+
+static int deny(char *msg, size_t len, const char *text)
+{
+    snprintf(msg, len, "%s", text);
+    return -EACCES;
+}
+
+#define VERIFY_MAX_HEADERS 100
+
+int sigv4_verify(const struct sigv4_check *in, char *msg, size_t msglen)
+{
+    static const char mismatch[] =
+        "The request signature we calculated does not match the signature you provided. Check "
+        "your AWS Secret Access Key and signing method. Consult the service documentation for "
+        "details.";
+    const char *a = in->header(in->ctx, "authorization");
+    const char *date = in->header(in->ctx, "x-amz-date");
+    const char *token = in->header(in->ctx, "x-amz-security-token");
+    const char *csha = in->header(in->ctx, "x-amz-content-sha256");
+    const char *want_token = in->key->session_token && *in->key->session_token
+                                 ? in->key->session_token
+                                 : NULL;
+    struct sigv4_header hs[VERIFY_MAX_HEADERS];
+    struct sigv4_authz az;
+    struct sigv4_output out;
+    char names[sizeof(az.signed_headers)], *save = NULL, hash[65];
+    bool have_host = false, token_signed = false, ok = false;
+    size_t nh = 0;
+    time_t t;
+
+    if (!a)
+        return deny(msg, msglen, "Missing Authentication Token");
+    if (sigv4_parse_authorization(a, &az) < 0)
+        return deny(msg, msglen,
+                    "Authorization header requires 'Credential' parameter. Authorization header "
+                    "requires 'Signature' parameter. Authorization header requires "
+                    "'SignedHeaders' parameter.");
+    if (strcmp(az.access_key_id, in->key->access_key_id) != 0)
+        return deny(msg, msglen, "The security token included in the request is invalid.");
+    if (strcmp(az.region, in->region) != 0)
+        return deny(msg, msglen, "Credential should be scoped to a valid region. ");
+    if (strcmp(az.service, in->service) != 0) {
+        snprintf(msg, msglen, "Credential should be scoped to correct service: '%s'. ",
+                 in->service);
+        return -EACCES;
+    }
+    if (parse_amz_date(date, &t) < 0)
+        return deny(msg, msglen, "Authorization header requires existence of either a "
+                                 "'X-Amz-Date' or a 'Date' header.");
+    if (t < in->now - 15 * 60 || t > in->now + 15 * 60) {
+        char nowb[17], lim[17];
+
+        fmt_amz_date(in->now, nowb);
+        fmt_amz_date(t < in->now ? in->now - 15 * 60 : in->now + 15 * 60, lim);
+        snprintf(msg, msglen,
+                 t < in->now ? "Signature expired: %s is now earlier than %s (%s - 15 min.)"
+                             : "Signature not yet current: %s is still later than %s (%s + 15 "
+                               "min.)",
+                 date, lim, nowb);
+        return -EACCES;
+    }
+    if (strncmp(date, az.date, 8) != 0) {
+        snprintf(msg, msglen,
+                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of "
+                 "date from HTTP: '%s' != '%.8s', from '%s'.",
+                 az.date, date, date);
+        return -EACCES;
+    }
+    if ((want_token && (!token || !same_secret(token, want_token))) || (!want_token && token))
+        return deny(msg, msglen, "The security token included in the request is invalid.");
+    if (in->require_content_sha256 && !csha)
+        return deny(msg, msglen, "Missing required header for this request: x-amz-content-sha256");
+    if (csha && strcmp(csha, "UNSIGNED-PAYLOAD") != 0) {
+        sigv4_sha256_hex(in->body, in->body_len, hash);
+        if (strcmp(csha, hash) != 0)
+            return deny(msg, msglen, "The provided 'x-amz-content-sha256' header does not match "
+                                     "what was computed.");
+    }
+    /* Exactly the signed headers, with the values received. */
+    snprintf(names, sizeof(names), "%s", az.signed_headers);
+    for (char *n = strtok_r(names, ";", &save); n; n = strtok_r(NULL, ";", &save)) {
+        const char *v = in->header(in->ctx, n);
+
+        if (!v || nh == VERIFY_MAX_HEADERS)
+            return deny(msg, msglen, mismatch);
+        have_host |= strcmp(n, "host") == 0;
+        token_signed |= strcmp(n, "x-amz-security-token") == 0;
+        hs[nh++] = (struct sigv4_header){ n, v };
+    }
+    if (!have_host || (want_token && !token_signed))
+        return deny(msg, msglen, mismatch);
+    memset(&out, 0, sizeof(out));
+    if (sigv4_sign(&(struct sigv4_input){ .method = in->method, .path = in->path,
+                                          .query = in->query, .headers = hs, .nheaders = nh,
+                                          .body = in->body, .body_len = in->body_len,
+                                          .region = az.region, .service = az.service,
+                                          .now = in->now, .normalize_path = true },
+                   &(struct sigv4_key){ .access_key_id = in->key->access_key_id,
+                                        .secret_access_key = in->key->secret_access_key },
+                   &out) == 0)
+        ok = strlen(out.signature) == strlen(az.signature) &&
+             CRYPTO_memcmp(out.signature, az.signature, strlen(az.signature)) == 0;
+    sigv4_output_close(&out);
+    return ok ? 0 : deny(msg, msglen, mismatch);
+}

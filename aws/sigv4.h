@@ -82,6 +82,27 @@ struct sigv4_authz {
 };
 int sigv4_parse_authorization(const char *value, struct sigv4_authz *out);
 
+/* Checks a received request the way AWS does: the Authorization header
+ * parses, its key id, region and service are the expected ones, X-Amz-Date
+ * is within 15 minutes of now and matches the credential scope, the session
+ * token (if the key has one) was sent and signed, x-amz-content-sha256 (when
+ * sent, or when required) is the body's hash or UNSIGNED-PAYLOAD, and the
+ * signature recomputed over exactly the signed headers matches.  header(ctx,
+ * lowercase-name) returns a received header's value or NULL.  Returns 0, or
+ * -EACCES with AWS's wording of the reason in msg. */
+struct sigv4_check {
+    const char *method, *path, *query;
+    const char *(*header)(void *ctx, const char *lname);
+    void *ctx;
+    const void *body;
+    size_t body_len;
+    const char *region, *service;
+    const struct sigv4_key *key;
+    bool require_content_sha256; /* aoss */
+    time_t now;
+};
+int sigv4_verify(const struct sigv4_check *in, char *msg, size_t msglen);
+
 /* hex(SHA-256(data)) into out[65]. */
 void sigv4_sha256_hex(const void *data, size_t len, char out[65]);
 /* hex(HMAC-SHA256(key, data)) into out[65]. */

@@ -20,7 +20,8 @@ struct reader;
 struct app {
     uv_loop_t *loop;
     const struct config *cfg;
-    struct http *http;
+    struct http *http;       /* AWS calls: TLS always verified against the system CAs */
+    struct http *sink_http;  /* the search engine: [sink] tls_verify and ca_file */
     struct creds *creds;
     struct aws *aws;
     struct sink *sink;

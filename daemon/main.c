@@ -120,6 +120,13 @@ static int parse(int argc, char **argv, struct cli *c)
 
 static int cmd_check(const struct config *cfg)
 {
+    char err[1024];
+    int rc = config_check_transport(cfg, err, sizeof(err));
+
+    if (rc != 0) {
+        fprintf(stderr, "ddb2es: %s\n", err);
+        return rc;
+    }
     printf("# configuration is valid: %zu table(s)\n", cfg->ntables);
     config_dump(cfg, stdout);
     return 0;

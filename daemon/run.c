@@ -33,6 +33,7 @@ struct run {
     struct health *health;   /* sd_notify, /healthz, /readyz */
     struct metrics *metrics; /* NULL when metrics_listen is empty */
     int lock_fd;
+    int http_closed;
     int exit_code;
     unsigned readers_running;
     bool sink_closed;
@@ -100,6 +101,8 @@ static void on_http_closed(void *arg)
 {
     struct run *run = arg;
 
+    if (++run->http_closed < 2)
+        return;
     close_handle((uv_handle_t *)&run->sigterm);
     close_handle((uv_handle_t *)&run->sigint);
     close_handle((uv_handle_t *)&run->ckpt_timer);
@@ -139,6 +142,7 @@ static void finish(struct run *run)
     creds_free(app->creds);
     app->creds = NULL;
     http_close(app->http, on_http_closed, run);
+    http_close(app->sink_http, on_http_closed, run);
 }
 
 static void wait_for_save(uv_timer_t *t)
@@ -188,30 +192,6 @@ static void on_signal(uv_signal_t *h, int signum)
 }
 
 /* ---- start ------------------------------------------------------------ */
-
-/* The signing region of an Amazon OpenSearch endpoint, from its host name
- * (search-x-abc.eu-west-1.es.amazonaws.com, x.us-east-1.aoss.amazonaws.com). */
-static bool region_from_host(const char *url, char *out, size_t outlen)
-{
-    const char *host = strstr(url, "://");
-    const char *end, *dot;
-
-    host = host ? host + 3 : url;
-    end = host + strcspn(host, ":/");
-    for (const char *svc = host; (svc = memchr(svc, '.', (size_t)(end - svc))); svc++) {
-        if ((strncmp(svc, ".es.amazonaws.", 14) == 0 || strncmp(svc, ".aoss.amazonaws.", 16) == 0) &&
-            svc > host) {
-            for (dot = svc - 1; dot > host && *dot != '.'; dot--)
-                ;
-            if (*dot == '.' && (size_t)(svc - dot - 1) < outlen) {
-                memcpy(out, dot + 1, (size_t)(svc - dot - 1));
-                out[svc - dot - 1] = '\0';
-                return true;
-            }
-        }
-    }
-    return false;
-}
 
 struct region_wait {
     bool done;
@@ -323,9 +303,11 @@ static int start(struct run *run, const struct config *cfg)
     if (!cfg->sink.tls_verify)
         log_warn("[sink] tls_verify = false: the search engine's TLS certificate is NOT checked");
 
-    app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = cfg->sink.tls_verify,
-                                                         .ca_file = cfg->sink.ca_file });
-    if (!app->http) {
+    /* Two clients: the sink's TLS settings never weaken the AWS calls. */
+    app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = true });
+    app->sink_http = http_new(app->loop, &(struct http_opts){ .tls_verify = cfg->sink.tls_verify,
+                                                              .ca_file = cfg->sink.ca_file });
+    if (!app->http || !app->sink_http) {
         fprintf(stderr, "ddb2es: cannot set up the HTTP client\n");
         return 70;
     }
@@ -367,7 +349,7 @@ static int start(struct run *run, const struct config *cfg)
             .password = run->password,
             .api_key = run->api_key,
             .sigv4_service = cfg->sink.sigv4_service ? cfg->sink.sigv4_service : "es",
-            .sigv4_region = region_from_host(cfg->sink.url, sink_region, sizeof(sink_region))
+            .sigv4_region = config_sink_region(cfg->sink.url, sink_region, sizeof(sink_region))
                                 ? sink_region
                                 : run->region,
             .bulk_max_actions = (size_t)cfg->sink.bulk_max_actions,
@@ -383,7 +365,7 @@ static int start(struct run *run, const struct config *cfg)
             .dry_run = app->dry_run,
         };
 
-        app->sink = sink_new(app->loop, app->http, app->creds, &so, reader_doc_done,
+        app->sink = sink_new(app->loop, app->sink_http, app->creds, &so, reader_doc_done,
                              on_sink_resume, run);
     }
     if (!app->sink) {
@@ -495,6 +477,8 @@ int run_daemon(const struct config *cfg, bool dry_run)
         creds_free(app->creds);
         if (app->http)
             http_close(app->http, NULL, NULL);
+        if (app->sink_http)
+            http_close(app->sink_http, NULL, NULL);
         uv_walk(&loop, walk_close, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
     }

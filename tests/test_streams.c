@@ -442,3 +442,38 @@ Test(streams, start_latest_skips_history_only_on_the_first_run)
     cr_assert(wait_v(&w, "while_stopped", "1", 20000), "nothing written while stopped is skipped");
     teardown(&w);
 }
+
+/* AWS-AUTH §11.1: Streams and DynamoDB calls are signed with SigV4, signing
+ * name "dynamodb", session token included.  The stand-in verifies every
+ * request the way the service does. */
+Test(streams, every_call_is_signed_and_a_wrong_secret_is_refused)
+{
+    struct world w;
+    struct e2e_table t;
+    const char *conf;
+    const char *good[] = { "AWS_ACCESS_KEY_ID=AKIDSTREAMS", "AWS_SECRET_ACCESS_KEY=s3cr3t",
+                           "AWS_SESSION_TOKEN=session-token-1", NULL };
+    const char *bad[] = { "AWS_ACCESS_KEY_ID=AKIDSTREAMS", "AWS_SECRET_ACCESS_KEY=wrong",
+                          "AWS_SESSION_TOKEN=session-token-1", NULL };
+    int s;
+
+    setup(&w);
+    fs_verify(w.fs, "AKIDSTREAMS", "s3cr3t", "session-token-1");
+    s = fs_add_shard(w.fs, -1, false);
+    fs_put(w.fs, s, "INSERT", "a", "1", 1000);
+    t = (struct e2e_table){ .name = w.table, .index = w.table, .hash = "id" };
+    conf = e2e_config_ex(fs_url(w.fs), searchd_url(w.sd), &t, 1, FAST, NULL, w.dir,
+                         sizeof(w.dir));
+    e2e_start_env(&w.p, conf, good);
+    cr_assert(wait_v(&w, "a", "1", 20000));
+    cr_expect_eq(fs_rejected(w.fs), 0, "every request carried a valid signature");
+    cr_expect_gt(fs_calls(w.fs, FS_DESCRIBE_TABLE) + fs_calls(w.fs, FS_GET_RECORDS), 1);
+    cr_assert_eq(e2e_stop(&w.p, 15000), 0);
+
+    e2e_start_env(&w.p, conf, bad);
+    fs_put(w.fs, s, "INSERT", "b", "1", 1001);
+    cr_assert(log_has(&w, "signature", 20000), "the refusal is reported: %s", "");
+    cr_expect_gt(fs_rejected(w.fs), 0);
+    cr_expect(wait_v(&w, "b", NULL, 100), "nothing read with a wrong key");
+    teardown(&w);
+}

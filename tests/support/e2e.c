@@ -57,14 +57,19 @@ const char *e2e_config_ex(const char *aws_endpoint, const char *sink_url,
     return path;
 }
 
-void e2e_start(struct proc *p, const char *conf)
+void e2e_start_env(struct proc *p, const char *conf, const char *const env[])
 {
     static char bin[512];
-    const char *argv[] = { proc_path("ddb2es", bin, sizeof(bin)), "run", "-c", conf,
-                     NULL };
-    const char *env[] = { "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", NULL };
+    const char *argv[] = { proc_path("ddb2es", bin, sizeof(bin)), "run", "-c", conf, NULL };
 
     proc_start(p, argv, env);
+}
+
+void e2e_start(struct proc *p, const char *conf)
+{
+    const char *env[] = { "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", NULL };
+
+    e2e_start_env(p, conf, env);
 }
 
 int e2e_stop(struct proc *p, long ms)

@@ -31,6 +31,9 @@ const char *e2e_config_ex(const char *aws_endpoint, const char *sink_url,
                           const char *extra_sections, char *dir_out, size_t dirlen);
 /* Starts `ddb2es run -c conf` with the test credentials and region. */
 void e2e_start(struct proc *p, const char *conf);
+/* The same with these environment variables ("NAME=VALUE", NULL-ended)
+ * instead of the test credentials. */
+void e2e_start_env(struct proc *p, const char *conf, const char *const env[]);
 /* SIGTERM, then waits; returns the exit code (-1 on timeout, then SIGKILLs). */
 int e2e_stop(struct proc *p, long ms);
 

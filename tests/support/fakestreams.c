@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
 
 #define MAX_SHARDS 64
@@ -52,7 +54,60 @@ struct fakestreams {
     struct fs_fault faults[FS_NOPS];
     unsigned calls[FS_NOPS];
     unsigned long tick;
+    bool verify;
+    char akid[64], secret[128], token[1024];
+    unsigned rejected;
 };
+
+/* The received headers, for sigv4_verify: lower-case names, values trimmed. */
+struct headers {
+    size_t n;
+    char *name[64], *value[64];
+};
+
+static void headers_parse(struct headers *h, const char *raw)
+{
+    const char *line = raw;
+
+    h->n = 0;
+    while (line && *line && h->n < 64) {
+        const char *eol = strstr(line, "\r\n"), *colon;
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+
+        colon = memchr(line, ':', len);
+        if (colon) {
+            const char *v = colon + 1;
+            size_t vl;
+
+            while (v < line + len && (*v == ' ' || *v == '\t'))
+                v++;
+            vl = (size_t)(line + len - v);
+            h->name[h->n] = strndup(line, (size_t)(colon - line));
+            for (char *c = h->name[h->n]; *c; c++)
+                *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+            h->value[h->n++] = strndup(v, vl);
+        }
+        line = eol ? eol + 2 : NULL;
+    }
+}
+
+static void headers_free(struct headers *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        free(h->name[i]);
+        free(h->value[i]);
+    }
+}
+
+static const char *header_get(void *ctx, const char *name)
+{
+    struct headers *h = ctx;
+
+    for (size_t i = 0; i < h->n; i++)
+        if (strcmp(h->name[i], name) == 0)
+            return h->value[i];
+    return NULL;
+}
 
 static const char *const op_target[FS_NOPS] = {
     [FS_DESCRIBE_TABLE] = "DynamoDB_20120810.DescribeTable",
@@ -304,6 +359,36 @@ static void handler(const struct fake_req *req, struct fake_reply *out, void *ar
     for (op = 0; op < FS_NOPS; op++)
         if (target && strcmp(target, op_target[op]) == 0)
             break;
+    if (fs->verify) {
+        struct headers h;
+        struct sigv4_key key = { fs->akid, fs->secret, fs->token[0] ? fs->token : NULL };
+        char msg[512], path[256];
+        const char *q = strchr(req->path, '?');
+        int rc;
+
+        snprintf(path, sizeof(path), "%.*s", (int)(q ? q - req->path : (long)strlen(req->path)),
+                 req->path);
+        headers_parse(&h, req->headers);
+        rc = sigv4_verify(&(struct sigv4_check){ .method = req->method, .path = path,
+                                                 .query = q ? q + 1 : NULL, .header = header_get,
+                                                 .ctx = &h, .body = req->body,
+                                                 .body_len = req->body_len,
+                                                 .region = "us-east-1", .service = "dynamodb",
+                                                 .key = &key, .now = time(NULL) },
+                          msg, sizeof(msg));
+        headers_free(&h);
+        if (rc != 0) {
+            fs->rejected++;
+            reply_error(out, 400,
+                        strstr(msg, "security token")
+                            ? "com.amazon.coral.service#UnrecognizedClientException"
+                            : "com.amazon.coral.service#InvalidSignatureException",
+                        msg);
+            pthread_mutex_unlock(&fs->mu);
+            json_decref(body);
+            return;
+        }
+    }
     if (op == FS_NOPS) {
         reply_error(out, 400, "com.amazon.coral.service#UnknownOperationException", "unknown");
     } else if (fs->calls[op]++, fs->faults[op].count > 0) {
@@ -468,6 +553,26 @@ void fs_delete_table(struct fakestreams *fs)
     for (int i = 0; i < fs->nshards; i++)
         fs->shards[i].closed = true;
     pthread_mutex_unlock(&fs->mu);
+}
+
+void fs_verify(struct fakestreams *fs, const char *akid, const char *secret, const char *token)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->verify = true;
+    snprintf(fs->akid, sizeof(fs->akid), "%s", akid);
+    snprintf(fs->secret, sizeof(fs->secret), "%s", secret);
+    snprintf(fs->token, sizeof(fs->token), "%s", token ? token : "");
+    pthread_mutex_unlock(&fs->mu);
+}
+
+unsigned fs_rejected(struct fakestreams *fs)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&fs->mu);
+    n = fs->rejected;
+    pthread_mutex_unlock(&fs->mu);
+    return n;
 }
 
 unsigned fs_calls(struct fakestreams *fs, enum fs_op op)

@@ -53,6 +53,11 @@ void fs_page_size(struct fakestreams *fs, int n);
 int fs_new_stream(struct fakestreams *fs);
 /* DescribeTable answers ResourceNotFoundException from now on. */
 void fs_delete_table(struct fakestreams *fs);
+/* From now on every request must carry a valid SigV4 signature (service
+ * dynamodb, region us-east-1) by this key; others are refused as DynamoDB
+ * does (400 UnrecognizedClientException / InvalidSignatureException). */
+void fs_verify(struct fakestreams *fs, const char *akid, const char *secret, const char *token);
+unsigned fs_rejected(struct fakestreams *fs);
 unsigned fs_calls(struct fakestreams *fs, enum fs_op op);
 /* GetRecords calls for one shard, and the sequence number a
  * GetShardIterator AFTER_SEQUENCE_NUMBER last asked for ("" if none). */

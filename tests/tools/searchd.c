@@ -2471,150 +2471,36 @@ static bool check_apikey(struct conn *c, const struct request *r)
     return ok;
 }
 
-static int parse_amz_date(const char *s, time_t *out)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    if (!s || strlen(s) != 16 || s[8] != 'T' || s[15] != 'Z')
-        return -EINVAL;
-    if (sscanf(s, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec) != 6)
-        return -EINVAL;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    *out = timegm(&tm);
-    return 0;
-}
-
-static void fmt_amz_date(time_t t, char out[17])
-{
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
-}
-
 static const char sig_mismatch[] =
     "The request signature we calculated does not match the signature you provided. Check your "
     "AWS Secret Access Key and signing method. Consult the service documentation for details.";
 
+static const char *received_header(void *ctx, const char *name)
+{
+    return req_header(ctx, name);
+}
+
 static bool check_sigv4(struct conn *c, struct request *r)
 {
     const struct settings *s = &srv.set;
-    const char *a = req_header(r, "authorization");
-    const char *date = req_header(r, "x-amz-date");
-    const char *token = req_header(r, "x-amz-security-token");
-    const char *csha = req_header(r, "x-amz-content-sha256");
-    struct sigv4_authz az;
-    struct sigv4_header hs[MAX_HDRS];
-    size_t nh = 0;
-    char msg[512], hash[65], names[1024];
-    time_t t, now = time(NULL);
-    bool ok = false;
-
-    if (!a) {
-        reply_403_aws(c, "Missing Authentication Token");
-        return false;
-    }
-    if (sigv4_parse_authorization(a, &az) < 0) {
-        reply_403_aws(c, "Authorization header requires 'Credential' parameter. Authorization "
-                         "header requires 'Signature' parameter. Authorization header requires "
-                         "'SignedHeaders' parameter.");
-        return false;
-    }
-    if (!s->access_key || strcmp(az.access_key_id, s->access_key) != 0) {
-        reply_403_aws(c, "The security token included in the request is invalid.");
-        return false;
-    }
-    if (!s->region || strcmp(az.region, s->region) != 0) {
-        reply_403_aws(c, "Credential should be scoped to a valid region. ");
-        return false;
-    }
-    if (!s->service || strcmp(az.service, s->service) != 0) {
-        snprintf(msg, sizeof(msg), "Credential should be scoped to correct service: '%s'. ",
-                 s->service ? s->service : "es");
-        reply_403_aws(c, msg);
-        return false;
-    }
-    if (!date || parse_amz_date(date, &t) < 0) {
-        reply_403_aws(c, "Authorization header requires existence of either a 'X-Amz-Date' or a "
-                         "'Date' header.");
-        return false;
-    }
-    if (t < now - 15 * 60 || t > now + 15 * 60) {
-        char nowb[17], lim[17];
-        fmt_amz_date(now, nowb);
-        if (t < now) {
-            fmt_amz_date(now - 15 * 60, lim);
-            snprintf(msg, sizeof(msg), "Signature expired: %s is now earlier than %s (%s - 15 "
-                     "min.)", date, lim, nowb);
-        } else {
-            fmt_amz_date(now + 15 * 60, lim);
-            snprintf(msg, sizeof(msg), "Signature not yet current: %s is still later than %s (%s "
-                     "+ 15 min.)", date, lim, nowb);
-        }
-        reply_403_aws(c, msg);
-        return false;
-    }
-    if (strncmp(date, az.date, 8) != 0) {
-        snprintf(msg, sizeof(msg), "Date in Credential scope does not match YYYYMMDD from "
-                 "ISO-8601 version of date from HTTP: '%s' != '%.8s', from '%s'.", az.date, date,
-                 date);
-        reply_403_aws(c, msg);
-        return false;
-    }
-    if ((s->session_token && (!token || !const_eq(token, s->session_token))) ||
-        (!s->session_token && token)) {
-        reply_403_aws(c, "The security token included in the request is invalid.");
-        return false;
-    }
-    if (strcmp(s->service, "aoss") == 0 && !csha) {
-        reply_403_aws(c, "Missing required header for this request: x-amz-content-sha256");
-        return false;
-    }
-    if (csha && strcmp(csha, "UNSIGNED-PAYLOAD") != 0) {
-        sigv4_sha256_hex(r->body, r->body_len, hash);
-        if (strcmp(csha, hash) != 0) {
-            reply_403_aws(c, "The provided 'x-amz-content-sha256' header does not match what was "
-                             "computed.");
-            return false;
-        }
-    }
-    /* Exactly the signed headers, with the values received. */
-    snprintf(names, sizeof(names), "%s", az.signed_headers);
-    char *save = NULL;
-    bool have_host = false;
-    for (char *n = strtok_r(names, ";", &save); n; n = strtok_r(NULL, ";", &save)) {
-        const char *v = req_header(r, n);
-        if (!v || nh == MAX_HDRS) {
-            reply_403_aws(c, sig_mismatch);
-            return false;
-        }
-        have_host |= strcmp(n, "host") == 0;
-        hs[nh++] = (struct sigv4_header){ n, v };
-    }
-    if (!have_host) {
-        reply_403_aws(c, sig_mismatch);
-        return false;
-    }
-    struct sigv4_input in = {
-        .method = r->method, .path = r->path, .query = r->query, .headers = hs, .nheaders = nh,
-        .body = r->body, .body_len = r->body_len, .region = az.region, .service = az.service,
-        .now = now, .normalize_path = true, .sign_body = false,
-    };
-    struct sigv4_key key = { .access_key_id = s->access_key,
+    struct sigv4_key key = { .access_key_id = s->access_key ? s->access_key : "",
                              .secret_access_key = s->secret_key ? s->secret_key : "",
-                             .session_token = NULL };
-    struct sigv4_output out;
-    memset(&out, 0, sizeof(out));
-    if (sigv4_sign(&in, &key, &out) == 0)
-        ok = strlen(out.signature) == strlen(az.signature) &&
-             CRYPTO_memcmp(out.signature, az.signature, strlen(az.signature)) == 0;
-    sigv4_output_close(&out);
-    if (!ok)
-        reply_403_aws(c, sig_mismatch);
-    return ok;
+                             .session_token = s->session_token };
+    char msg[512];
+
+    if (sigv4_verify(&(struct sigv4_check){ .method = r->method, .path = r->path,
+                                            .query = r->query, .header = received_header,
+                                            .ctx = r, .body = r->body, .body_len = r->body_len,
+                                            .region = s->region ? s->region : "",
+                                            .service = s->service ? s->service : "es",
+                                            .key = &key,
+                                            .require_content_sha256 =
+                                                s->service && strcmp(s->service, "aoss") == 0,
+                                            .now = time(NULL) },
+                     msg, sizeof(msg)) == 0)
+        return true;
+    reply_403_aws(c, msg);
+    return false;
 }
 
 static bool check_auth(struct conn *c, struct request *r)
