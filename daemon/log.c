@@ -114,6 +114,17 @@ void log_flush(void)
     flush_repeats();
 }
 
+void log_flush_expired(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (last.repeats && now.tv_sec - last.first.tv_sec >= REPEAT_WINDOW_S) {
+        flush_repeats();
+        last.text[0] = '\0'; /* the next one is written again, starting a new window */
+    }
+}
+
 void log_emit(enum log_level level, const struct log_ctx *ctx, const char *fmt, ...)
 {
     char msg[2048];

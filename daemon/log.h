@@ -26,6 +26,9 @@ void log_emit(enum log_level level, const struct log_ctx *ctx, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 /* Flush pending "repeated N times" summaries (called at exit). */
 void log_flush(void);
+/* Flush a pending summary whose window has passed (call it now and then, so
+ * a burst that stopped is summed up without waiting for the next line). */
+void log_flush_expired(void);
 
 #define LOG_AT(lvl, ctx, ...)                                                                      \
     do {                                                                                           \

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "daemon/run.h"
+#include "daemon/status.h"
 #include "daemon/version.h"
 
 #define DEFAULT_CONFIG "/etc/ddb2es/ddb2es.conf"
@@ -20,10 +21,13 @@ static const char usage[] =
     "commands:\n"
     "  run      follow every configured table's stream and index it (until SIGTERM)\n"
     "  check    validate the configuration and print the effective settings\n"
+    "  status   every shard's checkpoint, state and age (and live facts from a running\n"
+    "           daemon's metrics endpoint); --json for scripts\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default: $DDB2ES_CONFIG, then " DEFAULT_CONFIG ")\n"
     "      --dry-run       run: write the bulk bodies to stdout instead of posting them\n"
+    "      --json          status: print JSON\n"
     "  -h, --help          this text;  ddb2es --version: the version\n"
     "\n"
     "Every setting can also come from the environment: DDB2ES_<SECTION>_<KEY>,\n"
@@ -34,6 +38,7 @@ struct cli {
     const char *config;
     bool config_given;
     bool dry_run;
+    bool json;
 };
 
 /* The configuration file: -c, else $DDB2ES_CONFIG, else the default path —
@@ -55,6 +60,7 @@ static int parse(int argc, char **argv, struct cli *c)
 {
     static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
                                           { "dry-run", no_argument, NULL, 'n' },
+                                          { "json", no_argument, NULL, 'j' },
                                           { "help", no_argument, NULL, 'h' },
                                           { "version", no_argument, NULL, 'V' },
                                           { NULL, 0, NULL, 0 } };
@@ -83,6 +89,9 @@ static int parse(int argc, char **argv, struct cli *c)
         case 'n':
             c->dry_run = true;
             break;
+        case 'j':
+            c->json = true;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -100,6 +109,10 @@ static int parse(int argc, char **argv, struct cli *c)
     }
     if (c->dry_run && strcmp(c->cmd, "run") != 0) {
         fprintf(stderr, "ddb2es %s: --dry-run applies to run only\n", c->cmd);
+        return 64;
+    }
+    if (c->json && strcmp(c->cmd, "status") != 0) {
+        fprintf(stderr, "ddb2es %s: --json applies to status only\n", c->cmd);
         return 64;
     }
     return -1;
@@ -128,7 +141,8 @@ int main(int argc, char **argv)
 
     if (rc >= 0)
         return rc;
-    if (strcmp(cli.cmd, "run") != 0 && strcmp(cli.cmd, "check") != 0) {
+    if (strcmp(cli.cmd, "run") != 0 && strcmp(cli.cmd, "check") != 0 &&
+        strcmp(cli.cmd, "status") != 0) {
         fprintf(stderr, "ddb2es: unknown command \"%s\"\n%s", cli.cmd, usage);
         return 64;
     }
@@ -141,6 +155,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cli.cmd, "check") == 0)
         rc = cmd_check(&cfg);
+    else if (strcmp(cli.cmd, "status") == 0)
+        rc = status_run(&cfg, cli.json, 2000, stdout);
     else
         rc = run_daemon(&cfg, cli.dry_run);
     config_free(&cfg);

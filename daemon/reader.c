@@ -407,6 +407,10 @@ static void begin(struct reader *r, struct shard *s, bool first_listing)
     if (ck && ck->seq[0]) {
         s->start = START_AFTER_SEQ;
         memcpy(s->start_seq, ck->seq, sizeof(s->start_seq));
+        /* The version state keeps the last finished record's creation
+         * second: the iterator age is known from the start. */
+        if (ck->ver.second > r->stats.newest_created)
+            r->stats.newest_created = ck->ver.second;
     } else if (ck || r->stream_known || !first_listing ||
                r->t->start == CONFIG_START_TRIM_HORIZON) {
         /* Shards new to a stream we already follow are read from their

@@ -16,7 +16,9 @@
 #include "aws/util.h"
 #include "daemon/app.h"
 #include "daemon/ckpt.h"
+#include "daemon/health.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/reader.h"
 #include "daemon/version.h"
 #include "indexer/sink.h"
@@ -28,6 +30,8 @@ struct run {
     uv_signal_t sigterm, sigint;
     uv_timer_t ckpt_timer;
     uv_timer_t stop_timer;
+    struct health *health;   /* sd_notify, /healthz, /readyz */
+    struct metrics *metrics; /* NULL when metrics_listen is empty */
     int lock_fd;
     int http_closed;
     int exit_code;
@@ -103,6 +107,8 @@ static void on_http_closed(void *arg)
     close_handle((uv_handle_t *)&run->sigint);
     close_handle((uv_handle_t *)&run->ckpt_timer);
     close_handle((uv_handle_t *)&run->stop_timer);
+    health_close(run->health);
+    metrics_close(run->metrics);
 }
 
 static void wait_for_save(uv_timer_t *t);
@@ -169,6 +175,7 @@ static void begin_stop(struct run *run, const char *why)
         return;
     log_info("%s: stopping (finishing requests in flight, at most %ld ms)", why, deadline);
     app->stopping = true;
+    health_stopping(run->health);
     uv_timer_stop(&run->ckpt_timer);
     run->readers_running = (unsigned)app->nreaders;
     for (size_t i = 0; i < app->nreaders; i++)
@@ -380,6 +387,34 @@ static int start(struct run *run, const struct config *cfg)
     return 0;
 }
 
+/* The service manager's notifications and the metrics endpoint. */
+static int start_ops(struct run *run, const struct config *cfg)
+{
+    char err[256];
+    int rc;
+
+    run->health = health_new(&run->app);
+    rc = run->health ? health_start(run->health) : -ENOMEM;
+    if (rc == 0 && cfg->daemon.metrics_listen && *cfg->daemon.metrics_listen) {
+        run->metrics = metrics_new(&run->app, run->health);
+        rc = run->metrics ? metrics_listen(run->metrics, cfg->daemon.metrics_listen, err,
+                                           sizeof(err))
+                          : -ENOMEM;
+        if (rc < 0 && rc != -ENOMEM) {
+            fprintf(stderr, "ddb2es: [daemon] metrics_listen: %s\n", err);
+            rc = 78;
+        } else if (rc == 0) {
+            log_info("metrics on http://%s/metrics", cfg->daemon.metrics_listen);
+        }
+    }
+    if (rc == 0)
+        return 0;
+    /* Their timers would keep the loop of the failed start running. */
+    health_close(run->health);
+    metrics_close(run->metrics);
+    return rc == 78 ? 78 : 70;
+}
+
 static void walk_close(uv_handle_t *h, void *arg)
 {
     if (!uv_is_closing(h))
@@ -410,6 +445,8 @@ int run_daemon(const struct config *cfg, bool dry_run)
     run->sigterm.data = run->sigint.data = run;
 
     rc = start(run, cfg);
+    if (rc == 0)
+        rc = start_ops(run, cfg);
     if (rc == 0) {
         log_info("ddb2es %s: %zu table(s), sink %s, state in %s", DDB2ES_VERSION, cfg->ntables,
                  cfg->sink.url, cfg->daemon.state_dir);
@@ -449,6 +486,8 @@ int run_daemon(const struct config *cfg, bool dry_run)
         reader_free(run->app.readers[i]);
     free(run->app.readers);
     sink_free(run->app.sink);
+    metrics_free(run->metrics);
+    health_free(run->health);
     ckpt_free(run->app.ckpt);
     ckpt_unlock(run->lock_fd);
     if (uv_loop_close(&loop) != 0)

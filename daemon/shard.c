@@ -408,7 +408,6 @@ static size_t take_records(struct shard *s, json_t *records)
             break;
         case TR_ERROR:
         default:
-            r->stats.docs_dlq++;
             logc_error(&c, "record %s cannot be made into a document: %s", seq,
                        err.ptr ? err.ptr : "?");
             dead_letter(s, &d, rec, "record_conversion_error",
@@ -533,7 +532,6 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         } else {
             logc_error(&c, "item of record %s cannot be made into a document: %s", e->seq,
                        err.ptr ? err.ptr : "?");
-            r->stats.docs_dlq++;
             dead_letter(s, &d, item ? item : e->keys, "item_conversion_error",
                         err.ptr ? err.ptr : "malformed item", e->ticket);
         }

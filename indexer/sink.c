@@ -64,6 +64,7 @@ struct batch {
     uint64_t due;          /* B_DELAYED: uv_now() when it may go */
     unsigned attempt;      /* request-level failures of this batch */
     struct http_req *req;  /* B_INFLIGHT */
+    uint64_t sent_ns;      /* uv_hrtime() when the request went out */
     bool canceled;         /* B_SIGNING when the deadline passed */
     struct batch *prev, *next;
 };
@@ -113,7 +114,11 @@ struct sink {
     void (*closed)(void *arg);
     void *closed_arg;
     struct sink_stats st;
+    struct sink_item_failure *failures; /* st.item_failures */
 };
+
+const double sink_bulk_bounds[SINK_BULK_NBUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                      0.5,   1,    2.5,   5,    10,  30 };
 
 static void dispatch(struct sink *s);
 static void maybe_finish(struct sink *s);
@@ -405,6 +410,7 @@ static void send_req(struct sink *s, struct batch *b)
     int rc;
 
     b->state = B_INFLIGHT;
+    b->sent_ns = uv_hrtime();
     rc = http_send(s->http, b->req, on_bulk_done, b);
     if (rc < 0) {
         log_warn("bulk request not sent: %s", strerror(-rc));
@@ -652,6 +658,54 @@ static void split(struct sink *s, struct batch *b)
     batch_free(b);
 }
 
+/* Per table and error type, for the metrics endpoint. */
+static void count_failure(struct sink *s, const struct item *it, const struct bulkresp_item *ri)
+{
+    const char *table = it->d.table ? it->d.table : "";
+    char type[sizeof(s->failures[0].type)];
+    struct sink_item_failure *f;
+    size_t n = s->st.n_item_failures;
+
+    if (ri->type && *ri->type)
+        snprintf(type, sizeof(type), "%s", ri->type);
+    else
+        snprintf(type, sizeof(type), "http_%d", ri->status);
+    for (size_t i = 0; i < n; i++) {
+        f = &s->failures[i];
+        if (strcmp(f->type, type) == 0 && strcmp(f->table, table) == 0) {
+            f->count++;
+            return;
+        }
+    }
+    if (n == SINK_MAX_FAILURE_SERIES || !(n & (n - 1))) { /* grow at powers of two */
+        f = n == SINK_MAX_FAILURE_SERIES ? NULL
+                                         : realloc(s->failures, (n ? 2 * n : 1) * sizeof(*f));
+        if (!f) {
+            s->st.item_failures_other++;
+            return;
+        }
+        s->failures = f;
+        s->st.item_failures = f;
+    }
+    f = &s->failures[n];
+    f->table = table;
+    memcpy(f->type, type, sizeof(type));
+    f->count = 1;
+    s->st.n_item_failures = n + 1;
+}
+
+static void observe_latency(struct sink *s, const struct batch *b)
+{
+    double sec = (double)(uv_hrtime() - b->sent_ns) / 1e9;
+    size_t i = 0;
+
+    while (i < SINK_BULK_NBUCKETS && sec > sink_bulk_bounds[i])
+        i++;
+    s->st.bulk_seconds_bucket[i]++;
+    s->st.bulk_seconds_sum += sec;
+    s->st.bulk_seconds_count++;
+}
+
 static void per_item(struct sink *s, struct batch *b, const struct bulkresp *r)
 {
     struct batch *again = batch_new(s);
@@ -667,9 +721,13 @@ static void per_item(struct sink *s, struct batch *b, const struct bulkresp *r)
         case BR_OK:       finish(s, it, SINK_INDEXED); break;
         case BR_OK_GONE:  finish(s, it, SINK_GONE); break;
         case BR_OK_STALE: finish(s, it, SINK_STALE); break;
-        case BR_DLQ:      to_dlq(s, it, ri->status, ri->type, ri->reason); break;
+        case BR_DLQ:
+            count_failure(s, it, ri);
+            to_dlq(s, it, ri->status, ri->type, ri->reason);
+            break;
         case BR_RETRY:
         default:
+            count_failure(s, it, ri);
             if (s->deadline_passed || !again || batch_add(again, it) < 0) {
                 finish(s, it, SINK_CANCELED); /* not finished: never checkpointed */
                 break;
@@ -712,6 +770,7 @@ static void on_bulk_done(struct http_req *req, int err, void *arg)
         cancel_batch(s, b);
         goto out;
     }
+    observe_latency(s, b);
     memset(&r, 0, sizeof(r));
     if (err < 0) {
         log_warn("bulk request of %zu actions failed: %s (%s)", b->n, strerror(-err),
@@ -1247,6 +1306,7 @@ void sink_free(struct sink *s)
         return;
     dlq_free(s->dlq);
     free(s->buckets);
+    free(s->failures);
     free(s->url);
     free(s->bulk_url);
     free(s->ping_url);

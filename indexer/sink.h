@@ -67,6 +67,17 @@ struct sink_opts {
 enum sink_req_class { SINK_REQ_2XX, SINK_REQ_413, SINK_REQ_429, SINK_REQ_5XX, SINK_REQ_4XX,
                       SINK_REQ_NET, SINK_REQ_NCLASSES };
 
+/* Upper bounds in seconds of the bulk latency histogram's buckets. */
+#define SINK_BULK_NBUCKETS 12
+extern const double sink_bulk_bounds[SINK_BULK_NBUCKETS];
+
+#define SINK_MAX_FAILURE_SERIES 256
+struct sink_item_failure {
+    const char *table;  /* borrowed from the document (the configuration); "" when unknown */
+    char type[64];      /* the engine's error.type (truncated), else "http_<status>" */
+    uint64_t count;
+};
+
 struct sink_stats {
     uint64_t bulk_requests[SINK_REQ_NCLASSES]; /* by outcome: 2xx, 413, 429, 5xx, other 4xx, network */
     uint64_t docs_indexed, docs_deleted, docs_stale, docs_gone, docs_dlq, docs_retried;
@@ -75,6 +86,18 @@ struct sink_stats {
     size_t queued_bytes, inflight_bytes;
     size_t queued_docs, inflight_requests;
     bool failing;               /* the last request failed with a retryable error */
+    /* Bulk request latency, from sending to the whole reply (or the network
+     * error): per bucket, NOT cumulative; [SINK_BULK_NBUCKETS] counts those
+     * above the last bound.  Requests canceled at close are not counted. */
+    uint64_t bulk_seconds_bucket[SINK_BULK_NBUCKETS + 1];
+    double bulk_seconds_sum;
+    uint64_t bulk_seconds_count;
+    /* Per-item failures the engine reported (retried or dead-lettered), by
+     * table and error type; valid until the next call into the sink.  Past
+     * SINK_MAX_FAILURE_SERIES pairs, more go to item_failures_other. */
+    const struct sink_item_failure *item_failures;
+    size_t n_item_failures;
+    uint64_t item_failures_other;
 };
 
 /* NULL on failure.  done runs per document; resume when readers may read again. */

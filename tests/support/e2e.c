@@ -14,6 +14,8 @@
 #include "tests/support/ddbclient.h"
 #include "tests/support/searchd_ctl.h"
 
+const char *e2e_metrics_listen;
+
 const char *e2e_config(const char *sink_url, const struct e2e_table *tables, size_t n,
                        const char *extra_sections, char *dir_out, size_t dirlen)
 {
@@ -27,6 +29,7 @@ const char *e2e_config_ex(const char *aws_endpoint, const char *sink_url,
 {
     static char path[512];
     const char *tmp = getenv("TMPDIR");
+    char metrics[128] = "";
     FILE *f;
 
     snprintf(dir_out, dirlen, "%s/e2e-XXXXXX", tmp ? tmp : "/tmp");
@@ -34,12 +37,17 @@ const char *e2e_config_ex(const char *aws_endpoint, const char *sink_url,
     snprintf(path, sizeof(path), "%s/ddb2es.conf", dir_out);
     f = fopen(path, "w");
     cr_assert_not_null(f);
+    /* The metrics endpoint is off unless asked for, so tests running in
+     * parallel do not fight over the default port. */
+    if (!daemon_extra || !strstr(daemon_extra, "metrics_listen"))
+        snprintf(metrics, sizeof(metrics), "metrics_listen = %s\n",
+                 e2e_metrics_listen ? e2e_metrics_listen : "");
     fprintf(f,
             "[daemon]\nstate_dir = %s/state\nlog_level = debug\ncheckpoint_interval = 200ms\n"
-            "shutdown_timeout = 10s\n%s\n"
+            "shutdown_timeout = 10s\n%s%s\n"
             "[aws]\nregion = us-east-1\nendpoint = %s\n\n"
             "[sink]\nurl = %s\nauth = none\nflush_interval = 100ms\ndlq_path = %s/dlq.ndjson\n",
-            dir_out, daemon_extra ? daemon_extra : "", aws_endpoint, sink_url, dir_out);
+            dir_out, metrics, daemon_extra ? daemon_extra : "", aws_endpoint, sink_url, dir_out);
     if (extra_sections)
         fprintf(f, "%s\n", extra_sections);
     for (size_t i = 0; i < n; i++)

@@ -17,6 +17,10 @@ struct e2e_table {
     const char *extra;        /* more lines for its [table] section, or NULL */
 };
 
+/* [daemon] metrics_listen for the next e2e_config (NULL or "": off, so
+ * tests running in parallel do not fight over the default port). */
+extern const char *e2e_metrics_listen;
+
 /* Writes a config file for ddb2es in a new state dir under $TMPDIR and returns
  * its path (static buffer) — the state dir is <dir>/state, the DLQ <dir>/dlq.ndjson. */
 const char *e2e_config(const char *sink_url, const struct e2e_table *tables, size_t n,
