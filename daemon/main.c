@@ -20,7 +20,9 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  run      follow every configured table's stream and index it (until SIGTERM)\n"
-    "  check    validate the configuration and print the effective settings\n"
+    "  check    validate the configuration, print the effective settings, then find the\n"
+    "           credentials and reach every stream and the search engine (--offline: only\n"
+    "           the configuration)\n"
     "  status   every shard's checkpoint, state and age (and live facts from a running\n"
     "           daemon's metrics endpoint); --json for scripts\n"
     "\n"
@@ -28,6 +30,7 @@ static const char usage[] =
     "  -c, --config FILE   configuration file (default: $DDB2ES_CONFIG, then " DEFAULT_CONFIG ")\n"
     "      --dry-run       run: write the bulk bodies to stdout instead of posting them\n"
     "      --json          status: print JSON\n"
+    "      --offline       check: the configuration only, no network\n"
     "  -h, --help          this text;  ddb2es --version: the version\n"
     "\n"
     "Every setting can also come from the environment: DDB2ES_<SECTION>_<KEY>,\n"
@@ -39,6 +42,7 @@ struct cli {
     bool config_given;
     bool dry_run;
     bool json;
+    bool offline;
 };
 
 /* The configuration file: -c, else $DDB2ES_CONFIG, else the default path —
@@ -61,6 +65,7 @@ static int parse(int argc, char **argv, struct cli *c)
     static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
                                           { "dry-run", no_argument, NULL, 'n' },
                                           { "json", no_argument, NULL, 'j' },
+                                          { "offline", no_argument, NULL, 'o' },
                                           { "help", no_argument, NULL, 'h' },
                                           { "version", no_argument, NULL, 'V' },
                                           { NULL, 0, NULL, 0 } };
@@ -92,6 +97,9 @@ static int parse(int argc, char **argv, struct cli *c)
         case 'j':
             c->json = true;
             break;
+        case 'o':
+            c->offline = true;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -111,6 +119,10 @@ static int parse(int argc, char **argv, struct cli *c)
         fprintf(stderr, "ddb2es %s: --dry-run applies to run only\n", c->cmd);
         return 64;
     }
+    if (c->offline && strcmp(c->cmd, "check") != 0) {
+        fprintf(stderr, "ddb2es %s: --offline applies to check only\n", c->cmd);
+        return 64;
+    }
     if (c->json && strcmp(c->cmd, "status") != 0) {
         fprintf(stderr, "ddb2es %s: --json applies to status only\n", c->cmd);
         return 64;
@@ -118,7 +130,7 @@ static int parse(int argc, char **argv, struct cli *c)
     return -1;
 }
 
-static int cmd_check(const struct config *cfg)
+static int cmd_check(const struct config *cfg, bool offline)
 {
     char err[1024];
     int rc = config_check_transport(cfg, err, sizeof(err));
@@ -129,7 +141,10 @@ static int cmd_check(const struct config *cfg)
     }
     printf("# configuration is valid: %zu table(s)\n", cfg->ntables);
     config_dump(cfg, stdout);
-    return 0;
+    if (offline)
+        return 0;
+    fflush(stdout);
+    return run_check(cfg);
 }
 
 int main(int argc, char **argv)
@@ -154,7 +169,7 @@ int main(int argc, char **argv)
         return rc;
     }
     if (strcmp(cli.cmd, "check") == 0)
-        rc = cmd_check(&cfg);
+        rc = cmd_check(&cfg, cli.offline);
     else if (strcmp(cli.cmd, "status") == 0)
         rc = status_run(&cfg, cli.json, 2000, stdout);
     else

@@ -19,6 +19,7 @@
 #include "daemon/health.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
+#include "daemon/probe.h"
 #include "daemon/reader.h"
 #include "daemon/version.h"
 #include "indexer/sink.h"
@@ -34,6 +35,7 @@ struct run {
     struct metrics *metrics; /* NULL when metrics_listen is empty */
     int lock_fd;
     int http_closed;
+    bool checking;       /* `ddb2es check`: probe, then stop */
     int exit_code;
     unsigned readers_running;
     bool sink_closed;
@@ -273,7 +275,9 @@ static int start(struct run *run, const struct config *cfg)
         fprintf(stderr, "ddb2es: %s\n", err);
         return rc;
     }
-    rc = ckpt_lock(cfg->daemon.state_dir, &run->lock_fd);
+    /* `check` reads the checkpoint file to validate it, without the lock:
+     * it must work beside a running daemon. */
+    rc = run->checking ? 0 : ckpt_lock(cfg->daemon.state_dir, &run->lock_fd);
     if (rc == -EWOULDBLOCK) {
         fprintf(stderr, "ddb2es: %s is in use by another ddb2es process (lock %s/%s)\n",
                 cfg->daemon.state_dir, cfg->daemon.state_dir, CKPT_LOCK_FILE);
@@ -372,6 +376,8 @@ static int start(struct run *run, const struct config *cfg)
         fprintf(stderr, "ddb2es: cannot set up the sink for %s\n", cfg->sink.url);
         return 70;
     }
+    if (run->checking)
+        return 0;
     app->readers = calloc(cfg->ntables, sizeof(*app->readers));
     if (!app->readers)
         return 70;
@@ -421,7 +427,15 @@ static void walk_close(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-int run_daemon(const struct config *cfg, bool dry_run)
+static void on_probe_done(void *arg, int exit_code)
+{
+    struct run *run = arg;
+
+    run->exit_code = exit_code;
+    uv_stop(run->app.loop);
+}
+
+static int run_main(const struct config *cfg, bool dry_run, bool checking)
 {
     struct run *run = calloc(1, sizeof(*run));
     uv_loop_t loop;
@@ -443,11 +457,22 @@ int run_daemon(const struct config *cfg, bool dry_run)
     uv_timer_init(&loop, &run->ckpt_timer);
     uv_timer_init(&loop, &run->stop_timer);
     run->sigterm.data = run->sigint.data = run;
+    run->checking = checking;
 
     rc = start(run, cfg);
-    if (rc == 0)
+    if (rc == 0 && checking) {
+        /* `check`: reach everything once, then take it all down below. */
+        rc = probe_run(&run->app, on_probe_done, run) == 0 ? -1 : 70;
+        if (rc == -1) {
+            uv_run(&loop, UV_RUN_DEFAULT);
+            rc = run->exit_code;
+        }
+        if (rc == 0)
+            printf("everything answered\n");
+    } else if (rc == 0) {
         rc = start_ops(run, cfg);
-    if (rc == 0) {
+    }
+    if (rc == 0 && !checking) {
         log_info("ddb2es %s: %zu table(s), sink %s, state in %s", DDB2ES_VERSION, cfg->ntables,
                  cfg->sink.url, cfg->daemon.state_dir);
         uv_signal_start(&run->sigterm, on_signal, SIGTERM);
@@ -466,7 +491,7 @@ int run_daemon(const struct config *cfg, bool dry_run)
         if (rc == 0)
             log_info("stopped cleanly");
     } else {
-        /* Start-up failed: take down what was set up. */
+        /* Start-up failed, or `check` is done: take down what was set up. */
         struct app *app = &run->app;
 
         if (app->sink) {
@@ -504,4 +529,14 @@ int run_daemon(const struct config *cfg, bool dry_run)
     free(run);
     log_flush();
     return rc;
+}
+
+int run_daemon(const struct config *cfg, bool dry_run)
+{
+    return run_main(cfg, dry_run, false);
+}
+
+int run_check(const struct config *cfg)
+{
+    return run_main(cfg, false, true);
 }

@@ -10,5 +10,10 @@
 struct config;
 
 int run_daemon(const struct config *cfg, bool dry_run);
+/* `ddb2es check` beyond the configuration: finds the credentials, reaches
+ * every table's stream and the search engine, prints what it found.
+ * 0 when everything answered, 77 credentials or permissions, 69 something
+ * unreachable or missing, 65 a corrupt checkpoint file, 78 configuration. */
+int run_check(const struct config *cfg);
 
 #endif

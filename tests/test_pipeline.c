@@ -600,3 +600,56 @@ Test(pipeline, ttl_deletes_follow_on_ttl_delete)
     cr_assert_eq(e2e_stop(&p, 15000), 0);
     searchd_stop(sd);
 }
+
+static int run_check_cmd(const char *conf, char **out)
+{
+    char bin[512];
+    const char *argv[] = { proc_path("ddb2es", bin, sizeof(bin)), "check", "-c", conf, NULL };
+    const char *env[] = { "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", NULL };
+    struct proc p;
+    int rc = proc_run(argv, env, 30000, &p);
+
+    *out = proc_slurp(p.out_path);
+    return rc;
+}
+
+/* SPEC: `ddb2es check` validates the config, resolves credentials, reaches
+ * each stream and the sink, and prints what was found. */
+Test(pipeline, check_reaches_the_streams_and_the_sink)
+{
+    char name[128], dir[256];
+    struct e2e_table t[2] = { { .hash = "id" }, { .name = "no_such_table", .index = "x", .hash = "id" } };
+    struct searchd *sd;
+    const char *conf;
+    char *out;
+    int rc;
+
+    need_ddb();
+    ddbc_table_name(name, sizeof(name), "chk");
+    lower(name);
+    t[0].name = t[0].index = name;
+    ddbc_create_table(name, "id", "S", NULL, NULL, "NEW_IMAGE");
+    sd = searchd_start(NULL);
+    conf = e2e_config(searchd_url(sd), t, 1, NULL, dir, sizeof(dir));
+    rc = run_check_cmd(conf, &out);
+    cr_expect_eq(rc, 0, "everything reachable: %s", out);
+    cr_expect(strstr(out, "AWS credentials: found (environment)") != NULL, "%s", out);
+    cr_expect(strstr(out, "stream view NEW_IMAGE") != NULL, "%s", out);
+    cr_expect(strstr(out, "1 shard") != NULL, "%s", out);
+    cr_expect(strstr(out, "answered") != NULL, "%s", out);
+    free(out);
+
+    conf = e2e_config(searchd_url(sd), t, 2, NULL, dir, sizeof(dir));
+    rc = run_check_cmd(conf, &out);
+    cr_expect_eq(rc, 69, "a missing table: %s", out);
+    cr_expect(strstr(out, "[table no_such_table] DescribeTable: FAILED: ResourceNotFoundException") != NULL,
+              "%s", out);
+    free(out);
+    searchd_stop(sd);
+
+    conf = e2e_config("http://127.0.0.1:9", t, 1, NULL, dir, sizeof(dir));
+    rc = run_check_cmd(conf, &out);
+    cr_expect_eq(rc, 69, "an unreachable sink: %s", out);
+    cr_expect(strstr(out, "sink http://127.0.0.1:9: FAILED") != NULL, "%s", out);
+    free(out);
+}

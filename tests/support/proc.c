@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +52,7 @@ void proc_start(struct proc *p, const char *const argv[], const char *const env[
     p->pid = fork();
     cr_assert(p->pid >= 0, "fork: %s", strerror(errno));
     if (p->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
         dup2(fo, 1);
         dup2(fe, 2);
         close(fo);
