@@ -29,7 +29,7 @@ TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all setup tools tests check test test-asan asan clean install demo fuzz bench lint
+.PHONY: all setup tools tests check test test-asan test-valgrind asan clean install demo fuzz bench lint
 .DEFAULT_GOAL := all
 
 all: ddb2es
@@ -86,8 +86,17 @@ test-asan: setup
 	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh
 
+# The pure modules once more under valgrind (cheap: no servers, seconds).
+VALGRIND_SUITES := @(sigv4|ddbnum|transform|bulk|ack|seqnum|buf|config|ckpt|endpoint|profile)/*
+test-valgrind: tests
+	@command -v valgrind >/dev/null || { echo "valgrind missing: run scripts/setup.sh"; exit 1; }
+	@echo "valgrind: $(VALGRIND_SUITES)"
+	@valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+	    $(BUILD)/tests/ddb2es-tests --filter '$(VALGRIND_SUITES)' -j1
+
 check: setup
 	@$(MAKE) --no-print-directory all test
+	@$(MAKE) --no-print-directory test-valgrind
 	@$(MAKE) --no-print-directory test-asan
 
 demo:

@@ -87,22 +87,25 @@ static void lower(char *s)
         *s = (char)(*s >= 'A' && *s <= 'Z' ? *s + 32 : *s);
 }
 
-/* Three tables in one process: hash+range on NEW_AND_OLD_IMAGES with items
- * near 400 KB, hash-only numeric keys on NEW_IMAGE, binary keys on KEYS_ONLY. */
+/* Four tables in one process: hash+range on NEW_AND_OLD_IMAGES with items
+ * near 400 KB, hash-only numeric keys on NEW_IMAGE, binary keys on
+ * KEYS_ONLY, string keys on OLD_IMAGE (the last two read the current item
+ * with BatchGetItem). */
+#define NTAB 4
 struct trio {
-    char names[3][128];
-    struct e2e_table t[3];
-    struct wl wl[3];
+    char names[NTAB][128];
+    struct e2e_table t[NTAB];
+    struct wl wl[NTAB];
 };
 
 static void trio_setup(struct trio *x, uint64_t seed)
 {
-    static const char *const prefix[3] = { "mix", "num", "bin" };
-    static const char *const view[3] = { "NEW_AND_OLD_IMAGES", "NEW_IMAGE", "KEYS_ONLY" };
+    static const char *const prefix[NTAB] = { "mix", "num", "bin", "old" };
+    static const char *const view[NTAB] = { "NEW_AND_OLD_IMAGES", "NEW_IMAGE", "KEYS_ONLY",
+                                            "OLD_IMAGE" };
 
     memset(x, 0, sizeof(*x));
-
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < NTAB; i++) {
         ddbc_table_name(x->names[i], sizeof(x->names[i]), prefix[i]);
         lower(x->names[i]);
         x->t[i].name = x->t[i].index = x->names[i];
@@ -111,13 +114,16 @@ static void trio_setup(struct trio *x, uint64_t seed)
     x->t[0].range = "sk";
     x->t[1].hash = "id";
     x->t[2].hash = "bk";
+    x->t[3].hash = "ok";
     ddbc_create_table(x->names[0], "pk", "S", "sk", "N", view[0]);
     ddbc_create_table(x->names[1], "id", "N", NULL, NULL, view[1]);
     ddbc_create_table(x->names[2], "bk", "B", NULL, NULL, view[2]);
+    ddbc_create_table(x->names[3], "ok", "S", NULL, NULL, view[3]);
     wl_init(&x->wl[0], seed, x->names[0], "pk", "S", "sk", "N", 60);
     x->wl[0].big_every = 60;
     wl_init(&x->wl[1], seed + 1, x->names[1], "id", "N", NULL, NULL, 60);
     wl_init(&x->wl[2], seed + 2, x->names[2], "bk", "B", NULL, NULL, 60);
+    wl_init(&x->wl[3], seed + 3, x->names[3], "ok", "S", NULL, NULL, 60);
 }
 
 static unsigned trio_write(struct trio *x, unsigned steps)
@@ -125,7 +131,7 @@ static unsigned trio_write(struct trio *x, unsigned steps)
     unsigned n = 0;
 
     for (unsigned i = 0; i < steps; i++)
-        n += wl_step(&x->wl[i % 3]);
+        n += wl_step(&x->wl[i % NTAB]);
     return n;
 }
 
@@ -133,7 +139,7 @@ static void trio_assert_equal(struct trio *x, struct searchd *sd, struct proc *p
 {
     char why[1024];
 
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < NTAB; i++) {
         bool ok = e2e_wait_equal(sd, &x->t[i], ms, why, sizeof(why));
 
         if (!ok && p)
@@ -142,7 +148,7 @@ static void trio_assert_equal(struct trio *x, struct searchd *sd, struct proc *p
     }
 }
 
-Test(pipeline, random_workload_every_type_three_view_types)
+Test(pipeline, random_workload_every_type_four_view_types)
 {
     struct trio x;
     struct searchd *sd;
@@ -153,9 +159,9 @@ Test(pipeline, random_workload_every_type_three_view_types)
     need_ddb();
     trio_setup(&x, 20261122);
     sd = searchd_start("--depth-limit", "0", NULL);
-    conf = e2e_config(searchd_url(sd), x.t, 3, "compression = gzip", dir, sizeof(dir));
+    conf = e2e_config(searchd_url(sd), x.t, NTAB, "compression = gzip", dir, sizeof(dir));
     e2e_start(&p, conf);
-    cr_log_info("random workload: %u items written", trio_write(&x, 450));
+    cr_log_info("random workload: %u items written", trio_write(&x, 600));
     trio_assert_equal(&x, sd, &p, 60000);
     cr_assert_eq(e2e_stop(&p, 15000), 0);
     searchd_stop(sd);
