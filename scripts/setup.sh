@@ -17,7 +17,8 @@ pkg_sha256=3503ffac19f183407909fecdacf4db51ab1fdad1da7b2f177016670b2d80e4b9
 
 debs="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev \
 libcriterion-dev libinih-dev zlib1g-dev libssl-dev openjdk-17-jre-headless \
-ca-certificates curl libfaketime clang libclang-rt-14-dev llvm valgrind procps systemd"
+ca-certificates curl libfaketime clang libclang-rt-14-dev llvm valgrind procps systemd \
+iproute2 util-linux git"
 
 missing=""
 for d in $debs; do
