@@ -60,12 +60,12 @@ $load lat2 steady 20 30 "$search" lat2
 kill -TERM $d; wait $d
 
 echo "== catch-up: a backlog of $N records"
-$load bk create
-$load bk backlog "$N"
+$load backlog create
+$load backlog backlog "$N"
 start=$(date +%s.%N)
-./ddb2es run -c "$(conf bk bk s3)" 2>"$work/bk.log" & d=$!; pids+=($d)
+./ddb2es run -c "$(conf backlog backlog s3)" 2>"$work/backlog.log" & d=$!; pids+=($d)
 while :; do
-    c=$(curl -s "$search/bk/_count" | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
+    c=$(curl -s "$search/backlog/_count" | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
     [ "${c:-0}" -ge "$N" ] && break
     sleep 0.2
 done
@@ -77,12 +77,15 @@ awk -v n="$N" -v s="$start" -v e="$end" -v cpu="$cpu" -v rss="$rss" 'BEGIN {
     printf "caught up %d records in %.1f s: %.0f records/s; %.1f CPU-s (%.0f records per CPU-second); peak RSS %.1f MB\n",
         n, e - s, n / (e - s), cpu, n / cpu, rss / 1024 }'
 
-echo "== idle: GetRecords calls on one idle shard for 60 s (defaults)"
+echo "== idle: GetRecords calls on one idle shard for 60 s (defaults), then one write"
 $load idle create
-LOGLEVEL=debug ./ddb2es run -c "$(conf idle idle s4)" 2>"$work/idle.log" & d=$!; pids+=($d)
-sleep 5
-before=$(grep -c -- '-> get-records' "$work/idle.log" || true)
+port=$((20000 + RANDOM % 40000))
+./ddb2es run -c "$(conf idle idle s4 "metrics_listen = 127.0.0.1:$port")" 2>"$work/idle.log" & d=$!; pids+=($d)
+calls() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^ddb2es_getrecords_calls_total/ {print $2}'; }
+sleep 10
+before=$(calls)
 sleep 60
-after=$(grep -c -- '-> get-records' "$work/idle.log" || true)
-kill -TERM $d; wait $d
+after=$(calls)
 echo "$((after - before)) GetRecords calls in 60 s = $(( (after - before) * 60 )) per idle shard-hour"
+$load idle steady 1 1 "$search" idle
+kill -TERM $d; wait $d

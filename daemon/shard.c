@@ -15,7 +15,7 @@
 #include "indexer/sink.h"
 #include "indexer/transform.h"
 
-#define IDLE_FIRST_MS 500     /* first wait after an empty read */
+#define IDLE_FIRST_MS 100     /* first wait after an empty read: doubles up to the idle interval */
 #define IDLE_MAX_MS ((long)s->reader->app->cfg->daemon.idle_poll_interval_ms)
 #define ERROR_BASE_MS 100     /* throttling and failures: 100 ms ... 10 s, full jitter */
 #define ERROR_MAX_MS 10000

@@ -58,7 +58,8 @@ struct sink_opts {
     long request_timeout_ms;
     long max_backoff_ms;        /* cap of the retry backoff */
     size_t max_queue_bytes;     /* the memory cap between readers and the sink */
-    const char *version_type;   /* "external" (default) or "external_gte" */
+    const char *version_type;   /* "external" or "external_gte" (NULL: external_gte);
+                                   ddb2es run uses "external": an equal version is a 409 */
     bool dry_run;               /* write the bulk bodies to stdout, treat all as indexed */
     long backoff_base_ms;       /* first retry waits rand() x this; 0 = 100 */
 };
