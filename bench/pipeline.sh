@@ -30,8 +30,7 @@ conf() { # table index state [extra daemon lines]
 [daemon]
 state_dir = $work/$3
 log_level = ${LOGLEVEL:-info}
-metrics_listen =
-${4:-}
+${4:-metrics_listen =}
 [aws]
 region = us-east-1
 endpoint = $ddb

@@ -582,6 +582,11 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         if (json_array_size(records) > 0) {
             s->behind = r->app->now() - s->page_newest > BEHIND_S;
             s->empty_streak = 0;
+            /* A short page means this shard has caught up: send what it
+             * read now instead of waiting for flush_interval.  Full pages
+             * (a backlog) keep filling batches. */
+            if (json_array_size(records) < GETRECORDS_LIMIT && !s->behind)
+                sink_flush(r->app->sink);
         }
         if (s->fetch && s->fetch->n) {
             set_state(s, SH_FETCH_ITEMS);
