@@ -836,6 +836,9 @@ static int add_open(struct sink *s, struct item *it)
     if (!s->open) {
         if (!(s->open = batch_new(s)))
             return -ENOMEM;
+        /* The loop's clock was read before this turn's callbacks ran; a
+         * batch opened late in a long turn still waits the full interval. */
+        uv_update_time(s->loop);
         uv_timer_start(&s->flush_timer, on_flush_timer, (uint64_t)s->o.flush_interval_ms, 0);
     }
     b = s->open;
