@@ -472,7 +472,19 @@ const char *profile_endpoint(const struct profile_set *set, const struct profile
 const char *profile_selected(const char *explicit_name, profile_getenv_fn *env)
 {
     const char *v = explicit_name && *explicit_name ? explicit_name : env_get(env, "AWS_PROFILE");
+    const char *legacy = env_get(env, "AWS_DEFAULT_PROFILE");
+    static bool warned;
 
+    /* botocore still reads the legacy name (and prefers it); the other SDKs
+     * and ddb2es read AWS_PROFILE only: say so when the two disagree. */
+    if (legacy && *legacy && strcmp(legacy, v ? v : "default") != 0 && !warned) {
+        warned = true;
+        log_warn("AWS_DEFAULT_PROFILE=%s is ignored; the profile is \"%s\" (from %s)", legacy,
+                 v ? v : "default",
+                 explicit_name && *explicit_name ? "[aws] profile"
+                 : v                             ? "AWS_PROFILE"
+                                                 : "the default");
+    }
     return v ? v : "default";
 }
 

@@ -44,11 +44,13 @@ say "creating table posts (author + ts) with a NEW_AND_OLD_IMAGES stream"
   "BillingMode":"PAY_PER_REQUEST",
   "StreamSpecification":{"StreamEnabled":true,"StreamViewType":"NEW_AND_OLD_IMAGES"}}' >/dev/null
 
+metrics_port=$((20000 + RANDOM % 40000))
 cat >"$work/ddb2es.conf" <<CONF
 [daemon]
 state_dir = $work/state
 log_level = info
 checkpoint_interval = 1s
+metrics_listen = 127.0.0.1:$metrics_port
 
 [aws]
 region = us-east-1
@@ -102,6 +104,10 @@ curl -s "$search/posts/_doc/ana%7C1700000000"; echo
 say "deleting one (bo/1700000200)"
 "$ddbctl" "$ddb" DeleteItem '{"TableName":"posts","Key":{"author":{"S":"bo"},"ts":{"N":"1700000200"}}}' >/dev/null
 show 2
+
+say "a few of its metrics (http://127.0.0.1:$metrics_port/metrics)"
+curl -s "http://127.0.0.1:$metrics_port/metrics" |
+    grep -E '^ddb2es_(records_read_total|docs_indexed_total|docs_deleted_total|dlq_total|shards)' || true
 
 say "stopping ddb2es with SIGTERM"
 kill -TERM "$daemonpid"

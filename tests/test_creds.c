@@ -1850,3 +1850,34 @@ Test(creds, thirty_second_keys_for_five_minutes_never_fail_a_request)
     fake_stop(fct);
     fake_stop(fddb);
 }
+
+static char *legacy_env(const char *name)
+{
+    if (strcmp(name, "AWS_PROFILE") == 0)
+        return (char *)"app";
+    if (strcmp(name, "AWS_DEFAULT_PROFILE") == 0)
+        return (char *)"other";
+    return NULL;
+}
+
+/* AWS-AUTH §4.1: AWS_PROFILE picks the profile; a different legacy
+ * AWS_DEFAULT_PROFILE is reported, not silently used. */
+Test(profile, aws_default_profile_is_reported_when_it_differs)
+{
+    char path[256], *log;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/legacy-%d.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    f = freopen(path, "w", stderr);
+    cr_assert_not_null(f);
+    cr_assert_str_eq(profile_selected(NULL, legacy_env), "app");
+    fflush(stderr);
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    log = calloc(1, 4096);
+    cr_assert_gt(fread(log, 1, 4095, f), 0);
+    fclose(f);
+    cr_expect(strstr(log, "AWS_DEFAULT_PROFILE=other is ignored") != NULL, "%s", log);
+    free(log);
+}
