@@ -431,6 +431,11 @@ Test(streams, start_latest_skips_history_only_on_the_first_run)
                          sizeof(w.dir));
     e2e_start(&w.p, conf);
     cr_assert(log_has(&w, "starts at LATEST", 10000));
+    /* A LATEST iterator points after whatever exists when it is made: write
+     * only once the shard is being read. */
+    for (int i = 0; i < 200 && fs_shard_reads(w.fs, open) == 0; i++)
+        usleep(50000);
+    cr_assert_gt(fs_shard_reads(w.fs, open), 0);
     fs_put(w.fs, open, "INSERT", "new1", "1", 1002);
     cr_assert(wait_v(&w, "new1", "1", 20000));
     cr_expect(wait_v(&w, "history1", NULL, 100), "a closed shard's history is skipped");
