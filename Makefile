@@ -55,13 +55,15 @@ $(TEST_BIN): $(TEST_OBJ) $(SUP_OBJ) $(BUILD)/libddb2es.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) -lcriterion
 
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libddb2es.a
+# Tools and benchmarks are plain programs: they link the library and the one
+# support module that does not use criterion.
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libddb2es.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 tools: $(TOOL_BIN)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libddb2es.a
+$(BUILD)/bench/%: bench/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libddb2es.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "aws/buf.h"
-#include "aws/sigv4.h"
+#include "tests/support/ddbsign.h"
 
 static const char *endpoint, *table;
 
@@ -37,34 +37,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 /* One signed DynamoDB call; returns the HTTP status, the body in out. */
 static long call(CURL *c, const char *op, const char *body, struct buf *out)
 {
-    char target[96], host[256], h1[160], h2[64], h3[1024];
-    struct sigv4_key key = { "bench", "bench", NULL };
-    struct sigv4_header hs[3];
-    struct sigv4_output so;
-    struct curl_slist *hl = NULL;
-    const char *h = strstr(endpoint, "://") + 3;
+    struct curl_slist *hl = ddbsign_headers(endpoint, op, body, "bench", "bench", NULL,
+                                            "us-east-1");
     long status = 0;
 
-    snprintf(target, sizeof(target), "DynamoDB_20120810.%s", op);
-    snprintf(host, sizeof(host), "%.*s", (int)strcspn(h, "/"), h);
-    hs[0] = (struct sigv4_header){ "host", host };
-    hs[1] = (struct sigv4_header){ "content-type", "application/x-amz-json-1.0" };
-    hs[2] = (struct sigv4_header){ "x-amz-target", target };
-    memset(&so, 0, sizeof(so));
-    if (sigv4_sign(&(struct sigv4_input){ .method = "POST", .path = "/", .headers = hs,
-                                          .nheaders = 3, .body = body, .body_len = strlen(body),
-                                          .region = "us-east-1", .service = "dynamodb",
-                                          .now = time(NULL), .normalize_path = true },
-                   &key, &so) != 0)
+    if (!hl)
         return 0;
-    snprintf(h1, sizeof(h1), "X-Amz-Target: %s", target);
-    snprintf(h2, sizeof(h2), "X-Amz-Date: %s", so.amz_date);
-    snprintf(h3, sizeof(h3), "Authorization: %s", so.authorization);
-    hl = curl_slist_append(hl, "Content-Type: application/x-amz-json-1.0");
-    hl = curl_slist_append(hl, h1);
-    hl = curl_slist_append(hl, h2);
-    hl = curl_slist_append(hl, h3);
-    hl = curl_slist_append(hl, "Expect:");
     buf_reset(out);
     curl_easy_setopt(c, CURLOPT_URL, endpoint);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -75,7 +53,6 @@ static long call(CURL *c, const char *op, const char *body, struct buf *out)
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hl);
-    sigv4_output_close(&so);
     return status;
 }
 

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "aws/buf.h"
-#include "aws/sigv4.h"
+#include "tests/support/ddbsign.h"
 
 const char *ddbc_endpoint(void)
 {
@@ -26,45 +26,17 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 json_t *ddbc_call(const char *op, const char *body, long *status)
 {
     const char *endpoint = ddbc_endpoint();
-    bool streams = strcmp(op, "DescribeStream") == 0 || strcmp(op, "GetShardIterator") == 0 ||
-                   strcmp(op, "GetRecords") == 0 || strcmp(op, "ListStreams") == 0;
-    char target[128], host[256], h_target[160], h_date[64], h_auth[1024];
-    struct sigv4_key key = { "test", "test", NULL };
-    struct sigv4_output out;
-    struct curl_slist *hl = NULL;
+    struct curl_slist *hl;
     struct buf resp;
     json_t *j = NULL;
-    const char *h;
     long st = 0;
     CURL *c;
 
     if (!endpoint)
         return NULL;
-    snprintf(target, sizeof(target), "%s.%s",
-             streams ? "DynamoDBStreams_20120810" : "DynamoDB_20120810", op);
-    h = strstr(endpoint, "://") + 3;
-    snprintf(host, sizeof(host), "%.*s", (int)strcspn(h, "/"), h);
-    {
-        struct sigv4_header hs[] = { { "host", host },
-                                     { "content-type", "application/x-amz-json-1.0" },
-                                     { "x-amz-target", target } };
-        struct sigv4_input in = { .method = "POST", .path = "/", .headers = hs, .nheaders = 3,
-                                  .body = body, .body_len = strlen(body), .region = "us-east-1",
-                                  .service = "dynamodb", .now = time(NULL),
-                                  .normalize_path = true };
-
-        memset(&out, 0, sizeof(out));
-        if (sigv4_sign(&in, &key, &out) != 0)
-            return NULL;
-    }
-    snprintf(h_target, sizeof(h_target), "X-Amz-Target: %s", target);
-    snprintf(h_date, sizeof(h_date), "X-Amz-Date: %s", out.amz_date);
-    snprintf(h_auth, sizeof(h_auth), "Authorization: %s", out.authorization);
-    hl = curl_slist_append(hl, "Content-Type: application/x-amz-json-1.0");
-    hl = curl_slist_append(hl, h_target);
-    hl = curl_slist_append(hl, h_date);
-    hl = curl_slist_append(hl, h_auth);
-    hl = curl_slist_append(hl, "Expect:");
+    hl = ddbsign_headers(endpoint, op, body, "test", "test", NULL, "us-east-1");
+    if (!hl)
+        return NULL;
     buf_init(&resp, 512u << 20);
     c = curl_easy_init();
     curl_easy_setopt(c, CURLOPT_URL, endpoint);
@@ -83,7 +55,6 @@ json_t *ddbc_call(const char *op, const char *body, long *status)
     curl_easy_cleanup(c);
     curl_slist_free_all(hl);
     buf_close(&resp);
-    sigv4_output_close(&out);
     return j;
 }
 

@@ -1,0 +1,63 @@
+#include "tests/support/ddbsign.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "aws/sigv4.h"
+
+bool ddbsign_is_streams_op(const char *op)
+{
+    static const char *const ops[] = { "DescribeStream", "GetShardIterator", "GetRecords",
+                                       "ListStreams" };
+
+    for (size_t i = 0; i < sizeof(ops) / sizeof(*ops); i++)
+        if (strcmp(op, ops[i]) == 0)
+            return true;
+    return false;
+}
+
+struct curl_slist *ddbsign_headers(const char *endpoint, const char *op, const char *body,
+                                   const char *akid, const char *secret, const char *token,
+                                   const char *region)
+{
+    char target[128], host[256], line[2048];
+    const char *h = strstr(endpoint, "://");
+    struct sigv4_key key = { akid, secret, token && *token ? token : NULL };
+    struct sigv4_output out;
+    struct curl_slist *hl = NULL;
+
+    snprintf(target, sizeof(target), "%s.%s",
+             ddbsign_is_streams_op(op) ? "DynamoDBStreams_20120810" : "DynamoDB_20120810", op);
+    h = h ? h + 3 : endpoint;
+    snprintf(host, sizeof(host), "%.*s", (int)strcspn(h, "/"), h);
+    {
+        struct sigv4_header hs[] = { { "host", host },
+                                     { "content-type", "application/x-amz-json-1.0" },
+                                     { "x-amz-target", target } };
+        struct sigv4_input in = { .method = "POST", .path = "/", .headers = hs, .nheaders = 3,
+                                  .body = body, .body_len = strlen(body), .region = region,
+                                  .service = "dynamodb", .now = time(NULL),
+                                  .normalize_path = true };
+
+        memset(&out, 0, sizeof(out));
+        if (sigv4_sign(&in, &key, &out) != 0) {
+            sigv4_output_close(&out);
+            return NULL;
+        }
+    }
+    hl = curl_slist_append(hl, "Content-Type: application/x-amz-json-1.0");
+    snprintf(line, sizeof(line), "X-Amz-Target: %s", target);
+    hl = curl_slist_append(hl, line);
+    snprintf(line, sizeof(line), "X-Amz-Date: %s", out.amz_date);
+    hl = curl_slist_append(hl, line);
+    if (out.add_token) {
+        snprintf(line, sizeof(line), "X-Amz-Security-Token: %s", key.session_token);
+        hl = curl_slist_append(hl, line);
+    }
+    snprintf(line, sizeof(line), "Authorization: %s", out.authorization);
+    hl = curl_slist_append(hl, line);
+    hl = curl_slist_append(hl, "Expect:");
+    sigv4_output_close(&out);
+    return hl;
+}
