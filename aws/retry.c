@@ -43,15 +43,22 @@ void retry_quota_success(struct retry_quota *q, int last_cost)
         q->tokens = RETRY_QUOTA_MAX;
 }
 
+long backoff_cap_ms(long base, long max, unsigned n)
+{
+    long cap = base;
+
+    for (unsigned i = 0; i < n && cap < max; i++)
+        cap *= 2;
+    return cap > max ? max : cap;
+}
+
 long retry_backoff_ms(const struct retry_policy *p, int n, bool throttled, double rnd,
                       const char *retry_after)
 {
-    double cap = throttled ? p->throttle_base_ms : p->base_ms, t;
+    double cap = (double)backoff_cap_ms(throttled ? p->throttle_base_ms : p->base_ms,
+                                        p->max_backoff_ms, n > 1 ? (unsigned)(n - 1) : 0),
+           t;
 
-    for (int i = 1; i < n && cap < p->max_backoff_ms; i++)
-        cap *= 2;
-    if (cap > p->max_backoff_ms)
-        cap = p->max_backoff_ms;
     t = rnd * cap;
     if (retry_after && *retry_after) {
         char *end;

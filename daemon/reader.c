@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "aws/ddb.h"
+#include "aws/retry.h"
 #include "config/config.h"
 #include "daemon/ckpt.h"
 #include "daemon/reader_int.h"
@@ -148,12 +149,9 @@ static void schedule(struct reader *r, uint64_t ms)
 
 static void retry_later(struct reader *r)
 {
-    long cap = RETRY_BASE_MS;
+    long cap = backoff_cap_ms(RETRY_BASE_MS, RETRY_MAX_MS, (unsigned)r->failures++);
 
-    for (int i = 0; i < r->failures && cap < RETRY_MAX_MS; i++)
-        cap *= 2;
-    r->failures++;
-    schedule(r, (uint64_t)(cap > RETRY_MAX_MS ? RETRY_MAX_MS : cap));
+    schedule(r, (uint64_t)cap);
 }
 
 static void on_timer(uv_timer_t *t)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aws/ddb.h"
+#include "aws/retry.h"
 #include "config/config.h"
 #include "daemon/ack.h"
 #include "daemon/ckpt.h"
@@ -143,13 +144,8 @@ static void on_timer(uv_timer_t *t)
 /* Error backoff: capped exponential with full jitter. */
 static void backoff_error(struct shard *s)
 {
-    long cap = ERROR_BASE_MS;
+    long cap = backoff_cap_ms(ERROR_BASE_MS, ERROR_MAX_MS, (unsigned)s->failures++);
 
-    for (int i = 0; i < s->failures && cap < ERROR_MAX_MS; i++)
-        cap *= 2;
-    if (cap > ERROR_MAX_MS)
-        cap = ERROR_MAX_MS;
-    s->failures++;
     s->backoff_ms = ERROR_BASE_MS / 2 + jitter(cap);
     set_state(s, SH_BACKOFF);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "aws/util.h"
+#include "aws/retry.h"
 #include "daemon/log.h"
 #include "indexer/bulk.h"
 
@@ -81,13 +82,8 @@ static void on_timer(uv_timer_t *t)
 
 static void fail(struct dlq *q, const char *what, int err)
 {
-    uint64_t delay = RETRY_BASE_MS;
+    uint64_t delay = (uint64_t)backoff_cap_ms(RETRY_BASE_MS, RETRY_MAX_MS, q->fails++);
 
-    for (unsigned i = 0; i < q->fails && delay < RETRY_MAX_MS; i++)
-        delay *= 2;
-    if (delay > RETRY_MAX_MS)
-        delay = RETRY_MAX_MS;
-    q->fails++;
     if (q->fd >= 0) {
         q->fd_to_close = q->fd;
         q->fd = -1;

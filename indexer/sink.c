@@ -23,6 +23,7 @@
 #include <zlib.h>
 
 #include "aws/creds.h"
+#include "aws/retry.h"
 #include "aws/http.h"
 #include "aws/util.h"
 #include "daemon/log.h"
@@ -313,13 +314,8 @@ static void cancel_batch(struct sink *s, struct batch *b)
 
 static uint64_t backoff_ms(const struct sink *s, unsigned n)
 {
-    uint64_t cap = (uint64_t)s->o.backoff_base_ms;
-    uint64_t max = (uint64_t)s->o.max_backoff_ms;
+    long cap = backoff_cap_ms(s->o.backoff_base_ms, s->o.max_backoff_ms, n);
 
-    for (unsigned i = 0; i < n && cap < max; i++)
-        cap *= 2;
-    if (cap > max)
-        cap = max;
     /* Full jitter; at least 1 ms so a failure never turns into a busy loop. */
     return 1 + (uint64_t)((double)rand() / ((double)RAND_MAX + 1.0) * (double)cap);
 }
