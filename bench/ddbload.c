@@ -37,23 +37,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 /* One signed DynamoDB call; returns the HTTP status, the body in out. */
 static long call(CURL *c, const char *op, const char *body, struct buf *out)
 {
-    struct curl_slist *hl = ddbsign_headers(endpoint, op, body, "bench", "bench", NULL,
-                                            "us-east-1");
-    long status = 0;
-
-    if (!hl)
-        return 0;
-    buf_reset(out);
-    curl_easy_setopt(c, CURLOPT_URL, endpoint);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hl);
-    return status;
+    return ddbsign_post(c, endpoint, op, body, "bench", "bench", NULL, "us-east-1", 60, out);
 }
 
 static void item(struct buf *b, unsigned long i)

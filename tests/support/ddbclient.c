@@ -18,42 +18,24 @@ const char *ddbc_endpoint(void)
     return e && *e ? e : NULL;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    return buf_append(arg, p, size * n) == 0 ? size * n : 0;
-}
-
 json_t *ddbc_call(const char *op, const char *body, long *status)
 {
     const char *endpoint = ddbc_endpoint();
-    struct curl_slist *hl;
     struct buf resp;
     json_t *j = NULL;
-    long st = 0;
+    long st;
     CURL *c;
 
     if (!endpoint)
         return NULL;
-    hl = ddbsign_headers(endpoint, op, body, "test", "test", NULL, "us-east-1");
-    if (!hl)
-        return NULL;
     buf_init(&resp, 512u << 20);
     c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, endpoint);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    st = ddbsign_post(c, endpoint, op, body, "test", "test", NULL, "us-east-1", 120, &resp);
+    if (st)
         j = json_loadb(resp.ptr ? resp.ptr : "", resp.len, 0, NULL);
-    }
     if (status)
         *status = st;
     curl_easy_cleanup(c);
-    curl_slist_free_all(hl);
     buf_close(&resp);
     return j;
 }

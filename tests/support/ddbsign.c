@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws/buf.h"
 #include "aws/sigv4.h"
 
 bool ddbsign_is_streams_op(const char *op)
@@ -60,4 +61,32 @@ struct curl_slist *ddbsign_headers(const char *endpoint, const char *op, const c
     hl = curl_slist_append(hl, "Expect:");
     sigv4_output_close(&out);
     return hl;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    return buf_append(arg, p, size * n) == 0 ? size * n : 0;
+}
+
+long ddbsign_post(CURL *c, const char *endpoint, const char *op, const char *body,
+                  const char *akid, const char *secret, const char *token, const char *region,
+                  long timeout_s, struct buf *out)
+{
+    struct curl_slist *hl = ddbsign_headers(endpoint, op, body, akid, secret, token, region);
+    long status = 0;
+
+    if (!hl)
+        return 0;
+    buf_reset(out);
+    curl_easy_setopt(c, CURLOPT_URL, endpoint);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hl);
+    return status;
 }

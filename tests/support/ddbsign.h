@@ -17,4 +17,12 @@ struct curl_slist *ddbsign_headers(const char *endpoint, const char *op, const c
                                    const char *akid, const char *secret, const char *token,
                                    const char *region);
 
+/* Posts one signed request on the easy handle c (reused: keep-alive) and
+ * collects the reply in out (reset first).  Returns the HTTP status, 0 when
+ * no reply came (or it could not be signed). */
+struct buf;
+long ddbsign_post(CURL *c, const char *endpoint, const char *op, const char *body,
+                  const char *akid, const char *secret, const char *token, const char *region,
+                  long timeout_s, struct buf *out);
+
 #endif

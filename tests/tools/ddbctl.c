@@ -16,11 +16,6 @@
 #include "aws/buf.h"
 #include "tests/support/ddbsign.h"
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    return buf_append(arg, p, size * n) == 0 ? size * n : 0;
-}
-
 static const char *env_or(const char *name, const char *dflt)
 {
     const char *v = getenv(name);
@@ -30,44 +25,27 @@ static const char *env_or(const char *name, const char *dflt)
 
 int main(int argc, char **argv)
 {
-    const char *endpoint, *op, *body;
-    struct curl_slist *hl;
+    const char *endpoint, *body;
     struct buf resp;
-    long status = 0;
+    long status;
     CURL *c;
-    int rc;
 
     if (argc < 3 || argc > 4) {
         fprintf(stderr, "usage: ddbctl ENDPOINT OPERATION [JSON]\n");
         return 64;
     }
     endpoint = argv[1];
-    op = argv[2];
     body = argc == 4 ? argv[3] : "{}";
-    hl = ddbsign_headers(endpoint, op, body, env_or("AWS_ACCESS_KEY_ID", "local"),
-                         env_or("AWS_SECRET_ACCESS_KEY", "local"), getenv("AWS_SESSION_TOKEN"),
-                         env_or("AWS_REGION", "us-east-1"));
-    if (!hl) {
-        fprintf(stderr, "ddbctl: cannot sign the request\n");
-        return 70;
-    }
     buf_init(&resp, 256u << 20);
     c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, endpoint);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    rc = curl_easy_perform(c) == CURLE_OK ? 0 : 1;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if (rc)
+    status = ddbsign_post(c, endpoint, argv[2], body, env_or("AWS_ACCESS_KEY_ID", "local"),
+                          env_or("AWS_SECRET_ACCESS_KEY", "local"), getenv("AWS_SESSION_TOKEN"),
+                          env_or("AWS_REGION", "us-east-1"), 60, &resp);
+    if (!status)
         fprintf(stderr, "ddbctl: %s: no answer\n", endpoint);
     else
         printf("%s\n", resp.ptr ? resp.ptr : "");
     curl_easy_cleanup(c);
-    curl_slist_free_all(hl);
     buf_close(&resp);
-    return rc || status < 200 || status > 299;
+    return status < 200 || status > 299;
 }
