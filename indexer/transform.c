@@ -709,6 +709,16 @@ static bool ctx_start(struct ctx *c, const struct transform_cfg *cfg, struct buf
     return true;
 }
 
+/* An empty action of this kind (seq, created and version are the caller's). */
+static void doc_begin(struct doc *out, const struct transform_cfg *cfg, enum doc_op op)
+{
+    buf_reset(&out->source);
+    out->op = op;
+    out->index = cfg->index;
+    out->id_len = 0;
+    out->id[0] = '\0';
+}
+
 enum transform_result transform_item(const struct transform_cfg *cfg, json_t *item,
                                      struct doc *out, struct buf *err)
 {
@@ -716,11 +726,7 @@ enum transform_result transform_item(const struct transform_cfg *cfg, json_t *it
 
     if (!ctx_start(&c, cfg, err, "item"))
         return TR_ERROR;
-    buf_reset(&out->source);
-    out->op = DOC_INDEX;
-    out->index = cfg->index;
-    out->id_len = 0;
-    out->id[0] = '\0';
+    doc_begin(out, cfg, DOC_INDEX);
     if (!json_is_object(item)) {
         fail(&c, "not an object");
         return TR_ERROR;
@@ -737,11 +743,7 @@ enum transform_result transform_keys(const struct transform_cfg *cfg, json_t *ke
 
     if (!ctx_start(&c, cfg, err, "keys"))
         return TR_ERROR;
-    buf_reset(&out->source);
-    out->op = DOC_DELETE;
-    out->index = cfg->index;
-    out->id_len = 0;
-    out->id[0] = '\0';
+    doc_begin(out, cfg, DOC_DELETE);
     return build_id(&c, keys, out) < 0 ? TR_ERROR : TR_DOC;
 }
 
@@ -786,11 +788,7 @@ enum transform_result transform_record(const struct transform_cfg *cfg, json_t *
 
     out->seq[0] = '\0';
     out->created = 0;
-    buf_reset(&out->source);
-    out->index = cfg->index;
-    out->op = DOC_INDEX;
-    out->id_len = 0;
-    out->id[0] = '\0';
+    doc_begin(out, cfg, DOC_INDEX);
     if (json_is_string(jseq) && slen < sizeof(out->seq) && all_digits(json_string_value(jseq), slen)) {
         memcpy(out->seq, json_string_value(jseq), slen + 1);
         snprintf(what, sizeof(what), "record %s", out->seq);
