@@ -14,10 +14,11 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for attempt in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 40000))
     port_free "$port" || continue
-    # Low priority and a small heap: it shares two cores with the tests.
-    nice -n 5 java -Xms64m -Xmx768m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    # Low priority and a small heap: it shares two cores with the tests.  It
+    # runs in the pid file's directory, where it drops its metadata file.
+    (cd "$(dirname "$pidfile")" && exec nice -n 5 java -Xms64m -Xmx768m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
         -Djava.library.path="$dir/DynamoDBLocal_lib" -jar "$dir/DynamoDBLocal.jar" \
-        -inMemory -sharedDb -disableTelemetry -port "$port" >"$log" 2>&1 &
+        -inMemory -sharedDb -disableTelemetry -port "$port") >"$log" 2>&1 &
     pid=$!
     echo "$pid" >"$pidfile"
     for _ in $(seq 1 300); do
