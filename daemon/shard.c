@@ -203,6 +203,7 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
     s->call = NULL;
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
         return;
+    s->reader->stats.throttled += (uint64_t)rep->throttled;
     switch (rep->cls) {
     case DDB_OK:
         s->failures = 0;
@@ -230,7 +231,6 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
         reader_shard_gone(s->reader, s);
         break;
     case DDB_THROTTLED:
-        s->reader->stats.throttled++;
         backoff_error(s);
         break;
     case DDB_RETRY:
@@ -560,6 +560,8 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
         return;
     r->stats.getrecords_calls++;
+    /* Every throttled answer counts, also those retried within the call. */
+    r->stats.throttled += (uint64_t)rep->throttled;
     switch (rep->cls) {
     case DDB_OK:
         s->failures = 0;
@@ -630,7 +632,6 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         reader_shard_gone(r, s);
         break;
     case DDB_THROTTLED:
-        r->stats.throttled++;
         backoff_error(s);
         break;
     case DDB_RETRY:
