@@ -11,6 +11,7 @@
  * stall fails by its wait timing out.  Seeds are printed in the log. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <sched.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/ckpt.h"
 #include "daemon/seqnum.h"
 #include "tests/support/fakestreams.h"
 #include "tests/support/fsworld.h"
@@ -47,6 +49,14 @@ struct load {
     unsigned seed, next_v;
     bool live[500];
 };
+
+/* DDB2ES_TEST_SEED replays a run whose seed a failure printed. */
+static unsigned test_seed(void)
+{
+    const char *e = getenv("DDB2ES_TEST_SEED");
+
+    return e && *e ? (unsigned)strtoul(e, NULL, 10) : (unsigned)time(NULL);
+}
 
 static unsigned lrand(struct load *l)
 {
@@ -110,11 +120,12 @@ static void sink_case_run(const struct sink_case *c, struct fsworld *w)
 {
     char opt[64], *val, why[512];
     const char *opts[3] = { NULL };
-    struct load l = { .seed = (unsigned)time(NULL) };
+    const unsigned seed = test_seed();
+    struct load l = { .seed = seed };
     long during, records, actions, applied;
     int shard;
 
-    cr_log_info("seed %u", l.seed);
+    cr_log_info("seed %u", seed);
     if (c->searchd_opt) {
         snprintf(opt, sizeof(opt), "%s", c->searchd_opt);
         val = strchr(opt, ' ');
@@ -137,7 +148,7 @@ static void sink_case_run(const struct sink_case *c, struct fsworld *w)
         fsw_start(w, NULL, sink);
     }
     if (c->rules) {
-        cr_assert(wait_faults_applied(w, 1, 20000), "the fault was met (seed %u)", l.seed);
+        cr_assert(wait_faults_applied(w, 1, 20000), "the fault was met (seed %u)", seed);
         usleep((useconds_t)c->window_ms * 1000);
         during = fsw_bulk_requests(w, 0);
         clear_faults(w);
@@ -146,7 +157,7 @@ static void sink_case_run(const struct sink_case *c, struct fsworld *w)
                       c->window_ms);
     }
     cr_assert(fsw_wait_matches(w, &shard, 1, 60000, why, sizeof(why)),
-              "index = stream once the fault ended (seed %u): %s", l.seed, why);
+              "index = stream once the fault ended (seed %u): %s", seed, why);
     actions = fsw_actions(w);
     applied = faults_applied(w);
     cr_log_info("%ld records, %ld actions received, %ld faulted requests", records, actions,
@@ -154,7 +165,7 @@ static void sink_case_run(const struct sink_case *c, struct fsworld *w)
     cr_expect_leq(actions, records + applied * BATCH,
                   "re-sent actions within what was in flight: %ld actions for %ld records and "
                   "%ld faulted requests (seed %u)",
-                  actions, records, applied, l.seed);
+                  actions, records, applied, seed);
 }
 
 /* Elasticsearch bulk API: "429 Too Many Requests" when the node rejects a
@@ -182,13 +193,16 @@ Test(faults, sink_request_503_backs_off_and_loses_nothing)
     fsw_teardown(&w);
 }
 
-/* A 200 whose odd items are 429: only those are sent again. */
+/* A 200 whose odd items are 429: only those are sent again.  The bound is
+ * looser than for whole-request faults: fresh batches keep going out (15 of
+ * them) while each rejected item waits its own backoff (0.1 s doubling to
+ * 2 s, about 8 tries in 4 s); a tight loop would send thousands. */
 Test(faults, sink_item_429_retries_only_the_rejected_items)
 {
     struct fsworld w;
     struct sink_case c = {
         .rules = "{\"match\":\"bulk\",\"item_status\":429,\"items\":\"odd\",\"count\":-1}",
-        .window_ms = 4000, .max_requests = 60
+        .window_ms = 4000, .max_requests = 200
     };
 
     sink_case_run(&c, &w);
@@ -250,12 +264,13 @@ Test(faults, sink_down_for_a_minute_then_back)
     const long outage_ms = sanitized() ? 15000 : 60000;
     const long cap_kb = 64 * 1024;
     struct fsworld w;
-    struct load l = { .seed = (unsigned)time(NULL) };
+    const unsigned seed = test_seed();
+    struct load l = { .seed = seed };
     char rule[64], why[512];
     long records, peak_kb, refused;
     int shard;
 
-    cr_log_info("seed %u", l.seed);
+    cr_log_info("seed %u", seed);
     fsw_setup(&w, NULL);
     shard = fs_add_shard(w.fs, -1, false);
     fs_pad(w.fs, 2000); /* 2 kB documents: 40,000 of them make 80 MB */
@@ -277,13 +292,267 @@ Test(faults, sink_down_for_a_minute_then_back)
                 "max_queue_bytes = 8m and an 80 MB backlog",
                 outage_ms, refused, peak_kb);
     cr_expect_geq(refused, 2, "it kept trying");
-    cr_expect_leq(refused, outage_ms / 1000, "backoff: %ld attempts in %ld ms", refused,
+    /* Two requests in flight, each waiting a random 0..5 s (full jitter,
+     * max_retry_backoff = 5s) once the backoff has grown: about 50 in a
+     * minute; a tight loop on a refused connection makes tens of thousands. */
+    cr_expect_leq(refused, outage_ms / 250, "backoff: %ld attempts in %ld ms", refused,
                   outage_ms);
     if (!sanitized())
         cr_expect_leq(peak_kb, cap_kb, "peak RSS %ld kB over the %ld kB cap", peak_kb, cap_kb);
     cr_assert(fsw_wait_matches(&w, &shard, 1, 120000, why, sizeof(why)),
-              "index = stream after the outage (seed %u): %s", l.seed, why);
+              "index = stream after the outage (seed %u): %s", seed, why);
     cr_expect_leq(fsw_actions(&w), records,
                   "a refused connection applies nothing: each record sent once");
     fsw_teardown(&w);
+}
+
+/* ---- crash safety --------------------------------------------------------- */
+
+/* The checkpoint file as it is on disk: shard id -> last finished sequence
+ * number ("" for none), or "done" for a shard read to its end. */
+static json_t *checkpoint_on_disk(struct fsworld *w)
+{
+    char path[512];
+    json_error_t jerr;
+    json_t *root, *streams, *st, *shards, *sh, *out = json_object();
+    const char *arn, *id;
+
+    snprintf(path, sizeof(path), "%s/state/checkpoints.json", w->dir);
+    root = json_load_file(path, 0, &jerr);
+    if (!root) {
+        cr_assert(access(path, F_OK) != 0, "%s does not load: %s", path, jerr.text);
+        return out; /* not written yet */
+    }
+    streams = json_object_get(root, "streams");
+    json_object_foreach(streams, arn, st)
+    {
+        shards = json_object_get(st, "shards");
+        json_object_foreach(shards, id, sh)
+        {
+            const char *seq = json_string_value(json_object_get(sh, "seq"));
+
+            json_object_set_new(out, id, json_string(json_is_true(json_object_get(sh, "done"))
+                                                         ? "done"
+                                                         : seq ? seq : ""));
+        }
+    }
+    json_decref(root);
+    return out;
+}
+
+/* DESIGN invariant 1, checked right after a kill: for every record at or
+ * below its shard's checkpoint, the index holds that record's image or a
+ * later one of the same item (a REMOVE: the document is gone, or a later
+ * INSERT is there).  Returns how many records lie past the checkpoints (the
+ * most a restart can send again); fails the test otherwise. */
+static long check_checkpoint(struct fsworld *w, const int *shards, size_t nshards, int round,
+                             unsigned seed)
+{
+    json_t *ck = checkpoint_on_disk(w), *dump = searchd_dump(w->sd), *docs;
+    json_t *index_of_v = json_object(); /* v -> position in the lineage */
+    struct fs_rec *all = NULL;
+    size_t n = 0, *shard_end = calloc(nshards, sizeof(size_t));
+    long past = 0;
+
+    cr_assert_not_null(dump);
+    docs = json_object_get(dump, w->table);
+    for (size_t k = 0; k < nshards; k++) {
+        size_t m = fs_records(w->fs, shards[k], NULL, 0);
+
+        all = realloc(all, (n + m + 1) * sizeof(*all));
+        cr_assert_not_null(all);
+        fs_records(w->fs, shards[k], all + n, m);
+        n += m;
+        shard_end[k] = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(index_of_v, all[i].v, json_integer((json_int_t)i));
+    for (size_t k = 0, i = 0; k < nshards; k++) {
+        const char *cks = json_string_value(json_object_get(ck, fs_shard_id(w->fs, shards[k])));
+
+        for (; i < shard_end[k]; i++) {
+            const struct fs_rec *r = &all[i];
+            bool covered = cks && (strcmp(cks, "done") == 0 ||
+                                   (cks[0] && seqnum_cmp(r->seq, cks) <= 0));
+            json_t *doc = json_object_get(docs, r->id);
+            bool gone = !doc || json_is_true(json_object_get(doc, "deleted"));
+            bool ok = false;
+
+            if (!covered) {
+                past++;
+                continue;
+            }
+            if (!gone) {
+                char v[32];
+                json_t *at;
+
+                snprintf(v, sizeof(v), "%lld",
+                         (long long)json_integer_value(
+                             json_object_get(json_object_get(doc, "source"), "v")));
+                at = json_object_get(index_of_v, v);
+                ok = at && (size_t)json_integer_value(at) >= i;
+            } else {
+                /* Gone: this record or a later one of the item is a REMOVE. */
+                for (size_t j = i; j < n && !ok; j++)
+                    ok = strcmp(all[j].id, r->id) == 0 && strcmp(all[j].event, "REMOVE") == 0;
+            }
+            cr_assert(ok,
+                      "after kill %d (seed %u): record %s (%s %s v %s) is at or below the "
+                      "checkpoint %s of %s but the index %s",
+                      round, seed, r->seq, r->event, r->id, r->v, cks,
+                      fs_shard_id(w->fs, shards[k]),
+                      gone ? "does not have the document" : "holds an older image");
+        }
+    }
+    free(all);
+    free(shard_end);
+    json_decref(index_of_v);
+    json_decref(dump);
+    json_decref(ck);
+    return past;
+}
+
+/* SIGKILL at random moments while records flow and some items are being
+ * retried, twelve times, with a shard rollover half-way; after each kill, before the restart, the checkpoint on
+ * disk is checked against the index record by record. */
+Test(faults, sigkill_never_leaves_a_checkpoint_past_an_unfinished_record)
+{
+    struct fsworld w;
+    const unsigned seed = test_seed();
+    struct load l = { .seed = seed };
+    int lineage[2], nshards = 1, kills = 0;
+    long resendable = 0, records, actions;
+    int64_t second = 1000;
+    char why[512];
+
+    cr_log_info("seed %u", seed);
+    fsw_setup(&w, NULL);
+    lineage[0] = fs_add_shard(w.fs, -1, false);
+    put_some(w.fs, lineage[0], &l, 1500, second++);
+    fsw_config(&w, NULL, "bulk_max_actions = 100\nmax_retry_backoff = 1s\n");
+    for (int round = 0; round < 12; round++) {
+        int bursts = 2 + (int)(lrand(&l) % 8);
+
+        if (round == 6) { /* rollover: the parent closes, a child takes over */
+            fs_close_shard(w.fs, lineage[0]);
+            lineage[1] = fs_add_shard(w.fs, lineage[0], false);
+            nshards = 2;
+        }
+        /* Some items rejected (429) and retried later: records finish out
+         * of order, which is what a checkpoint must not skip over. */
+        cr_assert_eq(searchd_faults(w.sd, "{\"match\":\"bulk\",\"item_status\":429,"
+                                          "\"items\":\"odd\",\"count\":3}"),
+                     200);
+        fsw_restart(&w);
+        for (int b = 0; b < bursts; b++) {
+            put_some(w.fs, lineage[nshards - 1], &l, 20 + (int)(lrand(&l) % 100), second++);
+            usleep(20000 + (useconds_t)(lrand(&l) % 100) * 1000);
+        }
+        usleep((useconds_t)(lrand(&l) % 400) * 1000);
+        proc_kill(&w.p, SIGKILL);
+        cr_assert_eq(proc_wait(&w.p, 10000), 128 + SIGKILL);
+        kills++;
+        resendable += check_checkpoint(&w, lineage, (size_t)nshards, round, seed);
+    }
+    fsw_restart(&w);
+    /* A last record: once it is indexed, this run has read everything. */
+    put_some(w.fs, lineage[nshards - 1], &l, 1, second++);
+    cr_assert(fsw_wait_matches(&w, lineage, (size_t)nshards, 60000, why, sizeof(why)),
+              "after %d kills (seed %u): %s", kills, seed, why);
+    cr_assert(fsw_log_has(&w, "get-records", 10000), "the last run is reading");
+    records = (long)(fs_records(w.fs, lineage[0], NULL, 0) + fs_records(w.fs, lineage[1], NULL, 0));
+    actions = fsw_actions(&w);
+    cr_log_info("%ld records, %d kills, %ld actions received, at most %ld could be re-sent",
+                records, kills, actions, resendable);
+    cr_expect_leq(actions, records + resendable,
+                  "re-sent actions are only records past a checkpoint at a kill (seed %u)",
+                  seed);
+    fsw_teardown(&w);
+}
+
+/* ---- a full disk under the state directory ---------------------------------- */
+
+/* The state directory is a 256 kB tmpfs in a private mount namespace (this
+ * test process and the daemon only): it is filled while the daemon runs.
+ * The write fails with ENOSPC, is logged naming the file, the previous
+ * checkpoint stays whole, indexing goes on, and once space is freed the
+ * checkpoint catches up. */
+Test(faults, a_full_disk_keeps_the_previous_checkpoint_and_the_daemon_retries)
+{
+    struct fsworld w;
+    char state[300], path[1024], filler[1024], err[1024], *before, *after;
+    int shard, fd;
+    long failures;
+    FILE *f;
+
+    /* Before any thread exists: unshare needs a single-threaded process. */
+    if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0)
+        cr_skip_test("needs root for a private mount namespace");
+    cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
+    fsw_setup(&w, NULL);
+    shard = fs_add_shard(w.fs, -1, false);
+    fs_put(w.fs, shard, "INSERT", "a", "1", 1000);
+    fsw_config(&w, NULL, NULL);
+    snprintf(state, sizeof(state), "%s/state", w.dir);
+    cr_assert_eq(mkdir(state, 0700), 0);
+    cr_assert_eq(mount("tmpfs", state, "tmpfs", 0, "size=256k,mode=0700"), 0, "%s",
+                 strerror(errno));
+    snprintf(path, sizeof(path), "%s/checkpoints.json", state);
+    snprintf(filler, sizeof(filler), "%s/filler", state);
+    fsw_restart(&w);
+    cr_assert(fsw_wait_v(&w, "a", "1", 20000));
+    cr_assert(proc_wait_for_text(path, "\"seq\": \"", 10000) ||
+                  proc_wait_for_text(path, "\"seq\":\"", 100),
+              "the first checkpoint was written");
+    before = proc_slurp(path);
+
+    /* Fill the disk. */
+    fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert_geq(fd, 0);
+    {
+        char block[4096];
+
+        memset(block, 'f', sizeof(block));
+        while (write(fd, block, sizeof(block)) > 0)
+            ;
+        cr_assert_eq(errno, ENOSPC);
+    }
+    close(fd);
+    fs_put(w.fs, shard, "INSERT", "b", "2", 1001);
+    cr_assert(fsw_wait_v(&w, "b", "2", 20000), "indexing goes on with a full disk");
+    cr_assert(fsw_log_has(&w, "cannot write the checkpoint file", 20000),
+              "the failed write is logged");
+    cr_expect(fsw_log_has(&w, path, 100), "naming the file");
+    failures = (long)fsw_metric(&w, "ddb2es_checkpoint_write_failures_total", "");
+    cr_expect_geq(failures, 1, "counted in ddb2es_checkpoint_write_failures_total");
+    after = proc_slurp(path);
+    cr_expect_str_eq(after, before, "the previous checkpoint is intact");
+    free(after);
+    {
+        struct ckpt *ck = ckpt_new(state);
+
+        cr_expect_eq(ckpt_load(ck, err, sizeof(err)), 0, "and loads: %s", err);
+        ckpt_free(ck);
+    }
+    cr_expect_eq(proc_wait(&w.p, 0), -1, "the daemon keeps running");
+
+    /* Space again: the next periodic write succeeds. */
+    cr_assert_eq(unlink(filler), 0);
+    cr_assert(fsw_wait_v(&w, "b", "2", 100));
+    for (int i = 0; i < 100; i++) {
+        after = proc_slurp(path);
+        if (strcmp(after, before) != 0)
+            break;
+        free(after);
+        after = NULL;
+        usleep(100000);
+    }
+    cr_assert_not_null(after, "the checkpoint was written once space was freed");
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    fclose(f);
+    free(after);
+    free(before);
+    fsw_teardown(&w);
+    umount2(state, MNT_DETACH);
 }
