@@ -5,6 +5,7 @@
  * behaviour it imitates. */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,6 +385,30 @@ Test(streams, a_malformed_record_is_dead_lettered_and_the_rest_flows)
     cr_expect(strstr(dlq, "\"seq\":\"") != NULL, "with its stream position: %s", dlq);
     free(dlq);
     cr_expect(fsw_log_has(&w, "cannot be made into a document", 100));
+    fsw_teardown(&w);
+}
+
+/* https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_StreamRecord.html
+ * (ApproximateCreationDateTime: a timestamp in epoch seconds).  One that no
+ * int64 can hold (found by fuzz_streams: the reader cast it, undefined
+ * behaviour that the UBSan run turns into a crash) dead-letters its record;
+ * the records after it flow. */
+Test(streams, a_creation_time_out_of_range_is_dead_lettered)
+{
+    struct fsworld w;
+    char path[512];
+    int s;
+
+    fsw_setup(&w, NULL);
+    s = fs_add_shard(w.fs, -1, false);
+    fs_put(w.fs, s, "INSERT", "a", "1", 1000);
+    fs_put(w.fs, s, "INSERT", "late", "2", INT64_MAX);
+    fs_put(w.fs, s, "INSERT", "c", "3", 1001);
+    fsw_start(&w, NULL, NULL);
+    cr_assert(fsw_wait_v(&w, "c", "3", 20000), "the records after it flow");
+    cr_assert(fsw_wait_v(&w, "late", NULL, 100));
+    snprintf(path, sizeof(path), "%s/dlq.ndjson", w.dir);
+    cr_assert(proc_wait_for_text(path, "ApproximateCreationDateTime", 5000));
     fsw_teardown(&w);
 }
 
