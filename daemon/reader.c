@@ -555,9 +555,10 @@ void reader_doc_done(void *owner, uint64_t ticket, enum sink_outcome o, void *ar
         break;
     case SINK_SUPERSEDED:
     case SINK_CANCELED:
+    case SINK_EXPIRED: /* the daemon sets no send_by: never happens */
         break;
     }
-    shard_doc_done(s, ticket, o != SINK_CANCELED);
+    shard_doc_done(s, ticket, o != SINK_CANCELED && o != SINK_EXPIRED);
 }
 
 static void maybe_stopped(struct reader *r)
