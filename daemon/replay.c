@@ -873,7 +873,7 @@ static void on_rr(const struct ddb_reply *rep, void *arg)
 {
     struct replay *rp = arg;
     json_t *items, *unproc, *x;
-    size_t keep = 0, j;
+    size_t keep = 0, j, gone = 0, again_sent = 0;
     time_t at = time(NULL);
 
     rp->rr_call = NULL;
@@ -911,13 +911,17 @@ static void on_rr(const struct ddb_reply *rep, void *arg)
         json_array_foreach(items, j, x) if (same_key(rp, x, key)) item = x;
         if (item) {
             submit_item(rp, e.pg, e.idx, item, at);
+            again_sent++;
         } else {
             rp->dropped++; /* deleted since it was scanned: nothing to index */
             rp->skipped++;
+            gone++;
             page_item_done(e.pg);
         }
     }
     rp->nrr = keep;
+    log_info("read again: %zu image(s) older than --max-age; %zu item(s) deleted since they were "
+             "scanned", again_sent, gone);
     if (rp->nrr)
         rr_start(rp);
     maybe_complete(rp);
