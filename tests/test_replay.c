@@ -19,6 +19,7 @@
 #include "indexer/dlq.h"
 #include "tests/support/ddbclient.h"
 #include "tests/support/e2e.h"
+#include "tests/support/fakehttp.h"
 #include "tests/support/proc.h"
 #include "tests/support/searchd_ctl.h"
 #include "tests/support/workload.h"
@@ -516,6 +517,155 @@ Test(replay, dead_letters_of_the_daemon_are_sent_again_once_fixed)
 }
 
 /* ---- the engine down, the command line ---------------------------------- */
+
+/* A scripted DynamoDB endpoint for a table "thr" of 60 items: Scan answers
+ * ProvisionedThroughputExceededException for its first `throttles` calls, then
+ * pages of at most 10 items (fewer when the Scan's Limit asks for fewer).  It imitates what DynamoDB does when a Scan
+ * exceeds the table's read capacity: an HTTP 400 with that __type, to be
+ * retried with exponential backoff — "Error retries and exponential backoff",
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html
+ * (DynamoDB Local never throttles). */
+#define THR_ITEMS 60
+
+struct thr {
+    atomic_int scans, throttled, throttles;
+};
+
+static void thr_handler(const struct fake_req *req, struct fake_reply *out, void *arg)
+{
+    struct thr *t = arg;
+    static char body[8192];
+    const char *target = strstr(req->headers, "DynamoDB_20120810.");
+    json_t *in = json_loads(req->body, 0, NULL), *start, *items;
+    long from = 0, limit = 10;
+
+    out->status = 200;
+    out->body = body;
+    if (target && strncmp(target + 18, "DescribeTable", 13) == 0) {
+        snprintf(body, sizeof(body),
+                 "{\"Table\":{\"TableName\":\"thr\",\"TableStatus\":\"ACTIVE\",\"ItemCount\":%d,"
+                 "\"KeySchema\":[{\"AttributeName\":\"pk\",\"KeyType\":\"HASH\"}],"
+                 "\"AttributeDefinitions\":[{\"AttributeName\":\"pk\",\"AttributeType\":\"N\"}]}}",
+                 THR_ITEMS);
+    } else if (target && strncmp(target + 18, "Scan", 4) == 0) {
+        atomic_fetch_add(&t->scans, 1);
+        if (atomic_fetch_add(&t->throttled, 1) < atomic_load(&t->throttles)) {
+            out->status = 400;
+            snprintf(body, sizeof(body),
+                     "{\"__type\":\"com.amazonaws.dynamodb.v20120810#"
+                     "ProvisionedThroughputExceededException\",\"message\":\"The level of "
+                     "configured provisioned throughput for the table was exceeded.\"}");
+        } else {
+            atomic_fetch_sub(&t->throttled, 1);
+            start = json_object_get(in, "ExclusiveStartKey");
+            if (start)
+                from = atol(json_string_value(json_object_get(json_object_get(start, "pk"),
+                                                              "N"))) + 1;
+            if (json_integer_value(json_object_get(in, "Limit")) > 0 &&
+                json_integer_value(json_object_get(in, "Limit")) < limit)
+                limit = (long)json_integer_value(json_object_get(in, "Limit"));
+            items = json_array();
+            for (long k = from; k < THR_ITEMS && k < from + limit; k++) {
+                char num[24];
+
+                snprintf(num, sizeof(num), "%ld", k);
+                json_array_append_new(items, json_pack("{s:{s:s},s:{s:s}}", "pk", "N", num, "v",
+                                                       "S", "x"));
+            }
+            json_t *page = json_pack("{s:o,s:I}", "Items", items, "Count",
+                                     (json_int_t)json_array_size(items));
+            if (from + limit < THR_ITEMS) {
+                char num[24];
+
+                snprintf(num, sizeof(num), "%ld", from + limit - 1);
+                json_object_set_new(page, "LastEvaluatedKey",
+                                    json_pack("{s:{s:s}}", "pk", "N", num));
+            }
+            char *text = json_dumps(page, JSON_COMPACT);
+
+            snprintf(body, sizeof(body), "%s", text);
+            free(text);
+            json_decref(page);
+        }
+    } else {
+        out->status = 400;
+        snprintf(body, sizeof(body), "{\"__type\":\"com.amazon.coral.validate#"
+                                     "ValidationException\",\"message\":\"unexpected call\"}");
+    }
+    json_decref(in);
+}
+
+Test(replay, a_throttled_scan_backs_off_lowers_its_rate_and_finishes)
+{
+    char dir[256];
+    struct e2e_table t = { .name = "thr", .index = "thr", .hash = "pk" };
+    struct thr th = { .throttles = 8 };
+    struct fakehttp *ddb = fake_start();
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    json_t *dump, *docs;
+    int rc;
+
+    fake_set_handler(ddb, thr_handler, &th);
+    sd = searchd_start(NULL);
+    conf = e2e_config_ex(fake_url(ddb), searchd_url(sd), &t, 1, NULL, NULL, dir, sizeof(dir));
+    replay_start(&p, conf, (const char *[]){ "--table", "thr", "--scan", "--segments", "1",
+                                             "--rate", "200", NULL });
+    rc = replay_wait(&p, 90000);
+    if (rc != 0)
+        dump_log("replay", &p);
+    cr_assert_eq(rc, 0);
+    cr_assert(log_has(&p, "Scan throttled (ProvisionedThroughputExceededException): lowering the "
+                          "rate"),
+              "the throttling is not reported");
+    /* The throttled calls were each answered once and the rest are pages of
+     * at least one item: no tight retry loop, nothing read twice. */
+    cr_log_info("Scan calls: %d", atomic_load(&th.scans));
+    cr_assert(atomic_load(&th.scans) >= 8 + 6 && atomic_load(&th.scans) <= 8 + THR_ITEMS + 1,
+              "Scan calls: %d", atomic_load(&th.scans));
+    dump = searchd_dump(sd);
+    docs = json_object_get(dump, "thr");
+    cr_assert_eq(json_object_size(docs), THR_ITEMS, "%zu documents", json_object_size(docs));
+    cr_assert_not_null(json_object_get(docs, "59"));
+    json_decref(dump);
+    searchd_stop(sd);
+    fake_stop(ddb);
+}
+
+Test(replay, dry_run_prints_the_bulk_bodies_and_sends_nothing)
+{
+    char dir[256];
+    struct e2e_table t = { .name = "dry", .index = "dry", .hash = "pk", .range = "sk" };
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    char *out;
+    json_t *stats;
+    int rc;
+
+    sd = searchd_start(NULL);
+    conf = e2e_config_ex("http://127.0.0.1:9", searchd_url(sd), &t, 1, NULL, NULL, dir,
+                         sizeof(dir));
+    replay_start(&p, conf, (const char *[]){ "--table", "dry", "--file", DATA "lambda-event.json",
+                                             "--format", "stream", "--key", "pk,sk", "--dry-run",
+                                             NULL });
+    rc = replay_wait(&p, 30000);
+    if (rc != 0)
+        dump_log("replay", &p);
+    cr_assert_eq(rc, 0);
+    out = proc_slurp(p.out_path);
+    cr_assert(strstr(out, "{\"index\":{\"_index\":\"dry\"") ||
+                  strstr(out, "{\"delete\":{\"_index\":\"dry\""),
+              "no bulk action on stdout:\n%.2000s", out);
+    cr_assert(strstr(out, "\"version_type\":\"external"), "no external version:\n%.2000s", out);
+    free(out);
+    stats = searchd_stats(sd);
+    cr_assert_eq(json_integer_value(json_object_get(stats, "bulk_requests")), 0,
+                 "the engine was called: %s", json_dumps(stats, JSON_COMPACT));
+    json_decref(stats);
+    searchd_stop(sd);
+}
 
 Test(replay, engine_down_for_give_up_after_exits_69)
 {
