@@ -29,7 +29,8 @@ TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all setup tools tests check test test-asan test-valgrind asan clean install demo fuzz bench lint
+.PHONY: all setup tools tests check test test-asan test-valgrind asan clean install demo fuzz \
+        fuzz-build fuzz-check bench lint
 .DEFAULT_GOAL := all
 
 all: ddb2es
@@ -100,6 +101,36 @@ check: setup
 	@$(MAKE) --no-print-directory all test
 	@$(MAKE) --no-print-directory test-valgrind
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory fuzz-check
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang into build-fuzz/.
+# `make fuzz` runs each for FUZZ_SECONDS on a scratch copy of its corpus;
+# `make fuzz-check` (part of check) replays the regression inputs and runs
+# each target briefly (FUZZ_CHECK_SECONDS).  See tests/fuzz/README.md.
+FUZZ_SECONDS       ?= 300
+FUZZ_CHECK_SECONDS ?= 8
+FUZZ_CC   := clang
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN  := $(patsubst tests/fuzz/%.c,build-fuzz/fuzz/%,$(filter-out %/fuzz_util.c,$(FUZZ_SRC)))
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) \
+	    OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" build-fuzz/libddb2es.a
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+build-fuzz/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz.h build-fuzz/libddb2es.a
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	@$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(WARN) -Werror -I. \
+	    $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -o $@ $< tests/fuzz/fuzz_util.c \
+	    build-fuzz/libddb2es.a $(LIBS)
+
+fuzz: setup fuzz-build
+	@tests/fuzz/run.sh long $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+fuzz-check: fuzz-build
+	@tests/fuzz/run.sh check $(FUZZ_CHECK_SECONDS) $(FUZZ_BIN)
 
 demo:
 	@BUILD=$(BUILD) scripts/demo.sh

@@ -47,6 +47,7 @@ struct ddb_call {
 
     int attempts;       /* made so far, the credentials retry included */
     int counted;        /* attempts that count against max_attempts */
+    int throttled;      /* attempts answered DDB_THROTTLED */
     bool auth_retried;
     int last_cost;      /* tokens the last retry took from the quota */
     long waited_ms;
@@ -302,6 +303,7 @@ static void finish(struct ddb_call *c, struct ddb_reply *rep)
     c->a = NULL;
     c->done = true;
     rep->attempts = c->attempts;
+    rep->throttled = c->throttled;
     rep->waited_ms = c->waited_ms;
     if (!rep->type)
         rep->type = "";
@@ -333,6 +335,8 @@ static void after_attempt(struct ddb_call *c, struct ddb_reply *rep, const char 
     int cost;
     long delay;
 
+    if (rep->cls == DDB_THROTTLED)
+        c->throttled++;
     switch (rep->cls) {
     case DDB_OK:
         retry_quota_success(&a->quota, c->last_cost);

@@ -40,6 +40,7 @@ struct ddb_reply {
     const char *message; /* error message, or "" */
     json_t *json;        /* parsed body on DDB_OK (borrowed: valid during the callback) */
     int attempts;        /* how many attempts were made */
+    int throttled;       /* how many of them were answered DDB_THROTTLED */
     long waited_ms;      /* total backoff between the attempts */
 };
 

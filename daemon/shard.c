@@ -203,6 +203,7 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
     s->call = NULL;
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
         return;
+    s->reader->stats.throttled += (uint64_t)rep->throttled;
     switch (rep->cls) {
     case DDB_OK:
         s->failures = 0;
@@ -230,7 +231,6 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
         reader_shard_gone(s->reader, s);
         break;
     case DDB_THROTTLED:
-        s->reader->stats.throttled++;
         backoff_error(s);
         break;
     case DDB_RETRY:
@@ -358,8 +358,7 @@ static size_t take_records(struct shard *s, json_t *records)
     {
         json_t *dyn = json_object_get(rec, "dynamodb");
         const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
-        json_t *when = json_object_get(dyn, "ApproximateCreationDateTime");
-        int64_t created = json_is_number(when) ? (int64_t)json_number_value(when) : 0;
+        int64_t created;
         enum transform_result tr;
         uint64_t version;
         int64_t ticket;
@@ -373,6 +372,9 @@ static size_t take_records(struct shard *s, json_t *records)
             continue; /* seen already (a renewed iterator overlaps) */
         buf_reset(&err);
         tr = transform_record(&r->tf, rec, &d, &err);
+        /* The time as transform_record checked it (0 when it is not a
+         * time in seconds): a raw cast of any JSON number is undefined. */
+        created = d.created;
         if (created > r->stats.newest_created)
             r->stats.newest_created = created;
         version = ckpt_next_version(&s->ver, created);
@@ -558,6 +560,8 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
         return;
     r->stats.getrecords_calls++;
+    /* Every throttled answer counts, also those retried within the call. */
+    r->stats.throttled += (uint64_t)rep->throttled;
     switch (rep->cls) {
     case DDB_OK:
         s->failures = 0;
@@ -628,7 +632,6 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         reader_shard_gone(r, s);
         break;
     case DDB_THROTTLED:
-        r->stats.throttled++;
         backoff_error(s);
         break;
     case DDB_RETRY:

@@ -396,7 +396,7 @@ struct result {
     bool done;
     int calls;
     enum ddb_class cls;
-    int err, attempts;
+    int err, attempts, throttled;
     long status, waited_ms;
     char type[64], message[256];
     json_t *json;
@@ -412,6 +412,7 @@ static void on_done(const struct ddb_reply *rep, void *arg)
     r->err = rep->err;
     r->status = rep->status;
     r->attempts = rep->attempts;
+    r->throttled = rep->throttled;
     r->waited_ms = rep->waited_ms;
     snprintf(r->type, sizeof r->type, "%s", rep->type);
     snprintf(r->message, sizeof r->message, "%s", rep->message);
@@ -512,6 +513,7 @@ Test(ddb, throttled_then_5xx_then_success)
     run_until(&r);
     cr_assert_eq(r.cls, DDB_OK, "%s %s", ddb_class_name(r.cls), r.message);
     cr_assert_eq(r.attempts, 3);
+    cr_assert_eq(r.throttled, 1, "the throttled attempt is reported (metrics count it)");
     cr_assert_eq(fake_nreq(fake), 3);
     cr_assert_str_eq(json_string_value(json_object_get(r.json, "NextShardIterator")), "it-2");
     /* throttling: 0.02 x 1 s; then transient, retry 2: 0.02 x 50 ms */

@@ -22,6 +22,7 @@
 #include "aws/buf.h"
 #include "tests/support/ddbclient.h"
 #include "tests/support/e2e.h"
+#include "tests/support/httpget.h"
 #include "tests/support/proc.h"
 #include "tests/support/promparse.h"
 #include "tests/support/searchd_ctl.h"
@@ -71,51 +72,6 @@ static void put(const char *table, int i, const char *extra)
     snprintf(item, sizeof(item), "{\"id\":{\"S\":\"k%d\"},\"n\":{\"N\":\"%d\"}%s%s}", i, i,
              extra ? "," : "", extra ? extra : "");
     ddbc_put(table, item);
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* GET or HEAD on 127.0.0.1:port; the status, and the body (caller frees). */
-static char *http(int port, const char *method, const char *path, long *status)
-{
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    struct timeval tv = { .tv_sec = 5 };
-    char req[256], chunk[8192];
-    struct buf b;
-    ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    char *body, *all;
-
-    *status = 0;
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return strdup("");
-    }
-    snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\n\r\n", method, path);
-    send(fd, req, strlen(req), MSG_NOSIGNAL);
-    buf_init(&b, BUF_NOMAX);
-    while ((n = recv(fd, chunk, sizeof(chunk), 0)) > 0)
-        buf_append(&b, chunk, (size_t)n);
-    close(fd);
-    all = buf_take(&b);
-    if (strncmp(all, "HTTP/1.1 ", 9) == 0)
-        *status = strtol(all + 9, NULL, 10);
-    body = strstr(all, "\r\n\r\n");
-    body = strdup(body ? body + 4 : "");
-    free(all);
-    return body;
 }
 
 /* ---- the service manager's socket -------------------------------------- */
@@ -251,7 +207,7 @@ static void scrape(int port, struct prom *out)
 {
     char err[256];
     long st;
-    char *body = http(port, "GET", "/metrics", &st);
+    char *body = httpget(port, "GET", "/metrics", &st);
 
     cr_assert_eq(st, 200, "GET /metrics: %ld", st);
     cr_assert_eq(prom_parse(body, out, err, sizeof(err)), 0, "%s\n%s", err, body);
@@ -276,7 +232,7 @@ Test(ops, metrics_scrapes_parse_strictly_and_counters_only_grow)
     const char *conf;
     char *body;
     long st;
-    int port = free_port();
+    int port = httpget_free_port();
     size_t failures = 0;
 
     need_ddb();
@@ -337,18 +293,18 @@ Test(ops, metrics_scrapes_parse_strictly_and_counters_only_grow)
     prom_free(&a);
     prom_free(&b);
 
-    body = http(port, "GET", "/healthz", &st);
+    body = httpget(port, "GET", "/healthz", &st);
     cr_expect_eq(st, 200);
     free(body);
-    body = http(port, "GET", "/readyz", &st);
+    body = httpget(port, "GET", "/readyz", &st);
     cr_expect_eq(st, 200, "%s", body);
     cr_expect(strstr(body, "following 1 table") != NULL, "%s", body);
     free(body);
-    body = http(port, "HEAD", "/metrics", &st);
+    body = httpget(port, "HEAD", "/metrics", &st);
     cr_expect_eq(st, 200);
     cr_expect_str_eq(body, "");
     free(body);
-    body = http(port, "GET", "/", &st);
+    body = httpget(port, "GET", "/", &st);
     cr_expect_eq(st, 404);
     free(body);
     cr_assert_eq(e2e_stop(&p, 15000), 0);
@@ -564,7 +520,7 @@ Test(ops, status_reads_the_checkpoint_and_the_live_endpoint_while_running)
     need_ddb();
     new_table(name, sizeof(name), "status", &t);
     sd = searchd_start(NULL);
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", free_port());
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", httpget_free_port());
     e2e_metrics_listen = listen;
     snprintf(conf_copy, sizeof(conf_copy), "%s",
              e2e_config_ex(ddbc_endpoint(), searchd_url(sd), &t, 1, FAST, NULL, dir,

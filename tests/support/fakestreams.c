@@ -15,13 +15,7 @@
 #define MAX_SHARDS 64
 #define MAX_STREAMS 4
 
-struct fs_record {
-    char seq[32];
-    char event[8];
-    char id[64];
-    char v[64];
-    int64_t created;
-};
+#define fs_record fs_rec /* the header's type */
 
 struct fs_shard {
     char id[64];
@@ -51,6 +45,7 @@ struct fakestreams {
     int nshards;
     uint64_t next_seq;
     int page_size;
+    size_t pad;
     struct fs_fault faults[FS_NOPS];
     unsigned calls[FS_NOPS];
     unsigned long tick;
@@ -278,9 +273,20 @@ static void get_shard_iterator(struct fakestreams *fs, json_t *req, struct fake_
     reply_json(out, 200, json_pack("{s:s}", "ShardIterator", it));
 }
 
-static json_t *image(const struct fs_record *r)
+static json_t *image(const struct fs_record *r, size_t pad)
 {
-    return json_pack("{s:{s:s}, s:{s:s}}", "id", "S", r->id, "v", "N", r->v);
+    json_t *img = json_pack("{s:{s:s}, s:{s:s}}", "id", "S", r->id, "v", "N", r->v);
+    char *p;
+
+    if (pad) {
+        p = malloc(pad + 1);
+        cr_assert_not_null(p);
+        memset(p, 'p', pad);
+        p[pad] = '\0';
+        json_object_set_new(img, "pad", json_pack("{s:s}", "S", p));
+        free(p);
+    }
+    return img;
 }
 
 static void get_records(struct fakestreams *fs, json_t *req, struct fake_reply *out)
@@ -319,7 +325,7 @@ static void get_records(struct fakestreams *fs, json_t *req, struct fake_reply *
                                 "NEW_AND_OLD_IMAGES");
 
         if (strcmp(r->event, "REMOVE") != 0)
-            json_object_set_new(dyn, "NewImage", image(r));
+            json_object_set_new(dyn, "NewImage", image(r, fs->pad));
         json_array_append_new(recs, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "eventID", r->seq,
                                               "eventName", r->event, "eventVersion", "1.1",
                                               "eventSource", "aws:dynamodb", "awsRegion",
@@ -504,6 +510,30 @@ uint64_t fs_put(struct fakestreams *fs, int shard, const char *event, const char
     r->created = created;
     pthread_mutex_unlock(&fs->mu);
     return seq;
+}
+
+void fs_pad(struct fakestreams *fs, size_t n)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->pad = n;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+size_t fs_records(struct fakestreams *fs, int shard, struct fs_rec *out, size_t max)
+{
+    size_t n;
+
+    pthread_mutex_lock(&fs->mu);
+    n = fs->shards[shard].n;
+    if (out)
+        memcpy(out, fs->shards[shard].recs, (n < max ? n : max) * sizeof(*out));
+    pthread_mutex_unlock(&fs->mu);
+    return n;
+}
+
+const char *fs_shard_id(struct fakestreams *fs, int shard)
+{
+    return fs->shards[shard].id;
 }
 
 void fs_trim(struct fakestreams *fs, int shard, size_t n)

@@ -42,6 +42,24 @@ void fs_close_shard(struct fakestreams *fs, int shard);
  * ordinal. */
 uint64_t fs_put(struct fakestreams *fs, int shard, const char *event, const char *id,
                 const char *v, int64_t created);
+/* Every NewImage served from now on also carries "pad", a string of n
+ * bytes (made when a page is served, not stored): big documents cheaply. */
+void fs_pad(struct fakestreams *fs, size_t n);
+
+/* One record as the stand-in holds it. */
+struct fs_rec {
+    char seq[32];
+    char event[8];
+    char id[64];
+    char v[64];
+    int64_t created;
+};
+/* Copies up to max of the shard's records (in stream order, trimmed ones
+ * included) to out (may be NULL); returns how many the shard has. */
+size_t fs_records(struct fakestreams *fs, int shard, struct fs_rec *out, size_t max);
+/* The shard's id ("shardId-..."), as DescribeStream lists it. */
+const char *fs_shard_id(struct fakestreams *fs, int shard);
+
 /* Records before index n of the shard are trimmed (older than 24 h). */
 void fs_trim(struct fakestreams *fs, int shard, size_t n);
 /* The next `count` calls of op fail with HTTP status and error type. */

@@ -1,0 +1,34 @@
+/* Fuzz target: a _bulk reply (bulkresp_parse).
+ *
+ * The first two bytes are the HTTP status (0..599: 0 is "no reply"), the
+ * third the number of actions sent; the rest is the body.  Checks what the
+ * sink relies on: items[] exists exactly when the request class is ITEMS and
+ * then holds one entry per action, and the per-class counts add up. */
+#include <stdlib.h>
+
+#include "indexer/bulkresp.h"
+#include "tests/fuzz/fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct bulkresp r = { 0 };
+    size_t n_actions;
+    long status;
+
+    if (size < 3)
+        return 0;
+    status = (long)(data[0] << 8 | data[1]) % 600;
+    n_actions = data[2];
+    if (bulkresp_parse(status, (const char *)data + 3, size - 3, n_actions, &r) == 0) {
+        if (r.req == BR_REQ_ITEMS) {
+            if (r.n != n_actions || (n_actions && !r.items))
+                abort();
+            if (r.n_ok + r.n_gone + r.n_stale + r.n_retry + r.n_dlq != r.n)
+                abort();
+        } else if (r.n != 0) {
+            abort();
+        }
+    }
+    bulkresp_clear(&r);
+    return 0;
+}
