@@ -696,6 +696,7 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
     struct page *pg;
     size_t i;
     time_t at = time(NULL);
+    bool more;
 
     sg->call = NULL;
     if (rep->err == -ECANCELED || rp->stopping)
@@ -760,7 +761,9 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
     }
     pg->seg = sg;
     pg->lek = json_is_object(lek) ? json_incref(lek) : NULL;
-    pg->n = pg->pending = json_array_size(items);
+    pg->n = json_array_size(items);
+    pg->pending = pg->n + 1; /* held while its items are submitted */
+    more = pg->lek != NULL;
     if (sg->tail)
         sg->tail->next = pg;
     else
@@ -773,11 +776,10 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
         pg->keys[i] = key_of(rp, item);
         submit_item(rp, pg, i, item, at);
     }
-    if (pg->n == 0) { /* an empty page finishes at once */
-        pg->pending = 1;
-        page_item_done(pg);
-    }
-    set_state(sg, pg->lek ? SG_SCAN : SG_READ);
+    /* Let go: an empty page, or one whose items all finished already, is
+     * done (and freed) here — pg must not be used after this. */
+    page_item_done(pg);
+    set_state(sg, more ? SG_SCAN : SG_READ);
     drive(sg);
     maybe_complete(rp);
 }
