@@ -63,7 +63,8 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libd
 
 tools: $(TOOL_BIN)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libddb2es.a
+$(BUILD)/bench/%: bench/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/tests/support/fakehttp.o \
+                  $(BUILD)/libddb2es.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
