@@ -9,13 +9,14 @@
  *
  * Table "posts" (author HASH, ts RANGE), NEW_AND_OLD_IMAGES.  A record goes
  * to the shard its key hashes to, so one key's records stay in order.
+ * A page holds at most 1000 records and 1 MB, as with the real service.
  * Iterators are "<shard>/<position>": the same GetRecords body always gets
  * the same page, which lets a load generator measure this server's ceiling.
  *
  * Control (plain HTTP, no X-Amz-Target):
  *   POST /_streamsd/release {"count":K}  appends K new INSERT records
  *        (keys "probe-N", created now), one per shard in turn;
- *   GET  /_streamsd/stats  {"getrecords":..,"served":..,"records":..,
+ *   GET  /_streamsd/stats  {"connections":..,"getrecords":..,"served":..,"records":..,
  *        "probes":..,"probes_served":..,"last_probe_served_ms":..}
  *        served counts records handed out in a GetRecords reply (each once);
  *        last_probe_served_ms is the wall clock (ms) when the last probe was
@@ -41,7 +42,8 @@
 
 #define TABLE "posts"
 #define ARN "arn:aws:dynamodb:us-east-1:123456789012:table/posts/stream/2024-11-22T10:00:00.000"
-#define PAGE_MAX 1000        /* GetRecords Limit ceiling, as in DynamoDB Streams */
+#define PAGE_MAX 1000        /* GetRecords: at most 1000 records... */
+#define PAGE_BYTES (1 << 20) /* ...or 1 MB, as in DynamoDB Streams (not DynamoDB Local) */
 #define LIST_PAGE 100        /* shards per DescribeStream page, as in DynamoDB Streams */
 #define TARGET_PREFIX "DynamoDBStreams_20120810."
 
@@ -67,6 +69,7 @@ static struct {
     int64_t last_probe_served_ms;
     uint64_t next_probe_seq;
     struct buf out;     /* the reply being built */
+    struct fakehttp *http;
 } sd;
 
 static volatile sig_atomic_t stop;
@@ -282,6 +285,8 @@ static void get_records(json_t *req, struct fake_reply *out)
     for (i = pos; i < s->n && (json_int_t)(i - pos) < limit; i++) {
         struct rec *r = s->recs[i];
 
+        if (i > pos && sd.out.len + r->len > PAGE_BYTES)
+            break;
         if (i > pos)
             buf_putc(&sd.out, ',');
         buf_append(&sd.out, r->text, r->len);
@@ -336,7 +341,8 @@ static void release(json_t *req, struct fake_reply *out)
 static void stats(struct fake_reply *out)
 {
     reply_json(out, 200,
-               json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "getrecords",
+               json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "connections",
+                         (json_int_t)fake_nconn(sd.http), "getrecords",
                          (json_int_t)sd.getrecords, "served", (json_int_t)sd.served, "records",
                          (json_int_t)sd.nrecs, "shards", (json_int_t)sd.nshards, "probes",
                          (json_int_t)sd.probes, "probes_served", (json_int_t)sd.probes_served,
@@ -413,7 +419,7 @@ int main(int argc, char **argv)
         return 66;
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-    f = fake_start();
+    f = sd.http = fake_start();
     fake_forget_requests(f);
     fake_set_handler(f, handler, NULL);
     pf = fopen(port_file, "w");

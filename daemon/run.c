@@ -25,6 +25,7 @@
 #include "indexer/sink.h"
 
 #define PRUNE_EVERY_MS (60 * 60 * 1000)
+#define AWS_MAX_CONNS 8           /* AWS requests at once, per endpoint */
 
 struct run {
     struct app app;
@@ -307,8 +308,12 @@ static int start(struct run *run, const struct config *cfg)
     if (!cfg->sink.tls_verify)
         log_warn("[sink] tls_verify = false: the search engine's TLS certificate is NOT checked");
 
-    /* Two clients: the sink's TLS settings never weaken the AWS calls. */
-    app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = true });
+    /* Two clients: the sink's TLS settings never weaken the AWS calls.  At
+     * most AWS_MAX_CONNS AWS requests run at once; with a thousand shards
+     * the others wait in curl's queue, so neither the connections nor the
+     * GetRecords replies held at once (up to 1 MB each) grow with the shards. */
+    app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = true,
+                                                         .max_host_conns = AWS_MAX_CONNS });
     app->sink_http = http_new(app->loop, &(struct http_opts){ .tls_verify = cfg->sink.tls_verify,
                                                               .ca_file = cfg->sink.ca_file });
     if (!app->http || !app->sink_http) {

@@ -340,22 +340,25 @@ static void fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json
     e->keys = json_incref(keys);
 }
 
-/* Turns one GetRecords page into documents, in stream order.  Returns the
- * number of records taken. */
-static size_t take_records(struct shard *s, json_t *records)
+/* Turns one GetRecords page (r->page, in body) into documents, in stream
+ * order, parsing one record at a time.  Returns the number of records taken,
+ * or -EPROTO when a record is not JSON: the records before it are taken, and
+ * reading the page again skips them. */
+static long take_records(struct shard *s, const char *body)
 {
     struct reader *r = s->reader;
     struct log_ctx c = ctx_of(s);
     struct doc d;
     struct buf err;
-    size_t i, taken = 0;
-    json_t *rec;
+    size_t i;
+    long taken = 0;
 
     memset(&d, 0, sizeof(d));
     buf_init(&d.source, DOC_MAX);
     buf_init(&err, 1024);
-    json_array_foreach(records, i, rec)
-    {
+    for (i = 0; i < r->page.n; i++) {
+        json_error_t jerr;
+        json_t *rec = json_loadb(body + r->page.span[i].off, r->page.span[i].len, 0, &jerr);
         json_t *dyn = json_object_get(rec, "dynamodb");
         const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
         json_t *when = json_object_get(dyn, "ApproximateCreationDateTime");
@@ -364,13 +367,22 @@ static size_t take_records(struct shard *s, json_t *records)
         uint64_t version;
         int64_t ticket;
 
+        if (!rec) {
+            logc_warn(&c, "record %zu of a GetRecords page is not JSON (%s at byte %d); "
+                          "reading the page again", i, jerr.text, jerr.position);
+            taken = -EPROTO;
+            break;
+        }
         if (!seq || !seqnum_valid(seq)) {
             logc_error(&c, "record %zu of a GetRecords page has no valid SequenceNumber; skipped",
                        i);
+            json_decref(rec);
             continue;
         }
-        if (s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0)
+        if (s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0) {
+            json_decref(rec);
             continue; /* seen already (a renewed iterator overlaps) */
+        }
         buf_reset(&err);
         tr = transform_record(&r->tf, rec, &d, &err);
         if (created > r->stats.newest_created)
@@ -379,6 +391,7 @@ static size_t take_records(struct shard *s, json_t *records)
         ticket = ack_push(s->ack, seq, &s->ver);
         if (ticket < 0) {
             logc_error(&c, "record %s: cannot track it (%s); skipped", seq, strerror((int)-ticket));
+            json_decref(rec);
             continue;
         }
         memcpy(s->last_read, seq, strlen(seq) + 1);
@@ -410,6 +423,7 @@ static size_t take_records(struct shard *s, json_t *records)
                         err.ptr ? err.ptr : "malformed record", ticket);
             break;
         }
+        json_decref(rec);
     }
     buf_close(&d.source);
     buf_close(&err);
@@ -550,9 +564,10 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
     struct shard *s = arg;
     struct reader *r = s->reader;
     struct log_ctx c = ctx_of(s);
-    json_t *records;
     const char *next;
-    size_t taken;
+    size_t nrecords;
+    long taken;
+    int rc;
 
     s->call = NULL;
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
@@ -560,10 +575,17 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
     r->stats.getrecords_calls++;
     switch (rep->cls) {
     case DDB_OK:
+        rc = records_scan(rep->body, rep->body_len, &r->page);
+        taken = rc < 0 ? rc : take_records(s, rep->body);
+        if (taken < 0) {
+            if (rc < 0)
+                logc_warn(&c, "GetRecords reply unusable (%s), retrying", strerror(-rc));
+            backoff_error(s);
+            break;
+        }
         s->failures = 0;
-        records = json_object_get(rep->json, "Records");
-        next = json_string_value(json_object_get(rep->json, "NextShardIterator"));
-        taken = take_records(s, records);
+        next = r->page.next_iter;
+        nrecords = r->page.n;
         if (taken) {
             s->from_horizon_fresh = false;
             if (s->loss_open)
@@ -575,21 +597,20 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         set_iterator(s, next);
         if (!next)
             s->at_end = true;
-        if (json_array_size(records) > 0) {
+        if (nrecords > 0) {
             s->behind = r->app->now() - s->page_newest > BEHIND_S;
             s->empty_streak = 0;
             /* A short page means this shard has caught up: send what it
              * read now instead of waiting for flush_interval.  Full pages
              * (a backlog) keep filling batches. */
-            if (json_array_size(records) < GETRECORDS_LIMIT && !s->behind)
+            if (nrecords < GETRECORDS_LIMIT && !s->behind)
                 sink_flush(r->app->sink);
         }
         if (s->fetch && s->fetch->n) {
             set_state(s, SH_FETCH_ITEMS);
         } else if (!next) {
             set_state(s, SH_DRAIN);
-        } else if (json_array_size(records) > 0 ||
-                   (s->behind && ++s->empty_streak <= BEHIND_EMPTY_MAX)) {
+        } else if (nrecords > 0 || (s->behind && ++s->empty_streak <= BEHIND_EMPTY_MAX)) {
             /* Records flow, or we are far behind and an empty page may just
              * be a gap in the shard (REFERENCE.md Streams fact 2): go on. */
             s->backoff_ms = 0;
@@ -650,10 +671,12 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
 
 static int start_get_records(struct shard *s)
 {
+    /* Not parsed as a whole: take_records parses one record at a time. */
+    static const struct ddb_call_opts raw = { .raw = true };
     json_t *body = json_pack("{s:s, s:i}", "ShardIterator", s->iterator, "Limit", GETRECORDS_LIMIT);
 
     s->call = body ? ddb_call(s->reader->app->aws, AWS_STREAMS, "GetRecords", body,
-                              on_get_records, s, NULL)
+                              on_get_records, s, &raw)
                    : NULL;
     if (!s->call) {
         backoff_error(s);
