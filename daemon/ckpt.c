@@ -730,13 +730,12 @@ static int write_all(int fd, const char *p, size_t len)
     return 0;
 }
 
-/* tmp + fsync + rename + fsync(dir).  Runs on a pool thread: touches only
- * the store's path strings, which never change. */
-static int write_file(const struct ckpt *ck, const char *data, size_t len)
+int ckpt_write_atomic(const char *path, const char *tmp, const char *dir, const char *data,
+                      size_t len)
 {
     int fd, dfd, rc;
 
-    fd = open(ck->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
     rc = fchmod(fd, 0600) < 0 ? -errno : 0; /* a leftover tmp may have had another mode */
@@ -746,19 +745,26 @@ static int write_file(const struct ckpt *ck, const char *data, size_t len)
         rc = -errno;
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
-    if (rc == 0 && rename(ck->tmp, ck->path) < 0)
+    if (rc == 0 && rename(tmp, path) < 0)
         rc = -errno;
     if (rc < 0) {
-        unlink(ck->tmp);
+        unlink(tmp);
         return rc;
     }
-    dfd = open(ck->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return -errno;
     if (fsync(dfd) < 0)
         rc = -errno;
     close(dfd);
     return rc;
+}
+
+/* Runs on a pool thread: touches only the store's path strings, which never
+ * change. */
+static int write_file(const struct ckpt *ck, const char *data, size_t len)
+{
+    return ckpt_write_atomic(ck->path, ck->tmp, ck->dir, data, len);
 }
 
 int ckpt_save_sync(struct ckpt *ck)
@@ -916,13 +922,18 @@ static int make_dirs(const char *dir)
 
 int ckpt_lock(const char *state_dir, int *fd_out)
 {
+    return ckpt_lock_named(state_dir, CKPT_LOCK_FILE, fd_out);
+}
+
+int ckpt_lock_named(const char *state_dir, const char *name, int *fd_out)
+{
     char *path = NULL, pid[32];
     int fd = -1, rc, n;
 
     rc = make_dirs(state_dir);
     if (rc < 0)
         return rc;
-    path = join(state_dir, CKPT_LOCK_FILE);
+    path = join(state_dir, name);
     if (!path)
         return -ENOMEM;
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -188,6 +188,13 @@ int ckpt_save_async(struct ckpt *ck, struct uv_loop_s *loop, ckpt_saved_cb *cb, 
  * until it ends first). */
 int ckpt_save_sync(struct ckpt *ck);
 
+/* Writes data to tmp (mode 0600), fsyncs it, renames it over path and
+ * fsyncs dir (the directory of both), so a crash leaves the old or the new
+ * file whole; the tmp file is removed on failure.  Blocking: call it on the
+ * thread pool from the loop.  0 or -errno. */
+int ckpt_write_atomic(const char *path, const char *tmp, const char *dir, const char *data,
+                      size_t len);
+
 /* ---- the state directory lock ----------------------------------------- */
 
 /* Creates state_dir (mode 0700, parents too) if missing, then takes an
@@ -196,6 +203,9 @@ int ckpt_save_sync(struct ckpt *ck);
  * the lock goes with the process), -EWOULDBLOCK when another process (or
  * another open of the file) holds it: the caller exits 73; else -errno. */
 int ckpt_lock(const char *state_dir, int *fd_out);
+/* The same lock on state_dir/name: `ddb2es replay` locks its own file, so it
+ * runs beside `ddb2es run` on one state directory. */
+int ckpt_lock_named(const char *state_dir, const char *name, int *fd_out);
 /* Releases the lock taken by ckpt_lock; a negative fd is a no-op. */
 void ckpt_unlock(int fd);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "daemon/replay.h"
 #include "daemon/run.h"
 #include "daemon/status.h"
 #include "daemon/version.h"
@@ -26,16 +27,60 @@ static const char usage[] =
     "           the configuration)\n"
     "  status   every shard's checkpoint, state and age (and live facts from a running\n"
     "           daemon's metrics endpoint); --json for scripts\n"
+    "  replay   backfill one table's index, beside a running daemon if need be\n"
+    "           (ddb2es replay --help)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default: $DDB2ES_CONFIG, then " DEFAULT_CONFIG ")\n"
-    "      --dry-run       run: write the bulk bodies to stdout instead of posting them\n"
+    "      --dry-run       run, replay: write the bulk bodies to stdout instead of posting them\n"
     "      --json          status: print JSON\n"
     "      --offline       check: the configuration only, no network\n"
     "  -h, --help          this text;  ddb2es --version: the version\n"
     "\n"
     "Every setting can also come from the environment: DDB2ES_<SECTION>_<KEY>,\n"
     "DDB2ES_TABLES=table[:index],...  See the README.\n";
+
+static const char replay_usage[] =
+    "usage: ddb2es replay [-c FILE] --table T --scan [--segments N] [--rate R] [options]\n"
+    "       ddb2es replay [-c FILE] --table T --file PATH [--format export|stream|dlq] [options]\n"
+    "\n"
+    "Backfills the index of [table T] with the daemon's document rules, sink, retries and\n"
+    "dead-letter file.  Safe beside `ddb2es run` on the same index: backfilled documents carry\n"
+    "versions that lose to every stream event from the moment they were read.\n"
+    "\n"
+    "sources:\n"
+    "  --scan                 a parallel Scan of the table; progress is saved in\n"
+    "                         STATE_DIR/replay-T.json: run again to continue after a stop\n"
+    "  --segments N           Scan segments, 1..1024 (default 4, or the saved run's)\n"
+    "  --rate R               at most R items read per second over all segments (default: no cap;\n"
+    "                         lowered by itself while DynamoDB throttles)\n"
+    "  --consistent-read      strongly consistent Scan pages\n"
+    "  --restart              forget the saved Scan progress and start over\n"
+    "  --file PATH            a file (plain or .gz), or a directory: a DynamoDB export\n"
+    "                         (manifest-files.json, data/) or any directory of data files\n"
+    "  --format F             export (default): DYNAMODB_JSON lines {\"Item\":{...}};\n"
+    "                         stream: stream records, one a line, or Lambda event files\n"
+    "                         {\"Records\":[...]};  dlq: a dead-letter file of ddb2es\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE      configuration file (as for run)\n"
+    "      --index NAME       write to this index instead of the table's\n"
+    "      --key HASH[,RANGE] the key schema, instead of asking DescribeTable (files only)\n"
+    "      --read-time TIME   export: the export's time (ISO 8601 or epoch seconds) when there\n"
+    "                         is no manifest-summary.json beside the data\n"
+    "      --margin DUR       clock-skew margin of backfill versions (default 5s)\n"
+    "      --max-age DUR      a scanned image waiting longer than this is read again before it\n"
+    "                         is sent (default 30s; keep it under the index's gc_deletes, 60s)\n"
+    "      --give-up-after DUR  exit 69 once the search engine failed every request this long\n"
+    "                         (default 5m)\n"
+    "      --dlq-out PATH     --format dlq: entries that fail again (default\n"
+    "                         STATE_DIR/dlq-replay-<time>.ndjson)\n"
+    "      --progress-every DUR  progress log period when stderr is not a terminal (default 10s)\n"
+    "      --dry-run          write the bulk bodies to stdout instead of posting them\n"
+    "\n"
+    "exit: 0 done; 64 usage; 65 malformed input (FILE:LINE; what came before it is indexed);\n"
+    "66 no such file; 69 search engine or DynamoDB unavailable; 73 another replay of T runs;\n"
+    "75 interrupted (run again to continue); 77 permission; 78 configuration.\n";
 
 struct cli {
     const char *cmd;
@@ -44,6 +89,10 @@ struct cli {
     bool dry_run;
     bool json;
     bool offline;
+    bool replay_flags;      /* a replay-only option was given */
+    struct replay_opts ro;
+    bool scan;
+    const char *format;
 };
 
 /* The configuration file: -c, else $DDB2ES_CONFIG, else the default path —
@@ -61,6 +110,127 @@ static const char *config_path(struct cli *c)
     return DEFAULT_CONFIG;
 }
 
+static int duration_opt(const char *name, const char *v, int64_t *out)
+{
+    if (config_parse_duration(v, out) < 0 || *out < 0) {
+        fprintf(stderr, "ddb2es replay: %s: not a duration: \"%s\" (e.g. 30s, 5m)\n", name, v);
+        return 64;
+    }
+    return -1;
+}
+
+/* One replay option; -1 when taken, else the exit code. */
+static int replay_option(struct cli *c, int o, const char *v)
+{
+    struct replay_opts *r = &c->ro;
+    char *end;
+
+    switch (o) {
+    case 1: r->table = v; break;
+    case 2: c->scan = true; break;
+    case 3:
+        r->segments = (int)strtol(v, &end, 10);
+        if (*end || r->segments < 1 || r->segments > 1024) {
+            fprintf(stderr, "ddb2es replay: --segments must be 1..1024, got \"%s\"\n", v);
+            return 64;
+        }
+        break;
+    case 4:
+        r->rate = strtod(v, &end);
+        if (*end || !(r->rate > 0)) {
+            fprintf(stderr, "ddb2es replay: --rate must be a positive number of items per "
+                            "second, got \"%s\"\n", v);
+            return 64;
+        }
+        break;
+    case 5: r->file = v; break;
+    case 6: c->format = v; break;
+    case 7: r->restart = true; break;
+    case 8: r->consistent = true; break;
+    case 9: r->index = v; break;
+    case 10: r->keys = v; break;
+    case 11:
+        if (replay_parse_time(v, &r->read_time) < 0) {
+            fprintf(stderr, "ddb2es replay: --read-time: expected 2024-05-01T12:00:00Z or epoch "
+                            "seconds, got \"%s\"\n", v);
+            return 64;
+        }
+        break;
+    case 12: {
+        int64_t ms;
+        int rc = duration_opt("--margin", v, &ms);
+
+        r->margin_s = (ms + 999) / 1000;
+        return rc;
+    }
+    case 13: return duration_opt("--max-age", v, &r->max_age_ms);
+    case 14: return duration_opt("--give-up-after", v, &r->give_up_ms);
+    case 15: r->dlq_out = v; break;
+    case 16: return duration_opt("--progress-every", v, &r->progress_ms);
+    default: return 64;
+    }
+    return -1;
+}
+
+/* Replay's flags together; the defaults. */
+static int replay_check(struct cli *c)
+{
+    struct replay_opts *r = &c->ro;
+
+    if (c->json || c->offline) {
+        fprintf(stderr, "ddb2es replay: --json and --offline do not apply\n");
+        return 64;
+    }
+    if (!r->table) {
+        fprintf(stderr, "ddb2es replay: --table is required\n%s", replay_usage);
+        return 64;
+    }
+    if (c->scan == !!r->file) {
+        fprintf(stderr, "ddb2es replay: give either --scan or --file PATH\n");
+        return 64;
+    }
+    if (c->scan && c->format) {
+        fprintf(stderr, "ddb2es replay: --format applies to --file only\n");
+        return 64;
+    }
+    if (r->file && (r->segments || r->rate > 0 || r->restart || r->consistent)) {
+        fprintf(stderr, "ddb2es replay: --segments, --rate, --restart and --consistent-read "
+                        "apply to --scan only\n");
+        return 64;
+    }
+    if (c->scan && r->keys) {
+        fprintf(stderr, "ddb2es replay: --key applies to --file only\n");
+        return 64;
+    }
+    if (c->scan)
+        r->format = REPLAY_SCAN;
+    else if (!c->format || strcmp(c->format, "export") == 0)
+        r->format = REPLAY_EXPORT;
+    else if (strcmp(c->format, "stream") == 0)
+        r->format = REPLAY_STREAM;
+    else if (strcmp(c->format, "dlq") == 0)
+        r->format = REPLAY_DLQ;
+    else {
+        fprintf(stderr, "ddb2es replay: --format must be export, stream or dlq, got \"%s\"\n",
+                c->format);
+        return 64;
+    }
+    if (r->dlq_out && r->format != REPLAY_DLQ) {
+        fprintf(stderr, "ddb2es replay: --dlq-out applies to --format dlq only\n");
+        return 64;
+    }
+    r->dry_run = c->dry_run;
+    if (!r->margin_s)
+        r->margin_s = 5;
+    if (!r->max_age_ms)
+        r->max_age_ms = 30000;
+    if (!r->give_up_ms)
+        r->give_up_ms = 300000;
+    if (!r->progress_ms)
+        r->progress_ms = 10000;
+    return -1;
+}
+
 static int parse(int argc, char **argv, struct cli *c)
 {
     static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
@@ -69,6 +239,22 @@ static int parse(int argc, char **argv, struct cli *c)
                                           { "offline", no_argument, NULL, 'o' },
                                           { "help", no_argument, NULL, 'h' },
                                           { "version", no_argument, NULL, 'V' },
+                                          { "table", required_argument, NULL, 1 },
+                                          { "scan", no_argument, NULL, 2 },
+                                          { "segments", required_argument, NULL, 3 },
+                                          { "rate", required_argument, NULL, 4 },
+                                          { "file", required_argument, NULL, 5 },
+                                          { "format", required_argument, NULL, 6 },
+                                          { "restart", no_argument, NULL, 7 },
+                                          { "consistent-read", no_argument, NULL, 8 },
+                                          { "index", required_argument, NULL, 9 },
+                                          { "key", required_argument, NULL, 10 },
+                                          { "read-time", required_argument, NULL, 11 },
+                                          { "margin", required_argument, NULL, 12 },
+                                          { "max-age", required_argument, NULL, 13 },
+                                          { "give-up-after", required_argument, NULL, 14 },
+                                          { "dlq-out", required_argument, NULL, 15 },
+                                          { "progress-every", required_argument, NULL, 16 },
                                           { NULL, 0, NULL, 0 } };
     int o;
 
@@ -102,12 +288,20 @@ static int parse(int argc, char **argv, struct cli *c)
             c->offline = true;
             break;
         case 'h':
-            fputs(usage, stdout);
+            fputs(strcmp(c->cmd, "replay") == 0 ? replay_usage : usage, stdout);
             return 0;
         case 'V':
             printf("ddb2es %s\n", DDB2ES_VERSION);
             return 0;
         default:
+            if (o >= 1 && o <= 16) {
+                int rc = replay_option(c, o, optarg);
+
+                if (rc >= 0)
+                    return rc;
+                c->replay_flags = true;
+                break;
+            }
             fputs(usage, stderr);
             return 64;
         }
@@ -116,8 +310,14 @@ static int parse(int argc, char **argv, struct cli *c)
         fprintf(stderr, "ddb2es %s: unexpected argument \"%s\"\n", c->cmd, argv[optind]);
         return 64;
     }
+    if (c->replay_flags && strcmp(c->cmd, "replay") != 0) {
+        fprintf(stderr, "ddb2es %s: --table, --scan, --file... apply to replay only\n", c->cmd);
+        return 64;
+    }
+    if (strcmp(c->cmd, "replay") == 0)
+        return replay_check(c);
     if (c->dry_run && strcmp(c->cmd, "run") != 0) {
-        fprintf(stderr, "ddb2es %s: --dry-run applies to run only\n", c->cmd);
+        fprintf(stderr, "ddb2es %s: --dry-run applies to run and replay only\n", c->cmd);
         return 64;
     }
     if (c->offline && strcmp(c->cmd, "check") != 0) {
@@ -166,7 +366,7 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (strcmp(cli.cmd, "run") != 0 && strcmp(cli.cmd, "check") != 0 &&
-        strcmp(cli.cmd, "status") != 0) {
+        strcmp(cli.cmd, "status") != 0 && strcmp(cli.cmd, "replay") != 0) {
         fprintf(stderr, "ddb2es: unknown command \"%s\"\n%s", cli.cmd, usage);
         return 64;
     }
@@ -181,6 +381,8 @@ int main(int argc, char **argv)
         rc = cmd_check(&cfg, cli.offline);
     else if (strcmp(cli.cmd, "status") == 0)
         rc = status_run(&cfg, cli.json, 2000, stdout);
+    else if (strcmp(cli.cmd, "replay") == 0)
+        rc = replay_run(&cfg, &cli.ro);
     else
         rc = run_daemon(&cfg, cli.dry_run);
     config_free(&cfg);

@@ -5,12 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
 #include "aws/ddb.h"
 #include "aws/retry.h"
 #include "config/config.h"
 #include "daemon/ckpt.h"
+#include "daemon/clients.h"
 #include "daemon/reader_int.h"
 
 #define RELIST_MS ((uint64_t)r->app->cfg->daemon.shard_list_interval_ms)
@@ -49,29 +48,12 @@ struct reader *reader_new(struct app *app, const struct config_table *t)
     r->app = app;
     r->t = t;
     r->log.table = t->name;
-    r->tf.index = t->index;
-    r->tf.id_sep = t->id_separator;
-    r->tf.on_ttl_delete = t->on_ttl_delete == CONFIG_TTL_KEEP ? TRANSFORM_TTL_KEEP
-                                                              : TRANSFORM_TTL_DELETE;
-    r->tf.include = (const char *const *)t->include.items;
-    r->tf.n_include = t->include.count;
-    r->tf.exclude = (const char *const *)t->exclude.items;
-    r->tf.n_exclude = t->exclude.count;
-    r->tf.hmac = (const char *const *)t->hmac.items;
-    r->tf.n_hmac = t->hmac.count;
-    if (t->hmac.count) {
-        char *key = NULL;
-
-        if (config_read_secret(t->hmac_key_file, &key, err, sizeof(err)) != 0) {
-            logc_error(&r->log, "hmac_key_file: %s", err);
-            free(r);
-            return NULL;
-        }
-        r->hmac_key = (unsigned char *)key;
-        r->hmac_key_len = strlen(key);
-        r->tf.hmac_key = r->hmac_key;
-        r->tf.hmac_key_len = r->hmac_key_len;
+    if (clients_transform_cfg(t, &r->tf, &r->hmac_key, err, sizeof(err)) != 0) {
+        logc_error(&r->log, "hmac_key_file: %s", err);
+        free(r);
+        return NULL;
     }
+    r->hmac_key_len = r->tf.hmac_key_len;
     if (uv_timer_init(app->loop, &r->timer) != 0) {
         reader_free(r);
         return NULL;
@@ -97,10 +79,7 @@ void reader_free(struct reader *r)
     free(r->list_from);
     free(r->children_of);
     records_page_free(&r->page);
-    if (r->hmac_key) {
-        OPENSSL_cleanse(r->hmac_key, r->hmac_key_len);
-        free(r->hmac_key);
-    }
+    clients_tf_key_free(r->hmac_key, r->hmac_key_len);
     free(r);
 }
 
@@ -556,9 +535,10 @@ void reader_doc_done(void *owner, uint64_t ticket, enum sink_outcome o, void *ar
         break;
     case SINK_SUPERSEDED:
     case SINK_CANCELED:
+    case SINK_EXPIRED: /* the daemon sets no send_by: never happens */
         break;
     }
-    shard_doc_done(s, ticket, o != SINK_CANCELED);
+    shard_doc_done(s, ticket, o != SINK_CANCELED && o != SINK_EXPIRED);
 }
 
 static void maybe_stopped(struct reader *r)

@@ -16,6 +16,7 @@
 #include "aws/util.h"
 #include "daemon/app.h"
 #include "daemon/ckpt.h"
+#include "daemon/clients.h"
 #include "daemon/health.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
@@ -25,7 +26,6 @@
 #include "indexer/sink.h"
 
 #define PRUNE_EVERY_MS (60 * 60 * 1000)
-#define AWS_MAX_CONNS 8           /* AWS requests at once, per endpoint */
 
 struct run {
     struct app app;
@@ -42,9 +42,7 @@ struct run {
     bool sink_closed;
     bool finishing;
     uint64_t last_prune;
-    char *password, *api_key;
-    char region[64];
-    struct aws_settings aws_settings;
+    struct clients clients;
 };
 
 static time_t wall_now(void)
@@ -196,81 +194,11 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---- start ------------------------------------------------------------ */
 
-struct region_wait {
-    bool done;
-    int err;
-    char region[64], why[512];
-};
-
-static void on_imds_region(int err, const char *region, const char *why, void *arg)
-{
-    struct region_wait *w = arg;
-
-    w->done = true;
-    w->err = err;
-    snprintf(w->region, sizeof(w->region), "%s", region ? region : "");
-    snprintf(w->why, sizeof(w->why), "%s", why ? why : "");
-}
-
-/* [aws] region, AWS_REGION, AWS_DEFAULT_REGION, the profile's region, then
- * IMDS placement/region: the loop runs until IMDS has answered. */
-static int resolve_region(struct run *run, const struct config *cfg)
-{
-    struct aws_settings *st = &run->aws_settings;
-    struct region_wait w = { 0 };
-    char why[512];
-    int rc;
-
-    if (aws_settings_load(st, cfg->aws.region, cfg->aws.profile, cfg->aws.use_fips_endpoint,
-                          cfg->aws.use_dualstack_endpoint, why, sizeof(why)) < 0) {
-        fprintf(stderr, "ddb2es: shared AWS config files: %s\n", why);
-        return 78;
-    }
-    if (st->region[0]) {
-        snprintf(run->region, sizeof(run->region), "%s", st->region);
-        log_debug("region %s (from %s)", run->region, st->region_source);
-        return 0;
-    }
-    rc = aws_region_from_imds(run->app.loop, run->app.http, cfg->aws.profile, on_imds_region, &w);
-    while (rc == 0 && !w.done && uv_run(run->app.loop, UV_RUN_ONCE))
-        ;
-    if (rc < 0 || !w.done || w.err || !w.region[0]) {
-        fprintf(stderr, "ddb2es: no AWS region: set [aws] region, AWS_REGION, AWS_DEFAULT_REGION "
-                        "or the profile's region%s%s\n",
-                w.why[0] ? "; IMDS: " : "", w.why);
-        return 78;
-    }
-    snprintf(run->region, sizeof(run->region), "%s", w.region);
-    log_info("region %s (from IMDS)", run->region);
-    return 0;
-}
-
-static int read_secrets(struct run *run, const struct config *cfg)
-{
-    char err[512];
-
-    if (cfg->sink.auth == CONFIG_AUTH_BASIC &&
-        config_read_secret(cfg->sink.password_file, &run->password, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ddb2es: [sink] password_file: %s\n", err);
-        return 78;
-    }
-    if (cfg->sink.auth == CONFIG_AUTH_APIKEY &&
-        config_read_secret(cfg->sink.api_key_file, &run->api_key, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ddb2es: [sink] api_key_file: %s\n", err);
-        return 78;
-    }
-    return 0;
-}
-
 static int start(struct run *run, const struct config *cfg)
 {
     struct app *app = &run->app;
     char err[1024];
     int rc;
-    static const enum sink_auth auth_map[] = { [CONFIG_AUTH_SIGV4] = SINK_AUTH_SIGV4,
-                                               [CONFIG_AUTH_BASIC] = SINK_AUTH_BASIC,
-                                               [CONFIG_AUTH_APIKEY] = SINK_AUTH_APIKEY,
-                                               [CONFIG_AUTH_NONE] = SINK_AUTH_NONE };
 
     if ((rc = config_check_transport(cfg, err, sizeof(err))) != 0) {
         fprintf(stderr, "ddb2es: %s\n", err);
@@ -303,84 +231,8 @@ static int start(struct run *run, const struct config *cfg)
         fprintf(stderr, "ddb2es: %s\n", err);
         return 74;
     }
-    if ((rc = read_secrets(run, cfg)) != 0)
+    if ((rc = clients_open(&run->clients, app, NULL, reader_doc_done, on_sink_resume, run)) != 0)
         return rc;
-    if (!cfg->sink.tls_verify)
-        log_warn("[sink] tls_verify = false: the search engine's TLS certificate is NOT checked");
-
-    /* Two clients: the sink's TLS settings never weaken the AWS calls.  At
-     * most AWS_MAX_CONNS AWS requests run at once; with a thousand shards
-     * the others wait in curl's queue, so neither the connections nor the
-     * GetRecords replies held at once (up to 1 MB each) grow with the shards. */
-    app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = true,
-                                                         .max_host_conns = AWS_MAX_CONNS });
-    app->sink_http = http_new(app->loop, &(struct http_opts){ .tls_verify = cfg->sink.tls_verify,
-                                                              .ca_file = cfg->sink.ca_file });
-    if (!app->http || !app->sink_http) {
-        fprintf(stderr, "ddb2es: cannot set up the HTTP client\n");
-        return 70;
-    }
-    if ((rc = resolve_region(run, cfg)) != 0)
-        return rc;
-    if (cfg->aws.allowed_regions.count && !config_list_has(&cfg->aws.allowed_regions, run->region)) {
-        fprintf(stderr, "ddb2es: [aws] allowed_regions: the region \"%s\" (from %s) is not in "
-                        "the list\n",
-                run->region, run->aws_settings.region_source ? run->aws_settings.region_source
-                                                             : "IMDS");
-        return 78;
-    }
-    app->creds = creds_new(app->loop, app->http,
-                           &(struct creds_opts){ .profile = cfg->aws.profile,
-                                                 .region = run->region,
-                                                 .use_fips = run->aws_settings.use_fips,
-                                                 .use_dualstack = run->aws_settings.use_dualstack });
-    app->aws = app->creds
-                   ? aws_new(app->loop, app->http, app->creds,
-                             &(struct aws_opts){
-                                 .region = run->region,
-                                 .endpoint_dynamodb = cfg->aws.endpoint,
-                                 .endpoint_streams = cfg->aws.endpoint,
-                                 .profile_endpoint_dynamodb = run->aws_settings.endpoint_dynamodb,
-                                 .profile_endpoint_streams = run->aws_settings.endpoint_streams,
-                                 .use_fips = run->aws_settings.use_fips,
-                                 .use_dualstack = run->aws_settings.use_dualstack })
-                   : NULL;
-    if (!app->aws) {
-        fprintf(stderr, "ddb2es: cannot set up the AWS clients (see the log above)\n");
-        return 70;
-    }
-    {
-        char sink_region[64];
-        struct sink_opts so = {
-            .url = cfg->sink.url,
-            .auth = auth_map[cfg->sink.auth],
-            .username = cfg->sink.username,
-            .password = run->password,
-            .api_key = run->api_key,
-            .sigv4_service = cfg->sink.sigv4_service ? cfg->sink.sigv4_service : "es",
-            .sigv4_region = config_sink_region(cfg->sink.url, sink_region, sizeof(sink_region))
-                                ? sink_region
-                                : run->region,
-            .bulk_max_actions = (size_t)cfg->sink.bulk_max_actions,
-            .bulk_max_bytes = cfg->sink.bulk_max_bytes,
-            .flush_interval_ms = (long)cfg->sink.flush_interval_ms,
-            .concurrency = cfg->sink.concurrency,
-            .gzip = cfg->sink.compression == CONFIG_COMP_GZIP,
-            .dlq_path = cfg->sink.dlq_path,
-            .request_timeout_ms = (long)cfg->sink.request_timeout_ms,
-            .max_backoff_ms = (long)cfg->sink.max_retry_backoff_ms,
-            .max_queue_bytes = cfg->daemon.max_queue_bytes,
-            .version_type = "external",
-            .dry_run = app->dry_run,
-        };
-
-        app->sink = sink_new(app->loop, app->sink_http, app->creds, &so, reader_doc_done,
-                             on_sink_resume, run);
-    }
-    if (!app->sink) {
-        fprintf(stderr, "ddb2es: cannot set up the sink for %s\n", cfg->sink.url);
-        return 70;
-    }
     if (run->checking)
         return 0;
     app->readers = calloc(cfg->ntables, sizeof(*app->readers));
@@ -522,15 +374,7 @@ static int run_main(const struct config *cfg, bool dry_run, bool checking)
     ckpt_unlock(run->lock_fd);
     if (uv_loop_close(&loop) != 0)
         log_warn("event loop closed with handles still open");
-    if (run->password) {
-        explicit_bzero(run->password, strlen(run->password));
-        free(run->password);
-    }
-    if (run->api_key) {
-        explicit_bzero(run->api_key, strlen(run->api_key));
-        free(run->api_key);
-    }
-    aws_settings_close(&run->aws_settings);
+    clients_close(&run->clients);
     free(run);
     log_flush();
     return rc;

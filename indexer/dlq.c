@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -375,4 +376,126 @@ int dlq_format(struct buf *out, const struct doc *d, int status, const char *typ
     if (rc < 0)
         buf_truncate(out, len0);
     return rc;
+}
+
+/* ---- reading entries back ---- */
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    return p;
+}
+
+/* The end of the JSON string starting at p ('"'), or NULL. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/* The end of the JSON value starting at p, or NULL: only its extent is found
+ * (strings and nesting); jansson checks the rest. */
+static const char *skip_value(const char *p, const char *end)
+{
+    int depth = 0;
+
+    while (p < end) {
+        char c = *p;
+
+        if (c == '"') {
+            if (!(p = skip_string(p, end)))
+                return NULL;
+            if (depth == 0)
+                return p;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return p; /* the end of the object holding a scalar */
+            if (--depth == 0)
+                return p + 1;
+        } else if (depth == 0 && strchr(", \t\r\n", c)) {
+            return p;
+        }
+        p++;
+    }
+    return depth == 0 ? p : NULL;
+}
+
+int dlq_parse(const char *line, size_t len, json_t **meta, const char **doc, size_t *doc_len,
+              char *err, size_t errlen)
+{
+    const char *p = line, *end = line + len, *vs = NULL, *ve = NULL;
+    json_error_t jerr;
+    struct buf copy;
+    json_t *root;
+
+    *meta = NULL;
+    *doc = NULL;
+    *doc_len = 0;
+    p = skip_ws(p, end);
+    if (p == end || *p != '{')
+        goto bad;
+    p = skip_ws(p + 1, end);
+    while (p < end && *p != '}') {
+        const char *ks = p, *ke = *p == '"' ? skip_string(p, end) : NULL, *v;
+
+        if (!ke)
+            goto bad;
+        p = skip_ws(ke, end);
+        if (p == end || *p != ':')
+            goto bad;
+        v = skip_ws(p + 1, end);
+        if (!(p = skip_value(v, end)))
+            goto bad;
+        if (ke - ks == 10 && memcmp(ks, "\"document\"", 10) == 0) {
+            vs = v;
+            ve = p;
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',')
+            p = skip_ws(p + 1, end);
+    }
+    /* The rest, without the document (whose numbers jansson could not hold). */
+    buf_init(&copy, BUF_NOMAX);
+    if (vs) {
+        if (buf_append(&copy, line, (size_t)(vs - line)) < 0 || buf_puts(&copy, "null") < 0 ||
+            buf_append(&copy, ve, (size_t)(end - ve)) < 0) {
+            buf_close(&copy);
+            return -ENOMEM;
+        }
+        root = json_loadb(copy.ptr, copy.len, 0, &jerr);
+    } else {
+        root = json_loadb(line, len, 0, &jerr);
+    }
+    buf_close(&copy);
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "%s", root ? "not a JSON object" : jerr.text);
+        json_decref(root);
+        return -EBADMSG;
+    }
+    if (!json_is_string(json_object_get(root, "action")) ||
+        !json_is_string(json_object_get(root, "index")) ||
+        !json_is_string(json_object_get(root, "id"))) {
+        snprintf(err, errlen, "not a dead-letter entry (no action, index or id)");
+        json_decref(root);
+        return -EBADMSG;
+    }
+    if (vs && !(ve - vs == 4 && memcmp(vs, "null", 4) == 0)) {
+        *doc = vs;
+        *doc_len = (size_t)(ve - vs);
+    }
+    *meta = root;
+    return 0;
+bad:
+    snprintf(err, errlen, "not a JSON object at byte %zu", (size_t)(p - line));
+    return -EBADMSG;
 }

@@ -9,6 +9,8 @@
 #ifndef DDB2ES_DLQ_H
 #define DDB2ES_DLQ_H
 
+#include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 #include <uv.h>
@@ -46,5 +48,14 @@ size_t dlq_pending(const struct dlq *q);
  * Returns 0, -E2BIG or -ENOMEM (out left as it was on failure). */
 int dlq_format(struct buf *out, const struct doc *d, int status, const char *type,
                const char *reason, const char *document, size_t document_len, int64_t now_ms);
+
+/* Reads one dead-letter line back (`ddb2es replay --format dlq`).  *meta
+ * gets the entry with "document" replaced by null (caller decrefs); *doc and
+ * *doc_len the document's JSON text as written, inside line (NULL for a
+ * null document): its numbers are kept to the digit, which jansson could
+ * not do.  0, -ENOMEM, or -EBADMSG with one line in err when the line is not
+ * a JSON object with string members action, index and id. */
+int dlq_parse(const char *line, size_t len, json_t **meta, const char **doc, size_t *doc_len,
+              char *err, size_t errlen);
 
 #endif

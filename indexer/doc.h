@@ -22,6 +22,8 @@ struct doc {
     int64_t created;            /* ApproximateCreationDateTime in seconds, 0 if unknown */
     const char *table;          /* borrowed: the DynamoDB table, for logs and the DLQ */
     const char *shard;          /* borrowed: the stream shard id, or NULL */
+    uint64_t send_by;           /* uv_now() ms after which the sink must not (re)send it, and
+                                   reports SINK_EXPIRED instead; 0 = no limit (see sink.h) */
 };
 
 #endif

@@ -269,6 +269,8 @@ static void report(struct sink *s, struct item *it, enum sink_outcome outcome)
         s->st.docs_superseded++;
     else if (outcome == SINK_CANCELED)
         s->st.docs_canceled++;
+    else if (outcome == SINK_EXPIRED)
+        s->st.docs_expired++;
     s->done(it->owner, it->ticket, outcome, s->arg);
     item_free(it);
 }
@@ -294,7 +296,8 @@ static void finish(struct sink *s, struct item *it, enum sink_outcome outcome)
     while (sup) {
         struct item *next = sup->next;
 
-        report(s, sup, outcome == SINK_CANCELED ? SINK_CANCELED : SINK_SUPERSEDED);
+        report(s, sup, outcome == SINK_CANCELED || outcome == SINK_EXPIRED ? outcome
+                                                                           : SINK_SUPERSEDED);
         sup = next;
     }
     report(s, it, outcome);
@@ -466,10 +469,42 @@ static int add_auth(struct sink *s, struct http_req *req)
     return 0;
 }
 
+/* Takes out the items whose send_by has passed (and what they replaced):
+ * they are reported SINK_EXPIRED instead of being sent.  False when nothing
+ * is left to send (b is freed). */
+static bool drop_expired(struct sink *s, struct batch *b)
+{
+    uint64_t now = uv_now(s->loop);
+    size_t j = 0;
+
+    for (size_t i = 0; i < b->n; i++) {
+        struct item *it = b->items[i];
+
+        if (!it->d.send_by || it->d.send_by > now) {
+            b->items[j++] = it;
+            continue;
+        }
+        b->nlive--;
+        b->bytes -= it->nd.len;
+        b->bytes_all -= it->bytes;
+        finish(s, it, SINK_EXPIRED);
+    }
+    b->n = j;
+    if (j == 0) {
+        batch_free(b);
+        return false;
+    }
+    return true;
+}
+
 static void send_batch(struct sink *s, struct batch *b)
 {
     struct http_req *req = NULL;
-    int rc = build_body(s, b);
+    int rc;
+
+    if (!drop_expired(s, b))
+        return;
+    rc = build_body(s, b);
 
     if (rc == 0 && s->o.dry_run) {
         dry_run(s, b);

@@ -11,6 +11,12 @@
  * batches.  A 413 splits the batch in halves.  Memory: queued plus in-flight
  * bytes are counted; sink_full() tells readers to stop reading, and the
  * resume callback runs when the sink has drained below half the cap.
+ *
+ * A document with a non-zero send_by (struct doc) is never put on the wire
+ * after that loop time: each (re)send of a batch first takes its expired
+ * documents out and reports them SINK_EXPIRED.  `ddb2es replay` uses it so a
+ * scanned image never reaches the engine after the engine may have forgotten
+ * a newer delete (REFERENCE.md Bulk fact 8).
  */
 #ifndef DDB2ES_SINK_H
 #define DDB2ES_SINK_H
@@ -36,6 +42,8 @@ enum sink_outcome {
     SINK_SUPERSEDED, /* a later action on the same _id in the same batch replaced it */
     SINK_DLQ,        /* permanent failure, written to the dead-letter file */
     SINK_CANCELED,   /* sink closed before it finished: NOT finished, do not checkpoint */
+    SINK_EXPIRED,    /* its send_by passed before a (re)send: NOT sent, NOT finished; the
+                        owner decides (a backfill reads the item again) */
 };
 
 typedef void sink_done_cb(void *owner, uint64_t ticket, enum sink_outcome outcome, void *arg);
@@ -82,7 +90,7 @@ struct sink_item_failure {
 struct sink_stats {
     uint64_t bulk_requests[SINK_REQ_NCLASSES]; /* by outcome: 2xx, 413, 429, 5xx, other 4xx, network */
     uint64_t docs_indexed, docs_deleted, docs_stale, docs_gone, docs_dlq, docs_retried;
-    uint64_t docs_superseded, docs_canceled;
+    uint64_t docs_superseded, docs_canceled, docs_expired;
     uint64_t retries;           /* requests sent again after a request-level failure */
     size_t queued_bytes, inflight_bytes;
     size_t queued_docs, inflight_requests;

@@ -744,6 +744,37 @@ Test(sink, request_503_then_success)
     cr_assert_eq(close_all(1000), 0);
 }
 
+/* A document past its send_by is never sent again after a failure: it comes
+ * back to its owner as SINK_EXPIRED, the rest of the batch goes on. */
+Test(sink, expired_document_is_not_sent_again)
+{
+    struct sink_opts o = opts();
+    struct fake_reply slow503 = { .status = 503, .body = "", .delay_ms = 150 };
+    struct doc d;
+
+    fake_reply_ex(fk, &slow503);
+    start(&o);
+    memset(&d, 0, sizeof(d));
+    d.op = DOC_INDEX;
+    d.index = "posts";
+    d.id_len = 1;
+    d.id[0] = 'a';
+    buf_init(&d.source, 0);
+    buf_puts(&d.source, "{\"t\":1}");
+    d.send_by = uv_now(&loop) + 50; /* sent once, inside it; the retry comes after */
+    cr_assert_eq(sink_submit(snk, &d, NULL, 0), 0);
+    index_doc("b", 1);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 2, 3000));
+    cr_assert_eq(got.outcome[0], SINK_EXPIRED);
+    cr_assert_eq(got.outcome[1], SINK_INDEXED);
+    cr_assert_eq(fake_nreq(fk), 2);
+    cr_assert_not_null(strstr(eng.bodies[0], "\"_id\":\"b\""), "the second request carries b");
+    cr_assert_null(strstr(eng.bodies[0], "\"_id\":\"a\""), "and not a");
+    cr_assert_eq(sink_stats(snk)->docs_expired, 1);
+    cr_assert_eq(close_all(1000), 0);
+}
+
 Test(sink, connection_reset_is_retried)
 {
     struct sink_opts o = opts();

@@ -1,0 +1,224 @@
+#include "daemon/clients.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "aws/creds.h"
+#include "aws/ddb.h"
+#include "aws/http.h"
+#include "config/config.h"
+#include "daemon/app.h"
+#include "daemon/log.h"
+
+#define AWS_MAX_CONNS 8 /* AWS requests at once, per endpoint */
+
+struct region_wait {
+    bool done;
+    int err;
+    char region[64], why[512];
+};
+
+static void on_imds_region(int err, const char *region, const char *why, void *arg)
+{
+    struct region_wait *w = arg;
+
+    w->done = true;
+    w->err = err;
+    snprintf(w->region, sizeof(w->region), "%s", region ? region : "");
+    snprintf(w->why, sizeof(w->why), "%s", why ? why : "");
+}
+
+/* [aws] region, AWS_REGION, AWS_DEFAULT_REGION, the profile's region, then
+ * IMDS placement/region: the loop runs until IMDS has answered. */
+static int resolve_region(struct clients *c, struct app *app, const struct config *cfg)
+{
+    struct aws_settings *st = &c->aws_settings;
+    struct region_wait w = { 0 };
+    char why[512];
+    int rc;
+
+    if (aws_settings_load(st, cfg->aws.region, cfg->aws.profile, cfg->aws.use_fips_endpoint,
+                          cfg->aws.use_dualstack_endpoint, why, sizeof(why)) < 0) {
+        fprintf(stderr, "ddb2es: shared AWS config files: %s\n", why);
+        return 78;
+    }
+    if (st->region[0]) {
+        snprintf(c->region, sizeof(c->region), "%s", st->region);
+        log_debug("region %s (from %s)", c->region, st->region_source);
+        return 0;
+    }
+    rc = aws_region_from_imds(app->loop, app->http, cfg->aws.profile, on_imds_region, &w);
+    while (rc == 0 && !w.done && uv_run(app->loop, UV_RUN_ONCE))
+        ;
+    if (rc < 0 || !w.done || w.err || !w.region[0]) {
+        fprintf(stderr, "ddb2es: no AWS region: set [aws] region, AWS_REGION, AWS_DEFAULT_REGION "
+                        "or the profile's region%s%s\n",
+                w.why[0] ? "; IMDS: " : "", w.why);
+        return 78;
+    }
+    snprintf(c->region, sizeof(c->region), "%s", w.region);
+    log_info("region %s (from IMDS)", c->region);
+    return 0;
+}
+
+static int read_secrets(struct clients *c, const struct config *cfg)
+{
+    char err[512];
+
+    if (cfg->sink.auth == CONFIG_AUTH_BASIC &&
+        config_read_secret(cfg->sink.password_file, &c->password, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ddb2es: [sink] password_file: %s\n", err);
+        return 78;
+    }
+    if (cfg->sink.auth == CONFIG_AUTH_APIKEY &&
+        config_read_secret(cfg->sink.api_key_file, &c->api_key, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ddb2es: [sink] api_key_file: %s\n", err);
+        return 78;
+    }
+    return 0;
+}
+
+int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_done_cb *done,
+                 sink_resume_cb *resume, void *arg)
+{
+    const struct config *cfg = app->cfg;
+    int rc;
+    static const enum sink_auth auth_map[] = { [CONFIG_AUTH_SIGV4] = SINK_AUTH_SIGV4,
+                                               [CONFIG_AUTH_BASIC] = SINK_AUTH_BASIC,
+                                               [CONFIG_AUTH_APIKEY] = SINK_AUTH_APIKEY,
+                                               [CONFIG_AUTH_NONE] = SINK_AUTH_NONE };
+
+    if ((rc = read_secrets(c, cfg)) != 0)
+        return rc;
+    if (!cfg->sink.tls_verify)
+        log_warn("[sink] tls_verify = false: the search engine's TLS certificate is NOT checked");
+
+    /* Two clients: the sink's TLS settings never weaken the AWS calls.  At
+     * most AWS_MAX_CONNS AWS requests run at once; with a thousand shards
+     * the others wait in curl's queue, so neither the connections nor the
+     * GetRecords replies held at once (up to 1 MB each) grow with the shards. */
+    app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = true,
+                                                         .max_host_conns = AWS_MAX_CONNS });
+    app->sink_http = http_new(app->loop, &(struct http_opts){ .tls_verify = cfg->sink.tls_verify,
+                                                              .ca_file = cfg->sink.ca_file });
+    if (!app->http || !app->sink_http) {
+        fprintf(stderr, "ddb2es: cannot set up the HTTP client\n");
+        return 70;
+    }
+    if ((rc = resolve_region(c, app, cfg)) != 0)
+        return rc;
+    if (cfg->aws.allowed_regions.count && !config_list_has(&cfg->aws.allowed_regions, c->region)) {
+        fprintf(stderr, "ddb2es: [aws] allowed_regions: the region \"%s\" (from %s) is not in "
+                        "the list\n",
+                c->region, c->aws_settings.region_source ? c->aws_settings.region_source
+                                                             : "IMDS");
+        return 78;
+    }
+    app->creds = creds_new(app->loop, app->http,
+                           &(struct creds_opts){ .profile = cfg->aws.profile,
+                                                 .region = c->region,
+                                                 .use_fips = c->aws_settings.use_fips,
+                                                 .use_dualstack = c->aws_settings.use_dualstack });
+    app->aws = app->creds
+                   ? aws_new(app->loop, app->http, app->creds,
+                             &(struct aws_opts){
+                                 .region = c->region,
+                                 .endpoint_dynamodb = cfg->aws.endpoint,
+                                 .endpoint_streams = cfg->aws.endpoint,
+                                 .profile_endpoint_dynamodb = c->aws_settings.endpoint_dynamodb,
+                                 .profile_endpoint_streams = c->aws_settings.endpoint_streams,
+                                 .use_fips = c->aws_settings.use_fips,
+                                 .use_dualstack = c->aws_settings.use_dualstack })
+                   : NULL;
+    if (!app->aws) {
+        fprintf(stderr, "ddb2es: cannot set up the AWS clients (see the log above)\n");
+        return 70;
+    }
+    {
+        char sink_region[64];
+        struct sink_opts so = {
+            .url = cfg->sink.url,
+            .auth = auth_map[cfg->sink.auth],
+            .username = cfg->sink.username,
+            .password = c->password,
+            .api_key = c->api_key,
+            .sigv4_service = cfg->sink.sigv4_service ? cfg->sink.sigv4_service : "es",
+            .sigv4_region = config_sink_region(cfg->sink.url, sink_region, sizeof(sink_region))
+                                ? sink_region
+                                : c->region,
+            .bulk_max_actions = (size_t)cfg->sink.bulk_max_actions,
+            .bulk_max_bytes = cfg->sink.bulk_max_bytes,
+            .flush_interval_ms = (long)cfg->sink.flush_interval_ms,
+            .concurrency = cfg->sink.concurrency,
+            .gzip = cfg->sink.compression == CONFIG_COMP_GZIP,
+            .dlq_path = dlq_path ? dlq_path : cfg->sink.dlq_path,
+            .request_timeout_ms = (long)cfg->sink.request_timeout_ms,
+            .max_backoff_ms = (long)cfg->sink.max_retry_backoff_ms,
+            .max_queue_bytes = cfg->daemon.max_queue_bytes,
+            .version_type = "external",
+            .dry_run = app->dry_run,
+        };
+
+        app->sink = sink_new(app->loop, app->sink_http, app->creds, &so, done, resume, arg);
+    }
+    if (!app->sink) {
+        fprintf(stderr, "ddb2es: cannot set up the sink for %s\n", cfg->sink.url);
+        return 70;
+    }
+    return 0;
+}
+
+static void wipe_free(char *p)
+{
+    if (p) {
+        OPENSSL_cleanse(p, strlen(p));
+        free(p);
+    }
+}
+
+void clients_close(struct clients *c)
+{
+    wipe_free(c->password);
+    wipe_free(c->api_key);
+    c->password = c->api_key = NULL;
+    aws_settings_close(&c->aws_settings);
+}
+
+int clients_transform_cfg(const struct config_table *t, struct transform_cfg *tf,
+                          unsigned char **key, char *err, size_t errlen)
+{
+    char *k = NULL;
+
+    memset(tf, 0, sizeof(*tf));
+    *key = NULL;
+    tf->index = t->index;
+    tf->id_sep = t->id_separator;
+    tf->on_ttl_delete = t->on_ttl_delete == CONFIG_TTL_KEEP ? TRANSFORM_TTL_KEEP
+                                                            : TRANSFORM_TTL_DELETE;
+    tf->include = (const char *const *)t->include.items;
+    tf->n_include = t->include.count;
+    tf->exclude = (const char *const *)t->exclude.items;
+    tf->n_exclude = t->exclude.count;
+    tf->hmac = (const char *const *)t->hmac.items;
+    tf->n_hmac = t->hmac.count;
+    if (!t->hmac.count)
+        return 0;
+    if (config_read_secret(t->hmac_key_file, &k, err, errlen) != 0)
+        return -EINVAL;
+    *key = (unsigned char *)k;
+    tf->hmac_key = *key;
+    tf->hmac_key_len = strlen(k);
+    return 0;
+}
+
+void clients_tf_key_free(unsigned char *key, size_t len)
+{
+    if (key) {
+        OPENSSL_cleanse(key, len);
+        free(key);
+    }
+}

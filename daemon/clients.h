@@ -1,0 +1,45 @@
+/* clients — what `run`, `check` and `replay` set up the same way: the
+ * region, the two HTTP clients (AWS calls always verify TLS; the search
+ * engine follows [sink] tls_verify / ca_file), the credentials, the DynamoDB
+ * client and the sink; and a table's document rules (transform_cfg). */
+#ifndef DDB2ES_CLIENTS_H
+#define DDB2ES_CLIENTS_H
+
+#include <stddef.h>
+
+#include "aws/region.h"
+#include "indexer/sink.h"
+#include "indexer/transform.h"
+
+struct app;
+struct config;
+struct config_table;
+
+struct clients {
+    char region[64];
+    struct aws_settings aws_settings;
+    char *password, *api_key; /* the sink's secrets: never logged */
+};
+
+/* Sets app->http, app->sink_http, app->creds, app->aws and app->sink (with
+ * done/resume/arg as the sink's callbacks, app->dry_run, and dlq_path
+ * instead of [sink] dlq_path when not NULL); app->loop and app->cfg must be
+ * set.  The loop may run while IMDS is asked for the region.  Returns 0, or
+ * the exit code after one line on stderr (78 configuration, 70 internal).
+ * Whatever was set up stays in app for the caller to take down; then
+ * clients_close(c). */
+int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_done_cb *done,
+                 sink_resume_cb *resume, void *arg);
+/* Wipes and frees the secrets and the settings.  Zeroed c is fine. */
+void clients_close(struct clients *c);
+
+/* The document rules of a [table] section: index, separator, TTL deletes,
+ * include/exclude/hmac (borrowed from t), and the HMAC key read from
+ * hmac_key_file into *key (wipe and free it with clients_tf_key_free).  The
+ * key schema (hash_key, range_key) is left NULL: it comes from DescribeTable.
+ * 0, or -errno with one line in err naming the file (never the secret). */
+int clients_transform_cfg(const struct config_table *t, struct transform_cfg *tf,
+                          unsigned char **key, char *err, size_t errlen);
+void clients_tf_key_free(unsigned char *key, size_t len);
+
+#endif

@@ -1,0 +1,56 @@
+/* replay — `ddb2es replay`: backfill one table's index from a parallel Scan
+ * of the table, a DynamoDB export, a file of stream records or a dead-letter
+ * file, with the daemon's document rules, sink, retries and dead-letter
+ * handling, safely beside a running `ddb2es run` (see README "Backfills").
+ *
+ * Versions (DESIGN invariant 2): a scanned item gets
+ * ((read_second - margin) << 20) - 1, which loses to every stream event of
+ * that second or later; an export line the same with the export's time; a
+ * stream record the daemon's version (creation second << 20 | ordinal in
+ * file order); a dead-letter entry the version it carries.  A scanned image
+ * is never sent later than max_age after it was read (the engine keeps a
+ * delete's tombstone for 60 s only): older ones are read again, or dropped
+ * when the item is gone.
+ */
+#ifndef DDB2ES_REPLAY_H
+#define DDB2ES_REPLAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct config;
+
+enum replay_format { REPLAY_SCAN, REPLAY_EXPORT, REPLAY_STREAM, REPLAY_DLQ };
+
+struct replay_opts {
+    const char *table;         /* required: a configured [table] */
+    enum replay_format format; /* REPLAY_SCAN for --scan, else --file PATH */
+    const char *file;
+    const char *index;         /* instead of the table's index, or NULL */
+    const char *keys;          /* "hash[,range]": the key schema without DescribeTable, or NULL */
+    int segments;              /* Scan segments, 1..1024 (0: 4, or the saved run's) */
+    double rate;               /* items per second, 0 = no cap */
+    bool consistent;           /* ConsistentRead on Scan */
+    bool restart;              /* forget the saved Scan progress */
+    bool dry_run;              /* bulk bodies to stdout, nothing posted, no progress saved */
+    int64_t margin_s;          /* clock-skew margin of backfill versions (default 5) */
+    int64_t max_age_ms;        /* longest a scanned image may wait before it is sent (30000) */
+    int64_t give_up_ms;        /* the engine failing every request this long: exit 69 (300000) */
+    int64_t read_time;         /* export: its time (epoch s) when there is no manifest; 0 = none */
+    const char *dlq_out;       /* --format dlq: where entries that fail again go */
+    int64_t progress_ms;       /* progress log period when stderr is not a terminal (10000) */
+};
+
+/* Runs the replay to its end (or SIGINT/SIGTERM) and returns the exit code:
+ * 0 everything finished; 65 malformed input (one line "FILE:LINE: what"; what
+ * was read before it has finished); 69 the engine or DynamoDB unavailable
+ * for give_up_ms; 66 an input file missing; 73 the table's replay is locked by another replay; 74 I/O;
+ * 75 interrupted (the Scan continues where it stopped on the next run);
+ * 77 permission; 78 configuration. */
+int replay_run(const struct config *cfg, const struct replay_opts *o);
+
+/* Parses "2024-05-01T12:00:00Z" (fraction and offset allowed, "Z" or
+ * "+HH:MM") or epoch seconds into *out.  0 or -EINVAL. */
+int replay_parse_time(const char *s, int64_t *out);
+
+#endif
