@@ -29,7 +29,8 @@ TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all setup tools tests check test test-asan test-valgrind asan clean install demo fuzz bench lint
+.PHONY: all setup tools tests check test test-asan test-valgrind asan clean install demo fuzz bench lint \
+        bench-records bench-ceilings bench-replay bench-idle bench-stall bench-run
 .DEFAULT_GOAL := all
 
 all: ddb2es
@@ -69,8 +70,20 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/tests/supp
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 # Benchmarks: not part of `make check`; results go to bench/RESULTS.md.
+# `make bench` runs them all (about 40 minutes); the finer targets run one
+# part of bench/records.sh: bench-run SHARDS=64, bench-replay, ...  RUNS=5.
+SHARDS ?= 64
+RUNS   ?= 5
+BENCH_RECORDS = @BUILD=$(BUILD) RUNS=$(RUNS) bench/records.sh
 bench: setup all tools $(BENCH_BIN)
 	@BUILD=$(BUILD) bench/pipeline.sh
+	$(BENCH_RECORDS)
+bench-records: all tools $(BENCH_BIN)
+	$(BENCH_RECORDS)
+bench-ceilings bench-replay bench-idle bench-stall: all tools $(BENCH_BIN)
+	$(BENCH_RECORDS) $(@:bench-%=%)
+bench-run: all tools $(BENCH_BIN)
+	$(BENCH_RECORDS) run:$(SHARDS)
 
 tests: $(BUILD)/ddb2es $(TEST_BIN) $(TOOL_BIN)
 

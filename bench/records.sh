@@ -151,7 +151,7 @@ step_replay() {
             streams=
             conf replay
             /usr/bin/time -f "%e %U %S %M" -o "$work/t" \
-                ./ddb2es replay -c "$work/replay.conf" --table posts --file "$f" --format stream \
+                ./ddb2es replay -c "$work/replay.conf" --table posts --file "$f" --format stream --key author,ts \
                 >/dev/null 2>"$work/replay.log" || { tail -3 "$work/replay.log"; return 1; }
             stop "$searchd_pid"
             read -r wall user sys rss <"$work/t"
