@@ -53,14 +53,16 @@ Test(records, empty_page_and_closed_shard)
 
 Test(records, each_span_parses_as_the_record)
 {
-    json_t *recs = json_array();
+    json_t *recs = json_array(), *reply;
     struct records_page p = { 0 };
     char *body;
 
     for (int i = 0; i < 600; i++) /* past the first span allocation */
         json_array_append_new(recs, json_pack("{s:i, s:{s:{s:s}}}", "i", i, "dynamodb", "Keys",
                                               "S", "k\"]"));
-    body = json_dumps(json_pack("{s:o, s:s}", "Records", recs, "NextShardIterator", "x"), 0);
+    reply = json_pack("{s:o, s:s}", "Records", recs, "NextShardIterator", "x");
+    body = json_dumps(reply, 0);
+    json_decref(reply);
     cr_assert_eq(records_scan(body, strlen(body), &p), 0);
     cr_assert_eq(p.n, 600);
     for (size_t i = 0; i < p.n; i++) {
