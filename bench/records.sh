@@ -124,16 +124,19 @@ step_ceilings() {
     done | tee "$work/sinkc"
     echo "actions/s: $(awk '{print $6 * 1000}' "$work/sinkc" | stat3)"
 
-    echo "== Streams stand-in ceiling: GetRecords pages of 1000 records, 2 connections, 5 s"
+    echo "== Streams stand-in ceiling: GetRecords pages (1000 records or 1 MB), 2 connections, 5 s"
     echo '{"ShardIterator":"0/0","Limit":1000}' >"$work/gr.json"
     start_streamsd 100000 1
+    per_page=$(curl -s -H "X-Amz-Target: DynamoDBStreams_20120810.GetRecords" \
+        --data-binary @"$work/gr.json" "$streams/" | grep -o '"eventID"' | wc -l)
+    echo "records per page: $per_page"
     for _ in $(seq "$RUNS"); do
         "$B/httpload" "$streams/" "$work/gr.json" 2 5 \
             "X-Amz-Target: DynamoDBStreams_20120810.GetRecords" \
             "Content-Type: application/x-amz-json-1.0"
     done | tee "$work/stc"
     stop "$streamsd_pid"
-    echo "records/s: $(awk '{print $6 * 1000}' "$work/stc" | stat3)"
+    echo "records/s: $(awk -v k="$per_page" '{print $6 * k}' "$work/stc" | stat3)"
 }
 
 step_replay() {

@@ -26,6 +26,10 @@
 #define BEHIND_EMPTY_MAX 5    /* empty pages read straight on while behind */
 #define BATCHGET_MAX 100      /* keys per BatchGetItem */
 #define DOC_MAX (16u << 20)   /* a document; items are at most 400 KB, JSON grows some */
+/* GetRecords in flight over all shards.  A reply (up to 1 MB) lands in the
+ * sink's queue whatever its fill, so more at once would let a thousand
+ * shards pass max_queue_bytes by a page each; a few keep the loop busy. */
+#define SHARD_READS_MAX 4
 
 static const char *const state_name[SH_NSTATES] = {
     [SH_WAIT_PARENT] = "wait-parent", [SH_GET_ITER] = "get-iterator",
@@ -53,6 +57,8 @@ struct fetch {
 };
 
 static void drive(struct shard *s);
+static void read_slots_free(struct app *app);
+static void read_unwait(struct shard *s);
 
 const char *shard_state_name(enum shard_state st)
 {
@@ -117,6 +123,7 @@ void shard_free(struct shard *s)
 {
     if (!s)
         return;
+    read_unwait(s);
     free(s->id);
     free(s->parent_id);
     free(s->arn);
@@ -563,6 +570,7 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
 {
     struct shard *s = arg;
     struct reader *r = s->reader;
+    struct app *app = r->app;
     struct log_ctx c = ctx_of(s);
     const char *next;
     size_t nrecords;
@@ -570,6 +578,7 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
     int rc;
 
     s->call = NULL;
+    app->reads--;
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
         return;
     r->stats.getrecords_calls++;
@@ -667,6 +676,7 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         break;
     }
     drive(s);
+    read_slots_free(app);
 }
 
 static int start_get_records(struct shard *s)
@@ -682,7 +692,60 @@ static int start_get_records(struct shard *s)
         backoff_error(s);
         return -ENOMEM;
     }
+    s->reader->app->reads++;
     return 0;
+}
+
+/* ---- the read slots --------------------------------------------------- */
+
+static void read_wait(struct shard *s)
+{
+    struct app *app = s->reader->app;
+
+    if (s->read_waiting)
+        return;
+    s->read_waiting = true;
+    s->read_wait_next = NULL;
+    if (app->read_wait_tail)
+        app->read_wait_tail->read_wait_next = s;
+    else
+        app->read_wait_head = s;
+    app->read_wait_tail = s;
+}
+
+static void read_unwait(struct shard *s)
+{
+    struct app *app;
+    struct shard **link, *prev = NULL;
+
+    if (!s->read_waiting)
+        return;
+    app = s->reader->app;
+    link = &app->read_wait_head;
+    while (*link && *link != s) {
+        prev = *link;
+        link = &(*link)->read_wait_next;
+    }
+    if (*link)
+        *link = s->read_wait_next;
+    if (app->read_wait_tail == s)
+        app->read_wait_tail = prev;
+    s->read_waiting = false;
+    s->read_wait_next = NULL;
+}
+
+/* A slot came free: the longest-waiting shards read, while the sink has room. */
+static void read_slots_free(struct app *app)
+{
+    struct shard *s;
+
+    while (app->reads < SHARD_READS_MAX && (s = app->read_wait_head) && !sink_full(app->sink)) {
+        read_unwait(s);
+        if (s->state == SH_PAUSED) {
+            set_state(s, SH_GET_RECORDS);
+            drive(s);
+        }
+    }
 }
 
 /* ---- the drive loop --------------------------------------------------- */
@@ -718,6 +781,11 @@ static void drive(struct shard *s)
                 break;
             }
             if (sink_full(s->reader->app->sink)) {
+                set_state(s, SH_PAUSED);
+                return;
+            }
+            if (s->reader->app->reads >= SHARD_READS_MAX) {
+                read_wait(s);
                 set_state(s, SH_PAUSED);
                 return;
             }
@@ -807,6 +875,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 void shard_stop(struct shard *s)
 {
+    read_unwait(s);
     set_state(s, SH_STOPPED);
     if (s->call)
         ddb_cancel(s->call);
