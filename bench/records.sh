@@ -92,7 +92,7 @@ sd_stat() { curl -s "$streams/_streamsd/stats" | jfield "$1"; }
 indexed() { curl -s "$search/_double/stats" | sed -n 's/.*"index":\([0-9]*\).*/\1/p'; }
 now_ms() { date +%s%3N; }
 cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
-hwm_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+hwm_mb() { awk '/VmHWM/ {printf "%.1f\n", $2 / 1024}' "/proc/$1/status"; }
 
 # Releases K probe records and prints (sink arrival - last probe handed out)
 # in ms, then (sink arrival - release) in ms.
