@@ -30,7 +30,8 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all setup tools tests check test test-asan test-valgrind asan clean install demo fuzz \
-        fuzz-build fuzz-check bench lint
+        fuzz-build fuzz-check bench lint bench-records bench-ceilings bench-replay bench-idle \
+        bench-stall bench-run
 .DEFAULT_GOAL := all
 
 all: ddb2es
@@ -64,13 +65,26 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libd
 
 tools: $(TOOL_BIN)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libddb2es.a
+$(BUILD)/bench/%: bench/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/tests/support/fakehttp.o \
+                  $(BUILD)/libddb2es.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 # Benchmarks: not part of `make check`; results go to bench/RESULTS.md.
+# `make bench` runs them all (about 40 minutes); the finer targets run one
+# part of bench/records.sh: bench-run SHARDS=64, bench-replay, ...  RUNS=5.
+SHARDS ?= 64
+RUNS   ?= 5
+BENCH_RECORDS = @BUILD=$(BUILD) RUNS=$(RUNS) bench/records.sh
 bench: setup all tools $(BENCH_BIN)
 	@BUILD=$(BUILD) bench/pipeline.sh
+	$(BENCH_RECORDS)
+bench-records: all tools $(BENCH_BIN)
+	$(BENCH_RECORDS)
+bench-ceilings bench-replay bench-idle bench-stall: all tools $(BENCH_BIN)
+	$(BENCH_RECORDS) $(@:bench-%=%)
+bench-run: all tools $(BENCH_BIN)
+	$(BENCH_RECORDS) run:$(SHARDS)
 
 tests: $(BUILD)/ddb2es $(TEST_BIN) $(TOOL_BIN)
 
@@ -90,7 +104,7 @@ test-asan: setup
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh
 
 # The pure modules once more under valgrind (cheap: no servers, seconds).
-VALGRIND_SUITES := @(sigv4|ddbnum|transform|bulk|ack|seqnum|buf|config|ckpt|endpoint|profile|replay_pure)/*
+VALGRIND_SUITES := @(sigv4|ddbnum|transform|bulk|ack|seqnum|buf|config|ckpt|endpoint|profile|replay_pure|records)/*
 test-valgrind: tests
 	@command -v valgrind >/dev/null || { echo "valgrind missing: run scripts/setup.sh"; exit 1; }
 	@echo "valgrind: $(VALGRIND_SUITES)"

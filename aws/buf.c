@@ -45,7 +45,10 @@ int buf_reserve(struct buf *b, size_t extra)
     need = b->len + extra + 1; /* + NUL */
     if (need <= b->cap)
         return 0;
-    ncap = b->cap ? b->cap : 256;
+    /* A first reservation gets what it asks for (at least 256 bytes): a
+     * buffer sized up front (a bulk action, a reply of known length) holds
+     * no slack.  Growth after that doubles. */
+    ncap = b->cap ? b->cap : need > 256 ? need : 256;
     while (ncap < need)
         ncap = ncap > ((size_t)-1) / 2 ? need : ncap * 2;
     p = realloc(b->ptr, ncap);

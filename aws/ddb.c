@@ -44,6 +44,7 @@ struct ddb_call {
     int max_attempts;
     long timeout_ms;
     size_t max_response;
+    bool raw;
 
     int attempts;       /* made so far, the credentials retry included */
     int counted;        /* attempts that count against max_attempts */
@@ -103,7 +104,7 @@ static bool contains_nocase(const char *hay, const char *needle)
 }
 
 static enum ddb_class classify(long status, int err, const char *body, size_t len, char *type,
-                               size_t tlen, char *msg, size_t mlen, json_t **json_out)
+                               size_t tlen, char *msg, size_t mlen, json_t **json_out, bool unparsed)
 {
     char code[128] = "";
     const char *message = "";
@@ -112,6 +113,10 @@ static enum ddb_class classify(long status, int err, const char *body, size_t le
 
     if (err) {
         cls = err == -ECANCELED || err == -E2BIG ? DDB_FATAL : DDB_RETRY;
+        goto out;
+    }
+    if (unparsed && status >= 200 && status < 300) { /* the caller parses what it needs */
+        cls = body && len ? DDB_OK : DDB_RETRY;
         goto out;
     }
     if (body && len)
@@ -164,7 +169,7 @@ out:
 enum ddb_class ddb_classify(long status, int err, const char *body, size_t len, char *type,
                             size_t tlen)
 {
-    return classify(status, err, body, len, type, tlen, NULL, 0, NULL);
+    return classify(status, err, body, len, type, tlen, NULL, 0, NULL, false);
 }
 
 const char *ddb_class_name(enum ddb_class c)
@@ -406,7 +411,11 @@ static void on_http(struct http_req *req, int err, void *arg)
         return; /* ddb_cancel delivers */
     rep.status = err ? 0 : http_req_status(req);
     rep.cls = classify(rep.status, err, body ? body->ptr : NULL, body ? body->len : 0, type,
-                       sizeof type, msg, sizeof msg, &rep.json);
+                       sizeof type, msg, sizeof msg, &rep.json, c->raw);
+    if (body) {
+        rep.body = body->ptr;
+        rep.body_len = body->len;
+    }
     if (rep.cls == DDB_OK && !crc_ok(req, body)) {
         json_decref(rep.json);
         rep.json = NULL;
@@ -512,6 +521,7 @@ struct ddb_call *ddb_call(struct aws *a, enum aws_service svc, const char *op, j
     c->max_attempts = opts && opts->max_attempts > 0 ? opts->max_attempts : retry_dynamodb.max_attempts;
     c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
     c->max_response = opts && opts->max_response ? opts->max_response : DEFAULT_MAX_RESPONSE;
+    c->raw = opts && opts->raw;
     if (uv_timer_init(a->loop, &c->timer) < 0)
         goto fail;
     c->timer.data = c;

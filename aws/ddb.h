@@ -38,7 +38,10 @@ struct ddb_reply {
     long status;         /* HTTP status, 0 without a response */
     const char *type;    /* error code: the __type text after the last '#', or "" */
     const char *message; /* error message, or "" */
-    json_t *json;        /* parsed body on DDB_OK (borrowed: valid during the callback) */
+    json_t *json;        /* parsed body on DDB_OK (borrowed: valid during the callback);
+                            NULL for a call made with ddb_call_opts.raw */
+    const char *body;    /* the reply's text (borrowed: valid during the callback), or NULL */
+    size_t body_len;
     int attempts;        /* how many attempts were made */
     int throttled;       /* how many of them were answered DDB_THROTTLED */
     long waited_ms;      /* total backoff between the attempts */
@@ -75,6 +78,7 @@ struct ddb_call_opts {
                           * the one retry after DDB_AUTH with renewed credentials is extra */
     long timeout_ms;     /* per attempt; 0 = 30000 */
     size_t max_response; /* 0 = 64 MiB (DynamoDB Local sends multi-MB GetRecords pages) */
+    bool raw;            /* a 2xx reply is not parsed: the callback reads rep->body */
 };
 
 /* op: "GetRecords", "DescribeTable", ... (the X-Amz-Target prefix is added).

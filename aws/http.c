@@ -602,7 +602,14 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct http_req *r = userp;
     size_t n = size * nmemb;
+    curl_off_t clen = -1;
 
+    /* One allocation of the announced length rather than a chain of
+     * doublings (a GetRecords reply is up to 1 MB, DynamoDB Local's more). */
+    if (r->resp.cap == 0 &&
+        curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen) == CURLE_OK &&
+        clen > 0 && (uint64_t)clen <= r->resp.max)
+        buf_reserve(&r->resp, (size_t)clen); /* on failure, appends grow it as usual */
     if (buf_append(&r->resp, data, n) < 0) {
         r->too_big = r->resp.len + n > r->resp.max;
         return 0; /* curl aborts with CURLE_WRITE_ERROR */

@@ -78,7 +78,7 @@ static const struct option global_opts[] = {
     { "daemon", "checkpoint_interval", T_DURATION, "5s", 0, 10 * MINUTE,
       G(daemon.checkpoint_interval_ms), NULL, NULL,
       "debounce of checkpoint writes (0 = write at every advance)" },
-    { "daemon", "max_queue_bytes", T_SIZE, "64m", 1 * MIB, 16 * GIB, G(daemon.max_queue_bytes),
+    { "daemon", "max_queue_bytes", T_SIZE, "16m", 1 * MIB, 16 * GIB, G(daemon.max_queue_bytes),
       NULL, NULL, "memory cap for documents between the readers and the sink" },
     { "daemon", "idle_poll_interval", T_DURATION, "2s", 100, MINUTE,
       G(daemon.idle_poll_interval_ms), NULL, NULL,

@@ -14,6 +14,8 @@
 #include "daemon/app.h"
 #include "daemon/log.h"
 
+#define AWS_MAX_CONNS 8 /* AWS requests at once, per endpoint */
+
 struct region_wait {
     bool done;
     int err;
@@ -95,8 +97,12 @@ int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_
     if (!cfg->sink.tls_verify)
         log_warn("[sink] tls_verify = false: the search engine's TLS certificate is NOT checked");
 
-    /* Two clients: the sink's TLS settings never weaken the AWS calls. */
-    app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = true });
+    /* Two clients: the sink's TLS settings never weaken the AWS calls.  At
+     * most AWS_MAX_CONNS AWS requests run at once; with a thousand shards
+     * the others wait in curl's queue, so neither the connections nor the
+     * GetRecords replies held at once (up to 1 MB each) grow with the shards. */
+    app->http = http_new(app->loop, &(struct http_opts){ .tls_verify = true,
+                                                         .max_host_conns = AWS_MAX_CONNS });
     app->sink_http = http_new(app->loop, &(struct http_opts){ .tls_verify = cfg->sink.tls_verify,
                                                               .ca_file = cfg->sink.ca_file });
     if (!app->http || !app->sink_http) {

@@ -2,6 +2,7 @@
  * The command line: which command, which configuration, and the exit code. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,8 +353,16 @@ int main(int argc, char **argv)
     struct cli cli = { 0 };
     struct config cfg;
     char err[1024];
-    int rc = parse(argc, argv, &cli);
+    int rc;
 
+    /* Buffers of 64 KB and more (GetRecords replies, bulk bodies) are mapped
+     * and unmapped, never left in the heap.  glibc's default moves that
+     * threshold up after the first large free; from then on each large free
+     * consolidates the small chunks a freed jansson tree leaves (15 % of the
+     * CPU in `perf` on a catch-up) and the heap keeps its peak size. */
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    mallopt(M_MXFAST, 0);
+    rc = parse(argc, argv, &cli);
     if (rc >= 0)
         return rc;
     if (strcmp(cli.cmd, "run") != 0 && strcmp(cli.cmd, "check") != 0 &&

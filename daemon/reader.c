@@ -78,6 +78,7 @@ void reader_free(struct reader *r)
     free(r->view_type);
     free(r->list_from);
     free(r->children_of);
+    records_page_free(&r->page);
     clients_tf_key_free(r->hmac_key, r->hmac_key_len);
     free(r);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "aws/records.h"
 #include "aws/util.h"
 #include "daemon/app.h"
 #include "daemon/log.h"
@@ -39,6 +40,7 @@ struct reader {
     void (*stopped_cb)(void *);
     void *stopped_arg;
     struct reader_stats stats;
+    struct records_page page;    /* the GetRecords reply being taken (one at a time) */
 };
 
 /* shard.c → reader.c */

@@ -26,6 +26,10 @@
 #define BEHIND_EMPTY_MAX 5    /* empty pages read straight on while behind */
 #define BATCHGET_MAX 100      /* keys per BatchGetItem */
 #define DOC_MAX (16u << 20)   /* a document; items are at most 400 KB, JSON grows some */
+/* GetRecords in flight over all shards.  A reply (up to 1 MB) lands in the
+ * sink's queue whatever its fill, so more at once would let a thousand
+ * shards pass max_queue_bytes by a page each; a few keep the loop busy. */
+#define SHARD_READS_MAX 4
 
 static const char *const state_name[SH_NSTATES] = {
     [SH_WAIT_PARENT] = "wait-parent", [SH_GET_ITER] = "get-iterator",
@@ -53,6 +57,8 @@ struct fetch {
 };
 
 static void drive(struct shard *s);
+static void read_slots_free(struct app *app);
+static void read_unwait(struct shard *s);
 
 const char *shard_state_name(enum shard_state st)
 {
@@ -117,6 +123,7 @@ void shard_free(struct shard *s)
 {
     if (!s)
         return;
+    read_unwait(s);
     free(s->id);
     free(s->parent_id);
     free(s->arn);
@@ -340,22 +347,25 @@ static void fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json
     e->keys = json_incref(keys);
 }
 
-/* Turns one GetRecords page into documents, in stream order.  Returns the
- * number of records taken. */
-static size_t take_records(struct shard *s, json_t *records)
+/* Turns one GetRecords page (r->page, in body) into documents, in stream
+ * order, parsing one record at a time.  Returns the number of records taken,
+ * or -EPROTO when a record is not JSON: the records before it are taken, and
+ * reading the page again skips them. */
+static long take_records(struct shard *s, const char *body)
 {
     struct reader *r = s->reader;
     struct log_ctx c = ctx_of(s);
     struct doc d;
     struct buf err;
-    size_t i, taken = 0;
-    json_t *rec;
+    size_t i;
+    long taken = 0;
 
     memset(&d, 0, sizeof(d));
     buf_init(&d.source, DOC_MAX);
     buf_init(&err, 1024);
-    json_array_foreach(records, i, rec)
-    {
+    for (i = 0; i < r->page.n; i++) {
+        json_error_t jerr;
+        json_t *rec = json_loadb(body + r->page.span[i].off, r->page.span[i].len, 0, &jerr);
         json_t *dyn = json_object_get(rec, "dynamodb");
         const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
         int64_t created;
@@ -363,13 +373,22 @@ static size_t take_records(struct shard *s, json_t *records)
         uint64_t version;
         int64_t ticket;
 
+        if (!rec) {
+            logc_warn(&c, "record %zu of a GetRecords page is not JSON (%s at byte %d); "
+                          "reading the page again", i, jerr.text, jerr.position);
+            taken = -EPROTO;
+            break;
+        }
         if (!seq || !seqnum_valid(seq)) {
             logc_error(&c, "record %zu of a GetRecords page has no valid SequenceNumber; skipped",
                        i);
+            json_decref(rec);
             continue;
         }
-        if (s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0)
+        if (s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0) {
+            json_decref(rec);
             continue; /* seen already (a renewed iterator overlaps) */
+        }
         buf_reset(&err);
         tr = transform_record(&r->tf, rec, &d, &err);
         /* The time as transform_record checked it (0 when it is not a
@@ -381,6 +400,7 @@ static size_t take_records(struct shard *s, json_t *records)
         ticket = ack_push(s->ack, seq, &s->ver);
         if (ticket < 0) {
             logc_error(&c, "record %s: cannot track it (%s); skipped", seq, strerror((int)-ticket));
+            json_decref(rec);
             continue;
         }
         memcpy(s->last_read, seq, strlen(seq) + 1);
@@ -412,6 +432,7 @@ static size_t take_records(struct shard *s, json_t *records)
                         err.ptr ? err.ptr : "malformed record", ticket);
             break;
         }
+        json_decref(rec);
     }
     buf_close(&d.source);
     buf_close(&err);
@@ -551,12 +572,15 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
 {
     struct shard *s = arg;
     struct reader *r = s->reader;
+    struct app *app = r->app;
     struct log_ctx c = ctx_of(s);
-    json_t *records;
     const char *next;
-    size_t taken;
+    size_t nrecords;
+    long taken;
+    int rc;
 
     s->call = NULL;
+    app->reads--;
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
         return;
     r->stats.getrecords_calls++;
@@ -564,10 +588,17 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
     r->stats.throttled += (uint64_t)rep->throttled;
     switch (rep->cls) {
     case DDB_OK:
+        rc = records_scan(rep->body, rep->body_len, &r->page);
+        taken = rc < 0 ? rc : take_records(s, rep->body);
+        if (taken < 0) {
+            if (rc < 0)
+                logc_warn(&c, "GetRecords reply unusable (%s), retrying", strerror(-rc));
+            backoff_error(s);
+            break;
+        }
         s->failures = 0;
-        records = json_object_get(rep->json, "Records");
-        next = json_string_value(json_object_get(rep->json, "NextShardIterator"));
-        taken = take_records(s, records);
+        next = r->page.next_iter;
+        nrecords = r->page.n;
         if (taken) {
             s->from_horizon_fresh = false;
             if (s->loss_open)
@@ -579,21 +610,20 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         set_iterator(s, next);
         if (!next)
             s->at_end = true;
-        if (json_array_size(records) > 0) {
+        if (nrecords > 0) {
             s->behind = r->app->now() - s->page_newest > BEHIND_S;
             s->empty_streak = 0;
             /* A short page means this shard has caught up: send what it
              * read now instead of waiting for flush_interval.  Full pages
              * (a backlog) keep filling batches. */
-            if (json_array_size(records) < GETRECORDS_LIMIT && !s->behind)
+            if (nrecords < GETRECORDS_LIMIT && !s->behind)
                 sink_flush(r->app->sink);
         }
         if (s->fetch && s->fetch->n) {
             set_state(s, SH_FETCH_ITEMS);
         } else if (!next) {
             set_state(s, SH_DRAIN);
-        } else if (json_array_size(records) > 0 ||
-                   (s->behind && ++s->empty_streak <= BEHIND_EMPTY_MAX)) {
+        } else if (nrecords > 0 || (s->behind && ++s->empty_streak <= BEHIND_EMPTY_MAX)) {
             /* Records flow, or we are far behind and an empty page may just
              * be a gap in the shard (REFERENCE.md Streams fact 2): go on. */
             s->backoff_ms = 0;
@@ -649,20 +679,76 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         break;
     }
     drive(s);
+    read_slots_free(app);
 }
 
 static int start_get_records(struct shard *s)
 {
+    /* Not parsed as a whole: take_records parses one record at a time. */
+    static const struct ddb_call_opts raw = { .raw = true };
     json_t *body = json_pack("{s:s, s:i}", "ShardIterator", s->iterator, "Limit", GETRECORDS_LIMIT);
 
     s->call = body ? ddb_call(s->reader->app->aws, AWS_STREAMS, "GetRecords", body,
-                              on_get_records, s, NULL)
+                              on_get_records, s, &raw)
                    : NULL;
     if (!s->call) {
         backoff_error(s);
         return -ENOMEM;
     }
+    s->reader->app->reads++;
     return 0;
+}
+
+/* ---- the read slots --------------------------------------------------- */
+
+static void read_wait(struct shard *s)
+{
+    struct app *app = s->reader->app;
+
+    if (s->read_waiting)
+        return;
+    s->read_waiting = true;
+    s->read_wait_next = NULL;
+    if (app->read_wait_tail)
+        app->read_wait_tail->read_wait_next = s;
+    else
+        app->read_wait_head = s;
+    app->read_wait_tail = s;
+}
+
+static void read_unwait(struct shard *s)
+{
+    struct app *app;
+    struct shard **link, *prev = NULL;
+
+    if (!s->read_waiting)
+        return;
+    app = s->reader->app;
+    link = &app->read_wait_head;
+    while (*link && *link != s) {
+        prev = *link;
+        link = &(*link)->read_wait_next;
+    }
+    if (*link)
+        *link = s->read_wait_next;
+    if (app->read_wait_tail == s)
+        app->read_wait_tail = prev;
+    s->read_waiting = false;
+    s->read_wait_next = NULL;
+}
+
+/* A slot came free: the longest-waiting shards read, while the sink has room. */
+static void read_slots_free(struct app *app)
+{
+    struct shard *s;
+
+    while (app->reads < SHARD_READS_MAX && (s = app->read_wait_head) && !sink_full(app->sink)) {
+        read_unwait(s);
+        if (s->state == SH_PAUSED) {
+            set_state(s, SH_GET_RECORDS);
+            drive(s);
+        }
+    }
 }
 
 /* ---- the drive loop --------------------------------------------------- */
@@ -698,6 +784,11 @@ static void drive(struct shard *s)
                 break;
             }
             if (sink_full(s->reader->app->sink)) {
+                set_state(s, SH_PAUSED);
+                return;
+            }
+            if (s->reader->app->reads >= SHARD_READS_MAX) {
+                read_wait(s);
                 set_state(s, SH_PAUSED);
                 return;
             }
@@ -787,6 +878,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 void shard_stop(struct shard *s)
 {
+    read_unwait(s);
     set_state(s, SH_STOPPED);
     if (s->call)
         ddb_cancel(s->call);

@@ -45,6 +45,8 @@ enum shard_start { START_TRIM_HORIZON, START_LATEST, START_AFTER_SEQ };
 struct shard {
     struct reader *reader;
     struct shard *next;          /* the reader's list */
+    struct shard *read_wait_next; /* the app's queue of shards waiting to read */
+    bool read_waiting;
     char *id;
     char *parent_id;
     char *arn;                   /* the stream it belongs to */

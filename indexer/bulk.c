@@ -50,7 +50,7 @@ int bulk_json_string(struct buf *out, const char *s, size_t len)
 
 int bulk_append(struct buf *out, const struct doc *d, const char *version_type)
 {
-    size_t mark = out->len;
+    size_t mark = out->len, want;
     int rc;
 
     if (!d->index || !*d->index || d->id_len == 0 || d->id_len > DOC_ID_MAX)
@@ -59,8 +59,11 @@ int bulk_append(struct buf *out, const struct doc *d, const char *version_type)
         return -EINVAL;
     if (d->version > INT64_MAX)
         return -ERANGE;
-    rc = buf_reserve(out, 64 + strlen(d->index) + d->id_len +
-                              (d->op == DOC_INDEX ? d->source.len + 1 : 0));
+    /* The whole action at once (the fixed text, a 20-digit version and the
+     * version type take < 128 bytes): one allocation unless escapes grow it. */
+    want = 128 + strlen(d->index) + d->id_len + (version_type ? strlen(version_type) : 0) +
+           (d->op == DOC_INDEX ? d->source.len + 1 : 0);
+    rc = buf_reserve(out, want < out->max - out->len ? want : out->max - out->len);
     if (rc == 0)
         rc = buf_puts(out, d->op == DOC_INDEX ? "{\"index\":{\"_index\":" : "{\"delete\":{\"_index\":");
     if (rc == 0)

@@ -87,7 +87,7 @@ Test(config, example_loads_with_documented_defaults)
     cr_assert_str_eq(cfg.daemon.metrics_listen, "127.0.0.1:9108");
     cr_assert_eq(cfg.daemon.shutdown_timeout_ms, 20000);
     cr_assert_eq(cfg.daemon.checkpoint_interval_ms, 5000);
-    cr_assert_eq(cfg.daemon.max_queue_bytes, 64u << 20);
+    cr_assert_eq(cfg.daemon.max_queue_bytes, 16u << 20);
     cr_assert_null(cfg.aws.region);
     cr_assert_null(cfg.aws.profile);
     cr_assert_null(cfg.aws.endpoint);

@@ -70,6 +70,7 @@ struct fakehttp {
     struct fake_req **reqs;
     size_t nreqs, reqs_cap;
     size_t nconn;
+    bool forget;            /* requests are not kept (fake_forget_requests) */
     char **strs;            /* fake_req_header results, freed by fake_stop */
     size_t nstrs, strs_cap;
 
@@ -445,7 +446,7 @@ static bool conn_process(struct fakehttp *f, struct conn *c)
 {
     while (c->state == C_READ) {
         struct fake_req req;
-        bool hdr_done;
+        bool hdr_done, forget;
         long used;
 
         memset(&req, 0, sizeof(req));
@@ -472,7 +473,17 @@ static bool conn_process(struct fakehttp *f, struct conn *c)
         c->sent_continue = false;
         c->head = strcmp(req.method, "HEAD") == 0;
         c->close_after = header_is(req.headers, strlen(req.headers), "Connection", "close");
-        choose_reply(f, record(f, &req), &c->reply);
+        pthread_mutex_lock(&f->mu);
+        forget = f->forget;
+        pthread_mutex_unlock(&f->mu);
+        if (forget) {
+            choose_reply(f, &req, &c->reply);
+            free(req.path);
+            free(req.headers);
+            free(req.body);
+        } else {
+            choose_reply(f, record(f, &req), &c->reply);
+        }
         if (c->reply.action == FAKE_HANG) {
             reply_clear(&c->reply);
             c->state = C_HANG;
@@ -788,6 +799,13 @@ void fake_reply_file(struct fakehttp *f, int status, const char *path)
         r.body = "";
     fake_reply_ex(f, &r);
     free(data);
+}
+
+void fake_forget_requests(struct fakehttp *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->forget = true;
+    pthread_mutex_unlock(&f->mu);
 }
 
 void fake_set_handler(struct fakehttp *f, fake_handler *h, void *arg)

@@ -43,6 +43,9 @@ void fake_reply(struct fakehttp *f, int status, const char *body);
 void fake_reply_ex(struct fakehttp *f, const struct fake_reply *r);
 void fake_reply_file(struct fakehttp *f, int status, const char *path);
 void fake_set_handler(struct fakehttp *f, fake_handler *h, void *arg);
+/* From now on requests are answered but not kept (a long-running server,
+ * e.g. a benchmark's stand-in): fake_nreq and fake_req see none of them. */
+void fake_forget_requests(struct fakehttp *f);
 size_t fake_nreq(struct fakehttp *f);
 /* The i-th request (copy owned by f, valid until fake_stop). NULL if none. */
 const struct fake_req *fake_req(struct fakehttp *f, size_t i);

@@ -1,0 +1,252 @@
+#!/bin/bash
+# The record path measured against in-memory stand-ins (not a test): no
+# DynamoDB Local, so the figures are ddb2es's own.  Deterministic inputs
+# (bench/corpus, fixed seed); every figure is the median of RUNS runs with
+# the min-max.  See bench/RESULTS.md for what each step means.
+#
+# Usage: bench/records.sh STEP...   (default: all)
+#   ceilings      jansson ceiling (bench/ceiling) on the 100k corpus; the
+#                 sink's (searchd --discard) and the Streams stand-in's
+#                 (bench/streamsd) own ceilings, measured with bench/httpload
+#   replay        ddb2es replay --file of the 100k and 1M corpora into the sink
+#   run:SHARDS    ddb2es run against the stand-in with SHARDS shards (100k
+#                 records): catch-up, CPU, peak RSS, then the added latency of
+#                 records released on idle shards (stand-in -> sink)
+#   idle          64 idle shards for 60 s: GetRecords per idle shard-hour, then
+#                 records written after an idle minute: release -> sink
+#   stall         1,024 shards, 100k records, the sink stalled for 60 s: peak RSS
+# Environment: BUILD (build), RUNS (5), DATA (BUILD/bench-data: corpora).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+BUILD=${BUILD:-build}
+RUNS=${RUNS:-5}
+DATA=${DATA:-$BUILD/bench-data}
+B=$BUILD/bench
+make -s all tools "$B/corpus" "$B/ceiling" "$B/streamsd" "$B/httpload" BUILD="$BUILD" >/dev/null
+mkdir -p "$DATA"
+work=$(mktemp -d "${TMPDIR:-/tmp}/ddb2es-records.XXXXXX")
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
+
+corpus() { # N -> path
+    local f="$DATA/corpus-$1.jsonl"
+    [ -s "$f" ] || "$B/corpus" "$1" >"$f"
+    echo "$f"
+}
+
+# "median (min-max)" of the numbers on stdin.
+stat3() { sort -g | awk '{v[NR]=$1} END {m = NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2;
+                                        printf "%.6g (%.6g-%.6g)", m, v[1], v[NR]}'; }
+
+wait_port() { for _ in $(seq 600); do [ -s "$1" ] && { cat "$1"; return; }; sleep 0.05; done; exit 1; }
+
+start_searchd() { # -> url; pid in $searchd_pid
+    rm -f "$work/search.port"
+    "$BUILD/tools/searchd" --discard --port-file "$work/search.port" 2>/dev/null &
+    searchd_pid=$!; pids+=("$searchd_pid")
+    search=http://127.0.0.1:$(wait_port "$work/search.port")
+}
+
+start_streamsd() { # RECORDS SHARDS; sets streams
+    rm -f "$work/streams.port"
+    "$B/streamsd" --corpus "$(corpus 100000)" --limit "$1" --shards "$2" \
+        --port-file "$work/streams.port" 2>/dev/null &
+    streamsd_pid=$!; pids+=("$streamsd_pid")
+    streams=http://127.0.0.1:$(wait_port "$work/streams.port")
+}
+
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+free_port() { while :; do p=$((20000 + RANDOM % 40000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo $p; return; }; done; }
+
+conf() { # name [extra [sink] lines]: writes $work/name.conf, sets metrics_port; defaults otherwise
+    rm -rf "$work/$1"
+    mkdir -p "$work/$1"
+    metrics_port=$(free_port)
+    cat >"$work/$1.conf" <<CONF
+[daemon]
+state_dir = $work/$1
+log_level = warn
+metrics_listen = 127.0.0.1:$metrics_port
+[aws]
+region = us-east-1
+endpoint = ${streams:-http://127.0.0.1:9}
+[sink]
+url = $search
+auth = none
+${2:-}
+[table posts]
+index = posts
+CONF
+}
+
+metric() { curl -s "http://127.0.0.1:$metrics_port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+jfield() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+sd_stat() { curl -s "$streams/_streamsd/stats" | jfield "$1"; }
+indexed() { curl -s "$search/_double/stats" | sed -n 's/.*"index":\([0-9]*\).*/\1/p'; }
+now_ms() { date +%s%3N; }
+cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+hwm_mb() { awk '/VmHWM/ {printf "%.1f\n", $2 / 1024}' "/proc/$1/status"; }
+
+# Releases K probe records and prints (sink arrival - last probe handed out)
+# in ms, then (sink arrival - release) in ms.
+probe() { # K
+    local base t0 t1 last
+    base=$(indexed)
+    t0=$(now_ms)
+    curl -s -o /dev/null -X POST -d "{\"count\":$1}" "$streams/_streamsd/release"
+    while [ "$(indexed)" -lt $((base + $1)) ]; do sleep 0.01; done
+    t1=$(now_ms)
+    last=$(sd_stat last_probe_served_ms)
+    echo "$((t1 - last)) $((t1 - t0))"
+}
+
+step_ceilings() {
+    local c100k r
+    c100k=$(corpus 100000)
+    echo "== jansson ceiling (bench/ceiling) on the 100k corpus ($(du -m "$c100k" | cut -f1) MB)"
+    for _ in $(seq "$RUNS"); do "$B/ceiling" "$c100k"; done | tee "$work/ceil"
+    echo "records/CPU-s: $(awk '{print $10}' "$work/ceil" | stat3)  records/s: $(awk '{print $8}' "$work/ceil" | stat3)"
+
+    echo "== sink ceiling: searchd --discard, 1000-action bodies from the corpus, 2 connections, 5 s"
+    "$B/ceiling" "$c100k" "$work/bulk.ndjson" 1000 >/dev/null
+    for _ in $(seq "$RUNS"); do
+        start_searchd
+        "$B/httpload" "$search/_bulk?filter_path=errors,items.*.status,items.*.error" \
+            "$work/bulk.ndjson" 2 5 "Content-Type: application/x-ndjson"
+        stop "$searchd_pid"
+    done | tee "$work/sinkc"
+    echo "actions/s: $(awk '{print $6 * 1000}' "$work/sinkc" | stat3)"
+
+    echo "== Streams stand-in ceiling: GetRecords pages (1000 records or 1 MB), 2 connections, 5 s"
+    echo '{"ShardIterator":"0/0","Limit":1000}' >"$work/gr.json"
+    start_streamsd 100000 1
+    per_page=$(curl -s -H "X-Amz-Target: DynamoDBStreams_20120810.GetRecords" \
+        --data-binary @"$work/gr.json" "$streams/" | grep -o '"eventID"' | wc -l)
+    echo "records per page: $per_page"
+    for _ in $(seq "$RUNS"); do
+        "$B/httpload" "$streams/" "$work/gr.json" 2 5 \
+            "X-Amz-Target: DynamoDBStreams_20120810.GetRecords" \
+            "Content-Type: application/x-amz-json-1.0"
+    done | tee "$work/stc"
+    stop "$streamsd_pid"
+    echo "records/s: $(awk -v k="$per_page" '{print $6 * k}' "$work/stc" | stat3)"
+}
+
+step_replay() {
+    if ! ./ddb2es replay --help >/dev/null 2>&1; then
+        echo "== replay: this ddb2es has no replay command yet; skipped"
+        return
+    fi
+    for n in 100000 1000000; do
+        local f
+        f=$(corpus "$n")
+        echo "== replay --file of $n records into searchd --discard"
+        : >"$work/replay.txt"
+        for _ in $(seq "$RUNS"); do
+            start_searchd
+            streams=
+            conf replay
+            /usr/bin/time -f "%e %U %S %M" -o "$work/t" \
+                ./ddb2es replay -c "$work/replay.conf" --table posts --file "$f" --format stream --key author,ts \
+                >/dev/null 2>"$work/replay.log" || { tail -3 "$work/replay.log"; return 1; }
+            stop "$searchd_pid"
+            read -r wall user sys rss <"$work/t"
+            echo "$n $wall $(echo "$user + $sys" | bc) $rss" | tee -a "$work/replay.txt"
+        done
+        echo "records/s: $(awk '{print $1 / $2}' "$work/replay.txt" | stat3)" \
+             " records/CPU-s: $(awk '{print $1 / $3}' "$work/replay.txt" | stat3)" \
+             " peak RSS MB: $(awk '{print $4 / 1024}' "$work/replay.txt" | stat3)"
+    done
+}
+
+step_run() { # SHARDS
+    local shards=$1 n=100000
+    echo "== run: $n records in $shards shards, defaults (flush_interval 1s, concurrency 2)"
+    : >"$work/run.txt"; : >"$work/lat.txt"
+    for _ in $(seq "$RUNS"); do
+        start_searchd
+        start_streamsd "$n" "$shards"
+        local t0 t1 d
+        t0=$(now_ms)
+        conf run; ./ddb2es run -c "$work/run.conf" 2>"$work/run.log" & d=$!; pids+=($d)
+        while [ "$(sd_stat served)" != "$n" ] || [ "$(metric ddb2es_sink_queued_docs)" != 0 ]; do
+            kill -0 $d || { tail -3 "$work/run.log"; return 1; }
+            sleep 0.05
+        done
+        t1=$(now_ms)
+        echo "$n $(( t1 - t0 )) $(cpu_s $d) $(hwm_mb $d)" | tee -a "$work/run.txt"
+        # Added latency: a record on every shard (at most 64 at a time),
+        # released once the shards are idle.
+        sleep 5
+        for _ in 1 2 3; do
+            probe $(( shards < 64 ? shards : 64 )) | tee -a "$work/lat.txt"
+            sleep 3
+        done
+        echo "peak RSS after the probes: $(hwm_mb $d) MB"
+        stop $d; stop "$streamsd_pid"; stop "$searchd_pid"
+    done
+    echo "records/s: $(awk '{print $1 * 1000 / $2}' "$work/run.txt" | stat3)" \
+         " records/CPU-s: $(awk '{print $1 / $3}' "$work/run.txt" | stat3)" \
+         " peak RSS MB (catch-up): $(awk '{print $4}' "$work/run.txt" | stat3)"
+    echo "added latency ms (last probe handed out -> all in the sink): $(awk '{print $1}' "$work/lat.txt" | stat3)" \
+         " release -> sink ms: $(awk '{print $2}' "$work/lat.txt" | stat3)"
+}
+
+step_idle() {
+    local shards=64 d c0 c1
+    echo "== idle: $shards idle shards for 60 s (defaults: idle_poll_interval 2s), then writes after idle minutes"
+    start_searchd
+    start_streamsd 0 "$shards"
+    conf idle; ./ddb2es run -c "$work/idle.conf" 2>"$work/idle.log" & d=$!; pids+=($d)
+    sleep 10
+    c0=$(sd_stat getrecords)
+    sleep 60
+    c1=$(sd_stat getrecords)
+    echo "$((c1 - c0)) GetRecords in 60 s on $shards shards = $(( (c1 - c0) * 60 / shards )) per idle shard-hour"
+    : >"$work/idle.txt"
+    for _ in $(seq "$RUNS"); do
+        probe 1 | tee -a "$work/idle.txt"
+        sleep 60
+    done
+    echo "write after an idle minute -> sink ms: $(awk '{print $2}' "$work/idle.txt" | stat3)"
+    echo "peak RSS: $(hwm_mb $d) MB"
+    stop $d; stop "$streamsd_pid"; stop "$searchd_pid"
+}
+
+step_stall() {
+    local shards=1024 n=100000 d
+    echo "== stall: $n records in $shards shards, every bulk request held for 60 s"
+    : >"$work/stall.txt"
+    for _ in $(seq "$RUNS"); do
+        start_searchd
+        curl -s -o /dev/null -X POST -H 'Content-Type: application/json' \
+            -d '{"match":"bulk","count":-1,"delay_ms":60000}' "$search/_double/faults"
+        start_streamsd "$n" "$shards"
+        conf stall; ./ddb2es run -c "$work/stall.conf" 2>"$work/stall.log" & d=$!; pids+=($d)
+        sleep 60
+        echo "queued $(metric ddb2es_sink_queued_bytes) bytes, $(metric ddb2es_sink_inflight_bytes) in flight; peak RSS $(hwm_mb $d) MB"
+        hwm_mb $d >>"$work/stall.txt"
+        stop $d; stop "$streamsd_pid"; stop "$searchd_pid"
+    done
+    echo "peak RSS MB with the sink stalled: $(stat3 <"$work/stall.txt")"
+}
+
+echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg), RUNS=$RUNS"
+[ $# -gt 0 ] || set -- ceilings replay run:1 run:64 run:1024 idle stall
+for s in "$@"; do
+    case $s in
+    ceilings) step_ceilings ;;
+    replay)   step_replay ;;
+    run:*)    step_run "${s#run:}" ;;
+    idle)     step_idle ;;
+    stall)    step_stall ;;
+    *)        echo "unknown step $s" >&2; exit 64 ;;
+    esac
+done
