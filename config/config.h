@@ -74,6 +74,7 @@ struct config {
         int64_t checkpoint_interval_ms; /* debounce of checkpoint writes */
         size_t max_queue_bytes;         /* memory cap between readers and the sink */
         int64_t idle_poll_interval_ms;  /* longest wait between reads of an idle shard */
+        int read_concurrency;           /* GetRecords in flight over all shards */
         int64_t shard_list_interval_ms; /* DescribeStream again */
         int64_t stream_check_interval_ms; /* DescribeTable again (new stream ARN) */
     } daemon;

@@ -26,10 +26,10 @@
 #define BEHIND_EMPTY_MAX 5    /* empty pages read straight on while behind */
 #define BATCHGET_MAX 100      /* keys per BatchGetItem */
 #define DOC_MAX (16u << 20)   /* a document; items are at most 400 KB, JSON grows some */
-/* GetRecords in flight over all shards.  A reply (up to 1 MB) lands in the
- * sink's queue whatever its fill, so more at once would let a thousand
- * shards pass max_queue_bytes by a page each; a few keep the loop busy. */
-#define SHARD_READS_MAX 4
+/* GetRecords in flight over all shards ([daemon] read_concurrency).  A reply
+ * (up to 1 MB) lands in the sink's queue whatever its fill, so an unbounded
+ * number would let a thousand shards pass max_queue_bytes by a page each. */
+#define SHARD_READS_MAX(app) ((unsigned)(app)->cfg->daemon.read_concurrency)
 
 static const char *const state_name[SH_NSTATES] = {
     [SH_WAIT_PARENT] = "wait-parent", [SH_GET_ITER] = "get-iterator",
@@ -742,7 +742,7 @@ static void read_slots_free(struct app *app)
 {
     struct shard *s;
 
-    while (app->reads < SHARD_READS_MAX && (s = app->read_wait_head) && !sink_full(app->sink)) {
+    while (app->reads < SHARD_READS_MAX(app) && (s = app->read_wait_head) && !sink_full(app->sink)) {
         read_unwait(s);
         if (s->state == SH_PAUSED) {
             set_state(s, SH_GET_RECORDS);
@@ -787,7 +787,7 @@ static void drive(struct shard *s)
                 set_state(s, SH_PAUSED);
                 return;
             }
-            if (s->reader->app->reads >= SHARD_READS_MAX) {
+            if (s->reader->app->reads >= SHARD_READS_MAX(s->reader->app)) {
                 read_wait(s);
                 set_state(s, SH_PAUSED);
                 return;
