@@ -83,7 +83,7 @@ static const struct option global_opts[] = {
     { "daemon", "idle_poll_interval", T_DURATION, "2s", 100, MINUTE,
       G(daemon.idle_poll_interval_ms), NULL, NULL,
       "longest wait between GetRecords calls on an idle shard (each call is billed)" },
-    { "daemon", "read_concurrency", T_INT, "16", 1, 1024, G(daemon.read_concurrency), NULL, NULL,
+    { "daemon", "read_concurrency", T_INT, "8", 1, 1024, G(daemon.read_concurrency), NULL, NULL,
       "GetRecords requests in flight over all shards (each reply can add up to 1 MB)" },
     { "daemon", "shard_list_interval", T_DURATION, "60s", 1 * SEC, HOUR,
       G(daemon.shard_list_interval_ms), NULL, NULL,
