@@ -871,6 +871,40 @@ Test(sink, gzip_body_is_the_exact_ndjson)
     cr_assert_eq(close_all(1000), 0);
 }
 
+/* Bodies are compressed in the thread pool; a stop whose deadline passes
+ * meanwhile reports the batch's actions as canceled (not finished), sends
+ * nothing afterwards, and the loop still closes cleanly. */
+Test(sink, a_stop_while_a_body_is_compressed_cancels_it_cleanly)
+{
+    struct sink_opts o = opts();
+    enum { N = 250, LEN = 24000 }; /* 6 MB: tens of ms to compress */
+    char *src = calloc(1, LEN + 1), id[16];
+    size_t canceled = 0;
+
+    strcpy(src, "{\"t\":\"");
+    for (size_t i = 6; i < LEN - 2; i++)
+        src[i] = (char)('a' + (i * 7919) % 26); /* not trivially compressible */
+    strcpy(src + LEN - 2, "\"}");
+    o.gzip = true;
+    o.bulk_max_actions = 1000;
+    o.bulk_max_bytes = 16 << 20;
+    o.max_queue_bytes = 1 << 26;
+    start(&o);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "d%d", i);
+        submit(DOC_INDEX, id, 1, src, (uint64_t)i);
+    }
+    sink_flush(snk); /* the 6 MB body goes to the thread pool */
+    sclosed = 0;
+    sink_close(snk, 0, on_closed, &sclosed);
+    cr_assert_eq(finish_close(), 0);
+    cr_assert_eq(got.n, N);
+    for (size_t i = 0; i < got.n; i++)
+        canceled += got.outcome[i] == SINK_CANCELED;
+    cr_assert_eq(canceled, N, "%zu of %d canceled", canceled, N);
+    free(src);
+}
+
 Test(sink, basic_auth_header)
 {
     struct sink_opts o = opts();
