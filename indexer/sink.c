@@ -398,6 +398,27 @@ static int build_body(struct batch *b, struct buf *out)
 
 static void on_bulk_done(struct http_req *req, int err, void *arg);
 
+/* A batch in the inflight list that was not sent: canceled by the deadline
+ * (its items were reported then) it is dropped, else it goes again later. */
+static void drop_canceled(struct sink *s, struct batch *b)
+{
+    http_req_free(b->req);
+    bl_remove(&s->inflight, b);
+    s->ninflight--;
+    batch_free(b);
+    maybe_finish(s);
+}
+
+static void retry_unsent(struct sink *s, struct batch *b)
+{
+    http_req_free(b->req);
+    b->req = NULL;
+    bl_remove(&s->inflight, b);
+    s->ninflight--;
+    s->bytes_inflight -= b->bytes_all;
+    retry_whole(s, b);
+}
+
 static void send_req(struct sink *s, struct batch *b)
 {
     int rc;
@@ -407,12 +428,9 @@ static void send_req(struct sink *s, struct batch *b)
     rc = http_send(s->http, b->req, on_bulk_done, b);
     if (rc < 0) {
         log_warn("bulk request not sent: %s", strerror(-rc));
-        b->req = NULL;
-        bl_remove(&s->inflight, b);
-        s->ninflight--;
-        s->bytes_inflight -= b->bytes_all;
+        b->req = NULL; /* http_send freed it */
         s->st.bulk_requests[SINK_REQ_NET]++;
-        retry_whole(s, b);
+        retry_unsent(s, b);
     }
 }
 
@@ -422,24 +440,15 @@ static void on_creds_bulk(const struct sigv4_key *key, int err, void *arg)
     struct sink *s = b->s;
     bool aoss = strcmp(s->o.sigv4_service, "aoss") == 0;
 
-    if (b->canceled) { /* the deadline passed meanwhile; its items were reported */
-        http_req_free(b->req);
-        bl_remove(&s->inflight, b);
-        s->ninflight--;
-        batch_free(b);
-        maybe_finish(s);
+    if (b->canceled) { /* the deadline passed meanwhile */
+        drop_canceled(s, b);
         return;
     }
     if (err == 0)
         err = http_req_sign(b->req, key, s->o.sigv4_region, s->o.sigv4_service, time(NULL), aoss);
     if (err < 0) {
         log_error("bulk request not signed: no usable AWS credentials (%s)", strerror(-err));
-        http_req_free(b->req);
-        b->req = NULL;
-        bl_remove(&s->inflight, b);
-        s->ninflight--;
-        s->bytes_inflight -= b->bytes_all;
-        retry_whole(s, b);
+        retry_unsent(s, b);
         dispatch(s);
         return;
     }
@@ -509,10 +518,7 @@ static void request_batch(struct sink *s, struct batch *b)
     if (rc < 0) {
         log_error("bulk request not built: %s", strerror(-rc));
         http_req_free(req);
-        bl_remove(&s->inflight, b);
-        s->ninflight--;
-        s->bytes_inflight -= b->bytes_all;
-        retry_whole(s, b);
+        retry_unsent(s, b);
         return;
     }
     http_req_body_ref(req, b->body.ptr, b->body.len);
@@ -543,19 +549,13 @@ static void gzip_after(uv_work_t *w, int status)
     struct sink *s = b->s;
 
     buf_close(&b->raw);
-    if (b->canceled) { /* the deadline passed meanwhile; its items were reported */
-        bl_remove(&s->inflight, b);
-        s->ninflight--;
-        batch_free(b);
-        maybe_finish(s);
+    if (b->canceled) { /* the deadline passed meanwhile */
+        drop_canceled(s, b);
         return;
     }
     if (status < 0 || b->work_rc < 0) {
         log_error("bulk body not compressed: %s", strerror(-(status < 0 ? status : b->work_rc)));
-        bl_remove(&s->inflight, b);
-        s->ninflight--;
-        s->bytes_inflight -= b->bytes_all;
-        retry_whole(s, b);
+        retry_unsent(s, b);
         dispatch(s);
         return;
     }
