@@ -180,6 +180,27 @@ static void wipe_free(char *p)
     }
 }
 
+static void on_http_closed(void *arg)
+{
+    struct clients *c = arg;
+
+    if (--c->open_http == 0 && c->closed)
+        c->closed(c->closed_arg);
+}
+
+void clients_take_down(struct clients *c, struct app *app, void (*closed)(void *arg), void *arg)
+{
+    aws_free(app->aws);
+    app->aws = NULL;
+    creds_free(app->creds);
+    app->creds = NULL;
+    c->closed = closed;
+    c->closed_arg = arg;
+    c->open_http = 2;
+    http_close(app->http, on_http_closed, c);
+    http_close(app->sink_http, on_http_closed, c);
+}
+
 void clients_close(struct clients *c)
 {
     wipe_free(c->password);

@@ -19,6 +19,9 @@ struct clients {
     char region[64];
     struct aws_settings aws_settings;
     char *password, *api_key; /* the sink's secrets: never logged */
+    unsigned open_http;       /* clients_take_down: HTTP clients still closing */
+    void (*closed)(void *arg);
+    void *closed_arg;
 };
 
 /* Sets app->http, app->sink_http, app->creds, app->aws and app->sink (with
@@ -30,6 +33,10 @@ struct clients {
  * clients_close(c). */
 int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_done_cb *done,
                  sink_resume_cb *resume, void *arg);
+/* Frees app->aws and app->creds and closes app->http and app->sink_http
+ * (their requests end with -ECANCELED); closed(arg) runs, on the loop, once
+ * both are closed.  The sink must be closed before. */
+void clients_take_down(struct clients *c, struct app *app, void (*closed)(void *arg), void *arg);
 /* Wipes and frees the secrets and the settings.  Zeroed c is fine. */
 void clients_close(struct clients *c);
 

@@ -110,7 +110,6 @@ struct replay {
     bool tty, stopping, closing_done;
     int exit_code;
     char why[1024];         /* the one line printed for a non-zero exit */
-    int http_closed;
     /* counters */
     uint64_t read, indexed, skipped, dlq, dropped, errors, done_before;
     /* scan */
@@ -174,12 +173,11 @@ static void close_cb_walk(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-static void on_http_closed(void *arg)
+static void on_clients_closed(void *arg)
 {
     struct replay *rp = arg;
 
-    if (++rp->http_closed == 2)
-        uv_walk(rp->app.loop, close_cb_walk, NULL);
+    uv_walk(rp->app.loop, close_cb_walk, NULL);
 }
 
 static void take_down(struct replay *rp)
@@ -191,12 +189,7 @@ static void take_down(struct replay *rp)
     rp->closing_done = true;
     if (rp->progress_path && !rp->o->dry_run)
         save_progress(rp); /* synchronously: the loop is quiet now */
-    aws_free(app->aws);
-    app->aws = NULL;
-    creds_free(app->creds);
-    app->creds = NULL;
-    http_close(app->http, on_http_closed, rp);
-    http_close(app->sink_http, on_http_closed, rp);
+    clients_take_down(&rp->clients, app, on_clients_closed, rp);
 }
 
 static void on_sink_closed(void *arg)

@@ -35,7 +35,6 @@ struct run {
     struct health *health;   /* sd_notify, /healthz, /readyz */
     struct metrics *metrics; /* NULL when metrics_listen is empty */
     int lock_fd;
-    int http_closed;
     bool checking;       /* `ddb2es check`: probe, then stop */
     int exit_code;
     unsigned readers_running;
@@ -98,12 +97,10 @@ static void close_handle(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
-static void on_http_closed(void *arg)
+static void on_clients_closed(void *arg)
 {
     struct run *run = arg;
 
-    if (++run->http_closed < 2)
-        return;
     close_handle((uv_handle_t *)&run->sigterm);
     close_handle((uv_handle_t *)&run->sigint);
     close_handle((uv_handle_t *)&run->ckpt_timer);
@@ -138,12 +135,7 @@ static void finish(struct run *run)
     } else {
         app->checkpoint_writes++;
     }
-    aws_free(app->aws);
-    app->aws = NULL;
-    creds_free(app->creds);
-    app->creds = NULL;
-    http_close(app->http, on_http_closed, run);
-    http_close(app->sink_http, on_http_closed, run);
+    clients_take_down(&run->clients, app, on_clients_closed, run);
 }
 
 static void wait_for_save(uv_timer_t *t)
