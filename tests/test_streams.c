@@ -361,6 +361,59 @@ Test(streams, readers_pause_while_the_sink_is_full)
     fsw_teardown(&w);
 }
 
+/* SPEC [daemon] read_concurrency: at most that many GetRecords are in flight
+ * over all shards.  The stand-in holds every GetRecords reply 100 ms, so
+ * shards waiting for a read overlap there; more shards than the cap, each
+ * with records, then idle, then each written once more: every shard's
+ * records arrive (none starves in the queue for a read), and the most
+ * GetRecords the stand-in saw in flight at once is the cap, not more and
+ * not less. */
+static void read_cap(unsigned cap, int nshards)
+{
+    struct fsworld w;
+    char extra[64], id[32], why[256];
+    int shards[64];
+
+    cr_assert_leq(nshards, 64);
+    fsw_setup(&w, NULL);
+    for (int i = 0; i < nshards; i++) {
+        shards[i] = fs_add_shard(w.fs, -1, false);
+        for (int r = 0; r < 5; r++) {
+            snprintf(id, sizeof(id), "s%02d-r%d", i, r);
+            fs_put(w.fs, shards[i], "INSERT", id, "1", (int64_t)time(NULL));
+        }
+    }
+    fs_delay(w.fs, FS_GET_RECORDS, 100);
+    snprintf(extra, sizeof(extra), "read_concurrency = %u\n", cap);
+    fsw_start(&w, extra, NULL);
+    cr_assert(fsw_wait_matches(&w, shards, (size_t)nshards, 30000, why, sizeof(why)),
+              "every shard's records were indexed: %s", why);
+    /* Now every shard is idle, polled in turn through the same slots. */
+    for (int i = 0; i < nshards; i++) {
+        snprintf(id, sizeof(id), "s%02d-r0", i);
+        fs_put(w.fs, shards[i], "MODIFY", id, "2", (int64_t)time(NULL));
+    }
+    cr_assert(fsw_wait_matches(&w, shards, (size_t)nshards, 30000, why, sizeof(why)),
+              "records written to idle shards were indexed: %s", why);
+    cr_expect_leq(fs_max_inflight(w.fs, FS_GET_RECORDS), cap,
+                  "at most read_concurrency = %u GetRecords in flight, saw %u", cap,
+                  fs_max_inflight(w.fs, FS_GET_RECORDS));
+    cr_expect_geq(fs_max_inflight(w.fs, FS_GET_RECORDS), cap,
+                  "with %d shards waiting, %u GetRecords were in flight at once, saw %u",
+                  nshards, cap, fs_max_inflight(w.fs, FS_GET_RECORDS));
+    fsw_teardown(&w);
+}
+
+Test(streams, read_concurrency_caps_getrecords_in_flight_over_all_shards)
+{
+    read_cap(3, 24);
+}
+
+Test(streams, read_concurrency_1_still_reads_every_shard)
+{
+    read_cap(1, 8);
+}
+
 /* "Bad input gets a clear error that names what and where, and loses
  * nothing": a record that cannot become a document (here a number that is
  * not one) goes to the dead-letter file; the records after it flow. */

@@ -14,6 +14,7 @@
 
 #define MAX_SHARDS 64
 #define MAX_STREAMS 4
+#define MAX_HELD 256 /* replies held at once, per op (the daemon opens at most a few connections) */
 
 #define fs_record fs_rec /* the header's type */
 
@@ -27,6 +28,13 @@ struct fs_shard {
     unsigned reads;
     unsigned long first_read_tick, end_read_tick;
     char after_seq[32];
+};
+
+/* Replies of one op held back by fs_delay: when each is due. */
+struct fs_held {
+    long delay_ms;
+    int64_t due[MAX_HELD];
+    unsigned n, max;
 };
 
 struct fs_fault {
@@ -48,6 +56,7 @@ struct fakestreams {
     size_t pad;
     struct fs_fault faults[FS_NOPS];
     unsigned calls[FS_NOPS];
+    struct fs_held held[FS_NOPS];
     unsigned long tick;
     bool verify;
     char akid[64], secret[128], token[1024];
@@ -342,6 +351,36 @@ static void get_records(struct fakestreams *fs, json_t *req, struct fake_reply *
     reply_json(out, 200, rep);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Holds the reply for the op's delay and counts the calls held now.  fakehttp
+ * sends a reply once its delay is over, from one thread that keeps reading
+ * other connections meanwhile, so a reply due no later than now is out (or
+ * about to be): one due later is a call still in flight. */
+static void hold(struct fakestreams *fs, int op, struct fake_reply *out)
+{
+    struct fs_held *h = &fs->held[op];
+    int64_t now = now_ms();
+    unsigned kept = 0;
+
+    for (unsigned i = 0; i < h->n && i < MAX_HELD; i++)
+        if (h->due[i] > now)
+            h->due[kept++] = h->due[i];
+    h->n = kept;
+    if (h->n < MAX_HELD)
+        h->due[h->n] = now + h->delay_ms;
+    h->n++;
+    if (h->n > h->max)
+        h->max = h->n;
+    out->delay_ms = h->delay_ms;
+}
+
 static void handler(const struct fake_req *req, struct fake_reply *out, void *arg)
 {
     struct fakestreams *fs = arg;
@@ -390,6 +429,8 @@ static void handler(const struct fake_req *req, struct fake_reply *out, void *ar
                             ? "com.amazon.coral.service#UnrecognizedClientException"
                             : "com.amazon.coral.service#InvalidSignatureException",
                         msg);
+            if (op < FS_NOPS)
+                hold(fs, op, out);
             pthread_mutex_unlock(&fs->mu);
             json_decref(body);
             return;
@@ -411,6 +452,8 @@ static void handler(const struct fake_req *req, struct fake_reply *out, void *ar
     } else {
         reply_error(out, 400, "com.amazon.coral.validate#ValidationException", "not modelled");
     }
+    if (op < FS_NOPS)
+        hold(fs, op, out);
     pthread_mutex_unlock(&fs->mu);
     json_decref(body);
 }
@@ -611,6 +654,23 @@ unsigned fs_calls(struct fakestreams *fs, enum fs_op op)
 
     pthread_mutex_lock(&fs->mu);
     n = fs->calls[op];
+    pthread_mutex_unlock(&fs->mu);
+    return n;
+}
+
+void fs_delay(struct fakestreams *fs, enum fs_op op, long ms)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->held[op].delay_ms = ms;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+unsigned fs_max_inflight(struct fakestreams *fs, enum fs_op op)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&fs->mu);
+    n = fs->held[op].max;
     pthread_mutex_unlock(&fs->mu);
     return n;
 }

@@ -76,6 +76,14 @@ void fs_delete_table(struct fakestreams *fs);
  * does (400 UnrecognizedClientException / InvalidSignatureException). */
 void fs_verify(struct fakestreams *fs, const char *akid, const char *secret, const char *token);
 unsigned fs_rejected(struct fakestreams *fs);
+/* From now on every reply to op (errors too) is held ms before it is sent;
+ * other connections are served meanwhile, so calls overlap as they would at
+ * the service.  0 (the default) answers at once. */
+void fs_delay(struct fakestreams *fs, enum fs_op op, long ms);
+/* The most calls of op that were in flight at the stand-in at once: received,
+ * their reply still held by fs_delay.  Counted when a call arrives; without
+ * a delay it says little (every reply leaves at once). */
+unsigned fs_max_inflight(struct fakestreams *fs, enum fs_op op);
 unsigned fs_calls(struct fakestreams *fs, enum fs_op op);
 /* GetRecords calls for one shard, and the sequence number a
  * GetShardIterator AFTER_SEQUENCE_NUMBER last asked for ("" if none). */
