@@ -737,17 +737,18 @@ static void read_unwait(struct shard *s)
     s->read_wait_next = NULL;
 }
 
-/* A slot came free: the longest-waiting shards read, while the sink has room. */
+/* A slot came free: the longest-waiting shards read, while the sink has room.
+ * Each is driven while still queued, so drive() lets it read. */
 static void read_slots_free(struct app *app)
 {
     struct shard *s;
 
     while (app->reads < SHARD_READS_MAX(app) && (s = app->read_wait_head) && !sink_full(app->sink)) {
-        read_unwait(s);
         if (s->state == SH_PAUSED) {
             set_state(s, SH_GET_RECORDS);
             drive(s);
         }
+        read_unwait(s);
     }
 }
 
@@ -787,11 +788,17 @@ static void drive(struct shard *s)
                 set_state(s, SH_PAUSED);
                 return;
             }
-            if (s->reader->app->reads >= SHARD_READS_MAX(s->reader->app)) {
+            /* First come first served: a shard that just read, and got
+             * records again, queues behind those waiting instead of keeping
+             * its slot (a busy shard would starve the others). */
+            if (s->reader->app->reads >= SHARD_READS_MAX(s->reader->app) ||
+                (s->reader->app->read_wait_head && !s->read_waiting)) {
                 read_wait(s);
                 set_state(s, SH_PAUSED);
+                read_slots_free(s->reader->app);
                 return;
             }
+            read_unwait(s);
             if (start_get_records(s) == 0)
                 return;
             break;

@@ -4,7 +4,9 @@
  * a re-enabled stream, a deleted table.  Each test names the documented
  * behaviour it imitates. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -412,6 +414,65 @@ Test(streams, read_concurrency_caps_getrecords_in_flight_over_all_shards)
 Test(streams, read_concurrency_1_still_reads_every_shard)
 {
     read_cap(1, 8);
+}
+
+/* Writes a record to one shard every 20 ms until told to stop: a shard that
+ * has new records at every read. */
+struct busy_writer {
+    struct fakestreams *fs;
+    int shard;
+    atomic_bool stop;
+    pthread_t thread;
+};
+
+static void *busy_write(void *arg)
+{
+    struct busy_writer *b = arg;
+    char id[32];
+
+    for (int i = 0; !atomic_load(&b->stop); i++) {
+        snprintf(id, sizeof(id), "busy-%d", i);
+        fs_put(b->fs, b->shard, "INSERT", id, "1", (int64_t)time(NULL));
+        usleep(20000);
+    }
+    return NULL;
+}
+
+/* The read slots are first come first served (daemon/app.h): a shard whose
+ * every read brings records takes its turn behind the shards waiting for a
+ * slot instead of keeping it.  With read_concurrency = 1, one busy shard and
+ * one quiet shard, a record written to the quiet shard while the busy one
+ * reads on still arrives. */
+Test(streams, a_busy_shard_does_not_keep_the_read_slot_from_the_others)
+{
+    struct busy_writer b = { 0 };
+    struct fsworld w;
+    char why[256];
+    int shards[2], quiet;
+    unsigned reads;
+
+    fsw_setup(&w, NULL);
+    b.fs = w.fs;
+    b.shard = shards[0] = fs_add_shard(w.fs, -1, false);
+    quiet = shards[1] = fs_add_shard(w.fs, -1, false);
+    fs_put(w.fs, quiet, "INSERT", "quiet-0", "1", (int64_t)time(NULL));
+    fs_delay(w.fs, FS_GET_RECORDS, 100);
+    fsw_start(&w, "read_concurrency = 1\n", NULL);
+    cr_assert(fsw_wait_v(&w, "quiet-0", "1", 20000));
+    cr_assert_eq(pthread_create(&b.thread, NULL, busy_write, &b), 0);
+    /* Once the busy shard has read records several times over, it is
+     * reading on; only then does the quiet shard get a record. */
+    reads = fs_shard_reads(w.fs, b.shard);
+    for (int i = 0; i < 200 && fs_shard_reads(w.fs, b.shard) < reads + 4; i++)
+        usleep(50000);
+    fs_put(w.fs, quiet, "INSERT", "quiet-1", "1", (int64_t)time(NULL));
+    cr_expect(fsw_wait_v(&w, "quiet-1", "1", 10000),
+              "the quiet shard was read while the busy one had records (%u reads, %u busy)",
+              fs_shard_reads(w.fs, quiet), fs_shard_reads(w.fs, b.shard));
+    atomic_store(&b.stop, true);
+    pthread_join(b.thread, NULL);
+    cr_expect(fsw_wait_matches(&w, shards, 2, 20000, why, sizeof(why)), "%s", why);
+    fsw_teardown(&w);
 }
 
 /* "Bad input gets a clear error that names what and where, and loses
