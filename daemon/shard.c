@@ -581,8 +581,13 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
 
     s->call = NULL;
     app->reads--;
-    if (rep->err == -ECANCELED || s->state == SH_STOPPED)
+    if (rep->err == -ECANCELED || s->state == SH_STOPPED) {
+        /* A shard stopped (its stream replaced, its table gone): the slot
+         * goes to a waiting shard of another stream. */
+        if (!app->stopping)
+            read_slots_free(app);
         return;
+    }
     r->stats.getrecords_calls++;
     /* Every throttled answer counts, also those retried within the call. */
     r->stats.throttled += (uint64_t)rep->throttled;
