@@ -36,20 +36,31 @@
 #define DEFAULT_MAX_BACKOFF_MS 30000
 #define REASON_TOO_LARGE "document larger than the engine's body limit"
 
+/* One action.  Its text (the action line, then the source line for an
+ * index) is written once, straight into the body of the batch that holds it
+ * (off, len): the body is sent as it is, without assembling a copy.  The
+ * item keeps what the dead-letter file and the logs need, and the _id in
+ * id[] (so a queued action costs its text plus ~200 bytes). */
 struct item {
-    struct doc d;          /* source moved into nd; index/table/shard stay borrowed */
-    struct buf nd;         /* the action line, then the source line for an index */
-    size_t src_off;        /* where the source line starts in nd */
+    struct sink *s;
     void *owner;
     uint64_t ticket;
-    uint32_t hash;         /* of _index and _id */
-    size_t bytes;          /* nd.len plus the bytes of the items in sup */
+    size_t off, len;       /* the action's text in its batch's body */
+    size_t src_off;        /* where the source line starts, from off */
+    size_t bytes;          /* len plus the bytes of the items in sup */
     struct item *sup;      /* earlier actions on the same _id this one replaced */
     struct item *next;     /* link in a sup chain */
     struct item *hnext;    /* link in the open batch's hash bucket */
     size_t slot;           /* position in the open batch */
     unsigned attempts;     /* per-item retries so far */
-    struct sink *s;
+    uint32_t hash;         /* of _index and _id */
+    enum doc_op op;
+    const char *index, *table, *shard; /* borrowed, as in struct doc */
+    uint64_t version, send_by;
+    int64_t created;
+    char seq[sizeof(((struct doc *)0)->seq)];
+    size_t id_len;
+    char id[];             /* id_len bytes and a NUL */
 };
 
 enum bstate { B_OPEN, B_READY, B_DELAYED, B_SIGNING, B_INFLIGHT };
@@ -59,22 +70,24 @@ struct batch {
     enum bstate state;
     struct item **items;   /* in stream order; NULL holes while open (superseded) */
     size_t n, cap, nlive;
-    size_t bytes;          /* body bytes: sum of the live items' nd.len */
+    size_t bytes;          /* body bytes: sum of the live items' len */
     size_t bytes_all;      /* with the superseded items, for the memory cap */
-    struct buf body;       /* what is sent (gzip-compressed when configured) */
+    struct buf body;       /* the NDJSON: the items' text, in place; holes (superseded,
+                              expired) are squeezed out before it is sent */
     uint64_t due;          /* B_DELAYED: uv_now() when it may go */
     unsigned attempt;      /* request-level failures of this batch */
     struct http_req *req;  /* B_INFLIGHT */
     uint64_t sent_ns;      /* uv_hrtime() when the request went out */
     bool canceled;         /* B_SIGNING when the deadline passed */
     uv_work_t work;        /* B_SIGNING with gzip: compressing in the thread pool */
-    struct buf raw;        /* the NDJSON being compressed */
+    struct buf gz;         /* the body compressed, while it is sent */
     int work_rc;
     struct batch *prev, *next;
 };
 
 struct blist {
     struct batch *head, *tail;
+    size_t n;
 };
 
 struct ping {
@@ -126,13 +139,14 @@ const double sink_bulk_bounds[SINK_BULK_NBUCKETS] = { 0.005, 0.01, 0.025, 0.05, 
 
 static void dispatch(struct sink *s);
 static void maybe_finish(struct sink *s);
-static void to_dlq(struct sink *s, struct item *it, int status, const char *type,
-                   const char *reason);
+static void to_dlq(struct sink *s, struct item *it, const char *doc, size_t doc_len, int status,
+                   const char *type, const char *reason);
 
 /* ---- lists ---- */
 
 static void bl_push(struct blist *l, struct batch *b, bool front)
 {
+    l->n++;
     b->prev = b->next = NULL;
     if (!l->head) {
         l->head = l->tail = b;
@@ -149,6 +163,7 @@ static void bl_push(struct blist *l, struct batch *b, bool front)
 
 static void bl_remove(struct blist *l, struct batch *b)
 {
+    l->n--;
     if (b->prev)
         b->prev->next = b->next;
     else
@@ -162,28 +177,70 @@ static void bl_remove(struct blist *l, struct batch *b)
 
 /* ---- items and batches ---- */
 
-static uint32_t key_hash(const struct doc *d)
+static uint32_t key_hash(const struct item *it)
 {
     uint32_t h = 2166136261u; /* FNV-1a over index, NUL, id */
 
-    for (const char *p = d->index; *p; p++)
+    for (const char *p = it->index ? it->index : ""; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
     h = (h ^ 0u) * 16777619u;
-    for (size_t i = 0; i < d->id_len; i++)
-        h = (h ^ (uint8_t)d->id[i]) * 16777619u;
+    for (size_t i = 0; i < it->id_len; i++)
+        h = (h ^ (uint8_t)it->id[i]) * 16777619u;
     return h;
 }
 
 static bool same_key(const struct item *a, const struct item *b)
 {
-    return a->hash == b->hash && a->d.id_len == b->d.id_len &&
-           memcmp(a->d.id, b->d.id, a->d.id_len) == 0 && strcmp(a->d.index, b->d.index) == 0;
+    return a->hash == b->hash && a->id_len == b->id_len &&
+           memcmp(a->id, b->id, a->id_len) == 0 && strcmp(a->index, b->index) == 0;
+}
+
+/* An item for d, without text yet (len 0). */
+static struct item *item_new(struct sink *s, const struct doc *d, void *owner, uint64_t ticket)
+{
+    size_t id_len = d->id_len < sizeof(d->id) ? d->id_len : sizeof(d->id) - 1;
+    struct item *it = calloc(1, sizeof(*it) + id_len + 1);
+
+    if (!it)
+        return NULL;
+    it->s = s;
+    it->owner = owner;
+    it->ticket = ticket;
+    it->op = d->op;
+    it->index = d->index;
+    it->table = d->table;
+    it->shard = d->shard;
+    it->version = d->version;
+    it->send_by = d->send_by;
+    it->created = d->created;
+    memcpy(it->seq, d->seq, sizeof(it->seq));
+    it->seq[sizeof(it->seq) - 1] = '\0';
+    it->id_len = id_len;
+    memcpy(it->id, d->id, id_len);
+    it->hash = key_hash(it);
+    return it;
 }
 
 static void item_free(struct item *it)
 {
-    buf_close(&it->nd);
     free(it);
+}
+
+/* The item's document as the dead-letter file describes it (no source). */
+static void item_doc(const struct item *it, struct doc *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->op = it->op;
+    d->index = it->index;
+    memcpy(d->id, it->id, it->id_len);
+    d->id_len = it->id_len;
+    d->version = it->version;
+    memcpy(d->seq, it->seq, sizeof(d->seq));
+    d->created = it->created;
+    d->table = it->table;
+    d->shard = it->shard;
+    d->send_by = it->send_by;
+    buf_init(&d->source, 0);
 }
 
 static struct batch *batch_new(struct sink *s)
@@ -193,7 +250,7 @@ static struct batch *batch_new(struct sink *s)
     if (b) {
         b->s = s;
         buf_init(&b->body, BUF_NOMAX);
-        buf_init(&b->raw, BUF_NOMAX);
+        buf_init(&b->gz, BUF_NOMAX);
     }
     return b;
 }
@@ -203,11 +260,12 @@ static void batch_free(struct batch *b)
     if (!b)
         return;
     buf_close(&b->body);
-    buf_close(&b->raw);
+    buf_close(&b->gz);
     free(b->items);
     free(b);
 }
 
+/* Takes the item into the batch; its text is already in b->body at it->off. */
 static int batch_add(struct batch *b, struct item *it)
 {
     if (b->n == b->cap) {
@@ -222,16 +280,54 @@ static int batch_add(struct batch *b, struct item *it)
     it->slot = b->n;
     b->items[b->n++] = it;
     b->nlive++;
-    b->bytes += it->nd.len;
+    b->bytes += it->len;
     b->bytes_all += it->bytes;
     return 0;
+}
+
+/* Copies the item's text from the body of from (a batch being retired: a
+ * retry of some of its items, a 413 split) to the end of b's, and takes it. */
+static int batch_take(struct batch *b, struct item *it, const struct batch *from)
+{
+    size_t off = b->body.len;
+
+    if (buf_append(&b->body, from->body.ptr + it->off, it->len) < 0)
+        return -ENOMEM;
+    if (batch_add(b, it) < 0) {
+        buf_truncate(&b->body, off);
+        return -ENOMEM;
+    }
+    it->off = off;
+    return 0;
+}
+
+/* Drops the NULL holes of items[] and moves the items' text down over the
+ * text of those that left (superseded, expired): the body is then exactly
+ * the live actions, in order, ready to send as it is. */
+static void batch_squeeze(struct batch *b)
+{
+    size_t j = 0, w = 0;
+
+    for (size_t i = 0; i < b->n; i++) {
+        struct item *it = b->items[i];
+
+        if (!it)
+            continue;
+        if (it->off != w)
+            memmove(b->body.ptr + w, b->body.ptr + it->off, it->len);
+        it->off = w;
+        it->slot = j;
+        w += it->len;
+        b->items[j++] = it;
+    }
+    b->n = j;
+    buf_truncate(&b->body, w);
 }
 
 /* The open batch leaves the hash and its holes; it joins the ready queue. */
 static void close_open(struct sink *s)
 {
     struct batch *b = s->open;
-    size_t j = 0;
 
     if (!b)
         return;
@@ -244,9 +340,8 @@ static void close_open(struct sink *s)
             continue;
         s->buckets[it->hash & (s->nbuckets - 1)] = NULL;
         it->hnext = NULL;
-        b->items[j++] = it;
     }
-    b->n = j;
+    batch_squeeze(b);
     if (!b->n) {
         batch_free(b);
         return;
@@ -257,9 +352,27 @@ static void close_open(struct sink *s)
 
 /* ---- outcomes ---- */
 
+/* More closed batches wait than there are free connections (or they wait
+ * for the backoff after a failure): more read now would only wait in memory,
+ * not go out sooner. */
+static bool backlogged(const struct sink *s)
+{
+    size_t waiting = s->ready.n + s->delayed.n;
+    size_t conc = (size_t)s->o.concurrency;
+    size_t free_conns = s->ninflight < conc ? conc - s->ninflight : 0;
+
+    return waiting > 0 && (waiting > free_conns || uv_now(s->loop) < s->gate_until);
+}
+
+static void maybe_full(struct sink *s)
+{
+    if (s->bytes_total >= s->o.max_queue_bytes || backlogged(s))
+        s->full = true;
+}
+
 static void maybe_resume(struct sink *s)
 {
-    if (s->full && s->bytes_total < s->o.max_queue_bytes / 2) {
+    if (s->full && s->bytes_total < s->o.max_queue_bytes / 2 && !backlogged(s)) {
         s->full = false;
         if (s->resume && !s->closing)
             s->resume(s->arg);
@@ -268,7 +381,7 @@ static void maybe_resume(struct sink *s)
 
 static void report(struct sink *s, struct item *it, enum sink_outcome outcome)
 {
-    s->bytes_total -= it->nd.len;
+    s->bytes_total -= it->len;
     s->ndocs--;
     if (outcome == SINK_SUPERSEDED)
         s->st.docs_superseded++;
@@ -288,7 +401,7 @@ static void finish(struct sink *s, struct item *it, enum sink_outcome outcome)
     s->depth++;
     switch (outcome) {
     case SINK_INDEXED:
-        if (it->d.op == DOC_DELETE)
+        if (it->op == DOC_DELETE)
             s->st.docs_deleted++;
         else
             s->st.docs_indexed++;
@@ -330,7 +443,7 @@ static uint64_t backoff_ms(const struct sink *s, unsigned n)
 
 static void delay_batch(struct sink *s, struct batch *b, uint64_t ms)
 {
-    buf_close(&b->body);
+    buf_close(&b->gz);
     b->state = B_DELAYED;
     b->due = uv_now(s->loop) + ms;
     bl_push(&s->delayed, b, false);
@@ -383,17 +496,6 @@ static int gzip_body(const struct buf *in, struct buf *out)
     }
     deflateEnd(&z);
     return rc;
-}
-
-/* The batch's NDJSON body: its live actions one after the other. */
-static int build_body(struct batch *b, struct buf *out)
-{
-    buf_reset(out);
-    if (buf_reserve(out, b->bytes) < 0)
-        return -ENOMEM;
-    for (size_t i = 0; i < b->n; i++)
-        buf_append(out, b->items[i]->nd.ptr, b->items[i]->nd.len); /* reserved above */
-    return 0;
 }
 
 static void on_bulk_done(struct http_req *req, int err, void *arg);
@@ -478,22 +580,23 @@ static int add_auth(struct sink *s, struct http_req *req)
 static bool drop_expired(struct sink *s, struct batch *b)
 {
     uint64_t now = uv_now(s->loop);
-    size_t j = 0;
+    bool expired = false;
 
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = b->items[i];
 
-        if (!it->d.send_by || it->d.send_by > now) {
-            b->items[j++] = it;
+        if (!it->send_by || it->send_by > now)
             continue;
-        }
+        b->items[i] = NULL;
+        expired = true;
         b->nlive--;
-        b->bytes -= it->nd.len;
+        b->bytes -= it->len;
         b->bytes_all -= it->bytes;
         finish(s, it, SINK_EXPIRED);
     }
-    b->n = j;
-    if (j == 0) {
+    if (expired)
+        batch_squeeze(b);
+    if (b->n == 0) {
         batch_free(b);
         return false;
     }
@@ -521,7 +624,11 @@ static void request_batch(struct sink *s, struct batch *b)
         retry_unsent(s, b);
         return;
     }
-    http_req_body_ref(req, b->body.ptr, b->body.len);
+    /* The body as it was built, or its compressed copy: no other copy. */
+    if (s->o.gzip)
+        http_req_body_ref(req, b->gz.ptr, b->gz.len);
+    else
+        http_req_body_ref(req, b->body.ptr, b->body.len);
     http_req_timeout(req, s->o.request_timeout_ms);
     /* filter_path may be ignored (SigV4 POSTs on Amazon OpenSearch Service):
      * leave room for full items with long reasons. */
@@ -540,7 +647,7 @@ static void gzip_work(uv_work_t *w)
 {
     struct batch *b = container_of(w, struct batch, work);
 
-    b->work_rc = gzip_body(&b->raw, &b->body);
+    b->work_rc = gzip_body(&b->body, &b->gz);
 }
 
 static void gzip_after(uv_work_t *w, int status)
@@ -548,7 +655,6 @@ static void gzip_after(uv_work_t *w, int status)
     struct batch *b = container_of(w, struct batch, work);
     struct sink *s = b->s;
 
-    buf_close(&b->raw);
     if (b->canceled) { /* the deadline passed meanwhile */
         drop_canceled(s, b);
         return;
@@ -564,16 +670,8 @@ static void gzip_after(uv_work_t *w, int status)
 
 static void send_batch(struct sink *s, struct batch *b)
 {
-    int rc;
-
     if (!drop_expired(s, b))
         return;
-    rc = build_body(b, s->o.gzip && !s->o.dry_run ? &b->raw : &b->body);
-    if (rc < 0) {
-        log_error("bulk body not built: %s", strerror(-rc));
-        retry_whole(s, b);
-        return;
-    }
     if (s->o.dry_run) {
         dry_run(s, b);
         return;
@@ -636,6 +734,7 @@ static void dispatch(struct sink *s)
     else
         uv_timer_stop(&s->retry_timer);
     s->depth--;
+    maybe_resume(s);
     maybe_finish(s);
 }
 
@@ -675,23 +774,31 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void to_dlq(struct sink *s, struct item *it, int status, const char *type,
-                   const char *reason)
+/* The source line of an item in b's body, without its newline. */
+static const char *item_source(const struct batch *b, const struct item *it, size_t *len)
+{
+    *len = it->len - it->src_off;
+    if (*len > 0 && b->body.ptr[it->off + it->len - 1] == '\n')
+        (*len)--;
+    return b->body.ptr + it->off + it->src_off;
+}
+
+/* The entry is formatted now (doc: the document's text, copied); the item
+ * finishes once it is durable. */
+static void to_dlq(struct sink *s, struct item *it, const char *doc, size_t doc_len, int status,
+                   const char *type, const char *reason)
 {
     struct buf line;
-    const char *src = it->nd.ptr + it->src_off;
-    size_t src_len = it->nd.len - it->src_off;
+    struct doc d;
     int rc;
 
-    if (src_len > 0 && src[src_len - 1] == '\n')
-        src_len--;
+    item_doc(it, &d);
     buf_init(&line, BUF_NOMAX);
-    rc = dlq_format(&line, &it->d, status, type, reason, src_len ? src : NULL,
-                    src_len, wall_ms());
-    logc_warn((&(struct log_ctx){ .table = it->d.table, .shard = it->d.shard }),
+    rc = dlq_format(&line, &d, status, type, reason, doc_len ? doc : NULL, doc_len, wall_ms());
+    logc_warn((&(struct log_ctx){ .table = it->table, .shard = it->shard }),
               "document %.*s in %s (seq %s) to the dead-letter file: %d %s: %.200s",
-              (int)(it->d.id_len > 128 ? 128 : it->d.id_len), it->d.id, it->d.index,
-              it->d.seq[0] ? it->d.seq : "-", status, type ? type : "", reason ? reason : "");
+              (int)(it->id_len > 128 ? 128 : it->id_len), it->id, it->index,
+              it->seq[0] ? it->seq : "-", status, type ? type : "", reason ? reason : "");
     s->ndlq++;
     s->bytes_inflight += it->bytes;
     if (!s->dlq) { /* dry run: nothing is written */
@@ -716,14 +823,18 @@ static void split(struct sink *s, struct batch *b)
     size_t half = b->n / 2;
 
     if (b->n == 1) {
-        to_dlq(s, b->items[0], 413, "request_entity_too_large", REASON_TOO_LARGE);
+        const char *src;
+        size_t len;
+
+        src = item_source(b, b->items[0], &len);
+        to_dlq(s, b->items[0], src, len, 413, "request_entity_too_large", REASON_TOO_LARGE);
         batch_free(b);
         return;
     }
     a = batch_new(s);
     c = batch_new(s);
     for (size_t i = 0; a && c && i < b->n; i++)
-        if (batch_add(i < half ? a : c, b->items[i]) < 0)
+        if (batch_take(i < half ? a : c, b->items[i], b) < 0)
             break;
     if (!a || !c || a->n + c->n != b->n) {
         batch_free(a);
@@ -742,7 +853,7 @@ static void split(struct sink *s, struct batch *b)
 /* Per table and error type, for the metrics endpoint. */
 static void count_failure(struct sink *s, const struct item *it, const struct bulkresp_item *ri)
 {
-    const char *table = it->d.table ? it->d.table : "";
+    const char *table = it->table ? it->table : "";
     char type[sizeof(s->failures[0].type)];
     struct sink_item_failure *f;
     size_t n = s->st.n_item_failures;
@@ -802,14 +913,19 @@ static void per_item(struct sink *s, struct batch *b, const struct bulkresp *r)
         case BR_OK:       finish(s, it, SINK_INDEXED); break;
         case BR_OK_GONE:  finish(s, it, SINK_GONE); break;
         case BR_OK_STALE: finish(s, it, SINK_STALE); break;
-        case BR_DLQ:
+        case BR_DLQ: {
+            const char *src;
+            size_t len;
+
             count_failure(s, it, ri);
-            to_dlq(s, it, ri->status, ri->type, ri->reason);
+            src = item_source(b, it, &len);
+            to_dlq(s, it, src, len, ri->status, ri->type, ri->reason);
             break;
+        }
         case BR_RETRY:
         default:
             count_failure(s, it, ri);
-            if (s->deadline_passed || !again || batch_add(again, it) < 0) {
+            if (s->deadline_passed || !again || batch_take(again, it, b) < 0) {
                 finish(s, it, SINK_CANCELED); /* not finished: never checkpointed */
                 break;
             }
@@ -844,7 +960,7 @@ static void on_bulk_done(struct http_req *req, int err, void *arg)
     bl_remove(&s->inflight, b);
     s->ninflight--;
     s->bytes_inflight -= b->bytes_all;
-    buf_close(&b->body);
+    buf_close(&b->gz);
     s->st.bulk_requests[cls]++;
     s->depth++;
     if (err == -ECANCELED && s->deadline_passed) {
@@ -906,25 +1022,54 @@ static void on_flush_timer(uv_timer_t *t)
     dispatch(s);
 }
 
-/* Adds to the open batch; an earlier action on the same _id moves under it. */
+/* b becomes the open batch; it goes at the latest flush_interval from now. */
+static void start_open(struct sink *s, struct batch *b)
+{
+    s->open = b;
+    /* The loop's clock was read before this turn's callbacks ran; a batch
+     * opened late in a long turn still waits the full interval. */
+    uv_update_time(s->loop);
+    uv_timer_start(&s->flush_timer, on_flush_timer, (uint64_t)s->o.flush_interval_ms, 0);
+}
+
+/* The open batch, opened when there is none. */
+static struct batch *open_batch(struct sink *s)
+{
+    struct batch *b;
+
+    if (!s->open) {
+        if (!(b = batch_new(s)))
+            return NULL;
+        start_open(s, b);
+    }
+    return s->open;
+}
+
+/* Adds it, whose text was just written at the end of the open batch's
+ * body; an earlier action on the same _id moves under it. */
 static int add_open(struct sink *s, struct item *it)
 {
     struct item **link, *old;
-    struct batch *b;
+    struct batch *b = s->open;
 
-    if (s->open && s->open->nlive > 0 && s->open->bytes + it->nd.len > s->o.bulk_max_bytes)
-        close_open(s);
-    if (!s->open) {
-        if (!(s->open = batch_new(s)))
+    if (b->nlive > 0 && b->bytes + it->len > s->o.bulk_max_bytes) {
+        /* It does not fit: it starts the next batch (one action moved). */
+        struct batch *nb = batch_new(s);
+
+        if (!nb || buf_append(&nb->body, b->body.ptr + it->off, it->len) < 0) {
+            batch_free(nb);
+            buf_truncate(&b->body, it->off);
             return -ENOMEM;
-        /* The loop's clock was read before this turn's callbacks ran; a
-         * batch opened late in a long turn still waits the full interval. */
-        uv_update_time(s->loop);
-        uv_timer_start(&s->flush_timer, on_flush_timer, (uint64_t)s->o.flush_interval_ms, 0);
+        }
+        buf_truncate(&b->body, it->off);
+        it->off = 0;
+        close_open(s);
+        start_open(s, b = nb);
     }
-    b = s->open;
-    if (batch_add(b, it) < 0)
+    if (batch_add(b, it) < 0) {
+        buf_truncate(&b->body, it->off);
         return -ENOMEM;
+    }
     link = &s->buckets[it->hash & (s->nbuckets - 1)];
     while (*link && !same_key(*link, it))
         link = &(*link)->hnext;
@@ -937,9 +1082,12 @@ static int add_open(struct sink *s, struct item *it)
         it->bytes += old->bytes;
         b->items[old->slot] = NULL;
         b->nlive--;
-        b->bytes -= old->nd.len;
+        b->bytes -= old->len;
         it->hnext = old->hnext;
         old->hnext = NULL;
+        /* A hot _id rewritten over and over: keep the dead text from piling up. */
+        if (b->body.len - b->bytes > s->o.bulk_max_bytes)
+            batch_squeeze(b);
     }
     *link = it;
     if (b->nlive >= s->o.bulk_max_actions || b->bytes >= s->o.bulk_max_bytes)
@@ -950,47 +1098,52 @@ static int add_open(struct sink *s, struct item *it)
 int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket)
 {
     struct item *it;
+    struct batch *b;
     const char *nl;
+    size_t mark;
     int rc;
 
     if (s->closing)
         return -ESHUTDOWN;
-    it = calloc(1, sizeof(*it));
-    if (!it)
-        return -ENOMEM;
-    it->s = s;
-    it->owner = owner;
-    it->ticket = ticket;
-    buf_init(&it->nd, BUF_NOMAX);
-    rc = bulk_append(&it->nd, d, s->o.version_type);
-    if (rc == -ENOMEM) {
+    if (!(it = item_new(s, d, owner, ticket)) || !(b = open_batch(s))) {
         free(it);
+        return -ENOMEM;
+    }
+    /* Written once, where it will be sent from. */
+    mark = b->body.len;
+    rc = bulk_append(&b->body, d, s->o.version_type);
+    if (rc == -ENOMEM) {
+        item_free(it);
         return rc;
     }
-    it->d = *d;
-    buf_init(&it->d.source, 0);
-    buf_close(&d->source);
-    it->hash = key_hash(&it->d);
-    nl = it->nd.len ? memchr(it->nd.ptr, '\n', it->nd.len) : NULL;
-    it->src_off = nl ? (size_t)(nl - it->nd.ptr) + 1 : it->nd.len;
-    it->bytes = it->nd.len;
-    s->bytes_total += it->nd.len;
-    s->ndocs++;
-    if (s->bytes_total >= s->o.max_queue_bytes)
-        s->full = true;
     if (rc < 0) {
         /* A document the engine could never take: a poison record. */
-        to_dlq(s, it, 0, "invalid_document", strerror(-rc));
+        it->len = d->source.len;
+        it->bytes = it->len;
+        s->bytes_total += it->len;
+        s->ndocs++;
+        to_dlq(s, it, d->source.ptr, d->source.len, 0, "invalid_document", strerror(-rc));
+        buf_close(&d->source);
+        maybe_full(s);
         return 0;
     }
+    buf_close(&d->source);
+    it->off = mark;
+    it->len = b->body.len - mark;
+    nl = memchr(b->body.ptr + mark, '\n', it->len);
+    it->src_off = nl ? (size_t)(nl - (b->body.ptr + mark)) + 1 : it->len;
+    it->bytes = it->len;
+    s->bytes_total += it->len;
+    s->ndocs++;
     rc = add_open(s, it);
     if (rc < 0) {
-        s->bytes_total -= it->nd.len;
+        s->bytes_total -= it->len;
         s->ndocs--;
         item_free(it);
         return rc;
     }
     dispatch(s);
+    maybe_full(s);
     return 0;
 }
 
@@ -1002,30 +1155,20 @@ int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const cha
 
     if (s->closing)
         return -ESHUTDOWN;
-    it = calloc(1, sizeof(*it));
+    it = item_new(s, d, owner, ticket);
     text = raw ? json_dumps(raw, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (!it || (raw && !text)) {
         free(it);
         free(text);
         return -ENOMEM;
     }
-    it->s = s;
-    it->owner = owner;
-    it->ticket = ticket;
-    it->d = *d;
-    buf_init(&it->d.source, 0); /* d keeps its own source */
-    buf_init(&it->nd, BUF_NOMAX);
-    if (text && buf_puts(&it->nd, text) < 0) {
-        free(text);
-        free(it);
-        return -ENOMEM;
-    }
-    free(text);
-    it->src_off = 0; /* the whole of nd is the "document" of the entry */
-    it->bytes = it->nd.len;
-    s->bytes_total += it->nd.len;
+    /* The whole input is the "document" of the entry; d keeps its own source. */
+    it->len = text ? strlen(text) : 0;
+    it->bytes = it->len;
+    s->bytes_total += it->len;
     s->ndocs++;
-    to_dlq(s, it, 0, type, reason);
+    to_dlq(s, it, text, it->len, 0, type, reason);
+    free(text);
     return 0;
 }
 

@@ -8,9 +8,11 @@
  * the same _id in the same batch, or written (durably) to the dead-letter
  * file.  Retryable failures (429, 5xx, network, timeouts) are retried with
  * capped exponential backoff and full jitter, forever, without blocking other
- * batches.  A 413 splits the batch in halves.  Memory: queued plus in-flight
- * bytes are counted; sink_full() tells readers to stop reading, and the
- * resume callback runs when the sink has drained below half the cap.
+ * batches.  A 413 splits the batch in halves.  Memory: each action is written
+ * once, into the body it is sent in; queued plus in-flight bytes are counted.
+ * sink_full() tells readers to stop reading while more closed batches wait
+ * than there are free connections, and at max_queue_bytes; the resume
+ * callback runs when neither holds (below half the cap).
  *
  * A document with a non-zero send_by (struct doc) is never put on the wire
  * after that loop time: each (re)send of a batch first takes its expired

@@ -532,6 +532,44 @@ Test(sink, same_id_collapses_and_superseded_waits_for_the_batch)
     cr_assert_eq(close_all(1000), 0);
 }
 
+/* Actions are written once, into the body they are sent in: a hot _id
+ * rewritten many times leaves dead text behind, which must be squeezed out
+ * (the body is exactly the live actions, never above bulk_max_bytes). */
+Test(sink, a_hot_id_rewritten_many_times_is_sent_once_in_an_exact_body)
+{
+    struct sink_opts o = opts();
+    char src[400], want[2048];
+    int w;
+
+    o.bulk_max_bytes = 1000; /* each action ~350 bytes: the dead text passes it fast */
+    start(&o);
+    index_doc("first", 0);
+    for (uint64_t t = 1; t <= 40; t++) {
+        w = snprintf(src, sizeof(src), "{\"v\":%lu,\"pad\":\"%0300d\"}", (unsigned long)t, 0);
+        cr_assert_lt(w, (int)sizeof(src));
+        submit(DOC_INDEX, "hot", 100 + t, src, t);
+    }
+    index_doc("last", 41);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 42, 3000));
+    cr_assert_eq(fake_nreq(fk), 1, "one request: superseded actions take no room");
+    snprintf(src, sizeof(src), "{\"v\":40,\"pad\":\"%0300d\"}", 0);
+    snprintf(want, sizeof(want),
+             "{\"index\":{\"_index\":\"posts\",\"_id\":\"first\",\"version\":1000,\"version_type\":\"external_gte\"}}\n"
+             "{\"title\":\"doc first\",\"n\":0}\n"
+             "{\"index\":{\"_index\":\"posts\",\"_id\":\"hot\",\"version\":140,\"version_type\":\"external_gte\"}}\n"
+             "%s\n"
+             "{\"index\":{\"_index\":\"posts\",\"_id\":\"last\",\"version\":1041,\"version_type\":\"external_gte\"}}\n"
+             "{\"title\":\"doc last\",\"n\":41}\n",
+             src);
+    cr_assert_str_eq(eng.bodies[0], want);
+    cr_assert_eq(sink_stats(snk)->docs_superseded, 39);
+    for (size_t i = 1; i < 40; i++)
+        cr_assert_eq(got.outcome[i], SINK_SUPERSEDED, "action %zu", i);
+    cr_assert_eq(got.outcome[40], SINK_INDEXED);
+    cr_assert_eq(close_all(1000), 0);
+}
+
 Test(sink, concurrency_limit_is_respected)
 {
     struct sink_opts o = opts();
@@ -1059,7 +1097,7 @@ Test(sink, full_then_resume_below_half)
 
     o.max_queue_bytes = 2000;
     o.bulk_max_actions = 2;
-    o.concurrency = 1;
+    o.concurrency = 100; /* every batch goes at once: only the byte cap stops the readers */
     eng.delay_ms = 50;
     start(&o);
     while (!sink_full(snk) && t < 100)
@@ -1072,6 +1110,35 @@ Test(sink, full_then_resume_below_half)
     cr_assert_eq(resumed, 1, "resume runs once");
     cr_assert_lt(bytes_at_resume, 1000);
     cr_assert_not(sink_full(snk));
+    cr_assert_eq(close_all(1000), 0);
+}
+
+/* Reading on while a closed batch already waits for a connection would only
+ * hold more in memory: readers pause then, far below max_queue_bytes, and
+ * resume as soon as the waiting batch goes out. */
+Test(sink, readers_pause_while_a_closed_batch_waits_for_a_connection)
+{
+    struct sink_opts o = opts();
+
+    o.bulk_max_actions = 2;
+    o.concurrency = 1;
+    eng.delay_ms = 300;
+    start(&o);
+    index_doc("a", 0);
+    index_doc("b", 1); /* closes: goes out at once */
+    cr_assert(run_until(nreq_at_least, 1, 3000));
+    cr_assert_not(sink_full(snk), "one batch in flight, none waiting");
+    index_doc("c", 2);
+    cr_assert_not(sink_full(snk));
+    index_doc("d", 3); /* closes: waits for the connection */
+    cr_assert(sink_full(snk), "a batch waits: readers must pause");
+    cr_assert_lt(sink_stats(snk)->queued_bytes + sink_stats(snk)->inflight_bytes, 2000,
+                 "far below max_queue_bytes");
+    cr_assert_eq(resumed, 0);
+    cr_assert(run_until(nreq_at_least, 2, 3000));
+    cr_assert_eq(resumed, 1, "resumed when the waiting batch went out");
+    cr_assert_not(sink_full(snk));
+    cr_assert(run_until(done_at_least, 4, 3000));
     cr_assert_eq(close_all(1000), 0);
 }
 
