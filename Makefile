@@ -31,7 +31,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all setup tools tests check test test-asan test-valgrind asan clean install demo fuzz \
         fuzz-build fuzz-check bench lint bench-records bench-ceilings bench-replay bench-idle \
-        bench-stall bench-run
+        bench-stall bench-run bench-floor
 .DEFAULT_GOAL := all
 
 all: ddb2es
@@ -81,7 +81,7 @@ bench: setup all tools $(BENCH_BIN)
 	$(BENCH_RECORDS)
 bench-records: all tools $(BENCH_BIN)
 	$(BENCH_RECORDS)
-bench-ceilings bench-replay bench-idle bench-stall: all tools $(BENCH_BIN)
+bench-floor bench-ceilings bench-replay bench-idle bench-stall: all tools $(BENCH_BIN)
 	$(BENCH_RECORDS) $(@:bench-%=%)
 bench-run: all tools $(BENCH_BIN)
 	$(BENCH_RECORDS) run:$(SHARDS)

@@ -78,7 +78,7 @@ awk -v n="$N" -v s="$start" -v e="$end" -v cpu="$cpu" -v rss="$rss" 'BEGIN {
 
 echo "== idle: GetRecords calls on one idle shard for 60 s (defaults), then one write"
 $load idle create
-port=$((20000 + RANDOM % 40000))
+port=$((20000 + RANDOM % 12000))
 ./ddb2es run -c "$(conf idle idle s4 "metrics_listen = 127.0.0.1:$port")" 2>"$work/idle.log" & d=$!; pids+=($d)
 calls() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^ddb2es_getrecords_calls_total/ {print $2}'; }
 sleep 10

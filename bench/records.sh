@@ -5,6 +5,8 @@
 # the min-max.  See bench/RESULTS.md for what each step means.
 #
 # Usage: bench/records.sh STEP...   (default: all)
+#   floor         the RSS of a process that only loads and initialises the
+#                 libraries ddb2es links (bench/floor), and of an idle ddb2es
 #   ceilings      jansson ceiling (bench/ceiling) on the 100k corpus; the
 #                 sink's (searchd --discard) and the Streams stand-in's
 #                 (bench/streamsd) own ceilings, measured with bench/httpload
@@ -23,7 +25,7 @@ BUILD=${BUILD:-build}
 RUNS=${RUNS:-5}
 DATA=${DATA:-$BUILD/bench-data}
 B=$BUILD/bench
-make -s all tools "$B/corpus" "$B/ceiling" "$B/streamsd" "$B/httpload" BUILD="$BUILD" >/dev/null
+make -s all tools "$B/corpus" "$B/ceiling" "$B/streamsd" "$B/httpload" "$B/floor" BUILD="$BUILD" >/dev/null
 mkdir -p "$DATA"
 work=$(mktemp -d "${TMPDIR:-/tmp}/ddb2es-records.XXXXXX")
 pids=()
@@ -63,7 +65,9 @@ start_streamsd() { # RECORDS SHARDS; sets streams
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-free_port() { while :; do p=$((20000 + RANDOM % 40000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo $p; return; }; done; }
+# Below the kernel's ephemeral range (32768-60999 on Linux): a port an
+# outgoing connection holds cannot be seen by connecting to it.
+free_port() { while :; do p=$((20000 + RANDOM % 12000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo $p; return; }; done; }
 
 conf() { # name [extra [sink] lines]: writes $work/name.conf, sets metrics_port; defaults otherwise
     rm -rf "$work/$1"
@@ -137,6 +141,19 @@ step_ceilings() {
     done | tee "$work/stc"
     stop "$streamsd_pid"
     echo "records/s: $(awk -v k="$per_page" '{print $6 * k}' "$work/stc" | stat3)"
+}
+
+step_floor() {
+    echo "== floor: a process that only loads and initialises what ddb2es links (bench/floor)"
+    "$B/floor"
+    echo "== ddb2es run, 1 idle shard, after 10 s: peak RSS"
+    start_searchd
+    start_streamsd 0 1
+    local d
+    conf floor; ./ddb2es run -c "$work/floor.conf" 2>"$work/floor.log" & d=$!; pids+=($d)
+    sleep 10
+    echo "peak RSS: $(hwm_mb $d) MB"
+    stop $d; stop "$streamsd_pid"; stop "$searchd_pid"
 }
 
 step_replay() {
@@ -239,12 +256,13 @@ step_stall() {
 }
 
 echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg), RUNS=$RUNS"
-[ $# -gt 0 ] || set -- ceilings replay run:1 run:64 run:1024 idle stall
+[ $# -gt 0 ] || set -- floor ceilings replay run:1 run:64 run:1024 idle stall
 for s in "$@"; do
     case $s in
     ceilings) step_ceilings ;;
     replay)   step_replay ;;
     run:*)    step_run "${s#run:}" ;;
+    floor)    step_floor ;;
     idle)     step_idle ;;
     stall)    step_stall ;;
     *)        echo "unknown step $s" >&2; exit 64 ;;

@@ -44,7 +44,7 @@ say "creating table posts (author + ts) with a NEW_AND_OLD_IMAGES stream"
   "BillingMode":"PAY_PER_REQUEST",
   "StreamSpecification":{"StreamEnabled":true,"StreamViewType":"NEW_AND_OLD_IMAGES"}}' >/dev/null
 
-metrics_port=$((20000 + RANDOM % 40000))
+metrics_port=$((20000 + RANDOM % 12000))
 cat >"$work/ddb2es.conf" <<CONF
 [daemon]
 state_dir = $work/state

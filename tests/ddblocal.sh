@@ -12,7 +12,7 @@ dir=${DDB2ES_CACHE:-$top/.cache}/dynamodb-local
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 for attempt in 1 2 3 4 5; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((20000 + RANDOM % 12000))
     port_free "$port" || continue
     # Low priority and a small heap: it shares two cores with the tests.  It
     # runs in the pid file's directory, where it drops its metadata file.
