@@ -1032,6 +1032,15 @@ static void start_open(struct sink *s, struct batch *b)
     uv_timer_start(&s->flush_timer, on_flush_timer, (uint64_t)s->o.flush_interval_ms, 0);
 }
 
+/* The item's text is len bytes: it counts in the queue until reported. */
+static void count_in(struct sink *s, struct item *it, size_t len)
+{
+    it->len = len;
+    it->bytes = len;
+    s->bytes_total += len;
+    s->ndocs++;
+}
+
 /* The open batch, opened when there is none. */
 static struct batch *open_batch(struct sink *s)
 {
@@ -1106,7 +1115,7 @@ int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket)
     if (s->closing)
         return -ESHUTDOWN;
     if (!(it = item_new(s, d, owner, ticket)) || !(b = open_batch(s))) {
-        free(it);
+        item_free(it);
         return -ENOMEM;
     }
     /* Written once, where it will be sent from. */
@@ -1118,10 +1127,7 @@ int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket)
     }
     if (rc < 0) {
         /* A document the engine could never take: a poison record. */
-        it->len = d->source.len;
-        it->bytes = it->len;
-        s->bytes_total += it->len;
-        s->ndocs++;
+        count_in(s, it, d->source.len);
         to_dlq(s, it, d->source.ptr, d->source.len, 0, "invalid_document", strerror(-rc));
         buf_close(&d->source);
         maybe_full(s);
@@ -1129,12 +1135,9 @@ int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket)
     }
     buf_close(&d->source);
     it->off = mark;
-    it->len = b->body.len - mark;
+    count_in(s, it, b->body.len - mark);
     nl = memchr(b->body.ptr + mark, '\n', it->len);
     it->src_off = nl ? (size_t)(nl - (b->body.ptr + mark)) + 1 : it->len;
-    it->bytes = it->len;
-    s->bytes_total += it->len;
-    s->ndocs++;
     rc = add_open(s, it);
     if (rc < 0) {
         s->bytes_total -= it->len;
@@ -1158,15 +1161,12 @@ int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const cha
     it = item_new(s, d, owner, ticket);
     text = raw ? json_dumps(raw, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (!it || (raw && !text)) {
-        free(it);
+        item_free(it);
         free(text);
         return -ENOMEM;
     }
     /* The whole input is the "document" of the entry; d keeps its own source. */
-    it->len = text ? strlen(text) : 0;
-    it->bytes = it->len;
-    s->bytes_total += it->len;
-    s->ndocs++;
+    count_in(s, it, text ? strlen(text) : 0);
     to_dlq(s, it, text, it->len, 0, type, reason);
     free(text);
     return 0;
