@@ -100,7 +100,7 @@ static void dump_log(const char *what, const struct proc *p)
     size_t n = strlen(log);
 
     /* The end says why it stopped. */
-    cr_log_info("%s log%s:\n%s", what, n > 20000 ? " (its end)" : "",
+    cr_log_warn("%s log%s:\n%s", what, n > 20000 ? " (its end)" : "",
                 n > 20000 ? log + n - 20000 : log);
     free(log);
 }
