@@ -29,15 +29,16 @@ TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all setup tools tests check test test-asan test-valgrind asan clean install demo fuzz \
+.PHONY: ddb2es all setup tools tests check test test-asan test-valgrind asan clean install demo fuzz \
         fuzz-build fuzz-check bench lint bench-records bench-ceilings bench-replay bench-idle \
         bench-stall bench-run bench-floor
 .DEFAULT_GOAL := all
 
 all: ddb2es
 
+# The copy at the top is always the last BUILD's binary (build-asan's too).
 ddb2es: $(BUILD)/ddb2es
-	cp $< $@
+	@cmp -s $< $@ || cp $< $@
 
 $(BUILD)/ddb2es: $(MAIN_OBJ) $(BUILD)/libddb2es.a
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)

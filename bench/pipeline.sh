@@ -45,7 +45,7 @@ CONF
 
 echo "== latency: PutItem to searchable, 20 items/s for 30 s (defaults: flush_interval 1s)"
 $load lat create
-./ddb2es run -c "$(conf lat lat s1)" 2>"$work/lat.log" & d=$!; pids+=($d)
+"$BUILD/ddb2es" run -c "$(conf lat lat s1)" 2>"$work/lat.log" & d=$!; pids+=($d)
 sleep 2
 $load lat steady 20 30 "$search" lat
 kill -TERM $d; wait $d
@@ -53,7 +53,7 @@ kill -TERM $d; wait $d
 echo "== latency with flush_interval = 100ms"
 $load lat2 create
 sed 's/^auth = none/auth = none\nflush_interval = 100ms/' "$(conf lat2 lat2 s2)" >"$work/lat2b.conf"
-./ddb2es run -c "$work/lat2b.conf" 2>"$work/lat2.log" & d=$!; pids+=($d)
+"$BUILD/ddb2es" run -c "$work/lat2b.conf" 2>"$work/lat2.log" & d=$!; pids+=($d)
 sleep 2
 $load lat2 steady 20 30 "$search" lat2
 kill -TERM $d; wait $d
@@ -62,7 +62,7 @@ echo "== catch-up: a backlog of $N records"
 $load backlog create
 $load backlog backlog "$N"
 start=$(date +%s.%N)
-./ddb2es run -c "$(conf backlog backlog s3)" 2>"$work/backlog.log" & d=$!; pids+=($d)
+"$BUILD/ddb2es" run -c "$(conf backlog backlog s3)" 2>"$work/backlog.log" & d=$!; pids+=($d)
 while :; do
     c=$(curl -s "$search/backlog/_count" | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
     [ "${c:-0}" -ge "$N" ] && break
@@ -79,7 +79,7 @@ awk -v n="$N" -v s="$start" -v e="$end" -v cpu="$cpu" -v rss="$rss" 'BEGIN {
 echo "== idle: GetRecords calls on one idle shard for 60 s (defaults), then one write"
 $load idle create
 port=$((20000 + RANDOM % 12000))
-./ddb2es run -c "$(conf idle idle s4 "metrics_listen = 127.0.0.1:$port")" 2>"$work/idle.log" & d=$!; pids+=($d)
+"$BUILD/ddb2es" run -c "$(conf idle idle s4 "metrics_listen = 127.0.0.1:$port")" 2>"$work/idle.log" & d=$!; pids+=($d)
 calls() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^ddb2es_getrecords_calls_total/ {print $2}'; }
 sleep 10
 before=$(calls)

@@ -150,14 +150,14 @@ step_floor() {
     start_searchd
     start_streamsd 0 1
     local d
-    conf floor; ./ddb2es run -c "$work/floor.conf" 2>"$work/floor.log" & d=$!; pids+=($d)
+    conf floor; "$BUILD/ddb2es" run -c "$work/floor.conf" 2>"$work/floor.log" & d=$!; pids+=($d)
     sleep 10
     echo "peak RSS: $(hwm_mb $d) MB"
     stop $d; stop "$streamsd_pid"; stop "$searchd_pid"
 }
 
 step_replay() {
-    if ! ./ddb2es replay --help >/dev/null 2>&1; then
+    if ! "$BUILD/ddb2es" replay --help >/dev/null 2>&1; then
         echo "== replay: this ddb2es has no replay command yet; skipped"
         return
     fi
@@ -171,7 +171,7 @@ step_replay() {
             streams=
             conf replay
             /usr/bin/time -f "%e %U %S %M" -o "$work/t" \
-                ./ddb2es replay -c "$work/replay.conf" --table posts --file "$f" --format stream --key author,ts \
+                "$BUILD/ddb2es" replay -c "$work/replay.conf" --table posts --file "$f" --format stream --key author,ts \
                 >/dev/null 2>"$work/replay.log" || { tail -3 "$work/replay.log"; return 1; }
             stop "$searchd_pid"
             read -r wall user sys rss <"$work/t"
@@ -192,7 +192,7 @@ step_run() { # SHARDS
         start_streamsd "$n" "$shards"
         local t0 t1 d
         t0=$(now_ms)
-        conf run; ./ddb2es run -c "$work/run.conf" 2>"$work/run.log" & d=$!; pids+=($d)
+        conf run; "$BUILD/ddb2es" run -c "$work/run.conf" 2>"$work/run.log" & d=$!; pids+=($d)
         while [ "$(sd_stat served)" != "$n" ] || [ "$(metric ddb2es_sink_queued_docs)" != 0 ]; do
             kill -0 $d || { tail -3 "$work/run.log"; return 1; }
             sleep 0.05
@@ -221,7 +221,7 @@ step_idle() {
     echo "== idle: $shards idle shards for 60 s (defaults: idle_poll_interval 2s), then writes after idle minutes"
     start_searchd
     start_streamsd 0 "$shards"
-    conf idle; ./ddb2es run -c "$work/idle.conf" 2>"$work/idle.log" & d=$!; pids+=($d)
+    conf idle; "$BUILD/ddb2es" run -c "$work/idle.conf" 2>"$work/idle.log" & d=$!; pids+=($d)
     sleep 10
     c0=$(sd_stat getrecords)
     sleep 60
@@ -246,7 +246,7 @@ step_stall() {
         curl -s -o /dev/null -X POST -H 'Content-Type: application/json' \
             -d '{"match":"bulk","count":-1,"delay_ms":60000}' "$search/_double/faults"
         start_streamsd "$n" "$shards"
-        conf stall; ./ddb2es run -c "$work/stall.conf" 2>"$work/stall.log" & d=$!; pids+=($d)
+        conf stall; "$BUILD/ddb2es" run -c "$work/stall.conf" 2>"$work/stall.log" & d=$!; pids+=($d)
         sleep 60
         echo "queued $(metric ddb2es_sink_queued_bytes) bytes, $(metric ddb2es_sink_inflight_bytes) in flight; peak RSS $(hwm_mb $d) MB"
         hwm_mb $d >>"$work/stall.txt"

@@ -59,11 +59,11 @@ measure() { # label count cmd...
 echo "== scan: $N items from DynamoDB Local (4 segments, no rate cap)"
 "$BUILD/bench/ddbload" "$ddb" posts create
 "$BUILD/bench/ddbload" "$ddb" posts backlog "$N"
-measure "scan items" "$N" ./ddb2es replay -c "$work/replay.conf" --table posts --scan
+measure "scan items" "$N" "$BUILD/ddb2es" replay -c "$work/replay.conf" --table posts --scan
 
 echo "== stream file: $M records"
 python3 bench/replay-corpus.py "$M" "$work/corpus.ndjson"
 ls -l "$work/corpus.ndjson" | awk '{printf "corpus: %.0f MB\n", $5 / 1e6}'
 cat "$work/corpus.ndjson" >/dev/null # in the page cache, as for a repeated run
-measure "stream records" "$M" ./ddb2es replay -c "$work/replay.conf" --table posts \
+measure "stream records" "$M" "$BUILD/ddb2es" replay -c "$work/replay.conf" --table posts \
     --file "$work/corpus.ndjson" --format stream --key author,ts
