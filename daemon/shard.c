@@ -22,6 +22,16 @@
 #define ERROR_MAX_MS 10000
 #define FATAL_RETRY_MS 30000  /* an error we do not understand: try again, slowly */
 #define GETRECORDS_LIMIT 1000
+/* While the engine holds the readers back (the sink was busy in the last
+ * SMALL_PAGES_MS: see sink_busy_at), a shard asks for pages of about
+ * SMALL_PAGE_BYTES.  Reading faster gains nothing then, and a reply is held
+ * whole while its records become actions: 1 MB pages were the largest part
+ * of a one-shard daemon's memory.  Otherwise pages are as large as the
+ * service gives. */
+#define SMALL_PAGE_BYTES (256u << 10)
+#define SMALL_PAGE_MIN 10
+#define SMALL_PAGE_REC 4096   /* the record size assumed before a page has shown it */
+#define SMALL_PAGES_MS 10000
 #define BEHIND_S 90           /* a page older than this: an empty page may hide more records */
 #define BEHIND_EMPTY_MAX 5    /* empty pages read straight on while behind */
 #define BATCHGET_MAX 100      /* keys per BatchGetItem */
@@ -604,6 +614,8 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         s->failures = 0;
         next = r->page.next_iter;
         nrecords = r->page.n;
+        if (nrecords > 0)
+            s->rec_bytes = rep->body_len / nrecords;
         if (taken) {
             s->from_horizon_fresh = false;
             if (s->loss_open)
@@ -621,7 +633,7 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
             /* A short page means this shard has caught up: send what it
              * read now instead of waiting for flush_interval.  Full pages
              * (a backlog) keep filling batches. */
-            if (nrecords < GETRECORDS_LIMIT && !s->behind)
+            if (nrecords < s->limit && !s->behind)
                 sink_flush(r->app->sink);
         }
         if (s->fetch && s->fetch->n) {
@@ -687,11 +699,29 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
     read_slots_free(app);
 }
 
+/* The Limit of the next GetRecords (see SMALL_PAGE_BYTES). */
+static unsigned page_limit(const struct shard *s)
+{
+    struct app *app = s->reader->app;
+    uint64_t at = sink_busy_at(app->sink);
+    size_t n;
+
+    if (uv_now(app->loop) - at > SMALL_PAGES_MS)
+        return GETRECORDS_LIMIT;
+    n = SMALL_PAGE_BYTES / (s->rec_bytes ? s->rec_bytes : SMALL_PAGE_REC);
+    if (n < SMALL_PAGE_MIN)
+        return SMALL_PAGE_MIN;
+    return n > GETRECORDS_LIMIT ? GETRECORDS_LIMIT : (unsigned)n;
+}
+
 static int start_get_records(struct shard *s)
 {
     /* Not parsed as a whole: take_records parses one record at a time. */
     static const struct ddb_call_opts raw = { .raw = true };
-    json_t *body = json_pack("{s:s, s:i}", "ShardIterator", s->iterator, "Limit", GETRECORDS_LIMIT);
+    json_t *body;
+
+    s->limit = page_limit(s);
+    body = json_pack("{s:s, s:i}", "ShardIterator", s->iterator, "Limit", (int)s->limit);
 
     s->call = body ? ddb_call(s->reader->app->aws, AWS_STREAMS, "GetRecords", body,
                               on_get_records, s, &raw)

@@ -63,6 +63,8 @@ struct shard {
     char first_taken[41];        /* first record of the last page */
     int64_t page_newest;         /* newest ApproximateCreationDateTime of the last page */
     bool behind;                 /* the last page was well behind the present */
+    size_t rec_bytes;            /* mean record size of the last page with records */
+    unsigned limit;              /* the Limit of the last GetRecords asked */
     int empty_streak;            /* empty pages read in a row while behind */
     struct ddb_call *call;       /* the request in flight, if any */
     struct ack *ack;

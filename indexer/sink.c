@@ -126,6 +126,7 @@ struct sink {
     size_t bytes_total, bytes_inflight;
     size_t ndocs;
     bool full;
+    uint64_t busy_at;      /* uv_now() when it last stopped being busy (or was made) */
     int depth;             /* > 0 while processing a reply: no finishing under our feet */
     bool closing, deadline_passed, finishing;
     void (*closed)(void *arg);
@@ -364,6 +365,19 @@ static bool backlogged(const struct sink *s)
     return waiting > 0 && (waiting > free_conns || uv_now(s->loop) < s->gate_until);
 }
 
+/* Busy: the queue is full, or every connection carries a request. */
+static bool busy(const struct sink *s)
+{
+    return s->full || s->ninflight >= (size_t)s->o.concurrency;
+}
+
+/* Before busy may end. */
+static void note_busy(struct sink *s)
+{
+    if (busy(s))
+        s->busy_at = uv_now(s->loop);
+}
+
 static void maybe_full(struct sink *s)
 {
     if (s->bytes_total >= s->o.max_queue_bytes || backlogged(s))
@@ -373,6 +387,7 @@ static void maybe_full(struct sink *s)
 static void maybe_resume(struct sink *s)
 {
     if (s->full && s->bytes_total < s->o.max_queue_bytes / 2 && !backlogged(s)) {
+        note_busy(s);
         s->full = false;
         if (s->resume && !s->closing)
             s->resume(s->arg);
@@ -506,6 +521,7 @@ static void drop_canceled(struct sink *s, struct batch *b)
 {
     http_req_free(b->req);
     bl_remove(&s->inflight, b);
+    note_busy(s);
     s->ninflight--;
     batch_free(b);
     maybe_finish(s);
@@ -516,6 +532,7 @@ static void retry_unsent(struct sink *s, struct batch *b)
     http_req_free(b->req);
     b->req = NULL;
     bl_remove(&s->inflight, b);
+    note_busy(s);
     s->ninflight--;
     s->bytes_inflight -= b->bytes_all;
     retry_whole(s, b);
@@ -958,6 +975,7 @@ static void on_bulk_done(struct http_req *req, int err, void *arg)
 
     b->req = NULL;
     bl_remove(&s->inflight, b);
+    note_busy(s);
     s->ninflight--;
     s->bytes_inflight -= b->bytes_all;
     buf_close(&b->gz);
@@ -1175,6 +1193,11 @@ int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const cha
 bool sink_full(const struct sink *s)
 {
     return s->full;
+}
+
+uint64_t sink_busy_at(const struct sink *s)
+{
+    return busy(s) ? uv_now(s->loop) : s->busy_at;
 }
 
 void sink_flush(struct sink *s)
@@ -1466,6 +1489,8 @@ struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const st
     if (!s)
         return NULL;
     s->loop = loop;
+    /* Until the engine has shown it keeps up, readers read as if it did not. */
+    s->busy_at = uv_now(loop);
     s->http = h;
     s->creds = c;
     s->o = *o;

@@ -125,6 +125,11 @@ int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket);
 int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const char *type,
                      const char *reason, void *owner, uint64_t ticket);
 bool sink_full(const struct sink *s);
+/* uv_now() when the sink was last busy (sink_full(), or a request on every
+ * connection): now while it is, its creation if it never was.  Readers take
+ * smaller pages while the engine is what holds them back, and until it has
+ * shown it keeps up. */
+uint64_t sink_busy_at(const struct sink *s);
 /* Sends what is queued now instead of waiting for flush_interval. */
 void sink_flush(struct sink *s);
 /* Graceful stop: flushes, waits for requests in flight (no new retries after

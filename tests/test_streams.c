@@ -475,6 +475,49 @@ Test(streams, a_busy_shard_does_not_keep_the_read_slot_from_the_others)
     fsw_teardown(&w);
 }
 
+/* Pages follow the engine (daemon/shard.c SMALL_PAGE_BYTES).  A backlog of
+ * ~2.2 kB records and an engine that holds each of the first 30 bulk
+ * requests for a second: with 100-action bulks that is 15 s of every
+ * connection busy.  All that time each GetRecords asks for about 256 kB
+ * (~115 records), not the service's 1,000 records or 1 MB, which would only
+ * wait in memory.  Once the engine has kept up for 10 s, pages are whole
+ * again, so a backlog behind a fast engine is read at full speed. */
+Test(streams, pages_are_small_while_the_engine_holds_the_reader_back)
+{
+    struct fsworld w;
+    char id[32], why[256];
+    long min, max;
+    unsigned calls;
+    int shard;
+
+    fsw_setup(&w, NULL);
+    shard = fs_add_shard(w.fs, -1, false);
+    fs_pad(w.fs, 2000);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(id, sizeof(id), "r%05d", i);
+        fs_put(w.fs, shard, "INSERT", id, "1", (int64_t)time(NULL));
+    }
+    cr_assert_eq(searchd_faults(w.sd, "{\"match\":\"bulk\",\"count\":30,\"delay_ms\":1000}"),
+                 200);
+    fsw_start(&w, NULL, "bulk_max_actions = 100\n");
+    cr_assert(fsw_wait_matches(&w, &shard, 1, 60000, why, sizeof(why)), "%s", why);
+    fs_limits(w.fs, &min, &max);
+    cr_log_info("held back: GetRecords Limit %ld..%ld", min, max);
+    cr_expect(min >= 10 && max <= 200,
+              "while the engine was busy pages were ~256 kB (about 115 records), "
+              "asked Limit %ld..%ld", min, max);
+    /* The engine answers at once now; idle reads come every 200 ms. */
+    usleep(11 * 1000 * 1000);
+    fs_limits(w.fs, &min, &max);
+    calls = fs_calls(w.fs, FS_GET_RECORDS);
+    for (int i = 0; i < 50 && fs_calls(w.fs, FS_GET_RECORDS) < calls + 3; i++)
+        usleep(100000);
+    fs_limits(w.fs, &min, &max);
+    cr_expect(min == 1000 && max == 1000,
+              "10 s after the engine kept up, pages are whole: asked Limit %ld..%ld", min, max);
+    fsw_teardown(&w);
+}
+
 /* "Bad input gets a clear error that names what and where, and loses
  * nothing": a record that cannot become a document (here a number that is
  * not one) goes to the dead-letter file; the records after it flow. */

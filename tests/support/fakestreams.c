@@ -56,6 +56,7 @@ struct fakestreams {
     size_t pad;
     struct fs_fault faults[FS_NOPS];
     unsigned calls[FS_NOPS];
+    long limit_min, limit_max; /* of the GetRecords calls since fs_limits */
     struct fs_held held[FS_NOPS];
     unsigned long tick;
     bool verify;
@@ -326,6 +327,10 @@ static void get_records(struct fakestreams *fs, json_t *req, struct fake_reply *
         s->first_read_tick = ++fs->tick;
     if (limit <= 0 || limit > 1000)
         limit = 1000;
+    if (!fs->limit_min || limit < fs->limit_min)
+        fs->limit_min = (long)limit;
+    if (limit > fs->limit_max)
+        fs->limit_max = (long)limit;
     for (i = pos; i < s->n && (json_int_t)(i - pos) < limit; i++) {
         const struct fs_record *r = &s->recs[i];
         json_t *dyn = json_pack("{s:I, s:{s:{s:s}}, s:s, s:i, s:s}", "ApproximateCreationDateTime",
@@ -662,6 +667,15 @@ void fs_delay(struct fakestreams *fs, enum fs_op op, long ms)
 {
     pthread_mutex_lock(&fs->mu);
     fs->held[op].delay_ms = ms;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+void fs_limits(struct fakestreams *fs, long *min, long *max)
+{
+    pthread_mutex_lock(&fs->mu);
+    *min = fs->limit_min;
+    *max = fs->limit_max;
+    fs->limit_min = fs->limit_max = 0;
     pthread_mutex_unlock(&fs->mu);
 }
 

@@ -85,6 +85,9 @@ void fs_delay(struct fakestreams *fs, enum fs_op op, long ms);
  * a delay it says little (every reply leaves at once). */
 unsigned fs_max_inflight(struct fakestreams *fs, enum fs_op op);
 unsigned fs_calls(struct fakestreams *fs, enum fs_op op);
+/* The smallest and largest Limit the GetRecords calls asked for since the
+ * last fs_limits (a missing Limit counts as 1000); 0 and 0 if none came. */
+void fs_limits(struct fakestreams *fs, long *min, long *max);
 /* GetRecords calls for one shard, and the sequence number a
  * GetShardIterator AFTER_SEQUENCE_NUMBER last asked for ("" if none). */
 unsigned fs_shard_reads(struct fakestreams *fs, int shard);
