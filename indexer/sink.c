@@ -118,7 +118,6 @@ struct sink {
     struct item **buckets;
     size_t nbuckets;       /* a power of two */
     struct blist ready, delayed, inflight; /* inflight holds B_SIGNING and B_INFLIGHT */
-    size_t ninflight;
     struct ping *pings;
     uint64_t gate_until;
     unsigned fail_streak;
@@ -360,7 +359,7 @@ static bool backlogged(const struct sink *s)
 {
     size_t waiting = s->ready.n + s->delayed.n;
     size_t conc = (size_t)s->o.concurrency;
-    size_t free_conns = s->ninflight < conc ? conc - s->ninflight : 0;
+    size_t free_conns = s->inflight.n < conc ? conc - s->inflight.n : 0;
 
     return waiting > 0 && (waiting > free_conns || uv_now(s->loop) < s->gate_until);
 }
@@ -368,7 +367,7 @@ static bool backlogged(const struct sink *s)
 /* Busy: the queue is full, or every connection carries a request. */
 static bool busy(const struct sink *s)
 {
-    return s->full || s->ninflight >= (size_t)s->o.concurrency;
+    return s->full || s->inflight.n >= (size_t)s->o.concurrency;
 }
 
 /* Before busy may end. */
@@ -376,6 +375,13 @@ static void note_busy(struct sink *s)
 {
     if (busy(s))
         s->busy_at = uv_now(s->loop);
+}
+
+/* The batch leaves the inflight list (sent and answered, or not sent). */
+static void inflight_out(struct sink *s, struct batch *b)
+{
+    note_busy(s);
+    bl_remove(&s->inflight, b);
 }
 
 static void maybe_full(struct sink *s)
@@ -520,9 +526,7 @@ static void on_bulk_done(struct http_req *req, int err, void *arg);
 static void drop_canceled(struct sink *s, struct batch *b)
 {
     http_req_free(b->req);
-    bl_remove(&s->inflight, b);
-    note_busy(s);
-    s->ninflight--;
+    inflight_out(s, b);
     batch_free(b);
     maybe_finish(s);
 }
@@ -531,9 +535,7 @@ static void retry_unsent(struct sink *s, struct batch *b)
 {
     http_req_free(b->req);
     b->req = NULL;
-    bl_remove(&s->inflight, b);
-    note_busy(s);
-    s->ninflight--;
+    inflight_out(s, b);
     s->bytes_inflight -= b->bytes_all;
     retry_whole(s, b);
 }
@@ -694,7 +696,6 @@ static void send_batch(struct sink *s, struct batch *b)
         return;
     }
     bl_push(&s->inflight, b, false);
-    s->ninflight++;
     s->bytes_inflight += b->bytes_all;
     b->state = B_SIGNING; /* compressing, then signing: cancelable until sent */
     if (s->o.gzip) {
@@ -738,7 +739,7 @@ static void dispatch(struct sink *s)
         b->state = B_READY;
         bl_push(&s->ready, b, true);
     }
-    while (now >= s->gate_until && s->ninflight < (size_t)s->o.concurrency && s->ready.head &&
+    while (now >= s->gate_until && s->inflight.n < (size_t)s->o.concurrency && s->ready.head &&
            !s->deadline_passed) {
         b = s->ready.head;
         bl_remove(&s->ready, b);
@@ -974,9 +975,7 @@ static void on_bulk_done(struct http_req *req, int err, void *arg)
     enum sink_req_class cls = req_class(err, status);
 
     b->req = NULL;
-    bl_remove(&s->inflight, b);
-    note_busy(s);
-    s->ninflight--;
+    inflight_out(s, b);
     s->bytes_inflight -= b->bytes_all;
     buf_close(&b->gz);
     s->st.bulk_requests[cls]++;
@@ -1213,7 +1212,7 @@ const struct sink_stats *sink_stats(const struct sink *s)
     st->queued_bytes = s->bytes_total - s->bytes_inflight;
     st->inflight_bytes = s->bytes_inflight;
     st->queued_docs = s->ndocs;
-    st->inflight_requests = s->ninflight;
+    st->inflight_requests = s->inflight.n;
     return st;
 }
 
@@ -1330,7 +1329,7 @@ static void maybe_finish(struct sink *s)
 {
     if (!s->closing || s->finishing || s->depth > 0)
         return;
-    if (s->ninflight || s->pings || s->open || s->ready.head || s->delayed.head)
+    if (s->inflight.n || s->pings || s->open || s->ready.head || s->delayed.head)
         return;
     if (s->ndlq && !s->deadline_passed)
         return;
