@@ -15,7 +15,21 @@
 #include "daemon/log.h"
 
 /* Standard retry mode, 2026 revision, as AWS-AUTH §12.3 recommends for
- * DynamoDB and Streams: retry_dynamodb. */
+ * DynamoDB and Streams: retry_dynamodb.
+ *
+ * What a retry costs, by class of the answer (the quota is shared by every
+ * call of the process, so only answers that another attempt may change
+ * spend it):
+ *   DDB_RETRY      transient (network, 5xx, CRC mismatch, a 2xx without a
+ *                  CRC that is not JSON: a proxy) - retried, costs
+ *                  retry_dynamodb.cost_other
+ *   DDB_THROTTLED  retried, costs cost_throttle
+ *   DDB_AUTH       retried once at once with renewed credentials, free
+ *   DDB_BAD_REPLY  a 2xx the service sent as it is (its CRC matches) that
+ *                  cannot be read: the same call gets it again, so it is
+ *                  never retried and spends nothing; the caller decides
+ *   others         never retried here (the caller handles expiry, trims,
+ *                  not-found and refusals) */
 #define DEFAULT_TIMEOUT_MS 30000L
 #define DEFAULT_MAX_RESPONSE ((size_t)64 << 20)
 
@@ -30,6 +44,7 @@ struct aws {
     time_t (*now)(void);
     struct ddb_call *calls; /* in flight */
     bool closing;
+    bool quota_dry;         /* the retry quota ran out; logged once until a call succeeds */
 };
 
 struct ddb_call {
@@ -45,6 +60,7 @@ struct ddb_call {
     long timeout_ms;
     size_t max_response;
     bool raw;
+    char what[160];     /* opts->what, for log lines */
 
     int attempts;       /* made so far, the credentials retry included */
     int counted;        /* attempts that count against max_attempts */
@@ -109,6 +125,8 @@ static enum ddb_class classify(long status, int err, const char *body, size_t le
     char code[128] = "";
     const char *message = "";
     json_t *root = NULL;
+    json_error_t jerr;
+    char why[256];
     enum ddb_class cls;
 
     if (err) {
@@ -120,9 +138,19 @@ static enum ddb_class classify(long status, int err, const char *body, size_t le
         goto out;
     }
     if (body && len)
-        root = json_loadb(body, len, 0, NULL);
+        root = json_loadb(body, len, 0, &jerr);
     if (status >= 200 && status < 300) {
         cls = json_is_object(root) ? DDB_OK : DDB_RETRY;
+        if (cls != DDB_OK) {
+            if (!body || !len)
+                snprintf(why, sizeof why, "the reply is empty");
+            else if (root)
+                snprintf(why, sizeof why, "the reply is a JSON value but not an object");
+            else
+                snprintf(why, sizeof why, "the reply is not JSON: %s at byte %d of %zu",
+                         jerr.text, jerr.position, len);
+            message = why;
+        }
         goto out;
     }
     if (json_is_object(root)) {
@@ -178,6 +206,7 @@ const char *ddb_class_name(enum ddb_class c)
         [DDB_OK] = "ok",           [DDB_RETRY] = "retry",         [DDB_THROTTLED] = "throttled",
         [DDB_EXPIRED_ITER] = "expired-iterator", [DDB_TRIMMED] = "trimmed",
         [DDB_NOT_FOUND] = "not-found", [DDB_AUTH] = "auth",       [DDB_FATAL] = "fatal",
+        [DDB_BAD_REPLY] = "bad-reply",
     };
 
     return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "?";
@@ -345,6 +374,7 @@ static void after_attempt(struct ddb_call *c, struct ddb_reply *rep, const char 
     switch (rep->cls) {
     case DDB_OK:
         retry_quota_success(&a->quota, c->last_cost);
+        a->quota_dry = false;
         finish(c, rep);
         return;
     case DDB_AUTH:
@@ -363,9 +393,13 @@ static void after_attempt(struct ddb_call *c, struct ddb_reply *rep, const char 
         if (c->counted >= c->max_attempts)
             break;
         if (retry_quota_take(&a->quota, &retry_dynamodb, rep->cls == DDB_THROTTLED, &cost) < 0) {
-            log_warn("%s: retry quota exhausted (%d left), not retrying %s (HTTP %ld, err %d)",
-                     c->target, a->quota.tokens, rep->type[0] ? rep->type : ddb_class_name(rep->cls),
-                     rep->status, rep->err);
+            /* Once per episode: every call fails fast until one succeeds. */
+            if (!a->quota_dry)
+                log_warn("%s%s%s: retry quota exhausted (%d tokens left): DynamoDB calls are not "
+                         "retried within the call until one succeeds (last answer: %s, HTTP %ld)",
+                         c->target, c->what[0] ? " for " : "", c->what, a->quota.tokens,
+                         rep->type[0] ? rep->type : ddb_class_name(rep->cls), rep->status);
+            a->quota_dry = true;
             break;
         }
         c->last_cost = cost;
@@ -383,20 +417,24 @@ static void after_attempt(struct ddb_call *c, struct ddb_reply *rep, const char 
     finish(c, rep);
 }
 
-/* DynamoDB sends the CRC32 of the body; botocore retries a mismatch. */
-static bool crc_ok(struct http_req *req, const struct buf *body)
+enum crc_state { CRC_NONE, CRC_MATCH, CRC_MISMATCH };
+
+/* DynamoDB sends the CRC32 of the body; botocore retries a mismatch.  A
+ * match says the body is what the service sent. */
+static enum crc_state crc_check(struct http_req *req, const struct buf *body)
 {
     const char *want = http_req_header_get(req, "x-amz-crc32");
     char *end;
     unsigned long v;
 
-    if (!want || !*want)
-        return true;
+    if (!want || !*want || !body)
+        return CRC_NONE;
     errno = 0;
     v = strtoul(want, &end, 10);
     if (errno || *end)
-        return true; /* unreadable: nothing to compare against */
-    return v == crc32_z(0L, (const Bytef *)(body->ptr ? body->ptr : ""), body->len);
+        return CRC_NONE; /* unreadable: nothing to compare against */
+    return v == crc32_z(0L, (const Bytef *)(body->ptr ? body->ptr : ""), body->len) ? CRC_MATCH
+                                                                                  : CRC_MISMATCH;
 }
 
 static void on_http(struct http_req *req, int err, void *arg)
@@ -405,22 +443,27 @@ static void on_http(struct http_req *req, int err, void *arg)
     const struct buf *body = http_req_body(req);
     char type[128], msg[512];
     struct ddb_reply rep = { .err = err, .type = type, .message = msg };
+    enum crc_state crc;
 
     c->req = NULL;
     if (c->cancelled)
         return; /* ddb_cancel delivers */
     rep.status = err ? 0 : http_req_status(req);
+    crc = err ? CRC_NONE : crc_check(req, body);
     rep.cls = classify(rep.status, err, body ? body->ptr : NULL, body ? body->len : 0, type,
                        sizeof type, msg, sizeof msg, &rep.json, c->raw);
     if (body) {
         rep.body = body->ptr;
         rep.body_len = body->len;
     }
-    if (rep.cls == DDB_OK && !crc_ok(req, body)) {
+    if (rep.status >= 200 && rep.status < 300 && crc == CRC_MISMATCH) {
         json_decref(rep.json);
         rep.json = NULL;
-        rep.cls = DDB_RETRY;
+        rep.cls = DDB_RETRY; /* damaged on the way: another attempt gets it whole */
         snprintf(msg, sizeof msg, "response CRC32 does not match x-amz-crc32");
+    } else if (rep.status >= 200 && rep.status < 300 && rep.cls == DDB_RETRY &&
+               crc == CRC_MATCH) {
+        rep.cls = DDB_BAD_REPLY; /* exactly what the service sent: not transient */
     }
     if (err && !msg[0])
         snprintf(msg, sizeof msg, "%s", http_req_error(req));
@@ -522,6 +565,8 @@ struct ddb_call *ddb_call(struct aws *a, enum aws_service svc, const char *op, j
     c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
     c->max_response = opts && opts->max_response ? opts->max_response : DEFAULT_MAX_RESPONSE;
     c->raw = opts && opts->raw;
+    if (opts && opts->what)
+        snprintf(c->what, sizeof c->what, "%s", opts->what);
     if (uv_timer_init(a->loop, &c->timer) < 0)
         goto fail;
     c->timer.data = c;

@@ -30,6 +30,9 @@ enum ddb_class {
     DDB_NOT_FOUND,    /* ResourceNotFoundException */
     DDB_AUTH,         /* expired/invalid token or signature: renew credentials, retry once */
     DDB_FATAL,        /* anything else (ValidationException, AccessDenied...) */
+    DDB_BAD_REPLY,    /* a 2xx whose body matches its x-amz-crc32 but is not a JSON object:
+                         the service sent exactly this, so the same call gets it again; a
+                         data problem of this call, never retried (see ddb.c) */
 };
 
 struct ddb_reply {
@@ -79,6 +82,7 @@ struct ddb_call_opts {
     long timeout_ms;     /* per attempt; 0 = 30000 */
     size_t max_response; /* 0 = 64 MiB (DynamoDB Local sends multi-MB GetRecords pages) */
     bool raw;            /* a 2xx reply is not parsed: the callback reads rep->body */
+    const char *what;    /* for log lines: the table (and shard) the call is for, or NULL */
 };
 
 /* op: "GetRecords", "DescribeTable", ... (the X-Amz-Target prefix is added).
@@ -96,7 +100,9 @@ void ddb_cancel(struct ddb_call *c);
  * LimitExceededException is DDB_THROTTLED: the type alone cannot tell a rate
  * limit from Streams' "Limit above 1000", and the daemon never sends the latter.
  * A 429 without a known code (a proxy) is DDB_THROTTLED too; a 2xx whose body
- * is not a JSON object is DDB_RETRY. */
+ * is not a JSON object is DDB_RETRY here (nothing says the service sent it):
+ * a call whose reply carries a matching x-amz-crc32 reports DDB_BAD_REPLY
+ * instead. */
 enum ddb_class ddb_classify(long status, int err, const char *body, size_t len, char *type,
                             size_t tlen);
 const char *ddb_class_name(enum ddb_class c);

@@ -792,6 +792,33 @@ Test(ddb, non_json_success_and_bad_crc_are_retried)
     close_all();
 }
 
+/* A 2xx whose body matches its x-amz-crc32 is exactly what the service sent
+ * (the SDKs check the CRC for this: AWS-AUTH §12): when it cannot be read,
+ * sending the call again gets the same bytes.  It comes back at once as
+ * DDB_BAD_REPLY with what was wrong, and spends none of the retry quota that
+ * every other call of the process shares. */
+Test(ddb, an_unreadable_reply_the_service_sent_is_not_retried_and_spends_no_quota)
+{
+    static const char body[] = "{\"Responses\":{\"t\":[{\"k\":{\"S\":\"a\\u0000\"}}]";
+    struct result r = { 0 };
+    char hdr[64];
+    struct fake_reply bad = { .status = 200, .headers = hdr, .body = body };
+
+    snprintf(hdr, sizeof hdr, "x-amz-crc32: %lu\r\n",
+             crc32(0L, (const Bytef *)body, (uInt)strlen(body)));
+    for (int i = 0; i < 4; i++)
+        fake_reply_ex(fake, &bad);
+    start(AWS_DYNAMODB, "BatchGetItem", &r, NULL);
+    run_until(&r);
+    cr_assert_eq(r.cls, DDB_BAD_REPLY, "%s", ddb_class_name(r.cls));
+    cr_assert_eq(r.attempts, 1, "not sent again");
+    cr_assert_eq(fake_nreq(fake), 1);
+    cr_assert_eq(aws_retry_quota(aws), 500, "no token spent");
+    cr_assert_not_null(strstr(r.message, "not JSON"), "says what is wrong: %s", r.message);
+    cr_assert_not_null(strstr(r.message, "byte"), "and where: %s", r.message);
+    close_all();
+}
+
 Test(ddb, cancel_runs_the_callback_before_returning)
 {
     struct result r = { 0 };
