@@ -155,7 +155,8 @@ int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_
             .flush_interval_ms = (long)cfg->sink.flush_interval_ms,
             .concurrency = cfg->sink.concurrency,
             .gzip = cfg->sink.compression == CONFIG_COMP_GZIP,
-            .dlq_path = dlq_path ? dlq_path : cfg->sink.dlq_path,
+            /* A dry run writes nothing: dead letters are only logged. */
+            .dlq_path = app->dry_run ? NULL : dlq_path ? dlq_path : cfg->sink.dlq_path,
             .request_timeout_ms = (long)cfg->sink.request_timeout_ms,
             .max_backoff_ms = (long)cfg->sink.max_retry_backoff_ms,
             .max_queue_bytes = cfg->daemon.max_queue_bytes,

@@ -66,6 +66,9 @@ static void checkpoint_now(struct run *run)
 {
     struct app *app = &run->app;
 
+    /* A dry run indexes nothing: the position it reached is not one. */
+    if (app->dry_run)
+        return;
     for (size_t i = 0; i < app->nreaders; i++)
         reader_checkpoint(app->readers[i]);
     if (uv_now(app->loop) - run->last_prune >= PRUNE_EVERY_MS) {
@@ -127,8 +130,10 @@ static void finish(struct run *run)
     run->finishing = true;
     for (size_t i = 0; i < app->nreaders; i++)
         reader_checkpoint(app->readers[i]);
-    rc = ckpt_save_sync(app->ckpt);
-    if (rc < 0) {
+    rc = app->dry_run ? 0 : ckpt_save_sync(app->ckpt);
+    if (app->dry_run) {
+        log_info("dry run: the checkpoint file %s was not written", ckpt_path(app->ckpt));
+    } else if (rc < 0) {
         log_error("cannot write the checkpoint file %s at stop: %s", ckpt_path(app->ckpt),
                   strerror(-rc));
         run->exit_code = 74;
@@ -197,8 +202,9 @@ static int start(struct run *run, const struct config *cfg)
         return rc;
     }
     /* `check` reads the checkpoint file to validate it, without the lock:
-     * it must work beside a running daemon. */
-    rc = run->checking ? 0 : ckpt_lock(cfg->daemon.state_dir, &run->lock_fd);
+     * it must work beside a running daemon.  So does a dry run, which starts
+     * where the checkpoint says and never writes it. */
+    rc = run->checking || app->dry_run ? 0 : ckpt_lock(cfg->daemon.state_dir, &run->lock_fd);
     if (rc == -EWOULDBLOCK) {
         fprintf(stderr, "ddb2es: %s is in use by another ddb2es process (lock %s/%s)\n",
                 cfg->daemon.state_dir, cfg->daemon.state_dir, CKPT_LOCK_FILE);
