@@ -9,7 +9,7 @@
 #define RING_KEEP 256 /* an empty ring larger than this is released */
 
 struct entry {
-    char seq[SEQNUM_MAX + 1];
+    char seq[SEQNUM_MAX + 1]; /* "" for a record without one (ack_push NULL) */
     bool done;
     struct ckpt_version ver;
 };
@@ -20,6 +20,8 @@ struct ack {
     int64_t head; /* oldest ticket not behind the checkpoint */
     int64_t tail; /* next ticket to issue */
     char last_pushed[SEQNUM_MAX + 1];
+    char undo_last[SEQNUM_MAX + 1]; /* last_pushed before the last push (ack_unpush) */
+    bool can_undo;
     char ckpt[SEQNUM_MAX + 1]; /* the finished prefix's last seq, "" = none */
     struct ckpt_version ckpt_ver;
     bool moved; /* since the last ack_checkpoint */
@@ -62,18 +64,36 @@ int64_t ack_push(struct ack *t, const char *seq, const struct ckpt_version *ver)
 {
     struct entry *e;
 
-    if (!seqnum_valid(seq))
+    if (seq && !seqnum_valid(seq))
         return -EINVAL;
-    if (t->last_pushed[0] && seqnum_cmp(seq, t->last_pushed) <= 0)
+    if (seq && t->last_pushed[0] && seqnum_cmp(seq, t->last_pushed) <= 0)
         return -EALREADY;
     if (ack_pending(t) == t->cap && grow(t) < 0)
         return -ENOMEM;
     e = &t->ring[(size_t)t->tail & (t->cap - 1)];
-    strcpy(e->seq, seq); /* fits: seqnum_valid bounds it */
+    strcpy(e->seq, seq ? seq : ""); /* fits: seqnum_valid bounds it */
     e->done = false;
     e->ver = ver ? *ver : (struct ckpt_version){ 0, 0 };
-    strcpy(t->last_pushed, seq);
+    strcpy(t->undo_last, t->last_pushed);
+    t->can_undo = true;
+    if (seq)
+        strcpy(t->last_pushed, seq);
     return t->tail++;
+}
+
+int ack_unpush(struct ack *t)
+{
+    struct entry *e;
+
+    if (!t->can_undo || t->tail == t->head)
+        return -ENOENT;
+    e = &t->ring[(size_t)(t->tail - 1) & (t->cap - 1)];
+    if (e->done)
+        return -ENOENT;
+    t->tail--;
+    strcpy(t->last_pushed, t->undo_last);
+    t->can_undo = false;
+    return 0;
 }
 
 int ack_done(struct ack *t, int64_t ticket)
@@ -87,15 +107,23 @@ int ack_done(struct ack *t, int64_t ticket)
     if (e->done)
         return -EALREADY;
     e->done = true;
+    if (ticket == t->tail - 1)
+        t->can_undo = false;
     if (ticket != t->head)
         return 0;
     for (k = t->head; k < t->tail && t->ring[(size_t)k & (t->cap - 1)].done; k++)
         ;
-    /* Only the last entry of the finished run becomes the checkpoint. */
-    e = &t->ring[(size_t)(k - 1) & (t->cap - 1)];
-    strcpy(t->ckpt, e->seq);
-    t->ckpt_ver = e->ver;
-    t->moved = true;
+    /* The last entry of the finished run that has a sequence number becomes
+     * the checkpoint (records without one move it no further). */
+    for (int64_t j = k; j > t->head; j--) {
+        e = &t->ring[(size_t)(j - 1) & (t->cap - 1)];
+        if (e->seq[0]) {
+            strcpy(t->ckpt, e->seq);
+            t->ckpt_ver = e->ver;
+            t->moved = true;
+            break;
+        }
+    }
     t->head = k;
     if (t->head == t->tail && t->cap > RING_KEEP) {
         free(t->ring);

@@ -42,11 +42,20 @@ void ack_free(struct ack *t); /* NULL is a no-op */
  * number pushed before.  ver (may be NULL: {0, 0}) is copied.  Returns the
  * record's ticket (>= 0), or -EINVAL (seq is not a sequence number),
  * -EALREADY (seq is not above the last one pushed: a duplicate from a
- * re-read, to be skipped), -ENOMEM. */
+ * re-read, to be skipped), -ENOMEM.
+ * seq NULL registers a record whose sequence number cannot be read (text
+ * that is not a record): it holds the checkpoint back like any other until
+ * it finishes, and then moves it no further than the record before it. */
 int64_t ack_push(struct ack *t, const char *seq, const struct ckpt_version *ver);
 
-/* Marks the record finished.  Returns 1 when the checkpoint moved forward,
- * 0 when it did not (an older record is still in flight), -EALREADY when the
+/* Takes back the record registered by the last ack_push, which must not be
+ * finished (it could not be handed on: out of memory).  Only the last push
+ * can be taken back, once.  0, or -ENOENT. */
+int ack_unpush(struct ack *t);
+
+/* Marks the record finished.  Returns 1 when the finished prefix grew (the
+ * checkpoint moves unless the prefix grew only by records without a
+ * sequence number), 0 when it did not (an older record is still in flight), -EALREADY when the
  * record was already finished, -ENOENT for a ticket never issued or already
  * behind the checkpoint. */
 int ack_done(struct ack *t, int64_t ticket);

@@ -197,3 +197,55 @@ Test(ack, random_completion_order_never_skips_an_unfinished_record)
     cr_assert_str_eq(ack_checkpoint(t, NULL), "9000000000000000000000000000000000000000");
     ack_free(t);
 }
+
+/* A record whose sequence number cannot be read (text that is not a record,
+ * dead-lettered as it is) still holds the checkpoint back until it is
+ * finished, and then moves it no further than the record before it. */
+Test(ack, a_record_without_a_sequence_number_holds_the_checkpoint_and_moves_it_no_further)
+{
+    struct ack *t = ack_new();
+    int64_t a, x, b;
+
+    a = ack_push(t, "000000000000000000010", NULL);
+    x = ack_push(t, NULL, NULL);
+    b = ack_push(t, "000000000000000000012", NULL);
+    cr_assert(a >= 0 && x >= 0 && b >= 0);
+    cr_assert_eq(ack_push(t, "000000000000000000012", NULL), -EALREADY,
+                 "order is still checked against the last real sequence number");
+    cr_assert_eq(ack_done(t, b), 0);
+    cr_assert_eq(ack_done(t, a), 1);
+    cr_assert_str_eq(ack_checkpoint(t, NULL), "000000000000000000010",
+                     "the record without a number is not finished: the checkpoint waits");
+    cr_assert_eq(ack_done(t, x), 1);
+    cr_assert_str_eq(ack_checkpoint(t, NULL), "000000000000000000012");
+    cr_assert_eq(ack_pending(t), 0);
+    ack_free(t);
+
+    /* Alone at the start of a shard: nothing to checkpoint. */
+    t = ack_new();
+    x = ack_push(t, NULL, NULL);
+    cr_assert_eq(ack_done(t, x), 1);
+    cr_assert_null(ack_checkpoint(t, NULL));
+    ack_free(t);
+}
+
+/* A record that could not be handed on (out of memory) is taken back, so no
+ * later checkpoint passes it: it is read again. */
+Test(ack, the_last_push_can_be_taken_back)
+{
+    struct ack *t = ack_new();
+    int64_t a, b, c;
+
+    a = ack_push(t, "000000000000000000010", NULL);
+    b = ack_push(t, "000000000000000000011", NULL);
+    cr_assert_eq(ack_unpush(t), 0);
+    cr_assert_eq(ack_unpush(t), -ENOENT, "only the last push, once");
+    cr_assert_eq(ack_pending(t), 1);
+    c = ack_push(t, "000000000000000000011", NULL);
+    cr_assert_eq(c, b, "the same record, pushed again, takes the same place");
+    cr_assert_eq(ack_done(t, c), 0);
+    cr_assert_eq(ack_done(t, a), 1);
+    cr_assert_str_eq(ack_checkpoint(t, NULL), "000000000000000000011");
+    cr_assert_eq(ack_unpush(t), -ENOENT, "a finished record cannot be taken back");
+    ack_free(t);
+}
