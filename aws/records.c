@@ -95,8 +95,10 @@ static int scan_records(struct scan *s, const char *base, struct records_page *p
     const char *v;
     int rc;
 
+    pg->bad_off = (size_t)(s->p - base);
     if (!take(s, '['))
         return -EPROTO;
+    pg->bad_off = (size_t)(s->p - base);
     if (take(s, ']'))
         return 0;
     do {
@@ -106,6 +108,7 @@ static int scan_records(struct scan *s, const char *base, struct records_page *p
         rc = add_span(pg, (size_t)(v - base), (size_t)(s->p - v));
         if (rc < 0)
             return rc;
+        pg->bad_off = (size_t)(s->p - base);
     } while (take(s, ','));
     return take(s, ']') ? 0 : -EPROTO;
 }
@@ -139,6 +142,7 @@ int records_scan(const char *body, size_t len, struct records_page *pg)
     int rc = 0;
 
     pg->n = 0;
+    pg->bad_off = 0;
     free(pg->next_iter);
     pg->next_iter = NULL;
     if (!body || !take(&s, '{'))
@@ -159,6 +163,8 @@ int records_scan(const char *body, size_t len, struct records_page *pg)
             if (rc == 0 && klen == 9 && memcmp(k, "\"Records\"", 9) == 0 && !records) {
                 records = true;
                 rc = scan_records(&s, body, pg);
+                if (rc == -EPROTO)
+                    return rc; /* the records before the break are kept */
             } else if (rc == 0 && klen == 19 && memcmp(k, "\"NextShardIterator\"", 19) == 0) {
                 rc = scan_iterator(&s, pg);
             } else if (rc == 0) {
@@ -174,7 +180,9 @@ int records_scan(const char *body, size_t len, struct records_page *pg)
     if (rc == 0 && s.p != s.end)
         rc = -EPROTO;
     if (rc < 0) {
+        /* Broken outside the records: nothing can be trusted. */
         pg->n = 0;
+        pg->bad_off = 0;
         free(pg->next_iter);
         pg->next_iter = NULL;
     }

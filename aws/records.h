@@ -23,12 +23,15 @@ struct records_page {
     struct records_span *span; /* n records in order (heap; kept by records_scan for reuse) */
     size_t n, cap;
     char *next_iter;           /* NextShardIterator (heap), NULL when absent or null */
+    size_t bad_off;            /* after -EPROTO: where the text stops being readable */
 };
 
 /* Fills page from the reply body (page starts zeroed or from an earlier
  * scan; its memory is reused).  Members other than Records and
  * NextShardIterator are skipped.  Returns 0, -EPROTO when the text is not
- * such an object (page->n is then 0), or -ENOMEM. */
+ * such an object, or -ENOMEM.  After -EPROTO, page->n counts the records
+ * that were whole before the text broke, and bad_off is the offset where
+ * the broken part starts (next_iter is set only if it came before it). */
 int records_scan(const char *body, size_t len, struct records_page *page);
 void records_page_free(struct records_page *page); /* the memory; page is zeroed */
 

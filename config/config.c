@@ -85,6 +85,10 @@ static const struct option global_opts[] = {
       "longest wait between GetRecords calls on an idle shard (each call is billed)" },
     { "daemon", "read_concurrency", T_INT, "8", 1, 1024, G(daemon.read_concurrency), NULL, NULL,
       "GetRecords requests in flight over all shards (each reply can add up to 1 MB)" },
+    { "daemon", "shard_read_ahead", T_INT, "20000", 1000, 10000000, G(daemon.shard_read_ahead),
+      NULL, NULL,
+      "records a shard reads past its checkpoint before it waits (a record not finished holds "
+      "the checkpoint; ~64 bytes each)" },
     { "daemon", "shard_list_interval", T_DURATION, "60s", 1 * SEC, HOUR,
       G(daemon.shard_list_interval_ms), NULL, NULL,
       "how often each stream's shards are listed again (DescribeStream)" },

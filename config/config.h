@@ -75,6 +75,7 @@ struct config {
         size_t max_queue_bytes;         /* memory cap between readers and the sink */
         int64_t idle_poll_interval_ms;  /* longest wait between reads of an idle shard */
         int read_concurrency;           /* GetRecords in flight over all shards */
+        int shard_read_ahead;           /* records read past a shard's checkpoint, at most */
         int64_t shard_list_interval_ms; /* DescribeStream again */
         int64_t stream_check_interval_ms; /* DescribeTable again (new stream ARN) */
     } daemon;

@@ -72,6 +72,8 @@ uint64_t ckpt_next_version(struct ckpt_version *st, int64_t created)
     return ((uint64_t)st->second << CKPT_ORDINAL_BITS) | st->ordinal;
 }
 
+#define SEEN_KEEP (60 * 60) /* a done shard listed this recently is not pruned */
+
 static int ver_cmp(const struct ckpt_version *a, const struct ckpt_version *b)
 {
     if (a->second != b->second)
@@ -324,6 +326,52 @@ struct ckpt_version ckpt_shard_resume_version(struct ckpt *ck, struct ckpt_shard
     return sh->ver;
 }
 
+void ckpt_shard_seen(struct ckpt_shard *sh, time_t now)
+{
+    sh->seen = now;
+}
+
+void ckpt_shard_skip_before(struct ckpt *ck, struct ckpt_shard *sh, int64_t second)
+{
+    if (sh->skip_before != second) {
+        sh->skip_before = second;
+        ck->dirty = true;
+    }
+}
+
+bool ckpt_table_known(const struct ckpt *ck, const char *table)
+{
+    for (size_t i = 0; i < ck->nstreams; i++)
+        if (strcmp(ck->streams[i]->table, table) == 0 && ck->streams[i]->n)
+            return true;
+    return false;
+}
+
+struct ckpt_version ckpt_table_max_version(const struct ckpt *ck, const char *table)
+{
+    struct ckpt_version max = { 0, 0 };
+
+    for (size_t i = 0; i < ck->nstreams; i++) {
+        const struct stream *st = ck->streams[i];
+
+        if (strcmp(st->table, table) != 0)
+            continue;
+        for (size_t j = 0; j < st->n; j++)
+            if (ver_cmp(&st->shards[j]->ver, &max) > 0)
+                max = st->shards[j]->ver;
+    }
+    return max;
+}
+
+void ckpt_shard_raise_version(struct ckpt *ck, struct ckpt_shard *sh,
+                              const struct ckpt_version *ver)
+{
+    if (ver_cmp(ver, &sh->ver) > 0) {
+        sh->ver = *ver;
+        ck->dirty = true;
+    }
+}
+
 int ckpt_foreach(const struct ckpt *ck, int (*fn)(const struct ckpt_shard *sh, void *arg),
                  void *arg)
 {
@@ -347,7 +395,8 @@ size_t ckpt_prune(struct ckpt *ck, time_t now)
         for (size_t j = 0; j < st->n; j++) {
             struct ckpt_shard *sh = st->shards[j];
 
-            if (sh->done && now - sh->updated > CKPT_PRUNE_AGE) {
+            if (sh->done && now - sh->updated > CKPT_PRUNE_AGE &&
+                !(sh->seen && now - sh->seen < SEEN_KEEP)) {
                 free(sh);
                 dropped++;
             } else {
@@ -457,13 +506,14 @@ static int parse_time(const char *s, time_t *out)
     return 0;
 }
 
-static const char *const shard_keys[] = { "seq", "ver_s", "ver_n", "parent", "done", "updated" };
+static const char *const shard_keys[] = { "seq",  "ver_s",   "ver_n",      "parent",
+                                          "done", "updated", "skip_before" };
 
 static int load_shard(struct ckpt *ck, const char *table, const char *arn, const char *id,
-                      json_t *o, char *err, size_t errlen)
+                      json_t *o, int format, char *err, size_t errlen)
 {
     const char *path = ck->path, *key;
-    json_t *seq, *vs, *vn, *par, *done, *upd, *v;
+    json_t *seq, *vs, *vn, *par, *done, *upd, *skip, *v;
     struct ckpt_shard *sh;
     time_t updated;
 
@@ -478,7 +528,8 @@ static int load_shard(struct ckpt *ck, const char *table, const char *arn, const
 
         while (i < sizeof(shard_keys) / sizeof(*shard_keys) && strcmp(shard_keys[i], key) != 0)
             i++;
-        if (i == sizeof(shard_keys) / sizeof(*shard_keys))
+        if (i == sizeof(shard_keys) / sizeof(*shard_keys) ||
+            (format < 2 && strcmp(key, "skip_before") == 0))
             return FAIL("unknown key \"%s\"", key);
     }
     seq = json_object_get(o, "seq");
@@ -487,6 +538,10 @@ static int load_shard(struct ckpt *ck, const char *table, const char *arn, const
     par = json_object_get(o, "parent");
     done = json_object_get(o, "done");
     upd = json_object_get(o, "updated");
+    skip = json_object_get(o, "skip_before");
+    if (skip && (!json_is_integer(skip) || json_integer_value(skip) < 0 ||
+                 json_integer_value(skip) > CKPT_SECOND_MAX))
+        return FAIL("skip_before: not an integer in 0..%lld", (long long)CKPT_SECOND_MAX);
     if (!seq || !(json_is_null(seq) || json_is_string(seq)))
         return FAIL("seq: missing or not a string or null");
     if (json_is_string(seq) && !seqnum_valid(json_string_value(seq)))
@@ -514,6 +569,7 @@ static int load_shard(struct ckpt *ck, const char *table, const char *arn, const
     sh->ver.second = json_integer_value(vs);
     sh->ver.ordinal = (uint32_t)json_integer_value(vn);
     sh->done = json_is_true(done);
+    sh->skip_before = skip ? (int64_t)json_integer_value(skip) : 0;
     return 0;
 #undef FAIL
 }
@@ -534,9 +590,9 @@ static int load_root(struct ckpt *ck, json_t *root, char *err, size_t errlen)
     ver = json_object_get(root, "version");
     if (!json_is_integer(ver))
         return fail(err, errlen, path, "version: missing or not an integer");
-    if (json_integer_value(ver) != CKPT_FORMAT_VERSION)
-        return fail(err, errlen, path, "version %lld is not supported (this ddb2es reads %d)",
-                    (long long)json_integer_value(ver), CKPT_FORMAT_VERSION);
+    if (json_integer_value(ver) < 1 || json_integer_value(ver) > CKPT_FORMAT_VERSION_MAX)
+        return fail(err, errlen, path, "version %lld is not supported (this ddb2es reads 1 to %d)",
+                    (long long)json_integer_value(ver), CKPT_FORMAT_VERSION_MAX);
     streams = json_object_get(root, "streams");
     if (!json_is_object(streams))
         return fail(err, errlen, path, "streams: missing or not an object");
@@ -562,7 +618,8 @@ static int load_root(struct ckpt *ck, json_t *root, char *err, size_t errlen)
                         arn);
         json_object_foreach(shards, id, sho)
         {
-            rc = load_shard(ck, json_string_value(table), arn, id, sho, err, errlen);
+            rc = load_shard(ck, json_string_value(table), arn, id, sho,
+                            (int)json_integer_value(ver), err, errlen);
             if (rc < 0)
                 return rc;
         }
@@ -666,8 +723,13 @@ static char *serialise(const struct ckpt *ck, size_t *len)
 {
     json_t *root = json_object(), *streams = json_object();
     char *text = NULL, *out = NULL;
-    int bad = !root || !streams || json_object_set_new(root, "version",
-                                                        json_integer(CKPT_FORMAT_VERSION)) < 0;
+    int format = CKPT_FORMAT_VERSION, bad;
+
+    for (size_t i = 0; i < ck->nstreams; i++)
+        for (size_t j = 0; j < ck->streams[i]->n; j++)
+            if (ck->streams[i]->shards[j]->skip_before)
+                format = 2;
+    bad = !root || !streams || json_object_set_new(root, "version", json_integer(format)) < 0;
 
     if (root && streams && json_object_set(root, "streams", streams) < 0)
         bad = 1;
@@ -690,6 +752,9 @@ static char *serialise(const struct ckpt *ck, size_t *len)
                                                 (json_int_t)sh->ver.ordinal, "parent",
                                                 sh->parent ? json_string(sh->parent) : json_null(),
                                                 "done", (int)sh->done, "updated", when)) < 0;
+            if (!bad && sh->skip_before)
+                bad = json_object_set_new(json_object_get(shards, sh->id), "skip_before",
+                                          json_integer((json_int_t)sh->skip_before)) < 0;
         }
         json_decref(so);
         json_decref(shards);

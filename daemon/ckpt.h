@@ -26,6 +26,13 @@
  *                         "done": false,
  *                         "updated": "2024-05-01T12:00:00Z"}}}}}
  *
+ * Version 2 (written only when a shard carries it) adds one optional shard
+ * key: "skip_before": <epoch seconds>, for a shard that started at LATEST
+ * and has no checkpoint yet: records created before that second are
+ * history it skips when it must read from TRIM_HORIZON (its first iterator
+ * expired, or the daemon restarted, before the first record came).  Files of
+ * version 1 are read as they are.
+ *
  * Loading is strict: anything unexpected (not JSON, truncated, trailing
  * bytes, duplicate keys, another version, a wrong type, a bad sequence
  * number or time) fails with a message naming the file and the key; the
@@ -63,7 +70,8 @@ struct uv_loop_s; /* uv_loop_t; this header does not need uv.h */
 
 #define CKPT_FILE "checkpoints.json"
 #define CKPT_LOCK_FILE "lock"
-#define CKPT_FORMAT_VERSION 1
+#define CKPT_FORMAT_VERSION 1   /* written when no shard needs more */
+#define CKPT_FORMAT_VERSION_MAX 2
 #define CKPT_ORDINAL_BITS 20
 #define CKPT_ORDINAL_MAX ((UINT32_C(1) << CKPT_ORDINAL_BITS) - 1)
 /* Seconds are clamped to this (about the year 141,000), which keeps every
@@ -108,6 +116,8 @@ struct ckpt_shard {
     struct ckpt_version ver;     /* version state at seq (or inherited) */
     bool done;
     time_t updated;
+    int64_t skip_before;         /* see "skip_before" above; 0 = none */
+    time_t seen;                 /* in memory only: when a listing last held it (pruning) */
 };
 
 struct ckpt;
@@ -151,6 +161,21 @@ void ckpt_shard_finish(struct ckpt *ck, struct ckpt_shard *sh, time_t now);
  * the shard's own state ({0, 0} for a new one). */
 struct ckpt_version ckpt_shard_resume_version(struct ckpt *ck, struct ckpt_shard *sh);
 
+/* A listing held the shard now (kept from pruning a while: see ckpt_prune). */
+void ckpt_shard_seen(struct ckpt_shard *sh, time_t now);
+/* Sets or clears (0) the shard's skip_before (see the file format). */
+void ckpt_shard_skip_before(struct ckpt *ck, struct ckpt_shard *sh, int64_t second);
+/* True when the store holds any shard of this table, in any stream. */
+bool ckpt_table_known(const struct ckpt *ck, const char *table);
+/* The highest version state of any shard of the table ({0, 0} if none):
+ * a stream that replaces another starts above it, so a newer record never
+ * loses to an older one across the switch. */
+struct ckpt_version ckpt_table_max_version(const struct ckpt *ck, const char *table);
+/* Raises the shard's version state to at least ver (a root shard starting
+ * above the table's history); it is saved with the shard. */
+void ckpt_shard_raise_version(struct ckpt *ck, struct ckpt_shard *sh,
+                              const struct ckpt_version *ver);
+
 /* Calls fn for every shard, streams and shards in insertion (file) order,
  * until fn returns non-zero; returns that value, or 0.  fn must not add or
  * remove shards. */
@@ -159,8 +184,10 @@ int ckpt_foreach(const struct ckpt *ck, int (*fn)(const struct ckpt_shard *sh, v
 size_t ckpt_count(const struct ckpt *ck); /* number of shards */
 
 /* Drops shards that are done and were last updated more than CKPT_PRUNE_AGE
- * before now, and streams left with no shard.  Pointers to dropped shards
- * become invalid.  Returns how many shards were dropped. */
+ * before now, unless a listing still held them in the last hour (seen: a
+ * shard still listed would be taken for a new one), and streams left with
+ * no shard.  Pointers to dropped shards become invalid.  Returns how many
+ * shards were dropped. */
 size_t ckpt_prune(struct ckpt *ck, time_t now);
 
 /* True when the store changed since the content of the last successful save

@@ -119,6 +119,11 @@ static const struct per_table per_table[] = {
       "expired before they were read: each event is a gap of lost records (count unknown), "
       "per table.",
       offsetof(struct reader_stats, records_lost_events) },
+    { "ddb2es_shard_parents_missing_total", "counter",
+      "Shards unfinished in the checkpoint that their stream no longer lists (a parent left "
+      "the listing before it was read to its end); what is left of each is read, or counted "
+      "in ddb2es_records_lost_events_total if it expired, per table.",
+      offsetof(struct reader_stats, parents_missing) },
     { "ddb2es_getrecords_calls_total", "counter", "GetRecords calls answered, per table.",
       offsetof(struct reader_stats, getrecords_calls) },
     { "ddb2es_getrecords_empty_total", "counter",
@@ -158,7 +163,9 @@ static void render_tables(const struct metrics_view *v, struct w *b)
     }
     family(b, "ddb2es_shards", "gauge",
            "Shards known, per table and state: open (being read), closed (ended, being read "
-           "to its end), waiting (for its parent to finish), done (read and finished).");
+           "to its end), waiting (for its parent, or an older stream of the table, to finish), "
+           "held (shard_read_ahead records wait for an older one to finish), done (read and "
+           "finished since the start).");
     for (size_t i = 0; i < v->ntables; i++) {
         const struct reader_stats *st = &v->tables[i].st;
         const char *n = v->tables[i].name;
@@ -166,6 +173,7 @@ static void render_tables(const struct metrics_view *v, struct w *b)
         sample_u(b, "ddb2es_shards", "table", n, "state", "open", st->shards_open);
         sample_u(b, "ddb2es_shards", "table", n, "state", "closed", st->shards_closed);
         sample_u(b, "ddb2es_shards", "table", n, "state", "waiting", st->shards_waiting);
+        sample_u(b, "ddb2es_shards", "table", n, "state", "held", st->shards_held);
         sample_u(b, "ddb2es_shards", "table", n, "state", "done", st->shards_done);
     }
 }

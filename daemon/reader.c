@@ -17,14 +17,31 @@
 #define CHILDREN_RETRY_MS 5000    /* a closed parent listed without its children yet */
 #define RETRY_BASE_MS 500
 #define RETRY_MAX_MS 30000
+#define LATEST_MARGIN_S 60        /* see shard.c: records near the start are not history */
+
+static const char *const state_name[RD_NSTATES] = {
+    [RD_DESCRIBE_TABLE] = "describe-table", [RD_LIST_STREAMS] = "list-streams",
+    [RD_LIST] = "list",                     [RD_RUNNING] = "running",
+    [RD_STOPPING] = "stopping",             [RD_STOPPED] = "stopped",
+};
 
 static void describe_table(struct reader *r);
-static void list_stream(struct reader *r, const char *children_of);
+static void list_streams(struct reader *r);
+static void list_next(struct reader *r);
+static void list_stream(struct reader *r, struct rstream *st, const char *children_of);
 static void reconcile(struct reader *r);
+static void retire(struct reader *r, struct shard *s);
 
 uint64_t reader_now_ms(const struct reader *r)
 {
     return uv_now(r->app->loop);
+}
+
+static void set_state(struct reader *r, enum reader_state to)
+{
+    if (r->state != to)
+        logc_debug(&r->log, "reader: %s -> %s", state_name[r->state], state_name[to]);
+    r->state = to;
 }
 
 static char *xstrdup(const char *p)
@@ -37,6 +54,150 @@ static void replace(char **dst, const char *src)
     free(*dst);
     *dst = xstrdup(src);
 }
+
+/* ---- streams ------------------------------------------------------------ */
+
+/* "arn:aws:dynamodb:REGION:ACCOUNT:table/T/stream/LABEL": the label is the
+ * stream's creation time, so labels order a table's streams. */
+static const char *label_of(const char *arn)
+{
+    const char *p = strstr(arn, "/stream/");
+
+    return p ? p + 8 : "";
+}
+
+static struct rstream *stream_find(struct reader *r, const char *arn)
+{
+    for (struct rstream *st = r->streams; st; st = st->next)
+        if (strcmp(st->arn, arn) == 0)
+            return st;
+    return NULL;
+}
+
+/* The stream's record, made when new (kept in label order). */
+static struct rstream *stream_add(struct reader *r, const char *arn)
+{
+    struct rstream *st = stream_find(r, arn), **link;
+
+    if (st)
+        return st;
+    st = calloc(1, sizeof(*st));
+    if (!st || !(st->arn = strdup(arn))) {
+        free(st);
+        return NULL;
+    }
+    st->label = label_of(st->arn);
+    for (link = &r->streams; *link && strcmp((*link)->label, st->label) <= 0; link = &(*link)->next)
+        ;
+    st->next = *link;
+    *link = st;
+    return st;
+}
+
+static void streams_free(struct reader *r)
+{
+    while (r->streams) {
+        struct rstream *st = r->streams;
+
+        r->streams = st->next;
+        free(st->arn);
+        free(st);
+    }
+}
+
+/* ---- shards: a hash on (stream ARN, shard id) ---------------------------- */
+
+static size_t hash_of(const char *arn, const char *id)
+{
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+
+    for (; *arn; arn++)
+        h = (h ^ (unsigned char)*arn) * 1099511628211u;
+    h = (h ^ 0xff) * 1099511628211u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211u;
+    return (size_t)h;
+}
+
+static struct shard *find_shard(const struct reader *r, const char *arn, const char *id)
+{
+    if (!r->tabcap)
+        return NULL;
+    for (struct shard *s = r->tab[hash_of(arn, id) & (r->tabcap - 1)]; s; s = s->hnext)
+        if (strcmp(s->id, id) == 0 && strcmp(s->arn, arn) == 0)
+            return s;
+    return NULL;
+}
+
+static int tab_grow(struct reader *r)
+{
+    size_t cap = r->tabcap ? r->tabcap * 2 : 64;
+    struct shard **tab = calloc(cap, sizeof(*tab));
+
+    if (!tab)
+        return -ENOMEM;
+    for (struct shard *s = r->shards; s; s = s->next) {
+        size_t i = hash_of(s->arn, s->id) & (cap - 1);
+
+        s->hnext = tab[i];
+        tab[i] = s;
+    }
+    free(r->tab);
+    r->tab = tab;
+    r->tabcap = cap;
+    return 0;
+}
+
+/* Appends s to the list and the hash. */
+static int shard_link(struct reader *r, struct shard *s)
+{
+    size_t i;
+
+    if ((r->nshards + 1) > r->tabcap && tab_grow(r) < 0)
+        return -ENOMEM;
+    i = hash_of(s->arn, s->id) & (r->tabcap - 1);
+    s->hnext = r->tab[i];
+    r->tab[i] = s;
+    /* The list keeps the order shards were found: parents before children. */
+    s->next = NULL;
+    if (!r->shards) {
+        r->shards = s;
+        s->prev = s;              /* the head's prev is the tail */
+    } else {
+        struct shard *last = r->shards->prev;
+
+        last->next = s;
+        s->prev = last;
+        r->shards->prev = s;
+    }
+    r->nshards++;
+    return 0;
+}
+
+static void shard_unlink(struct reader *r, struct shard *s)
+{
+    struct shard **hl = &r->tab[hash_of(s->arn, s->id) & (r->tabcap - 1)];
+
+    while (*hl && *hl != s)
+        hl = &(*hl)->hnext;
+    if (*hl)
+        *hl = s->hnext;
+    if (s == r->shards) {
+        r->shards = s->next;
+        if (r->shards)
+            r->shards->prev = s->prev;
+    } else {
+        s->prev->next = s->next;
+        if (s->next)
+            s->next->prev = s->prev;
+        else
+            r->shards->prev = s->prev;
+    }
+    s->next = s->prev = s->hnext = NULL;
+    r->nshards--;
+}
+
+/* ---- life of the reader ------------------------------------------------- */
 
 struct reader *reader_new(struct app *app, const struct config_table *t)
 {
@@ -72,12 +233,15 @@ void reader_free(struct reader *r)
         next = s->next;
         shard_free(s);
     }
+    free(r->tab);
+    streams_free(r);
     free(r->hash_key);
     free(r->range_key);
     free(r->arn);
     free(r->view_type);
     free(r->list_from);
     free(r->children_of);
+    free(r->oldest_known);
     records_page_free(&r->page);
     clients_tf_key_free(r->hmac_key, r->hmac_key_len);
     free(r);
@@ -96,27 +260,23 @@ bool reader_listed(const struct reader *r)
 const struct reader_stats *reader_stats(const struct reader *r)
 {
     struct reader_stats *st = (struct reader_stats *)&r->stats;
+    uint64_t done = r->shards_retired;
 
-    st->shards_open = st->shards_closed = st->shards_done = st->shards_waiting = 0;
+    st->shards_open = st->shards_closed = st->shards_waiting = st->shards_held = 0;
     for (const struct shard *s = r->shards; s; s = s->next) {
         if (s->state == SH_DONE)
-            st->shards_done++;
+            done++;
         else if (s->state == SH_WAIT_PARENT)
             st->shards_waiting++;
+        else if (s->state == SH_HELD)
+            st->shards_held++;
         else if (s->closed)
             st->shards_closed++;
         else
             st->shards_open++;
     }
+    st->shards_done = done;
     return st;
-}
-
-static struct shard *find_shard(const struct reader *r, const char *id)
-{
-    for (struct shard *s = r->shards; s; s = s->next)
-        if (strcmp(s->id, id) == 0)
-            return s;
-    return NULL;
 }
 
 static void on_timer(uv_timer_t *t);
@@ -140,10 +300,57 @@ static void on_timer(uv_timer_t *t)
 
     if (r->state >= RD_STOPPING || r->call)
         return;
-    if (!r->arn || reader_now_ms(r) - (uint64_t)r->last_describe_table >= REDESCRIBE_MS)
+    if (!r->arn || reader_now_ms(r) - (uint64_t)r->last_describe_table >= REDESCRIBE_MS) {
         describe_table(r);
-    else
-        list_stream(r, NULL);
+    } else {
+        r->cur = NULL; /* every stream not finished, from the oldest */
+        list_next(r);
+    }
+}
+
+/* ---- what the checkpoint knew ------------------------------------------- */
+
+struct seed {
+    struct reader *r;
+    const char *oldest;
+};
+
+static struct shard *adopt(struct reader *r, const struct ckpt_shard *ck);
+
+/* Every stream of this table in the checkpoint is followed, and every
+ * shard not finished there is read, listed or not: a stream replaced while
+ * the daemon was stopped is finished, and an unfinished shard that left
+ * the listing is read for what is left (or found expired, and its loss
+ * counted), never dropped in silence. */
+static int seed_one(const struct ckpt_shard *ck, void *arg)
+{
+    struct seed *sd = arg;
+    struct reader *r = sd->r;
+
+    if (strcmp(ck->table, r->t->name) != 0)
+        return 0;
+    if (!sd->oldest || strcmp(label_of(ck->arn), sd->oldest) < 0)
+        sd->oldest = label_of(ck->arn);
+    if (!stream_add(r, ck->arn))
+        return -ENOMEM;
+    if (!ck->done && !find_shard(r, ck->arn, ck->id) && !adopt(r, ck))
+        return -ENOMEM;
+    return 0;
+}
+
+static void seed(struct reader *r)
+{
+    struct seed sd = { r, NULL };
+
+    if (r->seeded)
+        return;
+    r->table_known = ckpt_table_known(r->app->ckpt, r->t->name);
+    if (ckpt_foreach(r->app->ckpt, seed_one, &sd) < 0) {
+        logc_error(&r->log, "out of memory taking the checkpoint's shards; trying again");
+        return;
+    }
+    replace(&r->oldest_known, sd.oldest);
+    r->seeded = true;
 }
 
 /* ---- DescribeTable ---------------------------------------------------- */
@@ -165,13 +372,6 @@ static void take_key_schema(struct reader *r, json_t *table)
     }
     r->tf.hash_key = r->hash_key;
     r->tf.range_key = r->range_key;
-}
-
-/* Was this stream in the checkpoint before we started?  Then every shard we
- * have no entry for is new since, and is read from its beginning. */
-static int has_arn(const struct ckpt_shard *sh, void *arg)
-{
-    return strcmp(sh->arn, arg) == 0;
 }
 
 /* [aws] allowed_regions: a stream whose ARN names another region
@@ -196,6 +396,14 @@ static bool arn_region_allowed(struct reader *r, const char *arn)
                         "not reading it",
                arn, region);
     return false;
+}
+
+/* Other streams than the latest are looked for (ListStreams) when the table
+ * was followed before, or when start = trim_horizon asks for everything the
+ * streams still hold; start = latest on a first run skips them. */
+static bool wants_other_streams(const struct reader *r)
+{
+    return r->table_known || r->t->start == CONFIG_START_TRIM_HORIZON;
 }
 
 static void on_describe_table(const struct ddb_reply *rep, void *arg)
@@ -244,6 +452,11 @@ static void on_describe_table(const struct ddb_reply *rep, void *arg)
         schedule(r, RELIST_MS);
         return;
     }
+    seed(r);
+    if (!r->seeded) {
+        retry_later(r);
+        return;
+    }
     if (!enabled && r->arn && strcmp(r->arn, arn) == 0)
         logc_warn(&r->log, "the table's stream is disabled; finishing what it holds");
     if (view) {
@@ -251,25 +464,33 @@ static void on_describe_table(const struct ddb_reply *rep, void *arg)
         r->needs_items = strcmp(view, "KEYS_ONLY") == 0 || strcmp(view, "OLD_IMAGE") == 0;
     }
     if (!r->arn || strcmp(r->arn, arn) != 0) {
-        bool first = !r->arn;
-
-        if (!first)
+        if (r->arn)
             logc_warn(&r->log, "the table has a new stream %s (the stream was disabled and "
-                               "enabled again); following it",
+                               "enabled again): the older one is read to its end first",
                       arn);
         else
             logc_info(&r->log, "stream %s (%s)", arn, view ? view : "view type unknown");
         replace(&r->arn, arn);
-        r->stream_known = first ? ckpt_foreach(r->app->ckpt, has_arn, r->arn) != 0 : true;
+        r->streams_listed = false;
     }
-    r->state = RD_LIST;
-    list_stream(r, NULL);
+    if (!stream_add(r, arn)) {
+        retry_later(r);
+        return;
+    }
+    if (!r->streams_listed && wants_other_streams(r)) {
+        replace(&r->list_from, NULL);
+        list_streams(r);
+        return;
+    }
+    r->cur = NULL;
+    list_next(r);
 }
 
 static void describe_table(struct reader *r)
 {
     json_t *body = json_pack("{s:s}", "TableName", r->t->name);
 
+    set_state(r, RD_DESCRIBE_TABLE);
     r->call = body ? ddb_call(r->app->aws, AWS_DYNAMODB, "DescribeTable", body, on_describe_table,
                               r, NULL)
                    : NULL;
@@ -277,37 +498,21 @@ static void describe_table(struct reader *r)
         retry_later(r);
 }
 
-/* ---- DescribeStream --------------------------------------------------- */
+/* ---- ListStreams ------------------------------------------------------- */
 
-static void add_listed(struct reader *r, json_t *sh)
+/* A stream older than every stream the checkpoint knew was finished and
+ * pruned, or was there before this table was first followed: not read. */
+static bool stream_wanted(const struct reader *r, const char *arn)
 {
-    const char *id = json_string_value(json_object_get(sh, "ShardId"));
-    const char *parent = json_string_value(json_object_get(sh, "ParentShardId"));
-    bool closed = json_string_value(json_object_get(json_object_get(sh, "SequenceNumberRange"),
-                                                    "EndingSequenceNumber")) != NULL;
-    struct shard *s, **tail;
-
-    if (!id)
-        return;
-    s = find_shard(r, id);
-    if (s) {
-        s->closed |= closed;
-        return;
-    }
-    s = shard_new(r, r->arn, id, parent, closed);
-    if (!s) {
-        logc_error(&r->log, "out of memory adding shard %s; retrying at the next listing", id);
-        return;
-    }
-    for (tail = &r->shards; *tail; tail = &(*tail)->next)
-        ;
-    *tail = s;
+    if (!r->table_known)
+        return true; /* start = trim_horizon: everything still held */
+    return r->oldest_known && strcmp(label_of(arn), r->oldest_known) >= 0;
 }
 
-static void on_describe_stream(const struct ddb_reply *rep, void *arg)
+static void on_list_streams(const struct ddb_reply *rep, void *arg)
 {
     struct reader *r = arg;
-    json_t *desc, *sh;
+    json_t *st;
     const char *last;
     size_t i;
 
@@ -315,15 +520,169 @@ static void on_describe_stream(const struct ddb_reply *rep, void *arg)
     if (rep->err == -ECANCELED || r->state >= RD_STOPPING)
         return;
     if (rep->cls != DDB_OK) {
-        if (r->children_of && (rep->cls == DDB_FATAL)) {
+        if (rep->cls == DDB_FATAL) {
+            /* Without the permission (or the operation), only the streams
+             * the checkpoint and DescribeTable name are known. */
+            if (!r->list_streams_refused)
+                logc_warn(&r->log, "ListStreams refused (%s: %s): a stream replaced more than "
+                                   "once while ddb2es was stopped cannot be found; grant "
+                                   "dynamodb:ListStreams (see iam/)",
+                          rep->type, rep->message);
+            r->list_streams_refused = true;
+            r->streams_listed = true;
+            r->cur = NULL;
+            list_next(r);
+            return;
+        }
+        logc_warn(&r->log, "ListStreams failed: %s %s; retrying",
+                  rep->type[0] ? rep->type : rep->err ? strerror(-rep->err) : "error", rep->message);
+        retry_later(r);
+        return;
+    }
+    r->failures = 0;
+    json_array_foreach(json_object_get(rep->json, "Streams"), i, st)
+    {
+        const char *arn = json_string_value(json_object_get(st, "StreamArn"));
+
+        if (arn && stream_wanted(r, arn) && !stream_find(r, arn)) {
+            logc_info(&r->log, "an earlier stream of the table may hold unread records: %s", arn);
+            stream_add(r, arn);
+        }
+    }
+    last = json_string_value(json_object_get(rep->json, "LastEvaluatedStreamArn"));
+    if (last) {
+        replace(&r->list_from, last);
+        list_streams(r);
+        return;
+    }
+    replace(&r->list_from, NULL);
+    r->streams_listed = true;
+    r->cur = NULL;
+    list_next(r);
+}
+
+static void list_streams(struct reader *r)
+{
+    json_t *body = json_pack("{s:s}", "TableName", r->t->name);
+
+    set_state(r, RD_LIST_STREAMS);
+    if (body && r->list_from)
+        json_object_set_new(body, "ExclusiveStartStreamArn", json_string(r->list_from));
+    r->call = body ? ddb_call(r->app->aws, AWS_STREAMS, "ListStreams", body, on_list_streams, r,
+                              NULL)
+                   : NULL;
+    if (!r->call)
+        retry_later(r);
+}
+
+/* ---- DescribeStream --------------------------------------------------- */
+
+static struct shard *new_shard(struct reader *r, struct rstream *st, const char *id,
+                               const char *parent, bool closed)
+{
+    struct shard *s = shard_new(r, st->arn, id, parent, closed);
+
+    if (s && shard_link(r, s) < 0) {
+        shard_free(s);
+        s = NULL;
+    }
+    if (s)
+        s->stream = st;
+    return s;
+}
+
+static struct shard *adopt(struct reader *r, const struct ckpt_shard *ck)
+{
+    struct rstream *st = stream_add(r, ck->arn);
+
+    return st ? new_shard(r, st, ck->id, ck->parent, false) : NULL;
+}
+
+static void add_listed(struct reader *r, struct rstream *st, json_t *sh, bool full)
+{
+    const char *id = json_string_value(json_object_get(sh, "ShardId"));
+    const char *parent = json_string_value(json_object_get(sh, "ParentShardId"));
+    bool closed = json_string_value(json_object_get(json_object_get(sh, "SequenceNumberRange"),
+                                                    "EndingSequenceNumber")) != NULL;
+    struct ckpt_shard *ck;
+    struct shard *s;
+
+    if (!id)
+        return;
+    ck = ckpt_shard_get(r->app->ckpt, st->arn, id);
+    if (ck)
+        ckpt_shard_seen(ck, r->app->now());
+    s = find_shard(r, st->arn, id);
+    if (s) {
+        s->closed |= closed;
+        if (full)
+            s->listed_gen = st->gen;
+        return;
+    }
+    if (ck && ck->done)
+        return; /* finished: nothing of it is kept but the checkpoint */
+    s = new_shard(r, st, id, parent, closed);
+    if (!s) {
+        logc_error(&r->log, "out of memory adding shard %s; retrying at the next listing", id);
+        return;
+    }
+    s->listed_gen = st->gen;
+}
+
+/* A full listing of st ended: shards of it that it no longer holds left
+ * the stream (their reading ends as soon as the service says so). */
+static void listed_in_full(struct reader *r, struct rstream *st)
+{
+    for (struct shard *s = r->shards; s; s = s->next) {
+        if (s->stream != st || s->listed_gen == st->gen || s->unlisted)
+            continue;
+        s->unlisted = true;
+        if (s->state == SH_DONE)
+            continue;
+        r->stats.parents_missing++;
+        logc_error(&r->log, "shard %s is not finished in the checkpoint but its stream no longer "
+                            "lists it: reading what is left of it (if it expired, its records "
+                            "are lost and counted)",
+                   s->id);
+    }
+}
+
+static void on_describe_stream(const struct ddb_reply *rep, void *arg)
+{
+    struct reader *r = arg;
+    struct rstream *st = r->cur;
+    json_t *desc, *sh;
+    const char *last, *status;
+    bool full = !r->children_of;
+    size_t i;
+
+    r->call = NULL;
+    if (rep->err == -ECANCELED || r->state >= RD_STOPPING)
+        return;
+    if (rep->cls != DDB_OK) {
+        if (r->children_of && rep->cls == DDB_FATAL) {
             /* No ShardFilter support at this endpoint: list everything. */
             replace(&r->children_of, NULL);
-            list_stream(r, NULL);
+            replace(&r->list_from, NULL);
+            list_stream(r, st, NULL);
+            return;
+        }
+        if (rep->cls == DDB_NOT_FOUND && r->arn && strcmp(st->arn, r->arn) != 0) {
+            /* An older stream past its 24 h: what it still held is lost. */
+            logc_error(&r->log, "stream %s no longer exists (%s): its unread records are lost",
+                       st->arn, rep->message);
+            st->gone = true;
+            for (struct shard *s = r->shards; s; s = s->next)
+                if (s->stream == st)
+                    s->unlisted = true;
+            replace(&r->list_from, NULL);
+            replace(&r->children_of, NULL);
+            list_next(r);
             return;
         }
         if (rep->cls == DDB_NOT_FOUND) {
             logc_error(&r->log, "stream %s not found; checking the table for a new stream",
-                       r->arn);
+                       st->arn);
             r->last_describe_table = 0;
         } else {
             logc_warn(&r->log, "DescribeStream failed: %s %s; retrying",
@@ -331,32 +690,51 @@ static void on_describe_stream(const struct ddb_reply *rep, void *arg)
                       rep->message);
         }
         replace(&r->list_from, NULL);
+        replace(&r->children_of, NULL);
         retry_later(r);
         return;
     }
     r->failures = 0;
     desc = json_object_get(rep->json, "StreamDescription");
-    json_array_foreach(json_object_get(desc, "Shards"), i, sh) add_listed(r, sh);
+    status = json_string_value(json_object_get(desc, "StreamStatus"));
+    if (full && !r->list_from) {
+        /* The first page of a full listing: whether the stream can still get
+         * shards is known now, before the shards are. */
+        st->disabled = status && strcmp(status, "DISABLED") == 0;
+        st->complete = false;
+    }
+    json_array_foreach(json_object_get(desc, "Shards"), i, sh) add_listed(r, st, sh, full);
     last = json_string_value(json_object_get(desc, "LastEvaluatedShardId"));
     if (last) {
         replace(&r->list_from, last);
-        list_stream(r, r->children_of);
+        list_stream(r, st, r->children_of);
         return;
     }
     replace(&r->list_from, NULL);
+    if (full) {
+        listed_in_full(r, st);
+        st->complete = st->disabled;
+        list_next(r);
+        return;
+    }
     replace(&r->children_of, NULL);
-    r->state = RD_RUNNING;
+    set_state(r, RD_RUNNING);
     reconcile(r);
-    r->listed = true;
     schedule(r, RELIST_MS);
 }
 
-static void list_stream(struct reader *r, const char *children_of)
+/* DescribeStream of st: in full (a new generation), or only the children of
+ * one shard. */
+static void list_stream(struct reader *r, struct rstream *st, const char *children_of)
 {
-    json_t *body = json_pack("{s:s, s:i}", "StreamArn", r->arn, "Limit", 100);
+    json_t *body = json_pack("{s:s, s:i}", "StreamArn", st->arn, "Limit", 100);
 
-    if (children_of && children_of != r->children_of)
+    set_state(r, RD_LIST);
+    r->cur = st;
+    if (children_of != r->children_of)
         replace(&r->children_of, children_of);
+    if (!r->children_of && !r->list_from)
+        st->gen++;
     if (body && r->list_from)
         json_object_set_new(body, "ExclusiveStartShardId", json_string(r->list_from));
     if (body && r->children_of)
@@ -370,17 +748,65 @@ static void list_stream(struct reader *r, const char *children_of)
         retry_later(r);
 }
 
+/* A stream is finished once every shard it can have is known (it was
+ * listed in full while disabled, or it no longer exists) and done. */
+static bool stream_finished(struct reader *r, struct rstream *st)
+{
+    if (st->finished)
+        return true;
+    if (!st->complete && !st->gone)
+        return false;
+    for (struct shard *s = r->shards; s; s = s->next)
+        if (s->stream == st && s->state != SH_DONE)
+            return false;
+    st->finished = true;
+    logc_info(&r->log, "stream %s is read to its end", st->arn);
+    return true;
+}
+
+/* Lists the next stream after r->cur that is not finished; after the last
+ * one, the shards are started where they may. */
+static void list_next(struct reader *r)
+{
+    struct rstream *st = r->cur ? r->cur->next : r->streams;
+
+    while (st && (stream_finished(r, st) || st->gone))
+        st = st->next;
+    if (st) {
+        replace(&r->list_from, NULL);
+        replace(&r->children_of, NULL);
+        list_stream(r, st, NULL);
+        return;
+    }
+    r->cur = NULL;
+    set_state(r, RD_RUNNING);
+    reconcile(r);
+    r->listed = true;
+    schedule(r, RELIST_MS);
+}
+
 /* ---- lineage ---------------------------------------------------------- */
 
-/* Chooses where a shard starts and registers it in the checkpoint store. */
-static void begin(struct reader *r, struct shard *s, bool first_listing)
+/* Every stream older than st is finished: st's first shards may start. */
+static bool older_finished(struct reader *r, const struct rstream *st)
+{
+    for (struct rstream *o = r->streams; o && o != st; o = o->next)
+        if (strcmp(o->label, st->label) < 0 && !stream_finished(r, o))
+            return false;
+    return true;
+}
+
+/* Chooses where a shard starts and registers it in the checkpoint store.
+ * False when it could not (out of memory): it is tried again later. */
+static bool begin(struct reader *r, struct shard *s, bool first_listing, bool root)
 {
     struct app *app = r->app;
     struct ckpt_shard *ck = ckpt_shard_get(app->ckpt, s->arn, s->id);
+    bool latest = r->arn && strcmp(s->arn, r->arn) == 0;
 
     if (ck && ck->done) {
         s->state = SH_DONE;
-        return;
+        return true;
     }
     if (ck && ck->seq[0]) {
         s->start = START_AFTER_SEQ;
@@ -389,27 +815,45 @@ static void begin(struct reader *r, struct shard *s, bool first_listing)
          * second: the iterator age is known from the start. */
         if (ck->ver.second > r->stats.newest_created)
             r->stats.newest_created = ck->ver.second;
-    } else if (ck || r->stream_known || !first_listing ||
+    } else if (ck && ck->skip_before) {
+        /* Started at LATEST before, with nothing taken yet. */
+        s->start = START_TRIM_HORIZON;
+        s->skip_before = ck->skip_before;
+        s->skipping = true;
+    } else if (ck || r->table_known || !first_listing || !latest ||
                r->t->start == CONFIG_START_TRIM_HORIZON) {
-        /* Shards new to a stream we already follow are read from their
-         * start; so is everything when the user asked for the history. */
+        /* `start` applies only to a table never followed before: shards
+         * new to a followed table are read from their start, and so is
+         * everything when the user asked for the history. */
         s->start = START_TRIM_HORIZON;
     } else if (s->closed) {
         /* start = latest on a first run: what is already closed is history,
          * and open shards start at LATEST. */
         ck = ckpt_shard_add(app->ckpt, r->t->name, s->arn, s->id, s->parent_id, app->now());
-        if (ck)
-            ckpt_shard_finish(app->ckpt, ck, app->now());
+        if (!ck)
+            return false;
+        ckpt_shard_finish(app->ckpt, ck, app->now());
         s->state = SH_DONE;
-        return;
+        return true;
     } else {
         s->start = START_LATEST;
+        s->skip_before = (int64_t)app->now() - LATEST_MARGIN_S;
     }
     if (!ck)
         ck = ckpt_shard_add(app->ckpt, r->t->name, s->arn, s->id, s->parent_id, app->now());
     if (!ck) {
-        logc_error(&r->log, "out of memory registering shard %s", s->id);
-        return;
+        logc_error(&r->log, "out of memory registering shard %s; trying again later", s->id);
+        return false;
+    }
+    if (s->start == START_LATEST)
+        ckpt_shard_skip_before(app->ckpt, ck, s->skip_before);
+    if (root && !ck->seq[0]) {
+        /* A first shard of its stream: its versions start above every
+         * version the table has used, so after a stream was replaced a
+         * newer record never loses to an older one of the same second. */
+        struct ckpt_version floor = ckpt_table_max_version(app->ckpt, r->t->name);
+
+        ckpt_shard_raise_version(app->ckpt, ck, &floor);
     }
     s->ck = ck;
     s->ver = ckpt_shard_resume_version(app->ckpt, ck);
@@ -418,25 +862,36 @@ static void begin(struct reader *r, struct shard *s, bool first_listing)
                                                                                  : "TRIM_HORIZON",
                s->start == START_AFTER_SEQ ? s->start_seq : "");
     shard_begin(s);
+    return true;
 }
 
-static bool parent_finished(struct reader *r, const struct shard *s)
+/* May s start now?  *root is set when it has no parent to follow (none, or
+ * one that left the stream before it was ever known). */
+static bool may_start(struct reader *r, struct shard *s, bool *root)
 {
     struct shard *p;
     struct ckpt_shard *pc;
 
-    if (!s->parent_id)
-        return true;
-    p = find_shard(r, s->parent_id);
-    if (p)
-        return p->state == SH_DONE;
-    /* Not listed: it left the stream (older than 24 h), or the checkpoint
-     * says it finished. */
-    pc = ckpt_shard_get(r->app->ckpt, s->arn, s->parent_id);
-    if (pc && !pc->done)
-        logc_warn(&r->log, "parent shard %s of %s left the stream before it finished",
-                  s->parent_id, s->id);
-    return true;
+    *root = false;
+    if (s->parent_id) {
+        p = find_shard(r, s->arn, s->parent_id);
+        if (p)
+            return p->state == SH_DONE;
+        pc = ckpt_shard_get(r->app->ckpt, s->arn, s->parent_id);
+        if (pc && pc->done)
+            return true;
+        if (pc) {
+            /* Unfinished, and not among the shards read: read what is left
+             * of it first (it ends by being read, or found expired). */
+            if (!adopt(r, pc))
+                logc_error(&r->log, "out of memory taking parent shard %s", s->parent_id);
+            return false;
+        }
+        /* Never known: it left the stream before this table was followed
+         * (older than the 24 h retention). */
+    }
+    *root = true;
+    return older_finished(r, s->stream);
 }
 
 static void reconcile(struct reader *r)
@@ -445,15 +900,55 @@ static void reconcile(struct reader *r)
     bool progress = true;
 
     /* Parents come before children in the listing, but a parent marked done
-     * here can release a child listed earlier: repeat until nothing moves. */
+     * here can release a child listed earlier: repeat until nothing moves.
+     * A shard that cannot begin (out of memory) waits for the next listing. */
     while (progress) {
+        struct shard *next;
+
         progress = false;
-        for (struct shard *s = r->shards; s; s = s->next) {
-            if (s->state != SH_WAIT_PARENT || !parent_finished(r, s))
+        for (struct shard *s = r->shards; s; s = next) {
+            bool root;
+
+            next = s->next;
+            if (s->state != SH_WAIT_PARENT || !may_start(r, s, &root))
                 continue;
-            begin(r, s, first);
+            if (!begin(r, s, first, root))
+                continue;
             progress = true;
+            if (s->state == SH_DONE)
+                retire(r, s); /* finished before (or history): nothing to read */
         }
+    }
+}
+
+/* ---- shards that finish ------------------------------------------------- */
+
+static void maybe_stopped(struct reader *r);
+
+static void on_retired(uv_handle_t *h)
+{
+    struct shard *s = container_of((uv_timer_t *)h, struct shard, timer);
+    struct reader *r = s->reader;
+
+    s->timer_open = false;
+    shard_free(s);
+    r->retiring--;
+    maybe_stopped(r);
+}
+
+/* A finished shard is freed (its checkpoint entry says it is done): at
+ * 10,000 shards rolling over every 4 h, keeping them would grow by 60,000
+ * a day. */
+static void retire(struct reader *r, struct shard *s)
+{
+    shard_unlink(r, s);
+    r->shards_retired++;
+    if (s->timer_open && !uv_is_closing((uv_handle_t *)&s->timer)) {
+        r->retiring++;
+        uv_timer_stop(&s->timer);
+        uv_close((uv_handle_t *)&s->timer, on_retired);
+    } else {
+        shard_free(s);
     }
 }
 
@@ -465,25 +960,28 @@ void reader_shard_done(struct reader *r, struct shard *s)
     if (r->state >= RD_STOPPING)
         return;
     for (struct shard *c = r->shards; c; c = c->next)
-        has_child |= c->parent_id && strcmp(c->parent_id, s->id) == 0;
+        has_child |= c->parent_id && strcmp(c->parent_id, s->id) == 0 && c->stream == s->stream;
     if (has_child) {
+        retire(r, s);
         reconcile(r);
         return;
     }
     /* Ask for its children now; a stream that shows a closed parent without
      * children yet is asked again soon. */
-    if (!r->call && s->arn && r->arn && strcmp(s->arn, r->arn) == 0) {
+    if (!r->call && r->state == RD_RUNNING && !s->stream->gone) {
         uv_timer_stop(&r->timer);
-        list_stream(r, s->id);
+        list_stream(r, s->stream, s->id); /* copies the id */
     } else {
         schedule(r, CHILDREN_RETRY_MS);
     }
+    retire(r, s);
 }
 
 void reader_shard_gone(struct reader *r, struct shard *s)
 {
-    /* The shard expired or the stream went away: look at the table again
-     * (a new stream ARN, or the table deleted) soon. */
+    /* The service says the shard does not exist: list its stream again
+     * soon (it expired, or the stream is new and not known everywhere yet),
+     * and look at the table again (a new stream ARN, or the table deleted). */
     r->last_describe_table = 0;
     if (!r->call)
         schedule(r, CHILDREN_RETRY_MS);
@@ -493,7 +991,6 @@ void reader_shard_gone(struct reader *r, struct shard *s)
 
 int reader_start(struct reader *r)
 {
-    r->state = RD_DESCRIBE_TABLE;
     describe_table(r);
     return 0;
 }
@@ -543,12 +1040,12 @@ void reader_doc_done(void *owner, uint64_t ticket, enum sink_outcome o, void *ar
 
 static void maybe_stopped(struct reader *r)
 {
-    if (r->state != RD_STOPPING || r->timer_open || r->call)
+    if (r->state != RD_STOPPING || r->timer_open || r->call || r->retiring)
         return;
     for (struct shard *s = r->shards; s; s = s->next)
         if (!shard_stopped(s))
             return;
-    r->state = RD_STOPPED;
+    set_state(r, RD_STOPPED);
     if (r->stopped_cb)
         r->stopped_cb(r->stopped_arg);
 }
@@ -570,7 +1067,7 @@ void reader_stop(struct reader *r, void (*done)(void *arg), void *arg)
 {
     r->stopped_cb = done;
     r->stopped_arg = arg;
-    r->state = RD_STOPPING;
+    set_state(r, RD_STOPPING);
     if (r->call)
         ddb_cancel(r->call);
     r->call = NULL;

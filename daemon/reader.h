@@ -21,9 +21,11 @@ struct reader_stats {
     uint64_t records_read;
     uint64_t docs_indexed, docs_deleted, docs_stale, docs_gone, docs_dlq, docs_skipped;
     uint64_t records_lost_events;    /* TrimmedDataAccess / expired shards: data lost */
+    uint64_t parents_missing;        /* an unfinished parent no longer listed: read what is left */
     uint64_t getrecords_calls, getrecords_empty, throttled;
     int64_t newest_created;          /* newest ApproximateCreationDateTime read (s) */
-    unsigned shards_open, shards_closed, shards_done, shards_waiting;
+    unsigned shards_open, shards_closed, shards_waiting, shards_held;
+    uint64_t shards_done;            /* finished since the start */
 };
 
 struct reader *reader_new(struct app *app, const struct config_table *t);

@@ -21,6 +21,18 @@
 #define ERROR_BASE_MS 100     /* throttling and failures: 100 ms ... 10 s, full jitter */
 #define ERROR_MAX_MS 10000
 #define FATAL_RETRY_MS 30000  /* an error we do not understand: try again, slowly */
+/* ResourceNotFoundException for a shard still listed: right after a stream
+ * is enabled the service may not know a shard it lists yet (eventual
+ * consistency).  Retried until the listing drops it, until it is known to be
+ * older than the retention, or for this long. */
+#define NOT_FOUND_GIVE_UP_MS (10 * 60 * 1000)
+#define RETENTION_MS (24LL * 60 * 60 * 1000) /* records and closed shards live 24 h */
+/* start = latest: records created this long before the shard started are
+ * history.  Creation times are whole seconds (whole minutes on DynamoDB
+ * Local) and the service's clock is not ours: a record written after the
+ * start must never count as history, so a few older ones may be indexed. */
+#define LATEST_MARGIN_S 60
+#define READ_AHEAD_MAX(app) ((size_t)(app)->cfg->daemon.shard_read_ahead)
 #define GETRECORDS_LIMIT 1000
 /* While the engine holds the readers back (the sink was busy in the last
  * SMALL_PAGES_MS: see sink_busy_at), a shard asks for pages of about
@@ -35,6 +47,10 @@
 #define BEHIND_S 90           /* a page older than this: an empty page may hide more records */
 #define BEHIND_EMPTY_MAX 5    /* empty pages read straight on while behind */
 #define BATCHGET_MAX 100      /* keys per BatchGetItem */
+/* A GetRecords reply whose CRC matched but whose text breaks off: read
+ * again this many times (the page may be served whole next time), then its
+ * whole records are taken and the rest is dead-lettered as it is. */
+#define BAD_PAGE_MAX 5
 #define DOC_MAX (16u << 20)   /* a document; items are at most 400 KB, JSON grows some */
 /* GetRecords in flight over all shards ([daemon] read_concurrency).  A reply
  * (up to 1 MB) lands in the sink's queue whatever its fill, so an unbounded
@@ -44,7 +60,8 @@
 static const char *const state_name[SH_NSTATES] = {
     [SH_WAIT_PARENT] = "wait-parent", [SH_GET_ITER] = "get-iterator",
     [SH_GET_RECORDS] = "get-records", [SH_FETCH_ITEMS] = "fetch-items",
-    [SH_PAUSED] = "paused",           [SH_BACKOFF] = "backoff",
+    [SH_PAUSED] = "paused",           [SH_HELD] = "held",
+    [SH_BACKOFF] = "backoff",
     [SH_DRAIN] = "drain",             [SH_DONE] = "done",
     [SH_STOPPED] = "stopped",
 };
@@ -64,9 +81,11 @@ struct fetch_entry {
 struct fetch {
     struct fetch_entry *v;
     size_t n, cap;
+    bool one_by_one; /* a reply could not be read: one key a call until the list empties */
 };
 
 static void drive(struct shard *s);
+static void hold(struct shard *s);
 static void read_slots_free(struct app *app);
 static void read_unwait(struct shard *s);
 
@@ -96,6 +115,27 @@ static char *xstrdup(const char *p)
     return p ? strdup(p) : NULL;
 }
 
+int64_t shard_id_time_ms(const char *id)
+{
+    /* shardId-<20 digits: creation epoch ms>-<8 hex>, on AWS and DynamoDB
+     * Local alike (DDBLOCAL.md "Identifier formats"); undocumented, so only
+     * a hint: anything else is "unknown". */
+    static const char prefix[] = "shardId-";
+    int64_t ms = 0;
+    size_t i, n = sizeof(prefix) - 1;
+
+    if (!id || strncmp(id, prefix, n) != 0)
+        return 0;
+    for (i = n; i < n + 20; i++) {
+        if (id[i] < '0' || id[i] > '9')
+            return 0;
+        if (ms > (INT64_MAX - 9) / 10)
+            return 0;
+        ms = ms * 10 + (id[i] - '0');
+    }
+    return id[i] == '-' ? ms : 0;
+}
+
 struct shard *shard_new(struct reader *r, const char *arn, const char *id, const char *parent,
                         bool closed)
 {
@@ -116,6 +156,7 @@ struct shard *shard_new(struct reader *r, const char *arn, const char *id, const
     }
     s->timer_open = true;
     s->state = SH_WAIT_PARENT;
+    s->created_ms = shard_id_time_ms(id);
     return s;
 }
 
@@ -154,26 +195,33 @@ static void on_timer(uv_timer_t *t)
 
     if (s->state != SH_BACKOFF)
         return;
-    set_state(s, s->iterator ? SH_GET_RECORDS : SH_GET_ITER);
+    set_state(s, s->resume);
     drive(s);
 }
 
+/* Waits ms, then goes on in state resume (the step that must be done again). */
+static void backoff(struct shard *s, long ms, enum shard_state resume)
+{
+    assert(resume != SH_BACKOFF && resume < SH_NSTATES);
+    s->backoff_ms = ms;
+    s->resume = resume;
+    set_state(s, SH_BACKOFF);
+}
+
 /* Error backoff: capped exponential with full jitter. */
-static void backoff_error(struct shard *s)
+static void backoff_error(struct shard *s, enum shard_state resume)
 {
     long cap = backoff_cap_ms(ERROR_BASE_MS, ERROR_MAX_MS, (unsigned)s->failures++);
 
-    s->backoff_ms = ERROR_BASE_MS / 2 + jitter(cap);
-    set_state(s, SH_BACKOFF);
+    backoff(s, ERROR_BASE_MS / 2 + jitter(cap), resume);
 }
 
 /* Idle backoff: empty reads wait longer and longer, up to IDLE_MAX_MS. */
 static void backoff_idle(struct shard *s)
 {
-    s->backoff_ms = s->backoff_ms < IDLE_FIRST_MS ? IDLE_FIRST_MS : s->backoff_ms * 2;
-    if (s->backoff_ms > IDLE_MAX_MS)
-        s->backoff_ms = IDLE_MAX_MS;
-    set_state(s, SH_BACKOFF);
+    long ms = s->backoff_ms < IDLE_FIRST_MS ? IDLE_FIRST_MS : s->backoff_ms * 2;
+
+    backoff(s, ms > IDLE_MAX_MS ? IDLE_MAX_MS : ms, SH_GET_RECORDS);
 }
 
 static void set_iterator(struct shard *s, const char *it)
@@ -183,13 +231,19 @@ static void set_iterator(struct shard *s, const char *it)
 }
 
 /* Where a renewed iterator starts: after the newest record already handed
- * on, else where the shard was going to start. */
+ * on, else where the shard was going to start.  A shard that started at
+ * LATEST and has taken nothing yet must not take LATEST again (the writes
+ * made meanwhile would be skipped): it goes back to TRIM_HORIZON and skips
+ * the records created before it started (skip_before). */
 static void restart_from_last_read(struct shard *s)
 {
     set_iterator(s, NULL);
     if (s->last_read[0]) {
         s->start = START_AFTER_SEQ;
         memcpy(s->start_seq, s->last_read, sizeof(s->start_seq));
+    } else if (s->start == START_LATEST) {
+        s->start = START_TRIM_HORIZON;
+        s->skipping = true;
     }
 }
 
@@ -209,6 +263,62 @@ static void note_loss(struct shard *s, const char *after)
                after[0] ? after : "(the shard's start)");
 }
 
+/* Known to have left the stream: a full listing of its stream no longer
+ * holds it, it is closed and its id says it was made more than the
+ * retention ago, or the service has said it does not exist for
+ * NOT_FOUND_GIVE_UP_MS while it was still listed (DynamoDB Local keeps
+ * listing expired shards: DDBLOCAL.md "Expired shard"). */
+static bool known_expired(const struct shard *s)
+{
+    struct app *app = s->reader->app;
+    int64_t wall_ms = (int64_t)app->now() * 1000;
+
+    if (s->unlisted)
+        return true;
+    if (s->closed && s->created_ms && wall_ms - s->created_ms > RETENTION_MS)
+        return true;
+    return s->nf_since && uv_now(app->loop) - s->nf_since >= NOT_FOUND_GIVE_UP_MS;
+}
+
+/* ResourceNotFoundException for this shard.  Right after a stream is
+ * enabled the service can deny a shard it lists (REFERENCE.md Streams fact
+ * 7): that is retried, and the stream listed again.  Only a shard known to
+ * have expired ends here, and the records it still held are counted as lost
+ * (DESIGN invariant 6). */
+static void not_found(struct shard *s, const struct ddb_reply *rep, const char *call)
+{
+    struct log_ctx c = ctx_of(s);
+    uint64_t now = uv_now(s->reader->app->loop);
+    bool first = !s->nf_since;
+
+    if (first)
+        s->nf_since = now ? now : 1;
+    reader_shard_gone(s->reader, s);
+    if (!known_expired(s)) {
+        if (first)
+            logc_warn(&c, "%s: %s (%s), though the stream still lists the shard: retrying and "
+                          "listing the stream again",
+                      call, rep->type, rep->message);
+        restart_from_last_read(s);
+        backoff_error(s, SH_GET_ITER);
+        return;
+    }
+    if (!s->at_end) {
+        s->reader->stats.records_lost_events++;
+        logc_error(&c, "the shard expired before it was read to its end (%s: %s: %s): data lost; "
+                       "the records after %s were not read",
+                   call, rep->type, rep->message,
+                   s->last_read[0] ? s->last_read
+                   : s->ck && s->ck->seq[0] ? s->ck->seq
+                                            : "its start");
+    } else {
+        logc_info(&c, "the shard expired after it was read to its end");
+    }
+    s->at_end = true;
+    set_iterator(s, NULL);
+    set_state(s, SH_DRAIN);
+}
+
 /* ---- GetShardIterator ------------------------------------------------ */
 
 static void on_get_iterator(const struct ddb_reply *rep, void *arg)
@@ -221,6 +331,8 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
         return;
     s->reader->stats.throttled += (uint64_t)rep->throttled;
+    if (rep->cls != DDB_NOT_FOUND)
+        s->nf_since = 0;
     switch (rep->cls) {
     case DDB_OK:
         s->failures = 0;
@@ -241,26 +353,21 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
         set_state(s, SH_GET_ITER);
         break;
     case DDB_NOT_FOUND:
-        logc_error(&c, "shard no longer exists (%s: %s); %s", rep->type, rep->message,
-                   s->closed ? "it expired" : "re-checking the stream");
-        s->at_end = true;
-        set_state(s, SH_DRAIN);
-        reader_shard_gone(s->reader, s);
+        not_found(s, rep, "GetShardIterator");
         break;
     case DDB_THROTTLED:
-        backoff_error(s);
+        backoff_error(s, SH_GET_ITER);
         break;
     case DDB_RETRY:
     case DDB_AUTH:
         logc_warn(&c, "GetShardIterator failed (%s%s%s), retrying", rep->type[0] ? rep->type : "",
                   rep->type[0] ? ": " : "", rep->err ? strerror(-rep->err) : rep->message);
-        backoff_error(s);
+        backoff_error(s, SH_GET_ITER);
         break;
     default:
         logc_error(&c, "GetShardIterator failed: HTTP %ld %s: %s; retrying in %d s", rep->status,
                    rep->type, rep->message, FATAL_RETRY_MS / 1000);
-        s->backoff_ms = FATAL_RETRY_MS;
-        set_state(s, SH_BACKOFF);
+        backoff(s, FATAL_RETRY_MS, SH_GET_ITER);
         break;
     }
     drive(s);
@@ -282,7 +389,7 @@ static int start_get_iterator(struct shard *s)
                               on_get_iterator, s, NULL)
                    : NULL;
     if (!s->call) {
-        backoff_error(s);
+        backoff_error(s, SH_GET_ITER);
         return -ENOMEM;
     }
     return 0;
@@ -295,37 +402,47 @@ static uint64_t ticket_of(int64_t ack_ticket, enum doc_op op)
     return ((uint64_t)ack_ticket << 1) | (op == DOC_DELETE);
 }
 
-static void submit(struct shard *s, struct doc *d, int64_t ticket)
+/* Hands a document to the sink.  0; -ENOMEM (nothing was taken: the caller
+ * reads the record again); -ESHUTDOWN (closing: the record stays unfinished,
+ * so the checkpoint stays before it and the next start reads it again). */
+static int submit(struct shard *s, struct doc *d, int64_t ticket)
 {
     struct reader *r = s->reader;
     struct log_ctx c = ctx_of(s);
+    int rc;
 
     d->table = r->t ? r->log.table : NULL;
     d->shard = s->id;
     s->pending_docs++;
-    if (sink_submit(r->app->sink, d, s, ticket_of(ticket, d->op)) < 0) {
-        /* Only while closing: the record stays unfinished, so the checkpoint
-         * stays before it and the next start reads it again. */
+    rc = sink_submit(r->app->sink, d, s, ticket_of(ticket, d->op));
+    if (rc < 0) {
         s->pending_docs--;
-        logc_debug(&c, "sink closing, %s not submitted", d->seq);
+        logc_debug(&c, "%s not submitted: %s", d->seq, strerror(-rc));
     }
+    return rc;
 }
 
 /* Input that cannot become a document goes to the dead-letter file; it
- * counts as finished once the entry is on disk (invariant 5). */
-static void dead_letter(struct shard *s, struct doc *d, json_t *raw, const char *type,
-                        const char *reason, int64_t ticket)
+ * counts as finished once the entry is on disk (invariant 5).  raw is the
+ * parsed input, or NULL with text: input that is not JSON.  As submit(). */
+static int dead_letter(struct shard *s, struct doc *d, json_t *raw, const char *text, size_t len,
+                       const char *type, const char *reason, int64_t ticket)
 {
     struct reader *r = s->reader;
+    uint64_t t = ticket_of(ticket, DOC_INDEX);
+    int rc;
 
     d->table = r->log.table;
     d->shard = s->id;
     s->pending_docs++; /* before: the sink may report at once */
-    if (sink_dead_letter(r->app->sink, d, raw, type, reason, s, ticket_of(ticket, DOC_INDEX)) < 0)
-        s->pending_docs--; /* closing: stays unfinished, read again after restart */
+    rc = raw ? sink_dead_letter(r->app->sink, d, raw, type, reason, s, t)
+             : sink_dead_letter_raw(r->app->sink, d, text, len, type, reason, s, t);
+    if (rc < 0)
+        s->pending_docs--;
+    return rc;
 }
 
-static void fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json_t *keys)
+static int fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json_t *keys)
 {
     struct fetch *f = s->fetch;
     struct fetch_entry *e;
@@ -341,13 +458,8 @@ static void fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json
             f->cap = ncap;
         }
     }
-    if (!f || f->n == f->cap) {
-        struct log_ctx c = ctx_of(s);
-
-        logc_error(&c, "out of memory queueing item %s; it will be read again after restart",
-                   d->seq);
-        return;
-    }
+    if (!f || f->n == f->cap)
+        return -ENOMEM;
     e = &f->v[f->n++];
     memset(e, 0, sizeof(*e));
     e->ticket = ticket;
@@ -355,12 +467,77 @@ static void fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json
     e->created = d->created;
     memcpy(e->seq, d->seq, sizeof(e->seq));
     e->keys = json_incref(keys);
+    return 0;
+}
+
+/* The first "SequenceNumber":"<digits>" in text that is not JSON, so a
+ * broken record can still be dead-lettered at its place in the stream. */
+static bool find_seq(const char *text, size_t len, char out[SEQNUM_MAX + 1])
+{
+    static const char key[] = "\"SequenceNumber\"";
+    const char *p = text, *end = text + len;
+
+    while ((p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1))) {
+        const char *q = p + sizeof(key) - 1;
+        size_t n = 0;
+
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r' || *q == ':'))
+            q++;
+        if (q < end && *q == '"') {
+            for (q++; q + n < end && n <= SEQNUM_MAX && q[n] >= '0' && q[n] <= '9'; n++)
+                ;
+            if (q + n < end && q[n] == '"' && n >= SEQNUM_MIN && n <= SEQNUM_MAX) {
+                memcpy(out, q, n);
+                out[n] = '\0';
+                return true;
+            }
+        }
+        p += sizeof(key) - 1;
+    }
+    return false;
+}
+
+/* A record that cannot be parsed or has no sequence number: written to the
+ * dead-letter file as received, then finished like any other (invariant 5),
+ * so the shard goes on.  seq may be NULL (none could be read): the record
+ * holds the checkpoint until its entry is written, then moves it no
+ * further.  0, or -ENOMEM (nothing done: read it again). */
+static int take_poison(struct shard *s, size_t idx, const char *seq, const char *text,
+                       size_t len, const char *type, const char *why)
+{
+    struct reader *r = s->reader;
+    struct log_ctx c = ctx_of(s);
+    struct doc d;
+    int64_t ticket = ack_push(s->ack, seq, &s->ver);
+    int rc;
+
+    if (ticket < 0)
+        return ticket == -ENOMEM ? -ENOMEM : 0;
+    memset(&d, 0, sizeof(d));
+    buf_init(&d.source, 0);
+    if (seq)
+        snprintf(d.seq, sizeof(d.seq), "%s", seq);
+    logc_error(&c, "record %zu of a GetRecords page (sequence number %s) %s: %s; it goes to the "
+                   "dead-letter file as received and the shard goes on",
+               idx, seq ? seq : "unreadable", type, why);
+    rc = dead_letter(s, &d, NULL, text, len, type, why, ticket);
+    buf_close(&d.source);
+    if (rc == -ENOMEM) {
+        ack_unpush(s->ack);
+        return -ENOMEM;
+    }
+    if (seq)
+        memcpy(s->last_read, seq, strlen(seq) + 1);
+    r->stats.records_read++;
+    return 0;
 }
 
 /* Turns one GetRecords page (r->page, in body) into documents, in stream
- * order, parsing one record at a time.  Returns the number of records taken,
- * or -EPROTO when a record is not JSON: the records before it are taken, and
- * reading the page again skips them. */
+ * order, parsing one record at a time.  A record that cannot be parsed or
+ * made into a document is dead-lettered and counts as taken.  Returns the
+ * number of records taken, or -ENOMEM when memory ran out in the middle:
+ * the records before are taken (last_read), the caller reads on after them
+ * later. */
 static long take_records(struct shard *s, const char *body)
 {
     struct reader *r = s->reader;
@@ -373,46 +550,97 @@ static long take_records(struct shard *s, const char *body)
     memset(&d, 0, sizeof(d));
     buf_init(&d.source, DOC_MAX);
     buf_init(&err, 1024);
-    for (i = 0; i < r->page.n; i++) {
+    for (i = 0; i < r->page.n && taken >= 0; i++) {
+        const char *text = body + r->page.span[i].off;
+        size_t len = r->page.span[i].len;
         json_error_t jerr;
-        json_t *rec = json_loadb(body + r->page.span[i].off, r->page.span[i].len, 0, &jerr);
+        json_t *rec = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
         json_t *dyn = json_object_get(rec, "dynamodb");
         const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
+        struct ckpt_version before = s->ver;
+        char seqbuf[SEQNUM_MAX + 1], why[256];
         int64_t created;
         enum transform_result tr;
         uint64_t version;
         int64_t ticket;
+        int rc = 0;
 
-        if (!rec) {
-            logc_warn(&c, "record %zu of a GetRecords page is not JSON (%s at byte %d); "
-                          "reading the page again", i, jerr.text, jerr.position);
-            taken = -EPROTO;
-            break;
-        }
-        if (!seq || !seqnum_valid(seq)) {
-            logc_error(&c, "record %zu of a GetRecords page has no valid SequenceNumber; skipped",
-                       i);
+        if (!rec || !seq || !seqnum_valid(seq)) {
+            if (!rec)
+                snprintf(why, sizeof(why), "%s at byte %d", jerr.text, jerr.position);
+            else
+                snprintf(why, sizeof(why), "no SequenceNumber of 21 to 40 digits");
+            seq = rec ? NULL : find_seq(text, len, seqbuf) ? seqbuf : NULL;
+            if (seq && s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0)
+                rc = 0; /* seen already (a renewed iterator overlaps) */
+            else if ((rc = take_poison(s, i, seq, text, len,
+                                       rec ? "record_without_sequence_number" : "record_not_json",
+                                       why)) == 0)
+                taken++;
             json_decref(rec);
+            if (rc == -ENOMEM)
+                taken = -ENOMEM;
             continue;
         }
         if (s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0) {
             json_decref(rec);
             continue; /* seen already (a renewed iterator overlaps) */
         }
+        seq = memcpy(seqbuf, seq, strlen(seq) + 1); /* outlives rec */
         buf_reset(&err);
         tr = transform_record(&r->tf, rec, &d, &err);
         /* The time as transform_record checked it (0 when it is not a
          * time in seconds): a raw cast of any JSON number is undefined. */
         created = d.created;
-        if (created > r->stats.newest_created)
-            r->stats.newest_created = created;
+        if (s->skipping && tr != TR_ERROR && created < s->skip_before)
+            tr = TR_SKIP; /* start = latest: history from before the shard started */
+        else if (tr != TR_ERROR)
+            s->skipping = false;
         version = ckpt_next_version(&s->ver, created);
         ticket = ack_push(s->ack, seq, &s->ver);
         if (ticket < 0) {
-            logc_error(&c, "record %s: cannot track it (%s); skipped", seq, strerror((int)-ticket));
             json_decref(rec);
+            s->ver = before;
+            if (ticket == -ENOMEM) {
+                taken = -ENOMEM;
+                break;
+            }
+            logc_error(&c, "record %s: cannot track it (%s); skipped", seq, strerror((int)-ticket));
             continue;
         }
+        d.version = version;
+        d.created = created;
+        snprintf(d.seq, sizeof(d.seq), "%s", seq);
+        switch (tr) {
+        case TR_DOC:
+            rc = submit(s, &d, ticket);
+            break;
+        case TR_SKIP:
+            r->stats.docs_skipped++;
+            ack_done(s->ack, ticket);
+            break;
+        case TR_NEED_ITEM:
+            rc = fetch_add(s, ticket, &d, json_object_get(dyn, "Keys"));
+            break;
+        case TR_ERROR:
+        default:
+            logc_error(&c, "record %s cannot be made into a document: %s", seq,
+                       err.ptr ? err.ptr : "?");
+            rc = dead_letter(s, &d, rec, NULL, 0, "record_conversion_error",
+                             err.ptr ? err.ptr : "malformed record", ticket);
+            break;
+        }
+        json_decref(rec);
+        if (rc == -ENOMEM) {
+            /* Not handed on: taken back, and read again after a pause. */
+            ack_unpush(s->ack);
+            s->ver = before;
+            logc_warn(&c, "out of memory taking record %s; it is read again shortly", seq);
+            taken = -ENOMEM;
+            break;
+        }
+        if (created > r->stats.newest_created)
+            r->stats.newest_created = created;
         memcpy(s->last_read, seq, strlen(seq) + 1);
         if (!taken)
             memcpy(s->first_taken, seq, strlen(seq) + 1);
@@ -420,29 +648,6 @@ static long take_records(struct shard *s, const char *body)
             s->page_newest = created;
         r->stats.records_read++;
         taken++;
-        d.version = version;
-        d.created = created;
-        snprintf(d.seq, sizeof(d.seq), "%s", seq);
-        switch (tr) {
-        case TR_DOC:
-            submit(s, &d, ticket);
-            break;
-        case TR_SKIP:
-            r->stats.docs_skipped++;
-            ack_done(s->ack, ticket);
-            break;
-        case TR_NEED_ITEM:
-            fetch_add(s, ticket, &d, json_object_get(dyn, "Keys"));
-            break;
-        case TR_ERROR:
-        default:
-            logc_error(&c, "record %s cannot be made into a document: %s", seq,
-                       err.ptr ? err.ptr : "?");
-            dead_letter(s, &d, rec, "record_conversion_error",
-                        err.ptr ? err.ptr : "malformed record", ticket);
-            break;
-        }
-        json_decref(rec);
     }
     buf_close(&d.source);
     buf_close(&err);
@@ -457,10 +662,11 @@ static int start_fetch(struct shard *s)
 {
     struct fetch *f = s->fetch;
     struct reader *r = s->reader;
+    size_t max = f->one_by_one ? 1 : BATCHGET_MAX;
     json_t *keys = json_array(), *body;
     size_t n = 0;
 
-    for (size_t i = 0; i < f->n && n < BATCHGET_MAX; i++) {
+    for (size_t i = 0; i < f->n; i++) {
         bool dup = false;
 
         if (f->v[i].sent || !f->v[i].keys)
@@ -468,6 +674,8 @@ static int start_fetch(struct shard *s)
         /* BatchGetItem refuses the same key twice in one request. */
         for (size_t j = 0; j < json_array_size(keys) && !dup; j++)
             dup = json_equal(json_array_get(keys, j), f->v[i].keys);
+        if (!dup && n == max)
+            break;
         f->v[i].sent = true;
         if (!dup) {
             json_array_append(keys, f->v[i].keys);
@@ -477,12 +685,12 @@ static int start_fetch(struct shard *s)
     body = json_pack("{s:{s:{s:o, s:b}}}", "RequestItems", r->t ? r->log.table : "", "Keys", keys,
                      "ConsistentRead", 1);
     s->call = body ? ddb_call(r->app->aws, AWS_DYNAMODB, "BatchGetItem", body, on_batch_get, s,
-                              NULL)
+                              &(struct ddb_call_opts){ .what = r->log.table })
                    : NULL;
     if (!s->call) {
         for (size_t i = 0; i < f->n; i++)
             f->v[i].sent = false;
-        backoff_error(s);
+        backoff_error(s, SH_FETCH_ITEMS);
         return -ENOMEM;
     }
     return 0;
@@ -498,6 +706,60 @@ static bool same_key(const struct reader *r, json_t *item, json_t *keys)
            json_equal(json_object_get(item, r->range_key), json_object_get(keys, r->range_key));
 }
 
+/* The reply to a BatchGetItem could not be read (DDB_BAD_REPLY: the service
+ * sends the same bytes again).  The keys are asked for one by one, so the
+ * one whose item cannot be read is found; that record goes to the
+ * dead-letter file with its keys and the reason, and the shard goes on. */
+static void batch_get_unreadable(struct shard *s, const struct ddb_reply *rep)
+{
+    struct fetch *f = s->fetch;
+    struct log_ctx c = ctx_of(s);
+    size_t sent = 0, keep = 0;
+
+    for (size_t i = 0; i < f->n; i++)
+        sent += f->v[i].sent;
+    if (!f->one_by_one && sent > 1) {
+        logc_warn(&c, "BatchGetItem of %zu keys: %s; asking for them one by one", sent,
+                  rep->message);
+        f->one_by_one = true;
+        for (size_t i = 0; i < f->n; i++)
+            f->v[i].sent = false;
+        set_state(s, SH_FETCH_ITEMS);
+        return;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        struct fetch_entry *e = &f->v[i];
+        struct doc d;
+        int rc;
+
+        if (!e->sent) {
+            f->v[keep++] = *e;
+            continue;
+        }
+        memset(&d, 0, sizeof(d));
+        buf_init(&d.source, 0);
+        d.version = e->version;
+        d.created = e->created;
+        memcpy(d.seq, e->seq, sizeof(d.seq));
+        logc_error(&c, "the item of record %s cannot be read (%s); the record goes to the "
+                       "dead-letter file with its keys",
+                   e->seq, rep->message);
+        rc = dead_letter(s, &d, e->keys, NULL, 0, "item_unreadable", rep->message, e->ticket);
+        buf_close(&d.source);
+        if (rc == -ENOMEM) {
+            e->sent = false;
+            f->v[keep++] = *e;
+            continue;
+        }
+        json_decref(e->keys);
+    }
+    f->n = keep;
+    if (keep == sent && keep)
+        backoff_error(s, SH_FETCH_ITEMS); /* out of memory for all of them: pause */
+    else
+        set_state(s, f->n ? SH_FETCH_ITEMS : s->at_end ? SH_DRAIN : SH_GET_RECORDS);
+}
+
 static void on_batch_get(const struct ddb_reply *rep, void *arg)
 {
     struct shard *s = arg;
@@ -508,19 +770,25 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
     struct doc d;
     struct buf err;
     size_t keep = 0;
+    bool nomem = false, wait = false;
 
     s->call = NULL;
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
         return;
+    if (rep->cls == DDB_BAD_REPLY) {
+        batch_get_unreadable(s, rep);
+        drive(s);
+        return;
+    }
     if (rep->cls != DDB_OK) {
         for (size_t i = 0; i < f->n; i++)
             f->v[i].sent = false;
         if (rep->cls == DDB_FATAL || rep->cls == DDB_NOT_FOUND)
             logc_error(&c, "BatchGetItem failed: HTTP %ld %s: %s; retrying", rep->status,
                        rep->type, rep->message);
-        backoff_error(s);
-        s->state = SH_FETCH_ITEMS; /* the timer brings us back here */
-        set_state(s, SH_BACKOFF);
+        /* Back to the items, not to the records after them: their
+         * documents go to the sink first, in stream order. */
+        backoff_error(s, SH_FETCH_ITEMS);
         drive(s);
         return;
     }
@@ -538,13 +806,16 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         size_t j;
         bool unprocessed = false;
         enum transform_result tr;
+        int rc;
 
-        if (!e->sent) {
-            f->v[keep++] = *e;
-            continue;
+        /* In stream order: once one is not answered (not asked for yet,
+         * unprocessed, or not handed on), the later ones wait with it. */
+        if (e->sent && !wait) {
+            json_array_foreach(unproc, j, x) unprocessed |= same_key(r, x, e->keys);
+            wait = unprocessed;
         }
-        json_array_foreach(unproc, j, x) unprocessed |= same_key(r, x, e->keys);
-        if (unprocessed) {
+        if (!e->sent || wait || nomem) {
+            wait = true;
             e->sent = false;
             f->v[keep++] = *e;
             continue;
@@ -557,19 +828,29 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         d.created = e->created;
         memcpy(d.seq, e->seq, sizeof(d.seq));
         if (tr == TR_DOC) {
-            submit(s, &d, e->ticket);
+            rc = submit(s, &d, e->ticket);
         } else {
             logc_error(&c, "item of record %s cannot be made into a document: %s", e->seq,
                        err.ptr ? err.ptr : "?");
-            dead_letter(s, &d, item ? item : e->keys, "item_conversion_error",
-                        err.ptr ? err.ptr : "malformed item", e->ticket);
+            rc = dead_letter(s, &d, item ? item : e->keys, NULL, 0, "item_conversion_error",
+                             err.ptr ? err.ptr : "malformed item", e->ticket);
+        }
+        if (rc == -ENOMEM) {
+            nomem = true;
+            e->sent = false;
+            f->v[keep++] = *e;
+            continue;
         }
         json_decref(e->keys);
     }
     f->n = keep;
+    if (!keep)
+        f->one_by_one = false;
     buf_close(&d.source);
     buf_close(&err);
-    if (f->n == 0)
+    if (nomem)
+        backoff_error(s, SH_FETCH_ITEMS);
+    else if (f->n == 0)
         set_state(s, s->at_end ? SH_DRAIN : SH_GET_RECORDS);
     else
         set_state(s, SH_FETCH_ITEMS);
@@ -577,6 +858,33 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
 }
 
 /* ---- GetRecords ------------------------------------------------------- */
+
+/* The part of a GetRecords reply after the last whole record, once it has
+ * stayed unreadable for BAD_PAGE_MAX reads: dead-lettered as it is, at the
+ * highest sequence number it shows, so reading goes on after it.  False
+ * when it shows none (nothing to place an iterator after) or memory ran
+ * out: then nothing was done. */
+static bool take_broken_tail(struct shard *s, const char *text, size_t len)
+{
+    char seq[SEQNUM_MAX + 1] = "", cand[SEQNUM_MAX + 1];
+    const char *p = text;
+
+    while (p < text + len && find_seq(p, (size_t)(text + len - p), cand)) {
+        if (!seq[0] || seqnum_cmp(cand, seq) > 0)
+            memcpy(seq, cand, sizeof(seq));
+        p = (const char *)memmem(p, (size_t)(text + len - p), cand, strlen(cand)) + strlen(cand);
+    }
+    if (!seq[0] || (s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0)) {
+        struct log_ctx c = ctx_of(s);
+
+        logc_error(&c, "a GetRecords reply stays unreadable and shows no sequence number to read "
+                       "on after; reading it again every %d s",
+                   FATAL_RETRY_MS / 1000);
+        return false;
+    }
+    return take_poison(s, s->reader->page.n, seq, text, len, "records_not_json",
+                       "the reply breaks off here: the text that follows is not JSON") == 0;
+}
 
 static void on_get_records(const struct ddb_reply *rep, void *arg)
 {
@@ -601,16 +909,38 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
     r->stats.getrecords_calls++;
     /* Every throttled answer counts, also those retried within the call. */
     r->stats.throttled += (uint64_t)rep->throttled;
+    if (rep->cls != DDB_NOT_FOUND)
+        s->nf_since = 0;
     switch (rep->cls) {
     case DDB_OK:
         rc = records_scan(rep->body, rep->body_len, &r->page);
-        taken = rc < 0 ? rc : take_records(s, rep->body);
-        if (taken < 0) {
-            if (rc < 0)
-                logc_warn(&c, "GetRecords reply unusable (%s), retrying", strerror(-rc));
-            backoff_error(s);
+        if (rc == -EPROTO && ++s->bad_pages < BAD_PAGE_MAX) {
+            logc_warn(&c, "GetRecords reply of %zu bytes cannot be read after byte %zu; reading "
+                          "the page again (%d of %d)",
+                      rep->body_len, r->page.bad_off, s->bad_pages, BAD_PAGE_MAX);
+            backoff_error(s, SH_GET_RECORDS);
             break;
         }
+        taken = rc == -ENOMEM ? rc : take_records(s, rep->body);
+        if (taken >= 0 && rc == -EPROTO) {
+            if (take_broken_tail(s, rep->body + r->page.bad_off, rep->body_len - r->page.bad_off)) {
+                /* Read on after the dead-lettered text. */
+                s->bad_pages = 0;
+                restart_from_last_read(s);
+                set_state(s, SH_GET_ITER);
+            } else {
+                /* Nothing to place an iterator after: the same page, slowly. */
+                backoff(s, FATAL_RETRY_MS, SH_GET_RECORDS);
+            }
+            break;
+        }
+        if (taken < 0) {
+            /* Out of memory part way: read on after the last record taken. */
+            restart_from_last_read(s);
+            backoff_error(s, SH_GET_ITER);
+            break;
+        }
+        s->bad_pages = 0;
         s->failures = 0;
         next = r->page.next_iter;
         nrecords = r->page.n;
@@ -669,30 +999,22 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         set_state(s, SH_GET_ITER);
         break;
     case DDB_NOT_FOUND:
-        if (!s->at_end)
-            r->stats.records_lost_events++;
-        logc_error(&c, "shard can no longer be read (%s: %s): it expired%s", rep->type,
-                   rep->message, s->last_read[0] ? "; records after the last one read are lost" : "");
-        s->at_end = true;
-        set_iterator(s, NULL);
-        set_state(s, SH_DRAIN);
-        reader_shard_gone(r, s);
+        not_found(s, rep, "GetRecords");
         break;
     case DDB_THROTTLED:
-        backoff_error(s);
+        backoff_error(s, SH_GET_RECORDS);
         break;
     case DDB_RETRY:
     case DDB_AUTH:
         logc_warn(&c, "GetRecords failed (%s), retrying",
                   rep->err ? strerror(-rep->err) : rep->type[0] ? rep->type : "server error");
-        backoff_error(s);
+        backoff_error(s, SH_GET_RECORDS);
         break;
     default:
         logc_error(&c, "GetRecords failed: HTTP %ld %s: %s; renewing the iterator in %d s",
                    rep->status, rep->type, rep->message, FATAL_RETRY_MS / 1000);
         restart_from_last_read(s);
-        s->backoff_ms = FATAL_RETRY_MS;
-        set_state(s, SH_BACKOFF);
+        backoff(s, FATAL_RETRY_MS, SH_GET_ITER);
         break;
     }
     drive(s);
@@ -727,7 +1049,7 @@ static int start_get_records(struct shard *s)
                               on_get_records, s, &raw)
                    : NULL;
     if (!s->call) {
-        backoff_error(s);
+        backoff_error(s, SH_GET_RECORDS);
         return -ENOMEM;
     }
     s->reader->app->reads++;
@@ -804,6 +1126,7 @@ static void drive(struct shard *s)
         switch (s->state) {
         case SH_WAIT_PARENT:
         case SH_PAUSED:
+        case SH_HELD:
         case SH_STOPPED:
             return;
         case SH_GET_ITER:
@@ -821,6 +1144,10 @@ static void drive(struct shard *s)
             }
             if (sink_full(s->reader->app->sink)) {
                 set_state(s, SH_PAUSED);
+                return;
+            }
+            if (ack_pending(s->ack) >= READ_AHEAD_MAX(s->reader->app)) {
+                hold(s);
                 return;
             }
             /* First come first served: a shard that just read, and got
@@ -862,6 +1189,24 @@ static void drive(struct shard *s)
     }
 }
 
+/* Too many records read past the checkpoint: memory would grow without
+ * bound behind one record that does not finish (an item the engine keeps
+ * refusing with a retryable error).  The shard stops reading until half of
+ * them are behind the checkpoint. */
+static void hold(struct shard *s)
+{
+    struct log_ctx c = ctx_of(s);
+
+    read_unwait(s);
+    set_state(s, SH_HELD);
+    if (!s->held_logged)
+        logc_warn(&c, "%zu records read past the checkpoint (%s) are waiting for an older one to "
+                      "finish: this shard stops reading until they are ([daemon] "
+                      "shard_read_ahead)",
+                  ack_pending(s->ack), s->ck && s->ck->seq[0] ? s->ck->seq : "none yet");
+    s->held_logged = true;
+}
+
 void shard_begin(struct shard *s)
 {
     set_state(s, SH_GET_ITER);
@@ -889,8 +1234,14 @@ void shard_doc_done(struct shard *s, uint64_t ticket, bool finished)
     if (rc < 0)
         logc_error(&c, "finished document %llu was not in flight (%s)",
                    (unsigned long long)(ticket >> 1), strerror(-rc));
-    if (s->state == SH_DRAIN)
+    if (s->state == SH_HELD && ack_pending(s->ack) <= READ_AHEAD_MAX(s->reader->app) / 2) {
+        logc_info(&c, "the checkpoint moved on: reading again");
+        s->held_logged = false;
+        set_state(s, SH_GET_RECORDS);
         drive(s);
+    } else if (s->state == SH_DRAIN) {
+        drive(s);
+    }
 }
 
 void shard_checkpoint(struct shard *s)
@@ -902,6 +1253,8 @@ void shard_checkpoint(struct shard *s)
     if (seq && s->ck) {
         int rc = ckpt_shard_advance(app->ckpt, s->ck, seq, &ver, app->now());
 
+        if (rc == 0 && s->ck->skip_before)
+            ckpt_shard_skip_before(app->ckpt, s->ck, 0); /* it resumes after seq now */
         if (rc < 0) {
             struct log_ctx c = ctx_of(s);
 

@@ -7,8 +7,12 @@
  *   get-records  GetRecords; records go to the sink in stream order
  *   fetch-items  KEYS_ONLY / OLD_IMAGE streams: BatchGetItem of the current
  *                items before their documents can be made
- *   paused       the sink is full (bounded memory): wait for it to drain
- *   backoff      idle (empty read), throttled or failing: a timer
+ *   paused       the sink is full (bounded memory), or waiting for a read slot
+ *   held         [daemon] shard_read_ahead records are read ahead of the
+ *                checkpoint (one of them is not finished): no more reading
+ *                until half of them are
+ *   backoff      idle (empty read), throttled or failing: a timer, then the
+ *                state it was entered for (resume)
  *   drain        the shard ended: wait until every record read has finished
  *   done         read to the end and finished; children may start
  */
@@ -33,6 +37,7 @@ enum shard_state {
     SH_GET_RECORDS,
     SH_FETCH_ITEMS,
     SH_PAUSED,
+    SH_HELD,
     SH_BACKOFF,
     SH_DRAIN,
     SH_DONE,
@@ -42,9 +47,14 @@ enum shard_state {
 
 enum shard_start { START_TRIM_HORIZON, START_LATEST, START_AFTER_SEQ };
 
+struct rstream;
+
 struct shard {
     struct reader *reader;
-    struct shard *next;          /* the reader's list */
+    struct rstream *stream;      /* the reader's record of its stream */
+    struct shard *next, *prev;   /* the reader's list */
+    struct shard *hnext;         /* the reader's hash chain */
+    unsigned listed_gen;         /* the stream's full listing that last held it */
     struct shard *read_wait_next; /* the app's queue of shards waiting to read */
     bool read_waiting;
     char *id;
@@ -52,11 +62,19 @@ struct shard {
     char *arn;                   /* the stream it belongs to */
     bool closed;                 /* listed with an EndingSequenceNumber */
     enum shard_state state;
+    enum shard_state resume;     /* where backoff goes when its timer fires */
     enum shard_start start;      /* where the next GetShardIterator starts */
+    int64_t skip_before;         /* started at LATEST at this second (minus a margin) */
+    bool skipping;               /* reading from TRIM_HORIZON instead: until a record is
+                                    taken, records older than skip_before are history */
     char start_seq[41];          /* for START_AFTER_SEQ */
     char last_read[41];          /* newest sequence number handed to the sink */
     char *iterator;
     bool at_end;                 /* GetRecords returned no NextShardIterator */
+    bool unlisted;               /* a full listing of its stream no longer holds it */
+    bool held_logged;            /* the read-ahead cap was reported this episode */
+    uint64_t nf_since;           /* loop ms of the first ResourceNotFound in a row, 0 = none */
+    int64_t created_ms;          /* creation time in the shard id (epoch ms), 0 = unknown */
     bool from_horizon_fresh;     /* started at TRIM_HORIZON with nothing read: trims are not loss */
     bool loss_open;              /* records were trimmed; the range ends at the next record read */
     char loss_after[41];         /* the last record read before the loss */
@@ -66,6 +84,7 @@ struct shard {
     size_t rec_bytes;            /* mean record size of the last page with records */
     unsigned limit;              /* the Limit of the last GetRecords asked */
     int empty_streak;            /* empty pages read in a row while behind */
+    int bad_pages;               /* GetRecords replies in a row that could not be read */
     struct ddb_call *call;       /* the request in flight, if any */
     struct ack *ack;
     struct ckpt_shard *ck;       /* its checkpoint entry */
@@ -94,5 +113,8 @@ void shard_doc_done(struct shard *s, uint64_t ticket, bool finished);
 /* Moves the finished prefix into the checkpoint store. */
 void shard_checkpoint(struct shard *s);
 const char *shard_state_name(enum shard_state st);
+/* The creation time a shard id carries ("shardId-<20-digit epoch ms>-<hex>",
+ * as AWS and DynamoDB Local write them; undocumented), or 0. */
+int64_t shard_id_time_ms(const char *id);
 
 #endif

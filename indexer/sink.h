@@ -124,6 +124,11 @@ int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket);
  * Returns 0, or -ESHUTDOWN once closing (done is not called). */
 int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const char *type,
                      const char *reason, void *owner, uint64_t ticket);
+/* The same for input that is not JSON at all (a record the stream sent
+ * that cannot be parsed): the entry's document is text as a JSON string, or
+ * "base64:" and its base64 when it is not UTF-8, so it is kept byte-exact. */
+int sink_dead_letter_raw(struct sink *s, const struct doc *d, const char *text, size_t len,
+                         const char *type, const char *reason, void *owner, uint64_t ticket);
 bool sink_full(const struct sink *s);
 /* uv_now() when the sink was last busy (sink_full(), or a request on every
  * connection): now while it is, its creation if it never was.  Readers take

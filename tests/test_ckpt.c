@@ -185,7 +185,7 @@ static const struct {
     { "truncated", "{\"version\":1,\"streams\":{\"" ARN "\":{\"table\":\"posts\",\"sha", "line" },
     { "trailing garbage", "{\"version\":1,\"streams\":{}}\n}", "end of file expected" },
     { "array", "[1]", "not a JSON object" },
-    { "wrong version", "{\"version\":2,\"streams\":{}}", "version 2 is not supported" },
+    { "wrong version", "{\"version\":3,\"streams\":{}}", "version 3 is not supported" },
     { "version as text", "{\"version\":\"1\",\"streams\":{}}", "version: missing" },
     { "no streams", "{\"version\":1}", "streams: missing" },
     { "unknown root key", "{\"version\":1,\"streams\":{},\"x\":0}", "unknown key \"x\"" },
@@ -222,6 +222,9 @@ static const struct {
     { "unknown shard key", SHARD("{\"seq\":null,\"ver_s\":1,\"ver_n\":0,\"lease\":1," OK_REST "}"),
       "unknown key \"lease\"" },
     { "shard not object", SHARD("[]"), "not an object" },
+    { "skip_before in version 1",
+      SHARD("{\"seq\":null,\"ver_s\":1,\"ver_n\":0,\"skip_before\":5," OK_REST "}"),
+      "unknown key \"skip_before\"" },
 };
 
 Test(ckpt, corrupt_files_fail_with_the_path_and_the_reason)
@@ -545,6 +548,78 @@ Test(ckpt, prune_drops_only_shards_done_for_a_day)
 
     cr_assert_null(strstr(text, ARN2), "a stream left without shards goes too");
     free(text);
+    ckpt_free(ck);
+}
+
+/* A done shard that its stream still lists is not pruned, however old: it
+ * would be taken for a new shard at the next listing and read again. */
+Test(ckpt, prune_keeps_a_done_shard_still_listed)
+{
+    struct ckpt *ck = ckpt_new(dir);
+    time_t now = T0 + 100000;
+    struct ckpt_shard *listed, *gone;
+
+    listed = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    gone = ckpt_shard_add(ck, "posts", ARN, SH_B, NULL, T0);
+    ckpt_shard_finish(ck, listed, now - CKPT_PRUNE_AGE - 10);
+    ckpt_shard_finish(ck, gone, now - CKPT_PRUNE_AGE - 10);
+    ckpt_shard_seen(listed, now - 60);
+    ckpt_shard_seen(gone, now - 2 * 3600);
+    cr_assert_eq(ckpt_prune(ck, now), 1);
+    cr_assert_eq(ckpt_shard_get(ck, ARN, SH_A), listed, "listed a minute ago: kept");
+    cr_assert_null(ckpt_shard_get(ck, ARN, SH_B), "not listed for two hours: pruned");
+    ckpt_free(ck);
+}
+
+/* A shard that started at LATEST and has no checkpoint yet keeps the second
+ * it started at (format version 2); once it has a checkpoint the file is
+ * version 1 again. */
+Test(ckpt, skip_before_round_trips_in_format_2)
+{
+    struct ckpt *ck = ckpt_new(dir), *ld = ckpt_new(dir);
+    struct ckpt_shard *a = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    char err[512], *text;
+
+    ckpt_shard_skip_before(ck, a, 1714521000);
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    text = slurp(path, NULL);
+    cr_assert_not_null(strstr(text, "\"version\":2"), "%s", text);
+    cr_assert_not_null(strstr(text, "\"skip_before\":1714521000"), "%s", text);
+    free(text);
+    cr_assert_eq(ckpt_load(ld, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(ckpt_shard_get(ld, ARN, SH_A)->skip_before, 1714521000);
+    ckpt_shard_skip_before(ck, a, 0);
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    text = slurp(path, NULL);
+    cr_assert_not_null(strstr(text, "\"version\":1"), "%s", text);
+    cr_assert_null(strstr(text, "skip_before"));
+    free(text);
+    ckpt_free(ck);
+    ckpt_free(ld);
+}
+
+/* The highest version state a table's shards used, over all its streams:
+ * the floor of a stream that replaces another. */
+Test(ckpt, the_table_floor_is_the_highest_version_of_any_stream)
+{
+    struct ckpt *ck = ckpt_new(dir);
+    struct ckpt_shard *a = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    struct ckpt_shard *c = ckpt_shard_add(ck, "posts", ARN2, SH_C, NULL, T0);
+    struct ckpt_shard *u = ckpt_shard_add(ck, "users", ARN "-users", SH_B, NULL, T0);
+    struct ckpt_version v;
+
+    cr_assert_not(ckpt_table_known(ck, "orders"));
+    cr_assert(ckpt_table_known(ck, "posts"));
+    ckpt_shard_advance(ck, a, "000000000000000000041", &(struct ckpt_version){ 1000, 7 }, T0);
+    ckpt_shard_advance(ck, u, "000000000000000000042", &(struct ckpt_version){ 5000, 1 }, T0);
+    v = ckpt_table_max_version(ck, "posts");
+    cr_assert(v.second == 1000 && v.ordinal == 7, "other tables do not count");
+    ckpt_shard_raise_version(ck, c, &v);
+    cr_assert(c->ver.second == 1000 && c->ver.ordinal == 7);
+    ckpt_shard_raise_version(ck, c, &(struct ckpt_version){ 999, 9 });
+    cr_assert(c->ver.second == 1000 && c->ver.ordinal == 7, "never lowered");
+    cr_assert_eq(ckpt_next_version(&c->ver, 1000), (1000ull << 20) | 8,
+                 "the next record of that second counts on from the floor");
     ckpt_free(ck);
 }
 

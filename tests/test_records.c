@@ -87,7 +87,6 @@ Test(records, malformed_replies_are_refused)
         "{\"Records\":[{}]",
         "{\"Records\":[{}] } trailing",
         "{\"Records\":[{}],\"NextShardIterator\":5}",
-        "{\"Records\":[{}}]}",
     };
     struct records_page p = { 0 };
 
@@ -96,5 +95,26 @@ Test(records, malformed_replies_are_refused)
         cr_assert_eq(p.n, 0);
         cr_assert_null(p.next_iter);
     }
+    records_page_free(&p);
+}
+
+/* A page broken inside its Records array keeps the records that were whole
+ * before the break, and says where the broken part starts, so the reader
+ * can take those and handle the rest as one unreadable record. */
+Test(records, a_page_broken_in_the_middle_keeps_the_whole_records_before_it)
+{
+    static const char body[] = "{\"Records\":[{\"a\":1},{\"b\":\"x\"}},{\"c\":3}],"
+                               "\"NextShardIterator\":\"n\"}";
+    struct records_page p = { 0 };
+
+    cr_assert_eq(records_scan(body, strlen(body), &p), -EPROTO);
+    cr_assert_eq(p.n, 2, "the two whole records are kept");
+    cr_assert_eq(p.span[1].len, strlen("{\"b\":\"x\"}"));
+    cr_assert_eq(p.bad_off, (size_t)(strstr(body, "}},{") - body) + 1,
+                 "the broken part starts right after the last whole record (%zu)", p.bad_off);
+    cr_assert_null(p.next_iter, "the iterator after the break is not trusted");
+    /* Broken outside the records: nothing is kept. */
+    cr_assert_eq(records_scan("{\"Records\":[{}] } trailing", 26, &p), -EPROTO);
+    cr_assert_eq(p.n, 0);
     records_page_free(&p);
 }

@@ -2,6 +2,7 @@
 
 #include <criterion/criterion.h>
 #include <inttypes.h>
+#include <zlib.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws/buf.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
 
@@ -22,7 +24,7 @@ struct fs_shard {
     char id[64];
     int parent;
     int stream;
-    bool closed, hidden;
+    bool closed, hidden, expired;
     struct fs_record *recs;
     size_t n, cap, trim;
     unsigned reads;
@@ -62,6 +64,10 @@ struct fakestreams {
     bool verify;
     char akid[64], secret[128], token[1024];
     unsigned rejected;
+    char view[32];
+    int bad_reply[FS_NOPS];
+    struct fs_item { char id[64], v[64]; bool live; } *items; /* the table, for BatchGetItem */
+    size_t nitems;
 };
 
 /* The received headers, for sigv4_verify: lower-case names, values trimmed. */
@@ -120,19 +126,31 @@ static const char *const op_target[FS_NOPS] = {
     [FS_GET_SHARD_ITERATOR] = "DynamoDBStreams_20120810.GetShardIterator",
     [FS_GET_RECORDS] = "DynamoDBStreams_20120810.GetRecords",
     [FS_BATCH_GET_ITEM] = "DynamoDB_20120810.BatchGetItem",
+    [FS_LIST_STREAMS] = "DynamoDBStreams_20120810.ListStreams",
 };
 
 /* fakehttp copies the reply when the handler returns; the text lives in
  * fs->body until the next reply (one server thread). */
 static char *reply_body;
 
+/* The body as it is, with the CRC32 DynamoDB sends of every body. */
+static void reply_text(struct fake_reply *out, int status, char *text)
+{
+    static char headers[128];
+
+    free(reply_body);
+    reply_body = text;
+    snprintf(headers, sizeof(headers),
+             "Content-Type: application/x-amz-json-1.0\r\nx-amz-crc32: %lu\r\n",
+             crc32(0L, (const Bytef *)text, (uInt)strlen(text)));
+    out->status = status;
+    out->headers = headers;
+    out->body = reply_body;
+}
+
 static void reply_json(struct fake_reply *out, int status, json_t *j)
 {
-    free(reply_body);
-    reply_body = json_dumps(j, JSON_COMPACT);
-    out->status = status;
-    out->headers = "Content-Type: application/x-amz-json-1.0\r\n";
-    out->body = reply_body;
+    reply_text(out, status, json_dumps(j, JSON_COMPACT));
     json_decref(j);
 }
 
@@ -189,7 +207,7 @@ static void describe_table(struct fakestreams *fs, json_t *req, struct fake_repl
                          "TableName", fs->table, "KeySchema", "AttributeName", "id", "KeyType",
                          "HASH", "LatestStreamArn", fs->arn[fs->nstreams - 1],
                          "StreamSpecification", "StreamEnabled", 1, "StreamViewType",
-                         "NEW_AND_OLD_IMAGES", "TableStatus", "ACTIVE"));
+                         fs->view, "TableStatus", "ACTIVE"));
 }
 
 /* Pages of page_size shards, in creation order; ExclusiveStartShardId and
@@ -219,16 +237,16 @@ static void describe_stream(struct fakestreams *fs, json_t *req, struct fake_rep
     for (i = start; i < fs->nshards && (int)json_array_size(shards) < limit; i++) {
         struct fs_shard *s = &fs->shards[i];
 
-        if (s->stream != stream || s->hidden || (filter && s->parent != parent))
+        if (s->stream != stream || s->hidden || s->expired || (filter && s->parent != parent))
             continue;
         json_array_append_new(shards, shard_json(fs, s));
         last = i;
     }
     desc = json_pack("{s:s, s:s, s:s, s:o}", "StreamArn", arn, "StreamStatus",
                      stream == fs->nstreams - 1 ? "ENABLED" : "DISABLED", "StreamViewType",
-                     "NEW_AND_OLD_IMAGES", "Shards", shards);
+                     fs->view, "Shards", shards);
     for (; i < fs->nshards; i++) /* more to come? */
-        if (fs->shards[i].stream == stream && !fs->shards[i].hidden &&
+        if (fs->shards[i].stream == stream && !fs->shards[i].hidden && !fs->shards[i].expired &&
             (!filter || fs->shards[i].parent == parent))
             break;
     if (i < fs->nshards && last >= 0)
@@ -256,7 +274,7 @@ static void get_shard_iterator(struct fakestreams *fs, json_t *req, struct fake_
     size_t pos = 0;
     char it[64];
 
-    if (sh < 0) {
+    if (sh < 0 || fs->shards[sh].expired) {
         reply_error(out, 400, "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
                     "Shard does not exist");
         return;
@@ -299,25 +317,58 @@ static json_t *image(const struct fs_record *r, size_t pad)
     return img;
 }
 
+/* One record's text: built from its fields, or its raw text. */
+static void record_text(struct fakestreams *fs, const struct fs_record *r, struct buf *out)
+{
+    json_t *dyn, *rec;
+    char *t;
+
+    if (r->raw) {
+        const char *p = r->raw, *q;
+
+        while ((q = strstr(p, "@SEQ@"))) {
+            buf_append(out, p, (size_t)(q - p));
+            buf_puts(out, r->seq);
+            p = q + 5;
+        }
+        buf_puts(out, p);
+        return;
+    }
+    dyn = json_pack("{s:I, s:{s:{s:s}}, s:s, s:i, s:s}", "ApproximateCreationDateTime",
+                    (json_int_t)r->created, "Keys", "id", "S", r->id, "SequenceNumber", r->seq,
+                    "SizeBytes", 10, "StreamViewType", fs->view);
+    if (strcmp(r->event, "REMOVE") != 0 && strcmp(fs->view, "KEYS_ONLY") != 0)
+        json_object_set_new(dyn, "NewImage", image(r, fs->pad));
+    rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "eventID", r->seq, "eventName", r->event,
+                    "eventVersion", "1.1", "eventSource", "aws:dynamodb", "awsRegion",
+                    "us-east-1", "dynamodb", dyn);
+    t = json_dumps(rec, JSON_COMPACT);
+    buf_puts(out, t);
+    free(t);
+    json_decref(rec);
+}
+
 static void get_records(struct fakestreams *fs, json_t *req, struct fake_reply *out)
 {
     const char *it = json_string_value(json_object_get(req, "ShardIterator"));
     json_int_t limit = json_integer_value(json_object_get(req, "Limit"));
-    json_t *recs = json_array(), *rep;
+    struct buf text;
     struct fs_shard *s;
     int sh = -1;
     size_t pos = 0, i;
-    char next[64];
 
     if (!it || sscanf(it, "%d/%zu", &sh, &pos) != 2 || sh < 0 || sh >= fs->nshards) {
-        json_decref(recs);
         reply_error(out, 400, "com.amazon.coral.validate#ValidationException",
                     "Invalid ShardIterator");
         return;
     }
     s = &fs->shards[sh];
+    if (s->expired) {
+        reply_error(out, 400, "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+                    "Invalid ShardId in ShardIterator");
+        return;
+    }
     if (pos < s->trim) { /* the iterator points at trimmed records (Streams fact 6) */
-        json_decref(recs);
         reply_error(out, 400, "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException",
                     "The operation attempted to read past the oldest stream record in a shard.");
         return;
@@ -331,29 +382,82 @@ static void get_records(struct fakestreams *fs, json_t *req, struct fake_reply *
         fs->limit_min = (long)limit;
     if (limit > fs->limit_max)
         fs->limit_max = (long)limit;
+    buf_init(&text, BUF_NOMAX);
+    buf_puts(&text, "{\"Records\":[");
     for (i = pos; i < s->n && (json_int_t)(i - pos) < limit; i++) {
-        const struct fs_record *r = &s->recs[i];
-        json_t *dyn = json_pack("{s:I, s:{s:{s:s}}, s:s, s:i, s:s}", "ApproximateCreationDateTime",
-                                (json_int_t)r->created, "Keys", "id", "S", r->id,
-                                "SequenceNumber", r->seq, "SizeBytes", 10, "StreamViewType",
-                                "NEW_AND_OLD_IMAGES");
-
-        if (strcmp(r->event, "REMOVE") != 0)
-            json_object_set_new(dyn, "NewImage", image(r, fs->pad));
-        json_array_append_new(recs, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "eventID", r->seq,
-                                              "eventName", r->event, "eventVersion", "1.1",
-                                              "eventSource", "aws:dynamodb", "awsRegion",
-                                              "us-east-1", "dynamodb", dyn));
+        if (i > pos)
+            buf_putc(&text, ',');
+        record_text(fs, &s->recs[i], &text);
     }
-    rep = json_pack("{s:o}", "Records", recs);
+    buf_putc(&text, ']');
     /* Only a closed shard read to its end has no NextShardIterator (fact 2). */
-    if (s->closed && i == s->n) {
+    if (s->closed && i == s->n)
         s->end_read_tick = ++fs->tick;
-    } else {
-        snprintf(next, sizeof(next), "%d/%zu", sh, i);
-        json_object_set_new(rep, "NextShardIterator", json_string(next));
+    else
+        buf_printf(&text, ",\"NextShardIterator\":\"%d/%zu\"", sh, i);
+    buf_putc(&text, '}');
+    reply_text(out, 200, buf_take(&text));
+}
+
+static struct fs_item *item_get(struct fakestreams *fs, const char *id, bool add)
+{
+    for (size_t i = 0; i < fs->nitems; i++)
+        if (strcmp(fs->items[i].id, id) == 0)
+            return &fs->items[i];
+    if (!add)
+        return NULL;
+    fs->items = realloc(fs->items, (fs->nitems + 1) * sizeof(*fs->items));
+    cr_assert_not_null(fs->items);
+    memset(&fs->items[fs->nitems], 0, sizeof(*fs->items));
+    snprintf(fs->items[fs->nitems].id, sizeof(fs->items->id), "%s", id);
+    return &fs->items[fs->nitems++];
+}
+
+/* The table's current items, as a consistent read returns them; keys
+ * without an item are left out (API_BatchGetItem.html). */
+static void batch_get_item(struct fakestreams *fs, json_t *req, struct fake_reply *out)
+{
+    json_t *keys = json_object_get(json_object_get(json_object_get(req, "RequestItems"), fs->table),
+                                   "Keys");
+    json_t *items = json_array(), *k;
+    size_t i;
+
+    if (!json_is_array(keys) || json_array_size(keys) == 0 || json_array_size(keys) > 100) {
+        json_decref(items);
+        reply_error(out, 400, "com.amazon.coral.validate#ValidationException",
+                    "Too many items requested for the BatchGetItem call");
+        return;
     }
-    reply_json(out, 200, rep);
+    json_array_foreach(keys, i, k)
+    {
+        const char *id = json_string_value(json_object_get(json_object_get(k, "id"), "S"));
+        struct fs_item *it = id ? item_get(fs, id, false) : NULL;
+
+        for (size_t j = 0; j < i; j++)
+            if (json_equal(json_array_get(keys, j), k)) {
+                json_decref(items);
+                reply_error(out, 400, "com.amazon.coral.validate#ValidationException",
+                            "Provided list of item keys contains duplicates");
+                return;
+            }
+        if (it && it->live)
+            json_array_append_new(items, json_pack("{s:{s:s}, s:{s:s}}", "id", "S", it->id, "v",
+                                                   "N", it->v));
+    }
+    reply_json(out, 200,
+               json_pack("{s:{s:o}, s:{}}", "Responses", fs->table, items, "UnprocessedKeys"));
+}
+
+/* Every stream of the table, newest first as the service lists them. */
+static void list_streams(struct fakestreams *fs, json_t *req, struct fake_reply *out)
+{
+    json_t *streams = json_array();
+
+    for (int i = fs->nstreams - 1; i >= 0; i--)
+        json_array_append_new(streams,
+                              json_pack("{s:s, s:s, s:s}", "StreamArn", fs->arn[i], "TableName",
+                                        fs->table, "StreamLabel", strstr(fs->arn[i], "/stream/") + 8));
+    reply_json(out, 200, json_pack("{s:o}", "Streams", streams));
 }
 
 static int64_t now_ms(void)
@@ -446,6 +550,10 @@ static void handler(const struct fake_req *req, struct fake_reply *out, void *ar
     } else if (fs->calls[op]++, fs->faults[op].count > 0) {
         fs->faults[op].count--;
         reply_error(out, fs->faults[op].status, fs->faults[op].type, "injected");
+    } else if (fs->bad_reply[op] > 0) {
+        /* A body the service sent so: its CRC matches, its text is no JSON. */
+        fs->bad_reply[op]--;
+        reply_text(out, 200, strdup("{\"Responses\":{\"t\":[{\"id\":{\"S\":\"a\"}} <truncated"));
     } else if (op == FS_DESCRIBE_TABLE) {
         describe_table(fs, body, out);
     } else if (op == FS_DESCRIBE_STREAM) {
@@ -454,6 +562,10 @@ static void handler(const struct fake_req *req, struct fake_reply *out, void *ar
         get_shard_iterator(fs, body, out);
     } else if (op == FS_GET_RECORDS) {
         get_records(fs, body, out);
+    } else if (op == FS_BATCH_GET_ITEM) {
+        batch_get_item(fs, body, out);
+    } else if (op == FS_LIST_STREAMS) {
+        list_streams(fs, body, out);
     } else {
         reply_error(out, 400, "com.amazon.coral.validate#ValidationException", "not modelled");
     }
@@ -475,6 +587,7 @@ struct fakestreams *fs_start(const char *table)
              table);
     fs->nstreams = 1;
     fs->page_size = 100;
+    snprintf(fs->view, sizeof(fs->view), "NEW_AND_OLD_IMAGES");
     fs->next_seq = 100000000000000000ull;
     fs->http = fake_start();
     fake_set_handler(fs->http, handler, fs);
@@ -486,8 +599,12 @@ void fs_stop(struct fakestreams *fs)
     fake_stop(fs->http);
     free(reply_body);
     reply_body = NULL;
-    for (int i = 0; i < fs->nshards; i++)
+    for (int i = 0; i < fs->nshards; i++) {
+        for (size_t j = 0; j < fs->shards[i].n; j++)
+            free((char *)fs->shards[i].recs[j].raw);
         free(fs->shards[i].recs);
+    }
+    free(fs->items);
     pthread_mutex_destroy(&fs->mu);
     free(fs);
 }
@@ -512,7 +629,13 @@ int fs_add_shard(struct fakestreams *fs, int parent, bool hidden)
     i = fs->nshards++;
     s = &fs->shards[i];
     memset(s, 0, sizeof(*s));
-    snprintf(s->id, sizeof(s->id), "shardId-%020d-%08x", 1700000000 + i, 0xabc00000u + (unsigned)i);
+    {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(s->id, sizeof(s->id), "shardId-%020lld-%08x",
+                 (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + i, 0xabc00000u + (unsigned)i);
+    }
     s->parent = parent;
     s->stream = fs->nstreams - 1;
     s->hidden = hidden;
@@ -556,8 +679,66 @@ uint64_t fs_put(struct fakestreams *fs, int shard, const char *event, const char
     snprintf(r->id, sizeof(r->id), "%s", id);
     snprintf(r->v, sizeof(r->v), "%s", v ? v : "0");
     r->created = created;
+    {
+        struct fs_item *it = item_get(fs, id, true);
+
+        it->live = strcmp(event, "REMOVE") != 0;
+        snprintf(it->v, sizeof(it->v), "%s", r->v);
+    }
     pthread_mutex_unlock(&fs->mu);
     return seq;
+}
+
+uint64_t fs_put_raw(struct fakestreams *fs, int shard, const char *text)
+{
+    struct fs_shard *s = &fs->shards[shard];
+    struct fs_record *r;
+    uint64_t seq;
+
+    pthread_mutex_lock(&fs->mu);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->recs = realloc(s->recs, s->cap * sizeof(*s->recs));
+        cr_assert_not_null(s->recs);
+    }
+    r = &s->recs[s->n++];
+    memset(r, 0, sizeof(*r));
+    seq = fs->next_seq += 1 + (fs->next_seq % 3);
+    snprintf(r->seq, sizeof(r->seq), "%" PRIu64 "0000", seq);
+    snprintf(r->event, sizeof(r->event), "RAW");
+    r->raw = strdup(text);
+    cr_assert_not_null(r->raw);
+    pthread_mutex_unlock(&fs->mu);
+    return seq;
+}
+
+void fs_expire_shard(struct fakestreams *fs, int shard)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->shards[shard].expired = true;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+void fs_shard_created(struct fakestreams *fs, int shard, int64_t epoch_ms)
+{
+    pthread_mutex_lock(&fs->mu);
+    snprintf(fs->shards[shard].id, sizeof(fs->shards[shard].id), "shardId-%020lld-%08x",
+             (long long)epoch_ms, 0xabc00000u + (unsigned)shard);
+    pthread_mutex_unlock(&fs->mu);
+}
+
+void fs_view(struct fakestreams *fs, const char *view)
+{
+    pthread_mutex_lock(&fs->mu);
+    snprintf(fs->view, sizeof(fs->view), "%s", view);
+    pthread_mutex_unlock(&fs->mu);
+}
+
+void fs_bad_reply(struct fakestreams *fs, enum fs_op op, int count)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->bad_reply[op] = count;
+    pthread_mutex_unlock(&fs->mu);
 }
 
 void fs_pad(struct fakestreams *fs, size_t n)

@@ -2,12 +2,14 @@
  * APIs, served by fakehttp on 127.0.0.1, for what DynamoDB Local cannot
  * produce: shard rollover with parents and children, several children,
  * listings that briefly miss children, expired iterators, trimmed data,
- * throttling, a stream replaced by a new ARN.  It answers DescribeTable,
+ * throttling, a stream replaced by a new ARN, shards that expire, records
+ * and replies that cannot be parsed.  It answers DescribeTable, ListStreams,
  * DescribeStream (pagination, ShardFilter CHILD_SHARDS), GetShardIterator,
  * GetRecords and BatchGetItem with the shapes and error types of the real
  * services (REFERENCE.md "DynamoDB Streams API"; DDBLOCAL.md for the exact
- * `__type` strings).  Thread-safe: the test thread changes the model while
- * the server thread answers. */
+ * `__type` strings), and with x-amz-crc32 on every reply, as the services
+ * send it.  Thread-safe: the test thread changes the model while the server
+ * thread answers. */
 #ifndef DDB2ES_TEST_FAKESTREAMS_H
 #define DDB2ES_TEST_FAKESTREAMS_H
 
@@ -23,6 +25,7 @@ enum fs_op {
     FS_GET_SHARD_ITERATOR,
     FS_GET_RECORDS,
     FS_BATCH_GET_ITEM,
+    FS_LIST_STREAMS,
     FS_NOPS
 };
 
@@ -46,14 +49,32 @@ uint64_t fs_put(struct fakestreams *fs, int shard, const char *event, const char
  * bytes (made when a page is served, not stored): big documents cheaply. */
 void fs_pad(struct fakestreams *fs, size_t n);
 
-/* One record as the stand-in holds it. */
+/* One record as the stand-in holds it.  event "RAW": a record served as
+ * the text given to fs_put_raw (raw), not built from the fields. */
 struct fs_rec {
     char seq[32];
     char event[8];
     char id[64];
     char v[64];
     int64_t created;
+    const char *raw;
 };
+/* Appends a record served verbatim as text (the token @SEQ@ in it becomes
+ * its sequence number): a record that is not JSON, or that breaks the
+ * page.  Returns its sequence number's ordinal. */
+uint64_t fs_put_raw(struct fakestreams *fs, int shard, const char *text);
+/* The shard expired: DescribeStream no longer lists it, GetShardIterator
+ * and GetRecords answer ResourceNotFoundException (Streams fact 7). */
+void fs_expire_shard(struct fakestreams *fs, int shard);
+/* The creation time the shard's id carries (epoch ms; by default the wall
+ * clock when it was added), as AWS and DynamoDB Local write shard ids. */
+void fs_shard_created(struct fakestreams *fs, int shard, int64_t epoch_ms);
+/* The stream view type from now on ("KEYS_ONLY": records carry only Keys,
+ * and BatchGetItem reads the table's current items). */
+void fs_view(struct fakestreams *fs, const char *view);
+/* The next count replies to op are HTTP 200 with a body that is not JSON
+ * (and a matching x-amz-crc32: the service sent it so). */
+void fs_bad_reply(struct fakestreams *fs, enum fs_op op, int count);
 /* Copies up to max of the shard's records (in stream order, trimmed ones
  * included) to out (may be NULL); returns how many the shard has. */
 size_t fs_records(struct fakestreams *fs, int shard, struct fs_rec *out, size_t max);
