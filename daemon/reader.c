@@ -18,6 +18,10 @@
 #define RETRY_BASE_MS 500
 #define RETRY_MAX_MS 30000
 #define LATEST_MARGIN_S 60        /* see shard.c: records near the start are not history */
+/* A disabled stream's listing can miss a child for a moment, as any listing
+ * can (REFERENCE.md Streams fact 8): it counts as complete only once full
+ * listings have shown it so for this long. */
+#define STREAM_SETTLE_MS 10000
 
 static const char *const state_name[RD_NSTATES] = {
     [RD_DESCRIBE_TABLE] = "describe-table", [RD_LIST_STREAMS] = "list-streams",
@@ -714,6 +718,10 @@ static void on_describe_stream(const struct ddb_reply *rep, void *arg)
     if (full) {
         listed_in_full(r, st);
         st->complete = st->disabled;
+        if (!st->complete)
+            st->complete_at = 0;
+        else if (!st->complete_at)
+            st->complete_at = reader_now_ms(r);
         list_next(r);
         return;
     }
@@ -754,7 +762,7 @@ static bool stream_finished(struct reader *r, struct rstream *st)
 {
     if (st->finished)
         return true;
-    if (!st->complete && !st->gone)
+    if (!st->gone && (!st->complete || reader_now_ms(r) - st->complete_at < STREAM_SETTLE_MS))
         return false;
     for (struct shard *s = r->shards; s; s = s->next)
         if (s->stream == st && s->state != SH_DONE)
@@ -782,7 +790,15 @@ static void list_next(struct reader *r)
     set_state(r, RD_RUNNING);
     reconcile(r);
     r->listed = true;
-    schedule(r, RELIST_MS);
+    {
+        uint64_t ms = RELIST_MS;
+
+        /* A stream waiting to settle is listed again when it has. */
+        for (st = r->streams; st; st = st->next)
+            if (!st->finished && st->complete && STREAM_SETTLE_MS + 100 < ms)
+                ms = STREAM_SETTLE_MS + 100;
+        schedule(r, ms);
+    }
 }
 
 /* ---- lineage ---------------------------------------------------------- */

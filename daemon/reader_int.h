@@ -36,6 +36,7 @@ struct rstream {
     bool complete;         /* listed in full while disabled: every shard of it is known */
     bool gone;             /* DescribeStream says it does not exist (expired) */
     bool finished;         /* complete or gone, and every shard done: not listed again */
+    uint64_t complete_at;  /* loop ms when a full listing first showed it complete */
     unsigned gen;          /* full listings begun */
 };
 

@@ -650,6 +650,13 @@ void fs_show(struct fakestreams *fs, int shard)
     pthread_mutex_unlock(&fs->mu);
 }
 
+void fs_hide(struct fakestreams *fs, int shard)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->shards[shard].hidden = true;
+    pthread_mutex_unlock(&fs->mu);
+}
+
 void fs_close_shard(struct fakestreams *fs, int shard)
 {
     pthread_mutex_lock(&fs->mu);

@@ -39,6 +39,9 @@ const char *fs_arn(const struct fakestreams *fs);
  * listed by DescribeStream until fs_show(). */
 int fs_add_shard(struct fakestreams *fs, int parent, bool hidden);
 void fs_show(struct fakestreams *fs, int shard);
+/* DescribeStream leaves the shard out from now on, though it can be read
+ * (a listing that misses a shard for a while). */
+void fs_hide(struct fakestreams *fs, int shard);
 void fs_close_shard(struct fakestreams *fs, int shard);
 /* Appends a record: INSERT/MODIFY (new image {"id":{"S":id},"v":{"N":v}}) or
  * REMOVE, created at epoch second created.  Returns its sequence number's
