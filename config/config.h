@@ -164,7 +164,7 @@ int config_refuse(const struct config *cfg, const struct config_table *t, const 
  * 64 KiB or -EINVAL for an empty secret or one holding a NUL byte; err then
  * says why, naming the path it opened and where it looked for a relative
  * one (never the content), e.g.
- *   cannot read "/run/credentials/ddb2es.service/pw" ($CREDENTIALS_DIRECTORY/pw): No such file or directory */
+ *   cannot read "/run/credentials/x/pw" ($CREDENTIALS_DIRECTORY/pw): No such file or directory */
 int config_read_secret(const char *path, char **out, char *err, size_t errlen);
 
 /* Reads the secret files the configuration uses, as config_read_secret

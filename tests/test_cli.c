@@ -333,7 +333,8 @@ Test(cli, a_bare_secret_name_says_it_was_looked_up_in_credentials_directory)
     const char *env[] = { env_dir, NULL };
 
     snprintf(env_dir, sizeof(env_dir), "CREDENTIALS_DIRECTORY=%s", tmp());
-    snprintf(conf, sizeof(conf), SINK_NONE "[table posts]\nhmac = email\nhmac_key_file = hmac.key\n");
+    snprintf(conf, sizeof(conf),
+             SINK_NONE "[table posts]\nhmac = email\nhmac_key_file = hmac.key\n");
     snprintf(want, sizeof(want), "[table posts] hmac_key_file: cannot read \"%s/hmac.key\" "
                                  "($CREDENTIALS_DIRECTORY/hmac.key): %s", dir, strerror(ENOENT));
     expect_refused_everywhere("creds.conf", &(struct refusal){ .conf = conf, .env = env,
