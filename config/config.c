@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,9 @@
 #include <unistd.h>
 
 #include <ini.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "aws/credsrc.h"
 
@@ -180,6 +184,17 @@ struct origin {
 struct table_info {
     int line; /* of its [table NAME] header, 0 when declared by DDB2ES_TABLES */
     struct origin orig[NTABLE];
+};
+
+/* The origins, kept in the loaded configuration (envp may be gone by then). */
+struct where {
+    int line;
+    char *env; /* the variable's name, owned; NULL when not from the environment */
+};
+
+struct config_where {
+    struct where global[NGLOBAL];
+    struct where (*table)[NTABLE]; /* parallel to cfg->tables */
 };
 
 struct loader {
@@ -651,35 +666,46 @@ static void opt_clear(const struct option *o, void *base)
 
 /* ---- errors ---- */
 
+/* One error line into err: where (file:line, or the variable), then the
+ * section and key for a file, then the reason. */
+static void vformat(char *err, size_t errlen, const char *path, struct origin at,
+                    const char *sect, const char *key, const char *fmt, va_list ap)
+    __attribute__((format(printf, 7, 0)));
+static void vformat(char *err, size_t errlen, const char *path, struct origin at,
+                    const char *sect, const char *key, const char *fmt, va_list ap)
+{
+    size_t pos = 0;
+
+    if (!err || errlen == 0)
+        return;
+    err[0] = '\0';
+    if (at.env) {
+        appendf(err, errlen, &pos, "%.*s: ", at.envlen, at.env);
+    } else {
+        if (path && at.line)
+            appendf(err, errlen, &pos, "%s:%d: ", path, at.line);
+        else if (path)
+            appendf(err, errlen, &pos, "%s: ", path);
+        if (sect && key)
+            appendf(err, errlen, &pos, "[%s] %s: ", sect, key);
+        else if (sect)
+            appendf(err, errlen, &pos, "[%s]: ", sect);
+        else if (key)
+            appendf(err, errlen, &pos, "%s: ", key);
+    }
+    if (pos < errlen)
+        vsnprintf(err + pos, errlen - pos, fmt, ap);
+}
+
 static void vfail(struct loader *L, struct origin at, const char *sect, const char *key,
                   const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 static void vfail(struct loader *L, struct origin at, const char *sect, const char *key,
                   const char *fmt, va_list ap)
 {
-    size_t pos = 0;
-
     if (L->rc)
         return; /* the first error is the one reported */
     L->rc = CONFIG_EX_CONFIG;
-    if (!L->err || L->errlen == 0)
-        return;
-    L->err[0] = '\0';
-    if (at.env) {
-        appendf(L->err, L->errlen, &pos, "%.*s: ", at.envlen, at.env);
-    } else {
-        if (L->path && at.line)
-            appendf(L->err, L->errlen, &pos, "%s:%d: ", L->path, at.line);
-        else if (L->path)
-            appendf(L->err, L->errlen, &pos, "%s: ", L->path);
-        if (sect && key)
-            appendf(L->err, L->errlen, &pos, "[%s] %s: ", sect, key);
-        else if (sect)
-            appendf(L->err, L->errlen, &pos, "[%s]: ", sect);
-        else if (key)
-            appendf(L->err, L->errlen, &pos, "%s: ", key);
-    }
-    if (pos < L->errlen)
-        vsnprintf(L->err + pos, L->errlen - pos, fmt, ap);
+    vformat(L->err, L->errlen, L->path, at, sect, key, fmt, ap);
 }
 
 static void fail(struct loader *L, struct origin at, const char *sect, const char *key,
@@ -1336,6 +1362,61 @@ static void finish(struct loader *L)
     }
 }
 
+/* ---- what stays after the load ---- */
+
+static void keep_origin(struct loader *L, struct where *w, struct origin o)
+{
+    w->line = o.line;
+    if (o.env && !(w->env = strndup(o.env, (size_t)o.envlen)))
+        oom(L);
+}
+
+/* Keeps every value's origin in the configuration, for config_refuse. */
+static void keep_where(struct loader *L)
+{
+    struct config *c = L->cfg;
+    struct config_where *w = calloc(1, sizeof(*w));
+
+    if (w && c->ntables && !(w->table = calloc(c->ntables, sizeof(*w->table)))) {
+        free(w);
+        w = NULL;
+    }
+    if (!w) {
+        oom(L);
+        return;
+    }
+    c->where = w;
+    for (size_t i = 0; i < NGLOBAL; i++)
+        keep_origin(L, &w->global[i], L->orig[i]);
+    for (size_t t = 0; t < c->ntables; t++)
+        for (size_t i = 0; i < NTABLE; i++)
+            keep_origin(L, &w->table[t][i], L->tinfo[t].orig[i]);
+}
+
+static void where_free(struct config *cfg)
+{
+    struct config_where *w = cfg->where;
+
+    if (!w)
+        return;
+    for (size_t i = 0; i < NGLOBAL; i++)
+        free(w->global[i].env);
+    for (size_t t = 0; w->table && t < cfg->ntables; t++)
+        for (size_t i = 0; i < NTABLE; i++)
+            free(w->table[t][i].env);
+    free(w->table);
+    free(w);
+    cfg->where = NULL;
+}
+
+static void wipe_free(char *secret)
+{
+    if (secret) {
+        explicit_bzero(secret, strlen(secret));
+        free(secret);
+    }
+}
+
 /* ---- public ---- */
 
 int config_load_env(const char *path, const char *const *envp, struct config *out, char *err,
@@ -1356,6 +1437,8 @@ int config_load_env(const char *path, const char *const *envp, struct config *ou
         load_env(&L, envp);
     if (!L.rc)
         finish(&L);
+    if (!L.rc)
+        keep_where(&L);
     if (L.f)
         fclose(L.f);
     free(L.raw);
@@ -1374,12 +1457,16 @@ void config_free(struct config *cfg)
 {
     if (!cfg)
         return;
+    where_free(cfg);
+    wipe_free(cfg->sink.password);
+    wipe_free(cfg->sink.api_key);
     for (size_t i = 0; i < NGLOBAL; i++)
         opt_clear(&global_opts[i], cfg);
     for (size_t t = 0; t < cfg->ntables; t++) {
         for (size_t i = 0; i < NTABLE; i++)
             opt_clear(&table_opts[i], &cfg->tables[t]);
         free(cfg->tables[t].name);
+        wipe_free(cfg->tables[t].hmac_key);
     }
     free(cfg->tables);
     free(cfg->path);
@@ -1490,27 +1577,61 @@ void config_describe(FILE *f)
         describe(&table_opts[i], f);
 }
 
+int config_refuse(const struct config *cfg, const struct config_table *t, const char *section,
+                  const char *key, char *err, size_t errlen, const char *fmt, ...)
+{
+    const struct option *o = t ? find_opt(table_opts, NTABLE, "table", key)
+                               : find_opt(global_opts, NGLOBAL, section, key);
+    const struct where *w = NULL;
+    struct origin at = { 0 };
+    char lab[300];
+    va_list ap;
+
+    assert(o);
+    assert(!t || (t >= cfg->tables && t < cfg->tables + cfg->ntables));
+    if (t) {
+        snprintf(lab, sizeof(lab), "table %s", t->name);
+        section = lab;
+    }
+    if (o && cfg->where)
+        w = t ? &cfg->where->table[t - cfg->tables][o - table_opts]
+              : &cfg->where->global[o - global_opts];
+    if (w)
+        at = (struct origin){ .line = w->line, .env = w->env,
+                              .envlen = w->env ? (int)strlen(w->env) : 0 };
+    va_start(ap, fmt);
+    vformat(err, errlen, cfg->path, at, section, key, fmt, ap);
+    va_end(ap);
+    return CONFIG_EX_CONFIG;
+}
+
 int config_read_secret(const char *path, char **out, char *err, size_t errlen)
 {
     const char *dir = getenv("CREDENTIALS_DIRECTORY");
-    char *full = NULL, *data = NULL;
+    char *full = NULL, *data = NULL, where[PATH_MAX + 100] = "", cwd[PATH_MAX];
     size_t len = 0;
     int fd = -1, rc = 0;
     struct stat st;
 
     *out = NULL;
     if (!path || !*path) {
-        snprintf(err, errlen, "secret file: no path given");
+        snprintf(err, errlen, "no path given");
         return -EINVAL;
     }
+    /* Say where a relative path was looked for: the reader of the message
+     * does not know the service's directory or its credentials. */
     if (!strchr(path, '/') && dir && *dir) {
         if (asprintf(&full, "%s/%s", dir, path) < 0) {
             full = NULL;
-            rc = -ENOMEM;
-            snprintf(err, errlen, "%s: out of memory", path);
-            goto out;
+            snprintf(err, errlen, "out of memory");
+            return -ENOMEM;
         }
+        snprintf(where, sizeof(where), " ($CREDENTIALS_DIRECTORY/%s)", path);
         path = full;
+    } else if (path[0] != '/') {
+        snprintf(where, sizeof(where), " (relative to the working directory %s%s)",
+                 getcwd(cwd, sizeof(cwd)) ? cwd : "?",
+                 strchr(path, '/') ? "" : "; $CREDENTIALS_DIRECTORY is not set");
     }
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0 || fstat(fd, &st) < 0) {
@@ -1537,9 +1658,12 @@ int config_read_secret(const char *path, char **out, char *err, size_t errlen)
             }
         }
     }
+    if (rc == -EFBIG) {
+        snprintf(err, errlen, "\"%s\"%s is larger than 64 KiB", path, where);
+        goto out;
+    }
     if (rc) {
-        snprintf(err, errlen, "%s: cannot read secret: %s", path,
-                 rc == -EFBIG ? "larger than 64 KiB" : strerror(-rc));
+        snprintf(err, errlen, "cannot read \"%s\"%s: %s", path, where, strerror(-rc));
         goto out;
     }
     if (len && data[len - 1] == '\n')
@@ -1549,7 +1673,7 @@ int config_read_secret(const char *path, char **out, char *err, size_t errlen)
     data[len] = '\0';
     if (len == 0 || memchr(data, '\0', len)) {
         rc = -EINVAL;
-        snprintf(err, errlen, "%s: secret is %s", path, len ? "binary (holds a NUL byte)" : "empty");
+        snprintf(err, errlen, "\"%s\"%s %s", path, where, len ? "holds a NUL byte" : "is empty");
         goto out;
     }
     *out = data;
@@ -1562,6 +1686,44 @@ out:
     if (fd >= 0)
         close(fd);
     free(full);
+    return rc;
+}
+
+/* Reads the secret named by key into *out (replacing what was there). */
+static int read_secret_of(struct config *cfg, const struct config_table *t, const char *section,
+                          const char *key, const char *path, char **out, char *err,
+                          size_t errlen)
+{
+    char why[PATH_MAX + 400];
+    int rc;
+
+    wipe_free(*out);
+    *out = NULL;
+    rc = config_read_secret(path, out, why, sizeof(why));
+    if (rc == -ENOMEM) {
+        snprintf(err, errlen, "out of memory");
+        return CONFIG_EX_OSERR;
+    }
+    return rc < 0 ? config_refuse(cfg, t, section, key, err, errlen, "%s", why) : 0;
+}
+
+int config_read_secrets(struct config *cfg, const char *only_table, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    if (cfg->sink.auth == CONFIG_AUTH_BASIC)
+        rc = read_secret_of(cfg, NULL, "sink", "password_file", cfg->sink.password_file,
+                            &cfg->sink.password, err, errlen);
+    if (rc == 0 && cfg->sink.auth == CONFIG_AUTH_APIKEY)
+        rc = read_secret_of(cfg, NULL, "sink", "api_key_file", cfg->sink.api_key_file,
+                            &cfg->sink.api_key, err, errlen);
+    for (size_t i = 0; rc == 0 && i < cfg->ntables; i++) {
+        struct config_table *t = &cfg->tables[i];
+
+        if (t->hmac.count && (!only_table || strcmp(only_table, t->name) == 0))
+            rc = read_secret_of(cfg, t, NULL, "hmac_key_file", t->hmac_key_file, &t->hmac_key,
+                                err, errlen);
+    }
     return rc;
 }
 
@@ -1592,46 +1754,76 @@ bool config_sink_region(const char *url, char *out, size_t len)
     return false;
 }
 
+/* [sink] ca_file as curl will load it: its OpenSSL backend hands the file to
+ * X509_load_cert_crl_file, which reads it with PEM_X509_INFO_read_bio and
+ * fails on a block it cannot parse or when nothing is found. */
+static int check_ca_file(const struct config *cfg, char *err, size_t errlen)
+{
+    const char *path = cfg->sink.ca_file;
+    STACK_OF(X509_INFO) *infos = NULL;
+    struct stat st;
+    FILE *f = NULL;
+    BIO *bio = NULL;
+    int certs = 0;
+
+    if (stat(path, &st) != 0 || (S_ISREG(st.st_mode) && !(f = fopen(path, "re"))))
+        return config_refuse(cfg, NULL, "sink", "ca_file", err, errlen, "cannot read \"%s\": %s",
+                             path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return config_refuse(cfg, NULL, "sink", "ca_file", err, errlen,
+                             "cannot read \"%s\": not a regular file", path);
+    if ((bio = BIO_new_fp(f, BIO_NOCLOSE)))
+        infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+    for (int i = 0; i < sk_X509_INFO_num(infos); i++)
+        certs += sk_X509_INFO_value(infos, i)->x509 != NULL;
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    BIO_free(bio);
+    fclose(f);
+    ERR_clear_error();
+    if (!bio) {
+        snprintf(err, errlen, "out of memory");
+        return CONFIG_EX_OSERR;
+    }
+    if (!infos)
+        return config_refuse(cfg, NULL, "sink", "ca_file", err, errlen,
+                             "\"%s\" holds a PEM block that cannot be parsed", path);
+    if (certs == 0)
+        return config_refuse(cfg, NULL, "sink", "ca_file", err, errlen,
+                             "\"%s\" holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                             path);
+    return 0;
+}
+
 int config_check_transport(const struct config *cfg, char *err, size_t errlen)
 {
     char host[256], region[64];
     bool https;
+    int rc;
 
     if (cfg->sink.auth != CONFIG_AUTH_NONE && cfg->sink.url &&
         !aws_url_safe_for_secrets(cfg->sink.url)) {
-        aws_url_host(cfg->sink.url, host, sizeof(host), &https);
-        snprintf(err, errlen,
-                 "[sink] url: auth = %s would send credentials unencrypted to %s over http://; "
-                 "use https:// (plain http is allowed to loopback hosts only)",
-                 auth_names[cfg->sink.auth], host);
-        return CONFIG_EX_CONFIG;
+        if (aws_url_host(cfg->sink.url, host, sizeof(host), &https) < 0)
+            snprintf(host, sizeof(host), "?");
+        return config_refuse(cfg, NULL, "sink", "url", err, errlen,
+                             "auth = %s would send credentials unencrypted to %s over http://; "
+                             "use https:// (plain http is allowed to loopback hosts only)",
+                             auth_names[cfg->sink.auth], host);
     }
     if (cfg->aws.endpoint && !aws_url_safe_for_secrets(cfg->aws.endpoint)) {
         if (aws_url_host(cfg->aws.endpoint, host, sizeof(host), &https) < 0)
             snprintf(host, sizeof(host), "?");
-        snprintf(err, errlen,
-                 "[aws] endpoint: signed AWS requests would go unencrypted to %s over http://; "
-                 "use https:// (plain http is allowed to loopback hosts only)",
-                 host);
-        return CONFIG_EX_CONFIG;
+        return config_refuse(cfg, NULL, "aws", "endpoint", err, errlen,
+                             "signed AWS requests would go unencrypted to %s over http://; "
+                             "use https:// (plain http is allowed to loopback hosts only)",
+                             host);
     }
-    if (cfg->sink.ca_file) {
-        struct stat st;
-
-        errno = 0;
-        if (access(cfg->sink.ca_file, R_OK) != 0 || stat(cfg->sink.ca_file, &st) != 0 ||
-            !S_ISREG(st.st_mode)) {
-            snprintf(err, errlen, "[sink] ca_file: cannot read \"%s\": %s", cfg->sink.ca_file,
-                     errno && errno != EEXIST ? strerror(errno) : "not a regular file");
-            return CONFIG_EX_CONFIG;
-        }
-    }
+    if (cfg->sink.ca_file && (rc = check_ca_file(cfg, err, errlen)) != 0)
+        return rc;
     if (cfg->aws.allowed_regions.count && cfg->sink.url &&
         config_sink_region(cfg->sink.url, region, sizeof(region)) &&
-        !config_list_has(&cfg->aws.allowed_regions, region)) {
-        snprintf(err, errlen, "[sink] url: the domain's region \"%s\" is not in [aws] "
-                              "allowed_regions", region);
-        return CONFIG_EX_CONFIG;
-    }
+        !config_list_has(&cfg->aws.allowed_regions, region))
+        return config_refuse(cfg, NULL, "sink", "url", err, errlen,
+                             "the domain's region \"%s\" is not in [aws] allowed_regions",
+                             region);
     return 0;
 }

@@ -5,7 +5,9 @@
  * overrides it, then cross-key rules are checked.  The result is a plain
  * struct with typed fields: durations in milliseconds, sizes in bytes,
  * unset strings NULL.  No logging and no uv/curl; the only I/O is reading the
- * file (and secret files, on request).
+ * file (and, on request, the secret files and the CA file).  Where each value
+ * was set is kept, so that a value refused later (an unreadable secret file)
+ * is reported like an error of the file (config_refuse).
  *
  * File syntax: `[daemon]`, `[aws]`, `[sink]` and one `[table NAME]` per
  * DynamoDB table; `key = value` lines.  A line whose first non-blank
@@ -61,7 +63,10 @@ struct config_table {
     struct config_list exclude;  /* never these attributes */
     struct config_list hmac;     /* attributes replaced by HMAC-SHA256 hex */
     char *hmac_key_file;         /* required when hmac is set; see config_read_secret */
+    char *hmac_key;              /* its content once config_read_secrets ran; never printed */
 };
+
+struct config_where;
 
 struct config {
     char *path; /* the file loaded, NULL when configured from the environment only */
@@ -94,6 +99,8 @@ struct config {
         char *username;
         char *password_file;    /* secrets are file paths, see config_read_secret */
         char *api_key_file;
+        char *password;         /* the files' contents once config_read_secrets ran */
+        char *api_key;
         char *ca_file;
         bool tls_verify;
         int bulk_max_actions;
@@ -107,6 +114,7 @@ struct config {
     } sink;
     struct config_table *tables; /* in the order declared: file, then DDB2ES_TABLES */
     size_t ntables;
+    struct config_where *where;  /* where each value was set, for config_refuse */
 };
 
 /* Loads `path` (NULL: no file) then the environment `envp` (NULL-terminated
@@ -121,7 +129,8 @@ int config_load_env(const char *path, const char *const *envp, struct config *ou
                     size_t errlen);
 /* config_load_env() with the process environment. */
 int config_load(const char *path, struct config *out, char *err, size_t errlen);
-/* Frees everything *cfg owns and zeroes it.  NULL is a no-op. */
+/* Frees everything *cfg owns (wiping the secrets) and zeroes it.  NULL is a
+ * no-op. */
 void config_free(struct config *cfg);
 
 size_t config_table_count(const struct config *cfg);
@@ -136,22 +145,48 @@ void config_dump(const struct config *cfg, FILE *f);
 /* Prints every key with its type, default, bounds and help, as comments. */
 void config_describe(FILE *f);
 
+/* A refusal of the value of one key, in the shape of the loader's errors:
+ *   ddb2es.conf:12: [sink] password_file: cannot read "/etc/ddb2es/pw": ...
+ *   DDB2ES_SINK_PASSWORD_FILE: cannot read "/etc/ddb2es/pw": ...
+ *   ddb2es.conf: [aws] region: ...        (a default, or a key not set)
+ * i.e. where the value was set (the file and line, or the environment
+ * variable), then, for a file, the section and key; fmt gives the reason.
+ * section is "daemon", "aws" or "sink"; for a key of a [table] section it
+ * is ignored and t names the table (t is an element of cfg->tables).
+ * Writes one line into err and returns CONFIG_EX_CONFIG. */
+int config_refuse(const struct config *cfg, const struct config_table *t, const char *section,
+                  const char *key, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
 /* Reads a secret file into *out (NUL-terminated, one trailing "\n" or "\r\n"
  * stripped; free with free()).  A bare name (no '/') is looked up in
  * $CREDENTIALS_DIRECTORY (systemd LoadCredential=) when that is set; other
  * paths are used as given.  Returns 0, -errno from open/read, -EFBIG past
  * 64 KiB or -EINVAL for an empty secret or one holding a NUL byte; err then
- * names the path and the reason, never the content. */
+ * says why, naming the path it opened and where it looked for a relative
+ * one (never the content), e.g.
+ *   cannot read "/run/credentials/x/pw" ($CREDENTIALS_DIRECTORY/pw): No such file or directory */
 int config_read_secret(const char *path, char **out, char *err, size_t errlen);
+
+/* Reads the secret files the configuration uses, as config_read_secret
+ * does: password_file with auth = basic, api_key_file with auth = apikey,
+ * and hmac_key_file of each table that sets hmac (of the table named
+ * only_table alone when that is not NULL) into cfg->sink.password,
+ * cfg->sink.api_key and the tables' hmac_key; config_free wipes them.
+ * Returns 0, CONFIG_EX_CONFIG with one line in err from config_refuse
+ * naming the key, or CONFIG_EX_OSERR. */
+int config_read_secrets(struct config *cfg, const char *only_table, char *err, size_t errlen);
 
 /* Transport security, checked before the daemon starts (AWS-AUTH; README
  * "Credentials"): credentials of any kind never travel over plain http://
  * to a host that is not loopback ([sink] url unless auth = none, [aws]
- * endpoint always); [sink] ca_file is a readable file; the sink's region,
- * read from a *.REGION.es.amazonaws.com or *.REGION.aoss.amazonaws.com host,
- * is in [aws] allowed_regions when that is set.  Reads ca_file's metadata,
- * nothing else.  Returns 0, or CONFIG_EX_CONFIG with one line in err naming
- * the key, e.g.  "[sink] url: ...". */
+ * endpoint always); [sink] ca_file is a readable regular file holding PEM
+ * certificates (read with OpenSSL's parser, the one curl loads it with);
+ * the sink's region, read from a *.REGION.es.amazonaws.com or
+ * *.REGION.aoss.amazonaws.com host, is in [aws] allowed_regions when that
+ * is set.  Reads ca_file, nothing else.  Returns 0, or CONFIG_EX_CONFIG
+ * with one line in err from config_refuse, e.g.
+ *   ddb2es.conf:7: [sink] url: auth = basic would send credentials ... */
 int config_check_transport(const struct config *cfg, char *err, size_t errlen);
 /* The region of an Amazon OpenSearch host name (search-x.eu-west-1.es.amazonaws.com,
  * x.us-east-1.aoss.amazonaws.com) in url, into out[len]; false when the

@@ -32,19 +32,43 @@ static void on_imds_region(int err, const char *region, const char *why, void *a
     snprintf(w->why, sizeof(w->why), "%s", why ? why : "");
 }
 
+/* The region and endpoint settings but IMDS; 78 with the line in err when a
+ * shared AWS config file cannot be read. */
+static int load_settings(struct aws_settings *st, const struct config *cfg, char *err,
+                         size_t errlen)
+{
+    char why[512];
+
+    if (aws_settings_load(st, cfg->aws.region, cfg->aws.profile, cfg->aws.use_fips_endpoint,
+                          cfg->aws.use_dualstack_endpoint, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "shared AWS config files: %s", why);
+        return 78;
+    }
+    return 0;
+}
+
+/* [aws] allowed_regions against the region found (source: "AWS_REGION", ...). */
+static int region_allowed(const struct config *cfg, const char *region, const char *source,
+                          char *err, size_t errlen)
+{
+    if (!cfg->aws.allowed_regions.count || config_list_has(&cfg->aws.allowed_regions, region))
+        return 0;
+    return config_refuse(cfg, NULL, "aws", "allowed_regions", err, errlen,
+                         "the region \"%s\" (from %s) is not in the list", region, source);
+}
+
 /* [aws] region, AWS_REGION, AWS_DEFAULT_REGION, the profile's region, then
  * IMDS placement/region: the loop runs until IMDS has answered. */
 static int resolve_region(struct clients *c, struct app *app, const struct config *cfg)
 {
     struct aws_settings *st = &c->aws_settings;
     struct region_wait w = { 0 };
-    char why[512];
+    char err[1024];
     int rc;
 
-    if (aws_settings_load(st, cfg->aws.region, cfg->aws.profile, cfg->aws.use_fips_endpoint,
-                          cfg->aws.use_dualstack_endpoint, why, sizeof(why)) < 0) {
-        fprintf(stderr, "ddb2es: shared AWS config files: %s\n", why);
-        return 78;
+    if ((rc = load_settings(st, cfg, err, sizeof(err))) != 0) {
+        fprintf(stderr, "ddb2es: %s\n", err);
+        return rc;
     }
     if (st->region[0]) {
         snprintf(c->region, sizeof(c->region), "%s", st->region);
@@ -55,9 +79,11 @@ static int resolve_region(struct clients *c, struct app *app, const struct confi
     while (rc == 0 && !w.done && uv_run(app->loop, UV_RUN_ONCE))
         ;
     if (rc < 0 || !w.done || w.err || !w.region[0]) {
-        fprintf(stderr, "ddb2es: no AWS region: set [aws] region, AWS_REGION, AWS_DEFAULT_REGION "
-                        "or the profile's region%s%s\n",
-                w.why[0] ? "; IMDS: " : "", w.why);
+        config_refuse(cfg, NULL, "aws", "region", err, sizeof(err),
+                      "no AWS region: set [aws] region, AWS_REGION, AWS_DEFAULT_REGION or the "
+                      "profile's region%s%s",
+                      w.why[0] ? "; IMDS: " : "", w.why);
+        fprintf(stderr, "ddb2es: %s\n", err);
         return 78;
     }
     snprintf(c->region, sizeof(c->region), "%s", w.region);
@@ -65,35 +91,37 @@ static int resolve_region(struct clients *c, struct app *app, const struct confi
     return 0;
 }
 
-static int read_secrets(struct clients *c, const struct config *cfg)
+int clients_preflight(struct config *cfg, const char *only_table, char *err, size_t errlen)
 {
-    char err[512];
+    struct aws_settings st;
+    int rc;
 
-    if (cfg->sink.auth == CONFIG_AUTH_BASIC &&
-        config_read_secret(cfg->sink.password_file, &c->password, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ddb2es: [sink] password_file: %s\n", err);
-        return 78;
-    }
-    if (cfg->sink.auth == CONFIG_AUTH_APIKEY &&
-        config_read_secret(cfg->sink.api_key_file, &c->api_key, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ddb2es: [sink] api_key_file: %s\n", err);
-        return 78;
-    }
-    return 0;
+    if ((rc = config_check_transport(cfg, err, errlen)) != 0 ||
+        (rc = config_read_secrets(cfg, only_table, err, errlen)) != 0 ||
+        (rc = load_settings(&st, cfg, err, errlen)) != 0)
+        return rc;
+    if (st.region[0])
+        rc = region_allowed(cfg, st.region, st.region_source, err, errlen);
+    aws_settings_close(&st);
+    return rc;
 }
 
 int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_done_cb *done,
                  sink_resume_cb *resume, void *arg)
 {
     const struct config *cfg = app->cfg;
+    char err[1024];
     int rc;
     static const enum sink_auth auth_map[] = { [CONFIG_AUTH_SIGV4] = SINK_AUTH_SIGV4,
                                                [CONFIG_AUTH_BASIC] = SINK_AUTH_BASIC,
                                                [CONFIG_AUTH_APIKEY] = SINK_AUTH_APIKEY,
                                                [CONFIG_AUTH_NONE] = SINK_AUTH_NONE };
 
-    if ((rc = read_secrets(c, cfg)) != 0)
-        return rc;
+    if ((cfg->sink.auth == CONFIG_AUTH_BASIC && !cfg->sink.password) ||
+        (cfg->sink.auth == CONFIG_AUTH_APIKEY && !cfg->sink.api_key)) {
+        fprintf(stderr, "ddb2es: the sink's secret was not read (clients_preflight)\n");
+        return 70;
+    }
     if (!cfg->sink.tls_verify)
         log_warn("[sink] tls_verify = false: the search engine's TLS certificate is NOT checked");
 
@@ -111,12 +139,12 @@ int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_
     }
     if ((rc = resolve_region(c, app, cfg)) != 0)
         return rc;
-    if (cfg->aws.allowed_regions.count && !config_list_has(&cfg->aws.allowed_regions, c->region)) {
-        fprintf(stderr, "ddb2es: [aws] allowed_regions: the region \"%s\" (from %s) is not in "
-                        "the list\n",
-                c->region, c->aws_settings.region_source ? c->aws_settings.region_source
-                                                             : "IMDS");
-        return 78;
+    if ((rc = region_allowed(cfg, c->region,
+                             c->aws_settings.region_source ? c->aws_settings.region_source
+                                                           : "IMDS",
+                             err, sizeof(err))) != 0) {
+        fprintf(stderr, "ddb2es: %s\n", err);
+        return rc;
     }
     app->creds = creds_new(app->loop, app->http,
                            &(struct creds_opts){ .profile = cfg->aws.profile,
@@ -144,8 +172,8 @@ int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_
             .url = cfg->sink.url,
             .auth = auth_map[cfg->sink.auth],
             .username = cfg->sink.username,
-            .password = c->password,
-            .api_key = c->api_key,
+            .password = cfg->sink.password,
+            .api_key = cfg->sink.api_key,
             .sigv4_service = cfg->sink.sigv4_service ? cfg->sink.sigv4_service : "es",
             .sigv4_region = config_sink_region(cfg->sink.url, sink_region, sizeof(sink_region))
                                 ? sink_region
@@ -173,14 +201,6 @@ int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_
     return 0;
 }
 
-static void wipe_free(char *p)
-{
-    if (p) {
-        OPENSSL_cleanse(p, strlen(p));
-        free(p);
-    }
-}
-
 static void on_http_closed(void *arg)
 {
     struct clients *c = arg;
@@ -204,9 +224,6 @@ void clients_take_down(struct clients *c, struct app *app, void (*closed)(void *
 
 void clients_close(struct clients *c)
 {
-    wipe_free(c->password);
-    wipe_free(c->api_key);
-    c->password = c->api_key = NULL;
     aws_settings_close(&c->aws_settings);
 }
 
@@ -229,8 +246,14 @@ int clients_transform_cfg(const struct config_table *t, struct transform_cfg *tf
     tf->n_hmac = t->hmac.count;
     if (!t->hmac.count)
         return 0;
-    if (config_read_secret(t->hmac_key_file, &k, err, errlen) != 0)
+    if (!t->hmac_key) {
+        snprintf(err, errlen, "the key was not read (clients_preflight)");
         return -EINVAL;
+    }
+    if (!(k = strdup(t->hmac_key))) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
     *key = (unsigned char *)k;
     tf->hmac_key = *key;
     tf->hmac_key_len = strlen(k);

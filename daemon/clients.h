@@ -18,17 +18,28 @@ struct config_table;
 struct clients {
     char region[64];
     struct aws_settings aws_settings;
-    char *password, *api_key; /* the sink's secrets: never logged */
     unsigned open_http;       /* clients_take_down: HTTP clients still closing */
     void (*closed)(void *arg);
     void *closed_arg;
 };
 
+/* What `check`, `run` and `replay` refuse before they set anything up, with
+ * no network, in the order `run` always made these checks: credentials
+ * over plain http, ca_file and the search domain's region
+ * (config_check_transport); the secret files, read into cfg for
+ * clients_open and clients_transform_cfg (config_read_secrets; those of
+ * table only_table alone when not NULL); the shared AWS config files; and,
+ * when the region is known without IMDS, [aws] allowed_regions.  Returns 0,
+ * or the exit code (78; 71 out of memory) with one line in err, in the shape
+ * of config_refuse when a key is at fault. */
+int clients_preflight(struct config *cfg, const char *only_table, char *err, size_t errlen);
+
 /* Sets app->http, app->sink_http, app->creds, app->aws and app->sink (with
  * done/resume/arg as the sink's callbacks, app->dry_run, and dlq_path
  * instead of [sink] dlq_path when not NULL); app->loop and app->cfg must be
- * set.  The loop may run while IMDS is asked for the region.  Returns 0, or
- * the exit code after one line on stderr (78 configuration, 70 internal).
+ * set, and clients_preflight must have passed on app->cfg.  The loop may
+ * run while IMDS is asked for the region.  Returns 0, or the exit code after
+ * one line on stderr (78 configuration, 70 internal).
  * Whatever was set up stays in app for the caller to take down; then
  * clients_close(c). */
 int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_done_cb *done,
@@ -37,14 +48,15 @@ int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_
  * (their requests end with -ECANCELED); closed(arg) runs, on the loop, once
  * both are closed.  The sink must be closed before. */
 void clients_take_down(struct clients *c, struct app *app, void (*closed)(void *arg), void *arg);
-/* Wipes and frees the secrets and the settings.  Zeroed c is fine. */
+/* Frees the settings.  Zeroed c is fine. */
 void clients_close(struct clients *c);
 
 /* The document rules of a [table] section: index, separator, TTL deletes,
- * include/exclude/hmac (borrowed from t), and the HMAC key read from
- * hmac_key_file into *key (wipe and free it with clients_tf_key_free).  The
- * key schema (hash_key, range_key) is left NULL: it comes from DescribeTable.
- * 0, or -errno with one line in err naming the file (never the secret). */
+ * include/exclude/hmac (borrowed from t), and a copy of the HMAC key that
+ * clients_preflight read from hmac_key_file into *key (wipe and free it with
+ * clients_tf_key_free).  The key schema (hash_key, range_key) is left NULL:
+ * it comes from DescribeTable.
+ * 0, or -errno with the reason in err (never the secret). */
 int clients_transform_cfg(const struct config_table *t, struct transform_cfg *tf,
                           unsigned char **key, char *err, size_t errlen);
 void clients_tf_key_free(unsigned char *key, size_t len);

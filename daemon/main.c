@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "daemon/clients.h"
 #include "daemon/replay.h"
 #include "daemon/run.h"
 #include "daemon/status.h"
@@ -333,13 +334,6 @@ static int parse(int argc, char **argv, struct cli *c)
 
 static int cmd_check(const struct config *cfg, bool offline)
 {
-    char err[1024];
-    int rc = config_check_transport(cfg, err, sizeof(err));
-
-    if (rc != 0) {
-        fprintf(stderr, "ddb2es: %s\n", err);
-        return rc;
-    }
     printf("# configuration is valid: %zu table(s)\n", cfg->ntables);
     config_dump(cfg, stdout);
     if (offline)
@@ -372,6 +366,12 @@ int main(int argc, char **argv)
     }
     memset(&cfg, 0, sizeof(cfg));
     rc = config_load(config_path(&cli), &cfg, err, sizeof(err));
+    /* What `run` would refuse before it sets anything up, `check` refuses too,
+     * with the same line: the files the configuration names (secrets, CA) and
+     * the transport rules.  `run` checks again: a file may change between. */
+    if (rc == 0 && strcmp(cli.cmd, "status") != 0)
+        rc = clients_preflight(&cfg, strcmp(cli.cmd, "replay") == 0 ? cli.ro.table : NULL, err,
+                               sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "ddb2es: %s\n", err);
         config_free(&cfg);

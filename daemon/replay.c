@@ -1837,13 +1837,7 @@ int replay_run(const struct config *cfg, const struct replay_opts *o)
     uv_idle_init(&loop, &rp->idle);
     rp->sigint.data = rp->sigterm.data = rp;
 
-    rc = prepare(rp, cfg, o);
-    if (rc == 0) {
-        char err[1024];
-
-        if ((rc = config_check_transport(cfg, err, sizeof(err))) != 0)
-            snprintf(rp->why, sizeof(rp->why), "%s", err);
-    }
+    rc = prepare(rp, cfg, o); /* main ran clients_preflight (transport, secret files) */
     if (rc == 0 && o->format == REPLAY_DLQ) {
         struct stat a, b;
 

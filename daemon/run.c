@@ -197,10 +197,7 @@ static int start(struct run *run, const struct config *cfg)
     char err[1024];
     int rc;
 
-    if ((rc = config_check_transport(cfg, err, sizeof(err))) != 0) {
-        fprintf(stderr, "ddb2es: %s\n", err);
-        return rc;
-    }
+    /* main ran clients_preflight: transport, secret files, region. */
     /* `check` reads the checkpoint file to validate it, without the lock:
      * it must work beside a running daemon.  So does a dry run, which starts
      * where the checkpoint says and never writes it. */
@@ -262,7 +259,10 @@ static int start_ops(struct run *run, const struct config *cfg)
                                            sizeof(err))
                           : -ENOMEM;
         if (rc < 0 && rc != -ENOMEM) {
-            fprintf(stderr, "ddb2es: [daemon] metrics_listen: %s\n", err);
+            char line[1024];
+
+            config_refuse(cfg, NULL, "daemon", "metrics_listen", line, sizeof(line), "%s", err);
+            fprintf(stderr, "ddb2es: %s\n", line);
             rc = 78;
         } else if (rc == 0) {
             log_info("metrics on http://%s/metrics", cfg->daemon.metrics_listen);

@@ -8,12 +8,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "config/config.h"
 
 #define EXAMPLE "config/ddb2es.conf.example"
 
 static char dir[64];
-static char err[512];
+static char err[1024];
 static struct config cfg;
 
 static void setup(void)
@@ -657,7 +661,7 @@ Test(config, secret_file_is_read_without_trailing_newline)
 
 Test(config, secret_from_credentials_directory)
 {
-    char *s = NULL, want[256];
+    char *s = NULL, want[512], cwd[256];
 
     put("api.key", "k3y\n");
     cr_assert_eq(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
@@ -666,30 +670,219 @@ Test(config, secret_from_credentials_directory)
     free(s);
     s = NULL;
     cr_assert_eq(config_read_secret("missing.key", &s, err, sizeof(err)), -ENOENT);
-    snprintf(want, sizeof(want), "%s/missing.key: cannot read secret: %s", dir, strerror(ENOENT));
-    cr_assert_str_eq(err, want);
+    snprintf(want, sizeof(want),
+             "cannot read \"%s/missing.key\" ($CREDENTIALS_DIRECTORY/missing.key): %s", dir,
+             strerror(ENOENT));
+    cr_assert_str_eq(err, want, "the message says where a bare name was looked up");
     cr_assert_null(s);
     cr_assert_eq(unsetenv("CREDENTIALS_DIRECTORY"), 0);
     cr_assert_eq(config_read_secret("api.key", &s, err, sizeof(err)), -ENOENT,
                  "without CREDENTIALS_DIRECTORY a bare name is relative to the cwd");
+    cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+    snprintf(want, sizeof(want),
+             "cannot read \"api.key\" (relative to the working directory %s; "
+             "$CREDENTIALS_DIRECTORY is not set): %s",
+             cwd, strerror(ENOENT));
+    cr_assert_str_eq(err, want);
 }
 
 Test(config, secret_errors_never_show_the_content)
 {
-    char *s = NULL, big[70000];
+    char *s = NULL, big[70000], want[512];
     const char *p;
 
     p = put("empty", "\n");
     cr_assert_eq(config_read_secret(p, &s, err, sizeof(err)), -EINVAL);
-    cr_assert_not_null(strstr(err, "secret is empty"), "%s", err);
-    cr_assert_not_null(strstr(err, p), "%s", err);
+    snprintf(want, sizeof(want), "\"%s\" is empty", p);
+    cr_assert_str_eq(err, want);
 
     memset(big, 'S', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     p = put("big", big);
     cr_assert_eq(config_read_secret(p, &s, err, sizeof(err)), -EFBIG);
     cr_assert_null(strstr(err, "SSSS"), "%s", err);
+    snprintf(want, sizeof(want), "\"%s\" is larger than 64 KiB", p);
+    cr_assert_str_eq(err, want);
     cr_assert_null(s);
 
     cr_assert_eq(config_read_secret(dir, &s, err, sizeof(err)), -EISDIR);
+    snprintf(want, sizeof(want), "cannot read \"%s\": %s", dir, strerror(EISDIR));
+    cr_assert_str_eq(err, want);
+}
+
+/* ---- refusals after the load: where the value was set ---- */
+
+/* config_refuse on a loaded configuration, into a static line. */
+static const char *refused(const struct config_table *t, const char *section, const char *key)
+{
+    static char line[512];
+
+    cr_assert_eq(config_refuse(&cfg, t, section, key, line, sizeof(line), "why %d", 42), 78);
+    return line;
+}
+
+Test(config, refusal_names_the_line_or_the_variable_that_set_the_key)
+{
+    const char *path = put("a.conf", MIN_SINK "auth = basic\nusername = u\npassword_file = pw\n"
+                                              "[table posts]\nhmac = email\nhmac_key_file = k\n"
+                                              "[table users]\n");
+    const char *const env[] = { "DDB2ES_TABLE_USERS_HMAC_KEY_FILE=k2",
+                                "DDB2ES_SINK_CA_FILE=/ca.pem", NULL };
+    char want[512];
+
+    cr_assert_eq(load(path, env), 0, "%s", err);
+    snprintf(want, sizeof(want), "%s:5: [sink] password_file: why 42", path);
+    cr_assert_str_eq(refused(NULL, "sink", "password_file"), want);
+    snprintf(want, sizeof(want), "%s:8: [table posts] hmac_key_file: why 42", path);
+    cr_assert_str_eq(refused(config_table_find(&cfg, "posts"), NULL, "hmac_key_file"), want);
+    cr_assert_str_eq(refused(config_table_find(&cfg, "users"), NULL, "hmac_key_file"),
+                     "DDB2ES_TABLE_USERS_HMAC_KEY_FILE: why 42",
+                     "a value from the environment names the variable, as the loader does");
+    cr_assert_str_eq(refused(NULL, "sink", "ca_file"), "DDB2ES_SINK_CA_FILE: why 42");
+    snprintf(want, sizeof(want), "%s: [aws] region: why 42", path);
+    cr_assert_str_eq(refused(NULL, "aws", "region"), want, "a key not set: the file alone");
+
+    cr_assert_eq(load(NULL, (const char *const[]){ "DDB2ES_TABLES=posts",
+                                                   "DDB2ES_SINK_URL=http://x", NULL }),
+                 0, "%s", err);
+    cr_assert_str_eq(refused(NULL, "sink", "url"), "DDB2ES_SINK_URL: why 42");
+    cr_assert_str_eq(refused(NULL, "sink", "auth"), "[sink] auth: why 42",
+                     "a default without a file: the key alone");
+}
+
+Test(config, secrets_are_read_and_refused_with_their_key)
+{
+    const char *pw = put("pw", "hunter2\n"), *key = put("k", "hmac-k3y\n");
+    char text[512], want[512];
+    const char *path;
+
+    snprintf(text, sizeof(text), MIN_SINK "auth = basic\nusername = u\npassword_file = %s\n"
+                                          "[table posts]\nhmac = email\nhmac_key_file = %s\n"
+                                          "[table users]\nhmac = email\nhmac_key_file = %s/no\n",
+             pw, key, dir);
+    path = put("a.conf", text);
+    cr_assert_eq(load(path, no_env), 0, "%s", err);
+    cr_assert_eq(config_read_secrets(&cfg, "posts", err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(cfg.sink.password, "hunter2");
+    cr_assert_str_eq(config_table_find(&cfg, "posts")->hmac_key, "hmac-k3y");
+    cr_assert_null(config_table_find(&cfg, "users")->hmac_key, "only the table asked for");
+
+    cr_assert_eq(config_read_secrets(&cfg, NULL, err, sizeof(err)), 78);
+    snprintf(want, sizeof(want), "%s:11: [table users] hmac_key_file: cannot read \"%s/no\": %s",
+             path, dir, strerror(ENOENT));
+    cr_assert_str_eq(err, want);
+
+    cr_assert_eq(load(path, (const char *const[]){ "DDB2ES_SINK_PASSWORD_FILE=", NULL }), 78,
+                 "an empty variable unsets the key");
+    cr_assert_eq(load(path, (const char *const[]){ "DDB2ES_SINK_AUTH=apikey",
+                                                   "DDB2ES_SINK_API_KEY_FILE=/nonexistent/key",
+                                                   NULL }),
+                 0, "%s", err);
+    cr_assert_eq(config_read_secrets(&cfg, NULL, err, sizeof(err)), 78);
+    snprintf(want, sizeof(want), "DDB2ES_SINK_API_KEY_FILE: cannot read \"/nonexistent/key\": %s",
+             strerror(ENOENT));
+    cr_assert_str_eq(err, want);
+    cr_assert_null(cfg.sink.password, "password_file is not read unless auth = basic");
+}
+
+/* ---- transport ---- */
+
+static int transport(const char *text, const char *const *envp)
+{
+    cr_assert_eq(load(put("t.conf", text), envp), 0, "%s", err);
+    return config_check_transport(&cfg, err, sizeof(err));
+}
+
+Test(config, transport_refusals_name_the_line)
+{
+    char want[512];
+    const char *path = put("t.conf", "");
+
+    cr_assert_eq(transport("[sink]\nurl = http://10.1.2.3:9200\nauth = basic\nusername = u\n"
+                           "password_file = pw\n[table posts]\n", no_env), 78);
+    snprintf(want, sizeof(want), "%s:2: [sink] url: auth = basic would send credentials "
+                                 "unencrypted to 10.1.2.3 over http://; use https:// (plain "
+                                 "http is allowed to loopback hosts only)", path);
+    cr_assert_str_eq(err, want);
+
+    cr_assert_eq(transport("[aws]\nendpoint = http://ddb.example.com:8000\n" MIN_SINK
+                           "auth = none\n[table posts]\n", no_env), 78);
+    snprintf(want, sizeof(want), "%s:2: [aws] endpoint: signed AWS requests would go "
+                                 "unencrypted to ddb.example.com over http://; use https:// "
+                                 "(plain http is allowed to loopback hosts only)", path);
+    cr_assert_str_eq(err, want);
+
+    cr_assert_eq(transport("[aws]\nallowed_regions = us-east-1\n[sink]\n"
+                           "url = https://x.eu-west-1.aoss.amazonaws.com\n[table posts]\n",
+                           no_env), 78);
+    snprintf(want, sizeof(want), "%s:4: [sink] url: the domain's region \"eu-west-1\" is not "
+                                 "in [aws] allowed_regions", path);
+    cr_assert_str_eq(err, want);
+
+    cr_assert_eq(transport(MIN_SINK "auth = none\n[table posts]\n",
+                           (const char *const[]){ "DDB2ES_SINK_AUTH=sigv4",
+                                                  "DDB2ES_SINK_URL=http://[fd00::1]:9200",
+                                                  NULL }), 78);
+    cr_assert_str_eq(err, "DDB2ES_SINK_URL: auth = sigv4 would send credentials unencrypted "
+                          "to fd00::1 over http://; use https:// (plain http is allowed to "
+                          "loopback hosts only)");
+    cr_assert_eq(transport(MIN_SINK "auth = basic\nusername = u\npassword_file = pw\n"
+                           "[table posts]\n", no_env), 0, "loopback over http is fine: %s", err);
+}
+
+/* A self-signed certificate, made here rather than kept as a file. */
+static void write_certificate(const char *path)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    FILE *f = fopen(path, "w");
+
+    cr_assert(key && x && f);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"ddb2es test CA", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    cr_assert(X509_sign(x, key, EVP_sha256()) > 0);
+    cr_assert(PEM_write_X509(f, x) == 1);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+Test(config, ca_file_must_hold_pem_certificates)
+{
+    char text[512], want[512], ca[256];
+
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(text, sizeof(text), "[sink]\nurl = https://127.0.0.1:9\nca_file = %s\n"
+                                 "[table posts]\n", ca);
+    cr_assert_eq(transport(text, no_env), 78);
+    snprintf(want, sizeof(want), "%s/t.conf:3: [sink] ca_file: cannot read \"%s\": %s", dir, ca,
+             strerror(ENOENT));
+    cr_assert_str_eq(err, want);
+
+    put("ca.pem", "\x30\x82\x01\x0a binary DER, not PEM\n");
+    cr_assert_eq(transport(text, no_env), 78);
+    snprintf(want, sizeof(want), "%s/t.conf:3: [sink] ca_file: \"%s\" holds no PEM certificate "
+                                 "(-----BEGIN CERTIFICATE-----)", dir, ca);
+    cr_assert_str_eq(err, want);
+
+    put("ca.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n");
+    cr_assert_eq(transport(text, no_env), 78);
+    snprintf(want, sizeof(want), "%s/t.conf:3: [sink] ca_file: \"%s\" holds a PEM block that "
+                                 "cannot be parsed", dir, ca);
+    cr_assert_str_eq(err, want);
+
+    write_certificate(ca);
+    cr_assert_eq(transport(text, no_env), 0, "%s", err);
+
+    snprintf(text, sizeof(text), "[sink]\nurl = https://127.0.0.1:9\nca_file = %s\n"
+                                 "[table posts]\n", dir);
+    cr_assert_eq(transport(text, no_env), 78);
+    snprintf(want, sizeof(want), "%s/t.conf:3: [sink] ca_file: cannot read \"%s\": not a regular "
+                                 "file", dir, dir);
+    cr_assert_str_eq(err, want);
 }
