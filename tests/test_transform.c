@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "indexer/transform.h"
+#include "tests/support/e2e.h"
 
 TestSuite(transform, .timeout = 10);
 
@@ -1077,6 +1078,55 @@ Test(transform, lone_surrogates_are_written_as_escapes, .init = setup, .fini = t
     put(it, LIT("m"), av_wrap("M", m));
     cr_assert_eq(item_tree(it), TR_DOC, "%s", errs());
     expect_source(want, sizeof(want) - 1);
+}
+
+/* The end-to-end tests find each item's document through e2e_doc_id, a
+ * second implementation of the id function: the two must agree, on keys
+ * with separators, backslashes, NUL, lone surrogates, and near 512 bytes. */
+static unsigned next_rand(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return *seed >> 16;
+}
+
+Test(transform, the_id_function_agrees_with_the_tests_own, .init = setup, .fini = teardown)
+{
+    /* "" stands for one NUL byte */
+    static const char *const bits[] = { "a", "|", "\\", "h", "", "\xed\xa0\x80", "\xc3\xa9", " ",
+                                        "\xef\xbf\xbd", "0123456789abcdef" };
+    static const char *const nums[] = { "1E+2", "-0.50", "1e-130", "12345678901234567890" };
+    unsigned seed = 7;
+
+    for (int round = 0; round < 400; round++) {
+        json_t *it = json_object();
+        char key[2][700], want[DOC_ID_MAX + 1];
+        size_t len[2] = { 0, 0 }, wlen;
+
+        cfg.id_sep = round % 3 == 0 ? 'h' : '|';
+        for (int part = 0; part < 2; part++) {
+            size_t target = next_rand(&seed) % 2 ? 40 : 300;
+
+            while (len[part] < target) {
+                const char *b = bits[next_rand(&seed) % 10];
+                size_t n = b[0] ? strlen(b) : 1;
+
+                memcpy(key[part] + len[part], b, n);
+                len[part] += n;
+            }
+        }
+        put(it, LIT("pk"), av_of("S", key[0], len[0]));
+        if (round % 4 == 1)
+            put(it, LIT("sk"), av_of("N", nums[round % 4], strlen(nums[round % 4])));
+        else if (round % 4 == 3)
+            put(it, LIT("sk"), av_of("B", LIT("AAEC/w==")));
+        else
+            put(it, LIT("sk"), av_of("S", key[1], len[1]));
+        wlen = e2e_doc_id(it, "pk", "sk", cfg.id_sep, want, sizeof(want));
+        cr_assert_eq(transform_item(&cfg, it, &d, &err), TR_DOC, "%s", errs());
+        cr_assert(d.id_len == wlen && memcmp(d.id, want, wlen) == 0, "round %d: %zu and %zu bytes",
+                  round, d.id_len, wlen);
+        json_decref(it);
+    }
 }
 
 /* ---- key text ---- */
