@@ -7,17 +7,26 @@
 
 #include "aws/buf.h"
 
-#define DOC_ID_MAX 512 /* the engine's _id limit in bytes; longer ids become SHA-256 hex */
+#define DOC_ID_MAX 512 /* the engine's _id limit in bytes; longer ids are hashed (transform.h) */
 
 enum doc_op { DOC_INDEX, DOC_DELETE };
 
 struct doc {
     enum doc_op op;
     const char *index;          /* borrowed (from the configuration) */
-    char id[DOC_ID_MAX + 1];    /* raw bytes (UTF-8 text or base64), JSON-escaped when written */
+    char id[DOC_ID_MAX + 1];    /* raw bytes (UTF-8 text, may hold NUL), JSON-escaped when
+                                   written; id_len counts them, a NUL follows */
     size_t id_len;
     uint64_t version;           /* external version; 0 = send without a version */
     struct buf source;          /* DOC_INDEX: the document, one JSON object, no newline */
+    struct buf keys;            /* the key attributes as DynamoDB JSON, for the dead-letter
+                                   file: {"pk":{"S":"a"},"sk":{"N":"42"}} (hash key first, N
+                                   in its canonical spelling), or EMPTY: when a key attribute
+                                   is hmac'd (its plaintext never leaves the process), when
+                                   the keys are unknown (a malformed record) or do not fit
+                                   its max.  Whoever makes a doc buf_init's it like source
+                                   and buf_close's it; a zeroed, never buf_init'ed one holds
+                                   nothing and stays empty. */
     char seq[41];               /* stream sequence number, "" for other sources */
     int64_t created;            /* ApproximateCreationDateTime in seconds, 0 if unknown */
     const char *table;          /* borrowed: the DynamoDB table, for logs and the DLQ */

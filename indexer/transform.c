@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,20 @@
 
 #define ID_BUILD_MAX 16384 /* escaped key text; DynamoDB keys are <= 2048 + 1024 bytes */
 #define SHOW_MAX 40        /* bytes of a bad value quoted in an error */
+#define LOCAL_MEMBERS 8    /* members of an object named without an allocation */
+
+/* Metadata fields: a top-level name that is one of these, or whose first
+ * dot-separated segment is one, is refused by Elasticsearch 8 or OpenSearch 2
+ * ("Field [_id] is a metadata field and cannot be added inside a document").
+ * Both engines' lists together, with older ones (_type, _uid, _parent, _all,
+ * _timestamp, _ttl) that an engine may still reserve; provisional until
+ * checked against the engines' MetadataFieldMapper implementations. */
+static const char *const meta_fields[] = {
+    "_id", "_index", "_source", "_routing", "_version", "_seq_no", "_primary_term", "_ignored",
+    "_ignored_source", "_field_names", "_tier", "_type", "_doc_count", "_data_stream_timestamp",
+    "_nested_path", "_tsid", "_ts_routing_hash", "_size", "_uid", "_parent", "_all",
+    "_timestamp", "_ttl", "_feature", "_meta",
+};
 
 struct seg {
     const char *key; /* NULL: an array element */
@@ -108,6 +123,204 @@ static bool in_list(const char *const *list, size_t n, const char *name, size_t 
     return false;
 }
 
+/* A name given with its length, 0 meaning strlen (struct transform_cfg). */
+static size_t name_len(const char *name, size_t len)
+{
+    return len ? len : name ? strlen(name) : 0;
+}
+
+static bool type_is(const char *t, size_t tlen, const char *want)
+{
+    return tlen == strlen(want) && memcmp(t, want, tlen) == 0;
+}
+
+/* A JSON string value equal to want, compared whole. */
+static bool str_is(json_t *v, const char *want)
+{
+    size_t len = json_string_length(v);
+
+    return json_is_string(v) && len == strlen(want) && memcmp(json_string_value(v), want, len) == 0;
+}
+
+/* ---- text ---- */
+
+/* The length of the UTF-8 sequence at s (len > 0), its code point in *cp; 0
+ * when s does not start with one (a stray byte, a truncated or overlong form,
+ * a surrogate, above U+10FFFF). */
+static size_t utf8_char(const char *str, size_t len, uint32_t *cp)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    uint32_t c = s[0], min;
+    size_t n;
+
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2, c &= 0x1f, min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3, c &= 0x0f, min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4, c &= 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (s[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+static bool utf8_valid(const char *s, size_t len)
+{
+    uint32_t cp;
+
+    for (size_t i = 0, n; i < len; i += n)
+        if ((n = utf8_char(s + i, len - i, &cp)) == 0)
+            return false;
+    return true;
+}
+
+/* The WTF-8 form of a lone surrogate U+D800..U+DFFF (ED A0..BF 80..BF) at s:
+ * its code point, or 0.  ED never continues a sequence, and valid UTF-8
+ * follows it with 80..9F only, so these 3 bytes are always one. */
+static unsigned surrogate_at(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+
+    if (len < 3 || s[0] != 0xed || s[1] < 0xa0 || s[1] > 0xbf || (s[2] & 0xc0) != 0x80)
+        return 0;
+    return 0xd000u | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu);
+}
+
+/* Java's Character.isWhitespace (U+0009..U+000D, U+001C..U+0020, and the
+ * Unicode space, line and paragraph separators except the no-break ones):
+ * the engines, in Java, refuse a name segment made only of these.  The one
+ * place to change if their test turns out to differ. */
+static bool java_space(uint32_t cp)
+{
+    return (cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x20) || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x2006) || (cp >= 0x2008 && cp <= 0x200a) || cp == 0x2028 ||
+           cp == 0x2029 || cp == 0x205f || cp == 0x3000;
+}
+
+/* s as bulk_json_string writes it, without the quotes. */
+static int put_unquoted(struct buf *out, const char *s, size_t len)
+{
+    size_t at = out->len;
+    int rc = bulk_json_string(out, s, len);
+
+    if (rc == 0) {
+        memmove(out->ptr + at, out->ptr + at + 1, out->len - at - 2);
+        buf_truncate(out, out->len - 2);
+    }
+    return rc;
+}
+
+/* s[0..len) as a JSON string (bulk_json_string), but a lone surrogate in
+ * its WTF-8 form becomes the escape \udXXX: its raw bytes are not UTF-8, and
+ * the engine reads the escape back as the same UTF-16 unit.  On failure out
+ * is left as it was. */
+static int put_string(struct buf *out, const char *s, size_t len)
+{
+    size_t i = 0, run = 0, mark = out->len;
+    unsigned u = 0;
+    int rc;
+
+    while (i < len && !(u = surrogate_at(s + i, len - i)))
+        i++;
+    if (!u)
+        return bulk_json_string(out, s, len);
+    rc = buf_putc(out, '"');
+    while (rc == 0 && i < len) {
+        if (!(u = surrogate_at(s + i, len - i))) {
+            i++;
+            continue;
+        }
+        rc = put_unquoted(out, s + run, i - run);
+        if (rc == 0)
+            rc = buf_printf(out, "\\u%04x", u);
+        i += 3;
+        run = i;
+    }
+    if (rc == 0)
+        rc = put_unquoted(out, s + run, len - run);
+    if (rc == 0)
+        rc = buf_putc(out, '"');
+    if (rc < 0)
+        buf_truncate(out, mark);
+    return rc;
+}
+
+/* ---- names the engines refuse (see transform.h) ---- */
+
+static bool blank(const char *s, size_t len)
+{
+    uint32_t cp;
+
+    for (size_t i = 0, n; i < len; i += n)
+        if ((n = utf8_char(s + i, len - i, &cp)) == 0 || !java_space(cp))
+            return false;
+    return true;
+}
+
+static bool is_meta_field(const char *s, size_t len)
+{
+    for (size_t i = 0; i < sizeof(meta_fields) / sizeof(meta_fields[0]); i++)
+        if (type_is(s, len, meta_fields[i]))
+            return true;
+    return false;
+}
+
+static bool name_refused(const char *name, size_t len, bool top)
+{
+    size_t start = 0;
+
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && name[i] != '.')
+            continue;
+        if (blank(name + start, i - start) || (top && start == 0 && is_meta_field(name, i)))
+            return true;
+        start = i + 1;
+    }
+    return false;
+}
+
+/* "%" and the name with every '%', '.' and whitespace character written as
+ * the %XX of its UTF-8 bytes. */
+static int put_renamed(struct buf *out, const char *name, size_t len)
+{
+    static const char hexu[] = "0123456789ABCDEF";
+    int rc = buf_putc(out, '%');
+    uint32_t cp;
+
+    for (size_t i = 0, n; rc == 0 && i < len; i += n) {
+        n = utf8_char(name + i, len - i, &cp);
+        if (n == 0) {
+            n = 1;
+            rc = buf_putc(out, name[i]);
+        } else if (cp == '%' || cp == '.' || java_space(cp)) {
+            for (size_t k = 0; rc == 0 && k < n; k++) {
+                unsigned char b = (unsigned char)name[i + k];
+                char pct[3] = { '%', hexu[b >> 4], hexu[b & 15] };
+
+                rc = buf_append(out, pct, sizeof(pct));
+            }
+        } else {
+            rc = buf_append(out, name + i, n);
+        }
+    }
+    return rc;
+}
+
 /* ---- base64 ---- */
 
 static int b64_val(unsigned char c)
@@ -173,8 +386,8 @@ static const char *string_of(json_t *v, size_t *len)
     return json_string_value(v);
 }
 
-/* The single "T": value member of an attribute value. */
-static int descriptor(struct ctx *c, json_t *av, const char **type, json_t **val)
+/* The single "T": value member of an attribute value; T may hold NUL. */
+static int descriptor(struct ctx *c, json_t *av, const char **type, size_t *tlen, json_t **val)
 {
     void *it;
 
@@ -184,11 +397,19 @@ static int descriptor(struct ctx *c, json_t *av, const char **type, json_t **val
     }
     it = json_object_iter(av);
     *type = json_object_iter_key(it);
+    *tlen = json_object_iter_key_len(it);
     *val = json_object_iter_value(it);
     return 0;
 }
 
+/* S, N or B: the scalar types, which keys use too. */
+static char scalar_type(const char *t, size_t tlen)
+{
+    return type_is(t, tlen, "S") || type_is(t, tlen, "N") || type_is(t, tlen, "B") ? t[0] : 0;
+}
+
 static int emit_value(struct ctx *c, json_t *av, struct buf *out);
+static int put_hmac(struct ctx *c, json_t *av, struct buf *out, bool quote);
 
 static int emit_scalar(struct ctx *c, char t, json_t *v, struct buf *out)
 {
@@ -203,7 +424,7 @@ static int emit_scalar(struct ctx *c, char t, json_t *v, struct buf *out)
     s = string_of(v, &len);
     switch (t) {
     case 'S':
-        rc = bulk_json_string(out, s, len);
+        rc = put_string(out, s, len);
         break;
     case 'N':
         rc = c->canon ? ddbnum_canonical(s, len, out) : ddbnum_json(s, len, out);
@@ -305,9 +526,13 @@ static int emit_set(struct ctx *c, char t, json_t *v, struct buf *out)
 }
 
 struct member {
-    const char *key;
+    const char *key; /* the name received */
     size_t klen;
     json_t *val;
+    const char *name; /* the name written: key, or its new name */
+    size_t nlen;
+    size_t noff; /* a new name's offset in the names buffer */
+    bool refused;
 };
 
 static int member_cmp(const void *a, const void *b)
@@ -318,30 +543,108 @@ static int member_cmp(const void *a, const void *b)
     return r ? r : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
-static int emit_member(struct ctx *c, const char *key, size_t klen, json_t *val, bool first,
+static int member_ptr_cmp(const void *a, const void *b)
+{
+    return member_cmp(*(const struct member *const *)a, *(const struct member *const *)b);
+}
+
+/* Gives each member of one object the name it is written under: its own,
+ * or, when the engines refuse it, its new name (the rule in transform.h).
+ * New names live in names; c->depth is the object's depth. */
+static int name_members(struct ctx *c, struct member *m, size_t n, bool top, struct buf *names)
+{
+    struct member **order = NULL;
+    json_t *taken = NULL;
+    struct buf cand;
+    size_t nref = 0, k = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        m[i].name = m[i].key;
+        m[i].nlen = m[i].klen;
+        m[i].refused = name_refused(m[i].key, m[i].klen, top);
+        nref += m[i].refused;
+    }
+    if (nref == 0)
+        return 0;
+    buf_init(&cand, 0);
+    order = calloc(nref, sizeof(*order));
+    taken = json_object(); /* a set of names: jansson keys keep their length */
+    if (!order || !taken)
+        rc = -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (m[i].refused)
+            order[k++] = &m[i];
+        else if (json_object_setn_new_nocheck(taken, m[i].key, m[i].klen, json_null()) < 0)
+            rc = -ENOMEM;
+    }
+    if (rc == 0)
+        qsort(order, nref, sizeof(*order), member_ptr_cmp);
+    for (k = 0; rc == 0 && k < nref; k++) {
+        struct member *x = order[k];
+
+        buf_reset(&cand);
+        rc = put_renamed(&cand, x->key, x->klen);
+        while (rc == 0 && json_object_getn(taken, cand.ptr, cand.len)) {
+            rc = buf_putc(&cand, '%');
+            if (rc == 0) {
+                memmove(cand.ptr + 1, cand.ptr, cand.len - 1);
+                cand.ptr[0] = '%';
+            }
+        }
+        if (rc == 0 && json_object_setn_new_nocheck(taken, cand.ptr, cand.len, json_null()) < 0)
+            rc = -ENOMEM;
+        if (rc == 0) {
+            x->noff = names->len;
+            x->nlen = cand.len;
+            rc = buf_append(names, cand.ptr, cand.len);
+        }
+        if (rc == 0 && c->cfg->on_rename)
+            c->cfg->on_rename(c->cfg->rename_arg, x->key, x->klen, c->depth);
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (m[i].refused)
+            m[i].name = names->ptr + m[i].noff;
+    if (rc < 0)
+        fail(c, "out of memory");
+    json_decref(taken);
+    free(order);
+    buf_close(&cand);
+    return rc;
+}
+
+/* Members of an object, or NULL (out of memory); local when they fit. */
+static struct member *members_of(size_t n, struct member *local)
+{
+    return n <= LOCAL_MEMBERS ? local : calloc(n, sizeof(struct member));
+}
+
+static int emit_member(struct ctx *c, const struct member *x, bool first, bool hmac,
                        struct buf *out)
 {
     int rc = first ? 0 : buf_putc(out, ',');
 
     if (rc == 0)
-        rc = bulk_json_string(out, key, klen);
+        rc = put_string(out, x->name, x->nlen);
     if (rc == 0)
         rc = buf_putc(out, ':');
     if (rc < 0)
         return rc;
-    c->path[c->depth] = (struct seg){ .key = key, .klen = klen };
+    c->path[c->depth] = (struct seg){ .key = x->key, .klen = x->klen };
     c->depth++;
-    rc = emit_value(c, val, out);
+    rc = hmac ? put_hmac(c, x->val, out, true) : emit_value(c, x->val, out);
     if (rc == 0)
         c->depth--;
     return rc;
 }
 
-/* Members in the order received; sorted by name in canonical mode. */
+/* Members in the order received, refused names renamed; in canonical mode
+ * sorted by name, and names as they are (the text is only hashed). */
 static int emit_map(struct ctx *c, json_t *v, struct buf *out)
 {
-    struct member *m = NULL;
+    struct member local[LOCAL_MEMBERS], *m;
     size_t n = json_object_size(v), i = 0, klen;
+    struct buf names;
     const char *k;
     json_t *mv;
     int rc;
@@ -350,29 +653,30 @@ static int emit_map(struct ctx *c, json_t *v, struct buf *out)
         fail(c, "M value is not an object");
         return -EINVAL;
     }
-    rc = buf_putc(out, '{');
-    if (!c->canon) {
-        json_object_keylen_foreach(v, k, klen, mv) {
-            if (rc == 0)
-                rc = emit_member(c, k, klen, mv, i++ == 0, out);
-        }
-    } else if (rc == 0 && n) {
-        m = calloc(n, sizeof(*m));
-        rc = m ? 0 : -ENOMEM;
-        json_object_keylen_foreach(v, k, klen, mv) {
-            if (m)
-                m[i++] = (struct member){ .key = k, .klen = klen, .val = mv };
-        }
-        if (m)
-            qsort(m, n, sizeof(*m), member_cmp);
-        for (i = 0; rc == 0 && i < n; i++)
-            rc = emit_member(c, m[i].key, m[i].klen, m[i].val, i == 0, out);
+    if (!(m = members_of(n, local))) {
+        fail(c, "out of memory");
+        return -ENOMEM;
     }
+    json_object_keylen_foreach(v, k, klen, mv) {
+        m[i++] = (struct member){ .key = k, .klen = klen, .val = mv, .name = k, .nlen = klen };
+    }
+    buf_init(&names, 0);
+    rc = 0;
+    if (c->canon)
+        qsort(m, n, sizeof(*m), member_cmp);
+    else
+        rc = name_members(c, m, n, false, &names);
+    if (rc == 0)
+        rc = buf_putc(out, '{');
+    for (i = 0; rc == 0 && i < n; i++)
+        rc = emit_member(c, &m[i], i == 0, false, out);
     if (rc == 0)
         rc = buf_putc(out, '}');
     if (rc < 0 && !c->failed)
         fail_buf(c, rc, out);
-    free(m);
+    buf_close(&names);
+    if (m != local)
+        free(m);
     return rc;
 }
 
@@ -409,14 +713,16 @@ static int emit_list(struct ctx *c, json_t *v, struct buf *out)
 static int emit_value(struct ctx *c, json_t *av, struct buf *out)
 {
     const char *t;
+    size_t tlen;
     json_t *v;
-    int rc = descriptor(c, av, &t, &v);
+    int rc = descriptor(c, av, &t, &tlen, &v);
+    char st;
 
     if (rc < 0)
         return rc;
-    if (strcmp(t, "S") == 0 || strcmp(t, "N") == 0 || strcmp(t, "B") == 0)
-        return emit_scalar(c, t[0], v, out);
-    if (strcmp(t, "BOOL") == 0 || strcmp(t, "NULL") == 0) {
+    if ((st = scalar_type(t, tlen)))
+        return emit_scalar(c, st, v, out);
+    if (type_is(t, tlen, "BOOL") || type_is(t, tlen, "NULL")) {
         if (!json_is_boolean(v)) {
             fail(c, "%s value is not a boolean", t);
             return -EINVAL;
@@ -426,9 +732,9 @@ static int emit_value(struct ctx *c, json_t *av, struct buf *out)
             fail_buf(c, rc, out);
         return rc;
     }
-    if (strcmp(t, "SS") == 0 || strcmp(t, "NS") == 0 || strcmp(t, "BS") == 0)
+    if (type_is(t, tlen, "SS") || type_is(t, tlen, "NS") || type_is(t, tlen, "BS"))
         return emit_set(c, t[0], v, out);
-    if (strcmp(t, "M") == 0 || strcmp(t, "L") == 0) {
+    if (type_is(t, tlen, "M") || type_is(t, tlen, "L")) {
         if (c->depth > TRANSFORM_MAX_DEPTH) {
             fail(c, "nested deeper than %d levels", TRANSFORM_MAX_DEPTH);
             return -EINVAL;
@@ -436,7 +742,6 @@ static int emit_value(struct ctx *c, json_t *av, struct buf *out)
         return t[0] == 'M' ? emit_map(c, v, out) : emit_list(c, v, out);
     }
     {
-        size_t tlen = json_object_iter_key_len(json_object_key_to_iter(t));
         bool secret = c->secret;
 
         c->secret = false; /* the descriptor is not the value */
@@ -463,18 +768,18 @@ static int put_hex(struct buf *out, const unsigned char *md, size_t n)
 static int hmac_text(struct ctx *c, json_t *av, struct buf *text)
 {
     const char *t, *s;
+    size_t tlen, len;
     json_t *v;
-    size_t len;
-    int rc = descriptor(c, av, &t, &v);
+    int rc = descriptor(c, av, &t, &tlen, &v);
+    char st;
 
     if (rc < 0)
         return rc;
-    if ((strcmp(t, "S") == 0 || strcmp(t, "N") == 0 || strcmp(t, "B") == 0) &&
-        json_is_string(v)) {
+    if ((st = scalar_type(t, tlen)) && json_is_string(v)) {
         s = string_of(v, &len);
-        if (t[0] == 'S') {
+        if (st == 'S') {
             rc = buf_append(text, s, len);
-        } else if (t[0] == 'N') {
+        } else if (st == 'N') {
             rc = ddbnum_canonical(s, len, text);
             if (rc == -EINVAL) {
                 fail(c, "invalid number");
@@ -537,48 +842,46 @@ static int put_hmac(struct ctx *c, json_t *av, struct buf *out, bool quote)
 static int emit_item(struct ctx *c, json_t *item, struct buf *out)
 {
     const struct transform_cfg *cfg = c->cfg;
+    struct member local[LOCAL_MEMBERS], *m;
+    size_t n = 0, klen;
+    struct buf names;
     const char *k;
     json_t *av;
-    bool first = true;
     int rc;
 
     if (!json_is_object(item)) {
         fail(c, "the image is not an object");
         return -EINVAL;
     }
-    rc = buf_putc(out, '{');
-    json_object_foreach(item, k, av) {
-        size_t klen = json_object_iter_key_len(json_object_key_to_iter(k));
-
-        if (rc < 0)
-            break;
+    if (!(m = members_of(json_object_size(item), local))) {
+        fail(c, "out of memory");
+        return -ENOMEM;
+    }
+    json_object_keylen_foreach(item, k, klen, av) {
         if (klen >= 8 && memcmp(k, "aws:rep:", 8) == 0)
             continue;
         if (cfg->n_include && !in_list(cfg->include, cfg->n_include, k, klen))
             continue;
         if (in_list(cfg->exclude, cfg->n_exclude, k, klen))
             continue;
-        if (!first)
-            rc = buf_putc(out, ',');
-        first = false;
-        if (rc == 0)
-            rc = bulk_json_string(out, k, klen);
-        if (rc == 0)
-            rc = buf_putc(out, ':');
-        if (rc < 0)
-            break;
-        c->path[0] = (struct seg){ .key = k, .klen = klen };
-        c->depth = 1;
-        if (in_list(cfg->hmac, cfg->n_hmac, k, klen))
-            rc = put_hmac(c, av, out, true);
-        else
-            rc = emit_value(c, av, out);
-        c->depth = 0;
+        m[n++] = (struct member){ .key = k, .klen = klen, .val = av };
+    }
+    buf_init(&names, 0);
+    c->depth = 0;
+    rc = name_members(c, m, n, true, &names);
+    if (rc == 0)
+        rc = buf_putc(out, '{');
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = emit_member(c, &m[i], i == 0, in_list(cfg->hmac, cfg->n_hmac, m[i].key, m[i].klen),
+                         out);
     }
     if (rc == 0)
         rc = buf_putc(out, '}');
     if (rc < 0 && !c->failed)
         fail_buf(c, rc, out);
+    buf_close(&names);
+    if (m != local)
+        free(m);
     return rc;
 }
 
@@ -602,50 +905,67 @@ static int put_escaped(struct buf *b, const char *s, size_t len, char sep)
     return rc;
 }
 
-static int id_part(struct ctx *c, json_t *keys, const char *name, struct buf *idb)
+/* A key attribute (its attribute value, its S, N or B value in *val and
+ * the type in *type), or NULL after fail(). */
+static json_t *key_value(struct ctx *c, json_t *keys, const char *name, size_t nlen, char *type,
+                         json_t **val)
+{
+    json_t *av = json_object_getn(keys, name, nlen);
+    const char *t;
+    size_t tlen;
+
+    if (!av) {
+        struct buf show;
+
+        c->depth = 0;
+        buf_init(&show, 0);
+        put_sanitized(&show, name, nlen, 64);
+        fail(c, "key attribute \"%s\" missing", show.ptr ? show.ptr : "");
+        buf_close(&show);
+        return NULL;
+    }
+    if (descriptor(c, av, &t, &tlen, val) < 0)
+        return NULL;
+    if (!(*type = scalar_type(t, tlen)) || !json_is_string(*val)) {
+        fail(c, "a key attribute must be S, N or B");
+        return NULL;
+    }
+    return av;
+}
+
+/* One key value's text (steps 1 and 2 of the id function), appended to idb. */
+static int id_part(struct ctx *c, json_t *keys, const char *name, size_t nlen, struct buf *idb)
 {
     const struct transform_cfg *cfg = c->cfg;
-    size_t nlen = strlen(name), len;
-    json_t *av = json_object_get(keys, name), *v;
+    json_t *av, *v;
+    const char *s;
     struct buf tmp;
-    const char *t, *s;
+    size_t len;
+    char t;
     int rc;
 
     c->path[0] = (struct seg){ .key = name, .klen = nlen };
     c->depth = 1;
-    if (!av) {
-        c->depth = 0;
-        fail(c, "key attribute \"%s\" missing", name);
+    if (!(av = key_value(c, keys, name, nlen, &t, &v)))
         return -EINVAL;
-    }
-    rc = descriptor(c, av, &t, &v);
-    if (rc < 0)
-        return rc;
-    if ((strcmp(t, "S") && strcmp(t, "N") && strcmp(t, "B")) || !json_is_string(v)) {
-        fail(c, "a key attribute must be S, N or B");
-        return -EINVAL;
-    }
+    s = string_of(v, &len);
     buf_init(&tmp, ID_BUILD_MAX);
     if (in_list(cfg->hmac, cfg->n_hmac, name, nlen)) {
         rc = put_hmac(c, av, &tmp, false);
-    } else if (t[0] == 'N') {
-        s = string_of(v, &len);
+    } else if (t == 'N') {
         rc = ddbnum_canonical(s, len, &tmp);
         if (rc == -EINVAL)
             fail_value(c, "invalid number", s, len);
+    } else if (t == 'B' && !b64_valid(s, len)) {
+        fail_value(c, "invalid base64 in B value", s, len);
+        rc = -EINVAL;
     } else {
-        s = string_of(v, &len);
-        if (t[0] == 'B' && !b64_valid(s, len)) {
-            fail_value(c, "invalid base64 in B value", s, len);
-            rc = -EINVAL;
-        } else {
-            rc = buf_append(&tmp, s, len);
-        }
+        rc = buf_append(&tmp, s, len);
     }
     if (rc == 0)
         rc = put_escaped(idb, tmp.ptr ? tmp.ptr : "", tmp.len, cfg->id_sep);
     if (rc == -E2BIG && !c->failed)
-        fail(c, "key text longer than %d bytes", ID_BUILD_MAX);
+        fail(c, "key too long");
     else if (rc < 0 && !c->failed)
         fail(c, "out of memory");
     buf_close(&tmp);
@@ -653,34 +973,113 @@ static int id_part(struct ctx *c, json_t *keys, const char *name, struct buf *id
     return rc;
 }
 
-static int build_id(struct ctx *c, json_t *keys, struct doc *out)
+/* The key text (step 3), appended to out; out unchanged on failure. */
+static int key_text(struct ctx *c, json_t *keys, struct buf *out)
 {
     const struct transform_cfg *cfg = c->cfg;
-    struct buf idb;
+    size_t mark = out->len;
     int rc;
 
     if (!json_is_object(keys)) {
         fail(c, "no key attributes");
         return -EINVAL;
     }
-    buf_init(&idb, ID_BUILD_MAX);
-    rc = id_part(c, keys, cfg->hash_key, &idb);
+    rc = id_part(c, keys, cfg->hash_key, name_len(cfg->hash_key, cfg->hash_key_len), out);
     if (rc == 0 && cfg->range_key) {
-        rc = buf_putc(&idb, cfg->id_sep);
+        rc = buf_putc(out, cfg->id_sep);
         if (rc == 0)
-            rc = id_part(c, keys, cfg->range_key, &idb);
+            rc = id_part(c, keys, cfg->range_key, name_len(cfg->range_key, cfg->range_key_len),
+                         out);
     }
     if (rc < 0 && !c->failed)
         fail(c, "key too long");
-    if (rc == 0 && idb.len > DOC_ID_MAX) {
+    if (rc < 0)
+        buf_truncate(out, mark);
+    return rc;
+}
+
+/* One key attribute as DynamoDB JSON: "name":{"T":"text"}. */
+static int put_key_json(json_t *keys, const char *name, size_t nlen, struct buf *out)
+{
+    json_t *av = json_object_getn(keys, name, nlen);
+    void *it = json_object_iter(av);
+    const char *t = json_object_iter_key(it), *s;
+    size_t tlen = json_object_iter_key_len(it), len;
+    int rc;
+
+    s = string_of(json_object_iter_value(it), &len);
+    rc = put_string(out, name, nlen);
+    if (rc == 0)
+        rc = buf_putc(out, ':');
+    if (rc == 0)
+        rc = buf_putc(out, '{');
+    if (rc == 0)
+        rc = put_string(out, t, tlen);
+    if (rc == 0)
+        rc = buf_putc(out, ':');
+    if (rc == 0 && t[0] == 'N') {
+        rc = buf_putc(out, '"');
+        if (rc == 0)
+            rc = ddbnum_canonical(s, len, out);
+        if (rc == 0)
+            rc = buf_putc(out, '"');
+    } else if (rc == 0) {
+        rc = put_string(out, s, len);
+    }
+    if (rc == 0)
+        rc = buf_putc(out, '}');
+    return rc;
+}
+
+/* doc->keys (doc.h), once the id is built from the same keys. */
+static int put_keys(struct ctx *c, json_t *keys, struct buf *out)
+{
+    const struct transform_cfg *cfg = c->cfg;
+    size_t hlen = name_len(cfg->hash_key, cfg->hash_key_len);
+    size_t rlen = name_len(cfg->range_key, cfg->range_key_len);
+    int rc;
+
+    buf_reset(out);
+    if (in_list(cfg->hmac, cfg->n_hmac, cfg->hash_key, hlen) ||
+        (cfg->range_key && in_list(cfg->hmac, cfg->n_hmac, cfg->range_key, rlen)))
+        return 0;
+    rc = buf_putc(out, '{');
+    if (rc == 0)
+        rc = put_key_json(keys, cfg->hash_key, hlen, out);
+    if (rc == 0 && cfg->range_key) {
+        rc = buf_putc(out, ',');
+        if (rc == 0)
+            rc = put_key_json(keys, cfg->range_key, rlen, out);
+    }
+    if (rc == 0)
+        rc = buf_putc(out, '}');
+    if (rc < 0)
+        buf_reset(out);
+    if (rc == -E2BIG) /* the caller's ceiling (0 for a buffer never buf_init'ed) */
+        return 0;
+    if (rc < 0)
+        fail(c, "out of memory");
+    return rc;
+}
+
+static int build_id(struct ctx *c, json_t *keys, struct doc *out)
+{
+    struct buf idb;
+    int rc;
+
+    buf_init(&idb, ID_BUILD_MAX);
+    rc = key_text(c, keys, &idb);
+    if (rc == 0 && (idb.len > DOC_ID_MAX || !utf8_valid(idb.ptr, idb.len))) {
         unsigned char md[SHA256_DIGEST_LENGTH];
 
         SHA256((const unsigned char *)idb.ptr, idb.len, md);
+        out->id[0] = '\\';
+        out->id[1] = c->cfg->id_sep == 'h' ? 'H' : 'h';
         for (size_t i = 0; i < sizeof(md); i++) {
-            out->id[2 * i] = hexd[md[i] >> 4];
-            out->id[2 * i + 1] = hexd[md[i] & 15];
+            out->id[2 + 2 * i] = hexd[md[i] >> 4];
+            out->id[2 + 2 * i + 1] = hexd[md[i] & 15];
         }
-        out->id_len = 2 * sizeof(md);
+        out->id_len = 2 + 2 * sizeof(md);
     } else if (rc == 0) {
         memcpy(out->id, idb.ptr ? idb.ptr : "", idb.len);
         out->id_len = idb.len;
@@ -688,6 +1087,8 @@ static int build_id(struct ctx *c, json_t *keys, struct doc *out)
     if (rc == 0)
         out->id[out->id_len] = '\0';
     buf_close(&idb);
+    if (rc == 0)
+        rc = put_keys(c, keys, &out->keys);
     return rc;
 }
 
@@ -713,6 +1114,7 @@ static bool ctx_start(struct ctx *c, const struct transform_cfg *cfg, struct buf
 static void doc_begin(struct doc *out, const struct transform_cfg *cfg, enum doc_op op)
 {
     buf_reset(&out->source);
+    buf_reset(&out->keys);
     out->op = op;
     out->index = cfg->index;
     out->id_len = 0;
@@ -747,21 +1149,31 @@ enum transform_result transform_keys(const struct transform_cfg *cfg, json_t *ke
     return build_id(&c, keys, out) < 0 ? TR_ERROR : TR_DOC;
 }
 
+int transform_key_text(const struct transform_cfg *cfg, json_t *keys, struct buf *out,
+                       struct buf *err)
+{
+    struct ctx c;
+
+    if (!ctx_start(&c, cfg, err, "keys"))
+        return -EINVAL;
+    return key_text(&c, keys, out);
+}
+
 /* userIdentity {type: "Service", principalId: "dynamodb.amazonaws.com"};
  * AWS spells the members type/principalId, DynamoDB Local Type/PrincipalId. */
 static bool is_ttl_delete(json_t *record)
 {
-    json_t *ui = json_object_get(record, "userIdentity"), *v;
-    const char *k, *type = NULL, *principal = NULL;
+    json_t *ui = json_object_get(record, "userIdentity"), *v, *type = NULL, *principal = NULL;
+    const char *k;
+    size_t klen;
 
-    json_object_foreach(ui, k, v) {
-        if (strcasecmp(k, "type") == 0)
-            type = json_string_value(v);
-        else if (strcasecmp(k, "principalId") == 0)
-            principal = json_string_value(v);
+    json_object_keylen_foreach(ui, k, klen, v) {
+        if (klen == 4 && strncasecmp(k, "type", 4) == 0)
+            type = v;
+        else if (klen == 11 && strncasecmp(k, "principalId", 11) == 0)
+            principal = v;
     }
-    return type && principal && strcmp(type, "Service") == 0 &&
-           strcmp(principal, "dynamodb.amazonaws.com") == 0;
+    return str_is(type, "Service") && str_is(principal, "dynamodb.amazonaws.com");
 }
 
 static bool all_digits(const char *s, size_t len)
@@ -781,8 +1193,8 @@ enum transform_result transform_record(const struct transform_cfg *cfg, json_t *
     json_t *jtime = json_object_get(dyn, "ApproximateCreationDateTime");
     json_t *keys = json_object_get(dyn, "Keys");
     json_t *img = json_object_get(dyn, "NewImage");
-    const char *ev = json_string_value(json_object_get(record, "eventName"));
-    const char *view = json_string_value(json_object_get(dyn, "StreamViewType"));
+    json_t *jev = json_object_get(record, "eventName");
+    json_t *jview = json_object_get(dyn, "StreamViewType");
     size_t slen = json_string_length(jseq);
     struct ctx c;
 
@@ -816,7 +1228,7 @@ enum transform_result transform_record(const struct transform_cfg *cfg, json_t *
         }
         out->created = (int64_t)floor(t);
     }
-    if (!ev || (strcmp(ev, "INSERT") && strcmp(ev, "MODIFY") && strcmp(ev, "REMOVE"))) {
+    if (!str_is(jev, "INSERT") && !str_is(jev, "MODIFY") && !str_is(jev, "REMOVE")) {
         fail(&c, "eventName is not INSERT, MODIFY or REMOVE");
         return TR_ERROR;
     }
@@ -824,15 +1236,16 @@ enum transform_result transform_record(const struct transform_cfg *cfg, json_t *
         keys = img ? img : json_object_get(dyn, "OldImage");
     if (build_id(&c, keys, out) < 0)
         return TR_ERROR;
-    if (strcmp(ev, "REMOVE") == 0) {
+    if (str_is(jev, "REMOVE")) {
         out->op = DOC_DELETE;
         if (cfg->on_ttl_delete == TRANSFORM_TTL_KEEP && is_ttl_delete(record))
             return TR_SKIP;
         return TR_DOC;
     }
     if (!img) {
-        if (view && (strcmp(view, "NEW_IMAGE") == 0 || strcmp(view, "NEW_AND_OLD_IMAGES") == 0)) {
-            fail(&c, "%s without NewImage on a %s stream", ev, view);
+        if (str_is(jview, "NEW_IMAGE") || str_is(jview, "NEW_AND_OLD_IMAGES")) {
+            fail(&c, "%s without NewImage on a %s stream", json_string_value(jev),
+                 json_string_value(jview));
             return TR_ERROR;
         }
         return TR_NEED_ITEM;
@@ -849,4 +1262,93 @@ const char *transform_result_name(enum transform_result r)
     case TR_ERROR:     return "error";
     }
     return "?";
+}
+
+/* ---- renamed names, for the logs ---- */
+
+struct transform_renames_seen {
+    size_t len;
+    uint64_t hash;
+    char head[TRANSFORM_RENAMES_PREFIX];
+};
+
+/* FNV-1a: two names with the same length, hash and first bytes are taken
+ * for one; at worst a name is then not logged (it is still counted). */
+static uint64_t fnv1a(const char *s, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001b3u;
+    return h;
+}
+
+/* The name quoted for a log line: printable ASCII and UTF-8 text as they
+ * are, '"', '\\', control, whitespace other than ' ' and invalid bytes as \xHH. */
+static void put_quoted_name(struct buf *b, const char *name, size_t len)
+{
+    size_t max = 120;
+    uint32_t cp;
+
+    buf_putc(b, '"');
+    for (size_t i = 0, n; i < len && i < max; i += n) {
+        n = utf8_char(name + i, len - i, &cp);
+        if (n && cp != '"' && cp != '\\' && (cp == ' ' || !java_space(cp)) && cp >= 0x20 &&
+            cp != 0x7f) {
+            buf_append(b, name + i, n);
+            continue;
+        }
+        n = n ? n : 1;
+        for (size_t k = 0; k < n; k++)
+            buf_printf(b, "\\x%02X", (unsigned char)name[i + k]);
+    }
+    buf_puts(b, len > max ? "\"..." : "\"");
+}
+
+void transform_renames_init(struct transform_renames *r, void (*say)(void *arg, const char *line),
+                            void *say_arg)
+{
+    memset(r, 0, sizeof(*r));
+    r->say = say;
+    r->say_arg = say_arg;
+}
+
+void transform_renames_close(struct transform_renames *r)
+{
+    free(r->seen);
+    r->seen = NULL;
+}
+
+void transform_renames_note(void *arg, const char *name, size_t len, int depth)
+{
+    struct transform_renames *r = arg;
+    struct transform_renames_seen key = { .len = len, .hash = fnv1a(name, len) };
+    struct buf line;
+
+    r->count++;
+    memcpy(key.head, name, len < sizeof(key.head) ? len : sizeof(key.head));
+    for (size_t i = 0; i < r->listed; i++)
+        if (r->seen[i].len == len && r->seen[i].hash == key.hash &&
+            memcmp(r->seen[i].head, key.head, sizeof(key.head)) == 0)
+            return;
+    if (r->listed == TRANSFORM_RENAMES_LISTED) {
+        if (!r->full && r->say)
+            r->say(r->say_arg, "more attribute names the search engines refuse were renamed; "
+                               "further names are counted, not listed");
+        r->full = true;
+        return;
+    }
+    if (!r->seen && !(r->seen = calloc(TRANSFORM_RENAMES_LISTED, sizeof(*r->seen))))
+        return;
+    r->seen[r->listed++] = key;
+    if (!r->say)
+        return;
+    buf_init(&line, 0);
+    buf_puts(&line, "attribute name ");
+    put_quoted_name(&line, name, len);
+    buf_printf(&line, " (depth %d) is refused by the search engines: renamed by the rule of "
+                      "README \"Documents\"; it is logged once, counted every time", depth);
+    if (line.ptr)
+        r->say(r->say_arg, line.ptr);
+    buf_close(&line);
 }

@@ -42,12 +42,14 @@ int e2e_stop(struct proc *p, long ms);
 char *e2e_quote_numbers(const char *text, size_t len);
 /* The double's dump, numbers quoted as above (caller decrefs). */
 json_t *e2e_dump(struct searchd *sd);
-/* The document _id ddb2es must give this item (independent of the daemon). */
-void e2e_doc_id(json_t *item, const char *hash, const char *range, char sep, char *out,
-                size_t outlen);
+/* The document _id ddb2es must give this item (id function version 2 of
+ * README "Documents", written apart from the daemon's): its bytes (they may
+ * hold NUL) and a NUL in out; returns their number. */
+size_t e2e_doc_id(json_t *item, const char *hash, const char *range, char sep, char *out,
+                  size_t outlen);
 /* True when the index holds exactly the table's items, each converted per
- * SPEC (numbers compared by value); else false with the first difference in
- * why. */
+ * SPEC (numbers compared by value, names the engines refuse renamed by the
+ * rule of README "Documents"); else false with the first difference in why. */
 bool e2e_index_equals_table(struct searchd *sd, const struct e2e_table *t, char *why,
                             size_t whylen);
 /* Polls e2e_index_equals_table until true or ms pass. */
