@@ -149,6 +149,7 @@ static void err_init(json_error_t *err, const char *source)
 }
 
 /* The error's text and code, jansson's way (the code in the last byte). */
+__attribute__((format(printf, 6, 0)))
 static void err_set(json_error_t *err, int line, int column, size_t pos,
                     enum json_error_code code, const char *fmt, va_list ap)
 {
@@ -645,8 +646,12 @@ json_t *jsonx_loadb(const char *text, size_t len, size_t flags, json_error_t *er
         return NULL;
     }
     /* jansson first: it takes nearly everything, and the record path depends
-     * on its speed.  What it refuses gets a second, wider reading. */
-    if (!(flags & JSONX_OWN_PARSER) && (v = json_loadb(text, len, jflags, err)))
+     * on its speed.  What it refuses gets a second, wider reading.  A raw NUL
+     * byte is never JSON, but jansson 2.14 skips one that directly follows a
+     * number or a literal ("[1\0]" reads as [1]): such text goes to our
+     * parser, which refuses it. */
+    if (!(flags & JSONX_OWN_PARSER) && !memchr(text, '\0', len) &&
+        (v = json_loadb(text, len, jflags, err)))
         return v;
     return parse(text, len, flags, err);
 }

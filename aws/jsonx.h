@@ -51,9 +51,10 @@
  *
  * jansson's json_loadb (with JSON_ALLOW_NUL) runs first; only text it
  * refuses goes through our own parser, which gives the same tree for any
- * text jansson accepts.  On failure err (may be NULL) says what and where
- * (line, column, byte position), as jansson does.  Returns a new reference,
- * or NULL. */
+ * text jansson accepts, with one exception: a raw NUL byte is refused
+ * wherever it is (jansson skips one that directly follows a number or a
+ * literal).  On failure err (may be NULL) says what and where (line, column,
+ * byte position), as jansson does.  Returns a new reference, or NULL. */
 json_t *jsonx_loadb(const char *text, size_t len, size_t flags, json_error_t *err);
 
 /* jsonx_loadb on a whole file.  NULL when it cannot be read (err says so,

@@ -384,6 +384,22 @@ Test(jsonx, syntax_is_rfc8259)
     refused(S("[\"a"), 0, "premature end of input");
     refused(S("[1"), 0, "',' or ']' expected near end of file");
     refused(S("[1]\0"), 0, "end of file expected");
+    {
+        /* jansson skips a raw NUL after a number or a literal; jsonx does not. */
+        static const char *const nul[] = { "[79\0,1]", "[true\0]", "{\"a\":null\0}" };
+        static const size_t nlen[] = { 7, 7, 11 };
+        json_error_t e;
+
+        for (int i = 0; i < 3; i++) {
+            json_t *j = json_loadb(nul[i], nlen[i], JSON_ALLOW_NUL, NULL);
+
+            cr_assert_not_null(j, "jansson 2.14 reads case %d", i);
+            json_decref(j);
+            cr_assert_null(jsonx_loadb(nul[i], nlen[i], 0, &e), "case %d", i);
+            cr_assert_null(jsonx_loadb(nul[i], nlen[i], JSONX_OWN_PARSER, &e), "case %d", i);
+            cr_assert_eq(e.position, (int)(strchr(nul[i], '\0') - nul[i]) + 1, "case %d", i);
+        }
+    }
     refused(S("[\v1]"), 0, "invalid token");
     refused(S("[\f1]"), 0, "invalid token");
 
