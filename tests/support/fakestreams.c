@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws/jsonx.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
 
@@ -129,7 +130,7 @@ static char *reply_body;
 static void reply_json(struct fake_reply *out, int status, json_t *j)
 {
     free(reply_body);
-    reply_body = json_dumps(j, JSON_COMPACT);
+    reply_body = jsonx_dumps(j, NULL);
     out->status = status;
     out->headers = "Content-Type: application/x-amz-json-1.0\r\n";
     out->body = reply_body;
@@ -390,7 +391,7 @@ static void handler(const struct fake_req *req, struct fake_reply *out, void *ar
 {
     struct fakestreams *fs = arg;
     const char *target = NULL;
-    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    json_t *body = jsonx_loadb(req->body, req->body_len, 0, NULL);
     int op;
 
     {
