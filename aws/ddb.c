@@ -11,6 +11,7 @@
 
 #include "aws/creds.h"
 #include "aws/http.h"
+#include "aws/jsonx.h"
 #include "aws/retry.h"
 #include "daemon/log.h"
 
@@ -120,7 +121,7 @@ static enum ddb_class classify(long status, int err, const char *body, size_t le
         goto out;
     }
     if (body && len)
-        root = json_loadb(body, len, 0, NULL);
+        root = jsonx_loadb(body, len, 0, NULL);
     if (status >= 200 && status < 300) {
         cls = json_is_object(root) ? DDB_OK : DDB_RETRY;
         goto out;
@@ -508,7 +509,7 @@ struct ddb_call *ddb_call(struct aws *a, enum aws_service svc, const char *op, j
                  svc == AWS_STREAMS ? "DynamoDBStreams_20120810" : "DynamoDB_20120810", op);
     if (n < 0 || (size_t)n >= sizeof c->target)
         goto fail;
-    c->body = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
+    c->body = body ? jsonx_dumps(body, NULL) : strdup("{}");
     if (!c->body)
         goto fail;
     json_decref(body);

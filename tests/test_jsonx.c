@@ -1,5 +1,7 @@
 /* jsonx: JSON text holding every string DynamoDB accepts (NUL in keys and
- * values, lone surrogates), read into jansson trees and written back. */
+ * values, lone surrogates), read into jansson trees and written back; and the
+ * places that read what DynamoDB sends (suite jsonx_e2e: DynamoDB Local and
+ * `ddb2es replay`). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <float.h>
@@ -8,10 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "aws/ddb.h"
 #include "aws/jsonx.h"
 #include "indexer/bulk.h"
+#include "tests/support/ddbclient.h"
+#include "tests/support/e2e.h"
+#include "tests/support/proc.h"
+#include "tests/support/searchd_ctl.h"
 
 TestSuite(jsonx, .timeout = 30);
 
@@ -814,4 +822,219 @@ Test(jsonx, loader_arguments)
     cr_assert_not_null(v, "a NULL err is allowed");
     json_decref(v);
     cr_assert_null(jsonx_loadb("[\"\\ud800", 8, JSONX_OWN_PARSER, NULL));
+}
+
+/* ---- where the daemon reads what DynamoDB sends ---------------------------- */
+
+Test(jsonx, a_reply_with_nul_keys_and_lone_surrogates_is_ok)
+{
+    static const char body[] = "{\"Item\":{\"p\\u0000k\":{\"S\":\"\\ud800\"}}}";
+    char type[64];
+
+    /* jansson refused it: a 200 that did not parse was retried for ever. */
+    cr_assert_eq(ddb_classify(200, 0, S(body), type, sizeof(type)), DDB_OK);
+    cr_assert_eq(ddb_classify(400, 0, S("{\"__type\":\"x#ValidationException\",\"message\":"
+                                        "\"bad \\ud800 \\u0000\"}"), type, sizeof(type)),
+                 DDB_FATAL);
+    cr_assert_str_eq(type, "ValidationException");
+}
+
+TestSuite(jsonx_e2e, .timeout = 120);
+
+static const char *const test_env[] = { "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
+                                        NULL };
+
+static void need_ddb(void)
+{
+    if (!ddbc_endpoint())
+        cr_skip_test("DynamoDB Local is not running (run the suite through tests/run.sh)");
+}
+
+/* `ddb2es replay -c conf ARGS...` to completion: its exit code, the log
+ * printed when it is not 0. */
+static int replay(struct proc *p, const char *conf, const char *const *args)
+{
+    static char bin[512];
+    const char *argv[32] = { proc_path("ddb2es", bin, sizeof(bin)), "replay", "-c", conf };
+    size_t n = 4;
+    int rc;
+
+    for (; *args && n < 31; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    rc = proc_run(argv, test_env, 60000, p);
+    if (rc != 0) {
+        char *log = proc_slurp(p->err_path);
+
+        cr_log_warn("replay exited %d:\n%.4000s", rc, log);
+        free(log);
+    }
+    return rc;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)(*s >= 'A' && *s <= 'Z' ? *s + 32 : *s);
+}
+
+/* DynamoDB Local stores a lone surrogate and a NUL in a map key as they were
+ * sent, and its Scan returns them as escapes: read here through
+ * tests/support/ddbclient.c, which parses with jsonx. */
+Test(jsonx_e2e, dynamodb_local_returns_nul_keys_and_lone_surrogates)
+{
+    char name[128], body[512];
+    json_t *r, *item, *m;
+
+    need_ddb();
+    ddbc_table_name(name, sizeof(name), "jsonx");
+    ddbc_create_table(name, "pk", "S", NULL, NULL, "NEW_IMAGE");
+    snprintf(body, sizeof(body),
+             "{\"TableName\":\"%s\",\"Item\":{\"pk\":{\"S\":\"k\\ud800\"},"
+             "\"m\":{\"M\":{\"a\\u0000b\":{\"S\":\"v\\u0000\\udc00\"}}}}}", name);
+    json_decref(ddbc_call("PutItem", body, NULL));
+    r = ddbc_callj("Scan", json_pack("{s:s}", "TableName", name));
+    cr_assert_eq(json_array_size(json_object_get(r, "Items")), 1);
+    item = json_array_get(json_object_get(r, "Items"), 0);
+    assert_string(json_object_get(json_object_get(item, "pk"), "S"), S("k\xed\xa0\x80"));
+    m = json_object_get(json_object_get(item, "m"), "M");
+    cr_assert_eq(json_object_size(m), 1);
+    assert_string(json_object_get(json_object_getn(m, "a\0b", 3), "S"), S("v\0\xed\xb0\x80"));
+    json_decref(r);
+}
+
+/* Three items, one a page (--rate 1): the second and third Scan carry a
+ * LastEvaluatedKey that may hold a lone surrogate back to DynamoDB. */
+Test(jsonx_e2e, replay_scans_them_and_writes_them_back)
+{
+    char name[128], dir[256], body[512];
+    struct e2e_table t = { 0 };
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    char *out;
+
+    need_ddb();
+    ddbc_table_name(name, sizeof(name), "jsonx");
+    lower(name);
+    ddbc_create_table(name, "pk", "S", NULL, NULL, "NEW_IMAGE");
+    for (int i = 0; i < 3; i++) {
+        snprintf(body, sizeof(body),
+                 "{\"TableName\":\"%s\",\"Item\":{\"pk\":{\"S\":\"k%d\\ud800\"},"
+                 "\"m\":{\"M\":{\"a\\u0000b\":{\"S\":\"v\\u0000\\udc00\"}}}}}", name, i);
+        json_decref(ddbc_call("PutItem", body, NULL));
+    }
+    t.name = t.index = name;
+    sd = searchd_start(NULL);
+    conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
+    cr_assert_eq(replay(&p, conf, (const char *[]){ "--table", name, "--scan", "--segments", "1",
+                                                    "--rate", "1", "--dry-run", NULL }), 0);
+    out = proc_slurp(p.out_path);
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+
+        snprintf(want, sizeof(want), "\"pk\":\"k%d\\ud800\"", i);
+        cr_assert_not_null(strstr(out, want), "%s missing:\n%.3000s", want, out);
+    }
+    cr_assert_not_null(strstr(out, "\"m\":{\"a\\u0000b\":\"v\\u0000\\udc00\"}"), "%.3000s", out);
+    free(out);
+    searchd_stop(sd);
+}
+
+/* A replay resumes from a progress file whose saved key holds a lone
+ * surrogate: the Scan starts after that item. */
+Test(jsonx_e2e, replay_resumes_from_a_saved_key_with_a_lone_surrogate)
+{
+    char name[128], dir[256], path[512], body[512];
+    struct e2e_table t = { 0 };
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    char *out;
+    FILE *f;
+
+    need_ddb();
+    ddbc_table_name(name, sizeof(name), "jsonx");
+    lower(name);
+    ddbc_create_table(name, "pk", "S", NULL, NULL, "NEW_IMAGE");
+    snprintf(body, sizeof(body), "{\"TableName\":\"%s\",\"Item\":{\"pk\":{\"S\":\"k\\ud800\"}}}",
+             name);
+    json_decref(ddbc_call("PutItem", body, NULL));
+    t.name = t.index = name;
+    sd = searchd_start(NULL);
+    conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/state", dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/state/replay-%s.json", dir, name);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"version\":1,\"table\":\"%s\",\"segments\":1,\"progress\":[{\"done\":false,"
+            "\"key\":{\"pk\":{\"S\":\"k\\ud800\"}},\"items\":1}]}\n", name);
+    fclose(f);
+    cr_assert_eq(replay(&p, conf, (const char *[]){ "--table", name, "--scan", "--dry-run",
+                                                    NULL }), 0);
+    out = proc_slurp(p.out_path);
+    cr_assert_null(strstr(out, "k\\ud800"), "the saved key's item is read again:\n%.2000s", out);
+    free(out);
+    searchd_stop(sd);
+}
+
+/* A stream-records file: one record becomes a document, the other (a type
+ * DynamoDB does not have) a dead letter holding the record as it came; the
+ * dead letter replays and fails again, into a new file, still the same. */
+Test(jsonx_e2e, replay_files_and_dead_letters_keep_them)
+{
+    static const char ok[] =
+        "{\"eventID\":\"1\",\"eventName\":\"INSERT\",\"eventVersion\":\"1.1\","
+        "\"eventSource\":\"aws:dynamodb\",\"awsRegion\":\"us-east-1\",\"dynamodb\":{"
+        "\"ApproximateCreationDateTime\":1714560000,\"Keys\":{\"pk\":{\"S\":\"k\\ud800\"}},"
+        "\"NewImage\":{\"pk\":{\"S\":\"k\\ud800\"},\"m\":{\"M\":{\"a\\u0000b\":"
+        "{\"S\":\"v\\u0000\\udc00\"}}}},\"SequenceNumber\":\"100\",\"SizeBytes\":10,"
+        "\"StreamViewType\":\"NEW_IMAGE\"}}";
+    static const char bad[] =
+        "{\"eventID\":\"2\",\"eventName\":\"INSERT\",\"eventVersion\":\"1.1\","
+        "\"eventSource\":\"aws:dynamodb\",\"awsRegion\":\"us-east-1\",\"dynamodb\":{"
+        "\"ApproximateCreationDateTime\":1714560001,\"Keys\":{\"pk\":{\"S\":\"j\\udfff\"}},"
+        "\"NewImage\":{\"pk\":{\"S\":\"j\\udfff\"},\"m\":{\"M\":{\"\\u0000\":{\"S\":\"x\"}}},"
+        "\"bad\":{\"X\":\"\\ud800\"}},\"SequenceNumber\":\"101\",\"SizeBytes\":10,"
+        "\"StreamViewType\":\"NEW_IMAGE\"}}";
+    char dir[256], in[512], dlq[512], again[512];
+    struct e2e_table t = { .name = "jsonx", .index = "jsonx" };
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    char *text;
+    FILE *f;
+
+    sd = searchd_start(NULL);
+    conf = e2e_config_ex("http://127.0.0.1:9", searchd_url(sd), &t, 1, NULL, NULL, dir,
+                         sizeof(dir));
+    snprintf(in, sizeof(in), "%s/records.ndjson", dir);
+    snprintf(dlq, sizeof(dlq), "%s/dlq.ndjson", dir);
+    snprintf(again, sizeof(again), "%s/again.ndjson", dir);
+    f = fopen(in, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%s\n%s\n", ok, bad);
+    fclose(f);
+    cr_assert_eq(replay(&p, conf, (const char *[]){ "--table", "jsonx", "--file", in, "--format",
+                                                    "stream", "--key", "pk", "--dry-run", NULL }),
+                 0);
+    text = proc_slurp(p.out_path);
+    cr_assert_not_null(strstr(text, "{\"pk\":\"k\\ud800\",\"m\":{\"a\\u0000b\":\"v\\u0000\\udc00\"}}"),
+                       "%.2000s", text);
+    free(text);
+    text = proc_slurp(dlq);
+    cr_assert_not_null(strstr(text, "\"m\":{\"M\":{\"\\u0000\":{\"S\":\"x\"}}},\"bad\":{\"X\":"
+                                    "\"\\ud800\"}"), "the record as it came: %.2000s", text);
+    free(text);
+
+    cr_assert_eq(replay(&p, conf, (const char *[]){ "--table", "jsonx", "--file", dlq, "--format",
+                                                    "dlq", "--key", "pk", "--dlq-out", again,
+                                                    "--dry-run", NULL }), 0);
+    text = proc_slurp(again);
+    cr_assert_not_null(strstr(text, "\"m\":{\"M\":{\"\\u0000\":{\"S\":\"x\"}}},\"bad\":{\"X\":"
+                                    "\"\\ud800\"}"), "failed again, still the same: %.2000s", text);
+    cr_assert_not_null(strstr(text, "\"Keys\":{\"pk\":{\"S\":\"j\\udfff\"}}"), "%.2000s", text);
+    free(text);
+    searchd_stop(sd);
 }
