@@ -11,6 +11,7 @@
 
 #include "aws/creds.h"
 #include "aws/http.h"
+#include "aws/jsonx.h"
 #include "aws/retry.h"
 #include "daemon/log.h"
 
@@ -138,7 +139,7 @@ static enum ddb_class classify(long status, int err, const char *body, size_t le
         goto out;
     }
     if (body && len)
-        root = json_loadb(body, len, 0, &jerr);
+        root = jsonx_loadb(body, len, 0, &jerr);
     if (status >= 200 && status < 300) {
         cls = json_is_object(root) ? DDB_OK : DDB_RETRY;
         if (cls != DDB_OK) {
@@ -551,7 +552,7 @@ struct ddb_call *ddb_call(struct aws *a, enum aws_service svc, const char *op, j
                  svc == AWS_STREAMS ? "DynamoDBStreams_20120810" : "DynamoDB_20120810", op);
     if (n < 0 || (size_t)n >= sizeof c->target)
         goto fail;
-    c->body = body ? json_dumps(body, JSON_COMPACT) : strdup("{}");
+    c->body = body ? jsonx_dumps(body, NULL) : strdup("{}");
     if (!c->body)
         goto fail;
     json_decref(body);

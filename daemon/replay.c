@@ -31,6 +31,7 @@
 #include "aws/creds.h"
 #include "aws/ddb.h"
 #include "aws/http.h"
+#include "aws/jsonx.h"
 #include "aws/retry.h"
 #include "aws/util.h"
 #include "config/config.h"
@@ -103,7 +104,8 @@ struct replay {
     const struct config_table *t;
     struct transform_cfg tf;
     unsigned char *hmac_key;
-    char *hash_key, *range_key;
+    char *hash_key, *range_key; /* may hold NUL: their lengths say where they end */
+    size_t hash_key_len, range_key_len;
     uv_signal_t sigint, sigterm;
     uv_timer_t tick;
     uint64_t start_ms, last_log_ms, sink_failing_since;
@@ -477,13 +479,12 @@ static void save_progress(struct replay *rp)
     if (!j || !job)
         goto fail;
     job->rp = rp;
-    job->data = json_dumps(j, JSON_COMPACT);
+    job->data = jsonx_dumps(j, &job->len); /* saved keys hold any string */
     job->dir = rp->app.cfg->daemon.state_dir;
     json_decref(j);
     j = NULL;
     if (!job->data)
         goto fail;
-    job->len = strlen(job->data);
     rp->progress_dirty = false;
     if (!rp->closing_done) {
         if (uv_queue_work(rp->app.loop, &job->work, save_work, save_done) == 0) {
@@ -519,7 +520,7 @@ static int load_progress(struct replay *rp, int *nsegs)
             return -errno;
         return 0;
     }
-    root = json_load_file(rp->progress_path, 0, &jerr);
+    root = jsonx_load_file(rp->progress_path, 0, &jerr);
     if (!root) {
         if (access(rp->progress_path, F_OK) != 0)
             return 0;
@@ -652,9 +653,11 @@ static json_t *key_of(const struct replay *rp, json_t *item)
 {
     json_t *k = json_object();
 
-    json_object_set(k, rp->hash_key, json_object_get(item, rp->hash_key));
+    json_object_setn_nocheck(k, rp->hash_key, rp->hash_key_len,
+                             json_object_getn(item, rp->hash_key, rp->hash_key_len));
     if (rp->range_key)
-        json_object_set(k, rp->range_key, json_object_get(item, rp->range_key));
+        json_object_setn_nocheck(k, rp->range_key, rp->range_key_len,
+                                 json_object_getn(item, rp->range_key, rp->range_key_len));
     return k;
 }
 
@@ -858,10 +861,11 @@ static void reread_add(struct replay *rp, struct page *pg, size_t idx)
 
 static bool same_key(const struct replay *rp, json_t *item, json_t *key)
 {
-    if (!json_equal(json_object_get(item, rp->hash_key), json_object_get(key, rp->hash_key)))
+    if (!jsonx_equal(json_object_getn(item, rp->hash_key, rp->hash_key_len),
+                     json_object_getn(key, rp->hash_key, rp->hash_key_len)))
         return false;
-    return !rp->range_key ||
-           json_equal(json_object_get(item, rp->range_key), json_object_get(key, rp->range_key));
+    return !rp->range_key || jsonx_equal(json_object_getn(item, rp->range_key, rp->range_key_len),
+                                         json_object_getn(key, rp->range_key, rp->range_key_len));
 }
 
 static void on_rr(const struct ddb_reply *rep, void *arg)
@@ -936,7 +940,7 @@ static void rr_start(struct replay *rp)
         bool dup = false;
 
         for (size_t j = 0; j < json_array_size(keys) && !dup; j++)
-            dup = json_equal(json_array_get(keys, j), k);
+            dup = jsonx_equal(json_array_get(keys, j), k);
         if (dup)
             continue; /* the next request takes it */
         rp->rr[i].sent = true;
@@ -959,6 +963,18 @@ static void rr_start(struct replay *rp)
 static void scan_begin(struct replay *rp);
 static void files_begin(struct replay *rp);
 
+/* A key attribute's name, which may hold NUL: a terminated copy and its length. */
+static char *key_name(json_t *name, size_t *len)
+{
+    char *s = malloc(json_string_length(name) + 1);
+
+    if (s) {
+        *len = json_string_length(name);
+        memcpy(s, json_string_value(name), *len + 1);
+    }
+    return s;
+}
+
 static void on_describe(const struct ddb_reply *rep, void *arg)
 {
     struct replay *rp = arg;
@@ -978,13 +994,13 @@ static void on_describe(const struct ddb_reply *rep, void *arg)
         return;
     }
     json_array_foreach(json_object_get(table, "KeySchema"), i, k) {
-        const char *name = json_string_value(json_object_get(k, "AttributeName"));
+        json_t *name = json_object_get(k, "AttributeName");
         const char *type = json_string_value(json_object_get(k, "KeyType"));
 
-        if (name && type && strcmp(type, "HASH") == 0 && !rp->hash_key)
-            rp->hash_key = strdup(name);
-        else if (name && type && strcmp(type, "RANGE") == 0 && !rp->range_key)
-            rp->range_key = strdup(name);
+        if (json_is_string(name) && type && strcmp(type, "HASH") == 0 && !rp->hash_key)
+            rp->hash_key = key_name(name, &rp->hash_key_len);
+        else if (json_is_string(name) && type && strcmp(type, "RANGE") == 0 && !rp->range_key)
+            rp->range_key = key_name(name, &rp->range_key_len);
     }
     ic = json_object_get(table, "ItemCount");
     rp->item_count = json_is_integer(ic) ? (int64_t)json_integer_value(ic) : -1;
@@ -1200,7 +1216,7 @@ static void dlq_line(struct replay *rp, const char *p, size_t len, unsigned long
         enum transform_result tr;
         uint64_t v = rp->d.version;
 
-        raw = json_loadb(doc, doc_len, 0, NULL);
+        raw = jsonx_loadb(doc, doc_len, 0, NULL);
         tr = !raw ? TR_ERROR
              : is_record(raw) ? transform_record(&rp->tf, raw, &rp->d, &rp->err)
                               : transform_item(&rp->tf, raw, &rp->d, &rp->err);
@@ -1221,7 +1237,8 @@ static void dlq_line(struct replay *rp, const char *p, size_t len, unsigned long
         return;
     }
     if (!action || (strcmp(action, "index") != 0 && strcmp(action, "delete") != 0) ||
-        strlen(id) > DOC_ID_MAX || (strcmp(action, "index") == 0 && !doc)) {
+        json_string_length(json_object_get(meta, "id")) > DOC_ID_MAX ||
+        (strcmp(action, "index") == 0 && !doc)) {
         json_decref(meta);
         file_fail(rp, line, "not a dead-letter entry this version can send (action, id or "
                   "document)");
@@ -1229,7 +1246,7 @@ static void dlq_line(struct replay *rp, const char *p, size_t len, unsigned long
     }
     rp->d.op = strcmp(action, "delete") == 0 ? DOC_DELETE : DOC_INDEX;
     rp->d.index = rp->o->index ? rp->o->index : intern_index(rp, index);
-    rp->d.id_len = strlen(id);
+    rp->d.id_len = json_string_length(json_object_get(meta, "id"));
     memcpy(rp->d.id, id, rp->d.id_len);
     if (rp->d.op == DOC_INDEX && buf_append(&rp->d.source, doc, doc_len) < 0) {
         json_decref(meta);
@@ -1325,7 +1342,7 @@ static void whole_file(struct replay *rp, size_t start)
     while (!rp->file_eof)
         if (fill(rp) < 0)
             return;
-    v = json_loadb(rp->in.ptr + rp->off, rp->in.len - rp->off, 0, &jerr);
+    v = jsonx_loadb(rp->in.ptr + rp->off, rp->in.len - rp->off, 0, &jerr);
     rp->off = rp->in.len;
     if (!v) {
         file_fail(rp, (unsigned long)jerr.line, "%s", jerr.text);
@@ -1351,7 +1368,7 @@ static void one_line(struct replay *rp, char *p, size_t len)
         dlq_line(rp, p, len, rp->lineno);
         return;
     }
-    v = json_loadb(p, len, 0, &jerr);
+    v = jsonx_loadb(p, len, 0, &jerr);
     if (!v && rp->lineno == 1 && rp->o->format == REPLAY_STREAM && *p == '{') {
         whole_file(rp, start);
         return;
@@ -1507,13 +1524,14 @@ static int add_manifest_files(struct replay *rp, const char *dir, const char *ma
     FILE *f = fopen(manifest, "r");
     char *line = NULL, *sub;
     size_t cap = 0;
+    ssize_t n;
     unsigned long no = 0;
     int rc = 0;
 
     if (!f)
         return -errno;
-    while (rc == 0 && getline(&line, &cap, f) > 0) {
-        json_t *j = json_loads(line, 0, NULL);
+    while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
+        json_t *j = jsonx_loadb(line, (size_t)n, 0, NULL);
         const char *key = json_string_value(json_object_get(j, "dataFileS3Key"));
         const char *base = key ? strrchr(key, '/') : NULL;
 
@@ -1542,7 +1560,7 @@ static int add_manifest_files(struct replay *rp, const char *dir, const char *ma
 static int export_time_from(struct replay *rp, const char *summary)
 {
     json_error_t jerr;
-    json_t *j = json_load_file(summary, 0, &jerr);
+    json_t *j = jsonx_load_file(summary, 0, &jerr);
     const char *t = json_string_value(json_object_get(j, "exportTime"));
     const char *fmt = json_string_value(json_object_get(j, "outputFormat"));
     int rc = 0;
@@ -1715,6 +1733,8 @@ static int parse_keys(struct replay *rp, const char *s)
     rp->range_key = comma && comma[1] ? strdup(comma + 1) : NULL;
     if (!rp->hash_key || !*rp->hash_key)
         return -EINVAL;
+    rp->hash_key_len = strlen(rp->hash_key);
+    rp->range_key_len = rp->range_key ? strlen(rp->range_key) : 0;
     rp->tf.hash_key = rp->hash_key;
     rp->tf.range_key = rp->range_key;
     return 0;

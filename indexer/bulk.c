@@ -4,48 +4,11 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "aws/jsonx.h"
+
 int bulk_json_string(struct buf *out, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t mark = out->len, run = 0;
-    int rc = buf_reserve(out, len + 2);
-
-    if (rc == 0)
-        rc = buf_putc(out, '"');
-    for (size_t i = 0; rc == 0 && i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[6] = { '\\', 0 };
-        size_t elen = 2;
-
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        switch (c) {
-        case '"':  esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-            break;
-        }
-        rc = buf_append(out, s + run, i - run);
-        if (rc == 0)
-            rc = buf_append(out, esc, elen);
-        run = i + 1;
-    }
-    if (rc == 0)
-        rc = buf_append(out, s + run, len - run);
-    if (rc == 0)
-        rc = buf_putc(out, '"');
-    if (rc < 0)
-        buf_truncate(out, mark);
-    return rc;
+    return jsonx_put_string(out, s, len);
 }
 
 int bulk_append(struct buf *out, const struct doc *d, const char *version_type)

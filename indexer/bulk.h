@@ -27,10 +27,9 @@ int bulk_append(struct buf *out, const struct doc *d, const char *version_type);
  * item so that items still map to actions by position. */
 const char *bulk_filter_path(void);
 
-/* Appends s[0..len) as a JSON string with its quotes: '"', '\\' and the
- * control characters escaped (\n, \t... or \u00XX), every other byte copied
- * (so valid UTF-8 stays as it is).  On failure out is left as it was.
- * Returns 0, -E2BIG or -ENOMEM. */
+/* jsonx_put_string (aws/jsonx.h): s[0..len) as a JSON string with its
+ * quotes; valid UTF-8 is copied, control characters and lone surrogates
+ * (WTF-8) escaped.  Returns 0, -E2BIG or -ENOMEM (out left as it was). */
 int bulk_json_string(struct buf *out, const char *s, size_t len);
 
 #endif

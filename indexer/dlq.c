@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/jsonx.h"
 #include "aws/util.h"
 #include "aws/retry.h"
 #include "daemon/log.h"
@@ -472,9 +473,9 @@ int dlq_parse(const char *line, size_t len, json_t **meta, const char **doc, siz
             buf_close(&copy);
             return -ENOMEM;
         }
-        root = json_loadb(copy.ptr, copy.len, 0, &jerr);
+        root = jsonx_loadb(copy.ptr, copy.len, 0, &jerr);
     } else {
-        root = json_loadb(line, len, 0, &jerr);
+        root = jsonx_loadb(line, len, 0, &jerr);
     }
     buf_close(&copy);
     if (!json_is_object(root)) {

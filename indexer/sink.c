@@ -25,6 +25,7 @@
 #include "aws/creds.h"
 #include "aws/retry.h"
 #include "aws/http.h"
+#include "aws/jsonx.h"
 #include "aws/util.h"
 #include "daemon/log.h"
 #include "indexer/bulk.h"
@@ -1171,19 +1172,21 @@ int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const cha
                      const char *reason, void *owner, uint64_t ticket)
 {
     struct item *it;
+    size_t len = 0;
     char *text;
 
     if (s->closing)
         return -ESHUTDOWN;
     it = item_new(s, d, owner, ticket);
-    text = raw ? json_dumps(raw, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    /* jsonx: the input as it came, NUL keys and lone surrogates included. */
+    text = raw ? jsonx_dumps(raw, &len) : NULL;
     if (!it || (raw && !text)) {
         item_free(it);
         free(text);
         return -ENOMEM;
     }
     /* The whole input is the "document" of the entry; d keeps its own source. */
-    count_in(s, it, text ? strlen(text) : 0);
+    count_in(s, it, len);
     to_dlq(s, it, text, it->len, 0, type, reason);
     free(text);
     return 0;

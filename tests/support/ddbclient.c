@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "aws/buf.h"
+#include "aws/jsonx.h"
 #include "tests/support/ddbsign.h"
 
 const char *ddbc_endpoint(void)
@@ -32,7 +33,7 @@ json_t *ddbc_call(const char *op, const char *body, long *status)
     c = curl_easy_init();
     st = ddbsign_post(c, endpoint, op, body, "test", "test", NULL, "us-east-1", 120, &resp);
     if (st)
-        j = json_loadb(resp.ptr ? resp.ptr : "", resp.len, 0, NULL);
+        j = jsonx_loadb(resp.ptr ? resp.ptr : "", resp.len, 0, NULL);
     if (status)
         *status = st;
     curl_easy_cleanup(c);
@@ -42,12 +43,12 @@ json_t *ddbc_call(const char *op, const char *body, long *status)
 
 json_t *ddbc_callj(const char *op, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = jsonx_dumps(body, NULL);
     long status = 0;
     json_t *r = ddbc_call(op, text, &status);
 
     if (status < 200 || status > 299) {
-        char *rt = r ? json_dumps(r, JSON_COMPACT) : NULL;
+        char *rt = r ? jsonx_dumps(r, NULL) : NULL;
 
         fprintf(stderr, "DynamoDB %s failed: HTTP %ld %s (request %.300s)\n", op, status,
                 rt ? rt : "", text);
@@ -91,7 +92,7 @@ void ddbc_create_table(const char *name, const char *hash_key, const char *hash_
 void ddbc_put(const char *table, const char *item_json)
 {
     json_error_t e;
-    json_t *item = json_loads(item_json, 0, &e);
+    json_t *item = jsonx_loadb(item_json, strlen(item_json), 0, &e);
 
     cr_assert_not_null(item, "bad item JSON in the test: %s", e.text);
     json_decref(ddbc_callj("PutItem", json_pack("{s:s, s:o}", "TableName", table, "Item", item)));
@@ -99,7 +100,7 @@ void ddbc_put(const char *table, const char *item_json)
 
 void ddbc_delete(const char *table, const char *key_json)
 {
-    json_t *key = json_loads(key_json, 0, NULL);
+    json_t *key = jsonx_loadb(key_json, strlen(key_json), 0, NULL);
 
     cr_assert_not_null(key);
     json_decref(ddbc_callj("DeleteItem", json_pack("{s:s, s:o}", "TableName", table, "Key", key)));

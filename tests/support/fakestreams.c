@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "aws/buf.h"
+#include "aws/jsonx.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
 
@@ -150,7 +151,7 @@ static void reply_text(struct fake_reply *out, int status, char *text)
 
 static void reply_json(struct fake_reply *out, int status, json_t *j)
 {
-    reply_text(out, status, json_dumps(j, JSON_COMPACT));
+    reply_text(out, status, jsonx_dumps(j, NULL));
     json_decref(j);
 }
 
@@ -494,7 +495,7 @@ static void handler(const struct fake_req *req, struct fake_reply *out, void *ar
 {
     struct fakestreams *fs = arg;
     const char *target = NULL;
-    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    json_t *body = jsonx_loadb(req->body, req->body_len, 0, NULL);
     int op;
 
     {

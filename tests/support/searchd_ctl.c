@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "aws/buf.h"
+#include "aws/jsonx.h"
 
 #define START_TIMEOUT_MS 10000
 #define MAX_OPTS 64
@@ -246,7 +247,7 @@ static json_t *request_json(struct searchd *sd, const char *method, const char *
     json_t *j = NULL;
 
     if (searchd_request(sd, method, path, headers, body, body ? strlen(body) : 0, &r) == 0)
-        j = json_loadb(r.body, r.len, 0, NULL);
+        j = jsonx_loadb(r.body, r.len, 0, NULL);
     if (status)
         *status = r.status;
     searchd_resp_close(&r);
