@@ -124,6 +124,11 @@ static const struct per_table per_table[] = {
       "the listing before it was read to its end); what is left of each is read, or counted "
       "in ddb2es_records_lost_events_total if it expired, per table.",
       offsetof(struct reader_stats, parents_missing) },
+    { "ddb2es_fields_renamed_total", "counter",
+      "Attribute and map key names the engines refuse (metadata names such as _id at the top "
+      "level; empty, blank or dotted-empty names) renamed by the documented rule, per table; "
+      "each distinct name is logged once.",
+      offsetof(struct reader_stats, fields_renamed) },
     { "ddb2es_getrecords_calls_total", "counter", "GetRecords calls answered, per table.",
       offsetof(struct reader_stats, getrecords_calls) },
     { "ddb2es_getrecords_empty_total", "counter",

@@ -203,6 +203,14 @@ static void shard_unlink(struct reader *r, struct shard *s)
 
 /* ---- life of the reader ------------------------------------------------- */
 
+/* Each distinct name renamed is said once (transform_renames). */
+static void say_renamed(void *arg, const char *line)
+{
+    struct reader *r = arg;
+
+    logc_warn(&r->log, "%s", line);
+}
+
 struct reader *reader_new(struct app *app, const struct config_table *t)
 {
     struct reader *r = calloc(1, sizeof(*r));
@@ -219,6 +227,9 @@ struct reader *reader_new(struct app *app, const struct config_table *t)
         return NULL;
     }
     r->hmac_key_len = r->tf.hmac_key_len;
+    transform_renames_init(&r->renames, say_renamed, r);
+    r->tf.on_rename = transform_renames_note;
+    r->tf.rename_arg = &r->renames;
     if (uv_timer_init(app->loop, &r->timer) != 0) {
         reader_free(r);
         return NULL;
@@ -246,6 +257,7 @@ void reader_free(struct reader *r)
     free(r->list_from);
     free(r->children_of);
     free(r->oldest_known);
+    transform_renames_close(&r->renames);
     records_page_free(&r->page);
     clients_tf_key_free(r->hmac_key, r->hmac_key_len);
     free(r);
@@ -280,6 +292,7 @@ const struct reader_stats *reader_stats(const struct reader *r)
             st->shards_open++;
     }
     st->shards_done = done;
+    st->fields_renamed = r->renames.count;
     return st;
 }
 
@@ -359,6 +372,22 @@ static void seed(struct reader *r)
 
 /* ---- DescribeTable ---------------------------------------------------- */
 
+/* A copy of a JSON string that may hold NUL: its length goes to *len. */
+static void replace_n(char **dst, size_t *len, json_t *v)
+{
+    const char *p = json_string_value(v);
+    size_t n = json_string_length(v);
+    char *c = p ? malloc(n + 1) : NULL;
+
+    if (c) {
+        memcpy(c, p, n);
+        c[n] = '\0';
+    }
+    free(*dst);
+    *dst = c;
+    *len = c ? n : 0;
+}
+
 static void take_key_schema(struct reader *r, json_t *table)
 {
     size_t i;
@@ -366,13 +395,14 @@ static void take_key_schema(struct reader *r, json_t *table)
 
     json_array_foreach(json_object_get(table, "KeySchema"), i, k)
     {
-        const char *name = json_string_value(json_object_get(k, "AttributeName"));
+        json_t *name = json_object_get(k, "AttributeName");
         const char *type = json_string_value(json_object_get(k, "KeyType"));
 
-        if (name && type && strcmp(type, "HASH") == 0)
-            replace(&r->hash_key, name);
-        else if (name && type && strcmp(type, "RANGE") == 0)
-            replace(&r->range_key, name);
+        /* Attribute names may hold NUL (DynamoDB takes any UTF-8). */
+        if (json_is_string(name) && type && strcmp(type, "HASH") == 0)
+            replace_n(&r->hash_key, &r->tf.hash_key_len, name);
+        else if (json_is_string(name) && type && strcmp(type, "RANGE") == 0)
+            replace_n(&r->range_key, &r->tf.range_key_len, name);
     }
     r->tf.hash_key = r->hash_key;
     r->tf.range_key = r->range_key;

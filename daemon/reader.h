@@ -22,6 +22,7 @@ struct reader_stats {
     uint64_t docs_indexed, docs_deleted, docs_stale, docs_gone, docs_dlq, docs_skipped;
     uint64_t records_lost_events;    /* TrimmedDataAccess / expired shards: data lost */
     uint64_t parents_missing;        /* an unfinished parent no longer listed: read what is left */
+    uint64_t fields_renamed;         /* attribute names the engines refuse, renamed */
     uint64_t getrecords_calls, getrecords_empty, throttled;
     int64_t newest_created;          /* newest ApproximateCreationDateTime read (s) */
     unsigned shards_open, shards_closed, shards_waiting, shards_held;

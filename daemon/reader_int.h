@@ -75,6 +75,7 @@ struct reader {
     void (*stopped_cb)(void *);
     void *stopped_arg;
     struct reader_stats stats;
+    struct transform_renames renames; /* names the engines refuse, renamed (transform.h) */
     struct records_page page;    /* the GetRecords reply being taken (one at a time) */
 };
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aws/ddb.h"
+#include "aws/jsonx.h"
 #include "aws/retry.h"
 #include "config/config.h"
 #include "daemon/ack.h"
@@ -75,6 +76,9 @@ struct fetch_entry {
     int64_t created;
     char seq[41];
     json_t *keys; /* owned */
+    char *ktext;  /* the canonical key text (transform_key_text): two spellings of
+                     one key, {"N":"1E+2"} and {"N":"100"}, are one key */
+    size_t klen;
     bool sent;    /* its key is in the BatchGetItem in flight */
 };
 
@@ -164,8 +168,10 @@ static void fetch_free(struct fetch *f)
 {
     if (!f)
         return;
-    for (size_t i = 0; i < f->n; i++)
+    for (size_t i = 0; i < f->n; i++) {
         json_decref(f->v[i].keys);
+        free(f->v[i].ktext);
+    }
     free(f->v);
     free(f);
 }
@@ -460,8 +466,25 @@ static int fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json_
     }
     if (!f || f->n == f->cap)
         return -ENOMEM;
-    e = &f->v[f->n++];
+    e = &f->v[f->n];
     memset(e, 0, sizeof(*e));
+    {
+        struct buf kt;
+        int rc;
+
+        buf_init(&kt, BUF_NOMAX);
+        rc = transform_key_text(&s->reader->tf, keys, &kt, NULL);
+        if (rc == -ENOMEM) {
+            buf_close(&kt);
+            return -ENOMEM;
+        }
+        e->klen = kt.len;
+        e->ktext = rc == 0 ? buf_take(&kt) : NULL; /* no key text: the id failed before */
+        buf_close(&kt);
+        if (rc == 0 && !e->ktext)
+            return -ENOMEM;
+    }
+    f->n++;
     e->ticket = ticket;
     e->version = d->version;
     e->created = d->created;
@@ -515,6 +538,7 @@ static int take_poison(struct shard *s, size_t idx, const char *seq, const char 
         return ticket == -ENOMEM ? -ENOMEM : 0;
     memset(&d, 0, sizeof(d));
     buf_init(&d.source, 0);
+    buf_init(&d.keys, 0);
     if (seq)
         snprintf(d.seq, sizeof(d.seq), "%s", seq);
     logc_error(&c, "record %zu of a GetRecords page (sequence number %s) %s: %s; it goes to the "
@@ -522,6 +546,7 @@ static int take_poison(struct shard *s, size_t idx, const char *seq, const char 
                idx, seq ? seq : "unreadable", type, why);
     rc = dead_letter(s, &d, NULL, text, len, type, why, ticket);
     buf_close(&d.source);
+    buf_close(&d.keys);
     if (rc == -ENOMEM) {
         ack_unpush(s->ack);
         return -ENOMEM;
@@ -549,12 +574,13 @@ static long take_records(struct shard *s, const char *body)
 
     memset(&d, 0, sizeof(d));
     buf_init(&d.source, DOC_MAX);
+    buf_init(&d.keys, DOC_MAX);
     buf_init(&err, 1024);
     for (i = 0; i < r->page.n && taken >= 0; i++) {
         const char *text = body + r->page.span[i].off;
         size_t len = r->page.span[i].len;
         json_error_t jerr;
-        json_t *rec = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
+        json_t *rec = jsonx_loadb(text, len, 0, &jerr);
         json_t *dyn = json_object_get(rec, "dynamodb");
         const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
         struct ckpt_version before = s->ver;
@@ -650,6 +676,7 @@ static long take_records(struct shard *s, const char *body)
         taken++;
     }
     buf_close(&d.source);
+    buf_close(&d.keys);
     buf_close(&err);
     return taken;
 }
@@ -657,6 +684,19 @@ static long take_records(struct shard *s, const char *body)
 /* ---- BatchGetItem for KEYS_ONLY / OLD_IMAGE streams -------------------- */
 
 static void on_batch_get(const struct ddb_reply *rep, void *arg);
+
+static bool same_text(const struct fetch_entry *e, const char *t, size_t n)
+{
+    return e->ktext && t && e->klen == n && memcmp(e->ktext, t, n) == 0;
+}
+
+/* The canonical key text of an item or key set of a reply (into kt), or
+ * NULL when it has none. */
+static const char *key_text_of(struct shard *s, json_t *x, struct buf *kt)
+{
+    buf_reset(kt);
+    return transform_key_text(&s->reader->tf, x, kt, NULL) == 0 ? kt->ptr : NULL;
+}
 
 static int start_fetch(struct shard *s)
 {
@@ -671,9 +711,11 @@ static int start_fetch(struct shard *s)
 
         if (f->v[i].sent || !f->v[i].keys)
             continue;
-        /* BatchGetItem refuses the same key twice in one request. */
-        for (size_t j = 0; j < json_array_size(keys) && !dup; j++)
-            dup = json_equal(json_array_get(keys, j), f->v[i].keys);
+        /* BatchGetItem refuses the same key twice in one request, also in
+         * two spellings (ValidationException "Provided list of item keys
+         * contains duplicates"). */
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = f->v[j].sent && same_text(&f->v[j], f->v[i].ktext, f->v[i].klen);
         if (!dup && n == max)
             break;
         f->v[i].sent = true;
@@ -696,15 +738,6 @@ static int start_fetch(struct shard *s)
     return 0;
 }
 
-static bool same_key(const struct reader *r, json_t *item, json_t *keys)
-{
-    json_t *h = json_object_get(keys, r->hash_key);
-
-    if (!json_equal(json_object_get(item, r->hash_key), h))
-        return false;
-    return !r->range_key ||
-           json_equal(json_object_get(item, r->range_key), json_object_get(keys, r->range_key));
-}
 
 /* The reply to a BatchGetItem could not be read (DDB_BAD_REPLY: the service
  * sends the same bytes again).  The keys are asked for one by one, so the
@@ -738,6 +771,7 @@ static void batch_get_unreadable(struct shard *s, const struct ddb_reply *rep)
         }
         memset(&d, 0, sizeof(d));
         buf_init(&d.source, 0);
+        buf_init(&d.keys, 0);
         d.version = e->version;
         d.created = e->created;
         memcpy(d.seq, e->seq, sizeof(d.seq));
@@ -746,12 +780,14 @@ static void batch_get_unreadable(struct shard *s, const struct ddb_reply *rep)
                    e->seq, rep->message);
         rc = dead_letter(s, &d, e->keys, NULL, 0, "item_unreadable", rep->message, e->ticket);
         buf_close(&d.source);
+        buf_close(&d.keys);
         if (rc == -ENOMEM) {
             e->sent = false;
             f->v[keep++] = *e;
             continue;
         }
         json_decref(e->keys);
+        free(e->ktext);
     }
     f->n = keep;
     if (keep == sent && keep)
@@ -771,6 +807,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
     struct buf err;
     size_t keep = 0;
     bool nomem = false, wait = false;
+    struct buf kt;
 
     s->call = NULL;
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
@@ -799,7 +836,9 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
                              "Keys");
     memset(&d, 0, sizeof(d));
     buf_init(&d.source, DOC_MAX);
+    buf_init(&d.keys, DOC_MAX);
     buf_init(&err, 1024);
+    buf_init(&kt, BUF_NOMAX);
     for (size_t i = 0; i < f->n; i++) {
         struct fetch_entry *e = &f->v[i];
         json_t *item = NULL, *x;
@@ -811,7 +850,11 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         /* In stream order: once one is not answered (not asked for yet,
          * unprocessed, or not handed on), the later ones wait with it. */
         if (e->sent && !wait) {
-            json_array_foreach(unproc, j, x) unprocessed |= same_key(r, x, e->keys);
+            json_array_foreach(unproc, j, x) {
+            const char *t = key_text_of(s, x, &kt);
+
+            unprocessed |= same_text(e, t, kt.len);
+        }
             wait = unprocessed;
         }
         if (!e->sent || wait || nomem) {
@@ -820,7 +863,12 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
             f->v[keep++] = *e;
             continue;
         }
-        json_array_foreach(items, j, x) if (same_key(r, x, e->keys)) item = x;
+        json_array_foreach(items, j, x) {
+            const char *t = key_text_of(s, x, &kt);
+
+            if (same_text(e, t, kt.len))
+                item = x;
+        }
         buf_reset(&err);
         /* No item any more: it was deleted since; its REMOVE record follows. */
         tr = item ? transform_item(&r->tf, item, &d, &err) : transform_keys(&r->tf, e->keys, &d, &err);
@@ -842,12 +890,15 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
             continue;
         }
         json_decref(e->keys);
+        free(e->ktext);
     }
     f->n = keep;
     if (!keep)
         f->one_by_one = false;
     buf_close(&d.source);
+    buf_close(&d.keys);
     buf_close(&err);
+    buf_close(&kt);
     if (nomem)
         backoff_error(s, SH_FETCH_ITEMS);
     else if (f->n == 0)
