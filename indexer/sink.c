@@ -1071,8 +1071,16 @@ static struct batch *open_batch(struct sink *s)
     return s->open;
 }
 
+/* Of two actions on one _id, the one that is sent: the higher external
+ * version, the later one on a tie or when either has none (0). */
+static bool wins_over(const struct item *later, const struct item *earlier)
+{
+    return !later->version || !earlier->version || later->version >= earlier->version;
+}
+
 /* Adds it, whose text was just written at the end of the open batch's
- * body; an earlier action on the same _id moves under it. */
+ * body.  Of it and an earlier action on the same _id, the loser (see
+ * wins_over) moves under the winner, which reports it when it finishes. */
 static int add_open(struct sink *s, struct item *it)
 {
     struct item **link, *old;
@@ -1100,6 +1108,18 @@ static int add_open(struct sink *s, struct item *it)
     while (*link && !same_key(*link, it))
         link = &(*link)->hnext;
     old = *link;
+    if (old && !wins_over(it, old)) {
+        /* An older image submitted later (another stream, a replay): old stays. */
+        b->items[it->slot] = NULL;
+        b->nlive--;
+        b->bytes -= it->len;
+        it->next = old->sup;
+        old->sup = it;
+        old->bytes += it->len;
+        if (b->body.len - b->bytes > s->o.bulk_max_bytes)
+            batch_squeeze(b);
+        return 0;
+    }
     if (old) {
         /* old and everything it replaced now wait for it (it is fresh: no sup yet). */
         old->next = old->sup;

@@ -4,10 +4,13 @@
  * Documents are submitted in stream order with an (owner, ticket) pair; the
  * sink calls done(owner, ticket, outcome) exactly once per submitted document
  * when it has *finished*: indexed (2xx), already newer (409 under external
- * versioning), already gone (404 on delete), superseded by a later action on
+ * versioning), already gone (404 on delete), superseded by another action on
  * the same _id in the same batch, or written (durably) to the dead-letter
- * file.  Retryable failures (429, 5xx, network, timeouts) are retried with
- * capped exponential backoff and full jitter, forever, without blocking other
+ * file.  Of two actions on one _id in one batch, the one with the higher
+ * external version is sent (on a tie, or when either has version 0, the
+ * later one); the other is SINK_SUPERSEDED once the one sent finishes.
+ * Retryable failures (429, 5xx, network, timeouts) are retried with capped
+ * exponential backoff and full jitter, forever, without blocking other
  * batches.  A 413 splits the batch in halves.  Memory: each action is written
  * once, into the body it is sent in; queued plus in-flight bytes are counted.
  * sink_full() tells readers to stop reading while more closed batches wait
@@ -41,7 +44,7 @@ enum sink_outcome {
     SINK_INDEXED,    /* 2xx */
     SINK_STALE,      /* 409: a newer version is already there */
     SINK_GONE,       /* delete 404: nothing to delete */
-    SINK_SUPERSEDED, /* a later action on the same _id in the same batch replaced it */
+    SINK_SUPERSEDED, /* another action on the same _id in the same batch was sent instead */
     SINK_DLQ,        /* permanent failure, written to the dead-letter file */
     SINK_CANCELED,   /* sink closed before it finished: NOT finished, do not checkpoint */
     SINK_EXPIRED,    /* its send_by passed before a (re)send: NOT sent, NOT finished; the

@@ -532,6 +532,43 @@ Test(sink, same_id_collapses_and_superseded_waits_for_the_batch)
     cr_assert_eq(close_all(1000), 0);
 }
 
+/* Two streams of one table, or a replay beside the daemon, may submit an
+ * older image of an _id after a newer one: the newer one is sent. */
+Test(sink, same_id_keeps_the_highest_version_not_the_last_submitted)
+{
+    struct sink_opts o = opts();
+
+    start(&o);
+    submit(DOC_INDEX, "a", 20, "{\"v\":\"new\"}", 0);
+    submit(DOC_INDEX, "a", 10, "{\"v\":\"old\"}", 1);   /* older, later: loses */
+    submit(DOC_INDEX, "b", 30, "{\"v\":\"first\"}", 2);
+    submit(DOC_INDEX, "b", 30, "{\"v\":\"tie\"}", 3);   /* a tie: the later one */
+    submit(DOC_INDEX, "c", 40, "{\"v\":\"versioned\"}", 4);
+    submit(DOC_INDEX, "c", 0, "{\"v\":\"none\"}", 5);   /* no version: the later one */
+    submit(DOC_DELETE, "d", 50, NULL, 6);
+    submit(DOC_INDEX, "d", 45, "{\"v\":\"resurrect\"}", 7); /* older than the delete */
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 8, 3000));
+    cr_assert_eq(fake_nreq(fk), 1);
+    cr_assert_eq(eng.actions[0], 4, "one action per _id");
+    cr_assert_not_null(strstr(eng.bodies[0], "{\"v\":\"new\"}"), "%s", eng.bodies[0]);
+    cr_assert_null(strstr(eng.bodies[0], "{\"v\":\"old\"}"), "%s", eng.bodies[0]);
+    cr_assert_not_null(strstr(eng.bodies[0], "{\"v\":\"tie\"}"));
+    cr_assert_not_null(strstr(eng.bodies[0], "{\"v\":\"none\"}"));
+    cr_assert_not_null(strstr(eng.bodies[0], "{\"delete\":{\"_index\":\"posts\",\"_id\":\"d\""));
+    cr_assert_null(strstr(eng.bodies[0], "resurrect"));
+    cr_assert_eq(got.outcome[0], SINK_INDEXED);
+    cr_assert_eq(got.outcome[1], SINK_SUPERSEDED);
+    cr_assert_eq(got.outcome[2], SINK_SUPERSEDED);
+    cr_assert_eq(got.outcome[3], SINK_INDEXED);
+    cr_assert_eq(got.outcome[4], SINK_SUPERSEDED);
+    cr_assert_eq(got.outcome[5], SINK_INDEXED);
+    cr_assert_eq(got.outcome[6], SINK_INDEXED);
+    cr_assert_eq(got.outcome[7], SINK_SUPERSEDED);
+    cr_assert_eq(sink_stats(snk)->docs_superseded, 4);
+    cr_assert_eq(close_all(1000), 0);
+}
+
 /* Actions are written once, into the body they are sent in: a hot _id
  * rewritten many times leaves dead text behind, which must be squeezed out
  * (the body is exactly the live actions, never above bulk_max_bytes). */
