@@ -1450,3 +1450,172 @@ Test(sink, unconvertible_record_goes_to_the_dead_letter_file)
     cr_assert_eq(fake_nreq(fk), 0);
     cr_assert_eq(close_all(1000), 0);
 }
+
+/* ---- write blocks and tombstones, against the search double ---- */
+
+static bool blocked(size_t n)
+{
+    return sink_stats(snk)->blocked_indexes == n;
+}
+
+static bool retried_at_least(size_t n)
+{
+    return sink_stats(snk)->docs_retried >= n;
+}
+
+static void lift_faults(struct searchd *sd)
+{
+    long status = 0;
+
+    json_decref(searchd_json(sd, "DELETE", "/_double/faults", NULL, &status));
+    cr_assert_eq(status, 200);
+}
+
+/* An index.blocks.write (or the flood-stage block of a full disk) refuses
+ * every item: they wait, nothing is dead-lettered, and they land once the
+ * block is lifted. */
+Test(sink, searchd_write_block_is_waited_out_without_dead_letters)
+{
+    struct sink_opts o = opts();
+    const struct sink_stats *st;
+    struct searchd *sd;
+    json_t *d;
+
+    sd = searchd_start(NULL);
+    cr_assert_eq(searchd_faults(sd, "{\"match\":\"bulk\",\"item_status\":403,\"items\":\"all\","
+                                    "\"count\":-1}"),
+                 200);
+    o.url = searchd_url(sd);
+    start(&o);
+    index_doc("a", 0);
+    submit(DOC_DELETE, "b", 5, NULL, 1);
+    index_doc("c", 2);
+    sink_flush(snk);
+    cr_assert(run_until(blocked, 1, 3000));
+    /* Refused again and again while it lasts: still one episode. */
+    run_until(never, 0, 600);
+    st = sink_stats(snk);
+    cr_assert_eq(got.n, 0, "nothing finished, nothing dead-lettered");
+    cr_assert_gt(st->docs_blocked, 3, "retried (%lu)", (unsigned long)st->docs_blocked);
+    cr_assert_eq(st->write_blocks, 1);
+    cr_assert_eq(st->docs_dlq, 0);
+    cr_assert_str_eq(st->block_index, "posts");
+    cr_assert_not_null(strstr(st->block_reason, "cluster_block_exception: index [posts] blocked "
+                                                "by: [FORBIDDEN/8/index write (api)];"),
+                       "%s", st->block_reason);
+    cr_assert_neq(access(dlq_path, F_OK), 0, "no dead-letter file");
+
+    lift_faults(sd);
+    cr_assert(run_until(done_at_least, 3, 5000));
+    cr_assert_eq(got.outcome[0], SINK_INDEXED);
+    cr_assert_eq(got.outcome[1], SINK_GONE);
+    cr_assert_eq(got.outcome[2], SINK_INDEXED);
+    st = sink_stats(snk);
+    cr_assert_eq(st->blocked_indexes, 0, "the block ended with the first write taken");
+    cr_assert_null(st->block_reason);
+    cr_assert_eq(st->write_blocks, 1);
+    d = searchd_dump(sd);
+    cr_assert_not_null(dumped(d, "a"));
+    cr_assert_not_null(dumped(d, "c"));
+    json_decref(d);
+    cr_assert_neq(access(dlq_path, F_OK), 0, "no dead-letter file");
+    cr_assert_eq(close_all(1000), 0);
+    cr_assert_eq(searchd_stop(sd), 0);
+}
+
+/* REFERENCE Bulk fact 8: the engine forgets a delete after gc_deletes, and
+ * then takes an older index action.  Here index a@1 is held back by
+ * per-item 429s while delete a@2 finishes; once the double's gc_deletes (1 s)
+ * has passed and the 429s stop, a@1 must never land. */
+Test(sink, searchd_an_older_action_never_lands_after_a_newer_delete)
+{
+    struct sink_opts o = opts();
+    struct searchd *sd;
+    json_t *d, *reply;
+    long status = 0;
+
+    sd = searchd_start("--gc-deletes", "1", NULL);
+    /* The first item of every bulk gets a 429 until the rule is removed. */
+    cr_assert_eq(searchd_faults(sd, "{\"match\":\"bulk\",\"item_status\":429,\"items\":1,"
+                                    "\"count\":-1}"),
+                 200);
+    o.url = searchd_url(sd);
+    start(&o);
+    submit(DOC_INDEX, "a", 1, "{\"v\":1}", 0);
+    sink_flush(snk);
+    cr_assert(run_until(retried_at_least, 2, 5000));
+    /* b goes first in its bulk and takes the 429; the delete goes through. */
+    submit(DOC_INDEX, "b", 1, "{\"v\":1}", 1);
+    submit(DOC_DELETE, "a", 2, NULL, 2);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 2, 5000));
+    cr_assert_eq(got.outcome[2], SINK_GONE, "a never landed: nothing to delete");
+    cr_assert_eq(got.outcome[0], SINK_STALE, "a@1 is dropped once the delete finished");
+    cr_assert_eq(sink_stats(snk)->tombstones, 1);
+
+    /* The double forgets the delete; then the 429s stop. */
+    run_until(never, 0, 1300);
+    lift_faults(sd);
+    cr_assert(run_until(done_at_least, 3, 5000));
+    cr_assert_eq(got.outcome[1], SINK_INDEXED);
+    /* The older action arrives once more (a replay, another stream). */
+    submit(DOC_INDEX, "a", 1, "{\"v\":1}", 3);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 4, 5000));
+    cr_assert_eq(got.outcome[3], SINK_STALE);
+    d = searchd_dump(sd);
+    cr_assert(!dumped(d, "a") || json_is_true(json_object_get(dumped(d, "a"), "deleted")),
+              "a came back to life");
+    json_decref(d);
+    cr_assert_eq(sink_stats(snk)->docs_tombstoned, 2);
+    cr_assert_eq(sink_stats(snk)->tombstones, 1);
+
+    /* What the sink prevented: the double has forgotten the delete and
+     * takes a@1 now. */
+    reply = searchd_bulk(sd, "/_bulk", "{\"index\":{\"_index\":\"posts\",\"_id\":\"a\",\"version\":1,"
+                                       "\"version_type\":\"external\"}}\n{\"v\":1}\n", &status);
+    cr_assert_eq(status, 200);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(
+                     json_array_get(json_object_get(reply, "items"), 0), "index"), "status")),
+                 201);
+    json_decref(reply);
+    cr_assert_eq(close_all(1000), 0);
+    cr_assert_eq(searchd_stop(sd), 0);
+}
+
+/* The tombstones are bounded: tombstone_max entries (the oldest evicted
+ * first, and counted) for tombstone_ttl_ms each. */
+Test(sink, tombstones_are_bounded_in_number_and_time)
+{
+    struct sink_opts o = opts();
+
+    o.tombstone_max = 2;
+    o.tombstone_ttl_ms = 300;
+    start(&o);
+    submit(DOC_DELETE, "x", 10, NULL, 0);
+    submit(DOC_DELETE, "y", 10, NULL, 1);
+    submit(DOC_DELETE, "z", 10, NULL, 2);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 3, 3000));
+    cr_assert_eq(sink_stats(snk)->tombstones, 2);
+    cr_assert_eq(sink_stats(snk)->tombstone_evictions, 1);
+    submit(DOC_INDEX, "x", 5, "{\"v\":\"x\"}", 3); /* evicted: goes out (an engine would 409) */
+    submit(DOC_INDEX, "y", 5, "{\"v\":\"y\"}", 4); /* remembered: dropped */
+    submit(DOC_INDEX, "z", 11, "{\"v\":\"z\"}", 5); /* newer than the delete: goes out */
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 6, 3000));
+    cr_assert_eq(got.outcome[4], SINK_STALE);
+    cr_assert_eq(fake_nreq(fk), 2);
+    cr_assert_not_null(strstr(eng.bodies[1], "{\"v\":\"x\"}"));
+    cr_assert_null(strstr(eng.bodies[1], "{\"v\":\"y\"}"));
+    cr_assert_not_null(strstr(eng.bodies[1], "{\"v\":\"z\"}"));
+    /* Past the time bound they are gone, without any traffic. */
+    run_until(never, 0, 400);
+    cr_assert_eq(sink_stats(snk)->tombstones, 0);
+    submit(DOC_INDEX, "y", 5, "{\"v\":\"y\"}", 6);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 7, 3000));
+    cr_assert_eq(got.outcome[6], SINK_INDEXED);
+    cr_assert_eq(sink_stats(snk)->docs_tombstoned, 1);
+    cr_assert_eq(close_all(1000), 0);
+}
