@@ -18,6 +18,8 @@ struct doc {
     size_t id_len;
     uint64_t version;           /* external version; 0 = send without a version */
     struct buf source;          /* DOC_INDEX: the document, one JSON object, no newline */
+    struct buf keys;            /* the key attributes as DynamoDB JSON ({"pk":{"S":"a"}}), one
+                                   JSON object; empty when unknown or a key attribute is hmac'd */
     char seq[41];               /* stream sequence number, "" for other sources */
     int64_t created;            /* ApproximateCreationDateTime in seconds, 0 if unknown */
     const char *table;          /* borrowed: the DynamoDB table, for logs and the DLQ */

@@ -73,7 +73,8 @@ struct item {
     uint64_t version, send_by;
     int64_t created;
     char seq[sizeof(((struct doc *)0)->seq)];
-    size_t id_len;
+    size_t id_len, keys_len;
+    char *keys;            /* in id[]'s allocation, after the id: keys_len bytes and a NUL */
     char id[];             /* id_len bytes and a NUL */
 };
 
@@ -260,10 +261,15 @@ static bool same_key(const struct item *a, const struct item *b)
 static struct item *item_new(struct sink *s, const struct doc *d, void *owner, uint64_t ticket)
 {
     size_t id_len = d->id_len < sizeof(d->id) ? d->id_len : sizeof(d->id) - 1;
-    struct item *it = calloc(1, sizeof(*it) + id_len + 1);
+    size_t keys_len = d->keys.ptr ? d->keys.len : 0;
+    struct item *it = calloc(1, sizeof(*it) + id_len + 1 + keys_len + 1);
 
     if (!it)
         return NULL;
+    it->keys = it->id + id_len + 1;
+    it->keys_len = keys_len;
+    if (keys_len)
+        memcpy(it->keys, d->keys.ptr, keys_len);
     it->s = s;
     it->owner = owner;
     it->ticket = ticket;
@@ -302,6 +308,9 @@ static void item_doc(const struct item *it, struct doc *d)
     d->shard = it->shard;
     d->send_by = it->send_by;
     buf_init(&d->source, 0);
+    /* A view of the item's copy, read by dlq_format only: never closed. */
+    d->keys.ptr = it->keys_len ? it->keys : NULL;
+    d->keys.len = it->keys_len;
 }
 
 static struct batch *batch_new(struct sink *s)

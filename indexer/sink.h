@@ -159,7 +159,8 @@ struct sink_stats {
 /* NULL on failure.  done runs per document; resume when readers may read again. */
 struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const struct sink_opts *o,
                       sink_done_cb *done, sink_resume_cb *resume, void *arg);
-/* Takes the document's content (d->source is moved out; d is left empty).
+/* Takes the document's content (d->source is moved out; d is left empty;
+ * d->keys is copied, for the dead-letter file, and left as it is).
  * Returns 0, or -ESHUTDOWN once closing (done is not called). */
 int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket);
 /* A record or item that could not be made into a document: writes it to the

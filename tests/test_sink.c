@@ -19,6 +19,7 @@
 #include "aws/http.h"
 #include "aws/sigv4.h"
 #include "indexer/bulk.h"
+#include "indexer/dlq.h"
 #include "indexer/sink.h"
 #include "tests/support/fakehttp.h"
 #include "tests/support/searchd_ctl.h"
@@ -730,6 +731,75 @@ Test(sink, item_400_goes_to_the_dead_letter_file)
     cr_assert_not_null(strstr(line, "\"n\":123456789012345678901234567890}"),
                        "the document text is kept as it was (big numbers too)");
     json_decref(j);
+    cr_assert_eq(close_all(1000), 0);
+}
+
+/* `ddb2es replay --format dlq` reads the item again by its key: every entry
+ * carries the key attributes the transform gave (null when it gave none). */
+Test(sink, dead_letter_entries_carry_the_item_keys)
+{
+    struct sink_opts o = opts();
+    static const char keys[] = "{\"pk\":{\"S\":\"bad\"},\"sk\":{\"N\":\"12345678901234567890123456789012345678\"}}";
+    char line[4096];
+    struct doc d;
+    json_t *meta, *raw;
+    const char *doc;
+    size_t len;
+    char err[128];
+    FILE *f;
+
+    engine_rule("bad", 400, 400);
+    start(&o);
+    memset(&d, 0, sizeof(d));
+    d.op = DOC_INDEX;
+    d.index = "posts";
+    strcpy(d.id, "bad");
+    d.id_len = 3;
+    d.version = 9;
+    d.table = "Posts";
+    buf_init(&d.source, 0);
+    buf_puts(&d.source, "{\"t\":1}");
+    buf_init(&d.keys, 0);
+    buf_puts(&d.keys, keys);
+    cr_assert_eq(sink_submit(snk, &d, NULL, 0), 0);
+    cr_assert_str_eq(d.keys.ptr, keys, "the keys are copied, not taken");
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 1, 3000));
+    /* An input that never became a document, with its keys known. */
+    raw = json_pack("{s:s}", "eventName", "INSERT");
+    d.id_len = 0;
+    cr_assert_eq(sink_dead_letter(snk, &d, raw, "record_conversion_error", "no NewImage", NULL, 1),
+                 0);
+    json_decref(raw);
+    buf_close(&d.keys);
+    cr_assert(run_until(done_at_least, 2, 3000));
+    submit(DOC_INDEX, "bad", 10, "{\"t\":2}", 2); /* no keys */
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 3, 3000));
+    cr_assert_eq(got.outcome[0], SINK_DLQ);
+    cr_assert_eq(got.outcome[1], SINK_DLQ);
+    cr_assert_eq(got.outcome[2], SINK_DLQ);
+    f = fopen(dlq_path, "r");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_not_null(fgets(line, sizeof(line), f));
+        line[strcspn(line, "\n")] = '\0';
+        cr_assert_eq(dlq_parse(line, strlen(line), &meta, &doc, &len, err, sizeof(err)), 0, "%s",
+                     err);
+        if (i < 2) {
+            cr_assert_not_null(strstr(line, "\"keys\":{\"pk\":{\"S\":\"bad\"},\"sk\":{\"N\":"
+                                            "\"12345678901234567890123456789012345678\"}},"),
+                               "%s", line);
+            cr_assert_str_eq(json_string_value(json_object_get(json_object_get(
+                                 json_object_get(meta, "keys"), "sk"), "N")),
+                             "12345678901234567890123456789012345678");
+        } else {
+            cr_assert_not_null(strstr(line, "\"keys\":null,"), "%s", line);
+            cr_assert(json_is_null(json_object_get(meta, "keys")));
+        }
+        json_decref(meta);
+    }
+    fclose(f);
     cr_assert_eq(close_all(1000), 0);
 }
 
