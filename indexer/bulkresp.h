@@ -16,10 +16,10 @@ enum br_item {
     BR_OK_STALE, /* 409 version conflict: under external versioning a newer
                     version is stored, so this action is finished */
     BR_RETRY,    /* 429, 5xx: send again later */
-    BR_BLOCKED,  /* the engine refuses writes: a cluster_block_exception whatever its
-                    status (403 index.blocks.write / read_only; 429 the flood-stage
-                    read_only_allow_delete block; 503 no master), or any other 401/403
-                    (a permission): send again later, never dead-letter */
+    BR_BLOCKED,  /* the engine refuses writes: a cluster_block_exception below 500
+                    (403 index.blocks.write / read_only; 429 the flood-stage
+                    read_only_allow_delete block), or any other 401/403 (a
+                    permission): send again later, never dead-letter */
     BR_DLQ,      /* any other status (400 mapper_parsing_exception...): permanent */
 };
 
@@ -48,7 +48,7 @@ struct bulkresp {
     struct bulkresp_item *items;
     size_t n_ok, n_gone, n_stale, n_retry, n_blocked, n_dlq;
     char error[256]; /* request level: "type: reason" or what was wrong; "" if none */
-    bool blocked;    /* request level: the error is a cluster_block_exception */
+    bool blocked;    /* request level: a cluster_block_exception below 500 */
 };
 
 /* Classifies a reply to a bulk of n_actions actions.  status is the HTTP

@@ -15,10 +15,10 @@
  * other batches.  A 413 splits the batch in halves.
  *
  * Write blocks: an item the engine refuses with a cluster_block_exception
- * (whatever its status: 403 for an index.blocks.write or read_only block,
- * 429 for the flood-stage read_only_allow_delete block of Elasticsearch 7+
- * and OpenSearch) or with any other 401/403 is retried like a 429, never
- * dead-lettered.  Per index, the first refusal begins a block episode
+ * (403 for an index.blocks.write or read_only block, 429 for the flood-stage
+ * read_only_allow_delete block of Elasticsearch 7+ and OpenSearch; a 503 "no
+ * master" is a plain 5xx) or with any other 401/403 is retried like a 429,
+ * never dead-lettered.  Per index, the first refusal begins a block episode
  * (logged once at error level, counted in write_blocks) and the first other
  * answer for that index ends it (logged once); sink_stats() names the oldest
  * current one.  A whole request refused with a cluster_block_exception is a
