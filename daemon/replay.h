@@ -7,10 +7,20 @@
  * ((read_second - margin) << 20) - 1, which loses to every stream event of
  * that second or later; an export line the same with the export's time; a
  * stream record the daemon's version (creation second << 20 | ordinal in
- * file order); a dead-letter entry the version it carries.  A scanned image
- * is never sent later than max_age after it was read (the engine keeps a
- * delete's tombstone for 60 s only): older ones are read again, or dropped
- * when the item is gone.
+ * file order).  A scanned image is never sent later than max_age after it
+ * was read (the engine keeps a delete's tombstone for 60 s only): older ones
+ * are read again, or dropped when the item is gone.
+ *
+ * Dead-letter entries are not sent as they were: each entry's item is read
+ * again (consistent BatchGetItem, as the expired Scan images are) and sent
+ * as a scanned one, or deleted at that version when it is gone.  The item's
+ * key is the entry's "keys" (dlq.h); for input that never became a document
+ * the record's dynamodb.Keys or the item's key attributes; else the _id read
+ * back with DescribeTable's key types and checked by making the _id again.
+ * An entry whose key cannot be had (a hmac'd key attribute, --key without
+ * types, an _id of another form) is counted, logged and not replayed; a key
+ * read back from an _id that may be a digest (64 hex) whose item is missing
+ * sends nothing.
  */
 #ifndef DDB2ES_REPLAY_H
 #define DDB2ES_REPLAY_H
