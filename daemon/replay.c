@@ -38,6 +38,7 @@
 #include "daemon/ckpt.h"
 #include "daemon/clients.h"
 #include "daemon/log.h"
+#include "daemon/seqnum.h"
 #include "indexer/ddbnum.h"
 #include "indexer/dlq.h"
 #include "indexer/sink.h"
@@ -56,6 +57,30 @@
 #define PROGRESS_FORMAT 1
 
 struct replay;
+
+/* ---- stream records: versions ------------------------------------------ */
+
+/* One shard of a stream-record file: the daemon's version state along its
+ * lineage, and the last sequence number taken from it. */
+struct lineage {
+    struct lineage *next;
+    struct ckpt_version ver;
+    char last_seq[SEQNUM_MAX + 1];
+    char id[];
+};
+
+/* One item of the records whose shard the file does not say. */
+struct item_ver {
+    struct item_ver *hnext, *older, *newer;
+    struct ckpt_version ver;
+    uint32_t hash;
+    size_t len;
+    char id[];
+};
+
+#define LINEAGE_BUCKETS 1024
+#define IV_BUCKETS 65536
+#define IV_MAX 200000 /* items remembered; the least recently seen go first */
 
 /* ---- scan ------------------------------------------------------------- */
 
@@ -153,7 +178,13 @@ struct replay {
     uv_idle_t idle;
     bool idle_on;
     size_t pending;         /* file documents in the sink */
-    struct ckpt_version ver;/* stream records: the daemon's version state */
+    /* stream records: the daemon's version state, per shard lineage (when
+     * the file names the shard) or per item (when it does not) */
+    struct lineage **lineages;  /* LINEAGE_BUCKETS */
+    struct item_ver **ivs;      /* IV_BUCKETS */
+    struct item_ver *iv_old, *iv_new; /* least and most recently used */
+    size_t niv;
+    uint64_t dups;              /* records a shard had already given */
     int64_t export_time;
     char **indexes;         /* dead-letter entries' index names (the sink borrows them) */
     size_t nindexes;
@@ -1157,16 +1188,167 @@ static void dead_letter_file(struct replay *rp, json_t *raw, const char *type)
         rp->pending--;
 }
 
-static void take_record(struct replay *rp, json_t *rec, unsigned long line)
+static uint32_t hash_bytes(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+/* The lineage of a shard the file names, made when first seen: a child
+ * starts where its parent stands when the file names the parent and the
+ * parent's records came first, as the daemon carries the ordinal from a
+ * finished parent (ckpt_shard_resume_version).  NULL when out of memory. */
+static struct lineage *lineage_of(struct replay *rp, const char *shard, const char *parent)
+{
+    uint32_t h = hash_bytes(shard, strlen(shard)) & (LINEAGE_BUCKETS - 1);
+    struct lineage *l;
+
+    if (!rp->lineages && !(rp->lineages = calloc(LINEAGE_BUCKETS, sizeof(*rp->lineages))))
+        return NULL;
+    for (l = rp->lineages[h]; l; l = l->next)
+        if (strcmp(l->id, shard) == 0)
+            return l;
+    if (!(l = calloc(1, sizeof(*l) + strlen(shard) + 1)))
+        return NULL;
+    strcpy(l->id, shard);
+    if (parent && *parent && strcmp(parent, shard) != 0) {
+        uint32_t ph = hash_bytes(parent, strlen(parent)) & (LINEAGE_BUCKETS - 1);
+
+        for (struct lineage *p = rp->lineages[ph]; p; p = p->next)
+            if (strcmp(p->id, parent) == 0)
+                l->ver = p->ver;
+    }
+    l->next = rp->lineages[h];
+    rp->lineages[h] = l;
+    return l;
+}
+
+static void iv_unlink(struct replay *rp, struct item_ver *v)
+{
+    if (v->older)
+        v->older->newer = v->newer;
+    else
+        rp->iv_old = v->newer;
+    if (v->newer)
+        v->newer->older = v->older;
+    else
+        rp->iv_new = v->older;
+    v->older = v->newer = NULL;
+}
+
+static void iv_push(struct replay *rp, struct item_ver *v)
+{
+    v->older = rp->iv_new;
+    if (rp->iv_new)
+        rp->iv_new->newer = v;
+    else
+        rp->iv_old = v;
+    rp->iv_new = v;
+}
+
+/* The version state of one item (its _id), for records whose shard is not
+ * known; the least recently seen item is forgotten past IV_MAX.  NULL when
+ * out of memory. */
+static struct item_ver *item_ver_of(struct replay *rp, const char *id, size_t len)
+{
+    uint32_t hash = hash_bytes(id, len);
+    struct item_ver **link, *v;
+
+    if (!rp->ivs && !(rp->ivs = calloc(IV_BUCKETS, sizeof(*rp->ivs))))
+        return NULL;
+    for (v = rp->ivs[hash & (IV_BUCKETS - 1)]; v; v = v->hnext)
+        if (v->hash == hash && v->len == len && memcmp(v->id, id, len) == 0) {
+            iv_unlink(rp, v);
+            iv_push(rp, v);
+            return v;
+        }
+    if (rp->niv >= IV_MAX) {
+        struct item_ver *old = rp->iv_old;
+
+        iv_unlink(rp, old);
+        for (link = &rp->ivs[old->hash & (IV_BUCKETS - 1)]; *link != old; link = &(*link)->hnext)
+            ;
+        *link = old->hnext;
+        free(old);
+        rp->niv--;
+    }
+    if (!(v = calloc(1, sizeof(*v) + len + 1)))
+        return NULL;
+    v->hash = hash;
+    v->len = len;
+    memcpy(v->id, id, len);
+    v->hnext = rp->ivs[hash & (IV_BUCKETS - 1)];
+    rp->ivs[hash & (IV_BUCKETS - 1)] = v;
+    iv_push(rp, v);
+    rp->niv++;
+    return v;
+}
+
+/* The version the daemon gave (or gives) the record just transformed into
+ * rp->d: (second << 20) | ordinal, the ordinal counting the records of its
+ * second along its shard's lineage (daemon/ack.h, ckpt_next_version).
+ *   shard known: counted along it (and from its parent, see lineage_of),
+ *     as the daemon does: equal to the daemon's when the file holds the
+ *     lineage's records from where the daemon began reading it.  A record
+ *     at or below the last sequence number of its shard was given already:
+ *     *dup is set.
+ *   shard unknown: counted along the item's own records in the file, a
+ *     subset of its lineage's, so never above the daemon's ordinal: an
+ *     older record never wins over the daemon's newer image, and the
+ *     file's records of one item keep their order.
+ * 0 when out of memory (sent without a version: the later write wins). */
+static uint64_t record_version(struct replay *rp, const char *shard, const char *parent,
+                               bool *dup)
+{
+    struct ckpt_version fresh = { 0, 0 };
+    struct lineage *l;
+    struct item_ver *v;
+
+    *dup = false;
+    if (shard) {
+        if (!(l = lineage_of(rp, shard, parent)))
+            return 0;
+        if (seqnum_valid(rp->d.seq)) {
+            if (l->last_seq[0] && seqnum_cmp(rp->d.seq, l->last_seq) <= 0) {
+                *dup = true;
+                return 0;
+            }
+            memcpy(l->last_seq, rp->d.seq, strlen(rp->d.seq) + 1);
+        }
+        return ckpt_next_version(&l->ver, rp->d.created);
+    }
+    if (!rp->d.id_len)
+        return ckpt_next_version(&fresh, rp->d.created);
+    if (!(v = item_ver_of(rp, rp->d.id, rp->d.id_len)))
+        return 0;
+    return ckpt_next_version(&v->ver, rp->d.created);
+}
+
+/* One stream record; shard and parent (may be NULL) as the file gives them. */
+static void take_record(struct replay *rp, json_t *rec, unsigned long line, const char *shard,
+                        const char *parent)
 {
     enum transform_result tr;
+    bool dup;
 
     rp->read++;
     doc_reset(rp);
     tr = transform_record(&rp->tf, rec, &rp->d, &rp->err);
+    /* Every record counts in its second, as in the daemon, sent or not. */
+    rp->d.version = record_version(rp, shard, parent, &dup);
+    if (dup) {
+        rp->skipped++;
+        rp->dups++;
+        logc_debug((&(struct log_ctx){ .table = rp->o->table, .shard = shard }),
+                   "%s:%lu: record %s was read already from this shard: skipped",
+                   rp->paths[rp->cur], line, rp->d.seq);
+        return;
+    }
     switch (tr) {
     case TR_DOC:
-        rp->d.version = ckpt_next_version(&rp->ver, rp->d.created);
         submit_file_doc(rp);
         break;
     case TR_SKIP:
@@ -1181,7 +1363,6 @@ static void take_record(struct replay *rp, json_t *rec, unsigned long line)
         break;
     case TR_ERROR:
     default:
-        rp->d.version = ckpt_next_version(&rp->ver, rp->d.created);
         logc_warn((&(struct log_ctx){ .table = rp->o->table }), "%s:%lu: %s", rp->paths[rp->cur],
                   line, rp->err.ptr ? rp->err.ptr : "?");
         dead_letter_file(rp, rec, "record_conversion_error");
@@ -1194,20 +1375,61 @@ static bool is_record(json_t *v)
     return json_is_object(json_object_get(v, "dynamodb"));
 }
 
+/* A member naming a shard: a non-empty string, else NULL. */
+static const char *shard_member(json_t *obj, const char *name, const char *dflt)
+{
+    const char *v = json_string_value(json_object_get(obj, name));
+
+    return v && *v ? v : dflt;
+}
+
+/* A stream-record value: a record; a Lambda event or a GetRecords reply
+ * ({"Records":[...]}); or a Lambda on-failure invocation record kept with
+ * its event, as an S3 destination keeps it (DDBStreamBatchInfo.shardId, the
+ * event in "payload", as an object or as its JSON text).  The shard comes
+ * from a record's "shardId" (and "parentShardId"), else from the same
+ * members of the event around it, else from DDBStreamBatchInfo.shardId:
+ * the Streams API and Lambda put no shard in records or events. */
 static void stream_value(struct replay *rp, json_t *v, unsigned long line)
 {
-    json_t *recs = json_object_get(v, "Records"), *r;
+    json_t *recs = json_object_get(v, "Records"), *r, *info = json_object_get(v,
+                                                                             "DDBStreamBatchInfo");
+    json_t *payload = NULL;
+    const char *shard = NULL, *parent = NULL;
     size_t i;
 
-    if (json_is_array(recs)) { /* a Lambda event */
+    if (json_is_object(info)) {
+        json_t *p = json_object_get(v, "payload");
+
+        shard = shard_member(info, "shardId", NULL);
+        if (json_is_string(p))
+            payload = json_loadb(json_string_value(p), json_string_length(p), 0, NULL);
+        else if (json_is_object(p))
+            payload = json_incref(p);
+        recs = json_object_get(payload, "Records");
+        if (!json_is_array(recs)) {
+            json_decref(payload);
+            file_fail(rp, line, "a Lambda on-failure record without its event (\"payload\" with "
+                      "\"Records\"): SQS and SNS destinations keep only the records' position "
+                      "(DDBStreamBatchInfo); read them from the stream or a file that holds them");
+            return;
+        }
+        v = payload;
+    }
+    shard = shard_member(v, "shardId", shard);
+    parent = shard_member(v, "parentShardId", NULL);
+    if (json_is_array(recs)) { /* a Lambda event, a GetRecords reply */
         json_array_foreach(recs, i, r) {
             if (!is_record(r)) {
                 file_fail(rp, line, "Records[%zu] is not a stream record (no \"dynamodb\" object)",
                           i);
+                json_decref(payload);
                 return;
             }
         }
-        json_array_foreach(recs, i, r) take_record(rp, r, line);
+        json_array_foreach(recs, i, r) take_record(rp, r, line, shard_member(r, "shardId", shard),
+                                                   shard_member(r, "parentShardId", parent));
+        json_decref(payload);
         return;
     }
     if (!is_record(v)) {
@@ -1215,7 +1437,7 @@ static void stream_value(struct replay *rp, json_t *v, unsigned long line)
                   "(no \"Records\" array)");
         return;
     }
-    take_record(rp, v, line);
+    take_record(rp, v, line, shard, parent);
 }
 
 static void export_value(struct replay *rp, json_t *v, unsigned long line)
@@ -1951,6 +2173,21 @@ static void rp_free(struct replay *rp)
     for (size_t i = 0; i < rp->nindexes; i++)
         free(rp->indexes[i]);
     free(rp->indexes);
+    for (size_t i = 0; rp->lineages && i < LINEAGE_BUCKETS; i++)
+        while (rp->lineages[i]) {
+            struct lineage *l = rp->lineages[i];
+
+            rp->lineages[i] = l->next;
+            free(l);
+        }
+    free(rp->lineages);
+    while (rp->iv_old) {
+        struct item_ver *v = rp->iv_old;
+
+        rp->iv_old = v->newer;
+        free(v);
+    }
+    free(rp->ivs);
     while (rp->dl_live) {
         struct dl_entry *de = rp->dl_live;
 
@@ -2175,6 +2412,9 @@ int replay_run(const struct config *cfg, const struct replay_opts *o)
         if (rp->other_tables)
             log_info("%" PRIu64 " dead-letter entries of other tables were left out",
                      rp->other_tables);
+        if (rp->dups)
+            log_info("%" PRIu64 " stream records a shard had already given were skipped",
+                     rp->dups);
         if (rp->dl_unresolved)
             log_warn("%" PRIu64 " dead-letter entries were not replayed: their item could not be "
                      "found (see the warnings above)", rp->dl_unresolved);

@@ -436,6 +436,137 @@ Test(replay, lambda_event_file_and_stream_records)
     searchd_stop(sd);
 }
 
+/* One stream record of second 1700000000 on item pk = key with v = v. */
+static int record(char *out, size_t len, const char *shard, const char *seq, const char *key,
+                  int v)
+{
+    return snprintf(out, len,
+                    "{%s%s%s\"eventID\":\"%s\",\"eventName\":\"MODIFY\",\"eventVersion\":\"1.1\","
+                    "\"eventSource\":\"aws:dynamodb\",\"awsRegion\":\"us-east-1\",\"dynamodb\":{"
+                    "\"ApproximateCreationDateTime\":1700000000,\"Keys\":{\"pk\":{\"S\":\"%s\"}},"
+                    "\"NewImage\":{\"pk\":{\"S\":\"%s\"},\"v\":{\"N\":\"%d\"}},\"SequenceNumber\":"
+                    "\"%s\",\"SizeBytes\":20,\"StreamViewType\":\"NEW_IMAGE\"}}",
+                    shard ? "\"shardId\":\"" : "", shard ? shard : "", shard ? "\"," : "", seq, key,
+                    key, v, seq);
+}
+
+static json_t *doc_in(json_t *dump, const char *index, const char *id)
+{
+    return json_object_get(json_object_get(dump, index), id);
+}
+
+/* The daemon numbers the records of a second along each shard's lineage
+ * (daemon/ack.h, ckpt_next_version).  Here shard A holds x@1 then x@2
+ * (versions S|0 and S|1) and the index has x@2 at S|1; shard B holds y, z
+ * and w in the same second.  A file with B's records before A's older x@1
+ * must give x@1 the version S|0, as the daemon did, so it loses (409);
+ * counted over the whole file it got S|2 and overwrote the newer image. */
+Test(replay, stream_file_versions_are_the_daemons_per_shard)
+{
+    char name[128], dir[256], path[512], file[8192], rec[1024], rec2[1024], esc[2048];
+    const char *A = "shardId-00000001700000000000-aaaaaaaa";
+    const char *B = "shardId-00000001700000000000-bbbbbbbb";
+    const uint64_t S = (uint64_t)1700000000 << 20;
+    struct e2e_table t;
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    json_t *r, *dump;
+    long status;
+    size_t n = 0, e = 0;
+    char seed[512];
+    int rc;
+
+    need_ddb();
+    new_table(name, sizeof(name), "shards", &t, "pk", "S", NULL, NULL);
+    sd = searchd_start(NULL);
+    conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
+    snprintf(seed, sizeof(seed), "{\"index\":{\"_index\":\"%s\",\"_id\":\"x\",\"version\":%llu,"
+             "\"version_type\":\"external\"}}\n{\"pk\":\"x\",\"v\":2}\n", name,
+             (unsigned long long)(S | 1));
+    r = searchd_bulk(sd, "/_bulk", seed, &status);
+    cr_assert_eq(status, 200);
+    json_decref(r);
+
+    /* Line 1: an on-failure record an S3 destination kept, the event as
+     * JSON text in "payload"; line 2: one record naming its shard; line 3:
+     * an event naming its shard. */
+    record(rec, sizeof(rec), NULL, "200000000000000000001", "y", 1);
+    record(rec2, sizeof(rec2), NULL, "200000000000000000002", "z", 1);
+    {
+        char ev[2100];
+
+        snprintf(ev, sizeof(ev), "{\"Records\":[%s,%s]}", rec, rec2);
+        for (const char *c = ev; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                esc[e++] = '\\';
+            esc[e++] = *c;
+        }
+        esc[e] = '\0';
+    }
+    n += (size_t)snprintf(file + n, sizeof(file) - n,
+                          "{\"requestContext\":{\"condition\":\"RetryAttemptsExhausted\"},"
+                          "\"version\":\"1.0\",\"DDBStreamBatchInfo\":{\"shardId\":\"%s\","
+                          "\"batchSize\":2},\"payload\":\"%s\"}\n", B, esc);
+    n += (size_t)record(file + n, sizeof(file) - n, A, "100000000000000000001", "x", 1);
+    record(rec, sizeof(rec), NULL, "200000000000000000003", "w", 1);
+    n += (size_t)snprintf(file + n, sizeof(file) - n, "\n{\"shardId\":\"%s\",\"Records\":[%s]}\n",
+                          B, rec);
+    snprintf(path, sizeof(path), "%s/shards.ndjson", dir);
+    write_text(path, file);
+
+    replay_start(&p, conf, (const char *[]){ "--table", name, "--file", path, "--format",
+                                             "stream", NULL });
+    rc = replay_wait(&p, 60000);
+    if (rc != 0)
+        dump_log("replay", &p);
+    cr_assert_eq(rc, 0);
+    dump = searchd_dump(sd);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(doc_in(dump, name, "x"),
+                                                                    "source"), "v")),
+                 2, "the older image of x lost");
+    cr_assert_eq(json_integer_value(json_object_get(doc_in(dump, name, "x"), "version")),
+                 (json_int_t)(S | 1));
+    /* B's records got the daemon's numbers too. */
+    cr_assert_eq(json_integer_value(json_object_get(doc_in(dump, name, "y"), "version")),
+                 (json_int_t)(S | 0));
+    cr_assert_eq(json_integer_value(json_object_get(doc_in(dump, name, "z"), "version")),
+                 (json_int_t)(S | 1));
+    cr_assert_eq(json_integer_value(json_object_get(doc_in(dump, name, "w"), "version")),
+                 (json_int_t)(S | 2));
+    json_decref(dump);
+
+    /* Records that name no shard: numbered along their item.  v keeps the
+     * order of its two records; the older x (after four records of the
+     * second) still loses. */
+    n = 0;
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "300000000000000000001", "v", 1);
+    file[n++] = '\n';
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "300000000000000000002", "v", 2);
+    file[n++] = '\n';
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "300000000000000000003", "u", 1);
+    file[n++] = '\n';
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "300000000000000000004", "t", 1);
+    file[n++] = '\n';
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "100000000000000000001", "x", 1);
+    file[n++] = '\n';
+    file[n] = '\0';
+    write_text(path, file);
+    replay_start(&p, conf, (const char *[]){ "--table", name, "--file", path, "--format",
+                                             "stream", NULL });
+    rc = replay_wait(&p, 60000);
+    if (rc != 0)
+        dump_log("replay", &p);
+    cr_assert_eq(rc, 0);
+    dump = searchd_dump(sd);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(doc_in(dump, name, "x"),
+                                                                    "source"), "v")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(doc_in(dump, name, "v"),
+                                                                    "source"), "v")), 2);
+    json_decref(dump);
+    searchd_stop(sd);
+}
+
 Test(replay, malformed_line_exits_65_naming_file_and_line_after_the_lines_before)
 {
     char name[128], dir[256];
