@@ -110,6 +110,7 @@ struct block {
     const char *index;     /* borrowed, as the items' */
     char reason[200];      /* the first refusal: "type: reason" */
     uint64_t since;        /* uv_now() */
+    uint64_t since_ns;     /* uv_hrtime(): replies to requests sent before do not end it */
     uint64_t refused;      /* items refused during the episode */
 };
 
@@ -740,31 +741,34 @@ static void block_note(struct sink *s, const char *index, const char *type, cons
 {
     struct block *b = block_find(s, index);
 
+    if (!b && s->nblocks == MAX_BLOCKS)
+        return; /* still retried; only not tracked */
     if (!b) {
         s->st.write_blocks++;
         log_error("the search engine refuses writes to %s%s: %s%s%s; its documents wait and are "
                   "retried until the block is lifted (nothing is dead-lettered for it)",
                   index ? "index " : "", index ? index : "every index", type ? type : "",
                   type && reason && *reason ? ": " : "", reason ? reason : "");
-        if (s->nblocks == MAX_BLOCKS)
-            return; /* still retried; only not tracked */
         b = &s->blocks[s->nblocks++];
         memset(b, 0, sizeof(*b));
         b->index = index;
         snprintf(b->reason, sizeof(b->reason), "%s%s%s", type ? type : "",
                  type && reason && *reason ? ": " : "", reason ? reason : "");
         b->since = uv_now(s->loop);
+        b->since_ns = uv_hrtime();
     }
     b->refused++;
 }
 
-/* The engine took (or answered otherwise than with a block) a write to index. */
-static void block_lift(struct sink *s, const char *index)
+/* The engine took (or answered otherwise than with a block) a write to
+ * index, in a request sent at sent_ns: one sent before the block began
+ * (concurrency) says nothing about it. */
+static void block_lift(struct sink *s, const char *index, uint64_t sent_ns)
 {
     struct block *b = s->nblocks ? block_find(s, index) : NULL;
     size_t i;
 
-    if (!b)
+    if (!b || sent_ns < b->since_ns)
         return;
     log_warn("the search engine accepts writes to %s%s again, after %.1f s (%" PRIu64
              " refusals)", index ? "index " : "", index ? index : "every index",
@@ -1254,13 +1258,13 @@ static void per_item(struct sink *s, struct batch *b, const struct bulkresp *r)
 
     s->fail_streak = 0;
     s->st.failing = false;
-    block_lift(s, NULL); /* the request got past any cluster-wide block */
+    block_lift(s, NULL, b->sent_ns); /* the request got past any cluster-wide block */
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = b->items[i];
         const struct bulkresp_item *ri = &r->items[i];
 
         if (ri->cls != BR_BLOCKED)
-            block_lift(s, it->index);
+            block_lift(s, it->index, b->sent_ns);
         if ((ri->cls == BR_OK || ri->cls == BR_OK_GONE) && it->op == DOC_DELETE) {
             tomb_add(s, it);
             deletes = true;
