@@ -202,23 +202,6 @@ static void bl_push(struct blist *l, struct batch *b, bool front)
     }
 }
 
-/* Puts b before at, or at the end when at is NULL. */
-static void bl_insert_before(struct blist *l, struct batch *b, struct batch *at)
-{
-    if (!at) {
-        bl_push(l, b, false);
-        return;
-    }
-    l->n++;
-    b->next = at;
-    b->prev = at->prev;
-    if (at->prev)
-        at->prev->next = b;
-    else
-        l->head = b;
-    at->prev = b;
-}
-
 static void bl_remove(struct blist *l, struct batch *b)
 {
     l->n--;
@@ -706,19 +689,22 @@ static bool drop_tombstoned(struct sink *s, struct batch *b)
     return true;
 }
 
-/* After deletes finished: the waiting batches lose what they now cover. */
+/* After deletes finished: the waiting batches lose what they now cover.
+ * Each list is taken whole first: a done callback may submit, which can
+ * add batches to them meanwhile. */
 static void drop_tombstoned_waiting(struct sink *s)
 {
     struct blist *lists[] = { &s->ready, &s->delayed };
 
     for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
-        struct batch *b, *next;
+        struct blist todo = *lists[l];
+        struct batch *b;
 
-        for (b = lists[l]->head; b; b = next) {
-            next = b->next;
-            bl_remove(lists[l], b);
+        memset(lists[l], 0, sizeof(*lists[l]));
+        while ((b = todo.head)) {
+            bl_remove(&todo, b);
             if (drop_tombstoned(s, b))
-                bl_insert_before(lists[l], b, next);
+                bl_push(lists[l], b, false);
         }
     }
 }
