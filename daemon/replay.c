@@ -965,6 +965,14 @@ static void on_rr(const struct ddb_reply *rep, void *arg)
     rp->rr_call = NULL;
     if (rep->err == -ECANCELED || rp->stopping)
         return;
+    if (rep->cls == DDB_FATAL || rep->cls == DDB_NOT_FOUND) {
+        /* A refusal (ValidationException, AccessDenied...) is the same at
+         * every retry. */
+        stop(rp, strstr(rep->type, "AccessDenied") ? 77 : 69,
+             "BatchGetItem on %s refused: HTTP %ld %s %s", rp->o->table, rep->status, rep->type,
+             rep->message);
+        return;
+    }
     if (rep->cls != DDB_OK) {
         long ms = backoff_cap_ms(RETRY_BASE_MS, RETRY_MAX_MS, rp->rr_failures++);
 
