@@ -143,6 +143,11 @@ static const struct option global_opts[] = {
       "dead-letter file; default: STATE_DIR/dlq.ndjson" },
     { "sink", "request_timeout", T_DURATION, "60s", 1 * SEC, 10 * MINUTE,
       G(sink.request_timeout_ms), NULL, NULL, "a bulk request taking longer is retried" },
+    { "sink", "tombstone_ttl", T_DURATION, "10m", 1 * SEC, 24 * HOUR, G(sink.tombstone_ttl_ms),
+      NULL, NULL,
+      "how long a finished delete is remembered: no older action on its _id is sent meanwhile" },
+    { "sink", "tombstone_max", T_INT, "32768", 1, 10000000, G(sink.tombstone_max), NULL, NULL,
+      "deletes remembered at most (the oldest are forgotten first)" },
     { "sink", "max_retry_backoff", T_DURATION, "30s", 100, 10 * MINUTE,
       G(sink.max_retry_backoff_ms), NULL, NULL, "cap of the exponential backoff between retries" },
 };

@@ -111,6 +111,8 @@ struct config {
         char *dlq_path;         /* default: STATE_DIR/dlq.ndjson, always set after a load */
         int64_t request_timeout_ms;
         int64_t max_retry_backoff_ms;
+        int64_t tombstone_ttl_ms;
+        int tombstone_max;
     } sink;
     struct config_table *tables; /* in the order declared: file, then DDB2ES_TABLES */
     size_t ntables;

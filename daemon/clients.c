@@ -187,6 +187,8 @@ int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_
             .dlq_path = app->dry_run ? NULL : dlq_path ? dlq_path : cfg->sink.dlq_path,
             .request_timeout_ms = (long)cfg->sink.request_timeout_ms,
             .max_backoff_ms = (long)cfg->sink.max_retry_backoff_ms,
+            .tombstone_ttl_ms = (long)cfg->sink.tombstone_ttl_ms,
+            .tombstone_max = (size_t)cfg->sink.tombstone_max,
             .max_queue_bytes = cfg->daemon.max_queue_bytes,
             .version_type = "external",
             .dry_run = app->dry_run,

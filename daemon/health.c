@@ -106,6 +106,12 @@ static void format_status(struct health *h, char *out, size_t len)
             n += snprintf(out + n, len - (size_t)n, "lag %llds", (long long)lag);
         else
             n += snprintf(out + n, len - (size_t)n, "no record read yet");
+        if (ss && ss->blocked_indexes && n > 0 && (size_t)n < len)
+            n += snprintf(out + n, len - (size_t)n,
+                          ", search engine refuses writes to %s%s for %llu s (%s)%s",
+                          *ss->block_index ? "index " : "every index", ss->block_index,
+                          (unsigned long long)(ss->block_age_ms / 1000), ss->block_reason,
+                          ss->blocked_indexes > 1 ? " and others" : "");
         if (ss && ss->failing && n > 0 && (size_t)n < len)
             snprintf(out + n, len - (size_t)n, ", search engine failing (retrying)");
     }
@@ -241,7 +247,14 @@ bool health_ready(const struct health *h)
     if (!h || !h->started || h->stopping || h->closed)
         return false;
     ss = h->app->sink ? sink_stats(h->app->sink) : NULL;
-    return !(ss && ss->failing);
+    return !(ss && (ss->failing || ss->blocked_indexes));
+}
+
+const char *health_status_now(struct health *h)
+{
+    if (h && h->started && !h->closed)
+        update_status(h, NULL);
+    return health_status(h);
 }
 
 bool health_started(const struct health *h)

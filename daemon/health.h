@@ -5,15 +5,18 @@
  *   alive   the loop turns: a timer on it ticked within the last few seconds
  *   ready   every table's stream was listed (reader_listed) and the search
  *           engine answered a ping (sink_ping: any HTTP reply other than
- *           401, 403, 408, 429 or 5xx), and the sink is not failing now and
- *           the daemon is not stopping.  READY=1 is sent once, the first
- *           time the first two hold.
+ *           401, 403, 408, 429 or 5xx), and the sink is not failing now, the
+ *           engine does not refuse writes (a write block: sink.h) and the
+ *           daemon is not stopping.  READY=1 is sent once, the first time
+ *           the first two hold.
  *
  * WATCHDOG=1 goes out at half of $WATCHDOG_USEC from a timer on the loop,
  * and only while the daemon is alive, so a stuck loop gets the process
  * restarted.  STATUS= lines say what it is doing: "starting: 1 of 3 streams
  * listed, search engine not answering (connection refused)", "following 3
- * tables, 12 shards, lag 2s", "stopping: ...".  Nothing here stops the
+ * tables, 12 shards, lag 2s", "following 1 table, 4 shards, lag 3s, search
+ * engine refuses writes to index posts for 40 s (cluster_block_exception:
+ * index [posts] blocked by: [FORBIDDEN/8/index write (api)];)", "stopping: ...".  Nothing here stops the
  * daemon: a service manager that is gone only costs the notifications. */
 #ifndef DDB2ES_HEALTH_H
 #define DDB2ES_HEALTH_H
@@ -44,6 +47,8 @@ bool health_ready(const struct health *h);
 bool health_started(const struct health *h);
 /* The current status line (what STATUS= last said). */
 const char *health_status(const struct health *h);
+/* The status line as of now (sent as STATUS= first if it changed). */
+const char *health_status_now(struct health *h);
 /* The largest iterator age over the tables in seconds, or -1 when no table
  * has read a record yet. */
 int64_t health_lag(const struct app *app);

@@ -223,6 +223,36 @@ static void render_sink(const struct metrics_view *v, struct w *b)
     family(b, "ddb2es_sink_failing", "gauge",
            "1 while the last bulk request failed with a retryable error.");
     sample_u(b, "ddb2es_sink_failing", NULL, NULL, NULL, NULL, s->failing);
+    family(b, "ddb2es_sink_write_blocked", "gauge",
+           "Indexes the search engine refuses writes to now (a cluster_block_exception such as "
+           "index.blocks.write or the flood-stage read-only block, or a 401/403 on items; a "
+           "cluster-wide block counts once); their documents wait and are retried.");
+    sample_u(b, "ddb2es_sink_write_blocked", NULL, NULL, NULL, NULL, s->blocked_indexes);
+    family(b, "ddb2es_sink_write_blocked_seconds", "gauge",
+           "How long the oldest current write block has lasted; 0 when there is none.");
+    sample_u(b, "ddb2es_sink_write_blocked_seconds", NULL, NULL, NULL, NULL,
+             s->block_age_ms / 1000);
+    family(b, "ddb2es_sink_write_blocks_total", "counter",
+           "Write block episodes begun (per index: from the first refusal to the first write "
+           "taken).");
+    sample_u(b, "ddb2es_sink_write_blocks_total", NULL, NULL, NULL, NULL, s->write_blocks);
+    family(b, "ddb2es_docs_blocked_total", "counter",
+           "Bulk items refused by a write block or a 401/403, retried (never dead-lettered).");
+    sample_u(b, "ddb2es_docs_blocked_total", NULL, NULL, NULL, NULL, s->docs_blocked);
+    family(b, "ddb2es_sink_tombstones", "gauge",
+           "Deletes remembered so that no older action on the same _id is sent after the "
+           "engine forgot them (index.gc_deletes).");
+    sample_u(b, "ddb2es_sink_tombstones", NULL, NULL, NULL, NULL, s->tombstones);
+    family(b, "ddb2es_docs_dropped_by_tombstone_total", "counter",
+           "Actions not sent because a newer delete of the same _id had finished (reported "
+           "stale).");
+    sample_u(b, "ddb2es_docs_dropped_by_tombstone_total", NULL, NULL, NULL, NULL,
+             s->docs_tombstoned);
+    family(b, "ddb2es_sink_tombstone_evictions_total", "counter",
+           "Remembered deletes dropped before their time because tombstone_max was reached; "
+           "raise it if this grows.");
+    sample_u(b, "ddb2es_sink_tombstone_evictions_total", NULL, NULL, NULL, NULL,
+             s->tombstone_evictions);
 
     family(b, "ddb2es_bulk_seconds", "histogram",
            "Bulk request latency in seconds, from sending to the end of the reply.");
@@ -423,7 +453,8 @@ static void answer(struct conn *c, const char *method, const char *path)
         bool ready = health_ready(m->health);
 
         status = ready ? 200 : 503;
-        buf_printf(&body, "%s: %s\n", ready ? "ready" : "not ready", health_status(m->health));
+        buf_printf(&body, "%s: %s\n", ready ? "ready" : "not ready",
+                   health_status_now(m->health));
     } else {
         status = 404;
         buf_puts(&body, "not found: try /metrics, /healthz or /readyz\n");

@@ -39,6 +39,8 @@
 #include "daemon/ckpt.h"
 #include "daemon/clients.h"
 #include "daemon/log.h"
+#include "daemon/seqnum.h"
+#include "indexer/ddbnum.h"
 #include "indexer/dlq.h"
 #include "indexer/sink.h"
 #include "indexer/transform.h"
@@ -49,12 +51,37 @@
 #define TURN_BUDGET (4u << 20)      /* input bytes handled per loop turn */
 #define PAGE_MAX_LIMIT 1000         /* Scan Limit when --rate caps it */
 #define BATCHGET_MAX 100            /* keys per BatchGetItem */
+#define RR_QUEUE_MAX 1000           /* dead-letter entries waiting for their item: reading pauses */
 #define RETRY_BASE_MS 200
 #define RETRY_MAX_MS 20000
 #define TICK_MS 1000
 #define PROGRESS_FORMAT 1
 
 struct replay;
+
+/* ---- stream records: versions ------------------------------------------ */
+
+/* One shard of a stream-record file: the daemon's version state along its
+ * lineage, and the last sequence number taken from it. */
+struct lineage {
+    struct lineage *next;
+    struct ckpt_version ver;
+    char last_seq[SEQNUM_MAX + 1];
+    char id[];
+};
+
+/* One item of the records whose shard the file does not say. */
+struct item_ver {
+    struct item_ver *hnext, *older, *newer;
+    struct ckpt_version ver;
+    uint32_t hash;
+    size_t len;
+    char id[];
+};
+
+#define LINEAGE_BUCKETS 1024
+#define IV_BUCKETS 65536
+#define IV_MAX 200000 /* items remembered; the least recently seen go first */
 
 /* ---- scan ------------------------------------------------------------- */
 
@@ -89,9 +116,21 @@ struct segment {
     struct page *head, *tail;
 };
 
+/* A dead-letter entry whose item is read again (then sent, or deleted). */
+struct dl_entry {
+    json_t *key;        /* the key attributes, DynamoDB JSON (owned) */
+    const char *index;  /* the entry's index (interned) or --index */
+    bool digest_like;   /* the key was read back from an _id that may be a
+                           SHA-256 digest: a missing item is left alone */
+    struct dl_entry *prev, *next; /* every entry not finished, for the end */
+};
+
+/* An item to read again: a Scan page's item idx of pg, or (pg NULL) the
+ * item of a dead-letter entry. */
 struct reread {
     struct page *pg;
     size_t idx;
+    struct dl_entry *de;
     bool sent;
 };
 
@@ -141,13 +180,25 @@ struct replay {
     uv_idle_t idle;
     bool idle_on;
     size_t pending;         /* file documents in the sink */
-    struct ckpt_version ver;/* stream records: the daemon's version state */
+    /* stream records: the daemon's version state, per shard lineage (when
+     * the file names the shard) or per item (when it does not) */
+    struct lineage **lineages;  /* LINEAGE_BUCKETS */
+    struct item_ver **ivs;      /* IV_BUCKETS */
+    struct item_ver *iv_old, *iv_new; /* least and most recently used */
+    size_t niv;
+    uint64_t dups;              /* records a shard had already given */
     int64_t export_time;
     char **indexes;         /* dead-letter entries' index names (the sink borrows them) */
     size_t nindexes;
     uint64_t other_tables;
+    char dl_owner;          /* its address: the sink owner of dead-letter entries' items */
+    struct dl_entry *dl_live;
+    uint64_t dl_unresolved; /* entries whose item cannot be found: not replayed */
+    char hash_type, range_type; /* 'S', 'N' or 'B' from DescribeTable; 0 unknown */
+    struct doc scratch;     /* a key turned into an _id, to check an _id read back */
     struct doc d;
     struct buf err;
+    struct transform_renames renames; /* names the engines refuse, renamed as `run` does */
 };
 
 static void drive(struct segment *sg);
@@ -309,14 +360,20 @@ static void on_tick(uv_timer_t *t)
         rp->last_log_ms = now;
         progress(rp, false);
     }
-    if (st->failing && !rp->sink_failing_since)
+    if ((st->failing || st->blocked_indexes) && !rp->sink_failing_since)
         rp->sink_failing_since = now;
-    else if (!st->failing)
+    else if (!st->failing && !st->blocked_indexes)
         rp->sink_failing_since = 0;
     if (rp->sink_failing_since && now - rp->sink_failing_since >= (uint64_t)rp->o->give_up_ms) {
-        stop(rp, 69, "the search engine at %s failed every request for %" PRId64
-             " s; run the same command again once it is back", rp->app.cfg->sink.url,
-             rp->o->give_up_ms / 1000);
+        if (st->blocked_indexes)
+            stop(rp, 69, "the search engine at %s refused writes to %s%s for %" PRId64 " s (%s); "
+                 "run the same command again once the block is lifted", rp->app.cfg->sink.url,
+                 *st->block_index ? "index " : "every index", st->block_index,
+                 rp->o->give_up_ms / 1000, st->block_reason);
+        else
+            stop(rp, 69, "the search engine at %s failed every request for %" PRId64
+                 " s; run the same command again once it is back", rp->app.cfg->sink.url,
+                 rp->o->give_up_ms / 1000);
         return;
     }
     if (rp->progress_dirty && !rp->o->dry_run)
@@ -326,12 +383,14 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- the sink's callbacks ---------------------------------------------- */
 
-static void reread_add(struct replay *rp, struct page *pg, size_t idx);
+static void reread_add(struct replay *rp, struct page *pg, size_t idx, struct dl_entry *de);
 static void page_item_done(struct page *pg);
+static void dl_done(struct replay *rp, struct dl_entry *de);
 
 static void on_doc_done(void *owner, uint64_t ticket, enum sink_outcome o, void *arg)
 {
     struct replay *rp = arg;
+    struct dl_entry *de = owner == &rp->dl_owner ? (struct dl_entry *)(uintptr_t)ticket : NULL;
 
     switch (o) {
     case SINK_INDEXED:    rp->indexed++; break;
@@ -341,13 +400,15 @@ static void on_doc_done(void *owner, uint64_t ticket, enum sink_outcome o, void 
     case SINK_DLQ:        rp->dlq++; break;
     case SINK_EXPIRED:
         if (!rp->stopping && owner != rp)
-            reread_add(rp, owner, (size_t)ticket);
+            reread_add(rp, de ? NULL : owner, (size_t)ticket, de);
         return;
     case SINK_CANCELED:
     default:
         return; /* not finished: the saved position stays before it */
     }
-    if (owner == rp)
+    if (de)
+        dl_done(rp, de);
+    else if (owner == rp)
         rp->pending--;
     else
         page_item_done(owner);
@@ -405,10 +466,14 @@ static uint64_t backfill_version(const struct replay *rp, int64_t at)
 
 static void doc_reset(struct replay *rp)
 {
-    struct buf src = rp->d.source;
+    struct buf src = rp->d.source, keys = rp->d.keys;
 
     memset(&rp->d, 0, sizeof(rp->d));
     rp->d.source = src;
+    rp->d.keys = keys;
+    if (!rp->d.keys.max)
+        buf_init(&rp->d.keys, DOC_MAX);
+    buf_reset(&rp->d.keys);
     if (!rp->d.source.max)
         buf_init(&rp->d.source, DOC_MAX);
     buf_reset(&rp->d.source);
@@ -841,7 +906,7 @@ static void on_rr_timer(uv_timer_t *t)
     rr_start(container_of(t, struct replay, rr_timer));
 }
 
-static void reread_add(struct replay *rp, struct page *pg, size_t idx)
+static void reread_add(struct replay *rp, struct page *pg, size_t idx, struct dl_entry *de)
 {
     if (rp->nrr == rp->caprr) {
         size_t ncap = rp->caprr ? rp->caprr * 2 : 64;
@@ -854,19 +919,49 @@ static void reread_add(struct replay *rp, struct page *pg, size_t idx)
         rp->rr = v;
         rp->caprr = ncap;
     }
-    rp->rr[rp->nrr++] = (struct reread){ pg, idx, false };
+    rp->rr[rp->nrr++] = (struct reread){ pg, idx, de, false };
     if (!rp->rr_call && !uv_is_active((uv_handle_t *)&rp->rr_timer))
         uv_timer_start(&rp->rr_timer, on_rr_timer, 0, 0); /* gather this turn's expiries */
 }
 
+static json_t *rr_key(const struct reread *e)
+{
+    return e->pg ? e->pg->keys[e->idx] : e->de->key;
+}
+
+/* Two key attribute values ({"S":"a"}, {"N":"1E+2"}...) name the same key:
+ * numbers by value (a record's Keys may spell a number otherwise than the
+ * table returns it), the rest byte for byte. */
+static bool key_value_equal(json_t *a, json_t *b)
+{
+    json_t *na = json_object_get(a, "N"), *nb = json_object_get(b, "N");
+    struct buf ca, cb;
+    bool eq;
+
+    if (!json_is_string(na) || !json_is_string(nb) || json_object_size(a) != 1 ||
+        json_object_size(b) != 1)
+        return jsonx_equal(a, b);
+    buf_init(&ca, 512);
+    buf_init(&cb, 512);
+    eq = ddbnum_canonical(json_string_value(na), json_string_length(na), &ca) == 0 &&
+         ddbnum_canonical(json_string_value(nb), json_string_length(nb), &cb) == 0 &&
+         ca.len == cb.len && memcmp(ca.ptr, cb.ptr, ca.len) == 0;
+    buf_close(&ca);
+    buf_close(&cb);
+    return eq;
+}
+
 static bool same_key(const struct replay *rp, json_t *item, json_t *key)
 {
-    if (!jsonx_equal(json_object_getn(item, rp->hash_key, rp->hash_key_len),
-                     json_object_getn(key, rp->hash_key, rp->hash_key_len)))
+    if (!key_value_equal(json_object_getn(item, rp->hash_key, rp->hash_key_len),
+                         json_object_getn(key, rp->hash_key, rp->hash_key_len)))
         return false;
-    return !rp->range_key || jsonx_equal(json_object_getn(item, rp->range_key, rp->range_key_len),
-                                         json_object_getn(key, rp->range_key, rp->range_key_len));
+    return !rp->range_key ||
+           key_value_equal(json_object_getn(item, rp->range_key, rp->range_key_len),
+                           json_object_getn(key, rp->range_key, rp->range_key_len));
 }
+
+static void dl_item(struct replay *rp, struct dl_entry *de, json_t *item, time_t at);
 
 static void on_rr(const struct ddb_reply *rep, void *arg)
 {
@@ -878,6 +973,14 @@ static void on_rr(const struct ddb_reply *rep, void *arg)
     rp->rr_call = NULL;
     if (rep->err == -ECANCELED || rp->stopping)
         return;
+    if (rep->cls == DDB_FATAL || rep->cls == DDB_NOT_FOUND) {
+        /* A refusal (ValidationException, AccessDenied...) is the same at
+         * every retry. */
+        stop(rp, strstr(rep->type, "AccessDenied") ? 77 : 69,
+             "BatchGetItem on %s refused: HTTP %ld %s %s", rp->o->table, rep->status, rep->type,
+             rep->message);
+        return;
+    }
     if (rep->cls != DDB_OK) {
         long ms = backoff_cap_ms(RETRY_BASE_MS, RETRY_MAX_MS, rp->rr_failures++);
 
@@ -888,13 +991,14 @@ static void on_rr(const struct ddb_reply *rep, void *arg)
         uv_timer_start(&rp->rr_timer, on_rr_timer, (uint64_t)(1 + retry_rng() * (double)ms), 0);
         return;
     }
-    rp->rr_failures = 0;
     items = json_object_get(json_object_get(rep->json, "Responses"), rp->o->table);
     unproc = json_object_get(json_object_get(json_object_get(rep->json, "UnprocessedKeys"),
                                              rp->o->table), "Keys");
+    if (!json_array_size(unproc) || json_array_size(items))
+        rp->rr_failures = 0; /* the backoff grows only while nothing comes back */
     for (size_t i = 0; i < rp->nrr; i++) {
         struct reread e = rp->rr[i];
-        json_t *key = e.pg->keys[e.idx], *item = NULL;
+        json_t *key = rr_key(&e), *item = NULL;
         bool again = false;
 
         if (!e.sent) {
@@ -908,7 +1012,11 @@ static void on_rr(const struct ddb_reply *rep, void *arg)
             continue;
         }
         json_array_foreach(items, j, x) if (same_key(rp, x, key)) item = x;
-        if (item) {
+        if (!e.pg) {
+            again_sent += item != NULL;
+            gone += item == NULL;
+            dl_item(rp, e.de, item, at);
+        } else if (item) {
             submit_item(rp, e.pg, e.idx, item, at);
             again_sent++;
         } else {
@@ -919,10 +1027,22 @@ static void on_rr(const struct ddb_reply *rep, void *arg)
         }
     }
     rp->nrr = keep;
-    log_info("read again: %zu image(s) older than --max-age; %zu item(s) deleted since they were "
-             "scanned", again_sent, gone);
-    if (rp->nrr)
+    if (rp->o->format == REPLAY_DLQ)
+        log_debug("read again: %zu item(s) found, %zu gone", again_sent, gone);
+    else
+        log_info("read again: %zu image(s) older than --max-age; %zu item(s) deleted since they "
+                 "were scanned", again_sent, gone);
+    if (json_array_size(unproc) && rp->nrr) {
+        /* DynamoDB handed some keys back (throughput, or the 16 MB reply
+         * limit): "use exponential backoff" (BatchGetItem API reference). */
+        long ms = backoff_cap_ms(RETRY_BASE_MS, RETRY_MAX_MS, rp->rr_failures++);
+
+        uv_timer_start(&rp->rr_timer, on_rr_timer, (uint64_t)(1 + retry_rng() * (double)ms), 0);
+    } else if (rp->nrr) {
         rr_start(rp);
+    }
+    if (rp->paths)
+        pump_start(rp); /* room for more entries */
     maybe_complete(rp);
 }
 
@@ -936,11 +1056,12 @@ static void rr_start(struct replay *rp)
         return;
     }
     for (size_t i = 0; i < rp->nrr && n < BATCHGET_MAX; i++) {
-        json_t *k = rp->rr[i].pg->keys[rp->rr[i].idx];
+        json_t *k = rr_key(&rp->rr[i]);
         bool dup = false;
 
+        /* BatchGetItem refuses a request naming one key twice. */
         for (size_t j = 0; j < json_array_size(keys) && !dup; j++)
-            dup = jsonx_equal(json_array_get(keys, j), k);
+            dup = same_key(rp, json_array_get(keys, j), k);
         if (dup)
             continue; /* the next request takes it */
         rp->rr[i].sent = true;
@@ -1002,6 +1123,17 @@ static void on_describe(const struct ddb_reply *rep, void *arg)
         else if (json_is_string(name) && type && strcmp(type, "RANGE") == 0 && !rp->range_key)
             rp->range_key = key_name(name, &rp->range_key_len);
     }
+    json_array_foreach(json_object_get(table, "AttributeDefinitions"), i, k) {
+        const char *name = json_string_value(json_object_get(k, "AttributeName"));
+        const char *type = json_string_value(json_object_get(k, "AttributeType"));
+
+        if (!name || !type || !strchr("SNB", type[0]) || !type[0] || type[1])
+            continue;
+        if (rp->hash_key && strcmp(name, rp->hash_key) == 0)
+            rp->hash_type = type[0];
+        else if (rp->range_key && strcmp(name, rp->range_key) == 0)
+            rp->range_type = type[0];
+    }
     ic = json_object_get(table, "ItemCount");
     rp->item_count = json_is_integer(ic) ? (int64_t)json_integer_value(ic) : -1;
     if (!rp->hash_key) {
@@ -1010,6 +1142,8 @@ static void on_describe(const struct ddb_reply *rep, void *arg)
     }
     rp->tf.hash_key = rp->hash_key;
     rp->tf.range_key = rp->range_key;
+    rp->tf.hash_key_len = rp->hash_key_len;
+    rp->tf.range_key_len = rp->range_key_len;
     if (rp->o->format == REPLAY_SCAN)
         scan_begin(rp);
     else
@@ -1084,16 +1218,167 @@ static void dead_letter_file(struct replay *rp, json_t *raw, const char *type)
         rp->pending--;
 }
 
-static void take_record(struct replay *rp, json_t *rec, unsigned long line)
+static uint32_t hash_bytes(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+/* The lineage of a shard the file names, made when first seen: a child
+ * starts where its parent stands when the file names the parent and the
+ * parent's records came first, as the daemon carries the ordinal from a
+ * finished parent (ckpt_shard_resume_version).  NULL when out of memory. */
+static struct lineage *lineage_of(struct replay *rp, const char *shard, const char *parent)
+{
+    uint32_t h = hash_bytes(shard, strlen(shard)) & (LINEAGE_BUCKETS - 1);
+    struct lineage *l;
+
+    if (!rp->lineages && !(rp->lineages = calloc(LINEAGE_BUCKETS, sizeof(*rp->lineages))))
+        return NULL;
+    for (l = rp->lineages[h]; l; l = l->next)
+        if (strcmp(l->id, shard) == 0)
+            return l;
+    if (!(l = calloc(1, sizeof(*l) + strlen(shard) + 1)))
+        return NULL;
+    strcpy(l->id, shard);
+    if (parent && *parent && strcmp(parent, shard) != 0) {
+        uint32_t ph = hash_bytes(parent, strlen(parent)) & (LINEAGE_BUCKETS - 1);
+
+        for (struct lineage *p = rp->lineages[ph]; p; p = p->next)
+            if (strcmp(p->id, parent) == 0)
+                l->ver = p->ver;
+    }
+    l->next = rp->lineages[h];
+    rp->lineages[h] = l;
+    return l;
+}
+
+static void iv_unlink(struct replay *rp, struct item_ver *v)
+{
+    if (v->older)
+        v->older->newer = v->newer;
+    else
+        rp->iv_old = v->newer;
+    if (v->newer)
+        v->newer->older = v->older;
+    else
+        rp->iv_new = v->older;
+    v->older = v->newer = NULL;
+}
+
+static void iv_push(struct replay *rp, struct item_ver *v)
+{
+    v->older = rp->iv_new;
+    if (rp->iv_new)
+        rp->iv_new->newer = v;
+    else
+        rp->iv_old = v;
+    rp->iv_new = v;
+}
+
+/* The version state of one item (its _id), for records whose shard is not
+ * known; the least recently seen item is forgotten past IV_MAX.  NULL when
+ * out of memory. */
+static struct item_ver *item_ver_of(struct replay *rp, const char *id, size_t len)
+{
+    uint32_t hash = hash_bytes(id, len);
+    struct item_ver **link, *v;
+
+    if (!rp->ivs && !(rp->ivs = calloc(IV_BUCKETS, sizeof(*rp->ivs))))
+        return NULL;
+    for (v = rp->ivs[hash & (IV_BUCKETS - 1)]; v; v = v->hnext)
+        if (v->hash == hash && v->len == len && memcmp(v->id, id, len) == 0) {
+            iv_unlink(rp, v);
+            iv_push(rp, v);
+            return v;
+        }
+    if (rp->niv >= IV_MAX) {
+        struct item_ver *old = rp->iv_old;
+
+        iv_unlink(rp, old);
+        for (link = &rp->ivs[old->hash & (IV_BUCKETS - 1)]; *link != old; link = &(*link)->hnext)
+            ;
+        *link = old->hnext;
+        free(old);
+        rp->niv--;
+    }
+    if (!(v = calloc(1, sizeof(*v) + len + 1)))
+        return NULL;
+    v->hash = hash;
+    v->len = len;
+    memcpy(v->id, id, len);
+    v->hnext = rp->ivs[hash & (IV_BUCKETS - 1)];
+    rp->ivs[hash & (IV_BUCKETS - 1)] = v;
+    iv_push(rp, v);
+    rp->niv++;
+    return v;
+}
+
+/* The version the daemon gave (or gives) the record just transformed into
+ * rp->d: (second << 20) | ordinal, the ordinal counting the records of its
+ * second along its shard's lineage (daemon/ack.h, ckpt_next_version).
+ *   shard known: counted along it (and from its parent, see lineage_of),
+ *     as the daemon does: equal to the daemon's when the file holds the
+ *     lineage's records from where the daemon began reading it.  A record
+ *     at or below the last sequence number of its shard was given already:
+ *     *dup is set.
+ *   shard unknown: counted along the item's own records in the file, a
+ *     subset of its lineage's, so never above the daemon's ordinal: an
+ *     older record never wins over the daemon's newer image, and the
+ *     file's records of one item keep their order.
+ * 0 when out of memory (sent without a version: the later write wins). */
+static uint64_t record_version(struct replay *rp, const char *shard, const char *parent,
+                               bool *dup)
+{
+    struct ckpt_version fresh = { 0, 0 };
+    struct lineage *l;
+    struct item_ver *v;
+
+    *dup = false;
+    if (shard) {
+        if (!(l = lineage_of(rp, shard, parent)))
+            return 0;
+        if (seqnum_valid(rp->d.seq)) {
+            if (l->last_seq[0] && seqnum_cmp(rp->d.seq, l->last_seq) <= 0) {
+                *dup = true;
+                return 0;
+            }
+            memcpy(l->last_seq, rp->d.seq, strlen(rp->d.seq) + 1);
+        }
+        return ckpt_next_version(&l->ver, rp->d.created);
+    }
+    if (!rp->d.id_len)
+        return ckpt_next_version(&fresh, rp->d.created);
+    if (!(v = item_ver_of(rp, rp->d.id, rp->d.id_len)))
+        return 0;
+    return ckpt_next_version(&v->ver, rp->d.created);
+}
+
+/* One stream record; shard and parent (may be NULL) as the file gives them. */
+static void take_record(struct replay *rp, json_t *rec, unsigned long line, const char *shard,
+                        const char *parent)
 {
     enum transform_result tr;
+    bool dup;
 
     rp->read++;
     doc_reset(rp);
     tr = transform_record(&rp->tf, rec, &rp->d, &rp->err);
+    /* Every record counts in its second, as in the daemon, sent or not. */
+    rp->d.version = record_version(rp, shard, parent, &dup);
+    if (dup) {
+        rp->skipped++;
+        rp->dups++;
+        logc_debug((&(struct log_ctx){ .table = rp->o->table, .shard = shard }),
+                   "%s:%lu: record %s was read already from this shard: skipped",
+                   rp->paths[rp->cur], line, rp->d.seq);
+        return;
+    }
     switch (tr) {
     case TR_DOC:
-        rp->d.version = ckpt_next_version(&rp->ver, rp->d.created);
         submit_file_doc(rp);
         break;
     case TR_SKIP:
@@ -1108,7 +1393,6 @@ static void take_record(struct replay *rp, json_t *rec, unsigned long line)
         break;
     case TR_ERROR:
     default:
-        rp->d.version = ckpt_next_version(&rp->ver, rp->d.created);
         logc_warn((&(struct log_ctx){ .table = rp->o->table }), "%s:%lu: %s", rp->paths[rp->cur],
                   line, rp->err.ptr ? rp->err.ptr : "?");
         dead_letter_file(rp, rec, "record_conversion_error");
@@ -1121,20 +1405,61 @@ static bool is_record(json_t *v)
     return json_is_object(json_object_get(v, "dynamodb"));
 }
 
+/* A member naming a shard: a non-empty string, else NULL. */
+static const char *shard_member(json_t *obj, const char *name, const char *dflt)
+{
+    const char *v = json_string_value(json_object_get(obj, name));
+
+    return v && *v ? v : dflt;
+}
+
+/* A stream-record value: a record; a Lambda event or a GetRecords reply
+ * ({"Records":[...]}); or a Lambda on-failure invocation record kept with
+ * its event, as an S3 destination keeps it (DDBStreamBatchInfo.shardId, the
+ * event in "payload", as an object or as its JSON text).  The shard comes
+ * from a record's "shardId" (and "parentShardId"), else from the same
+ * members of the event around it, else from DDBStreamBatchInfo.shardId:
+ * the Streams API and Lambda put no shard in records or events. */
 static void stream_value(struct replay *rp, json_t *v, unsigned long line)
 {
-    json_t *recs = json_object_get(v, "Records"), *r;
+    json_t *recs = json_object_get(v, "Records"), *r, *info = json_object_get(v,
+                                                                             "DDBStreamBatchInfo");
+    json_t *payload = NULL;
+    const char *shard = NULL, *parent = NULL;
     size_t i;
 
-    if (json_is_array(recs)) { /* a Lambda event */
+    if (json_is_object(info)) {
+        json_t *p = json_object_get(v, "payload");
+
+        shard = shard_member(info, "shardId", NULL);
+        if (json_is_string(p))
+            payload = jsonx_loadb(json_string_value(p), json_string_length(p), 0, NULL);
+        else if (json_is_object(p))
+            payload = json_incref(p);
+        recs = json_object_get(payload, "Records");
+        if (!json_is_array(recs)) {
+            json_decref(payload);
+            file_fail(rp, line, "a Lambda on-failure record without its event (\"payload\" with "
+                      "\"Records\"): SQS and SNS destinations keep only the records' position "
+                      "(DDBStreamBatchInfo); read them from the stream or a file that holds them");
+            return;
+        }
+        v = payload;
+    }
+    shard = shard_member(v, "shardId", shard);
+    parent = shard_member(v, "parentShardId", NULL);
+    if (json_is_array(recs)) { /* a Lambda event, a GetRecords reply */
         json_array_foreach(recs, i, r) {
             if (!is_record(r)) {
                 file_fail(rp, line, "Records[%zu] is not a stream record (no \"dynamodb\" object)",
                           i);
+                json_decref(payload);
                 return;
             }
         }
-        json_array_foreach(recs, i, r) take_record(rp, r, line);
+        json_array_foreach(recs, i, r) take_record(rp, r, line, shard_member(r, "shardId", shard),
+                                                   shard_member(r, "parentShardId", parent));
+        json_decref(payload);
         return;
     }
     if (!is_record(v)) {
@@ -1142,7 +1467,7 @@ static void stream_value(struct replay *rp, json_t *v, unsigned long line)
                   "(no \"Records\" array)");
         return;
     }
-    take_record(rp, v, line);
+    take_record(rp, v, line, shard, parent);
 }
 
 static void export_value(struct replay *rp, json_t *v, unsigned long line)
@@ -1182,83 +1507,250 @@ static const char *intern_index(struct replay *rp, const char *name)
     return v[rp->nindexes++];
 }
 
+/* ---- dead-letter entries: the item read again ------------------------------ */
+
+static void dl_done(struct replay *rp, struct dl_entry *de)
+{
+    if (de->prev)
+        de->prev->next = de->next;
+    else
+        rp->dl_live = de->next;
+    if (de->next)
+        de->next->prev = de->prev;
+    json_decref(de->key);
+    free(de);
+    rp->pending--;
+}
+
+/* The entry's item as the table holds it now (item NULL: gone), sent with
+ * the Scan's version and send_by: it loses to every stream event of its
+ * second or later, and is never sent after the engine may have forgotten a
+ * newer delete (an expired one is read again). */
+static void dl_item(struct replay *rp, struct dl_entry *de, json_t *item, time_t at)
+{
+    enum transform_result tr;
+
+    doc_reset(rp);
+    if (!item && de->digest_like) {
+        /* Its _id may be the digest of a long key: the item with this
+         * literal key is missing, the one behind the digest may not be. */
+        char *k = json_dumps(de->key, JSON_COMPACT);
+
+        rp->skipped++;
+        rp->dl_unresolved++;
+        logc_warn((&(struct log_ctx){ .table = rp->o->table }),
+                  "dead-letter entry without \"keys\": no item has the key %s read back from its "
+                  "_id, which may be the digest of a longer key; not replayed", k ? k : "?");
+        free(k);
+        dl_done(rp, de);
+        return;
+    }
+    tr = item ? transform_item(&rp->tf, item, &rp->d, &rp->err)
+              : transform_keys(&rp->tf, de->key, &rp->d, &rp->err);
+    rp->d.index = de->index;
+    rp->d.version = backfill_version(rp, at);
+    if (item)
+        rp->d.send_by = uv_now(rp->app.loop) + (uint64_t)rp->o->max_age_ms;
+    else
+        rp->dropped++; /* deleted since: the index loses it too */
+    if (tr == TR_DOC) {
+        if (sink_submit(rp->app.sink, &rp->d, &rp->dl_owner, (uint64_t)(uintptr_t)de) == 0)
+            return;
+    } else {
+        rp->errors++;
+        log_warn("item cannot be made into a document: %s", rp->err.ptr ? rp->err.ptr : "?");
+        if (sink_dead_letter(rp->app.sink, &rp->d, item ? item : de->key, "item_conversion_error",
+                             rp->err.ptr ? rp->err.ptr : "malformed item", &rp->dl_owner,
+                             (uint64_t)(uintptr_t)de) == 0)
+            return;
+    }
+    /* Closing: left unfinished. */
+}
+
+/* A key attribute value ({"S":..}, {"N":..} or {"B":..}) of the table's type. */
+static bool key_value_ok(json_t *v, char type)
+{
+    const char *t = json_object_iter_key(json_object_iter(v));
+
+    return json_object_size(v) == 1 && t && (!type || (t[0] == type && !t[1])) &&
+           strchr("SNB", t[0]) && !t[1] && json_is_string(json_object_iter_value(json_object_iter(v)));
+}
+
+/* The entry's "keys" (or a raw input's) checked against the key schema. */
+static json_t *key_checked(const struct replay *rp, json_t *keys)
+{
+    json_t *k;
+
+    if (!json_is_object(keys) || json_object_size(keys) != (rp->range_key ? 2u : 1u) ||
+        !key_value_ok(json_object_get(keys, rp->hash_key), rp->hash_type) ||
+        (rp->range_key && !key_value_ok(json_object_get(keys, rp->range_key), rp->range_type)))
+        return NULL;
+    k = json_object();
+    json_object_set(k, rp->hash_key, json_object_get(keys, rp->hash_key));
+    if (rp->range_key)
+        json_object_set(k, rp->range_key, json_object_get(keys, rp->range_key));
+    return k;
+}
+
+static bool hmac_named(const struct replay *rp, const char *name)
+{
+    for (size_t i = 0; name && i < rp->tf.n_hmac; i++)
+        if (strcmp(rp->tf.hmac[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Entries written before they carried "keys": the key read back from the
+ * _id (transform.h: key values joined by id_sep, id_sep and '\' escaped
+ * with '\'), with the attribute types DescribeTable gave.  NULL when it
+ * cannot be (a hmac'd key attribute, types unknown, not such an _id), or
+ * when the key found does not make the same _id again. */
+static json_t *key_from_id(struct replay *rp, const char *id, size_t len, bool *digest_like)
+{
+    struct buf part[2];
+    json_t *key = NULL;
+    size_t n = 0;
+    bool ok = true;
+
+    *digest_like = false;
+    if (!rp->hash_type || (rp->range_key && !rp->range_type) || hmac_named(rp, rp->hash_key) ||
+        hmac_named(rp, rp->range_key))
+        return NULL;
+    buf_init(&part[0], DOC_ID_MAX + 1);
+    buf_init(&part[1], DOC_ID_MAX + 1);
+    for (size_t i = 0; ok && i < len; i++) {
+        if (id[i] == '\\' && i + 1 < len)
+            ok = buf_putc(&part[n], id[++i]) == 0;
+        else if (id[i] == rp->tf.id_sep && rp->range_key && n == 0)
+            n = 1;
+        else
+            ok = buf_putc(&part[n], id[i]) == 0;
+    }
+    if (ok && n == (rp->range_key ? 1u : 0u)) {
+        char t[2][2] = { { rp->hash_type, 0 }, { rp->range_type, 0 } };
+
+        key = json_object();
+        json_object_set_new(key, rp->hash_key,
+                            json_pack("{s:s%}", t[0], part[0].ptr ? part[0].ptr : "", part[0].len));
+        if (rp->range_key)
+            json_object_set_new(key, rp->range_key,
+                                json_pack("{s:s%}", t[1], part[1].ptr ? part[1].ptr : "",
+                                          part[1].len));
+    }
+    buf_close(&part[0]);
+    buf_close(&part[1]);
+    /* The key must give this very _id (a changed id_separator, a
+     * malformed number or base64 fail here). */
+    buf_reset(&rp->scratch.source);
+    if (key && (transform_keys(&rp->tf, key, &rp->scratch, NULL) != TR_DOC ||
+                rp->scratch.id_len != len || memcmp(rp->scratch.id, id, len) != 0)) {
+        json_decref(key);
+        key = NULL;
+    }
+    if (key && len == 64) {
+        *digest_like = true;
+        for (size_t i = 0; i < len; i++)
+            if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+                *digest_like = false;
+    }
+    return key;
+}
+
+/* The item a dead-letter entry is about: its "keys"; else, for input that
+ * never became a document, the raw input's (a record's dynamodb.Keys, an
+ * item's key attributes); else the key read back from its _id. */
+static json_t *entry_key(struct replay *rp, json_t *meta, const char *doc, size_t doc_len,
+                         bool *digest_like)
+{
+    json_t *keys = json_object_get(meta, "keys"), *id = json_object_get(meta, "id"), *k = NULL;
+
+    *digest_like = false;
+    if (!json_is_null(keys) && keys)
+        return key_checked(rp, keys);
+    if (doc && json_is_null(json_object_get(meta, "status"))) {
+        json_t *raw = jsonx_loadb(doc, doc_len, 0, NULL), *tmp;
+
+        if (is_record(raw)) {
+            k = key_checked(rp, json_object_get(json_object_get(raw, "dynamodb"), "Keys"));
+        } else if (json_is_object(raw)) {
+            tmp = key_of(rp, raw);
+            k = key_checked(rp, tmp);
+            json_decref(tmp);
+        }
+        json_decref(raw);
+        if (k)
+            return k;
+    }
+    if (json_string_length(id) == 0)
+        return NULL;
+    return key_from_id(rp, json_string_value(id), json_string_length(id), digest_like);
+}
+
+/* A dead-letter entry: its item is read again and sent as the table holds
+ * it now, whatever the entry's document and version say (hours old, they
+ * could overwrite a newer image the engine took since, or resurrect a
+ * deleted item once the engine forgot the delete). */
 static void dlq_line(struct replay *rp, const char *p, size_t len, unsigned long line)
 {
-    json_t *meta = NULL, *raw = NULL;
-    const char *doc, *action, *table, *index, *id, *type;
+    json_t *meta = NULL;
+    const char *doc, *table, *index;
     size_t doc_len;
     char why[256];
-    json_t *ver;
+    struct dl_entry *de;
+    bool digest_like;
+    json_t *key;
 
     if (dlq_parse(p, len, &meta, &doc, &doc_len, why, sizeof(why)) < 0) {
         file_fail(rp, line, "%s", why);
         return;
     }
-    action = json_string_value(json_object_get(meta, "action"));
     table = json_string_value(json_object_get(meta, "table"));
     index = json_string_value(json_object_get(meta, "index"));
-    id = json_string_value(json_object_get(meta, "id"));
-    type = json_string_value(json_object_get(json_object_get(meta, "error"), "type"));
-    ver = json_object_get(meta, "version");
     if (table && strcmp(table, rp->o->table) != 0) {
         rp->other_tables++;
         json_decref(meta);
         return;
     }
     rp->read++;
-    doc_reset(rp);
-    rp->d.version = json_is_integer(ver) && json_integer_value(ver) > 0
-                        ? (uint64_t)json_integer_value(ver) : 0;
-    /* Input that never became a document: convert it again (the
-     * configuration may have been fixed since). */
-    if (json_is_null(json_object_get(meta, "status")) && type && doc &&
-        strstr(type, "_conversion_error")) {
-        enum transform_result tr;
-        uint64_t v = rp->d.version;
+    key = entry_key(rp, meta, doc, doc_len, &digest_like);
+    if (!key) {
+        json_t *keys = json_object_get(meta, "keys");
+        const char *what = keys && !json_is_null(keys)
+                               ? "its \"keys\" do not match the table's key schema"
+                           : hmac_named(rp, rp->hash_key) || hmac_named(rp, rp->range_key)
+                               ? "no \"keys\", and its _id holds a hmac'd key attribute"
+                           : !rp->hash_type
+                               ? "no \"keys\", and its _id cannot be read back without the key "
+                                 "types from DescribeTable (leave --key out)"
+                               : "no \"keys\", and its _id does not read back into a key of "
+                                 "this table";
 
-        raw = jsonx_loadb(doc, doc_len, 0, NULL);
-        tr = !raw ? TR_ERROR
-             : is_record(raw) ? transform_record(&rp->tf, raw, &rp->d, &rp->err)
-                              : transform_item(&rp->tf, raw, &rp->d, &rp->err);
-        if (!raw) {
-            json_decref(meta);
-            file_fail(rp, line, "the entry's document is not JSON");
-            return;
-        }
-        rp->d.version = v ? v : ckpt_next_version(&rp->ver, rp->d.created);
-        if (tr == TR_DOC)
-            submit_file_doc(rp);
-        else if (tr == TR_SKIP || tr == TR_NEED_ITEM)
-            rp->skipped++;
-        else
-            dead_letter_file(rp, raw, type);
-        json_decref(raw);
+        rp->dl_unresolved++;
+        rp->skipped++;
+        logc_warn((&(struct log_ctx){ .table = rp->o->table }),
+                  "%s:%lu: the entry's item cannot be found (%s): not replayed",
+                  rp->paths[rp->cur], line, what);
         json_decref(meta);
         return;
     }
-    if (!action || (strcmp(action, "index") != 0 && strcmp(action, "delete") != 0) ||
-        json_string_length(json_object_get(meta, "id")) > DOC_ID_MAX ||
-        (strcmp(action, "index") == 0 && !doc)) {
-        json_decref(meta);
-        file_fail(rp, line, "not a dead-letter entry this version can send (action, id or "
-                  "document)");
-        return;
-    }
-    rp->d.op = strcmp(action, "delete") == 0 ? DOC_DELETE : DOC_INDEX;
-    rp->d.index = rp->o->index ? rp->o->index : intern_index(rp, index);
-    rp->d.id_len = json_string_length(json_object_get(meta, "id"));
-    memcpy(rp->d.id, id, rp->d.id_len);
-    if (rp->d.op == DOC_INDEX && buf_append(&rp->d.source, doc, doc_len) < 0) {
-        json_decref(meta);
-        file_fail(rp, line, "document larger than %u bytes", DOC_MAX);
-        return;
-    }
+    de = calloc(1, sizeof(*de));
+    if (de)
+        de->index = rp->o->index ? rp->o->index : intern_index(rp, index);
     json_decref(meta);
-    if (!rp->d.index) {
+    if (!de || !de->index) {
+        free(de);
+        json_decref(key);
         stop(rp, 70, "out of memory");
         return;
     }
-    submit_file_doc(rp);
+    de->key = key;
+    de->digest_like = digest_like;
+    de->next = rp->dl_live;
+    if (rp->dl_live)
+        rp->dl_live->prev = de;
+    rp->dl_live = de;
+    rp->pending++;
+    reread_add(rp, NULL, 0, de);
 }
 
 static void handle_value(struct replay *rp, json_t *v, unsigned long line)
@@ -1387,7 +1879,8 @@ static void on_idle(uv_idle_t *h)
     struct replay *rp = container_of(h, struct replay, idle);
     size_t budget = TURN_BUDGET;
 
-    while (!rp->stopping && !rp->all_read && !sink_full(rp->app.sink) && budget) {
+    while (!rp->stopping && !rp->all_read && !sink_full(rp->app.sink) && budget &&
+           rp->nrr < RR_QUEUE_MAX) {
         char *p, *nl;
         size_t len;
 
@@ -1414,7 +1907,7 @@ static void on_idle(uv_idle_t *h)
         budget = budget > len ? budget - len - 1 : 0;
         one_line(rp, p, len);
     }
-    if (rp->all_read || sink_full(rp->app.sink) || rp->stopping) {
+    if (rp->all_read || sink_full(rp->app.sink) || rp->stopping || rp->nrr >= RR_QUEUE_MAX) {
         if (rp->idle_on)
             uv_idle_stop(&rp->idle);
         rp->idle_on = false;
@@ -1711,14 +2204,40 @@ static void rp_free(struct replay *rp)
     for (size_t i = 0; i < rp->nindexes; i++)
         free(rp->indexes[i]);
     free(rp->indexes);
+    for (size_t i = 0; rp->lineages && i < LINEAGE_BUCKETS; i++)
+        while (rp->lineages[i]) {
+            struct lineage *l = rp->lineages[i];
+
+            rp->lineages[i] = l->next;
+            free(l);
+        }
+    free(rp->lineages);
+    while (rp->iv_old) {
+        struct item_ver *v = rp->iv_old;
+
+        rp->iv_old = v->newer;
+        free(v);
+    }
+    free(rp->ivs);
+    while (rp->dl_live) {
+        struct dl_entry *de = rp->dl_live;
+
+        rp->dl_live = de->next;
+        json_decref(de->key);
+        free(de);
+    }
     buf_close(&rp->in);
     buf_close(&rp->d.source);
+    buf_close(&rp->d.keys);
+    buf_close(&rp->scratch.source);
+    buf_close(&rp->scratch.keys);
     buf_close(&rp->err);
     free(rp->hash_key);
     free(rp->range_key);
     free(rp->progress_path);
     free(rp->progress_tmp);
     clients_tf_key_free(rp->hmac_key, rp->tf.hmac_key_len);
+    transform_renames_close(&rp->renames);
     clients_close(&rp->clients);
     sink_free(rp->app.sink);
     ckpt_unlock(rp->lock_fd);
@@ -1737,7 +2256,17 @@ static int parse_keys(struct replay *rp, const char *s)
     rp->range_key_len = rp->range_key ? strlen(rp->range_key) : 0;
     rp->tf.hash_key = rp->hash_key;
     rp->tf.range_key = rp->range_key;
+    rp->tf.hash_key_len = rp->hash_key_len;
+    rp->tf.range_key_len = rp->range_key_len;
     return 0;
+}
+
+/* Each distinct name renamed is said once (transform_renames). */
+static void say_renamed(void *arg, const char *line)
+{
+    struct replay *rp = arg;
+
+    logc_warn((&(struct log_ctx){ .table = rp->o->table }), "%s", line);
 }
 
 /* Prepares what needs no network: table, files, lock, progress.  0 or an
@@ -1758,6 +2287,9 @@ static int prepare(struct replay *rp, const struct config *cfg, const struct rep
     }
     if (o->index)
         rp->tf.index = o->index;
+    transform_renames_init(&rp->renames, say_renamed, rp);
+    rp->tf.on_rename = transform_renames_note;
+    rp->tf.rename_arg = &rp->renames;
     if (o->keys && parse_keys(rp, o->keys) < 0) {
         snprintf(rp->why, sizeof(rp->why), "--key: expected HASH[,RANGE]");
         return 64;
@@ -1850,6 +2382,7 @@ int replay_run(const struct config *cfg, const struct replay_opts *o)
     buf_init(&rp->in, BUF_NOMAX);
     buf_init(&rp->err, 1024);
     buf_init(&rp->d.source, DOC_MAX);
+    buf_init(&rp->scratch.source, DOC_MAX);
     uv_signal_init(&loop, &rp->sigint);
     uv_signal_init(&loop, &rp->sigterm);
     uv_timer_init(&loop, &rp->tick);
@@ -1920,6 +2453,15 @@ int replay_run(const struct config *cfg, const struct replay_opts *o)
         if (rp->other_tables)
             log_info("%" PRIu64 " dead-letter entries of other tables were left out",
                      rp->other_tables);
+        if (rp->dups)
+            log_info("%" PRIu64 " stream records a shard had already given were skipped",
+                     rp->dups);
+        if (rp->dl_unresolved)
+            log_warn("%" PRIu64 " dead-letter entries were not replayed: their item could not be "
+                     "found (see the warnings above)", rp->dl_unresolved);
+        if (rp->renames.count)
+            log_info("%" PRIu64 " attribute names the engines refuse were renamed (README "
+                     "\"Documents\")", rp->renames.count);
     }
     if (rc != 0 && rp->why[0])
         fprintf(stderr, "ddb2es replay: %s\n", rp->why);

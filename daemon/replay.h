@@ -6,11 +6,38 @@
  * Versions (DESIGN invariant 2): a scanned item gets
  * ((read_second - margin) << 20) - 1, which loses to every stream event of
  * that second or later; an export line the same with the export's time; a
- * stream record the daemon's version (creation second << 20 | ordinal in
- * file order); a dead-letter entry the version it carries.  A scanned image
- * is never sent later than max_age after it was read (the engine keeps a
- * delete's tombstone for 60 s only): older ones are read again, or dropped
- * when the item is gone.
+ * stream record the daemon's version (creation second << 20 | ordinal).  A
+ * scanned image is never sent later than max_age after it was read (the
+ * engine keeps a delete's tombstone for 60 s only): older ones are read
+ * again, or dropped when the item is gone.
+ *
+ * Stream records: the daemon counts the ordinal along one shard's lineage
+ * (daemon/ack.h), and neither a Streams record nor a Lambda event names its
+ * shard (eventSourceARN is the stream's).  A record's shard is its own
+ * "shardId" member, else that of the {"Records":[...]} document around it,
+ * else DDBStreamBatchInfo.shardId of a Lambda on-failure record holding the
+ * event in "payload" (an S3 destination's); "parentShardId" beside it names
+ * the parent.  With a shard, ordinals are counted along it (from the
+ * parent's state when the parent is named and came first), the daemon's
+ * when the file holds the shard's records from where the daemon began; a
+ * record at or below the shard's last sequence number is a repeat, skipped.
+ * Without one, along the item's own records in the file: a subset of its
+ * lineage, so never above the daemon's ordinal (an older record never wins
+ * over the daemon's newer image), in file order per item (the last IV_MAX
+ * items are remembered).  Every record counts, sent or not, as in the
+ * daemon.  Limits: a shard the daemon began reading mid-second, or a child
+ * read before (or without) its parent, can differ within that second.
+ *
+ * Dead-letter entries are not sent as they were: each entry's item is read
+ * again (consistent BatchGetItem, as the expired Scan images are) and sent
+ * as a scanned one, or deleted at that version when it is gone.  The item's
+ * key is the entry's "keys" (dlq.h); for input that never became a document
+ * the record's dynamodb.Keys or the item's key attributes; else the _id read
+ * back with DescribeTable's key types and checked by making the _id again.
+ * An entry whose key cannot be had (a hmac'd key attribute, --key without
+ * types, an _id of another form) is counted, logged and not replayed; a key
+ * read back from an _id that may be a digest (64 hex) whose item is missing
+ * sends nothing.
  */
 #ifndef DDB2ES_REPLAY_H
 #define DDB2ES_REPLAY_H

@@ -32,6 +32,20 @@ static char *dup_bounded(const char *s, size_t max)
     return p;
 }
 
+/* A write block refuses writes until an operator (or the engine, for the
+ * flood-stage watermark) lifts it: a ClusterBlockException, whose status is
+ * that of its blocks — FORBIDDEN for index.blocks.write ("FORBIDDEN/8/index
+ * write (api)") and read_only (5), TOO_MANY_REQUESTS for the flood-stage
+ * read_only_allow_delete block (12) since Elasticsearch 7.x and in
+ * OpenSearch (FORBIDDEN and "index read-only / allow delete (api)" before)
+ * (cluster.metadata.IndexMetadata and ClusterBlockException in both
+ * engines).  A SERVICE_UNAVAILABLE one ("no master") is the cluster being
+ * down, not a block: a plain 5xx. */
+static bool is_block(const char *type, long status)
+{
+    return type && strcmp(type, "cluster_block_exception") == 0 && status < 500;
+}
+
 /* An item: {"index":{"status":201,...}} or {"delete":{"status":404,...}}. */
 static int classify_item(json_t *item, struct bulkresp_item *it, struct bulkresp *out)
 {
@@ -56,6 +70,8 @@ static int classify_item(json_t *item, struct bulkresp_item *it, struct bulkresp
         it->cls = BR_OK_GONE;
     else if (st == 409)
         it->cls = BR_OK_STALE;
+    else if (st == 401 || st == 403 || is_block(type, st))
+        it->cls = BR_BLOCKED;
     else if (st == 429 || (st >= 500 && st < 600))
         it->cls = BR_RETRY;
     else
@@ -65,9 +81,10 @@ static int classify_item(json_t *item, struct bulkresp_item *it, struct bulkresp
     case BR_OK_GONE:  out->n_gone++; break;
     case BR_OK_STALE: out->n_stale++; break;
     case BR_RETRY:    out->n_retry++; break;
+    case BR_BLOCKED:  out->n_blocked++; break;
     case BR_DLQ:      out->n_dlq++; break;
     }
-    if (it->cls == BR_RETRY || it->cls == BR_DLQ) {
+    if (it->cls == BR_RETRY || it->cls == BR_BLOCKED || it->cls == BR_DLQ) {
         it->type = dup_bounded(type ? type : "", 128);
         it->reason = dup_bounded(reason ? reason : "", BULKRESP_REASON_MAX);
         if (!it->type || !it->reason)
@@ -87,6 +104,7 @@ static void request_error(json_t *root, const char *body, size_t len, struct bul
 
     if (json_is_string(err))
         reason = json_string_value(err);
+    out->blocked = is_block(type, out->status);
     if (!reason)
         reason = json_string_value(json_object_get(root, "message"));
     if (!reason)
@@ -175,6 +193,7 @@ const char *bulkresp_item_name(enum br_item c)
     case BR_OK_GONE:  return "gone";
     case BR_OK_STALE: return "stale";
     case BR_RETRY:    return "retry";
+    case BR_BLOCKED:  return "blocked";
     case BR_DLQ:      return "dlq";
     }
     return "?";

@@ -7,6 +7,7 @@
 #ifndef DDB2ES_BULKRESP_H
 #define DDB2ES_BULKRESP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum br_item {
@@ -15,6 +16,10 @@ enum br_item {
     BR_OK_STALE, /* 409 version conflict: under external versioning a newer
                     version is stored, so this action is finished */
     BR_RETRY,    /* 429, 5xx: send again later */
+    BR_BLOCKED,  /* the engine refuses writes: a cluster_block_exception below 500
+                    (403 index.blocks.write / read_only; 429 the flood-stage
+                    read_only_allow_delete block), or any other 401/403 (a
+                    permission): send again later, never dead-letter */
     BR_DLQ,      /* any other status (400 mapper_parsing_exception...): permanent */
 };
 
@@ -30,7 +35,7 @@ enum br_request {
 struct bulkresp_item {
     enum br_item cls;
     int status; /* HTTP status of the item, 0 when absent */
-    char *type;   /* error.type, or NULL (set for BR_RETRY and BR_DLQ) */
+    char *type;   /* error.type, or NULL (set for BR_RETRY, BR_BLOCKED and BR_DLQ) */
     char *reason; /* error.reason (at most BULKRESP_REASON_MAX bytes), or NULL */
 };
 
@@ -41,8 +46,9 @@ struct bulkresp {
     long status;                 /* the request's HTTP status */
     size_t n;                    /* items[] length: the actions count for BR_REQ_ITEMS, else 0 */
     struct bulkresp_item *items;
-    size_t n_ok, n_gone, n_stale, n_retry, n_dlq;
+    size_t n_ok, n_gone, n_stale, n_retry, n_blocked, n_dlq;
     char error[256]; /* request level: "type: reason" or what was wrong; "" if none */
+    bool blocked;    /* request level: a cluster_block_exception below 500 */
 };
 
 /* Classifies a reply to a bulk of n_actions actions.  status is the HTTP

@@ -355,6 +355,11 @@ int dlq_format(struct buf *out, const struct doc *d, int status, const char *typ
     if (rc == 0)
         rc = bulk_json_string(out, d->id, d->id_len);
     if (rc == 0)
+        rc = buf_puts(out, ",\"keys\":");
+    if (rc == 0)
+        rc = d->keys.ptr && d->keys.len ? buf_append(out, d->keys.ptr, d->keys.len)
+                                        : buf_puts(out, "null");
+    if (rc == 0)
         rc = buf_printf(out, ",\"action\":\"%s\",\"version\":%" PRIu64 ",\"status\":",
                         d->op == DOC_DELETE ? "delete" : "index", d->version);
     if (rc == 0)

@@ -39,8 +39,13 @@ size_t dlq_pending(const struct dlq *q);
 
 /* Formats one dead-letter line (no newline):
  *   {"time":"2024-05-01T12:00:00.123Z","table":"t","shard":"s","seq":"123",
- *    "index":"i","id":"k","action":"index","version":42,"status":400,
- *    "error":{"type":"..","reason":".."},"document":{...}}
+ *    "index":"i","id":"k","keys":{"pk":{"S":"k"}},"action":"index",
+ *    "version":42,"status":400,"error":{"type":"..","reason":".."},
+ *    "document":{...}}
+ * keys is d->keys: the item's key attributes in DynamoDB JSON, embedded as
+ * it is (`ddb2es replay --format dlq` reads the item again by it), or null
+ * when d->keys is empty (a hmac'd key attribute, an input whose key could
+ * not be read; files written before the member existed have none).
  * document is the JSON text of the source (embedded as JSON, not a string),
  * or NULL for a delete (written as null).  type/reason NULL → null; status
  * 0 (the engine never saw it) → null.  Absent
@@ -50,7 +55,8 @@ int dlq_format(struct buf *out, const struct doc *d, int status, const char *typ
                const char *reason, const char *document, size_t document_len, int64_t now_ms);
 
 /* Reads one dead-letter line back (`ddb2es replay --format dlq`).  *meta
- * gets the entry with "document" replaced by null (caller decrefs); *doc and
+ * gets the entry with "document" replaced by null (caller decrefs; "keys",
+ * when present, is in it as an object); *doc and
  * *doc_len the document's JSON text as written, inside line (NULL for a
  * null document): its numbers are kept to the digit, which jansson could
  * not do.  0, -ENOMEM, or -EBADMSG with one line in err when the line is not

@@ -9,6 +9,19 @@
  * holds back until `gate_until` (capped exponential backoff, full jitter), so
  * an engine that is down sees no tight loop; per-item retries do not close
  * the gate, they only delay their own items.
+ *
+ * Write blocks: per index, the first refusal (a cluster_block_exception,
+ * or any per-item 401/403) opens an episode, logged once; the first other
+ * answer for that index ends it.  The refused items wait like 429s.
+ *
+ * Tombstones: a hash of (index, _id) -> the version of the newest delete
+ * that finished there, with a FIFO in the order they were (re)written, so
+ * the oldest is at the head: it is the first to expire (one timer, armed at
+ * the head's expiry) and the one evicted when the table is full.  A batch
+ * is checked against them whenever it joins the ready or delayed list
+ * (closing, a retry, a split), and the ready and delayed batches again
+ * after a reply that added one; in-flight actions are checked when they
+ * come back for a retry.
  */
 #include "indexer/sink.h"
 
@@ -35,6 +48,7 @@
 
 #define DEFAULT_BACKOFF_BASE_MS 100
 #define DEFAULT_MAX_BACKOFF_MS 30000
+#define MAX_BLOCKS 64               /* indexes whose block is tracked at once */
 #define REASON_TOO_LARGE "document larger than the engine's body limit"
 
 /* One action.  Its text (the action line, then the source line for an
@@ -60,7 +74,8 @@ struct item {
     uint64_t version, send_by;
     int64_t created;
     char seq[sizeof(((struct doc *)0)->seq)];
-    size_t id_len;
+    size_t id_len, keys_len;
+    char *keys;            /* in id[]'s allocation, after the id: keys_len bytes and a NUL */
     char id[];             /* id_len bytes and a NUL */
 };
 
@@ -91,6 +106,26 @@ struct blist {
     size_t n;
 };
 
+/* The engine refuses writes to an index (or, index NULL, to the cluster). */
+struct block {
+    const char *index;     /* borrowed, as the items' */
+    char reason[200];      /* the first refusal: "type: reason" */
+    uint64_t since;        /* uv_now() */
+    uint64_t since_ns;     /* uv_hrtime(): replies to requests sent before do not end it */
+    uint64_t refused;      /* items refused during the episode */
+};
+
+/* A delete that finished: no action at or below version goes out for this
+ * (index, _id) until expires. */
+struct tomb {
+    struct tomb *hnext;    /* hash bucket */
+    struct tomb *prev, *next; /* FIFO, oldest first */
+    uint64_t version, expires;
+    uint32_t hash;
+    size_t index_len, id_len;
+    char key[];            /* index, NUL, id, NUL */
+};
+
 struct ping {
     struct sink *s;
     void (*cb)(void *arg, int rc);
@@ -113,7 +148,7 @@ struct sink {
     sink_resume_cb *resume;
     void *arg;
     struct dlq *dlq;
-    uv_timer_t flush_timer, retry_timer, deadline_timer;
+    uv_timer_t flush_timer, retry_timer, deadline_timer, tomb_timer;
     int nhandles;          /* timers not yet closed */
     struct batch *open;
     struct item **buckets;
@@ -131,6 +166,11 @@ struct sink {
     bool closing, deadline_passed, finishing;
     void (*closed)(void *arg);
     void *closed_arg;
+    struct block blocks[MAX_BLOCKS]; /* oldest first */
+    size_t nblocks;
+    struct tomb **tbuckets;
+    size_t ntbuckets;      /* a power of two */
+    struct tomb *thead, *ttail;
     struct sink_stats st;
     struct sink_item_failure *failures; /* st.item_failures */
 };
@@ -140,6 +180,7 @@ const double sink_bulk_bounds[SINK_BULK_NBUCKETS] = { 0.005, 0.01, 0.025, 0.05, 
 
 static void dispatch(struct sink *s);
 static void maybe_finish(struct sink *s);
+static bool drop_tombstoned(struct sink *s, struct batch *b);
 static void to_dlq(struct sink *s, struct item *it, const char *doc, size_t doc_len, int status,
                    const char *type, const char *reason);
 
@@ -178,16 +219,21 @@ static void bl_remove(struct blist *l, struct batch *b)
 
 /* ---- items and batches ---- */
 
-static uint32_t key_hash(const struct item *it)
+static uint32_t hash_of(const char *index, const char *id, size_t id_len)
 {
     uint32_t h = 2166136261u; /* FNV-1a over index, NUL, id */
 
-    for (const char *p = it->index ? it->index : ""; *p; p++)
+    for (const char *p = index ? index : ""; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
     h = (h ^ 0u) * 16777619u;
-    for (size_t i = 0; i < it->id_len; i++)
-        h = (h ^ (uint8_t)it->id[i]) * 16777619u;
+    for (size_t i = 0; i < id_len; i++)
+        h = (h ^ (uint8_t)id[i]) * 16777619u;
     return h;
+}
+
+static uint32_t key_hash(const struct item *it)
+{
+    return hash_of(it->index, it->id, it->id_len);
 }
 
 static bool same_key(const struct item *a, const struct item *b)
@@ -200,10 +246,15 @@ static bool same_key(const struct item *a, const struct item *b)
 static struct item *item_new(struct sink *s, const struct doc *d, void *owner, uint64_t ticket)
 {
     size_t id_len = d->id_len < sizeof(d->id) ? d->id_len : sizeof(d->id) - 1;
-    struct item *it = calloc(1, sizeof(*it) + id_len + 1);
+    size_t keys_len = d->keys.ptr ? d->keys.len : 0;
+    struct item *it = calloc(1, sizeof(*it) + id_len + 1 + keys_len + 1);
 
     if (!it)
         return NULL;
+    it->keys = it->id + id_len + 1;
+    it->keys_len = keys_len;
+    if (keys_len)
+        memcpy(it->keys, d->keys.ptr, keys_len);
     it->s = s;
     it->owner = owner;
     it->ticket = ticket;
@@ -242,6 +293,9 @@ static void item_doc(const struct item *it, struct doc *d)
     d->shard = it->shard;
     d->send_by = it->send_by;
     buf_init(&d->source, 0);
+    /* A view of the item's copy, read by dlq_format only: never closed. */
+    d->keys.ptr = it->keys_len ? it->keys : NULL;
+    d->keys.len = it->keys_len;
 }
 
 static struct batch *batch_new(struct sink *s)
@@ -343,10 +397,8 @@ static void close_open(struct sink *s)
         it->hnext = NULL;
     }
     batch_squeeze(b);
-    if (!b->n) {
-        batch_free(b);
+    if (!drop_tombstoned(s, b))
         return;
-    }
     b->state = B_READY;
     bl_push(&s->ready, b, false);
 }
@@ -453,6 +505,266 @@ static void cancel_batch(struct sink *s, struct batch *b)
     batch_free(b);
 }
 
+/* ---- tombstones ---- */
+
+static long tomb_ttl_ms(const struct sink *s)
+{
+    return s->o.tombstone_ttl_ms > 0 ? s->o.tombstone_ttl_ms : SINK_TOMBSTONE_TTL_MS;
+}
+
+static size_t tomb_max(const struct sink *s)
+{
+    return s->o.tombstone_max > 0 ? s->o.tombstone_max : SINK_TOMBSTONE_MAX;
+}
+
+static struct tomb *tomb_find(const struct sink *s, const char *index, const char *id,
+                              size_t id_len, uint32_t hash)
+{
+    size_t index_len = strlen(index ? index : "");
+
+    if (!s->ntbuckets)
+        return NULL;
+    for (struct tomb *t = s->tbuckets[hash & (s->ntbuckets - 1)]; t; t = t->hnext)
+        if (t->hash == hash && t->id_len == id_len && t->index_len == index_len &&
+            memcmp(t->key, index ? index : "", index_len) == 0 &&
+            memcmp(t->key + index_len + 1, id, id_len) == 0)
+            return t;
+    return NULL;
+}
+
+static void tomb_fifo_unlink(struct sink *s, struct tomb *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        s->thead = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        s->ttail = t->prev;
+    t->prev = t->next = NULL;
+}
+
+static void tomb_fifo_append(struct sink *s, struct tomb *t)
+{
+    t->prev = s->ttail;
+    t->next = NULL;
+    if (s->ttail)
+        s->ttail->next = t;
+    else
+        s->thead = t;
+    s->ttail = t;
+}
+
+static void tomb_remove(struct sink *s, struct tomb *t)
+{
+    struct tomb **link = &s->tbuckets[t->hash & (s->ntbuckets - 1)];
+
+    while (*link != t)
+        link = &(*link)->hnext;
+    *link = t->hnext;
+    tomb_fifo_unlink(s, t);
+    s->st.tombstones--;
+    free(t);
+}
+
+static void on_tomb_timer(uv_timer_t *timer);
+
+/* Drops the expired tombstones and arms the timer for the next expiry. */
+static void tomb_prune(struct sink *s)
+{
+    uint64_t now = uv_now(s->loop);
+
+    while (s->thead && s->thead->expires <= now)
+        tomb_remove(s, s->thead);
+    if (s->thead && !s->finishing)
+        uv_timer_start(&s->tomb_timer, on_tomb_timer, s->thead->expires - now, 0);
+    else
+        uv_timer_stop(&s->tomb_timer);
+}
+
+static void on_tomb_timer(uv_timer_t *timer)
+{
+    tomb_prune(container_of(timer, struct sink, tomb_timer));
+}
+
+static int tomb_grow(struct sink *s)
+{
+    size_t n = s->ntbuckets ? s->ntbuckets * 2 : 64;
+    struct tomb **v = calloc(n, sizeof(*v));
+
+    if (!v)
+        return -ENOMEM;
+    for (struct tomb *t = s->thead; t; t = t->next) {
+        t->hnext = v[t->hash & (n - 1)];
+        v[t->hash & (n - 1)] = t;
+    }
+    free(s->tbuckets);
+    s->tbuckets = v;
+    s->ntbuckets = n;
+    return 0;
+}
+
+/* A delete of it finished (2xx or 404): remember its version.  Out of
+ * memory only loses the protection, which is logged. */
+static void tomb_add(struct sink *s, const struct item *it)
+{
+    size_t index_len = strlen(it->index ? it->index : "");
+    struct tomb *t;
+
+    if (!it->version || s->o.dry_run)
+        return;
+    tomb_prune(s);
+    t = tomb_find(s, it->index, it->id, it->id_len, it->hash);
+    if (t) {
+        if (it->version > t->version)
+            t->version = it->version;
+        tomb_fifo_unlink(s, t);
+    } else {
+        if (s->st.tombstones >= tomb_max(s)) {
+            tomb_remove(s, s->thead); /* the oldest */
+            s->st.tombstone_evictions++;
+        }
+        if ((s->st.tombstones >= s->ntbuckets && tomb_grow(s) < 0) ||
+            !(t = calloc(1, sizeof(*t) + index_len + 1 + it->id_len + 1))) {
+            log_error("out of memory: the delete of %.*s in %s is not remembered",
+                      (int)(it->id_len > 128 ? 128 : it->id_len), it->id, it->index);
+            return;
+        }
+        t->hash = it->hash;
+        t->index_len = index_len;
+        t->id_len = it->id_len;
+        memcpy(t->key, it->index ? it->index : "", index_len);
+        memcpy(t->key + index_len + 1, it->id, it->id_len);
+        t->version = it->version;
+        t->hnext = s->tbuckets[t->hash & (s->ntbuckets - 1)];
+        s->tbuckets[t->hash & (s->ntbuckets - 1)] = t;
+        s->st.tombstones++;
+    }
+    t->expires = uv_now(s->loop) + (uint64_t)tomb_ttl_ms(s);
+    tomb_fifo_append(s, t);
+    tomb_prune(s); /* arms the timer */
+}
+
+/* The action is at or below the version of a delete that finished. */
+static bool tomb_covers(struct sink *s, const struct item *it)
+{
+    const struct tomb *t;
+
+    if (!it->version || !s->st.tombstones)
+        return false;
+    t = tomb_find(s, it->index, it->id, it->id_len, it->hash);
+    return t && t->expires > uv_now(s->loop) && it->version <= t->version;
+}
+
+/* Takes out of b (not open, not in flight) the actions a tombstone covers:
+ * they are reported SINK_STALE, never sent.  False when nothing is left
+ * (b is freed; the caller has taken it out of its list). */
+static bool drop_tombstoned(struct sink *s, struct batch *b)
+{
+    bool dropped = false;
+
+    for (size_t i = 0; s->st.tombstones && i < b->n; i++) {
+        struct item *it = b->items[i];
+
+        if (!it || !tomb_covers(s, it))
+            continue;
+        b->items[i] = NULL;
+        dropped = true;
+        b->nlive--;
+        b->bytes -= it->len;
+        b->bytes_all -= it->bytes;
+        s->st.docs_tombstoned++;
+        logc_debug((&(struct log_ctx){ .table = it->table, .shard = it->shard }),
+                   "%s %.*s in %s at version %" PRIu64 " not sent: a newer delete finished",
+                   it->op == DOC_DELETE ? "delete" : "index",
+                   (int)(it->id_len > 128 ? 128 : it->id_len), it->id, it->index, it->version);
+        finish(s, it, SINK_STALE);
+    }
+    if (dropped)
+        batch_squeeze(b);
+    if (b->n == 0) {
+        batch_free(b);
+        return false;
+    }
+    return true;
+}
+
+/* After deletes finished: the waiting batches lose what they now cover.
+ * Each list is taken whole first: a done callback may submit, which can
+ * add batches to them meanwhile. */
+static void drop_tombstoned_waiting(struct sink *s)
+{
+    struct blist *lists[] = { &s->ready, &s->delayed };
+
+    for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+        struct blist todo = *lists[l];
+        struct batch *b;
+
+        memset(lists[l], 0, sizeof(*lists[l]));
+        while ((b = todo.head)) {
+            bl_remove(&todo, b);
+            if (drop_tombstoned(s, b))
+                bl_push(lists[l], b, false);
+        }
+    }
+}
+
+/* ---- write blocks ---- */
+
+static struct block *block_find(struct sink *s, const char *index)
+{
+    for (size_t i = 0; i < s->nblocks; i++) {
+        const char *bi = s->blocks[i].index;
+
+        if (bi == index || (bi && index && strcmp(bi, index) == 0))
+            return &s->blocks[i];
+    }
+    return NULL;
+}
+
+/* The engine refused a write to index (NULL: any index) with a block. */
+static void block_note(struct sink *s, const char *index, const char *type, const char *reason)
+{
+    struct block *b = block_find(s, index);
+
+    if (!b && s->nblocks == MAX_BLOCKS)
+        return; /* still retried; only not tracked */
+    if (!b) {
+        s->st.write_blocks++;
+        log_error("the search engine refuses writes to %s%s: %s%s%s; its documents wait and are "
+                  "retried until the block is lifted (nothing is dead-lettered for it)",
+                  index ? "index " : "", index ? index : "every index", type ? type : "",
+                  type && reason && *reason ? ": " : "", reason ? reason : "");
+        b = &s->blocks[s->nblocks++];
+        memset(b, 0, sizeof(*b));
+        b->index = index;
+        snprintf(b->reason, sizeof(b->reason), "%s%s%s", type ? type : "",
+                 type && reason && *reason ? ": " : "", reason ? reason : "");
+        b->since = uv_now(s->loop);
+        b->since_ns = uv_hrtime();
+    }
+    b->refused++;
+}
+
+/* The engine took (or answered otherwise than with a block) a write to
+ * index, in a request sent at sent_ns: one sent before the block began
+ * (concurrency) says nothing about it. */
+static void block_lift(struct sink *s, const char *index, uint64_t sent_ns)
+{
+    struct block *b = s->nblocks ? block_find(s, index) : NULL;
+    size_t i;
+
+    if (!b || sent_ns < b->since_ns)
+        return;
+    log_warn("the search engine accepts writes to %s%s again, after %.1f s (%" PRIu64
+             " refusals)", index ? "index " : "", index ? index : "every index",
+             (double)(uv_now(s->loop) - b->since) / 1000.0, b->refused);
+    i = (size_t)(b - s->blocks);
+    memmove(&s->blocks[i], &s->blocks[i + 1], (s->nblocks - i - 1) * sizeof(*b));
+    s->nblocks--;
+}
+
 /* ---- backoff ---- */
 
 static uint64_t backoff_ms(const struct sink *s, unsigned n)
@@ -466,6 +778,8 @@ static uint64_t backoff_ms(const struct sink *s, unsigned n)
 static void delay_batch(struct sink *s, struct batch *b, uint64_t ms)
 {
     buf_close(&b->gz);
+    if (!drop_tombstoned(s, b))
+        return;
     b->state = B_DELAYED;
     b->due = uv_now(s->loop) + ms;
     bl_push(&s->delayed, b, false);
@@ -863,10 +1177,16 @@ static void split(struct sink *s, struct batch *b)
     }
     log_info("bulk of %zu actions (%zu bytes) too large for the engine: split in two", b->n,
              b->bytes);
-    a->state = c->state = B_READY;
-    bl_push(&s->ready, c, true);
-    bl_push(&s->ready, a, true);
     batch_free(b);
+    /* In flight, they were not checked against deletes that finished meanwhile. */
+    if (drop_tombstoned(s, c)) {
+        c->state = B_READY;
+        bl_push(&s->ready, c, true);
+    }
+    if (drop_tombstoned(s, a)) {
+        a->state = B_READY;
+        bl_push(&s->ready, a, true);
+    }
 }
 
 /* Per table and error type, for the metrics endpoint. */
@@ -921,13 +1241,21 @@ static void per_item(struct sink *s, struct batch *b, const struct bulkresp *r)
 {
     struct batch *again = batch_new(s);
     unsigned attempts = 0;
+    bool deletes = false;
 
     s->fail_streak = 0;
     s->st.failing = false;
+    block_lift(s, NULL, b->sent_ns); /* the request got past any cluster-wide block */
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = b->items[i];
         const struct bulkresp_item *ri = &r->items[i];
 
+        if (ri->cls != BR_BLOCKED)
+            block_lift(s, it->index, b->sent_ns);
+        if ((ri->cls == BR_OK || ri->cls == BR_OK_GONE) && it->op == DOC_DELETE) {
+            tomb_add(s, it);
+            deletes = true;
+        }
         switch (ri->cls) {
         case BR_OK:       finish(s, it, SINK_INDEXED); break;
         case BR_OK_GONE:  finish(s, it, SINK_GONE); break;
@@ -941,9 +1269,14 @@ static void per_item(struct sink *s, struct batch *b, const struct bulkresp *r)
             to_dlq(s, it, src, len, ri->status, ri->type, ri->reason);
             break;
         }
+        case BR_BLOCKED:
         case BR_RETRY:
         default:
             count_failure(s, it, ri);
+            if (ri->cls == BR_BLOCKED) {
+                s->st.docs_blocked++;
+                block_note(s, it->index, ri->type, ri->reason);
+            }
             if (s->deadline_passed || !again || batch_take(again, it, b) < 0) {
                 finish(s, it, SINK_CANCELED); /* not finished: never checkpointed */
                 break;
@@ -964,6 +1297,21 @@ static void per_item(struct sink *s, struct batch *b, const struct bulkresp *r)
         batch_free(again);
     }
     batch_free(b);
+    /* Older actions for the ids just deleted, waiting here, never go out. */
+    if (deletes && s->st.tombstones)
+        drop_tombstoned_waiting(s);
+}
+
+/* A whole request refused with a cluster-wide block: one episode, logged
+ * once (r->error is "cluster_block_exception: <reason>"). */
+static void block_request(struct sink *s, const struct bulkresp *r)
+{
+    const char *sep = strstr(r->error, ": ");
+    char type[64];
+
+    snprintf(type, sizeof(type), "%.*s", sep ? (int)(sep - r->error) : (int)strlen(r->error),
+             r->error);
+    block_note(s, NULL, type, sep ? sep + 2 : "");
 }
 
 static void on_bulk_done(struct http_req *req, int err, void *arg)
@@ -1002,6 +1350,11 @@ static void on_bulk_done(struct http_req *req, int err, void *arg)
         split(s, b);
         break;
     case BR_REQ_AUTH:
+        if (r.blocked) {
+            block_request(s, &r);
+            retry_whole(s, b);
+            break;
+        }
         log_error("bulk request refused with HTTP %ld: check the credentials and the engine's "
                   "access policy; retrying", status);
         if (s->creds)
@@ -1019,8 +1372,11 @@ static void on_bulk_done(struct http_req *req, int err, void *arg)
         break;
     case BR_REQ_RETRY:
     default:
-        log_warn("bulk request of %zu actions: HTTP %ld%s%s; retrying", b->n, status,
-                 r.error[0] ? " " : "", r.error);
+        if (r.blocked)
+            block_request(s, &r);
+        else
+            log_warn("bulk request of %zu actions: HTTP %ld%s%s; retrying", b->n, status,
+                     r.error[0] ? " " : "", r.error);
         retry_whole(s, b);
         break;
     }
@@ -1072,8 +1428,16 @@ static struct batch *open_batch(struct sink *s)
     return s->open;
 }
 
+/* Of two actions on one _id, the one that is sent: the higher external
+ * version, the later one on a tie or when either has none (0). */
+static bool wins_over(const struct item *later, const struct item *earlier)
+{
+    return !later->version || !earlier->version || later->version >= earlier->version;
+}
+
 /* Adds it, whose text was just written at the end of the open batch's
- * body; an earlier action on the same _id moves under it. */
+ * body.  Of it and an earlier action on the same _id, the loser (see
+ * wins_over) moves under the winner, which reports it when it finishes. */
 static int add_open(struct sink *s, struct item *it)
 {
     struct item **link, *old;
@@ -1101,6 +1465,18 @@ static int add_open(struct sink *s, struct item *it)
     while (*link && !same_key(*link, it))
         link = &(*link)->hnext;
     old = *link;
+    if (old && !wins_over(it, old)) {
+        /* An older image submitted later (another stream, a replay): old stays. */
+        b->items[it->slot] = NULL;
+        b->nlive--;
+        b->bytes -= it->len;
+        it->next = old->sup;
+        old->sup = it;
+        old->bytes += it->len;
+        if (b->body.len - b->bytes > s->o.bulk_max_bytes)
+            batch_squeeze(b);
+        return 0;
+    }
     if (old) {
         /* old and everything it replaced now wait for it (it is fresh: no sup yet). */
         old->next = old->sup;
@@ -1279,6 +1655,10 @@ const struct sink_stats *sink_stats(const struct sink *s)
     st->inflight_bytes = s->bytes_inflight;
     st->queued_docs = s->ndocs;
     st->inflight_requests = s->inflight.n;
+    st->blocked_indexes = s->nblocks;
+    st->block_index = s->nblocks ? s->blocks[0].index ? s->blocks[0].index : "" : NULL;
+    st->block_reason = s->nblocks ? s->blocks[0].reason : NULL;
+    st->block_age_ms = s->nblocks ? uv_now(s->loop) - s->blocks[0].since : 0;
     return st;
 }
 
@@ -1389,6 +1769,7 @@ static void on_dlq_closed(void *arg)
     uv_close((uv_handle_t *)&s->flush_timer, on_handle_closed);
     uv_close((uv_handle_t *)&s->retry_timer, on_handle_closed);
     uv_close((uv_handle_t *)&s->deadline_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->tomb_timer, on_handle_closed);
 }
 
 static void maybe_finish(struct sink *s)
@@ -1403,6 +1784,7 @@ static void maybe_finish(struct sink *s)
     uv_timer_stop(&s->flush_timer);
     uv_timer_stop(&s->retry_timer);
     uv_timer_stop(&s->deadline_timer);
+    uv_timer_stop(&s->tomb_timer);
     if (s->dlq)
         dlq_close(s->dlq, on_dlq_closed, s); /* cancels DLQ entries not yet written */
     else
@@ -1608,8 +1990,10 @@ struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const st
     uv_timer_init(loop, &s->flush_timer);
     uv_timer_init(loop, &s->retry_timer);
     uv_timer_init(loop, &s->deadline_timer);
+    uv_timer_init(loop, &s->tomb_timer);
     s->flush_timer.data = s->retry_timer.data = s->deadline_timer.data = s;
-    s->nhandles = 3;
+    s->tomb_timer.data = s;
+    s->nhandles = 4;
     return s;
 fail:
     log_error("sink: out of memory");
@@ -1622,6 +2006,13 @@ void sink_free(struct sink *s)
     if (!s)
         return;
     dlq_free(s->dlq);
+    while (s->thead) {
+        struct tomb *t = s->thead;
+
+        s->thead = t->next;
+        free(t);
+    }
+    free(s->tbuckets);
     free(s->buckets);
     free(s->failures);
     free(s->url);

@@ -3,12 +3,37 @@
  *
  * Documents are submitted in stream order with an (owner, ticket) pair; the
  * sink calls done(owner, ticket, outcome) exactly once per submitted document
- * when it has *finished*: indexed (2xx), already newer (409 under external
- * versioning), already gone (404 on delete), superseded by a later action on
- * the same _id in the same batch, or written (durably) to the dead-letter
- * file.  Retryable failures (429, 5xx, network, timeouts) are retried with
- * capped exponential backoff and full jitter, forever, without blocking other
- * batches.  A 413 splits the batch in halves.  Memory: each action is written
+ * when it has *finished* (done may run inside sink_submit): indexed (2xx),
+ * already newer (409 under external versioning, or a newer delete finished
+ * here: see tombstones), already gone (404 on delete), superseded by another
+ * action on the same _id in the same batch, or written (durably) to the
+ * dead-letter file.  Of two actions on one _id in one batch, the one with
+ * the higher external version is sent (on a tie, or when either has version
+ * 0, the later one); the other is SINK_SUPERSEDED once the one sent
+ * finishes.  Retryable failures (429, 5xx, network, timeouts) are retried
+ * with capped exponential backoff and full jitter, forever, without blocking
+ * other batches.  A 413 splits the batch in halves.
+ *
+ * Write blocks: an item the engine refuses with a cluster_block_exception
+ * (403 for an index.blocks.write or read_only block, 429 for the flood-stage
+ * read_only_allow_delete block of Elasticsearch 7+ and OpenSearch; a 503 "no
+ * master" is a plain 5xx) or with any other 401/403 is retried like a 429,
+ * never dead-lettered.  Per index, the first refusal begins a block episode
+ * (logged once at error level, counted in write_blocks) and the first other
+ * answer for that index ends it (logged once); sink_stats() names the oldest
+ * current one.  A whole request refused with a cluster_block_exception is a
+ * block of every index.
+ *
+ * Tombstones (DESIGN invariant 9; REFERENCE Bulk fact 8): the engine forgets
+ * a delete after index.gc_deletes (60 s by default), after which an older
+ * index action resurrects the document.  So when a delete with a version
+ * finishes (2xx or 404), the sink remembers (index, _id, version) for
+ * tombstone_ttl_ms, at most tombstone_max of them (the oldest are evicted
+ * first, and counted): an action on that _id at or below that version is
+ * never sent; it is reported SINK_STALE.  Actions still waiting in the sink
+ * (queued, or waiting for a retry) are dropped when the delete finishes; the
+ * ones in flight then, when they come back for a retry.  Actions without a
+ * version (0) are not compared.  Memory: each action is written
  * once, into the body it is sent in; queued plus in-flight bytes are counted.
  * sink_full() tells readers to stop reading while more closed batches wait
  * than there are free connections, and at max_queue_bytes; the resume
@@ -41,7 +66,7 @@ enum sink_outcome {
     SINK_INDEXED,    /* 2xx */
     SINK_STALE,      /* 409: a newer version is already there */
     SINK_GONE,       /* delete 404: nothing to delete */
-    SINK_SUPERSEDED, /* a later action on the same _id in the same batch replaced it */
+    SINK_SUPERSEDED, /* another action on the same _id in the same batch was sent instead */
     SINK_DLQ,        /* permanent failure, written to the dead-letter file */
     SINK_CANCELED,   /* sink closed before it finished: NOT finished, do not checkpoint */
     SINK_EXPIRED,    /* its send_by passed before a (re)send: NOT sent, NOT finished; the
@@ -72,7 +97,17 @@ struct sink_opts {
                                    ddb2es run uses "external": an equal version is a 409 */
     bool dry_run;               /* write the bulk bodies to stdout, treat all as indexed */
     long backoff_base_ms;       /* first retry waits rand() x this; 0 = 100 */
+    long tombstone_ttl_ms;      /* how long a finished delete is remembered; 0 = the default */
+    size_t tombstone_max;       /* how many at most; 0 = the default */
 };
+
+/* Defaults of tombstone_ttl_ms and tombstone_max: ten minutes, far past the
+ * engine's 60 s gc_deletes and any retry wait; at most ~4.5 MB (an entry
+ * costs ~140 bytes with a 40-byte id and a short index name).  Evicting a
+ * tombstone younger than gc_deletes costs nothing (the engine still has
+ * it): 32768 covers ten minutes up to ~55 deletes/s, gc_deletes up to ~550. */
+#define SINK_TOMBSTONE_TTL_MS (10L * 60 * 1000)
+#define SINK_TOMBSTONE_MAX ((size_t)32768)
 
 /* Indexes of sink_stats.bulk_requests. */
 enum sink_req_class { SINK_REQ_2XX, SINK_REQ_413, SINK_REQ_429, SINK_REQ_5XX, SINK_REQ_4XX,
@@ -93,6 +128,16 @@ struct sink_stats {
     uint64_t bulk_requests[SINK_REQ_NCLASSES]; /* by outcome: 2xx, 413, 429, 5xx, other 4xx, network */
     uint64_t docs_indexed, docs_deleted, docs_stale, docs_gone, docs_dlq, docs_retried;
     uint64_t docs_superseded, docs_canceled, docs_expired;
+    uint64_t docs_blocked;      /* items refused by a write block or a 401/403 (retried) */
+    uint64_t write_blocks;      /* block episodes begun */
+    size_t blocked_indexes;     /* indexes refused now (a cluster-wide block counts once) */
+    const char *block_index;    /* the oldest current block's index, "" = every index;
+                                   NULL when none (valid until the next call into the sink) */
+    const char *block_reason;   /* its first refusal, "type: reason"; NULL when none */
+    uint64_t block_age_ms;      /* how long it has lasted */
+    uint64_t docs_tombstoned;   /* actions dropped because a newer delete finished */
+    uint64_t tombstones;        /* remembered deletes now */
+    uint64_t tombstone_evictions; /* remembered deletes dropped early, at tombstone_max */
     uint64_t retries;           /* requests sent again after a request-level failure */
     size_t queued_bytes, inflight_bytes;
     size_t queued_docs, inflight_requests;
@@ -114,7 +159,8 @@ struct sink_stats {
 /* NULL on failure.  done runs per document; resume when readers may read again. */
 struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const struct sink_opts *o,
                       sink_done_cb *done, sink_resume_cb *resume, void *arg);
-/* Takes the document's content (d->source is moved out; d is left empty).
+/* Takes the document's content (d->source is moved out; d is left empty;
+ * d->keys is copied, for the dead-letter file, and left as it is).
  * Returns 0, or -ESHUTDOWN once closing (done is not called). */
 int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket);
 /* A record or item that could not be made into a document: writes it to the

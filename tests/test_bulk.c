@@ -355,3 +355,73 @@ Test(bulk, long_reasons_are_bounded)
     cr_expect_eq(strlen(r.items[0].reason), BULKRESP_REASON_MAX);
     bulkresp_clear(&r);
 }
+
+/* What the engines answer per item while an index refuses writes.  The
+ * statuses are those of the blocks in cluster.metadata.IndexMetadata:
+ * index.blocks.write is FORBIDDEN/8 in Elasticsearch and OpenSearch; the
+ * flood-stage read_only_allow_delete block (12) is TOO_MANY_REQUESTS with
+ * the "disk usage exceeded" text in Elasticsearch 7+ and OpenSearch, and was
+ * FORBIDDEN "index read-only / allow delete (api)" before (the text Amazon
+ * OpenSearch Service domains low on storage show).  "no master" is
+ * SERVICE_UNAVAILABLE/2: the cluster down, retried as any 5xx.  A user
+ * without the index privilege gets a 403 security_exception per item
+ * (Elasticsearch 8 text). */
+static const char block_reply[] =
+    "{\"errors\":true,\"items\":["
+    "{\"index\":{\"status\":403,\"error\":{\"type\":\"cluster_block_exception\","
+    "\"reason\":\"index [posts] blocked by: [FORBIDDEN/8/index write (api)];\"}}},"
+    "{\"index\":{\"status\":429,\"error\":{\"type\":\"cluster_block_exception\","
+    "\"reason\":\"index [posts] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded "
+    "flood-stage watermark, index has read-only-allow-delete block];\"}}},"
+    "{\"delete\":{\"status\":403,\"error\":{\"type\":\"cluster_block_exception\","
+    "\"reason\":\"index [posts] blocked by: [FORBIDDEN/12/index read-only / allow delete "
+    "(api)];\"}}},"
+    "{\"index\":{\"status\":503,\"error\":{\"type\":\"cluster_block_exception\","
+    "\"reason\":\"blocked by: [SERVICE_UNAVAILABLE/2/no master];\"}}},"
+    "{\"index\":{\"status\":403,\"error\":{\"type\":\"security_exception\",\"reason\":\"action "
+    "[indices:data/write/bulk[s]] is unauthorized for user [ddb2es] with roles [reader] on "
+    "indices [posts]\"}}},"
+    "{\"index\":{\"status\":401,\"error\":\"unauthorized\"}},"
+    "{\"index\":{\"status\":429,\"error\":{\"type\":\"es_rejected_execution_exception\","
+    "\"reason\":\"rejected execution\"}}},"
+    "{\"index\":{\"status\":400,\"error\":{\"type\":\"mapper_parsing_exception\","
+    "\"reason\":\"failed to parse\"}}}"
+    "]}";
+
+Test(bulk, write_blocks_and_refusals_are_blocked_not_dead_lettered)
+{
+    static const enum br_item want[] = { BR_BLOCKED, BR_BLOCKED, BR_BLOCKED, BR_RETRY,
+                                         BR_BLOCKED, BR_BLOCKED, BR_RETRY,   BR_DLQ };
+    struct bulkresp r;
+
+    parse_reply(200, block_reply, 8, &r);
+    cr_assert_eq(r.req, BR_REQ_ITEMS, "%s", r.error);
+    for (size_t i = 0; i < 8; i++)
+        cr_expect_eq(r.items[i].cls, want[i], "item %zu: %s, want %s", i,
+                     bulkresp_item_name(r.items[i].cls), bulkresp_item_name(want[i]));
+    cr_expect_eq(r.n_blocked, 5);
+    cr_expect_eq(r.n_retry, 2);
+    cr_expect_eq(r.n_dlq, 1);
+    cr_expect_str_eq(r.items[0].type, "cluster_block_exception");
+    cr_expect_str_eq(r.items[0].reason, "index [posts] blocked by: [FORBIDDEN/8/index write (api)];");
+    cr_expect_str_eq(r.items[5].reason, "unauthorized");
+    bulkresp_clear(&r);
+
+    /* A cluster-wide block refuses the whole request (the bulk action checks
+     * global blocks first); a credentials 403 is not a block. */
+    parse_reply(403,
+                "{\"error\":{\"root_cause\":[{\"type\":\"cluster_block_exception\",\"reason\":"
+                "\"blocked by: [FORBIDDEN/6/cluster read-only (api)];\"}],\"type\":"
+                "\"cluster_block_exception\",\"reason\":\"blocked by: [FORBIDDEN/6/cluster "
+                "read-only (api)];\"},\"status\":403}",
+                3, &r);
+    cr_expect_eq(r.req, BR_REQ_AUTH);
+    cr_expect(r.blocked);
+    cr_expect_str_eq(r.error, "cluster_block_exception: blocked by: [FORBIDDEN/6/cluster "
+                              "read-only (api)];");
+    bulkresp_clear(&r);
+    parse_reply(403, "{\"message\":\"The security token included in the request is invalid.\"}",
+                3, &r);
+    cr_expect_not(r.blocked);
+    bulkresp_clear(&r);
+}

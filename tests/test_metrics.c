@@ -16,9 +16,15 @@
 
 #include "daemon/app.h"
 #include "daemon/metrics.h"
+#include "tests/support/ddbclient.h"
+#include "tests/support/e2e.h"
+#include "tests/support/httpget.h"
+#include "tests/support/proc.h"
 #include "tests/support/promparse.h"
+#include "tests/support/searchd_ctl.h"
 
 TestSuite(metrics, .timeout = 20);
+TestSuite(metrics_e2e, .timeout = 90);
 TestSuite(promparse, .timeout = 5);
 
 static const char *const spec_families[][2] = {
@@ -527,4 +533,116 @@ Test(metrics, bad_or_busy_addresses_are_reported)
     metrics_free(m);
     cr_expect_eq(uv_loop_close(&loop), 0);
     server_stop(&a);
+}
+
+/* ---- /readyz and the metrics while the engine refuses writes ----------- */
+
+static long mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Polls /readyz until its status is want and its body holds text. */
+static bool readyz_until(int port, long want, const char *text, long ms, char **last)
+{
+    long deadline = mono_ms() + ms, st = 0;
+
+    for (;;) {
+        char *body = httpget(port, "GET", "/readyz", &st);
+
+        if (st == want && strstr(body, text)) {
+            free(*last);
+            *last = body;
+            return true;
+        }
+        free(*last);
+        *last = body;
+        if (mono_ms() > deadline)
+            return false;
+        usleep(100 * 1000);
+    }
+}
+
+/* An index.blocks.write on the daemon's index (the double answers every
+ * item with 403 cluster_block_exception, as Elasticsearch and OpenSearch
+ * do): /readyz says the engine refuses writes, the metrics show it, nothing
+ * is dead-lettered, and once the block is lifted the items land. */
+Test(metrics_e2e, readyz_and_metrics_show_a_write_block_until_it_is_lifted)
+{
+    char name[128], dir[256], listen[64], dlq[300], why[512], item[128];
+    struct e2e_table t;
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    char *body = NULL;
+    long st = 0;
+    int port = httpget_free_port();
+
+    if (!ddbc_endpoint())
+        cr_skip_test("DynamoDB Local is not running (run the suite through tests/run.sh)");
+    ddbc_table_name(name, sizeof(name), "blocked");
+    for (char *c = name; *c; c++)
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+    memset(&t, 0, sizeof(t));
+    t.name = t.index = name;
+    t.hash = "id";
+    ddbc_create_table(name, "id", "S", NULL, NULL, "NEW_IMAGE");
+    sd = searchd_start(NULL);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    e2e_metrics_listen = listen;
+    conf = e2e_config_ex(ddbc_endpoint(), searchd_url(sd), &t, 1, "idle_poll_interval = 200ms\n",
+                         NULL, dir, sizeof(dir));
+    snprintf(dlq, sizeof(dlq), "%s/dlq.ndjson", dir);
+    e2e_start(&p, conf);
+    cr_assert(readyz_until(port, 200, "following 1 table", 30000, &body), "%s", body);
+
+    cr_assert_eq(searchd_faults(sd, "{\"match\":\"bulk\",\"item_status\":403,\"items\":\"all\","
+                                    "\"count\":-1}"),
+                 200);
+    for (int i = 0; i < 3; i++) {
+        snprintf(item, sizeof(item), "{\"id\":{\"S\":\"k%d\"},\"n\":{\"N\":\"%d\"}}", i, i);
+        ddbc_put(name, item);
+    }
+    cr_assert(readyz_until(port, 503, "refuses writes to index", 30000, &body), "%s", body);
+    cr_assert_not_null(strstr(body, "[FORBIDDEN/8/index write (api)]"), "%s", body);
+    cr_assert_not_null(strstr(body, name), "names the index: %s", body);
+    cr_assert_eq(httpget_metric(port, "ddb2es_sink_write_blocked", ""), 1);
+    cr_assert_eq(httpget_metric(port, "ddb2es_sink_write_blocks_total", ""), 1);
+    cr_assert_gt(httpget_metric(port, "ddb2es_docs_blocked_total", ""), 0);
+    cr_assert_eq(httpget_metric(port, "ddb2es_ready", ""), 0);
+    {
+        char l[300];
+
+        snprintf(l, sizeof(l), "table=\"%s\",type=\"cluster_block_exception\"", name);
+        cr_assert_gt(httpget_metric(port, "ddb2es_bulk_item_failures_total", l), 0);
+        snprintf(l, sizeof(l), "table=\"%s\"", name);
+        cr_assert_eq(httpget_metric(port, "ddb2es_dlq_total", l), 0);
+    }
+    cr_assert_neq(access(dlq, F_OK), 0, "nothing dead-lettered");
+
+    json_decref(searchd_json(sd, "DELETE", "/_double/faults", NULL, &st));
+    cr_assert_eq(st, 200);
+    cr_assert(e2e_wait_equal(sd, &t, 30000, why, sizeof(why)), "%s", why);
+    cr_assert(readyz_until(port, 200, "following 1 table", 10000, &body), "%s", body);
+    cr_assert_null(strstr(body, "refuses"), "%s", body);
+    cr_assert_eq(httpget_metric(port, "ddb2es_sink_write_blocked", ""), 0);
+    cr_assert_eq(httpget_metric(port, "ddb2es_sink_write_blocks_total", ""), 1);
+    cr_assert_neq(access(dlq, F_OK), 0, "nothing dead-lettered");
+    free(body);
+    {
+        char *log = proc_slurp(p.err_path), *at = log;
+        int n = 0;
+
+        while ((at = strstr(at, "refuses writes to index"))) {
+            n++;
+            at++;
+        }
+        cr_assert_eq(n, 1, "one log line per block episode, not per item or retry:\n%s", log);
+        free(log);
+    }
+    cr_assert_eq(e2e_stop(&p, 15000), 0);
+    searchd_stop(sd);
 }

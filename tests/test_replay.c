@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -122,6 +123,15 @@ static bool log_has(const struct proc *p, const char *text)
 
     free(log);
     return yes;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fputs(text, f) >= 0, true);
+    cr_assert_eq(fclose(f), 0);
 }
 
 static void clear_faults(struct searchd *sd)
@@ -426,6 +436,166 @@ Test(replay, lambda_event_file_and_stream_records)
     searchd_stop(sd);
 }
 
+/* One stream record of second 1700000000 on item pk = key with v = v. */
+static int record(char *out, size_t len, const char *shard, const char *seq, const char *key,
+                  int v)
+{
+    return snprintf(out, len,
+                    "{%s%s%s\"eventID\":\"%s\",\"eventName\":\"MODIFY\",\"eventVersion\":\"1.1\","
+                    "\"eventSource\":\"aws:dynamodb\",\"awsRegion\":\"us-east-1\",\"dynamodb\":{"
+                    "\"ApproximateCreationDateTime\":1700000000,\"Keys\":{\"pk\":{\"S\":\"%s\"}},"
+                    "\"NewImage\":{\"pk\":{\"S\":\"%s\"},\"v\":{\"N\":\"%d\"}},\"SequenceNumber\":"
+                    "\"%s\",\"SizeBytes\":20,\"StreamViewType\":\"NEW_IMAGE\"}}",
+                    shard ? "\"shardId\":\"" : "", shard ? shard : "", shard ? "\"," : "", seq, key,
+                    key, v, seq);
+}
+
+static json_t *doc_in(json_t *dump, const char *index, const char *id)
+{
+    return json_object_get(json_object_get(dump, index), id);
+}
+
+/* The daemon numbers the records of a second along each shard's lineage
+ * (daemon/ack.h, ckpt_next_version).  Here shard A holds x@1 then x@2
+ * (versions S|0 and S|1) and the index has x@2 at S|1; shard B holds y, z
+ * and w in the same second.  A file with B's records before A's older x@1
+ * must give x@1 the version S|0, as the daemon did, so it loses (409);
+ * counted over the whole file it got S|2 and overwrote the newer image. */
+Test(replay, stream_file_versions_are_the_daemons_per_shard)
+{
+    char name[128], dir[256], path[512], file[8192], rec[1024], rec2[1024], esc[2048];
+    const char *A = "shardId-00000001700000000000-aaaaaaaa";
+    const char *B = "shardId-00000001700000000000-bbbbbbbb";
+    const uint64_t S = (uint64_t)1700000000 << 20;
+    struct e2e_table t;
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    json_t *r, *dump;
+    long status;
+    size_t n = 0, e = 0;
+    char seed[512];
+    int rc;
+
+    need_ddb();
+    new_table(name, sizeof(name), "shards", &t, "pk", "S", NULL, NULL);
+    sd = searchd_start(NULL);
+    conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
+    snprintf(seed, sizeof(seed), "{\"index\":{\"_index\":\"%s\",\"_id\":\"x\",\"version\":%llu,"
+             "\"version_type\":\"external\"}}\n{\"pk\":\"x\",\"v\":2}\n", name,
+             (unsigned long long)(S | 1));
+    r = searchd_bulk(sd, "/_bulk", seed, &status);
+    cr_assert_eq(status, 200);
+    json_decref(r);
+
+    /* Line 1: an on-failure record an S3 destination kept, the event as
+     * JSON text in "payload"; line 2: one record naming its shard; line 3:
+     * an event naming its shard. */
+    record(rec, sizeof(rec), NULL, "200000000000000000001", "y", 1);
+    record(rec2, sizeof(rec2), NULL, "200000000000000000002", "z", 1);
+    {
+        char ev[2100];
+
+        snprintf(ev, sizeof(ev), "{\"Records\":[%s,%s]}", rec, rec2);
+        for (const char *c = ev; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                esc[e++] = '\\';
+            esc[e++] = *c;
+        }
+        esc[e] = '\0';
+    }
+    n += (size_t)snprintf(file + n, sizeof(file) - n,
+                          "{\"requestContext\":{\"condition\":\"RetryAttemptsExhausted\"},"
+                          "\"version\":\"1.0\",\"DDBStreamBatchInfo\":{\"shardId\":\"%s\","
+                          "\"batchSize\":2},\"payload\":\"%s\"}\n", B, esc);
+    n += (size_t)record(file + n, sizeof(file) - n, A, "100000000000000000001", "x", 1);
+    record(rec, sizeof(rec), NULL, "200000000000000000003", "w", 1);
+    n += (size_t)snprintf(file + n, sizeof(file) - n, "\n{\"shardId\":\"%s\",\"Records\":[%s]}\n",
+                          B, rec);
+    snprintf(path, sizeof(path), "%s/shards.ndjson", dir);
+    write_text(path, file);
+
+    replay_start(&p, conf, (const char *[]){ "--table", name, "--file", path, "--format",
+                                             "stream", NULL });
+    rc = replay_wait(&p, 60000);
+    if (rc != 0)
+        dump_log("replay", &p);
+    cr_assert_eq(rc, 0);
+    dump = searchd_dump(sd);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(doc_in(dump, name, "x"),
+                                                                    "source"), "v")),
+                 2, "the older image of x lost");
+    cr_assert_eq(json_integer_value(json_object_get(doc_in(dump, name, "x"), "version")),
+                 (json_int_t)(S | 1));
+    /* B's records got the daemon's numbers too. */
+    cr_assert_eq(json_integer_value(json_object_get(doc_in(dump, name, "y"), "version")),
+                 (json_int_t)(S | 0));
+    cr_assert_eq(json_integer_value(json_object_get(doc_in(dump, name, "z"), "version")),
+                 (json_int_t)(S | 1));
+    cr_assert_eq(json_integer_value(json_object_get(doc_in(dump, name, "w"), "version")),
+                 (json_int_t)(S | 2));
+    json_decref(dump);
+
+    /* Records that name no shard: numbered along their item.  v keeps the
+     * order of its two records; the older x (after four records of the
+     * second) still loses. */
+    n = 0;
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "300000000000000000001", "v", 1);
+    file[n++] = '\n';
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "300000000000000000002", "v", 2);
+    file[n++] = '\n';
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "300000000000000000003", "u", 1);
+    file[n++] = '\n';
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "300000000000000000004", "t", 1);
+    file[n++] = '\n';
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "100000000000000000001", "x", 1);
+    file[n++] = '\n';
+    file[n] = '\0';
+    write_text(path, file);
+    replay_start(&p, conf, (const char *[]){ "--table", name, "--file", path, "--format",
+                                             "stream", NULL });
+    rc = replay_wait(&p, 60000);
+    if (rc != 0)
+        dump_log("replay", &p);
+    cr_assert_eq(rc, 0);
+    dump = searchd_dump(sd);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(doc_in(dump, name, "x"),
+                                                                    "source"), "v")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(doc_in(dump, name, "v"),
+                                                                    "source"), "v")), 2);
+    json_decref(dump);
+
+    /* A child named with its parent goes on from the parent's ordinal (the
+     * daemon reads the parent to its end first, then the child); a record
+     * given twice by one shard (a retried batch) counts once. */
+    n = 0;
+    n += (size_t)snprintf(file + n, sizeof(file) - n, "{\"shardId\":\"P\",\"Records\":[");
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "400000000000000000001", "p1", 1);
+    file[n++] = ',';
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "400000000000000000002", "p2", 1);
+    n += (size_t)snprintf(file + n, sizeof(file) - n, "]}\n{\"shardId\":\"P\",\"Records\":[");
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "400000000000000000002", "p2", 1);
+    n += (size_t)snprintf(file + n, sizeof(file) - n, "]}\n{\"shardId\":\"C\",\"parentShardId\":"
+                                                      "\"P\",\"Records\":[");
+    n += (size_t)record(file + n, sizeof(file) - n, NULL, "400000000000000000005", "c1", 1);
+    n += (size_t)snprintf(file + n, sizeof(file) - n, "]}\n");
+    write_text(path, file);
+    replay_start(&p, conf, (const char *[]){ "--table", name, "--file", path, "--format",
+                                             "stream", NULL });
+    rc = replay_wait(&p, 60000);
+    if (rc != 0)
+        dump_log("replay", &p);
+    cr_assert_eq(rc, 0);
+    cr_assert(log_has(&p, "1 stream records a shard had already given were skipped"));
+    dump = searchd_dump(sd);
+    cr_assert_eq(json_integer_value(json_object_get(doc_in(dump, name, "p2"), "version")),
+                 (json_int_t)(S | 1));
+    cr_assert_eq(json_integer_value(json_object_get(doc_in(dump, name, "c1"), "version")),
+                 (json_int_t)(S | 2), "carried from the parent");
+    json_decref(dump);
+    searchd_stop(sd);
+}
+
 Test(replay, malformed_line_exits_65_naming_file_and_line_after_the_lines_before)
 {
     char name[128], dir[256];
@@ -517,6 +687,90 @@ Test(replay, dead_letters_of_the_daemon_are_sent_again_once_fixed)
                            "the document's numbers are kept to the digit");
         free(text);
     }
+    searchd_stop(sd);
+}
+
+/* A dead letter is hours old when it is replayed: the item may have been
+ * updated or deleted since, and the engine may hold a newer image or have
+ * forgotten a newer delete.  So the replay reads each entry's item again
+ * (consistent BatchGetItem) and sends what the table holds now, or a delete
+ * when it is gone: the index ends equal to the table.  Entries carry the
+ * item's key ("keys"); older ones without it get it back from the _id. */
+Test(replay, dead_letters_are_sent_as_the_table_holds_the_item_now)
+{
+    char name[128], dir[256], why[1024], dlq[512], *text, seed[2048], lines[8192];
+    struct e2e_table t;
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    uint64_t old = (uint64_t)(time(NULL) - 3600) << 20;
+    json_t *r, *dump;
+    long status;
+    int rc, n = 0;
+
+    need_ddb();
+    new_table(name, sizeof(name), "dlqnow", &t, "pk", "S", "sk", "N");
+    sd = searchd_start(NULL);
+    conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
+    /* What the index held when the entries were written: old images. */
+    for (const char *const *id = (const char *const[]){ "a|1", "b|2", "c|3", "d|4", "e|5", NULL };
+         *id; id++)
+        n += snprintf(seed + n, sizeof(seed) - (size_t)n,
+                      "{\"index\":{\"_index\":\"%s\",\"_id\":\"%s\",\"version\":%llu,"
+                      "\"version_type\":\"external\"}}\n{\"v\":\"old\"}\n",
+                      name, *id, (unsigned long long)old);
+    r = searchd_bulk(sd, "/_bulk", seed, &status);
+    cr_assert_eq(status, 200);
+    json_decref(r);
+    /* The table now: a, c and e updated, b and d deleted. */
+    ddbc_put(name, "{\"pk\":{\"S\":\"a\"},\"sk\":{\"N\":\"1\"},\"v\":{\"S\":\"new\"}}");
+    ddbc_put(name, "{\"pk\":{\"S\":\"c\"},\"sk\":{\"N\":\"3\"},\"v\":{\"S\":\"new\"}}");
+    ddbc_put(name, "{\"pk\":{\"S\":\"e\"},\"sk\":{\"N\":\"5\"},\"v\":{\"N\":\"12345678901234567890123456789012345678\"}}");
+
+    n = 0;
+#define ENTRY(id, keys, action, doc)                                                              \
+    n += snprintf(lines + n, sizeof(lines) - (size_t)n,                                           \
+                  "{\"time\":\"2024-05-01T12:00:00.000Z\",\"table\":\"%s\",\"shard\":\"s\","        \
+                  "\"seq\":\"100000000000000000001\",\"index\":\"%s\",\"id\":\"%s\"%s,"             \
+                  "\"action\":\"%s\",\"version\":%llu,\"status\":400,\"error\":{\"type\":"          \
+                  "\"mapper_parsing_exception\",\"reason\":\"x\"},\"document\":%s}\n",              \
+                  name, name, id, keys, action, (unsigned long long)old, doc)
+    ENTRY("a|1", ",\"keys\":{\"pk\":{\"S\":\"a\"},\"sk\":{\"N\":\"1\"}}", "index", "{\"v\":\"old\"}");
+    ENTRY("b|2", ",\"keys\":{\"pk\":{\"S\":\"b\"},\"sk\":{\"N\":\"2\"}}", "index", "{\"v\":\"old\"}");
+    ENTRY("c|3", "", "index", "{\"v\":\"old\"}");      /* written before "keys" existed */
+    ENTRY("d|4", ",\"keys\":null", "delete", "null");   /* keys unknown (a hmac'd key) */
+    /* A record's Keys may spell a number otherwise than the table. */
+    ENTRY("e|5", ",\"keys\":{\"pk\":{\"S\":\"e\"},\"sk\":{\"N\":\"5.0E0\"}}", "index",
+          "{\"v\":\"old\"}");
+#undef ENTRY
+    n += snprintf(lines + n, sizeof(lines) - (size_t)n,
+                  "{\"table\":\"another\",\"index\":\"x\",\"id\":\"z\",\"action\":\"delete\","
+                  "\"document\":null}\n");
+    snprintf(dlq, sizeof(dlq), "%s/old-dlq.ndjson", dir);
+    write_text(dlq, lines);
+    cr_assert_not(e2e_index_equals_table(sd, &t, why, sizeof(why)));
+
+    replay_start(&p, conf, (const char *[]){ "--table", name, "--file", dlq, "--format", "dlq",
+                                             NULL });
+    rc = replay_wait(&p, 60000);
+    if (rc != 0)
+        dump_log("replay", &p);
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(summary_read(&p), 5);
+    cr_assert(e2e_index_equals_table(sd, &t, why, sizeof(why)), "%s", why);
+    dump = e2e_dump(sd); /* numbers quoted: "#N:<digits>" */
+    {
+        const char *v = json_string_value(json_object_get(
+            json_object_get(json_object_get(dump, name), "a|1"), "version"));
+
+        cr_assert_not_null(v);
+        cr_assert_gt(strtoull(v + 3, NULL, 10), old, "sent at the Scan's version, above the "
+                                                      "entry's (%s)", v);
+    }
+    json_decref(dump);
+    text = proc_slurp(p.err_path);
+    cr_assert_not_null(strstr(text, "of which 2 gone when read again"), "%s", text);
+    free(text);
     searchd_stop(sd);
 }
 
@@ -644,6 +898,148 @@ Test(replay, a_throttled_scan_backs_off_lowers_its_rate_and_finishes)
     docs = json_object_get(dump, "thr");
     cr_assert_eq(json_object_size(docs), THR_ITEMS, "%zu documents", json_object_size(docs));
     cr_assert_not_null(json_object_get(docs, "59"));
+    json_decref(dump);
+    searchd_stop(sd);
+    fake_stop(ddb);
+}
+
+/* A scripted DynamoDB for a table "bgt" (hash key pk, N): items 0..149
+ * except every tenth, deleted.  BatchGetItem answers its first call with
+ * ProvisionedThroughputExceededException, then returns half of the keys it
+ * is asked for and hands the rest back in UnprocessedKeys: "If DynamoDB
+ * returns any unprocessed items, you should retry the batch operation on
+ * those items ... we strongly recommend that you use an exponential backoff
+ * algorithm" (BatchGetItem, DynamoDB API reference). */
+#define BG_ITEMS 150
+
+struct bg {
+    atomic_int calls, max_keys, inconsistent;
+};
+
+static void bg_handler(const struct fake_req *req, struct fake_reply *out, void *arg)
+{
+    struct bg *b = arg;
+    static char body[65536];
+    const char *target = strstr(req->headers, "DynamoDB_20120810.");
+    json_t *in = json_loads(req->body, 0, NULL), *keys, *resp, *unproc, *k, *rq;
+    size_t i, n;
+    char *text;
+
+    out->status = 200;
+    out->body = body;
+    if (target && strncmp(target + 18, "DescribeTable", 13) == 0) {
+        snprintf(body, sizeof(body),
+                 "{\"Table\":{\"TableName\":\"bgt\",\"TableStatus\":\"ACTIVE\",\"ItemCount\":%d,"
+                 "\"KeySchema\":[{\"AttributeName\":\"pk\",\"KeyType\":\"HASH\"}],"
+                 "\"AttributeDefinitions\":[{\"AttributeName\":\"pk\",\"AttributeType\":\"N\"}]}}",
+                 BG_ITEMS);
+        json_decref(in);
+        return;
+    }
+    if (!target || strncmp(target + 18, "BatchGetItem", 12) != 0) {
+        out->status = 400;
+        snprintf(body, sizeof(body), "{\"__type\":\"com.amazon.coral.validate#"
+                                     "ValidationException\",\"message\":\"unexpected call\"}");
+        json_decref(in);
+        return;
+    }
+    rq = json_object_get(json_object_get(in, "RequestItems"), "bgt");
+    keys = json_object_get(rq, "Keys");
+    n = json_array_size(keys);
+    if ((int)n > atomic_load(&b->max_keys))
+        atomic_store(&b->max_keys, (int)n);
+    if (!json_is_true(json_object_get(rq, "ConsistentRead")))
+        atomic_fetch_add(&b->inconsistent, 1);
+    if (atomic_fetch_add(&b->calls, 1) == 0) {
+        out->status = 400;
+        snprintf(body, sizeof(body), "{\"__type\":\"com.amazonaws.dynamodb.v20120810#"
+                                     "ProvisionedThroughputExceededException\",\"message\":\"The "
+                                     "level of configured provisioned throughput for the table "
+                                     "was exceeded.\"}");
+        json_decref(in);
+        return;
+    }
+    resp = json_array();
+    unproc = json_array();
+    json_array_foreach(keys, i, k) {
+        long pk = atol(json_string_value(json_object_get(json_object_get(k, "pk"), "N")));
+
+        if (n > 1 && i >= n / 2)
+            json_array_append(unproc, k);
+        else if (pk % 10 != 0)
+            json_array_append_new(resp, json_pack("{s:{s:s},s:{s:s}}", "pk", "N",
+                                                  json_string_value(json_object_get(
+                                                      json_object_get(k, "pk"), "N")),
+                                                  "v", "S", "now"));
+    }
+    {
+        json_t *reply = json_pack("{s:{s:o},s:o}", "Responses", "bgt", resp, "UnprocessedKeys",
+                                  json_array_size(unproc)
+                                      ? json_pack("{s:{s:o,s:b}}", "bgt", "Keys", unproc,
+                                                  "ConsistentRead", 1)
+                                      : (json_decref(unproc), json_object()));
+
+        text = json_dumps(reply, JSON_COMPACT);
+        snprintf(body, sizeof(body), "%s", text);
+        free(text);
+        json_decref(reply);
+    }
+    json_decref(in);
+}
+
+Test(replay, dead_letter_reads_retry_throttling_and_unprocessed_keys)
+{
+    char dir[256], dlq[512];
+    struct e2e_table t = { .name = "bgt", .index = "bgt", .hash = "pk" };
+    struct bg b = { 0 };
+    struct fakehttp *ddb = fake_start();
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    json_t *dump, *docs;
+    FILE *f;
+    int rc;
+
+    fake_set_handler(ddb, bg_handler, &b);
+    sd = searchd_start(NULL);
+    conf = e2e_config_ex(fake_url(ddb), searchd_url(sd), &t, 1, NULL, NULL, dir, sizeof(dir));
+    snprintf(dlq, sizeof(dlq), "%s/bg-dlq.ndjson", dir);
+    f = fopen(dlq, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < BG_ITEMS; i++)
+        fprintf(f, "{\"table\":\"bgt\",\"index\":\"bgt\",\"id\":\"%d\",\"keys\":{\"pk\":{\"N\":\"%d\"}},"
+                   "\"action\":\"index\",\"version\":5,\"status\":400,\"document\":{\"v\":\"old\"}}\n",
+                i, i);
+    cr_assert_eq(fclose(f), 0);
+    replay_start(&p, conf, (const char *[]){ "--table", "bgt", "--file", dlq, "--format", "dlq",
+                                             NULL });
+    rc = replay_wait(&p, 90000);
+    if (rc != 0)
+        dump_log("replay", &p);
+    cr_assert_eq(rc, 0);
+    cr_assert(log_has(&p, "ProvisionedThroughputExceededException"), "the throttling is logged");
+    cr_assert_leq(atomic_load(&b.max_keys), 100, "at most 100 keys a call");
+    cr_assert_eq(atomic_load(&b.inconsistent), 0, "every read is consistent");
+    /* 150 keys, at most 100 a call, half of each handed back: more calls
+     * than keys/100, far fewer than one per key. */
+    cr_assert_geq(atomic_load(&b.calls), 4, "%d calls", atomic_load(&b.calls));
+    cr_assert_lt(atomic_load(&b.calls), 40, "%d calls", atomic_load(&b.calls));
+    dump = searchd_dump(sd);
+    docs = json_object_get(dump, "bgt");
+    cr_assert_eq(json_object_size(docs), BG_ITEMS, "%zu documents", json_object_size(docs));
+    for (int i = 0; i < BG_ITEMS; i++) {
+        char id[16];
+        json_t *d;
+
+        snprintf(id, sizeof(id), "%d", i);
+        d = json_object_get(docs, id);
+        cr_assert_not_null(d, "%s", id);
+        if (i % 10 == 0)
+            cr_assert(json_is_true(json_object_get(d, "deleted")), "%s was deleted", id);
+        else
+            cr_assert_str_eq(json_string_value(json_object_get(json_object_get(d, "source"), "v")),
+                             "now", "%s", id);
+    }
     json_decref(dump);
     searchd_stop(sd);
     fake_stop(ddb);

@@ -19,6 +19,7 @@
 #include "aws/http.h"
 #include "aws/sigv4.h"
 #include "indexer/bulk.h"
+#include "indexer/dlq.h"
 #include "indexer/sink.h"
 #include "tests/support/fakehttp.h"
 #include "tests/support/searchd_ctl.h"
@@ -532,6 +533,43 @@ Test(sink, same_id_collapses_and_superseded_waits_for_the_batch)
     cr_assert_eq(close_all(1000), 0);
 }
 
+/* Two streams of one table, or a replay beside the daemon, may submit an
+ * older image of an _id after a newer one: the newer one is sent. */
+Test(sink, same_id_keeps_the_highest_version_not_the_last_submitted)
+{
+    struct sink_opts o = opts();
+
+    start(&o);
+    submit(DOC_INDEX, "a", 20, "{\"v\":\"new\"}", 0);
+    submit(DOC_INDEX, "a", 10, "{\"v\":\"old\"}", 1);   /* older, later: loses */
+    submit(DOC_INDEX, "b", 30, "{\"v\":\"first\"}", 2);
+    submit(DOC_INDEX, "b", 30, "{\"v\":\"tie\"}", 3);   /* a tie: the later one */
+    submit(DOC_INDEX, "c", 40, "{\"v\":\"versioned\"}", 4);
+    submit(DOC_INDEX, "c", 0, "{\"v\":\"none\"}", 5);   /* no version: the later one */
+    submit(DOC_DELETE, "d", 50, NULL, 6);
+    submit(DOC_INDEX, "d", 45, "{\"v\":\"resurrect\"}", 7); /* older than the delete */
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 8, 3000));
+    cr_assert_eq(fake_nreq(fk), 1);
+    cr_assert_eq(eng.actions[0], 4, "one action per _id");
+    cr_assert_not_null(strstr(eng.bodies[0], "{\"v\":\"new\"}"), "%s", eng.bodies[0]);
+    cr_assert_null(strstr(eng.bodies[0], "{\"v\":\"old\"}"), "%s", eng.bodies[0]);
+    cr_assert_not_null(strstr(eng.bodies[0], "{\"v\":\"tie\"}"));
+    cr_assert_not_null(strstr(eng.bodies[0], "{\"v\":\"none\"}"));
+    cr_assert_not_null(strstr(eng.bodies[0], "{\"delete\":{\"_index\":\"posts\",\"_id\":\"d\""));
+    cr_assert_null(strstr(eng.bodies[0], "resurrect"));
+    cr_assert_eq(got.outcome[0], SINK_INDEXED);
+    cr_assert_eq(got.outcome[1], SINK_SUPERSEDED);
+    cr_assert_eq(got.outcome[2], SINK_SUPERSEDED);
+    cr_assert_eq(got.outcome[3], SINK_INDEXED);
+    cr_assert_eq(got.outcome[4], SINK_SUPERSEDED);
+    cr_assert_eq(got.outcome[5], SINK_INDEXED);
+    cr_assert_eq(got.outcome[6], SINK_INDEXED);
+    cr_assert_eq(got.outcome[7], SINK_SUPERSEDED);
+    cr_assert_eq(sink_stats(snk)->docs_superseded, 4);
+    cr_assert_eq(close_all(1000), 0);
+}
+
 /* Actions are written once, into the body they are sent in: a hot _id
  * rewritten many times leaves dead text behind, which must be squeezed out
  * (the body is exactly the live actions, never above bulk_max_bytes). */
@@ -693,6 +731,75 @@ Test(sink, item_400_goes_to_the_dead_letter_file)
     cr_assert_not_null(strstr(line, "\"n\":123456789012345678901234567890}"),
                        "the document text is kept as it was (big numbers too)");
     json_decref(j);
+    cr_assert_eq(close_all(1000), 0);
+}
+
+/* `ddb2es replay --format dlq` reads the item again by its key: every entry
+ * carries the key attributes the transform gave (null when it gave none). */
+Test(sink, dead_letter_entries_carry_the_item_keys)
+{
+    struct sink_opts o = opts();
+    static const char keys[] = "{\"pk\":{\"S\":\"bad\"},\"sk\":{\"N\":\"12345678901234567890123456789012345678\"}}";
+    char line[4096];
+    struct doc d;
+    json_t *meta, *raw;
+    const char *doc;
+    size_t len;
+    char err[128];
+    FILE *f;
+
+    engine_rule("bad", 400, 400);
+    start(&o);
+    memset(&d, 0, sizeof(d));
+    d.op = DOC_INDEX;
+    d.index = "posts";
+    strcpy(d.id, "bad");
+    d.id_len = 3;
+    d.version = 9;
+    d.table = "Posts";
+    buf_init(&d.source, 0);
+    buf_puts(&d.source, "{\"t\":1}");
+    buf_init(&d.keys, 0);
+    buf_puts(&d.keys, keys);
+    cr_assert_eq(sink_submit(snk, &d, NULL, 0), 0);
+    cr_assert_str_eq(d.keys.ptr, keys, "the keys are copied, not taken");
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 1, 3000));
+    /* An input that never became a document, with its keys known. */
+    raw = json_pack("{s:s}", "eventName", "INSERT");
+    d.id_len = 0;
+    cr_assert_eq(sink_dead_letter(snk, &d, raw, "record_conversion_error", "no NewImage", NULL, 1),
+                 0);
+    json_decref(raw);
+    buf_close(&d.keys);
+    cr_assert(run_until(done_at_least, 2, 3000));
+    submit(DOC_INDEX, "bad", 10, "{\"t\":2}", 2); /* no keys */
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 3, 3000));
+    cr_assert_eq(got.outcome[0], SINK_DLQ);
+    cr_assert_eq(got.outcome[1], SINK_DLQ);
+    cr_assert_eq(got.outcome[2], SINK_DLQ);
+    f = fopen(dlq_path, "r");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_not_null(fgets(line, sizeof(line), f));
+        line[strcspn(line, "\n")] = '\0';
+        cr_assert_eq(dlq_parse(line, strlen(line), &meta, &doc, &len, err, sizeof(err)), 0, "%s",
+                     err);
+        if (i < 2) {
+            cr_assert_not_null(strstr(line, "\"keys\":{\"pk\":{\"S\":\"bad\"},\"sk\":{\"N\":"
+                                            "\"12345678901234567890123456789012345678\"}},"),
+                               "%s", line);
+            cr_assert_str_eq(json_string_value(json_object_get(json_object_get(
+                                 json_object_get(meta, "keys"), "sk"), "N")),
+                             "12345678901234567890123456789012345678");
+        } else {
+            cr_assert_not_null(strstr(line, "\"keys\":null,"), "%s", line);
+            cr_assert(json_is_null(json_object_get(meta, "keys")));
+        }
+        json_decref(meta);
+    }
+    fclose(f);
     cr_assert_eq(close_all(1000), 0);
 }
 
@@ -1411,5 +1518,174 @@ Test(sink, unconvertible_record_goes_to_the_dead_letter_file)
     cr_assert_not_null(strstr(line, "\"type\":\"record_conversion_error\",\"reason\":\"no NewImage\""));
     cr_assert_not_null(strstr(line, "\"document\":{\"eventName\":\"INSERT\""), "%s", line);
     cr_assert_eq(fake_nreq(fk), 0);
+    cr_assert_eq(close_all(1000), 0);
+}
+
+/* ---- write blocks and tombstones, against the search double ---- */
+
+static bool blocked(size_t n)
+{
+    return sink_stats(snk)->blocked_indexes == n;
+}
+
+static bool retried_at_least(size_t n)
+{
+    return sink_stats(snk)->docs_retried >= n;
+}
+
+static void lift_faults(struct searchd *sd)
+{
+    long status = 0;
+
+    json_decref(searchd_json(sd, "DELETE", "/_double/faults", NULL, &status));
+    cr_assert_eq(status, 200);
+}
+
+/* An index.blocks.write (or the flood-stage block of a full disk) refuses
+ * every item: they wait, nothing is dead-lettered, and they land once the
+ * block is lifted. */
+Test(sink, searchd_write_block_is_waited_out_without_dead_letters)
+{
+    struct sink_opts o = opts();
+    const struct sink_stats *st;
+    struct searchd *sd;
+    json_t *d;
+
+    sd = searchd_start(NULL);
+    cr_assert_eq(searchd_faults(sd, "{\"match\":\"bulk\",\"item_status\":403,\"items\":\"all\","
+                                    "\"count\":-1}"),
+                 200);
+    o.url = searchd_url(sd);
+    start(&o);
+    index_doc("a", 0);
+    submit(DOC_DELETE, "b", 5, NULL, 1);
+    index_doc("c", 2);
+    sink_flush(snk);
+    cr_assert(run_until(blocked, 1, 3000));
+    /* Refused again and again while it lasts: still one episode. */
+    run_until(never, 0, 600);
+    st = sink_stats(snk);
+    cr_assert_eq(got.n, 0, "nothing finished, nothing dead-lettered");
+    cr_assert_gt(st->docs_blocked, 3, "retried (%lu)", (unsigned long)st->docs_blocked);
+    cr_assert_eq(st->write_blocks, 1);
+    cr_assert_eq(st->docs_dlq, 0);
+    cr_assert_str_eq(st->block_index, "posts");
+    cr_assert_not_null(strstr(st->block_reason, "cluster_block_exception: index [posts] blocked "
+                                                "by: [FORBIDDEN/8/index write (api)];"),
+                       "%s", st->block_reason);
+    cr_assert_neq(access(dlq_path, F_OK), 0, "no dead-letter file");
+
+    lift_faults(sd);
+    cr_assert(run_until(done_at_least, 3, 5000));
+    cr_assert_eq(got.outcome[0], SINK_INDEXED);
+    cr_assert_eq(got.outcome[1], SINK_GONE);
+    cr_assert_eq(got.outcome[2], SINK_INDEXED);
+    st = sink_stats(snk);
+    cr_assert_eq(st->blocked_indexes, 0, "the block ended with the first write taken");
+    cr_assert_null(st->block_reason);
+    cr_assert_eq(st->write_blocks, 1);
+    d = searchd_dump(sd);
+    cr_assert_not_null(dumped(d, "a"));
+    cr_assert_not_null(dumped(d, "c"));
+    json_decref(d);
+    cr_assert_neq(access(dlq_path, F_OK), 0, "no dead-letter file");
+    cr_assert_eq(close_all(1000), 0);
+    cr_assert_eq(searchd_stop(sd), 0);
+}
+
+/* REFERENCE Bulk fact 8: the engine forgets a delete after gc_deletes, and
+ * then takes an older index action.  Here index a@1 is held back by
+ * per-item 429s while delete a@2 finishes; once the double's gc_deletes (1 s)
+ * has passed and the 429s stop, a@1 must never land. */
+Test(sink, searchd_an_older_action_never_lands_after_a_newer_delete)
+{
+    struct sink_opts o = opts();
+    struct searchd *sd;
+    json_t *d, *reply;
+    long status = 0;
+
+    sd = searchd_start("--gc-deletes", "1", NULL);
+    /* The first item of every bulk gets a 429 until the rule is removed. */
+    cr_assert_eq(searchd_faults(sd, "{\"match\":\"bulk\",\"item_status\":429,\"items\":1,"
+                                    "\"count\":-1}"),
+                 200);
+    o.url = searchd_url(sd);
+    start(&o);
+    submit(DOC_INDEX, "a", 1, "{\"v\":1}", 0);
+    sink_flush(snk);
+    cr_assert(run_until(retried_at_least, 2, 5000));
+    /* b goes first in its bulk and takes the 429; the delete goes through. */
+    submit(DOC_INDEX, "b", 1, "{\"v\":1}", 1);
+    submit(DOC_DELETE, "a", 2, NULL, 2);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 2, 5000));
+    cr_assert_eq(got.outcome[2], SINK_GONE, "a never landed: nothing to delete");
+    cr_assert_eq(got.outcome[0], SINK_STALE, "a@1 is dropped once the delete finished");
+    cr_assert_eq(sink_stats(snk)->tombstones, 1);
+
+    /* The double forgets the delete; then the 429s stop. */
+    run_until(never, 0, 1300);
+    lift_faults(sd);
+    cr_assert(run_until(done_at_least, 3, 5000));
+    cr_assert_eq(got.outcome[1], SINK_INDEXED);
+    /* The older action arrives once more (a replay, another stream). */
+    submit(DOC_INDEX, "a", 1, "{\"v\":1}", 3);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 4, 5000));
+    cr_assert_eq(got.outcome[3], SINK_STALE);
+    d = searchd_dump(sd);
+    cr_assert(!dumped(d, "a") || json_is_true(json_object_get(dumped(d, "a"), "deleted")),
+              "a came back to life");
+    json_decref(d);
+    cr_assert_eq(sink_stats(snk)->docs_tombstoned, 2);
+    cr_assert_eq(sink_stats(snk)->tombstones, 1);
+
+    /* What the sink prevented: the double has forgotten the delete and
+     * takes a@1 now. */
+    reply = searchd_bulk(sd, "/_bulk", "{\"index\":{\"_index\":\"posts\",\"_id\":\"a\",\"version\":1,"
+                                       "\"version_type\":\"external\"}}\n{\"v\":1}\n", &status);
+    cr_assert_eq(status, 200);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(
+                     json_array_get(json_object_get(reply, "items"), 0), "index"), "status")),
+                 201);
+    json_decref(reply);
+    cr_assert_eq(close_all(1000), 0);
+    cr_assert_eq(searchd_stop(sd), 0);
+}
+
+/* The tombstones are bounded: tombstone_max entries (the oldest evicted
+ * first, and counted) for tombstone_ttl_ms each. */
+Test(sink, tombstones_are_bounded_in_number_and_time)
+{
+    struct sink_opts o = opts();
+
+    o.tombstone_max = 2;
+    o.tombstone_ttl_ms = 300;
+    start(&o);
+    submit(DOC_DELETE, "x", 10, NULL, 0);
+    submit(DOC_DELETE, "y", 10, NULL, 1);
+    submit(DOC_DELETE, "z", 10, NULL, 2);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 3, 3000));
+    cr_assert_eq(sink_stats(snk)->tombstones, 2);
+    cr_assert_eq(sink_stats(snk)->tombstone_evictions, 1);
+    submit(DOC_INDEX, "x", 5, "{\"v\":\"x\"}", 3); /* evicted: goes out (an engine would 409) */
+    submit(DOC_INDEX, "y", 5, "{\"v\":\"y\"}", 4); /* remembered: dropped */
+    submit(DOC_INDEX, "z", 11, "{\"v\":\"z\"}", 5); /* newer than the delete: goes out */
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 6, 3000));
+    cr_assert_eq(got.outcome[4], SINK_STALE);
+    cr_assert_eq(fake_nreq(fk), 2);
+    cr_assert_not_null(strstr(eng.bodies[1], "{\"v\":\"x\"}"));
+    cr_assert_null(strstr(eng.bodies[1], "{\"v\":\"y\"}"));
+    cr_assert_not_null(strstr(eng.bodies[1], "{\"v\":\"z\"}"));
+    /* Past the time bound they are gone, without any traffic. */
+    run_until(never, 0, 400);
+    cr_assert_eq(sink_stats(snk)->tombstones, 0);
+    submit(DOC_INDEX, "y", 5, "{\"v\":\"y\"}", 6);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 7, 3000));
+    cr_assert_eq(got.outcome[6], SINK_INDEXED);
+    cr_assert_eq(sink_stats(snk)->docs_tombstoned, 1);
     cr_assert_eq(close_all(1000), 0);
 }

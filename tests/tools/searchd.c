@@ -44,7 +44,9 @@
  *   whose "match" (any|bulk|search|doc|count, default any) fits it.  A rule
  *   has "count" (default 1, -1 = forever) and one of: "status" (whole-request
  *   error in ES's shape, optional "body"), "item_status" with "items"
- *   (all|odd|even|N first; zero-based odd positions), "action" (reset: half
+ *   (all|odd|even|N first; zero-based odd positions; item_status 403 is a
+ *   write block: cluster_block_exception "index [i] blocked by:
+ *   [FORBIDDEN/8/index write (api)];"), "action" (reset: half
  *   the reply then RST; drop: close without reply), or just "delay_ms" (which
  *   also delays a status, item_status or reset reply).  {"down_ms": N} takes effect at once:
  *   every connection is closed and new ones are reset for N ms.
@@ -1876,9 +1878,18 @@ static bool fault_hits_item(const struct fault *ft, size_t i)
     return false;
 }
 
-static json_t *injected_item_error(int status)
+static json_t *injected_item_error(int status, const char *index)
 {
+    char reason[512];
+
     switch (status) {
+    case 403:
+        /* A write block (index.blocks.write: IndexMetadata.INDEX_WRITE_BLOCK,
+         * FORBIDDEN/8), as the bulk action reports it for each item of the
+         * blocked index (ClusterBlockException's message). */
+        snprintf(reason, sizeof(reason), "index [%s] blocked by: [FORBIDDEN/8/index write (api)];",
+                 index ? index : "");
+        return err_obj("cluster_block_exception", reason);
     case 429:
         return err_obj("es_rejected_execution_exception",
                        "rejected execution of coordinating operation [coordinating_and_primary_"
@@ -1998,7 +2009,7 @@ static void handle_bulk(struct conn *c, struct request *r, const char *def_index
         srv.st.actions[o->type]++;
         if (item_fault && fault_hits_item(item_fault, i))
             item_fail(&res[i], item_fault->item_status,
-                      injected_item_error(item_fault->item_status));
+                      injected_item_error(item_fault->item_status, o->index));
         else
             op_execute(o, &res[i]);
         if (res[i].status >= 100 && res[i].status < 600)
