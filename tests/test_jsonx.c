@@ -983,8 +983,9 @@ Test(jsonx_e2e, replay_resumes_from_a_saved_key_with_a_lone_surrogate)
 }
 
 /* A stream-records file: one record becomes a document, the other (a type
- * DynamoDB does not have) a dead letter holding the record as it came; the
- * dead letter replays and fails again, into a new file, still the same. */
+ * DynamoDB does not have) a dead letter holding the record as it came, NUL
+ * and lone surrogates included.  (Replaying a dead-letter file reads the
+ * items again from the table: see the replay suite.) */
 Test(jsonx_e2e, replay_files_and_dead_letters_keep_them)
 {
     static const char ok[] =
@@ -1001,7 +1002,7 @@ Test(jsonx_e2e, replay_files_and_dead_letters_keep_them)
         "\"NewImage\":{\"pk\":{\"S\":\"j\\udfff\"},\"m\":{\"M\":{\"\\u0000\":{\"S\":\"x\"}}},"
         "\"bad\":{\"X\":\"\\ud800\"}},\"SequenceNumber\":\"101\",\"SizeBytes\":10,"
         "\"StreamViewType\":\"NEW_IMAGE\"}}";
-    char dir[256], in[512], dlq[512], again[512];
+    char dir[256], in[512], dlq[512];
     struct e2e_table t = { .name = "jsonx", .index = "jsonx" };
     struct searchd *sd;
     struct proc p;
@@ -1014,30 +1015,26 @@ Test(jsonx_e2e, replay_files_and_dead_letters_keep_them)
                          sizeof(dir));
     snprintf(in, sizeof(in), "%s/records.ndjson", dir);
     snprintf(dlq, sizeof(dlq), "%s/dlq.ndjson", dir);
-    snprintf(again, sizeof(again), "%s/again.ndjson", dir);
     f = fopen(in, "w");
     cr_assert_not_null(f);
     fprintf(f, "%s\n%s\n", ok, bad);
     fclose(f);
     cr_assert_eq(replay(&p, conf, (const char *[]){ "--table", "jsonx", "--file", in, "--format",
-                                                    "stream", "--key", "pk", "--dry-run", NULL }),
+                                                    "stream", "--key", "pk", NULL }),
                  0);
-    text = proc_slurp(p.out_path);
-    cr_assert_not_null(strstr(text, "{\"pk\":\"k\\ud800\",\"m\":{\"a\\u0000b\":\"v\\u0000\\udc00\"}}"),
-                       "%.2000s", text);
-    free(text);
+    {
+        json_t *dump = searchd_dump(sd);
+        char *d = jsonx_dumps(dump, NULL);
+
+        cr_assert_not_null(strstr(d, "{\"pk\":\"k\\ud800\",\"m\":{\"a\\u0000b\":\"v\\u0000\\udc00\"}}"),
+                           "%.2000s", d);
+        free(d);
+        json_decref(dump);
+    }
     text = proc_slurp(dlq);
     cr_assert_not_null(strstr(text, "\"m\":{\"M\":{\"\\u0000\":{\"S\":\"x\"}}},\"bad\":{\"X\":"
                                     "\"\\ud800\"}"), "the record as it came: %.2000s", text);
     free(text);
 
-    cr_assert_eq(replay(&p, conf, (const char *[]){ "--table", "jsonx", "--file", dlq, "--format",
-                                                    "dlq", "--key", "pk", "--dlq-out", again,
-                                                    "--dry-run", NULL }), 0);
-    text = proc_slurp(again);
-    cr_assert_not_null(strstr(text, "\"m\":{\"M\":{\"\\u0000\":{\"S\":\"x\"}}},\"bad\":{\"X\":"
-                                    "\"\\ud800\"}"), "failed again, still the same: %.2000s", text);
-    cr_assert_not_null(strstr(text, "\"Keys\":{\"pk\":{\"S\":\"j\\udfff\"}}"), "%.2000s", text);
-    free(text);
     searchd_stop(sd);
 }
