@@ -1578,6 +1578,14 @@ static int read_string(struct chk *c, struct buf *out, bool name)
     char d[40];
 
     while (p < e) {
+        const char *run = p;
+        while (p < e && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80 && *p != '"' &&
+               *p != '\\')
+            p++;
+        if (out && p > run)
+            buf_append(out, run, (size_t)(p - run));
+        if (p >= e)
+            break;
         unsigned char ch = (unsigned char)*p;
         if (ch == '"') {
             c->p = p + 1;
@@ -1624,8 +1632,8 @@ static int read_string(struct chk *c, struct buf *out, bool name)
             return bad_json(c, p, "Illegal unquoted character (%s): has to be escaped using "
                                   "backslash to be included in %s", d, what);
         }
-        size_t n = ch < 0x80 ? 1 : (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3
-                 : (ch & 0xF8) == 0xF0 ? 4 : 0;
+        size_t n = (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : (ch & 0xF8) == 0xF0 ? 4
+                 : 0;
         if (n == 0)
             return bad_json(c, p, "Invalid UTF-8 start byte 0x%x", ch);
         for (size_t i = 1; i < n; i++) {
@@ -2689,6 +2697,8 @@ static const struct meta metas[] = {
 
 static const struct meta *meta_field(enum flavor fl, const char *k, size_t n)
 {
+    if (n < 2 || *k != '_')
+        return NULL;
     for (size_t i = 0; i < sizeof(metas) / sizeof(metas[0]); i++)
         if ((fl == FL_ES8 ? metas[i].es8 : metas[i].os2) && strlen(metas[i].name) == n &&
             memcmp(metas[i].name, k, n) == 0)
