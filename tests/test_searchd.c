@@ -325,7 +325,7 @@ static char *nested(int depth)
     buf_puts(&b, "{\"index\":{\"_index\":\"t\",\"_id\":\"d\"}}\n");
     for (int i = 1; i < depth; i++)
         buf_puts(&b, "{\"a\":");
-    buf_puts(&b, "{\"leaf\":[1,{\"x\":\"}\"}]}");
+    buf_puts(&b, "{\"leaf\":[{\"x\":\"}\"},{\"x\":\"]\"}]}");
     for (int i = 1; i < depth; i++)
         buf_putc(&b, '}');
     buf_putc(&b, '\n');
@@ -359,13 +359,15 @@ Test(searchd, depth_limit)
 Test(searchd, malformed_source_fails_its_item)
 {
     sd = searchd_start(NULL);
-    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{\"a\":[1,]}\n"
+    /* "big" is a float field first: a long one would refuse 30 digits */
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"0\"}}\n{\"big\":0.5}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{\"a\":[1,]}\n"
                      "{\"index\":{\"_index\":\"t\",\"_id\":\"2\"}}\n{\"big\":123456789012345678901234567890}\n",
                      200);
 
-    cr_assert_eq(item_status(r, 0), 400);
-    cr_assert_str_eq(item_err(r, 0, "type"), "mapper_parsing_exception");
-    cr_assert_eq(item_status(r, 1), 201, "numbers of any size are kept");
+    cr_assert_eq(item_status(r, 1), 400);
+    cr_assert_str_eq(item_err(r, 1, "type"), "mapper_parsing_exception");
+    cr_assert_eq(item_status(r, 2), 201, "numbers of any size are kept");
     json_decref(r);
     r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"3\"}}\n{\"a\":01}\n"
              "{\"index\":{\"_index\":\"t\",\"_id\":\"4\"}}\n[1]\n"
@@ -379,6 +381,626 @@ Test(searchd, malformed_source_fails_its_item)
     cr_assert_not_null(strstr(g.body, "\"_source\":{\"big\":123456789012345678901234567890}"),
                        "source is returned byte for byte: %s", g.body);
     searchd_resp_close(&g);
+    stop();
+}
+
+/* ---- documents the engines refuse ---------------------------------------
+ * The rules and where each comes from: tests/tools/ENGINE-RULES.md.  The
+ * engines' sources cited are opensearch-project/OpenSearch (2.x) and
+ * elastic/elasticsearch (8.x), server/src/main/java/org/.../index/mapper/
+ * unless another path is given. */
+
+/* Indexes one document (one line) into index t under id; the bulk reply. */
+static json_t *index_doc(const char *id, const char *doc)
+{
+    char *body = NULL;
+    json_t *r;
+
+    cr_assert_geq(asprintf(&body, "{\"index\":{\"_index\":\"t\",\"_id\":\"%s\"}}\n%s\n", id, doc),
+                  0);
+    r = bulk(body, 200);
+    free(body);
+    return r;
+}
+
+/* The item status of doc indexed alone. */
+static long doc_status(const char *doc)
+{
+    json_t *r = index_doc("x", doc);
+    long st = item_status(r, 0);
+
+    json_decref(r);
+    return st;
+}
+
+static const char *item_cause(json_t *resp, size_t i, const char *key)
+{
+    json_t *e = json_object_get(item(resp, i), "error");
+
+    return json_string_value(json_object_get(json_object_get(e, "caused_by"), key));
+}
+
+/* Asserts that doc is refused with this error type and reason (and, when
+ * not NULL, this cause). */
+static void refused(const char *doc, const char *type, const char *reason, const char *ctype,
+                    const char *creason)
+{
+    json_t *r = index_doc("1", doc);
+
+    cr_assert_eq(item_status(r, 0), 400, "%s was taken", doc);
+    cr_assert_str_eq(item_err(r, 0, "type"), type, "%s", doc);
+    if (reason)
+        cr_assert_str_eq(item_err(r, 0, "reason"), reason, "%s", doc);
+    if (ctype)
+        cr_assert_str_eq(item_cause(r, 0, "type"), ctype, "%s", doc);
+    if (creason)
+        cr_assert_str_eq(item_cause(r, 0, "reason"), creason, "%s", doc);
+    json_decref(r);
+}
+
+/* The type of a field in GET /t/_mapping ("object" for one with
+ * properties), or NULL when it is not mapped; caller frees. */
+static char *mapped(const char *path)
+{
+    long st;
+    json_t *m = searchd_json(sd, "GET", "/t/_mapping", NULL, &st), *node;
+    char *copy = strdup(path), *save = NULL, *out = NULL;
+
+    cr_assert_eq(st, 200);
+    node = json_object_get(json_object_get(m, "t"), "mappings");
+    for (char *seg = strtok_r(copy, ".", &save); seg && node; seg = strtok_r(NULL, ".", &save))
+        node = json_object_get(json_object_get(node, "properties"), seg);
+    if (json_object_get(node, "type"))
+        out = strdup(json_string_value(json_object_get(node, "type")));
+    else if (node)
+        out = strdup("object");
+    free(copy);
+    json_decref(m);
+    return out;
+}
+
+static void assert_mapped(const char *path, const char *type)
+{
+    char *t = mapped(path);
+
+    if (type)
+        cr_assert(t && strcmp(t, type) == 0, "%s is mapped as %s, not %s", path,
+                  t ? t : "nothing", type);
+    else
+        cr_assert_null(t, "%s is mapped (%s)", path, t);
+    free(t);
+}
+
+/* DocumentParser#getMapper looks metadata mappers up by the field's full
+ * path, so only top-level names are metadata fields; MetadataFieldMapper
+ * #parseCreateField refuses every value and FieldMapper#parse wraps it;
+ * DocCountFieldMapper takes a positive integer.  The names: IndicesModule
+ * #initBuiltInMetadataMappers (OpenSearch 2.x) plus mapper-extras (_feature)
+ * and mapper-size (_size, on Amazon OpenSearch Service). */
+Test(searchd, metadata_fields_are_refused_at_the_top_level)
+{
+    static const char *const names[] = { "_id", "_index", "_routing", "_source", "_ignored",
+                                         "_version", "_seq_no", "_nested_path", "_field_names",
+                                         "_data_stream_timestamp", "_feature", "_size" };
+    char doc[128], reason[256];
+
+    sd = searchd_start(NULL);
+    refused("{\"a\":1,\"_id\":\"x\"}", "mapper_parsing_exception",
+            "failed to parse field [_id] of type [_id] in document with id '1'. Preview of "
+            "field's value: 'x'", "mapper_parsing_exception",
+            "Field [_id] is a metadata field and cannot be added inside a document. Use the "
+            "index API request parameters.");
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(doc, sizeof(doc), "{\"%s\":{\"k\":1}}", names[i]);
+        snprintf(reason, sizeof(reason), "Field [%s] is a metadata field and cannot be added "
+                 "inside a document. Use the index API request parameters.", names[i]);
+        refused(doc, "mapper_parsing_exception", NULL, "mapper_parsing_exception", reason);
+    }
+    refused("{\"_size\":1}", "mapper_parsing_exception",
+            "failed to parse field [_size] of type [integer] in document with id '1'. Preview "
+            "of field's value: '1'", NULL, NULL);
+    refused("{\"_routing\":null}", "mapper_parsing_exception",
+            "failed to parse field [_routing] of type [_routing] in document with id '1'. "
+            "Preview of field's value: 'null'", NULL, NULL);
+    refused("{\"_id.x\":1}", "mapper_parsing_exception",
+            "Could not dynamically add mapping for field [_id.x]. Existing mapping for [_id] "
+            "must be of type object but found [_id].", NULL, NULL);
+    refused("{\"_doc_count\":0}", "mapper_parsing_exception",
+            "failed to parse field [_doc_count] of type [_doc_count] in document with id '1'. "
+            "Preview of field's value: '0'", "illegal_argument_exception",
+            "Field [_doc_count] must be a positive integer.");
+    refused("{\"_doc_count\":\"3\"}", "mapper_parsing_exception", NULL, "parsing_exception",
+            NULL);
+    cr_assert_eq(doc_status("{\"_doc_count\":3}"), 201, "_doc_count takes a positive integer");
+    cr_assert_eq(doc_status("{\"_source\":[]}"), 200, "an empty array gives the mapper nothing");
+    cr_assert_eq(doc_status("{\"a\":{\"_id\":1,\"_source\":\"s\"}}"), 200,
+                 "below the top level these are plain names");
+    cr_assert_eq(doc_status("{\"_tsid\":\"x\",\"_tier\":\"y\"}"), 200,
+                 "Elasticsearch's metadata fields are plain names in OpenSearch");
+    stop();
+}
+
+/* The same in Elasticsearch 8: DocumentParsingException carries "[line:col] "
+ * (DocumentParsingException#message); the root context finds metadata
+ * mappers (DocumentParser.RootDocumentParserContext#getMapper), the dotted
+ * name becoming an object for it (DotExpandingXContentParser); the names are
+ * IndicesModule#initBuiltInMetadataMappers 8.x plus _feature, _tier and
+ * _inference_fields; DocCountFieldMapper prints the value. */
+Test(searchd, metadata_fields_es8)
+{
+    sd = searchd_start("--flavor", "es8", NULL);
+    refused("{\"_id\":\"x\"}", "document_parsing_exception",
+            "[1:8] failed to parse field [_id] of type [_id] in document with id '1'. Preview of "
+            "field's value: 'x'", "document_parsing_exception",
+            "[1:8] Field [_id] is a metadata field and cannot be added inside a document. Use "
+            "the index API request parameters.");
+    refused("{\"_tsid\":1}", "document_parsing_exception", NULL, NULL, NULL);
+    refused("{\"_tier\":1}", "document_parsing_exception", NULL, NULL, NULL);
+    refused("{\"_id.x\":1}", "document_parsing_exception",
+            "[1:10] failed to parse field [_id] of type [_id] in document with id '1'. Preview "
+            "of field's value: '{x=1}'", NULL, NULL);
+    refused("{\"_doc_count\":-2}", "document_parsing_exception", NULL,
+            "illegal_argument_exception",
+            "Field [_doc_count] must be a positive integer. Value [-2] is not allowed.");
+    refused("{\"_doc_count\":[1,2]}", "document_parsing_exception", NULL,
+            "illegal_argument_exception", "Arrays are not allowed for field [_doc_count].");
+    cr_assert_eq(doc_status("{\"_size\":1}"), 201, "no mapper-size plugin by default");
+    stop();
+}
+
+/* OpenSearch DocumentParser#splitAndValidatePath, and Elasticsearch
+ * DotExpandingXContentParser.WrappingParser#expandDots: an empty name is
+ * refused in every object, arrays of objects too. */
+Test(searchd, empty_field_names_are_refused_at_any_depth)
+{
+    sd = searchd_start(NULL);
+    refused("{\"\":1}", "mapper_parsing_exception", "failed to parse",
+            "illegal_argument_exception", "field name cannot be an empty string");
+    refused("{\"a\":{\"b\":{\"\":1}}}", "mapper_parsing_exception", "failed to parse",
+            "illegal_argument_exception", "field name cannot be an empty string");
+    refused("{\"a\":[{\"x\":1},{\"\":{}}]}", "mapper_parsing_exception", "failed to parse",
+            "illegal_argument_exception", "field name cannot be an empty string");
+    stop();
+
+    sd = searchd_start("--flavor", "es8", NULL);
+    refused("{\"a\":{\"\":1}}", "document_parsing_exception",
+            "[1:7] failed to parse: field name cannot be an empty string",
+            "illegal_argument_exception", "field name cannot be an empty string");
+    stop();
+}
+
+/* Parts of a dotted name: Java's String#split drops trailing empty strings
+ * ("a." is a), an empty part elsewhere or a blank one is refused, a name of
+ * dots only too.  OpenSearch DocumentParser#splitAndValidatePath; Elasticsearch
+ * DotExpandingXContentParser (whose two texts are the other way round). */
+Test(searchd, dotted_names_with_empty_or_blank_parts)
+{
+    sd = searchd_start(NULL);
+    refused("{\".a\":1}", "mapper_parsing_exception", "failed to parse",
+            "illegal_argument_exception",
+            "object field starting or ending with a [.] makes object resolution ambiguous: [.a]");
+    refused("{\"x\":{\"a..b\":1}}", "mapper_parsing_exception", "failed to parse",
+            "illegal_argument_exception",
+            "object field starting or ending with a [.] makes object resolution ambiguous: "
+            "[a..b]");
+    refused("{\"a. .b\":1}", "mapper_parsing_exception", "failed to parse",
+            "illegal_argument_exception", "object field cannot contain only whitespace: "
+            "['a. .b']");
+    refused("{\"...\":1}", "mapper_parsing_exception", "failed to parse",
+            "illegal_argument_exception", "field name cannot contain only the character [.]");
+    cr_assert_eq(doc_status("{\"k.\":1,\"m.n..\":\"s\"}"), 201, "trailing dots are dropped");
+    assert_mapped("k", "long");
+    assert_mapped("m.n", "text");
+    stop();
+
+    sd = searchd_start("--flavor", "es8", NULL);
+    refused("{\"a..b\":1}", "document_parsing_exception",
+            "[1:2] failed to parse: field name cannot contain only whitespace: ['a..b']", NULL,
+            NULL);
+    refused("{\"a.\\t.b\":1}", "document_parsing_exception", NULL, NULL,
+            "field name starting or ending with a [.] makes object resolution ambiguous: "
+            "[a.\t.b]");
+    refused("{\".\":1}", "document_parsing_exception", NULL, NULL,
+            "field name cannot contain only dots");
+    cr_assert_eq(doc_status("{\"k.\":1}"), 201, "\"k.\" is k");
+    stop();
+}
+
+/* A name of whitespace only: Elasticsearch 8 refuses it
+ * (DocumentParser#innerParseObject, String#isBlank: Character#isWhitespace,
+ * which leaves out the no-break spaces U+00A0, U+2007, U+202F); OpenSearch 2
+ * checks only dotted names (DocumentParser#splitAndValidatePath). */
+Test(searchd, whitespace_only_names)
+{
+    sd = searchd_start(NULL);
+    cr_assert_eq(doc_status("{\" \":1}"), 201, "OpenSearch takes a blank name without dots");
+    stop();
+
+    sd = searchd_start("--flavor", "es8", NULL);
+    refused("{\"a\":{\" \":1}}", "document_parsing_exception",
+            "[1:7] Field name cannot contain only whitespace: [a. ]", NULL, NULL);
+    refused("{\"\\t\\u2003\":1}", "document_parsing_exception", NULL, NULL, NULL);
+    refused("{\"\\u3000\":1}", "document_parsing_exception", NULL, NULL, NULL);
+    cr_assert_eq(doc_status("{\"\\u00a0\":1}"), 201, "U+00A0 is not whitespace for Java");
+    cr_assert_eq(doc_status("{\"\\u0000\":1}"), 200, "nor is U+0000");
+    stop();
+}
+
+/* DocWriteRequest#validateDocIdLength (IndexRequest#validate): more than 512
+ * bytes of UTF-8, the whole id named; BulkRequest#validate makes it a failure
+ * of the whole request. */
+Test(searchd, ids_over_512_bytes_fail_the_whole_request)
+{
+    char id[1100], *body, want[1300];
+    json_t *r;
+    long st;
+
+    sd = searchd_start(NULL);
+    memset(id, 'i', 512);
+    id[512] = '\0';
+    r = index_doc(id, "{}");
+    cr_assert_eq(item_status(r, 0), 201, "512 bytes are allowed");
+    json_decref(r);
+    strcat(id, "j");
+    cr_assert_geq(asprintf(&body, "{\"index\":{\"_index\":\"t\",\"_id\":\"%s\"}}\n{}\n"
+                                  "{\"index\":{\"_index\":\"t\",\"_id\":\"ok\"}}\n{}\n", id), 0);
+    r = bulk(body, 400);
+    free(body);
+    cr_assert_str_eq(error_type(r), "action_request_validation_exception");
+    snprintf(want, sizeof(want), "Validation Failed: 1: id [%s] is too long, must be no longer "
+             "than 512 bytes but was: 513;", id);
+    cr_assert_str_eq(error_reason(r), want);
+    json_decref(r);
+
+    id[0] = '\0';
+    for (int i = 0; i < 257; i++)
+        strcat(id, "\xC3\xA9"); /* 257 characters, 514 bytes */
+    cr_assert_geq(asprintf(&body, "{\"index\":{\"_index\":\"t\",\"_id\":\"%s\"}}\n{}\n", id), 0);
+    r = bulk(body, 400);
+    free(body);
+    cr_assert_not_null(strstr(error_reason(r), "but was: 514;"), "%s", error_reason(r));
+    json_decref(r);
+
+    char path[700] = "/t/_doc/";
+    memset(path + 8, 'i', 600);
+    path[608] = '\0';
+    r = searchd_json(sd, "PUT", path, "{}", &st);
+    cr_assert_eq(st, 400, "the single-document API validates the same way");
+    cr_assert_str_eq(error_type(r), "action_request_validation_exception");
+    json_decref(r);
+    json_t *d = searchd_dump(sd);
+    cr_assert_null(dump_doc(d, "t", "ok"), "nothing of the failed bulk was indexed");
+    json_decref(d);
+    stop();
+}
+
+/* A long field (dynamic for an integer: DocumentParser#createBuilderFromDynamicValue)
+ * takes what NumberFieldMapper LONG#parse and AbstractXContentParser#longValue
+ * coerce: numbers (a fraction is cut; Jackson's getLongValue refuses values
+ * beyond the long range), numeric strings (Long.parseLong, else a BigDecimal),
+ * "" and null (no value); booleans and objects are refused. */
+Test(searchd, long_fields_coerce_numbers_and_numeric_strings)
+{
+    static const char *const ok[] = { "2", "-7", "1.5", "1e2", "\"12\"", "\"1.7\"", "\"-3e2\"",
+                                      "\"\"", "null", "[1,\"2\",[3]]", "[]", "9.2e18" };
+    char doc[64];
+
+    sd = searchd_start(NULL);
+    cr_assert_eq(doc_status("{\"n\":1}"), 201);
+    assert_mapped("n", "long");
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(doc, sizeof(doc), "{\"n\":%s}", ok[i]);
+        cr_assert_eq(doc_status(doc), 200, "%s is coerced into a long", doc);
+    }
+    refused("{\"n\":\"abc\"}", "mapper_parsing_exception",
+            "failed to parse field [n] of type [long] in document with id '1'. Preview of "
+            "field's value: 'abc'", "illegal_argument_exception", "For input string: \"abc\"");
+    refused("{\"n\":\"9223372036854775808\"}", "mapper_parsing_exception", NULL,
+            "illegal_argument_exception",
+            "Value [9223372036854775808] is out of range for a long");
+    refused("{\"n\":true}", "mapper_parsing_exception", NULL, NULL,
+            "Current token (VALUE_TRUE) not numeric, can not use numeric value accessors");
+    refused("{\"n\":1e19}", "mapper_parsing_exception", NULL, NULL,
+            "Numeric value (1e19) out of range of long (-9223372036854775808 - "
+            "9223372036854775807)");
+    refused("{\"n\":123456789012345678901234567890}", "mapper_parsing_exception", NULL, NULL,
+            NULL);
+    refused("{\"n\":[1,{\"a\":1}]}", "mapper_parsing_exception",
+            "failed to parse field [n] of type [long] in document with id '1'. Preview of "
+            "field's value: '{a=1}'", NULL, NULL);
+    /* java.util.HashMap order in the preview: "aa" hashes to bucket 0 */
+    refused("{\"n\":{\"b\":1,\"a\":[2,\"x\"],\"aa\":{\"z\":null}}}", "mapper_parsing_exception",
+            "failed to parse field [n] of type [long] in document with id '1'. Preview of "
+            "field's value: '{aa={z=null}, a=[2, x], b=1}'", NULL, NULL);
+    stop();
+}
+
+/* A float field (dynamic for a number with a fraction or exponent): Jackson's
+ * getFloatValue or Float#parseFloat, then NumberFieldMapper FLOAT
+ * #validateParsed refuses what is not finite. */
+Test(searchd, float_fields_take_finite_numbers)
+{
+    static const char *const ok[] = { "2", "\"2.5\"", "\"1e3\"", "\" 4 \"", "\"\"",
+                                      "123456789012345678901234567890", "3.4e38", "1e-60" };
+    char doc[80];
+
+    sd = searchd_start(NULL);
+    cr_assert_eq(doc_status("{\"f\":1.5}"), 201);
+    assert_mapped("f", "float");
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(doc, sizeof(doc), "{\"f\":%s}", ok[i]);
+        cr_assert_eq(doc_status(doc), 200, "%s goes into a float", doc);
+    }
+    refused("{\"f\":1e39}", "mapper_parsing_exception",
+            "failed to parse field [f] of type [float] in document with id '1'. Preview of "
+            "field's value: '1.0E39'", "illegal_argument_exception",
+            "[float] supports only finite values, but got [Infinity]");
+    refused("{\"f\":\"-1e39\"}", "mapper_parsing_exception", NULL, NULL,
+            "[float] supports only finite values, but got [-Infinity]");
+    refused("{\"f\":\"abc\"}", "mapper_parsing_exception", NULL, "number_format_exception",
+            "For input string: \"abc\"");
+    refused("{\"f\":false}", "mapper_parsing_exception", NULL, NULL, NULL);
+    refused("{\"f\":{\"x\":1}}", "mapper_parsing_exception", NULL, NULL, NULL);
+    stop();
+}
+
+/* A text field (dynamic for a string, with a keyword sub-field) reads any
+ * scalar as text (TextFieldMapper: XContentParser#textOrNull); an object has
+ * no text (JsonXContentParser#text). */
+Test(searchd, text_fields_take_scalars_not_objects)
+{
+    sd = searchd_start(NULL);
+    cr_assert_eq(doc_status("{\"s\":\"a\"}"), 201);
+    assert_mapped("s", "text");
+    cr_assert_eq(doc_status("{\"s\":5}"), 200);
+    cr_assert_eq(doc_status("{\"s\":[true,1.5,\"x\",null]}"), 200);
+    refused("{\"s\":{\"x\":1}}", "mapper_parsing_exception",
+            "failed to parse field [s] of type [text] in document with id '1'. Preview of "
+            "field's value: '{x=1}'", "illegal_state_exception",
+            "Can't get text on a START_OBJECT at 1:6");
+    refused("{\"s\":[{\"x\":1}]}", "mapper_parsing_exception", NULL, NULL, NULL);
+    stop();
+}
+
+/* A boolean field: BooleanFieldMapper reads XContentParser#booleanValue,
+ * which takes the strings "true", "false" and "" (Booleans#parseBoolean's
+ * default, false) and nothing else; a number is not a boolean token. */
+Test(searchd, boolean_fields_take_true_false_and_their_strings)
+{
+    sd = searchd_start(NULL);
+    cr_assert_eq(doc_status("{\"b\":true}"), 201);
+    assert_mapped("b", "boolean");
+    cr_assert_eq(doc_status("{\"b\":[\"false\",\"true\",\"\",false]}"), 200);
+    refused("{\"b\":\"yes\"}", "mapper_parsing_exception",
+            "failed to parse field [b] of type [boolean] in document with id '1'. Preview of "
+            "field's value: 'yes'", "illegal_argument_exception",
+            "Failed to parse value [yes] as only [true] or [false] are allowed.");
+    refused("{\"b\":1}", "mapper_parsing_exception", NULL, NULL,
+            "Current token (VALUE_NUMBER_INT) not of boolean type");
+    refused("{\"b\":{\"x\":1}}", "mapper_parsing_exception", NULL, NULL, NULL);
+    stop();
+}
+
+/* An object field takes objects, null and empty arrays; a concrete value is
+ * refused (DocumentParser#parseObjectOrNested), and a dotted name cannot go
+ * below a field that holds a value (DocumentParser#getDynamicParentMapper). */
+Test(searchd, object_fields_refuse_concrete_values)
+{
+    sd = searchd_start(NULL);
+    cr_assert_eq(doc_status("{\"o\":{\"x\":1},\"c\":1}"), 201);
+    assert_mapped("o", "object");
+    cr_assert_eq(doc_status("{\"o\":null}"), 200);
+    cr_assert_eq(doc_status("{\"o\":[{\"x\":2},{\"y\":\"z\"}]}"), 200);
+    cr_assert_eq(doc_status("{\"o.x\":3}"), 200);
+    assert_mapped("o.y", "text");
+    refused("{\"o\":5}", "mapper_parsing_exception",
+            "object mapping for [o] tried to parse field [o] as object, but found a concrete "
+            "value", NULL, NULL);
+    refused("{\"o\":[{\"x\":1},\"s\"]}", "mapper_parsing_exception", NULL, NULL, NULL);
+    refused("{\"c.d\":2}", "mapper_parsing_exception",
+            "Could not dynamically add mapping for field [c.d]. Existing mapping for [c] must "
+            "be of type object but found [long].", NULL, NULL);
+    refused("{\"c\":{\"d\":2}}", "mapper_parsing_exception", NULL, NULL, NULL);
+    stop();
+}
+
+/* A field new in a document gets one dynamic mapper per value; values of
+ * two types make two mappers that cannot be merged when the mapping update
+ * is built (DocumentParser#createDynamicUpdate, ParametrizedFieldMapper#merge):
+ * the first value does not coerce the others. */
+Test(searchd, a_new_field_takes_one_type_per_document)
+{
+    sd = searchd_start(NULL);
+    refused("{\"m\":[1,\"a\"]}", "illegal_argument_exception",
+            "mapper [m] cannot be changed from type [text] to [long]", NULL, NULL);
+    refused("{\"p\":[{\"x\":1.5},{\"x\":2}]}", "illegal_argument_exception", NULL, NULL, NULL);
+    refused("{\"q\":[{\"x\":1},7]}", "illegal_argument_exception", NULL, NULL, NULL);
+    assert_mapped("m", NULL);
+    cr_assert_eq(doc_status("{\"m\":[1,2,3],\"p\":[{\"x\":1.5},{\"x\":2.5}]}"), 201);
+    cr_assert_eq(doc_status("{\"m\":[1,\"2\"]}"), 200, "a mapped field coerces");
+    stop();
+}
+
+/* First values a dynamic mapping cannot hold: an integer beyond the long
+ * range maps a long (BIG_INTEGER is an integer type) that then refuses it,
+ * 1E+125 maps a float that is not finite; nothing is mapped then. */
+Test(searchd, first_values_the_dynamic_mapping_cannot_hold)
+{
+    sd = searchd_start(NULL);
+    refused("{\"n\":12345678901234567890123456789012345678}", "mapper_parsing_exception",
+            "failed to parse field [n] of type [long] in document with id '1'. Preview of "
+            "field's value: '12345678901234567890123456789012345678'", NULL,
+            "Numeric value (12345678901234567890123456789012345678) out of range of long "
+            "(-9223372036854775808 - 9223372036854775807)");
+    refused("{\"f\":1E+125}", "mapper_parsing_exception", NULL, NULL,
+            "[float] supports only finite values, but got [Infinity]");
+    assert_mapped("n", NULL);
+    assert_mapped("f", NULL);
+    cr_assert_eq(doc_status("{\"n\":\"12345678901234567890123456789012345678\",\"f\":1E-130}"),
+                 201, "as a string it is text; 1E-130 is a float 0");
+    stop();
+}
+
+/* date_detection is on by default: a string that reads as a date
+ * (dynamic_date_formats strict_date_optional_time, yyyy/MM/dd ...) maps a
+ * date field, which then refuses strings that are not dates. */
+Test(searchd, date_detection_maps_date_fields)
+{
+    sd = searchd_start(NULL);
+    cr_assert_eq(doc_status("{\"d\":\"2024-01-02\",\"y\":\"2024\"}"), 201);
+    assert_mapped("d", "date");
+    assert_mapped("y", "text"); /* a long as a string is no date */
+    cr_assert_eq(doc_status("{\"d\":\"2024-02-29T04:05:06.789Z\",\"y\":\"hello\"}"), 200);
+    refused("{\"d\":\"hello\"}", "mapper_parsing_exception",
+            "failed to parse field [d] of type [date] in document with id '1'. Preview of "
+            "field's value: 'hello'", "illegal_argument_exception", NULL);
+    refused("{\"d\":\"2023-02-29\"}", "mapper_parsing_exception", NULL, NULL, NULL);
+    stop();
+}
+
+/* The mapping grows only with documents the engine takes, is shown by
+ * GET /<index>/_mapping (and GET /<index>) and goes with the index. */
+Test(searchd, the_mapping_grows_with_accepted_documents_and_goes_with_the_index)
+{
+    long st;
+
+    sd = searchd_start(NULL);
+    refused("{\"new\":1,\"\":2}", "mapper_parsing_exception", NULL, NULL, NULL);
+    assert_mapped("new", NULL);
+    cr_assert_eq(doc_status("{\"new\":\"x\",\"o\":{\"p\":{\"q\":true}}}"), 201);
+    assert_mapped("new", "text");
+    assert_mapped("o.p.q", "boolean");
+    json_t *g = searchd_json(sd, "GET", "/t", NULL, &st);
+    cr_assert_not_null(json_object_get(json_object_get(json_object_get(json_object_get(
+                           g, "t"), "mappings"), "properties"), "new"));
+    json_decref(g);
+    json_decref(searchd_json(sd, "DELETE", "/t", NULL, &st));
+    cr_assert_eq(st, 200);
+    json_decref(searchd_json(sd, "GET", "/t/_mapping", NULL, &st));
+    cr_assert_eq(st, 404);
+    cr_assert_eq(doc_status("{\"new\":1}"), 201, "a new index has a new mapping");
+    assert_mapped("new", "long");
+    cr_assert_eq(searchd_reset(sd), 200);
+    cr_assert_eq(doc_status("{\"new\":true}"), 201, "so has one after a reset");
+    stop();
+}
+
+/* The shard parses the document (and maps its new fields) before the engine
+ * checks versions (IndexShard#applyIndexOperationOnPrimary, then
+ * Engine#index): a bad document is a 400 even with a stale version, and a
+ * stale one still maps its fields. */
+Test(searchd, documents_are_parsed_before_versions_are_checked)
+{
+    sd = searchd_start(NULL);
+    json_t *r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":5,\"version_type\":\"external\"}}\n{\"n\":1}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":3,\"version_type\":\"external\"}}\n{\"n\":\"bad\"}\n"
+                     "{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":4,\"version_type\":\"external\"}}\n{\"k\":true}\n",
+                     200);
+    cr_assert_eq(item_status(r, 0), 201);
+    cr_assert_eq(item_status(r, 1), 400, "the document fails before its version");
+    cr_assert_eq(item_status(r, 2), 409);
+    json_decref(r);
+    assert_mapped("k", "boolean");
+    stop();
+}
+
+/* The JSON of a source as Jackson reads it (UTF8StreamJsonParser, with
+ * JsonParser.Feature.STRICT_DUPLICATE_DETECTION set by both engines'
+ * JsonXContent): raw control characters, bad escapes, bytes that are not
+ * UTF-8 by Jackson's table and repeated names are errors; any \u escape
+ * (U+0000, a lone surrogate) and overlong forms are not. */
+Test(searchd, sources_are_read_as_jackson_reads_them)
+{
+    sd = searchd_start(NULL);
+    refused("{\"s\":\"\xff\"}", "mapper_parsing_exception", "failed to parse",
+            "json_parse_exception", "Invalid UTF-8 start byte 0xff");
+    refused("{\"s\":\"\xc3(\"}", "mapper_parsing_exception", "failed to parse",
+            "json_parse_exception", "Invalid UTF-8 middle byte 0x28");
+    refused("{\"s\":\"a\tb\"}", "mapper_parsing_exception", "failed to parse",
+            "json_parse_exception", "Illegal unquoted character ((CTRL-CHAR, code 9)): has to "
+            "be escaped using backslash to be included in string value");
+    refused("{\"s\x01\":1}", "mapper_parsing_exception", "failed to parse",
+            "json_parse_exception", "Illegal unquoted character ((CTRL-CHAR, code 1)): has to "
+            "be escaped using backslash to be included in name");
+    refused("{\"s\":\"\\x\"}", "mapper_parsing_exception", "failed to parse",
+            "json_parse_exception", "Unrecognized character escape 'x' (code 120)");
+    refused("{\"s\":\"\\u12g4\"}", "mapper_parsing_exception", "failed to parse",
+            "json_parse_exception", NULL);
+    refused("{\"a\":1,\"b\":{\"c\":1,\"c\":2}}", "mapper_parsing_exception", "failed to parse",
+            "json_parse_exception", "Duplicate field 'c'");
+    cr_assert_eq(doc_status("{\"a\":1,\"b\":[{\"c\":1},{\"c\":2}]}"), 201,
+                 "a name may repeat in other objects");
+    cr_assert_eq(doc_status("{\"v\\u0000\":\"\\u0000 \\ud800 \\udc00\\ud83d\\ude00 \xc0\x80 "
+                            "\xf0\x9f\x98\x80\"}"), 200, "escapes and Jackson's UTF-8 pass");
+    assert_mapped("v", NULL);
+    struct searchd_resp m;
+    cr_assert_eq(searchd_request(sd, "GET", "/t/_mapping", NULL, NULL, 0, &m), 0);
+    cr_assert_not_null(strstr(m.body, "\"v\\u0000\":{\"type\":\"text\""),
+                       "the field is v + U+0000: %s", m.body);
+    searchd_resp_close(&m);
+    stop();
+}
+
+/* The single-document API parses the same way. */
+Test(searchd, the_document_api_follows_the_same_rules)
+{
+    long st;
+    json_t *r;
+
+    sd = searchd_start(NULL);
+    json_decref(searchd_json(sd, "PUT", "/t/_doc/1", "{\"n\":1}", &st));
+    cr_assert_eq(st, 201);
+    r = searchd_json(sd, "PUT", "/t/_doc/2", "{\"n\":\"x\"}", &st);
+    cr_assert_eq(st, 400);
+    cr_assert_str_eq(error_type(r), "mapper_parsing_exception");
+    cr_assert_str_eq(error_reason(r), "failed to parse field [n] of type [long] in document "
+                     "with id '2'. Preview of field's value: 'x'");
+    json_decref(r);
+    r = searchd_json(sd, "POST", "/t/_doc", "{\"_index\":\"x\"}", &st);
+    cr_assert_eq(st, 400);
+    json_decref(r);
+    r = bulk("{\"update\":{\"_index\":\"t\",\"_id\":\"1\"}}\n{\"doc\":{\"n\":\"y\"}}\n", 200);
+    cr_assert_eq(item_status(r, 0), 400, "an update's result is parsed too");
+    json_decref(r);
+    stop();
+}
+
+/* Elasticsearch 8 errors carry the token's location, line and column (in
+ * bytes), as DocumentParsingException#message prints it; the preview of an
+ * object is located at its end, where FieldMapper#parse has read it. */
+Test(searchd, es8_errors_carry_the_location)
+{
+    long st;
+    json_t *r;
+
+    sd = searchd_start("--flavor", "es8", NULL);
+    json_decref(searchd_json(sd, "PUT", "/t/_doc/1", "{\"n\":1,\"o\":{}}", &st));
+    cr_assert_eq(st, 201);
+    r = searchd_json(sd, "PUT", "/t/_doc/2", "{\n  \"a\": \"\xc3\xa9\",\n  \"n\": \"x\"\n}",
+                     &st);
+    cr_assert_eq(st, 400);
+    cr_assert_str_eq(error_type(r), "document_parsing_exception");
+    cr_assert_str_eq(error_reason(r), "[3:8] failed to parse field [n] of type [long] in "
+                     "document with id '2'. Preview of field's value: 'x'");
+    json_decref(r);
+    refused("{\"n\":{\"a\":1}}", "document_parsing_exception",
+            "[1:12] failed to parse field [n] of type [long] in document with id '1'. Preview of "
+            "field's value: '{a=1}'", "illegal_argument_exception",
+            "Cannot parse object as number");
+    refused("{\"o\":7}", "document_parsing_exception",
+            "[1:6] object mapping for [o] tried to parse field [o] as object, but found a "
+            "concrete value", NULL, NULL);
+    refused("{\"n\":\"x\"}", "document_parsing_exception", NULL, NULL, NULL);
+    stop();
+}
+
+/* --discard keeps no sources but checks them all the same. */
+Test(searchd, discard_keeps_the_checks)
+{
+    sd = searchd_start("--discard", NULL);
+    cr_assert_eq(doc_status("{\"n\":1}"), 201);
+    refused("{\"n\":\"x\"}", "mapper_parsing_exception", NULL, NULL, NULL);
+    refused("{\"_id\":1}", "mapper_parsing_exception", NULL, NULL, NULL);
     stop();
 }
 

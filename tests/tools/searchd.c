@@ -17,9 +17,15 @@
  * - Item-level: 409 version_conflict_engine_exception with ES's reason texts;
  *   delete of a missing doc is 404 result "not_found" and not an error; its
  *   version (and every delete's) is kept as a tombstone for gc_deletes;
- *   400 mapper_parsing_exception for a malformed source, the poison field,
- *   and the depth limit (ES 8 text "Limit of mapping depth [20] has been
- *   exceeded"; the root object is level 1, arrays add no level).
+ *   400 for a document the engine refuses: its JSON as Jackson reads it,
+ *   field names (metadata fields, empty names and dotted parts), values
+ *   against the index's dynamic mapping (learned from the documents
+ *   accepted, GET /<index>/_mapping, reset with the index), with the texts
+ *   of --flavor os2 (OpenSearch 2, the default) or es8 (Elasticsearch 8);
+ *   tests/tools/ENGINE-RULES.md has the rules and their sources.  Also the
+ *   poison field and the depth limit (ES text "Limit of mapping depth [20]
+ *   has been exceeded"; the root object is level 1, arrays add no level).
+ *   The source is parsed before versions are compared, as in the shard.
  * - A body needs Content-Type application/json or application/x-ndjson
  *   (charset and vnd.elasticsearch+ variants too), else 406 as in ES.
  * - filter_path (comma-separated, '*' and '**'; no '-' exclusions) applies
@@ -51,11 +57,13 @@
  *   also delays a status, item_status or reset reply).  {"down_ms": N} takes effect at once:
  *   every connection is closed and new ones are reset for N ms.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <malloc.h>
+#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -82,13 +90,15 @@
 #define MAX_PATHS 32
 #define FSTATES_MAX 64
 #define PREVIEW_MAX 40
-#define JSON_NEST_MAX 1000
 #define VERSION_UNSET (-3) /* ES's Versions.MATCH_ANY, printed in its messages */
 
 /* ------------------------------------------------------------------------ */
 /* Settings (changeable at runtime through /_double/config)                 */
 
 enum auth_mode { AUTH_NONE, AUTH_BASIC, AUTH_APIKEY, AUTH_SIGV4 };
+
+/* Whose rules and error texts: OpenSearch 2.x (the default) or Elasticsearch 8.x. */
+enum flavor { FL_OS2, FL_ES8 };
 
 struct settings {
     enum auth_mode auth;
@@ -98,6 +108,7 @@ struct settings {
     size_t max_body;
     uint64_t gc_deletes_ms;
     int depth_limit;
+    enum flavor flavor;
     bool discard;
 };
 
@@ -211,9 +222,17 @@ struct doc {
     size_t source_len;
 };
 
+/* The dynamic mapping's field types (a path's names joined by '.'). */
+enum ftype { FT_NONE, FT_OBJECT, FT_LONG, FT_FLOAT, FT_TEXT, FT_BOOLEAN, FT_DATE };
+static const char *const ftype_name[] = {
+    [FT_NONE] = "", [FT_OBJECT] = "object", [FT_LONG] = "long", [FT_FLOAT] = "float",
+    [FT_TEXT] = "text", [FT_BOOLEAN] = "boolean", [FT_DATE] = "date",
+};
+
 struct index {
     const char *name; /* the map's key */
     struct map docs;
+    struct map fields; /* path -> enum ftype, learned from accepted documents */
     int64_t seq_no;
     char uuid[23];
     bool exists;
@@ -222,13 +241,15 @@ struct index {
 enum doc_state { DS_ABSENT, DS_DELETED, DS_PRESENT };
 
 enum route {
-    RT_ROOT, RT_BULK, RT_INDEX_BULK, RT_DOC, RT_SEARCH, RT_COUNT, RT_INDEX, RT_REFRESH, RT_OTHER,
+    RT_ROOT, RT_BULK, RT_INDEX_BULK, RT_DOC, RT_SEARCH, RT_COUNT, RT_INDEX, RT_REFRESH, RT_MAPPING,
+    RT_OTHER,
     RT_N
 };
 static const char *const route_name[RT_N] = {
     [RT_ROOT] = "/", [RT_BULK] = "/_bulk", [RT_INDEX_BULK] = "/{index}/_bulk",
     [RT_DOC] = "/{index}/_doc/{id}", [RT_SEARCH] = "/{index}/_search",
     [RT_COUNT] = "/{index}/_count", [RT_INDEX] = "/{index}", [RT_REFRESH] = "/{index}/_refresh",
+    [RT_MAPPING] = "/{index}/_mapping",
     [RT_OTHER] = "other",
 };
 
@@ -409,8 +430,10 @@ static void index_free(void *p)
 {
     struct index *ix = p;
 
-    if (ix)
+    if (ix) {
         map_clear(&ix->docs, doc_free);
+        map_clear(&ix->fields, NULL);
+    }
     free(ix);
 }
 
@@ -443,6 +466,7 @@ static struct index *index_create(const char *name)
 static void index_drop(struct index *ix)
 {
     map_clear(&ix->docs, doc_free);
+    map_clear(&ix->fields, NULL);
     ix->exists = false;
 }
 
@@ -572,198 +596,6 @@ static int parse_size(const char *s, size_t *out)
         return -EINVAL;
     *out = (size_t)v;
     return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Source scanning: validates JSON in place, measures object depth, finds a
- * top-level field.  No allocation: this runs on every document.            */
-
-struct scan {
-    int depth;            /* deepest object level, root = 1 */
-    const char *found;    /* value of the top-level field, or NULL */
-    size_t found_len;
-    const char *error;    /* NULL when the text is one JSON object */
-};
-
-static const char *skip_ws(const char *p, const char *e)
-{
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-static const char *scan_string(const char *p, const char *e)
-{
-    for (p++; p < e; p++) {
-        if (*p == '"')
-            return p + 1;
-        if (*p == '\\') {
-            if (++p >= e)
-                return NULL;
-        } else if ((unsigned char)*p < 0x20) {
-            return NULL;
-        }
-    }
-    return NULL;
-}
-
-static const char *scan_scalar(const char *p, const char *e)
-{
-    const char *s = p;
-
-    if (*p == '-' || (*p >= '0' && *p <= '9')) {
-        if (*p == '-')
-            p++;
-        if (p >= e || *p < '0' || *p > '9')
-            return NULL;
-        if (*p == '0' && p + 1 < e && p[1] >= '0' && p[1] <= '9')
-            return NULL; /* leading zeroes are not JSON */
-        while (p < e && *p >= '0' && *p <= '9')
-            p++;
-        if (p < e && *p == '.') {
-            p++;
-            if (p >= e || *p < '0' || *p > '9')
-                return NULL;
-            while (p < e && *p >= '0' && *p <= '9')
-                p++;
-        }
-        if (p < e && (*p == 'e' || *p == 'E')) {
-            p++;
-            if (p < e && (*p == '+' || *p == '-'))
-                p++;
-            if (p >= e || *p < '0' || *p > '9')
-                return NULL;
-            while (p < e && *p >= '0' && *p <= '9')
-                p++;
-        }
-        return p;
-    }
-    static const char *const lits[] = { "true", "false", "null" };
-    for (size_t i = 0; i < 3; i++) {
-        size_t n = strlen(lits[i]);
-        if ((size_t)(e - s) >= n && memcmp(s, lits[i], n) == 0)
-            return s + n;
-    }
-    return NULL;
-}
-
-static void scan_source(const char *p, size_t n, const char *field, struct scan *out)
-{
-    const char *e = p + n;
-    char stack[JSON_NEST_MAX];
-    int top = 0, objs = 0;
-    bool want_value = true, capture = false;
-    size_t flen = field ? strlen(field) : 0;
-
-    memset(out, 0, sizeof(*out));
-    p = skip_ws(p, e);
-    if (p >= e || *p != '{') {
-        out->error = "the document is not a JSON object";
-        return;
-    }
-    for (;;) {
-        p = skip_ws(p, e);
-        if (!want_value && top == 0) {
-            if (p != e)
-                out->error = "trailing characters after the document";
-            return;
-        }
-        if (p >= e) {
-            out->error = "unexpected end of input";
-            return;
-        }
-        if (want_value) {
-            const char *vs = p;
-            if (*p == '{' || *p == '[') {
-                if (top >= JSON_NEST_MAX) {
-                    out->error = "nesting too deep";
-                    return;
-                }
-                stack[top++] = *p;
-                if (*p == '{' && ++objs > out->depth)
-                    out->depth = objs;
-                if (capture) { /* an object or array value: preview its start */
-                    out->found = vs;
-                    out->found_len = (size_t)(e - vs);
-                    capture = false;
-                }
-                p = skip_ws(p + 1, e);
-                if (p < e && (*p == '}' || *p == ']')) {
-                    if ((*p == '}') != (stack[top - 1] == '{')) {
-                        out->error = "mismatched bracket";
-                        return;
-                    }
-                    if (stack[--top] == '{')
-                        objs--;
-                    p++;
-                    want_value = false;
-                } else if (stack[top - 1] == '{') {
-                    goto key;
-                }
-                continue;
-            }
-            p = *p == '"' ? scan_string(p, e) : scan_scalar(p, e);
-            if (!p) {
-                out->error = "malformed value";
-                return;
-            }
-            if (capture) {
-                out->found = vs;
-                out->found_len = (size_t)(p - vs);
-                capture = false;
-            }
-            want_value = false;
-            continue;
-        }
-        /* after a value: ',' or a closing bracket */
-        if (top == 0) {
-            if (skip_ws(p, e) != e)
-                out->error = "trailing characters after the document";
-            return;
-        }
-        if (*p == ',') {
-            p = skip_ws(p + 1, e);
-            if (stack[top - 1] == '[') {
-                want_value = true;
-                continue;
-            }
-            goto key;
-        }
-        if ((*p == '}' && stack[top - 1] == '{') || (*p == ']' && stack[top - 1] == '[')) {
-            if (stack[--top] == '{')
-                objs--;
-            p++;
-            if (top == 0) {
-                if (skip_ws(p, e) != e)
-                    out->error = "trailing characters after the document";
-                return;
-            }
-            continue;
-        }
-        out->error = "unexpected character";
-        return;
-key:
-        if (p >= e || *p != '"') {
-            out->error = "expected a field name";
-            return;
-        }
-        {
-            const char *ks = p + 1, *ke = scan_string(p, e);
-            if (!ke) {
-                out->error = "malformed field name";
-                return;
-            }
-            if (top == 1 && field && (size_t)(ke - 1 - ks) == flen && memcmp(ks, field, flen) == 0)
-                capture = true;
-            p = skip_ws(ke, e);
-            if (p >= e || *p != ':') {
-                out->error = "expected ':'";
-                return;
-            }
-            p++;
-            want_value = true;
-        }
-    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1389,29 +1221,1855 @@ static bool valid_index_name(const char *n, char *why, size_t wlen)
     return true;
 }
 
-/* Checks the source of an index/create (or the merged update result): valid
- * JSON object, the mapping depth, the poison field.  NULL when fine. */
-static json_t *check_source(const char *src, size_t len, const char *id)
-{
-    struct scan sc;
-    const char *pf = srv.set.poison_field;
-    char reason[512];
+/* ------------------------------------------------------------------------ */
+/* Documents as the engines parse them
+ *
+ * One pass over the source text and no tree: the JSON is read as Jackson's
+ * UTF8StreamJsonParser reads it, field names are checked as DocumentParser
+ * checks them, and every value meets the index's dynamic mapping (the field
+ * path -> type learned from the documents accepted so far) the way the
+ * engine's field mapper takes it: coerced, or refused with the engine's
+ * error.  Fields first seen in a document join the mapping only if the
+ * document is accepted.  tests/tools/ENGINE-RULES.md has the rules, the
+ * sources they come from and what could not be confirmed; the comments
+ * below name the source file each piece follows.                           */
 
-    scan_source(src, len, pf, &sc);
-    if (sc.error) {
-        json_t *e = err_obj("mapper_parsing_exception", "failed to parse");
-        json_object_set_new(e, "caused_by", err_obj("json_parse_exception", sc.error));
-        return e;
+enum vkind { VK_STRING, VK_INT, VK_BIGINT, VK_FLOAT, VK_TRUE, VK_FALSE, VK_NULL };
+
+struct loc {
+    int line, col; /* Jackson's token location: 1-based, the column in bytes */
+};
+
+/* One scalar as Jackson tokenizes it. */
+struct val {
+    enum vkind kind;
+    const char *p, *e; /* the token; a string without its quotes */
+    struct loc at;
+};
+
+struct meta;
+
+/* The field a value goes to. */
+struct fld {
+    size_t plen;              /* its full path is scr.path[0..plen) */
+    size_t noff, nlen;        /* the name the engine's messages give it, in scr.keys */
+    const struct meta *meta;  /* a metadata field at the root, or NULL */
+    int nvals;                /* values seen (arrays of _doc_count) */
+};
+
+struct chk {
+    const char *p, *e, *row;  /* position, end, start of the current line */
+    int line;
+    enum flavor fl;
+    struct index *ix;
+    const char *id;
+    int nest;                 /* open objects and arrays (Jackson's nesting limit) */
+    int objs, depth;          /* open / deepest object level, the root is 1 */
+    unsigned long obj;        /* serial of the object being read (duplicate keys) */
+    const char *poison, *poison_at, *poison_end;
+    json_t *err;              /* the first refusal */
+    json_t *late;             /* a clash between fields new in this document */
+};
+
+/* Scratch space kept between documents so that a document costs no
+ * allocation once the buffers have grown. */
+struct dupkey {
+    uint64_t gen;
+    unsigned long obj;
+    uint64_t hash;
+    size_t off, len;
+};
+
+static struct {
+    struct buf path;          /* the current field path: decoded names joined by '.' */
+    struct buf keys;          /* this document's decoded keys, back to back */
+    struct buf text;          /* one decoded string value */
+    struct dupkey *dup;       /* (object, key) pairs seen in this document */
+    size_t dupcap, dupn;
+    uint64_t gen;
+    struct map pending;       /* fields new in this document: path -> type */
+} scr;
+
+#define NEST_MAX 1000 /* Jackson 2.15 StreamReadConstraints.DEFAULT_MAX_DEPTH */
+
+static int value(struct chk *c, struct fld *f);
+static int skip_value(struct chk *c);
+static const char *render(const char *p, const char *e, struct buf *out);
+
+static const char *doc_error(const struct chk *c)
+{
+    return c->fl == FL_ES8 ? "document_parsing_exception" : "mapper_parsing_exception";
+}
+
+static struct loc loc_at(const struct chk *c, const char *at)
+{
+    return (struct loc){ c->line, (int)(at - c->row) + 1 };
+}
+
+/* A JSON string value for text that may hold any byte: what JSON cannot
+ * carry (bytes outside UTF-8, encoded surrogates) becomes U+FFFD. */
+static json_t *jtext(const char *p, size_t n)
+{
+    struct buf b;
+    json_t *j;
+
+    buf_init(&b, BUF_NOMAX);
+    for (size_t i = 0; i < n;) {
+        unsigned char ch = (unsigned char)p[i];
+        size_t k = ch < 0x80 ? 1 : ch >= 0xC2 && ch <= 0xDF ? 2 : ch >= 0xE0 && ch <= 0xEF ? 3
+                 : ch >= 0xF0 && ch <= 0xF4 ? 4 : 0;
+        bool ok = k > 0 && i + k <= n;
+        for (size_t j2 = 1; ok && j2 < k; j2++)
+            ok = ((unsigned char)p[i + j2] & 0xC0) == 0x80;
+        if (ok && k == 3) {
+            unsigned cp = (ch & 0x0Fu) << 12 | ((unsigned char)p[i + 1] & 0x3Fu) << 6;
+            ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+        } else if (ok && k == 4) {
+            unsigned cp = (ch & 0x07u) << 18 | ((unsigned char)p[i + 1] & 0x3Fu) << 12;
+            ok = cp >= 0x10000 && cp <= 0x10FFFF;
+        }
+        if (ok) {
+            buf_append(&b, p + i, k);
+            i += k;
+        } else {
+            buf_puts(&b, "\xEF\xBF\xBD");
+            i++;
+        }
     }
-    if (srv.set.depth_limit > 0 && sc.depth > srv.set.depth_limit) {
+    j = json_stringn(b.ptr ? b.ptr : "", b.len);
+    buf_close(&b);
+    return j;
+}
+
+/* {"type":type,"reason":reason[,"caused_by":cause]}; takes cause. */
+static json_t *err_text(const char *type, const struct buf *reason, json_t *cause)
+{
+    json_t *e = json_object();
+
+    json_object_set_new(e, "type", json_string(type));
+    json_object_set_new(e, "reason", jtext(reason->ptr ? reason->ptr : "", reason->len));
+    if (cause)
+        json_object_set_new(e, "caused_by", cause);
+    return e;
+}
+
+static json_t *errf(const char *type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static json_t *errf(const char *type, const char *fmt, ...)
+{
+    struct buf b;
+    va_list ap;
+    json_t *e;
+
+    buf_init(&b, BUF_NOMAX);
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    e = err_text(type, &b, NULL);
+    buf_close(&b);
+    return e;
+}
+
+static void refuse(struct chk *c, json_t *e)
+{
+    if (!c->err)
+        c->err = e;
+    else
+        json_decref(e);
+}
+
+/* Jackson's description of a character in its messages (_getCharDesc). */
+static void char_desc(char *out, size_t n, const char *p, const char *e)
+{
+    unsigned char ch = p < e ? (unsigned char)*p : 0;
+
+    if (p >= e)
+        snprintf(out, n, "end-of-input");
+    else if (ch < 0x20 || ch == 0x7F)
+        snprintf(out, n, "(CTRL-CHAR, code %u)", ch);
+    else if (ch < 0x80)
+        snprintf(out, n, "'%c' (code %u)", ch, ch);
+    else
+        snprintf(out, n, "(code %u)", ch);
+}
+
+/* A JSON error from Jackson.  es8: JsonXContentParser turns it into an
+ * XContentParseException, which DocumentParser#wrapInDocumentParsingException
+ * wraps ("failed to parse: ..."); os2: DocumentParser#wrapInMapperParsingException
+ * wraps the Jackson exception itself.  Jackson's location suffix
+ * ("\n at [Source: ...]") is left out: its text depends on the version. */
+static int bad_json(struct chk *c, const char *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int bad_json(struct chk *c, const char *at, const char *fmt, ...)
+{
+    struct buf m, r;
+    struct loc l = loc_at(c, at);
+    va_list ap;
+
+    if (c->err)
+        return -1;
+    buf_init(&m, BUF_NOMAX);
+    buf_init(&r, BUF_NOMAX);
+    va_start(ap, fmt);
+    buf_vprintf(&m, fmt, ap);
+    va_end(ap);
+    if (c->fl == FL_ES8) {
+        buf_printf(&r, "[%d:%d] failed to parse: [%d:%d] %s", l.line, l.col, l.line, l.col, m.ptr);
+        json_t *cause = errf("x_content_parse_exception", "[%d:%d] %s", l.line, l.col, m.ptr);
+        c->err = err_text(doc_error(c), &r, cause);
+    } else {
+        buf_puts(&r, "failed to parse");
+        c->err = err_text(doc_error(c), &r, err_text("json_parse_exception", &m, NULL));
+    }
+    buf_close(&m);
+    buf_close(&r);
+    return -1;
+}
+
+static int bad_char(struct chk *c, const char *at, const char *what)
+{
+    char d[40];
+
+    char_desc(d, sizeof(d), at, c->e);
+    if (at >= c->e)
+        return bad_json(c, at, "Unexpected end-of-input: %s", what);
+    return bad_json(c, at, "Unexpected character (%s): %s", d, what);
+}
+
+/* The cause an engine gives for an error Jackson raised while a field mapper
+ * read a value (es8: XContentParseException with the location; os2: the
+ * Jackson exception itself). */
+static json_t *jackson_cause(const struct chk *c, const char *os_type, struct loc at,
+                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static json_t *jackson_cause(const struct chk *c, const char *os_type, struct loc at,
+                             const char *fmt, ...)
+{
+    struct buf b;
+    va_list ap;
+    json_t *e;
+
+    buf_init(&b, BUF_NOMAX);
+    if (c->fl == FL_ES8)
+        buf_printf(&b, "[%d:%d] ", at.line, at.col);
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    e = err_text(c->fl == FL_ES8 ? "x_content_parse_exception" : os_type, &b, NULL);
+    buf_close(&b);
+    return e;
+}
+
+/* FieldMapper#parse (es8: #rethrowAsDocumentParsingException): a field mapper
+ * refused a value.  Takes cause. */
+static int bad_field(struct chk *c, size_t plen, const char *type, struct loc at,
+                     const char *preview, size_t pvlen, json_t *cause)
+{
+    struct buf r;
+
+    buf_init(&r, BUF_NOMAX);
+    if (c->fl == FL_ES8)
+        buf_printf(&r, "[%d:%d] ", at.line, at.col);
+    buf_puts(&r, "failed to parse field [");
+    buf_append(&r, scr.path.ptr, plen);
+    buf_printf(&r, "] of type [%s] in document with id '%s'. Preview of field's value: '", type,
+               c->id);
+    buf_append(&r, preview, pvlen);
+    buf_putc(&r, '\'');
+    refuse(c, err_text(doc_error(c), &r, cause));
+    buf_close(&r);
+    return -1;
+}
+
+/* A field name DocumentParser refuses (an IllegalArgumentException:
+ * es8 DocumentParser#wrapInDocumentParsingException "failed to parse: ...",
+ * os2 DocumentParser#wrapInMapperParsingException "failed to parse"). */
+static int bad_name(struct chk *c, struct loc at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int bad_name(struct chk *c, struct loc at, const char *fmt, ...)
+{
+    struct buf m, r;
+    va_list ap;
+
+    buf_init(&m, BUF_NOMAX);
+    buf_init(&r, BUF_NOMAX);
+    va_start(ap, fmt);
+    buf_vprintf(&m, fmt, ap);
+    va_end(ap);
+    if (c->fl == FL_ES8)
+        buf_printf(&r, "[%d:%d] failed to parse: ", at.line, at.col);
+    else
+        buf_puts(&r, "failed to parse");
+    if (c->fl == FL_ES8)
+        buf_append(&r, m.ptr, m.len);
+    refuse(c, err_text(doc_error(c), &r, err_text("illegal_argument_exception", &m, NULL)));
+    buf_close(&m);
+    buf_close(&r);
+    return -1;
+}
+
+/* ---- Jackson's tokens --------------------------------------------------- */
+
+static void skip_blank(struct chk *c)
+{
+    /* JSON whitespace; Jackson counts a line at '\n', '\r' and "\r\n" */
+    while (c->p < c->e) {
+        char ch = *c->p;
+        if (ch == ' ' || ch == '\t') {
+            c->p++;
+        } else if (ch == '\n' || ch == '\r') {
+            c->p += ch == '\r' && c->p + 1 < c->e && c->p[1] == '\n' ? 2 : 1;
+            c->line++;
+            c->row = c->p;
+        } else {
+            break;
+        }
+    }
+}
+
+static void put_utf8(struct buf *b, unsigned cp)
+{
+    char u[4];
+    size_t n;
+
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | cp >> 6);
+        u[1] = (char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) { /* lone surrogates too, as three bytes */
+        u[0] = (char)(0xE0 | cp >> 12);
+        u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else {
+        u[0] = (char)(0xF0 | cp >> 18);
+        u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+        u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+        u[3] = (char)(0x80 | (cp & 0x3F));
+        n = 4;
+    }
+    buf_append(b, u, n);
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(p[i]);
+        if (h < 0)
+            return -1;
+        v = v << 4 | (unsigned)h;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Reads the string at c->p (on its '"') as UTF8StreamJsonParser does
+ * (jackson-core 2.x, _finishString2/_decodeEscaped/_decodeUtf8_*):
+ * characters below 0x20 must be escaped; escapes are the JSON ones and
+ * \uXXXX with any code unit, lone surrogates included; other bytes must
+ * follow Jackson's UTF-8 table: a lead byte C0..F7 and continuation bytes
+ * 80..BF (overlong forms and encoded surrogates pass, as in Jackson).
+ * out, when not NULL, gets the decoded text (surrogate pairs joined). */
+static int read_string(struct chk *c, struct buf *out, bool name)
+{
+    const char *p = c->p + 1, *e = c->e;
+    const char *what = name ? "name" : "string value";
+    char d[40];
+
+    while (p < e) {
+        const char *run = p;
+        while (p < e && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80 && *p != '"' &&
+               *p != '\\')
+            p++;
+        if (out && p > run)
+            buf_append(out, run, (size_t)(p - run));
+        if (p >= e)
+            break;
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"') {
+            c->p = p + 1;
+            return 0;
+        }
+        if (ch == '\\') {
+            static const char plain[] = "\"\\/bfnrt", as[] = "\"\\/\b\f\n\r\t";
+            const char *k;
+            unsigned u, lo;
+            if (p + 1 >= e)
+                break;
+            if (p[1] != 'u') {
+                if (!(k = memchr(plain, p[1], sizeof(plain) - 1))) {
+                    char_desc(d, sizeof(d), p + 1, e);
+                    return bad_json(c, p + 1, "Unrecognized character escape %s", d);
+                }
+                if (out)
+                    buf_putc(out, as[k - plain]);
+                p += 2;
+                continue;
+            }
+            for (int i = 0; i < 4; i++)
+                if (p + 2 + i >= e || hexval(p[2 + i]) < 0) {
+                    if (p + 2 + i >= e)
+                        return bad_json(c, e, "Unexpected end-of-input in character escape "
+                                              "sequence");
+                    char_desc(d, sizeof(d), p + 2 + i, e);
+                    return bad_json(c, p + 2 + i, "Unexpected character (%s): expected a "
+                                                  "hex-digit for character escape sequence", d);
+                }
+            hex4(p + 2, &u);
+            p += 6;
+            if (u >= 0xD800 && u <= 0xDBFF && e - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+                hex4(p + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                p += 6;
+            }
+            if (out)
+                put_utf8(out, u);
+            continue;
+        }
+        if (ch < 0x20) {
+            char_desc(d, sizeof(d), p, e);
+            return bad_json(c, p, "Illegal unquoted character (%s): has to be escaped using "
+                                  "backslash to be included in %s", d, what);
+        }
+        size_t n = (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : (ch & 0xF8) == 0xF0 ? 4
+                 : 0;
+        if (n == 0)
+            return bad_json(c, p, "Invalid UTF-8 start byte 0x%x", ch);
+        for (size_t i = 1; i < n; i++) {
+            if (p + i >= e)
+                return bad_json(c, e, "Unexpected end-of-input in a string value");
+            if (((unsigned char)p[i] & 0xC0) != 0x80)
+                return bad_json(c, p + i, "Invalid UTF-8 middle byte 0x%x",
+                                (unsigned char)p[i]);
+        }
+        if (out)
+            buf_append(out, p, n);
+        p += n;
+    }
+    return bad_json(c, e, "Unexpected end-of-input: was expecting closing quote for a %s", what);
+}
+
+/* Decodes a string already read by read_string (p, e: inside the quotes). */
+static void decode_string(const char *p, const char *e, struct buf *out)
+{
+    while (p < e) {
+        if (*p != '\\') {
+            const char *q = memchr(p, '\\', (size_t)(e - p));
+            q = q ? q : e;
+            buf_append(out, p, (size_t)(q - p));
+            p = q;
+            continue;
+        }
+        if (p[1] != 'u') {
+            static const char plain[] = "\"\\/bfnrt", as[] = "\"\\/\b\f\n\r\t";
+            buf_putc(out, as[(const char *)memchr(plain, p[1], sizeof(plain) - 1) - plain]);
+            p += 2;
+            continue;
+        }
+        unsigned u, lo;
+        hex4(p + 2, &u);
+        p += 6;
+        if (u >= 0xD800 && u <= 0xDBFF && e - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+            hex4(p + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+            u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+        }
+        put_utf8(out, u);
+    }
+}
+
+/* Whether an integer literal fits a Java long (Jackson's NumberType INT or
+ * LONG rather than BIG_INTEGER). */
+static bool fits_long(const char *p, const char *e)
+{
+    static const char max[] = "9223372036854775807", min[] = "9223372036854775808";
+    bool neg = *p == '-';
+    size_t n;
+
+    p += neg;
+    n = (size_t)(e - p);
+    if (n != 19)
+        return n < 19;
+    return memcmp(p, neg ? min : max, 19) <= 0;
+}
+
+/* A number, true, false or null (ReaderBasedJsonParser/UTF8StreamJsonParser
+ * _parsePosNumber, _parseNegNumber, _matchToken). */
+static int read_scalar(struct chk *c, struct val *v)
+{
+    const char *p = c->p, *s = p, *e = c->e;
+    bool frac = false;
+
+    v->at = loc_at(c, s);
+    if (*p == '-' || (*p >= '0' && *p <= '9')) {
+        if (*p == '-' && (++p >= e || *p < '0' || *p > '9'))
+            return bad_char(c, p, "expected digit (0-9) to follow minus sign, for valid "
+                                  "numeric value");
+        if (*p == '0' && p + 1 < e && p[1] >= '0' && p[1] <= '9')
+            return bad_json(c, p + 1, "Invalid numeric value: Leading zeroes not allowed");
+        while (p < e && *p >= '0' && *p <= '9')
+            p++;
+        if (p < e && *p == '.') {
+            frac = true;
+            if (++p >= e || *p < '0' || *p > '9')
+                return bad_char(c, p, "Decimal point not followed by a digit");
+            while (p < e && *p >= '0' && *p <= '9')
+                p++;
+        }
+        if (p < e && (*p == 'e' || *p == 'E')) {
+            frac = true;
+            if (++p < e && (*p == '+' || *p == '-'))
+                p++;
+            if (p >= e || *p < '0' || *p > '9')
+                return bad_char(c, p, "Exponent indicator not followed by a digit");
+            while (p < e && *p >= '0' && *p <= '9')
+                p++;
+        }
+        v->kind = frac ? VK_FLOAT : fits_long(s, p) ? VK_INT : VK_BIGINT;
+    } else {
+        static const char *const lits[] = { "true", "false", "null" };
+        static const enum vkind kinds[] = { VK_TRUE, VK_FALSE, VK_NULL };
+        size_t i;
+        for (i = 0; i < 3; i++) {
+            size_t n = strlen(lits[i]);
+            if ((size_t)(e - s) >= n && memcmp(s, lits[i], n) == 0)
+                break;
+        }
+        if (i == 3)
+            return bad_char(c, s, "expected a valid value (JSON String, Number, Array, Object "
+                                  "or token 'null', 'true' or 'false')");
+        p = s + strlen(lits[i]);
+        v->kind = kinds[i];
+    }
+    /* a token must end where a JSON delimiter can follow */
+    if (p < e && (isalnum((unsigned char)*p) || *p == '_' || *p == '$' || *p == '.' ||
+                  (unsigned char)*p >= 0x80)) {
+        const char *q = p;
+        while (q < e && (isalnum((unsigned char)*q) || *q == '_' || *q == '$' || *q == '.'))
+            q++;
+        return bad_json(c, s, "Unrecognized token '%.*s': was expecting (JSON String, Number, "
+                              "Array, Object or token 'null', 'true' or 'false')",
+                        (int)(q - s > 256 ? 256 : q - s), s);
+    }
+    v->p = s;
+    v->e = p;
+    c->p = p;
+    return 0;
+}
+
+static int read_string_val(struct chk *c, struct val *v)
+{
+    v->at = loc_at(c, c->p);
+    v->kind = VK_STRING;
+    v->p = c->p + 1;
+    if (read_string(c, NULL, false) < 0)
+        return -1;
+    v->e = c->p - 1;
+    return 0;
+}
+
+/* Jackson's duplicate detection (JsonParser.Feature.STRICT_DUPLICATE_DETECTION,
+ * set by both engines' JsonXContent): a name twice in one object. */
+static bool dup_key(unsigned long obj, size_t off, size_t len)
+{
+    uint64_t h = hash_bytes(scr.keys.ptr + off, len) ^ (obj * 0x9e3779b97f4a7c15ULL);
+    size_t i;
+
+    if ((scr.dupn + 1) * 2 > scr.dupcap) {
+        size_t ncap = scr.dupcap ? scr.dupcap * 2 : 256;
+        struct dupkey *n = calloc(ncap, sizeof(*n)), *old = scr.dup;
+        if (!n)
+            return false;
+        for (size_t j = 0; j < scr.dupcap; j++) {
+            if (old[j].gen != scr.gen)
+                continue;
+            for (i = old[j].hash & (ncap - 1); n[i].gen == scr.gen; i = (i + 1) & (ncap - 1))
+                ;
+            n[i] = old[j];
+        }
+        free(old);
+        scr.dup = n;
+        scr.dupcap = ncap;
+    }
+    for (i = h & (scr.dupcap - 1); scr.dup[i].gen == scr.gen; i = (i + 1) & (scr.dupcap - 1)) {
+        const struct dupkey *d = &scr.dup[i];
+        if (d->hash == h && d->obj == obj && d->len == len &&
+            memcmp(scr.keys.ptr + d->off, scr.keys.ptr + off, len) == 0)
+            return true;
+    }
+    scr.dup[i] = (struct dupkey){ scr.gen, obj, h, off, len };
+    scr.dupn++;
+    return false;
+}
+
+/* The members of the object at c->p: each key read and checked, then
+ * member() for it (raw: JSON only, as when a value is read for a preview). */
+static int member(struct chk *c, size_t base, struct loc kat, size_t koff, size_t klen);
+
+static int object(struct chk *c, size_t base, bool raw)
+{
+    unsigned long obj = ++c->obj;
+
+    if (++c->nest > NEST_MAX)
+        return bad_json(c, c->p, "Document nesting depth (%d) exceeds the maximum allowed "
+                                 "(%d, from `StreamReadConstraints.getMaxNestingDepth()`)",
+                        c->nest, NEST_MAX);
+    if (++c->objs > c->depth)
+        c->depth = c->objs;
+    c->p++;
+    skip_blank(c);
+    if (c->p < c->e && *c->p == '}') {
+        c->p++;
+        c->objs--;
+        c->nest--;
+        return 0;
+    }
+    for (;;) {
+        struct loc kat;
+        size_t koff = scr.keys.len;
+        if (c->p >= c->e || *c->p != '"')
+            return bad_char(c, c->p, "was expecting double-quote to start field name");
+        kat = loc_at(c, c->p);
+        if (read_string(c, &scr.keys, true) < 0)
+            return -1;
+        if (dup_key(obj, koff, scr.keys.len - koff))
+            return bad_json(c, c->p, "Duplicate field '%.*s'", (int)(scr.keys.len - koff),
+                            scr.keys.ptr + koff);
+        skip_blank(c);
+        if (c->p >= c->e || *c->p != ':')
+            return bad_char(c, c->p, "was expecting a colon to separate field name and value");
+        c->p++;
+        skip_blank(c);
+        if (c->p >= c->e)
+            return bad_json(c, c->p, "Unexpected end-of-input: expected a value");
+        if ((raw ? skip_value(c) : member(c, base, kat, koff, scr.keys.len - koff)) < 0)
+            return -1;
+        skip_blank(c);
+        if (c->p < c->e && *c->p == ',') {
+            c->p++;
+            skip_blank(c);
+            continue;
+        }
+        if (c->p < c->e && *c->p == '}') {
+            c->p++;
+            c->objs--;
+            c->nest--;
+            return 0;
+        }
+        if (c->p >= c->e)
+            return bad_json(c, c->p, "Unexpected end-of-input: expected close marker for "
+                                     "Object");
+        return bad_char(c, c->p, "was expecting comma to separate Object entries");
+    }
+}
+
+/* Calls each(c, arg) for every element of the array at c->p. */
+static int array(struct chk *c, int (*each)(struct chk *, void *), void *arg)
+{
+    if (++c->nest > NEST_MAX)
+        return bad_json(c, c->p, "Document nesting depth (%d) exceeds the maximum allowed "
+                                 "(%d, from `StreamReadConstraints.getMaxNestingDepth()`)",
+                        c->nest, NEST_MAX);
+    c->p++;
+    skip_blank(c);
+    if (c->p < c->e && *c->p == ']') {
+        c->p++;
+        c->nest--;
+        return 0;
+    }
+    for (;;) {
+        if (c->p >= c->e)
+            return bad_json(c, c->p, "Unexpected end-of-input: expected a value");
+        if (each(c, arg) < 0)
+            return -1;
+        skip_blank(c);
+        if (c->p < c->e && *c->p == ',') {
+            c->p++;
+            skip_blank(c);
+            continue;
+        }
+        if (c->p < c->e && *c->p == ']') {
+            c->p++;
+            c->nest--;
+            return 0;
+        }
+        if (c->p >= c->e)
+            return bad_json(c, c->p, "Unexpected end-of-input: expected close marker for "
+                                     "Array");
+        return bad_char(c, c->p, "was expecting comma to separate Array entries");
+    }
+}
+
+static int skip_each(struct chk *c, void *arg)
+{
+    return skip_value(c);
+}
+
+/* Reads one value checking only the JSON. */
+static int skip_value(struct chk *c)
+{
+    struct val v;
+
+    if (c->p >= c->e)
+        return bad_json(c, c->p, "Unexpected end-of-input: expected a value");
+    if (*c->p == '{')
+        return object(c, 0, true);
+    if (*c->p == '[')
+        return array(c, skip_each, NULL);
+    if (*c->p == '"')
+        return read_string_val(c, &v);
+    return read_scalar(c, &v);
+}
+
+/* ---- values as Java prints them (the previews in the engines' errors) --- */
+
+/* Double.toString (JDK 19+: the shortest decimal that reads back). */
+static void java_double(double d, struct buf *out)
+{
+    char t[40], digits[24];
+    int prec, exp10, nd = 0;
+
+    if (isnan(d)) {
+        buf_puts(out, "NaN");
+        return;
+    }
+    if (isinf(d)) {
+        buf_puts(out, d < 0 ? "-Infinity" : "Infinity");
+        return;
+    }
+    if (d == 0) {
+        buf_puts(out, signbit(d) ? "-0.0" : "0.0");
+        return;
+    }
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(t, sizeof(t), "%.*e", prec - 1, d);
+        if (strtod(t, NULL) == d)
+            break;
+    }
+    const char *q = t;
+    if (*q == '-') {
+        buf_putc(out, '-');
+        q++;
+    }
+    for (; *q && *q != 'e'; q++)
+        if (*q >= '0' && *q <= '9')
+            digits[nd++] = *q;
+    exp10 = atoi(q + 1);
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    digits[nd] = '\0';
+    double a = fabs(d);
+    if (a >= 1e-3 && a < 1e7) {
+        if (exp10 >= 0) {
+            for (int i = 0; i <= exp10; i++)
+                buf_putc(out, i < nd ? digits[i] : '0');
+            buf_putc(out, '.');
+            if (nd > exp10 + 1)
+                buf_append(out, digits + exp10 + 1, (size_t)(nd - exp10 - 1));
+            else
+                buf_putc(out, '0');
+        } else {
+            buf_puts(out, "0.");
+            for (int i = 0; i < -exp10 - 1; i++)
+                buf_putc(out, '0');
+            buf_append(out, digits, (size_t)nd);
+        }
+    } else {
+        buf_putc(out, digits[0]);
+        buf_putc(out, '.');
+        if (nd > 1)
+            buf_append(out, digits + 1, (size_t)(nd - 1));
+        else
+            buf_putc(out, '0');
+        buf_printf(out, "E%d", exp10);
+    }
+}
+
+/* A number as Jackson's numberValue() gives it and Java prints it: an
+ * Integer, Long or BigInteger in plain digits, else a Double. */
+static void java_number(const char *p, const char *e, bool frac, struct buf *out)
+{
+    if (frac) {
+        char *t = strndup(p, (size_t)(e - p));
+        java_double(t ? strtod(t, NULL) : 0, out);
+        free(t);
+        return;
+    }
+    if (*p == '-' && e - p == 2 && p[1] == '0')
+        p++; /* -0 is the integer 0 */
+    buf_append(out, p, (size_t)(e - p));
+}
+
+/* String#hashCode of a decoded (Jackson-decoded UTF-8) text. */
+static uint32_t java_hash(const char *p, size_t n)
+{
+    uint32_t h = 0;
+
+    for (size_t i = 0; i < n;) {
+        unsigned char ch = (unsigned char)p[i];
+        unsigned cp;
+        size_t k = ch < 0x80 ? 1 : (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : 4;
+        if (i + k > n)
+            k = n - i;
+        cp = k == 1 ? ch : k == 2 ? (ch & 0x1Fu) : k == 3 ? (ch & 0x0Fu) : (ch & 0x07u);
+        for (size_t j = 1; j < k; j++)
+            cp = cp << 6 | ((unsigned char)p[i + j] & 0x3Fu);
+        i += k;
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            h = 31 * h + (0xD800 + (cp >> 10));
+            h = 31 * h + (0xDC00 + (cp & 0x3FF));
+        } else {
+            h = 31 * h + cp;
+        }
+    }
+    return h;
+}
+
+struct entry {
+    char *k, *v;
+    size_t kl, vl, ins;
+    uint32_t h, slot;
+};
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    return x->ins < y->ins ? -1 : x->ins > y->ins;
+}
+
+/* The order java.util.HashMap (as AbstractXContentParser#readValue builds it)
+ * iterates its entries: by bucket of the spread hash at the final table size
+ * (16, doubled past 3/4 full, and while a bucket would hold a ninth entry
+ * before the table reaches 64), then in insertion order.  Buckets turned into
+ * trees (64 slots and more) are taken in insertion order too. */
+static void hashmap_order(struct entry *v, size_t n)
+{
+    uint32_t cap = 16, thr = 12;
+
+    for (size_t i = 0; i < n; i++) {
+        uint32_t h = v[i].h ^ (v[i].h >> 16);
+        v[i].h = h;
+        if (n <= 2000 && cap < 64) {
+            size_t same = 0;
+            for (size_t j = 0; j < i; j++)
+                same += (v[j].h & (cap - 1)) == (h & (cap - 1));
+            if (same >= 8) {
+                cap *= 2;
+                thr = cap / 4 * 3;
+            }
+        }
+        if (i + 1 > thr) {
+            cap *= 2;
+            thr = cap / 4 * 3;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i].slot = v[i].h & (cap - 1);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_entry);
+}
+
+static const char *render_blank(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Renders the (valid) JSON value at p as Object#toString prints what
+ * AbstractXContentParser#readValue makes of it: maps "{k=v, ...}", lists
+ * "[a, b]", strings as they are.  Returns the end of the value. */
+static const char *render(const char *p, const char *e, struct buf *out)
+{
+    p = render_blank(p, e);
+    if (p >= e)
+        return p;
+    if (*p == '"') {
+        const char *q = p + 1;
+        while (*q != '"')
+            q += *q == '\\' ? 2 : 1;
+        decode_string(p + 1, q, out);
+        return q + 1;
+    }
+    if (*p == '[') {
+        bool first = true;
+        buf_putc(out, '[');
+        p = render_blank(p + 1, e);
+        while (p < e && *p != ']') {
+            if (!first)
+                buf_puts(out, ", ");
+            first = false;
+            p = render_blank(render(p, e, out), e);
+            if (p < e && *p == ',')
+                p++;
+        }
+        buf_putc(out, ']');
+        return p + 1;
+    }
+    if (*p == '{') {
+        struct entry *v = NULL;
+        size_t n = 0, cap = 0;
+        p = render_blank(p + 1, e);
+        while (p < e && *p != '}') {
+            struct buf k, val;
+            const char *q = p + 1;
+            while (*q != '"')
+                q += *q == '\\' ? 2 : 1;
+            buf_init(&k, BUF_NOMAX);
+            buf_init(&val, BUF_NOMAX);
+            decode_string(p + 1, q, &k);
+            p = render_blank(q + 1, e) + 1; /* the ':' */
+            p = render_blank(render(p, e, &val), e);
+            if (p < e && *p == ',')
+                p = render_blank(p + 1, e);
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                struct entry *nv = realloc(v, cap * sizeof(*v));
+                if (!nv) {
+                    buf_close(&k);
+                    buf_close(&val);
+                    break;
+                }
+                v = nv;
+            }
+            v[n].kl = k.len;
+            v[n].vl = val.len;
+            v[n].k = buf_take(&k);
+            v[n].v = buf_take(&val);
+            v[n].h = java_hash(v[n].k, v[n].kl);
+            v[n].ins = n;
+            n++;
+        }
+        hashmap_order(v, n);
+        buf_putc(out, '{');
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                buf_puts(out, ", ");
+            buf_append(out, v[i].k, v[i].kl);
+            buf_putc(out, '=');
+            buf_append(out, v[i].v, v[i].vl);
+            free(v[i].k);
+            free(v[i].v);
+        }
+        free(v);
+        buf_putc(out, '}');
+        return p + 1;
+    }
+    const char *q = p;
+    bool frac = false;
+    while (q < e && !strchr(",]} \t\n\r", *q)) {
+        frac |= *q == '.' || *q == 'e' || *q == 'E';
+        q++;
+    }
+    if (*p == 't' || *p == 'f' || *p == 'n')
+        buf_append(out, p, (size_t)(q - p));
+    else
+        java_number(p, q, frac, out);
+    return q;
+}
+
+static void scalar_text(const struct val *v, struct buf *out)
+{
+    switch (v->kind) {
+    case VK_STRING: decode_string(v->p, v->e, out); break;
+    case VK_INT:
+    case VK_BIGINT: java_number(v->p, v->e, false, out); break;
+    case VK_FLOAT: java_number(v->p, v->e, true, out); break;
+    case VK_TRUE: buf_puts(out, "true"); break;
+    case VK_FALSE: buf_puts(out, "false"); break;
+    case VK_NULL: buf_puts(out, "null"); break;
+    }
+}
+
+static const char *token_name(enum vkind k)
+{
+    switch (k) {
+    case VK_STRING: return "VALUE_STRING";
+    case VK_INT:
+    case VK_BIGINT: return "VALUE_NUMBER_INT";
+    case VK_FLOAT: return "VALUE_NUMBER_FLOAT";
+    case VK_TRUE: return "VALUE_TRUE";
+    case VK_FALSE: return "VALUE_FALSE";
+    case VK_NULL: return "VALUE_NULL";
+    }
+    return "?";
+}
+
+/* ---- the mapping ---------------------------------------------------------- */
+
+/* Character#isWhitespace (what String#isBlank and the engines' hasText test). */
+static bool java_space(unsigned cp)
+{
+    return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x2006) || (cp >= 0x2008 && cp <= 0x200A) || cp == 0x2028 ||
+           cp == 0x2029 || cp == 0x205F || cp == 0x3000;
+}
+
+static bool blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char ch = (unsigned char)p[i];
+        size_t k = ch < 0x80 ? 1 : (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : 4;
+        unsigned cp = k == 1 ? ch : k == 2 ? (ch & 0x1Fu) : k == 3 ? (ch & 0x0Fu) : (ch & 0x07u);
+        if (i + k > n)
+            return false;
+        for (size_t j = 1; j < k; j++)
+            cp = cp << 6 | ((unsigned char)p[i + j] & 0x3Fu);
+        if (!java_space(cp))
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+static enum ftype field_type(const char *path, size_t n, bool *pending, struct index *ix)
+{
+    void *v = map_get(&ix->fields, path, n);
+
+    *pending = false;
+    if (v)
+        return (enum ftype)(uintptr_t)v;
+    v = map_get(&scr.pending, path, n);
+    *pending = v != NULL;
+    return v ? (enum ftype)(uintptr_t)v : FT_NONE;
+}
+
+static void learn(const char *path, size_t n, enum ftype t)
+{
+    if (!map_get(&scr.pending, path, n))
+        map_put(&scr.pending, path, n, (void *)(uintptr_t)t);
+}
+
+/* Two fields of one path new in the same document: each value made its own
+ * dynamic mapper and merging them fails when the mapping update is built
+ * (DocumentParser#createDynamicUpdate, FieldMapper/ObjectMapper#merge).  The
+ * document is refused after it has been read whole. */
+static void clash(struct chk *c, size_t plen, enum ftype was, enum ftype now)
+{
+    struct buf r;
+
+    if (c->late || was == now)
+        return;
+    buf_init(&r, BUF_NOMAX);
+    if (now == FT_OBJECT) {
+        buf_puts(&r, "can't merge a non object mapping [");
+        buf_append(&r, scr.path.ptr, plen);
+        buf_puts(&r, "] with an object mapping");
+    } else {
+        buf_puts(&r, "mapper [");
+        buf_append(&r, scr.path.ptr, plen);
+        buf_printf(&r, "] cannot be changed from type [%s] to [%s]", ftype_name[now],
+                   was == FT_OBJECT ? "ObjectMapper" : ftype_name[was]);
+    }
+    c->late = err_text("illegal_argument_exception", &r, NULL);
+    buf_close(&r);
+}
+
+static int two_digits(const char *p, int lo, int hi)
+{
+    int v;
+
+    if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9')
+        return -1;
+    v = (p[0] - '0') * 10 + (p[1] - '0');
+    return v >= lo && v <= hi ? v : -1;
+}
+
+static bool leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* yyyy-MM[-dd[THH[:mm[:ss[.S{1,9}]]][Z|+HH[:mm]|+HHmm]]], the forms of
+ * strict_date_optional_time this double knows, or yyyy/MM/dd[ HH:mm:ss][ +HHmm]
+ * (the second default dynamic date format).  Used both to detect a date
+ * field and to accept a value into one; a string the engine would also read
+ * as a date but this grammar does not is refused (stricter). */
+static bool date_text(const char *p, size_t n)
+{
+    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    const char *e = p + n;
+    int y = 0, m, d, i;
+
+    if (n < 7)
+        return false;
+    for (i = 0; i < 4; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        y = y * 10 + (p[i] - '0');
+    }
+    if (p[4] == '/') {
+        if (n < 10 || (m = two_digits(p + 5, 1, 12)) < 0 || p[7] != '/' ||
+            (d = two_digits(p + 8, 1, 31)) < 0 || d > mdays[m - 1] + (m == 2 && leap(y)))
+            return false;
+        p += 10;
+        if (e - p >= 9 && *p == ' ' && p[3] == ':' && p[6] == ':') {
+            if (two_digits(p + 1, 0, 23) < 0 || two_digits(p + 4, 0, 59) < 0 ||
+                two_digits(p + 7, 0, 59) < 0)
+                return false;
+            p += 9;
+        }
+        if (e - p == 6 && *p == ' ' && (p[1] == '+' || p[1] == '-'))
+            return two_digits(p + 2, 0, 18) >= 0 && two_digits(p + 4, 0, 59) >= 0;
+        return p == e;
+    }
+    if (p[4] != '-' || (m = two_digits(p + 5, 1, 12)) < 0)
+        return false;
+    p += 7;
+    if (p == e)
+        return true;
+    if (e - p < 3 || *p != '-' || (d = two_digits(p + 1, 1, 31)) < 0 ||
+        d > mdays[m - 1] + (m == 2 && leap(y)))
+        return false;
+    p += 3;
+    if (p == e)
+        return true;
+    if (e - p < 3 || *p != 'T' || two_digits(p + 1, 0, 23) < 0)
+        return false;
+    p += 3;
+    if (e - p >= 3 && *p == ':') {
+        if (two_digits(p + 1, 0, 59) < 0)
+            return false;
+        p += 3;
+        if (e - p >= 3 && *p == ':') {
+            if (two_digits(p + 1, 0, 59) < 0)
+                return false;
+            p += 3;
+            if (p < e && (*p == '.' || *p == ',')) {
+                const char *f = ++p;
+                while (p < e && *p >= '0' && *p <= '9')
+                    p++;
+                if (p == f || p - f > 9)
+                    return false;
+            }
+        }
+    }
+    if (p == e)
+        return true;
+    if (*p == 'Z')
+        return p + 1 == e;
+    if (*p != '+' && *p != '-')
+        return false;
+    if (e - p < 3 || two_digits(p + 1, 0, 18) < 0)
+        return false;
+    p += 3;
+    if (p == e)
+        return true;
+    if (*p == ':')
+        p++;
+    return e - p == 2 && two_digits(p, 0, 59) >= 0;
+}
+
+/* The field a new value makes (DocumentParser#createBuilderFromDynamicValue,
+ * es8 DynamicFieldsBuilder#createDynamicFieldFromValue): integers (INT, LONG,
+ * BIG_INTEGER) long, other numbers float, booleans boolean, strings date when
+ * date_detection reads them as one, else text with a keyword sub-field. */
+static enum ftype dynamic_type(const struct val *v)
+{
+    switch (v->kind) {
+    case VK_INT:
+    case VK_BIGINT: return FT_LONG;
+    case VK_FLOAT: return FT_FLOAT;
+    case VK_TRUE:
+    case VK_FALSE: return FT_BOOLEAN;
+    case VK_STRING:
+        if (v->e - v->p >= 7 && ((*v->p >= '0' && *v->p <= '9') || *v->p == '\\')) {
+            bool d;
+            buf_reset(&scr.text);
+            decode_string(v->p, v->e, &scr.text);
+            d = date_text(scr.text.ptr, scr.text.len);
+            return d ? FT_DATE : FT_TEXT;
+        }
+        return FT_TEXT;
+    case VK_NULL: return FT_NONE;
+    }
+    return FT_NONE;
+}
+
+/* AbstractXContentParser#toLong with coercion on (NumberFieldMapper's
+ * default): Long.parseLong, else a BigDecimal truncated toward zero that
+ * must fit a long.  0: taken; -1: not a number; -2: out of range.  Only
+ * ASCII digits are read (Java also reads other Unicode digits: stricter). */
+static int java_to_long(const char *s, size_t n)
+{
+    const char *p = s, *e = s + n;
+    char digits[64], ip[24];
+    size_t nd = 0, nfrac = 0, total = 0, nip = 0;
+    bool neg = false, point = false, nonzero = false;
+    long exp10 = 0, shift, keep;
+
+    if (p < e && (*p == '+' || *p == '-'))
+        neg = *p++ == '-';
+    for (; p < e && ((*p >= '0' && *p <= '9') || (*p == '.' && !point)); p++) {
+        if (*p == '.') {
+            point = true;
+            continue;
+        }
+        total++;
+        nfrac += point;
+        if (*p != '0')
+            nonzero = true;
+        if (nonzero && nd < sizeof(digits))
+            digits[nd] = *p; /* significant digits (leading zeros dropped) */
+        nd += nonzero;
+    }
+    if (total == 0)
+        return -1;
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        bool eneg = false;
+        const char *ed;
+        if (++p < e && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        for (ed = p; p < e && *p >= '0' && *p <= '9'; p++)
+            if (exp10 < 100000000)
+                exp10 = exp10 * 10 + (*p - '0');
+        if (p == ed)
+            return -1;
+        exp10 = eneg ? -exp10 : exp10;
+    }
+    if (p != e)
+        return -1;
+    /* value = digits x 10^shift; the integer part keeps nd + shift digits */
+    shift = exp10 - (long)nfrac;
+    keep = (long)nd + shift;
+    if (!nonzero || keep <= 0)
+        return 0;
+    if (keep > 19)
+        return -2;
+    for (long i = 0; i < keep; i++) /* keep <= 19 < sizeof(digits) */
+        ip[nip++] = i < (long)nd ? digits[i] : '0';
+    ip[nip] = '\0';
+    if (nip == 19 && strcmp(ip, neg ? "9223372036854775808" : "9223372036854775807") > 0)
+        return -2;
+    return 0;
+}
+
+/* Float#parseFloat then NumberFieldMapper FLOAT#validateParsed.  0: taken;
+ * -1: not a number; -2: not finite.  Hexadecimal forms are refused (Java
+ * reads them: stricter). */
+static int java_to_float(const char *s, size_t n, bool *neg)
+{
+    const char *p = s, *e = s + n, *d0;
+    char *t, *end;
+    float f;
+    int rc;
+
+    while (p < e && (unsigned char)*p <= ' ')
+        p++;
+    while (e > p && (unsigned char)e[-1] <= ' ')
+        e--;
+    *neg = p < e && *p == '-';
+    d0 = p + (p < e && (*p == '+' || *p == '-'));
+    if ((size_t)(e - d0) == 3 && memcmp(d0, "NaN", 3) == 0)
+        return -2;
+    if ((size_t)(e - d0) == 8 && memcmp(d0, "Infinity", 8) == 0)
+        return -2;
+    if (e > d0 && strchr("fFdD", e[-1]))
+        e--;
+    for (const char *q = d0; q < e; q++)
+        if (!((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' ||
+              ((*q == '+' || *q == '-') && q > d0 && (q[-1] == 'e' || q[-1] == 'E'))))
+            return -1;
+    if (e == d0 || !(t = strndup(p, (size_t)(e - p))))
+        return -1;
+    errno = 0;
+    f = strtof(t, &end);
+    rc = *end || end == t ? -1 : isinf(f) ? -2 : 0;
+    free(t);
+    return rc;
+}
+
+/* A scalar into a field of type t, as its field mapper parses it
+ * (NumberFieldMapper, TextFieldMapper, BooleanFieldMapper, DateFieldMapper
+ * #parseCreateField, with AbstractXContentParser's coercions). */
+static int check_scalar(struct chk *c, const struct fld *f, enum ftype t, const struct val *v)
+{
+    struct buf s = scr.text; /* scratch, given back below */
+    json_t *cause = NULL;
+    const char *tok = token_name(v->kind);
+    size_t tl = (size_t)(v->e - v->p);
+    char small[80], *num = small;
+    bool neg;
+    int rc;
+
+    if (v->kind == VK_NULL || t == FT_TEXT || (t == FT_LONG && v->kind == VK_INT))
+        return 0;
+    buf_reset(&s);
+    if (v->kind == VK_STRING)
+        decode_string(v->p, v->e, &s);
+    /* a number's text, NUL-terminated */
+    if (v->kind == VK_INT || v->kind == VK_BIGINT || v->kind == VK_FLOAT) {
+        if (tl >= sizeof(small) && !(num = malloc(tl + 1)))
+            num = small, tl = 0;
+        memcpy(num, v->p, tl);
+        num[tl] = '\0';
+    }
+    switch (t) {
+    case FT_LONG:
+        if (v->kind == VK_INT)
+            break;
+        if (v->kind == VK_BIGINT || v->kind == VK_FLOAT) {
+            double d = strtod(num, NULL);
+            /* Jackson convertNumberToLong: [MIN_LONG_D, MAX_LONG_D] */
+            if (v->kind == VK_BIGINT || d < -9223372036854775808.0 ||
+                d > 9223372036854775807.0)
+                cause = jackson_cause(c, "input_coercion_exception", v->at,
+                                      "Numeric value (%.*s) out of range of long "
+                                      "(-9223372036854775808 - 9223372036854775807)",
+                                      (int)tl, v->p);
+        } else if (v->kind == VK_STRING) {
+            if (s.len == 0) /* NumberFieldMapper#value: coerce and "" -> null */
+                break;
+            if ((rc = java_to_long(s.ptr, s.len)) == -1) {
+                struct buf m;
+                buf_init(&m, BUF_NOMAX);
+                buf_puts(&m, "For input string: \"");
+                buf_append(&m, s.ptr, s.len);
+                buf_putc(&m, '"');
+                cause = err_text("illegal_argument_exception", &m, NULL);
+                buf_close(&m);
+            } else if (rc == -2) {
+                struct buf m;
+                buf_init(&m, BUF_NOMAX);
+                buf_puts(&m, "Value [");
+                buf_append(&m, s.ptr, s.len);
+                buf_puts(&m, "] is out of range for a long");
+                cause = err_text("illegal_argument_exception", &m, NULL);
+                buf_close(&m);
+            }
+        } else {
+            cause = jackson_cause(c, "json_parse_exception", v->at, "Current token (%s) not "
+                                  "numeric, can not use numeric value accessors", tok);
+        }
+        break;
+    case FT_FLOAT:
+        if (v->kind == VK_INT || v->kind == VK_BIGINT || v->kind == VK_FLOAT) {
+            float x = strtof(num, NULL);
+            if (isinf(x))
+                cause = errf("illegal_argument_exception", "[float] supports only finite "
+                             "values, but got [%s]", x < 0 ? "-Infinity" : "Infinity");
+        } else if (v->kind == VK_STRING) {
+            if (s.len == 0)
+                break;
+            if ((rc = java_to_float(s.ptr, s.len, &neg)) == -1) {
+                struct buf m;
+                buf_init(&m, BUF_NOMAX);
+                buf_puts(&m, "For input string: \"");
+                buf_append(&m, s.ptr, s.len);
+                buf_putc(&m, '"');
+                cause = err_text("number_format_exception", &m, NULL);
+                buf_close(&m);
+            } else if (rc == -2) {
+                cause = errf("illegal_argument_exception", "[float] supports only finite "
+                             "values, but got [%s]", neg ? "-Infinity" : "Infinity");
+            }
+        } else {
+            cause = jackson_cause(c, "json_parse_exception", v->at, "Current token (%s) not "
+                                  "numeric, can not use numeric value accessors", tok);
+        }
+        break;
+    case FT_BOOLEAN:
+        if (v->kind == VK_TRUE || v->kind == VK_FALSE)
+            break;
+        if (v->kind == VK_STRING) {
+            /* Booleans#parseBoolean(char[], ...): "" is the default (false) */
+            if (s.len == 0 || (s.len == 4 && memcmp(s.ptr, "true", 4) == 0) ||
+                (s.len == 5 && memcmp(s.ptr, "false", 5) == 0))
+                break;
+            struct buf m;
+            buf_init(&m, BUF_NOMAX);
+            buf_puts(&m, "Failed to parse value [");
+            buf_append(&m, s.ptr, s.len);
+            buf_puts(&m, "] as only [true] or [false] are allowed.");
+            cause = err_text("illegal_argument_exception", &m, NULL);
+            buf_close(&m);
+        } else {
+            cause = jackson_cause(c, "json_parse_exception", v->at, "Current token (%s) not "
+                                  "of boolean type", tok);
+        }
+        break;
+    case FT_DATE:
+        if (v->kind == VK_STRING && date_text(s.ptr ? s.ptr : "", s.len))
+            break;
+        {
+            struct buf m;
+            buf_init(&m, BUF_NOMAX);
+            buf_puts(&m, "failed to parse date field [");
+            scalar_text(v, &m);
+            buf_puts(&m, "] with format [strict_date_optional_time]");
+            cause = err_text("illegal_argument_exception", &m, NULL);
+            buf_close(&m);
+        }
+        break;
+    default:
+        break;
+    }
+    if (cause) {
+        buf_reset(&s);
+        scalar_text(v, &s);
+        bad_field(c, f->plen, ftype_name[t], v->at, s.ptr, s.len, cause);
+    }
+    scr.text = s;
+    if (num != small)
+        free(num);
+    return cause ? -1 : 0;
+}
+
+/* An object where a field mapper expects a value: the mapper fails on the
+ * START_OBJECT token and FieldMapper#parse previews the object it then reads
+ * (the location is where that read ends, at the closing brace). */
+static int object_into_field(struct chk *c, size_t plen, enum ftype t, const char *open,
+                             const char *pre, const char *post)
+{
+    struct loc at = loc_at(c, open), close;
+    struct buf pv;
+    json_t *cause;
+
+    if (skip_value(c) < 0)
+        return -1;
+    close = loc_at(c, c->p - 1);
+    buf_init(&pv, BUF_NOMAX);
+    buf_puts(&pv, pre);
+    render(open, c->p, &pv);
+    buf_puts(&pv, post);
+    switch (t) {
+    case FT_LONG:
+    case FT_FLOAT:
+        cause = c->fl == FL_ES8
+              ? errf("illegal_argument_exception", "Cannot parse object as number")
+              : jackson_cause(c, "json_parse_exception", at, "Current token (START_OBJECT) not "
+                              "numeric, can not use numeric value accessors");
+        break;
+    case FT_BOOLEAN:
+        cause = jackson_cause(c, "json_parse_exception", at, "Current token (START_OBJECT) not "
+                              "of boolean type");
+        break;
+    default:
+        cause = errf("illegal_state_exception", "Can't get text on a START_OBJECT at %d:%d",
+                     at.line, at.col);
+        break;
+    }
+    bad_field(c, plen, ftype_name[t], close, pv.ptr, pv.len, cause);
+    buf_close(&pv);
+    return -1;
+}
+
+/* ---- metadata fields ------------------------------------------------------ */
+
+/* The metadata fields each engine registers, by name and field type name.
+ * es8: IndicesModule#initBuiltInMetadataMappers (8.x) plus the default
+ * distribution's plugins: mapper-extras (_feature), x-pack core (_tier),
+ * inference (_inference_fields).  os2: IndicesModule (2.x) plus mapper-extras
+ * (_feature) and mapper-size (_size, prepackaged on Amazon OpenSearch
+ * Service).  Only a top-level name is one (os2 looks up the field's full
+ * path, es8 asks the root context only). */
+struct meta {
+    const char *name, *type;
+    bool es8, os2;
+};
+
+static const struct meta metas[] = {
+    { "_id", "_id", true, true },
+    { "_index", "_index", true, true },
+    { "_routing", "_routing", true, true },
+    { "_source", "_source", true, true },
+    { "_ignored", "_ignored", true, true },
+    { "_version", "_version", true, true },
+    { "_seq_no", "_seq_no", true, true },
+    { "_nested_path", "_nested_path", true, true },
+    { "_field_names", "_field_names", true, true },
+    { "_data_stream_timestamp", "_data_stream_timestamp", true, true },
+    { "_doc_count", "_doc_count", true, true },
+    { "_feature", "_feature", true, true },
+    { "_tsid", "_tsid", true, false },
+    { "_ts_routing_hash", "_ts_routing_hash", true, false },
+    { "_index_mode", "_index_mode", true, false },
+    { "_ignored_source", "_ignored_source", true, false },
+    { "_tier", "_tier", true, false },
+    { "_inference_fields", "_inference_fields", true, false },
+    { "_size", "integer", false, true },
+};
+
+static const struct meta *meta_field(enum flavor fl, const char *k, size_t n)
+{
+    if (n < 2 || *k != '_')
+        return NULL;
+    for (size_t i = 0; i < sizeof(metas) / sizeof(metas[0]); i++)
+        if ((fl == FL_ES8 ? metas[i].es8 : metas[i].os2) && strlen(metas[i].name) == n &&
+            memcmp(metas[i].name, k, n) == 0)
+            return &metas[i];
+    return NULL;
+}
+
+/* MetadataFieldMapper#parseCreateField refuses every value, wrapped by
+ * FieldMapper#parse; DocCountFieldMapper takes one positive integer (es8
+ * intValue(false), os2 longValue(false); other numbers refused, stricter). */
+static int meta_value(struct chk *c, struct fld *f, const struct val *v, const char *open,
+                      const char *pre, const char *post)
+{
+    const struct meta *m = f->meta;
+    struct loc at = open ? loc_at(c, open) : v->at, end = at;
+    struct buf pv, r;
+    json_t *cause = NULL;
+
+    buf_init(&pv, BUF_NOMAX);
+    buf_init(&r, BUF_NOMAX);
+    if (open) {
+        if (skip_value(c) < 0)
+            goto out;
+        end = loc_at(c, c->p - 1);
+        buf_puts(&pv, pre);
+        render(open, c->p, &pv);
+        buf_puts(&pv, post);
+    } else {
+        scalar_text(v, &pv);
+    }
+    if (strcmp(m->name, "_doc_count") == 0) {
+        if (++f->nvals > 1) {
+            cause = errf("illegal_argument_exception", "Arrays are not allowed for field "
+                         "[_doc_count].");
+        } else if (open || v->kind != VK_INT) {
+            cause = errf("parsing_exception", "Failed to parse object: expecting token of type "
+                         "[VALUE_NUMBER] but found [%s]",
+                         open ? "START_OBJECT" : token_name(v->kind));
+        } else {
+            long long n = strtoll(pv.ptr, NULL, 10);
+            if (c->fl == FL_ES8 && n > INT_MAX)
+                cause = jackson_cause(c, "input_coercion_exception", v->at, "Numeric value (%s) "
+                                      "out of range of int (-2147483648 - 2147483647)", pv.ptr);
+            else if (n <= 0 && c->fl == FL_ES8)
+                cause = errf("illegal_argument_exception", "Field [_doc_count] must be a "
+                             "positive integer. Value [%lld] is not allowed.", n);
+            else if (n <= 0)
+                cause = errf("illegal_argument_exception", "Field [_doc_count] must be a "
+                             "positive integer.");
+        }
+    } else {
+        if (c->fl == FL_ES8)
+            buf_printf(&r, "[%d:%d] ", at.line, at.col);
+        buf_printf(&r, "Field [%s] is a metadata field and cannot be added inside a document. "
+                       "Use the index API request parameters.", m->name);
+        cause = err_text(doc_error(c), &r, NULL);
+    }
+    if (cause)
+        bad_field(c, f->plen, m->type, end, pv.ptr, pv.len, cause);
+out:
+    buf_close(&pv);
+    buf_close(&r);
+    return c->err ? -1 : 0;
+}
+
+/* ---- field names and values ----------------------------------------------- */
+
+static int value_each(struct chk *c, void *arg)
+{
+    return value(c, arg);
+}
+
+/* One value for field f (arrays: each element, at any depth, goes to f). */
+static int value(struct chk *c, struct fld *f)
+{
+    struct val v;
+    bool pending = false;
+    enum ftype t, nt;
+
+    if (*c->p == '[')
+        return array(c, value_each, f);
+    t = f->meta ? FT_NONE : field_type(scr.path.ptr, f->plen, &pending, c->ix);
+    if (*c->p == '{') {
+        const char *open = c->p;
+        if (f->meta)
+            return meta_value(c, f, NULL, open, "", "");
+        if (t == FT_NONE)
+            learn(scr.path.ptr, f->plen, FT_OBJECT);
+        else if (t != FT_OBJECT && !pending)
+            return object_into_field(c, f->plen, t, open, "", "");
+        else if (t != FT_OBJECT)
+            clash(c, f->plen, t, FT_OBJECT);
+        return object(c, f->plen, false);
+    }
+    if ((*c->p == '"' ? read_string_val(c, &v) : read_scalar(c, &v)) < 0)
+        return -1;
+    if (f->meta)
+        return meta_value(c, f, &v, NULL, NULL, NULL);
+    if (v.kind == VK_NULL) /* null never maps and fits every field */
+        return 0;
+    if (t == FT_OBJECT) {
+        struct buf r;
+        if (pending) {
+            clash(c, f->plen, FT_OBJECT, dynamic_type(&v));
+            return 0;
+        }
+        /* DocumentParser#parseObjectOrNested on a concrete value */
+        buf_init(&r, BUF_NOMAX);
+        if (c->fl == FL_ES8)
+            buf_printf(&r, "[%d:%d] ", v.at.line, v.at.col);
+        buf_puts(&r, "object mapping for [");
+        buf_append(&r, scr.path.ptr, f->plen);
+        buf_puts(&r, "] tried to parse field [");
+        buf_append(&r, scr.keys.ptr + f->noff, f->nlen);
+        buf_puts(&r, "] as object, but found a concrete value");
+        refuse(c, err_text(doc_error(c), &r, NULL));
+        buf_close(&r);
+        return -1;
+    }
+    nt = dynamic_type(&v);
+    if (t == FT_NONE) {
+        learn(scr.path.ptr, f->plen, nt);
+        t = nt;
+    } else if (pending && nt != t) {
+        clash(c, f->plen, t, nt);
+        return 0;
+    }
+    return check_scalar(c, f, t, &v);
+}
+
+/* The name rules (es8: DotExpandingXContentParser.WrappingParser#expandDots
+ * and DocumentParser#innerParseObject; os2: DocumentParser#splitAndValidatePath).
+ * Trailing dots are dropped as Java's String#split drops trailing empty
+ * strings: "a." is the field a.  Returns the length without them. */
+static int check_name(struct chk *c, struct loc at, const char *k, size_t n, size_t base,
+                      size_t *used)
+{
+    size_t end = n, s;
+    bool dots = memchr(k, '.', n) != NULL;
+
+    *used = n;
+    if (!dots) {
+        if (n == 0)
+            return bad_name(c, at, "field name cannot be an empty string");
+        if (c->fl == FL_ES8 && blank(k, n)) {
+            struct buf r;
+            buf_init(&r, BUF_NOMAX);
+            buf_printf(&r, "[%d:%d] Field name cannot contain only whitespace: [", at.line,
+                       at.col);
+            if (base) {
+                buf_append(&r, scr.path.ptr, base);
+                buf_putc(&r, '.');
+            }
+            buf_append(&r, k, n);
+            buf_putc(&r, ']');
+            refuse(c, err_text(doc_error(c), &r, NULL));
+            buf_close(&r);
+            return -1;
+        }
+        return 0;
+    }
+    while (end > 0 && k[end - 1] == '.')
+        end--;
+    if (end == 0)
+        return bad_name(c, at, c->fl == FL_ES8 ? "field name cannot contain only dots"
+                                               : "field name cannot contain only the "
+                                                 "character [.]");
+    for (s = 0; s <= end;) {
+        const char *q = memchr(k + s, '.', end - s);
+        size_t e2 = q ? (size_t)(q - k) : end, len = e2 - s;
+        if (len == 0 || blank(k + s, len)) {
+            /* es8 swaps the two texts (WrappingParser#throwOnBlankOrEmptyPart) */
+            bool ws = (len != 0) == (c->fl == FL_OS2);
+            if (c->fl == FL_ES8)
+                return ws ? bad_name(c, at, "field name cannot contain only whitespace: ['%.*s']",
+                                     (int)n, k)
+                          : bad_name(c, at, "field name starting or ending with a [.] makes "
+                                            "object resolution ambiguous: [%.*s]", (int)n, k);
+            return ws ? bad_name(c, at, "object field cannot contain only whitespace: ['%.*s']",
+                                 (int)n, k)
+                      : bad_name(c, at, "object field starting or ending with a [.] makes object "
+                                        "resolution ambiguous: [%.*s]", (int)n, k);
+        }
+        s = e2 + 1;
+    }
+    *used = end;
+    return 0;
+}
+
+static void path_push(size_t base, const char *seg, size_t n)
+{
+    buf_truncate(&scr.path, base);
+    if (base)
+        buf_putc(&scr.path, '.');
+    buf_append(&scr.path, seg, n);
+}
+
+/* One member of the object whose path is scr.path[0..base). */
+static int member(struct chk *c, size_t base, struct loc kat, size_t koff, size_t klen)
+{
+    /* k stays valid until the value is read (reading it may grow scr.keys) */
+    const char *k = scr.keys.ptr + koff;
+    size_t used, s = 0;
+    struct fld f = { 0 };
+    int rc = 0;
+
+    if (check_name(c, kat, k, klen, base, &used) < 0)
+        return -1;
+    if (base == 0 && c->poison && !c->poison_at && strlen(c->poison) == klen &&
+        memcmp(c->poison, k, klen) == 0)
+        c->poison_at = c->p;
+    if (base == 0) {
+        const char *dot = memchr(k, '.', used);
+        size_t first = dot ? (size_t)(dot - k) : used;
+        /* os2 asks for the whole (dotted) name, es8 for the first part */
+        f.meta = meta_field(c->fl, k, c->fl == FL_ES8 ? first : klen);
+        if (!f.meta && c->fl == FL_OS2 && dot && meta_field(c->fl, k, first)) {
+            /* DocumentParser#getDynamicParentMapper: a metadata mapper is in the way */
+            struct buf r;
+            buf_init(&r, BUF_NOMAX);
+            buf_puts(&r, "Could not dynamically add mapping for field [");
+            buf_append(&r, k, used);
+            buf_puts(&r, "]. Existing mapping for [");
+            buf_append(&r, k, first);
+            buf_printf(&r, "] must be of type object but found [%s].",
+                       meta_field(c->fl, k, first)->type);
+            refuse(c, err_text(doc_error(c), &r, NULL));
+            buf_close(&r);
+            return -1;
+        }
+        if (f.meta && dot) { /* es8: "_id.x" gives the _id mapper an object {x=...} */
+            struct buf pre, post;
+            buf_init(&pre, BUF_NOMAX);
+            buf_init(&post, BUF_NOMAX);
+            for (const char *q = dot; q; q = memchr(q + 1, '.', (size_t)(k + used - q - 1))) {
+                const char *nx = memchr(q + 1, '.', (size_t)(k + used - q - 1));
+                buf_putc(&pre, '{');
+                buf_append(&pre, q + 1, (size_t)((nx ? nx : k + used) - q - 1));
+                buf_putc(&pre, '=');
+                buf_putc(&post, '}');
+                if (!nx)
+                    break;
+            }
+            path_push(0, k, first);
+            f.plen = first;
+            rc = meta_value(c, &f, NULL, c->p, pre.ptr, post.ptr);
+            buf_close(&pre);
+            buf_close(&post);
+            buf_truncate(&scr.path, 0);
+            return rc < 0 || c->err ? -1 : 0;
+        }
+    }
+    /* the parts before the last are objects */
+    for (;;) {
+        const char *q = memchr(k + s, '.', used - s);
+        size_t e2 = q ? (size_t)(q - k) : used;
+        path_push(scr.path.len, k + s, e2 - s);
+        if (!q)
+            break;
+        bool pending;
+        enum ftype t = field_type(scr.path.ptr, scr.path.len, &pending, c->ix);
+        if (t == FT_NONE) {
+            learn(scr.path.ptr, scr.path.len, FT_OBJECT);
+        } else if (t != FT_OBJECT && pending) {
+            clash(c, scr.path.len, t, FT_OBJECT);
+        } else if (t != FT_OBJECT && c->fl == FL_OS2) {
+            struct buf r;
+            buf_init(&r, BUF_NOMAX);
+            buf_puts(&r, "Could not dynamically add mapping for field [");
+            buf_append(&r, k, used);
+            buf_puts(&r, "]. Existing mapping for [");
+            buf_append(&r, scr.path.ptr, scr.path.len);
+            buf_printf(&r, "] must be of type object but found [%s].", ftype_name[t]);
+            refuse(c, err_text(doc_error(c), &r, NULL));
+            buf_close(&r);
+            rc = -1;
+            break;
+        } else if (t != FT_OBJECT) {
+            /* es8: the dots expand to an object the field mapper gets */
+            struct buf pre, post;
+            buf_init(&pre, BUF_NOMAX);
+            buf_init(&post, BUF_NOMAX);
+            for (const char *r = q; r; r = memchr(r + 1, '.', (size_t)(k + used - r - 1))) {
+                const char *nx = memchr(r + 1, '.', (size_t)(k + used - r - 1));
+                buf_putc(&pre, '{');
+                buf_append(&pre, r + 1, (size_t)((nx ? nx : k + used) - r - 1));
+                buf_putc(&pre, '=');
+                buf_putc(&post, '}');
+                if (!nx)
+                    break;
+            }
+            object_into_field(c, scr.path.len, t, c->p, pre.ptr, post.ptr);
+            buf_close(&pre);
+            buf_close(&post);
+            rc = -1;
+            break;
+        }
+        s = e2 + 1;
+    }
+    if (rc == 0) {
+        const char *last = memrchr(k, '.', used);
+        f.plen = scr.path.len;
+        /* the name in "tried to parse field [..]": es8 the last part, os2 the key */
+        f.noff = c->fl == FL_ES8 && last ? koff + (size_t)(last + 1 - k) : koff;
+        f.nlen = c->fl == FL_ES8 && last ? (size_t)(k + used - last - 1) : klen;
+        rc = value(c, &f);
+    }
+    buf_truncate(&scr.path, base);
+    return rc;
+}
+
+/* Checks the source of an index/create (or the result of an update) against
+ * the engine's rules and ix's mapping, as DocumentParser#parseDocument does.
+ * NULL when the document is taken: the fields it brings join the mapping
+ * then (before any version check, as in the engines).  Else the error. */
+static json_t *check_source(struct index *ix, const char *src, size_t len, const char *id)
+{
+    struct chk c = { .p = src, .e = src + len, .row = src, .line = 1,
+                     .fl = srv.set.flavor, .ix = ix, .id = id,
+                     .poison = srv.set.poison_field };
+    char reason[512];
+    json_t *err;
+
+    if (scr.path.max == 0) { /* never NULL, even when empty */
+        buf_init(&scr.path, BUF_NOMAX);
+        buf_init(&scr.keys, BUF_NOMAX);
+        buf_init(&scr.text, BUF_NOMAX);
+        if (buf_reserve(&scr.path, 256) < 0 || buf_reserve(&scr.keys, 4096) < 0 ||
+            buf_reserve(&scr.text, 256) < 0)
+            return err_obj("exception", "out of memory");
+    }
+    buf_reset(&scr.path);
+    buf_reset(&scr.keys);
+    scr.gen++;
+    scr.dupn = 0;
+    map_clear(&scr.pending, NULL);
+    /* DocumentParser#parseDocument, #validateStart */
+    if (len == 0)
+        return errf(doc_error(&c), "%sfailed to parse, document is empty",
+                    c.fl == FL_ES8 ? "[0:0] " : "");
+    skip_blank(&c);
+    if (c.p >= c.e || *c.p != '{')
+        return errf(doc_error(&c), "Malformed content, must start with an object");
+    if (object(&c, 0, false) == 0) {
+        skip_blank(&c);
+        if (c.p < c.e && !c.err) /* DocumentParser#validateEnd */
+            bad_json(&c, c.p, "Unexpected character after the document: Malformed content, "
+                              "found extra data after parsing");
+    }
+    if (c.err) {
+        json_decref(c.late);
+        return c.err;
+    }
+    if (srv.set.depth_limit > 0 && c.depth > srv.set.depth_limit) {
+        json_decref(c.late);
         snprintf(reason, sizeof(reason), "Limit of mapping depth [%d] has been exceeded",
                  srv.set.depth_limit);
         return err_obj("mapper_parsing_exception", reason);
     }
-    if (sc.found) {
+    if (c.poison_at) {
         char preview[PREVIEW_MAX + 1];
-        const char *v = sc.found;
-        size_t n = sc.found_len;
+        const char *v = c.poison_at;
+        struct chk pc = c;
+        size_t n;
+        json_decref(c.late);
+        pc.p = v;
+        pc.err = NULL;
+        skip_value(&pc);
+        n = (size_t)(pc.p - v);
         if (n && *v == '"') {
             v++;
             n = n >= 2 ? n - 2 : 0;
@@ -1422,15 +3080,21 @@ static json_t *check_source(const char *src, size_t len, const char *id)
         preview[n] = '\0';
         snprintf(reason, sizeof(reason),
                  "failed to parse field [%s] of type [long] in document with id '%s'. "
-                 "Preview of field's value: '%s'", pf, id, preview);
-        json_t *e = err_obj("mapper_parsing_exception", reason);
+                 "Preview of field's value: '%s'", c.poison, id, preview);
+        err = err_obj("mapper_parsing_exception", reason);
         snprintf(reason, sizeof(reason), "For input string: \"%s\"", preview);
-        json_object_set_new(e, "caused_by", err_obj("illegal_argument_exception", reason));
-        return e;
+        json_object_set_new(err, "caused_by", err_obj("illegal_argument_exception", reason));
+        return err;
+    }
+    if (c.late)
+        return c.late;
+    for (size_t i = 0; i < scr.pending.cap; i++) {
+        struct slot *sl = &scr.pending.slots[i];
+        if (sl->key && !map_get(&ix->fields, sl->key, sl->klen))
+            map_put(&ix->fields, sl->key, sl->klen, sl->val);
     }
     return NULL;
 }
-
 
 static int item_ok(struct item_res *res, int64_t version, const char *result, int64_t seq_no,
                    int status)
@@ -1639,7 +3303,7 @@ static int op_execute(struct op *o, struct item_res *res)
         json_decref(body);
         char *text = json_dumps(result_doc, JSON_COMPACT);
         json_decref(result_doc);
-        if (!text || (err = check_source(text, strlen(text), o->id)) != NULL) {
+        if (!text || (err = check_source(ix, text, strlen(text), o->id)) != NULL) {
             free(text);
             return item_fail(res, 400, err ? err : err_obj("exception", "oom"));
         }
@@ -1655,6 +3319,12 @@ static int op_execute(struct op *o, struct item_res *res)
         return item_ok(res, newv, result, d->seq_no, ds == DS_PRESENT ? 200 : 201);
     }
 
+    /* The shard parses the source (and updates the mapping) before the
+     * engine checks versions (IndexShard#applyIndexOperation: prepareIndex,
+     * then Engine#index), so a bad document is a 400 even when its version
+     * would conflict, and a conflicting one still maps its new fields. */
+    if (o->type != OP_DELETE && (err = check_source(ix, o->src, o->src_len, o->id)) != NULL)
+        return item_fail(res, 400, err);
     if ((err = version_check(o, ix, d, ds, &newv)) != NULL) {
         return item_fail(res, 409, err);
     }
@@ -1671,9 +3341,6 @@ static int op_execute(struct op *o, struct item_res *res)
         d->deleted_ms = now;
         d->seq_no = ix->seq_no++;
         return item_ok(res, newv, found ? "deleted" : "not_found", d->seq_no, found ? 200 : 404);
-    }
-    if ((err = check_source(o->src, o->src_len, o->id)) != NULL) {
-        return item_fail(res, 400, err);
     }
     if (store_doc(ix, &d, o->id, o->src, o->src_len) < 0) {
         return item_fail(res, 500, err_obj("exception", "out of memory"));
@@ -1834,7 +3501,6 @@ out:
 /* ES's request validation (BulkRequest.validate): every message, numbered. */
 static void validate_op(const struct op *o, struct buf *v, int *n)
 {
-    char m[600];
     const char *msgs[4];
     size_t nm = 0;
     char ill[200];
@@ -1857,13 +3523,13 @@ static void validate_op(const struct op *o, struct buf *v, int *n)
                  o->version, vtype_upper[o->vt]);
         msgs[nm++] = ill;
     }
-    if (o->id && strlen(o->id) > 512) {
-        snprintf(m, sizeof(m), "id [%.40s...] is too long, must be no longer than 512 bytes but "
-                 "was: %zu", o->id, strlen(o->id));
-        msgs[nm++] = m;
-    }
     for (size_t i = 0; i < nm; i++)
         buf_printf(v, "%d: %s;", ++*n, msgs[i]);
+    /* DocWriteRequest#validateDocIdLength names the whole id; BulkRequest
+     * #validate makes it a failure of the whole request */
+    if (o->id && strlen(o->id) > 512)
+        buf_printf(v, "%d: id [%s] is too long, must be no longer than 512 bytes but was: %zu;",
+                   ++*n, o->id, strlen(o->id));
 }
 
 /* Which items a per-item fault hits. */
@@ -2318,8 +3984,114 @@ out:
     buf_close(&verr);
 }
 
+/* Orders paths so that an object's fields follow it: names compare byte by
+ * byte with the separating '.' below every other byte. */
+static int cmp_path(const void *a, const void *b)
+{
+    const struct slot *x = *(const struct slot *const *)a, *y = *(const struct slot *const *)b;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+
+    for (size_t i = 0; i < n; i++) {
+        int cx = x->key[i] == '.' ? -1 : (unsigned char)x->key[i];
+        int cy = y->key[i] == '.' ? -1 : (unsigned char)y->key[i];
+        if (cx != cy)
+            return cx < cy ? -1 : 1;
+    }
+    return (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* The index's mapping as GET /<index>/_mapping prints it ("properties",
+ * fields sorted by name; a dynamic string is text with a keyword sub-field,
+ * DocumentParser#createBuilderFromDynamicValue). */
+static void mapping_json(const struct index *ix, struct buf *b)
+{
+    const struct slot **v = malloc((ix->fields.len + 1) * sizeof(*v));
+    size_t n = 0, depth = 0;
+
+    for (size_t i = 0; v && i < ix->fields.cap; i++)
+        if (ix->fields.slots[i].key)
+            v[n++] = &ix->fields.slots[i];
+    if (!v || n == 0) {
+        buf_puts(b, "{}");
+        free(v);
+        return;
+    }
+    qsort(v, n, sizeof(*v), cmp_path);
+    buf_puts(b, "{\"properties\":{");
+    for (size_t i = 0; i < n; i++) {
+        const char *k = v[i]->key, *name = k;
+        size_t d = 0;
+        enum ftype t = (enum ftype)(uintptr_t)v[i]->val;
+        for (const char *q = k; q < k + v[i]->klen; q++)
+            if (*q == '.') {
+                d++;
+                name = q + 1;
+            }
+        for (; depth > d; depth--)
+            buf_puts(b, "}}");
+        if (b->ptr[b->len - 1] != '{')
+            buf_putc(b, ',');
+        put_json_str(b, name, (size_t)(k + v[i]->klen - name));
+        buf_putc(b, ':');
+        bool children = t == FT_OBJECT && i + 1 < n && v[i + 1]->klen > v[i]->klen &&
+                        memcmp(v[i + 1]->key, k, v[i]->klen) == 0 &&
+                        v[i + 1]->key[v[i]->klen] == '.';
+        if (children) {
+            buf_puts(b, "{\"properties\":{");
+            depth++;
+        } else if (t == FT_TEXT) {
+            buf_puts(b, "{\"type\":\"text\",\"fields\":{\"keyword\":{\"type\":\"keyword\","
+                        "\"ignore_above\":256}}}");
+        } else {
+            buf_printf(b, "{\"type\":\"%s\"}", ftype_name[t]);
+        }
+    }
+    for (; depth > 0; depth--)
+        buf_puts(b, "}}");
+    buf_puts(b, "}}");
+    free(v);
+}
+
+/* GET /<index>/_mapping, GET /_mapping. */
+static void handle_mapping(struct conn *c, const char *expr)
+{
+    struct index *ixs[256];
+    const char *missing = NULL;
+    int n = resolve_indices(expr, ixs, 256, &missing);
+    struct buf b;
+
+    if (n < 0) {
+        reply_index_missing(c, missing);
+        return;
+    }
+    buf_init(&b, BUF_NOMAX);
+    buf_putc(&b, '{');
+    for (int i = 0; i < n; i++) {
+        if (i)
+            buf_putc(&b, ',');
+        put_json_str(&b, ixs[i]->name, strlen(ixs[i]->name));
+        buf_puts(&b, ":{\"mappings\":");
+        mapping_json(ixs[i], &b);
+        buf_putc(&b, '}');
+    }
+    buf_putc(&b, '}');
+    size_t len = b.len;
+    reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
+}
+
 static void handle_root(struct conn *c)
 {
+    if (srv.set.flavor == FL_ES8) {
+        reply_json(c, 200, json_pack(
+            "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s}, s:s}", "name", "searchd",
+            "cluster_name", "ddb2es-double", "cluster_uuid", "searchd-double-uuid-000000",
+            "version", "number", "8.15.0", "build_flavor", "default", "build_type", "tar",
+            "build_hash", "searchd", "build_snapshot", false, "lucene_version", "9.11.1",
+            "minimum_wire_compatibility_version", "7.17.0",
+            "minimum_index_compatibility_version", "7.0.0", "tagline",
+            "You Know, for Search"), NULL);
+        return;
+    }
     json_t *b = json_pack(
         "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s}, s:s}", "name",
         "searchd", "cluster_name", "ddb2es-double", "cluster_uuid", "searchd-double-uuid-000000",
@@ -2373,10 +4145,18 @@ static void handle_index(struct conn *c, struct request *r, const char *name)
         return;
     }
     /* GET */
-    json_t *b = json_pack("{s:{s:{}, s:{}, s:{s:{s:s, s:s, s:s, s:s}}}}", name, "aliases",
-                          "mappings", "settings", "index", "number_of_shards", "1",
-                          "number_of_replicas", "1", "uuid", ix->uuid, "provided_name", name);
-    reply_json(c, 200, b, NULL);
+    struct buf b;
+    buf_init(&b, BUF_NOMAX);
+    buf_putc(&b, '{');
+    put_json_str(&b, ix->name, strlen(ix->name));
+    buf_puts(&b, ":{\"aliases\":{},\"mappings\":");
+    mapping_json(ix, &b);
+    buf_printf(&b, ",\"settings\":{\"index\":{\"number_of_shards\":\"1\",\"number_of_replicas\":"
+                   "\"1\",\"uuid\":\"%s\",\"provided_name\":", ix->uuid);
+    put_json_str(&b, ix->name, strlen(ix->name));
+    buf_puts(&b, "}}}}");
+    size_t len = b.len;
+    reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2840,6 +4620,17 @@ static void handle_faults(struct conn *c, struct request *r)
                NULL);
 }
 
+static int parse_flavor(const char *s, enum flavor *out)
+{
+    if (strcmp(s, "os2") == 0)
+        *out = FL_OS2;
+    else if (strcmp(s, "es8") == 0)
+        *out = FL_ES8;
+    else
+        return -EINVAL;
+    return 0;
+}
+
 static void handle_config(struct conn *c, struct request *r)
 {
     json_error_t jerr;
@@ -2883,6 +4674,9 @@ static void handle_config(struct conn *c, struct request *r)
             s->depth_limit = (int)json_integer_value(v);
         } else if (strcmp(k, "discard") == 0) {
             s->discard = json_is_true(v);
+        } else if (strcmp(k, "flavor") == 0) {
+            if (!sv || parse_flavor(sv, &s->flavor) < 0)
+                goto bad;
         } else {
             goto bad;
         }
@@ -2983,12 +4777,14 @@ static enum route classify(const struct request *r)
         if (is(s[0], "_search")) return RT_SEARCH;
         if (is(s[0], "_count")) return RT_COUNT;
         if (is(s[0], "_refresh")) return RT_REFRESH;
+        if (is(s[0], "_mapping")) return RT_MAPPING;
         return s[0][0] == '_' ? RT_OTHER : RT_INDEX;
     case 2:
         if (is(s[1], "_bulk")) return RT_INDEX_BULK;
         if (is(s[1], "_search")) return RT_SEARCH;
         if (is(s[1], "_count")) return RT_COUNT;
         if (is(s[1], "_refresh")) return RT_REFRESH;
+        if (is(s[1], "_mapping")) return RT_MAPPING;
         if (is(s[1], "_doc")) return RT_DOC; /* POST /{index}/_doc: auto id */
         return RT_OTHER;
     case 3:
@@ -3041,6 +4837,12 @@ static void route_request(struct conn *c, struct request *r, const struct fault 
     case RT_COUNT:
         if (get || is(m, "POST")) {
             handle_search(c, r, r->nseg == 2 ? s[0] : NULL, true);
+            return;
+        }
+        break;
+    case RT_MAPPING:
+        if (get) {
+            handle_mapping(c, r->nseg == 2 ? s[0] : NULL);
             return;
         }
         break;
@@ -3629,12 +5431,14 @@ static void usage(FILE *f)
         "  --gc-deletes SECONDS    how long delete tombstones keep their version (60)\n"
         "  --poison-field NAME     documents with this top-level field fail with 400\n"
         "  --depth-limit N         object depth limit, 0 = off (20)\n"
+        "  --flavor os2|es8        whose document rules and error texts (os2: OpenSearch 2)\n"
         "  --auth MODE             none|basic|apikey|sigv4 (none)\n"
         "  --user U --password P   basic auth credentials\n"
         "  --api-key K             ApiKey: base64(id:key) as sent, or the raw id:key\n"
         "  --access-key AKID --secret-key S [--session-token T]\n"
         "  --region R --service es|aoss   sigv4 (service default es)\n"
         "  --verbose               debug logging\n"
+        "GET /<index>/_mapping shows the dynamic mapping learned from accepted documents.\n"
         "Control API (no auth): POST /_double/faults, POST /_double/config,\n"
         "POST /_double/reset, GET /_double/dump, GET /_double/stats.\n",
         f);
@@ -3653,7 +5457,7 @@ int main(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_PORTFILE, O_DISCARD, O_MAXBODY, O_GC, O_POISON, O_DEPTH, O_AUTH,
            O_USER, O_PASSWORD, O_APIKEY, O_AK, O_SK, O_TOKEN, O_REGION, O_SERVICE, O_VERBOSE,
-           O_HELP };
+           O_HELP, O_FLAVOR };
     static const struct option opts[] = {
         { "listen", required_argument, NULL, O_LISTEN },
         { "port-file", required_argument, NULL, O_PORTFILE },
@@ -3662,6 +5466,7 @@ int main(int argc, char **argv)
         { "gc-deletes", required_argument, NULL, O_GC },
         { "poison-field", required_argument, NULL, O_POISON },
         { "depth-limit", required_argument, NULL, O_DEPTH },
+        { "flavor", required_argument, NULL, O_FLAVOR },
         { "auth", required_argument, NULL, O_AUTH },
         { "user", required_argument, NULL, O_USER },
         { "password", required_argument, NULL, O_PASSWORD },
@@ -3705,6 +5510,12 @@ int main(int argc, char **argv)
             break;
         case O_POISON: set_str(&s->poison_field, optarg); break;
         case O_DEPTH: s->depth_limit = atoi(optarg); break;
+        case O_FLAVOR:
+            if (parse_flavor(optarg, &s->flavor) < 0) {
+                fprintf(stderr, "searchd: --flavor: os2 or es8\n");
+                return 64;
+            }
+            break;
         case O_AUTH:
             if (parse_auth(optarg, &s->auth) < 0) {
                 fprintf(stderr, "searchd: --auth: none, basic, apikey or sigv4\n");
