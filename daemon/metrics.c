@@ -110,10 +110,6 @@ static const struct per_table per_table[] = {
     { "ddb2es_docs_skipped_total", "counter",
       "Records that make no action (e.g. TTL deletes kept by on_ttl_delete = keep), per table.",
       offsetof(struct reader_stats, docs_skipped) },
-    { "ddb2es_dlq_total", "counter",
-      "Records written to the dead-letter file (refused by the engine or not convertible), "
-      "per table.",
-      offsetof(struct reader_stats, docs_dlq) },
     { "ddb2es_records_lost_events_total", "counter",
       "Times records were trimmed from the stream (TrimmedDataAccessException) or a shard "
       "expired before they were read: each event is a gap of lost records (count unknown), "
@@ -204,6 +200,16 @@ static void render_sink(const struct metrics_view *v, struct w *b)
     if (s->item_failures_other)
         sample_u(b, "ddb2es_bulk_item_failures_total", "table", "_other", "type", "_other",
                  s->item_failures_other);
+    family(b, "ddb2es_dlq_total", "counter",
+           "Records written to the dead-letter file, per table and reason: the engine's error "
+           "type when it refused the document (mapper_parsing_exception...), else why ddb2es "
+           "could not make one (record_not_json, record_conversion_error, item_unreadable...). "
+           "A table appears once it has one.");
+    for (size_t i = 0; i < s->n_dlq_reasons; i++)
+        sample_u(b, "ddb2es_dlq_total", "table", s->dlq_reasons[i].table, "reason",
+                 s->dlq_reasons[i].type, s->dlq_reasons[i].count);
+    if (s->dlq_other)
+        sample_u(b, "ddb2es_dlq_total", "table", "_other", "reason", "_other", s->dlq_other);
     family(b, "ddb2es_bulk_retries_total", "counter",
            "Bulk requests sent again after a request-level failure.");
     sample_u(b, "ddb2es_bulk_retries_total", NULL, NULL, NULL, NULL, s->retries);

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,16 +28,22 @@ struct dlq_entry {
     struct dlq_entry *next;
 };
 
-/* One file operation at a time, driven by step(): open, then write and
- * fdatasync per group of lines.  A failure closes the file (so a moved or
- * replaced file is reopened) and waits on the timer before trying again. */
+/* One file operation at a time, driven by step(): open, fsync of the
+ * directory (the file may have just been made: without it a crash could
+ * lose the file and every entry in it, wherever dlq_path points), then
+ * write and fdatasync per group of lines.  A failure closes the file (so a
+ * moved or replaced file is reopened) and waits on the timer before trying
+ * again. */
 struct dlq {
     uv_loop_t *loop;
     char *path;
     uv_file fd;                   /* -1 when not open */
     uv_file fd_to_close;          /* after a failure, -1 when none */
     uv_fs_t req;
-    bool busy;                    /* req is in the thread pool */
+    bool busy;                    /* req (or work) is in the thread pool */
+    bool dir_synced;              /* the directory was fsynced since the file was opened */
+    uv_work_t work;               /* the directory's fsync */
+    int work_err;
     uv_timer_t timer;
     bool waiting;                 /* timer armed after a failure */
     unsigned fails;
@@ -112,10 +120,12 @@ static void on_fs(uv_fs_t *req)
     q->busy = false;
     switch (type) {
     case UV_FS_OPEN:
-        if (res < 0)
+        if (res < 0) {
             fail(q, "open", (int)res);
-        else
+        } else {
             q->fd = (uv_file)res;
+            q->dir_synced = false;
+        }
         break;
     case UV_FS_WRITE:
         if (res < 0)
@@ -140,6 +150,38 @@ static void on_fs(uv_fs_t *req)
     default: /* UV_FS_CLOSE: nothing to learn from its result */
         break;
     }
+    step(q);
+}
+
+/* In the thread pool: fsync of the directory holding the file. */
+static void dirsync_work(uv_work_t *w)
+{
+    struct dlq *q = container_of(w, struct dlq, work);
+    char *copy = strdup(q->path);
+    int fd;
+
+    q->work_err = 0;
+    if (!copy) {
+        q->work_err = UV_ENOMEM;
+        return;
+    }
+    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0)
+        q->work_err = uv_translate_sys_error(errno);
+    if (fd >= 0)
+        close(fd);
+    free(copy);
+}
+
+static void dirsync_done(uv_work_t *w, int status)
+{
+    struct dlq *q = container_of(w, struct dlq, work);
+
+    q->busy = false;
+    if (status < 0 || q->work_err < 0)
+        fail(q, "fsync of its directory", status < 0 ? status : q->work_err);
+    else
+        q->dir_synced = true;
     step(q);
 }
 
@@ -227,6 +269,15 @@ static void step(struct dlq *q)
         what = "open";
         rc = uv_fs_open(q->loop, &q->req, q->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600,
                         on_fs);
+    } else if (!q->dir_synced) {
+        rc = uv_queue_work(q->loop, &q->work, dirsync_work, dirsync_done);
+        if (rc < 0) {
+            fail(q, "fsync of its directory", rc);
+            step(q);
+            return;
+        }
+        q->busy = true;
+        return;
     } else if (q->woff < q->wbuf.len) {
         uv_buf_t b = uv_buf_init(q->wbuf.ptr + q->woff, (unsigned)(q->wbuf.len - q->woff));
 

@@ -69,6 +69,8 @@ struct item {
     size_t slot;           /* position in the open batch */
     unsigned attempts;     /* per-item retries so far */
     uint32_t hash;         /* of _index and _id */
+    struct sink_item_failure *dlq_series; /* while its dead-letter entry is written: where it
+                                             counts once durable (table and reason) */
     enum doc_op op;
     const char *index, *table, *shard; /* borrowed, as in struct doc */
     uint64_t version, send_by;
@@ -173,6 +175,7 @@ struct sink {
     struct tomb *thead, *ttail;
     struct sink_stats st;
     struct sink_item_failure *failures; /* st.item_failures */
+    struct sink_item_failure *dlq_reasons; /* st.dlq_reasons: SINK_MAX_FAILURE_SERIES, fixed */
 };
 
 const double sink_bulk_bounds[SINK_BULK_NBUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -1093,6 +1096,10 @@ static void on_dlq_done(int err, void *arg)
     struct item *it = arg;
     struct sink *s = it->s;
 
+    if (err == 0 && it->dlq_series)
+        it->dlq_series->count++;
+    else if (err == 0)
+        s->st.dlq_other++;
     s->ndlq--;
     s->bytes_inflight -= it->bytes;
     finish(s, it, err == 0 ? SINK_DLQ : SINK_CANCELED);
@@ -1116,6 +1123,40 @@ static const char *item_source(const struct batch *b, const struct item *it, siz
     return b->body.ptr + it->off + it->src_off;
 }
 
+/* The (table, reason) series of ddb2es_dlq_total a dead letter counts in,
+ * made with count 0 when new; NULL past SINK_MAX_FAILURE_SERIES (counted
+ * in dlq_other).  Series stay where they are: the array grows by chunks
+ * that are never moved (an item points at its series while written). */
+static struct sink_item_failure *dlq_series(struct sink *s, const char *table, const char *type)
+{
+    struct sink_item_failure *f;
+    size_t n = s->st.n_dlq_reasons;
+
+    if (!table)
+        table = "";
+    if (!type || !*type)
+        type = "unknown";
+    for (size_t i = 0; i < n; i++) {
+        f = &s->dlq_reasons[i];
+        if (strncmp(f->type, type, sizeof(f->type) - 1) == 0 && strcmp(f->table, table) == 0)
+            return f;
+    }
+    if (n == SINK_MAX_FAILURE_SERIES)
+        return NULL;
+    if (!s->dlq_reasons) {
+        s->dlq_reasons = calloc(SINK_MAX_FAILURE_SERIES, sizeof(*s->dlq_reasons));
+        if (!s->dlq_reasons)
+            return NULL;
+        s->st.dlq_reasons = s->dlq_reasons;
+    }
+    f = &s->dlq_reasons[n];
+    f->table = table;
+    snprintf(f->type, sizeof(f->type), "%s", type);
+    f->count = 0;
+    s->st.n_dlq_reasons = n + 1;
+    return f;
+}
+
 /* The entry is formatted now (doc: the document's text, copied); the item
  * finishes once it is durable. */
 static void to_dlq(struct sink *s, struct item *it, const char *doc, size_t doc_len, int status,
@@ -1132,6 +1173,7 @@ static void to_dlq(struct sink *s, struct item *it, const char *doc, size_t doc_
               "document %.*s in %s (seq %s) to the dead-letter file: %d %s: %.200s",
               (int)(it->id_len > 128 ? 128 : it->id_len), it->id, it->index,
               it->seq[0] ? it->seq : "-", status, type ? type : "", reason ? reason : "");
+    it->dlq_series = dlq_series(s, it->table, type);
     s->ndlq++;
     s->bytes_inflight += it->bytes;
     if (!s->dlq) { /* dry run: nothing is written */
@@ -2015,6 +2057,7 @@ void sink_free(struct sink *s)
     free(s->tbuckets);
     free(s->buckets);
     free(s->failures);
+    free(s->dlq_reasons);
     free(s->url);
     free(s->bulk_url);
     free(s->ping_url);

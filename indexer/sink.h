@@ -154,6 +154,12 @@ struct sink_stats {
     const struct sink_item_failure *item_failures;
     size_t n_item_failures;
     uint64_t item_failures_other;
+    /* Dead letters written (durable), by table and reason (the engine's
+     * error.type, or ddb2es's own: record_not_json, record_conversion_error,
+     * item_unreadable, invalid_document, request_entity_too_large...). */
+    const struct sink_item_failure *dlq_reasons;
+    size_t n_dlq_reasons;
+    uint64_t dlq_other;
 };
 
 /* NULL on failure.  done runs per document; resume when readers may read again. */

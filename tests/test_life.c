@@ -447,6 +447,13 @@ Test(life, a_record_that_is_not_json_is_dead_lettered_and_the_shard_goes_on)
     cr_expect(strstr(dlq, "nope") != NULL, "kept as received: %s", dlq);
     cr_expect(strstr(dlq, "\"seq\":\"") != NULL, "with its position: %s", dlq);
     free(dlq);
+    {
+        char labels[160];
+
+        snprintf(labels, sizeof(labels), "reason=\"record_not_json\",table=\"%s\"", w.table);
+        cr_expect_eq(fsw_metric(&w, "ddb2es_dlq_total", labels), 1,
+                     "counted with its reason in ddb2es_dlq_total");
+    }
     fsw_teardown(&w);
 }
 

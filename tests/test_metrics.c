@@ -72,7 +72,12 @@ Test(metrics, text_has_every_spec_metric_with_values)
                                         .count = 3 },
                                       { .table = "posts", .type = "es_rejected_execution_exception",
                                         .count = 5 } };
-    struct sink_stats ss = { .n_item_failures = 2, .item_failures = f };
+    struct sink_item_failure dl[2] = { { .table = "posts", .type = "mapper_parsing_exception",
+                                         .count = 1 },
+                                       { .table = "posts", .type = "record_not_json",
+                                         .count = 2 } };
+    struct sink_stats ss = { .n_item_failures = 2, .item_failures = f, .n_dlq_reasons = 2,
+                             .dlq_reasons = dl };
     struct metrics_view v = { .now = 1000, .start_time = 900, .tables = t, .ntables = 2,
                               .sink = &ss, .checkpoint_writes = 12, .ready = true };
     struct prom p;
@@ -105,7 +110,10 @@ Test(metrics, text_has_every_spec_metric_with_values)
     cr_expect_eq(value(&p, "ddb2es_records_read_total", "table=\"posts\""), 42);
     cr_expect_eq(value(&p, "ddb2es_docs_indexed_total", "table=\"posts\""), 40);
     cr_expect_eq(value(&p, "ddb2es_docs_deleted_total", "table=\"posts\""), 2);
-    cr_expect_eq(value(&p, "ddb2es_dlq_total", "table=\"posts\""), 1);
+    cr_expect_eq(value(&p, "ddb2es_dlq_total", "reason=\"mapper_parsing_exception\",table=\"posts\""),
+                 1);
+    cr_expect_eq(value(&p, "ddb2es_dlq_total", "reason=\"record_not_json\",table=\"posts\""), 2,
+                 "each reason its own series");
     cr_expect_eq(value(&p, "ddb2es_records_lost_events_total", "table=\"posts\""), 1);
     cr_expect_eq(value(&p, "ddb2es_iterator_age_seconds", "table=\"posts\""), 10);
     cr_expect_null(prom_find(&p, "ddb2es_iterator_age_seconds", "table=\"we\\\"ird\\\\na\\nme\""),
@@ -618,8 +626,8 @@ Test(metrics_e2e, readyz_and_metrics_show_a_write_block_until_it_is_lifted)
 
         snprintf(l, sizeof(l), "table=\"%s\",type=\"cluster_block_exception\"", name);
         cr_assert_gt(httpget_metric(port, "ddb2es_bulk_item_failures_total", l), 0);
-        snprintf(l, sizeof(l), "table=\"%s\"", name);
-        cr_assert_eq(httpget_metric(port, "ddb2es_dlq_total", l), 0);
+        snprintf(l, sizeof(l), "reason=\"cluster_block_exception\",table=\"%s\"", name);
+        cr_assert_eq(httpget_metric(port, "ddb2es_dlq_total", l), -1, "no dead letter");
     }
     cr_assert_neq(access(dlq, F_OK), 0, "nothing dead-lettered");
 
