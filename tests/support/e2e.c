@@ -123,6 +123,26 @@ char *e2e_quote_numbers(const char *text, size_t len)
     return buf_take(&out);
 }
 
+const char e2e_numbers_as_double[] =
+    "{\"mappings\":{\"dynamic_templates\":["
+    "{\"ddb_integers\":{\"match_mapping_type\":\"long\",\"mapping\":{\"type\":\"double\"}}},"
+    "{\"ddb_numbers\":{\"match_mapping_type\":\"double\",\"mapping\":{\"type\":\"double\"}}}"
+    "]}}";
+
+void e2e_create_index(struct searchd *sd, const char *index)
+{
+    static const char *const hdr[] = { "Content-Type: application/json", NULL };
+    struct searchd_resp r;
+    char path[300];
+
+    snprintf(path, sizeof(path), "/%s", index);
+    cr_assert_eq(searchd_request(sd, "PUT", path, hdr, e2e_numbers_as_double,
+                                 strlen(e2e_numbers_as_double), &r),
+                 0);
+    cr_assert_eq(r.status, 200, "PUT %s: %ld %.*s", path, r.status, (int)r.len, r.body);
+    searchd_resp_close(&r);
+}
+
 json_t *e2e_dump(struct searchd *sd)
 {
     struct searchd_resp r;

@@ -47,6 +47,13 @@ json_t *e2e_dump(struct searchd *sd);
  * hold NUL) and a NUL in out; returns their number. */
 size_t e2e_doc_id(json_t *item, const char *hash, const char *range, char sep, char *out,
                   size_t outlen);
+/* The index body README recommends for DynamoDB items: every number a
+ * double.  A DynamoDB number goes to 38 digits and ±1E+125, beyond what a
+ * dynamically mapped long (or float) holds, so without it the engine refuses
+ * such documents; the document's _source keeps the exact text. */
+extern const char e2e_numbers_as_double[];
+/* Creates index in the double with that body (asserts it was created). */
+void e2e_create_index(struct searchd *sd, const char *index);
 /* True when the index holds exactly the table's items, each converted per
  * SPEC (numbers compared by value, names the engines refuse renamed by the
  * rule of README "Documents"); else false with the first difference in why. */
