@@ -1,0 +1,22 @@
+/* ddbproxy — a forwarding proxy in front of DynamoDB Local, for what it
+ * cannot be made to do: records the service sends in a shape no DynamoDB
+ * item has.  Every request goes to the upstream as it came (DynamoDB Local
+ * does not check the signature's host); in GetRecords replies a chosen text
+ * can be replaced, and the x-amz-crc32 header is recomputed, as a service
+ * that sent that text would have it.  Blocking, on fakehttp's thread: for
+ * tests only. */
+#ifndef DDB2ES_TEST_DDBPROXY_H
+#define DDB2ES_TEST_DDBPROXY_H
+
+struct ddbproxy;
+
+struct ddbproxy *ddbproxy_start(const char *upstream);
+void ddbproxy_stop(struct ddbproxy *p);
+const char *ddbproxy_url(const struct ddbproxy *p);
+/* From now on, every occurrence of from in a GetRecords reply becomes to
+ * (both copied).  NULL from: no rewriting. */
+void ddbproxy_rewrite(struct ddbproxy *p, const char *from, const char *to);
+/* GetRecords replies rewritten so far. */
+unsigned ddbproxy_rewritten(struct ddbproxy *p);
+
+#endif
