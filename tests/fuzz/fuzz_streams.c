@@ -4,18 +4,82 @@
  * the body.  ddb_classify() decides what the answer means (the error code
  * after the last '#'); a 2xx body is then read the way daemon/shard.c and
  * daemon/reader.c read GetRecords and DescribeStream pages, with the same
- * library calls: sequence numbers validated and compared as big integers,
- * versions issued along the page, every record through transform_record().
- * The walk itself lives in loop code there; this follows it call for call. */
+ * library calls: the page split by records_scan() and each record parsed
+ * alone with jsonx_loadb() (NUL in keys, lone surrogates), sequence numbers
+ * validated and compared as big integers, versions issued along the page,
+ * every record through transform_record() and its keys through
+ * transform_key_text().  The walk itself lives in loop code there; this
+ * follows it call for call. */
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aws/ddb.h"
+#include "aws/jsonx.h"
+#include "aws/records.h"
 #include "daemon/ckpt.h"
 #include "daemon/seqnum.h"
 #include "indexer/transform.h"
 #include "tests/fuzz/fuzz.h"
+
+static void read_record(json_t *rec, struct transform_cfg *cfg, struct ckpt_version *ver,
+                        char *last, uint64_t *prev, struct doc *d, struct buf *err)
+{
+    json_t *dyn = json_object_get(rec, "dynamodb");
+    const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
+    struct buf kt;
+    uint64_t v;
+
+    if (!seqnum_valid(seq))
+        return;
+    if (last[0] && seqnum_cmp(seq, last) <= 0)
+        return;
+    memcpy(last, seq, strlen(seq) + 1);
+    buf_reset(err);
+    transform_record(cfg, rec, d, err);
+    buf_init(&kt, 1 << 16);
+    (void)transform_key_text(cfg, json_object_get(dyn, "Keys"), &kt, err);
+    buf_close(&kt);
+    v = ckpt_next_version(ver, d->created);
+    if (v <= *prev) /* versions only grow along a lineage */
+        abort();
+    *prev = v;
+}
+
+/* GetRecords as daemon/shard.c reads it: split, then one record at a time. */
+static void read_page(const char *body, size_t len)
+{
+    struct transform_cfg cfg = { .index = "posts", .id_sep = '|', .hash_key = "pk",
+                                 .range_key = "sk" };
+    struct ckpt_version ver = { 0, 0 };
+    struct records_page pg = { 0 };
+    char last[SEQNUM_MAX + 1] = "";
+    uint64_t prev = 0;
+    struct doc d;
+    struct buf err;
+
+    if (records_scan(body, len, &pg) == -ENOMEM || pg.bad_off > len)
+        abort();
+    memset(&d, 0, sizeof(d));
+    buf_init(&d.source, 400 * 1024);
+    buf_init(&d.keys, 64 * 1024);
+    buf_init(&err, 1024);
+    for (size_t i = 0; i < pg.n; i++) {
+        json_t *rec;
+
+        if (pg.span[i].off + pg.span[i].len > len)
+            abort();
+        rec = jsonx_loadb(body + pg.span[i].off, pg.span[i].len, 0, NULL);
+        if (rec)
+            read_record(rec, &cfg, &ver, last, &prev, &d, &err);
+        json_decref(rec);
+    }
+    buf_close(&d.source);
+    buf_close(&d.keys);
+    buf_close(&err);
+    records_page_free(&pg);
+}
 
 static void read_records(json_t *records)
 {
@@ -31,26 +95,12 @@ static void read_records(json_t *records)
 
     memset(&d, 0, sizeof(d));
     buf_init(&d.source, 400 * 1024);
+    buf_init(&d.keys, 64 * 1024);
     buf_init(&err, 1024);
     json_array_foreach(records, i, rec)
-    {
-        json_t *dyn = json_object_get(rec, "dynamodb");
-        const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
-        uint64_t v;
-
-        if (!seqnum_valid(seq))
-            continue;
-        if (last[0] && seqnum_cmp(seq, last) <= 0)
-            continue;
-        memcpy(last, seq, strlen(seq) + 1);
-        buf_reset(&err);
-        transform_record(&cfg, rec, &d, &err);
-        v = ckpt_next_version(&ver, d.created);
-        if (v <= prev) /* versions only grow along a lineage */
-            abort();
-        prev = v;
-    }
+        read_record(rec, &cfg, &ver, last, &prev, &d, &err);
     buf_close(&d.source);
+    buf_close(&d.keys);
     buf_close(&err);
 }
 
@@ -90,9 +140,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cls = ddb_classify(status, 0, (const char *)data, size, type, sizeof(type));
     if (strnlen(type, sizeof(type)) == sizeof(type) || strchr(type, '#'))
         abort();
+    if (cls != DDB_OK && cls != DDB_RETRY)
+        return 0;
+    read_page((const char *)data, size);
     if (cls != DDB_OK)
         return 0;
-    root = json_loadb((const char *)data, size, 0, NULL);
+    root = jsonx_loadb((const char *)data, size, 0, NULL);
     read_records(json_object_get(root, "Records"));
     (void)json_string_value(json_object_get(root, "NextShardIterator"));
     read_listing(json_object_get(root, "StreamDescription"));
