@@ -1,5 +1,7 @@
 #include "indexer/bulkresp.h"
 
+#include "aws/jsonx.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -132,7 +134,7 @@ int bulkresp_parse(long status, const char *body, size_t len, size_t n_actions,
     out->status = status;
     out->req = classify_status(status);
     if (len && body)
-        root = json_loadb(body, len, 0, &jerr);
+        root = jsonx_loadb(body, len, 0, &jerr); /* error texts may quote names holding NUL */
     if (out->req != BR_REQ_ITEMS) {
         request_error(root, body, body ? len : 0, out);
         json_decref(root);

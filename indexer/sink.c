@@ -50,6 +50,7 @@
 #define DEFAULT_MAX_BACKOFF_MS 30000
 #define MAX_BLOCKS 64               /* indexes whose block is tracked at once */
 #define REASON_TOO_LARGE "document larger than the engine's body limit"
+#define PROTO_SPLIT_AFTER 3 /* replies in a row a batch's reply could not be read: halve it */
 
 /* One action.  Its text (the action line, then the source line for an
  * index) is written once, straight into the body of the batch that holds it
@@ -1192,7 +1193,8 @@ static void to_dlq(struct sink *s, struct item *it, const char *doc, size_t doc_
 }
 
 /* 413: each half goes again, first half first; one action alone is too big. */
-static void split(struct sink *s, struct batch *b)
+static void split(struct sink *s, struct batch *b, int status, const char *type,
+                  const char *reason)
 {
     struct batch *a, *c;
     size_t half = b->n / 2;
@@ -1202,7 +1204,7 @@ static void split(struct sink *s, struct batch *b)
         size_t len;
 
         src = item_source(b, b->items[0], &len);
-        to_dlq(s, b->items[0], src, len, 413, "request_entity_too_large", REASON_TOO_LARGE);
+        to_dlq(s, b->items[0], src, len, status, type, reason);
         batch_free(b);
         return;
     }
@@ -1217,8 +1219,7 @@ static void split(struct sink *s, struct batch *b)
         retry_whole(s, b);
         return;
     }
-    log_info("bulk of %zu actions (%zu bytes) too large for the engine: split in two", b->n,
-             b->bytes);
+    log_info("bulk of %zu actions (%zu bytes): %s: split in two", b->n, b->bytes, reason);
     batch_free(b);
     /* In flight, they were not checked against deletes that finished meanwhile. */
     if (drop_tombstoned(s, c)) {
@@ -1389,7 +1390,7 @@ static void on_bulk_done(struct http_req *req, int err, void *arg)
         per_item(s, b, &r);
         break;
     case BR_REQ_SPLIT:
-        split(s, b);
+        split(s, b, 413, "request_entity_too_large", REASON_TOO_LARGE);
         break;
     case BR_REQ_AUTH:
         if (r.blocked) {
@@ -1404,6 +1405,18 @@ static void on_bulk_done(struct http_req *req, int err, void *arg)
         retry_whole(s, b);
         break;
     case BR_REQ_PROTO:
+        /* A 2xx the sink cannot read, again and again (an error text it
+         * cannot parse, say): the batch is halved until the action it is
+         * about stands alone, and that one is dead-lettered.  Never an
+         * endless loop. */
+        if (b->attempt + 1 >= PROTO_SPLIT_AFTER && !s->deadline_passed) {
+            log_warn("bulk reply for %zu actions unusable %u times in a row (%s): %s", b->n,
+                     b->attempt + 1, r.error,
+                     b->n > 1 ? "sending them in halves" : "the action goes to the dead-letter "
+                                                           "file");
+            split(s, b, (int)status, "bulk_reply_unreadable", r.error);
+            break;
+        }
         log_warn("bulk reply unusable (%s); sending the %zu actions again", r.error, b->n);
         retry_whole(s, b);
         break;

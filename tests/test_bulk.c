@@ -228,6 +228,25 @@ Test(bulk, each_item_status_is_classified)
     cr_expect_null(r.items);
 }
 
+/* The engines quote the field in their reasons, and a field name may hold
+ * NUL (ENGINE-RULES.md: both accept it), so a reply can hold "\u0000": it
+ * is read, not taken for an unusable reply (the whole bulk sent again, for
+ * ever). */
+Test(bulk, a_reason_quoting_a_name_with_nul_is_read)
+{
+    static const char reply[] =
+        "{\"errors\":true,\"items\":[{\"index\":{\"status\":400,\"error\":{\"type\":"
+        "\"mapper_parsing_exception\",\"reason\":\"failed to parse field [a\\u0000b] of type "
+        "[long]\"}}},{\"index\":{\"status\":201}}]}";
+    struct bulkresp r;
+
+    parse_reply(200, reply, 2, &r);
+    cr_assert_eq(r.req, BR_REQ_ITEMS, "%s", r.error);
+    cr_expect_eq(r.items[0].cls, BR_DLQ);
+    cr_expect_eq(r.items[1].cls, BR_OK);
+    bulkresp_clear(&r);
+}
+
 Test(bulk, filtered_replies_map_by_position)
 {
     struct bulkresp r;

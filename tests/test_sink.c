@@ -953,6 +953,39 @@ Test(sink, item_count_mismatch_is_retried)
     cr_assert_eq(close_all(1000), 0);
 }
 
+/* "Every loop has an exit": a 2xx reply the sink cannot read, each time
+ * (here text that is not JSON; in the wild an error text the parser could
+ * not take), is sent again a few times, then in halves until the action it
+ * is about stands alone; that action is dead-lettered, the others indexed.
+ * Before, the whole bulk was sent again forever. */
+Test(sink, a_reply_that_stays_unreadable_ends_in_the_dead_letter_file_not_a_loop)
+{
+    struct sink_opts o = opts();
+    char line[2048];
+    FILE *f;
+
+    for (int i = 0; i < 3; i++) /* the pair: three unreadable replies */
+        fake_reply(fk, 200, "{\"errors\":false,\"items\":[ <cut>");
+    fake_reply(fk, 200, "{\"errors\":false,\"items\":[{\"index\":{\"status\":201}}]}");
+    for (int i = 0; i < 3; i++) /* "b" alone, still unreadable */
+        fake_reply(fk, 200, "not json");
+    start(&o);
+    index_doc("a", 0);
+    index_doc("b", 1);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 2, 15000), "both finished");
+    cr_assert_eq(got.outcome[0], SINK_INDEXED);
+    cr_assert_eq(got.outcome[1], SINK_DLQ);
+    cr_assert_eq(fake_nreq(fk), 7, "3 whole, then a alone, then b alone 3 times (%zu)",
+                 fake_nreq(fk));
+    f = fopen(dlq_path, "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    cr_assert_not_null(strstr(line, "bulk_reply_unreadable"), "%s", line);
+    cr_assert_eq(close_all(1000), 0);
+}
+
 Test(sink, request_403_and_400_are_retried_not_dropped)
 {
     struct sink_opts o = opts();
