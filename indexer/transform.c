@@ -23,14 +23,16 @@
 /* Metadata fields: a top-level name that is one of these, or whose first
  * dot-separated segment is one, is refused by Elasticsearch 8 or OpenSearch 2
  * ("Field [_id] is a metadata field and cannot be added inside a document").
- * Both engines' lists together, with older ones (_type, _uid, _parent, _all,
- * _timestamp, _ttl) that an engine may still reserve; provisional until
- * checked against the engines' MetadataFieldMapper implementations. */
+ * Both engines' lists together, as their IndicesModule and default plugins
+ * register them (tests/tools/ENGINE-RULES.md, section 1): _tsid through
+ * _inference_fields are Elasticsearch's, _size OpenSearch's (mapper-size,
+ * prepackaged on Amazon OpenSearch Service).  Names the engines no longer
+ * reserve (_type, _uid, _parent, _all, _timestamp, _ttl, _primary_term,
+ * _meta) are accepted, so kept. */
 static const char *const meta_fields[] = {
-    "_id", "_index", "_source", "_routing", "_version", "_seq_no", "_primary_term", "_ignored",
-    "_ignored_source", "_field_names", "_tier", "_type", "_doc_count", "_data_stream_timestamp",
-    "_nested_path", "_tsid", "_ts_routing_hash", "_size", "_uid", "_parent", "_all",
-    "_timestamp", "_ttl", "_feature", "_meta",
+    "_id", "_index", "_routing", "_source", "_ignored", "_version", "_seq_no", "_nested_path",
+    "_field_names", "_data_stream_timestamp", "_doc_count", "_feature", "_tsid",
+    "_ts_routing_hash", "_index_mode", "_ignored_source", "_tier", "_inference_fields", "_size",
 };
 
 struct seg {

@@ -276,10 +276,10 @@ static bool java_whitespace(long cp)
 static bool refused_name(const char *name, size_t len, bool top)
 {
     static const char *const meta[] = {
-        "_id", "_index", "_source", "_routing", "_version", "_seq_no", "_primary_term",
-        "_ignored", "_ignored_source", "_field_names", "_tier", "_type", "_doc_count",
-        "_data_stream_timestamp", "_nested_path", "_tsid", "_ts_routing_hash", "_size", "_uid",
-        "_parent", "_all", "_timestamp", "_ttl", "_feature", "_meta",
+        "_id", "_index", "_routing", "_source", "_ignored", "_version", "_seq_no",
+        "_nested_path", "_field_names", "_data_stream_timestamp", "_doc_count", "_feature",
+        "_tsid", "_ts_routing_hash", "_index_mode", "_ignored_source", "_tier",
+        "_inference_fields", "_size",
     };
     const unsigned char *s = (const unsigned char *)name;
     size_t seg = 0, n;
