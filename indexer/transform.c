@@ -276,6 +276,8 @@ static bool blank(const char *s, size_t len)
 
 static bool is_meta_field(const char *s, size_t len)
 {
+    if (len < 2 || s[0] != '_') /* every one starts with '_' */
+        return false;
     for (size_t i = 0; i < sizeof(meta_fields) / sizeof(meta_fields[0]); i++)
         if (type_is(s, len, meta_fields[i]))
             return true;
