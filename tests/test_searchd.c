@@ -2075,6 +2075,42 @@ Test(searchd, item_faults_fail_chosen_items_only)
     stop();
 }
 
+/* A rule with "ids" fails only the items with one of those _id; the others
+ * are executed (and stored); with "items" both must hold. */
+Test(searchd, item_faults_can_choose_items_by_id)
+{
+    sd = searchd_start(NULL);
+    const char *four = "{\"index\":{\"_index\":\"t\",\"_id\":\"k0000\"}}\n{}\n"
+                       "{\"index\":{\"_index\":\"t\",\"_id\":\"k0001\"}}\n{}\n"
+                       "{\"delete\":{\"_index\":\"t\",\"_id\":\"k0002\"}}\n"
+                       "{\"create\":{\"_index\":\"t\",\"_id\":\"k0003\"}}\n{}\n";
+
+    cr_assert_eq(searchd_faults(sd, "[{\"match\":\"bulk\",\"item_status\":429,"
+                                    "\"ids\":[\"k0001\",\"k0002\",\"nope\"]},"
+                                    "{\"match\":\"bulk\",\"item_status\":503,"
+                                    "\"ids\":[\"k0000\",\"k0003\"],\"items\":\"odd\"}]"), 200);
+    json_t *r = bulk(four, 200);
+    cr_assert_eq(item_status(r, 0), 201);
+    cr_assert_eq(item_status(r, 1), 429);
+    cr_assert_str_eq(item_err(r, 1, "type"), "es_rejected_execution_exception");
+    cr_assert_eq(item_status(r, 2), 429);
+    cr_assert_str_eq(item_str(r, 2, "_id"), "k0002");
+    cr_assert_eq(item_status(r, 3), 201);
+    json_decref(r);
+    r = bulk(four, 200);
+    cr_assert_eq(item_status(r, 0), 200, "k0000 is listed but at an even position");
+    cr_assert_eq(item_status(r, 1), 201, "not rejected this time, so new now");
+    cr_assert_eq(item_status(r, 3), 503);
+    json_decref(r);
+    json_t *d = searchd_dump(sd);
+    cr_assert_not_null(dump_doc(d, "t", "k0000"));
+    cr_assert_eq(json_integer_value(json_object_get(dump_doc(d, "t", "k0000"), "version")), 2);
+    json_decref(d);
+    cr_assert_eq(searchd_faults(sd, "{\"ids\":[\"k0000\"]}"), 400, "ids need item_status");
+    cr_assert_eq(searchd_faults(sd, "{\"item_status\":429,\"ids\":\"k0000\"}"), 400);
+    stop();
+}
+
 Test(searchd, reset_drop_and_delay_actions)
 {
     sd = searchd_start(NULL);

@@ -60,13 +60,17 @@
  *   non-control request that passed auth takes one use of the first rule
  *   whose "match" (any|bulk|search|doc|count, default any) fits it.  A rule
  *   has "count" (default 1, -1 = forever) and one of: "status" (whole-request
- *   error in ES's shape, optional "body"), "item_status" with "items"
- *   (all|odd|even|N first; zero-based odd positions; item_status 403 is a
- *   write block: cluster_block_exception "index [i] blocked by:
- *   [FORBIDDEN/8/index write (api)];"), "action" (reset: half
- *   the reply then RST; drop: close without reply), or just "delay_ms" (which
- *   also delays a status, item_status or reset reply).  {"down_ms": N} takes effect at once:
- *   every connection is closed and new ones are reset for N ms.
+ *   error in ES's shape, optional "body"), "item_status" for the bulk items
+ *   chosen by "items" (all|odd|even|N first; zero-based odd positions)
+ *   and/or "ids" (a list of _id: only items with one of them; with "items"
+ *   both must hold), the other items being executed normally (item_status
+ *   403 is a write block: cluster_block_exception "index [i] blocked by:
+ *   [FORBIDDEN/8/index write (api)];"), "action" (reset: half the reply then
+ *   RST; drop: close without reply), or just "delay_ms" (which also delays a
+ *   status, item_status or reset reply).  A rule with "ids" is used up by
+ *   the request that takes it whether or not that holds one of its ids:
+ *   give it "match": "bulk" and a count.  {"down_ms": N} takes effect at
+ *   once: every connection is closed and new ones are reset for N ms.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -342,6 +346,7 @@ struct fault {
     long nitems;
     long delay_ms;
     char *body; /* custom reply body for FK_STATUS, or NULL */
+    json_t *ids; /* FK_ITEMS: only items with one of these _id (strings), or NULL */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -5187,15 +5192,25 @@ static void validate_op(const struct op *o, struct buf *v, int *n)
                    ++*n, o->id, strlen(o->id));
 }
 
-/* Which items a per-item fault hits. */
-static bool fault_hits_item(const struct fault *ft, size_t i)
+/* Which items a per-item fault hits: chosen by position ("items") and, when
+ * the rule lists ids, by _id too. */
+static bool fault_hits_item(const struct fault *ft, size_t i, const char *id)
 {
+    bool pos = false;
+    size_t k;
+    json_t *v;
+
     switch (ft->items) {
-    case IS_ALL: return true;
-    case IS_ODD: return i % 2 == 1;
-    case IS_EVEN: return i % 2 == 0;
-    case IS_FIRST: return (long)i < ft->nitems;
+    case IS_ALL: pos = true; break;
+    case IS_ODD: pos = i % 2 == 1; break;
+    case IS_EVEN: pos = i % 2 == 0; break;
+    case IS_FIRST: pos = (long)i < ft->nitems; break;
     }
+    if (!pos || !ft->ids)
+        return pos;
+    json_array_foreach(ft->ids, k, v)
+        if (json_string_length(v) == strlen(id) && strcmp(json_string_value(v), id) == 0)
+            return true;
     return false;
 }
 
@@ -5328,7 +5343,7 @@ static void handle_bulk(struct conn *c, struct request *r, const char *def_index
         res[i].index = o->index;
         res[i].id = o->id ? o->id : "";
         srv.st.actions[o->type]++;
-        if (item_fault && fault_hits_item(item_fault, i))
+        if (item_fault && fault_hits_item(item_fault, i, res[i].id))
             item_fail(&res[i], item_fault->item_status,
                       injected_item_error(item_fault->item_status, o->index));
         else
@@ -6084,8 +6099,10 @@ static int parse_auth(const char *s, enum auth_mode *out)
 
 static void faults_clear(void)
 {
-    for (size_t i = 0; i < srv.nfaults; i++)
+    for (size_t i = 0; i < srv.nfaults; i++) {
         free(srv.faults[i].body);
+        json_decref(srv.faults[i].ids);
+    }
     free(srv.faults);
     srv.faults = NULL;
     srv.nfaults = 0;
@@ -6098,7 +6115,7 @@ static int fault_parse(json_t *j, struct fault *f, char *why, size_t wlen)
 {
     const char *m = json_string_value(json_object_get(j, "match"));
     const char *act = json_string_value(json_object_get(j, "action"));
-    json_t *items = json_object_get(j, "items"), *cnt = json_object_get(j, "count");
+    json_t *items = json_object_get(j, "items"), *cnt = json_object_get(j, "count"), *ids;
 
     memset(f, 0, sizeof(*f));
     if (!json_is_object(j)) {
@@ -6148,6 +6165,21 @@ static int fault_parse(json_t *j, struct fault *f, char *why, size_t wlen)
             snprintf(why, wlen, "bad item_status");
             return -EINVAL;
         }
+        if ((ids = json_object_get(j, "ids"))) {
+            size_t i;
+            json_t *v;
+            bool strings = json_is_array(ids);
+            json_array_foreach(ids, i, v)
+                strings = strings && json_is_string(v);
+            if (!strings) {
+                snprintf(why, wlen, "ids must be a list of document ids");
+                return -EINVAL;
+            }
+            f->ids = json_incref(ids);
+        }
+    } else if (json_object_get(j, "ids")) {
+        snprintf(why, wlen, "ids needs item_status");
+        return -EINVAL;
     } else if (json_is_integer(json_object_get(j, "status"))) {
         f->kind = FK_STATUS;
         f->status = (int)json_integer_value(json_object_get(j, "status"));
@@ -6324,12 +6356,15 @@ static void handle_faults(struct conn *c, struct request *r)
     }
     if (strcmp(r->method, "GET") == 0) {
         json_t *list = json_array();
-        for (size_t i = 0; i < srv.nfaults; i++)
-            json_array_append_new(list, json_pack("{s:i, s:I, s:i, s:i}", "kind",
-                                                  (int)srv.faults[i].kind, "count",
-                                                  (json_int_t)srv.faults[i].count, "status",
-                                                  srv.faults[i].status, "item_status",
-                                                  srv.faults[i].item_status));
+        for (size_t i = 0; i < srv.nfaults; i++) {
+            json_t *one = json_pack("{s:i, s:I, s:i, s:i}", "kind", (int)srv.faults[i].kind,
+                                    "count", (json_int_t)srv.faults[i].count, "status",
+                                    srv.faults[i].status, "item_status",
+                                    srv.faults[i].item_status);
+            if (srv.faults[i].ids)
+                json_object_set(one, "ids", srv.faults[i].ids);
+            json_array_append_new(list, one);
+        }
         reply_json(c, 200, list, NULL);
         return;
     }
@@ -6357,6 +6392,7 @@ static void handle_faults(struct conn *c, struct request *r)
         }
         if (fault_parse(rule, &f, why, sizeof(why)) < 0) {
             free(f.body);
+            json_decref(f.ids);
             json_decref(j);
             reply_error(c, 400, "illegal_argument_exception", why);
             return;
@@ -6364,6 +6400,7 @@ static void handle_faults(struct conn *c, struct request *r)
         struct fault *n = realloc(srv.faults, (srv.nfaults + 1) * sizeof(*n));
         if (!n) {
             free(f.body);
+            json_decref(f.ids);
             json_decref(j);
             reply_error(c, 500, "exception", "out of memory");
             return;
