@@ -4321,8 +4321,7 @@ static json_t *define_object(enum flavor fl, struct map *into, const char *path,
     }
     if (fl == FL_ES8 && json_object_get(def, "subobjects"))
         return unmodelled("\"subobjects\" (field [%.*s])", (int)klen, key);
-    if ((v = json_object_get(def, "properties")) && !json_is_null(v) &&
-        (e = define_props(fl, into, path, plen, v)))
+    if ((v = json_object_get(def, "properties")) && (e = define_props(fl, into, path, plen, v)))
         return e;
     if (lenient)
         return NULL;
@@ -4462,6 +4461,12 @@ static json_t *define_leaf(enum flavor fl, const char *path, size_t plen, const 
     return NULL;
 }
 
+/* A key with a value (Map#get of a JSON null is null too). */
+static bool present(const json_t *v)
+{
+    return v && !json_is_null(v);
+}
+
 /* Parses the definition of the field at the path [0..plen), whose name as
  * written in its parent's properties is key[0..klen), into *out (owned by
  * the caller even on failure).  An object's properties join into (a scratch
@@ -4484,8 +4489,8 @@ static json_t *define(enum flavor fl, struct map *into, const char *path, size_t
     if (tn) {
         java_str(tn, &tb);
         type = tb.ptr ? tb.ptr : "";
-    } else if (json_object_get(def, "properties") ||
-               (json_object_size(def) == 1 && json_object_get(def, "enabled"))) {
+    } else if (present(json_object_get(def, "properties")) ||
+               (json_object_size(def) == 1 && present(json_object_get(def, "enabled")))) {
         type = "object";
     } else {
         buf_close(&tb);
@@ -4968,8 +4973,7 @@ static json_t *parse_mappings(enum flavor fl, json_t *mappings, struct mapping *
                 return e;
         }
     }
-    if ((v = json_object_get(mappings, "properties")) && !json_is_null(v) &&
-        (e = define_props(fl, fields, "", 0, v)))
+    if ((v = json_object_get(mappings, "properties")) && (e = define_props(fl, fields, "", 0, v)))
         return e;
     return remaining("Root mapping definition", mappings, fl == FL_ES8 ? taken + 1 : taken);
 }
@@ -5823,13 +5827,16 @@ static void handle_root(struct conn *c)
 
 /* The body of PUT /<index> (CreateIndexRequest#source): settings (not
  * read), mappings, aliases (none modelled); any other key is refused.  NULL,
- * or the error (a parse_exception for the body itself). */
-static json_t *create_body(const struct request *r, struct mapping *m, struct map *fields)
+ * or the error (*mapping_err: a mapping's, to be wrapped as MapperService
+ * does). */
+static json_t *create_body(const struct request *r, struct mapping *m, struct map *fields,
+                           bool *mapping_err)
 {
     json_error_t jerr;
     json_t *j, *v, *e = NULL;
     const char *k;
 
+    *mapping_err = false;
     if (r->data_len == 0)
         return NULL;
     /* XContentHelper#convertToMap; Jackson refuses a name twice */
@@ -5851,7 +5858,7 @@ static json_t *create_body(const struct request *r, struct mapping *m, struct ma
             if (!json_is_object(v))
                 e = unmodelled("\"mappings\" that are not an object");
             else
-                e = parse_mappings(srv.set.flavor, v, m, fields);
+                *mapping_err = (e = parse_mappings(srv.set.flavor, v, m, fields)) != NULL;
         } else {
             e = errf("parse_exception", "unknown key [%s] for create index", k);
         }
@@ -5888,14 +5895,15 @@ static void handle_index(struct conn *c, struct request *r, const char *name)
         }
         struct mapping m = { .date_detection = true };
         struct map fields = { 0 };
-        json_t *e = create_body(r, &m, &fields);
+        bool mapping_err;
+        json_t *e = create_body(r, &m, &fields, &mapping_err);
         if (e) {
             mapping_clear(&m);
             map_clear(&fields, field_free);
-            if (strcmp(json_string_value(json_object_get(e, "type")), "parse_exception") == 0)
-                reply_json(c, 400, es_error_body(400, e), NULL);
-            else
+            if (mapping_err)
                 reply_mapping_error(c, e);
+            else
+                reply_json(c, 400, es_error_body(400, e), NULL);
             return;
         }
         if (!(ix = index_create(name))) {
