@@ -1004,6 +1004,521 @@ Test(searchd, discard_keeps_the_checks)
     stop();
 }
 
+/* ---- explicit mappings and dynamic templates (PUT /<index>) --------------
+ * The mapping parsers: DocumentMapperParser, RootObjectMapper.TypeParser,
+ * ObjectMapper.TypeParser#parseProperties, ParametrizedFieldMapper.Builder
+ * #parse (es8 FieldMapper.Builder#parse), TypeParsers#parseMultiField,
+ * DynamicTemplate#parse; errors wrapped by MapperService ("Failed to parse
+ * mapping [_doc]: ..." in OpenSearch 2, "Failed to parse mapping: ..." in
+ * Elasticsearch 8). */
+
+/* PUT /t with body; the reply (the status must be want). */
+static json_t *put_index(const char *body, long want)
+{
+    long st = 0;
+    json_t *r = searchd_json(sd, "PUT", "/t", body, &st);
+
+    cr_assert_eq(st, want, "PUT /t answered %ld to %s", st, body);
+    cr_assert_not_null(r);
+    return r;
+}
+
+static void create_t(const char *body)
+{
+    json_decref(put_index(body, 200));
+}
+
+/* Asserts that PUT /t refuses body as the engine does: the reason of the
+ * error and of its root cause; no index is left. */
+static void mapping_refused(const char *body, const char *reason, const char *root_reason)
+{
+    long st;
+    json_t *r = put_index(body, 400);
+    json_t *rc = json_array_get(json_object_get(json_object_get(r, "error"), "root_cause"), 0);
+
+    cr_assert_str_eq(error_type(r), "mapper_parsing_exception", "%s", body);
+    cr_assert_str_eq(error_reason(r), reason, "%s", body);
+    cr_assert_str_eq(json_string_value(json_object_get(rc, "reason")), root_reason, "%s", body);
+    json_decref(r);
+    json_decref(searchd_json(sd, "GET", "/t", NULL, &st));
+    cr_assert_eq(st, 404, "a refused mapping creates no index");
+}
+
+/* The whole of GET /t/_mapping's "mappings", as text. */
+static char *mapping_text(void)
+{
+    long st;
+    json_t *m = searchd_json(sd, "GET", "/t/_mapping", NULL, &st);
+    char *s = json_dumps(json_object_get(json_object_get(m, "t"), "mappings"),
+                         JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+    cr_assert_eq(st, 200);
+    json_decref(m);
+    return s;
+}
+
+/* An explicit mapping is taken and shown by GET /<index>/_mapping (fields
+ * sorted by name, ObjectMapper#serializeMappers; a definition as given, an
+ * object with properties without "type", a dotted property name making its
+ * objects, ObjectMapper.TypeParser#parseProperties). */
+Test(searchd, put_index_sets_an_explicit_mapping)
+{
+    sd = searchd_start(NULL);
+    create_t("{\"settings\":{\"number_of_shards\":1},\"mappings\":{\"dynamic\":\"strict\","
+             "\"properties\":{\"name\":{\"type\":\"text\",\"fields\":{\"keyword\":{\"type\":"
+             "\"keyword\",\"ignore_above\":256}}},\"n\":{\"type\":\"long\"},\"o.p\":{\"type\":"
+             "\"integer\"},\"o\":{\"properties\":{\"q\":{\"type\":\"boolean\"}}},"
+             "\"when\":{\"type\":\"date\"}}}}");
+    char *m = mapping_text();
+    cr_assert_str_eq(m, "{\"dynamic\":\"strict\",\"properties\":{\"n\":{\"type\":\"long\"},"
+                        "\"name\":{\"type\":\"text\",\"fields\":{\"keyword\":{\"type\":"
+                        "\"keyword\",\"ignore_above\":256}}},\"o\":{\"properties\":{\"p\":{"
+                        "\"type\":\"integer\"},\"q\":{\"type\":\"boolean\"}}},\"when\":{"
+                        "\"type\":\"date\"}}}");
+    free(m);
+    assert_mapped("o.p", "integer");
+    cr_assert_eq(doc_status("{\"name\":7,\"n\":\"12\",\"o\":{\"p\":5,\"q\":\"true\"},"
+                            "\"when\":\"2024-05-06T07:08:09Z\"}"), 201);
+    refused("{\"n\":\"x\"}", "mapper_parsing_exception",
+            "failed to parse field [n] of type [long] in document with id '1'. Preview of "
+            "field's value: 'x'", "illegal_argument_exception", "For input string: \"x\"");
+    stop();
+}
+
+/* double (NumberFieldMapper DOUBLE: Jackson's value or Double#parseDouble,
+ * then #validateParsed): every finite number, numeric strings; beyond the
+ * double range (1E+400) it is Infinity and refused; NaN too. */
+Test(searchd, double_fields_take_every_finite_number)
+{
+    static const char *const ok[] = { "12345678901234567890123456789012345678",
+                                      "-9.9999999999999999999999999999999999999E+125", "1E+125",
+                                      "1E-130", "7", "\"1.5\"", "\" 2e300 \"", "\"\"",
+                                      "-1.7976931348623157E308" };
+    char doc[96];
+
+    sd = searchd_start(NULL);
+    create_t("{\"mappings\":{\"properties\":{\"d\":{\"type\":\"double\"}}}}");
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(doc, sizeof(doc), "{\"d\":%s}", ok[i]);
+        cr_assert_lt(doc_status(doc), 300, "%s goes into a double", doc);
+    }
+    refused("{\"d\":1E+400}", "mapper_parsing_exception",
+            "failed to parse field [d] of type [double] in document with id '1'. Preview of "
+            "field's value: 'Infinity'", "illegal_argument_exception",
+            "[double] supports only finite values, but got [Infinity]");
+    refused("{\"d\":\"-1e400\"}", "mapper_parsing_exception", NULL, "illegal_argument_exception",
+            "[double] supports only finite values, but got [-Infinity]");
+    refused("{\"d\":\"NaN\"}", "mapper_parsing_exception", NULL, "illegal_argument_exception",
+            "[double] supports only finite values, but got [NaN]");
+    refused("{\"d\":\"abc\"}", "mapper_parsing_exception", NULL, "number_format_exception",
+            "For input string: \"abc\"");
+    refused("{\"d\":true}", "mapper_parsing_exception", NULL, NULL,
+            "Current token (VALUE_TRUE) not numeric, can not use numeric value accessors");
+    refused("{\"d\":{\"x\":1}}", "mapper_parsing_exception", NULL, NULL, NULL);
+    stop();
+}
+
+/* integer, short, byte (NumberFieldMapper INTEGER/SHORT/BYTE#parse:
+ * XContentParser#intValue, #shortValue; numbers through Jackson's
+ * getIntValue, strings through Double#parseDouble, truncated). */
+Test(searchd, integer_fields_take_the_int_range)
+{
+    sd = searchd_start(NULL);
+    create_t("{\"mappings\":{\"properties\":{\"i\":{\"type\":\"integer\"},\"s\":{\"type\":"
+             "\"short\"},\"b\":{\"type\":\"byte\"}}}}");
+    cr_assert_eq(doc_status("{\"i\":2147483647,\"s\":-32768,\"b\":127}"), 201);
+    cr_assert_eq(doc_status("{\"i\":[-2147483648,12.7,\"99.9\",\"1e3\",\"\"],\"b\":\"-128\"}"),
+                 200);
+    refused("{\"i\":2147483648}", "mapper_parsing_exception",
+            "failed to parse field [i] of type [integer] in document with id '1'. Preview of "
+            "field's value: '2147483648'", "input_coercion_exception",
+            "Numeric value (2147483648) out of range of int (-2147483648 - 2147483647)");
+    refused("{\"i\":\"3e9\"}", "mapper_parsing_exception", NULL, "illegal_argument_exception",
+            "Value [3e9] is out of range for an integer");
+    refused("{\"i\":12345678901234567890123456789012345678}", "mapper_parsing_exception", NULL,
+            NULL, "Numeric value (12345678901234567890123456789012345678) out of range of int "
+            "(-2147483648 - 2147483647)");
+    refused("{\"i\":\"x\"}", "mapper_parsing_exception", NULL, "number_format_exception",
+            "For input string: \"x\"");
+    refused("{\"s\":32768}", "mapper_parsing_exception", NULL, "input_coercion_exception",
+            "Numeric value (32768) out of range of Java short");
+    refused("{\"s\":\"40000\"}", "mapper_parsing_exception", NULL, NULL,
+            "Value [40000] is out of range for a short");
+    refused("{\"b\":128}", "mapper_parsing_exception", NULL, "illegal_argument_exception",
+            "Value [128] is out of range for a byte");
+    stop();
+}
+
+/* keyword (KeywordFieldMapper: XContentParser#textOrNull): any scalar as its
+ * text, no object; a value over Lucene's 32766-byte term limit fails when
+ * the document is indexed (IndexingChain "immense term", after the version
+ * check; the new fields stay mapped) unless ignore_above (UTF-16 units)
+ * leaves it out. */
+Test(searchd, keyword_fields_take_scalars_up_to_the_term_limit)
+{
+    size_t n = 40000;
+    char *doc = malloc(n + 64);
+    int len;
+
+    sd = searchd_start(NULL);
+    create_t("{\"mappings\":{\"properties\":{\"k\":{\"type\":\"keyword\"},\"short\":{\"type\":"
+             "\"keyword\",\"ignore_above\":10}}}}");
+    cr_assert_eq(doc_status("{\"k\":[1,true,2.5,\"x\",null]}"), 201);
+    refused("{\"k\":{\"a\":1}}", "mapper_parsing_exception",
+            "failed to parse field [k] of type [keyword] in document with id '1'. Preview of "
+            "field's value: '{a=1}'", "illegal_state_exception",
+            "Can't get text on a START_OBJECT at 1:6");
+    len = snprintf(doc, 64, "{\"new\":1,\"k\":\"");
+    memset(doc + len, 'h', n);
+    strcpy(doc + len + n, "\"}");
+    json_t *r = index_doc("big", doc);
+    cr_assert_eq(item_status(r, 0), 400);
+    cr_assert_str_eq(item_err(r, 0, "type"), "illegal_argument_exception");
+    cr_assert_str_eq(item_err(r, 0, "reason"),
+                     "Document contains at least one immense term in field=\"k\" (whose UTF8 "
+                     "encoding is longer than the max length 32766), all of which were skipped.  "
+                     "Please correct the analyzer to not produce such terms.  The prefix of the "
+                     "first immense term is: '[104, 104, 104, 104, 104, 104, 104, 104, 104, 104, "
+                     "104, 104, 104, 104, 104, 104, 104, 104, 104, 104, 104, 104, 104, 104, 104, "
+                     "104, 104, 104, 104, 104]...', original message: bytes can be at most 32766 "
+                     "in length; got 40000");
+    cr_assert_str_eq(item_cause(r, 0, "type"), "max_bytes_length_exceeded_exception");
+    json_decref(r);
+    assert_mapped("new", "long");
+    len = snprintf(doc, 64, "{\"short\":\"");
+    memset(doc + len, 'h', n);
+    strcpy(doc + len + n, "\"}");
+    cr_assert_eq(doc_status(doc), 200, "ignore_above leaves the long value out");
+    free(doc);
+    stop();
+}
+
+/* Multi-fields parse the value too (FieldMapper#parse, then each of
+ * "fields"); ignore_malformed leaves a bad value out and takes the document
+ * (NumberFieldMapper#parseCreateField, values only); "enabled": false takes
+ * anything unread (DocumentParser#parseObjectOrNested). */
+Test(searchd, multi_fields_ignore_malformed_and_disabled_objects)
+{
+    sd = searchd_start(NULL);
+    create_t("{\"mappings\":{\"properties\":{\"t\":{\"type\":\"text\",\"fields\":{\"num\":{"
+             "\"type\":\"long\"}}},\"lenient\":{\"type\":\"integer\",\"ignore_malformed\":true},"
+             "\"off\":{\"type\":\"object\",\"enabled\":false}}}}");
+    cr_assert_eq(doc_status("{\"t\":\"12\",\"lenient\":\"zz\",\"off\":{\"a\":{\"b\":[1,\"x\"]}}}"),
+                 201);
+    cr_assert_eq(doc_status("{\"off\":5,\"off.x\":true}"), 200);
+    refused("{\"t\":\"abc\"}", "mapper_parsing_exception",
+            "failed to parse field [t.num] of type [long] in document with id '1'. Preview of "
+            "field's value: 'abc'", NULL, NULL);
+    refused("{\"lenient\":{\"a\":1}}", "mapper_parsing_exception", NULL, NULL, NULL);
+    assert_mapped("off.a", NULL);
+    stop();
+}
+
+/* An explicit date field's format is strict_date_optional_time||epoch_millis
+ * (DateFieldMapper.DEFAULT_DATE_TIME_FORMATTER): epoch milliseconds are
+ * dates; JavaDateFormatter#parse refuses "" and names the format. */
+Test(searchd, date_fields_take_iso_dates_and_epoch_millis)
+{
+    sd = searchd_start(NULL);
+    create_t("{\"mappings\":{\"properties\":{\"d\":{\"type\":\"date\"}}}}");
+    cr_assert_eq(doc_status("{\"d\":[1700000000000,\"1700000000000\",\"-5.25\","
+                            "\"2024-02-29T01:02:03.456+01:00\"]}"), 201);
+    refused("{\"d\":\"soon\"}", "mapper_parsing_exception",
+            "failed to parse field [d] of type [date] in document with id '1'. Preview of "
+            "field's value: 'soon'", "illegal_argument_exception",
+            "failed to parse date field [soon] with format "
+            "[strict_date_optional_time||epoch_millis]");
+    refused("{\"d\":\"\"}", "mapper_parsing_exception", NULL, "illegal_argument_exception",
+            "cannot parse empty date");
+    refused("{\"d\":1.5e12}", "mapper_parsing_exception", NULL, NULL,
+            "failed to parse date field [1.5e12] with format "
+            "[strict_date_optional_time||epoch_millis]");
+    stop();
+}
+
+/* Mappings the engines refuse, with their texts: an unknown type
+ * (ObjectMapper.TypeParser#parseProperties "No handler for type"), an
+ * unknown parameter (ParametrizedFieldMapper.Builder#parse), no type, keys
+ * left over (DocumentMapperParser#checkNoRemainingFields), a dynamic that
+ * is not a boolean (XContentMapValues#nodeBooleanValue), dynamic_templates
+ * not a list, a template without match (DynamicTemplate#parse), an unknown
+ * match_mapping_type, a key create index does not know
+ * (CreateIndexRequest#source).  The root cause is the deepest engine
+ * exception (ElasticsearchException#guessRootCauses). */
+Test(searchd, bad_mappings_are_refused_with_the_engine_texts)
+{
+    sd = searchd_start(NULL);
+    mapping_refused("{\"mappings\":{\"properties\":{\"y\":{\"type\":\"strng\"}}}}",
+                    "Failed to parse mapping [_doc]: No handler for type [strng] declared on "
+                    "field [y]", "No handler for type [strng] declared on field [y]");
+    mapping_refused("{\"mappings\":{\"properties\":{\"o\":{\"properties\":{\"y\":{\"type\":"
+                    "\"long\",\"analyzer\":\"x\"}}}}}}",
+                    "Failed to parse mapping [_doc]: unknown parameter [analyzer] on mapper [y] "
+                    "of type [long]", "unknown parameter [analyzer] on mapper [y] of type [long]");
+    mapping_refused("{\"mappings\":{\"properties\":{\"y\":{\"index\":false}}}}",
+                    "Failed to parse mapping [_doc]: No type specified for field [y]",
+                    "No type specified for field [y]");
+    mapping_refused("{\"mappings\":{\"dynamic\":\"yes\"}}",
+                    "Failed to parse mapping [_doc]: Could not convert [dynamic.dynamic] to "
+                    "boolean",
+                    "Failed to parse mapping [_doc]: Could not convert [dynamic.dynamic] to "
+                    "boolean");
+    mapping_refused("{\"mappings\":{\"propertes\":{}}}",
+                    "Failed to parse mapping [_doc]: Root mapping definition has unsupported "
+                    "parameters:  [propertes : {}]",
+                    "Root mapping definition has unsupported parameters:  [propertes : {}]");
+    mapping_refused("{\"mappings\":{\"properties\":{\"o\":{\"type\":\"object\",\"x\":1}}}}",
+                    "Failed to parse mapping [_doc]: Mapping definition for [o] has unsupported "
+                    "parameters:  [x : 1]",
+                    "Mapping definition for [o] has unsupported parameters:  [x : 1]");
+    mapping_refused("{\"mappings\":{\"dynamic_templates\":{\"n\":{}}}}",
+                    "Failed to parse mapping [_doc]: Dynamic template syntax error. An array of "
+                    "named objects is expected.",
+                    "Dynamic template syntax error. An array of named objects is expected.");
+    mapping_refused("{\"mappings\":{\"dynamic_templates\":[{\"n\":{\"mapping\":{\"type\":"
+                    "\"double\"}}}]}}",
+                    "Failed to parse mapping [_doc]: template must have match, path_match or "
+                    "match_mapping_type set {mapping={type=double}}",
+                    "template must have match, path_match or match_mapping_type set "
+                    "{mapping={type=double}}");
+    mapping_refused("{\"mappings\":{\"dynamic_templates\":[{\"n\":{\"match_mapping_type\":"
+                    "\"integer\",\"mapping\":{}}}]}}",
+                    "Failed to parse mapping [_doc]: No field type matched on [integer], "
+                    "possible values are [object, string, long, double, boolean, date, binary]",
+                    "Failed to parse mapping [_doc]: No field type matched on [integer], "
+                    "possible values are [object, string, long, double, boolean, date, binary]");
+    json_t *r = put_index("{\"mapping\":{}}", 400);
+    cr_assert_str_eq(error_type(r), "parse_exception");
+    cr_assert_str_eq(error_reason(r), "unknown key [mapping] for create index");
+    json_decref(r);
+    /* a valid mapping the double cannot model is refused, never ignored */
+    r = put_index("{\"mappings\":{\"properties\":{\"g\":{\"type\":\"geo_point\"}}}}", 400);
+    cr_assert_str_eq(error_type(r), "search_double_unsupported_exception");
+    json_decref(r);
+    stop();
+}
+
+/* Elasticsearch 8: "Failed to parse mapping: ..." (MapperService), boost is
+ * no parameter of an 8.x index (FieldMapper.Builder#parse), and a dynamic
+ * template whose mapping cannot be built is refused when the index is
+ * created (RootObjectMapper#validateDynamicTemplate), OpenSearch 2 only
+ * warns then (and refuses the document a field of it would map). */
+Test(searchd, es8_mapping_errors)
+{
+    sd = searchd_start("--flavor", "es8", NULL);
+    mapping_refused("{\"mappings\":{\"properties\":{\"y\":{\"type\":\"strng\"}}}}",
+                    "Failed to parse mapping: No handler for type [strng] declared on field [y]",
+                    "No handler for type [strng] declared on field [y]");
+    mapping_refused("{\"mappings\":{\"properties\":{\"y\":{\"type\":\"long\",\"boost\":2}}}}",
+                    "Failed to parse mapping: Unknown parameter [boost] on mapper [y]",
+                    "Unknown parameter [boost] on mapper [y]");
+    mapping_refused("{\"mappings\":{\"dynamic_templates\":[{\"s\":{\"match_mapping_type\":"
+                    "\"string\",\"mapping\":{\"type\":\"string\"}}}]}}",
+                    "Failed to parse mapping: dynamic template [s] has invalid content "
+                    "[{\"match_mapping_type\":\"string\",\"mapping\":{\"type\":\"string\"}}], "
+                    "attempted to validate it with the following match_mapping_type: [string]",
+                    "Failed to parse mapping: dynamic template [s] has invalid content "
+                    "[{\"match_mapping_type\":\"string\",\"mapping\":{\"type\":\"string\"}}], "
+                    "attempted to validate it with the following match_mapping_type: [string]");
+    stop();
+
+    sd = searchd_start(NULL);
+    create_t("{\"mappings\":{\"dynamic_templates\":[{\"s\":{\"match_mapping_type\":\"string\","
+             "\"mapping\":{\"type\":\"string\"}}}],\"properties\":{\"y\":{\"type\":\"long\","
+             "\"boost\":2}}}}");
+    refused("{\"y\":1,\"x\":\"a\"}", "mapper_parsing_exception",
+            "failed to find type parsed [string] for [x]", NULL, NULL);
+    cr_assert_eq(doc_status("{\"y\":1,\"n\":5}"), 201);
+    stop();
+}
+
+/* dynamic false: a new field stays in the source, neither mapped nor checked
+ * (DocumentParser#parseObject skipChildren, #parseDynamicValue); mapped
+ * fields are still checked; an object's setting is inherited by its
+ * objects (#dynamicOrDefault) and overrides its parent's. */
+Test(searchd, dynamic_false_keeps_new_fields_unmapped)
+{
+    sd = searchd_start(NULL);
+    create_t("{\"mappings\":{\"dynamic\":false,\"properties\":{\"n\":{\"type\":\"long\"},"
+             "\"o\":{\"properties\":{\"x\":{\"type\":\"long\"}}},\"open\":{\"dynamic\":true,"
+             "\"properties\":{}}}}}");
+    cr_assert_eq(doc_status("{\"new\":{\"\":1,\"b\":[1,\"a\"]},\"n\":1,\"big\":1E+400,"
+                            "\"o\":{\"y\":true},\"new2.x\":1,\"open\":{\"z\":\"s\"}}"), 201);
+    assert_mapped("new", NULL);
+    assert_mapped("big", NULL);
+    assert_mapped("o.y", NULL);
+    assert_mapped("new2", NULL);
+    assert_mapped("open.z", "text");
+    refused("{\"n\":\"x\"}", "mapper_parsing_exception", NULL, NULL, NULL);
+    refused("{\"o\":{\"x\":true}}", "mapper_parsing_exception", NULL, NULL, NULL);
+    struct searchd_resp g;
+    cr_assert_eq(searchd_request(sd, "GET", "/t/_doc/x", NULL, NULL, 0, &g), 0);
+    cr_assert_not_null(strstr(g.body, "\"new\":{\"\":1,\"b\":[1,\"a\"]},\"n\":1,"
+                                      "\"big\":1E+400"),
+                       "the source keeps the unmapped fields: %s", g.body);
+    searchd_resp_close(&g);
+    stop();
+}
+
+/* dynamic strict: a new field is refused (StrictDynamicMappingException,
+ * "within" the parent, the root being [_doc]); arrays and objects too, and
+ * dotted names at their first new part (#getDynamicParentMapper).  null for
+ * a new field: os2 #parseNullValue asks only the object it is in (its own
+ * setting), es8 #ensureNotStrict the inherited one. */
+Test(searchd, dynamic_strict_refuses_new_fields)
+{
+    sd = searchd_start(NULL);
+    create_t("{\"mappings\":{\"dynamic\":\"strict\",\"properties\":{\"n\":{\"type\":\"long\"},"
+             "\"o\":{\"properties\":{\"x\":{\"type\":\"long\"}}},\"loose\":{\"type\":\"object\","
+             "\"dynamic\":true}}}}");
+    cr_assert_eq(doc_status("{\"n\":1,\"o\":{\"x\":2},\"loose\":{\"any\":[1,2]}}"), 201);
+    refused("{\"n\":1,\"b\":2}", "strict_dynamic_mapping_exception",
+            "mapping set to strict, dynamic introduction of [b] within [_doc] is not allowed",
+            NULL, NULL);
+    refused("{\"o\":{\"y\":[]}}", "strict_dynamic_mapping_exception",
+            "mapping set to strict, dynamic introduction of [y] within [o] is not allowed",
+            NULL, NULL);
+    refused("{\"a.b\":{}}", "strict_dynamic_mapping_exception",
+            "mapping set to strict, dynamic introduction of [a] within [_doc] is not allowed",
+            NULL, NULL);
+    refused("{\"c\":null}", "strict_dynamic_mapping_exception",
+            "mapping set to strict, dynamic introduction of [c] within [_doc] is not allowed",
+            NULL, NULL);
+    cr_assert_eq(doc_status("{\"o\":{\"z\":null}}"), 200,
+                 "os2: o does not set dynamic itself, so its null is taken");
+    stop();
+
+    sd = searchd_start("--flavor", "es8", NULL);
+    create_t("{\"mappings\":{\"dynamic\":\"strict\",\"properties\":{\"o\":{\"properties\":{}}}}}");
+    refused("{\"b\":2}", "strict_dynamic_mapping_exception",
+            "[1:6] mapping set to strict, dynamic introduction of [b] within [_doc] is not "
+            "allowed", NULL, NULL);
+    refused("{\"o\":{\"z\":null}}", "strict_dynamic_mapping_exception",
+            "[1:11] mapping set to strict, dynamic introduction of [z] within [o] is not "
+            "allowed", NULL, NULL);
+    stop();
+}
+
+/* Dynamic templates decide the type of a new field (RootObjectMapper
+ * #findTemplateBuilder, the first that matches; DynamicTemplate#match:
+ * match/unmatch on the name, path_match/path_unmatch on the full path with
+ * '*' wildcards, match_mapping_type on the kind the value has: a JSON
+ * integer of any size is long, a fraction or exponent double, a string
+ * that reads as a date date, else string); {dynamic_type} is the kind's
+ * default type (DynamicTemplate#mappingType: double -> float). */
+Test(searchd, dynamic_templates_decide_new_fields)
+{
+    sd = searchd_start(NULL);
+    create_t("{\"mappings\":{\"dynamic_templates\":["
+             "{\"ids\":{\"match\":\"*_id\",\"unmatch\":\"skip_*\",\"mapping\":{\"type\":"
+             "\"keyword\"}}},"
+             "{\"meta\":{\"path_match\":\"meta.*\",\"path_unmatch\":\"meta.keep.*\","
+             "\"mapping\":{\"type\":\"{dynamic_type}\",\"ignore_malformed\":true}}},"
+             "{\"strs\":{\"match_mapping_type\":\"string\",\"mapping\":{\"type\":\"keyword\"}}},"
+             "{\"dates\":{\"match_mapping_type\":\"date\",\"mapping\":{\"type\":\"text\"}}},"
+             "{\"nums\":{\"match_mapping_type\":\"long\",\"mapping\":{\"type\":\"double\"}}}]}}");
+    cr_assert_eq(doc_status("{\"user_id\":5,\"skip_id\":5,\"s\":\"x\",\"when\":\"2024-01-02\","
+                            "\"big\":12345678901234567890123456789012345678,\"f\":1.5,"
+                            "\"meta\":{\"n\":1,\"r\":2.5,\"keep\":{\"k\":\"z\"}}}"), 201);
+    assert_mapped("user_id", "keyword");
+    assert_mapped("skip_id", "double");
+    assert_mapped("s", "keyword");
+    assert_mapped("when", "text");
+    assert_mapped("big", "double");
+    assert_mapped("f", "float");
+    assert_mapped("meta", "object");
+    assert_mapped("meta.n", "long");
+    assert_mapped("meta.r", "float");
+    assert_mapped("meta.keep.k", "keyword");
+    cr_assert_eq(doc_status("{\"meta\":{\"n\":\"not a number\"}}"), 200,
+                 "the template's ignore_malformed came with the field");
+    char *m = mapping_text();
+    cr_assert_not_null(strstr(m, "{\"meta\":{\"path_match\":\"meta.*\",\"path_unmatch\":"
+                                 "\"meta.keep.*\",\"mapping\":{\"ignore_malformed\":true,"
+                                 "\"type\":\"{dynamic_type}\"}}}"),
+                       "templates are shown as DynamicTemplate#toXContent prints them: %s", m);
+    cr_assert_not_null(strstr(m, "\"n\":{\"type\":\"long\",\"ignore_malformed\":true}"), "%s", m);
+    free(m);
+    /* two values of one new field: each makes its own mapper; the template
+     * makes both double, without it they clash (long and float) */
+    cr_assert_eq(doc_status("{\"arr\":[1,2]}"), 200);
+    refused("{\"mix\":[1,2.5]}", "illegal_argument_exception",
+            "mapper [mix] cannot be changed from type [float] to [double]", NULL, NULL);
+    stop();
+}
+
+/* numeric_detection maps numeric strings as long or float (Long#parseLong,
+ * Double#parseDouble); date_detection false keeps date strings text
+ * (DocumentParser#createBuilderFromDynamicValue). */
+Test(searchd, numeric_and_date_detection)
+{
+    sd = searchd_start(NULL);
+    create_t("{\"mappings\":{\"numeric_detection\":true,\"date_detection\":false}}");
+    cr_assert_eq(doc_status("{\"l\":\"42\",\"f\":\"4.5\",\"d\":\"2024-01-02\",\"s\":\"x\"}"), 201);
+    assert_mapped("l", "long");
+    assert_mapped("f", "float");
+    assert_mapped("d", "text");
+    assert_mapped("s", "text");
+    char *m = mapping_text();
+    cr_assert_not_null(strstr(m, "\"date_detection\":false,\"numeric_detection\":true"), "%s", m);
+    free(m);
+    stop();
+}
+
+/* DynamoDB numbers (up to 38 digits, magnitudes 1E-130 to 9.99E+125) in an
+ * index whose dynamic templates map JSON integers (long) and fractions
+ * (double) to double: every one fits (finite doubles), in any order across
+ * documents; the engines' default dynamic mapping refuses a 38-digit
+ * integer (a long) and 9.99E+125 (a float). */
+Test(searchd, dynamodb_numbers_fit_an_index_that_maps_numbers_as_double)
+{
+    static const char *const nums[] = { "12345678901234567890123456789012345678",
+                                        "-9.9999999999999999999999999999999999999E+125",
+                                        "1E-130", "7", "-3", "0" };
+    static const char dd[] = "{\"mappings\":{\"dynamic_templates\":["
+                             "{\"n\":{\"match_mapping_type\":\"long\",\"mapping\":{\"type\":"
+                             "\"double\"}}},"
+                             "{\"r\":{\"match_mapping_type\":\"double\",\"mapping\":{\"type\":"
+                             "\"double\"}}}]}}";
+    struct buf b;
+    json_t *r;
+
+    sd = searchd_start(NULL);
+    create_t(dd);
+    for (int rot = 0; rot < 6; rot++) { /* each field meets each value first */
+        buf_init(&b, BUF_NOMAX);
+        buf_printf(&b, "{\"index\":{\"_index\":\"t\",\"_id\":\"k%d\"}}\n{", rot);
+        for (int f = 0; f < 6; f++)
+            buf_printf(&b, "\"a%d\":%s,", f, nums[(f + rot) % 6]);
+        buf_puts(&b, "\"m\":{");
+        for (int f = 0; f < 6; f++)
+            buf_printf(&b, "%s\"v%d\":[%s]", f ? "," : "", f, nums[(f + rot + 1) % 6]);
+        buf_puts(&b, "}}\n");
+        r = bulk(b.ptr, 200);
+        buf_close(&b);
+        cr_assert(json_is_false(json_object_get(r, "errors")), "rotation %d refused: %s", rot,
+                  item_err(r, 0, "reason"));
+        json_decref(r);
+    }
+    assert_mapped("a0", "double");
+    assert_mapped("m.v3", "double");
+    buf_init(&b, BUF_NOMAX);
+    buf_puts(&b, "{\"index\":{\"_index\":\"plain\",\"_id\":\"1\"}}\n{\"n\":");
+    buf_puts(&b, nums[0]);
+    buf_puts(&b, "}\n{\"index\":{\"_index\":\"plain\",\"_id\":\"2\"}}\n{\"r\":");
+    buf_puts(&b, nums[1]);
+    buf_puts(&b, "}\n{\"index\":{\"_index\":\"plain\",\"_id\":\"3\"}}\n{\"t\":");
+    buf_puts(&b, nums[2]);
+    buf_puts(&b, "}\n");
+    r = bulk(b.ptr, 200);
+    cr_assert_eq(item_status(r, 0), 400, "a default index refuses a 38-digit integer");
+    cr_assert_eq(item_status(r, 1), 400, "and -9.99E+125 (not a finite float)");
+    cr_assert_eq(item_status(r, 2), 201, "1E-130 is a float 0");
+    json_decref(r);
+    buf_close(&b);
+    stop();
+}
+
 /* ---- request framing ---------------------------------------------------- */
 
 Test(searchd, missing_final_newline_is_400)
@@ -1557,6 +2072,42 @@ Test(searchd, item_faults_fail_chosen_items_only)
     r = bulk(four, 200);
     cr_assert(json_is_false(json_object_get(r, "errors")), "no rule left");
     json_decref(r);
+    stop();
+}
+
+/* A rule with "ids" fails only the items with one of those _id; the others
+ * are executed (and stored); with "items" both must hold. */
+Test(searchd, item_faults_can_choose_items_by_id)
+{
+    sd = searchd_start(NULL);
+    const char *four = "{\"index\":{\"_index\":\"t\",\"_id\":\"k0000\"}}\n{}\n"
+                       "{\"index\":{\"_index\":\"t\",\"_id\":\"k0001\"}}\n{}\n"
+                       "{\"delete\":{\"_index\":\"t\",\"_id\":\"k0002\"}}\n"
+                       "{\"create\":{\"_index\":\"t\",\"_id\":\"k0003\"}}\n{}\n";
+
+    cr_assert_eq(searchd_faults(sd, "[{\"match\":\"bulk\",\"item_status\":429,"
+                                    "\"ids\":[\"k0001\",\"k0002\",\"nope\"]},"
+                                    "{\"match\":\"bulk\",\"item_status\":503,"
+                                    "\"ids\":[\"k0000\",\"k0003\"],\"items\":\"odd\"}]"), 200);
+    json_t *r = bulk(four, 200);
+    cr_assert_eq(item_status(r, 0), 201);
+    cr_assert_eq(item_status(r, 1), 429);
+    cr_assert_str_eq(item_err(r, 1, "type"), "es_rejected_execution_exception");
+    cr_assert_eq(item_status(r, 2), 429);
+    cr_assert_str_eq(item_str(r, 2, "_id"), "k0002");
+    cr_assert_eq(item_status(r, 3), 201);
+    json_decref(r);
+    r = bulk(four, 200);
+    cr_assert_eq(item_status(r, 0), 200, "k0000 is listed but at an even position");
+    cr_assert_eq(item_status(r, 1), 201, "not rejected this time, so new now");
+    cr_assert_eq(item_status(r, 3), 503);
+    json_decref(r);
+    json_t *d = searchd_dump(sd);
+    cr_assert_not_null(dump_doc(d, "t", "k0000"));
+    cr_assert_eq(json_integer_value(json_object_get(dump_doc(d, "t", "k0000"), "version")), 2);
+    json_decref(d);
+    cr_assert_eq(searchd_faults(sd, "{\"ids\":[\"k0000\"]}"), 400, "ids need item_status");
+    cr_assert_eq(searchd_faults(sd, "{\"item_status\":429,\"ids\":\"k0000\"}"), 400);
     stop();
 }
 

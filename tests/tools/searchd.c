@@ -19,13 +19,24 @@
  *   version (and every delete's) is kept as a tombstone for gc_deletes;
  *   400 for a document the engine refuses: its JSON as Jackson reads it,
  *   field names (metadata fields, empty names and dotted parts), values
- *   against the index's dynamic mapping (learned from the documents
- *   accepted, GET /<index>/_mapping, reset with the index), with the texts
- *   of --flavor os2 (OpenSearch 2, the default) or es8 (Elasticsearch 8);
+ *   against the index's mapping, with the texts of --flavor os2
+ *   (OpenSearch 2, the default) or es8 (Elasticsearch 8);
  *   tests/tools/ENGINE-RULES.md has the rules and their sources.  Also the
  *   poison field and the depth limit (ES text "Limit of mapping depth [20]
  *   has been exceeded"; the root object is level 1, arrays add no level).
- *   The source is parsed before versions are compared, as in the shard.
+ *   The source is parsed before versions are compared, as in the shard; a
+ *   keyword value over Lucene's 32766-byte term limit fails after them.
+ * - The mapping: PUT /<index> with {"mappings": ...} sets explicit fields
+ *   (object, text, keyword, long, integer, short, byte, double, float,
+ *   boolean, date; multi-fields; ignore_malformed, ignore_above, enabled),
+ *   "dynamic" (true, false, strict; per object, inherited),
+ *   "dynamic_templates", date_detection and numeric_detection, and refuses
+ *   bad bodies as the engines do ("Failed to parse mapping ...").  A valid
+ *   mapping the double does not model (other types, copy_to, date formats,
+ *   runtime fields, ...) is refused with search_double_unsupported_exception.
+ *   Fields new in accepted documents join it (dynamic templates first, then
+ *   the engine's defaults); GET /<index>/_mapping shows it; it goes with the
+ *   index.  Settings and aliases are not modelled.
  * - A body needs Content-Type application/json or application/x-ndjson
  *   (charset and vnd.elasticsearch+ variants too), else 406 as in ES.
  * - filter_path (comma-separated, '*' and '**'; no '-' exclusions) applies
@@ -49,13 +60,17 @@
  *   non-control request that passed auth takes one use of the first rule
  *   whose "match" (any|bulk|search|doc|count, default any) fits it.  A rule
  *   has "count" (default 1, -1 = forever) and one of: "status" (whole-request
- *   error in ES's shape, optional "body"), "item_status" with "items"
- *   (all|odd|even|N first; zero-based odd positions; item_status 403 is a
- *   write block: cluster_block_exception "index [i] blocked by:
- *   [FORBIDDEN/8/index write (api)];"), "action" (reset: half
- *   the reply then RST; drop: close without reply), or just "delay_ms" (which
- *   also delays a status, item_status or reset reply).  {"down_ms": N} takes effect at once:
- *   every connection is closed and new ones are reset for N ms.
+ *   error in ES's shape, optional "body"), "item_status" for the bulk items
+ *   chosen by "items" (all|odd|even|N first; zero-based odd positions)
+ *   and/or "ids" (a list of _id: only items with one of them; with "items"
+ *   both must hold), the other items being executed normally (item_status
+ *   403 is a write block: cluster_block_exception "index [i] blocked by:
+ *   [FORBIDDEN/8/index write (api)];"), "action" (reset: half the reply then
+ *   RST; drop: close without reply), or just "delay_ms" (which also delays a
+ *   status, item_status or reset reply).  A rule with "ids" is used up by
+ *   the request that takes it whether or not that holds one of its ids:
+ *   give it "match": "bulk" and a count.  {"down_ms": N} takes effect at
+ *   once: every connection is closed and new ones are reset for N ms.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -222,17 +237,60 @@ struct doc {
     size_t source_len;
 };
 
-/* The dynamic mapping's field types (a path's names joined by '.'). */
-enum ftype { FT_NONE, FT_OBJECT, FT_LONG, FT_FLOAT, FT_TEXT, FT_BOOLEAN, FT_DATE };
-static const char *const ftype_name[] = {
-    [FT_NONE] = "", [FT_OBJECT] = "object", [FT_LONG] = "long", [FT_FLOAT] = "float",
-    [FT_TEXT] = "text", [FT_BOOLEAN] = "boolean", [FT_DATE] = "date",
+/* The field types the double models (a field's path: its names joined by '.'). */
+enum ftype {
+    FT_NONE, FT_OBJECT, FT_LONG, FT_INTEGER, FT_SHORT, FT_BYTE, FT_DOUBLE, FT_FLOAT, FT_TEXT,
+    FT_KEYWORD, FT_BOOLEAN, FT_DATE, FT_N
+};
+static const char *const ftype_name[FT_N] = {
+    [FT_NONE] = "", [FT_OBJECT] = "object", [FT_LONG] = "long", [FT_INTEGER] = "integer",
+    [FT_SHORT] = "short", [FT_BYTE] = "byte", [FT_DOUBLE] = "double", [FT_FLOAT] = "float",
+    [FT_TEXT] = "text", [FT_KEYWORD] = "keyword", [FT_BOOLEAN] = "boolean", [FT_DATE] = "date",
+};
+
+/* An object's "dynamic": unset (inherited from its parent; the root's
+ * default is true), true, false or strict. */
+enum dyn { DYN_UNSET, DYN_TRUE, DYN_FALSE, DYN_STRICT };
+static const char *const dyn_name[] = { "", "true", "false", "strict" };
+
+/* One mapped field: explicit (PUT /<index>), made by a dynamic template, or
+ * learned from a document's value. */
+struct field {
+    enum ftype type;
+    enum dyn dynamic;       /* objects */
+    bool disabled;          /* objects with "enabled": false: content not parsed */
+    bool ignore_malformed;  /* numbers and dates: a bad value is left out, not refused */
+    long ignore_above;      /* keyword: longer values are not indexed; < 0: none */
+    char *name;             /* a multi-field's full name ("t.raw"), else NULL */
+    struct field **sub;     /* multi-fields ("fields"), parsing the same values */
+    size_t nsub;
+    json_t *def;            /* what GET /_mapping prints (no "properties"), NULL when dynamic */
+};
+
+/* A dynamic template (RootObjectMapper "dynamic_templates"). */
+struct tmpl {
+    char *name;
+    json_t *match, *unmatch, *path_match, *path_unmatch; /* arrays of patterns, or NULL */
+    unsigned types;         /* the value kinds (1 << enum xft) it matches */
+    json_t *mapping;        /* "mapping", owned */
+    json_t *shown;          /* as GET /_mapping prints it, owned */
+};
+
+/* The root object's settings (RootObjectMapper). */
+struct mapping {
+    enum dyn dynamic;
+    bool date_detection, numeric_detection;
+    bool date_detection_set, numeric_detection_set;
+    struct tmpl *tmpl;
+    size_t ntmpl;
+    json_t *meta;           /* "_meta", shown as given */
 };
 
 struct index {
     const char *name; /* the map's key */
     struct map docs;
-    struct map fields; /* path -> enum ftype, learned from accepted documents */
+    struct map fields; /* path -> struct field *: explicit and learned from accepted documents */
+    struct mapping mapping;
     int64_t seq_no;
     char uuid[23];
     bool exists;
@@ -288,6 +346,7 @@ struct fault {
     long nitems;
     long delay_ms;
     char *body; /* custom reply body for FK_STATUS, or NULL */
+    json_t *ids; /* FK_ITEMS: only items with one of these _id (strings), or NULL */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -426,13 +485,46 @@ static void doc_free(void *p)
     free(d);
 }
 
+static void field_free(void *p)
+{
+    struct field *f = p;
+
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->nsub; i++)
+        field_free(f->sub[i]);
+    free(f->sub);
+    free(f->name);
+    json_decref(f->def);
+    free(f);
+}
+
+static void mapping_clear(struct mapping *m)
+{
+    for (size_t i = 0; i < m->ntmpl; i++) {
+        struct tmpl *t = &m->tmpl[i];
+        free(t->name);
+        json_decref(t->match);
+        json_decref(t->unmatch);
+        json_decref(t->path_match);
+        json_decref(t->path_unmatch);
+        json_decref(t->mapping);
+        json_decref(t->shown);
+    }
+    free(m->tmpl);
+    json_decref(m->meta);
+    memset(m, 0, sizeof(*m));
+    m->date_detection = true;
+}
+
 static void index_free(void *p)
 {
     struct index *ix = p;
 
     if (ix) {
         map_clear(&ix->docs, doc_free);
-        map_clear(&ix->fields, NULL);
+        map_clear(&ix->fields, field_free);
+        mapping_clear(&ix->mapping);
     }
     free(ix);
 }
@@ -459,6 +551,7 @@ static struct index *index_create(const char *name)
         ix->exists = true;
         ix->seq_no = 0;
         make_uuid(ix->uuid);
+        mapping_clear(&ix->mapping);
     }
     return ix;
 }
@@ -466,7 +559,8 @@ static struct index *index_create(const char *name)
 static void index_drop(struct index *ix)
 {
     map_clear(&ix->docs, doc_free);
-    map_clear(&ix->fields, NULL);
+    map_clear(&ix->fields, field_free);
+    mapping_clear(&ix->mapping);
     ix->exists = false;
 }
 
@@ -1252,6 +1346,7 @@ struct meta;
 /* The field a value goes to. */
 struct fld {
     size_t plen;              /* its full path is scr.path[0..plen) */
+    size_t base;              /* the path of the object whose key names it */
     size_t noff, nlen;        /* the name the engine's messages give it, in scr.keys */
     const struct meta *meta;  /* a metadata field at the root, or NULL */
     int nvals;                /* values seen (arrays of _doc_count) */
@@ -1269,6 +1364,7 @@ struct chk {
     const char *poison, *poison_at, *poison_end;
     json_t *err;              /* the first refusal */
     json_t *late;             /* a clash between fields new in this document */
+    json_t *index_err;        /* a value Lucene refuses when the parsed document is indexed */
 };
 
 /* Scratch space kept between documents so that a document costs no
@@ -1287,7 +1383,7 @@ static struct {
     struct dupkey *dup;       /* (object, key) pairs seen in this document */
     size_t dupcap, dupn;
     uint64_t gen;
-    struct map pending;       /* fields new in this document: path -> type */
+    struct map pending;       /* fields new in this document: path -> struct field * */
 } scr;
 
 #define NEST_MAX 1000 /* Jackson 2.15 StreamReadConstraints.DEFAULT_MAX_DEPTH */
@@ -1458,25 +1554,14 @@ static json_t *jackson_cause(const struct chk *c, const char *os_type, struct lo
     return e;
 }
 
-/* FieldMapper#parse (es8: #rethrowAsDocumentParsingException): a field mapper
- * refused a value.  Takes cause. */
+static int bad_field_named(struct chk *c, const char *name, size_t nlen, const char *type,
+                           struct loc at, const char *preview, size_t pvlen, json_t *cause);
+
+/* bad_field_named for the field at scr.path[0..plen).  Takes cause. */
 static int bad_field(struct chk *c, size_t plen, const char *type, struct loc at,
                      const char *preview, size_t pvlen, json_t *cause)
 {
-    struct buf r;
-
-    buf_init(&r, BUF_NOMAX);
-    if (c->fl == FL_ES8)
-        buf_printf(&r, "[%d:%d] ", at.line, at.col);
-    buf_puts(&r, "failed to parse field [");
-    buf_append(&r, scr.path.ptr, plen);
-    buf_printf(&r, "] of type [%s] in document with id '%s'. Preview of field's value: '", type,
-               c->id);
-    buf_append(&r, preview, pvlen);
-    buf_putc(&r, '\'');
-    refuse(c, err_text(doc_error(c), &r, cause));
-    buf_close(&r);
-    return -1;
+    return bad_field_named(c, scr.path.ptr, plen, type, at, preview, pvlen, cause);
 }
 
 /* A field name DocumentParser refuses (an IllegalArgumentException:
@@ -2229,22 +2314,25 @@ static bool blank(const char *p, size_t n)
     return true;
 }
 
-static enum ftype field_type(const char *path, size_t n, bool *pending, struct index *ix)
+/* The field at a path: mapped, or new in this document (*pending). */
+static struct field *lookup(const struct chk *c, const char *path, size_t n, bool *pending)
 {
-    void *v = map_get(&ix->fields, path, n);
+    struct field *f = map_get(&c->ix->fields, path, n);
 
     *pending = false;
-    if (v)
-        return (enum ftype)(uintptr_t)v;
-    v = map_get(&scr.pending, path, n);
-    *pending = v != NULL;
-    return v ? (enum ftype)(uintptr_t)v : FT_NONE;
+    if (f)
+        return f;
+    f = map_get(&scr.pending, path, n);
+    *pending = f != NULL;
+    return f;
 }
 
-static void learn(const char *path, size_t n, enum ftype t)
+/* A field new in this document; the mapping takes it if the document is
+ * accepted.  Takes f. */
+static void learn(const char *path, size_t n, struct field *f)
 {
-    if (!map_get(&scr.pending, path, n))
-        map_put(&scr.pending, path, n, (void *)(uintptr_t)t);
+    if (map_get(&scr.pending, path, n) || !map_put(&scr.pending, path, n, f))
+        field_free(f);
 }
 
 /* Two fields of one path new in the same document: each value made its own
@@ -2367,30 +2455,66 @@ static bool date_text(const char *p, size_t n)
     return e - p == 2 && two_digits(p, 0, 59) >= 0;
 }
 
-/* The field a new value makes (DocumentParser#createBuilderFromDynamicValue,
- * es8 DynamicFieldsBuilder#createDynamicFieldFromValue): integers (INT, LONG,
- * BIG_INTEGER) long, other numbers float, booleans boolean, strings date when
- * date_detection reads them as one, else text with a keyword sub-field. */
-static enum ftype dynamic_type(const struct val *v)
+/* What a new value is to the dynamic mapping: DynamicTemplate.XContentFieldType,
+ * as DocumentParser#createBuilderFromDynamicValue (es8 DynamicFieldsBuilder
+ * #createDynamicFieldFromValue) decides it: a JSON integer (Jackson INT, LONG
+ * and BIG_INTEGER) is long, a number with a fraction or exponent double,
+ * true/false boolean, an object object; a string is long or double when
+ * numeric_detection is on and it parses as one, else date when
+ * date_detection is on and it reads as a date (never a string that parses
+ * as a number), else string. */
+enum xft { XFT_OBJECT, XFT_STRING, XFT_LONG, XFT_DOUBLE, XFT_BOOLEAN, XFT_DATE, XFT_BINARY, XFT_N };
+static const char *const xft_name[XFT_N] = { "object", "string", "long", "double", "boolean",
+                                             "date", "binary" };
+/* XContentFieldType#defaultMappingType: what {dynamic_type} stands for. */
+static const char *const xft_mapping[XFT_N] = { "object", "text", "long", "float", "boolean",
+                                                "date", "binary" };
+
+static int java_parse_fp(const char *s, size_t n, bool single, double *out);
+
+/* Long#parseLong: an optional sign and ASCII digits within the long range. */
+static bool java_parse_long(const char *p, size_t n)
 {
+    size_t i = p && n && (*p == '-' || *p == '+');
+
+    if (i == n)
+        return false;
+    for (size_t j = i; j < n; j++)
+        if (p[j] < '0' || p[j] > '9')
+            return false;
+    if (n - i != 19)
+        return n - i < 19;
+    return memcmp(p + i, *p == '-' ? "9223372036854775808" : "9223372036854775807", 19) <= 0;
+}
+
+static enum xft value_xft(const struct chk *c, const struct val *v)
+{
+    const struct mapping *m = &c->ix->mapping;
+    bool num_long, num_double;
+    double d;
+
     switch (v->kind) {
     case VK_INT:
-    case VK_BIGINT: return FT_LONG;
-    case VK_FLOAT: return FT_FLOAT;
+    case VK_BIGINT: return XFT_LONG;
+    case VK_FLOAT: return XFT_DOUBLE;
     case VK_TRUE:
-    case VK_FALSE: return FT_BOOLEAN;
-    case VK_STRING:
-        if (v->e - v->p >= 7 && ((*v->p >= '0' && *v->p <= '9') || *v->p == '\\')) {
-            bool d;
-            buf_reset(&scr.text);
-            decode_string(v->p, v->e, &scr.text);
-            d = date_text(scr.text.ptr, scr.text.len);
-            return d ? FT_DATE : FT_TEXT;
-        }
-        return FT_TEXT;
-    case VK_NULL: return FT_NONE;
+    case VK_FALSE: return XFT_BOOLEAN;
+    default: break;
     }
-    return FT_NONE;
+    /* a string: dates start with a digit (or an escape), numbers need detection on */
+    if (!m->numeric_detection &&
+        !(m->date_detection && v->e - v->p >= 7 && ((*v->p >= '0' && *v->p <= '9') ||
+                                                    *v->p == '\\')))
+        return XFT_STRING;
+    buf_reset(&scr.text);
+    decode_string(v->p, v->e, &scr.text);
+    num_long = java_parse_long(scr.text.ptr, scr.text.len);
+    num_double = num_long || java_parse_fp(scr.text.ptr, scr.text.len, false, &d) >= -2;
+    if (m->numeric_detection && (num_long || num_double))
+        return num_long ? XFT_LONG : XFT_DOUBLE;
+    if (!num_double && m->date_detection && date_text(scr.text.ptr, scr.text.len))
+        return XFT_DATE;
+    return XFT_STRING;
 }
 
 /* AbstractXContentParser#toLong with coercion on (NumberFieldMapper's
@@ -2451,52 +2575,248 @@ static int java_to_long(const char *s, size_t n)
     return 0;
 }
 
-/* Float#parseFloat then NumberFieldMapper FLOAT#validateParsed.  0: taken;
- * -1: not a number; -2: not finite.  Hexadecimal forms are refused (Java
- * reads them: stricter). */
-static int java_to_float(const char *s, size_t n, bool *neg)
+/* Double#parseDouble (Float#parseFloat when single): surrounding blanks
+ * (chars <= ' ') trimmed, an optional sign, NaN, Infinity, or digits with a
+ * point and an exponent and an f/F/d/D suffix.  *out gets the value.
+ * 0: finite; -1: infinite; -2: NaN; -3: blank ("empty String"); -4: not a
+ * number.  Hexadecimal forms are refused (Java reads them: stricter). */
+static int java_parse_fp(const char *s, size_t n, bool single, double *out)
 {
     const char *p = s, *e = s + n, *d0;
-    char *t, *end;
-    float f;
+    char small[64], *t = small, *end;
+    bool digits = false;
     int rc;
 
+    *out = 0;
     while (p < e && (unsigned char)*p <= ' ')
         p++;
     while (e > p && (unsigned char)e[-1] <= ' ')
         e--;
-    *neg = p < e && *p == '-';
-    d0 = p + (p < e && (*p == '+' || *p == '-'));
-    if ((size_t)(e - d0) == 3 && memcmp(d0, "NaN", 3) == 0)
+    if (p == e)
+        return -3;
+    d0 = p + (*p == '+' || *p == '-');
+    if ((size_t)(e - d0) == 3 && memcmp(d0, "NaN", 3) == 0) {
+        *out = NAN;
         return -2;
-    if ((size_t)(e - d0) == 8 && memcmp(d0, "Infinity", 8) == 0)
-        return -2;
+    }
+    if ((size_t)(e - d0) == 8 && memcmp(d0, "Infinity", 8) == 0) {
+        *out = *p == '-' ? -INFINITY : INFINITY;
+        return -1;
+    }
     if (e > d0 && strchr("fFdD", e[-1]))
         e--;
-    for (const char *q = d0; q < e; q++)
-        if (!((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' ||
-              ((*q == '+' || *q == '-') && q > d0 && (q[-1] == 'e' || q[-1] == 'E'))))
-            return -1;
-    if (e == d0 || !(t = strndup(p, (size_t)(e - p))))
-        return -1;
-    errno = 0;
-    f = strtof(t, &end);
-    rc = *end || end == t ? -1 : isinf(f) ? -2 : 0;
-    free(t);
+    for (const char *q = d0; q < e; q++) {
+        if (*q >= '0' && *q <= '9')
+            digits = true;
+        else if (!(*q == '.' || *q == 'e' || *q == 'E' ||
+                   ((*q == '+' || *q == '-') && q > d0 && (q[-1] == 'e' || q[-1] == 'E'))))
+            return -4;
+    }
+    if (!digits)
+        return -4;
+    if ((size_t)(e - p) >= sizeof(small) && !(t = malloc((size_t)(e - p) + 1)))
+        return -4;
+    memcpy(t, p, (size_t)(e - p));
+    t[e - p] = '\0';
+    *out = single ? (double)strtof(t, &end) : strtod(t, &end);
+    rc = *end || end == t ? -4 : isinf(*out) ? -1 : 0;
+    if (t != small)
+        free(t);
     return rc;
 }
 
-/* A scalar into a field of type t, as its field mapper parses it
- * (NumberFieldMapper, TextFieldMapper, BooleanFieldMapper, DateFieldMapper
- * #parseCreateField, with AbstractXContentParser's coercions). */
-static int check_scalar(struct chk *c, const struct fld *f, enum ftype t, const struct val *v)
+static json_t *for_input_string(const char *type, const struct buf *s)
+{
+    struct buf m;
+    json_t *e;
+
+    buf_init(&m, BUF_NOMAX);
+    buf_puts(&m, "For input string: \"");
+    buf_append(&m, s->ptr, s->len);
+    buf_putc(&m, '"');
+    e = err_text(type, &m, NULL);
+    buf_close(&m);
+    return e;
+}
+
+/* NumberFieldMapper INTEGER, SHORT and BYTE#parse: XContentParser#intValue
+ * (numbers: Jackson getIntValue, its range error; strings: Double#parseDouble,
+ * truncated, "Value [..] is out of range for an integer"), #shortValue
+ * (Jackson getShortValue; strings likewise) and BYTE's own check of the int. */
+static json_t *int_cause(const struct chk *c, enum ftype t, const struct val *v, const char *num,
+                         const struct buf *s)
+{
+    static const char *const what[] = { [FT_INTEGER] = "an integer", [FT_SHORT] = "a short",
+                                        [FT_BYTE] = "an integer" };
+    long lo = t == FT_SHORT ? SHRT_MIN : INT_MIN, hi = t == FT_SHORT ? SHRT_MAX : INT_MAX;
+    int tl = (int)(v->e - v->p);
+    double d;
+    long iv;
+    int rc;
+
+    if (v->kind == VK_INT || v->kind == VK_BIGINT || v->kind == VK_FLOAT) {
+        d = v->kind == VK_INT ? (double)strtoll(num, NULL, 10) : strtod(num, NULL);
+        if (v->kind == VK_BIGINT || d < (double)INT_MIN || d > (double)INT_MAX)
+            return jackson_cause(c, "input_coercion_exception", v->at, "Numeric value (%.*s) "
+                                 "out of range of int (-2147483648 - 2147483647)", tl, v->p);
+        iv = (long)d;
+        if (t == FT_SHORT && (iv < SHRT_MIN || iv > SHRT_MAX))
+            return jackson_cause(c, "input_coercion_exception", v->at, "Numeric value (%.*s) "
+                                 "out of range of Java short", tl, v->p);
+    } else if (v->kind == VK_STRING) {
+        if (s->len == 0) /* NumberFieldMapper#parseCreateField: coerce and "" -> null */
+            return NULL;
+        rc = java_parse_fp(s->ptr, s->len, false, &d);
+        if (rc == -3)
+            return errf("number_format_exception", "empty String");
+        if (rc == -4)
+            return for_input_string("number_format_exception", s);
+        if (d < (double)lo || d > (double)hi) {
+            struct buf m;
+            json_t *e;
+            buf_init(&m, BUF_NOMAX);
+            buf_puts(&m, "Value [");
+            buf_append(&m, s->ptr, s->len);
+            buf_printf(&m, "] is out of range for %s", what[t]);
+            e = err_text("illegal_argument_exception", &m, NULL);
+            buf_close(&m);
+            return e;
+        }
+        iv = isnan(d) ? 0 : (long)d;
+    } else {
+        return jackson_cause(c, "json_parse_exception", v->at, "Current token (%s) not numeric, "
+                             "can not use numeric value accessors", token_name(v->kind));
+    }
+    if (t == FT_BYTE && (iv < SCHAR_MIN || iv > SCHAR_MAX))
+        return errf("illegal_argument_exception", "Value [%ld] is out of range for a byte", iv);
+    return NULL;
+}
+
+/* NumberFieldMapper FLOAT and DOUBLE#parse: Jackson's value (numbers) or
+ * Float#parseFloat / Double#parseDouble (strings), then #validateParsed
+ * refuses what is not finite. */
+static json_t *fp_cause(const struct chk *c, enum ftype t, const struct val *v, const char *num,
+                        const struct buf *s)
+{
+    const char *tn = ftype_name[t];
+    bool single = t == FT_FLOAT;
+    double d;
+    int rc;
+
+    if (v->kind == VK_INT || v->kind == VK_BIGINT || v->kind == VK_FLOAT) {
+        d = single ? (double)strtof(num, NULL) : strtod(num, NULL);
+        rc = isinf(d) ? -1 : 0;
+    } else if (v->kind == VK_STRING) {
+        if (s->len == 0)
+            return NULL;
+        rc = java_parse_fp(s->ptr, s->len, single, &d);
+        if (rc == -3)
+            return errf("number_format_exception", "empty String");
+        if (rc == -4)
+            return for_input_string("number_format_exception", s);
+    } else {
+        return jackson_cause(c, "json_parse_exception", v->at, "Current token (%s) not numeric, "
+                             "can not use numeric value accessors", token_name(v->kind));
+    }
+    if (rc == -1)
+        return errf("illegal_argument_exception", "[%s] supports only finite values, but got [%s]",
+                    tn, d < 0 ? "-Infinity" : "Infinity");
+    if (rc == -2)
+        return errf("illegal_argument_exception", "[%s] supports only finite values, but got "
+                    "[NaN]", tn);
+    return NULL;
+}
+
+/* epoch_millis (EpochTime#MILLIS_FORMATTER): an optional '-', up to 19
+ * digits within the long range, an optional point and up to 6 digits. */
+static bool epoch_millis(const char *p, size_t n)
+{
+    const char *e = p + n, *d0 = p + (n && *p == '-'), *q = d0;
+
+    while (q < e && *q >= '0' && *q <= '9')
+        q++;
+    if (q == d0 || !java_parse_long(p, (size_t)(q - p)))
+        return false;
+    if (q < e && *q == '.') {
+        const char *f = ++q;
+        while (q < e && *q >= '0' && *q <= '9')
+            q++;
+        if (q - f > 6)
+            return false;
+    }
+    return q == e;
+}
+
+/* Lucene's limit on one term (IndexWriter.MAX_TERM_LENGTH): a keyword value
+ * over 32766 UTF-8 bytes fails when the parsed document is indexed
+ * (IndexingChain, "immense term"), unless ignore_above leaves it out (it
+ * counts UTF-16 units, as String#length). */
+static void immense_term(struct chk *c, const char *name, size_t nlen, const struct field *fd,
+                         const struct buf *s)
+{
+    struct buf r;
+    size_t units = 0;
+
+    if (s->len <= 32766 || c->index_err)
+        return;
+    for (size_t i = 0; i < s->len; i++) {
+        unsigned char ch = (unsigned char)s->ptr[i];
+        units += (ch & 0xC0) != 0x80;
+        units += (ch & 0xF8) == 0xF0; /* a supplementary character is two units */
+    }
+    if (fd->ignore_above >= 0 && units > (size_t)fd->ignore_above)
+        return;
+    buf_init(&r, BUF_NOMAX);
+    buf_puts(&r, "Document contains at least one immense term in field=\"");
+    buf_append(&r, name, nlen);
+    buf_puts(&r, "\" (whose UTF8 encoding is longer than the max length 32766), all of which "
+                 "were skipped.  Please correct the analyzer to not produce such terms.  The "
+                 "prefix of the first immense term is: '[");
+    for (int i = 0; i < 30; i++)
+        buf_printf(&r, "%s%d", i ? ", " : "", (int)(signed char)s->ptr[i]);
+    buf_printf(&r, "]...', original message: bytes can be at most 32766 in length; got %zu",
+               s->len);
+    c->index_err = err_text("illegal_argument_exception", &r,
+                            errf("max_bytes_length_exceeded_exception", "bytes can be at most "
+                                 "32766 in length; got %zu", s->len));
+    buf_close(&r);
+}
+
+/* FieldMapper#parse (es8: #rethrowAsDocumentParsingException) for a field
+ * named name[0..nlen): a field mapper refused a value.  Takes cause. */
+static int bad_field_named(struct chk *c, const char *name, size_t nlen, const char *type,
+                           struct loc at, const char *preview, size_t pvlen, json_t *cause)
+{
+    struct buf r;
+
+    buf_init(&r, BUF_NOMAX);
+    if (c->fl == FL_ES8)
+        buf_printf(&r, "[%d:%d] ", at.line, at.col);
+    buf_puts(&r, "failed to parse field [");
+    buf_append(&r, name, nlen);
+    buf_printf(&r, "] of type [%s] in document with id '%s'. Preview of field's value: '", type,
+               c->id);
+    buf_append(&r, preview, pvlen);
+    buf_putc(&r, '\'');
+    refuse(c, err_text(doc_error(c), &r, cause));
+    buf_close(&r);
+    return -1;
+}
+
+/* A scalar into the field fd named name[0..nlen), as its field mapper parses
+ * it (NumberFieldMapper, TextFieldMapper, KeywordFieldMapper,
+ * BooleanFieldMapper, DateFieldMapper#parseCreateField, with
+ * AbstractXContentParser's coercions).  A field with ignore_malformed leaves
+ * a bad value out (the document is taken). */
+static int check_scalar(struct chk *c, const char *name, size_t nlen, const struct field *fd,
+                        const struct val *v)
 {
     struct buf s = scr.text; /* scratch, given back below */
     json_t *cause = NULL;
     const char *tok = token_name(v->kind);
     size_t tl = (size_t)(v->e - v->p);
     char small[80], *num = small;
-    bool neg;
+    enum ftype t = fd->type;
     int rc;
 
     if (v->kind == VK_NULL || t == FT_TEXT || (t == FT_LONG && v->kind == VK_INT))
@@ -2528,13 +2848,7 @@ static int check_scalar(struct chk *c, const struct fld *f, enum ftype t, const 
             if (s.len == 0) /* NumberFieldMapper#value: coerce and "" -> null */
                 break;
             if ((rc = java_to_long(s.ptr, s.len)) == -1) {
-                struct buf m;
-                buf_init(&m, BUF_NOMAX);
-                buf_puts(&m, "For input string: \"");
-                buf_append(&m, s.ptr, s.len);
-                buf_putc(&m, '"');
-                cause = err_text("illegal_argument_exception", &m, NULL);
-                buf_close(&m);
+                cause = for_input_string("illegal_argument_exception", &s);
             } else if (rc == -2) {
                 struct buf m;
                 buf_init(&m, BUF_NOMAX);
@@ -2549,31 +2863,20 @@ static int check_scalar(struct chk *c, const struct fld *f, enum ftype t, const 
                                   "numeric, can not use numeric value accessors", tok);
         }
         break;
+    case FT_INTEGER:
+    case FT_SHORT:
+    case FT_BYTE:
+        cause = int_cause(c, t, v, num, &s);
+        break;
     case FT_FLOAT:
-        if (v->kind == VK_INT || v->kind == VK_BIGINT || v->kind == VK_FLOAT) {
-            float x = strtof(num, NULL);
-            if (isinf(x))
-                cause = errf("illegal_argument_exception", "[float] supports only finite "
-                             "values, but got [%s]", x < 0 ? "-Infinity" : "Infinity");
-        } else if (v->kind == VK_STRING) {
-            if (s.len == 0)
-                break;
-            if ((rc = java_to_float(s.ptr, s.len, &neg)) == -1) {
-                struct buf m;
-                buf_init(&m, BUF_NOMAX);
-                buf_puts(&m, "For input string: \"");
-                buf_append(&m, s.ptr, s.len);
-                buf_putc(&m, '"');
-                cause = err_text("number_format_exception", &m, NULL);
-                buf_close(&m);
-            } else if (rc == -2) {
-                cause = errf("illegal_argument_exception", "[float] supports only finite "
-                             "values, but got [%s]", neg ? "-Infinity" : "Infinity");
-            }
-        } else {
-            cause = jackson_cause(c, "json_parse_exception", v->at, "Current token (%s) not "
-                                  "numeric, can not use numeric value accessors", tok);
-        }
+    case FT_DOUBLE:
+        cause = fp_cause(c, t, v, num, &s);
+        break;
+    case FT_KEYWORD:
+        /* XContentParser#textOrNull takes every scalar; only Lucene's term
+         * limit can refuse one, after parsing */
+        if (v->kind == VK_STRING)
+            immense_term(c, name, nlen, fd, &s);
         break;
     case FT_BOOLEAN:
         if (v->kind == VK_TRUE || v->kind == VK_FALSE)
@@ -2596,14 +2899,20 @@ static int check_scalar(struct chk *c, const struct fld *f, enum ftype t, const 
         }
         break;
     case FT_DATE:
-        if (v->kind == VK_STRING && date_text(s.ptr ? s.ptr : "", s.len))
-            break;
-        {
+        /* DateFieldMapper: XContentParser#textOrNull (a number's text as
+         * written), parsed with the field's format, by default
+         * strict_date_optional_time||epoch_millis (JavaDateFormatter#parse) */
+        if (v->kind != VK_STRING)
+            buf_append(&s, v->p, tl);
+        if (s.len == 0) {
+            cause = errf("illegal_argument_exception", "cannot parse empty %s",
+                         c->fl == FL_ES8 ? "datetime" : "date");
+        } else if (!date_text(s.ptr, s.len) && !epoch_millis(s.ptr, s.len)) {
             struct buf m;
             buf_init(&m, BUF_NOMAX);
             buf_puts(&m, "failed to parse date field [");
-            scalar_text(v, &m);
-            buf_puts(&m, "] with format [strict_date_optional_time]");
+            buf_append(&m, s.ptr, s.len);
+            buf_puts(&m, "] with format [strict_date_optional_time||epoch_millis]");
             cause = err_text("illegal_argument_exception", &m, NULL);
             buf_close(&m);
         }
@@ -2611,15 +2920,32 @@ static int check_scalar(struct chk *c, const struct fld *f, enum ftype t, const 
     default:
         break;
     }
+    if (cause && fd->ignore_malformed) {
+        json_decref(cause);
+        cause = NULL;
+    }
     if (cause) {
         buf_reset(&s);
         scalar_text(v, &s);
-        bad_field(c, f->plen, ftype_name[t], v->at, s.ptr, s.len, cause);
+        bad_field_named(c, name, nlen, ftype_name[t], v->at, s.ptr, s.len, cause);
     }
     scr.text = s;
     if (num != small)
         free(num);
     return cause ? -1 : 0;
+}
+
+/* A scalar into a mapped field and its multi-fields (FieldMapper#parse:
+ * the field, then each of its "fields" with the same value). */
+static int check_value(struct chk *c, const struct fld *f, const struct field *fd,
+                       const struct val *v)
+{
+    if (check_scalar(c, scr.path.ptr, f->plen, fd, v) < 0)
+        return -1;
+    for (size_t i = 0; i < fd->nsub; i++)
+        if (check_scalar(c, fd->sub[i]->name, strlen(fd->sub[i]->name), fd->sub[i], v) < 0)
+            return -1;
+    return 0;
 }
 
 /* An object where a field mapper expects a value: the mapper fails on the
@@ -2641,7 +2967,11 @@ static int object_into_field(struct chk *c, size_t plen, enum ftype t, const cha
     buf_puts(&pv, post);
     switch (t) {
     case FT_LONG:
+    case FT_INTEGER:
+    case FT_SHORT:
+    case FT_BYTE:
     case FT_FLOAT:
+    case FT_DOUBLE:
         cause = c->fl == FL_ES8
               ? errf("illegal_argument_exception", "Cannot parse object as number")
               : jackson_cause(c, "json_parse_exception", at, "Current token (START_OBJECT) not "
@@ -2651,7 +2981,7 @@ static int object_into_field(struct chk *c, size_t plen, enum ftype t, const cha
         cause = jackson_cause(c, "json_parse_exception", at, "Current token (START_OBJECT) not "
                               "of boolean type");
         break;
-    default:
+    default: /* text, keyword, date: JsonXContentParser#text */
         cause = errf("illegal_state_exception", "Can't get text on a START_OBJECT at %d:%d",
                      at.line, at.col);
         break;
@@ -2766,6 +3096,316 @@ out:
     return c->err ? -1 : 0;
 }
 
+/* ---- new fields: dynamic, strict, dynamic templates ----------------------- */
+
+static json_t *define(enum flavor fl, struct map *into, const char *path, size_t plen,
+                      const char *key, size_t klen, json_t *def, bool lenient,
+                      struct field **out);
+static bool known_type(enum flavor fl, const char *type);
+
+/* The length of the parent's path (the root's is 0). */
+static size_t parent_len(const char *path, size_t n)
+{
+    const char *dot = memrchr(path, '.', n);
+
+    return dot ? (size_t)(dot - path) : 0;
+}
+
+/* Regex#simpleMatch: '*' matches any run of characters (compared byte by
+ * byte, which for UTF-8 texts is the same as by char). */
+static bool simple_match(const char *p, size_t pn, const char *s, size_t sn)
+{
+    size_t i = 0, j = 0, star = (size_t)-1, mark = 0;
+
+    while (j < sn) {
+        if (i < pn && p[i] == '*') {
+            star = i++;
+            mark = j;
+        } else if (i < pn && p[i] == s[j]) {
+            i++;
+            j++;
+        } else if (star != (size_t)-1) {
+            i = star + 1;
+            j = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (i < pn && p[i] == '*')
+        i++;
+    return i == pn;
+}
+
+static bool any_match(const json_t *pats, const char *s, size_t n)
+{
+    size_t i;
+    json_t *p;
+
+    json_array_foreach(pats, i, p)
+        if (simple_match(json_string_value(p), json_string_length(p), s, n))
+            return true;
+    return false;
+}
+
+/* DynamicTemplate#match: path_match and path_unmatch against the full path,
+ * match and unmatch against the field's own name, then the value's kind. */
+static bool tmpl_match(const struct tmpl *t, const char *path, size_t plen, const char *leaf,
+                       size_t llen, enum xft k)
+{
+    if (t->path_match && !any_match(t->path_match, path, plen))
+        return false;
+    if (t->match && !any_match(t->match, leaf, llen))
+        return false;
+    if (t->path_unmatch && any_match(t->path_unmatch, path, plen))
+        return false;
+    if (t->unmatch && any_match(t->unmatch, leaf, llen))
+        return false;
+    return (t->types >> k) & 1u;
+}
+
+/* s with {name}, {dynamic_type} and {dynamicType} replaced (DynamicTemplate
+ * #mappingForName). */
+static json_t *subst_str(const char *s, size_t n, const char *name, size_t nl, const char *dt)
+{
+    struct buf b;
+    json_t *j;
+
+    buf_init(&b, BUF_NOMAX);
+    for (size_t i = 0; i < n;) {
+        if (n - i >= 6 && memcmp(s + i, "{name}", 6) == 0) {
+            buf_append(&b, name, nl);
+            i += 6;
+        } else if (n - i >= 14 && memcmp(s + i, "{dynamic_type}", 14) == 0) {
+            buf_puts(&b, dt);
+            i += 14;
+        } else if (n - i >= 13 && memcmp(s + i, "{dynamicType}", 13) == 0) {
+            buf_puts(&b, dt);
+            i += 13;
+        } else {
+            buf_putc(&b, s[i++]);
+        }
+    }
+    j = json_stringn(b.ptr ? b.ptr : "", b.len);
+    buf_close(&b);
+    return j;
+}
+
+static json_t *subst(const json_t *v, const char *name, size_t nl, const char *dt)
+{
+    json_t *out;
+
+    if (json_is_string(v))
+        return subst_str(json_string_value(v), json_string_length(v), name, nl, dt);
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        out = json_array();
+        json_array_foreach(v, i, e)
+            json_array_append_new(out, subst(e, name, nl, dt));
+        return out;
+    }
+    if (json_is_object(v)) {
+        const char *k;
+        size_t kl;
+        json_t *e;
+        out = json_object();
+        json_object_keylen_foreach((json_t *)v, k, kl, e) {
+            json_t *nk = subst_str(k, kl, name, nl, dt);
+            json_object_setn_new(out, json_string_value(nk), json_string_length(nk),
+                                 subst(e, name, nl, dt));
+            json_decref(nk);
+        }
+        return out;
+    }
+    return json_deep_copy(v);
+}
+
+/* An error while a document is parsed that is not the parser's own: os2
+ * DocumentParser#wrapInMapperParsingException keeps a MapperParsingException
+ * and wraps others in "failed to parse"; es8 #wrapInDocumentParsingException
+ * wraps everything, with the location.  Takes e. */
+static int doc_exception(struct chk *c, struct loc at, json_t *e)
+{
+    const char *type = json_string_value(json_object_get(e, "type"));
+    const char *reason = json_string_value(json_object_get(e, "reason"));
+
+    if (c->fl == FL_ES8) {
+        json_t *w = errf(doc_error(c), "[%d:%d] failed to parse: %s", at.line, at.col,
+                         reason ? reason : "");
+        json_object_set_new(w, "caused_by", e);
+        refuse(c, w);
+    } else if (type && strcmp(type, "mapper_parsing_exception") == 0) {
+        refuse(c, e);
+    } else {
+        json_t *w = errf(doc_error(c), "failed to parse");
+        json_object_set_new(w, "caused_by", e);
+        refuse(c, w);
+    }
+    return -1;
+}
+
+/* The field a dynamic template makes for a value of kind k at the path
+ * [0..plen) whose last name is leaf (RootObjectMapper#findTemplateBuilder):
+ * the template's mapping for that name, its type with {dynamic_type}
+ * replaced, or the kind's default type when it has none.  Its properties,
+ * for an object, join into (unless NULL).  NULL when the mapping cannot be
+ * built: the document is refused. */
+static struct field *from_template(struct chk *c, const struct tmpl *t, size_t plen,
+                                   const char *leaf, size_t llen, enum xft k, struct loc at,
+                                   struct map *into)
+{
+    const char *dt = xft_mapping[k];
+    json_t *m = subst(t->mapping, leaf, llen, dt), *tn = json_object_get(t->mapping, "type");
+    json_t *type, *err = NULL;
+    struct field *f = NULL;
+
+    /* DynamicTemplate#mappingType: the type as given (any JSON as Java prints
+     * it), its placeholders replaced; a derived "text" with index
+     * not_analyzed or no is a keyword */
+    if (tn) {
+        struct buf b;
+        char *txt = json_dumps(tn, JSON_ENCODE_ANY | JSON_COMPACT);
+        buf_init(&b, BUF_NOMAX);
+        if (txt)
+            render(txt, txt + strlen(txt), &b);
+        free(txt);
+        type = subst_str(b.ptr ? b.ptr : "", b.len, leaf, llen, dt);
+        buf_close(&b);
+    } else {
+        type = json_string(dt);
+    }
+    if (strcmp(json_string_value(type), "text") == 0 &&
+        !(json_is_string(tn) && strcmp(json_string_value(tn), "text") == 0)) {
+        const char *ix = json_string_value(json_object_get(t->mapping, "index"));
+        if (ix && (strcmp(ix, "not_analyzed") == 0 || strcmp(ix, "no") == 0)) {
+            json_decref(type);
+            type = json_string("keyword");
+        }
+    }
+    json_object_set(m, "type", type);
+    if (!known_type(c->fl, json_string_value(type)))
+        err = errf("mapper_parsing_exception", "failed to find type parsed [%s] for [%.*s]",
+                   json_string_value(type), (int)llen, leaf);
+    else
+        err = define(c->fl, into, scr.path.ptr, plen, leaf, llen, m, true, &f);
+    json_decref(type);
+    json_decref(m);
+    if (err) {
+        field_free(f);
+        doc_exception(c, at, err);
+        return NULL;
+    }
+    return f;
+}
+
+/* The field a new value of kind k makes at the path [0..plen): the first
+ * dynamic template that matches it, else the engine's default for the kind
+ * (DocumentParser#createBuilderFromDynamicValue: long, float, boolean, date,
+ * text with a keyword sub-field, object).  probe: only to see whether it can
+ * be built (nothing joins the mapping).  NULL when refused. */
+static struct field *make_field(struct chk *c, size_t plen, enum xft k, struct loc at, bool probe)
+{
+    static const enum ftype defaults[XFT_N] = {
+        [XFT_OBJECT] = FT_OBJECT, [XFT_STRING] = FT_TEXT, [XFT_LONG] = FT_LONG,
+        [XFT_DOUBLE] = FT_FLOAT, [XFT_BOOLEAN] = FT_BOOLEAN, [XFT_DATE] = FT_DATE,
+        [XFT_BINARY] = FT_TEXT,
+    };
+    const struct mapping *m = &c->ix->mapping;
+    size_t p = parent_len(scr.path.ptr, plen), l0 = p ? p + 1 : 0;
+    const char *leaf = scr.path.ptr + l0;
+    struct field *f;
+
+    for (size_t i = 0; i < m->ntmpl; i++)
+        if (tmpl_match(&m->tmpl[i], scr.path.ptr, plen, leaf, plen - l0, k))
+            return from_template(c, &m->tmpl[i], plen, leaf, plen - l0, k, at,
+                                 probe ? NULL : &scr.pending);
+    if (!(f = calloc(1, sizeof(*f)))) {
+        refuse(c, err_obj("exception", "out of memory"));
+        return NULL;
+    }
+    f->type = defaults[k];
+    f->ignore_above = -1;
+    return f;
+}
+
+/* The "dynamic" that decides for a new field under the object at the path
+ * [0..plen) (os2 DocumentParser#dynamicOrDefault, es8 DocumentParserContext
+ * #dynamic): the object's own, else the nearest parent's that is set, else
+ * the root's (true by default).  os2 looks parents up in the mapping as it
+ * was before the document: a parent new in it counts as true. */
+static enum dyn dynamic_for(const struct chk *c, size_t plen)
+{
+    const struct mapping *m = &c->ix->mapping;
+    bool pending, first = true;
+
+    for (size_t n = plen; n > 0; n = parent_len(scr.path.ptr, n), first = false) {
+        const struct field *fd = lookup(c, scr.path.ptr, n, &pending);
+        if (!fd || (pending && !first && c->fl == FL_OS2))
+            return DYN_TRUE;
+        if (fd->dynamic != DYN_UNSET)
+            return fd->dynamic;
+    }
+    return m->dynamic != DYN_UNSET ? m->dynamic : DYN_TRUE;
+}
+
+/* StrictDynamicMappingException: "within" the object at [0..within), the
+ * root being [_doc] (RootObjectMapper's name). */
+static int strict(struct chk *c, struct loc at, size_t within, const char *name, size_t nlen)
+{
+    struct buf r;
+
+    buf_init(&r, BUF_NOMAX);
+    if (c->fl == FL_ES8)
+        buf_printf(&r, "[%d:%d] ", at.line, at.col);
+    buf_puts(&r, "mapping set to strict, dynamic introduction of [");
+    buf_append(&r, name, nlen);
+    buf_puts(&r, "] within [");
+    if (within)
+        buf_append(&r, scr.path.ptr, within);
+    else
+        buf_puts(&r, "_doc");
+    buf_puts(&r, "] is not allowed");
+    refuse(c, err_text("strict_dynamic_mapping_exception", &r, NULL));
+    buf_close(&r);
+    return -1;
+}
+
+/* Whether the field f, new in this document, may be mapped
+ * (DocumentParser#parseObject, #parseArray, #parseDynamicValue; es8
+ * #ensureNotStrict): 0 yes, 1 no (dynamic false: the value is kept in the
+ * source, neither mapped nor checked), -1 refused (strict).  os2 names the
+ * object being parsed for an object under a dotted key. */
+static int may_map(struct chk *c, const struct fld *f, struct loc at, bool object)
+{
+    size_t p = parent_len(scr.path.ptr, f->plen), l0 = p ? p + 1 : 0;
+    enum dyn d = dynamic_for(c, p);
+
+    if (d == DYN_STRICT)
+        return strict(c, at, c->fl == FL_OS2 && object ? f->base : p, scr.path.ptr + l0,
+                      f->plen - l0);
+    return d == DYN_FALSE;
+}
+
+/* null for a field not mapped maps nothing, but strict refuses it: os2
+ * DocumentParser#parseNullValue asks only the object being parsed (its own
+ * setting, not inherited) and names the key as written; es8 asks as for
+ * any value. */
+static int null_for_new_field(struct chk *c, const struct fld *f, struct loc at)
+{
+    bool pending;
+    enum dyn d;
+
+    if (c->fl == FL_ES8)
+        return may_map(c, f, at, false) < 0 ? -1 : 0;
+    if (f->base == 0) {
+        d = c->ix->mapping.dynamic;
+    } else {
+        const struct field *o = lookup(c, scr.path.ptr, f->base, &pending);
+        d = o ? o->dynamic : DYN_UNSET;
+    }
+    return d == DYN_STRICT ? strict(c, at, f->base, scr.keys.ptr + f->noff, f->nlen) : 0;
+}
+
 /* ---- field names and values ----------------------------------------------- */
 
 static int value_each(struct chk *c, void *arg)
@@ -2773,62 +3413,107 @@ static int value_each(struct chk *c, void *arg)
     return value(c, arg);
 }
 
-/* One value for field f (arrays: each element, at any depth, goes to f). */
+/* A concrete value for an object field (DocumentParser#parseObjectOrNested). */
+static int concrete_into_object(struct chk *c, const struct fld *f, struct loc at)
+{
+    struct buf r;
+
+    buf_init(&r, BUF_NOMAX);
+    if (c->fl == FL_ES8)
+        buf_printf(&r, "[%d:%d] ", at.line, at.col);
+    buf_puts(&r, "object mapping for [");
+    buf_append(&r, scr.path.ptr, f->plen);
+    buf_puts(&r, "] tried to parse field [");
+    buf_append(&r, scr.keys.ptr + f->noff, f->nlen);
+    buf_puts(&r, "] as object, but found a concrete value");
+    refuse(c, err_text(doc_error(c), &r, NULL));
+    buf_close(&r);
+    return -1;
+}
+
+/* One value for field f (arrays: each element, at any depth, goes to f).
+ * A field not yet mapped is mapped by this document's first value for it
+ * (a dynamic template's field or the default one); every later value of it
+ * in the same document makes its own, and two of different types cannot be
+ * merged (clash).  An object with "enabled": false takes anything unread. */
 static int value(struct chk *c, struct fld *f)
 {
     struct val v;
     bool pending = false;
-    enum ftype t, nt;
+    struct field *fd = NULL, *nf;
+    int rc;
 
-    if (*c->p == '[')
+    if (!f->meta)
+        fd = lookup(c, scr.path.ptr, f->plen, &pending);
+    if (*c->p == '[') {
+        if (!f->meta && !fd) {
+            /* DocumentParser#parseArray: dynamic is asked for the array, then
+             * a template for an object is looked up (and built) for it */
+            struct loc at = loc_at(c, c->p);
+            if ((rc = may_map(c, f, at, false)) != 0)
+                return rc < 0 ? -1 : skip_value(c);
+            if (!(nf = make_field(c, f->plen, XFT_OBJECT, at, true)))
+                return -1;
+            field_free(nf);
+        } else if (fd && fd->type == FT_OBJECT && fd->disabled) {
+            return skip_value(c);
+        }
         return array(c, value_each, f);
-    t = f->meta ? FT_NONE : field_type(scr.path.ptr, f->plen, &pending, c->ix);
+    }
     if (*c->p == '{') {
         const char *open = c->p;
         if (f->meta)
             return meta_value(c, f, NULL, open, "", "");
-        if (t == FT_NONE)
-            learn(scr.path.ptr, f->plen, FT_OBJECT);
-        else if (t != FT_OBJECT && !pending)
-            return object_into_field(c, f->plen, t, open, "", "");
-        else if (t != FT_OBJECT)
-            clash(c, f->plen, t, FT_OBJECT);
+        if (!fd) {
+            if ((rc = may_map(c, f, loc_at(c, open), true)) != 0)
+                return rc < 0 ? -1 : skip_value(c);
+            if (!(nf = make_field(c, f->plen, XFT_OBJECT, loc_at(c, open), false)))
+                return -1;
+            learn(scr.path.ptr, f->plen, nf);
+            if (!(fd = lookup(c, scr.path.ptr, f->plen, &pending)))
+                return -1;
+            if (fd->type != FT_OBJECT)
+                return object_into_field(c, f->plen, fd->type, open, "", "");
+        } else if (fd->type != FT_OBJECT && !pending) {
+            return object_into_field(c, f->plen, fd->type, open, "", "");
+        } else if (fd->type != FT_OBJECT) {
+            clash(c, f->plen, fd->type, FT_OBJECT);
+        }
+        if (fd->type == FT_OBJECT && fd->disabled)
+            return skip_value(c);
         return object(c, f->plen, false);
     }
     if ((*c->p == '"' ? read_string_val(c, &v) : read_scalar(c, &v)) < 0)
         return -1;
     if (f->meta)
         return meta_value(c, f, &v, NULL, NULL, NULL);
+    if (!fd && v.kind == VK_NULL)
+        return null_for_new_field(c, f, v.at);
     if (v.kind == VK_NULL) /* null never maps and fits every field */
         return 0;
-    if (t == FT_OBJECT) {
-        struct buf r;
-        if (pending) {
-            clash(c, f->plen, FT_OBJECT, dynamic_type(&v));
+    if (!fd) {
+        if ((rc = may_map(c, f, v.at, false)) != 0)
+            return rc < 0 ? -1 : 0;
+        if (!(nf = make_field(c, f->plen, value_xft(c, &v), v.at, false)))
+            return -1;
+        learn(scr.path.ptr, f->plen, nf);
+        if (!(fd = lookup(c, scr.path.ptr, f->plen, &pending)))
+            return -1;
+    } else if (pending) {
+        /* another value of a field new in this document: its own mapper */
+        enum ftype nt;
+        if (!(nf = make_field(c, f->plen, value_xft(c, &v), v.at, true)))
+            return -1;
+        nt = nf->type;
+        field_free(nf);
+        if (nt != fd->type) {
+            clash(c, f->plen, fd->type, nt);
             return 0;
         }
-        /* DocumentParser#parseObjectOrNested on a concrete value */
-        buf_init(&r, BUF_NOMAX);
-        if (c->fl == FL_ES8)
-            buf_printf(&r, "[%d:%d] ", v.at.line, v.at.col);
-        buf_puts(&r, "object mapping for [");
-        buf_append(&r, scr.path.ptr, f->plen);
-        buf_puts(&r, "] tried to parse field [");
-        buf_append(&r, scr.keys.ptr + f->noff, f->nlen);
-        buf_puts(&r, "] as object, but found a concrete value");
-        refuse(c, err_text(doc_error(c), &r, NULL));
-        buf_close(&r);
-        return -1;
     }
-    nt = dynamic_type(&v);
-    if (t == FT_NONE) {
-        learn(scr.path.ptr, f->plen, nt);
-        t = nt;
-    } else if (pending && nt != t) {
-        clash(c, f->plen, t, nt);
-        return 0;
-    }
-    return check_scalar(c, f, t, &v);
+    if (fd->type == FT_OBJECT)
+        return fd->disabled ? 0 : concrete_into_object(c, f, v.at);
+    return check_value(c, f, fd, &v);
 }
 
 /* The name rules (es8: DotExpandingXContentParser.WrappingParser#expandDots
@@ -2953,20 +3638,46 @@ static int member(struct chk *c, size_t base, struct loc kat, size_t koff, size_
             return rc < 0 || c->err ? -1 : 0;
         }
     }
-    /* the parts before the last are objects */
+    /* the parts before the last are objects (DocumentParser
+     * #getDynamicParentMapper; es8 expands the dots into objects) */
     for (;;) {
         const char *q = memchr(k + s, '.', used - s);
-        size_t e2 = q ? (size_t)(q - k) : used;
+        size_t e2 = q ? (size_t)(q - k) : used, prev = scr.path.len;
         path_push(scr.path.len, k + s, e2 - s);
         if (!q)
             break;
-        bool pending;
-        enum ftype t = field_type(scr.path.ptr, scr.path.len, &pending, c->ix);
-        if (t == FT_NONE) {
-            learn(scr.path.ptr, scr.path.len, FT_OBJECT);
-        } else if (t != FT_OBJECT && pending) {
+        bool pending, fresh = false;
+        struct field *fd = lookup(c, scr.path.ptr, scr.path.len, &pending);
+        if (!fd) {
+            struct loc at = loc_at(c, c->p);
+            enum dyn d = dynamic_for(c, prev);
+            struct field *nf;
+            if (d == DYN_STRICT) {
+                rc = strict(c, at, prev, k + s, e2 - s);
+                break;
+            }
+            if (d == DYN_FALSE) { /* no parent for it: the value maps nothing */
+                rc = skip_value(c) < 0 ? -1 : 1;
+                break;
+            }
+            if (!(nf = make_field(c, scr.path.len, XFT_OBJECT, at, false))) {
+                rc = -1;
+                break;
+            }
+            learn(scr.path.ptr, scr.path.len, nf);
+            if (!(fd = lookup(c, scr.path.ptr, scr.path.len, &pending))) {
+                rc = -1;
+                break;
+            }
+            fresh = true;
+        }
+        enum ftype t = fd->type;
+        if (t == FT_OBJECT && fd->disabled) { /* DocumentParser#containsDisabledObjectMapper */
+            rc = skip_value(c) < 0 ? -1 : 1;
+            break;
+        } else if (t != FT_OBJECT && pending && !fresh) {
             clash(c, scr.path.len, t, FT_OBJECT);
-        } else if (t != FT_OBJECT && c->fl == FL_OS2) {
+        } else if (t != FT_OBJECT && c->fl == FL_OS2 && !fresh) {
             struct buf r;
             buf_init(&r, BUF_NOMAX);
             buf_puts(&r, "Could not dynamically add mapping for field [");
@@ -2979,7 +3690,8 @@ static int member(struct chk *c, size_t base, struct loc kat, size_t koff, size_
             rc = -1;
             break;
         } else if (t != FT_OBJECT) {
-            /* es8: the dots expand to an object the field mapper gets */
+            /* es8 (and a template that made the part a value field): the dots
+             * expand to an object the field mapper gets */
             struct buf pre, post;
             buf_init(&pre, BUF_NOMAX);
             buf_init(&post, BUF_NOMAX);
@@ -3003,20 +3715,24 @@ static int member(struct chk *c, size_t base, struct loc kat, size_t koff, size_
     if (rc == 0) {
         const char *last = memrchr(k, '.', used);
         f.plen = scr.path.len;
+        f.base = base;
         /* the name in "tried to parse field [..]": es8 the last part, os2 the key */
         f.noff = c->fl == FL_ES8 && last ? koff + (size_t)(last + 1 - k) : koff;
         f.nlen = c->fl == FL_ES8 && last ? (size_t)(k + used - last - 1) : klen;
         rc = value(c, &f);
     }
     buf_truncate(&scr.path, base);
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 /* Checks the source of an index/create (or the result of an update) against
  * the engine's rules and ix's mapping, as DocumentParser#parseDocument does.
- * NULL when the document is taken: the fields it brings join the mapping
- * then (before any version check, as in the engines).  Else the error. */
-static json_t *check_source(struct index *ix, const char *src, size_t len, const char *id)
+ * NULL when the document is parsed: the fields it brings join the mapping
+ * then (before any version check, as in the engines), and *index_err gets
+ * what Lucene would refuse when indexing it (reported after the version
+ * check), or NULL.  Else the error. */
+static json_t *check_source(struct index *ix, const char *src, size_t len, const char *id,
+                            json_t **index_err)
 {
     struct chk c = { .p = src, .e = src + len, .row = src, .line = 1,
                      .fl = srv.set.flavor, .ix = ix, .id = id,
@@ -3032,11 +3748,12 @@ static json_t *check_source(struct index *ix, const char *src, size_t len, const
             buf_reserve(&scr.text, 256) < 0)
             return err_obj("exception", "out of memory");
     }
+    *index_err = NULL;
     buf_reset(&scr.path);
     buf_reset(&scr.keys);
     scr.gen++;
     scr.dupn = 0;
-    map_clear(&scr.pending, NULL);
+    map_clear(&scr.pending, field_free);
     /* DocumentParser#parseDocument, #validateStart */
     if (len == 0)
         return errf(doc_error(&c), "%sfailed to parse, document is empty",
@@ -3052,10 +3769,12 @@ static json_t *check_source(struct index *ix, const char *src, size_t len, const
     }
     if (c.err) {
         json_decref(c.late);
+        json_decref(c.index_err);
         return c.err;
     }
     if (srv.set.depth_limit > 0 && c.depth > srv.set.depth_limit) {
         json_decref(c.late);
+        json_decref(c.index_err);
         snprintf(reason, sizeof(reason), "Limit of mapping depth [%d] has been exceeded",
                  srv.set.depth_limit);
         return err_obj("mapper_parsing_exception", reason);
@@ -3066,6 +3785,7 @@ static json_t *check_source(struct index *ix, const char *src, size_t len, const
         struct chk pc = c;
         size_t n;
         json_decref(c.late);
+        json_decref(c.index_err);
         pc.p = v;
         pc.err = NULL;
         skip_value(&pc);
@@ -3086,13 +3806,17 @@ static json_t *check_source(struct index *ix, const char *src, size_t len, const
         json_object_set_new(err, "caused_by", err_obj("illegal_argument_exception", reason));
         return err;
     }
-    if (c.late)
+    if (c.late) {
+        json_decref(c.index_err);
         return c.late;
+    }
     for (size_t i = 0; i < scr.pending.cap; i++) {
         struct slot *sl = &scr.pending.slots[i];
-        if (sl->key && !map_get(&ix->fields, sl->key, sl->klen))
-            map_put(&ix->fields, sl->key, sl->klen, sl->val);
+        if (sl->key && sl->val && !map_get(&ix->fields, sl->key, sl->klen) &&
+            map_put(&ix->fields, sl->key, sl->klen, sl->val))
+            sl->val = NULL; /* the mapping has it now */
     }
+    *index_err = c.index_err;
     return NULL;
 }
 
@@ -3302,10 +4026,12 @@ static int op_execute(struct op *o, struct item_res *res)
         }
         json_decref(body);
         char *text = json_dumps(result_doc, JSON_COMPACT);
+        json_t *ierr = NULL;
         json_decref(result_doc);
-        if (!text || (err = check_source(ix, text, strlen(text), o->id)) != NULL) {
+        if (!text || (err = check_source(ix, text, strlen(text), o->id, &ierr)) != NULL ||
+            ierr) {
             free(text);
-            return item_fail(res, 400, err ? err : err_obj("exception", "oom"));
+            return item_fail(res, 400, err ? err : ierr ? ierr : err_obj("exception", "oom"));
         }
         newv = ds == DS_PRESENT ? d->version + 1 : (ds == DS_DELETED ? d->version + 1 : 1);
         if (store_doc(ix, &d, o->id, text, strlen(text)) < 0) {
@@ -3323,11 +4049,18 @@ static int op_execute(struct op *o, struct item_res *res)
      * engine checks versions (IndexShard#applyIndexOperation: prepareIndex,
      * then Engine#index), so a bad document is a 400 even when its version
      * would conflict, and a conflicting one still maps its new fields. */
-    if (o->type != OP_DELETE && (err = check_source(ix, o->src, o->src_len, o->id)) != NULL)
+    json_t *ierr = NULL;
+    if (o->type != OP_DELETE && (err = check_source(ix, o->src, o->src_len, o->id, &ierr)))
         return item_fail(res, 400, err);
     if ((err = version_check(o, ix, d, ds, &newv)) != NULL) {
+        json_decref(ierr);
         return item_fail(res, 409, err);
     }
+    /* Lucene refuses a term when the engine indexes the parsed document
+     * (InternalEngine#index: after the version check; the mapping keeps
+     * the document's new fields) */
+    if (ierr)
+        return item_fail(res, 400, ierr);
     if (o->type == OP_DELETE) {
         bool found = ds == DS_PRESENT;
         if (!d && store_doc(ix, &d, o->id, NULL, 0) < 0) {
@@ -3350,6 +4083,937 @@ static int op_execute(struct op *o, struct item_res *res)
     d->seq_no = ix->seq_no++;
     return item_ok(res, newv, ds == DS_PRESENT ? "updated" : "created", d->seq_no,
                    ds == DS_PRESENT ? 200 : 201);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Explicit mappings: the body of PUT /<index>
+ *
+ * {"settings": ..., "mappings": {...}} as the engines' mapping parsers read
+ * it (DocumentMapperParser, RootObjectMapper.TypeParser, ObjectMapper
+ * .TypeParser#parseProperties, ParametrizedFieldMapper.Builder#parse,
+ * TypeParsers#parseMultiField, DynamicTemplate#parse), with their error
+ * texts.  Field types the double models: object, text, keyword, long,
+ * integer, short, byte, double, float, boolean, date.  A valid mapping the
+ * double cannot model (other types, copy_to, coerce false, date formats,
+ * runtime fields, ...) is refused with the type below, never silently taken.
+ * Settings are not read.                                                    */
+
+#define UNMODELLED "search_double_unsupported_exception"
+
+/* The field types each engine registers (core and the plugins of a default
+ * distribution / Amazon OpenSearch Service) beyond those modelled. */
+static const char *const other_types_both[] = {
+    "nested", "half_float", "scaled_float", "unsigned_long", "date_nanos", "binary", "ip",
+    "geo_point", "geo_shape", "completion", "search_as_you_type", "token_count", "rank_feature",
+    "rank_features", "alias", "join", "percolator", "integer_range", "long_range", "float_range",
+    "double_range", "date_range", "ip_range", "constant_keyword", "wildcard", "match_only_text",
+    "murmur3", "icu_collation_keyword", "annotated_text", NULL
+};
+static const char *const other_types_os2[] = { "flat_object", "knn_vector", "xy_point",
+                                               "xy_shape", "derived", "star_tree", NULL };
+static const char *const other_types_es8[] = {
+    "flattened", "dense_vector", "sparse_vector", "semantic_text", "aggregate_metric_double",
+    "histogram", "version", "point", "shape", "counted_keyword", "passthrough", NULL
+};
+
+static bool in_list(const char *const *l, const char *s)
+{
+    for (; *l; l++)
+        if (strcmp(*l, s) == 0)
+            return true;
+    return false;
+}
+
+static enum ftype modelled_type(const char *type)
+{
+    for (int t = FT_OBJECT; t < FT_N; t++)
+        if (strcmp(ftype_name[t], type) == 0)
+            return (enum ftype)t;
+    return FT_NONE;
+}
+
+static bool known_type(enum flavor fl, const char *type)
+{
+    return modelled_type(type) != FT_NONE || in_list(other_types_both, type) ||
+           in_list(fl == FL_ES8 ? other_types_es8 : other_types_os2, type);
+}
+
+static json_t *unmodelled(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static json_t *unmodelled(const char *fmt, ...)
+{
+    struct buf b;
+    va_list ap;
+    json_t *e;
+
+    buf_init(&b, BUF_NOMAX);
+    buf_puts(&b, "the search double does not model ");
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    e = err_text(UNMODELLED, &b, NULL);
+    buf_close(&b);
+    return e;
+}
+
+/* A mapping value as Java prints it (Object#toString of what the parser made
+ * of it: strings as they are, maps {k=v}, lists [a, b]). */
+static void java_str(const json_t *v, struct buf *out)
+{
+    char *t;
+
+    if (json_is_string(v)) {
+        buf_append(out, json_string_value(v), json_string_length(v));
+        return;
+    }
+    if (!(t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)))
+        return;
+    render(t, t + strlen(t), out);
+    free(t);
+}
+
+/* XContentMapValues#nodeBooleanValue(node, name): a JSON boolean or the
+ * strings true and false (Booleans#parseBoolean). */
+static json_t *node_bool(const json_t *v, const char *name, bool *out)
+{
+    struct buf s, r;
+    json_t *e;
+
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return NULL;
+    }
+    buf_init(&s, BUF_NOMAX);
+    java_str(v, &s);
+    if (s.len == 4 && memcmp(s.ptr, "true", 4) == 0)
+        *out = true;
+    else if (s.len == 5 && memcmp(s.ptr, "false", 5) == 0)
+        *out = false;
+    else
+        goto bad;
+    buf_close(&s);
+    return NULL;
+bad:
+    buf_init(&r, BUF_NOMAX);
+    buf_puts(&r, "Failed to parse value [");
+    buf_append(&r, s.ptr, s.len);
+    buf_puts(&r, "] as only [true] or [false] are allowed.");
+    e = err_text("illegal_argument_exception", &r, NULL);
+    if (name) {
+        json_t *w = errf("illegal_argument_exception", "Could not convert [%s] to boolean", name);
+        json_object_set_new(w, "caused_by", e);
+        e = w;
+    }
+    buf_close(&r);
+    buf_close(&s);
+    return e;
+}
+
+/* DocumentMapperParser#checkNoRemainingFields: "<what> has unsupported
+ * parameters:  [k : v] [k : v]" for the keys of obj not in taken. */
+static json_t *remaining(const char *what, const json_t *obj, const char *const *taken)
+{
+    struct buf r;
+    const char *k;
+    json_t *v, *e = NULL;
+    bool left = false;
+
+    buf_init(&r, BUF_NOMAX);
+    buf_puts(&r, what);
+    buf_puts(&r, " has unsupported parameters: ");
+    json_object_foreach((json_t *)obj, k, v) {
+        if (in_list(taken, k))
+            continue;
+        buf_printf(&r, " [%s : ", k);
+        java_str(v, &r);
+        buf_putc(&r, ']');
+        left = true;
+    }
+    if (left)
+        e = err_text("mapper_parsing_exception", &r, NULL);
+    buf_close(&r);
+    return e;
+}
+
+/* "dynamic" (ObjectMapper.TypeParser#parseObjectOrDocumentTypeProperties):
+ * strict in any case, else a boolean. */
+static json_t *parse_dyn(enum flavor fl, const json_t *v, enum dyn *out)
+{
+    struct buf s;
+    bool b;
+    json_t *e = NULL;
+
+    buf_init(&s, BUF_NOMAX);
+    java_str(v, &s);
+    if (s.ptr && strcasecmp(s.ptr, "strict") == 0)
+        *out = DYN_STRICT;
+    else if (s.ptr && (fl == FL_ES8 ? strcasecmp(s.ptr, "runtime") == 0
+                                    : (strcasecmp(s.ptr, "strict_allow_templates") == 0 ||
+                                       strcasecmp(s.ptr, "false_allow_templates") == 0)))
+        e = unmodelled("\"dynamic\": \"%s\"", s.ptr);
+    else if (!(e = node_bool(v, "dynamic.dynamic", &b)))
+        *out = b ? DYN_TRUE : DYN_FALSE;
+    buf_close(&s);
+    return e;
+}
+
+/* The parameters each modelled field type declares (ParametrizedFieldMapper
+ * Builder#getParameters of NumberFieldMapper, KeywordFieldMapper,
+ * TextFieldMapper, BooleanFieldMapper, DateFieldMapper), os2 and es8
+ * together; os2 also takes boost and the parameters every field once
+ * parsed (Builder#isDeprecatedParameter). */
+static const char *const params_number[] = { "index", "doc_values", "store", "ignore_malformed",
+                                             "coerce", "null_value", "meta", NULL };
+static const char *const params_keyword[] = {
+    "index", "doc_values", "store", "null_value", "ignore_above", "index_options",
+    "eager_global_ordinals", "norms", "similarity", "normalizer", "split_queries_on_whitespace",
+    "meta", NULL
+};
+static const char *const params_text[] = {
+    "index", "store", "index_options", "norms", "term_vector", "analyzer", "search_analyzer",
+    "search_quote_analyzer", "position_increment_gap", "similarity", "fielddata",
+    "fielddata_frequency_filter", "eager_global_ordinals", "index_phrases", "index_prefixes",
+    "meta", NULL
+};
+static const char *const params_boolean[] = { "index", "doc_values", "store", "null_value",
+                                              "meta", NULL };
+static const char *const params_date[] = { "index", "doc_values", "store", "format", "locale",
+                                           "null_value", "ignore_malformed", "meta", NULL };
+static const char *const params_os2_any[] = { "store", "meta", "boost", "index", "doc_values",
+                                              "index_options", "similarity", NULL };
+static const char *const params_es8_scripts[] = { "script", "on_script_error", NULL };
+static const char *const params_es8_ts[] = { "time_series_dimension", "time_series_metric",
+                                             NULL };
+
+static const char *const *params_of(enum ftype t)
+{
+    switch (t) {
+    case FT_KEYWORD: return params_keyword;
+    case FT_TEXT: return params_text;
+    case FT_BOOLEAN: return params_boolean;
+    case FT_DATE: return params_date;
+    default: return params_number;
+    }
+}
+
+static json_t *define_props(enum flavor fl, struct map *into, const char *path, size_t plen,
+                            const json_t *props);
+
+/* An object's definition (ObjectMapper.TypeParser#parse).  lenient: keys it
+ * does not know are ignored, as when a dynamic template's mapping makes it
+ * (RootObjectMapper#findTemplateBuilder checks nothing left). */
+static json_t *define_object(enum flavor fl, struct map *into, const char *path, size_t plen,
+                             const char *key, size_t klen, json_t *def, bool lenient,
+                             struct field *f)
+{
+    /* os2 still takes include_in_all (deprecated) */
+    static const char *const taken[] = { "include_in_all", "type", "properties", "dynamic",
+                                         "enabled", NULL };
+    json_t *v, *e;
+    char what[300];
+
+    if ((v = json_object_get(def, "dynamic")) && (e = parse_dyn(fl, v, &f->dynamic)))
+        return e;
+    if ((v = json_object_get(def, "enabled"))) {
+        bool on;
+        if ((e = node_bool(v, "enabled.enabled", &on)))
+            return e;
+        f->disabled = !on;
+    }
+    if (fl == FL_ES8 && json_object_get(def, "subobjects"))
+        return unmodelled("\"subobjects\" (field [%.*s])", (int)klen, key);
+    if ((v = json_object_get(def, "properties")) && (e = define_props(fl, into, path, plen, v)))
+        return e;
+    if (lenient)
+        return NULL;
+    snprintf(what, sizeof(what), "Mapping definition for [%.*s]", (int)klen, key);
+    return remaining(what, def, fl == FL_ES8 ? taken + 1 : taken);
+}
+
+/* A field's definition (ParametrizedFieldMapper.Builder#parse; multi: one
+ * of another field's "fields", TypeParsers#parseMultiField). */
+static json_t *define_leaf(enum flavor fl, const char *path, size_t plen, const char *key,
+                           size_t klen, const char *type, json_t *def, bool multi,
+                           struct field *f)
+{
+    const char *const *params = params_of(f->type);
+    const char *k;
+    json_t *v, *e;
+
+    json_object_foreach(def, k, v) {
+        if (strcmp(k, "type") == 0)
+            continue;
+        if (strcmp(k, "fields") == 0) {
+            size_t n = 0;
+            const char *mk;
+            json_t *mv;
+            if (json_is_array(v) && json_array_size(v) == 0)
+                continue;
+            if (!json_is_object(v)) {
+                struct buf b;
+                buf_init(&b, BUF_NOMAX);
+                java_str(v, &b);
+                e = errf("mapper_parsing_exception", "expected map for property [fields] on "
+                         "field [%s] or [fields] but got a class java.lang.%s",
+                         b.ptr ? b.ptr : "", json_is_string(v) ? "String" : json_is_integer(v)
+                         ? "Integer" : json_is_boolean(v) ? "Boolean" : "Object");
+                buf_close(&b);
+                return e;
+            }
+            if (multi)
+                return unmodelled("multi-fields inside multi-fields (field [%.*s])", (int)klen,
+                                  key);
+            if (!(f->sub = calloc(json_object_size(v), sizeof(*f->sub))))
+                return err_obj("exception", "out of memory");
+            json_object_foreach(v, mk, mv) {
+                struct buf full;
+                json_t *t;
+                const char *ts;
+                if (strchr(mk, '.'))
+                    return errf("mapper_parsing_exception", "Field name [%s] which is a multi "
+                                "field of [%.*s] cannot contain '.'", mk, (int)klen, key);
+                if (!json_is_object(mv))
+                    return errf("mapper_parsing_exception", "illegal field [%s], only fields "
+                                "can be specified inside fields", mk);
+                if (!(t = json_object_get(mv, "type")))
+                    return errf("mapper_parsing_exception", "no type specified for property "
+                                "[%s]", mk);
+                ts = json_string_value(t);
+                if (ts && (strcmp(ts, "object") == 0 || strcmp(ts, "nested") == 0))
+                    return errf("mapper_parsing_exception", "Type [%s] cannot be used in multi "
+                                "field", ts);
+                if (!ts || !known_type(fl, ts)) {
+                    struct buf b;
+                    buf_init(&b, BUF_NOMAX);
+                    java_str(t, &b);
+                    e = errf("mapper_parsing_exception", "no handler for type [%s] declared on "
+                             "field [%s]", b.ptr ? b.ptr : "", mk);
+                    buf_close(&b);
+                    return e;
+                }
+                if (modelled_type(ts) == FT_NONE)
+                    return unmodelled("type [%s] (field [%.*s.%s])", ts, (int)klen, key, mk);
+                if (!(f->sub[n] = calloc(1, sizeof(**f->sub))))
+                    return err_obj("exception", "out of memory");
+                f->nsub = ++n;
+                f->sub[n - 1]->type = modelled_type(ts);
+                f->sub[n - 1]->ignore_above = -1;
+                buf_init(&full, BUF_NOMAX);
+                buf_append(&full, path, plen);
+                buf_putc(&full, '.');
+                buf_puts(&full, mk);
+                f->sub[n - 1]->name = buf_take(&full);
+                if ((e = define_leaf(fl, f->sub[n - 1]->name, strlen(f->sub[n - 1]->name), mk,
+                                     strlen(mk), ts, mv, true, f->sub[n - 1])))
+                    return e;
+            }
+            continue;
+        }
+        if (strcmp(k, "copy_to") == 0)
+            return unmodelled("copy_to (field [%.*s])", (int)klen, key);
+        if (fl == FL_ES8 && strcmp(k, "boost") == 0)
+            return errf("mapper_parsing_exception", "Unknown parameter [boost] on mapper [%.*s]",
+                        (int)klen, key);
+        if (!in_list(params, k) && !(fl == FL_OS2 && in_list(params_os2_any, k)) &&
+            !(fl == FL_ES8 && f->type != FT_TEXT && in_list(params_es8_scripts, k)) &&
+            !(fl == FL_ES8 && in_list(params_es8_ts, k)) &&
+            !(fl == FL_OS2 && f->type == FT_DATE && strcmp(k, "print_format") == 0))
+            return errf("mapper_parsing_exception", "unknown parameter [%s] on mapper [%.*s] of "
+                        "type [%s]", k, (int)klen, key, type);
+        if (json_is_null(v) && strcmp(k, "null_value") != 0)
+            return errf("mapper_parsing_exception", "[%s] on mapper [%.*s] of type [%s] must not "
+                        "have a [null] value", k, (int)klen, key, type);
+        if (in_list(params_es8_scripts, k))
+            return unmodelled("runtime scripts (field [%.*s])", (int)klen, key);
+        if (strcmp(k, "ignore_malformed") == 0 && (e = node_bool(v, NULL, &f->ignore_malformed)))
+            return e;
+        if (strcmp(k, "coerce") == 0) {
+            bool on;
+            if ((e = node_bool(v, NULL, &on)))
+                return e;
+            if (!on)
+                return unmodelled("\"coerce\": false (field [%.*s])", (int)klen, key);
+        }
+        if (strcmp(k, "ignore_above") == 0) {
+            struct buf b;
+            char *end;
+            if (json_is_integer(v)) {
+                f->ignore_above = (long)json_integer_value(v);
+                continue;
+            }
+            buf_init(&b, BUF_NOMAX);
+            java_str(v, &b);
+            errno = 0;
+            f->ignore_above = b.ptr ? strtol(b.ptr, &end, 10) : 0;
+            if (!b.ptr || !*b.ptr || *end || errno || f->ignore_above > INT_MAX ||
+                f->ignore_above < INT_MIN) {
+                e = for_input_string("number_format_exception", &b);
+                buf_close(&b);
+                return e;
+            }
+            buf_close(&b);
+        }
+        if (strcmp(k, "format") == 0 &&
+            !(json_is_string(v) && strcmp(json_string_value(v),
+                                          "strict_date_optional_time||epoch_millis") == 0))
+            return unmodelled("date formats other than strict_date_optional_time||epoch_millis "
+                              "(field [%.*s])", (int)klen, key);
+    }
+    return NULL;
+}
+
+/* A key with a value (Map#get of a JSON null is null too). */
+static bool present(const json_t *v)
+{
+    return v && !json_is_null(v);
+}
+
+/* Parses the definition of the field at the path [0..plen), whose name as
+ * written in its parent's properties is key[0..klen), into *out (owned by
+ * the caller even on failure).  An object's properties join into (a scratch
+ * map when into is NULL: checked, then dropped); lenient: see
+ * define_object.  NULL, or the exception the engine throws. */
+static json_t *define(enum flavor fl, struct map *into, const char *path, size_t plen,
+                      const char *key, size_t klen, json_t *def, bool lenient,
+                      struct field **out)
+{
+    json_t *tn = json_object_get(def, "type"), *e;
+    struct field *f = calloc(1, sizeof(*f));
+    const char *type;
+    struct buf tb;
+
+    *out = f;
+    if (!f)
+        return err_obj("exception", "out of memory");
+    f->ignore_above = -1;
+    buf_init(&tb, BUF_NOMAX);
+    if (tn) {
+        java_str(tn, &tb);
+        type = tb.ptr ? tb.ptr : "";
+    } else if (present(json_object_get(def, "properties")) ||
+               (json_object_size(def) == 1 && present(json_object_get(def, "enabled")))) {
+        type = "object";
+    } else {
+        buf_close(&tb);
+        return errf("mapper_parsing_exception", "No type specified for field [%.*s]", (int)klen,
+                    key);
+    }
+    f->type = modelled_type(type);
+    if (f->type == FT_OBJECT) {
+        struct map scratch = { 0 };
+        e = define_object(fl, into ? into : &scratch, path, plen, key, klen, def, lenient, f);
+        map_clear(&scratch, field_free);
+    } else if (f->type != FT_NONE) {
+        e = define_leaf(fl, path, plen, key, klen, type, def, false, f);
+        if (!e)
+            f->def = json_deep_copy(def);
+    } else if (known_type(fl, type)) {
+        e = unmodelled("type [%s] (field [%.*s])", type, (int)klen, key);
+    } else {
+        e = errf("mapper_parsing_exception", "No handler for type [%s] declared on field [%.*s]",
+                 type, (int)klen, key);
+    }
+    buf_close(&tb);
+    return e;
+}
+
+/* Puts f at the path into the map, merging with what is there
+ * (ObjectMapper.Builder#build: a name twice merges; two objects merge,
+ * an object and a field or two field types cannot).  Takes f. */
+static json_t *put_field(struct map *into, const char *path, size_t plen, struct field *f)
+{
+    struct field *old = map_get(into, path, plen);
+    json_t *e = NULL;
+
+    if (!old) {
+        if (!map_put(into, path, plen, f)) {
+            field_free(f);
+            return err_obj("exception", "out of memory");
+        }
+        return NULL;
+    }
+    if ((old->type == FT_OBJECT) != (f->type == FT_OBJECT))
+        e = errf("illegal_argument_exception", "can't merge a non object mapping [%.*s] with an "
+                 "object mapping", (int)plen, path);
+    else if (old->type != f->type)
+        e = errf("illegal_argument_exception", "mapper [%.*s] cannot be changed from type [%s] to "
+                 "[%s]", (int)plen, path, ftype_name[old->type], ftype_name[f->type]);
+    else if (f->type == FT_OBJECT) {
+        if (f->dynamic != DYN_UNSET)
+            old->dynamic = f->dynamic;
+        old->disabled = f->disabled;
+    }
+    field_free(f);
+    return e;
+}
+
+/* ObjectMapper.TypeParser#parseProperties: each property of the object at
+ * the path [0..plen); a dotted name is the path of objects it names. */
+static json_t *define_props(enum flavor fl, struct map *into, const char *path, size_t plen,
+                            const json_t *props)
+{
+    const char *key;
+    size_t klen;
+    json_t *def, *e = NULL;
+    struct buf full;
+
+    if (json_is_array(props) && json_array_size(props) == 0)
+        return NULL;
+    if (!json_is_object(props))
+        return errf("parse_exception", "properties must be a map type");
+    buf_init(&full, BUF_NOMAX);
+    json_object_keylen_foreach((json_t *)props, key, klen, def) {
+        size_t end = klen, s = 0, leaf;
+        struct field *f;
+        if (json_is_array(def) && json_array_size(def) == 0)
+            continue;
+        if (!json_is_object(def)) {
+            e = errf("mapper_parsing_exception", "Expected map for property [fields] on field "
+                     "[%.*s] but got a class java.lang.String", (int)klen, key);
+            break;
+        }
+        /* String#split("\\.") drops trailing empty parts */
+        while (end > 0 && key[end - 1] == '.')
+            end--;
+        if (end == 0 && klen > 0) {
+            e = errf("mapper_parsing_exception", "Invalid field name %.*s", (int)klen, key);
+            break;
+        }
+        buf_reset(&full);
+        buf_append(&full, path, plen);
+        for (;;) {
+            const char *q = memchr(key + s, '.', end - s);
+            size_t e2 = q ? (size_t)(q - key) : end;
+            if (e2 == s) {
+                e = errf("illegal_argument_exception", "name cannot be empty string");
+                break;
+            }
+            if (full.len)
+                buf_putc(&full, '.');
+            buf_append(&full, key + s, e2 - s);
+            if (!q)
+                break;
+            /* an intermediate object (ObjectMapper.Builder) */
+            struct field *o = calloc(1, sizeof(*o));
+            if (!o) {
+                e = err_obj("exception", "out of memory");
+                break;
+            }
+            o->type = FT_OBJECT;
+            o->ignore_above = -1;
+            if ((e = put_field(into, full.ptr, full.len, o)))
+                break;
+            s = e2 + 1;
+        }
+        if (e)
+            break;
+        leaf = s;
+        e = define(fl, into, full.ptr, full.len, key + leaf, end - leaf, def, false, &f);
+        if (e) {
+            field_free(f);
+            break;
+        }
+        if ((e = put_field(into, full.ptr, full.len, f)))
+            break;
+    }
+    buf_close(&full);
+    return e;
+}
+
+/* The patterns of a template's match, unmatch, path_match or path_unmatch:
+ * os2 takes the value's text (DynamicTemplate#parse: toString), es8 a string
+ * or a list of strings. */
+static json_t *tmpl_patterns(enum flavor fl, const char *prop, const json_t *v, json_t **out)
+{
+    struct buf b;
+
+    *out = json_array();
+    if (fl == FL_ES8 && json_is_array(v)) {
+        size_t i;
+        json_t *p;
+        json_array_foreach(v, i, p) {
+            if (!json_is_string(p)) {
+                json_t *e;
+                buf_init(&b, BUF_NOMAX);
+                java_str(v, &b);
+                e = errf("mapper_parsing_exception", "[%s] values must either be a string or "
+                         "list of strings, but was [%s]", prop, b.ptr ? b.ptr : "");
+                buf_close(&b);
+                return e;
+            }
+            json_array_append(*out, p);
+        }
+        return NULL;
+    }
+    buf_init(&b, BUF_NOMAX);
+    java_str(v, &b);
+    json_array_append_new(*out, json_stringn(b.ptr ? b.ptr : "", b.len));
+    buf_close(&b);
+    return NULL;
+}
+
+static json_t *xft_of(const char *s, enum xft *out)
+{
+    for (int k = 0; k < XFT_N; k++)
+        if (strcmp(xft_name[k], s) == 0) {
+            *out = (enum xft)k;
+            return NULL;
+        }
+    return errf("illegal_argument_exception", "No field type matched on [%s], possible values "
+                "are [object, string, long, double, boolean, date, binary]", s);
+}
+
+static bool mentions(const json_t *v, const char *what)
+{
+    const char *k;
+    size_t i;
+    json_t *e;
+
+    if (json_is_string(v))
+        return strstr(json_string_value(v), what) != NULL;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, e)
+            if (mentions(e, what))
+                return true;
+    }
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, e)
+            if (strstr(k, what) || mentions(e, what))
+                return true;
+    }
+    return false;
+}
+
+/* A JSON object with the keys of o in String order (TreeMap). */
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static json_t *sorted(const json_t *o)
+{
+    size_t n = json_object_size(o), i = 0;
+    const char **keys = calloc(n + 1, sizeof(*keys));
+    const char *k;
+    json_t *v, *out = json_object();
+
+    json_object_foreach((json_t *)o, k, v)
+        if (keys)
+            keys[i++] = k;
+    if (keys)
+        qsort(keys, i, sizeof(*keys), cmp_cstr);
+    for (size_t j = 0; keys && j < i; j++)
+        json_object_set(out, keys[j], json_object_get(o, keys[j]));
+    free(keys);
+    return out;
+}
+
+/* One dynamic template, {"name": {...}} (DynamicTemplate#parse, and es8's
+ * RootObjectMapper#validateDynamicTemplate: its mapping must build for one
+ * of the kinds it matches; os2 only warns, and a field it cannot build
+ * refuses the document). */
+static json_t *parse_tmpl(enum flavor fl, const char *name, const json_t *conf, struct tmpl *t)
+{
+    const char *k;
+    json_t *v, *e = NULL, *mmt = NULL, *ummt = NULL;
+    bool have_match = false;
+
+    t->name = strdup(name);
+    json_object_foreach((json_t *)conf, k, v) {
+        json_t **dst = strcmp(k, "match") == 0 ? &t->match
+                     : strcmp(k, "unmatch") == 0 ? &t->unmatch
+                     : strcmp(k, "path_match") == 0 ? &t->path_match
+                     : strcmp(k, "path_unmatch") == 0 ? &t->path_unmatch : NULL;
+        if (dst) {
+            json_decref(*dst);
+            if ((e = tmpl_patterns(fl, k, v, dst)))
+                return e;
+            have_match |= dst == &t->match || dst == &t->path_match;
+        } else if (strcmp(k, "match_mapping_type") == 0) {
+            mmt = v;
+        } else if (strcmp(k, "unmatch_mapping_type") == 0 && fl == FL_ES8) {
+            ummt = v;
+        } else if (strcmp(k, "match_pattern") == 0) {
+            struct buf b;
+            buf_init(&b, BUF_NOMAX);
+            java_str(v, &b);
+            if (b.ptr && strcmp(b.ptr, "regex") == 0)
+                e = unmodelled("regex match_pattern (dynamic template [%s])", name);
+            else if (!b.ptr || (strcmp(b.ptr, "simple") != 0 &&
+                                !(fl == FL_ES8 && strcmp(b.ptr, "default") == 0)))
+                e = errf("illegal_argument_exception", "No matching pattern matched on [%s]",
+                         b.ptr ? b.ptr : "");
+            buf_close(&b);
+            if (e)
+                return e;
+        } else if (strcmp(k, "mapping") == 0) {
+            if (!json_is_object(v))
+                return errf("mapper_parsing_exception", "template must have mapping set");
+            json_decref(t->mapping);
+            t->mapping = json_deep_copy(v);
+        } else if (strcmp(k, "runtime") == 0 && fl == FL_ES8) {
+            return unmodelled("runtime fields (dynamic template [%s])", name);
+        } else {
+            return errf("illegal_argument_exception", "Illegal dynamic template parameter: [%s]",
+                        k);
+        }
+    }
+    if (fl == FL_OS2 && !have_match && !mmt) {
+        struct buf b;
+        char *txt = json_dumps(conf, JSON_COMPACT);
+        buf_init(&b, BUF_NOMAX);
+        if (txt)
+            render(txt, txt + strlen(txt), &b);
+        free(txt);
+        e = errf("mapper_parsing_exception", "template must have match, path_match or "
+                 "match_mapping_type set %s", b.ptr ? b.ptr : "");
+        buf_close(&b);
+        return e;
+    }
+    if (!t->mapping)
+        return fl == FL_ES8 ? errf("mapper_parsing_exception", "template [%s] must have either "
+                                   "mapping or runtime set", name)
+                            : errf("mapper_parsing_exception", "template must have mapping set");
+    /* the kinds it matches */
+    if (fl == FL_ES8) {
+        json_t *list = json_is_array(mmt) ? json_incref(mmt) : mmt ? json_pack("[O]", mmt) : NULL;
+        bool wild = (!list && (have_match || ummt)) ||
+                    (json_array_size(list) == 1 &&
+                     json_is_string(json_array_get(list, 0)) &&
+                     strcmp(json_string_value(json_array_get(list, 0)), "*") == 0);
+        size_t i;
+        enum xft x = XFT_OBJECT;
+        if (wild)
+            t->types = (1u << XFT_N) - 1;
+        json_array_foreach(list, i, v) {
+            struct buf b;
+            if (wild)
+                break;
+            buf_init(&b, BUF_NOMAX);
+            java_str(v, &b);
+            e = xft_of(b.ptr ? b.ptr : "", &x);
+            buf_close(&b);
+            if (e) {
+                json_decref(list);
+                return e;
+            }
+            t->types |= 1u << x;
+        }
+        json_decref(list);
+        list = json_is_array(ummt) ? json_incref(ummt) : ummt ? json_pack("[O]", ummt) : NULL;
+        json_array_foreach(list, i, v) {
+            struct buf b;
+            buf_init(&b, BUF_NOMAX);
+            java_str(v, &b);
+            e = xft_of(b.ptr ? b.ptr : "", &x);
+            buf_close(&b);
+            if (e) {
+                json_decref(list);
+                return e;
+            }
+            t->types &= ~(1u << x);
+        }
+        json_decref(list);
+    } else if (mmt) {
+        struct buf b;
+        enum xft x = XFT_OBJECT;
+        buf_init(&b, BUF_NOMAX);
+        java_str(mmt, &b);
+        if (b.ptr && strcmp(b.ptr, "*") == 0)
+            t->types = (1u << XFT_N) - 1;
+        else if (!(e = xft_of(b.ptr ? b.ptr : "", &x)))
+            t->types = 1u << x;
+        buf_close(&b);
+        if (e)
+            return e;
+    } else {
+        t->types = (1u << XFT_N) - 1;
+    }
+    /* as DynamicTemplate#toXContent prints it */
+    t->shown = json_object();
+    if (t->match)
+        json_object_set(t->shown, "match", fl == FL_ES8 ? json_object_get(conf, "match")
+                                                        : json_array_get(t->match, 0));
+    if (t->path_match)
+        json_object_set(t->shown, "path_match", fl == FL_ES8 ? json_object_get(conf, "path_match")
+                                                             : json_array_get(t->path_match, 0));
+    if (t->unmatch)
+        json_object_set(t->shown, "unmatch", fl == FL_ES8 ? json_object_get(conf, "unmatch")
+                                                          : json_array_get(t->unmatch, 0));
+    if (t->path_unmatch)
+        json_object_set(t->shown, "path_unmatch",
+                        fl == FL_ES8 ? json_object_get(conf, "path_unmatch")
+                                     : json_array_get(t->path_unmatch, 0));
+    if (fl == FL_ES8 && mmt)
+        json_object_set(t->shown, "match_mapping_type", mmt);
+    else if (fl == FL_OS2 && t->types != (1u << XFT_N) - 1)
+        json_object_set(t->shown, "match_mapping_type", mmt);
+    else if (fl == FL_OS2 && !t->match && !t->path_match)
+        json_object_set_new(t->shown, "match_mapping_type", json_string("*"));
+    if (ummt)
+        json_object_set(t->shown, "unmatch_mapping_type", ummt);
+    json_object_set_new(t->shown, "mapping", sorted(t->mapping));
+    /* es8: the mapping must build for one of its kinds (unless it names the
+     * field: {name} cannot be known before) */
+    if (fl == FL_ES8 && !mentions(t->mapping, "{name}")) {
+        struct buf kinds;
+        json_t *last = NULL;
+        bool ok = false;
+        char tname[300];
+        snprintf(tname, sizeof(tname), "__dynamic__%s", name);
+        buf_init(&kinds, BUF_NOMAX);
+        for (int x = 0; x < XFT_N; x++) {
+            if (!((t->types >> x) & 1u))
+                continue;
+            buf_printf(&kinds, "%s%s", kinds.len ? ", " : "", xft_name[x]);
+            if (ok)
+                continue;
+            json_t *m = subst(t->mapping, tname, strlen(tname), xft_mapping[x]);
+            json_t *tn = json_object_get(m, "type");
+            struct field *f = NULL;
+            json_decref(last);
+            last = NULL;
+            json_object_set_new(m, "type", json_string(json_is_string(tn) ? json_string_value(tn)
+                                                       : tn ? "" : xft_mapping[x]));
+            const char *ts = json_string_value(json_object_get(m, "type"));
+            if (!known_type(fl, ts))
+                last = errf("illegal_argument_exception", "No mapper found for type [%s]", ts);
+            else
+                last = define(fl, NULL, tname, strlen(tname), tname, strlen(tname), m, false,
+                              &f);
+            field_free(f);
+            json_decref(m);
+            ok = last == NULL;
+            if (last && strcmp(json_string_value(json_object_get(last, "type")), UNMODELLED) == 0) {
+                buf_close(&kinds);
+                return last;
+            }
+        }
+        if (!ok) {
+            char *txt = json_dumps(t->shown, JSON_COMPACT);
+            e = errf("illegal_argument_exception", "dynamic template [%s] has invalid content "
+                     "[%s], attempted to validate it with the following match_mapping_type: "
+                     "[%s]", name, txt ? txt : "", kinds.ptr ? kinds.ptr : "");
+            free(txt);
+            if (last)
+                json_object_set_new(e, "caused_by", last);
+            buf_close(&kinds);
+            return e;
+        }
+        buf_close(&kinds);
+    }
+    return NULL;
+}
+
+/* The "mappings" of a create-index body (DocumentMapperParser#parse and
+ * RootObjectMapper.TypeParser#parse): into m and the fields map. */
+static json_t *parse_mappings(enum flavor fl, json_t *mappings, struct mapping *m,
+                              struct map *fields)
+{
+    /* os2 still takes include_in_all (deprecated) */
+    static const char *const taken[] = {
+        "include_in_all", "properties", "dynamic", "dynamic_templates", "date_detection",
+        "numeric_detection", "_meta", "enabled", NULL
+    };
+    static const char *const meta_fields[] = {
+        "_source", "_routing", "_field_names", "_size", "_data_stream_timestamp", "_doc_count",
+        "_id", "_index", "_ignored", "_seq_no", "_version", "_nested_path", "runtime",
+        "subobjects", "dynamic_date_formats", "date_formats", "derived", "composite",
+        "dynamic_properties", "disable_objects", NULL
+    };
+    json_t *v, *e;
+    const char *k;
+
+    if (json_object_size(mappings) == 1 && json_is_object(json_object_get(mappings, "_doc")))
+        mappings = json_object_get(mappings, "_doc"); /* a typed mapping: the type is _doc */
+    json_object_foreach(mappings, k, v)
+        if (in_list(meta_fields, k))
+            return unmodelled("[%s] in a mapping", k);
+    if ((v = json_object_get(mappings, "dynamic")) && (e = parse_dyn(fl, v, &m->dynamic)))
+        return e;
+    if ((v = json_object_get(mappings, "_meta"))) {
+        if (!json_is_object(v))
+            return unmodelled("a [_meta] that is not an object");
+        m->meta = json_incref(v);
+    }
+    if ((v = json_object_get(mappings, "enabled"))) {
+        bool on;
+        if ((e = node_bool(v, "enabled.enabled", &on)))
+            return e;
+        if (!on)
+            return unmodelled("a disabled root object");
+    }
+    if ((v = json_object_get(mappings, "date_detection"))) {
+        if ((e = node_bool(v, "date_detection", &m->date_detection)))
+            return e;
+        m->date_detection_set = true;
+    }
+    if ((v = json_object_get(mappings, "numeric_detection"))) {
+        if ((e = node_bool(v, "numeric_detection", &m->numeric_detection)))
+            return e;
+        m->numeric_detection_set = true;
+    }
+    if ((v = json_object_get(mappings, "dynamic_templates"))) {
+        size_t i;
+        json_t *one;
+        if (!json_is_array(v))
+            return errf("mapper_parsing_exception", "Dynamic template syntax error. An array of "
+                        "named objects is expected.");
+        if (!(m->tmpl = calloc(json_array_size(v) + 1, sizeof(*m->tmpl))))
+            return err_obj("exception", "out of memory");
+        json_array_foreach(v, i, one) {
+            void *it = json_object_iter(one);
+            if (!json_is_object(one) || json_object_size(one) != 1)
+                return errf("mapper_parsing_exception", "A dynamic template must be defined with "
+                            "a name");
+            if (!json_is_object(json_object_iter_value(it)))
+                return errf("mapper_parsing_exception", "template must have mapping set");
+            m->ntmpl++;
+            if ((e = parse_tmpl(fl, json_object_iter_key(it), json_object_iter_value(it),
+                                &m->tmpl[i])))
+                return e;
+        }
+    }
+    if ((v = json_object_get(mappings, "properties")) && (e = define_props(fl, fields, "", 0, v)))
+        return e;
+    return remaining("Root mapping definition", mappings, fl == FL_ES8 ? taken + 1 : taken);
+}
+
+/* Answers a mapping the engine refuses as MapperService#merge does
+ * ("Failed to parse mapping [_doc]: ..." / es8 "Failed to parse mapping: ..."),
+ * the root cause being the deepest engine exception of the chain
+ * (ElasticsearchException#guessRootCauses).  Takes e. */
+static void reply_mapping_error(struct conn *c, json_t *e)
+{
+    static const char *const not_engine[] = { "illegal_argument_exception",
+                                              "illegal_state_exception",
+                                              "number_format_exception", NULL };
+    const char *type = json_string_value(json_object_get(e, "type"));
+    const char *reason = json_string_value(json_object_get(e, "reason"));
+    json_t *outer, *rc, *body;
+
+    if (type && strcmp(type, UNMODELLED) == 0) {
+        reply_json(c, 400, es_error_body(400, e), NULL);
+        return;
+    }
+    outer = srv.set.flavor == FL_ES8
+          ? errf("mapper_parsing_exception", "Failed to parse mapping: %s", reason ? reason : "")
+          : errf("mapper_parsing_exception", "Failed to parse mapping [_doc]: %s",
+                 reason ? reason : "");
+    json_object_set_new(outer, "caused_by", e);
+    rc = outer;
+    for (json_t *n = json_object_get(rc, "caused_by"); n; n = json_object_get(rc, "caused_by")) {
+        const char *nt = json_string_value(json_object_get(n, "type"));
+        if (!nt || in_list(not_engine, nt))
+            break;
+        rc = n;
+    }
+    rc = json_copy(rc);
+    json_object_del(rc, "caused_by");
+    body = json_object();
+    json_object_set_new(body, "root_cause", json_pack("[o]", rc));
+    json_object_update(body, outer);
+    json_decref(outer);
+    reply_json(c, 400, json_pack("{s:o, s:i}", "error", body, "status", 400), NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -3532,15 +5196,25 @@ static void validate_op(const struct op *o, struct buf *v, int *n)
                    ++*n, o->id, strlen(o->id));
 }
 
-/* Which items a per-item fault hits. */
-static bool fault_hits_item(const struct fault *ft, size_t i)
+/* Which items a per-item fault hits: chosen by position ("items") and, when
+ * the rule lists ids, by _id too. */
+static bool fault_hits_item(const struct fault *ft, size_t i, const char *id)
 {
+    bool pos = false;
+    size_t k;
+    json_t *v;
+
     switch (ft->items) {
-    case IS_ALL: return true;
-    case IS_ODD: return i % 2 == 1;
-    case IS_EVEN: return i % 2 == 0;
-    case IS_FIRST: return (long)i < ft->nitems;
+    case IS_ALL: pos = true; break;
+    case IS_ODD: pos = i % 2 == 1; break;
+    case IS_EVEN: pos = i % 2 == 0; break;
+    case IS_FIRST: pos = (long)i < ft->nitems; break;
     }
+    if (!pos || !ft->ids)
+        return pos;
+    json_array_foreach(ft->ids, k, v)
+        if (json_string_length(v) == strlen(id) && strcmp(json_string_value(v), id) == 0)
+            return true;
     return false;
 }
 
@@ -3673,7 +5347,7 @@ static void handle_bulk(struct conn *c, struct request *r, const char *def_index
         res[i].index = o->index;
         res[i].id = o->id ? o->id : "";
         srv.st.actions[o->type]++;
-        if (item_fault && fault_hits_item(item_fault, i))
+        if (item_fault && fault_hits_item(item_fault, i, res[i].id))
             item_fail(&res[i], item_fault->item_status,
                       injected_item_error(item_fault->item_status, o->index));
         else
@@ -4000,28 +5674,58 @@ static int cmp_path(const void *a, const void *b)
     return (x->klen > y->klen) - (x->klen < y->klen);
 }
 
-/* The index's mapping as GET /<index>/_mapping prints it ("properties",
- * fields sorted by name; a dynamic string is text with a keyword sub-field,
- * DocumentParser#createBuilderFromDynamicValue). */
+static void put_json(struct buf *b, const json_t *v)
+{
+    json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* The index's mapping as GET /<index>/_mapping prints it (ObjectMapper and
+ * RootObjectMapper#toXContent: dynamic, _meta, dynamic_templates,
+ * date_detection, numeric_detection, then "properties", fields sorted by
+ * name).  An explicit field prints its definition as given; a dynamic
+ * string is text with a keyword sub-field (DocumentParser
+ * #createBuilderFromDynamicValue); an object prints "type" only when it
+ * has no properties. */
 static void mapping_json(const struct index *ix, struct buf *b)
 {
+    const struct mapping *m = &ix->mapping;
     const struct slot **v = malloc((ix->fields.len + 1) * sizeof(*v));
     size_t n = 0, depth = 0;
 
     for (size_t i = 0; v && i < ix->fields.cap; i++)
         if (ix->fields.slots[i].key)
             v[n++] = &ix->fields.slots[i];
-    if (!v || n == 0) {
-        buf_puts(b, "{}");
-        free(v);
-        return;
+    if (n)
+        qsort(v, n, sizeof(*v), cmp_path);
+    buf_putc(b, '{');
+    if (m->dynamic != DYN_UNSET)
+        buf_printf(b, "\"dynamic\":\"%s\",", dyn_name[m->dynamic]);
+    if (m->meta) {
+        buf_puts(b, "\"_meta\":");
+        put_json(b, m->meta);
+        buf_putc(b, ',');
     }
-    qsort(v, n, sizeof(*v), cmp_path);
-    buf_puts(b, "{\"properties\":{");
-    for (size_t i = 0; i < n; i++) {
+    if (m->ntmpl) {
+        buf_puts(b, "\"dynamic_templates\":[");
+        for (size_t i = 0; i < m->ntmpl; i++) {
+            buf_puts(b, i ? ",{" : "{");
+            put_json_str(b, m->tmpl[i].name, strlen(m->tmpl[i].name));
+            buf_putc(b, ':');
+            put_json(b, m->tmpl[i].shown);
+            buf_putc(b, '}');
+        }
+        buf_puts(b, "],");
+    }
+    if (m->date_detection_set)
+        buf_printf(b, "\"date_detection\":%s,", m->date_detection ? "true" : "false");
+    if (m->numeric_detection_set)
+        buf_printf(b, "\"numeric_detection\":%s,", m->numeric_detection ? "true" : "false");
+    if (n)
+        buf_puts(b, "\"properties\":{");
+    for (size_t i = 0; v && i < n; i++) {
         const char *k = v[i]->key, *name = k;
+        const struct field *f = v[i]->val;
         size_t d = 0;
-        enum ftype t = (enum ftype)(uintptr_t)v[i]->val;
         for (const char *q = k; q < k + v[i]->klen; q++)
             if (*q == '.') {
                 d++;
@@ -4033,22 +5737,40 @@ static void mapping_json(const struct index *ix, struct buf *b)
             buf_putc(b, ',');
         put_json_str(b, name, (size_t)(k + v[i]->klen - name));
         buf_putc(b, ':');
-        bool children = t == FT_OBJECT && i + 1 < n && v[i + 1]->klen > v[i]->klen &&
+        bool children = f->type == FT_OBJECT && i + 1 < n && v[i + 1]->klen > v[i]->klen &&
                         memcmp(v[i + 1]->key, k, v[i]->klen) == 0 &&
                         v[i + 1]->key[v[i]->klen] == '.';
-        if (children) {
-            buf_puts(b, "{\"properties\":{");
-            depth++;
-        } else if (t == FT_TEXT) {
+        if (f->type == FT_OBJECT) {
+            buf_puts(b, children ? "{" : "{\"type\":\"object\"");
+            if (f->dynamic != DYN_UNSET)
+                buf_printf(b, "%s\"dynamic\":\"%s\"", children ? "" : ",",
+                           dyn_name[f->dynamic]);
+            if (f->disabled)
+                buf_printf(b, "%s\"enabled\":false",
+                           children && f->dynamic == DYN_UNSET ? "" : ",");
+            if (children) {
+                buf_puts(b, b->ptr[b->len - 1] == '{' ? "\"properties\":{"
+                                                      : ",\"properties\":{");
+                depth++;
+            } else {
+                buf_putc(b, '}');
+            }
+        } else if (f->def) {
+            put_json(b, f->def);
+        } else if (f->type == FT_TEXT) {
             buf_puts(b, "{\"type\":\"text\",\"fields\":{\"keyword\":{\"type\":\"keyword\","
                         "\"ignore_above\":256}}}");
         } else {
-            buf_printf(b, "{\"type\":\"%s\"}", ftype_name[t]);
+            buf_printf(b, "{\"type\":\"%s\"}", ftype_name[f->type]);
         }
     }
     for (; depth > 0; depth--)
         buf_puts(b, "}}");
-    buf_puts(b, "}}");
+    if (n)
+        buf_putc(b, '}');
+    if (b->ptr[b->len - 1] == ',')
+        buf_truncate(b, b->len - 1);
+    buf_putc(b, '}');
     free(v);
 }
 
@@ -4103,6 +5825,50 @@ static void handle_root(struct conn *c)
     reply_json(c, 200, b, NULL);
 }
 
+/* The body of PUT /<index> (CreateIndexRequest#source): settings (not
+ * read), mappings, aliases (none modelled); any other key is refused.  NULL,
+ * or the error (*mapping_err: a mapping's, to be wrapped as MapperService
+ * does). */
+static json_t *create_body(const struct request *r, struct mapping *m, struct map *fields,
+                           bool *mapping_err)
+{
+    json_error_t jerr;
+    json_t *j, *v, *e = NULL;
+    const char *k;
+
+    *mapping_err = false;
+    if (r->data_len == 0)
+        return NULL;
+    /* XContentHelper#convertToMap; Jackson refuses a name twice */
+    j = json_loadb(r->data, r->data_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(j)) {
+        e = errf("parse_exception", "Failed to parse content to map");
+        json_object_set_new(e, "caused_by", errf("json_parse_exception", "%s",
+                                                 j ? "expected an object" : jerr.text));
+        json_decref(j);
+        return e;
+    }
+    json_object_foreach(j, k, v) {
+        if (strcmp(k, "settings") == 0)
+            continue;
+        if (strcmp(k, "aliases") == 0) {
+            if (json_object_size(v) || json_array_size(v))
+                e = unmodelled("aliases");
+        } else if (strcmp(k, "mappings") == 0) {
+            if (!json_is_object(v))
+                e = unmodelled("\"mappings\" that are not an object");
+            else
+                *mapping_err = (e = parse_mappings(srv.set.flavor, v, m, fields)) != NULL;
+        } else {
+            e = errf("parse_exception", "unknown key [%s] for create index", k);
+        }
+        if (e)
+            break;
+    }
+    json_decref(j);
+    return e;
+}
+
 static void handle_index(struct conn *c, struct request *r, const char *name)
 {
     struct index *ix = index_get(name);
@@ -4127,10 +5893,29 @@ static void handle_index(struct conn *c, struct request *r, const char *name)
             reply_json(c, 400, es_error_body(400, e), NULL);
             return;
         }
-        if (!index_create(name)) {
+        struct mapping m = { .date_detection = true };
+        struct map fields = { 0 };
+        bool mapping_err;
+        json_t *e = create_body(r, &m, &fields, &mapping_err);
+        if (e) {
+            mapping_clear(&m);
+            map_clear(&fields, field_free);
+            if (mapping_err)
+                reply_mapping_error(c, e);
+            else
+                reply_json(c, 400, es_error_body(400, e), NULL);
+            return;
+        }
+        if (!(ix = index_create(name))) {
+            mapping_clear(&m);
+            map_clear(&fields, field_free);
             reply_error(c, 500, "exception", "out of memory");
             return;
         }
+        mapping_clear(&ix->mapping);
+        map_clear(&ix->fields, field_free);
+        ix->mapping = m;
+        ix->fields = fields;
         reply_json(c, 200, json_pack("{s:b, s:b, s:s}", "acknowledged", true,
                                             "shards_acknowledged", true, "index", name), NULL);
         return;
@@ -4322,8 +6107,10 @@ static int parse_auth(const char *s, enum auth_mode *out)
 
 static void faults_clear(void)
 {
-    for (size_t i = 0; i < srv.nfaults; i++)
+    for (size_t i = 0; i < srv.nfaults; i++) {
         free(srv.faults[i].body);
+        json_decref(srv.faults[i].ids);
+    }
     free(srv.faults);
     srv.faults = NULL;
     srv.nfaults = 0;
@@ -4336,7 +6123,7 @@ static int fault_parse(json_t *j, struct fault *f, char *why, size_t wlen)
 {
     const char *m = json_string_value(json_object_get(j, "match"));
     const char *act = json_string_value(json_object_get(j, "action"));
-    json_t *items = json_object_get(j, "items"), *cnt = json_object_get(j, "count");
+    json_t *items = json_object_get(j, "items"), *cnt = json_object_get(j, "count"), *ids;
 
     memset(f, 0, sizeof(*f));
     if (!json_is_object(j)) {
@@ -4386,6 +6173,21 @@ static int fault_parse(json_t *j, struct fault *f, char *why, size_t wlen)
             snprintf(why, wlen, "bad item_status");
             return -EINVAL;
         }
+        if ((ids = json_object_get(j, "ids"))) {
+            size_t i;
+            json_t *v;
+            bool strings = json_is_array(ids);
+            json_array_foreach(ids, i, v)
+                strings = strings && json_is_string(v);
+            if (!strings) {
+                snprintf(why, wlen, "ids must be a list of document ids");
+                return -EINVAL;
+            }
+            f->ids = json_incref(ids);
+        }
+    } else if (json_object_get(j, "ids")) {
+        snprintf(why, wlen, "ids needs item_status");
+        return -EINVAL;
     } else if (json_is_integer(json_object_get(j, "status"))) {
         f->kind = FK_STATUS;
         f->status = (int)json_integer_value(json_object_get(j, "status"));
@@ -4562,12 +6364,15 @@ static void handle_faults(struct conn *c, struct request *r)
     }
     if (strcmp(r->method, "GET") == 0) {
         json_t *list = json_array();
-        for (size_t i = 0; i < srv.nfaults; i++)
-            json_array_append_new(list, json_pack("{s:i, s:I, s:i, s:i}", "kind",
-                                                  (int)srv.faults[i].kind, "count",
-                                                  (json_int_t)srv.faults[i].count, "status",
-                                                  srv.faults[i].status, "item_status",
-                                                  srv.faults[i].item_status));
+        for (size_t i = 0; i < srv.nfaults; i++) {
+            json_t *one = json_pack("{s:i, s:I, s:i, s:i}", "kind", (int)srv.faults[i].kind,
+                                    "count", (json_int_t)srv.faults[i].count, "status",
+                                    srv.faults[i].status, "item_status",
+                                    srv.faults[i].item_status);
+            if (srv.faults[i].ids)
+                json_object_set(one, "ids", srv.faults[i].ids);
+            json_array_append_new(list, one);
+        }
         reply_json(c, 200, list, NULL);
         return;
     }
@@ -4595,6 +6400,7 @@ static void handle_faults(struct conn *c, struct request *r)
         }
         if (fault_parse(rule, &f, why, sizeof(why)) < 0) {
             free(f.body);
+            json_decref(f.ids);
             json_decref(j);
             reply_error(c, 400, "illegal_argument_exception", why);
             return;
@@ -4602,6 +6408,7 @@ static void handle_faults(struct conn *c, struct request *r)
         struct fault *n = realloc(srv.faults, (srv.nfaults + 1) * sizeof(*n));
         if (!n) {
             free(f.body);
+            json_decref(f.ids);
             json_decref(j);
             reply_error(c, 500, "exception", "out of memory");
             return;
@@ -5438,7 +7245,8 @@ static void usage(FILE *f)
         "  --access-key AKID --secret-key S [--session-token T]\n"
         "  --region R --service es|aoss   sigv4 (service default es)\n"
         "  --verbose               debug logging\n"
-        "GET /<index>/_mapping shows the dynamic mapping learned from accepted documents.\n"
+        "PUT /<index> takes {\"mappings\": ...} (explicit fields, dynamic, dynamic_templates);\n"
+          "GET /<index>/_mapping shows them and the fields learned from accepted documents.\n"
         "Control API (no auth): POST /_double/faults, POST /_double/config,\n"
         "POST /_double/reset, GET /_double/dump, GET /_double/stats.\n",
         f);
@@ -5594,6 +7402,7 @@ int main(int argc, char **argv)
     uv_run(srv.loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(srv.loop);
     map_clear(&srv.indices, index_free);
+    map_clear(&scr.pending, field_free);
     faults_clear();
     settings_free(s);
     log_flush();
