@@ -96,6 +96,7 @@
 #include <zlib.h>
 
 #include "aws/buf.h"
+#include "aws/jsonx.h"
 #include "aws/sigv4.h"
 #include "daemon/log.h"
 
@@ -444,6 +445,18 @@ static struct {
 static uint64_t now_ms(void)
 {
     return uv_hrtime() / 1000000;
+}
+
+/* n bytes (they may hold NUL) and a NUL. */
+static char *strndup_n(const char *s, size_t n)
+{
+    char *p = malloc(n + 1);
+
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
 }
 
 static char *xstrdup(const char *s)
@@ -1258,7 +1271,8 @@ static const char *const vtype_upper[] = { "INTERNAL", "EXTERNAL", "EXTERNAL_GTE
 struct op {
     enum op_type type;
     char *index;
-    char *id;
+    char *id;        /* with a NUL after id_len bytes; it may hold more */
+    size_t id_len;
     int64_t version; /* VERSION_UNSET when absent */
     enum vtype vt;
     int64_t if_seq_no, if_primary_term; /* -2 when absent */
@@ -3856,8 +3870,8 @@ static json_t *item_to_json(const struct item_res *res, bool with_status)
     return o;
 }
 
-static int store_doc(struct index *ix, struct doc **dp, const char *id, const char *src,
-                     size_t len)
+static int store_doc(struct index *ix, struct doc **dp, const char *id, size_t id_len,
+                     const char *src, size_t len)
 {
     struct doc *d = *dp;
     char *copy = NULL;
@@ -3871,12 +3885,12 @@ static int store_doc(struct index *ix, struct doc **dp, const char *id, const ch
     }
     if (!d) {
         d = calloc(1, sizeof(*d));
-        if (!d || !(d->id = map_put(&ix->docs, id, strlen(id), d))) {
+        if (!d || !(d->id = map_put(&ix->docs, id, id_len, d))) {
             free(d);
             free(copy);
             return -ENOMEM;
         }
-        d->id_len = strlen(id);
+        d->id_len = id_len;
         *dp = d;
     }
     free(d->source);
@@ -3975,7 +3989,7 @@ static int op_execute(struct op *o, struct item_res *res)
     if (!ix && !(ix = index_create(o->index))) {
         return item_fail(res, 500, err_obj("exception", "out of memory"));
     }
-    d = map_get(&ix->docs, o->id, strlen(o->id));
+    d = map_get(&ix->docs, o->id, o->id_len);
     ds = doc_state(d, now);
 
     if (o->type == OP_UPDATE) {
@@ -4034,7 +4048,7 @@ static int op_execute(struct op *o, struct item_res *res)
             return item_fail(res, 400, err ? err : ierr ? ierr : err_obj("exception", "oom"));
         }
         newv = ds == DS_PRESENT ? d->version + 1 : (ds == DS_DELETED ? d->version + 1 : 1);
-        if (store_doc(ix, &d, o->id, text, strlen(text)) < 0) {
+        if (store_doc(ix, &d, o->id, o->id_len, text, strlen(text)) < 0) {
             free(text);
             return item_fail(res, 500, err_obj("exception", "out of memory"));
         }
@@ -4063,7 +4077,7 @@ static int op_execute(struct op *o, struct item_res *res)
         return item_fail(res, 400, ierr);
     if (o->type == OP_DELETE) {
         bool found = ds == DS_PRESENT;
-        if (!d && store_doc(ix, &d, o->id, NULL, 0) < 0) {
+        if (!d && store_doc(ix, &d, o->id, o->id_len, NULL, 0) < 0) {
             return item_fail(res, 500, err_obj("exception", "out of memory"));
         }
         free(d->source);
@@ -4075,7 +4089,7 @@ static int op_execute(struct op *o, struct item_res *res)
         d->seq_no = ix->seq_no++;
         return item_ok(res, newv, found ? "deleted" : "not_found", d->seq_no, found ? 200 : 404);
     }
-    if (store_doc(ix, &d, o->id, o->src, o->src_len) < 0) {
+    if (store_doc(ix, &d, o->id, o->id_len, o->src, o->src_len) < 0) {
         return item_fail(res, 500, err_obj("exception", "out of memory"));
     }
     d->version = newv;
@@ -5077,7 +5091,9 @@ static int parse_action(const char *line, size_t len, size_t lineno, const char 
                         struct op *o, struct bulk_fail *f)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(line, len, 0, &jerr), *meta;
+    /* Jackson takes any \u escape in names and values, \u0000 and lone
+     * surrogates included (ENGINE-RULES.md section 4): so does this. */
+    json_t *root = jsonx_loadb(line, len, 0, &jerr), *meta;
     const char *opname, *k;
     json_t *v;
     int rc = 0;
@@ -5121,10 +5137,15 @@ static int parse_action(const char *line, size_t len, size_t lineno, const char 
         if (strcmp(k, "_index") == 0 && json_is_string(v)) {
             o->index = strdup(json_string_value(v));
         } else if (strcmp(k, "_id") == 0 && (json_is_string(v) || json_is_integer(v))) {
-            o->id = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+            /* An _id may hold NUL: kept with its length. */
+            o->id = json_is_string(v) ? strndup_n(json_string_value(v), json_string_length(v))
+                                      : NULL;
+            o->id_len = json_is_string(v) ? json_string_length(v) : 0;
             if (json_is_integer(v) && asprintf(&o->id, "%" JSON_INTEGER_FORMAT,
                                                json_integer_value(v)) < 0)
                 o->id = NULL;
+            if (json_is_integer(v) && o->id)
+                o->id_len = strlen(o->id);
         } else if (strcmp(k, "version") == 0) {
             if (json_to_long(v, &o->version) < 0)
                 rc = bad_line(f, "illegal_argument_exception",
@@ -5191,9 +5212,9 @@ static void validate_op(const struct op *o, struct buf *v, int *n)
         buf_printf(v, "%d: %s;", ++*n, msgs[i]);
     /* DocWriteRequest#validateDocIdLength names the whole id; BulkRequest
      * #validate makes it a failure of the whole request */
-    if (o->id && strlen(o->id) > 512)
+    if (o->id && o->id_len > 512)
         buf_printf(v, "%d: id [%s] is too long, must be no longer than 512 bytes but was: %zu;",
-                   ++*n, o->id, strlen(o->id));
+                   ++*n, o->id, o->id_len);
 }
 
 /* Which items a per-item fault hits: chosen by position ("items") and, when
@@ -5342,6 +5363,7 @@ static void handle_bulk(struct conn *c, struct request *r, const char *def_index
         if (!o->id) {
             next_auto_id(idbuf);
             o->id = strdup(idbuf);
+            o->id_len = o->id ? strlen(o->id) : 0;
         }
         res[i].op = o->type;
         res[i].index = o->index;
@@ -5610,9 +5632,11 @@ static void handle_write_doc(struct conn *c, struct request *r, enum op_type typ
     o.index = strdup(index);
     if (id) {
         o.id = strdup(id);
+        o.id_len = o.id ? strlen(o.id) : 0;
     } else {
         next_auto_id(idbuf);
         o.id = strdup(idbuf);
+        o.id_len = o.id ? strlen(o.id) : 0;
     }
     if (ot && strcmp(ot, "create") == 0 && type == OP_INDEX)
         o.type = OP_CREATE;
