@@ -163,6 +163,8 @@ Test(replay, scan_of_every_type_hash_only_and_hash_range_equals_the_table)
     fill(&w1, 400);
     fill(&w2, 300);
     sd = searchd_start(NULL);
+    e2e_create_index(sd, t[0].index); /* DynamoDB numbers: doubles */
+    e2e_create_index(sd, t[1].index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), t, 2, NULL, dir, sizeof(dir));
 
     replay_start(&p, conf, (const char *[]){ "--table", n1, "--scan", "--segments", "3", NULL });
@@ -210,6 +212,7 @@ Test(replay, interrupted_scan_continues_where_it_stopped)
     wl_init(&w, 21, name, "id", "N", NULL, NULL, 1500);
     fill(&w, 1500);
     sd = searchd_start(NULL);
+    e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
 
     /* About 5 s at 300 items/s: stop it once some pages are in. */
@@ -277,6 +280,7 @@ Test(replay, scan_beside_a_live_workload_and_the_daemon_ends_equal)
     wl_init(&x.w, 31, name, "pk", "S", "sk", "N", 240);
     fill(&x.w, 240);
     sd = searchd_start(NULL);
+    e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
     e2e_start(&daemon, conf);
     cr_assert(proc_wait_for_text(daemon.err_path, "iterator", 30000), "the daemon reads");
@@ -324,6 +328,7 @@ Test(replay, images_that_waited_too_long_are_read_again)
         ddbc_put(name, item);
     }
     sd = searchd_start(NULL);
+    e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     cr_assert_eq(searchd_faults(sd, "{\"match\":\"bulk\",\"status\":503,\"count\":-1}"), 200);
     conf = e2e_config(searchd_url(sd), &t, 1, "max_retry_backoff = 200ms", dir, sizeof(dir));
     replay_start(&p, conf, (const char *[]){ "--table", name, "--scan", "--segments", "1",
@@ -386,6 +391,7 @@ Test(replay, export_directory_with_gzip_equals_the_table)
     load_items(name, EXPORT_DIR "/data/0a1b2c3d4e5f60718293a4b5c6.json.gz");
     load_items(name, EXPORT_DIR "/data/f6e5d4c3b2a190817263544536.json.gz");
     sd = searchd_start(NULL);
+    e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
     replay_start(&p, conf, (const char *[]){ "--table", name, "--file", EXPORT_DIR, NULL });
     rc = replay_wait(&p, 60000);
@@ -419,6 +425,7 @@ Test(replay, lambda_event_file_and_stream_records)
     new_table(name, sizeof(name), "lambda", &t, "pk", "S", "sk", "N");
     load_items(name, DATA "stream-final-items.ndjson"); /* what the records leave */
     sd = searchd_start(NULL);
+    e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
     replay_start(&p, conf, (const char *[]){ "--table", name, "--file", DATA "lambda-event.json",
                                              "--format", "stream", NULL });
@@ -481,6 +488,7 @@ Test(replay, stream_file_versions_are_the_daemons_per_shard)
     need_ddb();
     new_table(name, sizeof(name), "shards", &t, "pk", "S", NULL, NULL);
     sd = searchd_start(NULL);
+    e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
     snprintf(seed, sizeof(seed), "{\"index\":{\"_index\":\"%s\",\"_id\":\"x\",\"version\":%llu,"
              "\"version_type\":\"external\"}}\n{\"pk\":\"x\",\"v\":2}\n", name,
@@ -613,6 +621,7 @@ Test(replay, malformed_line_exits_65_naming_file_and_line_after_the_lines_before
     need_ddb();
     new_table(name, sizeof(name), "malformed", &t, "pk", "S", "sk", "N");
     sd = searchd_start(NULL);
+    e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
     replay_start(&p, conf, (const char *[]){ "--table", name, "--file", DATA "malformed-export.json",
                                              "--read-time", "2023-11-14T22:13:20Z", NULL });
@@ -649,6 +658,7 @@ Test(replay, dead_letters_of_the_daemon_are_sent_again_once_fixed)
     need_ddb();
     new_table(name, sizeof(name), "dlq", &t, "id", "S", NULL, NULL);
     sd = searchd_start("--poison-field", "poison", NULL);
+    e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
     snprintf(dlq, sizeof(dlq), "%s/dlq.ndjson", dir);
     e2e_start(&daemon, conf);
@@ -712,6 +722,7 @@ Test(replay, dead_letters_are_sent_as_the_table_holds_the_item_now)
     need_ddb();
     new_table(name, sizeof(name), "dlqnow", &t, "pk", "S", "sk", "N");
     sd = searchd_start(NULL);
+    e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
     /* What the index held when the entries were written: old images. */
     for (const char *const *id = (const char *const[]){ "a|1", "b|2", "c|3", "d|4", "e|5", NULL };
