@@ -583,7 +583,7 @@ Test(life, a_shard_stuck_behind_one_item_stops_at_shard_read_ahead)
 
     fsw_setup(&w, NULL);
     s = fs_add_shard(w.fs, -1, false);
-    cr_assert_eq(searchd_faults(w.sd, "{\"item_status\":503,\"items\":1,\"count\":-1}"), 200);
+    cr_assert_eq(searchd_faults(w.sd, "{\"item_status\":503,\"ids\":[\"k0000\"],\"match\":\"bulk\",\"count\":-1}"), 200);
     for (int i = 0; i < 3000; i++) {
         snprintf(id, sizeof(id), "k%04d", i);
         fs_put(w.fs, s, "INSERT", id, "1", 1000 + i / 100);
