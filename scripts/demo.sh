@@ -67,6 +67,13 @@ CONF
 say "configuration ($work/ddb2es.conf)"
 cat "$work/ddb2es.conf"
 
+say "creating index posts: DynamoDB numbers map as double (deploy/index-mappings.json)"
+# A 38-digit number does not fit the engine's default "long" mapping; with
+# numbers mapped as double every DynamoDB number is accepted, and _source
+# keeps its exact digits.
+curl -sf -X PUT -H 'Content-Type: application/json' --data-binary @deploy/index-mappings.json \
+    "$search/posts"; echo
+
 say "starting: ddb2es run -c ddb2es.conf"
 ./ddb2es run -c "$work/ddb2es.conf" 2>"$work/ddb2es.log" &
 daemonpid=$!

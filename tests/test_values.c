@@ -344,3 +344,60 @@ Test(values, an_untransformable_record_is_dead_lettered_and_every_later_record_i
     searchd_stop(sd);
     ddbproxy_stop(px);
 }
+
+/* README "Documents": the index mappings shipped in deploy/ take every
+ * number DynamoDB holds (a first small integer does not make the field a
+ * long that refuses 38 digits or 1E+125) and every string (a first
+ * date-looking string does not make the field a date that refuses the next
+ * one).  The same items into an index the engine maps by itself lose those
+ * documents to the dead-letter file: the file is what makes the difference. */
+Test(values, the_shipped_index_mappings_take_every_number_and_string)
+{
+    static const char *const items[] = {
+        "{\"pk\":{\"S\":\"a\"},\"n\":{\"N\":\"3\"},\"s\":{\"S\":\"2024-01-01\"}}",
+        "{\"pk\":{\"S\":\"b\"},\"n\":{\"N\":\"12345678901234567890123456789012345678\"},"
+        "\"s\":{\"S\":\"hello\"}}",
+        "{\"pk\":{\"S\":\"c\"},\"n\":{\"N\":\"1E+125\"},\"s\":{\"S\":\"2024/01/02\"}}",
+        "{\"pk\":{\"S\":\"d\"},\"n\":{\"N\":\"-1E-130\"},\"s\":{\"S\":\"1700000000\"}}",
+        "{\"pk\":{\"S\":\"e\"},\"n\":{\"N\":\"2.5\"},\"s\":{\"S\":\"\"}}",
+    };
+    static const char *const hdr[] = { "Content-Type: application/json", NULL };
+    char names[2][128], dir[256], path[512], why[1024];
+    struct e2e_table t[2];
+    struct searchd_resp r;
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    char *mappings, *dlq;
+
+    need_ddb();
+    mappings = proc_slurp("deploy/index-mappings.json");
+    cr_assert(mappings && *mappings, "deploy/index-mappings.json is readable");
+    sd = searchd_start(NULL);
+    for (int i = 0; i < 2; i++) {
+        ddbc_table_name(names[i], sizeof(names[i]), i == 0 ? "mapped" : "guessed");
+        lower(names[i]);
+        t[i] = (struct e2e_table){ .name = names[i], .index = names[i], .hash = "pk" };
+        ddbc_create_table(names[i], "pk", "S", NULL, NULL, "NEW_IMAGE");
+    }
+    snprintf(path, sizeof(path), "/%s", names[0]);
+    cr_assert_eq(searchd_request(sd, "PUT", path, hdr, mappings, strlen(mappings), &r), 0);
+    cr_assert_eq(r.status, 200, "%.*s", (int)r.len, r.body);
+    searchd_resp_close(&r);
+    free(mappings);
+    conf = e2e_config(searchd_url(sd), t, 2, NULL, dir, sizeof(dir));
+    e2e_start(&p, conf);
+    for (size_t k = 0; k < sizeof(items) / sizeof(*items); k++)
+        for (int i = 0; i < 2; i++)
+            ddbc_put(names[i], items[k]);
+    wait_equal(sd, &t[0], &p);
+    snprintf(path, sizeof(path), "%s/dlq.ndjson", dir);
+    cr_assert(proc_wait_for_text(path, names[1], 30000), "the guessed index refuses some");
+    cr_expect(!e2e_index_equals_table(sd, &t[1], why, sizeof(why)));
+    dlq = proc_slurp(path);
+    cr_expect(strstr(dlq, names[0]) == NULL, "nothing of the mapped index: %s", dlq);
+    cr_expect(strstr(dlq, "mapper_parsing_exception") != NULL, "%s", dlq);
+    free(dlq);
+    cr_assert_eq(e2e_stop(&p, 15000), 0);
+    searchd_stop(sd);
+}
