@@ -169,6 +169,15 @@ Test(pipeline, random_workload_every_type_four_view_types)
     e2e_start(&p, conf);
     cr_log_info("random workload: %u items written", trio_write(&x, 600));
     trio_assert_equal(&x, sd, &p, 60000);
+    {
+        char path[512];
+        char *dlq;
+
+        snprintf(path, sizeof(path), "%s/dlq.ndjson", dir);
+        dlq = proc_slurp(path);
+        cr_expect(!dlq || !*dlq, "nothing is dead-lettered: %s", dlq ? dlq : "");
+        free(dlq);
+    }
     cr_assert_eq(e2e_stop(&p, 15000), 0);
     searchd_stop(sd);
 }
