@@ -34,7 +34,7 @@ else
 fi
 
 export BUILD
-export DDB2ES_BIN=$top/$BUILD/ddb2es
+export DDB2ES_BIN=${DDB2ES_BIN:-$top/$BUILD/ddb2es} # another build of the daemon may be tested
 export DDB2ES_SEARCHD=$top/$BUILD/tools/searchd
 export DDB2ES_TOOLS=$top/$BUILD/tools
 export TMPDIR=$work
