@@ -1865,7 +1865,9 @@ Test(searchd, settings_are_taken_in_every_form_and_shown)
  * creation and at PUT /<index>/_settings): a value Long#parseLong refuses
  * "Failed to parse value [..] for setting [..]" caused by its
  * NumberFormatException; below the minimum (#parseLong) "... must be >= 1";
- * a boolean other than true/false (Booleans#parseBoolean). */
+ * a boolean other than true/false (Booleans#parseBoolean).  PUT _settings
+ * with nothing to set (UpdateSettingsRequest#validate) or no body at all
+ * (RestRequest#requiredContent). */
 Test(searchd, bad_setting_values_are_refused)
 {
     long st;
@@ -1906,6 +1908,10 @@ Test(searchd, bad_setting_values_are_refused)
     cr_assert_eq(st, 400);
     cr_assert_str_eq(error_type(r), "action_request_validation_exception");
     cr_assert_str_eq(error_reason(r), "Validation Failed: 1: no settings to update;");
+    json_decref(r);
+    r = searchd_json(sd, "PUT", "/t/_settings", NULL, &st);
+    cr_assert_eq(st, 400);
+    cr_assert_str_eq(error_reason(r), "request body is required");
     json_decref(r);
     stop();
 

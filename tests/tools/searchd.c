@@ -6557,6 +6557,11 @@ static void handle_put_settings(struct conn *c, const struct request *r, const c
         reply_index_missing(c, name);
         return;
     }
+    if (r->data_len == 0) { /* RestRequest#requiredContent */
+        reply_error(c, 400, "parse_exception", "request body is required");
+        return;
+    }
+    /* a body that is not a JSON object: the double's own text */
     j = json_loadb(r->data, r->data_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(j)) {
         json_decref(j);
