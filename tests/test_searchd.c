@@ -1581,8 +1581,9 @@ static void os2_too_deep(int levels, const char *key, int limit)
  * parses, the root being 1, and #parseArray every array, the objects around
  * it left out (ParseContext counts them apart); past the limit the document
  * is refused as it is parsed.  Objects left unread (disabled, dynamic false)
- * are not counted, the arrays in them are (#parseNonDynamicArray hands them
- * back to #parseArray).  The test copies DocumentParserTests
+ * are not counted, but an array given to a disabled object still counts its
+ * arrays (#parseNonDynamicArray hands them back to #parseArray).  Objects
+ * and arrays in turn count as in DocumentParserTests
  * #testDocumentDeepNestedObjectAndArrayCombination.  --depth-limit sets the
  * limit of indexes created without the setting; 0 turns the checks off. */
 Test(searchd, os2_counts_the_objects_and_arrays_of_a_document)
