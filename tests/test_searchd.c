@@ -317,45 +317,6 @@ Test(searchd, poison_field_fails_only_its_item)
     stop();
 }
 
-static char *nested(int depth)
-{
-    struct buf b;
-
-    buf_init(&b, BUF_NOMAX);
-    buf_puts(&b, "{\"index\":{\"_index\":\"t\",\"_id\":\"d\"}}\n");
-    for (int i = 1; i < depth; i++)
-        buf_puts(&b, "{\"a\":");
-    buf_puts(&b, "{\"leaf\":[{\"x\":\"}\"},{\"x\":\"]\"}]}");
-    for (int i = 1; i < depth; i++)
-        buf_putc(&b, '}');
-    buf_putc(&b, '\n');
-    return buf_take(&b);
-}
-
-Test(searchd, depth_limit)
-{
-    sd = searchd_start(NULL);
-    char *ok = nested(19), *deep = nested(20); /* plus the object inside "leaf" */
-    json_t *r = bulk(ok, 200);
-
-    cr_assert_eq(item_status(r, 0), 201, "20 object levels are allowed");
-    json_decref(r);
-    r = bulk(deep, 200);
-    cr_assert_eq(item_status(r, 0), 400);
-    cr_assert_str_eq(item_err(r, 0, "type"), "mapper_parsing_exception");
-    cr_assert_str_eq(item_err(r, 0, "reason"), "Limit of mapping depth [20] has been exceeded");
-    json_decref(r);
-    stop();
-
-    sd = searchd_start("--depth-limit", "0", NULL);
-    r = bulk(deep, 200);
-    cr_assert_eq(item_status(r, 0), 201, "--depth-limit 0 turns the check off");
-    json_decref(r);
-    free(ok);
-    free(deep);
-    stop();
-}
-
 Test(searchd, malformed_source_fails_its_item)
 {
     sd = searchd_start(NULL);
@@ -1516,6 +1477,531 @@ Test(searchd, dynamodb_numbers_fit_an_index_that_maps_numbers_as_double)
     cr_assert_eq(item_status(r, 2), 201, "1E-130 is a float 0");
     json_decref(r);
     buf_close(&b);
+    stop();
+}
+
+/* ---- mapping limits ----------------------------------------------------------
+ * index.mapping.depth.limit (default 20, at least 1) and
+ * index.mapping.total_fields.limit (default 1000, at least 0) are settings of
+ * each index (MapperService INDEX_MAPPING_DEPTH_LIMIT_SETTING,
+ * INDEX_MAPPING_TOTAL_FIELDS_LIMIT_SETTING), both dynamic.  Both engines
+ * check the mapping a document's new fields would make (TransportShardBulk
+ * Action: the preflight MapperService#merge, DocumentMapper#validate,
+ * MappingLookup#checkLimits: an IllegalArgumentException for the item);
+ * OpenSearch 2 also counts the document's objects and arrays as
+ * DocumentParser parses them (ParseContext.InternalParseContext
+ * #checkFieldDepthLimit, #checkFieldArrayDepthLimit); Elasticsearch 8
+ * checks each new field as it meets it (DocumentParserContext
+ * #addDynamicMapper). */
+
+static const char os2_depth[] = "The depth of the field has exceeded the allowed limit of [%d]. "
+                                "This limit can be set by changing the "
+                                "[index.mapping.depth.limit] index level setting.";
+static const char os2_array_depth[] = "The depth of the nested array field has exceeded the "
+                                      "allowed limit of [%d]. This limit can be set by "
+                                      "changing the [index.mapping.depth.limit] index level "
+                                      "setting.";
+
+/* The item status of doc indexed alone under an id not used before (201
+ * when it is taken). */
+static long fresh_status(const char *doc)
+{
+    static unsigned seq;
+    char id[32];
+    json_t *r;
+    long st;
+
+    snprintf(id, sizeof(id), "n%u", seq++);
+    r = index_doc(id, doc);
+    st = item_status(r, 0);
+    json_decref(r);
+    return st;
+}
+
+/* The member of j at a dotted path of keys ("a.b.c"). */
+static json_t *member(json_t *j, const char *path)
+{
+    char *copy = strdup(path), *save = NULL;
+
+    for (char *k = strtok_r(copy, ".", &save); k && j; k = strtok_r(NULL, ".", &save))
+        j = json_object_get(j, k);
+    free(copy);
+    return j;
+}
+
+/* A document of `levels` objects one in another, the root the first
+ * ({"a":{"a":{"leaf":1}}} has 3), or, with arrays, of `levels` arrays one in
+ * another under key ({"k":[[1]]} has 2). */
+static char *deep_doc(int levels, const char *key)
+{
+    struct buf b;
+
+    buf_init(&b, BUF_NOMAX);
+    buf_putc(&b, '{');
+    if (key) {
+        buf_printf(&b, "\"%s\":", key);
+        for (int i = 0; i < levels; i++)
+            buf_putc(&b, '[');
+        buf_putc(&b, '1');
+        for (int i = 0; i < levels; i++)
+            buf_putc(&b, ']');
+        buf_putc(&b, '}');
+    } else {
+        for (int i = 1; i < levels; i++)
+            buf_puts(&b, "\"a\":{");
+        buf_puts(&b, "\"leaf\":1");
+        for (int i = 0; i < levels; i++)
+            buf_putc(&b, '}');
+    }
+    return buf_take(&b);
+}
+
+static long deep_status(int levels, const char *key)
+{
+    char *doc = deep_doc(levels, key);
+    long st = fresh_status(doc);
+
+    free(doc);
+    return st;
+}
+
+/* Asserts that the document of these levels is refused as os2's parser
+ * refuses one too deep (#wrapInMapperParsingException: "failed to parse",
+ * caused by the OpenSearchParseException). */
+static void os2_too_deep(int levels, const char *key, int limit)
+{
+    char *doc = deep_doc(levels, key), want[300];
+
+    snprintf(want, sizeof(want), key ? os2_array_depth : os2_depth, limit);
+    refused(doc, "mapper_parsing_exception", "failed to parse", "parse_exception", want);
+    free(doc);
+}
+
+/* OpenSearch 2: DocumentParser#innerParseObject counts every object it
+ * parses, the root being 1, and #parseArray every array, the objects around
+ * it left out (ParseContext counts them apart); past the limit the document
+ * is refused as it is parsed.  Objects left unread (disabled, dynamic false)
+ * are not counted, but an array given to a disabled object still counts its
+ * arrays (#parseNonDynamicArray hands them back to #parseArray).  Objects
+ * and arrays in turn count as in DocumentParserTests
+ * #testDocumentDeepNestedObjectAndArrayCombination.  --depth-limit sets the
+ * limit of indexes created without the setting; 0 turns the checks off. */
+Test(searchd, os2_counts_the_objects_and_arrays_of_a_document)
+{
+    struct buf b;
+
+    sd = searchd_start(NULL);
+    cr_assert_eq(deep_status(20, NULL), 201, "20 objects, the root one of them");
+    os2_too_deep(21, NULL, 20);
+    cr_assert_eq(deep_status(20, "x"), 201, "20 arrays");
+    os2_too_deep(21, "x", 20);
+    for (int n = 20; n >= 19; n--) { /* object -> array -> object ... */
+        buf_init(&b, BUF_NOMAX);
+        buf_putc(&b, '{');
+        for (int i = 1; i < n; i++)
+            buf_puts(&b, "\"foo1\":[{");
+        buf_puts(&b, "\"bar\":[[0,0]]");
+        for (int i = 1; i < n; i++)
+            buf_puts(&b, "}]");
+        buf_putc(&b, '}');
+        if (n == 20)
+            refused(b.ptr, "mapper_parsing_exception", "failed to parse", "parse_exception",
+                    "The depth of the nested array field has exceeded the allowed limit of [20]. "
+                    "This limit can be set by changing the [index.mapping.depth.limit] index "
+                    "level setting.");
+        else
+            cr_assert_eq(fresh_status(b.ptr), 201, "18 arrays of objects and two arrays");
+        buf_close(&b);
+    }
+    stop();
+
+    sd = searchd_start(NULL);
+    create_t("{\"mappings\":{\"properties\":{\"d\":{\"type\":\"object\",\"enabled\":false},"
+             "\"q\":{\"type\":\"object\",\"dynamic\":false}}}}");
+    buf_init(&b, BUF_NOMAX);
+    buf_puts(&b, "{\"d\":");
+    char *inner = deep_doc(25, NULL);
+    buf_puts(&b, inner);
+    buf_puts(&b, ",\"q\":{\"new\":");
+    buf_puts(&b, inner);
+    buf_puts(&b, "}}");
+    cr_assert_eq(fresh_status(b.ptr), 201, "objects left unread are not counted");
+    free(inner);
+    buf_close(&b);
+    os2_too_deep(21, "d", 20);
+    stop();
+
+    sd = searchd_start("--depth-limit", "0", NULL);
+    cr_assert_eq(deep_status(25, NULL), 201, "--depth-limit 0 turns the check off");
+    cr_assert_eq(deep_status(25, "x"), 201);
+    stop();
+    sd = searchd_start("--depth-limit", "5", NULL);
+    cr_assert_eq(deep_status(5, NULL), 201);
+    os2_too_deep(6, NULL, 5);
+    stop();
+}
+
+/* Elasticsearch 8 counts object fields, not the document: a new object
+ * whose path has more dots than the limit less 2 is refused as it is met
+ * (DocumentParserContext#addDynamicMapper → MappingLookup
+ * #checkObjectDepthLimit, wrapped by DocumentParser
+ * #wrapInDocumentParsingException with the object's location); arrays make
+ * no object. */
+Test(searchd, es8_refuses_a_new_object_deeper_than_the_limit)
+{
+    struct buf want;
+
+    sd = searchd_start("--flavor", "es8", NULL);
+    cr_assert_eq(deep_status(20, NULL), 201, "the deepest object a.a...a has 18 dots");
+    buf_init(&want, BUF_NOMAX);
+    buf_puts(&want, "Limit of mapping depth [20] has been exceeded due to object field [a");
+    for (int i = 1; i < 20; i++)
+        buf_puts(&want, ".a");
+    buf_putc(&want, ']');
+    char *doc = deep_doc(21, NULL), *outer = NULL;
+    /* the 20th "a" opens its object at column 1 + 5 * 20 */
+    cr_assert_geq(asprintf(&outer, "[1:101] failed to parse: %s", want.ptr), 0);
+    refused(doc, "document_parsing_exception", outer, "illegal_argument_exception", want.ptr);
+    free(outer);
+    free(doc);
+    buf_close(&want);
+    cr_assert_eq(deep_status(30, "x"), 201, "arrays add no depth");
+    stop();
+}
+
+/* A dotted name is the path of objects it names (DocumentParser
+ * #getDynamicParentMapper, es8 DotExpandingXContentParser), so its dots
+ * count as nested objects do: MappingLookup#checkObjectDepthLimit counts
+ * the dots of each object's full path, plus 2.  os2 finds it when the
+ * mapping update is checked (its document count sees one level): an
+ * illegal_argument_exception, not wrapped; es8 as the object is added. */
+Test(searchd, dots_in_names_count_as_depth)
+{
+    static const char reason[] = "Limit of mapping depth [3] has been exceeded due to object "
+                                 "field [x.y.z]";
+
+    sd = searchd_start(NULL);
+    create_t("{\"settings\":{\"index.mapping.depth.limit\":3}}");
+    cr_assert_eq(fresh_status("{\"a.b\":{\"c\":1}}"), 201, "a.b is at depth 3");
+    refused("{\"x.y.z.w\":1}", "illegal_argument_exception", reason, NULL, NULL);
+    assert_mapped("x", NULL);
+    refused("{\"x\":{\"y.z\":{\"w\":1}}}", "illegal_argument_exception", reason, NULL, NULL);
+    stop();
+
+    sd = searchd_start("--flavor", "es8", NULL);
+    create_t("{\"settings\":{\"index.mapping.depth.limit\":3}}");
+    cr_assert_eq(fresh_status("{\"a.b\":{\"c\":1}}"), 201);
+    refused("{\"x.y.z.w\":1}", "document_parsing_exception",
+            "[1:12] failed to parse: Limit of mapping depth [3] has been exceeded due to object "
+            "field [x.y.z]", "illegal_argument_exception", reason);
+    stop();
+}
+
+/* A document of n fields "<prefix>0".."<prefix>n-1", each with value. */
+static char *many_fields(const char *prefix, int n, const char *value)
+{
+    struct buf b;
+
+    buf_init(&b, BUF_NOMAX);
+    buf_putc(&b, '{');
+    for (int i = 0; i < n; i++)
+        buf_printf(&b, "%s\"%s%d\":%s", i ? "," : "", prefix, i, value);
+    buf_putc(&b, '}');
+    return buf_take(&b);
+}
+
+/* OpenSearch 2: the mapping a document's new fields make may hold as many
+ * fields as the limit (MappingLookup#checkFieldLimit): field mappers and
+ * their multi-fields (a dynamic string is text plus keyword: 2), object
+ * mappers, not the metadata fields.  A document with no new field maps
+ * nothing and is not checked. */
+Test(searchd, os2_total_fields_limit_counts_the_merged_mapping)
+{
+    static const char reason[] = "Limit of total fields [5] has been exceeded";
+    char *doc;
+
+    sd = searchd_start(NULL);
+    doc = many_fields("f", 1000, "1");
+    cr_assert_eq(fresh_status(doc), 201, "1000 fields by default");
+    free(doc);
+    refused("{\"one_more\":1}", "illegal_argument_exception",
+            "Limit of total fields [1000] has been exceeded", NULL, NULL);
+    stop();
+
+    sd = searchd_start(NULL);
+    create_t("{\"settings\":{\"index.mapping.total_fields.limit\":5}}");
+    cr_assert_eq(fresh_status("{\"s\":\"x\"}"), 201, "text and its keyword: 2");
+    cr_assert_eq(fresh_status("{\"o\":{\"n\":1}}"), 201, "an object and a long: 4");
+    refused("{\"p\":1,\"q\":1}", "illegal_argument_exception", reason, NULL, NULL);
+    assert_mapped("p", NULL);
+    refused("{\"t\":\"x\"}", "illegal_argument_exception", reason, NULL, NULL);
+    cr_assert_eq(fresh_status("{\"p\":1}"), 201, "5 fit");
+    cr_assert_eq(fresh_status("{\"s\":\"y\",\"o\":{\"n\":2},\"p\":[3]}"), 201,
+                 "no new field, no mapping update");
+    stop();
+}
+
+/* Elasticsearch 8 counts the fields a document brings as they come
+ * (DocumentParserContext#addDynamicMapper: Mapper#getTotalFieldsCount of
+ * each new one added to those of the document so far, MappingLookup
+ * #checkFieldLimit "while adding new fields [n]"), wrapped with the value's
+ * location. */
+Test(searchd, es8_total_fields_limit_counts_as_fields_come)
+{
+    sd = searchd_start("--flavor", "es8", NULL);
+    create_t("{\"settings\":{\"index.mapping.total_fields.limit\":5}}");
+    cr_assert_eq(fresh_status("{\"a\":1,\"s\":\"x\"}"), 201);
+    refused("{\"b\":1,\"t\":\"x\"}", "document_parsing_exception",
+            "[1:12] failed to parse: Limit of total fields [5] has been exceeded while adding "
+            "new fields [3]", "illegal_argument_exception",
+            "Limit of total fields [5] has been exceeded while adding new fields [3]");
+    assert_mapped("b", NULL);
+    refused("{\"c\":1,\"d\":{\"e\":1}}", "document_parsing_exception",
+            "[1:17] failed to parse: Limit of total fields [5] has been exceeded while adding "
+            "new fields [3]", "illegal_argument_exception",
+            "Limit of total fields [5] has been exceeded while adding new fields [3]");
+    cr_assert_eq(fresh_status("{\"c\":[1,2],\"d\":null}"), 201, "one new field, counted once");
+    stop();
+}
+
+/* Elasticsearch 8.13+ index.mapping.total_fields.ignore_dynamic_beyond_limit
+ * (MapperService INDEX_MAPPING_IGNORE_DYNAMIC_BEYOND_LIMIT_SETTING): a new
+ * field that does not fit is left unmapped and its value unread
+ * (DocumentParserContext#addDynamicMapper returns false, DynamicFieldsBuilder
+ * #createDynamicField and DocumentParser#parseObjectDynamic skip it); the
+ * document is taken, its source whole.  OpenSearch 2 has no such setting:
+ * unknown (AbstractScopedSettings#validate). */
+Test(searchd, ignore_dynamic_beyond_limit)
+{
+    long st;
+    json_t *r;
+
+    sd = searchd_start("--flavor", "es8", NULL);
+    create_t("{\"settings\":{\"index.mapping.total_fields.limit\":3,"
+             "\"index.mapping.total_fields.ignore_dynamic_beyond_limit\":true}}");
+    r = index_doc("k", "{\"a\":1,\"s\":\"x\",\"o\":{\"n\":1},\"t\":\"y\"}");
+    cr_assert_eq(item_status(r, 0), 201);
+    json_decref(r);
+    assert_mapped("a", "long");
+    assert_mapped("s", "text");
+    assert_mapped("o", NULL);
+    assert_mapped("t", NULL);
+    r = searchd_json(sd, "GET", "/t/_doc/k", NULL, &st);
+    json_t *src = json_object_get(r, "_source");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(src, "o"), "n")), 1,
+                 "the source keeps what is left unmapped");
+    json_decref(r);
+    json_decref(searchd_json(sd, "PUT", "/t/_settings",
+                             "{\"index.mapping.total_fields.limit\":4}", &st));
+    cr_assert_eq(st, 200);
+    cr_assert_eq(fresh_status("{\"u\":\"z\",\"n\":true}"), 201,
+                 "a string (2) does not fit, a boolean (1) after it does");
+    assert_mapped("u", NULL);
+    assert_mapped("n", "boolean");
+    stop();
+
+    sd = searchd_start(NULL);
+    r = put_index("{\"settings\":{\"index.mapping.total_fields.ignore_dynamic_beyond_limit\":"
+                  "true}}", 400);
+    cr_assert_str_eq(error_type(r), "illegal_argument_exception");
+    cr_assert_str_eq(error_reason(r), "unknown setting "
+                     "[index.mapping.total_fields.ignore_dynamic_beyond_limit] please check that "
+                     "any required plugins are installed, or check the breaking changes "
+                     "documentation for removed settings");
+    json_decref(r);
+    stop();
+}
+
+/* The settings of PUT /<index> (CreateIndexRequest#source: "settings" must
+ * be an object) as Settings.Builder#loadFromMap reads them: nested objects
+ * or dotted keys, numbers or strings, the "index." prefix optional
+ * (#normalizePrefix); GET /<index>/_settings shows what was given, nested
+ * (Settings#toXContent) or flat (flat_settings=true), values as strings. */
+Test(searchd, settings_are_taken_in_every_form_and_shown)
+{
+    static const char *const bodies[] = {
+        "{\"settings\":{\"index\":{\"mapping\":{\"depth\":{\"limit\":2}}}}}",
+        "{\"settings\":{\"index.mapping.depth.limit\":\"2\"}}",
+        "{\"settings\":{\"mapping.depth.limit\":2}}",
+        "{\"settings\":{\"mapping\":{\"depth.limit\":\"2\"}}}",
+    };
+    long st;
+    json_t *r;
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        sd = searchd_start(NULL);
+        create_t(bodies[i]);
+        cr_assert_eq(fresh_status("{\"a\":{\"b\":1}}"), 201, "%s", bodies[i]);
+        os2_too_deep(3, NULL, 2);
+        r = searchd_json(sd, "GET", "/t/_settings", NULL, &st);
+        cr_assert_eq(st, 200);
+        cr_assert_str_eq(json_string_value(member(r, "t.settings.index.mapping.depth.limit")),
+                         "2", "%s", bodies[i]);
+        json_decref(r);
+        stop();
+    }
+
+    sd = searchd_start(NULL);
+    create_t("{\"settings\":{\"number_of_shards\":1,\"index.mapping.total_fields.limit\":10}}");
+    r = searchd_json(sd, "GET", "/t/_settings?flat_settings=true", NULL, &st);
+    json_t *set = json_object_get(json_object_get(r, "t"), "settings");
+    cr_assert_str_eq(json_string_value(json_object_get(set, "index.mapping.total_fields.limit")),
+                     "10");
+    cr_assert_str_eq(json_string_value(json_object_get(set, "index.number_of_shards")), "1");
+    cr_assert_str_eq(json_string_value(json_object_get(set, "index.provided_name")), "t");
+    json_decref(r);
+    r = searchd_json(sd, "GET", "/t", NULL, &st);
+    cr_assert_str_eq(json_string_value(member(r, "t.settings.index.mapping.total_fields.limit")),
+                     "10");
+    json_decref(r);
+    r = searchd_json(sd, "PUT", "/u", "{\"settings\":[]}", &st);
+    cr_assert_eq(st, 400);
+    cr_assert_str_eq(error_type(r), "parse_exception");
+    cr_assert_str_eq(error_reason(r), "key [settings] must be an object");
+    json_decref(r);
+    stop();
+}
+
+/* Bad values, as Setting#get reports them (IndexScopedSettings#validate at
+ * creation and at PUT /<index>/_settings): a value Long#parseLong refuses
+ * "Failed to parse value [..] for setting [..]" caused by its
+ * NumberFormatException; below the minimum (#parseLong) "... must be >= 1";
+ * a boolean other than true/false (Booleans#parseBoolean).  PUT _settings
+ * with nothing to set (UpdateSettingsRequest#validate) or no body at all
+ * (RestRequest#requiredContent). */
+Test(searchd, bad_setting_values_are_refused)
+{
+    long st;
+    json_t *r, *rc;
+
+    sd = searchd_start(NULL);
+    r = put_index("{\"settings\":{\"index.mapping.depth.limit\":\"deep\"}}", 400);
+    rc = json_array_get(json_object_get(json_object_get(r, "error"), "root_cause"), 0);
+    cr_assert_str_eq(error_type(r), "illegal_argument_exception");
+    cr_assert_str_eq(error_reason(r),
+                     "Failed to parse value [deep] for setting [index.mapping.depth.limit]");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(
+                         r, "error"), "caused_by"), "reason")), "For input string: \"deep\"");
+    cr_assert_str_eq(json_string_value(json_object_get(rc, "type")),
+                     "illegal_argument_exception");
+    json_decref(r);
+    r = put_index("{\"settings\":{\"index.mapping.depth.limit\":0}}", 400);
+    cr_assert_str_eq(error_reason(r), "Failed to parse value [0] for setting "
+                     "[index.mapping.depth.limit] must be >= 1");
+    json_decref(r);
+    r = put_index("{\"settings\":{\"mapping.total_fields.limit\":-1}}", 400);
+    cr_assert_str_eq(error_reason(r), "Failed to parse value [-1] for setting "
+                     "[index.mapping.total_fields.limit] must be >= 0");
+    json_decref(r);
+    r = put_index("{\"settings\":{\"index.mapping.depth.limit\":2.5}}", 400);
+    cr_assert_str_eq(error_reason(r),
+                     "Failed to parse value [2.5] for setting [index.mapping.depth.limit]");
+    json_decref(r);
+    json_decref(searchd_json(sd, "GET", "/t", NULL, &st));
+    cr_assert_eq(st, 404, "no index is left");
+    create_t("{}");
+    r = searchd_json(sd, "PUT", "/t/_settings", "{\"index\":{\"mapping.depth.limit\":0}}", &st);
+    cr_assert_eq(st, 400);
+    cr_assert_str_eq(error_reason(r), "Failed to parse value [0] for setting "
+                     "[index.mapping.depth.limit] must be >= 1");
+    json_decref(r);
+    r = searchd_json(sd, "PUT", "/t/_settings", "{}", &st);
+    cr_assert_eq(st, 400);
+    cr_assert_str_eq(error_type(r), "action_request_validation_exception");
+    cr_assert_str_eq(error_reason(r), "Validation Failed: 1: no settings to update;");
+    json_decref(r);
+    r = searchd_json(sd, "PUT", "/t/_settings", NULL, &st);
+    cr_assert_eq(st, 400);
+    cr_assert_str_eq(error_reason(r), "request body is required");
+    json_decref(r);
+    stop();
+
+    sd = searchd_start("--flavor", "es8", NULL);
+    r = put_index("{\"settings\":{\"index.mapping.total_fields.ignore_dynamic_beyond_limit\":"
+                  "\"yes\"}}", 400);
+    cr_assert_str_eq(error_reason(r), "Failed to parse value [yes] as only [true] or [false] "
+                     "are allowed.");
+    json_decref(r);
+    stop();
+}
+
+/* PUT /<index>/_settings changes both limits (dynamic settings; the body or
+ * its "settings" object, UpdateSettingsRequest#fromXContent); a null puts
+ * the default back.  Lowering a limit below the mapping refuses no document
+ * until one brings a new field: MappingLookup#checkLimits then checks the
+ * whole merged mapping. */
+Test(searchd, put_settings_changes_the_limits)
+{
+    long st;
+
+    sd = searchd_start(NULL);
+    create_t("{}");
+    cr_assert_eq(fresh_status("{\"a\":{\"b\":{\"c\":1}},\"x\":1}"), 201);
+    json_decref(searchd_json(sd, "PUT", "/t/_settings",
+                             "{\"index\":{\"mapping\":{\"depth\":{\"limit\":2}}}}", &st));
+    cr_assert_eq(st, 200);
+    cr_assert_eq(fresh_status("{\"x\":2}"), 201, "no new field: no check");
+    refused("{\"y\":1}", "illegal_argument_exception",
+            "Limit of mapping depth [2] has been exceeded due to object field [a.b]", NULL, NULL);
+    os2_too_deep(3, NULL, 2);
+    json_decref(searchd_json(sd, "PUT", "/t/_settings",
+                             "{\"settings\":{\"index.mapping.depth.limit\":null,"
+                             "\"mapping.total_fields.limit\":\"4\"}}", &st));
+    cr_assert_eq(st, 200);
+    refused("{\"y\":1}", "illegal_argument_exception",
+            "Limit of total fields [4] has been exceeded", NULL, NULL);
+    json_decref(searchd_json(sd, "PUT", "/t/_settings",
+                             "{\"index.mapping.total_fields.limit\":null}", &st));
+    cr_assert_eq(fresh_status("{\"y\":1}"), 201, "the defaults are back");
+    long ist;
+    json_t *r = searchd_json(sd, "GET", "/t/_settings?flat_settings", NULL, &ist);
+    cr_assert_null(json_object_get(json_object_get(json_object_get(r, "t"), "settings"),
+                                   "index.mapping.depth.limit"), "a null removes the setting");
+    json_decref(r);
+    json_decref(searchd_json(sd, "PUT", "/nope/_settings", "{\"index.mapping.depth.limit\":5}",
+                             &st));
+    cr_assert_eq(st, 404);
+    stop();
+}
+
+/* An explicit mapping beyond the limits is refused when the index is
+ * created (MapperService#merge → DocumentMapper#validate, not wrapped).
+ * OpenSearch 2 counts what FieldMapper#iterator gives, which for text
+ * includes the hidden _index_prefix and _index_phrase fields
+ * (TextFieldMapper#iterator); Elasticsearch 8 counts a field and its
+ * multi-fields (FieldMapper#getTotalFieldsCount). */
+Test(searchd, an_explicit_mapping_beyond_the_limits_is_refused)
+{
+    static const char prefixed[] =
+        "{\"settings\":{\"index.mapping.total_fields.limit\":2},\"mappings\":{\"properties\":"
+        "{\"a\":{\"type\":\"text\",\"index_prefixes\":{},\"index_phrases\":true}}}}";
+    long st;
+    json_t *r;
+
+    sd = searchd_start(NULL);
+    r = put_index("{\"settings\":{\"index.mapping.total_fields.limit\":2},\"mappings\":"
+                  "{\"properties\":{\"a\":{\"type\":\"text\",\"fields\":{\"raw\":{\"type\":"
+                  "\"keyword\"}}},\"b\":{\"type\":\"long\"}}}}", 400);
+    cr_assert_str_eq(error_type(r), "illegal_argument_exception");
+    cr_assert_str_eq(error_reason(r), "Limit of total fields [2] has been exceeded");
+    json_decref(r);
+    r = put_index("{\"settings\":{\"index.mapping.depth.limit\":2},\"mappings\":{\"properties\":"
+                  "{\"a\":{\"properties\":{\"b\":{\"properties\":{\"c\":{\"type\":\"long\"}}}}}}}}",
+                  400);
+    cr_assert_str_eq(error_type(r), "illegal_argument_exception");
+    cr_assert_str_eq(error_reason(r),
+                     "Limit of mapping depth [2] has been exceeded due to object field [a.b]");
+    json_decref(r);
+    r = put_index(prefixed, 400);
+    cr_assert_str_eq(error_reason(r), "Limit of total fields [2] has been exceeded",
+                     "text, _index_prefix and _index_phrase");
+    json_decref(r);
+    json_decref(searchd_json(sd, "GET", "/t", NULL, &st));
+    cr_assert_eq(st, 404);
+    stop();
+
+    sd = searchd_start("--flavor", "es8", NULL);
+    create_t(prefixed);
     stop();
 }
 

@@ -22,10 +22,12 @@
  *   against the index's mapping, with the texts of --flavor os2
  *   (OpenSearch 2, the default) or es8 (Elasticsearch 8);
  *   tests/tools/ENGINE-RULES.md has the rules and their sources.  Also the
- *   poison field and the depth limit (ES text "Limit of mapping depth [20]
- *   has been exceeded"; the root object is level 1, arrays add no level).
- *   The source is parsed before versions are compared, as in the shard; a
- *   keyword value over Lucene's 32766-byte term limit fails after them.
+ *   poison field and the index's mapping limits (index.mapping.depth.limit,
+ *   index.mapping.total_fields.limit: os2 counts the document's objects and
+ *   arrays as it parses them and checks the mapping its new fields make,
+ *   es8 checks each new field as it comes).  The source is parsed before
+ *   versions are compared, as in the shard; a keyword value over Lucene's
+ *   32766-byte term limit fails after them.
  * - The mapping: PUT /<index> with {"mappings": ...} sets explicit fields
  *   (object, text, keyword, long, integer, short, byte, double, float,
  *   boolean, date; multi-fields; ignore_malformed, ignore_above, enabled),
@@ -36,7 +38,9 @@
  *   runtime fields, ...) is refused with search_double_unsupported_exception.
  *   Fields new in accepted documents join it (dynamic templates first, then
  *   the engine's defaults); GET /<index>/_mapping shows it; it goes with the
- *   index.  Settings and aliases are not modelled.
+ *   index.  Of the settings (at creation, PUT /<index>/_settings, shown by
+ *   GET /<index>/_settings) the mapping limits are read; aliases are not
+ *   modelled.
  * - A body needs Content-Type application/json or application/x-ndjson
  *   (charset and vnd.elasticsearch+ variants too), else 406 as in ES.
  * - filter_path (comma-separated, '*' and '**'; no '-' exclusions) applies
@@ -265,6 +269,7 @@ struct field {
     char *name;             /* a multi-field's full name ("t.raw"), else NULL */
     struct field **sub;     /* multi-fields ("fields"), parsing the same values */
     size_t nsub;
+    int hidden;             /* text: the _index_prefix and _index_phrase fields it makes */
     json_t *def;            /* what GET /_mapping prints (no "properties"), NULL when dynamic */
 };
 
@@ -287,11 +292,21 @@ struct mapping {
     json_t *meta;           /* "_meta", shown as given */
 };
 
+/* The index settings the double reads (IndexSettings, MapperService): set
+ * at creation or by PUT /<index>/_settings, all dynamic. */
+struct limits {
+    long depth;          /* index.mapping.depth.limit; < 0: not set (--depth-limit) */
+    long fields;         /* index.mapping.total_fields.limit */
+    bool ignore_beyond;  /* es8 index.mapping.total_fields.ignore_dynamic_beyond_limit */
+};
+
 struct index {
     const char *name; /* the map's key */
     struct map docs;
     struct map fields; /* path -> struct field *: explicit and learned from accepted documents */
     struct mapping mapping;
+    struct limits lim;
+    json_t *settings;  /* as given, normalised: "index.x.y" -> string (GET /<index>/_settings) */
     int64_t seq_no;
     char uuid[23];
     bool exists;
@@ -301,14 +316,14 @@ enum doc_state { DS_ABSENT, DS_DELETED, DS_PRESENT };
 
 enum route {
     RT_ROOT, RT_BULK, RT_INDEX_BULK, RT_DOC, RT_SEARCH, RT_COUNT, RT_INDEX, RT_REFRESH, RT_MAPPING,
-    RT_OTHER,
+    RT_SETTINGS, RT_OTHER,
     RT_N
 };
 static const char *const route_name[RT_N] = {
     [RT_ROOT] = "/", [RT_BULK] = "/_bulk", [RT_INDEX_BULK] = "/{index}/_bulk",
     [RT_DOC] = "/{index}/_doc/{id}", [RT_SEARCH] = "/{index}/_search",
     [RT_COUNT] = "/{index}/_count", [RT_INDEX] = "/{index}", [RT_REFRESH] = "/{index}/_refresh",
-    [RT_MAPPING] = "/{index}/_mapping",
+    [RT_MAPPING] = "/{index}/_mapping", [RT_SETTINGS] = "/{index}/_settings",
     [RT_OTHER] = "other",
 };
 
@@ -530,6 +545,16 @@ static void mapping_clear(struct mapping *m)
     m->date_detection = true;
 }
 
+/* MapperService INDEX_MAPPING_TOTAL_FIELDS_LIMIT_SETTING's default */
+#define TOTAL_FIELDS_DEFAULT 1000
+
+static void limits_reset(struct index *ix)
+{
+    ix->lim = (struct limits){ .depth = -1, .fields = TOTAL_FIELDS_DEFAULT };
+    json_decref(ix->settings);
+    ix->settings = NULL;
+}
+
 static void index_free(void *p)
 {
     struct index *ix = p;
@@ -538,6 +563,7 @@ static void index_free(void *p)
         map_clear(&ix->docs, doc_free);
         map_clear(&ix->fields, field_free);
         mapping_clear(&ix->mapping);
+        json_decref(ix->settings);
     }
     free(ix);
 }
@@ -565,6 +591,7 @@ static struct index *index_create(const char *name)
         ix->seq_no = 0;
         make_uuid(ix->uuid);
         mapping_clear(&ix->mapping);
+        limits_reset(ix);
     }
     return ix;
 }
@@ -574,7 +601,15 @@ static void index_drop(struct index *ix)
     map_clear(&ix->docs, doc_free);
     map_clear(&ix->fields, field_free);
     mapping_clear(&ix->mapping);
+    limits_reset(ix);
     ix->exists = false;
+}
+
+/* The mapping depth limit: the index's own setting, else --depth-limit
+ * (0: none). */
+static long depth_limit(const struct limits *lim)
+{
+    return lim->depth >= 0 ? lim->depth : srv.set.depth_limit;
 }
 
 static enum doc_state doc_state(const struct doc *d, uint64_t now)
@@ -1373,7 +1408,11 @@ struct chk {
     struct index *ix;
     const char *id;
     int nest;                 /* open objects and arrays (Jackson's nesting limit) */
-    int objs, depth;          /* open / deepest object level, the root is 1 */
+    long depth_limit;         /* index.mapping.depth.limit (0: none) */
+    long fields_limit;        /* index.mapping.total_fields.limit */
+    long objdepth, arrdepth;  /* os2: objects and arrays being parsed into the mapping */
+    long existing;            /* es8: what the mapping's fields count, < 0 until needed */
+    long added;               /* es8: what the fields new in this document count */
     unsigned long obj;        /* serial of the object being read (duplicate keys) */
     const char *poison, *poison_at, *poison_end;
     json_t *err;              /* the first refusal */
@@ -1916,13 +1955,10 @@ static int object(struct chk *c, size_t base, bool raw)
         return bad_json(c, c->p, "Document nesting depth (%d) exceeds the maximum allowed "
                                  "(%d, from `StreamReadConstraints.getMaxNestingDepth()`)",
                         c->nest, NEST_MAX);
-    if (++c->objs > c->depth)
-        c->depth = c->objs;
     c->p++;
     skip_blank(c);
     if (c->p < c->e && *c->p == '}') {
         c->p++;
-        c->objs--;
         c->nest--;
         return 0;
     }
@@ -1954,7 +1990,6 @@ static int object(struct chk *c, size_t base, bool raw)
         }
         if (c->p < c->e && *c->p == '}') {
             c->p++;
-            c->objs--;
             c->nest--;
             return 0;
         }
@@ -3420,6 +3455,230 @@ static int null_for_new_field(struct chk *c, const struct fld *f, struct loc at)
     return d == DYN_STRICT ? strict(c, at, f->base, scr.keys.ptr + f->noff, f->nlen) : 0;
 }
 
+/* ---- the mapping limits ----------------------------------------------------
+ * index.mapping.total_fields.limit and index.mapping.depth.limit, per index
+ * (MapperService INDEX_MAPPING_*_LIMIT_SETTING).  Both engines check the
+ * mapping a document's new fields would make (TransportShardBulkAction: the
+ * preflight MapperService#merge, DocumentMapper#validate, MappingLookup
+ * #checkLimits).  es8 also checks each new field as the document is parsed
+ * (DocumentParserContext#addDynamicMapper); os2 counts the objects and
+ * arrays of the document itself as it parses them (ParseContext
+ * #checkFieldDepthLimit, #checkFieldArrayDepthLimit).                      */
+
+/* What a mapper counts towards the total fields limit: itself and its
+ * multi-fields (es8 Mapper#getTotalFieldsCount); a dynamic string brings its
+ * keyword sub-field.  os2 counts what MappingLookup#fromMapping collects
+ * through FieldMapper#iterator, which for text adds the _index_prefix and
+ * _index_phrase fields (TextFieldMapper#iterator); es8 does not count them.
+ * Metadata fields never count. */
+static long field_count(const struct field *f, enum flavor fl)
+{
+    long n = 1 + (f->type == FT_TEXT && !f->def && !f->name) + (fl == FL_OS2 ? f->hidden : 0);
+
+    for (size_t i = 0; i < f->nsub; i++)
+        n += field_count(f->sub[i], fl);
+    return n;
+}
+
+static long map_count(const struct map *m, enum flavor fl)
+{
+    long n = 0;
+
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key && m->slots[i].val)
+            n += field_count(m->slots[i].val, fl);
+    return n;
+}
+
+/* MappingLookup#checkObjectDepthLimit: an object's depth is the number of
+ * dots in its full path plus 2 (the root being 1), so a dotted name adds
+ * depth as objects do, and arrays add none. */
+static long object_depth(const char *path, size_t n)
+{
+    long dots = 0;
+
+    for (size_t i = 0; i < n; i++)
+        dots += path[i] == '.';
+    return dots + 2;
+}
+
+static json_t *depth_exceeded(long limit, const char *path, size_t n)
+{
+    return errf("illegal_argument_exception", "Limit of mapping depth [%ld] has been exceeded "
+                "due to object field [%.*s]", limit, (int)n, path);
+}
+
+/* es8 DocumentParserContext#addDynamicMapper for f, new at the path
+ * [0..plen): an object deeper than the limit is refused, then what f counts
+ * is added to what the fields new in this document counted so far, which
+ * must fit what the mapping leaves (MappingLookup#checkFieldLimit, "while
+ * adding new fields [n]") unless ignore_dynamic_beyond_limit leaves f
+ * unmapped (its value is then not read: DynamicFieldsBuilder
+ * #createDynamicField, DocumentParser#parseObjectDynamic).  Either error is
+ * wrapped as the document parser wraps any (#wrapInDocumentParsingException).
+ * 0: map it, 1: leave the value unmapped, -1: refused.  os2 checks nothing
+ * here. */
+static int add_dynamic(struct chk *c, size_t plen, const struct field *f, struct loc at)
+{
+    long size;
+
+    if (c->fl != FL_ES8)
+        return 0;
+    if (f->type == FT_OBJECT && c->depth_limit > 0 &&
+        object_depth(scr.path.ptr, plen) > c->depth_limit)
+        return doc_exception(c, at, depth_exceeded(c->depth_limit, scr.path.ptr, plen));
+    size = field_count(f, c->fl);
+    if (c->existing < 0)
+        c->existing = map_count(&c->ix->fields, c->fl);
+    if (c->fields_limit - c->existing < c->added + size) {
+        if (c->ix->lim.ignore_beyond)
+            return 1;
+        return doc_exception(c, at, errf("illegal_argument_exception", "Limit of total fields "
+                                         "[%ld] has been exceeded while adding new fields [%ld]",
+                                         c->fields_limit, c->added + size));
+    }
+    c->added += size;
+    return 0;
+}
+
+/* os2: an object or array one level deeper than the document allows
+ * (ParseContext.InternalParseContext: an OpenSearchParseException that
+ * DocumentParser#wrapInMapperParsingException wraps). */
+static int too_deep(struct chk *c, bool array)
+{
+    return doc_exception(c, loc_at(c, c->p),
+                         errf("parse_exception", "The depth of the %sfield has exceeded the "
+                              "allowed limit of [%ld]. This limit can be set by changing the "
+                              "[index.mapping.depth.limit] index level setting.",
+                              array ? "nested array " : "", c->depth_limit));
+}
+
+/* The members of an object that is parsed into the mapping.  os2
+ * DocumentParser#innerParseObject counts it first (the root is 1) and
+ * refuses one deeper than the limit; objects left unread (disabled,
+ * dynamic false) are not counted. */
+static int mapped_object(struct chk *c, size_t base)
+{
+    int rc;
+
+    c->objdepth++;
+    if (c->fl == FL_OS2 && c->depth_limit > 0 && c->objdepth > c->depth_limit)
+        rc = too_deep(c, false);
+    else
+        rc = object(c, base, false);
+    c->objdepth--;
+    return rc;
+}
+
+/* The array at c->p, read by read(c, arg).  os2 DocumentParser#parseArray
+ * counts every array it enters, whatever the objects around it (an array in
+ * an object in an array is at depth 2), and refuses one deeper than the
+ * limit. */
+static int counted_array(struct chk *c, int (*read)(struct chk *, void *), void *arg)
+{
+    int rc;
+
+    c->arrdepth++;
+    if (c->fl == FL_OS2 && c->depth_limit > 0 && c->arrdepth > c->depth_limit)
+        rc = too_deep(c, true);
+    else
+        rc = read(c, arg);
+    c->arrdepth--;
+    return rc;
+}
+
+static int skip_unmapped_each(struct chk *c, void *arg);
+
+static int skip_unmapped_array(struct chk *c, void *arg)
+{
+    return array(c, skip_unmapped_each, NULL);
+}
+
+/* A value that maps nothing (dynamic false, an array of a disabled object):
+ * read, not checked, but os2 DocumentParser#parseNonDynamicArray still hands
+ * the arrays in it to #parseArray, which counts them (the objects in it are
+ * skipped whole). */
+static int skip_unmapped(struct chk *c)
+{
+    if (c->fl != FL_OS2 || *c->p != '[')
+        return skip_value(c);
+    return counted_array(c, skip_unmapped_array, NULL);
+}
+
+static int skip_unmapped_each(struct chk *c, void *arg)
+{
+    return skip_unmapped(c);
+}
+
+static int cmp_slotp(const void *a, const void *b)
+{
+    const struct slot *x = *(const struct slot *const *)a, *y = *(const struct slot *const *)b;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int d = memcmp(x->key, y->key, n);
+
+    return d ? d : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* The object fields of the mapping that fields (and add, when not NULL)
+ * make, deeper than limit: the one MappingLookup#checkObjectDepthLimit meets
+ * first as it iterates its objects (os2: a java.util.HashMap, modelled with
+ * the paths put in sorted order; es8: Map#copyOf, whose order changes from
+ * one JVM to the next: the same one is named). */
+static json_t *deepest_first(const struct map *fields, const struct map *add, long limit)
+{
+    const struct map *maps[2] = { fields, add };
+    const struct slot **v = NULL;
+    struct entry *en = NULL;
+    size_t n = 0, cap = 0, deep = 0;
+    json_t *e = NULL;
+
+    for (int m = 0; m < 2; m++)
+        cap += maps[m] ? maps[m]->len : 0;
+    if (!cap || !(v = malloc(cap * sizeof(*v))))
+        return NULL;
+    for (int m = 0; m < 2; m++)
+        for (size_t i = 0; maps[m] && i < maps[m]->cap; i++) {
+            const struct slot *sl = &maps[m]->slots[i];
+            const struct field *f = sl->val;
+            if (sl->key && f && f->type == FT_OBJECT && (m == 0 || !map_get(fields, sl->key,
+                                                                             sl->klen))) {
+                v[n++] = sl;
+                deep += object_depth(sl->key, sl->klen) > limit;
+            }
+        }
+    if (deep && (en = calloc(n, sizeof(*en)))) {
+        qsort(v, n, sizeof(*v), cmp_slotp);
+        for (size_t i = 0; i < n; i++)
+            en[i] = (struct entry){ .k = v[i]->key, .kl = v[i]->klen, .ins = i,
+                                    .h = java_hash(v[i]->key, v[i]->klen) };
+        hashmap_order(en, n);
+        for (size_t i = 0; !e && i < n; i++)
+            if (object_depth(en[i].k, en[i].kl) > limit)
+                e = depth_exceeded(limit, en[i].k, en[i].kl);
+    }
+    free(en);
+    free(v);
+    return e;
+}
+
+/* MappingLookup#checkLimits, with the limits lim, on the mapping fields
+ * (and add) make: the total fields, then the depth (the nested and name
+ * length limits are not modelled).  auto_update: add holds a document's new
+ * fields, which es8 with ignore_dynamic_beyond_limit fits to what is left
+ * (MapperService#getMaxFieldsToAddDuringMerge) instead of failing.  NULL, or
+ * the IllegalArgumentException, which neither engine wraps. */
+static json_t *limits_exceeded(const struct limits *lim, const struct map *fields,
+                               const struct map *add, bool auto_update, enum flavor fl)
+{
+    long total = map_count(fields, fl) + (add ? map_count(add, fl) : 0);
+    long depth = depth_limit(lim);
+
+    if (total > lim->fields && !(auto_update && fl == FL_ES8 && lim->ignore_beyond))
+        return errf("illegal_argument_exception", "Limit of total fields [%ld] has been exceeded",
+                    lim->fields);
+    return depth > 0 ? deepest_first(fields, add, depth) : NULL;
+}
+
 /* ---- field names and values ----------------------------------------------- */
 
 static int value_each(struct chk *c, void *arg)
@@ -3445,6 +3704,29 @@ static int concrete_into_object(struct chk *c, const struct fld *f, struct loc a
     return -1;
 }
 
+/* An array of field f (counted_array counts it). */
+static int array_of(struct chk *c, void *arg)
+{
+    struct fld *f = arg;
+    bool pending;
+    struct field *fd = f->meta ? NULL : lookup(c, scr.path.ptr, f->plen, &pending), *nf;
+    int rc;
+
+    if (!f->meta && !fd) {
+        /* DocumentParser#parseArray: dynamic is asked for the array, then
+         * a template for an object is looked up (and built) for it */
+        struct loc at = loc_at(c, c->p);
+        if ((rc = may_map(c, f, at, false)) != 0)
+            return rc < 0 ? -1 : array(c, skip_unmapped_each, NULL);
+        if (!(nf = make_field(c, f->plen, XFT_OBJECT, at, true)))
+            return -1;
+        field_free(nf);
+    } else if (fd && fd->type == FT_OBJECT && fd->disabled) {
+        return array(c, skip_unmapped_each, NULL);
+    }
+    return array(c, value_each, f);
+}
+
 /* One value for field f (arrays: each element, at any depth, goes to f).
  * A field not yet mapped is mapped by this document's first value for it
  * (a dynamic template's field or the default one); every later value of it
@@ -3459,21 +3741,8 @@ static int value(struct chk *c, struct fld *f)
 
     if (!f->meta)
         fd = lookup(c, scr.path.ptr, f->plen, &pending);
-    if (*c->p == '[') {
-        if (!f->meta && !fd) {
-            /* DocumentParser#parseArray: dynamic is asked for the array, then
-             * a template for an object is looked up (and built) for it */
-            struct loc at = loc_at(c, c->p);
-            if ((rc = may_map(c, f, at, false)) != 0)
-                return rc < 0 ? -1 : skip_value(c);
-            if (!(nf = make_field(c, f->plen, XFT_OBJECT, at, true)))
-                return -1;
-            field_free(nf);
-        } else if (fd && fd->type == FT_OBJECT && fd->disabled) {
-            return skip_value(c);
-        }
-        return array(c, value_each, f);
-    }
+    if (*c->p == '[')
+        return counted_array(c, array_of, f);
     if (*c->p == '{') {
         const char *open = c->p;
         if (f->meta)
@@ -3483,6 +3752,10 @@ static int value(struct chk *c, struct fld *f)
                 return rc < 0 ? -1 : skip_value(c);
             if (!(nf = make_field(c, f->plen, XFT_OBJECT, loc_at(c, open), false)))
                 return -1;
+            if ((rc = add_dynamic(c, f->plen, nf, loc_at(c, open))) != 0) {
+                field_free(nf);
+                return rc < 0 ? -1 : skip_value(c);
+            }
             learn(scr.path.ptr, f->plen, nf);
             if (!(fd = lookup(c, scr.path.ptr, f->plen, &pending)))
                 return -1;
@@ -3495,7 +3768,7 @@ static int value(struct chk *c, struct fld *f)
         }
         if (fd->type == FT_OBJECT && fd->disabled)
             return skip_value(c);
-        return object(c, f->plen, false);
+        return mapped_object(c, f->plen);
     }
     if ((*c->p == '"' ? read_string_val(c, &v) : read_scalar(c, &v)) < 0)
         return -1;
@@ -3510,6 +3783,10 @@ static int value(struct chk *c, struct fld *f)
             return rc < 0 ? -1 : 0;
         if (!(nf = make_field(c, f->plen, value_xft(c, &v), v.at, false)))
             return -1;
+        if ((rc = add_dynamic(c, f->plen, nf, v.at)) != 0) {
+            field_free(nf);
+            return rc < 0 ? -1 : 0;
+        }
         learn(scr.path.ptr, f->plen, nf);
         if (!(fd = lookup(c, scr.path.ptr, f->plen, &pending)))
             return -1;
@@ -3671,11 +3948,16 @@ static int member(struct chk *c, size_t base, struct loc kat, size_t koff, size_
                 break;
             }
             if (d == DYN_FALSE) { /* no parent for it: the value maps nothing */
-                rc = skip_value(c) < 0 ? -1 : 1;
+                rc = skip_unmapped(c) < 0 ? -1 : 1;
                 break;
             }
             if (!(nf = make_field(c, scr.path.len, XFT_OBJECT, at, false))) {
                 rc = -1;
+                break;
+            }
+            if ((rc = add_dynamic(c, scr.path.len, nf, at)) != 0) {
+                field_free(nf);
+                rc = rc < 0 || skip_value(c) < 0 ? -1 : 1;
                 break;
             }
             learn(scr.path.ptr, scr.path.len, nf);
@@ -3750,7 +4032,8 @@ static json_t *check_source(struct index *ix, const char *src, size_t len, const
 {
     struct chk c = { .p = src, .e = src + len, .row = src, .line = 1,
                      .fl = srv.set.flavor, .ix = ix, .id = id,
-                     .poison = srv.set.poison_field };
+                     .poison = srv.set.poison_field, .depth_limit = depth_limit(&ix->lim),
+                     .fields_limit = ix->lim.fields, .existing = -1 };
     char reason[512];
     json_t *err;
 
@@ -3775,7 +4058,7 @@ static json_t *check_source(struct index *ix, const char *src, size_t len, const
     skip_blank(&c);
     if (c.p >= c.e || *c.p != '{')
         return errf(doc_error(&c), "Malformed content, must start with an object");
-    if (object(&c, 0, false) == 0) {
+    if (mapped_object(&c, 0) == 0) {
         skip_blank(&c);
         if (c.p < c.e && !c.err) /* DocumentParser#validateEnd */
             bad_json(&c, c.p, "Unexpected character after the document: Malformed content, "
@@ -3785,13 +4068,6 @@ static json_t *check_source(struct index *ix, const char *src, size_t len, const
         json_decref(c.late);
         json_decref(c.index_err);
         return c.err;
-    }
-    if (srv.set.depth_limit > 0 && c.depth > srv.set.depth_limit) {
-        json_decref(c.late);
-        json_decref(c.index_err);
-        snprintf(reason, sizeof(reason), "Limit of mapping depth [%d] has been exceeded",
-                 srv.set.depth_limit);
-        return err_obj("mapper_parsing_exception", reason);
     }
     if (c.poison_at) {
         char preview[PREVIEW_MAX + 1];
@@ -3823,6 +4099,12 @@ static json_t *check_source(struct index *ix, const char *src, size_t len, const
     if (c.late) {
         json_decref(c.index_err);
         return c.late;
+    }
+    /* the mapping update the new fields make must fit the index's limits */
+    if (scr.pending.len &&
+        (err = limits_exceeded(&ix->lim, &ix->fields, &scr.pending, true, c.fl))) {
+        json_decref(c.index_err);
+        return err;
     }
     for (size_t i = 0; i < scr.pending.cap; i++) {
         struct slot *sl = &scr.pending.slots[i];
@@ -4110,7 +4392,7 @@ static int op_execute(struct op *o, struct item_res *res)
  * integer, short, byte, double, float, boolean, date.  A valid mapping the
  * double cannot model (other types, copy_to, coerce false, date formats,
  * runtime fields, ...) is refused with the type below, never silently taken.
- * Settings are not read.                                                    */
+ * Of the settings only the mapping limits are read (index settings, below). */
 
 #define UNMODELLED "search_double_unsupported_exception"
 
@@ -4440,6 +4722,13 @@ static json_t *define_leaf(enum flavor fl, const char *path, size_t plen, const 
             return unmodelled("runtime scripts (field [%.*s])", (int)klen, key);
         if (strcmp(k, "ignore_malformed") == 0 && (e = node_bool(v, NULL, &f->ignore_malformed)))
             return e;
+        /* TextFieldMapper: each makes a hidden field (counted by os2) */
+        if (f->type == FT_TEXT && ((strcmp(k, "index_prefixes") == 0 && json_is_object(v)) ||
+                                   (strcmp(k, "index_phrases") == 0 &&
+                                    (json_is_true(v) || (json_is_string(v) &&
+                                                         strcmp(json_string_value(v),
+                                                                "true") == 0)))))
+            f->hidden++;
         if (strcmp(k, "coerce") == 0) {
             bool on;
             if ((e = node_bool(v, NULL, &on)))
@@ -5849,12 +6138,260 @@ static void handle_root(struct conn *c)
     reply_json(c, 200, b, NULL);
 }
 
-/* The body of PUT /<index> (CreateIndexRequest#source): settings (not
- * read), mappings, aliases (none modelled); any other key is refused.  NULL,
- * or the error (*mapping_err: a mapping's, to be wrapped as MapperService
- * does). */
+/* ---- index settings ---------------------------------------------------------
+ * The "settings" of PUT /<index> and the body of PUT /<index>/_settings as
+ * Settings.Builder#loadFromMap reads them: objects flatten to dotted keys,
+ * values become text (numbers as Java prints what Jackson read), a null
+ * value unsets the key, and a key without the "index." prefix gets it
+ * (Settings.Builder#normalizePrefix, MetadataCreateIndexService,
+ * MetadataUpdateSettingsService).  The double reads the mapping limits and
+ * keeps the other settings unread (GET shows them).                         */
+
+/* Adds v under the key in *key to flat (key -> string, list or null). */
+static json_t *flatten_settings(const json_t *v, struct buf *key, json_t *flat)
+{
+    size_t mark = key->len;
+    const char *k;
+    json_t *e = NULL, *out;
+
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, out) {
+            buf_truncate(key, mark);
+            if (mark)
+                buf_putc(key, '.');
+            buf_puts(key, k);
+            if ((e = flatten_settings(out, key, flat)))
+                break;
+        }
+        buf_truncate(key, mark);
+        return e;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *el;
+        out = json_array();
+        json_array_foreach(v, i, el) {
+            struct buf t;
+            if (json_is_object(el) || json_is_array(el)) {
+                json_decref(out);
+                return unmodelled("objects or lists inside a list setting ([%s])", key->ptr);
+            }
+            buf_init(&t, BUF_NOMAX);
+            java_str(el, &t);
+            json_array_append_new(out, json_stringn(t.ptr ? t.ptr : "", t.len));
+            buf_close(&t);
+        }
+    } else if (json_is_null(v)) {
+        out = json_null();
+    } else {
+        struct buf t;
+        buf_init(&t, BUF_NOMAX);
+        if (json_is_real(v))
+            java_double(json_real_value(v), &t);
+        else
+            java_str(v, &t);
+        out = json_stringn(t.ptr ? t.ptr : "", t.len);
+        buf_close(&t);
+    }
+    {
+        struct buf full;
+        buf_init(&full, BUF_NOMAX);
+        if (strncmp(key->ptr ? key->ptr : "", "index.", 6) != 0)
+            buf_puts(&full, "index.");
+        buf_append(&full, key->ptr, key->len);
+        if (json_object_get(flat, full.ptr ? full.ptr : ""))
+            e = unmodelled("a setting given twice ([%s])", full.ptr ? full.ptr : "");
+        else
+            json_object_set(flat, full.ptr ? full.ptr : "", out);
+        buf_close(&full);
+    }
+    json_decref(out);
+    return e;
+}
+
+/* Long#parseLong (ASCII digits): 0, or -1 when it throws. */
+static int parse_java_long(const char *s, long *out)
+{
+    bool neg = *s == '-';
+    unsigned long long v = 0, max = neg ? (unsigned long long)LONG_MAX + 1 : LONG_MAX;
+    const char *p = s + (*s == '-' || *s == '+');
+
+    if (!*p)
+        return -1;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (max - (unsigned)(*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (unsigned)(*p - '0');
+    }
+    *out = neg ? (v == (unsigned long long)LONG_MAX + 1 ? LONG_MIN : -(long)v) : (long)v;
+    return 0;
+}
+
+/* Setting#longSetting with a minimum: Setting#get turns the parser's
+ * NumberFormatException into "Failed to parse value [..] for setting [..]"
+ * and #parseLong refuses a value below the minimum. */
+static json_t *long_setting(const char *key, const json_t *v, long min, long *out)
+{
+    const char *s = json_string_value(v);
+    json_t *e;
+
+    if (!s)
+        return unmodelled("a list for setting [%s]", key);
+    if (parse_java_long(s, out) < 0) {
+        e = errf("illegal_argument_exception", "Failed to parse value [%s] for setting [%s]", s,
+                 key);
+        json_object_set_new(e, "caused_by", errf("number_format_exception",
+                                                 "For input string: \"%s\"", s));
+        return e;
+    }
+    if (*out < min)
+        return errf("illegal_argument_exception", "Failed to parse value [%s] for setting [%s] "
+                    "must be >= %ld", s, key, min);
+    return NULL;
+}
+
+/* Applies the settings in flat (normalised, null: back to the default) to
+ * lim, as IndexScopedSettings#validate checks them (keys in sorted order):
+ * index.mapping.depth.limit (>= 1), index.mapping.total_fields.limit (>= 0)
+ * and, in Elasticsearch 8.13+, index.mapping.total_fields
+ * .ignore_dynamic_beyond_limit (Booleans#parseBoolean), a setting
+ * OpenSearch 2 does not have (AbstractScopedSettings#validate: "unknown
+ * setting"; the "did you mean [..]?" it gives instead when a known key is
+ * at least 70% alike is assumed not to apply: index.mapping.total_fields
+ * .limit is 59% alike).  Other keys are not checked.  NULL, or the
+ * IllegalArgumentException. */
+static json_t *apply_settings(const json_t *flat, enum flavor fl, struct limits *lim)
+{
+    static const char depth[] = "index.mapping.depth.limit";
+    static const char total[] = "index.mapping.total_fields.limit";
+    static const char ignore[] = "index.mapping.total_fields.ignore_dynamic_beyond_limit";
+    json_t *v, *e = NULL;
+
+    if ((v = json_object_get(flat, depth))) {
+        if (json_is_null(v))
+            lim->depth = -1;
+        else if ((e = long_setting(depth, v, 1, &lim->depth)))
+            return e;
+    }
+    if ((v = json_object_get(flat, ignore))) {
+        const char *s = json_string_value(v);
+        if (fl == FL_OS2 && !json_is_null(v))
+            return errf("illegal_argument_exception", "unknown setting [%s] please check that "
+                        "any required plugins are installed, or check the breaking changes "
+                        "documentation for removed settings", ignore);
+        if (json_is_null(v))
+            lim->ignore_beyond = false;
+        else if (!s)
+            return unmodelled("a list for setting [%s]", ignore);
+        else if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0)
+            lim->ignore_beyond = s[0] == 't';
+        else
+            return errf("illegal_argument_exception", "Failed to parse value [%s] as only [true] "
+                        "or [false] are allowed.", s);
+    }
+    if ((v = json_object_get(flat, total))) {
+        if (json_is_null(v))
+            lim->fields = TOTAL_FIELDS_DEFAULT;
+        else if ((e = long_setting(total, v, 0, &lim->fields)))
+            return e;
+    }
+    return NULL;
+}
+
+/* flat_settings=true: settings keys as they are, not nested. */
+static bool flat_settings(const struct request *r)
+{
+    char *v = query_param(r->query, "flat_settings");
+    bool on = v && (!*v || strcmp(v, "true") == 0);
+
+    free(v);
+    return on;
+}
+
+/* Merges flat into the index's settings (a null removes the key). */
+static void keep_settings(struct index *ix, const json_t *flat)
+{
+    const char *k;
+    json_t *v;
+
+    if (!ix->settings)
+        ix->settings = json_object();
+    json_object_foreach((json_t *)flat, k, v) {
+        if (json_is_null(v))
+            json_object_del(ix->settings, k);
+        else
+            json_object_set(ix->settings, k, v);
+    }
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The index's settings as GET /<index>/_settings prints them
+ * (Settings#toXContent): the keys the double always shows, then what was
+ * given, nested at the dots unless flat (flat_settings=true), all values
+ * text. */
+static json_t *settings_json(const struct index *ix, bool flat)
+{
+    json_t *all = json_pack("{s:s, s:s}", "index.number_of_replicas", "1",
+                            "index.number_of_shards", "1");
+    json_t *out = json_object(), *v;
+    const char **keys;
+    const char *k;
+    size_t n = 0;
+
+    json_object_update(all, ix->settings);
+    json_object_set_new(all, "index.provided_name", json_string(ix->name));
+    json_object_set_new(all, "index.uuid", json_string(ix->uuid));
+    if (!(keys = malloc(json_object_size(all) * sizeof(*keys)))) {
+        json_decref(all);
+        return out;
+    }
+    json_object_foreach(all, k, v)
+        keys[n++] = k;
+    qsort(keys, n, sizeof(*keys), cmp_key);
+    for (size_t i = 0; i < n; i++) {
+        json_t *node = out;
+        char *path = strdup(keys[i]), *save = NULL, *seg, *next;
+        v = json_object_get(all, keys[i]);
+        if (flat || !path) {
+            json_object_set(out, keys[i], v);
+            free(path);
+            continue;
+        }
+        for (seg = strtok_r(path, ".", &save); seg; seg = next) {
+            json_t *child;
+            if (!(next = strtok_r(NULL, ".", &save))) {
+                if (!json_object_get(node, seg))
+                    json_object_set(node, seg, v);
+                break;
+            }
+            child = json_object_get(node, seg);
+            if (!child) {
+                child = json_object();
+                json_object_set_new(node, seg, child);
+            }
+            if (!json_is_object(child))
+                break; /* "a" and "a.b" both set: the shorter one shows */
+            node = child;
+        }
+        free(path);
+    }
+    free(keys);
+    json_decref(all);
+    return out;
+}
+
+/* The body of PUT /<index> (CreateIndexRequest#source): "settings" (an
+ * object; flat gets them, lim the limits read from them), "mappings",
+ * "aliases" (none modelled); any other key is refused.  Settings are checked
+ * before the mapping is parsed (MetadataCreateIndexService validates the
+ * index settings, then merges the mapping).  NULL, or the error
+ * (*mapping_err: a mapping's, to be wrapped as MapperService does). */
 static json_t *create_body(const struct request *r, struct mapping *m, struct map *fields,
-                           bool *mapping_err)
+                           json_t *flat, struct limits *lim, bool *mapping_err)
 {
     json_error_t jerr;
     json_t *j, *v, *e = NULL;
@@ -5873,22 +6410,32 @@ static json_t *create_body(const struct request *r, struct mapping *m, struct ma
         return e;
     }
     json_object_foreach(j, k, v) {
-        if (strcmp(k, "settings") == 0)
-            continue;
-        if (strcmp(k, "aliases") == 0) {
+        if (strcmp(k, "settings") == 0) {
+            if (!json_is_object(v))
+                e = errf("parse_exception", "key [settings] must be an object");
+        } else if (strcmp(k, "aliases") == 0) {
             if (json_object_size(v) || json_array_size(v))
                 e = unmodelled("aliases");
         } else if (strcmp(k, "mappings") == 0) {
             if (!json_is_object(v))
                 e = unmodelled("\"mappings\" that are not an object");
-            else
-                *mapping_err = (e = parse_mappings(srv.set.flavor, v, m, fields)) != NULL;
         } else {
             e = errf("parse_exception", "unknown key [%s] for create index", k);
         }
         if (e)
             break;
     }
+    if (!e && (v = json_object_get(j, "settings"))) {
+        struct buf key;
+        buf_init(&key, BUF_NOMAX);
+        e = buf_reserve(&key, 64) < 0 ? err_obj("exception", "out of memory")
+                                      : flatten_settings(v, &key, flat);
+        buf_close(&key);
+        if (!e)
+            e = apply_settings(flat, srv.set.flavor, lim);
+    }
+    if (!e && (v = json_object_get(j, "mappings")))
+        *mapping_err = (e = parse_mappings(srv.set.flavor, v, m, fields)) != NULL;
     json_decref(j);
     return e;
 }
@@ -5919,27 +6466,32 @@ static void handle_index(struct conn *c, struct request *r, const char *name)
         }
         struct mapping m = { .date_detection = true };
         struct map fields = { 0 };
+        struct limits lim = { .depth = -1, .fields = TOTAL_FIELDS_DEFAULT };
+        json_t *flat = json_object();
         bool mapping_err;
-        json_t *e = create_body(r, &m, &fields, &mapping_err);
-        if (e) {
+        json_t *e = create_body(r, &m, &fields, flat, &lim, &mapping_err);
+        /* DocumentMapper#validate: the explicit mapping within the limits */
+        if (!e && !(e = limits_exceeded(&lim, &fields, NULL, false, srv.set.flavor)))
+            ix = index_create(name);
+        if (e || !ix) {
             mapping_clear(&m);
             map_clear(&fields, field_free);
-            if (mapping_err)
+            json_decref(flat);
+            if (!e)
+                reply_error(c, 500, "exception", "out of memory");
+            else if (mapping_err)
                 reply_mapping_error(c, e);
             else
                 reply_json(c, 400, es_error_body(400, e), NULL);
-            return;
-        }
-        if (!(ix = index_create(name))) {
-            mapping_clear(&m);
-            map_clear(&fields, field_free);
-            reply_error(c, 500, "exception", "out of memory");
             return;
         }
         mapping_clear(&ix->mapping);
         map_clear(&ix->fields, field_free);
         ix->mapping = m;
         ix->fields = fields;
+        ix->lim = lim;
+        keep_settings(ix, flat);
+        json_decref(flat);
         reply_json(c, 200, json_pack("{s:b, s:b, s:s}", "acknowledged", true,
                                             "shards_acknowledged", true, "index", name), NULL);
         return;
@@ -5960,12 +6512,82 @@ static void handle_index(struct conn *c, struct request *r, const char *name)
     put_json_str(&b, ix->name, strlen(ix->name));
     buf_puts(&b, ":{\"aliases\":{},\"mappings\":");
     mapping_json(ix, &b);
-    buf_printf(&b, ",\"settings\":{\"index\":{\"number_of_shards\":\"1\",\"number_of_replicas\":"
-                   "\"1\",\"uuid\":\"%s\",\"provided_name\":", ix->uuid);
-    put_json_str(&b, ix->name, strlen(ix->name));
-    buf_puts(&b, "}}}}");
+    buf_puts(&b, ",\"settings\":");
+    json_t *st = settings_json(ix, flat_settings(r));
+    put_json(&b, st);
+    json_decref(st);
+    buf_puts(&b, "}}");
     size_t len = b.len;
     reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
+}
+
+/* GET /<index>/_settings, GET /_settings: {"<index>":{"settings":{...}}}. */
+static void handle_get_settings(struct conn *c, const struct request *r, const char *expr)
+{
+    struct index *ixs[256];
+    const char *missing = NULL;
+    int n = resolve_indices(expr, ixs, 256, &missing);
+    json_t *out;
+
+    if (n < 0) {
+        reply_index_missing(c, missing);
+        return;
+    }
+    out = json_object();
+    for (int i = 0; i < n; i++)
+        json_object_set_new(out, ixs[i]->name, json_pack("{s:o}", "settings",
+                                                         settings_json(ixs[i],
+                                                                       flat_settings(r))));
+    reply_json(c, 200, out, NULL);
+}
+
+/* PUT /<index>/_settings (UpdateSettingsRequest#fromXContent: the body, or
+ * its "settings" object when it has one; MetadataUpdateSettingsService
+ * normalises the keys and validates them; every setting the double reads is
+ * dynamic).  A null value puts a setting back to its default. */
+static void handle_put_settings(struct conn *c, const struct request *r, const char *name)
+{
+    struct index *ix = index_get(name);
+    json_error_t jerr;
+    json_t *j, *body, *flat = NULL, *e = NULL;
+    struct limits lim;
+    struct buf key;
+
+    if (!ix) {
+        reply_index_missing(c, name);
+        return;
+    }
+    if (r->data_len == 0) { /* RestRequest#requiredContent */
+        reply_error(c, 400, "parse_exception", "request body is required");
+        return;
+    }
+    /* a body that is not a JSON object: the double's own text */
+    j = json_loadb(r->data, r->data_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        reply_error(c, 400, "parse_exception", j ? "request body must be an object" : jerr.text);
+        return;
+    }
+    body = json_is_object(json_object_get(j, "settings")) ? json_object_get(j, "settings") : j;
+    flat = json_object();
+    buf_init(&key, BUF_NOMAX);
+    e = buf_reserve(&key, 64) < 0 ? err_obj("exception", "out of memory")
+                                  : flatten_settings(body, &key, flat);
+    buf_close(&key);
+    if (!e && json_object_size(flat) == 0)
+        e = err_obj("action_request_validation_exception",
+                    "Validation Failed: 1: no settings to update;");
+    lim = ix->lim;
+    if (!e && !(e = apply_settings(flat, srv.set.flavor, &lim))) {
+        ix->lim = lim;
+        keep_settings(ix, flat);
+    }
+    json_decref(flat);
+    json_decref(j);
+    if (e)
+        reply_json(c, 400, es_error_body(400, e), NULL);
+    else
+        reply_json(c, 200, json_pack("{s:b}", "acknowledged", true), NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -6609,6 +7231,7 @@ static enum route classify(const struct request *r)
         if (is(s[0], "_count")) return RT_COUNT;
         if (is(s[0], "_refresh")) return RT_REFRESH;
         if (is(s[0], "_mapping")) return RT_MAPPING;
+        if (is(s[0], "_settings")) return RT_SETTINGS;
         return s[0][0] == '_' ? RT_OTHER : RT_INDEX;
     case 2:
         if (is(s[1], "_bulk")) return RT_INDEX_BULK;
@@ -6616,6 +7239,7 @@ static enum route classify(const struct request *r)
         if (is(s[1], "_count")) return RT_COUNT;
         if (is(s[1], "_refresh")) return RT_REFRESH;
         if (is(s[1], "_mapping")) return RT_MAPPING;
+        if (is(s[1], "_settings")) return RT_SETTINGS;
         if (is(s[1], "_doc")) return RT_DOC; /* POST /{index}/_doc: auto id */
         return RT_OTHER;
     case 3:
@@ -6674,6 +7298,16 @@ static void route_request(struct conn *c, struct request *r, const struct fault 
     case RT_MAPPING:
         if (get) {
             handle_mapping(c, r->nseg == 2 ? s[0] : NULL);
+            return;
+        }
+        break;
+    case RT_SETTINGS:
+        if (get) {
+            handle_get_settings(c, r, r->nseg == 2 ? s[0] : NULL);
+            return;
+        }
+        if (is(m, "PUT") && r->nseg == 2) {
+            handle_put_settings(c, r, s[0]);
             return;
         }
         break;
@@ -7261,7 +7895,8 @@ static void usage(FILE *f)
         "  --max-body BYTES        body cap, checked on the wire and decompressed (100m)\n"
         "  --gc-deletes SECONDS    how long delete tombstones keep their version (60)\n"
         "  --poison-field NAME     documents with this top-level field fail with 400\n"
-        "  --depth-limit N         object depth limit, 0 = off (20)\n"
+        "  --depth-limit N         index.mapping.depth.limit of indexes created without\n"
+        "                          it; 0 = no depth checks (20)\n"
         "  --flavor os2|es8        whose document rules and error texts (os2: OpenSearch 2)\n"
         "  --auth MODE             none|basic|apikey|sigv4 (none)\n"
         "  --user U --password P   basic auth credentials\n"
@@ -7271,6 +7906,8 @@ static void usage(FILE *f)
         "  --verbose               debug logging\n"
         "PUT /<index> takes {\"mappings\": ...} (explicit fields, dynamic, dynamic_templates);\n"
           "GET /<index>/_mapping shows them and the fields learned from accepted documents.\n"
+        "Index settings read: index.mapping.depth.limit, index.mapping.total_fields.limit\n"
+        "(and, es8, .ignore_dynamic_beyond_limit); GET/PUT /<index>/_settings.\n"
         "Control API (no auth): POST /_double/faults, POST /_double/config,\n"
         "POST /_double/reset, GET /_double/dump, GET /_double/stats.\n",
         f);
