@@ -34,6 +34,36 @@ static char *dup_bounded(const char *s, size_t max)
     return p;
 }
 
+/* The item's reason followed by its causes, which say what "failed to
+ * parse" was about: "failed to parse; caused by parse_exception: The depth
+ * of the field has exceeded ...".  At most BULKRESP_REASON_MAX bytes. */
+static char *reason_with_causes(json_t *err, const char *reason)
+{
+    char *out = malloc(BULKRESP_REASON_MAX + 1);
+    size_t n;
+
+    if (!out)
+        return NULL;
+    n = strnlen(reason, BULKRESP_REASON_MAX);
+    memcpy(out, reason, n);
+    out[n] = '\0';
+    err = json_object_get(err, "caused_by");
+    for (int depth = 0; json_is_object(err) && depth < 4 && n < BULKRESP_REASON_MAX; depth++) {
+        const char *t = json_string_value(json_object_get(err, "type"));
+        const char *r = json_string_value(json_object_get(err, "reason"));
+        int w = snprintf(out + n, BULKRESP_REASON_MAX + 1 - n, "; caused by %s: %s",
+                         t ? t : "?", r ? r : "");
+
+        if (w < 0)
+            break;
+        n += (size_t)w;
+        if (n > BULKRESP_REASON_MAX) /* cut by snprintf */
+            n = BULKRESP_REASON_MAX;
+        err = json_object_get(err, "caused_by");
+    }
+    return out;
+}
+
 /* A write block refuses writes until an operator (or the engine, for the
  * flood-stage watermark) lifts it: a ClusterBlockException, whose status is
  * that of its blocks — FORBIDDEN for index.blocks.write ("FORBIDDEN/8/index
@@ -88,7 +118,8 @@ static int classify_item(json_t *item, struct bulkresp_item *it, struct bulkresp
     }
     if (it->cls == BR_RETRY || it->cls == BR_BLOCKED || it->cls == BR_DLQ) {
         it->type = dup_bounded(type ? type : "", 128);
-        it->reason = dup_bounded(reason ? reason : "", BULKRESP_REASON_MAX);
+        it->reason = json_is_object(err) ? reason_with_causes(err, reason ? reason : "")
+                                         : dup_bounded(reason ? reason : "", BULKRESP_REASON_MAX);
         if (!it->type || !it->reason)
             return -ENOMEM;
     }

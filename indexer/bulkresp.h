@@ -36,7 +36,8 @@ struct bulkresp_item {
     enum br_item cls;
     int status; /* HTTP status of the item, 0 when absent */
     char *type;   /* error.type, or NULL (set for BR_RETRY, BR_BLOCKED and BR_DLQ) */
-    char *reason; /* error.reason (at most BULKRESP_REASON_MAX bytes), or NULL */
+    char *reason; /* error.reason, then "; caused by TYPE: REASON" for each
+                   * error.caused_by (at most BULKRESP_REASON_MAX bytes), or NULL */
 };
 
 #define BULKRESP_REASON_MAX 1024

@@ -215,7 +215,10 @@ Test(bulk, each_item_status_is_classified)
     cr_expect_eq(r.items[0].status, 201);
     cr_expect_eq(r.items[2].status, 404);
     cr_expect_str_eq(r.items[4].type, "mapper_parsing_exception");
-    cr_expect_not_null(strstr(r.items[4].reason, "failed to parse field [n]"));
+    cr_expect_str_eq(r.items[4].reason, "failed to parse field [n] of type [long] in document "
+                                        "with id '5'. Preview of field's value: 'abc'; caused by "
+                                        "illegal_argument_exception: For input string: \"abc\"",
+                     "the cause says what failed");
     cr_expect_str_eq(r.items[5].type, "es_rejected_execution_exception");
     cr_expect_str_eq(r.items[7].type, "illegal_argument_exception");
     cr_expect_null(r.items[0].type, "no error text kept for successes");
@@ -372,6 +375,26 @@ Test(bulk, long_reasons_are_bounded)
     parse_reply(200, body, 1, &r);
     cr_assert_eq(r.req, BR_REQ_ITEMS, "%s", r.error);
     cr_expect_eq(strlen(r.items[0].reason), BULKRESP_REASON_MAX);
+    bulkresp_clear(&r);
+    /* A short reason with long causes: bounded the same. */
+    n = snprintf(body, sizeof(body), "{\"items\":[{\"index\":{\"status\":400,\"error\":{"
+                                     "\"type\":\"x\",\"reason\":\"failed to parse\"");
+    for (int i = 0; i < 6; i++) {
+        n += snprintf(body + n, sizeof(body) - (size_t)n,
+                      ",\"caused_by\":{\"type\":\"c%d\",\"reason\":\"", i);
+        memset(body + n, 'a' + i, 300);
+        n += 300;
+        n += snprintf(body + n, sizeof(body) - (size_t)n, "\"");
+    }
+    for (int i = 0; i < 6; i++)
+        n += snprintf(body + n, sizeof(body) - (size_t)n, "}");
+    snprintf(body + n, sizeof(body) - (size_t)n, "}}}]}");
+    parse_reply(200, body, 1, &r);
+    cr_assert_eq(r.req, BR_REQ_ITEMS, "%s", r.error);
+    cr_expect_eq(strlen(r.items[0].reason), BULKRESP_REASON_MAX);
+    cr_expect_eq(strncmp(r.items[0].reason, "failed to parse; caused by c0: aaa", 34), 0, "%s",
+                 r.items[0].reason);
+    cr_expect_not_null(strstr(r.items[0].reason, "; caused by c2: ccc"));
     bulkresp_clear(&r);
 }
 
