@@ -162,7 +162,7 @@ Test(pipeline, random_workload_every_type_four_view_types)
 
     need_ddb();
     trio_setup(&x, 20261122);
-    sd = searchd_start("--depth-limit", "0", NULL);
+    sd = searchd_start(NULL);
     for (int i = 0; i < NTAB; i++)
         e2e_create_index(sd, x.names[i]);
     conf = e2e_config(searchd_url(sd), x.t, NTAB, "compression = gzip", dir, sizeof(dir));
@@ -250,7 +250,7 @@ Test(pipeline, sigkill_at_random_moments_loses_nothing)
     /* Mostly new keys: a record skipped by a bad checkpoint would leave a
      * missing document that no later write can hide. */
     wl_init(&w, 7, name, "pk", "S", "sk", "N", 100000);
-    sd = searchd_start("--depth-limit", "0", NULL);
+    sd = searchd_start(NULL);
     e2e_create_index(sd, name);
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
     for (int round = 0; round < 10; round++) {
@@ -299,7 +299,7 @@ Test(pipeline, an_older_checkpoint_never_regresses_the_index)
     t.name = t.index = name;
     ddbc_create_table(name, "pk", "S", "sk", "N", "NEW_AND_OLD_IMAGES");
     wl_init(&w, 11, name, "pk", "S", "sk", "N", 30);
-    sd = searchd_start("--depth-limit", "0", NULL);
+    sd = searchd_start(NULL);
     e2e_create_index(sd, name);
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
     snprintf(ck, sizeof(ck), "%s/state/checkpoints.json", dir);
@@ -459,7 +459,7 @@ Test(pipeline, sigterm_under_load_stops_cleanly_and_loses_nothing)
     t.name = t.index = name;
     ddbc_create_table(name, "pk", "S", "sk", "N", "NEW_AND_OLD_IMAGES");
     wl_init(&wr.w, 5, name, "pk", "S", "sk", "N", 100000);
-    sd = searchd_start("--depth-limit", "0", NULL);
+    sd = searchd_start(NULL);
     e2e_create_index(sd, name);
     /* A slow engine keeps bulks in flight when the signal comes. */
     cr_assert_eq(searchd_faults(sd, "[{\"match\":\"bulk\",\"count\":1000,\"delay_ms\":150}]"), 200);

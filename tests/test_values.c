@@ -349,7 +349,9 @@ Test(values, an_untransformable_record_is_dead_lettered_and_every_later_record_i
  * number DynamoDB holds (a first small integer does not make the field a
  * long that refuses 38 digits or 1E+125) and every string (a first
  * date-looking string does not make the field a date that refuses the next
- * one).  The same items into an index the engine maps by itself lose those
+ * one) and items nested as deep as DynamoDB allows (the DynamoDB Developer
+ * Guide's quotas: 32 levels, the attribute and 31 maps in it; an object 32
+ * deep for the engines, whose default limit is 20: ENGINE-RULES.md section 6).  The same items into an index the engine maps by itself lose those
  * documents to the dead-letter file: the file is what makes the difference. */
 Test(values, the_shipped_index_mappings_take_every_number_and_string)
 {
@@ -360,6 +362,7 @@ Test(values, the_shipped_index_mappings_take_every_number_and_string)
         "{\"pk\":{\"S\":\"c\"},\"n\":{\"N\":\"1E+125\"},\"s\":{\"S\":\"2024/01/02\"}}",
         "{\"pk\":{\"S\":\"d\"},\"n\":{\"N\":\"-1E-130\"},\"s\":{\"S\":\"1700000000\"}}",
         "{\"pk\":{\"S\":\"e\"},\"n\":{\"N\":\"2.5\"},\"s\":{\"S\":\"\"}}",
+        NULL, /* f: 31 maps in one another, as deep as DynamoDB allows */
     };
     static const char *const hdr[] = { "Content-Type: application/json", NULL };
     char names[2][128], dir[256], path[512], why[1024];
@@ -387,9 +390,19 @@ Test(values, the_shipped_index_mappings_take_every_number_and_string)
     free(mappings);
     conf = e2e_config(searchd_url(sd), t, 2, NULL, dir, sizeof(dir));
     e2e_start(&p, conf);
-    for (size_t k = 0; k < sizeof(items) / sizeof(*items); k++)
+    for (size_t k = 0; k < sizeof(items) / sizeof(*items); k++) {
+        char deep[1024] = "{\"S\":\"bottom\"}", item[1200];
+
+        for (int m = 0; !items[k] && m < 31; m++) {
+            char up[1024];
+
+            snprintf(up, sizeof(up), "{\"M\":{\"n\":%s}}", deep);
+            memcpy(deep, up, sizeof(deep));
+        }
+        snprintf(item, sizeof(item), "{\"pk\":{\"S\":\"f\"},\"deep\":%s}", deep);
         for (int i = 0; i < 2; i++)
-            ddbc_put(names[i], items[k]);
+            ddbc_put(names[i], items[k] ? items[k] : item);
+    }
     wait_equal(sd, &t[0], &p);
     snprintf(path, sizeof(path), "%s/dlq.ndjson", dir);
     cr_assert(proc_wait_for_text(path, names[1], 30000), "the guessed index refuses some");
@@ -397,6 +410,7 @@ Test(values, the_shipped_index_mappings_take_every_number_and_string)
     dlq = proc_slurp(path);
     cr_expect(strstr(dlq, names[0]) == NULL, "nothing of the mapped index: %s", dlq);
     cr_expect(strstr(dlq, "mapper_parsing_exception") != NULL, "%s", dlq);
+    cr_expect(strstr(dlq, "depth") != NULL, "the deep item too: %s", dlq);
     free(dlq);
     cr_assert_eq(e2e_stop(&p, 15000), 0);
     searchd_stop(sd);

@@ -124,7 +124,9 @@ char *e2e_quote_numbers(const char *text, size_t len)
 }
 
 const char e2e_numbers_as_double[] =
-    "{\"mappings\":{\"dynamic_templates\":["
+    "{\"settings\":{\"index.mapping.depth.limit\":32,"
+    "\"index.mapping.total_fields.limit\":20000},"
+    "\"mappings\":{\"dynamic_templates\":["
     "{\"ddb_integers\":{\"match_mapping_type\":\"long\",\"mapping\":{\"type\":\"double\"}}},"
     "{\"ddb_numbers\":{\"match_mapping_type\":\"double\",\"mapping\":{\"type\":\"double\"}}}"
     "]}}";
