@@ -391,15 +391,14 @@ Test(values, the_shipped_index_mappings_take_every_number_and_string)
     conf = e2e_config(searchd_url(sd), t, 2, NULL, dir, sizeof(dir));
     e2e_start(&p, conf);
     for (size_t k = 0; k < sizeof(items) / sizeof(*items); k++) {
-        char deep[1024] = "{\"S\":\"bottom\"}", item[1200];
+        char item[1200] = "{\"pk\":{\"S\":\"f\"},\"deep\":";
 
-        for (int m = 0; !items[k] && m < 31; m++) {
-            char up[1024];
-
-            snprintf(up, sizeof(up), "{\"M\":{\"n\":%s}}", deep);
-            memcpy(deep, up, sizeof(deep));
-        }
-        snprintf(item, sizeof(item), "{\"pk\":{\"S\":\"f\"},\"deep\":%s}", deep);
+        for (int m = 0; m < 31; m++)
+            strcat(item, "{\"M\":{\"n\":");
+        strcat(item, "{\"S\":\"bottom\"}");
+        for (int m = 0; m < 31; m++)
+            strcat(item, "}}");
+        strcat(item, "}");
         for (int i = 0; i < 2; i++)
             ddbc_put(names[i], items[k] ? items[k] : item);
     }
