@@ -5,6 +5,13 @@
 # that needs it).  As root, the run happens in a private network namespace
 # that has only a loopback interface, so no test can reach another host.
 # Extra arguments go to the criterion binary (e.g. --filter 'config/*').
+#
+# DDB2ES_TIMETRAVEL=1 starts a second DynamoDB Local, under libfaketime, for
+# the timetravel suite (tests/test_timetravel.c, tests/support/ddbtime.h):
+# its endpoint goes to DDB2ES_TEST_FAKETIME_ENDPOINT, its clock's control
+# file to DDB2ES_TEST_FAKETIME, and the time of its first request (when its
+# shard rollover job first runs) to DDB2ES_TEST_FAKETIME_T0.  It is started
+# first, so its 7.5-minute rollover cadence runs while the rest starts.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -16,14 +23,34 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ddb2es-test.XXXXXX")
 ddbpid=
+ftpid=
 cleanup() {
-    if [ -n "$ddbpid" ]; then
-        kill "$ddbpid" 2>/dev/null || true
-        wait "$ddbpid" 2>/dev/null || true
-    fi
+    for pid in $ddbpid $ftpid; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
+
+if [ -n "${DDB2ES_TIMETRAVEL:-}" ]; then
+    mkdir "$work/faketime"
+    if endpoint=$(DDB2ES_FAKETIME=$work/faketime/offset tests/ddblocal.sh "$work/faketime/ddb.pid" \
+                  "$BUILD/ddblocal-faketime.log"); then
+        ftpid=$(cat "$work/faketime/ddb.pid")
+    else
+        echo "run.sh: DynamoDB Local under libfaketime could not be started" >&2
+        exit 1
+    fi
+    # The rollover job first runs at the instance's first request, then every
+    # 7.5 minutes (measured: README "Tests").
+    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "$BUILD/tools/ddbctl" "$endpoint" ListTables \
+        >/dev/null
+    export DDB2ES_TEST_FAKETIME_T0=$(date +%s.%N)
+    export DDB2ES_TEST_FAKETIME_ENDPOINT=$endpoint
+    export DDB2ES_TEST_FAKETIME=$work/faketime/offset
+    echo "run.sh: DynamoDB Local under libfaketime at $endpoint"
+fi
 
 if endpoint=$(tests/ddblocal.sh "$work/ddb.pid" "$BUILD/ddblocal.log"); then
     ddbpid=$(cat "$work/ddb.pid")
