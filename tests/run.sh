@@ -71,4 +71,14 @@ unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_
       AWS_ENDPOINT_URL_DYNAMODB_STREAMS http_proxy https_proxy HTTP_PROXY HTTPS_PROXY || true
 
 echo "run.sh: DynamoDB Local at $endpoint ($BUILD)"
-"$BUILD/tests/ddb2es-tests" "$@"
+# The failures are named again at the end, where a log's tail shows them.
+set +e
+"$BUILD/tests/ddb2es-tests" "$@" 2>&1 | tee "$work/tests.log"
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" != 0 ]; then
+    echo "run.sh: $BUILD/tests/ddb2es-tests exited with $rc; what failed:"
+    grep -aE '^\[(----|FAIL)\]|Timed out' "$work/tests.log" | grep -av '^\[----\] Criterion' \
+        | tail -n 40 || true
+fi
+exit "$rc"
