@@ -222,12 +222,18 @@ static void backoff_error(struct shard *s, enum shard_state resume)
     backoff(s, ERROR_BASE_MS / 2 + jitter(cap), resume);
 }
 
-/* Idle backoff: empty reads wait longer and longer, up to IDLE_MAX_MS. */
-static void backoff_idle(struct shard *s)
+/* Idle backoff: empty reads wait longer and longer, up to IDLE_MAX_MS,
+ * then go on with resume. */
+static void backoff_idle_to(struct shard *s, enum shard_state resume)
 {
     long ms = s->backoff_ms < IDLE_FIRST_MS ? IDLE_FIRST_MS : s->backoff_ms * 2;
 
-    backoff(s, ms > IDLE_MAX_MS ? IDLE_MAX_MS : ms, SH_GET_RECORDS);
+    backoff(s, ms > IDLE_MAX_MS ? IDLE_MAX_MS : ms, resume);
+}
+
+static void backoff_idle(struct shard *s)
+{
+    backoff_idle_to(s, SH_GET_RECORDS);
 }
 
 static void set_iterator(struct shard *s, const char *it)
@@ -254,11 +260,15 @@ static void restart_from_last_read(struct shard *s)
 }
 
 /* Records were trimmed before they could be read (DESIGN invariant 6): count
- * and log it now; the range's end is logged with the next record read. */
+ * and log it now; the range's end is logged with the next record read.  One
+ * gap is one loss event: until a record is read again, a further trimmed
+ * answer is the same gap. */
 static void note_loss(struct shard *s, const char *after)
 {
     struct log_ctx c = ctx_of(s);
 
+    if (s->loss_open)
+        return;
     s->reader->stats.records_lost_events++;
     s->loss_open = true;
     snprintf(s->loss_after, sizeof(s->loss_after), "%s", after);
@@ -1039,15 +1049,22 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         break;
     case DDB_TRIMMED:
         set_iterator(s, NULL);
-        if (s->from_horizon_fresh && !s->last_read[0] && !(s->ck && s->ck->seq[0])) {
-            /* A TRIM_HORIZON iterator on a shard that had no record yet:
-             * nothing existed before it, so nothing was lost. */
-            logc_debug(&c, "trimmed-data answer on a fresh shard start; starting over");
-        } else {
-            note_loss(s, s->last_read[0] ? s->last_read : s->start_seq);
-        }
         s->start = START_TRIM_HORIZON;
-        set_state(s, SH_GET_ITER);
+        if (!s->from_horizon_fresh || s->last_read[0]) {
+            note_loss(s, s->last_read[0] ? s->last_read : s->start_seq);
+            set_state(s, SH_GET_ITER);
+            break;
+        }
+        /* A TRIM_HORIZON iterator that met no record: DynamoDB Local
+         * answers so while a shard has no record yet, or none left after
+         * the retention (DDBLOCAL.md "A TRIM_HORIZON quirk"; the service
+         * answers an empty page).  Nothing is readable now, and nothing
+         * more was lost than a gap already counted; a shard resumed from a
+         * checkpoint without one counts it.  Polled like an idle shard. */
+        if (s->ck && s->ck->seq[0])
+            note_loss(s, s->start_seq);
+        logc_debug(&c, "trimmed-data answer at the oldest position; polling it as an idle shard");
+        backoff_idle_to(s, SH_GET_ITER);
         break;
     case DDB_NOT_FOUND:
         not_found(s, rep, "GetRecords");
