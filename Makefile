@@ -16,9 +16,9 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -MMD -MP $(OPT) $(WARN) -Werror -I. \
 LDFLAGS_ALL = -Wl,-z,relro,-z,now $(EXTRA_LDFLAGS)
 LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
-LIB_SRC   := $(filter-out daemon/main.c,$(wildcard daemon/*.c aws/*.c indexer/*.c config/*.c))
+LIB_SRC   := $(wildcard base/*.c aws/*.c indexer/*.c config/*.c daemon/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
-MAIN_OBJ  := $(BUILD)/daemon/main.o
+MAIN_OBJ  := $(BUILD)/cmd/main.o
 SUP_SRC   := $(wildcard tests/support/*.c)
 SUP_OBJ   := $(SUP_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC  := $(wildcard tests/test_*.c)

@@ -9,8 +9,9 @@
 
 #include <openssl/crypto.h>
 
-#include "aws/http.h"
+#include "base/http.h"
 #include "aws/retry.h"
+#include "base/url.h"
 
 #define ECS_HOST "http://169.254.170.2"
 #define FETCH_TIMEOUT_MS 2000L
@@ -32,7 +33,7 @@ static const char *env_get(profile_getenv_fn *env, const char *name)
 
 bool container_host_allowed(const char *host)
 {
-    return aws_host_is_loopback(host) || strcmp(host, "169.254.170.2") == 0 ||
+    return url_host_is_loopback(host) || strcmp(host, "169.254.170.2") == 0 ||
            strcmp(host, "169.254.170.23") == 0 || strcasecmp(host, "fd00:ec2::23") == 0;
 }
 
@@ -51,7 +52,7 @@ int container_resolve(profile_getenv_fn *env, struct container_cfg *out, char *w
         out->url_var = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI";
     } else if (full) {
         out->url_var = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
-        if (aws_url_host(full, host, sizeof host, &https) < 0) {
+        if (url_host(full, host, sizeof host, &https) < 0) {
             snprintf(why, whylen, "container endpoint: AWS_CONTAINER_CREDENTIALS_FULL_URI is not "
                                   "an http(s) URL");
             return -EINVAL;

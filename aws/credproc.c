@@ -9,8 +9,8 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
-#include "aws/buf.h"
-#include "daemon/log.h"
+#include "base/buf.h"
+#include "base/log.h"
 
 #define MAX_STDOUT (64 * 1024)
 #define MAX_STDERR (4 * 1024)

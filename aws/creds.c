@@ -18,7 +18,9 @@
 #include "aws/imds.h"
 #include "aws/profile.h"
 #include "aws/sts.h"
-#include "daemon/log.h"
+#include "base/log.h"
+#include "base/rfc3339.h"
+#include "base/secret.h"
 
 #define ADVISORY_S (15 * 60) /* background refresh below this */
 #define MANDATORY_S (5 * 60) /* callers wait below this */
@@ -107,21 +109,12 @@ static bool env_true(const char *name)
     return v && strcasecmp(v, "true") == 0;
 }
 
-static void free_secret(char **p)
-{
-    if (*p) {
-        OPENSSL_cleanse(*p, strlen(*p));
-        free(*p);
-        *p = NULL;
-    }
-}
-
 static void node_clear(struct node *n)
 {
     aws_cred_clear(&n->cache);
-    free_secret(&n->id);
-    free_secret(&n->secret);
-    free_secret(&n->token);
+    secret_free(&n->id);
+    secret_free(&n->secret);
+    secret_free(&n->token);
     free(n->role_arn);
     free(n->session_name);
     free(n->external_id);
@@ -668,7 +661,7 @@ static void fetch_env(struct creds *c, struct node *n)
         return;
     }
     exp = env("AWS_CREDENTIAL_EXPIRATION");
-    if (exp && aws_time_parse(exp, &t) == 0 && t - now_of(c) < ADVISORY_S &&
+    if (exp && rfc3339_parse(exp, &t) == 0 && t - now_of(c) < ADVISORY_S &&
         !c->env_expiry_warned) {
         c->env_expiry_warned = true;
         log_warn("credentials: AWS_CREDENTIAL_EXPIRATION says the environment's keys expire in "

@@ -1,5 +1,9 @@
 #include "aws/credsrc.h"
 
+#include "base/rfc3339.h"
+#include "base/secret.h"
+#include "base/url.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -11,23 +15,14 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
-static void free_secret(char **p)
-{
-    if (*p) {
-        OPENSSL_cleanse(*p, strlen(*p));
-        free(*p);
-        *p = NULL;
-    }
-}
-
 void aws_cred_clear(struct aws_cred *c)
 {
     if (!c)
         return;
-    free_secret(&c->access_key_id);
-    free_secret(&c->secret_access_key);
-    free_secret(&c->session_token);
-    free_secret(&c->account_id);
+    secret_free(&c->access_key_id);
+    secret_free(&c->secret_access_key);
+    secret_free(&c->session_token);
+    secret_free(&c->account_id);
     c->expires = 0;
 }
 
@@ -49,62 +44,6 @@ int aws_cred_set(struct aws_cred *c, const char *id, const char *secret, const c
         aws_cred_clear(c);
         return -ENOMEM;
     }
-    return 0;
-}
-
-static bool digits(const char *s, int n, int *out)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-int aws_time_parse(const char *s, time_t *out)
-{
-    struct tm tm = { 0 };
-    int y, mo, d, h, mi, sec, zh = 0, zm = 0, sign = 0;
-    time_t t;
-
-    if (!s || strlen(s) < 19 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
-        !digits(s + 17, 2, &sec))
-        return -EINVAL;
-    s += 19;
-    if (*s == '.') {
-        if (!isdigit((unsigned char)*++s))
-            return -EINVAL;
-        while (isdigit((unsigned char)*s))
-            s++;
-    }
-    if (*s == 'Z' || *s == 'z')
-        s++;
-    else if (*s == '+' || *s == '-') {
-        sign = *s == '+' ? 1 : -1;
-        if (!digits(s + 1, 2, &zh) || s[3] != ':' || !digits(s + 4, 2, &zm))
-            return -EINVAL;
-        s += 6;
-    } else
-        return -EINVAL;
-    if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || zh > 23 ||
-        zm > 59)
-        return -EINVAL;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -EINVAL;
-    *out = t - sign * (zh * 3600 + zm * 60);
     return 0;
 }
 
@@ -153,7 +92,7 @@ int aws_cred_from_json(const char *body, size_t len, const char *token_key, bool
         snprintf(why, whylen, "the reply has no %s", token_key);
         goto out;
     }
-    if (exp ? aws_time_parse(exp, &expires) < 0 : need_expiry) {
+    if (exp ? rfc3339_parse(exp, &expires) < 0 : need_expiry) {
         snprintf(why, whylen, exp ? "Expiration is not an RFC 3339 time" : "the reply has no Expiration");
         goto out;
     }
@@ -168,62 +107,4 @@ out:
         aws_cred_clear(out);
     json_decref(root);
     return rc;
-}
-
-int aws_url_host(const char *url, char *host, size_t len, bool *https)
-{
-    const char *h, *end, *at;
-    size_t n;
-
-    if (strncasecmp(url, "https://", 8) == 0)
-        h = url + 8, *https = true;
-    else if (strncasecmp(url, "http://", 7) == 0)
-        h = url + 7, *https = false;
-    else
-        return -EINVAL;
-    end = h + strcspn(h, "/?#");
-    at = memchr(h, '@', (size_t)(end - h));
-    if (at)
-        h = at + 1;
-    if (*h == '[') {
-        const char *close = memchr(h, ']', (size_t)(end - h));
-
-        if (!close)
-            return -EINVAL;
-        h++;
-        n = (size_t)(close - h);
-    } else {
-        const char *colon = memchr(h, ':', (size_t)(end - h));
-
-        n = (size_t)((colon ? colon : end) - h);
-    }
-    if (n == 0 || n >= len)
-        return -EINVAL;
-    memcpy(host, h, n);
-    host[n] = '\0';
-    return 0;
-}
-
-bool aws_host_is_loopback(const char *host)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-
-    if (strcasecmp(host, "localhost") == 0)
-        return true;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, host, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6);
-    return false;
-}
-
-bool aws_url_safe_for_secrets(const char *url)
-{
-    char host[256];
-    bool https;
-
-    if (aws_url_host(url, host, sizeof host, &https) < 0)
-        return false;
-    return https || aws_host_is_loopback(host);
 }

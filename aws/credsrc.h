@@ -22,9 +22,6 @@ void aws_cred_move(struct aws_cred *dst, struct aws_cred *src);
 /* Copies the strings (token may be NULL or "").  0 or -ENOMEM. */
 int aws_cred_set(struct aws_cred *c, const char *id, const char *secret, const char *token);
 
-/* "2024-05-17T15:09:54Z", with optional fractional seconds and a "Z",
- * "+HH:MM" or "-HH:MM" zone, read as UTC (timegm).  0 or -EINVAL. */
-int aws_time_parse(const char *s, time_t *out);
 
 /* The JSON credentials document of the container endpoint, IMDS and
  * credential_process: AccessKeyId, SecretAccessKey, the token under
@@ -34,12 +31,5 @@ int aws_time_parse(const char *s, time_t *out);
 int aws_cred_from_json(const char *body, size_t len, const char *token_key, bool need_token,
                        bool need_expiry, struct aws_cred *out, char *why, size_t whylen);
 
-/* The host of an http(s) URL, without brackets, port or userinfo, into
- * host[len]; *https tells the scheme.  0, or -EINVAL for no http(s) URL. */
-int aws_url_host(const char *url, char *host, size_t len, bool *https);
-/* 127.0.0.0/8, ::1 and "localhost": where plain http may carry secrets. */
-bool aws_host_is_loopback(const char *host);
-/* A URL that credentials may travel to: https, or http to a loopback host. */
-bool aws_url_safe_for_secrets(const char *url);
 
 #endif

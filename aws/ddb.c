@@ -9,11 +9,13 @@
 
 #include <zlib.h>
 
+#include "base/backoff.h"
 #include "aws/creds.h"
-#include "aws/http.h"
-#include "aws/jsonx.h"
+#include "base/http.h"
+#include "aws/httpsign.h"
+#include "base/jsonx.h"
 #include "aws/retry.h"
-#include "daemon/log.h"
+#include "base/log.h"
 
 /* Standard retry mode, 2026 revision, as AWS-AUTH §12.3 recommends for
  * DynamoDB and Streams: retry_dynamodb.
@@ -231,7 +233,7 @@ struct aws *aws_new(uv_loop_t *loop, struct http *h, struct creds *c, const stru
     a->http = h;
     a->creds = c;
     retry_quota_init(&a->quota);
-    a->rng = retry_rng;
+    a->rng = backoff_rng;
     if (!(a->region = strdup(o->region)))
         goto fail;
     for (int svc = AWS_DYNAMODB; svc <= AWS_STREAMS; svc++) {
@@ -286,7 +288,7 @@ const char *aws_endpoint(const struct aws *a, enum aws_service svc)
 
 void aws_set_rng(struct aws *a, double (*rng)(void))
 {
-    a->rng = rng ? rng : retry_rng;
+    a->rng = rng ? rng : backoff_rng;
 }
 
 void aws_set_clock(struct aws *a, time_t (*now)(void))
@@ -487,7 +489,7 @@ static void send_signed(struct ddb_call *c, const struct sigv4_key *key)
         http_req_body_ref(req, c->body, c->body_len);
         http_req_timeout(req, c->timeout_ms);
         http_req_max_response(req, c->max_response);
-        rc = http_req_sign(req, key, a->region, "dynamodb", now, false);
+        rc = httpsign_sigv4(req, key, a->region, "dynamodb", now, false);
     }
     if (rc < 0) {
         http_req_free(req);

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <uv.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "aws/endpoint.h" /* enum aws_service */
 
 struct http;

@@ -10,9 +10,11 @@
 
 #include <openssl/crypto.h>
 
-#include "aws/http.h"
+#include "base/backoff.h"
+#include "base/http.h"
 #include "aws/retry.h"
-#include "daemon/log.h"
+#include "base/log.h"
+#include "base/url.h"
 
 #define TOKEN_TTL_S 21600
 #define TOKEN_PATH "/latest/api/token"
@@ -65,7 +67,7 @@ static bool url_ok(const char *u)
     char host[256];
     bool https;
 
-    if (aws_url_host(u, host, sizeof host, &https) < 0)
+    if (url_host(u, host, sizeof host, &https) < 0)
         return false;
     for (; *u; u++)
         if ((unsigned char)*u <= ' ' || *u == 0x7f)
@@ -460,7 +462,7 @@ static void on_creds(struct http_req *req, int err, long st)
     if (cred.expires - now < REFRESH_WINDOW_S) {
         /* Static stability: IMDS serves stale credentials while degraded;
          * use them a while instead of asking again at every request. */
-        time_t ext = now + REFRESH_WINDOW_S + 120 + (time_t)(retry_rng() * 480);
+        time_t ext = now + REFRESH_WINDOW_S + 120 + (time_t)(backoff_rng() * 480);
 
         log_warn("IMDS: the credentials of role %s expire in %lld s; using them until %lld "
                  "before asking again",

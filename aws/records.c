@@ -1,5 +1,7 @@
 #include "aws/records.h"
 
+#include "base/jsonskip.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -12,8 +14,32 @@ struct scan {
 
 static void skip_ws(struct scan *s)
 {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-        s->p++;
+    s->p = jsonskip_ws(s->p, s->end);
+}
+
+/* At the opening quote: moves past the closing one. */
+static bool skip_string(struct scan *s)
+{
+    const char *q = jsonskip_string(s->p, s->end);
+
+    if (!q)
+        return false;
+    s->p = q;
+    return true;
+}
+
+/* One value of any kind; its text is [start, s->p) afterwards. */
+static bool skip_value(struct scan *s, const char **start)
+{
+    const char *q;
+
+    skip_ws(s);
+    *start = s->p;
+    q = jsonskip_value(s->p, s->end);
+    if (!q || q == s->p)
+        return false;
+    s->p = q;
+    return true;
 }
 
 static bool take(struct scan *s, char c)
@@ -24,55 +50,6 @@ static bool take(struct scan *s, char c)
         return true;
     }
     return false;
-}
-
-/* At the opening quote: moves past the closing one. */
-static bool skip_string(struct scan *s)
-{
-    for (s->p++; s->p < s->end; s->p++) {
-        if (*s->p == '\\')
-            s->p++;
-        else if (*s->p == '"') {
-            s->p++;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* One value of any kind; its text is [start, s->p) afterwards. */
-static bool skip_value(struct scan *s, const char **start)
-{
-    size_t depth = 0;
-
-    skip_ws(s);
-    *start = s->p;
-    while (s->p < s->end) {
-        char c = *s->p;
-
-        if (c == '"') {
-            if (!skip_string(s))
-                return false;
-        } else if (c == '{' || c == '[') {
-            depth++;
-            s->p++;
-        } else if (c == '}' || c == ']') {
-            if (depth == 0)
-                break;
-            depth--;
-            s->p++;
-        } else if (c == ',' && depth == 0) {
-            break;
-        } else {
-            s->p++;
-        }
-        if (depth == 0 && (c == '"' || c == '}' || c == ']'))
-            break;
-    }
-    while (s->p > *start && (s->p[-1] == ' ' || s->p[-1] == '\t' || s->p[-1] == '\n' ||
-                             s->p[-1] == '\r'))
-        s->p--;
-    return depth == 0 && s->p > *start;
 }
 
 static int add_span(struct records_page *pg, size_t off, size_t len)

@@ -1,12 +1,14 @@
 #include "aws/retry.h"
 
+#include "base/backoff.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "aws/http.h"
+#include "base/http.h"
 
 #define RETRY_AFTER_SLACK_MS 5000.0
 
@@ -43,15 +45,6 @@ void retry_quota_success(struct retry_quota *q, int last_cost)
         q->tokens = RETRY_QUOTA_MAX;
 }
 
-long backoff_cap_ms(long base, long max, unsigned n)
-{
-    long cap = base;
-
-    for (unsigned i = 0; i < n && cap < max; i++)
-        cap *= 2;
-    return cap > max ? max : cap;
-}
-
 long retry_backoff_ms(const struct retry_policy *p, int n, bool throttled, double rnd,
                       const char *retry_after)
 {
@@ -73,25 +66,6 @@ long retry_backoff_ms(const struct retry_policy *p, int n, bool throttled, doubl
         }
     }
     return (long)(t + 0.5);
-}
-
-double retry_rng(void)
-{
-    static uint64_t s;
-
-    if (!s)
-        s = (uv_hrtime() ^ ((uint64_t)getpid() << 32)) | 1;
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return (double)((s * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0; /* 2^53 */
-}
-
-static double (*rng_fn)(void) = retry_rng;
-
-void retry_set_rng(double (*rng)(void))
-{
-    rng_fn = rng ? rng : retry_rng;
 }
 
 static const char *const throttling_codes[] = {
@@ -176,7 +150,7 @@ static void after(struct retry_call *rc, struct http_req *req, int err, enum ret
     }
     rc->last_cost = rc->quota ? cost : 0;
     uv_timer_start(&rc->timer, on_timer,
-                   (uint64_t)retry_backoff_ms(rc->policy, rc->attempts, throttled, rng_fn(),
+                   (uint64_t)retry_backoff_ms(rc->policy, rc->attempts, throttled, backoff_rng(),
                                               req ? http_req_header_get(req, "x-amz-retry-after")
                                                   : NULL),
                    0);

@@ -51,16 +51,6 @@ void retry_quota_success(struct retry_quota *q, int last_cost);
  * NULL): the delay becomes max(t, min(retry_after, t + 5 s)). */
 long retry_backoff_ms(const struct retry_policy *p, int n, bool throttled, double rnd,
                       const char *retry_after);
-/* The cap of capped exponential backoff: min(base * 2^n, max), without
- * overflow.  Every retry loop in ddb2es draws its jitter below this. */
-long backoff_cap_ms(long base, long max, unsigned n);
-
-/* [0, 1): xorshift64*, seeded from the clock and pid; jitter need not be
- * secret.  Tests replace the source used by retry_call with retry_set_rng
- * (NULL restores the default). */
-double retry_rng(void);
-void retry_set_rng(double (*rng)(void));
-
 bool retry_code_throttling(const char *code);
 bool retry_code_transient(const char *code);
 

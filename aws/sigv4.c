@@ -19,7 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
 /* Ceiling for the canonical request and friends: far above any real request

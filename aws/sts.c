@@ -7,9 +7,12 @@
 
 #include <openssl/crypto.h>
 
-#include "aws/buf.h"
-#include "aws/http.h"
-#include "daemon/log.h"
+#include "base/buf.h"
+#include "base/http.h"
+#include "aws/httpsign.h"
+#include "base/log.h"
+#include "base/rfc3339.h"
+#include "base/secret.h"
 
 #define STS_TIMEOUT_MS 10000L
 #define STS_MAX_REPLY (64 * 1024)
@@ -148,7 +151,7 @@ int sts_parse(long status, const char *body, size_t len, struct aws_cred *out, c
         snprintf(why, whylen, "the reply has no complete <Credentials>");
         goto out;
     }
-    if (aws_time_parse(exp, &out->expires) < 0) {
+    if (rfc3339_parse(exp, &out->expires) < 0) {
         snprintf(why, whylen, "the reply's Expiration is not an RFC 3339 time");
         goto out;
     }
@@ -181,23 +184,14 @@ enum retry_verdict sts_classify(long status, int err, const char *code)
     return RETRY_FATAL;
 }
 
-static void free_secret(char **p)
-{
-    if (*p) {
-        OPENSSL_cleanse(*p, strlen(*p));
-        free(*p);
-        *p = NULL;
-    }
-}
-
 static void call_free(struct sts_call *c)
 {
     free(c->url);
     free(c->region);
-    free_secret(&c->body);
-    free_secret(&c->key_id);
-    free_secret(&c->key_secret);
-    free_secret(&c->key_token);
+    secret_free(&c->body);
+    secret_free(&c->key_id);
+    secret_free(&c->key_secret);
+    secret_free(&c->key_token);
     free(c);
 }
 
@@ -216,7 +210,7 @@ static struct http_req *build(int attempt, void *arg)
         if (c->key_id) {
             struct sigv4_key k = { c->key_id, c->key_secret, c->key_token };
 
-            rc = http_req_sign(r, &k, c->region, "sts", c->now ? c->now() : time(NULL), false);
+            rc = httpsign_sigv4(r, &k, c->region, "sts", c->now ? c->now() : time(NULL), false);
         }
     }
     if (rc < 0) {

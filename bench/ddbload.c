@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "tests/support/ddbsign.h"
 
 static const char *endpoint, *table;

@@ -37,7 +37,7 @@
 
 #include <jansson.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "tests/support/fakehttp.h"
 
 #define TABLE "posts"

@@ -18,7 +18,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "aws/credsrc.h"
+#include "base/secret.h"
+#include "base/url.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define KIB ((int64_t)1024)
@@ -1414,14 +1415,6 @@ static void where_free(struct config *cfg)
     cfg->where = NULL;
 }
 
-static void wipe_free(char *secret)
-{
-    if (secret) {
-        explicit_bzero(secret, strlen(secret));
-        free(secret);
-    }
-}
-
 /* ---- public ---- */
 
 int config_load_env(const char *path, const char *const *envp, struct config *out, char *err,
@@ -1463,15 +1456,15 @@ void config_free(struct config *cfg)
     if (!cfg)
         return;
     where_free(cfg);
-    wipe_free(cfg->sink.password);
-    wipe_free(cfg->sink.api_key);
+    secret_free(&cfg->sink.password);
+    secret_free(&cfg->sink.api_key);
     for (size_t i = 0; i < NGLOBAL; i++)
         opt_clear(&global_opts[i], cfg);
     for (size_t t = 0; t < cfg->ntables; t++) {
         for (size_t i = 0; i < NTABLE; i++)
             opt_clear(&table_opts[i], &cfg->tables[t]);
         free(cfg->tables[t].name);
-        wipe_free(cfg->tables[t].hmac_key);
+        secret_free(&cfg->tables[t].hmac_key);
     }
     free(cfg->tables);
     free(cfg->path);
@@ -1702,7 +1695,7 @@ static int read_secret_of(struct config *cfg, const struct config_table *t, cons
     char why[PATH_MAX + 400];
     int rc;
 
-    wipe_free(*out);
+    secret_free(out);
     *out = NULL;
     rc = config_read_secret(path, out, why, sizeof(why));
     if (rc == -ENOMEM) {
@@ -1741,7 +1734,7 @@ bool config_sink_region(const char *url, char *out, size_t len)
     char host[256];
     bool https;
 
-    if (aws_url_host(url, host, sizeof(host), &https) < 0)
+    if (url_host(url, host, sizeof(host), &https) < 0)
         return false;
     for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
         size_t h = strlen(host), n = strlen(suffixes[i]);
@@ -1806,16 +1799,16 @@ int config_check_transport(const struct config *cfg, char *err, size_t errlen)
     int rc;
 
     if (cfg->sink.auth != CONFIG_AUTH_NONE && cfg->sink.url &&
-        !aws_url_safe_for_secrets(cfg->sink.url)) {
-        if (aws_url_host(cfg->sink.url, host, sizeof(host), &https) < 0)
+        !url_safe_for_secrets(cfg->sink.url)) {
+        if (url_host(cfg->sink.url, host, sizeof(host), &https) < 0)
             snprintf(host, sizeof(host), "?");
         return config_refuse(cfg, NULL, "sink", "url", err, errlen,
                              "auth = %s would send credentials unencrypted to %s over http://; "
                              "use https:// (plain http is allowed to loopback hosts only)",
                              auth_names[cfg->sink.auth], host);
     }
-    if (cfg->aws.endpoint && !aws_url_safe_for_secrets(cfg->aws.endpoint)) {
-        if (aws_url_host(cfg->aws.endpoint, host, sizeof(host), &https) < 0)
+    if (cfg->aws.endpoint && !url_safe_for_secrets(cfg->aws.endpoint)) {
+        if (url_host(cfg->aws.endpoint, host, sizeof(host), &https) < 0)
             snprintf(host, sizeof(host), "?");
         return config_refuse(cfg, NULL, "aws", "endpoint", err, errlen,
                              "signed AWS requests would go unencrypted to %s over http://; "

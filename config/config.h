@@ -37,7 +37,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "daemon/log.h"
+#include "base/log.h"
 
 #define CONFIG_EX_CONFIG 78 /* sysexits EX_CONFIG: every configuration error */
 #define CONFIG_EX_OSERR 71  /* sysexits EX_OSERR: out of memory while loading */

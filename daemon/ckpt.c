@@ -1,5 +1,6 @@
 #include "daemon/ckpt.h"
-#include "aws/util.h"
+#include "base/rfc3339.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -471,35 +472,16 @@ static int shard_fail(char *err, size_t errlen, const char *path, const char *ar
     return -EBADMSG;
 }
 
-static void format_time(time_t t, char out[21])
-{
-    struct tm tm;
-
-    if (t < 0)
-        t = 0;
-    if (t > (time_t)253402300799) /* 9999-12-31T23:59:59Z */
-        t = (time_t)253402300799;
-    gmtime_r(&t, &tm);
-    strftime(out, 21, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* Strict RFC 3339 in UTC as written by format_time: the text must come back
- * identical from the parsed value. */
+/* Strict RFC 3339 in UTC as rfc3339_format writes it: the text must come
+ * back identical from the parsed value. */
 static int parse_time(const char *s, time_t *out)
 {
-    struct tm tm = { 0 };
-    char again[21];
-    int n = -1;
+    char again[RFC3339_LEN + 1];
     time_t t;
 
-    if (strlen(s) != 20 || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon,
-                                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
-        n != 20)
+    if (rfc3339_parse(s, &t) < 0)
         return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    t = timegm(&tm);
-    format_time(t, again);
+    rfc3339_format(t, again);
     if (strcmp(again, s) != 0)
         return -1;
     *out = t;
@@ -744,7 +726,7 @@ static char *serialise(const struct ckpt *ck, size_t *len)
             const struct ckpt_shard *sh = st->shards[j];
             char when[21];
 
-            format_time(sh->updated, when);
+            rfc3339_format(sh->updated, when);
             bad = json_object_set_new(shards, sh->id,
                                       json_pack("{s:o,s:I,s:I,s:o,s:b,s:s}", "seq",
                                                 sh->seq[0] ? json_string(sh->seq) : json_null(),

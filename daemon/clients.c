@@ -9,10 +9,10 @@
 
 #include "aws/creds.h"
 #include "aws/ddb.h"
-#include "aws/http.h"
+#include "base/http.h"
 #include "config/config.h"
 #include "daemon/app.h"
-#include "daemon/log.h"
+#include "base/log.h"
 
 #define AWS_MAX_CONNS 8 /* AWS requests at once, per endpoint */
 

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <uv.h>
 
-#include "aws/util.h"
+#include "base/util.h"
 #include "daemon/app.h"
-#include "daemon/log.h"
+#include "base/log.h"
 #include "daemon/notify.h"
 #include "daemon/reader.h"
 #include "indexer/sink.h"

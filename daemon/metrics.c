@@ -11,11 +11,11 @@
 #include <time.h>
 #include <uv.h>
 
-#include "aws/util.h"
+#include "base/util.h"
 #include "daemon/app.h"
 #include "daemon/health.h"
-#include "daemon/log.h"
-#include "daemon/version.h"
+#include "base/log.h"
+#include "base/version.h"
 
 #define OUT_MAX ((size_t)16 << 20)
 

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "daemon/reader.h"
 #include "indexer/sink.h"
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/backoff.h"
 #include "aws/ddb.h"
 #include "aws/retry.h"
 #include "config/config.h"
@@ -306,9 +307,7 @@ static void schedule(struct reader *r, uint64_t ms)
 
 static void retry_later(struct reader *r)
 {
-    long cap = backoff_cap_ms(RETRY_BASE_MS, RETRY_MAX_MS, (unsigned)r->failures++);
-
-    schedule(r, (uint64_t)cap);
+    schedule(r, (uint64_t)backoff_ms(RETRY_BASE_MS, RETRY_MAX_MS, (unsigned)r->failures++));
 }
 
 static void on_timer(uv_timer_t *t)

@@ -6,9 +6,9 @@
 #include <uv.h>
 
 #include "aws/records.h"
-#include "aws/util.h"
+#include "base/util.h"
 #include "daemon/app.h"
-#include "daemon/log.h"
+#include "base/log.h"
 #include "daemon/reader.h"
 #include "daemon/shard.h"
 #include "indexer/transform.h"

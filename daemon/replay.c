@@ -10,6 +10,8 @@
  *   files  read line by line through zlib (plain or gzip), a bounded amount
  *          per loop turn, while the sink is not full.
  */
+#include "base/backoff.h"
+#include "base/rfc3339.h"
 #include "daemon/replay.h"
 
 #include <dirent.h>
@@ -30,15 +32,15 @@
 
 #include "aws/creds.h"
 #include "aws/ddb.h"
-#include "aws/http.h"
-#include "aws/jsonx.h"
+#include "base/http.h"
+#include "base/jsonx.h"
 #include "aws/retry.h"
-#include "aws/util.h"
+#include "base/util.h"
 #include "config/config.h"
 #include "daemon/app.h"
 #include "daemon/ckpt.h"
 #include "daemon/clients.h"
-#include "daemon/log.h"
+#include "base/log.h"
 #include "daemon/seqnum.h"
 #include "indexer/ddbnum.h"
 #include "indexer/dlq.h"
@@ -673,9 +675,7 @@ static void on_seg_timer(uv_timer_t *t)
 
 static void seg_backoff(struct segment *sg)
 {
-    long ms = backoff_cap_ms(RETRY_BASE_MS, RETRY_MAX_MS, sg->failures++);
-
-    ms = 1 + (long)(retry_rng() * (double)ms);
+    long ms = backoff_ms(RETRY_BASE_MS, RETRY_MAX_MS, sg->failures++);
     set_state(sg, SG_BACKOFF);
     uv_timer_start(&sg->timer, on_seg_timer, (uint64_t)ms, 0);
 }
@@ -982,13 +982,13 @@ static void on_rr(const struct ddb_reply *rep, void *arg)
         return;
     }
     if (rep->cls != DDB_OK) {
-        long ms = backoff_cap_ms(RETRY_BASE_MS, RETRY_MAX_MS, rp->rr_failures++);
+        long ms = backoff_ms(RETRY_BASE_MS, RETRY_MAX_MS, rp->rr_failures++);
 
         log_warn("BatchGetItem on %s failed: HTTP %ld %s %s; retrying", rp->o->table, rep->status,
                  rep->type, rep->message);
         for (size_t i = 0; i < rp->nrr; i++)
             rp->rr[i].sent = false;
-        uv_timer_start(&rp->rr_timer, on_rr_timer, (uint64_t)(1 + retry_rng() * (double)ms), 0);
+        uv_timer_start(&rp->rr_timer, on_rr_timer, (uint64_t)ms, 0);
         return;
     }
     items = json_object_get(json_object_get(rep->json, "Responses"), rp->o->table);
@@ -1035,9 +1035,9 @@ static void on_rr(const struct ddb_reply *rep, void *arg)
     if (json_array_size(unproc) && rp->nrr) {
         /* DynamoDB handed some keys back (throughput, or the 16 MB reply
          * limit): "use exponential backoff" (BatchGetItem API reference). */
-        long ms = backoff_cap_ms(RETRY_BASE_MS, RETRY_MAX_MS, rp->rr_failures++);
+        long ms = backoff_ms(RETRY_BASE_MS, RETRY_MAX_MS, rp->rr_failures++);
 
-        uv_timer_start(&rp->rr_timer, on_rr_timer, (uint64_t)(1 + retry_rng() * (double)ms), 0);
+        uv_timer_start(&rp->rr_timer, on_rr_timer, (uint64_t)ms, 0);
     } else if (rp->nrr) {
         rr_start(rp);
     }
@@ -2143,11 +2143,9 @@ static int resolve_files(struct replay *rp)
 
 int replay_parse_time(const char *s, int64_t *out)
 {
-    struct tm tm;
-    const char *p;
     char *end;
     long long v;
-    int64_t off = 0;
+    time_t t;
 
     if (!s || !*s)
         return -EINVAL;
@@ -2157,26 +2155,9 @@ int replay_parse_time(const char *s, int64_t *out)
         *out = v;
         return 0;
     }
-    memset(&tm, 0, sizeof(tm));
-    p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!p)
+    if (rfc3339_parse(s, &t) < 0)
         return -EINVAL;
-    if (*p == '.')
-        for (p++; *p >= '0' && *p <= '9'; p++)
-            ;
-    if (*p == 'Z') {
-        p++;
-    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
-        off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 + ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
-        if (*p == '-')
-            off = -off;
-        p += 6;
-    } else {
-        return -EINVAL;
-    }
-    if (*p)
-        return -EINVAL;
-    *out = (int64_t)timegm(&tm) - off;
+    *out = (int64_t)t;
     return 0;
 }
 

@@ -10,19 +10,19 @@
 
 #include "aws/creds.h"
 #include "aws/ddb.h"
-#include "aws/http.h"
+#include "base/http.h"
 #include "aws/region.h"
 #include "config/config.h"
-#include "aws/util.h"
+#include "base/util.h"
 #include "daemon/app.h"
 #include "daemon/ckpt.h"
 #include "daemon/clients.h"
 #include "daemon/health.h"
-#include "daemon/log.h"
+#include "base/log.h"
 #include "daemon/metrics.h"
 #include "daemon/probe.h"
 #include "daemon/reader.h"
-#include "daemon/version.h"
+#include "base/version.h"
 #include "indexer/sink.h"
 
 #define PRUNE_EVERY_MS (60 * 60 * 1000)

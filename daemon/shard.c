@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/backoff.h"
 #include "aws/ddb.h"
-#include "aws/jsonx.h"
+#include "base/jsonx.h"
 #include "aws/retry.h"
 #include "config/config.h"
 #include "daemon/ack.h"
@@ -190,11 +191,6 @@ void shard_free(struct shard *s)
     free(s);
 }
 
-static long jitter(long ms)
-{
-    return ms <= 0 ? 0 : (long)((double)rand() / ((double)RAND_MAX + 1.0) * (double)ms);
-}
-
 static void on_timer(uv_timer_t *t)
 {
     struct shard *s = container_of(t, struct shard, timer);
@@ -219,7 +215,7 @@ static void backoff_error(struct shard *s, enum shard_state resume)
 {
     long cap = backoff_cap_ms(ERROR_BASE_MS, ERROR_MAX_MS, (unsigned)s->failures++);
 
-    backoff(s, ERROR_BASE_MS / 2 + jitter(cap), resume);
+    backoff(s, ERROR_BASE_MS / 2 + backoff_jitter_ms(cap), resume);
 }
 
 /* Idle backoff: empty reads wait longer and longer, up to IDLE_MAX_MS,

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "config/config.h"
 #include "daemon/ckpt.h"
 #include "daemon/metrics.h"

@@ -4,7 +4,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "aws/jsonx.h"
+#include "base/jsonx.h"
 
 int bulk_json_string(struct buf *out, const char *s, size_t len)
 {

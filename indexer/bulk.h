@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "indexer/doc.h"
 
 #define BULK_VERSION_TYPE "external_gte"

@@ -1,6 +1,6 @@
 #include "indexer/bulkresp.h"
 
-#include "aws/jsonx.h"
+#include "base/jsonx.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 
 #define DDBNUM_MAX_DIGITS 38
 #define DDBNUM_MAX_EXP 125  /* largest power of ten of the leading digit */

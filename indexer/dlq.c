@@ -11,10 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/jsonx.h"
-#include "aws/util.h"
+#include "base/backoff.h"
+#include "base/jsonskip.h"
+#include "base/jsonx.h"
+#include "base/util.h"
 #include "aws/retry.h"
-#include "daemon/log.h"
+#include "base/log.h"
 #include "indexer/bulk.h"
 
 
@@ -92,7 +94,7 @@ static void on_timer(uv_timer_t *t)
 
 static void fail(struct dlq *q, const char *what, int err)
 {
-    uint64_t delay = (uint64_t)backoff_cap_ms(RETRY_BASE_MS, RETRY_MAX_MS, q->fails++);
+    uint64_t delay = (uint64_t)backoff_ms(RETRY_BASE_MS, RETRY_MAX_MS, q->fails++);
 
     if (q->fd >= 0) {
         q->fd_to_close = q->fd;
@@ -437,56 +439,6 @@ int dlq_format(struct buf *out, const struct doc *d, int status, const char *typ
 
 /* ---- reading entries back ---- */
 
-static const char *skip_ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-        p++;
-    return p;
-}
-
-/* The end of the JSON string starting at p ('"'), or NULL. */
-static const char *skip_string(const char *p, const char *end)
-{
-    for (p++; p < end; p++) {
-        if (*p == '\\')
-            p++;
-        else if (*p == '"')
-            return p + 1;
-    }
-    return NULL;
-}
-
-/* The end of the JSON value starting at p, or NULL: only its extent is found
- * (strings and nesting); jansson checks the rest. */
-static const char *skip_value(const char *p, const char *end)
-{
-    int depth = 0;
-
-    while (p < end) {
-        char c = *p;
-
-        if (c == '"') {
-            if (!(p = skip_string(p, end)))
-                return NULL;
-            if (depth == 0)
-                return p;
-            continue;
-        }
-        if (c == '{' || c == '[') {
-            depth++;
-        } else if (c == '}' || c == ']') {
-            if (depth == 0)
-                return p; /* the end of the object holding a scalar */
-            if (--depth == 0)
-                return p + 1;
-        } else if (depth == 0 && strchr(", \t\r\n", c)) {
-            return p;
-        }
-        p++;
-    }
-    return depth == 0 ? p : NULL;
-}
-
 int dlq_parse(const char *line, size_t len, json_t **meta, const char **doc, size_t *doc_len,
               char *err, size_t errlen)
 {
@@ -498,28 +450,28 @@ int dlq_parse(const char *line, size_t len, json_t **meta, const char **doc, siz
     *meta = NULL;
     *doc = NULL;
     *doc_len = 0;
-    p = skip_ws(p, end);
+    p = jsonskip_ws(p, end);
     if (p == end || *p != '{')
         goto bad;
-    p = skip_ws(p + 1, end);
+    p = jsonskip_ws(p + 1, end);
     while (p < end && *p != '}') {
-        const char *ks = p, *ke = *p == '"' ? skip_string(p, end) : NULL, *v;
+        const char *ks = p, *ke = *p == '"' ? jsonskip_string(p, end) : NULL, *v;
 
         if (!ke)
             goto bad;
-        p = skip_ws(ke, end);
+        p = jsonskip_ws(ke, end);
         if (p == end || *p != ':')
             goto bad;
-        v = skip_ws(p + 1, end);
-        if (!(p = skip_value(v, end)))
+        v = jsonskip_ws(p + 1, end);
+        if (!(p = jsonskip_value(v, end)))
             goto bad;
         if (ke - ks == 10 && memcmp(ks, "\"document\"", 10) == 0) {
             vs = v;
             ve = p;
         }
-        p = skip_ws(p, end);
+        p = jsonskip_ws(p, end);
         if (p < end && *p == ',')
-            p = skip_ws(p + 1, end);
+            p = jsonskip_ws(p + 1, end);
     }
     /* The rest, without the document (whose numbers jansson could not hold). */
     buf_init(&copy, BUF_NOMAX);

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <uv.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "indexer/doc.h"
 
 struct dlq;

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 
 #define DOC_ID_MAX 512 /* the engine's _id limit in bytes; longer ids are hashed (transform.h) */
 

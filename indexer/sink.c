@@ -36,11 +36,13 @@
 #include <zlib.h>
 
 #include "aws/creds.h"
+#include "base/backoff.h"
 #include "aws/retry.h"
-#include "aws/http.h"
-#include "aws/jsonx.h"
-#include "aws/util.h"
-#include "daemon/log.h"
+#include "base/http.h"
+#include "aws/httpsign.h"
+#include "base/jsonx.h"
+#include "base/util.h"
+#include "base/log.h"
 #include "indexer/bulk.h"
 #include "indexer/bulkresp.h"
 #include "indexer/dlq.h"
@@ -771,12 +773,9 @@ static void block_lift(struct sink *s, const char *index, uint64_t sent_ns)
 
 /* ---- backoff ---- */
 
-static uint64_t backoff_ms(const struct sink *s, unsigned n)
+static uint64_t retry_delay_ms(const struct sink *s, unsigned n)
 {
-    long cap = backoff_cap_ms(s->o.backoff_base_ms, s->o.max_backoff_ms, n);
-
-    /* Full jitter; at least 1 ms so a failure never turns into a busy loop. */
-    return 1 + (uint64_t)((double)rand() / ((double)RAND_MAX + 1.0) * (double)cap);
+    return (uint64_t)backoff_ms(s->o.backoff_base_ms, s->o.max_backoff_ms, n);
 }
 
 static void delay_batch(struct sink *s, struct batch *b, uint64_t ms)
@@ -799,7 +798,7 @@ static void retry_whole(struct sink *s, struct batch *b)
         cancel_batch(s, b);
         return;
     }
-    ms = backoff_ms(s, s->fail_streak);
+    ms = retry_delay_ms(s, s->fail_streak);
     s->fail_streak++;
     s->st.failing = true;
     s->st.retries++;
@@ -885,7 +884,7 @@ static void on_creds_bulk(const struct sigv4_key *key, int err, void *arg)
         return;
     }
     if (err == 0)
-        err = http_req_sign(b->req, key, s->o.sigv4_region, s->o.sigv4_service, time(NULL), aoss);
+        err = httpsign_sigv4(b->req, key, s->o.sigv4_region, s->o.sigv4_service, time(NULL), aoss);
     if (err < 0) {
         log_error("bulk request not signed: no usable AWS credentials (%s)", strerror(-err));
         retry_unsent(s, b);
@@ -1331,7 +1330,7 @@ static void per_item(struct sink *s, struct batch *b, const struct bulkresp *r)
         }
     }
     if (again && again->n) {
-        uint64_t ms = backoff_ms(s, attempts - 1);
+        uint64_t ms = retry_delay_ms(s, attempts - 1);
 
         log_debug("%zu of %zu actions to retry in %" PRIu64 " ms", again->n, b->n, ms);
         again->attempt = attempts;
@@ -1756,7 +1755,7 @@ static void on_creds_ping(const struct sigv4_key *key, int err, void *arg)
     if (p->canceled)
         err = -ECANCELED;
     else if (err == 0)
-        err = http_req_sign(p->req, key, s->o.sigv4_region, s->o.sigv4_service, time(NULL),
+        err = httpsign_sigv4(p->req, key, s->o.sigv4_region, s->o.sigv4_service, time(NULL),
                             strcmp(s->o.sigv4_service, "aoss") == 0);
     if (err < 0) {
         http_req_free(p->req);

@@ -79,7 +79,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "indexer/doc.h"
 
 #define TRANSFORM_MAX_DEPTH 64 /* nested M/L levels; DynamoDB allows 32 */

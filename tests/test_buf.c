@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 
 TestSuite(buf, .timeout = 5);
 

@@ -16,18 +16,21 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/backoff.h"
 #include "aws/container.h"
 #include "aws/creds.h"
 #include "aws/credsrc.h"
 #include "aws/ddb.h"
 #include "aws/endpoint.h"
-#include "aws/http.h"
+#include "base/http.h"
 #include "aws/imds.h"
 #include "aws/profile.h"
 #include "aws/region.h"
 #include "aws/retry.h"
 #include "aws/sigv4.h"
 #include "aws/sts.h"
+#include "base/rfc3339.h"
+#include "base/url.h"
 #include "tests/support/fakehttp.h"
 
 /* ---- shared helpers --------------------------------------------------------- */
@@ -74,7 +77,7 @@ static void setup(void)
     cr_assert_eq(uv_loop_init(&loop), 0);
     http = http_new(&loop, NULL);
     cr_assert_not_null(http);
-    retry_set_rng(zero_rng);
+    backoff_set_rng(zero_rng);
     atomic_store(&fake_now_v, 1700000000LL);
 }
 
@@ -580,30 +583,30 @@ Test(profile, times_documents_and_hosts)
     char why[128];
     time_t t;
 
-    cr_assert_eq(aws_time_parse("2017-05-17T15:09:54Z", &t), 0);
+    cr_assert_eq(rfc3339_parse("2017-05-17T15:09:54Z", &t), 0);
     cr_assert_eq(t, 1495033794);
-    cr_assert_eq(aws_time_parse("2017-05-17T15:09:54.123Z", &t), 0);
+    cr_assert_eq(rfc3339_parse("2017-05-17T15:09:54.123Z", &t), 0);
     cr_assert_eq(t, 1495033794);
-    cr_assert_eq(aws_time_parse("2017-05-17T17:09:54+02:00", &t), 0);
+    cr_assert_eq(rfc3339_parse("2017-05-17T17:09:54+02:00", &t), 0);
     cr_assert_eq(t, 1495033794, "offsets are applied");
-    cr_assert_eq(aws_time_parse("2017-05-17 15:09", &t), -EINVAL);
-    cr_assert_eq(aws_time_parse("2017-05-17T15:09:54", &t), -EINVAL, "a zone is required");
+    cr_assert_eq(rfc3339_parse("2017-05-17 15:09", &t), -EINVAL);
+    cr_assert_eq(rfc3339_parse("2017-05-17T15:09:54", &t), -EINVAL, "a zone is required");
 
     cr_assert_eq(aws_cred_from_json("{\"Code\":\"AssumeRoleUnauthorizedAccess\",\"Message\":\"no\"}",
                                     54, "Token", true, true, &c, why, sizeof why),
                  -EINVAL);
     cr_assert(strstr(why, "AssumeRoleUnauthorizedAccess"), "%s", why);
 
-    cr_assert(aws_url_safe_for_secrets("https://example.com/x"));
-    cr_assert(aws_url_safe_for_secrets("http://127.0.0.1:9200"));
-    cr_assert(aws_url_safe_for_secrets("http://127.1.2.3"));
-    cr_assert(aws_url_safe_for_secrets("http://localhost:8000/"));
-    cr_assert(aws_url_safe_for_secrets("http://[::1]:80/"));
-    cr_assert(aws_url_safe_for_secrets("http://user:pw@127.0.0.1/"));
-    cr_assert(!aws_url_safe_for_secrets("http://10.0.0.1:9200"));
-    cr_assert(!aws_url_safe_for_secrets("http://127.0.0.1.evil.com/"));
-    cr_assert(!aws_url_safe_for_secrets("http://localhost@10.0.0.1/"));
-    cr_assert(!aws_url_safe_for_secrets("ftp://127.0.0.1/"));
+    cr_assert(url_safe_for_secrets("https://example.com/x"));
+    cr_assert(url_safe_for_secrets("http://127.0.0.1:9200"));
+    cr_assert(url_safe_for_secrets("http://127.1.2.3"));
+    cr_assert(url_safe_for_secrets("http://localhost:8000/"));
+    cr_assert(url_safe_for_secrets("http://[::1]:80/"));
+    cr_assert(url_safe_for_secrets("http://user:pw@127.0.0.1/"));
+    cr_assert(!url_safe_for_secrets("http://10.0.0.1:9200"));
+    cr_assert(!url_safe_for_secrets("http://127.0.0.1.evil.com/"));
+    cr_assert(!url_safe_for_secrets("http://localhost@10.0.0.1/"));
+    cr_assert(!url_safe_for_secrets("ftp://127.0.0.1/"));
 }
 
 /* ========================================================================== */

@@ -13,8 +13,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/backoff.h"
 #include "aws/creds.h"
-#include "aws/http.h"
+#include "base/http.h"
 #include "aws/retry.h"
 #include "indexer/doc.h"
 #include "indexer/sink.h"
@@ -137,7 +138,7 @@ static void rotation_run(const char *service, bool gzip)
     fake_set_handler(f, container, NULL);
     setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fake_url(f), 1);
     unsetenv("AWS_ACCESS_KEY_ID");
-    retry_set_rng(NULL);
+    backoff_set_rng(NULL);
     cr_assert_eq(uv_loop_init(&loop), 0);
     h = http_new(&loop, NULL);
     c = creds_new(&loop, h, &(struct creds_opts){ .now = fake_clock, .region = "eu-west-1" });

@@ -12,7 +12,7 @@
 #include "aws/creds.h"
 #include "aws/ddb.h"
 #include "aws/endpoint.h"
-#include "aws/http.h"
+#include "base/http.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
 

@@ -10,7 +10,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "aws/http.h"
+#include "base/http.h"
+#include "aws/httpsign.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
 
@@ -664,8 +665,8 @@ Test(http, sign_adds_verifiable_sigv4_headers)
     cr_assert_eq(http_req_header(r, "X-Amz-Target", "DynamoDBStreams_20120810.DescribeStream"), 0);
     http_req_body_ref(r, body, strlen(body));
     /* Signed once with other credentials, then re-signed (as on a retry). */
-    cr_assert_eq(http_req_sign(r, &old, "eu-west-1", "dynamodb", 1400000000, true), 0);
-    cr_assert_eq(http_req_sign(r, &key, "us-east-1", "dynamodb", 1440938160, true), 0);
+    cr_assert_eq(httpsign_sigv4(r, &old, "eu-west-1", "dynamodb", 1400000000, true), 0);
+    cr_assert_eq(httpsign_sigv4(r, &key, "us-east-1", "dynamodb", 1440938160, true), 0);
     roundtrip(r, &res);
     cr_assert_eq(res.err, 0, "%s", res.error);
 
@@ -701,8 +702,8 @@ Test(http, sign_keeps_callers_payload_hash)
 
     fake_reply(fk, 200, "{}");
     cr_assert_eq(http_req_header(r, "X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD"), 0);
-    cr_assert_eq(http_req_sign(r, &key, "us-east-1", "aoss", 1440938160, false), 0);
-    cr_assert_eq(http_req_sign(r, &key, "us-east-1", "aoss", 1440938170, false), 0);
+    cr_assert_eq(httpsign_sigv4(r, &key, "us-east-1", "aoss", 1440938160, false), 0);
+    cr_assert_eq(httpsign_sigv4(r, &key, "us-east-1", "aoss", 1440938170, false), 0);
     roundtrip(r, &res);
     seen = fake_req(fk, 0);
     cr_assert_str_eq(fake_req_header(fk, seen, "X-Amz-Content-Sha256"), "UNSIGNED-PAYLOAD");

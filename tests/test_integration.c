@@ -6,7 +6,7 @@
 
 #include "aws/creds.h"
 #include "aws/ddb.h"
-#include "aws/http.h"
+#include "base/http.h"
 #include "indexer/bulk.h"
 #include "indexer/transform.h"
 #include "tests/support/ddbclient.h"

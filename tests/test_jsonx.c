@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "aws/ddb.h"
-#include "aws/jsonx.h"
+#include "base/jsonx.h"
 #include "indexer/bulk.h"
 #include "tests/support/ddbclient.h"
 #include "tests/support/e2e.h"

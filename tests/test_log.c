@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "base/log.h"
 #include "tests/support/proc.h"
 
 TestSuite(log, .timeout = 10);

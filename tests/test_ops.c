@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "tests/support/ddbclient.h"
 #include "tests/support/e2e.h"
 #include "tests/support/httpget.h"

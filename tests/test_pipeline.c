@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aws/jsonx.h"
+#include "base/jsonx.h"
 #include "tests/support/ddbclient.h"
 #include "tests/support/e2e.h"
 #include "tests/support/proc.h"

@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 #include <limits.h>
 
+#include "base/backoff.h"
 #include "aws/retry.h"
 
 TestSuite(retry, .timeout = 5);

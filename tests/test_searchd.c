@@ -12,7 +12,7 @@
 #include <time.h>
 #include <zlib.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "aws/sigv4.h"
 #include "tests/support/searchd_ctl.h"
 

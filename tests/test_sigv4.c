@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "aws/sigv4.h"
 #include "tests/support/sigv4_vectors.h"
 

@@ -16,7 +16,7 @@
 #include <zlib.h>
 
 #include "aws/creds.h"
-#include "aws/http.h"
+#include "base/http.h"
 #include "aws/sigv4.h"
 #include "indexer/bulk.h"
 #include "indexer/dlq.h"

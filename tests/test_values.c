@@ -11,7 +11,7 @@
 
 #include <openssl/sha.h>
 
-#include "aws/jsonx.h"
+#include "base/jsonx.h"
 #include "tests/support/ddbclient.h"
 #include "tests/support/ddbproxy.h"
 #include "tests/support/e2e.h"

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/jsonx.h"
+#include "base/jsonx.h"
 #include "tests/fuzz/fuzz.h"
 
 /* Whether every string value (keys: every key) in v is strict UTF-8. */

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "aws/ddb.h"
-#include "aws/jsonx.h"
+#include "base/jsonx.h"
 #include "aws/records.h"
 #include "daemon/ckpt.h"
 #include "daemon/seqnum.h"

@@ -8,8 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aws/buf.h"
-#include "aws/jsonx.h"
+#include "base/buf.h"
+#include "base/jsonx.h"
 #include "tests/support/ddbsign.h"
 
 const char *ddbc_endpoint(void)

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "tests/support/fakehttp.h"
 
 struct ddbproxy {

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "aws/sigv4.h"
 
 bool ddbsign_is_streams_op(const char *op)

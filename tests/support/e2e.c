@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "aws/buf.h"
-#include "aws/jsonx.h"
+#include "base/buf.h"
+#include "base/jsonx.h"
 #include "indexer/ddbnum.h"
 #include "tests/support/ddbclient.h"
 #include "tests/support/searchd_ctl.h"

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "aws/buf.h"
-#include "aws/jsonx.h"
+#include "base/buf.h"
+#include "base/jsonx.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
 

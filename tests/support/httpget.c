@@ -9,7 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "tests/support/httpget.h"
 #include "tests/support/promparse.h"
 

@@ -15,8 +15,8 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 
-#include "aws/buf.h"
-#include "aws/jsonx.h"
+#include "base/buf.h"
+#include "base/jsonx.h"
 
 #define START_TIMEOUT_MS 10000
 #define MAX_OPTS 64

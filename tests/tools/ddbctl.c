@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 #include "tests/support/ddbsign.h"
 
 static const char *env_or(const char *name, const char *dflt)

@@ -99,10 +99,10 @@
 #include <uv.h>
 #include <zlib.h>
 
-#include "aws/buf.h"
-#include "aws/jsonx.h"
+#include "base/buf.h"
+#include "base/jsonx.h"
 #include "aws/sigv4.h"
-#include "daemon/log.h"
+#include "base/log.h"
 
 #define HEAD_MAX (64 * 1024)
 #define MAX_HDRS 100

@@ -1,4 +1,4 @@
-#include "aws/buf.h"
+#include "base/buf.h"
 
 #include <errno.h>
 #include <stdio.h>

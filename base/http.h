@@ -23,8 +23,7 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "aws/buf.h"
-#include "aws/sigv4.h"
+#include "base/buf.h"
 
 struct http;
 struct http_req;
@@ -58,12 +57,15 @@ void http_req_body_ref(struct http_req *r, const char *ptr, size_t len);
 void http_req_timeout(struct http_req *r, long total_ms);      /* default 30000 */
 void http_req_max_response(struct http_req *r, size_t bytes);  /* default 1 MiB */
 void http_req_no_proxy(struct http_req *r);  /* never through a proxy (metadata endpoints) */
-/* Signs with SigV4 for region/service using key and now, adding X-Amz-Date,
- * X-Amz-Security-Token and (sign_body) X-Amz-Content-Sha256 as needed.  The
- * Host header is derived from the URL.  Call again to re-sign (e.g. on retry):
- * the previous Authorization and X-Amz-* signing headers are replaced. */
-int http_req_sign(struct http_req *r, const struct sigv4_key *key, const char *region,
-                  const char *service, time_t now, bool sign_body);
+/* What the signer (aws/httpsign.h) reads and changes: the request's body
+ * and headers, and a few bits it keeps with the request. */
+const char *http_req_payload(const struct http_req *r, size_t *len);
+size_t http_req_nheaders(const struct http_req *r);
+void http_req_header_at(const struct http_req *r, size_t i, const char **name, const char **value);
+bool http_req_has_header(const struct http_req *r, const char *name);
+void http_req_header_remove(struct http_req *r, const char *name);
+unsigned http_req_marks(const struct http_req *r);
+void http_req_set_marks(struct http_req *r, unsigned marks);
 void *http_req_userdata(const struct http_req *r);
 void http_req_set_userdata(struct http_req *r, void *p);
 

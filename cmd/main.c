@@ -14,7 +14,7 @@
 #include "daemon/replay.h"
 #include "daemon/run.h"
 #include "daemon/status.h"
-#include "daemon/version.h"
+#include "base/version.h"
 
 #define DEFAULT_CONFIG "/etc/ddb2es/ddb2es.conf"
 

@@ -33,7 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "aws/buf.h"
+#include "base/buf.h"
 
 /* Flags for jsonx_loadb. */
 #define JSONX_DECODE_ANY        JSON_DECODE_ANY        /* a top-level scalar is allowed */

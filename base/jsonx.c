@@ -1,4 +1,4 @@
-#include "aws/jsonx.h"
+#include "base/jsonx.h"
 
 #include <errno.h>
 #include <locale.h>

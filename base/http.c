@@ -6,8 +6,8 @@
  * (collect) and their callbacks run.  Each watched socket has one heap
  * `struct sock` holding its uv_poll_t, freed in the poll's close callback.
  */
-#include "aws/http.h"
-#include "aws/util.h"
+#include "base/http.h"
+#include "base/util.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -18,8 +18,8 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
-#include "daemon/version.h"
+#include "base/log.h"
+#include "base/version.h"
 
 #define DEFAULT_TIMEOUT_MS 30000L
 #define DEFAULT_CONNECT_MS 5000L
@@ -53,9 +53,6 @@ struct header {
     char *name, *value;
 };
 
-/* Signing headers that http_req_sign added itself (replaced on re-sign). */
-enum { SIG_DATE = 1, SIG_TOKEN = 2, SIG_SHA256 = 4 };
-
 struct http_req {
     char *method, *url;
     struct header *hdrs;
@@ -66,7 +63,7 @@ struct http_req {
     long timeout_ms;
     size_t max_response;
     bool no_proxy;
-    unsigned sig_added;
+    unsigned marks; /* kept for the layer above (http_req_marks) */
     void *userdata;
 
     /* In flight. */
@@ -397,7 +394,7 @@ static struct header *header_find(struct http_req *r, const char *name)
     return NULL;
 }
 
-static void header_remove(struct http_req *r, const char *name)
+void http_req_header_remove(struct http_req *r, const char *name)
 {
     struct header *hd = header_find(r, name);
 
@@ -468,6 +465,41 @@ void http_req_body_ref(struct http_req *r, const char *ptr, size_t len)
     r->body_len = len;
 }
 
+const char *http_req_payload(const struct http_req *r, size_t *len)
+{
+    *len = r->body_len;
+    return r->body;
+}
+
+size_t http_req_nheaders(const struct http_req *r)
+{
+    return r->nhdrs;
+}
+
+void http_req_header_at(const struct http_req *r, size_t i, const char **name, const char **value)
+{
+    *name = r->hdrs[i].name;
+    *value = r->hdrs[i].value;
+}
+
+bool http_req_has_header(const struct http_req *r, const char *name)
+{
+    for (size_t i = 0; i < r->nhdrs; i++)
+        if (strcasecmp(r->hdrs[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+unsigned http_req_marks(const struct http_req *r)
+{
+    return r->marks;
+}
+
+void http_req_set_marks(struct http_req *r, unsigned marks)
+{
+    r->marks = marks;
+}
+
 void http_req_timeout(struct http_req *r, long total_ms)
 {
     r->timeout_ms = total_ms;
@@ -492,108 +524,6 @@ void *http_req_userdata(const struct http_req *r)
 void http_req_set_userdata(struct http_req *r, void *p)
 {
     r->userdata = p;
-}
-
-/* --- signing ------------------------------------------------------------- */
-
-int http_req_sign(struct http_req *r, const struct sigv4_key *key, const char *region,
-                  const char *service, time_t now, bool sign_body)
-{
-    CURLU *u = curl_url();
-    char *host = NULL, *port = NULL, *path = NULL, *query = NULL, *scheme = NULL;
-    char *host_port = NULL;
-    struct sigv4_header *sh = NULL;
-    struct sigv4_output out;
-    struct sigv4_input in;
-    size_t n = 0;
-    int rc = -EINVAL;
-
-    memset(&out, 0, sizeof(out));
-    if (!u)
-        return -ENOMEM;
-    /* What the last signing added goes; what the caller set stays. */
-    header_remove(r, "Authorization");
-    if (r->sig_added & SIG_DATE)
-        header_remove(r, "X-Amz-Date");
-    if (r->sig_added & SIG_TOKEN)
-        header_remove(r, "X-Amz-Security-Token");
-    if (r->sig_added & SIG_SHA256)
-        header_remove(r, "X-Amz-Content-Sha256");
-    r->sig_added = 0;
-
-    if (curl_url_set(u, CURLUPART_URL, r->url, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK
-        || curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
-        goto out;
-    curl_url_get(u, CURLUPART_PORT, &port, 0); /* absent when the URL has none */
-    curl_url_get(u, CURLUPART_QUERY, &query, 0);
-    if (port && !((strcasecmp(scheme, "http") == 0 && strcmp(port, "80") == 0)
-                  || (strcasecmp(scheme, "https") == 0 && strcmp(port, "443") == 0))) {
-        if (asprintf(&host_port, "%s:%s", host, port) < 0) {
-            host_port = NULL;
-            rc = -ENOMEM;
-            goto out;
-        }
-    }
-
-    sh = calloc(r->nhdrs + 1, sizeof(*sh));
-    if (!sh) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < r->nhdrs; i++)
-        sh[n++] = (struct sigv4_header){ r->hdrs[i].name, r->hdrs[i].value };
-    if (!header_find(r, "Host")) /* curl sends the same */
-        sh[n++] = (struct sigv4_header){ "host", host_port ? host_port : host };
-
-    in = (struct sigv4_input){
-        .method = r->method,
-        .path = path,
-        .query = query,
-        .headers = sh,
-        .nheaders = n,
-        .body = r->body,
-        .body_len = r->body_len,
-        .region = region,
-        .service = service,
-        .now = now,
-        .normalize_path = strcmp(service, "s3") != 0,
-        .sign_body = sign_body,
-    };
-    rc = sigv4_sign(&in, key, &out);
-    if (rc < 0)
-        goto out;
-    if ((rc = http_req_header(r, "Authorization", out.authorization)) < 0)
-        goto out;
-    if (out.add_date) {
-        if ((rc = http_req_header(r, "X-Amz-Date", out.amz_date)) < 0)
-            goto out;
-        r->sig_added |= SIG_DATE;
-    }
-    if (out.add_token) {
-        if ((rc = http_req_header(r, "X-Amz-Security-Token", key->session_token)) < 0)
-            goto out;
-        r->sig_added |= SIG_TOKEN;
-    }
-    if (out.add_content_sha256) {
-        if ((rc = http_req_header(r, "X-Amz-Content-Sha256", out.payload_hash)) < 0)
-            goto out;
-        r->sig_added |= SIG_SHA256;
-    }
-out:
-    if (rc < 0)
-        header_remove(r, "Authorization"); /* never send a stale signature */
-    sigv4_output_close(&out);
-    free(sh);
-    free(host_port);
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_free(query);
-    curl_url_cleanup(u);
-    return rc;
 }
 
 /* --- transfer -------------------------------------------------------------- */
