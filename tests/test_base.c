@@ -1,0 +1,97 @@
+/* The ground floor's one-of-each helpers (base/): backoff, RFC 3339,
+ * JSON extents, secrets.  The copies they replaced behaved a little
+ * differently each; these pin the one behaviour all callers now share. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/backoff.h"
+#include "base/jsonskip.h"
+#include "base/rfc3339.h"
+#include "base/secret.h"
+
+static double rng_value;
+
+static double fixed_rng(void)
+{
+    return rng_value;
+}
+
+/* Full jitter: never 0 (a failure must not turn into a busy loop), never
+ * above the cap, and the cap doubles up to its maximum. */
+Test(base, backoff_draws_in_one_to_the_cap)
+{
+    backoff_set_rng(fixed_rng);
+    rng_value = 0;
+    cr_assert_eq(backoff_ms(100, 10000, 0), 1);
+    cr_assert_eq(backoff_ms(100, 10000, 30), 1);
+    rng_value = 0.9999999;
+    cr_assert_eq(backoff_ms(100, 10000, 0), 100);
+    cr_assert_eq(backoff_ms(100, 10000, 3), 800);
+    cr_assert_eq(backoff_ms(100, 10000, 30), 10000);
+    cr_assert_eq(backoff_jitter_ms(0), 0);
+    backoff_set_rng(NULL);
+    for (int i = 0; i < 1000; i++) {
+        long ms = backoff_ms(50, 400, (unsigned)(i % 8));
+
+        cr_assert(ms >= 1 && ms <= 400, "draw %d: %ld ms", i, ms);
+    }
+}
+
+/* One parser for every RFC 3339 time the daemon reads (credentials'
+ * Expiration, replay --since, the checkpoint's "updated"): offsets are
+ * digits, and the writer's text reads back to the same second. */
+Test(base, rfc3339_reads_offsets_as_digits_only_and_round_trips)
+{
+    char text[RFC3339_LEN + 1];
+    time_t t;
+
+    cr_assert_eq(rfc3339_parse("2023-11-14T23:13:20+01:00", &t), 0);
+    cr_assert_eq(t, 1700000000);
+    cr_assert_eq(rfc3339_parse("2023-11-14T22:13:20.5z", &t), 0);
+    cr_assert_eq(t, 1700000000);
+    cr_assert_eq(rfc3339_parse("2023-11-14T23:13:20+0a:00", &t), -EINVAL);
+    cr_assert_eq(rfc3339_parse("2023-11-14T23:13:20+01:0x", &t), -EINVAL);
+    cr_assert_eq(rfc3339_parse("2023-11-14T23:13:20", &t), -EINVAL, "a zone is required");
+    cr_assert_eq(rfc3339_parse("2023-13-14T23:13:20Z", &t), -EINVAL);
+    cr_assert_eq(rfc3339_parse("2023-11-14T23:13:20Z ", &t), -EINVAL, "nothing after");
+    rfc3339_format(1700000000, text);
+    cr_assert_str_eq(text, "2023-11-14T22:13:20Z");
+    cr_assert_eq(rfc3339_parse(text, &t), 0);
+    cr_assert_eq(t, 1700000000);
+    rfc3339_format(-5, text);
+    cr_assert_str_eq(text, "1970-01-01T00:00:00Z");
+}
+
+static long extent(const char *text)
+{
+    const char *end = jsonskip_value(text, text + strlen(text));
+
+    return end ? (long)(end - text) : -1;
+}
+
+/* The extent of one value, whatever its strings hold (escaped quotes,
+ * brackets, backslashes), and NULL when the text ends inside it. */
+Test(base, jsonskip_finds_where_a_value_ends)
+{
+    cr_assert_eq(extent("{\"a\":\"}\\\"]\",\"b\":[1,{}]} tail"), 23);
+    cr_assert_eq(extent("[\"\\\\\"],"), 6);
+    cr_assert_eq(extent("\"x\\\"y\" ,"), 6);
+    cr_assert_eq(extent("12.5e3, 7"), 6);
+    cr_assert_eq(extent("true}"), 4);
+    cr_assert_eq(extent("{\"a\":[1,2}"), -1);
+    cr_assert_eq(extent("\"open"), -1);
+    cr_assert_eq(extent("\"ends in a backslash\\"), -1);
+}
+
+Test(base, a_freed_secret_is_null_and_null_is_fine)
+{
+    char *s = strdup("AKIDEXAMPLE/wJalrXUtnFEMI");
+    char *none = NULL;
+
+    secret_free(&s);
+    cr_assert_null(s);
+    secret_free(&none);
+    cr_assert_null(none);
+}
