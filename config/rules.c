@@ -31,19 +31,6 @@ static struct origin torig(struct loader *L, size_t t, const char *key)
     return L->tinfo[t].orig[o - config_table_opts];
 }
 
-static char *host_of(const char *url, char *out, size_t len)
-{
-    const char *h = strstr(url, "://");
-    size_t n;
-
-    h = h ? h + 3 : url;
-    if (strchr(h, '@') && strchr(h, '@') < h + strcspn(h, "/"))
-        h = strchr(h, '@') + 1;
-    n = strcspn(h, ":/?#");
-    snprintf(out, len, "%.*s", (int)n, h);
-    return out;
-}
-
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -54,6 +41,7 @@ void config_finish(struct loader *L)
 {
     struct config *c = L->cfg;
     char host[256], buf[64], why[200];
+    bool https;
 
     if (!c->sink.url) {
         config_fail(L, at_line(0), "sink", "url",
@@ -65,11 +53,11 @@ void config_finish(struct loader *L)
                     "no table configured (add a [table NAME] section or set DDB2ES_TABLES)");
         return;
     }
+    if (url_host(c->sink.url, host, sizeof(host), &https) < 0)
+        host[0] = '\0'; /* not http(s): refused when the value was read */
     if (!c->sink.sigv4_service &&
         !(c->sink.sigv4_service =
-              strdup(ends_with(host_of(c->sink.url, host, sizeof(host)), ".aoss.amazonaws.com")
-                         ? "aoss"
-                         : "es"))) {
+              strdup(ends_with(host, ".aoss.amazonaws.com") ? "aoss" : "es"))) {
         config_oom(L);
         return;
     }
