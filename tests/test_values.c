@@ -404,7 +404,10 @@ Test(values, the_shipped_index_mappings_take_every_number_and_string)
     }
     wait_equal(sd, &t[0], &p);
     snprintf(path, sizeof(path), "%s/dlq.ndjson", dir);
+    /* Dead letters are written after their bulk's reply: wait for each kind. */
     cr_assert(proc_wait_for_text(path, names[1], 30000), "the guessed index refuses some");
+    cr_expect(proc_wait_for_text(path, "mapper_parsing_exception", 30000));
+    cr_expect(proc_wait_for_text(path, "depth", 30000), "the deep item is refused too");
     cr_expect(!e2e_index_equals_table(sd, &t[1], why, sizeof(why)));
     dlq = proc_slurp(path);
     cr_expect(strstr(dlq, names[0]) == NULL, "nothing of the mapped index: %s", dlq);
