@@ -36,6 +36,10 @@
 #include "indexer/ddbnum.h"
 #include "indexer/sink.h"
 
+#define DOC_MAX (16u << 20)         /* one document */
+#define BATCHGET_MAX 100            /* keys per BatchGetItem */
+#define TICK_MS 1000
+
 double replay_mono_s(const struct replay *rp)
 {
     return (double)(uv_now(rp->app.loop) - rp->start_ms) / 1000.0;
@@ -247,7 +251,7 @@ void replay_maybe_complete(struct replay *rp)
     }
 }
 
-
+/* rp->d emptied for the next document, its buffers kept. */
 void replay_doc_reset(struct replay *rp)
 {
     struct buf src = rp->d.source, keys = rp->d.keys;

@@ -15,6 +15,9 @@
 #include "base/util.h"
 #include "indexer/sink.h"
 
+#define TURN_BUDGET (4u << 20)      /* input bytes handled per loop turn */
+#define RR_QUEUE_MAX 1000           /* dead-letter entries waiting for their item: reading pauses */
+
 /* A malformed line: stop reading; exit 65 once what came before finished. */
 void replay_file_fail(struct replay *rp, unsigned long line, const char *fmt, ...)
 {

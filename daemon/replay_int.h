@@ -28,15 +28,8 @@
 #include "indexer/source.h"
 #include "indexer/transform.h"
 
-#define DOC_MAX (16u << 20)         /* one document */
-#define TURN_BUDGET (4u << 20)      /* input bytes handled per loop turn */
-#define PAGE_MAX_LIMIT 1000         /* Scan Limit when --rate caps it */
-#define BATCHGET_MAX 100            /* keys per BatchGetItem */
-#define RR_QUEUE_MAX 1000           /* dead-letter entries waiting for their item: reading pauses */
 #define RETRY_BASE_MS 200
 #define RETRY_MAX_MS 20000
-#define TICK_MS 1000
-#define PROGRESS_FORMAT 1
 
 struct replay;
 

@@ -15,6 +15,8 @@
 #include "config/config.h"
 #include "daemon/ckpt.h"
 
+#define PROGRESS_FORMAT 1
+
 static json_t *progress_json(const struct replay *rp)
 {
     json_t *segs = json_array();

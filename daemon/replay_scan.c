@@ -24,6 +24,8 @@
 #include "base/util.h"
 #include "indexer/sink.h"
 
+#define PAGE_MAX_LIMIT 1000         /* Scan Limit when --rate caps it */
+
 static const char *const seg_state_names[] = {
     [SG_SCAN] = "scan", [SG_WAIT] = "wait", [SG_INFLIGHT] = "in-flight",
     [SG_BACKOFF] = "backoff", [SG_READ] = "read"
