@@ -695,7 +695,7 @@ int replay_run(const struct config *cfg, const struct replay_opts *o)
     rp->app.cfg = cfg;
     rp->app.dry_run = o->dry_run;
     rp->tty = isatty(STDERR_FILENO) == 1;
-    buf_init(&rp->files.in, BUF_NOMAX);
+    source_files_init(&rp->files);
     buf_init(&rp->err, 1024);
     buf_init(&rp->d.source, DOC_MAX);
     buf_init(&rp->keys.scratch.source, DOC_MAX);

@@ -31,13 +31,15 @@ struct source_files {
     size_t npaths, cur;
     gzFile gz;
     int64_t total_bytes, bytes_before; /* all files; the files already read */
-    struct buf in;          /* buf_init(&in, BUF_NOMAX) before use */
+    struct buf in;
     size_t off;
     unsigned long lineno;
     bool file_eof;
     int64_t export_time;
     char why[1024];         /* what a failing call below found */
 };
+
+void source_files_init(struct source_files *f);
 
 /* --file PATH: a file, or a directory (an export's: manifest-files.json and
  * data/, or any directory of data files); with export, the export's time

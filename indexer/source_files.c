@@ -240,6 +240,12 @@ int source_files_resolve(struct source_files *sf, const char *path, bool export,
     return rc;
 }
 
+void source_files_init(struct source_files *sf)
+{
+    memset(sf, 0, sizeof(*sf));
+    buf_init(&sf->in, BUF_NOMAX);
+}
+
 void source_files_close(struct source_files *sf)
 {
     for (size_t i = 0; i < sf->npaths; i++)
