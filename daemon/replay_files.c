@@ -1,0 +1,270 @@
+/* replay_files — `ddb2es replay --file`: export lines and stream records
+ * into the sink.  The files (indexer/source.h) are read line by line, a
+ * bounded amount per loop turn, while the sink is not full; dead-letter
+ * lines go to replay_dlq.c. */
+#include "daemon/replay_int.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/jsonx.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "indexer/sink.h"
+
+#define TURN_BUDGET (4u << 20)      /* input bytes handled per loop turn */
+#define RR_QUEUE_MAX 1000           /* dead-letter entries waiting for their item: reading pauses */
+
+/* A malformed line: stop reading; exit 65 once what came before finished. */
+void replay_file_fail(struct replay *rp, unsigned long line, const char *fmt, ...)
+{
+    char what[768];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    snprintf(rp->why, sizeof(rp->why), "%s:%lu: %s", rp->files.paths[rp->files.cur], line, what);
+    log_error("%s; finishing what was read before it", rp->why);
+    rp->all_read = true;
+    if (rp->idle_on) {
+        uv_idle_stop(&rp->idle);
+        rp->idle_on = false;
+    }
+    replay_maybe_complete(rp);
+}
+
+static void submit_file_doc(struct replay *rp)
+{
+    rp->pending++;
+    if (sink_submit(rp->app.sink, &rp->d, rp, 0) < 0)
+        rp->pending--;
+}
+
+static void dead_letter_file(struct replay *rp, json_t *raw, const char *type)
+{
+    rp->errors++;
+    rp->pending++;
+    if (sink_dead_letter(rp->app.sink, &rp->d, raw, type,
+                         rp->err.ptr ? rp->err.ptr : "malformed", rp, 0) < 0)
+        rp->pending--;
+}
+
+/* One stream record; shard and parent (may be NULL) as the file gives them. */
+static void take_record(void *arg, json_t *rec, unsigned long line, const char *shard,
+                        const char *parent)
+{
+    struct replay *rp = arg;
+    enum transform_result tr;
+    bool dup;
+
+    rp->read++;
+    replay_doc_reset(rp);
+    tr = transform_record(&rp->tf, rec, &rp->d, &rp->err);
+    /* Every record counts in its second, as in the daemon, sent or not. */
+    rp->d.version = replay_record_version(rp, shard, parent, &dup);
+    if (dup) {
+        rp->skipped++;
+        rp->dups++;
+        logc_debug((&(struct log_ctx){ .table = rp->o->table, .shard = shard }),
+                   "%s:%lu: record %s was read already from this shard: skipped",
+                   rp->files.paths[rp->files.cur], line, rp->d.seq);
+        return;
+    }
+    switch (tr) {
+    case TR_DOC:
+        submit_file_doc(rp);
+        break;
+    case TR_SKIP:
+        rp->skipped++;
+        break;
+    case TR_NEED_ITEM:
+        /* KEYS_ONLY / OLD_IMAGE: the file has no new image; a Scan has. */
+        rp->skipped++;
+        logc_warn((&(struct log_ctx){ .table = rp->o->table }),
+                  "%s:%lu: record without a new image skipped (use --scan for such streams)",
+                  rp->files.paths[rp->files.cur], line);
+        break;
+    case TR_ERROR:
+    default:
+        logc_warn((&(struct log_ctx){ .table = rp->o->table }), "%s:%lu: %s",
+                  rp->files.paths[rp->files.cur], line, rp->err.ptr ? rp->err.ptr : "?");
+        dead_letter_file(rp, rec, "record_conversion_error");
+        break;
+    }
+}
+
+/* A stream-record value (source_stream_value): each record taken. */
+static void stream_value(struct replay *rp, json_t *v, unsigned long line)
+{
+    char why[768];
+
+    if (source_stream_value(v, line, take_record, rp, why, sizeof(why)) < 0)
+        replay_file_fail(rp, line, "%s", why);
+}
+
+static void export_value(struct replay *rp, json_t *v, unsigned long line)
+{
+    json_t *item = json_object_get(v, "Item");
+
+    if (!json_is_object(item)) {
+        replay_file_fail(rp, line, "not an export line (no \"Item\" object)");
+        return;
+    }
+    rp->read++;
+    replay_doc_reset(rp);
+    if (transform_item(&rp->tf, item, &rp->d, &rp->err) == TR_DOC) {
+        rp->d.version = replay_backfill_version(rp, rp->files.export_time);
+        submit_file_doc(rp);
+        return;
+    }
+    logc_warn((&(struct log_ctx){ .table = rp->o->table }), "%s:%lu: %s",
+              rp->files.paths[rp->files.cur], line, rp->err.ptr ? rp->err.ptr : "?");
+    dead_letter_file(rp, item, "item_conversion_error");
+}
+
+static void handle_value(struct replay *rp, json_t *v, unsigned long line)
+{
+    if (rp->o->format == REPLAY_STREAM)
+        stream_value(rp, v, line);
+    else
+        export_value(rp, v, line);
+}
+
+static int open_next(struct replay *rp)
+{
+    int rc = source_open_next(&rp->files);
+
+    if (rc < 0)
+        replay_stop(rp, 74, "%s", rp->files.why);
+    return rc;
+}
+
+/* Reads more of the current file into rp->files.in.  0, or -1 after
+ * replay_stop() or replay_file_fail(). */
+static int fill(struct replay *rp)
+{
+    int rc = source_fill(&rp->files);
+
+    if (rc == -EBADMSG)
+        replay_file_fail(rp, rp->files.lineno + 1, "%s", rp->files.why);
+    else if (rc == -ENOMEM)
+        replay_stop(rp, 70, "out of memory");
+    else if (rc < 0)
+        replay_stop(rp, 74, "%s", rp->files.why);
+    return rc < 0 ? -1 : 0;
+}
+
+/* A Lambda event file: one JSON document over many lines.  The whole file
+ * (bounded) is parsed once. */
+static void whole_file(struct replay *rp, size_t start)
+{
+    json_error_t jerr;
+    json_t *v;
+
+    rp->files.off = start;
+    while (!rp->files.file_eof)
+        if (fill(rp) < 0)
+            return;
+    v = jsonx_loadb(rp->files.in.ptr + rp->files.off, rp->files.in.len - rp->files.off, 0,
+                    &jerr);
+    rp->files.off = rp->files.in.len;
+    if (!v) {
+        replay_file_fail(rp, (unsigned long)jerr.line, "%s", jerr.text);
+        return;
+    }
+    stream_value(rp, v, 1);
+    json_decref(v);
+}
+
+static void one_line(struct replay *rp, char *p, size_t len)
+{
+    json_error_t jerr;
+    json_t *v;
+    size_t start = (size_t)(p - rp->files.in.ptr);
+
+    while (len && (p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    while (len && (*p == ' ' || *p == '\t'))
+        p++, len--;
+    if (!len)
+        return;
+    if (rp->o->format == REPLAY_DLQ) {
+        replay_dlq_line(rp, p, len, rp->files.lineno);
+        return;
+    }
+    v = jsonx_loadb(p, len, 0, &jerr);
+    if (!v && rp->files.lineno == 1 && rp->o->format == REPLAY_STREAM && *p == '{') {
+        whole_file(rp, start);
+        return;
+    }
+    if (!v) {
+        replay_file_fail(rp, rp->files.lineno, "not JSON: %s", jerr.text);
+        return;
+    }
+    handle_value(rp, v, rp->files.lineno);
+    json_decref(v);
+}
+
+/* Reads and submits until the sink is full or the turn's budget is spent. */
+static void on_idle(uv_idle_t *h)
+{
+    struct replay *rp = container_of(h, struct replay, idle);
+    size_t budget = TURN_BUDGET;
+
+    while (!rp->stopping && !rp->all_read && !sink_full(rp->app.sink) && budget &&
+           rp->nrr < RR_QUEUE_MAX) {
+        char *p, *nl;
+        size_t len;
+
+        if (!rp->files.gz || (rp->files.file_eof && rp->files.off >= rp->files.in.len)) {
+            int rc = open_next(rp);
+
+            if (rc < 0)
+                return;
+            if (rc == 0) {
+                rp->all_read = true;
+                break;
+            }
+        }
+        p = rp->files.in.ptr ? rp->files.in.ptr + rp->files.off : NULL;
+        nl = p ? memchr(p, '\n', rp->files.in.len - rp->files.off) : NULL;
+        if (!nl && !rp->files.file_eof) {
+            if (fill(rp) < 0)
+                return;
+            continue;
+        }
+        len = nl ? (size_t)(nl - p) : rp->files.in.len - rp->files.off;
+        rp->files.off += len + (nl ? 1 : 0);
+        rp->files.lineno++;
+        budget = budget > len ? budget - len - 1 : 0;
+        one_line(rp, p, len);
+    }
+    if (rp->all_read || sink_full(rp->app.sink) || rp->stopping || rp->nrr >= RR_QUEUE_MAX) {
+        if (rp->idle_on)
+            uv_idle_stop(&rp->idle);
+        rp->idle_on = false;
+        if (rp->all_read)
+            sink_flush(rp->app.sink);
+        replay_maybe_complete(rp);
+    }
+}
+
+void replay_pump_start(struct replay *rp)
+{
+    if (rp->idle_on || rp->all_read || rp->stopping)
+        return;
+    rp->idle_on = true;
+    uv_idle_start(&rp->idle, on_idle);
+}
+
+void replay_files_begin(struct replay *rp)
+{
+    log_info("replay %s: %zu file(s), %" PRId64 " bytes, format %s", rp->o->table,
+             rp->files.npaths, rp->files.total_bytes, rp->o->format == REPLAY_EXPORT ? "export"
+                              : rp->o->format == REPLAY_STREAM ? "stream" : "dlq");
+    replay_pump_start(rp);
+}

@@ -1,0 +1,206 @@
+/* replay_versions — the versions replayed documents get (replay.h): a
+ * scanned or exported item's, which loses to every stream event of its
+ * second or later, and a stream record's, the daemon's, counted along its
+ * shard's lineage or along the item's own records in the file. */
+#include "daemon/replay_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/ckpt.h"
+#include "daemon/seqnum.h"
+
+/* ---- stream records: versions ------------------------------------------ */
+
+/* One shard of a stream-record file: the daemon's version state along its
+ * lineage, and the last sequence number taken from it. */
+struct lineage {
+    struct lineage *next;
+    struct ckpt_version ver;
+    char last_seq[SEQNUM_MAX + 1];
+    char id[];
+};
+
+/* One item of the records whose shard the file does not say. */
+struct item_ver {
+    struct item_ver *hnext, *older, *newer;
+    struct ckpt_version ver;
+    uint32_t hash;
+    size_t len;
+    char id[];
+};
+
+#define LINEAGE_BUCKETS 1024
+#define IV_BUCKETS 65536
+#define IV_MAX 200000 /* items remembered; the least recently seen go first */
+
+/* Loses to every stream event of second (at - margin) or later. */
+uint64_t replay_backfill_version(const struct replay *rp, int64_t at)
+{
+    int64_t s = at - rp->o->margin_s;
+
+    if (s < 1)
+        s = 1;
+    if (s > CKPT_SECOND_MAX)
+        s = CKPT_SECOND_MAX;
+    return ((uint64_t)s << CKPT_ORDINAL_BITS) - 1;
+}
+
+static uint32_t hash_bytes(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+/* The lineage of a shard the file names, made when first seen: a child
+ * starts where its parent stands when the file names the parent and the
+ * parent's records came first, as the daemon carries the ordinal from a
+ * finished parent (ckpt_shard_resume_version).  NULL when out of memory. */
+static struct lineage *lineage_of(struct replay_versions *vs, const char *shard,
+                                  const char *parent)
+{
+    uint32_t h = hash_bytes(shard, strlen(shard)) & (LINEAGE_BUCKETS - 1);
+    struct lineage *l;
+
+    if (!vs->lineages && !(vs->lineages = calloc(LINEAGE_BUCKETS, sizeof(*vs->lineages))))
+        return NULL;
+    for (l = vs->lineages[h]; l; l = l->next)
+        if (strcmp(l->id, shard) == 0)
+            return l;
+    if (!(l = calloc(1, sizeof(*l) + strlen(shard) + 1)))
+        return NULL;
+    strcpy(l->id, shard);
+    if (parent && *parent && strcmp(parent, shard) != 0) {
+        uint32_t ph = hash_bytes(parent, strlen(parent)) & (LINEAGE_BUCKETS - 1);
+
+        for (struct lineage *p = vs->lineages[ph]; p; p = p->next)
+            if (strcmp(p->id, parent) == 0)
+                l->ver = p->ver;
+    }
+    l->next = vs->lineages[h];
+    vs->lineages[h] = l;
+    return l;
+}
+
+static void iv_unlink(struct replay_versions *vs, struct item_ver *v)
+{
+    if (v->older)
+        v->older->newer = v->newer;
+    else
+        vs->iv_old = v->newer;
+    if (v->newer)
+        v->newer->older = v->older;
+    else
+        vs->iv_new = v->older;
+    v->older = v->newer = NULL;
+}
+
+static void iv_push(struct replay_versions *vs, struct item_ver *v)
+{
+    v->older = vs->iv_new;
+    if (vs->iv_new)
+        vs->iv_new->newer = v;
+    else
+        vs->iv_old = v;
+    vs->iv_new = v;
+}
+
+/* The version state of one item (its _id), for records whose shard is not
+ * known; the least recently seen item is forgotten past IV_MAX.  NULL when
+ * out of memory. */
+static struct item_ver *item_ver_of(struct replay_versions *vs, const char *id, size_t len)
+{
+    uint32_t hash = hash_bytes(id, len);
+    struct item_ver **link, *v;
+
+    if (!vs->ivs && !(vs->ivs = calloc(IV_BUCKETS, sizeof(*vs->ivs))))
+        return NULL;
+    for (v = vs->ivs[hash & (IV_BUCKETS - 1)]; v; v = v->hnext)
+        if (v->hash == hash && v->len == len && memcmp(v->id, id, len) == 0) {
+            iv_unlink(vs, v);
+            iv_push(vs, v);
+            return v;
+        }
+    if (vs->niv >= IV_MAX) {
+        struct item_ver *old = vs->iv_old;
+
+        iv_unlink(vs, old);
+        for (link = &vs->ivs[old->hash & (IV_BUCKETS - 1)]; *link != old; link = &(*link)->hnext)
+            ;
+        *link = old->hnext;
+        free(old);
+        vs->niv--;
+    }
+    if (!(v = calloc(1, sizeof(*v) + len + 1)))
+        return NULL;
+    v->hash = hash;
+    v->len = len;
+    memcpy(v->id, id, len);
+    v->hnext = vs->ivs[hash & (IV_BUCKETS - 1)];
+    vs->ivs[hash & (IV_BUCKETS - 1)] = v;
+    iv_push(vs, v);
+    vs->niv++;
+    return v;
+}
+
+/* The version the daemon gave (or gives) the record just transformed into
+ * rp->d: (second << 20) | ordinal, the ordinal counting the records of its
+ * second along its shard's lineage (daemon/ack.h, ckpt_next_version).
+ *   shard known: counted along it (and from its parent, see lineage_of),
+ *     as the daemon does: equal to the daemon's when the file holds the
+ *     lineage's records from where the daemon began reading it.  A record
+ *     at or below the last sequence number of its shard was given already:
+ *     *dup is set.
+ *   shard unknown: counted along the item's own records in the file, a
+ *     subset of its lineage's, so never above the daemon's ordinal: an
+ *     older record never wins over the daemon's newer image, and the
+ *     file's records of one item keep their order.
+ * 0 when out of memory (sent without a version: the later write wins). */
+uint64_t replay_record_version(struct replay *rp, const char *shard, const char *parent,
+                               bool *dup)
+{
+    struct ckpt_version fresh = { 0, 0 };
+    struct lineage *l;
+    struct item_ver *v;
+
+    *dup = false;
+    if (shard) {
+        if (!(l = lineage_of(&rp->vers, shard, parent)))
+            return 0;
+        if (seqnum_valid(rp->d.seq)) {
+            if (l->last_seq[0] && seqnum_cmp(rp->d.seq, l->last_seq) <= 0) {
+                *dup = true;
+                return 0;
+            }
+            memcpy(l->last_seq, rp->d.seq, strlen(rp->d.seq) + 1);
+        }
+        return ckpt_next_version(&l->ver, rp->d.created);
+    }
+    if (!rp->d.id_len)
+        return ckpt_next_version(&fresh, rp->d.created);
+    if (!(v = item_ver_of(&rp->vers, rp->d.id, rp->d.id_len)))
+        return 0;
+    return ckpt_next_version(&v->ver, rp->d.created);
+}
+
+void replay_versions_free(struct replay_versions *vs)
+{
+    for (size_t i = 0; vs->lineages && i < LINEAGE_BUCKETS; i++)
+        while (vs->lineages[i]) {
+            struct lineage *l = vs->lineages[i];
+
+            vs->lineages[i] = l->next;
+            free(l);
+        }
+    free(vs->lineages);
+    while (vs->iv_old) {
+        struct item_ver *v = vs->iv_old;
+
+        vs->iv_old = v->newer;
+        free(v);
+    }
+    free(vs->ivs);
+}

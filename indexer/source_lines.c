@@ -1,0 +1,78 @@
+/* source_lines — the files of `replay --file` read in turn through zlib
+ * (plain or gzip); see source.h. */
+#include "indexer/source.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "base/log.h"
+
+#define READ_CHUNK (1u << 20) /* bytes read from a file at a time */
+
+int source_open_next(struct source_files *f)
+{
+    if (f->gz) {
+        struct stat st;
+
+        f->bytes_before += stat(f->paths[f->cur], &st) == 0 ? st.st_size : 0;
+        gzclose(f->gz);
+        f->gz = NULL;
+        f->cur++;
+    }
+    if (f->cur >= f->npaths)
+        return 0;
+    f->gz = gzopen(f->paths[f->cur], "rb");
+    if (!f->gz) {
+        snprintf(f->why, sizeof(f->why), "cannot open %s: %s", f->paths[f->cur],
+                 strerror(errno ? errno : EIO));
+        return -EIO;
+    }
+    gzbuffer(f->gz, 256 * 1024);
+    buf_reset(&f->in);
+    f->off = 0;
+    f->lineno = 0;
+    f->file_eof = false;
+    log_debug("reading %s", f->paths[f->cur]);
+    return 1;
+}
+
+int source_fill(struct source_files *f)
+{
+    int n;
+
+    if (f->off) {
+        memmove(f->in.ptr, f->in.ptr + f->off, f->in.len - f->off);
+        f->in.len -= f->off;
+        f->off = 0;
+    }
+    if (f->in.len >= SOURCE_LINE_MAX) {
+        snprintf(f->why, sizeof(f->why), "line longer than %u bytes", SOURCE_LINE_MAX);
+        return -EBADMSG;
+    }
+    if (buf_reserve(&f->in, READ_CHUNK) < 0)
+        return -ENOMEM;
+    n = gzread(f->gz, f->in.ptr + f->in.len, READ_CHUNK);
+    if (n < 0) {
+        int zerr;
+        const char *msg = gzerror(f->gz, &zerr);
+
+        if (zerr == Z_DATA_ERROR || zerr == Z_BUF_ERROR) {
+            snprintf(f->why, sizeof(f->why), "corrupt gzip data: %s", msg);
+            return -EBADMSG;
+        }
+        snprintf(f->why, sizeof(f->why), "%s: read failed: %s", f->paths[f->cur], msg);
+        return -EIO;
+    }
+    if (n == 0)
+        f->file_eof = true;
+    f->in.len += (size_t)n;
+    f->in.ptr[f->in.len] = '\0';
+    return 0;
+}
+
+int64_t source_done_bytes(const struct source_files *f)
+{
+    return f->bytes_before + (f->gz ? (int64_t)gzoffset(f->gz) : 0);
+}
