@@ -64,7 +64,9 @@ void replay_take_down(struct replay *rp)
 {
     struct app *app = &rp->app;
 
-    if (rp->closing_done || rp->prog.saving)
+    /* Waits for both the sink to finish what it holds and a progress write
+     * on the thread pool: whichever ends last comes here again. */
+    if (rp->closing_done || rp->prog.saving || rp->sink_draining)
         return;
     rp->closing_done = true;
     if (rp->prog.path && !rp->o->dry_run)
@@ -74,7 +76,10 @@ void replay_take_down(struct replay *rp)
 
 static void on_sink_closed(void *arg)
 {
-    replay_take_down(arg);
+    struct replay *rp = arg;
+
+    rp->sink_draining = false;
+    replay_take_down(rp);
 }
 
 /* Stops reading; what is in the sink finishes (or, past the deadline, is
@@ -108,9 +113,10 @@ void replay_stop(struct replay *rp, int code, const char *fmt, ...)
     uv_signal_stop(&rp->sigterm);
     if (rp->tty)
         fputc('\n', stderr);
-    if (rp->app.sink)
+    if (rp->app.sink) {
+        rp->sink_draining = true;
         sink_close(rp->app.sink, deadline, on_sink_closed, rp);
-    else
+    } else
         replay_take_down(rp);
 }
 

@@ -122,6 +122,7 @@ struct replay {
     uv_timer_t tick;
     uint64_t start_ms, last_log_ms, sink_failing_since;
     bool tty, stopping, closing_done;
+    bool sink_draining; /* sink_close called, its callback not run yet */
     int exit_code;
     char why[1024];         /* the one line printed for a non-zero exit */
     /* counters */
