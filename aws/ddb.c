@@ -72,7 +72,7 @@ struct ddb_call {
     long waited_ms;
     int refs;           /* the retry call until the callback, plus a creds_get in progress */
     bool no_request;    /* the attempt ended before its request was made (rep says why) */
-    bool creds_pending, done, cancelled;
+    bool done, cancelled;
 };
 
 /* --- classification (pure) --------------------------------------------- */
@@ -497,7 +497,6 @@ static void on_creds(const struct sigv4_key *key, int err, void *arg)
 {
     struct ddb_call *c = arg;
 
-    c->creds_pending = false;
     if (c->done) { /* cancelled meanwhile */
         unref(c);
         return;
@@ -516,11 +515,9 @@ static void prepare(struct retry_call *rc, int attempt, void *arg)
     struct ddb_call *c = arg;
     int err;
 
-    c->creds_pending = true;
     c->refs++;
     err = creds_get(c->a->creds, on_creds, c);
     if (err < 0) {
-        c->creds_pending = false;
         c->refs--;
         fail_attempt(c, DDB_AUTH, err, creds_error(c->a->creds));
     }
