@@ -1,8 +1,8 @@
 /* ddb — calls to the DynamoDB and DynamoDB Streams JSON APIs (awsJson 1.0).
  *
  * ddb_call() signs (SigV4, signing name "dynamodb" for both services), posts,
- * retries what is retryable in the SDKs' standard mode (capped exponential
- * backoff with full jitter), parses the reply and classifies it once.  The
+ * retries what is retryable in the SDKs' standard mode (aws/retry.h's
+ * retry_call: capped exponential backoff with full jitter), parses the reply and classifies it once.  The
  * callback runs exactly once, from the loop, unless ddb_call fails.
  */
 #ifndef DDB2ES_DDB_H

@@ -108,10 +108,11 @@ struct retry_call *retry_call_run(uv_loop_t *loop, struct http *h, const struct 
 struct retry_call *retry_call_start(uv_loop_t *loop, struct http *h, const struct retry_policy *p,
                                     struct retry_quota *quota, retry_build_cb *build,
                                     retry_judge_cb *judge, retry_done_cb *done, void *arg);
-/* From a prepare callback: sends req (taken) as the attempt's request. */
+/* After prepare (in it or later): sends req (taken, not NULL) as the
+ * attempt's request. */
 void retry_call_send(struct retry_call *rc, struct http_req *req);
-/* From a prepare callback: no request could be made; done runs with err
- * and RETRY_FATAL before this returns. */
+/* After prepare (in it or later): no request could be made; done runs with
+ * err and RETRY_FATAL before this returns. */
 void retry_call_fail(struct retry_call *rc, int err);
 /* done runs with -ECANCELED before this returns; the handle is invalid
  * after done has run.  NULL is a no-op. */
