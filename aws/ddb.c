@@ -9,7 +9,6 @@
 
 #include <zlib.h>
 
-#include "base/backoff.h"
 #include "aws/creds.h"
 #include "base/http.h"
 #include "aws/httpsign.h"
@@ -18,7 +17,8 @@
 #include "base/log.h"
 
 /* Standard retry mode, 2026 revision, as AWS-AUTH §12.3 recommends for
- * DynamoDB and Streams: retry_dynamodb.
+ * DynamoDB and Streams: retry_dynamodb, run by retry_call (aws/retry.c);
+ * judge() below says what each answer calls for.
  *
  * What a retry costs, by class of the answer (the quota is shared by every
  * call of the process, so only answers that another attempt may change
@@ -42,8 +42,7 @@ struct aws {
     struct creds *creds;
     char *region;
     char endpoint[2][sizeof ((struct endpoint_out *)0)->url + 1]; /* with the trailing '/' */
-    struct retry_quota quota;
-    double (*rng)(void);
+    struct retry_quota quota; /* shared by every call */
     time_t (*now)(void);
     struct ddb_call *calls; /* in flight */
     bool closing;
@@ -53,6 +52,7 @@ struct aws {
 struct ddb_call {
     struct aws *a;
     struct ddb_call *next, *prev;
+    struct retry_call *rc; /* until the callback has run */
     enum aws_service svc;
     char target[96];
     char *body;
@@ -65,16 +65,14 @@ struct ddb_call {
     bool raw;
     char what[160];     /* opts->what, for log lines */
 
-    int attempts;       /* made so far, the credentials retry included */
-    int counted;        /* attempts that count against max_attempts */
+    struct ddb_reply rep; /* the last attempt's answer, or why it had no request */
+    char type[128], msg[512];
     int throttled;      /* attempts answered DDB_THROTTLED */
     bool auth_retried;
-    int last_cost;      /* tokens the last retry took from the quota */
     long waited_ms;
-    uv_timer_t timer;   /* backoff; also starts the first attempt from the loop */
-    struct http_req *req;
-    int refs;           /* the timer handle, plus a creds_get in progress */
-    bool creds_pending, done, cancelled;
+    int refs;           /* the retry call until the callback, plus a creds_get in progress */
+    bool no_request;    /* the attempt ended before its request was made (rep says why) */
+    bool done, cancelled;
 };
 
 /* --- classification (pure) --------------------------------------------- */
@@ -233,7 +231,6 @@ struct aws *aws_new(uv_loop_t *loop, struct http *h, struct creds *c, const stru
     a->http = h;
     a->creds = c;
     retry_quota_init(&a->quota);
-    a->rng = backoff_rng;
     if (!(a->region = strdup(o->region)))
         goto fail;
     for (int svc = AWS_DYNAMODB; svc <= AWS_STREAMS; svc++) {
@@ -286,11 +283,6 @@ const char *aws_endpoint(const struct aws *a, enum aws_service svc)
     return svc == AWS_STREAMS || svc == AWS_DYNAMODB ? a->endpoint[svc] : NULL;
 }
 
-void aws_set_rng(struct aws *a, double (*rng)(void))
-{
-    a->rng = rng ? rng : backoff_rng;
-}
-
 void aws_set_clock(struct aws *a, time_t (*now)(void))
 {
     a->now = now;
@@ -316,11 +308,6 @@ static void unref(struct ddb_call *c)
     free(c);
 }
 
-static void on_timer_closed(uv_handle_t *h)
-{
-    unref(h->data);
-}
-
 static void unlink_call(struct ddb_call *c)
 {
     if (c->prev)
@@ -332,92 +319,82 @@ static void unlink_call(struct ddb_call *c)
     c->next = c->prev = NULL;
 }
 
-/* Runs the callback once and lets go of the call; touches no aws afterwards
- * (the callback may free it). */
-static void finish(struct ddb_call *c, struct ddb_reply *rep)
+/* The answer of the attempt the retry call ends or retries: the one judge()
+ * classified (req), why no request was made, a cancel, or a request that
+ * could not be sent. */
+static void reply_of(const struct ddb_call *c, const struct http_req *req, int err,
+                     struct ddb_reply *rep)
 {
-    unlink_call(c);
-    c->a = NULL;
-    c->done = true;
-    rep->attempts = c->attempts;
-    rep->throttled = c->throttled;
-    rep->waited_ms = c->waited_ms;
+    if (c->cancelled)
+        *rep = (struct ddb_reply){ .cls = DDB_FATAL, .err = -ECANCELED, .message = "cancelled" };
+    else if (req || c->no_request)
+        *rep = c->rep;
+    else
+        *rep = (struct ddb_reply){ .cls = ddb_classify(0, err, NULL, 0, NULL, 0), .err = err,
+                                   .message = "could not start the request" };
     if (!rep->type)
         rep->type = "";
     if (!rep->message)
         rep->message = "";
-    uv_timer_stop(&c->timer);
-    c->cb(rep, c->arg);
-    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 }
 
-static void finish_err(struct ddb_call *c, enum ddb_class cls, int err, const char *message)
+/* Ends the attempt before its request exists: the callback runs with cls. */
+static void fail_attempt(struct ddb_call *c, enum ddb_class cls, int err, const char *message)
 {
-    struct ddb_reply rep = { .cls = cls, .err = err, .type = "", .message = message };
-
-    finish(c, &rep);
+    c->rep = (struct ddb_reply){ .cls = cls, .err = err, .message = message };
+    c->no_request = true;
+    retry_call_fail(c->rc, err);
 }
 
-static void start_attempt(struct ddb_call *c);
-
-static void on_timer(uv_timer_t *t)
+/* Runs the callback once and lets go of the call; touches no aws afterwards
+ * (the callback may free it). */
+static void on_done(struct http_req *req, int err, enum retry_verdict v, int attempts, void *arg)
 {
-    start_attempt(t->data);
+    struct ddb_call *c = arg;
+    struct ddb_reply rep;
+
+    reply_of(c, req, err, &rep);
+    if (v == RETRY_OK)
+        c->a->quota_dry = false;
+    unlink_call(c);
+    c->a = NULL;
+    c->rc = NULL;
+    c->done = true;
+    rep.attempts = attempts;
+    rep.throttled = c->throttled;
+    rep.waited_ms = c->waited_ms;
+    c->cb(&rep, c->arg);
+    json_decref(c->rep.json);
+    unref(c);
 }
 
-/* After an attempt: deliver, or schedule the next attempt. */
-static void after_attempt(struct ddb_call *c, struct ddb_reply *rep, const char *retry_after)
+static void on_wait(struct http_req *req, int err, enum retry_verdict v, int counted,
+                    long delay_ms, void *arg)
 {
+    struct ddb_call *c = arg;
+    struct ddb_reply rep;
+
+    reply_of(c, req, err, &rep);
+    c->waited_ms += delay_ms;
+    log_debug("%s: %s %s (HTTP %ld, err %d), attempt %d of %d, retrying in %ld ms", c->target,
+              ddb_class_name(rep.cls), rep.type, rep.status, rep.err, counted, c->max_attempts,
+              delay_ms);
+}
+
+static void on_refused(struct http_req *req, int err, enum retry_verdict v, void *arg)
+{
+    struct ddb_call *c = arg;
     struct aws *a = c->a;
-    int cost;
-    long delay;
+    struct ddb_reply rep;
 
-    if (rep->cls == DDB_THROTTLED)
-        c->throttled++;
-    switch (rep->cls) {
-    case DDB_OK:
-        retry_quota_success(&a->quota, c->last_cost);
-        a->quota_dry = false;
-        finish(c, rep);
-        return;
-    case DDB_AUTH:
-        if (c->auth_retried)
-            break;
-        /* Renew the key and retry at once; this attempt does not count. */
-        log_info("%s: credentials rejected (%s), renewing them and retrying once", c->target,
-                 rep->type);
-        c->auth_retried = true;
-        c->counted--;
-        creds_invalidate(a->creds);
-        uv_timer_start(&c->timer, on_timer, 0, 0);
-        return;
-    case DDB_RETRY:
-    case DDB_THROTTLED:
-        if (c->counted >= c->max_attempts)
-            break;
-        if (retry_quota_take(&a->quota, &retry_dynamodb, rep->cls == DDB_THROTTLED, &cost) < 0) {
-            /* Once per episode: every call fails fast until one succeeds. */
-            if (!a->quota_dry)
-                log_warn("%s%s%s: retry quota exhausted (%d tokens left): DynamoDB calls are not "
-                         "retried within the call until one succeeds (last answer: %s, HTTP %ld)",
-                         c->target, c->what[0] ? " for " : "", c->what, a->quota.tokens,
-                         rep->type[0] ? rep->type : ddb_class_name(rep->cls), rep->status);
-            a->quota_dry = true;
-            break;
-        }
-        c->last_cost = cost;
-        delay = retry_backoff_ms(&retry_dynamodb, c->counted, rep->cls == DDB_THROTTLED, a->rng(),
-                                 retry_after);
-        c->waited_ms += delay;
-        log_debug("%s: %s %s (HTTP %ld, err %d), attempt %d of %d, retrying in %ld ms", c->target,
-                  ddb_class_name(rep->cls), rep->type, rep->status, rep->err, c->counted,
-                  c->max_attempts, delay);
-        uv_timer_start(&c->timer, on_timer, (uint64_t)delay, 0);
-        return;
-    default:
-        break;
-    }
-    finish(c, rep);
+    reply_of(c, req, err, &rep);
+    /* Once per episode: every call fails fast until one succeeds. */
+    if (!a->quota_dry)
+        log_warn("%s%s%s: retry quota exhausted (%d tokens left): DynamoDB calls are not "
+                 "retried within the call until one succeeds (last answer: %s, HTTP %ld)",
+                 c->target, c->what[0] ? " for " : "", c->what, a->quota.tokens,
+                 rep.type[0] ? rep.type : ddb_class_name(rep.cls), rep.status);
+    a->quota_dry = true;
 }
 
 enum crc_state { CRC_NONE, CRC_MATCH, CRC_MISMATCH };
@@ -440,38 +417,55 @@ static enum crc_state crc_check(struct http_req *req, const struct buf *body)
                                                                                   : CRC_MISMATCH;
 }
 
-static void on_http(struct http_req *req, int err, void *arg)
+/* Classifies one answer into c->rep; what the class calls for (see the top
+ * of this file). */
+static enum retry_verdict judge(struct http_req *req, int err, void *arg)
 {
     struct ddb_call *c = arg;
+    struct ddb_reply *rep = &c->rep;
     const struct buf *body = http_req_body(req);
-    char type[128], msg[512];
-    struct ddb_reply rep = { .err = err, .type = type, .message = msg };
     enum crc_state crc;
 
-    c->req = NULL;
-    if (c->cancelled)
-        return; /* ddb_cancel delivers */
-    rep.status = err ? 0 : http_req_status(req);
+    *rep = (struct ddb_reply){ .err = err, .type = c->type, .message = c->msg };
+    rep->status = err ? 0 : http_req_status(req);
     crc = err ? CRC_NONE : crc_check(req, body);
-    rep.cls = classify(rep.status, err, body ? body->ptr : NULL, body ? body->len : 0, type,
-                       sizeof type, msg, sizeof msg, &rep.json, c->raw);
+    rep->cls = classify(rep->status, err, body ? body->ptr : NULL, body ? body->len : 0, c->type,
+                        sizeof c->type, c->msg, sizeof c->msg, &rep->json, c->raw);
     if (body) {
-        rep.body = body->ptr;
-        rep.body_len = body->len;
+        rep->body = body->ptr;
+        rep->body_len = body->len;
     }
-    if (rep.status >= 200 && rep.status < 300 && crc == CRC_MISMATCH) {
-        json_decref(rep.json);
-        rep.json = NULL;
-        rep.cls = DDB_RETRY; /* damaged on the way: another attempt gets it whole */
-        snprintf(msg, sizeof msg, "response CRC32 does not match x-amz-crc32");
-    } else if (rep.status >= 200 && rep.status < 300 && rep.cls == DDB_RETRY &&
+    if (rep->status >= 200 && rep->status < 300 && crc == CRC_MISMATCH) {
+        json_decref(rep->json);
+        rep->json = NULL;
+        rep->cls = DDB_RETRY; /* damaged on the way: another attempt gets it whole */
+        snprintf(c->msg, sizeof c->msg, "response CRC32 does not match x-amz-crc32");
+    } else if (rep->status >= 200 && rep->status < 300 && rep->cls == DDB_RETRY &&
                crc == CRC_MATCH) {
-        rep.cls = DDB_BAD_REPLY; /* exactly what the service sent: not transient */
+        rep->cls = DDB_BAD_REPLY; /* exactly what the service sent: not transient */
     }
-    if (err && !msg[0])
-        snprintf(msg, sizeof msg, "%s", http_req_error(req));
-    after_attempt(c, &rep, http_req_header_get(req, "x-amz-retry-after"));
-    json_decref(rep.json);
+    if (err && !c->msg[0])
+        snprintf(c->msg, sizeof c->msg, "%s", http_req_error(req));
+    switch (rep->cls) {
+    case DDB_OK:
+        return RETRY_OK;
+    case DDB_RETRY:
+        return RETRY_TRANSIENT;
+    case DDB_THROTTLED:
+        c->throttled++;
+        return RETRY_THROTTLED;
+    case DDB_AUTH:
+        if (c->auth_retried)
+            return RETRY_FATAL;
+        /* Renew the key and retry at once; this attempt does not count. */
+        log_info("%s: credentials rejected (%s), renewing them and retrying once", c->target,
+                 rep->type);
+        c->auth_retried = true;
+        creds_invalidate(c->a->creds);
+        return RETRY_AT_ONCE;
+    default:
+        return RETRY_FATAL;
+    }
 }
 
 static void send_signed(struct ddb_call *c, const struct sigv4_key *key)
@@ -493,50 +487,39 @@ static void send_signed(struct ddb_call *c, const struct sigv4_key *key)
     }
     if (rc < 0) {
         http_req_free(req);
-        finish_err(c, DDB_FATAL, rc, "could not build the request");
+        fail_attempt(c, DDB_FATAL, rc, "could not build the request");
         return;
     }
-    c->req = req;
-    rc = http_send(a->http, req, on_http, c);
-    if (rc < 0) {
-        struct ddb_reply rep = { .cls = ddb_classify(0, rc, NULL, 0, NULL, 0), .err = rc,
-                                 .type = "", .message = "could not start the request" };
-
-        c->req = NULL;
-        after_attempt(c, &rep, NULL);
-    }
+    retry_call_send(c->rc, req);
 }
 
 static void on_creds(const struct sigv4_key *key, int err, void *arg)
 {
     struct ddb_call *c = arg;
 
-    c->creds_pending = false;
-    if (c->cancelled) {
+    if (c->done) { /* cancelled meanwhile */
         unref(c);
         return;
     }
-    unref(c); /* the timer's reference keeps it */
+    unref(c); /* the retry call's reference keeps it */
     if (err < 0 || !key) {
-        finish_err(c, DDB_AUTH, err < 0 ? err : -ENOKEY, creds_error(c->a->creds));
+        fail_attempt(c, DDB_AUTH, err < 0 ? err : -ENOKEY, creds_error(c->a->creds));
         return;
     }
     send_signed(c, key);
 }
 
-static void start_attempt(struct ddb_call *c)
+/* Each attempt is signed anew, with the credentials of the moment. */
+static void prepare(struct retry_call *rc, int attempt, void *arg)
 {
-    int rc;
+    struct ddb_call *c = arg;
+    int err;
 
-    c->attempts++;
-    c->counted++;
-    c->creds_pending = true;
     c->refs++;
-    rc = creds_get(c->a->creds, on_creds, c);
-    if (rc < 0) {
-        c->creds_pending = false;
+    err = creds_get(c->a->creds, on_creds, c);
+    if (err < 0) {
         c->refs--;
-        finish_err(c, DDB_AUTH, rc, creds_error(c->a->creds));
+        fail_attempt(c, DDB_AUTH, err, creds_error(c->a->creds));
     }
 }
 
@@ -544,6 +527,8 @@ struct ddb_call *ddb_call(struct aws *a, enum aws_service svc, const char *op, j
                           ddb_done_cb *cb, void *arg, const struct ddb_call_opts *opts)
 {
     struct ddb_call *c = NULL;
+    struct retry_call_opts ro = { .policy = &retry_dynamodb, .prepare = prepare, .judge = judge,
+                                  .wait = on_wait, .refused = on_refused, .done = on_done };
     int n;
 
     if (!a || a->closing || !op || !*op || !cb || (svc != AWS_DYNAMODB && svc != AWS_STREAMS))
@@ -570,17 +555,18 @@ struct ddb_call *ddb_call(struct aws *a, enum aws_service svc, const char *op, j
     c->raw = opts && opts->raw;
     if (opts && opts->what)
         snprintf(c->what, sizeof c->what, "%s", opts->what);
-    if (uv_timer_init(a->loop, &c->timer) < 0)
+    ro.quota = &a->quota;
+    ro.max_attempts = c->max_attempts;
+    ro.arg = c;
+    /* The first attempt starts from the loop, so the callback never runs
+     * inside ddb_call. */
+    if (!(c->rc = retry_call_run(a->loop, a->http, &ro)))
         goto fail;
-    c->timer.data = c;
     c->refs = 1;
     c->next = a->calls;
     if (a->calls)
         a->calls->prev = c;
     a->calls = c;
-    /* The first attempt starts from the loop, so the callback never runs
-     * inside ddb_call. */
-    uv_timer_start(&c->timer, on_timer, 0, 0);
     return c;
 fail:
     json_decref(body);
@@ -595,11 +581,5 @@ void ddb_cancel(struct ddb_call *c)
     if (!c || c->done)
         return;
     c->cancelled = true;
-    if (c->req) {
-        struct http_req *req = c->req;
-
-        c->req = NULL;
-        http_cancel(req); /* on_http sees cancelled and returns */
-    }
-    finish_err(c, DDB_FATAL, -ECANCELED, "cancelled");
+    retry_call_cancel(c->rc); /* on_done delivers */
 }

@@ -1,8 +1,8 @@
 /* ddb — calls to the DynamoDB and DynamoDB Streams JSON APIs (awsJson 1.0).
  *
  * ddb_call() signs (SigV4, signing name "dynamodb" for both services), posts,
- * retries what is retryable in the SDKs' standard mode (capped exponential
- * backoff with full jitter), parses the reply and classifies it once.  The
+ * retries what is retryable in the SDKs' standard mode (aws/retry.h's
+ * retry_call: capped exponential backoff with full jitter), parses the reply and classifies it once.  The
  * callback runs exactly once, from the loop, unless ddb_call fails.
  */
 #ifndef DDB2ES_DDB_H
@@ -69,9 +69,8 @@ struct aws *aws_new(uv_loop_t *loop, struct http *h, struct creds *c, const stru
 void aws_free(struct aws *a);
 const char *aws_region(const struct aws *a);
 const char *aws_endpoint(const struct aws *a, enum aws_service svc);
-/* Tests: the backoff's random source (returns [0, 1); NULL = the default),
- * the signing clock (NULL = time()), and the retry quota (tokens left). */
-void aws_set_rng(struct aws *a, double (*rng)(void));
+/* Tests: the signing clock (NULL = time()) and the retry quota (tokens
+ * left).  The backoff's random source is base/backoff.h's backoff_set_rng. */
 void aws_set_clock(struct aws *a, time_t (*now)(void));
 void aws_set_retry_quota(struct aws *a, int tokens);
 int aws_retry_quota(const struct aws *a);

@@ -103,15 +103,12 @@ bool retry_code_transient(const char *code)
 
 struct retry_call {
     struct http *http;
-    const struct retry_policy *policy;
-    struct retry_quota *quota;
-    retry_build_cb *build;
-    retry_judge_cb *judge;
-    retry_done_cb *done;
-    void *arg;
-    uv_timer_t timer;
+    struct retry_call_opts o;
+    uv_timer_t timer;     /* backoff; also starts the first attempt from the loop */
     struct http_req *req; /* in flight */
-    int attempts, last_cost;
+    int attempts;         /* made so far, RETRY_AT_ONCE ones included */
+    int counted;          /* attempts that count against max_attempts */
+    int last_cost;        /* tokens the last retry took from the quota */
     bool finished;
 };
 
@@ -124,7 +121,7 @@ static void finish(struct retry_call *rc, struct http_req *req, int err, enum re
 {
     rc->finished = true;
     uv_timer_stop(&rc->timer);
-    rc->done(req, err, v, rc->attempts, rc->arg);
+    rc->o.done(req, err, v, rc->attempts, rc->o.arg);
     uv_close((uv_handle_t *)&rc->timer, on_closed);
 }
 
@@ -139,21 +136,32 @@ static void on_timer(uv_timer_t *t)
 static void after(struct retry_call *rc, struct http_req *req, int err, enum retry_verdict v)
 {
     bool throttled = v == RETRY_THROTTLED;
-    int cost;
+    int cost = 0;
+    long delay;
 
-    if (v == RETRY_OK && rc->quota)
-        retry_quota_success(rc->quota, rc->last_cost);
-    if (v == RETRY_OK || v == RETRY_FATAL || rc->attempts >= rc->policy->max_attempts ||
-        (rc->quota && retry_quota_take(rc->quota, rc->policy, throttled, &cost) < 0)) {
+    if (v == RETRY_OK && rc->o.quota)
+        retry_quota_success(rc->o.quota, rc->last_cost);
+    if (v == RETRY_AT_ONCE) {
+        rc->counted--;
+        uv_timer_start(&rc->timer, on_timer, 0, 0);
+        return;
+    }
+    if (v == RETRY_OK || v == RETRY_FATAL || rc->counted >= rc->o.max_attempts) {
         finish(rc, req, err, v);
         return;
     }
-    rc->last_cost = rc->quota ? cost : 0;
-    uv_timer_start(&rc->timer, on_timer,
-                   (uint64_t)retry_backoff_ms(rc->policy, rc->attempts, throttled, backoff_rng(),
-                                              req ? http_req_header_get(req, "x-amz-retry-after")
-                                                  : NULL),
-                   0);
+    if (rc->o.quota && retry_quota_take(rc->o.quota, rc->o.policy, throttled, &cost) < 0) {
+        if (rc->o.refused)
+            rc->o.refused(req, err, v, rc->o.arg);
+        finish(rc, req, err, v);
+        return;
+    }
+    rc->last_cost = cost;
+    delay = retry_backoff_ms(rc->o.policy, rc->counted, throttled, backoff_rng(),
+                             req ? http_req_header_get(req, "x-amz-retry-after") : NULL);
+    if (rc->o.wait)
+        rc->o.wait(req, err, v, rc->counted, delay, rc->o.arg);
+    uv_timer_start(&rc->timer, on_timer, (uint64_t)delay, 0);
 }
 
 static void on_http(struct http_req *req, int err, void *arg)
@@ -163,20 +171,30 @@ static void on_http(struct http_req *req, int err, void *arg)
     rc->req = NULL;
     if (rc->finished) /* cancelled */
         return;
-    after(rc, req, err, rc->judge(req, err, rc->arg));
+    after(rc, req, err, rc->o.judge(req, err, rc->o.arg));
 }
 
 static void attempt(struct retry_call *rc)
 {
     struct http_req *req;
-    int err;
 
     rc->attempts++;
-    req = rc->build(rc->attempts, rc->arg);
-    if (!req) {
-        finish(rc, NULL, -ENOMEM, RETRY_FATAL);
+    rc->counted++;
+    if (rc->o.prepare) {
+        rc->o.prepare(rc, rc->attempts, rc->o.arg);
         return;
     }
+    req = rc->o.build(rc->attempts, rc->o.arg);
+    if (req)
+        retry_call_send(rc, req);
+    else
+        retry_call_fail(rc, -ENOMEM);
+}
+
+void retry_call_send(struct retry_call *rc, struct http_req *req)
+{
+    int err;
+
     rc->req = req;
     err = http_send(rc->http, req, on_http, rc);
     if (err < 0) {
@@ -185,9 +203,12 @@ static void attempt(struct retry_call *rc)
     }
 }
 
-struct retry_call *retry_call_start(uv_loop_t *loop, struct http *h, const struct retry_policy *p,
-                                    struct retry_quota *quota, retry_build_cb *build,
-                                    retry_judge_cb *judge, retry_done_cb *done, void *arg)
+void retry_call_fail(struct retry_call *rc, int err)
+{
+    finish(rc, NULL, err, RETRY_FATAL);
+}
+
+struct retry_call *retry_call_run(uv_loop_t *loop, struct http *h, const struct retry_call_opts *o)
 {
     struct retry_call *rc = calloc(1, sizeof *rc);
 
@@ -199,14 +220,21 @@ struct retry_call *retry_call_start(uv_loop_t *loop, struct http *h, const struc
     }
     rc->timer.data = rc;
     rc->http = h;
-    rc->policy = p;
-    rc->quota = quota;
-    rc->build = build;
-    rc->judge = judge;
-    rc->done = done;
-    rc->arg = arg;
+    rc->o = *o;
+    if (rc->o.max_attempts <= 0)
+        rc->o.max_attempts = o->policy->max_attempts;
     uv_timer_start(&rc->timer, on_timer, 0, 0);
     return rc;
+}
+
+struct retry_call *retry_call_start(uv_loop_t *loop, struct http *h, const struct retry_policy *p,
+                                    struct retry_quota *quota, retry_build_cb *build,
+                                    retry_judge_cb *judge, retry_done_cb *done, void *arg)
+{
+    struct retry_call_opts o = { .policy = p, .quota = quota, .build = build, .judge = judge,
+                                 .done = done, .arg = arg };
+
+    return retry_call_run(loop, h, &o);
 }
 
 void retry_call_cancel(struct retry_call *rc)

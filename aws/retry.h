@@ -5,7 +5,8 @@
  * The pure part: the policy (attempts, backoff bases, costs), the retry
  * quota (a token bucket of 500), capped exponential backoff with full jitter
  * honouring x-amz-retry-after, and the throttling / transient error codes.
- * retry_call runs one HTTP call under a policy on the loop.
+ * retry_call runs one HTTP call under a policy on the loop: every retried
+ * AWS call goes through it.
  */
 #ifndef DDB2ES_RETRY_H
 #define DDB2ES_RETRY_H
@@ -56,25 +57,63 @@ bool retry_code_transient(const char *code);
 
 /* ---- one HTTP call, retried ---------------------------------------------- */
 
-enum retry_verdict { RETRY_OK, RETRY_TRANSIENT, RETRY_THROTTLED, RETRY_FATAL };
+/* What one attempt's outcome calls for.  RETRY_AT_ONCE: the judge renewed
+ * what the attempt lacked (credentials); the next attempt starts at once, is
+ * free (no backoff, no quota) and does not count against max_attempts.  The
+ * judge returns it once per call at most. */
+enum retry_verdict { RETRY_OK, RETRY_TRANSIENT, RETRY_THROTTLED, RETRY_FATAL, RETRY_AT_ONCE };
 
 struct retry_call;
 /* Builds (and signs) the request of one attempt; NULL ends the call with
  * -ENOMEM.  attempt counts from 1. */
 typedef struct http_req *retry_build_cb(int attempt, void *arg);
-/* Classifies one attempt's outcome (err as http's callback got it). */
+/* Starts building one attempt's request, for a caller that must wait (for
+ * credentials) first: it hands the request over with retry_call_send, or
+ * ends the call with retry_call_fail, then or later (not after done). */
+typedef void retry_prepare_cb(struct retry_call *rc, int attempt, void *arg);
+/* Classifies one attempt's outcome (err as http's callback got it).  An
+ * attempt whose request could not be sent is not judged: it is transient
+ * (fatal when http_send said -ECANCELED). */
 typedef enum retry_verdict retry_judge_cb(struct http_req *req, int err, void *arg);
+/* Before a retry: the attempt that failed (req NULL when it could not be
+ * sent), its verdict, how many attempts count so far, and the backoff. */
+typedef void retry_wait_cb(struct http_req *req, int err, enum retry_verdict v, int counted,
+                           long delay_ms, void *arg);
+/* The quota refused a retry of this attempt: done follows at once. */
+typedef void retry_refused_cb(struct http_req *req, int err, enum retry_verdict v, void *arg);
 /* Runs once: with the last attempt's request (valid during the callback),
- * its err and verdict; req is NULL when no request could be made (err says
- * why) or after retry_call_cancel (err -ECANCELED). */
+ * its err and verdict; req is NULL when no request could be made or sent
+ * (err says why) or after retry_call_cancel (err -ECANCELED).  attempts
+ * counts every attempt made, RETRY_AT_ONCE ones included. */
 typedef void retry_done_cb(struct http_req *req, int err, enum retry_verdict v, int attempts,
                            void *arg);
 
-/* Starts from the loop (the callbacks never run inside this call).  quota
- * may be NULL (no bucket).  NULL when out of memory (done not run). */
+struct retry_call_opts {
+    const struct retry_policy *policy;
+    struct retry_quota *quota;  /* NULL = no bucket; may be shared by many calls */
+    int max_attempts;           /* 0 = policy->max_attempts; 1 = no retry */
+    retry_build_cb *build;      /* one of build and prepare */
+    retry_prepare_cb *prepare;
+    retry_judge_cb *judge;
+    retry_wait_cb *wait;        /* optional */
+    retry_refused_cb *refused;  /* optional */
+    retry_done_cb *done;
+    void *arg;
+};
+
+/* Starts from the loop (the callbacks never run inside this call).  NULL
+ * when out of memory (done not run). */
+struct retry_call *retry_call_run(uv_loop_t *loop, struct http *h, const struct retry_call_opts *o);
+/* retry_call_run with a synchronous build and no hooks. */
 struct retry_call *retry_call_start(uv_loop_t *loop, struct http *h, const struct retry_policy *p,
                                     struct retry_quota *quota, retry_build_cb *build,
                                     retry_judge_cb *judge, retry_done_cb *done, void *arg);
+/* After prepare (in it or later): sends req (taken, not NULL) as the
+ * attempt's request. */
+void retry_call_send(struct retry_call *rc, struct http_req *req);
+/* After prepare (in it or later): no request could be made; done runs with
+ * err and RETRY_FATAL before this returns. */
+void retry_call_fail(struct retry_call *rc, int err);
 /* done runs with -ECANCELED before this returns; the handle is invalid
  * after done has run.  NULL is a no-op. */
 void retry_call_cancel(struct retry_call *rc);

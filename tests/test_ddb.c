@@ -12,6 +12,7 @@
 #include "aws/creds.h"
 #include "aws/ddb.h"
 #include "aws/endpoint.h"
+#include "base/backoff.h"
 #include "base/http.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
@@ -454,7 +455,7 @@ static void setup_loop(void)
     o.endpoint_dynamodb = o.endpoint_streams = fake_url(fake);
     aws = aws_new(&loop, http, creds, &o);
     cr_assert_not_null(aws);
-    aws_set_rng(aws, test_rng);
+    backoff_set_rng(test_rng);
     aws_set_clock(aws, test_clock);
 }
 
@@ -483,6 +484,7 @@ static void close_all(void)
 
 static void teardown_loop(void)
 {
+    backoff_set_rng(NULL);
     if (fake)
         fake_stop(fake);
     fake = NULL;
