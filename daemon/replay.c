@@ -10,6 +10,7 @@
  *   files  read line by line through zlib (plain or gzip), a bounded amount
  *          per loop turn, while the sink is not full.
  */
+#include "base/atomicfile.h"
 #include "base/backoff.h"
 #include "base/rfc3339.h"
 #include "daemon/replay.h"
@@ -38,10 +39,11 @@
 #include "base/util.h"
 #include "config/config.h"
 #include "daemon/app.h"
-#include "daemon/ckpt.h"
+#include "daemon/docver.h"
 #include "daemon/clients.h"
 #include "base/log.h"
 #include "daemon/seqnum.h"
+#include "daemon/statedir.h"
 #include "indexer/ddbnum.h"
 #include "indexer/dlq.h"
 #include "indexer/sink.h"
@@ -67,7 +69,7 @@ struct replay;
  * lineage, and the last sequence number taken from it. */
 struct lineage {
     struct lineage *next;
-    struct ckpt_version ver;
+    struct docver ver;
     char last_seq[SEQNUM_MAX + 1];
     char id[];
 };
@@ -75,7 +77,7 @@ struct lineage {
 /* One item of the records whose shard the file does not say. */
 struct item_ver {
     struct item_ver *hnext, *older, *newer;
-    struct ckpt_version ver;
+    struct docver ver;
     uint32_t hash;
     size_t len;
     char id[];
@@ -457,13 +459,7 @@ static void maybe_complete(struct replay *rp)
 /* Loses to every stream event of second (at - margin) or later. */
 static uint64_t backfill_version(const struct replay *rp, int64_t at)
 {
-    int64_t s = at - rp->o->margin_s;
-
-    if (s < 1)
-        s = 1;
-    if (s > CKPT_SECOND_MAX)
-        s = CKPT_SECOND_MAX;
-    return ((uint64_t)s << CKPT_ORDINAL_BITS) - 1;
+    return docver_below(at - rp->o->margin_s);
 }
 
 static void doc_reset(struct replay *rp)
@@ -511,8 +507,8 @@ static void save_work(uv_work_t *w)
 {
     struct save_job *j = container_of(w, struct save_job, work);
 
-    j->status = ckpt_write_atomic(j->rp->progress_path, j->rp->progress_tmp, j->dir, j->data,
-                                  j->len);
+    j->status = atomicfile_write(j->rp->progress_path, j->rp->progress_tmp, j->dir, j->data,
+                                 j->len);
 }
 
 static void save_done(uv_work_t *w, int status)
@@ -1319,7 +1315,7 @@ static struct item_ver *item_ver_of(struct replay *rp, const char *id, size_t le
 
 /* The version the daemon gave (or gives) the record just transformed into
  * rp->d: (second << 20) | ordinal, the ordinal counting the records of its
- * second along its shard's lineage (daemon/ack.h, ckpt_next_version).
+ * second along its shard's lineage (daemon/ack.h, docver_next).
  *   shard known: counted along it (and from its parent, see lineage_of),
  *     as the daemon does: equal to the daemon's when the file holds the
  *     lineage's records from where the daemon began reading it.  A record
@@ -1333,7 +1329,7 @@ static struct item_ver *item_ver_of(struct replay *rp, const char *id, size_t le
 static uint64_t record_version(struct replay *rp, const char *shard, const char *parent,
                                bool *dup)
 {
-    struct ckpt_version fresh = { 0, 0 };
+    struct docver fresh = { 0, 0 };
     struct lineage *l;
     struct item_ver *v;
 
@@ -1348,13 +1344,13 @@ static uint64_t record_version(struct replay *rp, const char *shard, const char 
             }
             memcpy(l->last_seq, rp->d.seq, strlen(rp->d.seq) + 1);
         }
-        return ckpt_next_version(&l->ver, rp->d.created);
+        return docver_next(&l->ver, rp->d.created);
     }
     if (!rp->d.id_len)
-        return ckpt_next_version(&fresh, rp->d.created);
+        return docver_next(&fresh, rp->d.created);
     if (!(v = item_ver_of(rp, rp->d.id, rp->d.id_len)))
         return 0;
-    return ckpt_next_version(&v->ver, rp->d.created);
+    return docver_next(&v->ver, rp->d.created);
 }
 
 /* One stream record; shard and parent (may be NULL) as the file gives them. */
@@ -2221,7 +2217,7 @@ static void rp_free(struct replay *rp)
     transform_renames_close(&rp->renames);
     clients_close(&rp->clients);
     sink_free(rp->app.sink);
-    ckpt_unlock(rp->lock_fd);
+    statedir_unlock(rp->lock_fd);
 }
 
 /* The key schema given as "hash[,range]". */
@@ -2295,7 +2291,7 @@ static int prepare(struct replay *rp, const struct config *cfg, const struct rep
         char lock[PATH_MAX];
 
         snprintf(lock, sizeof(lock), "replay-%s.lock", o->table);
-        rc = ckpt_lock_named(cfg->daemon.state_dir, lock, &rp->lock_fd);
+        rc = statedir_lock_named(cfg->daemon.state_dir, lock, &rp->lock_fd);
     }
     if (rc == -EWOULDBLOCK) {
         snprintf(rp->why, sizeof(rp->why), "another replay of %s is running (lock %s/replay-%s.lock)",

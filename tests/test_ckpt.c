@@ -16,6 +16,7 @@
 
 #include "daemon/ack.h"
 #include "daemon/ckpt.h"
+#include "daemon/statedir.h"
 
 #define ARN "arn:aws:dynamodb:us-east-1:123456789012:table/posts/stream/2024-05-01T00:00:00.000"
 #define ARN2 "arn:aws:dynamodb:us-east-1:123456789012:table/users/stream/2024-05-01T00:00:00.000"
@@ -98,11 +99,11 @@ static struct ckpt *sample(void)
     c = ckpt_shard_add(ck, "users", ARN2, SH_C, NULL, T0 + 5);
     cr_assert(a && b && c);
     cr_assert_eq(ckpt_shard_advance(ck, a, "000000000000000000041",
-                                    &(struct ckpt_version){ 1714521601, 3 }, T0 + 10),
+                                    &(struct docver){ 1714521601, 3 }, T0 + 10),
                  0);
     ckpt_shard_finish(ck, a, T0 + 11);
     cr_assert_eq(ckpt_shard_advance(ck, b, "1234567890123456789012345678901234567890",
-                                    &(struct ckpt_version){ 1714521700, 1048575 }, T0 + 12),
+                                    &(struct docver){ 1714521700, 1048575 }, T0 + 12),
                  0);
     return ck;
 }
@@ -140,7 +141,7 @@ Test(ckpt, round_trip_keeps_every_field)
     cr_assert_eq(a->updated, T0 + 11);
     cr_assert_str_eq(a->table, "posts");
     cr_assert_str_eq(b->seq, "1234567890123456789012345678901234567890");
-    cr_assert_eq(b->ver.ordinal, CKPT_ORDINAL_MAX);
+    cr_assert_eq(b->ver.ordinal, DOCVER_ORDINAL_MAX);
     cr_assert_str_eq(b->parent, SH_A);
     cr_assert_not(b->done);
     cr_assert_str_eq(c->seq, "", "no checkpoint yet");
@@ -315,7 +316,7 @@ Test(ckpt, a_failed_write_keeps_the_old_file)
         snprintf(id, sizeof(id), "shardId-00000001714521600000-%08d", i);
         ckpt_shard_add(ck, "posts", ARN, id, SH_A, T0);
     }
-    ckpt_shard_advance(ck, sh, "000000000000000000099", &(struct ckpt_version){ 9, 9 }, T0);
+    ckpt_shard_advance(ck, sh, "000000000000000000099", &(struct docver){ 9, 9 }, T0);
     limit_file_size(strlen(before) + 100);
     cr_assert_eq(ckpt_save_sync(ck), -EFBIG);
     unlimit_file_size();
@@ -414,9 +415,9 @@ Test(ckpt, requests_during_a_write_coalesce_into_one_more_write)
 
     cr_assert_eq(uv_loop_init(&loop), 0);
     cr_assert_eq(ckpt_save_async(ck, &loop, on_saved, &s), 0);
-    ckpt_shard_advance(ck, c, "000000000000000000500", &(struct ckpt_version){ 50, 0 }, T0);
+    ckpt_shard_advance(ck, c, "000000000000000000500", &(struct docver){ 50, 0 }, T0);
     cr_assert_eq(ckpt_save_async(ck, &loop, on_saved, &s), 0);
-    ckpt_shard_advance(ck, c, "000000000000000000600", &(struct ckpt_version){ 60, 0 }, T0);
+    ckpt_shard_advance(ck, c, "000000000000000000600", &(struct docver){ 60, 0 }, T0);
     cr_assert_eq(ckpt_save_async(ck, &loop, on_saved, &s), 0);
     cr_assert(ckpt_dirty(ck), "the last change is not taken yet");
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -479,13 +480,13 @@ Test(ckpt, the_lock_refuses_a_second_holder)
 
     snprintf(sd, sizeof(sd), "%s/var/lib/ddb2es", dir);
     snprintf(lock, sizeof(lock), "%s/lock", sd);
-    cr_assert_eq(ckpt_lock(sd, &fd1), 0);
+    cr_assert_eq(statedir_lock(sd, &fd1), 0);
     cr_assert_eq(stat(sd, &st), 0, "the state directory is created");
     cr_assert_eq(st.st_mode & 07777, 0700);
     cr_assert_eq(stat(lock, &st), 0);
     cr_assert_eq(st.st_mode & 07777, 0600);
     /* A second open file description conflicts as another process would. */
-    cr_assert_eq(ckpt_lock(sd, &fd2), -EWOULDBLOCK);
+    cr_assert_eq(statedir_lock(sd, &fd2), -EWOULDBLOCK);
     cr_assert_eq(fd2, -1, "untouched on failure");
 
     pid_t pid = fork();
@@ -494,17 +495,17 @@ Test(ckpt, the_lock_refuses_a_second_holder)
     if (pid == 0) {
         int fd = -1;
 
-        _exit(ckpt_lock(sd, &fd) == -EWOULDBLOCK ? 0 : 1);
+        _exit(statedir_lock(sd, &fd) == -EWOULDBLOCK ? 0 : 1);
     }
     int wst;
 
     cr_assert_eq(waitpid(pid, &wst, 0), pid);
     cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "another process is refused too");
 
-    ckpt_unlock(fd1);
-    cr_assert_eq(ckpt_lock(sd, &fd2), 0, "free again after unlock");
-    ckpt_unlock(fd2);
-    ckpt_unlock(-1);
+    statedir_unlock(fd1);
+    cr_assert_eq(statedir_lock(sd, &fd2), 0, "free again after unlock");
+    statedir_unlock(fd2);
+    statedir_unlock(-1);
 }
 
 Test(ckpt, the_lock_needs_a_directory)
@@ -514,7 +515,7 @@ Test(ckpt, the_lock_needs_a_directory)
 
     snprintf(file, sizeof(file), "%s/plain", dir);
     spit(file, "x");
-    cr_assert_eq(ckpt_lock(file, &fd), -ENOTDIR);
+    cr_assert_eq(statedir_lock(file, &fd), -ENOTDIR);
 }
 
 /* ---- pruning and lookups ---------------------------------------------- */
@@ -606,19 +607,19 @@ Test(ckpt, the_table_floor_is_the_highest_version_of_any_stream)
     struct ckpt_shard *a = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
     struct ckpt_shard *c = ckpt_shard_add(ck, "posts", ARN2, SH_C, NULL, T0);
     struct ckpt_shard *u = ckpt_shard_add(ck, "users", ARN "-users", SH_B, NULL, T0);
-    struct ckpt_version v;
+    struct docver v;
 
     cr_assert_not(ckpt_table_known(ck, "orders"));
     cr_assert(ckpt_table_known(ck, "posts"));
-    ckpt_shard_advance(ck, a, "000000000000000000041", &(struct ckpt_version){ 1000, 7 }, T0);
-    ckpt_shard_advance(ck, u, "000000000000000000042", &(struct ckpt_version){ 5000, 1 }, T0);
+    ckpt_shard_advance(ck, a, "000000000000000000041", &(struct docver){ 1000, 7 }, T0);
+    ckpt_shard_advance(ck, u, "000000000000000000042", &(struct docver){ 5000, 1 }, T0);
     v = ckpt_table_max_version(ck, "posts");
     cr_assert(v.second == 1000 && v.ordinal == 7, "other tables do not count");
     ckpt_shard_raise_version(ck, c, &v);
     cr_assert(c->ver.second == 1000 && c->ver.ordinal == 7);
-    ckpt_shard_raise_version(ck, c, &(struct ckpt_version){ 999, 9 });
+    ckpt_shard_raise_version(ck, c, &(struct docver){ 999, 9 });
     cr_assert(c->ver.second == 1000 && c->ver.ordinal == 7, "never lowered");
-    cr_assert_eq(ckpt_next_version(&c->ver, 1000), (1000ull << 20) | 8,
+    cr_assert_eq(docver_next(&c->ver, 1000), (1000ull << 20) | 8,
                  "the next record of that second counts on from the floor");
     ckpt_free(ck);
 }
@@ -668,7 +669,7 @@ Test(ckpt, a_checkpoint_never_goes_back)
 {
     struct ckpt *ck = ckpt_new(dir);
     struct ckpt_shard *sh = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
-    struct ckpt_version v = { 1, 1 };
+    struct docver v = { 1, 1 };
 
     cr_assert_eq(ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0), sh, "add finds an existing");
     cr_assert_null(ckpt_shard_add(ck, "posts", ARN, "", NULL, T0));
@@ -688,46 +689,46 @@ Test(ckpt, a_checkpoint_never_goes_back)
 
 Test(ckpt, version_counts_records_within_a_second)
 {
-    struct ckpt_version st = { 0, 0 };
+    struct docver st = { 0, 0 };
 
-    cr_assert_eq(ckpt_next_version(&st, 1000), V(1000, 0));
-    cr_assert_eq(ckpt_next_version(&st, 1000), V(1000, 1));
-    cr_assert_eq(ckpt_next_version(&st, 1000), V(1000, 2));
-    cr_assert_eq(ckpt_next_version(&st, 1001), V(1001, 0));
-    cr_assert_eq(ckpt_next_version(&st, 999), V(1001, 1), "an older second never goes back");
+    cr_assert_eq(docver_next(&st, 1000), V(1000, 0));
+    cr_assert_eq(docver_next(&st, 1000), V(1000, 1));
+    cr_assert_eq(docver_next(&st, 1000), V(1000, 2));
+    cr_assert_eq(docver_next(&st, 1001), V(1001, 0));
+    cr_assert_eq(docver_next(&st, 999), V(1001, 1), "an older second never goes back");
     cr_assert_eq(st.second, 1001);
     cr_assert_eq(st.ordinal, 1);
 }
 
 Test(ckpt, version_equal_inputs_give_equal_outputs)
 {
-    struct ckpt_version a = { 1714521600, 17 }, b = a;
+    struct docver a = { 1714521600, 17 }, b = a;
 
     for (int i = 0; i < 100; i++) {
         int64_t created = 1714521600 + (i * 7919) % 13 - 3;
 
-        cr_assert_eq(ckpt_next_version(&a, created), ckpt_next_version(&b, created));
+        cr_assert_eq(docver_next(&a, created), docver_next(&b, created));
     }
     cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
 }
 
 Test(ckpt, version_overflow_borrows_the_next_second)
 {
-    struct ckpt_version st = { 500, CKPT_ORDINAL_MAX - 1 };
-    uint64_t v1 = ckpt_next_version(&st, 500), v2, v3, v4;
+    struct docver st = { 500, DOCVER_ORDINAL_MAX - 1 };
+    uint64_t v1 = docver_next(&st, 500), v2, v3, v4;
 
-    cr_assert_eq(v1, V(500, CKPT_ORDINAL_MAX));
-    v2 = ckpt_next_version(&st, 500);
+    cr_assert_eq(v1, V(500, DOCVER_ORDINAL_MAX));
+    v2 = docver_next(&st, 500);
     cr_assert_eq(v2, V(501, 0));
-    v3 = ckpt_next_version(&st, 500);
-    v4 = ckpt_next_version(&st, 501);
+    v3 = docver_next(&st, 500);
+    v4 = docver_next(&st, 501);
     cr_assert(v1 < v2 && v2 < v3 && v3 < v4, "strictly increasing through the overflow");
-    cr_assert_eq(ckpt_next_version(&st, 502), V(502, 0));
+    cr_assert_eq(docver_next(&st, 502), V(502, 0));
     /* Absurd clocks are clamped; versions stay below 2^63. */
-    st = (struct ckpt_version){ 0, 0 };
-    cr_assert_lt(ckpt_next_version(&st, INT64_MAX), UINT64_C(1) << 63);
-    st = (struct ckpt_version){ 0, 0 };
-    cr_assert_eq(ckpt_next_version(&st, -5), V(0, 1));
+    st = (struct docver){ 0, 0 };
+    cr_assert_lt(docver_next(&st, INT64_MAX), UINT64_C(1) << 63);
+    st = (struct docver){ 0, 0 };
+    cr_assert_eq(docver_next(&st, -5), V(0, 1));
 }
 
 /* The child continues the parent's count: a write in the parent's last second
@@ -737,7 +738,7 @@ Test(ckpt, version_is_monotonic_across_a_lineage_handover)
 {
     struct ckpt *ck = ckpt_new(dir), *ld;
     struct ckpt_shard *parent, *child, *orphan;
-    struct ckpt_version st, cst;
+    struct docver st, cst;
     uint64_t last_parent, first_child;
     char err[512];
 
@@ -745,19 +746,19 @@ Test(ckpt, version_is_monotonic_across_a_lineage_handover)
     child = ckpt_shard_add(ck, "posts", ARN, SH_B, SH_A, T0);
     orphan = ckpt_shard_add(ck, "posts", ARN, SH_C, "shardId-00000001700000000000-gone0000", T0);
     st = ckpt_shard_resume_version(ck, parent);
-    ckpt_next_version(&st, 2000);
-    ckpt_next_version(&st, 2000);
-    last_parent = ckpt_next_version(&st, 2000);
+    docver_next(&st, 2000);
+    docver_next(&st, 2000);
+    last_parent = docver_next(&st, 2000);
     ckpt_shard_advance(ck, parent, "000000000000000000041", &st, T0);
     ckpt_shard_finish(ck, parent, T0);
 
     cr_assert_eq(ckpt_save_sync(ck), 0);
     cst = ckpt_shard_resume_version(ck, child);
     cr_assert(ckpt_dirty(ck), "the inherited state is stored in the child");
-    first_child = ckpt_next_version(&cst, 2000);
+    first_child = docver_next(&cst, 2000);
     cr_assert_gt(first_child, last_parent);
     cr_assert_eq(first_child, V(2000, 3));
-    cr_assert_gt(ckpt_next_version(&cst, 1999), first_child, "clock skew across shards");
+    cr_assert_gt(docver_next(&cst, 1999), first_child, "clock skew across shards");
 
     st = ckpt_shard_resume_version(ck, orphan);
     cr_assert_eq(st.second, 0, "unknown parent: the shard's own state");
@@ -768,7 +769,7 @@ Test(ckpt, version_is_monotonic_across_a_lineage_handover)
     cr_assert_eq(ckpt_load(ld, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(ckpt_prune(ld, T0 + CKPT_PRUNE_AGE + 1), 1);
     cst = ckpt_shard_resume_version(ld, ckpt_shard_get(ld, ARN, SH_B));
-    cr_assert_eq(ckpt_next_version(&cst, 2000), V(2000, 3));
+    cr_assert_eq(docver_next(&cst, 2000), V(2000, 3));
     ckpt_free(ld);
     ckpt_free(ck);
 }
@@ -788,12 +789,12 @@ Test(ckpt, a_restart_from_the_checkpoint_reproduces_the_versions)
     struct ckpt *ck = ckpt_new(dir), *ld;
     struct ckpt_shard *sh = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
     struct ack *t = ack_new();
-    struct ckpt_version st = ckpt_shard_resume_version(ck, sh), v;
+    struct docver st = ckpt_shard_resume_version(ck, sh), v;
     const char *s;
 
     for (int i = 0; i < N; i++) {
         snprintf(seqs[i], sizeof(seqs[i]), "%021d", 1000 + 2 * i);
-        first_run[i] = ckpt_next_version(&st, created[i]);
+        first_run[i] = docver_next(&st, created[i]);
         tickets[i] = ack_push(t, seqs[i], &st);
         cr_assert_eq(tickets[i], i);
     }
@@ -816,6 +817,6 @@ Test(ckpt, a_restart_from_the_checkpoint_reproduces_the_versions)
     cr_assert_str_eq(sh->seq, seqs[24]);
     st = ckpt_shard_resume_version(ld, sh);
     for (int i = 25; i < N; i++)
-        cr_assert_eq(ckpt_next_version(&st, created[i]), first_run[i], "record %d", i);
+        cr_assert_eq(docver_next(&st, created[i]), first_run[i], "record %d", i);
     ckpt_free(ld);
 }
