@@ -16,8 +16,6 @@
 #define FILE_MAX (256u << 20) /* a checkpoint file larger than this is not ours */
 #define ID_MAX 1024           /* ARNs are <= 1024 bytes, shard ids <= 65 */
 
-/* ---- load ---------------------------------------------------------------- */
-
 static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- save ---------------------------------------------------------------- */
-
 /* The store as JSON text (malloc'ed, newline-terminated), or NULL. */
 static char *serialise(const struct ckpt_file *ck, size_t *len)
 {

@@ -1,5 +1,6 @@
-/* The checkpoint store: file format, atomic saves, the lock, pruning and the
- * external-version function. */
+/* The checkpoint store: file format, atomic saves, the lock, pruning, the
+ * external-version function, and the store interface with a second
+ * backend. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 
 #include "daemon/ack.h"
 #include "daemon/ckpt.h"
+#include "daemon/ckpt_store.h"
 #include "daemon/statedir.h"
 
 #define ARN "arn:aws:dynamodb:us-east-1:123456789012:table/posts/stream/2024-05-01T00:00:00.000"
@@ -819,4 +821,342 @@ Test(ckpt, a_restart_from_the_checkpoint_reproduces_the_versions)
     for (int i = 25; i < N; i++)
         cr_assert_eq(docver_next(&st, created[i]), first_run[i], "record %d", i);
     ckpt_free(ld);
+}
+
+/* ---- another backend behind the same calls ----------------------------- */
+
+/* The smallest backend daemon/ckpt_store.h allows, kept in memory: entries
+ * in insertion order, found by a linear search; a save copies every entry
+ * into `durable`, which outlives the store as a lease table outlives the
+ * process that wrote it, and an asynchronous save reports on the next loop
+ * turn.  It does what ckpt_store.h asks of a backend and nothing more, so
+ * the rules the test sees (no going back, inheritance, the table's highest
+ * version) can only come from the ckpt_* functions. */
+#define MEM_MAX 8
+
+struct mem_entry {
+    struct ckpt_shard sh; /* its strings point into the arrays below */
+    char id[80], parent[80], arn[160], table[32];
+};
+
+struct mem_durable {
+    struct mem_entry e[MEM_MAX];
+    size_t n;
+    int saves;
+};
+
+struct mem_store {
+    struct ckpt base;
+    struct mem_durable *durable;
+    struct mem_entry *e[MEM_MAX];
+    size_t n;
+    int changed, busy;
+    bool dirty;
+};
+
+struct mem_job {
+    uv_timer_t timer;
+    struct mem_store *st;
+    ckpt_saved_cb *cb;
+    void *arg;
+};
+
+static struct mem_store *mem_of(const struct ckpt *ck)
+{
+    return (struct mem_store *)ck;
+}
+
+static void mem_copy(struct mem_entry *to, const struct mem_entry *from)
+{
+    *to = *from;
+    to->sh.id = to->id;
+    to->sh.parent = from->sh.parent ? to->parent : NULL;
+    to->sh.arn = to->arn;
+    to->sh.table = to->table;
+}
+
+static void mem_save(struct mem_store *st)
+{
+    for (size_t i = 0; i < st->n; i++)
+        mem_copy(&st->durable->e[i], st->e[i]);
+    st->durable->n = st->n;
+    st->durable->saves++;
+    st->dirty = false;
+}
+
+static void mem_free(struct ckpt *ck)
+{
+    struct mem_store *st = mem_of(ck);
+
+    for (size_t i = 0; i < st->n; i++)
+        free(st->e[i]);
+    free(st);
+}
+
+static const char *mem_path(const struct ckpt *ck)
+{
+    return "memory";
+}
+
+static int mem_load(struct ckpt *ck, char *err, size_t errlen)
+{
+    struct mem_store *st = mem_of(ck);
+
+    if (st->n)
+        return -EBUSY;
+    for (size_t i = 0; i < st->durable->n; i++) {
+        st->e[i] = malloc(sizeof(*st->e[i]));
+        cr_assert_not_null(st->e[i]);
+        mem_copy(st->e[i], &st->durable->e[i]);
+    }
+    st->n = st->durable->n;
+    st->dirty = false;
+    return 0;
+}
+
+static struct ckpt_shard *mem_get(struct ckpt *ck, const char *arn, const char *id)
+{
+    struct mem_store *st = mem_of(ck);
+
+    for (size_t i = 0; i < st->n; i++)
+        if (strcmp(st->e[i]->arn, arn) == 0 && strcmp(st->e[i]->id, id) == 0)
+            return &st->e[i]->sh;
+    return NULL;
+}
+
+static struct ckpt_shard *mem_add(struct ckpt *ck, const char *table, const char *arn,
+                                  const char *id, const char *parent, time_t now)
+{
+    struct mem_store *st = mem_of(ck);
+    struct mem_entry *e = calloc(1, sizeof(*e));
+
+    cr_assert(e && st->n < MEM_MAX && *table && *arn && *id && (!parent || *parent),
+              "the interface checks the arguments before add");
+    cr_assert_null(mem_get(ck, arn, id), "add is called only for an unknown entry");
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    snprintf(e->parent, sizeof(e->parent), "%s", parent ? parent : "");
+    snprintf(e->arn, sizeof(e->arn), "%s", arn);
+    snprintf(e->table, sizeof(e->table), "%s", table);
+    e->sh.id = e->id;
+    e->sh.parent = parent ? e->parent : NULL;
+    e->sh.arn = e->arn;
+    e->sh.table = e->table;
+    e->sh.updated = now;
+    st->e[st->n++] = e;
+    st->dirty = true;
+    return &e->sh;
+}
+
+static void mem_changed(struct ckpt *ck, struct ckpt_shard *sh)
+{
+    mem_of(ck)->changed++;
+    mem_of(ck)->dirty = true;
+}
+
+static int mem_foreach(const struct ckpt *ck, int (*fn)(const struct ckpt_shard *sh, void *arg),
+                       void *arg)
+{
+    struct mem_store *st = mem_of(ck);
+    int rc;
+
+    for (size_t i = 0; i < st->n; i++)
+        if ((rc = fn(&st->e[i]->sh, arg)) != 0)
+            return rc;
+    return 0;
+}
+
+static size_t mem_count(const struct ckpt *ck)
+{
+    return mem_of(ck)->n;
+}
+
+static size_t mem_prune(struct ckpt *ck, time_t now)
+{
+    struct mem_store *st = mem_of(ck);
+    size_t n = 0, dropped = 0;
+
+    for (size_t i = 0; i < st->n; i++) {
+        if (ckpt_shard_prunable(&st->e[i]->sh, now)) {
+            free(st->e[i]);
+            dropped++;
+        } else {
+            st->e[n++] = st->e[i];
+        }
+    }
+    st->n = n;
+    st->dirty |= dropped > 0;
+    return dropped;
+}
+
+static bool mem_dirty(const struct ckpt *ck)
+{
+    return mem_of(ck)->dirty;
+}
+
+static bool mem_busy(const struct ckpt *ck)
+{
+    return mem_of(ck)->busy > 0;
+}
+
+static void mem_job_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void mem_job_done(uv_timer_t *t)
+{
+    struct mem_job *job = t->data;
+
+    job->st->busy--;
+    if (job->cb)
+        job->cb(&job->st->base, 0, job->arg);
+    uv_close((uv_handle_t *)t, mem_job_closed);
+}
+
+/* The state is durable at once; only the report waits for the loop. */
+static int mem_save_async(struct ckpt *ck, uv_loop_t *loop, ckpt_saved_cb *cb, void *arg)
+{
+    struct mem_job *job = calloc(1, sizeof(*job));
+
+    if (!job)
+        return -ENOMEM;
+    *job = (struct mem_job){ .st = mem_of(ck), .cb = cb, .arg = arg };
+    job->timer.data = job;
+    uv_timer_init(loop, &job->timer);
+    uv_timer_start(&job->timer, mem_job_done, 0, 0);
+    mem_save(job->st);
+    job->st->busy++;
+    return 0;
+}
+
+static int mem_save_sync(struct ckpt *ck)
+{
+    if (mem_busy(ck))
+        return -EBUSY;
+    mem_save(mem_of(ck));
+    return 0;
+}
+
+static const struct ckpt_store_ops mem_ops = {
+    .free = mem_free,
+    .path = mem_path,
+    .load = mem_load,
+    .get = mem_get,
+    .add = mem_add,
+    .changed = mem_changed,
+    .foreach = mem_foreach,
+    .count = mem_count,
+    .prune = mem_prune,
+    .dirty = mem_dirty,
+    .busy = mem_busy,
+    .save_async = mem_save_async,
+    .save_sync = mem_save_sync,
+};
+
+static struct ckpt *mem_new(struct mem_durable *durable)
+{
+    struct mem_store *st = calloc(1, sizeof(*st));
+
+    cr_assert_not_null(st);
+    st->base.ops = &mem_ops;
+    st->durable = durable;
+    return &st->base;
+}
+
+static int count_shards(const struct ckpt_shard *sh, void *arg)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+Test(ckpt, another_backend_gets_the_same_rules_through_the_public_calls)
+{
+    struct mem_durable durable = { 0 };
+    struct ckpt *ck = mem_new(&durable), *again;
+    struct ckpt_shard *a, *b, *u;
+    struct docver v;
+    struct saved s = { 0 };
+    uv_loop_t loop;
+    char err[256];
+    int n = 0;
+
+    cr_assert_str_eq(ckpt_path(ck), "memory");
+    cr_assert_null(ckpt_shard_add(ck, "posts", ARN, "", NULL, T0), "an empty id is refused");
+    a = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    b = ckpt_shard_add(ck, "posts", ARN, SH_B, SH_A, T0 + 1);
+    u = ckpt_shard_add(ck, "users", ARN2, SH_C, NULL, T0 + 2);
+    cr_assert(a && b && u);
+    cr_assert_eq(ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0 + 9), a, "found, not added");
+    cr_assert_eq(ckpt_count(ck), 3);
+    cr_assert_eq(ckpt_foreach(ck, count_shards, &n), 0);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(ckpt_shard_get(ck, ARN, SH_B), b);
+    cr_assert_str_eq(b->parent, SH_A);
+    cr_assert(ckpt_dirty(ck));
+
+    /* The checkpoint moves forward only, whatever the backend. */
+    cr_assert_eq(ckpt_shard_advance(ck, a, "000000000000000000200",
+                                    &(struct docver){ 1000, 5 }, T0 + 10),
+                 0);
+    cr_assert_eq(ckpt_shard_advance(ck, a, "000000000000000000199",
+                                    &(struct docver){ 1000, 9 }, T0 + 11),
+                 -EINVAL);
+    cr_assert_eq(ckpt_shard_advance(ck, a, "12x", &(struct docver){ 1000, 9 }, T0 + 11), -EINVAL);
+    cr_assert_str_eq(a->seq, "000000000000000000200");
+    cr_assert_eq(a->ver.ordinal, 5);
+    cr_assert_eq(mem_of(ck)->changed, 1, "a refused advance changes nothing");
+    ckpt_shard_finish(ck, a, T0 + 12);
+    cr_assert(a->done);
+    cr_assert_eq(a->updated, T0 + 12);
+    ckpt_shard_skip_before(ck, u, 1500);
+    ckpt_shard_skip_before(ck, u, 1500);
+    cr_assert_eq(mem_of(ck)->changed, 3, "an unchanged skip_before is no change");
+
+    /* The child continues its parent's ordinal; a new stream starts above
+     * everything its table used. */
+    v = ckpt_shard_resume_version(ck, b);
+    cr_assert(v.second == 1000 && v.ordinal == 5, "inherited: {%lld, %u}", (long long)v.second,
+              v.ordinal);
+    cr_assert_eq(docver_next(&v, 1000), (1000ull << 20) | 6);
+    cr_assert(ckpt_table_known(ck, "users"));
+    cr_assert_not(ckpt_table_known(ck, "orders"));
+    v = ckpt_table_max_version(ck, "posts");
+    cr_assert(v.second == 1000 && v.ordinal == 5);
+    ckpt_shard_raise_version(ck, u, &v);
+    cr_assert_eq(u->ver.second, 1000);
+    ckpt_shard_raise_version(ck, u, &(struct docver){ 999, 9 });
+    cr_assert_eq(u->ver.second, 1000, "raising never lowers");
+
+    /* Saved, then loaded by another store: the inherited state survives. */
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    cr_assert_not(ckpt_dirty(ck));
+    again = mem_new(&durable);
+    cr_assert_eq(ckpt_load(again, err, sizeof(err)), 0);
+    cr_assert_eq(ckpt_count(again), 3);
+    cr_assert_eq(ckpt_shard_get(again, ARN, SH_B)->ver.ordinal, 5);
+    cr_assert_eq(ckpt_shard_get(again, ARN2, SH_C)->skip_before, 1500);
+
+    /* Pruning follows the shared rule: the parent, done for a day, goes. */
+    ckpt_shard_seen(ckpt_shard_get(again, ARN, SH_A), T0 + CKPT_PRUNE_AGE);
+    cr_assert_eq(ckpt_prune(again, T0 + CKPT_PRUNE_AGE + 13), 0, "still listed");
+    cr_assert_eq(ckpt_prune(again, T0 + 2 * CKPT_PRUNE_AGE), 1);
+    cr_assert_null(ckpt_shard_get(again, ARN, SH_A));
+    cr_assert(ckpt_dirty(again));
+
+    /* An asynchronous save reports once, on the loop. */
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    cr_assert_eq(ckpt_save_async(again, &loop, on_saved, &s), 0);
+    cr_assert(ckpt_busy(again));
+    cr_assert_eq(ckpt_save_sync(again), -EBUSY);
+    cr_assert_eq(s.calls, 0, "the callback never runs inside the call");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(s.calls, 1);
+    cr_assert_eq(s.status[0], 0);
+    cr_assert_not(ckpt_busy(again));
+    cr_assert_eq(durable.n, 2);
+    cr_assert_eq(durable.saves, 2);
+    ckpt_free(again);
+    ckpt_free(ck);
+    ckpt_free(NULL);
+    cr_assert_eq(uv_loop_close(&loop), 0);
 }
