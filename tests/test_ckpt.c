@@ -733,6 +733,18 @@ Test(ckpt, version_overflow_borrows_the_next_second)
     cr_assert_eq(docver_next(&st, -5), V(0, 1));
 }
 
+/* A backfill row read at second s (DESIGN invariant 2: (s - margin) << 20)
+ * loses to every stream record of s or later, and wins over those before. */
+Test(ckpt, version_of_a_backfill_row_lies_just_below_its_second)
+{
+    struct docver st = { 0, 0 };
+
+    cr_assert_lt(docver_below(1000), docver_next(&st, 1000));
+    cr_assert_eq(docver_below(1000), V(999, DOCVER_ORDINAL_MAX));
+    cr_assert_eq(docver_below(-7), V(0, DOCVER_ORDINAL_MAX), "clamped to second 1");
+    cr_assert_lt(docver_below(INT64_MAX), UINT64_C(1) << 63);
+}
+
 /* The child continues the parent's count: a write in the parent's last second
  * and one in the child's first (the same second) are ordered, which a
  * per-shard counter restarting at zero would get wrong. */
