@@ -11,7 +11,7 @@
 struct entry {
     char seq[SEQNUM_MAX + 1]; /* "" for a record without one (ack_push NULL) */
     bool done;
-    struct ckpt_version ver;
+    struct docver ver;
 };
 
 struct ack {
@@ -23,7 +23,7 @@ struct ack {
     char undo_last[SEQNUM_MAX + 1]; /* last_pushed before the last push (ack_unpush) */
     bool can_undo;
     char ckpt[SEQNUM_MAX + 1]; /* the finished prefix's last seq, "" = none */
-    struct ckpt_version ckpt_ver;
+    struct docver ckpt_ver;
     bool moved; /* since the last ack_checkpoint */
 };
 
@@ -60,7 +60,7 @@ static int grow(struct ack *t)
     return 0;
 }
 
-int64_t ack_push(struct ack *t, const char *seq, const struct ckpt_version *ver)
+int64_t ack_push(struct ack *t, const char *seq, const struct docver *ver)
 {
     struct entry *e;
 
@@ -73,7 +73,7 @@ int64_t ack_push(struct ack *t, const char *seq, const struct ckpt_version *ver)
     e = &t->ring[(size_t)t->tail & (t->cap - 1)];
     strcpy(e->seq, seq ? seq : ""); /* fits: seqnum_valid bounds it */
     e->done = false;
-    e->ver = ver ? *ver : (struct ckpt_version){ 0, 0 };
+    e->ver = ver ? *ver : (struct docver){ 0, 0 };
     strcpy(t->undo_last, t->last_pushed);
     t->can_undo = true;
     if (seq)
@@ -133,7 +133,7 @@ int ack_done(struct ack *t, int64_t ticket)
     return 1;
 }
 
-const char *ack_checkpoint(struct ack *t, struct ckpt_version *ver_out)
+const char *ack_checkpoint(struct ack *t, struct docver *ver_out)
 {
     if (!t->moved)
         return NULL;

@@ -7,14 +7,14 @@
  * unfinished record.
  *
  * Each record carries the external-version state right after it (the state
- * ckpt_next_version left when the record's version was issued), and the
+ * docver_next left when the record's version was issued), and the
  * checkpoint hands that state back with S.  Saved with S in the checkpoint
  * file, it lets a restart that resumes AFTER S issue the very same versions
  * to the records after S.  Typical use by a shard reader:
  *
  *     st = ckpt_shard_resume_version(ck, sh);            // at shard start
  *     for each record r, in stream order:
- *         r->version = ckpt_next_version(&st, r->created);
+ *         r->version = docver_next(&st, r->created);
  *         r->ticket = ack_push(t, r->seq, &st);
  *     ... when the sink reports r finished:
  *     ack_done(t, r->ticket);
@@ -46,7 +46,7 @@ void ack_free(struct ack *t); /* NULL is a no-op */
  * seq NULL registers a record whose sequence number cannot be read (text
  * that is not a record): it holds the checkpoint back like any other until
  * it finishes, and then moves it no further than the record before it. */
-int64_t ack_push(struct ack *t, const char *seq, const struct ckpt_version *ver);
+int64_t ack_push(struct ack *t, const char *seq, const struct docver *ver);
 
 /* Takes back the record registered by the last ack_push, which must not be
  * finished (it could not be handed on: out of memory).  Only the last push
@@ -64,7 +64,7 @@ int ack_done(struct ack *t, int64_t ticket);
  * moved since the previous call (else NULL), with its version state in
  * *ver_out (may be NULL).  The string belongs to the tracker and stays valid
  * until the next ack_done or ack_free. */
-const char *ack_checkpoint(struct ack *t, struct ckpt_version *ver_out);
+const char *ack_checkpoint(struct ack *t, struct docver *ver_out);
 
 /* Records pushed and not yet behind the checkpoint. */
 size_t ack_pending(const struct ack *t);

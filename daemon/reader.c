@@ -896,7 +896,7 @@ static bool begin(struct reader *r, struct shard *s, bool first_listing, bool ro
         /* A first shard of its stream: its versions start above every
          * version the table has used, so after a stream was replaced a
          * newer record never loses to an older one of the same second. */
-        struct ckpt_version floor = ckpt_table_max_version(app->ckpt, r->t->name);
+        struct docver floor = ckpt_table_max_version(app->ckpt, r->t->name);
 
         ckpt_shard_raise_version(app->ckpt, ck, &floor);
     }

@@ -32,7 +32,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "config/config.h"
-#include "daemon/ckpt.h"
+#include "daemon/statedir.h"
 #include "indexer/ddbnum.h"
 #include "indexer/sink.h"
 
@@ -559,7 +559,7 @@ static void rp_free(struct replay *rp)
     transform_renames_close(&rp->renames);
     clients_close(&rp->clients);
     sink_free(rp->app.sink);
-    ckpt_unlock(rp->prog.lock_fd);
+    statedir_unlock(rp->prog.lock_fd);
 }
 
 /* The key schema given as "hash[,range]". */
@@ -635,7 +635,7 @@ static int prepare(struct replay *rp, const struct config *cfg, const struct rep
         char lock[PATH_MAX];
 
         snprintf(lock, sizeof(lock), "replay-%s.lock", o->table);
-        rc = ckpt_lock_named(cfg->daemon.state_dir, lock, &rp->prog.lock_fd);
+        rc = statedir_lock_named(cfg->daemon.state_dir, lock, &rp->prog.lock_fd);
     }
     if (rc == -EWOULDBLOCK) {
         snprintf(rp->why, sizeof(rp->why), "another replay of %s is running (lock %s/replay-%s.lock)",

@@ -9,11 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/atomicfile.h"
 #include "base/jsonx.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "config/config.h"
-#include "daemon/ckpt.h"
 
 #define PROGRESS_FORMAT 1
 
@@ -43,8 +43,8 @@ static void save_work(uv_work_t *w)
 {
     struct save_job *j = container_of(w, struct save_job, work);
 
-    j->status = ckpt_write_atomic(j->rp->prog.path, j->rp->prog.tmp, j->dir, j->data,
-                                  j->len);
+    j->status = atomicfile_write(j->rp->prog.path, j->rp->prog.tmp, j->dir, j->data,
+                                 j->len);
 }
 
 static void save_done(uv_work_t *w, int status)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/ckpt.h"
+#include "daemon/docver.h"
 #include "daemon/seqnum.h"
 
 /* ---- stream records: versions ------------------------------------------ */
@@ -16,7 +17,7 @@
  * lineage, and the last sequence number taken from it. */
 struct lineage {
     struct lineage *next;
-    struct ckpt_version ver;
+    struct docver ver;
     char last_seq[SEQNUM_MAX + 1];
     char id[];
 };
@@ -24,7 +25,7 @@ struct lineage {
 /* One item of the records whose shard the file does not say. */
 struct item_ver {
     struct item_ver *hnext, *older, *newer;
-    struct ckpt_version ver;
+    struct docver ver;
     uint32_t hash;
     size_t len;
     char id[];
@@ -37,13 +38,7 @@ struct item_ver {
 /* Loses to every stream event of second (at - margin) or later. */
 uint64_t replay_backfill_version(const struct replay *rp, int64_t at)
 {
-    int64_t s = at - rp->o->margin_s;
-
-    if (s < 1)
-        s = 1;
-    if (s > CKPT_SECOND_MAX)
-        s = CKPT_SECOND_MAX;
-    return ((uint64_t)s << CKPT_ORDINAL_BITS) - 1;
+    return docver_below(at - rp->o->margin_s);
 }
 
 static uint32_t hash_bytes(const char *p, size_t n)
@@ -148,7 +143,7 @@ static struct item_ver *item_ver_of(struct replay_versions *vs, const char *id, 
 
 /* The version the daemon gave (or gives) the record just transformed into
  * rp->d: (second << 20) | ordinal, the ordinal counting the records of its
- * second along its shard's lineage (daemon/ack.h, ckpt_next_version).
+ * second along its shard's lineage (daemon/ack.h, docver_next).
  *   shard known: counted along it (and from its parent, see lineage_of),
  *     as the daemon does: equal to the daemon's when the file holds the
  *     lineage's records from where the daemon began reading it.  A record
@@ -162,7 +157,7 @@ static struct item_ver *item_ver_of(struct replay_versions *vs, const char *id, 
 uint64_t replay_record_version(struct replay *rp, const char *shard, const char *parent,
                                bool *dup)
 {
-    struct ckpt_version fresh = { 0, 0 };
+    struct docver fresh = { 0, 0 };
     struct lineage *l;
     struct item_ver *v;
 
@@ -177,13 +172,13 @@ uint64_t replay_record_version(struct replay *rp, const char *shard, const char 
             }
             memcpy(l->last_seq, rp->d.seq, strlen(rp->d.seq) + 1);
         }
-        return ckpt_next_version(&l->ver, rp->d.created);
+        return docver_next(&l->ver, rp->d.created);
     }
     if (!rp->d.id_len)
-        return ckpt_next_version(&fresh, rp->d.created);
+        return docver_next(&fresh, rp->d.created);
     if (!(v = item_ver_of(&rp->vers, rp->d.id, rp->d.id_len)))
         return 0;
-    return ckpt_next_version(&v->ver, rp->d.created);
+    return docver_next(&v->ver, rp->d.created);
 }
 
 void replay_versions_free(struct replay_versions *vs)

@@ -22,6 +22,7 @@
 #include "daemon/metrics.h"
 #include "daemon/probe.h"
 #include "daemon/reader.h"
+#include "daemon/statedir.h"
 #include "base/version.h"
 #include "indexer/sink.h"
 
@@ -201,10 +202,10 @@ static int start(struct run *run, const struct config *cfg)
     /* `check` reads the checkpoint file to validate it, without the lock:
      * it must work beside a running daemon.  So does a dry run, which starts
      * where the checkpoint says and never writes it. */
-    rc = run->checking || app->dry_run ? 0 : ckpt_lock(cfg->daemon.state_dir, &run->lock_fd);
+    rc = run->checking || app->dry_run ? 0 : statedir_lock(cfg->daemon.state_dir, &run->lock_fd);
     if (rc == -EWOULDBLOCK) {
         fprintf(stderr, "ddb2es: %s is in use by another ddb2es process (lock %s/%s)\n",
-                cfg->daemon.state_dir, cfg->daemon.state_dir, CKPT_LOCK_FILE);
+                cfg->daemon.state_dir, cfg->daemon.state_dir, STATEDIR_LOCK_FILE);
         return 73;
     }
     if (rc < 0) {
@@ -369,7 +370,7 @@ static int run_main(const struct config *cfg, bool dry_run, bool checking)
     metrics_free(run->metrics);
     health_free(run->health);
     ckpt_free(run->app.ckpt);
-    ckpt_unlock(run->lock_fd);
+    statedir_unlock(run->lock_fd);
     if (uv_loop_close(&loop) != 0)
         log_warn("event loop closed with handles still open");
     clients_close(&run->clients);

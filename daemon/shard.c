@@ -589,7 +589,7 @@ static long take_records(struct shard *s, const char *body)
         json_t *rec = jsonx_loadb(text, len, 0, &jerr);
         json_t *dyn = json_object_get(rec, "dynamodb");
         const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
-        struct ckpt_version before = s->ver;
+        struct docver before = s->ver;
         char seqbuf[SEQNUM_MAX + 1], why[256];
         int64_t created;
         enum transform_result tr;
@@ -628,7 +628,7 @@ static long take_records(struct shard *s, const char *body)
             tr = TR_SKIP; /* start = latest: history from before the shard started */
         else if (tr != TR_ERROR)
             s->skipping = false;
-        version = ckpt_next_version(&s->ver, created);
+        version = docver_next(&s->ver, created);
         ticket = ack_push(s->ack, seq, &s->ver);
         if (ticket < 0) {
             json_decref(rec);
@@ -1311,7 +1311,7 @@ void shard_doc_done(struct shard *s, uint64_t ticket, bool finished)
 void shard_checkpoint(struct shard *s)
 {
     struct app *app = s->reader->app;
-    struct ckpt_version ver;
+    struct docver ver;
     const char *seq = ack_checkpoint(s->ack, &ver);
 
     if (seq && s->ck) {

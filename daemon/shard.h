@@ -88,7 +88,7 @@ struct shard {
     struct ddb_call *call;       /* the request in flight, if any */
     struct ack *ack;
     struct ckpt_shard *ck;       /* its checkpoint entry */
-    struct ckpt_version ver;     /* version state after the last record read */
+    struct docver ver;           /* version state after the last record read */
     uv_timer_t timer;
     bool timer_open;
     long backoff_ms;             /* current backoff (idle or error) */

@@ -64,10 +64,10 @@ static void make_seq(char out[SEQNUM_MAX + 1], unsigned i)
 Test(ack, in_order_completion_moves_the_checkpoint_each_time)
 {
     struct ack *t = ack_new();
-    struct ckpt_version v = { 0, 0 };
+    struct docver v = { 0, 0 };
 
-    cr_assert_eq(ack_push(t, "000000000000000000010", &(struct ckpt_version){ 100, 0 }), 0);
-    cr_assert_eq(ack_push(t, "000000000000000000011", &(struct ckpt_version){ 100, 1 }), 1);
+    cr_assert_eq(ack_push(t, "000000000000000000010", &(struct docver){ 100, 0 }), 0);
+    cr_assert_eq(ack_push(t, "000000000000000000011", &(struct docver){ 100, 1 }), 1);
     cr_assert_null(ack_checkpoint(t, &v), "nothing finished yet");
     cr_assert_eq(ack_done(t, 0), 1);
     cr_assert_str_eq(ack_checkpoint(t, &v), "000000000000000000010");
@@ -84,14 +84,14 @@ Test(ack, in_order_completion_moves_the_checkpoint_each_time)
 Test(ack, a_late_record_holds_the_checkpoint_back)
 {
     struct ack *t = ack_new();
-    struct ckpt_version v;
+    struct docver v;
     int64_t k[4];
 
     for (int i = 0; i < 4; i++) {
         char seq[SEQNUM_MAX + 1];
 
         snprintf(seq, sizeof(seq), "%021d", 100 + i);
-        k[i] = ack_push(t, seq, &(struct ckpt_version){ 7, (uint32_t)i });
+        k[i] = ack_push(t, seq, &(struct docver){ 7, (uint32_t)i });
         cr_assert_eq(k[i], i);
     }
     cr_assert_eq(ack_done(t, k[1]), 0);
@@ -142,7 +142,7 @@ Test(ack, random_completion_order_never_skips_an_unfinished_record)
     struct ack *t = ack_new();
     unsigned long long rng = 0x9e3779b97f4a7c15ull; /* fixed seed: reproducible */
     size_t pushed = 0, nwait = 0, prefix = 0, moves = 0;
-    struct ckpt_version v;
+    struct docver v;
     const char *s;
 
     for (unsigned i = 0; i < N; i++) {
@@ -156,7 +156,7 @@ Test(ack, random_completion_order_never_skips_an_unfinished_record)
         unsigned burst = nwait < 64 ? (unsigned)((rng >> 33) % 4) : 0;
 
         for (unsigned j = 0; j < burst && pushed < N; j++, pushed++) {
-            int64_t k = ack_push(t, seqs[pushed], &(struct ckpt_version){ 1, (uint32_t)pushed });
+            int64_t k = ack_push(t, seqs[pushed], &(struct docver){ 1, (uint32_t)pushed });
 
             cr_assert_eq(k, (int64_t)pushed);
             order[nwait++] = k;

@@ -1,5 +1,6 @@
-/* The checkpoint store: file format, atomic saves, the lock, pruning and the
- * external-version function. */
+/* The checkpoint store: file format, atomic saves, the lock, pruning, the
+ * external-version function, and the store interface with a second
+ * backend. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,8 @@
 
 #include "daemon/ack.h"
 #include "daemon/ckpt.h"
+#include "daemon/ckpt_store.h"
+#include "daemon/statedir.h"
 
 #define ARN "arn:aws:dynamodb:us-east-1:123456789012:table/posts/stream/2024-05-01T00:00:00.000"
 #define ARN2 "arn:aws:dynamodb:us-east-1:123456789012:table/users/stream/2024-05-01T00:00:00.000"
@@ -98,11 +101,11 @@ static struct ckpt *sample(void)
     c = ckpt_shard_add(ck, "users", ARN2, SH_C, NULL, T0 + 5);
     cr_assert(a && b && c);
     cr_assert_eq(ckpt_shard_advance(ck, a, "000000000000000000041",
-                                    &(struct ckpt_version){ 1714521601, 3 }, T0 + 10),
+                                    &(struct docver){ 1714521601, 3 }, T0 + 10),
                  0);
     ckpt_shard_finish(ck, a, T0 + 11);
     cr_assert_eq(ckpt_shard_advance(ck, b, "1234567890123456789012345678901234567890",
-                                    &(struct ckpt_version){ 1714521700, 1048575 }, T0 + 12),
+                                    &(struct docver){ 1714521700, 1048575 }, T0 + 12),
                  0);
     return ck;
 }
@@ -140,7 +143,7 @@ Test(ckpt, round_trip_keeps_every_field)
     cr_assert_eq(a->updated, T0 + 11);
     cr_assert_str_eq(a->table, "posts");
     cr_assert_str_eq(b->seq, "1234567890123456789012345678901234567890");
-    cr_assert_eq(b->ver.ordinal, CKPT_ORDINAL_MAX);
+    cr_assert_eq(b->ver.ordinal, DOCVER_ORDINAL_MAX);
     cr_assert_str_eq(b->parent, SH_A);
     cr_assert_not(b->done);
     cr_assert_str_eq(c->seq, "", "no checkpoint yet");
@@ -315,7 +318,7 @@ Test(ckpt, a_failed_write_keeps_the_old_file)
         snprintf(id, sizeof(id), "shardId-00000001714521600000-%08d", i);
         ckpt_shard_add(ck, "posts", ARN, id, SH_A, T0);
     }
-    ckpt_shard_advance(ck, sh, "000000000000000000099", &(struct ckpt_version){ 9, 9 }, T0);
+    ckpt_shard_advance(ck, sh, "000000000000000000099", &(struct docver){ 9, 9 }, T0);
     limit_file_size(strlen(before) + 100);
     cr_assert_eq(ckpt_save_sync(ck), -EFBIG);
     unlimit_file_size();
@@ -414,9 +417,9 @@ Test(ckpt, requests_during_a_write_coalesce_into_one_more_write)
 
     cr_assert_eq(uv_loop_init(&loop), 0);
     cr_assert_eq(ckpt_save_async(ck, &loop, on_saved, &s), 0);
-    ckpt_shard_advance(ck, c, "000000000000000000500", &(struct ckpt_version){ 50, 0 }, T0);
+    ckpt_shard_advance(ck, c, "000000000000000000500", &(struct docver){ 50, 0 }, T0);
     cr_assert_eq(ckpt_save_async(ck, &loop, on_saved, &s), 0);
-    ckpt_shard_advance(ck, c, "000000000000000000600", &(struct ckpt_version){ 60, 0 }, T0);
+    ckpt_shard_advance(ck, c, "000000000000000000600", &(struct docver){ 60, 0 }, T0);
     cr_assert_eq(ckpt_save_async(ck, &loop, on_saved, &s), 0);
     cr_assert(ckpt_dirty(ck), "the last change is not taken yet");
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -479,13 +482,13 @@ Test(ckpt, the_lock_refuses_a_second_holder)
 
     snprintf(sd, sizeof(sd), "%s/var/lib/ddb2es", dir);
     snprintf(lock, sizeof(lock), "%s/lock", sd);
-    cr_assert_eq(ckpt_lock(sd, &fd1), 0);
+    cr_assert_eq(statedir_lock(sd, &fd1), 0);
     cr_assert_eq(stat(sd, &st), 0, "the state directory is created");
     cr_assert_eq(st.st_mode & 07777, 0700);
     cr_assert_eq(stat(lock, &st), 0);
     cr_assert_eq(st.st_mode & 07777, 0600);
     /* A second open file description conflicts as another process would. */
-    cr_assert_eq(ckpt_lock(sd, &fd2), -EWOULDBLOCK);
+    cr_assert_eq(statedir_lock(sd, &fd2), -EWOULDBLOCK);
     cr_assert_eq(fd2, -1, "untouched on failure");
 
     pid_t pid = fork();
@@ -494,17 +497,17 @@ Test(ckpt, the_lock_refuses_a_second_holder)
     if (pid == 0) {
         int fd = -1;
 
-        _exit(ckpt_lock(sd, &fd) == -EWOULDBLOCK ? 0 : 1);
+        _exit(statedir_lock(sd, &fd) == -EWOULDBLOCK ? 0 : 1);
     }
     int wst;
 
     cr_assert_eq(waitpid(pid, &wst, 0), pid);
     cr_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "another process is refused too");
 
-    ckpt_unlock(fd1);
-    cr_assert_eq(ckpt_lock(sd, &fd2), 0, "free again after unlock");
-    ckpt_unlock(fd2);
-    ckpt_unlock(-1);
+    statedir_unlock(fd1);
+    cr_assert_eq(statedir_lock(sd, &fd2), 0, "free again after unlock");
+    statedir_unlock(fd2);
+    statedir_unlock(-1);
 }
 
 Test(ckpt, the_lock_needs_a_directory)
@@ -514,7 +517,7 @@ Test(ckpt, the_lock_needs_a_directory)
 
     snprintf(file, sizeof(file), "%s/plain", dir);
     spit(file, "x");
-    cr_assert_eq(ckpt_lock(file, &fd), -ENOTDIR);
+    cr_assert_eq(statedir_lock(file, &fd), -ENOTDIR);
 }
 
 /* ---- pruning and lookups ---------------------------------------------- */
@@ -606,19 +609,19 @@ Test(ckpt, the_table_floor_is_the_highest_version_of_any_stream)
     struct ckpt_shard *a = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
     struct ckpt_shard *c = ckpt_shard_add(ck, "posts", ARN2, SH_C, NULL, T0);
     struct ckpt_shard *u = ckpt_shard_add(ck, "users", ARN "-users", SH_B, NULL, T0);
-    struct ckpt_version v;
+    struct docver v;
 
     cr_assert_not(ckpt_table_known(ck, "orders"));
     cr_assert(ckpt_table_known(ck, "posts"));
-    ckpt_shard_advance(ck, a, "000000000000000000041", &(struct ckpt_version){ 1000, 7 }, T0);
-    ckpt_shard_advance(ck, u, "000000000000000000042", &(struct ckpt_version){ 5000, 1 }, T0);
+    ckpt_shard_advance(ck, a, "000000000000000000041", &(struct docver){ 1000, 7 }, T0);
+    ckpt_shard_advance(ck, u, "000000000000000000042", &(struct docver){ 5000, 1 }, T0);
     v = ckpt_table_max_version(ck, "posts");
     cr_assert(v.second == 1000 && v.ordinal == 7, "other tables do not count");
     ckpt_shard_raise_version(ck, c, &v);
     cr_assert(c->ver.second == 1000 && c->ver.ordinal == 7);
-    ckpt_shard_raise_version(ck, c, &(struct ckpt_version){ 999, 9 });
+    ckpt_shard_raise_version(ck, c, &(struct docver){ 999, 9 });
     cr_assert(c->ver.second == 1000 && c->ver.ordinal == 7, "never lowered");
-    cr_assert_eq(ckpt_next_version(&c->ver, 1000), (1000ull << 20) | 8,
+    cr_assert_eq(docver_next(&c->ver, 1000), (1000ull << 20) | 8,
                  "the next record of that second counts on from the floor");
     ckpt_free(ck);
 }
@@ -668,7 +671,7 @@ Test(ckpt, a_checkpoint_never_goes_back)
 {
     struct ckpt *ck = ckpt_new(dir);
     struct ckpt_shard *sh = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
-    struct ckpt_version v = { 1, 1 };
+    struct docver v = { 1, 1 };
 
     cr_assert_eq(ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0), sh, "add finds an existing");
     cr_assert_null(ckpt_shard_add(ck, "posts", ARN, "", NULL, T0));
@@ -688,46 +691,58 @@ Test(ckpt, a_checkpoint_never_goes_back)
 
 Test(ckpt, version_counts_records_within_a_second)
 {
-    struct ckpt_version st = { 0, 0 };
+    struct docver st = { 0, 0 };
 
-    cr_assert_eq(ckpt_next_version(&st, 1000), V(1000, 0));
-    cr_assert_eq(ckpt_next_version(&st, 1000), V(1000, 1));
-    cr_assert_eq(ckpt_next_version(&st, 1000), V(1000, 2));
-    cr_assert_eq(ckpt_next_version(&st, 1001), V(1001, 0));
-    cr_assert_eq(ckpt_next_version(&st, 999), V(1001, 1), "an older second never goes back");
+    cr_assert_eq(docver_next(&st, 1000), V(1000, 0));
+    cr_assert_eq(docver_next(&st, 1000), V(1000, 1));
+    cr_assert_eq(docver_next(&st, 1000), V(1000, 2));
+    cr_assert_eq(docver_next(&st, 1001), V(1001, 0));
+    cr_assert_eq(docver_next(&st, 999), V(1001, 1), "an older second never goes back");
     cr_assert_eq(st.second, 1001);
     cr_assert_eq(st.ordinal, 1);
 }
 
 Test(ckpt, version_equal_inputs_give_equal_outputs)
 {
-    struct ckpt_version a = { 1714521600, 17 }, b = a;
+    struct docver a = { 1714521600, 17 }, b = a;
 
     for (int i = 0; i < 100; i++) {
         int64_t created = 1714521600 + (i * 7919) % 13 - 3;
 
-        cr_assert_eq(ckpt_next_version(&a, created), ckpt_next_version(&b, created));
+        cr_assert_eq(docver_next(&a, created), docver_next(&b, created));
     }
     cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
 }
 
 Test(ckpt, version_overflow_borrows_the_next_second)
 {
-    struct ckpt_version st = { 500, CKPT_ORDINAL_MAX - 1 };
-    uint64_t v1 = ckpt_next_version(&st, 500), v2, v3, v4;
+    struct docver st = { 500, DOCVER_ORDINAL_MAX - 1 };
+    uint64_t v1 = docver_next(&st, 500), v2, v3, v4;
 
-    cr_assert_eq(v1, V(500, CKPT_ORDINAL_MAX));
-    v2 = ckpt_next_version(&st, 500);
+    cr_assert_eq(v1, V(500, DOCVER_ORDINAL_MAX));
+    v2 = docver_next(&st, 500);
     cr_assert_eq(v2, V(501, 0));
-    v3 = ckpt_next_version(&st, 500);
-    v4 = ckpt_next_version(&st, 501);
+    v3 = docver_next(&st, 500);
+    v4 = docver_next(&st, 501);
     cr_assert(v1 < v2 && v2 < v3 && v3 < v4, "strictly increasing through the overflow");
-    cr_assert_eq(ckpt_next_version(&st, 502), V(502, 0));
+    cr_assert_eq(docver_next(&st, 502), V(502, 0));
     /* Absurd clocks are clamped; versions stay below 2^63. */
-    st = (struct ckpt_version){ 0, 0 };
-    cr_assert_lt(ckpt_next_version(&st, INT64_MAX), UINT64_C(1) << 63);
-    st = (struct ckpt_version){ 0, 0 };
-    cr_assert_eq(ckpt_next_version(&st, -5), V(0, 1));
+    st = (struct docver){ 0, 0 };
+    cr_assert_lt(docver_next(&st, INT64_MAX), UINT64_C(1) << 63);
+    st = (struct docver){ 0, 0 };
+    cr_assert_eq(docver_next(&st, -5), V(0, 1));
+}
+
+/* A backfill row read at second s (DESIGN invariant 2: (s - margin) << 20)
+ * loses to every stream record of s or later, and wins over those before. */
+Test(ckpt, version_of_a_backfill_row_lies_just_below_its_second)
+{
+    struct docver st = { 0, 0 };
+
+    cr_assert_lt(docver_below(1000), docver_next(&st, 1000));
+    cr_assert_eq(docver_below(1000), V(999, DOCVER_ORDINAL_MAX));
+    cr_assert_eq(docver_below(-7), V(0, DOCVER_ORDINAL_MAX), "clamped to second 1");
+    cr_assert_lt(docver_below(INT64_MAX), UINT64_C(1) << 63);
 }
 
 /* The child continues the parent's count: a write in the parent's last second
@@ -737,7 +752,7 @@ Test(ckpt, version_is_monotonic_across_a_lineage_handover)
 {
     struct ckpt *ck = ckpt_new(dir), *ld;
     struct ckpt_shard *parent, *child, *orphan;
-    struct ckpt_version st, cst;
+    struct docver st, cst;
     uint64_t last_parent, first_child;
     char err[512];
 
@@ -745,19 +760,19 @@ Test(ckpt, version_is_monotonic_across_a_lineage_handover)
     child = ckpt_shard_add(ck, "posts", ARN, SH_B, SH_A, T0);
     orphan = ckpt_shard_add(ck, "posts", ARN, SH_C, "shardId-00000001700000000000-gone0000", T0);
     st = ckpt_shard_resume_version(ck, parent);
-    ckpt_next_version(&st, 2000);
-    ckpt_next_version(&st, 2000);
-    last_parent = ckpt_next_version(&st, 2000);
+    docver_next(&st, 2000);
+    docver_next(&st, 2000);
+    last_parent = docver_next(&st, 2000);
     ckpt_shard_advance(ck, parent, "000000000000000000041", &st, T0);
     ckpt_shard_finish(ck, parent, T0);
 
     cr_assert_eq(ckpt_save_sync(ck), 0);
     cst = ckpt_shard_resume_version(ck, child);
     cr_assert(ckpt_dirty(ck), "the inherited state is stored in the child");
-    first_child = ckpt_next_version(&cst, 2000);
+    first_child = docver_next(&cst, 2000);
     cr_assert_gt(first_child, last_parent);
     cr_assert_eq(first_child, V(2000, 3));
-    cr_assert_gt(ckpt_next_version(&cst, 1999), first_child, "clock skew across shards");
+    cr_assert_gt(docver_next(&cst, 1999), first_child, "clock skew across shards");
 
     st = ckpt_shard_resume_version(ck, orphan);
     cr_assert_eq(st.second, 0, "unknown parent: the shard's own state");
@@ -768,7 +783,7 @@ Test(ckpt, version_is_monotonic_across_a_lineage_handover)
     cr_assert_eq(ckpt_load(ld, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(ckpt_prune(ld, T0 + CKPT_PRUNE_AGE + 1), 1);
     cst = ckpt_shard_resume_version(ld, ckpt_shard_get(ld, ARN, SH_B));
-    cr_assert_eq(ckpt_next_version(&cst, 2000), V(2000, 3));
+    cr_assert_eq(docver_next(&cst, 2000), V(2000, 3));
     ckpt_free(ld);
     ckpt_free(ck);
 }
@@ -788,12 +803,12 @@ Test(ckpt, a_restart_from_the_checkpoint_reproduces_the_versions)
     struct ckpt *ck = ckpt_new(dir), *ld;
     struct ckpt_shard *sh = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
     struct ack *t = ack_new();
-    struct ckpt_version st = ckpt_shard_resume_version(ck, sh), v;
+    struct docver st = ckpt_shard_resume_version(ck, sh), v;
     const char *s;
 
     for (int i = 0; i < N; i++) {
         snprintf(seqs[i], sizeof(seqs[i]), "%021d", 1000 + 2 * i);
-        first_run[i] = ckpt_next_version(&st, created[i]);
+        first_run[i] = docver_next(&st, created[i]);
         tickets[i] = ack_push(t, seqs[i], &st);
         cr_assert_eq(tickets[i], i);
     }
@@ -816,6 +831,344 @@ Test(ckpt, a_restart_from_the_checkpoint_reproduces_the_versions)
     cr_assert_str_eq(sh->seq, seqs[24]);
     st = ckpt_shard_resume_version(ld, sh);
     for (int i = 25; i < N; i++)
-        cr_assert_eq(ckpt_next_version(&st, created[i]), first_run[i], "record %d", i);
+        cr_assert_eq(docver_next(&st, created[i]), first_run[i], "record %d", i);
     ckpt_free(ld);
+}
+
+/* ---- another backend behind the same calls ----------------------------- */
+
+/* The smallest backend daemon/ckpt_store.h allows, kept in memory: entries
+ * in insertion order, found by a linear search; a save copies every entry
+ * into `durable`, which outlives the store as a lease table outlives the
+ * process that wrote it, and an asynchronous save reports on the next loop
+ * turn.  It does what ckpt_store.h asks of a backend and nothing more, so
+ * the rules the test sees (no going back, inheritance, the table's highest
+ * version) can only come from the ckpt_* functions. */
+#define MEM_MAX 8
+
+struct mem_entry {
+    struct ckpt_shard sh; /* its strings point into the arrays below */
+    char id[80], parent[80], arn[160], table[32];
+};
+
+struct mem_durable {
+    struct mem_entry e[MEM_MAX];
+    size_t n;
+    int saves;
+};
+
+struct mem_store {
+    struct ckpt base;
+    struct mem_durable *durable;
+    struct mem_entry *e[MEM_MAX];
+    size_t n;
+    int changed, busy;
+    bool dirty;
+};
+
+struct mem_job {
+    uv_timer_t timer;
+    struct mem_store *st;
+    ckpt_saved_cb *cb;
+    void *arg;
+};
+
+static struct mem_store *mem_of(const struct ckpt *ck)
+{
+    return (struct mem_store *)ck;
+}
+
+static void mem_copy(struct mem_entry *to, const struct mem_entry *from)
+{
+    *to = *from;
+    to->sh.id = to->id;
+    to->sh.parent = from->sh.parent ? to->parent : NULL;
+    to->sh.arn = to->arn;
+    to->sh.table = to->table;
+}
+
+static void mem_save(struct mem_store *st)
+{
+    for (size_t i = 0; i < st->n; i++)
+        mem_copy(&st->durable->e[i], st->e[i]);
+    st->durable->n = st->n;
+    st->durable->saves++;
+    st->dirty = false;
+}
+
+static void mem_free(struct ckpt *ck)
+{
+    struct mem_store *st = mem_of(ck);
+
+    for (size_t i = 0; i < st->n; i++)
+        free(st->e[i]);
+    free(st);
+}
+
+static const char *mem_path(const struct ckpt *ck)
+{
+    return "memory";
+}
+
+static int mem_load(struct ckpt *ck, char *err, size_t errlen)
+{
+    struct mem_store *st = mem_of(ck);
+
+    if (st->n)
+        return -EBUSY;
+    for (size_t i = 0; i < st->durable->n; i++) {
+        st->e[i] = malloc(sizeof(*st->e[i]));
+        cr_assert_not_null(st->e[i]);
+        mem_copy(st->e[i], &st->durable->e[i]);
+    }
+    st->n = st->durable->n;
+    st->dirty = false;
+    return 0;
+}
+
+static struct ckpt_shard *mem_get(struct ckpt *ck, const char *arn, const char *id)
+{
+    struct mem_store *st = mem_of(ck);
+
+    for (size_t i = 0; i < st->n; i++)
+        if (strcmp(st->e[i]->arn, arn) == 0 && strcmp(st->e[i]->id, id) == 0)
+            return &st->e[i]->sh;
+    return NULL;
+}
+
+static struct ckpt_shard *mem_add(struct ckpt *ck, const char *table, const char *arn,
+                                  const char *id, const char *parent, time_t now)
+{
+    struct mem_store *st = mem_of(ck);
+    struct mem_entry *e = calloc(1, sizeof(*e));
+
+    cr_assert(e && st->n < MEM_MAX && *table && *arn && *id && (!parent || *parent),
+              "the interface checks the arguments before add");
+    cr_assert_null(mem_get(ck, arn, id), "add is called only for an unknown entry");
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    snprintf(e->parent, sizeof(e->parent), "%s", parent ? parent : "");
+    snprintf(e->arn, sizeof(e->arn), "%s", arn);
+    snprintf(e->table, sizeof(e->table), "%s", table);
+    e->sh.id = e->id;
+    e->sh.parent = parent ? e->parent : NULL;
+    e->sh.arn = e->arn;
+    e->sh.table = e->table;
+    e->sh.updated = now;
+    st->e[st->n++] = e;
+    st->dirty = true;
+    return &e->sh;
+}
+
+static void mem_changed(struct ckpt *ck, struct ckpt_shard *sh)
+{
+    mem_of(ck)->changed++;
+    mem_of(ck)->dirty = true;
+}
+
+static int mem_foreach(const struct ckpt *ck, int (*fn)(const struct ckpt_shard *sh, void *arg),
+                       void *arg)
+{
+    struct mem_store *st = mem_of(ck);
+    int rc;
+
+    for (size_t i = 0; i < st->n; i++)
+        if ((rc = fn(&st->e[i]->sh, arg)) != 0)
+            return rc;
+    return 0;
+}
+
+static size_t mem_count(const struct ckpt *ck)
+{
+    return mem_of(ck)->n;
+}
+
+static size_t mem_prune(struct ckpt *ck, time_t now)
+{
+    struct mem_store *st = mem_of(ck);
+    size_t n = 0, dropped = 0;
+
+    for (size_t i = 0; i < st->n; i++) {
+        if (ckpt_shard_prunable(&st->e[i]->sh, now)) {
+            free(st->e[i]);
+            dropped++;
+        } else {
+            st->e[n++] = st->e[i];
+        }
+    }
+    st->n = n;
+    st->dirty |= dropped > 0;
+    return dropped;
+}
+
+static bool mem_dirty(const struct ckpt *ck)
+{
+    return mem_of(ck)->dirty;
+}
+
+static bool mem_busy(const struct ckpt *ck)
+{
+    return mem_of(ck)->busy > 0;
+}
+
+static void mem_job_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void mem_job_done(uv_timer_t *t)
+{
+    struct mem_job *job = t->data;
+
+    job->st->busy--;
+    if (job->cb)
+        job->cb(&job->st->base, 0, job->arg);
+    uv_close((uv_handle_t *)t, mem_job_closed);
+}
+
+/* The state is durable at once; only the report waits for the loop. */
+static int mem_save_async(struct ckpt *ck, uv_loop_t *loop, ckpt_saved_cb *cb, void *arg)
+{
+    struct mem_job *job = calloc(1, sizeof(*job));
+
+    if (!job)
+        return -ENOMEM;
+    *job = (struct mem_job){ .st = mem_of(ck), .cb = cb, .arg = arg };
+    job->timer.data = job;
+    uv_timer_init(loop, &job->timer);
+    uv_timer_start(&job->timer, mem_job_done, 0, 0);
+    mem_save(job->st);
+    job->st->busy++;
+    return 0;
+}
+
+static int mem_save_sync(struct ckpt *ck)
+{
+    if (mem_busy(ck))
+        return -EBUSY;
+    mem_save(mem_of(ck));
+    return 0;
+}
+
+static const struct ckpt_store_ops mem_ops = {
+    .free = mem_free,
+    .path = mem_path,
+    .load = mem_load,
+    .get = mem_get,
+    .add = mem_add,
+    .changed = mem_changed,
+    .foreach = mem_foreach,
+    .count = mem_count,
+    .prune = mem_prune,
+    .dirty = mem_dirty,
+    .busy = mem_busy,
+    .save_async = mem_save_async,
+    .save_sync = mem_save_sync,
+};
+
+static struct ckpt *mem_new(struct mem_durable *durable)
+{
+    struct mem_store *st = calloc(1, sizeof(*st));
+
+    cr_assert_not_null(st);
+    st->base.ops = &mem_ops;
+    st->durable = durable;
+    return &st->base;
+}
+
+static int count_shards(const struct ckpt_shard *sh, void *arg)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+Test(ckpt, another_backend_gets_the_same_rules_through_the_public_calls)
+{
+    struct mem_durable durable = { 0 };
+    struct ckpt *ck = mem_new(&durable), *again;
+    struct ckpt_shard *a, *b, *u;
+    struct docver v;
+    struct saved s = { 0 };
+    uv_loop_t loop;
+    char err[256];
+    int n = 0;
+
+    cr_assert_str_eq(ckpt_path(ck), "memory");
+    cr_assert_null(ckpt_shard_add(ck, "posts", ARN, "", NULL, T0), "an empty id is refused");
+    a = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
+    b = ckpt_shard_add(ck, "posts", ARN, SH_B, SH_A, T0 + 1);
+    u = ckpt_shard_add(ck, "users", ARN2, SH_C, NULL, T0 + 2);
+    cr_assert(a && b && u);
+    cr_assert_eq(ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0 + 9), a, "found, not added");
+    cr_assert_eq(ckpt_count(ck), 3);
+    cr_assert_eq(ckpt_foreach(ck, count_shards, &n), 0);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(ckpt_shard_get(ck, ARN, SH_B), b);
+    cr_assert_str_eq(b->parent, SH_A);
+    cr_assert(ckpt_dirty(ck));
+
+    /* The checkpoint moves forward only, whatever the backend. */
+    cr_assert_eq(ckpt_shard_advance(ck, a, "000000000000000000200",
+                                    &(struct docver){ 1000, 5 }, T0 + 10),
+                 0);
+    cr_assert_eq(ckpt_shard_advance(ck, a, "000000000000000000199",
+                                    &(struct docver){ 1000, 9 }, T0 + 11),
+                 -EINVAL);
+    cr_assert_eq(ckpt_shard_advance(ck, a, "12x", &(struct docver){ 1000, 9 }, T0 + 11), -EINVAL);
+    cr_assert_str_eq(a->seq, "000000000000000000200");
+    cr_assert_eq(a->ver.ordinal, 5);
+    cr_assert_eq(mem_of(ck)->changed, 1, "a refused advance changes nothing");
+    ckpt_shard_finish(ck, a, T0 + 12);
+    cr_assert(a->done);
+    cr_assert_eq(a->updated, T0 + 12);
+    ckpt_shard_skip_before(ck, u, 1500);
+    ckpt_shard_skip_before(ck, u, 1500);
+    cr_assert_eq(mem_of(ck)->changed, 3, "an unchanged skip_before is no change");
+
+    /* The child continues its parent's ordinal; a new stream starts above
+     * everything its table used. */
+    v = ckpt_shard_resume_version(ck, b);
+    cr_assert(v.second == 1000 && v.ordinal == 5, "inherited: {%lld, %u}", (long long)v.second,
+              v.ordinal);
+    cr_assert_eq(docver_next(&v, 1000), (1000ull << 20) | 6);
+    cr_assert(ckpt_table_known(ck, "users"));
+    cr_assert_not(ckpt_table_known(ck, "orders"));
+    v = ckpt_table_max_version(ck, "posts");
+    cr_assert(v.second == 1000 && v.ordinal == 5);
+    ckpt_shard_raise_version(ck, u, &v);
+    cr_assert_eq(u->ver.second, 1000);
+    ckpt_shard_raise_version(ck, u, &(struct docver){ 999, 9 });
+    cr_assert_eq(u->ver.second, 1000, "raising never lowers");
+
+    /* Saved, then loaded by another store: the inherited state survives. */
+    cr_assert_eq(ckpt_save_sync(ck), 0);
+    cr_assert_not(ckpt_dirty(ck));
+    again = mem_new(&durable);
+    cr_assert_eq(ckpt_load(again, err, sizeof(err)), 0);
+    cr_assert_eq(ckpt_count(again), 3);
+    cr_assert_eq(ckpt_shard_get(again, ARN, SH_B)->ver.ordinal, 5);
+    cr_assert_eq(ckpt_shard_get(again, ARN2, SH_C)->skip_before, 1500);
+
+    /* Pruning follows the shared rule: the parent, done for a day, goes. */
+    ckpt_shard_seen(ckpt_shard_get(again, ARN, SH_A), T0 + CKPT_PRUNE_AGE);
+    cr_assert_eq(ckpt_prune(again, T0 + CKPT_PRUNE_AGE + 13), 0, "still listed");
+    cr_assert_eq(ckpt_prune(again, T0 + 2 * CKPT_PRUNE_AGE), 1);
+    cr_assert_null(ckpt_shard_get(again, ARN, SH_A));
+    cr_assert(ckpt_dirty(again));
+
+    /* An asynchronous save reports once, on the loop. */
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    cr_assert_eq(ckpt_save_async(again, &loop, on_saved, &s), 0);
+    cr_assert(ckpt_busy(again));
+    cr_assert_eq(ckpt_save_sync(again), -EBUSY);
+    cr_assert_eq(s.calls, 0, "the callback never runs inside the call");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(s.calls, 1);
+    cr_assert_eq(s.status[0], 0);
+    cr_assert_not(ckpt_busy(again));
+    cr_assert_eq(durable.n, 2);
+    cr_assert_eq(durable.saves, 2);
+    ckpt_free(again);
+    ckpt_free(ck);
+    ckpt_free(NULL);
+    cr_assert_eq(uv_loop_close(&loop), 0);
 }

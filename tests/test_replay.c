@@ -469,7 +469,7 @@ static json_t *doc_in(json_t *dump, const char *index, const char *id)
 }
 
 /* The daemon numbers the records of a second along each shard's lineage
- * (daemon/ack.h, ckpt_next_version).  Here shard A holds x@1 then x@2
+ * (daemon/ack.h, docver_next).  Here shard A holds x@1 then x@2
  * (versions S|0 and S|1) and the index has x@2 at S|1; shard B holds y, z
  * and w in the same second.  A file with B's records before A's older x@1
  * must give x@1 the version S|0, as the daemon did, so it loses (409);

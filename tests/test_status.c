@@ -9,6 +9,7 @@
 
 #include "daemon/ckpt.h"
 #include "daemon/metrics.h"
+#include "daemon/statedir.h"
 #include "daemon/status.h"
 #include "tests/support/proc.h"
 
@@ -31,8 +32,8 @@ static void write_store(const char *dir)
 {
     struct ckpt *ck = ckpt_new(dir);
     struct ckpt_shard *root, *mid, *leaf;
-    struct ckpt_version v1 = { .second = NOW - 3600, .ordinal = 4 };
-    struct ckpt_version v2 = { .second = NOW - 30, .ordinal = 0 };
+    struct docver v1 = { .second = NOW - 3600, .ordinal = 4 };
+    struct docver v2 = { .second = NOW - 30, .ordinal = 0 };
 
     cr_assert_not_null(ck);
     root = ckpt_shard_add(ck, "posts", ARN, "shardId-root", NULL, NOW - 7200);
@@ -233,7 +234,7 @@ Test(status, command_works_while_the_lock_is_held)
 
     make_dir(dir, sizeof(dir));
     write_store(dir);
-    cr_assert_eq(ckpt_lock(dir, &fd), 0);
+    cr_assert_eq(statedir_lock(dir, &fd), 0);
     snprintf(conf, sizeof(conf), "%s/ddb2es.conf", dir);
     f = fopen(conf, "w");
     fprintf(f, "[daemon]\nstate_dir = %s\nmetrics_listen = 127.0.0.1:1\n[sink]\nurl = "
@@ -255,5 +256,5 @@ Test(status, command_works_while_the_lock_is_held)
     cr_expect(json_is_false(json_object_get(json_object_get(j, "live"), "answering")));
     json_decref(j);
     free(out);
-    ckpt_unlock(fd);
+    statedir_unlock(fd);
 }

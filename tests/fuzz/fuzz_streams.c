@@ -18,12 +18,12 @@
 #include "aws/ddb.h"
 #include "base/jsonx.h"
 #include "aws/records.h"
-#include "daemon/ckpt.h"
+#include "daemon/docver.h"
 #include "daemon/seqnum.h"
 #include "indexer/transform.h"
 #include "tests/fuzz/fuzz.h"
 
-static void read_record(json_t *rec, struct transform_cfg *cfg, struct ckpt_version *ver,
+static void read_record(json_t *rec, struct transform_cfg *cfg, struct docver *ver,
                         char *last, uint64_t *prev, struct doc *d, struct buf *err)
 {
     json_t *dyn = json_object_get(rec, "dynamodb");
@@ -41,7 +41,7 @@ static void read_record(json_t *rec, struct transform_cfg *cfg, struct ckpt_vers
     buf_init(&kt, 1 << 16);
     (void)transform_key_text(cfg, json_object_get(dyn, "Keys"), &kt, err);
     buf_close(&kt);
-    v = ckpt_next_version(ver, d->created);
+    v = docver_next(ver, d->created);
     if (v <= *prev) /* versions only grow along a lineage */
         abort();
     *prev = v;
@@ -52,7 +52,7 @@ static void read_page(const char *body, size_t len)
 {
     struct transform_cfg cfg = { .index = "posts", .id_sep = '|', .hash_key = "pk",
                                  .range_key = "sk" };
-    struct ckpt_version ver = { 0, 0 };
+    struct docver ver = { 0, 0 };
     struct records_page pg = { 0 };
     char last[SEQNUM_MAX + 1] = "";
     uint64_t prev = 0;
@@ -85,7 +85,7 @@ static void read_records(json_t *records)
 {
     struct transform_cfg cfg = { .index = "posts", .id_sep = '|', .hash_key = "pk",
                                  .range_key = "sk" };
-    struct ckpt_version ver = { 0, 0 };
+    struct docver ver = { 0, 0 };
     char last[SEQNUM_MAX + 1] = "";
     uint64_t prev = 0;
     struct doc d;
