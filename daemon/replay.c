@@ -389,7 +389,8 @@ static void reread_add(struct replay *rp, struct page *pg, size_t idx, struct dl
 static void page_item_done(struct page *pg);
 static void dl_done(struct replay *rp, struct dl_entry *de);
 
-static void on_doc_done(void *owner, uint64_t ticket, enum sink_outcome o, void *arg)
+static void on_doc_done(void *owner, uint64_t ticket, enum doc_op op, enum sink_outcome o,
+                        void *arg)
 {
     struct replay *rp = arg;
     struct dl_entry *de = owner == &rp->dl_owner ? (struct dl_entry *)(uintptr_t)ticket : NULL;

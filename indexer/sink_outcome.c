@@ -81,7 +81,7 @@ static void report(struct sink *s, struct item *it, enum sink_outcome outcome)
         s->st.docs_canceled++;
     else if (outcome == SINK_EXPIRED)
         s->st.docs_expired++;
-    s->done(it->owner, it->ticket, outcome, s->arg);
+    s->done(it->owner, it->ticket, it->op, outcome, s->arg);
     sink_item_free(it);
 }
 
