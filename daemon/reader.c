@@ -1053,11 +1053,12 @@ void reader_checkpoint(struct reader *r)
             shard_checkpoint(s);
 }
 
-void reader_doc_done(void *owner, uint64_t ticket, enum sink_outcome o, void *arg)
+void reader_doc_done(void *owner, uint64_t ticket, enum doc_op op, enum sink_outcome o,
+                     void *arg)
 {
     struct shard *s = owner;
     struct reader_stats *st = &s->reader->stats;
-    bool del = ticket & 1;
+    bool del = op == DOC_DELETE;
 
     switch (o) {
     case SINK_INDEXED:

@@ -41,7 +41,8 @@ void reader_resume(struct reader *r);
 /* Moves every shard's finished prefix into the checkpoint store. */
 void reader_checkpoint(struct reader *r);
 /* The sink's per-document callback (owner is the shard). */
-void reader_doc_done(void *owner, uint64_t ticket, enum sink_outcome o, void *arg);
+void reader_doc_done(void *owner, uint64_t ticket, enum doc_op op, enum sink_outcome o,
+                     void *arg);
 /* True once the stream was found and its shards listed. */
 bool reader_listed(const struct reader *r);
 const char *reader_table(const struct reader *r);

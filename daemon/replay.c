@@ -206,7 +206,8 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- the sink's callbacks ---------------------------------------------- */
 
-static void on_doc_done(void *owner, uint64_t ticket, enum sink_outcome o, void *arg)
+static void on_doc_done(void *owner, uint64_t ticket, enum doc_op op, enum sink_outcome o,
+                        void *arg)
 {
     struct replay *rp = arg;
     struct dl_entry *de = owner == &rp->dl_owner ? (struct dl_entry *)(uintptr_t)ticket : NULL;

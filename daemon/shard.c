@@ -409,11 +409,6 @@ static int start_get_iterator(struct shard *s)
 
 /* ---- records → documents --------------------------------------------- */
 
-static uint64_t ticket_of(int64_t ack_ticket, enum doc_op op)
-{
-    return ((uint64_t)ack_ticket << 1) | (op == DOC_DELETE);
-}
-
 /* Hands a document to the sink.  0; -ENOMEM (nothing was taken: the caller
  * reads the record again); -ESHUTDOWN (closing: the record stays unfinished,
  * so the checkpoint stays before it and the next start reads it again). */
@@ -426,7 +421,7 @@ static int submit(struct shard *s, struct doc *d, int64_t ticket)
     d->table = r->t ? r->log.table : NULL;
     d->shard = s->id;
     s->pending_docs++;
-    rc = sink_submit(r->app->sink, d, s, ticket_of(ticket, d->op));
+    rc = sink_submit(r->app->sink, d, s, (uint64_t)ticket);
     if (rc < 0) {
         s->pending_docs--;
         logc_debug(&c, "%s not submitted: %s", d->seq, strerror(-rc));
@@ -441,7 +436,7 @@ static int dead_letter(struct shard *s, struct doc *d, json_t *raw, const char *
                        const char *type, const char *reason, int64_t ticket)
 {
     struct reader *r = s->reader;
-    uint64_t t = ticket_of(ticket, DOC_INDEX);
+    uint64_t t = (uint64_t)ticket;
     int rc;
 
     d->table = r->log.table;
@@ -1294,10 +1289,10 @@ void shard_doc_done(struct shard *s, uint64_t ticket, bool finished)
         s->pending_docs--;
     if (!finished)
         return;
-    rc = ack_done(s->ack, (int64_t)(ticket >> 1));
+    rc = ack_done(s->ack, (int64_t)ticket);
     if (rc < 0)
         logc_error(&c, "finished document %llu was not in flight (%s)",
-                   (unsigned long long)(ticket >> 1), strerror(-rc));
+                   (unsigned long long)ticket, strerror(-rc));
     if (s->state == SH_HELD && ack_pending(s->ack) <= READ_AHEAD_MAX(s->reader->app) / 2) {
         logc_info(&c, "the checkpoint moved on: reading again");
         s->held_logged = false;

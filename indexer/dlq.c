@@ -1,5 +1,6 @@
 #include "indexer/dlq.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -30,6 +31,26 @@ struct dlq_entry {
     struct dlq_entry *next;
 };
 
+/* Where the writer is; set_state() is the only writer of q->state.
+ * Independent of it: busy (the one request slot, req or work, is in the
+ * thread pool: in RUNNING, but also while WAITING, when the failed file is
+ * being closed, and while CLOSING, when a write is let finish) and
+ * dir_synced (a property of the open file, reset when one is opened). */
+enum dlq_state {
+    DQ_RUNNING,       /* writes what is queued */
+    DQ_WAITING,       /* the timer is armed after a failure: nothing new starts */
+    DQ_CLOSING,       /* dlq_close ran: only a write set already on its way goes on */
+    DQ_TIMER_CLOSING, /* the file is closed; the timer handle is closing */
+    DQ_CLOSED,        /* the timer is closed: closed(arg) runs */
+    DQ_NSTATES
+};
+
+static const char *const dlq_state_names[] = {
+    [DQ_RUNNING] = "running", [DQ_WAITING] = "waiting", [DQ_CLOSING] = "closing",
+    [DQ_TIMER_CLOSING] = "timer-closing", [DQ_CLOSED] = "closed",
+};
+_Static_assert(ARRAY_SIZE(dlq_state_names) == DQ_NSTATES, "a name per dead-letter state");
+
 /* One file operation at a time, driven by step(): open, fsync of the
  * directory (the file may have just been made: without it a crash could
  * lose the file and every entry in it, wherever dlq_path points), then
@@ -39,6 +60,7 @@ struct dlq_entry {
 struct dlq {
     uv_loop_t *loop;
     char *path;
+    enum dlq_state state;
     uv_file fd;                   /* -1 when not open */
     uv_file fd_to_close;          /* after a failure, -1 when none */
     uv_fs_t req;
@@ -47,19 +69,32 @@ struct dlq {
     uv_work_t work;               /* the directory's fsync */
     int work_err;
     uv_timer_t timer;
-    bool waiting;                 /* timer armed after a failure */
     unsigned fails;
     struct dlq_entry *head, *tail;/* queued, not yet in a write */
     struct dlq_entry *wset;       /* the entries of the write in progress */
     struct buf wbuf;              /* their lines, concatenated */
     size_t woff;                  /* bytes of wbuf already written */
     size_t npending;
-    bool closing, timer_closing, timer_closed;
     void (*closed)(void *arg);
     void *closed_arg;
 };
 
 static void step(struct dlq *q);
+
+static void set_state(struct dlq *q, enum dlq_state to)
+{
+    assert(to < DQ_NSTATES);
+    if (q->state != to)
+        log_debug("dead-letter file %s: %s -> %s", q->path, dlq_state_names[q->state],
+                  dlq_state_names[to]);
+    q->state = to;
+}
+
+/* dlq_close ran. */
+static bool closing(const struct dlq *q)
+{
+    return q->state >= DQ_CLOSING;
+}
 
 static void finish_list(struct dlq *q, struct dlq_entry *e, int err)
 {
@@ -88,7 +123,8 @@ static void on_timer(uv_timer_t *t)
 {
     struct dlq *q = container_of(t, struct dlq, timer);
 
-    q->waiting = false;
+    if (q->state == DQ_WAITING)
+        set_state(q, DQ_RUNNING);
     step(q);
 }
 
@@ -100,7 +136,7 @@ static void fail(struct dlq *q, const char *what, int err)
         q->fd_to_close = q->fd;
         q->fd = -1;
     }
-    if (q->closing) {
+    if (closing(q)) {
         log_error("dead-letter file %s: %s failed: %s; %zu entries not written", q->path, what,
                   uv_strerror(err), q->npending);
         cancel_wset(q);
@@ -108,7 +144,7 @@ static void fail(struct dlq *q, const char *what, int err)
     }
     log_error("dead-letter file %s: %s failed: %s; retrying in %" PRIu64 " ms", q->path, what,
               uv_strerror(err), delay);
-    q->waiting = true;
+    set_state(q, DQ_WAITING);
     uv_timer_start(&q->timer, on_timer, delay, 0);
 }
 
@@ -191,7 +227,7 @@ static void on_timer_closed(uv_handle_t *h)
 {
     struct dlq *q = container_of((uv_timer_t *)h, struct dlq, timer);
 
-    q->timer_closed = true;
+    set_state(q, DQ_CLOSED);
     step(q);
 }
 
@@ -237,19 +273,21 @@ static void step(struct dlq *q)
             step(q);
         return;
     }
-    if (q->closing && (q->waiting || !q->wset || q->fd < 0)) {
-        /* Closing: only a write set already on its way to the file goes on. */
+    if (closing(q) && (!q->wset || q->fd < 0)) {
+        /* Closing: only a write set already on its way to the file goes on
+         * (none is while it was WAITING: a failure leaves the file closed,
+         * and one of gathering leaves no write set). */
         if (q->wset)
             cancel_wset(q);
         if (q->fd >= 0) {
             q->fd_to_close = q->fd;
             q->fd = -1;
             step(q);
-        } else if (!q->timer_closing) {
-            q->timer_closing = true;
+        } else if (q->state == DQ_CLOSING) {
+            set_state(q, DQ_TIMER_CLOSING);
             uv_timer_stop(&q->timer);
             uv_close((uv_handle_t *)&q->timer, on_timer_closed);
-        } else if (q->timer_closed && q->closed) {
+        } else if (q->state == DQ_CLOSED && q->closed) {
             void (*cb)(void *) = q->closed;
 
             q->closed = NULL;
@@ -257,11 +295,11 @@ static void step(struct dlq *q)
         }
         return;
     }
-    if (q->waiting)
+    if (q->state == DQ_WAITING)
         return;
     if (!q->wset && q->head && gather(q) < 0) {
         log_error("dead-letter file %s: out of memory; retrying", q->path);
-        q->waiting = true;
+        set_state(q, DQ_WAITING);
         uv_timer_start(&q->timer, on_timer, RETRY_BASE_MS, 0);
         return;
     }
@@ -320,7 +358,7 @@ int dlq_append(struct dlq *q, struct buf *line, dlq_done_cb *cb, void *arg)
 {
     struct dlq_entry *e;
 
-    if (q->closing) {
+    if (closing(q)) {
         buf_close(line);
         return -ESHUTDOWN;
     }
@@ -353,7 +391,7 @@ void dlq_close(struct dlq *q, void (*closed)(void *arg), void *arg)
 {
     struct dlq_entry *queued = q->head;
 
-    q->closing = true;
+    set_state(q, DQ_CLOSING);
     q->closed = closed;
     q->closed_arg = arg;
     q->head = q->tail = NULL;

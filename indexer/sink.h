@@ -2,7 +2,7 @@
  * search engine, keeping DESIGN.md's invariants 1, 4 and 5.
  *
  * Documents are submitted in stream order with an (owner, ticket) pair; the
- * sink calls done(owner, ticket, outcome) exactly once per submitted document
+ * sink calls done(owner, ticket, op, outcome) exactly once per submitted document
  * when it has *finished* (done may run inside sink_submit): indexed (2xx),
  * already newer (409 under external versioning, or a newer delete finished
  * here: see tombstones), already gone (404 on delete), superseded by another
@@ -73,7 +73,9 @@ enum sink_outcome {
                         owner decides (a backfill reads the item again) */
 };
 
-typedef void sink_done_cb(void *owner, uint64_t ticket, enum sink_outcome outcome, void *arg);
+/* op is the document's (struct doc): an index or a delete. */
+typedef void sink_done_cb(void *owner, uint64_t ticket, enum doc_op op, enum sink_outcome outcome,
+                          void *arg);
 typedef void sink_resume_cb(void *arg);
 
 struct sink_opts {
@@ -172,7 +174,7 @@ int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket);
 /* A record or item that could not be made into a document: writes it to the
  * dead-letter file with type and reason (d gives whatever is known: table,
  * shard, seq, index, id, version; raw is the input as received, borrowed),
- * then reports done(owner, ticket, SINK_DLQ) once the entry is durable.
+ * then reports done(owner, ticket, d->op, SINK_DLQ) once the entry is durable.
  * Returns 0, or -ESHUTDOWN once closing (done is not called). */
 int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const char *type,
                      const char *reason, void *owner, uint64_t ticket);

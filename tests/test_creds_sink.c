@@ -75,7 +75,7 @@ static void container(const struct fake_req *q, struct fake_reply *out, void *ar
 
 static int outcomes[64];
 
-static void on_done(void *owner, uint64_t ticket, enum sink_outcome o, void *arg)
+static void on_done(void *owner, uint64_t ticket, enum doc_op op, enum sink_outcome o, void *arg)
 {
     (void)owner;
     (void)arg;

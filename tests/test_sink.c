@@ -36,6 +36,7 @@ static char dlq_path[256];
 /* What the sink reported, by ticket, and in which order. */
 static struct {
     int outcome[MAXT];
+    int op[MAXT];
     int order[MAXT];
     size_t n;
 } got;
@@ -213,13 +214,15 @@ static void engine_rule(const char *id, int s0, int s1)
 
 /* ---- the loop ---- */
 
-static void on_done(void *owner, uint64_t ticket, enum sink_outcome outcome, void *arg)
+static void on_done(void *owner, uint64_t ticket, enum doc_op op, enum sink_outcome outcome,
+                    void *arg)
 {
     (void)owner;
     (void)arg;
     cr_assert_lt(ticket, MAXT);
     cr_assert_eq(got.outcome[ticket], -1, "ticket %lu reported twice", (unsigned long)ticket);
     got.outcome[ticket] = (int)outcome;
+    got.op[ticket] = (int)op;
     got.order[ticket] = (int)got.n++;
 }
 
@@ -462,6 +465,40 @@ Test(sink, request_is_ndjson_with_filter_path)
     cr_assert_not_null(strstr(r->body, "{\"delete\":{\"_index\":\"posts\",\"_id\":\"b\""));
     cr_assert_eq(got.outcome[1], SINK_INDEXED);
     cr_assert_eq(sink_stats(snk)->docs_deleted, 1);
+    cr_assert_eq(close_all(1000), 0);
+}
+
+/* The done callback names each document's action, also for one reported
+ * with another's outcome (superseded) and for a dead letter: the daemon
+ * counts deletes by it. */
+Test(sink, done_reports_each_documents_op)
+{
+    struct sink_opts o = opts();
+    struct doc d;
+
+    start(&o);
+    submit(DOC_INDEX, "a", 1, "{\"n\":1}", 0);
+    submit(DOC_DELETE, "a", 2, NULL, 1); /* same _id: the index above is superseded */
+    submit(DOC_DELETE, "b", 3, NULL, 2);
+    submit(DOC_INDEX, "c", 4, "{\"n\":4}", 3);
+    memset(&d, 0, sizeof(d));
+    d.op = DOC_DELETE;
+    d.index = "posts";
+    memcpy(d.id, "e", 1);
+    d.id_len = 1;
+    cr_assert_eq(sink_dead_letter_raw(snk, &d, "x", 1, "record_not_json", "test", NULL, 4), 0);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 5, 3000));
+    cr_assert_eq(got.outcome[0], SINK_SUPERSEDED);
+    cr_assert_eq(got.op[0], DOC_INDEX);
+    cr_assert_eq(got.outcome[1], SINK_INDEXED);
+    cr_assert_eq(got.op[1], DOC_DELETE);
+    cr_assert_eq(got.outcome[2], SINK_INDEXED);
+    cr_assert_eq(got.op[2], DOC_DELETE);
+    cr_assert_eq(got.outcome[3], SINK_INDEXED);
+    cr_assert_eq(got.op[3], DOC_INDEX);
+    cr_assert_eq(got.outcome[4], SINK_DLQ);
+    cr_assert_eq(got.op[4], DOC_DELETE);
     cr_assert_eq(close_all(1000), 0);
 }
 

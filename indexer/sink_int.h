@@ -1,0 +1,218 @@
+/* sink_int.h — what the parts of the sink share; included by indexer/sink*.c only.
+ *
+ *   sink.c          the public API: submit, dead letters, stats, close, setup
+ *   sink_batch.c    items, batches and their states, the queues, backoff, the open batch
+ *   sink_tomb.c     tombstones: deletes that finished, and the actions they stop
+ *   sink_outcome.c  per-item outcomes, write blocks, replies, retries and dead letters
+ *   sink_request.c  the bulk request: gzip, auth (basic, API key, SigV4), sending
+ *   sink_ping.c     the engine probe (GET /)
+ */
+#ifndef DDB2ES_SINK_INT_H
+#define DDB2ES_SINK_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/buf.h"
+#include "base/http.h"
+#include "indexer/doc.h"
+#include "indexer/sink.h"
+
+struct dlq;
+
+#define MAX_BLOCKS 64               /* indexes whose block is tracked at once */
+
+/* One action.  Its text (the action line, then the source line for an
+ * index) is written once, straight into the body of the batch that holds it
+ * (off, len): the body is sent as it is, without assembling a copy.  The
+ * item keeps what the dead-letter file and the logs need, and the _id in
+ * id[] (so a queued action costs its text plus ~200 bytes). */
+struct item {
+    struct sink *s;
+    void *owner;
+    uint64_t ticket;
+    size_t off, len;       /* the action's text in its batch's body */
+    size_t src_off;        /* where the source line starts, from off */
+    size_t bytes;          /* len plus the bytes of the items in sup */
+    struct item *sup;      /* earlier actions on the same _id this one replaced */
+    struct item *next;     /* link in a sup chain */
+    struct item *hnext;    /* link in the open batch's hash bucket */
+    size_t slot;           /* position in the open batch */
+    unsigned attempts;     /* per-item retries so far */
+    uint32_t hash;         /* of _index and _id */
+    struct sink_item_failure *dlq_series; /* while its dead-letter entry is written: where it
+                                             counts once durable (table and reason) */
+    enum doc_op op;
+    const char *index, *table, *shard; /* borrowed, as in struct doc */
+    uint64_t version, send_by;
+    int64_t created;
+    char seq[sizeof(((struct doc *)0)->seq)];
+    size_t id_len, keys_len;
+    char *keys;            /* in id[]'s allocation, after the id: keys_len bytes and a NUL */
+    char id[];             /* id_len bytes and a NUL */
+};
+
+/* A batch's state says which list of the sink holds it (sink_batch_set_state
+ * moves it): none, ready, delayed or inflight. */
+enum bstate {
+    B_OPEN,      /* being filled (the open batch, or one built from another's items): no list */
+    B_READY,     /* closed, waiting for a request slot: s->ready */
+    B_DELAYED,   /* waiting for its due time (a retry): s->delayed */
+    B_SIGNING,   /* compressing, then signing: cancelable until sent; s->inflight */
+    B_INFLIGHT,  /* its request is out: s->inflight */
+    B_CANCELED,  /* was B_SIGNING when the deadline passed: its items were reported; s->inflight */
+    B_HELD,      /* taken off its list by the code at hand (answered, sent, checked): no list */
+    B_NSTATES
+};
+
+struct batch {
+    struct sink *s;
+    uint64_t id;           /* for the logs: the sink's batches in the order they were made */
+    enum bstate state;     /* written by sink_batch_set_state only */
+    struct item **items;   /* in stream order; NULL holes while open (superseded) */
+    size_t n, cap, nlive;
+    size_t bytes;          /* body bytes: sum of the live items' len */
+    size_t bytes_all;      /* with the superseded items, for the memory cap */
+    struct buf body;       /* the NDJSON: the items' text, in place; holes (superseded,
+                              expired) are squeezed out before it is sent */
+    uint64_t due;          /* B_DELAYED: uv_now() when it may go */
+    unsigned attempt;      /* request-level failures of this batch */
+    struct http_req *req;  /* B_INFLIGHT */
+    uint64_t sent_ns;      /* uv_hrtime() when the request went out */
+    uv_work_t work;        /* B_SIGNING with gzip: compressing in the thread pool */
+    struct buf gz;         /* the body compressed, while it is sent */
+    int work_rc;
+    struct batch *prev, *next;
+};
+
+struct blist {
+    struct batch *head, *tail;
+    size_t n;
+};
+
+/* The engine refuses writes to an index (or, index NULL, to the cluster). */
+struct block {
+    const char *index;     /* borrowed, as the items' */
+    char reason[200];      /* the first refusal: "type: reason" */
+    uint64_t since;        /* uv_now() */
+    uint64_t since_ns;     /* uv_hrtime(): replies to requests sent before do not end it */
+    uint64_t refused;      /* items refused during the episode */
+};
+
+/* A delete that finished: no action at or below version goes out for this
+ * (index, _id) until expires. */
+struct tomb {
+    struct tomb *hnext;    /* hash bucket */
+    struct tomb *prev, *next; /* FIFO, oldest first */
+    uint64_t version, expires;
+    uint32_t hash;
+    size_t index_len, id_len;
+    char key[];            /* index, NUL, id, NUL */
+};
+
+struct ping {
+    struct sink *s;
+    void (*cb)(void *arg, int rc);
+    void *arg;
+    struct http_req *req;
+    bool signing, canceled;
+    struct ping *prev, *next;
+};
+
+struct sink {
+    uv_loop_t *loop;
+    struct http *http;
+    struct creds *creds;
+    struct sink_opts o;
+    char *url;             /* base, without a trailing '/' */
+    char *bulk_url, *ping_url;
+    char *authz;           /* "Basic ..." or "ApiKey ...": a secret, never logged */
+    char *service, *region, *version_type; /* copies behind o's pointers */
+    sink_done_cb *done;
+    sink_resume_cb *resume;
+    void *arg;
+    struct dlq *dlq;
+    uv_timer_t flush_timer, retry_timer, deadline_timer, tomb_timer;
+    int nhandles;          /* timers not yet closed */
+    struct batch *open;
+    struct item **buckets;
+    size_t nbuckets;       /* a power of two */
+    struct blist ready, delayed, inflight; /* inflight holds B_SIGNING, B_INFLIGHT, B_CANCELED */
+    uint64_t nbatches;     /* batches made so far: the next one's id */
+    struct ping *pings;
+    uint64_t gate_until;
+    unsigned fail_streak;
+    size_t ndlq;           /* items waiting for the dead-letter file */
+    size_t bytes_total, bytes_inflight;
+    size_t ndocs;
+    bool full;
+    uint64_t busy_at;      /* uv_now() when it last stopped being busy (or was made) */
+    int depth;             /* > 0 while processing a reply: no finishing under our feet */
+    bool closing, deadline_passed, finishing;
+    void (*closed)(void *arg);
+    void *closed_arg;
+    struct block blocks[MAX_BLOCKS]; /* oldest first */
+    size_t nblocks;
+    struct tomb **tbuckets;
+    size_t ntbuckets;      /* a power of two */
+    struct tomb *thead, *ttail;
+    struct sink_stats st;
+    struct sink_item_failure *failures; /* st.item_failures */
+    struct sink_item_failure *dlq_reasons; /* st.dlq_reasons: SINK_MAX_FAILURE_SERIES, fixed */
+};
+
+/* sink_batch.c: items and batches */
+struct item *sink_item_new(struct sink *s, const struct doc *d, void *owner, uint64_t ticket);
+void sink_item_free(struct item *it);
+/* The item's document as the dead-letter file describes it (no source). */
+void sink_item_doc(const struct item *it, struct doc *d);
+struct batch *sink_batch_new(struct sink *s);
+/* b must be on no list (B_OPEN or B_HELD). */
+void sink_batch_free(struct batch *b);
+int sink_batch_take(struct batch *b, struct item *it, const struct batch *from);
+void sink_batch_squeeze(struct batch *b);
+/* The only writer of b->state: moves b to the list of its new state (at the
+ * head when front), logs the change at debug level. */
+void sink_batch_set_state(struct batch *b, enum bstate to, bool front);
+/* A caller's own list of B_HELD batches. */
+void sink_held_push(struct blist *l, struct batch *b);
+void sink_held_remove(struct blist *l, struct batch *b);
+void sink_close_open(struct sink *s);
+/* sink_batch.c: backoff and the queues */
+uint64_t sink_retry_delay_ms(const struct sink *s, unsigned n);
+void sink_delay_batch(struct sink *s, struct batch *b, uint64_t ms);
+void sink_retry_whole(struct sink *s, struct batch *b);
+void sink_dispatch(struct sink *s);
+/* sink_batch.c: the open batch */
+void sink_count_in(struct sink *s, struct item *it, size_t len);
+struct batch *sink_open_batch(struct sink *s);
+int sink_add_open(struct sink *s, struct item *it);
+
+/* sink_tomb.c */
+void sink_tomb_add(struct sink *s, const struct item *it);
+bool sink_drop_tombstoned(struct sink *s, struct batch *b);
+void sink_drop_tombstoned_waiting(struct sink *s);
+
+/* sink_outcome.c */
+bool sink_busy(const struct sink *s);
+void sink_inflight_out(struct sink *s, struct batch *b);
+void sink_maybe_full(struct sink *s);
+void sink_maybe_resume(struct sink *s);
+void sink_finish(struct sink *s, struct item *it, enum sink_outcome outcome);
+void sink_cancel_batch(struct sink *s, struct batch *b);
+void sink_to_dlq(struct sink *s, struct item *it, const char *doc, size_t doc_len, int status,
+                 const char *type, const char *reason);
+void sink_on_bulk_done(struct http_req *req, int err, void *arg);
+
+/* sink_request.c */
+int sink_add_auth(struct sink *s, struct http_req *req);
+void sink_send_batch(struct sink *s, struct batch *b);
+char *sink_url_join(const char *base, const char *path, const char *query);
+char *sink_make_authz(const struct sink_opts *o);
+
+/* sink.c */
+void sink_maybe_finish(struct sink *s);
+
+#endif
