@@ -49,6 +49,7 @@ struct world {
     struct clients cl;
     struct reader *rd;
     struct shard_timing st;
+    struct reader_timing rt;
     int closing;       /* callbacks still awaited at teardown */
 };
 
@@ -69,10 +70,10 @@ static void on_resume(void *arg)
     reader_resume(w->rd);
 }
 
-/* A KEYS_ONLY table with one shard (returned in *shard), the daemon's
- * parts set up as `ddb2es run` sets them up (daemon/run.c start), not
- * started yet. */
-static void setup(struct world *w, int *shard)
+/* A table with one shard (returned in *shard) and a stream of this view
+ * type, the daemon's parts set up as `ddb2es run` sets them up
+ * (daemon/run.c start) with these [sink] lines (or NULL), not started yet. */
+static void setup_ex(struct world *w, int *shard, const char *view, const char *sink_extra)
 {
     static const char daemon[] = "idle_poll_interval = 100ms\nshard_list_interval = 1s\n"
                                  "stream_check_interval = 2s\n";
@@ -82,11 +83,11 @@ static void setup(struct world *w, int *shard)
 
     memset(w, 0, sizeof(*w));
     fsw_setup(&w->fw, NULL);
-    fs_view(w->fw.fs, "KEYS_ONLY");
+    fs_view(w->fw.fs, view);
     *shard = fs_add_shard(w->fw.fs, -1, false);
     t = (struct e2e_table){ .name = w->fw.table, .index = w->fw.table, .hash = "id" };
-    conf = e2e_config_ex(fs_url(w->fw.fs), searchd_url(w->fw.sd), &t, 1, daemon, NULL, w->fw.dir,
-                         sizeof(w->fw.dir));
+    conf = e2e_config_ex(fs_url(w->fw.fs), searchd_url(w->fw.sd), &t, 1, daemon, sink_extra,
+                         w->fw.dir, sizeof(w->fw.dir));
     setenv("AWS_ACCESS_KEY_ID", "test", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "test", 1);
     unsetenv("AWS_SESSION_TOKEN");
@@ -101,6 +102,8 @@ static void setup(struct world *w, int *shard)
     w->st.error_base_ms = ERR_BASE;
     w->st.error_max_ms = ERR_MAX;
     w->app.shard_timing = &w->st;
+    w->rt = reader_timing_default;
+    w->app.reader_timing = &w->rt;
     w->app.ckpt = ckpt_new(w->cfg.daemon.state_dir);
     cr_assert_not_null(w->app.ckpt);
     cr_assert_eq(ckpt_load(w->app.ckpt, err, sizeof(err)), 0, "%s", err);
@@ -110,6 +113,12 @@ static void setup(struct world *w, int *shard)
     cr_assert_not_null(w->rd);
     w->app.readers = &w->rd;
     w->app.nreaders = 1;
+}
+
+/* A KEYS_ONLY table: its documents need BatchGetItem. */
+static void setup(struct world *w, int *shard)
+{
+    setup_ex(w, shard, "KEYS_ONLY", NULL);
 }
 
 static void start(struct world *w)
@@ -247,6 +256,7 @@ static long min_gap(struct world *w, size_t first, size_t last)
     size_t n = fs_call_times(w->fw.fs, FS_BATCH_GET_ITEM, at, 64);
     long min = -1;
 
+    cr_assert_lt(last, 64);
     cr_assert_geq(n, last + 1, "%zu BatchGetItem calls, expected %zu", n, last + 1);
     for (size_t i = first; i <= last; i++)
         if (min < 0 || at[i] - at[i - 1] < min)
@@ -460,5 +470,134 @@ Test(shardmod, a_throttled_batchgetitem_is_retried_with_backoff)
     cr_expect_eq(fsw_actions(&w.fw), 3, "each document sent once (%ld actions)",
                  fsw_actions(&w.fw));
     cr_expect_eq(reader_stats(w.rd)->docs_dlq, 0, "nothing dead-lettered");
+    teardown(&w);
+}
+
+/* ---- the page size follows the engine ----------------------------------- */
+
+static bool never(struct world *w, const void *arg)
+{
+    (void)w;
+    (void)arg;
+    return false;
+}
+
+static bool pages_whole(struct world *w, const void *arg)
+{
+    long min, max;
+
+    (void)arg;
+    fs_limits(w->fw.fs, &min, &max);
+    return min == 1000 && max == 1000;
+}
+
+/* daemon/shard.c SMALL_PAGE_BYTES (the end-to-end part is
+ * streams/pages_are_small_while_the_engine_holds_the_reader_back): while
+ * the engine holds the readers back each GetRecords asks for about 256 kB;
+ * once the engine has kept up for small_pages_ms (10 s in the daemon, 600
+ * ms here) pages are whole again (Limit 1000, the service's maximum:
+ * API_streams_GetRecords.html). */
+Test(shardmod, pages_are_whole_again_once_the_engine_has_kept_up)
+{
+    struct world w;
+    char id[32], why[256];
+    long min, max;
+    int64_t quiet_ms;
+    int shard;
+
+    setup_ex(&w, &shard, "NEW_IMAGE", "bulk_max_actions = 50\nconcurrency = 2\n");
+    w.st.small_pages_ms = 600;
+    fs_pad(w.fw.fs, 2000);
+    for (int i = 0; i < 400; i++) {
+        snprintf(id, sizeof(id), "r%05d", i);
+        fs_put(w.fw.fs, shard, "INSERT", id, "1", (int64_t)time(NULL));
+    }
+    cr_assert_eq(searchd_faults(w.fw.sd, "{\"match\":\"bulk\",\"count\":6,\"delay_ms\":300}"),
+                 200);
+    start(&w);
+    cr_assert(run_until(&w, index_matches, &shard, 20000), "indexed");
+    cr_expect(stream_matches(&w, shard, why, sizeof(why)), "%s", why);
+    fs_limits(w.fw.fs, &min, &max);
+    cr_expect(min >= 10 && max <= 200,
+              "while the engine was busy pages were ~256 kB (about 115 records), asked Limit "
+              "%ld..%ld", min, max);
+    /* Idle reads come every 100 ms: until the engine has kept up for
+     * small_pages_ms they stay small. */
+    uv_update_time(&w.loop);
+    quiet_ms = (int64_t)sink_busy_at(w.app.sink) + w.st.small_pages_ms -
+               (int64_t)uv_now(&w.loop) - 100;
+    if (quiet_ms > 250) {
+        run_until(&w, never, NULL, (long)quiet_ms);
+        fs_limits(w.fw.fs, &min, &max);
+        cr_expect(max < 1000, "pages stay small until the engine kept up for a while: Limit %ld",
+                  max);
+    } else {
+        cr_log_warn("the loop was too slow to see the small pages of an idle shard");
+    }
+    cr_expect(run_until(&w, pages_whole, NULL, 5000),
+              "once the engine kept up for small_pages_ms, pages are whole");
+    teardown(&w);
+}
+
+/* ---- a stream enabled again ----------------------------------------------- */
+
+static bool has_v(struct world *w, const void *want)
+{
+    char *v = fsw_doc_v(&w->fw, ((const char *const *)want)[0]);
+    bool ok = v && strcmp(v, ((const char *const *)want)[1]) == 0;
+
+    free(v);
+    return ok;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html#Streams.Enabling
+ * ("if you disable a stream and then enable it again, a new stream is
+ * created with a different stream ARN"; the old one stays readable for
+ * 24 h); REFERENCE.md Streams fact 14.  The new stream's first shards are
+ * read only once the old stream is finished: listed in full while disabled
+ * for the settle time (daemon/reader.c STREAM_SETTLE_MS: 10 s in the
+ * daemon, 1.5 s here), and read to its end.  The new stream's record
+ * arrives, no sooner than the settle time after the first listing that
+ * could show the old stream disabled, and each record is sent once. */
+Test(shardmod, a_stream_enabled_again_is_followed_after_the_old_one_settled)
+{
+    struct world w;
+    const char *old_v[] = { "x", "1" }, *new_v[] = { "x", "2" };
+    int64_t at[64], disabled, read;
+    unsigned listed;
+    int shard, s2;
+
+    setup_ex(&w, &shard, "NEW_AND_OLD_IMAGES", NULL);
+    w.rt.stream_settle_ms = 1500;
+    /* Listed, and the table described, every 200 ms (1 s at least in a
+     * configuration file): the settle time is what the new stream waits. */
+    w.cfg.daemon.shard_list_interval_ms = 200;
+    w.cfg.daemon.stream_check_interval_ms = 200;
+    fs_put(w.fw.fs, shard, "INSERT", "x", "1", 1000);
+    start(&w);
+    cr_assert(run_until(&w, has_v, old_v, 10000), "the first stream was read");
+    listed = fs_calls(w.fw.fs, FS_DESCRIBE_STREAM);
+    cr_assert_lt(listed, 64);
+    s2 = fs_new_stream(w.fw.fs);
+    fs_put(w.fw.fs, s2, "MODIFY", "x", "2", 2000);
+    cr_assert(run_until(&w, has_v, new_v, 10000), "the new stream was found and read");
+    read = mono_ms();
+    cr_assert_gt(fs_call_times(w.fw.fs, FS_DESCRIBE_STREAM, at, 64), listed);
+    disabled = at[listed];
+    cr_expect_geq(read - disabled, w.rt.stream_settle_ms,
+                  "the new stream waited for the old one to settle (%lld ms)",
+                  (long long)(read - disabled));
+    cr_expect_lt(read - disabled, w.rt.stream_settle_ms + 1000,
+                 "and not much longer (%lld ms)", (long long)(read - disabled));
+    cr_expect_eq(fsw_actions(&w.fw), 2, "each record sent once (%ld actions)",
+                 fsw_actions(&w.fw));
     teardown(&w);
 }

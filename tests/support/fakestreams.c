@@ -445,6 +445,7 @@ static void batch_get_item(struct fakestreams *fs, json_t *req, struct fake_repl
         for (size_t j = 0; j < i; j++)
             if (json_equal(json_array_get(keys, j), k)) {
                 json_decref(items);
+                json_decref(unproc);
                 reply_error(out, 400, "com.amazon.coral.validate#ValidationException",
                             "Provided list of item keys contains duplicates");
                 return;
