@@ -458,7 +458,11 @@ static void batch_get_item(struct fakestreams *fs, json_t *req, struct fake_repl
     }
     /* UnprocessedKeys has the shape of RequestItems: per table, the keys
      * and the read options asked for (API_BatchGetItem.html). */
-    if (unproc && json_array_size(unproc)) {
+    if (unproc && !json_array_size(unproc)) {
+        json_decref(unproc); /* every key answered */
+        unproc = NULL;
+    }
+    if (unproc) {
         json_t *cr = json_object_get(
             json_object_get(json_object_get(req, "RequestItems"), fs->table), "ConsistentRead");
 
@@ -466,10 +470,10 @@ static void batch_get_item(struct fakestreams *fs, json_t *req, struct fake_repl
                    json_pack("{s:{s:o}, s:{s:{s:o, s:O}}}", "Responses", fs->table, items,
                              "UnprocessedKeys", fs->table, "Keys", unproc, "ConsistentRead",
                              cr ? cr : json_false()));
-    } else
+    } else {
         reply_json(out, 200,
                    json_pack("{s:{s:o}, s:{}}", "Responses", fs->table, items, "UnprocessedKeys"));
-    json_decref(unproc && !json_array_size(unproc) ? unproc : NULL);
+    }
 }
 
 /* Every stream of the table, newest first as the service lists them. */
