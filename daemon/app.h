@@ -16,6 +16,8 @@ struct aws;
 struct sink;
 struct ckpt;
 struct reader;
+struct reader_timing;
+struct shard_timing;
 
 struct app {
     uv_loop_t *loop;
@@ -35,6 +37,10 @@ struct app {
     unsigned reads;
     struct shard *read_wait_head, *read_wait_tail;
     time_t (*now)(void);     /* wall clock; replaceable in tests */
+    /* The readers' and shards' waits (reader.h, shard.h); NULL: the
+     * daemon's own.  Tests shorten them. */
+    const struct reader_timing *reader_timing;
+    const struct shard_timing *shard_timing;
     /* Process-wide counters (per-table ones live in each reader). */
     uint64_t checkpoint_writes, checkpoint_failures;
 };

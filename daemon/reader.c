@@ -15,14 +15,22 @@
 
 #define RELIST_MS ((uint64_t)r->app->cfg->daemon.shard_list_interval_ms)
 #define REDESCRIBE_MS ((uint64_t)r->app->cfg->daemon.stream_check_interval_ms)
-#define CHILDREN_RETRY_MS 5000    /* a closed parent listed without its children yet */
-#define RETRY_BASE_MS 500
-#define RETRY_MAX_MS 30000
+#define TIMING(r) ((r)->app->reader_timing ? (r)->app->reader_timing : &reader_timing_default)
+#define CHILDREN_RETRY_MS ((uint64_t)TIMING(r)->children_retry_ms) /* 5 s */
+#define RETRY_BASE_MS (TIMING(r)->retry_base_ms)                   /* 500 ms */
+#define RETRY_MAX_MS (TIMING(r)->retry_max_ms)                     /* 30 s */
 #define LATEST_MARGIN_S 60        /* see shard.c: records near the start are not history */
 /* A disabled stream's listing can miss a child for a moment, as any listing
  * can (REFERENCE.md Streams fact 8): it counts as complete only once full
  * listings have shown it so for this long. */
-#define STREAM_SETTLE_MS 10000
+#define STREAM_SETTLE_MS ((uint64_t)TIMING(r)->stream_settle_ms) /* 10 s */
+
+const struct reader_timing reader_timing_default = {
+    .children_retry_ms = 5000,
+    .retry_base_ms = 500,
+    .retry_max_ms = 30000,
+    .stream_settle_ms = 10000,
+};
 
 static const char *const state_name[RD_NSTATES] = {
     [RD_DESCRIBE_TABLE] = "describe-table", [RD_LIST_STREAMS] = "list-streams",

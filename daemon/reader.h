@@ -29,6 +29,16 @@ struct reader_stats {
     uint64_t shards_done;            /* finished since the start */
 };
 
+/* The reader's waits (app->reader_timing; NULL: reader_timing_default, the
+ * daemon's own).  Tests shorten them. */
+struct reader_timing {
+    long children_retry_ms; /* a closed parent listed without its children yet */
+    long retry_base_ms;     /* DescribeTable / ListStreams / DescribeStream failing */
+    long retry_max_ms;
+    long stream_settle_ms;  /* a disabled stream counts as complete after this long */
+};
+extern const struct reader_timing reader_timing_default;
+
 struct reader *reader_new(struct app *app, const struct config_table *t);
 void reader_free(struct reader *r);   /* after reader_stop's callback */
 int reader_start(struct reader *r);

@@ -20,9 +20,11 @@
 
 #define IDLE_FIRST_MS 100     /* first wait after an empty read: doubles up to the idle interval */
 #define IDLE_MAX_MS ((long)s->reader->app->cfg->daemon.idle_poll_interval_ms)
-#define ERROR_BASE_MS 100     /* throttling and failures: 100 ms ... 10 s, full jitter */
-#define ERROR_MAX_MS 10000
-#define FATAL_RETRY_MS 30000  /* an error we do not understand: try again, slowly */
+#define TIMING(s) \
+    ((s)->reader->app->shard_timing ? (s)->reader->app->shard_timing : &shard_timing_default)
+#define ERROR_BASE_MS (TIMING(s)->error_base_ms)  /* 100 ms ... 10 s, full jitter */
+#define ERROR_MAX_MS (TIMING(s)->error_max_ms)
+#define FATAL_RETRY_MS ((int)TIMING(s)->fatal_retry_ms) /* 30 s */
 /* ResourceNotFoundException for a shard still listed: right after a stream
  * is enabled the service may not know a shard it lists yet (eventual
  * consistency).  Retried until the listing drops it, until it is known to be
@@ -45,7 +47,7 @@
 #define SMALL_PAGE_BYTES (256u << 10)
 #define SMALL_PAGE_MIN 10
 #define SMALL_PAGE_REC 4096   /* the record size assumed before a page has shown it */
-#define SMALL_PAGES_MS 10000
+#define SMALL_PAGES_MS ((uint64_t)TIMING(s)->small_pages_ms) /* 10 s */
 #define BEHIND_S 90           /* a page older than this: an empty page may hide more records */
 #define BEHIND_EMPTY_MAX 5    /* empty pages read straight on while behind */
 #define BATCHGET_MAX 100      /* keys per BatchGetItem */
@@ -58,6 +60,13 @@
  * (up to 1 MB) lands in the sink's queue whatever its fill, so an unbounded
  * number would let a thousand shards pass max_queue_bytes by a page each. */
 #define SHARD_READS_MAX(app) ((unsigned)(app)->cfg->daemon.read_concurrency)
+
+const struct shard_timing shard_timing_default = {
+    .error_base_ms = 100,
+    .error_max_ms = 10000,
+    .fatal_retry_ms = 30000,
+    .small_pages_ms = 10000,
+};
 
 static const char *const state_name[SH_NSTATES] = {
     [SH_WAIT_PARENT] = "wait-parent", [SH_GET_ITER] = "get-iterator",

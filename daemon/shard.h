@@ -97,6 +97,16 @@ struct shard {
     struct fetch *fetch;         /* KEYS_ONLY pages waiting for their items */
 };
 
+/* The shard's waits (app->shard_timing; NULL: shard_timing_default, the
+ * daemon's own).  Tests shorten them. */
+struct shard_timing {
+    long error_base_ms;  /* throttling and failures: base ... max, full jitter */
+    long error_max_ms;
+    long fatal_retry_ms; /* an error we do not understand: try again, slowly */
+    long small_pages_ms; /* pages stay small this long after the sink was busy */
+};
+extern const struct shard_timing shard_timing_default;
+
 struct shard *shard_new(struct reader *r, const char *arn, const char *id, const char *parent,
                         bool closed);
 /* Leaves wait-parent: chooses the start position and begins reading. */

@@ -40,6 +40,8 @@ struct fs_held {
     unsigned n, max;
 };
 
+#define MAX_CALL_TIMES 1024
+
 struct fs_fault {
     int count, status;
     char type[128];
@@ -69,6 +71,8 @@ struct fakestreams {
     int bad_reply[FS_NOPS];
     struct fs_item { char id[64], v[64]; bool live; } *items; /* the table, for BatchGetItem */
     size_t nitems;
+    int unprocessed, unprocessed_answered; /* fs_unprocessed */
+    int64_t call_at[FS_NOPS][MAX_CALL_TIMES]; /* fs_call_times */
 };
 
 /* The received headers, for sigv4_verify: lower-case names, values trimmed. */
@@ -420,7 +424,7 @@ static void batch_get_item(struct fakestreams *fs, json_t *req, struct fake_repl
 {
     json_t *keys = json_object_get(json_object_get(json_object_get(req, "RequestItems"), fs->table),
                                    "Keys");
-    json_t *items = json_array(), *k;
+    json_t *items = json_array(), *k, *unproc = NULL;
     size_t i;
 
     if (!json_is_array(keys) || json_array_size(keys) == 0 || json_array_size(keys) > 100) {
@@ -428,6 +432,10 @@ static void batch_get_item(struct fakestreams *fs, json_t *req, struct fake_repl
         reply_error(out, 400, "com.amazon.coral.validate#ValidationException",
                     "Too many items requested for the BatchGetItem call");
         return;
+    }
+    if (fs->unprocessed > 0) {
+        fs->unprocessed--;
+        unproc = json_array();
     }
     json_array_foreach(keys, i, k)
     {
@@ -437,16 +445,35 @@ static void batch_get_item(struct fakestreams *fs, json_t *req, struct fake_repl
         for (size_t j = 0; j < i; j++)
             if (json_equal(json_array_get(keys, j), k)) {
                 json_decref(items);
+                json_decref(unproc);
                 reply_error(out, 400, "com.amazon.coral.validate#ValidationException",
                             "Provided list of item keys contains duplicates");
                 return;
             }
-        if (it && it->live)
+        if (unproc && (int)i >= fs->unprocessed_answered)
+            json_array_append(unproc, k);
+        else if (it && it->live)
             json_array_append_new(items, json_pack("{s:{s:s}, s:{s:s}}", "id", "S", it->id, "v",
                                                    "N", it->v));
     }
-    reply_json(out, 200,
-               json_pack("{s:{s:o}, s:{}}", "Responses", fs->table, items, "UnprocessedKeys"));
+    /* UnprocessedKeys has the shape of RequestItems: per table, the keys
+     * and the read options asked for (API_BatchGetItem.html). */
+    if (unproc && !json_array_size(unproc)) {
+        json_decref(unproc); /* every key answered */
+        unproc = NULL;
+    }
+    if (unproc) {
+        json_t *cr = json_object_get(
+            json_object_get(json_object_get(req, "RequestItems"), fs->table), "ConsistentRead");
+
+        reply_json(out, 200,
+                   json_pack("{s:{s:o}, s:{s:{s:o, s:O}}}", "Responses", fs->table, items,
+                             "UnprocessedKeys", fs->table, "Keys", unproc, "ConsistentRead",
+                             cr ? cr : json_false()));
+    } else {
+        reply_json(out, 200,
+                   json_pack("{s:{s:o}, s:{}}", "Responses", fs->table, items, "UnprocessedKeys"));
+    }
 }
 
 /* Every stream of the table, newest first as the service lists them. */
@@ -546,6 +573,8 @@ static void handler(const struct fake_req *req, struct fake_reply *out, void *ar
             return;
         }
     }
+    if (op < FS_NOPS && fs->calls[op] < MAX_CALL_TIMES)
+        fs->call_at[op][fs->calls[op]] = now_ms();
     if (op == FS_NOPS) {
         reply_error(out, 400, "com.amazon.coral.service#UnknownOperationException", "unknown");
     } else if (fs->calls[op]++, fs->faults[op].count > 0) {
@@ -904,4 +933,24 @@ bool fs_child_read_after_parent_end(struct fakestreams *fs, int parent, int chil
          fs->shards[child].first_read_tick > fs->shards[parent].end_read_tick;
     pthread_mutex_unlock(&fs->mu);
     return ok;
+}
+
+void fs_unprocessed(struct fakestreams *fs, int count, int answered)
+{
+    pthread_mutex_lock(&fs->mu);
+    fs->unprocessed = count;
+    fs->unprocessed_answered = answered;
+    pthread_mutex_unlock(&fs->mu);
+}
+
+size_t fs_call_times(struct fakestreams *fs, enum fs_op op, int64_t *out, size_t max)
+{
+    size_t n;
+
+    pthread_mutex_lock(&fs->mu);
+    n = fs->calls[op] < MAX_CALL_TIMES ? fs->calls[op] : MAX_CALL_TIMES;
+    for (size_t i = 0; i < n && i < max; i++)
+        out[i] = fs->call_at[op][i];
+    pthread_mutex_unlock(&fs->mu);
+    return n;
 }

@@ -78,6 +78,14 @@ void fs_view(struct fakestreams *fs, const char *view);
 /* The next count replies to op are HTTP 200 with a body that is not JSON
  * (and a matching x-amz-crc32: the service sent it so). */
 void fs_bad_reply(struct fakestreams *fs, enum fs_op op, int count);
+/* The next count BatchGetItem replies answer only the first `answered` keys
+ * of the request (0: none); the others come back in UnprocessedKeys, as the
+ * service returns them when a reply would pass 16 MB or the table's
+ * provisioned throughput is exceeded (API_BatchGetItem.html). */
+void fs_unprocessed(struct fakestreams *fs, int count, int answered);
+/* The arrival times (CLOCK_MONOTONIC ms) of the first
+ * calls of op, up to max; returns how many are known (at most 1024). */
+size_t fs_call_times(struct fakestreams *fs, enum fs_op op, int64_t *out, size_t max);
 /* Copies up to max of the shard's records (in stream order, trimmed ones
  * included) to out (may be NULL); returns how many the shard has. */
 size_t fs_records(struct fakestreams *fs, int shard, struct fs_rec *out, size_t max);
