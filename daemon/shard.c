@@ -839,11 +839,16 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         drive(s);
         return;
     }
-    s->failures = 0;
     items = json_object_get(json_object_get(rep->json, "Responses"), r->log.table);
     unproc = json_object_get(json_object_get(json_object_get(rep->json, "UnprocessedKeys"),
                                              r->log.table),
                              "Keys");
+    /* Unprocessed keys are the table's throughput running short: asked
+     * again after a backoff that grows while they keep coming back
+     * (API_BatchGetItem: "we strongly recommend that you use an exponential
+     * backoff algorithm"). */
+    if (!json_array_size(unproc))
+        s->failures = 0;
     memset(&d, 0, sizeof(d));
     buf_init(&d.source, DOC_MAX);
     buf_init(&d.keys, DOC_MAX);
@@ -909,7 +914,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
     buf_close(&d.keys);
     buf_close(&err);
     buf_close(&kt);
-    if (nomem)
+    if (nomem || (f->n && json_array_size(unproc)))
         backoff_error(s, SH_FETCH_ITEMS);
     else if (f->n == 0)
         set_state(s, s->at_end ? SH_DRAIN : SH_GET_RECORDS);
