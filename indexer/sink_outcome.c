@@ -273,10 +273,15 @@ void sink_to_dlq(struct sink *s, struct item *it, const char *doc, size_t doc_le
     sink_item_doc(it, &d);
     buf_init(&line, BUF_NOMAX);
     rc = dlq_format(&line, &d, status, type, reason, doc_len ? doc : NULL, doc_len, wall_ms());
-    logc_warn((&(struct log_ctx){ .table = it->table, .shard = it->shard }),
-              "document %.*s in %s (seq %s) to the dead-letter file: %d %s: %.200s",
-              (int)(it->id_len > 128 ? 128 : it->id_len), it->id, it->index,
-              it->seq[0] ? it->seq : "-", status, type ? type : "", reason ? reason : "");
+    if (it->id_len && it->index)
+        logc_warn((&(struct log_ctx){ .table = it->table, .shard = it->shard }),
+                  "document %.*s in %s (seq %s) to the dead-letter file: %d %s: %.200s",
+                  (int)(it->id_len > 128 ? 128 : it->id_len), it->id, it->index,
+                  it->seq[0] ? it->seq : "-", status, type ? type : "", reason ? reason : "");
+    else /* a record that never became a document */
+        logc_warn((&(struct log_ctx){ .table = it->table, .shard = it->shard }),
+                  "record (seq %s) to the dead-letter file: %s: %.200s",
+                  it->seq[0] ? it->seq : "-", type ? type : "", reason ? reason : "");
     it->dlq_series = dlq_series(s, it->table, type);
     s->ndlq++;
     s->bytes_inflight += it->bytes;
