@@ -68,7 +68,7 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libd
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 # The search double is one program of several files (tests/tools/searchd/).
-$(BUILD)/tools/searchd: $(SEARCHD_OBJ) $(BUILD)/libddb2es.a
+$(BUILD)/tools/searchd: $(SEARCHD_OBJ) $(BUILD)/tests/support/sigv4check.o $(BUILD)/libddb2es.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
@@ -149,12 +149,16 @@ fuzz-build:
 	    OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" build-fuzz/libddb2es.a
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 
-build-fuzz/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz.h build-fuzz/libddb2es.a
+# The SigV4 target also parses Authorization values (tests/support/sigv4check.c).
+FUZZ_SUPPORT := tests/support/sigv4check.c
+
+build-fuzz/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz.h $(FUZZ_SUPPORT) \
+                   build-fuzz/libddb2es.a
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	@$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(WARN) -Werror -I. \
 	    $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -o $@ $< tests/fuzz/fuzz_util.c \
-	    build-fuzz/libddb2es.a $(LIBS)
+	    $(FUZZ_SUPPORT) build-fuzz/libddb2es.a $(LIBS)
 
 fuzz: setup fuzz-build
 	@tests/fuzz/run.sh long $(FUZZ_SECONDS) $(FUZZ_BIN)

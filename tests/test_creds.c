@@ -29,6 +29,7 @@
 #include "aws/sigv4.h"
 #include "aws/sts.h"
 #include "tests/support/fakehttp.h"
+#include "tests/support/sigv4check.h"
 
 /* ---- shared helpers --------------------------------------------------------- */
 

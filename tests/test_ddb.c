@@ -15,6 +15,7 @@
 #include "aws/http.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
+#include "tests/support/sigv4check.h"
 
 static void close_all(void);
 

@@ -13,6 +13,7 @@
 #include "aws/http.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
+#include "tests/support/sigv4check.h"
 
 static uv_loop_t loop;
 static struct http *client;

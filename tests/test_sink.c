@@ -23,6 +23,7 @@
 #include "indexer/sink.h"
 #include "tests/support/fakehttp.h"
 #include "tests/support/searchd_ctl.h"
+#include "tests/support/sigv4check.h"
 
 #define MAXT 256
 

@@ -42,6 +42,7 @@
 #include "aws/jsonx.h"
 #include "aws/sigv4.h"
 #include "daemon/log.h"
+#include "tests/support/sigv4check.h"
 
 #define HEAD_MAX (64 * 1024)
 #define MAX_HDRS 100
