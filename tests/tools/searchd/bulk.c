@@ -239,7 +239,7 @@ static json_t *injected_item_error(int status, const char *index)
 }
 
 void handle_bulk(struct conn *c, struct request *r, const char *def_index,
-                        const struct fault *item_fault)
+                 const struct fault *item_fault)
 {
     const char *p = r->data, *e = r->data + r->data_len;
     struct op *ops = NULL;

@@ -47,7 +47,7 @@ const struct meta *meta_field(enum flavor fl, const char *k, size_t n)
  * FieldMapper#parse; DocCountFieldMapper takes one positive integer (es8
  * intValue(false), os2 longValue(false); other numbers refused, stricter). */
 int meta_value(struct chk *c, struct fld *f, const struct val *v, const char *open,
-                      const char *pre, const char *post)
+               const char *pre, const char *post)
 {
     const struct meta *m = f->meta;
     struct loc at = open ? loc_at(c, open) : v->at, end = at;

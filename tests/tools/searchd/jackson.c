@@ -156,7 +156,7 @@ static int bad_char(struct chk *c, const char *at, const char *what)
  * read a value (es8: XContentParseException with the location; os2: the
  * Jackson exception itself). */
 json_t *jackson_cause(const struct chk *c, const char *os_type, struct loc at,
-                             const char *fmt, ...)
+                      const char *fmt, ...)
 {
     struct buf b;
     va_list ap;
@@ -175,7 +175,7 @@ json_t *jackson_cause(const struct chk *c, const char *os_type, struct loc at,
 
 /* bad_field_named for the field at scr.path[0..plen).  Takes cause. */
 int bad_field(struct chk *c, size_t plen, const char *type, struct loc at,
-                     const char *preview, size_t pvlen, json_t *cause)
+              const char *preview, size_t pvlen, json_t *cause)
 {
     return bad_field_named(c, scr.path.ptr, plen, type, at, preview, pvlen, cause);
 }

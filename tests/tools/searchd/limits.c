@@ -211,7 +211,7 @@ static json_t *deepest_first(const struct map *fields, const struct map *add, lo
  * (MapperService#getMaxFieldsToAddDuringMerge) instead of failing.  NULL, or
  * the IllegalArgumentException, which neither engine wraps. */
 json_t *limits_exceeded(const struct limits *lim, const struct map *fields,
-                               const struct map *add, bool auto_update, enum flavor fl)
+                        const struct map *add, bool auto_update, enum flavor fl)
 {
     long total = map_count(fields, fl) + (add ? map_count(add, fl) : 0);
     long depth = depth_limit(lim);

@@ -393,8 +393,8 @@ static bool present(const json_t *v)
  * map when into is NULL: checked, then dropped); lenient: see
  * define_object.  NULL, or the exception the engine throws. */
 json_t *define(enum flavor fl, struct map *into, const char *path, size_t plen,
-                      const char *key, size_t klen, json_t *def, bool lenient,
-                      struct field **out)
+               const char *key, size_t klen, json_t *def, bool lenient,
+               struct field **out)
 {
     json_t *tn = json_object_get(def, "type"), *e;
     struct field *f = calloc(1, sizeof(*f));
@@ -827,7 +827,7 @@ static json_t *parse_tmpl(enum flavor fl, const char *name, const json_t *conf, 
 /* The "mappings" of a create-index body (DocumentMapperParser#parse and
  * RootObjectMapper.TypeParser#parse): into m and the fields map. */
 json_t *parse_mappings(enum flavor fl, json_t *mappings, struct mapping *m,
-                              struct map *fields)
+                       struct map *fields)
 {
     /* os2 still takes include_in_all (deprecated) */
     static const char *const taken[] = {

@@ -214,7 +214,7 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
 
 /* PUT/POST/DELETE of a single document: the bulk executor, outside a bulk. */
 void handle_write_doc(struct conn *c, struct request *r, enum op_type type,
-                             const char *index, const char *id)
+                      const char *index, const char *id)
 {
     struct op o = { .type = type, .version = VERSION_UNSET, .if_seq_no = -2,
                     .if_primary_term = -2 };

@@ -398,7 +398,7 @@ static void em_item(const struct emitter *em, const struct fset *s, const struct
 
 /* The whole bulk reply, filtered by spec (NULL or "" = everything). */
 void em_bulk_reply(struct buf *b, const char *spec, int64_t took, bool errors,
-                          const struct item_res *items, size_t n)
+                   const struct item_res *items, size_t n)
 {
     struct fpath paths[MAX_PATHS];
     char *copy = spec && *spec ? strdup(spec) : NULL;
@@ -579,7 +579,7 @@ static char *gzip_bytes(const char *p, size_t n, size_t *out_len)
 
 /* Sends a reply; takes body (malloc'd or NULL).  extra: "Name: v\r\n" lines. */
 void reply(struct conn *c, int status, const char *ctype, const char *extra, char *body,
-                  size_t len)
+           size_t len)
 {
     struct buf h;
     bool gz = false;

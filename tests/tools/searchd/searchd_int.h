@@ -1,14 +1,21 @@
-/* searchd's private header: the types every part shares and what each file
- * offers the others (tests/tools/searchd/main.c has the double's overview).
+/* searchd's private header: the types its files share and what each file
+ * offers the others (main.c has the double's overview).
  *
- *   main.c      options, signals, the loop          http.c     request heads, bodies, connections
- *   route.c     which handler a request goes to     reply.c    JSON and error bodies, filter_path, replies
- *   auth.c      basic, ApiKey and SigV4 checks      faults.c   fault rules (POST /_double/faults)
- *   control.c   the /_double/ control API           store.c    indices, documents, versions, tombstones
- *   bulk.c      the Bulk API                        read.c     one document, _search, _mapping, /
- *   settings.c  index settings, PUT/GET /<index>    mapping.c  explicit mappings (the body of PUT /<index>)
- *   jackson.c   documents read as Jackson reads them, values printed as Java prints them
- *   values.c    field values against the mapping    dynamic.c  new fields: dynamic, strict, templates
+ *   main.c      options, signals, the loop
+ *   http.c      request heads, bodies, connections
+ *   route.c     which handler a request goes to
+ *   reply.c     JSON and error bodies, filter_path, query strings, replies
+ *   auth.c      basic, ApiKey and SigV4 checks
+ *   faults.c    fault rules (POST /_double/faults)
+ *   control.c   the control API under /_double/
+ *   store.c     the hash map; indices, documents, versions, tombstones
+ *   bulk.c      the Bulk API
+ *   read.c      one document (GET, PUT, DELETE), _search, _mapping, /
+ *   settings.c  index settings; PUT, GET and DELETE /<index>
+ *   mapping.c   explicit mappings (the body of PUT /<index>)
+ *   jackson.c   documents read as Jackson reads them, values printed as Java does
+ *   values.c    field values against the mapping
+ *   dynamic.c   metadata fields; new fields (dynamic, dynamic templates)
  *   limits.c    the mapping limits (depth, total fields)
  *   source.c    field names and values: the walk over one document's source
  */
@@ -448,7 +455,7 @@ int parse_duration_ms(const char *s, uint64_t *out);
 int parse_size(const char *s, size_t *out);
 bool glob_match(const char *pat, const char *s);
 void em_bulk_reply(struct buf *b, const char *spec, int64_t took, bool errors,
-                          const struct item_res *items, size_t n);
+                   const struct item_res *items, size_t n);
 static inline int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -464,7 +471,7 @@ char *query_param(const char *q, const char *name);
 const char *req_header(const struct request *r, const char *name);
 int write_now(struct conn *c, char *head, size_t head_len, char *body, size_t body_len);
 void reply(struct conn *c, int status, const char *ctype, const char *extra, char *body,
-                  size_t len);
+           size_t len);
 void reply_json(struct conn *c, int status, json_t *body, const char *extra);
 void reply_json_filtered(struct conn *c, const struct request *r, int status, json_t *body);
 void reply_error(struct conn *c, int status, const char *type, const char *reason);
@@ -518,7 +525,7 @@ int op_execute(struct op *o, struct item_res *res);
 int parse_vtype(const char *s, enum vtype *out);
 void validate_op(const struct op *o, struct buf *v, int *n);
 void handle_bulk(struct conn *c, struct request *r, const char *def_index,
-                        const struct fault *item_fault);
+                 const struct fault *item_fault);
 
 /* ---- jackson.c ----------------------------------------------------------- */
 extern struct scratch scr;
@@ -530,9 +537,9 @@ void refuse(struct chk *c, json_t *e);
 int bad_json(struct chk *c, const char *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 json_t *jackson_cause(const struct chk *c, const char *os_type, struct loc at,
-                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int bad_field(struct chk *c, size_t plen, const char *type, struct loc at,
-                     const char *preview, size_t pvlen, json_t *cause);
+              const char *preview, size_t pvlen, json_t *cause);
 int bad_name(struct chk *c, struct loc at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void skip_blank(struct chk *c);
@@ -559,16 +566,16 @@ extern const char *const xft_mapping[XFT_N];
 enum xft value_xft(const struct chk *c, const struct val *v);
 json_t *for_input_string(const char *type, const struct buf *s);
 int bad_field_named(struct chk *c, const char *name, size_t nlen, const char *type,
-                           struct loc at, const char *preview, size_t pvlen, json_t *cause);
+                    struct loc at, const char *preview, size_t pvlen, json_t *cause);
 int check_value(struct chk *c, const struct fld *f, const struct field *fd,
-                       const struct val *v);
+                const struct val *v);
 int object_into_field(struct chk *c, size_t plen, enum ftype t, const char *open,
-                             const char *pre, const char *post);
+                      const char *pre, const char *post);
 
 /* ---- dynamic.c ----------------------------------------------------------- */
 const struct meta *meta_field(enum flavor fl, const char *k, size_t n);
 int meta_value(struct chk *c, struct fld *f, const struct val *v, const char *open,
-                      const char *pre, const char *post);
+               const char *pre, const char *post);
 json_t *subst(const json_t *v, const char *name, size_t nl, const char *dt);
 int doc_exception(struct chk *c, struct loc at, json_t *e);
 struct field *make_field(struct chk *c, size_t plen, enum xft k, struct loc at, bool probe);
@@ -584,22 +591,22 @@ int counted_array(struct chk *c, int (*read)(struct chk *, void *), void *arg);
 int skip_unmapped(struct chk *c);
 int skip_unmapped_each(struct chk *c, void *arg);
 json_t *limits_exceeded(const struct limits *lim, const struct map *fields,
-                               const struct map *add, bool auto_update, enum flavor fl);
+                        const struct map *add, bool auto_update, enum flavor fl);
 
 /* ---- source.c ------------------------------------------------------------ */
 int member(struct chk *c, size_t base, struct loc kat, size_t koff, size_t klen);
 json_t *check_source(struct index *ix, const char *src, size_t len, const char *id,
-                            json_t **index_err);
+                     json_t **index_err);
 
 /* ---- mapping.c ----------------------------------------------------------- */
 bool known_type(enum flavor fl, const char *type);
 json_t *unmodelled(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void java_str(const json_t *v, struct buf *out);
 json_t *define(enum flavor fl, struct map *into, const char *path, size_t plen,
-                      const char *key, size_t klen, json_t *def, bool lenient,
-                      struct field **out);
+               const char *key, size_t klen, json_t *def, bool lenient,
+               struct field **out);
 json_t *parse_mappings(enum flavor fl, json_t *mappings, struct mapping *m,
-                              struct map *fields);
+                       struct map *fields);
 void reply_mapping_error(struct conn *c, json_t *e);
 
 /* ---- settings.c ---------------------------------------------------------- */
@@ -615,7 +622,7 @@ int resolve_indices(const char *expr, struct index **out, size_t max, const char
 void handle_get_doc(struct conn *c, const char *index, const char *id);
 void handle_search(struct conn *c, struct request *r, const char *expr, bool count);
 void handle_write_doc(struct conn *c, struct request *r, enum op_type type,
-                             const char *index, const char *id);
+                      const char *index, const char *id);
 void put_json(struct buf *b, const json_t *v);
 void mapping_json(const struct index *ix, struct buf *b);
 void handle_mapping(struct conn *c, const char *expr);

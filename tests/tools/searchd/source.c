@@ -351,7 +351,7 @@ int member(struct chk *c, size_t base, struct loc kat, size_t koff, size_t klen)
  * what Lucene would refuse when indexing it (reported after the version
  * check), or NULL.  Else the error. */
 json_t *check_source(struct index *ix, const char *src, size_t len, const char *id,
-                            json_t **index_err)
+                     json_t **index_err)
 {
     struct chk c = { .p = src, .e = src + len, .row = src, .line = 1,
                      .fl = srv.set.flavor, .ix = ix, .id = id,

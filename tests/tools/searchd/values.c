@@ -168,10 +168,10 @@ static bool date_text(const char *p, size_t n)
     return e - p == 2 && two_digits(p, 0, 59) >= 0;
 }
 const char *const xft_name[XFT_N] = { "object", "string", "long", "double", "boolean",
-                                             "date", "binary" };
+                                      "date", "binary" };
 /* XContentFieldType#defaultMappingType: what {dynamic_type} stands for. */
 const char *const xft_mapping[XFT_N] = { "object", "text", "long", "float", "boolean",
-                                                "date", "binary" };
+                                         "date", "binary" };
 
 static int java_parse_fp(const char *s, size_t n, bool single, double *out);
 
@@ -488,7 +488,7 @@ static void immense_term(struct chk *c, const char *name, size_t nlen, const str
 /* FieldMapper#parse (es8: #rethrowAsDocumentParsingException) for a field
  * named name[0..nlen): a field mapper refused a value.  Takes cause. */
 int bad_field_named(struct chk *c, const char *name, size_t nlen, const char *type,
-                           struct loc at, const char *preview, size_t pvlen, json_t *cause)
+                    struct loc at, const char *preview, size_t pvlen, json_t *cause)
 {
     struct buf r;
 
@@ -641,7 +641,7 @@ static int check_scalar(struct chk *c, const char *name, size_t nlen, const stru
 /* A scalar into a mapped field and its multi-fields (FieldMapper#parse:
  * the field, then each of its "fields" with the same value). */
 int check_value(struct chk *c, const struct fld *f, const struct field *fd,
-                       const struct val *v)
+                const struct val *v)
 {
     if (check_scalar(c, scr.path.ptr, f->plen, fd, v) < 0)
         return -1;
@@ -655,7 +655,7 @@ int check_value(struct chk *c, const struct fld *f, const struct field *fd,
  * START_OBJECT token and FieldMapper#parse previews the object it then reads
  * (the location is where that read ends, at the closing brace). */
 int object_into_field(struct chk *c, size_t plen, enum ftype t, const char *open,
-                             const char *pre, const char *post)
+                      const char *pre, const char *post)
 {
     struct loc at = loc_at(c, open), close;
     struct buf pv;
