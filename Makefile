@@ -25,7 +25,9 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN  := $(BUILD)/tests/ddb2es-tests
 TOOL_SRC  := $(wildcard tests/tools/*.c)
-TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%) $(BUILD)/tools/searchd
+SEARCHD_SRC := $(wildcard tests/tools/searchd/*.c)
+SEARCHD_OBJ := $(SEARCHD_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -62,6 +64,11 @@ $(TEST_BIN): $(TEST_OBJ) $(SUP_OBJ) $(BUILD)/libddb2es.a
 # Tools and benchmarks are plain programs: they link the library and the one
 # support module that does not use criterion.
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libddb2es.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+
+# The search double is one program of several files (tests/tools/searchd/).
+$(BUILD)/tools/searchd: $(SEARCHD_OBJ) $(BUILD)/tests/support/sigv4check.o $(BUILD)/libddb2es.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
@@ -142,12 +149,16 @@ fuzz-build:
 	    OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" build-fuzz/libddb2es.a
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 
-build-fuzz/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz.h build-fuzz/libddb2es.a
+# The SigV4 target also parses Authorization values (tests/support/sigv4check.c).
+FUZZ_SUPPORT := tests/support/sigv4check.c
+
+build-fuzz/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz.h $(FUZZ_SUPPORT) \
+                   build-fuzz/libddb2es.a
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	@$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(WARN) -Werror -I. \
 	    $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -o $@ $< tests/fuzz/fuzz_util.c \
-	    build-fuzz/libddb2es.a $(LIBS)
+	    $(FUZZ_SUPPORT) build-fuzz/libddb2es.a $(LIBS)
 
 fuzz: setup fuzz-build
 	@tests/fuzz/run.sh long $(FUZZ_SECONDS) $(FUZZ_BIN)
@@ -175,4 +186,4 @@ install: $(BUILD)/ddb2es
 	chmod 0644 $(DESTDIR)$(UNITDIR)/ddb2es.service
 	install -m 0640 config/ddb2es.conf.example $(DESTDIR)$(SYSCONFDIR)/ddb2es/ddb2es.conf.example
 
--include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(SUP_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(SUP_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(SEARCHD_OBJ:.o=.d)

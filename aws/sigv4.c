@@ -1,10 +1,8 @@
 /* sigv4 — AWS Signature Version 4 (see sigv4.h).  Pure: no I/O, no clock.
  *
  * Beyond the header's policy: an `authorization` header passed in (a server
- * re-signing what it received) is never signed; sigv4_presign ignores
- * sign_body (the payload hash travels in no header there) and leaves
- * out->authorization NULL; inputs whose canonical text would pass 1 MiB are
- * -EINVAL. */
+ * re-signing what it received) is never signed; inputs whose canonical text
+ * would pass 1 MiB are -EINVAL. */
 #include "aws/sigv4.h"
 
 #include <ctype.h>
@@ -20,42 +18,16 @@
 #include <openssl/hmac.h>
 
 #include "base/buf.h"
-
-#define ALGORITHM "AWS4-HMAC-SHA256"
-/* Ceiling for the canonical request and friends: far above any real request
- * line plus headers, low enough that hostile input cannot balloon memory. */
-#define TEXT_MAX (1024 * 1024)
+#include "aws/sigv4_int.h"
 
 /* Headers botocore never signs: proxies and curl may change or drop them.
  * `authorization` is left out too: it carries the signature itself. */
 static const char *const unsigned_headers[] = { "expect", "user-agent", "x-amzn-trace-id",
                                                 "authorization" };
 
-struct hdr {
-    char *name;  /* lowercase */
-    char *value; /* trimmed, whitespace runs folded */
-    size_t idx;  /* input order, keeps duplicates in the order given */
-};
-
-struct qparam {
-    char *key; /* canonical (re-encoded) */
-    char *val;
-};
-
-/* Everything one signing computes; shared by sign and presign. */
-struct req {
-    struct hdr *hdrs;
-    size_t nhdrs;
-    struct qparam *params;
-    size_t nparams;
-    char date[17];
-    char scope[256];
-    struct buf payload_hash;
-};
-
 /* The buffer's text as a heap C string, "" when nothing was written
  * (buf_take alone would hand back an unterminated block then). */
-static char *take(struct buf *b)
+char *sigv4_take(struct buf *b)
 {
     return buf_append(b, "", 0) == 0 ? buf_take(b) : NULL;
 }
@@ -127,7 +99,7 @@ static bool unreserved(unsigned char c)
 
 /* Percent-encodes every byte of s[0..n) except the unreserved set and the
  * bytes in `keep`, upper-case hex as AWS wants. */
-static int uri_encode(struct buf *b, const char *s, size_t n, const char *keep)
+int sigv4_uri_encode(struct buf *b, const char *s, size_t n, const char *keep)
 {
     static const char digits[] = "0123456789ABCDEF";
     int rc = 0;
@@ -145,7 +117,7 @@ static int uri_encode(struct buf *b, const char *s, size_t n, const char *keep)
     return rc;
 }
 
-static int hexval(char c)
+int sigv4_hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -163,13 +135,13 @@ static int canonical_component(const char *s, size_t n, char **out)
     struct buf raw, enc;
     int rc = 0;
 
-    buf_init(&raw, TEXT_MAX);
-    buf_init(&enc, TEXT_MAX);
+    buf_init(&raw, SIGV4_TEXT_MAX);
+    buf_init(&enc, SIGV4_TEXT_MAX);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         int hi, lo;
 
-        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-            (lo = hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = sigv4_hexval(s[i + 1])) >= 0 &&
+            (lo = sigv4_hexval(s[i + 2])) >= 0) {
             rc = buf_putc(&raw, (char)(hi << 4 | lo));
             i += 2;
         } else {
@@ -177,8 +149,8 @@ static int canonical_component(const char *s, size_t n, char **out)
         }
     }
     if (rc == 0)
-        rc = uri_encode(&enc, raw.ptr ? raw.ptr : "", raw.len, "");
-    if (rc == 0 && !(*out = take(&enc)))
+        rc = sigv4_uri_encode(&enc, raw.ptr ? raw.ptr : "", raw.len, "");
+    if (rc == 0 && !(*out = sigv4_take(&enc)))
         rc = -ENOMEM;
     buf_close(&raw);
     buf_close(&enc);
@@ -235,11 +207,11 @@ static int canonical_uri(const struct sigv4_input *in, struct buf *creq)
     int rc;
 
     if (!in->normalize_path)
-        return uri_encode(creq, path, strlen(path), "/%");
-    buf_init(&norm, TEXT_MAX);
+        return sigv4_uri_encode(creq, path, strlen(path), "/%");
+    buf_init(&norm, SIGV4_TEXT_MAX);
     rc = normalize_path(path, &norm);
     if (rc == 0)
-        rc = uri_encode(creq, norm.ptr, norm.len, "/");
+        rc = sigv4_uri_encode(creq, norm.ptr, norm.len, "/");
     buf_close(&norm);
     return rc;
 }
@@ -262,18 +234,18 @@ static int add_param(struct req *r, char *key, char *val)
 }
 
 /* Adds one parameter from raw (unencoded) text. */
-static int add_param_raw(struct req *r, const char *key, const char *val)
+int sigv4_add_param_raw(struct req *r, const char *key, const char *val)
 {
     struct buf k, v;
     int rc;
 
-    buf_init(&k, TEXT_MAX);
-    buf_init(&v, TEXT_MAX);
-    rc = uri_encode(&k, key, strlen(key), "");
+    buf_init(&k, SIGV4_TEXT_MAX);
+    buf_init(&v, SIGV4_TEXT_MAX);
+    rc = sigv4_uri_encode(&k, key, strlen(key), "");
     if (rc == 0)
-        rc = uri_encode(&v, val, strlen(val), "");
+        rc = sigv4_uri_encode(&v, val, strlen(val), "");
     if (rc == 0) {
-        char *ks = take(&k), *vs = take(&v);
+        char *ks = sigv4_take(&k), *vs = sigv4_take(&v);
 
         rc = ks && vs ? add_param(r, ks, vs) : -ENOMEM;
         if (!ks || !vs) {
@@ -313,7 +285,7 @@ static int parse_query(const char *q, struct req *r)
     return rc;
 }
 
-static int cmp_param(const void *a, const void *b)
+int sigv4_cmp_param(const void *a, const void *b)
 {
     const struct qparam *x = a, *y = b;
     int c = strcmp(x->key, y->key);
@@ -398,7 +370,7 @@ static bool signable(const char *name)
 
 /* --- the signature ------------------------------------------------------ */
 
-static void req_close(struct req *r)
+void sigv4_req_close(struct req *r)
 {
     for (size_t i = 0; i < r->nhdrs; i++) {
         free(r->hdrs[i].name);
@@ -424,7 +396,7 @@ static bool valid_amz_date(const char *d)
     return true;
 }
 
-static bool nonempty(const char *s)
+bool sigv4_nonempty(const char *s)
 {
     return s && *s;
 }
@@ -432,21 +404,21 @@ static bool nonempty(const char *s)
 /* Validates the input, fixes the date and scope, collects the signed
  * headers and the query.  `presign` keeps date and token out of the headers
  * (they travel in the query). */
-static int req_init(struct req *r, const struct sigv4_input *in, const struct sigv4_key *key,
-                    bool presign, struct sigv4_output *out)
+int sigv4_req_init(struct req *r, const struct sigv4_input *in, const struct sigv4_key *key,
+                   bool presign, struct sigv4_output *out)
 {
     const char *date_hdr, *hash_hdr, *host = NULL;
     int rc = 0;
 
     memset(r, 0, sizeof(*r));
-    buf_init(&r->payload_hash, TEXT_MAX);
-    if (!in || !key || !nonempty(in->method) || !nonempty(in->region) ||
-        !nonempty(in->service) || !nonempty(key->access_key_id) ||
-        !nonempty(key->secret_access_key) || (in->nheaders && !in->headers) ||
+    buf_init(&r->payload_hash, SIGV4_TEXT_MAX);
+    if (!in || !key || !sigv4_nonempty(in->method) || !sigv4_nonempty(in->region) ||
+        !sigv4_nonempty(in->service) || !sigv4_nonempty(key->access_key_id) ||
+        !sigv4_nonempty(key->secret_access_key) || (in->nheaders && !in->headers) ||
         (in->body_len && !in->body) || strchr(in->region, '/') || strchr(in->service, '/'))
         return -EINVAL;
     for (size_t i = 0; i < in->nheaders; i++)
-        if (!nonempty(in->headers[i].name))
+        if (!sigv4_nonempty(in->headers[i].name))
             return -EINVAL;
     if (!(host = find_header(in, "host")) || !*host)
         return -EINVAL;
@@ -495,7 +467,7 @@ static int req_init(struct req *r, const struct sigv4_input *in, const struct si
         rc = add_header(r, "x-amz-date", r->date);
         out->add_date = true;
     }
-    if (rc == 0 && !presign && nonempty(key->session_token) &&
+    if (rc == 0 && !presign && sigv4_nonempty(key->session_token) &&
         !find_header(in, "x-amz-security-token")) {
         rc = add_header(r, "x-amz-security-token", key->session_token);
         out->add_token = true;
@@ -509,7 +481,7 @@ static int req_init(struct req *r, const struct sigv4_input *in, const struct si
     if (rc == 0)
         rc = parse_query(in->query, r);
     if (rc == 0 && r->nparams)
-        qsort(r->params, r->nparams, sizeof(*r->params), cmp_param);
+        qsort(r->params, r->nparams, sizeof(*r->params), sigv4_cmp_param);
     if (rc == 0) {
         memcpy(out->amz_date, r->date, sizeof(out->amz_date));
         snprintf(out->payload_hash, sizeof(out->payload_hash), "%s", r->payload_hash.ptr);
@@ -517,7 +489,7 @@ static int req_init(struct req *r, const struct sigv4_input *in, const struct si
     return rc < 0 ? (rc == -E2BIG ? -EINVAL : rc) : 0;
 }
 
-static int signed_header_list(const struct req *r, struct buf *b)
+int sigv4_signed_header_list(const struct req *r, struct buf *b)
 {
     int rc = 0;
 
@@ -593,18 +565,18 @@ static int compute_signature(const struct req *r, const struct sigv4_input *in,
 }
 
 /* Fills canonical_request, string_to_sign, signed_headers and signature. */
-static int finish(const struct req *r, const struct sigv4_input *in, const struct sigv4_key *key,
-                  struct sigv4_output *out)
+int sigv4_finish(const struct req *r, const struct sigv4_input *in, const struct sigv4_key *key,
+                 struct sigv4_output *out)
 {
     struct buf sh, creq, sts;
     unsigned char md[32];
     char hex[65];
     int rc;
 
-    buf_init(&sh, TEXT_MAX);
-    buf_init(&creq, TEXT_MAX);
-    buf_init(&sts, TEXT_MAX);
-    rc = signed_header_list(r, &sh);
+    buf_init(&sh, SIGV4_TEXT_MAX);
+    buf_init(&creq, SIGV4_TEXT_MAX);
+    buf_init(&sts, SIGV4_TEXT_MAX);
+    rc = sigv4_signed_header_list(r, &sh);
     if (rc == 0)
         rc = buf_append(&sh, "", 0); /* a C string even when empty */
     if (rc == 0)
@@ -613,14 +585,14 @@ static int finish(const struct req *r, const struct sigv4_input *in, const struc
         rc = sha256(creq.ptr, creq.len, md);
     if (rc == 0) {
         to_hex(md, sizeof(md), hex);
-        rc = buf_printf(&sts, ALGORITHM "\n%s\n%s\n%s", r->date, r->scope, hex);
+        rc = buf_printf(&sts, SIGV4_ALGORITHM "\n%s\n%s\n%s", r->date, r->scope, hex);
     }
     if (rc == 0)
         rc = compute_signature(r, in, key, sts.ptr, out->signature);
     if (rc == 0) {
-        out->signed_headers = take(&sh);
-        out->canonical_request = take(&creq);
-        out->string_to_sign = take(&sts);
+        out->signed_headers = sigv4_take(&sh);
+        out->canonical_request = sigv4_take(&creq);
+        out->string_to_sign = sigv4_take(&sts);
         if (!out->signed_headers || !out->canonical_request || !out->string_to_sign)
             rc = -ENOMEM;
     }
@@ -648,324 +620,18 @@ int sigv4_sign(const struct sigv4_input *in, const struct sigv4_key *key, struct
     int rc;
 
     memset(out, 0, sizeof(*out));
-    buf_init(&authz, TEXT_MAX);
-    rc = req_init(&r, in, key, false, out);
+    buf_init(&authz, SIGV4_TEXT_MAX);
+    rc = sigv4_req_init(&r, in, key, false, out);
     if (rc == 0)
-        rc = finish(&r, in, key, out);
+        rc = sigv4_finish(&r, in, key, out);
     if (rc == 0)
-        rc = buf_printf(&authz, ALGORITHM " Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+        rc = buf_printf(&authz, SIGV4_ALGORITHM " Credential=%s/%s, SignedHeaders=%s, Signature=%s",
                         key->access_key_id, r.scope, out->signed_headers, out->signature);
-    if (rc == 0 && !(out->authorization = take(&authz)))
+    if (rc == 0 && !(out->authorization = sigv4_take(&authz)))
         rc = -ENOMEM;
     buf_close(&authz);
-    req_close(&r);
+    sigv4_req_close(&r);
     if (rc < 0)
         sigv4_output_close(out);
     return rc == -E2BIG ? -EINVAL : rc;
-}
-
-static int join_query(const struct req *r, struct buf *b)
-{
-    int rc = 0;
-
-    for (size_t i = 0; rc == 0 && i < r->nparams; i++)
-        rc = buf_printf(b, "%s%s=%s", i ? "&" : "", r->params[i].key, r->params[i].val);
-    return rc;
-}
-
-int sigv4_presign(const struct sigv4_input *in, const struct sigv4_key *key, long expires_s,
-                  bool omit_token, char **query_out, struct sigv4_output *out)
-{
-    struct req r;
-    struct buf q, sh, cred;
-    char expires[24];
-    int rc;
-
-    memset(out, 0, sizeof(*out));
-    *query_out = NULL;
-    buf_init(&q, TEXT_MAX);
-    buf_init(&sh, TEXT_MAX);
-    buf_init(&cred, TEXT_MAX);
-    rc = req_init(&r, in, key, true, out);
-    if (rc == 0 && expires_s <= 0)
-        rc = -EINVAL;
-    if (rc == 0)
-        rc = signed_header_list(&r, &sh);
-    if (rc == 0)
-        rc = buf_printf(&cred, "%s/%s", key->access_key_id, r.scope);
-    snprintf(expires, sizeof(expires), "%ld", expires_s);
-    if (rc == 0)
-        rc = add_param_raw(&r, "X-Amz-Algorithm", ALGORITHM);
-    if (rc == 0)
-        rc = add_param_raw(&r, "X-Amz-Credential", cred.ptr);
-    if (rc == 0)
-        rc = add_param_raw(&r, "X-Amz-Date", r.date);
-    if (rc == 0)
-        rc = add_param_raw(&r, "X-Amz-Expires", expires);
-    if (rc == 0)
-        rc = add_param_raw(&r, "X-Amz-SignedHeaders", sh.ptr ? sh.ptr : "");
-    if (rc == 0 && nonempty(key->session_token) && !omit_token)
-        rc = add_param_raw(&r, "X-Amz-Security-Token", key->session_token);
-    if (rc == 0) {
-        qsort(r.params, r.nparams, sizeof(*r.params), cmp_param);
-        rc = finish(&r, in, key, out);
-    }
-    if (rc == 0)
-        rc = join_query(&r, &q);
-    if (rc == 0)
-        rc = buf_printf(&q, "&X-Amz-Signature=%s", out->signature);
-    if (rc == 0 && nonempty(key->session_token) && omit_token) {
-        rc = buf_puts(&q, "&X-Amz-Security-Token=");
-        if (rc == 0)
-            rc = uri_encode(&q, key->session_token, strlen(key->session_token), "");
-    }
-    if (rc == 0 && !(*query_out = take(&q)))
-        rc = -ENOMEM;
-    buf_close(&q);
-    buf_close(&sh);
-    buf_close(&cred);
-    req_close(&r);
-    if (rc < 0)
-        sigv4_output_close(out);
-    return rc == -E2BIG ? -EINVAL : rc;
-}
-
-/* --- Authorization header parsing --------------------------------------- */
-
-/* Copies s[0..n) into dst[cap] if it fits and is non-empty. */
-static int copy_part(char *dst, size_t cap, const char *s, size_t n)
-{
-    if (n == 0 || n >= cap)
-        return -EINVAL;
-    memcpy(dst, s, n);
-    dst[n] = '\0';
-    return 0;
-}
-
-static int parse_credential(const char *s, size_t n, struct sigv4_authz *out)
-{
-    /* AKID/date/region/service/aws4_request; the key id has no '/' */
-    const char *end = s + n, *part[5];
-    size_t len[5];
-    int k = 0;
-
-    for (const char *p = s; k < 5; k++) {
-        const char *slash = memchr(p, '/', (size_t)(end - p));
-
-        part[k] = p;
-        len[k] = (size_t)((slash ? slash : end) - p);
-        if (!slash) {
-            k++;
-            break;
-        }
-        p = slash + 1;
-        if (k == 4)
-            return -EINVAL; /* a sixth part */
-    }
-    if (k != 5 || len[4] != 12 || memcmp(part[4], "aws4_request", 12) != 0 || len[1] != 8)
-        return -EINVAL;
-    for (size_t i = 0; i < 8; i++)
-        if (!isdigit((unsigned char)part[1][i]))
-            return -EINVAL;
-    if (copy_part(out->access_key_id, sizeof(out->access_key_id), part[0], len[0]) < 0 ||
-        copy_part(out->date, sizeof(out->date), part[1], len[1]) < 0 ||
-        copy_part(out->region, sizeof(out->region), part[2], len[2]) < 0 ||
-        copy_part(out->service, sizeof(out->service), part[3], len[3]) < 0)
-        return -EINVAL;
-    return 0;
-}
-
-int sigv4_parse_authorization(const char *value, struct sigv4_authz *out)
-{
-    static const size_t alen = sizeof(ALGORITHM) - 1;
-    bool have_cred = false, have_sh = false, have_sig = false;
-    struct sigv4_authz tmp;
-    const char *p;
-
-    memset(&tmp, 0, sizeof(tmp));
-    if (!value || !out || strncmp(value, ALGORITHM, alen) != 0 || value[alen] != ' ')
-        return -EINVAL;
-    p = value + alen;
-    while (*p) {
-        size_t n;
-        const char *eq;
-
-        while (*p == ' ')
-            p++;
-        n = strcspn(p, ",");
-        while (n && p[n - 1] == ' ')
-            n--;
-        eq = memchr(p, '=', n);
-        if (!eq)
-            return -EINVAL;
-        size_t klen = (size_t)(eq - p), vlen = n - klen - 1;
-        const char *v = eq + 1;
-
-        if (klen == 10 && memcmp(p, "Credential", 10) == 0 && !have_cred) {
-            if (parse_credential(v, vlen, &tmp) < 0)
-                return -EINVAL;
-            have_cred = true;
-        } else if (klen == 13 && memcmp(p, "SignedHeaders", 13) == 0 && !have_sh) {
-            if (copy_part(tmp.signed_headers, sizeof(tmp.signed_headers), v, vlen) < 0)
-                return -EINVAL;
-            have_sh = true;
-        } else if (klen == 9 && memcmp(p, "Signature", 9) == 0 && !have_sig) {
-            if (vlen != 64 || copy_part(tmp.signature, sizeof(tmp.signature), v, vlen) < 0)
-                return -EINVAL;
-            for (size_t i = 0; i < 64; i++)
-                if (hexval(v[i]) < 0)
-                    return -EINVAL;
-            have_sig = true;
-        } else {
-            return -EINVAL; /* unknown or repeated part */
-        }
-        p += strcspn(p, ",");
-        if (*p == ',') {
-            p++;
-            if (!*p)
-                return -EINVAL;
-        }
-    }
-    if (!have_cred || !have_sh || !have_sig)
-        return -EINVAL;
-    *out = tmp;
-    return 0;
-}
-
-/* ---- verification (the search double and the Streams stand-in) ---------- */
-
-static int parse_amz_date(const char *s, time_t *out)
-{
-    struct tm tm;
-
-    memset(&tm, 0, sizeof(tm));
-    if (!s || strlen(s) != 16 || s[8] != 'T' || s[15] != 'Z')
-        return -EINVAL;
-    if (sscanf(s, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec) != 6)
-        return -EINVAL;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    *out = timegm(&tm);
-    return 0;
-}
-
-static void fmt_amz_date(time_t t, char out[17])
-{
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
-}
-
-static bool same_secret(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-
-    return la == lb && CRYPTO_memcmp(a, b, la) == 0;
-}
-
-static int deny(char *msg, size_t len, const char *text)
-{
-    snprintf(msg, len, "%s", text);
-    return -EACCES;
-}
-
-#define VERIFY_MAX_HEADERS 100
-
-int sigv4_verify(const struct sigv4_check *in, char *msg, size_t msglen)
-{
-    static const char mismatch[] =
-        "The request signature we calculated does not match the signature you provided. Check "
-        "your AWS Secret Access Key and signing method. Consult the service documentation for "
-        "details.";
-    const char *a = in->header(in->ctx, "authorization");
-    const char *date = in->header(in->ctx, "x-amz-date");
-    const char *token = in->header(in->ctx, "x-amz-security-token");
-    const char *csha = in->header(in->ctx, "x-amz-content-sha256");
-    const char *want_token = in->key->session_token && *in->key->session_token
-                                 ? in->key->session_token
-                                 : NULL;
-    struct sigv4_header hs[VERIFY_MAX_HEADERS];
-    struct sigv4_authz az;
-    struct sigv4_output out;
-    char names[sizeof(az.signed_headers)], *save = NULL, hash[65];
-    bool have_host = false, token_signed = false, ok = false;
-    size_t nh = 0;
-    time_t t;
-
-    if (!a)
-        return deny(msg, msglen, "Missing Authentication Token");
-    if (sigv4_parse_authorization(a, &az) < 0)
-        return deny(msg, msglen,
-                    "Authorization header requires 'Credential' parameter. Authorization header "
-                    "requires 'Signature' parameter. Authorization header requires "
-                    "'SignedHeaders' parameter.");
-    if (strcmp(az.access_key_id, in->key->access_key_id) != 0)
-        return deny(msg, msglen, "The security token included in the request is invalid.");
-    if (strcmp(az.region, in->region) != 0)
-        return deny(msg, msglen, "Credential should be scoped to a valid region. ");
-    if (strcmp(az.service, in->service) != 0) {
-        snprintf(msg, msglen, "Credential should be scoped to correct service: '%s'. ",
-                 in->service);
-        return -EACCES;
-    }
-    if (parse_amz_date(date, &t) < 0)
-        return deny(msg, msglen, "Authorization header requires existence of either a "
-                                 "'X-Amz-Date' or a 'Date' header.");
-    if (t < in->now - 15 * 60 || t > in->now + 15 * 60) {
-        char nowb[17], lim[17];
-
-        fmt_amz_date(in->now, nowb);
-        fmt_amz_date(t < in->now ? in->now - 15 * 60 : in->now + 15 * 60, lim);
-        snprintf(msg, msglen,
-                 t < in->now ? "Signature expired: %s is now earlier than %s (%s - 15 min.)"
-                             : "Signature not yet current: %s is still later than %s (%s + 15 "
-                               "min.)",
-                 date, lim, nowb);
-        return -EACCES;
-    }
-    if (strncmp(date, az.date, 8) != 0) {
-        snprintf(msg, msglen,
-                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of "
-                 "date from HTTP: '%s' != '%.8s', from '%s'.",
-                 az.date, date, date);
-        return -EACCES;
-    }
-    if ((want_token && (!token || !same_secret(token, want_token))) || (!want_token && token))
-        return deny(msg, msglen, "The security token included in the request is invalid.");
-    if (in->require_content_sha256 && !csha)
-        return deny(msg, msglen, "Missing required header for this request: x-amz-content-sha256");
-    if (csha && strcmp(csha, "UNSIGNED-PAYLOAD") != 0) {
-        sigv4_sha256_hex(in->body, in->body_len, hash);
-        if (strcmp(csha, hash) != 0)
-            return deny(msg, msglen, "The provided 'x-amz-content-sha256' header does not match "
-                                     "what was computed.");
-    }
-    /* Exactly the signed headers, with the values received. */
-    snprintf(names, sizeof(names), "%s", az.signed_headers);
-    for (char *n = strtok_r(names, ";", &save); n; n = strtok_r(NULL, ";", &save)) {
-        const char *v = in->header(in->ctx, n);
-
-        if (!v || nh == VERIFY_MAX_HEADERS)
-            return deny(msg, msglen, mismatch);
-        have_host |= strcmp(n, "host") == 0;
-        token_signed |= strcmp(n, "x-amz-security-token") == 0;
-        hs[nh++] = (struct sigv4_header){ n, v };
-    }
-    if (!have_host || (want_token && !token_signed))
-        return deny(msg, msglen, mismatch);
-    memset(&out, 0, sizeof(out));
-    if (sigv4_sign(&(struct sigv4_input){ .method = in->method, .path = in->path,
-                                          .query = in->query, .headers = hs, .nheaders = nh,
-                                          .body = in->body, .body_len = in->body_len,
-                                          .region = az.region, .service = az.service,
-                                          .now = in->now, .normalize_path = true },
-                   &(struct sigv4_key){ .access_key_id = in->key->access_key_id,
-                                        .secret_access_key = in->key->secret_access_key },
-                   &out) == 0)
-        ok = strlen(out.signature) == strlen(az.signature) &&
-             CRYPTO_memcmp(out.signature, az.signature, strlen(az.signature)) == 0;
-    sigv4_output_close(&out);
-    return ok ? 0 : deny(msg, msglen, mismatch);
 }

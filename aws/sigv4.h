@@ -1,9 +1,9 @@
 /* sigv4 — AWS Signature Version 4 on OpenSSL.  Pure: no I/O, no clock.
  *
  * sigv4_sign() computes the canonical request, the string to sign and the
- * Authorization value for one HTTP request.  The same function verifies a
- * received request (the search double does this): pass the received headers,
- * take the date from its X-Amz-Date, and compare signatures.
+ * Authorization value for one HTTP request.  The verification half
+ * (presigned URLs, Authorization parsing, checking a received request) is
+ * test support: tests/support/sigv4check.h.
  *
  * Header policy (botocore's): every header passed in is signed except
  * `expect`, `user-agent` and `x-amzn-trace-id`; `host` must be among them.
@@ -62,46 +62,6 @@ struct sigv4_output {
 /* Returns 0, -EINVAL for unusable input (no host header, bad date), -ENOMEM. */
 int sigv4_sign(const struct sigv4_input *in, const struct sigv4_key *key, struct sigv4_output *out);
 void sigv4_output_close(struct sigv4_output *out);
-
-/* Presigned URL form (query-string auth): fills out->query with the full,
- * canonical-ordered query string including X-Amz-Signature.  expires_s is
- * X-Amz-Expires.  The key's token is included unless omit_token. */
-int sigv4_presign(const struct sigv4_input *in, const struct sigv4_key *key, long expires_s,
-                  bool omit_token, char **query_out, struct sigv4_output *out);
-
-/* Parses "AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/service/aws4_request,
- * SignedHeaders=a;b, Signature=hex" into its parts (copied into the caller's
- * arrays).  Returns 0 or -EINVAL. */
-struct sigv4_authz {
-    char access_key_id[129];
-    char date[9];
-    char region[64];
-    char service[64];
-    char signed_headers[1024];
-    char signature[65];
-};
-int sigv4_parse_authorization(const char *value, struct sigv4_authz *out);
-
-/* Checks a received request the way AWS does: the Authorization header
- * parses, its key id, region and service are the expected ones, X-Amz-Date
- * is within 15 minutes of now and matches the credential scope, the session
- * token (if the key has one) was sent and signed, x-amz-content-sha256 (when
- * sent, or when required) is the body's hash or UNSIGNED-PAYLOAD, and the
- * signature recomputed over exactly the signed headers matches.  header(ctx,
- * lowercase-name) returns a received header's value or NULL.  Returns 0, or
- * -EACCES with AWS's wording of the reason in msg. */
-struct sigv4_check {
-    const char *method, *path, *query;
-    const char *(*header)(void *ctx, const char *lname);
-    void *ctx;
-    const void *body;
-    size_t body_len;
-    const char *region, *service;
-    const struct sigv4_key *key;
-    bool require_content_sha256; /* aoss */
-    time_t now;
-};
-int sigv4_verify(const struct sigv4_check *in, char *msg, size_t msglen);
 
 /* hex(SHA-256(data)) into out[65]. */
 void sigv4_sha256_hex(const void *data, size_t len, char out[65]);

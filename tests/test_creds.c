@@ -32,6 +32,8 @@
 #include "base/rfc3339.h"
 #include "base/url.h"
 #include "tests/support/fakehttp.h"
+#include "tests/support/loop.h"
+#include "tests/support/sigv4check.h"
 
 /* ---- shared helpers --------------------------------------------------------- */
 
@@ -113,28 +115,6 @@ static const char *script(const char *name, const char *body)
     return path;
 }
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static bool run_until(bool (*pred)(void *), void *arg, long ms)
-{
-    uv_timer_t tick;
-    uint64_t end;
-    bool ok;
-
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    uv_update_time(&loop);
-    end = uv_now(&loop) + (uint64_t)ms;
-    while (!(ok = pred(arg)) && uv_now(&loop) < end)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return ok;
-}
-
 struct got_key {
     int calls, err;
     char id[128], secret[128], token[256];
@@ -173,7 +153,7 @@ static int get_key(struct creds *c, struct got_key *g, long ms)
     int rc = creds_get(c, on_key, g);
 
     if (rc == 0)
-        cr_assert(run_until(has_calls, &w, ms), "the credentials callback did not run");
+        cr_assert(loop_run_until(&loop, has_calls, &w, ms), "the credentials callback did not run");
     return rc;
 }
 
@@ -1389,7 +1369,7 @@ Test(imds, region_settings_and_placement_region)
                  "IMDS disabled");
     f = imds_fake(&s);
     cr_assert_eq(aws_region_from_imds(&loop, http, NULL, on_region, &r), 0);
-    cr_assert(run_until(region_done, &r, 5000));
+    cr_assert(loop_run_until(&loop, region_done, &r, 5000));
     cr_assert_eq(r.err, 0);
     cr_assert_str_eq(r.region, "eu-west-1");
     close_all();
@@ -1697,7 +1677,7 @@ Test(creds, renewal_windows_background_refresh_failures_and_backoff)
     cr_assert_str_eq(g.id, "ASIACT0", "the current key meanwhile");
     cr_assert_eq(creds_get(c, on_key, &g), 0);
     w.n = 2;
-    cr_assert(run_until(has_nreq, &w, 5000));
+    cr_assert(loop_run_until(&loop, has_nreq, &w, 5000));
     uv_run(&loop, UV_RUN_NOWAIT);
     cr_assert_eq(get_key(c, &g, 5000), 0);
     cr_assert_str_eq(g.id, "ASIACT1");
@@ -1712,8 +1692,8 @@ Test(creds, renewal_windows_background_refresh_failures_and_backoff)
     cr_assert_eq(creds_get(c, on_key, &g), 0);
     cr_assert_str_eq(g.id, "ASIACT1");
     w.n = 2 + 3 + 3; /* 3 attempts, then a retry after 50 ms: 3 more */
-    cr_assert(run_until(has_nreq, &w, 5000), "the failed refresh is retried (%zu requests)",
-              fake_nreq(f));
+    cr_assert(loop_run_until(&loop, has_nreq, &w, 5000),
+              "the failed refresh is retried (%zu requests)", fake_nreq(f));
     g.calls = 0;
     cr_assert_eq(creds_get(c, on_key, &g), 0);
     cr_assert_eq(g.calls, 1);
@@ -1834,7 +1814,7 @@ Test(creds, thirty_second_keys_for_five_minutes_never_fail_a_request)
         atomic_fetch_add(&fake_now_v, 1);
         cr_assert_not_null(ddb_call(a, AWS_STREAMS, "GetRecords", NULL, on_ddb, &done,
                                     &(struct ddb_call_opts){ .max_attempts = 1 }));
-        cr_assert(run_until(call_finished, &done, 5000));
+        cr_assert(loop_run_until(&loop, call_finished, &done, 5000));
         cr_assert_eq(done.cls, DDB_OK, "step %d: %s / %s", step, ddb_class_name(done.cls), d.why);
         /* every key handed out is still valid by the clock */
         cr_assert_eq(creds_get(c, on_key, &g), 0);

@@ -20,6 +20,7 @@
 #include "indexer/doc.h"
 #include "indexer/sink.h"
 #include "tests/support/fakehttp.h"
+#include "tests/support/loop.h"
 #include "tests/support/searchd_ctl.h"
 
 TestSuite(credsink, .timeout = 60);
@@ -87,25 +88,14 @@ static void on_resume(void *arg)
     (void)arg;
 }
 
-static void on_tick(uv_timer_t *t)
+static bool has_outcome(void *arg)
 {
-    (void)t;
+    return outcomes[*(const uint64_t *)arg] >= 0;
 }
 
 static bool wait_outcome(uint64_t ticket, long ms)
 {
-    uv_timer_t tick;
-    uint64_t end;
-
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    uv_update_time(&loop);
-    end = uv_now(&loop) + (uint64_t)ms;
-    while (outcomes[ticket] < 0 && uv_now(&loop) < end)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return outcomes[ticket] >= 0;
+    return loop_run_until(&loop, has_outcome, &ticket, ms);
 }
 
 static void on_closed(void *arg)

@@ -16,6 +16,7 @@
 #include "base/http.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
+#include "tests/support/sigv4check.h"
 
 static void close_all(void);
 

@@ -14,6 +14,8 @@
 #include "aws/httpsign.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
+#include "tests/support/loop.h"
+#include "tests/support/sigv4check.h"
 
 static uv_loop_t loop;
 static struct http *client;
@@ -90,30 +92,6 @@ static void result_free(struct result *res)
     free(res->hdr);
 }
 
-/* Runs the loop until pred(arg) holds or ms pass; a short repeating timer
- * keeps the loop waking to check conditions that change on other threads. */
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
-static bool run_until(bool (*pred)(void *), void *arg, long ms)
-{
-    uv_timer_t tick;
-    uint64_t end;
-    bool ok;
-
-    uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, on_tick, 5, 5);
-    uv_update_time(&loop);
-    end = uv_now(&loop) + (uint64_t)ms;
-    while (!(ok = pred(arg)) && uv_now(&loop) < end)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return ok;
-}
-
 static bool called(void *arg)
 {
     return ((struct result *)arg)->calls > 0;
@@ -152,7 +130,7 @@ static struct http_req *req_new(const char *method, const char *path)
 static void roundtrip(struct http_req *r, struct result *res)
 {
     cr_assert_eq(http_send(client, r, on_done, res), 0);
-    cr_assert(run_until(called, res, 10000), "no callback");
+    cr_assert(loop_run_until(&loop, called, res, 10000), "no callback");
     cr_assert_eq(res->calls, 1);
 }
 
@@ -333,7 +311,7 @@ Test(http, keep_alive_reuses_one_connection)
     for (int i = 0; i < 5; i++)
         fake_reply(fk, 200, "ok");
     cr_assert_eq(http_send(client, req_new("GET", "/first"), on_chain, &c), 0);
-    cr_assert(run_until(reached, &cnt, 10000));
+    cr_assert(loop_run_until(&loop, reached, &cnt, 10000));
     cr_assert_eq(c.errs, 0);
     cr_assert_eq(fake_nreq(fk), 5);
     cr_assert_eq(fake_nconn(fk), 1, "%zu connections for 5 sequential requests", fake_nconn(fk));
@@ -362,7 +340,7 @@ Test(http, concurrent_requests)
         cr_assert_eq(http_send(client, req_new("GET", path), on_done, &res[i]), 0);
     }
     while (done < N) {
-        cr_assert(run_until(called, &res[done], 10000));
+        cr_assert(loop_run_until(&loop, called, &res[done], 10000));
         while (done < N && res[done].calls)
             done++;
     }
@@ -520,7 +498,7 @@ Test(http, cancel_one_request)
     fake_reply(fk, 200, "fine");
     cr_assert_eq(http_send(client, r, on_done, &hung), 0);
     want_nreq = 1;
-    cr_assert(run_until(fake_has_nreq, fk, 5000));
+    cr_assert(loop_run_until(&loop, fake_has_nreq, fk, 5000));
     http_cancel(r);
     cr_assert_eq(hung.calls, 1, "the callback runs before http_cancel returns");
     cr_assert_eq(hung.err, -ECANCELED);
@@ -563,7 +541,7 @@ Test(http, close_with_requests_in_flight)
         cr_assert_eq(http_send(client, req_new("GET", "/hang"), on_done, &res[i]), 0);
     cr_assert_eq(http_send(client, req_new("GET", "/hang"), send_after_close, &late_rc), 0);
     want_nreq = N + 2;
-    cr_assert(run_until(fake_has_nreq, fk, 5000), "%zu requests", fake_nreq(fk));
+    cr_assert(loop_run_until(&loop, fake_has_nreq, fk, 5000), "%zu requests", fake_nreq(fk));
 
     http_close(h, on_closed, &closed);
     for (int i = 0; i < N; i++) {
@@ -884,7 +862,7 @@ Test(http, close_from_inside_a_callback)
     fake_set_handler(fk, bye_or_hang, NULL);
     cr_assert_eq(http_send(client, req_new("GET", "/bye"), close_from_callback, &first), 0);
     cr_assert_eq(http_send(client, req_new("GET", "/hang"), on_done, &other), 0);
-    cr_assert(run_until(called, &first, 5000));
+    cr_assert(loop_run_until(&loop, called, &first, 5000));
     cr_assert_eq(first.err, 0);
     cr_assert_str_eq(first.body, "bye");
     cr_assert_eq(other.calls, 1);

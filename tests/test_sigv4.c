@@ -13,6 +13,7 @@
 #include "base/buf.h"
 #include "aws/sigv4.h"
 #include "tests/support/sigv4_vectors.h"
+#include "tests/support/sigv4check.h"
 
 TestSuite(sigv4, .timeout = 20);
 

@@ -22,7 +22,9 @@
 #include "indexer/dlq.h"
 #include "indexer/sink.h"
 #include "tests/support/fakehttp.h"
+#include "tests/support/loop.h"
 #include "tests/support/searchd_ctl.h"
+#include "tests/support/sigv4check.h"
 
 #define MAXT 256
 
@@ -324,32 +326,23 @@ static void index_doc(const char *id, uint64_t ticket)
     submit(DOC_INDEX, id, 1000 + ticket, src, ticket);
 }
 
-static bool timed_out;
-static void on_tick(uv_timer_t *t)
-{
-    long *left = t->data;
+struct cond_n {
+    bool (*cond)(size_t);
+    size_t n;
+};
 
-    if ((*left -= 5) <= 0)
-        timed_out = true;
+static bool cond_n_holds(void *arg)
+{
+    const struct cond_n *c = arg;
+
+    return c->cond(c->n);
 }
 
-/* Runs the loop until cond(n) holds or ms pass; returns whether it held.
- * A 5 ms tick also lets conditions that depend on fakehttp's thread be seen. */
+/* Runs the loop until cond(n) holds or ms pass; returns whether it held
+ * (tests/support/loop.h). */
 static bool run_until(bool (*cond)(size_t), size_t n, long ms)
 {
-    uv_timer_t tick;
-    long left = ms;
-    bool ok;
-
-    timed_out = false;
-    uv_timer_init(&loop, &tick);
-    tick.data = &left;
-    uv_timer_start(&tick, on_tick, 5, 5);
-    while (!(ok = cond(n)) && !timed_out)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return ok;
+    return loop_run_until(&loop, cond_n_holds, &(struct cond_n){ cond, n }, ms);
 }
 
 static bool done_at_least(size_t n)

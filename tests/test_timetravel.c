@@ -7,7 +7,7 @@
  *
  * Every test writes values of one type per attribute name: the engines
  * map a new field by its first value and refuse a value of another type
- * later, and so does the search double (tests/tools/searchd.c). */
+ * later, and so does the search double (tests/tools/searchd/). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <signal.h>

@@ -13,6 +13,7 @@
 
 #include "aws/sigv4.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/support/sigv4check.h"
 
 #define MAX_HEADERS 16
 

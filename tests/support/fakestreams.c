@@ -14,6 +14,7 @@
 #include "base/jsonx.h"
 #include "aws/sigv4.h"
 #include "tests/support/fakehttp.h"
+#include "tests/support/sigv4check.h"
 
 #define MAX_SHARDS 64
 #define MAX_STREAMS 4

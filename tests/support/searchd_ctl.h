@@ -1,4 +1,4 @@
-/* searchd_ctl — runs the search double (tests/tools/searchd.c) for tests.
+/* searchd_ctl — runs the search double (tests/tools/searchd/) for tests.
  *
  * searchd_start() execs `$DDB2ES_SEARCHD` (default `${BUILD:-build}/tools/searchd`)
  * with --listen 127.0.0.1:0 --port-file <tmp> plus the given options, waits
