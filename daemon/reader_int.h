@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
-#include "aws/records.h"
+#include "aws/streams.h"
 #include "base/util.h"
 #include "daemon/app.h"
 #include "base/log.h"
@@ -76,7 +76,7 @@ struct reader {
     void *stopped_arg;
     struct reader_stats stats;
     struct transform_renames renames; /* names the engines refuse, renamed (transform.h) */
-    struct records_page page;    /* the GetRecords reply being taken (one at a time) */
+    struct streams_page page;    /* the GetRecords reply being taken (one at a time) */
 };
 
 /* shard.c → reader.c */

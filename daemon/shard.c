@@ -10,6 +10,7 @@
 #include "aws/ddb.h"
 #include "base/jsonx.h"
 #include "aws/retry.h"
+#include "aws/streams.h"
 #include "config/config.h"
 #include "daemon/ack.h"
 #include "daemon/ckpt.h"
@@ -348,7 +349,7 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
     switch (rep->cls) {
     case DDB_OK:
         s->failures = 0;
-        it = json_string_value(json_object_get(rep->json, "ShardIterator"));
+        it = streams_iterator_parse(rep->json);
         if (!it) { /* nothing more to read in a closed shard */
             s->at_end = true;
             set_state(s, SH_DRAIN);
@@ -387,14 +388,13 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
 
 static int start_get_iterator(struct shard *s)
 {
-    static const char *const type[] = { [START_TRIM_HORIZON] = "TRIM_HORIZON",
-                                        [START_LATEST] = "LATEST",
-                                        [START_AFTER_SEQ] = "AFTER_SEQUENCE_NUMBER" };
-    json_t *body = json_pack("{s:s, s:s, s:s}", "StreamArn", s->arn, "ShardId", s->id,
-                             "ShardIteratorType", type[s->start]);
+    static const enum streams_position pos[] = {
+        [START_TRIM_HORIZON] = STREAMS_TRIM_HORIZON,
+        [START_LATEST] = STREAMS_LATEST,
+        [START_AFTER_SEQ] = STREAMS_AFTER_SEQUENCE_NUMBER,
+    };
+    json_t *body = streams_get_iterator_req(s->arn, s->id, pos[s->start], s->start_seq);
 
-    if (body && s->start == START_AFTER_SEQ)
-        json_object_set_new(body, "SequenceNumber", json_string(s->start_seq));
     if (body && s->start == START_TRIM_HORIZON && !s->last_read[0])
         s->from_horizon_fresh = true;
     s->call = body ? ddb_call(s->reader->app->aws, AWS_STREAMS, "GetShardIterator", body,
@@ -587,8 +587,8 @@ static long take_records(struct shard *s, const char *body)
         size_t len = r->page.span[i].len;
         json_error_t jerr;
         json_t *rec = jsonx_loadb(text, len, 0, &jerr);
-        json_t *dyn = json_object_get(rec, "dynamodb");
-        const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
+        struct streams_record sr;
+        const char *seq;
         struct ckpt_version before = s->ver;
         char seqbuf[SEQNUM_MAX + 1], why[256];
         int64_t created;
@@ -597,6 +597,8 @@ static long take_records(struct shard *s, const char *body)
         int64_t ticket;
         int rc = 0;
 
+        streams_record_parse(rec, &sr);
+        seq = sr.seq;
         if (!rec || !seq || !seqnum_valid(seq)) {
             if (!rec)
                 snprintf(why, sizeof(why), "%s at byte %d", jerr.text, jerr.position);
@@ -652,7 +654,7 @@ static long take_records(struct shard *s, const char *body)
             ack_done(s->ack, ticket);
             break;
         case TR_NEED_ITEM:
-            rc = fetch_add(s, ticket, &d, json_object_get(dyn, "Keys"));
+            rc = fetch_add(s, ticket, &d, sr.keys);
             break;
         case TR_ERROR:
         default:
@@ -730,8 +732,7 @@ static int start_fetch(struct shard *s)
             n++;
         }
     }
-    body = json_pack("{s:{s:{s:o, s:b}}}", "RequestItems", r->t ? r->log.table : "", "Keys", keys,
-                     "ConsistentRead", 1);
+    body = streams_batch_get_req(r->t ? r->log.table : "", keys);
     s->call = body ? ddb_call(r->app->aws, AWS_DYNAMODB, "BatchGetItem", body, on_batch_get, s,
                               &(struct ddb_call_opts){ .what = r->log.table })
                    : NULL;
@@ -808,7 +809,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
     struct reader *r = s->reader;
     struct fetch *f = s->fetch;
     struct log_ctx c = ctx_of(s);
-    json_t *items, *unproc;
+    struct streams_batch_get got;
     struct doc d;
     struct buf err;
     size_t keep = 0;
@@ -836,10 +837,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         return;
     }
     s->failures = 0;
-    items = json_object_get(json_object_get(rep->json, "Responses"), r->log.table);
-    unproc = json_object_get(json_object_get(json_object_get(rep->json, "UnprocessedKeys"),
-                                             r->log.table),
-                             "Keys");
+    streams_batch_get_parse(rep->json, r->log.table, &got);
     memset(&d, 0, sizeof(d));
     buf_init(&d.source, DOC_MAX);
     buf_init(&d.keys, DOC_MAX);
@@ -856,7 +854,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         /* In stream order: once one is not answered (not asked for yet,
          * unprocessed, or not handed on), the later ones wait with it. */
         if (e->sent && !wait) {
-            json_array_foreach(unproc, j, x) {
+            json_array_foreach(got.unprocessed, j, x) {
             const char *t = key_text_of(s, x, &kt);
 
             unprocessed |= same_text(e, t, kt.len);
@@ -869,7 +867,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
             f->v[keep++] = *e;
             continue;
         }
-        json_array_foreach(items, j, x) {
+        json_array_foreach(got.items, j, x) {
             const char *t = key_text_of(s, x, &kt);
 
             if (same_text(e, t, kt.len))
@@ -943,16 +941,125 @@ static bool take_broken_tail(struct shard *s, const char *text, size_t len)
                        "the reply breaks off here: the text that follows is not JSON") == 0;
 }
 
+/* The statistics every GetRecords answer counts. */
+static void count_get_records(struct shard *s, const struct ddb_reply *rep)
+{
+    struct reader_stats *st = &s->reader->stats;
+
+    st->getrecords_calls++;
+    /* Every throttled answer counts, also those retried within the call. */
+    st->throttled += (uint64_t)rep->throttled;
+}
+
+/* Page sizing: the mean record size of a page with records sizes the next
+ * small pages (page_limit). */
+static void note_page_size(struct shard *s, size_t body_len, size_t nrecords)
+{
+    if (nrecords > 0)
+        s->rec_bytes = body_len / nrecords;
+}
+
+/* Records were taken after a loss: the lost range ends before the first of
+ * them, and is logged whole. */
+static void close_loss(struct shard *s)
+{
+    struct log_ctx c = ctx_of(s);
+
+    s->from_horizon_fresh = false;
+    if (s->loss_open)
+        logc_error(&c, "data lost: the records after %s and before %s",
+                   s->loss_after[0] ? s->loss_after : "the shard's start", s->first_taken);
+    s->loss_open = false;
+}
+
+/* Flush policy: a short page means this shard has caught up: send what it
+ * read now instead of waiting for flush_interval.  Full pages (a backlog)
+ * keep filling batches. */
+static void flush_if_caught_up(struct shard *s, size_t nrecords)
+{
+    struct app *app = s->reader->app;
+
+    if (nrecords == 0)
+        return;
+    s->behind = app->now() - s->page_newest > BEHIND_S;
+    s->empty_streak = 0;
+    if (nrecords < s->limit && !s->behind)
+        sink_flush(app->sink);
+}
+
+/* What follows a page that was taken whole. */
+static void after_page(struct shard *s, size_t nrecords, bool has_next)
+{
+    if (s->fetch && s->fetch->n) {
+        set_state(s, SH_FETCH_ITEMS);
+    } else if (!has_next) {
+        set_state(s, SH_DRAIN);
+    } else if (nrecords > 0 || (s->behind && ++s->empty_streak <= BEHIND_EMPTY_MAX)) {
+        /* Records flow, or we are far behind and an empty page may just
+         * be a gap in the shard (REFERENCE.md Streams fact 2): go on. */
+        s->backoff_ms = 0;
+        set_state(s, SH_GET_RECORDS);
+    } else {
+        s->reader->stats.getrecords_empty++;
+        s->behind = false;
+        backoff_idle(s);
+    }
+}
+
+/* A GetRecords page (DDB_OK): its records become documents, then the next
+ * step is chosen. */
+static void take_page(struct shard *s, const struct ddb_reply *rep)
+{
+    struct streams_page *page = &s->reader->page;
+    struct log_ctx c = ctx_of(s);
+    const char *next;
+    long taken;
+    int rc = streams_page_scan(rep->body, rep->body_len, page);
+
+    if (rc == -EPROTO && ++s->bad_pages < BAD_PAGE_MAX) {
+        logc_warn(&c, "GetRecords reply of %zu bytes cannot be read after byte %zu; reading "
+                      "the page again (%d of %d)",
+                  rep->body_len, page->bad_off, s->bad_pages, BAD_PAGE_MAX);
+        backoff_error(s, SH_GET_RECORDS);
+        return;
+    }
+    taken = rc == -ENOMEM ? rc : take_records(s, rep->body);
+    if (taken >= 0 && rc == -EPROTO) {
+        if (take_broken_tail(s, rep->body + page->bad_off, rep->body_len - page->bad_off)) {
+            /* Read on after the dead-lettered text. */
+            s->bad_pages = 0;
+            restart_from_last_read(s);
+            set_state(s, SH_GET_ITER);
+        } else {
+            /* Nothing to place an iterator after: the same page, slowly. */
+            backoff(s, FATAL_RETRY_MS, SH_GET_RECORDS);
+        }
+        return;
+    }
+    if (taken < 0) {
+        /* Out of memory part way: read on after the last record taken. */
+        restart_from_last_read(s);
+        backoff_error(s, SH_GET_ITER);
+        return;
+    }
+    s->bad_pages = 0;
+    s->failures = 0;
+    next = page->next_iter;
+    note_page_size(s, rep->body_len, page->n);
+    if (taken)
+        close_loss(s);
+    set_iterator(s, next);
+    if (!next)
+        s->at_end = true;
+    flush_if_caught_up(s, page->n);
+    after_page(s, page->n, next != NULL);
+}
+
 static void on_get_records(const struct ddb_reply *rep, void *arg)
 {
     struct shard *s = arg;
-    struct reader *r = s->reader;
-    struct app *app = r->app;
+    struct app *app = s->reader->app;
     struct log_ctx c = ctx_of(s);
-    const char *next;
-    size_t nrecords;
-    long taken;
-    int rc;
 
     s->call = NULL;
     app->reads--;
@@ -963,80 +1070,12 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
             read_slots_free(app);
         return;
     }
-    r->stats.getrecords_calls++;
-    /* Every throttled answer counts, also those retried within the call. */
-    r->stats.throttled += (uint64_t)rep->throttled;
+    count_get_records(s, rep);
     if (rep->cls != DDB_NOT_FOUND)
         s->nf_since = 0;
     switch (rep->cls) {
     case DDB_OK:
-        rc = records_scan(rep->body, rep->body_len, &r->page);
-        if (rc == -EPROTO && ++s->bad_pages < BAD_PAGE_MAX) {
-            logc_warn(&c, "GetRecords reply of %zu bytes cannot be read after byte %zu; reading "
-                          "the page again (%d of %d)",
-                      rep->body_len, r->page.bad_off, s->bad_pages, BAD_PAGE_MAX);
-            backoff_error(s, SH_GET_RECORDS);
-            break;
-        }
-        taken = rc == -ENOMEM ? rc : take_records(s, rep->body);
-        if (taken >= 0 && rc == -EPROTO) {
-            if (take_broken_tail(s, rep->body + r->page.bad_off, rep->body_len - r->page.bad_off)) {
-                /* Read on after the dead-lettered text. */
-                s->bad_pages = 0;
-                restart_from_last_read(s);
-                set_state(s, SH_GET_ITER);
-            } else {
-                /* Nothing to place an iterator after: the same page, slowly. */
-                backoff(s, FATAL_RETRY_MS, SH_GET_RECORDS);
-            }
-            break;
-        }
-        if (taken < 0) {
-            /* Out of memory part way: read on after the last record taken. */
-            restart_from_last_read(s);
-            backoff_error(s, SH_GET_ITER);
-            break;
-        }
-        s->bad_pages = 0;
-        s->failures = 0;
-        next = r->page.next_iter;
-        nrecords = r->page.n;
-        if (nrecords > 0)
-            s->rec_bytes = rep->body_len / nrecords;
-        if (taken) {
-            s->from_horizon_fresh = false;
-            if (s->loss_open)
-                logc_error(&c, "data lost: the records after %s and before %s",
-                           s->loss_after[0] ? s->loss_after : "the shard's start",
-                           s->first_taken);
-            s->loss_open = false;
-        }
-        set_iterator(s, next);
-        if (!next)
-            s->at_end = true;
-        if (nrecords > 0) {
-            s->behind = r->app->now() - s->page_newest > BEHIND_S;
-            s->empty_streak = 0;
-            /* A short page means this shard has caught up: send what it
-             * read now instead of waiting for flush_interval.  Full pages
-             * (a backlog) keep filling batches. */
-            if (nrecords < s->limit && !s->behind)
-                sink_flush(r->app->sink);
-        }
-        if (s->fetch && s->fetch->n) {
-            set_state(s, SH_FETCH_ITEMS);
-        } else if (!next) {
-            set_state(s, SH_DRAIN);
-        } else if (nrecords > 0 || (s->behind && ++s->empty_streak <= BEHIND_EMPTY_MAX)) {
-            /* Records flow, or we are far behind and an empty page may just
-             * be a gap in the shard (REFERENCE.md Streams fact 2): go on. */
-            s->backoff_ms = 0;
-            set_state(s, SH_GET_RECORDS);
-        } else {
-            r->stats.getrecords_empty++;
-            s->behind = false;
-            backoff_idle(s);
-        }
+        take_page(s, rep);
         break;
     case DDB_EXPIRED_ITER:
         logc_info(&c, "shard iterator expired; renewing it");
@@ -1107,7 +1146,7 @@ static int start_get_records(struct shard *s)
     json_t *body;
 
     s->limit = page_limit(s);
-    body = json_pack("{s:s, s:i}", "ShardIterator", s->iterator, "Limit", (int)s->limit);
+    body = streams_get_records_req(s->iterator, s->limit);
 
     s->call = body ? ddb_call(s->reader->app->aws, AWS_STREAMS, "GetRecords", body,
                               on_get_records, s, &raw)
