@@ -25,11 +25,12 @@
 #define STREAM_SETTLE_MS 10000
 #define DESCRIBE_STREAM_LIMIT 100 /* shards a DescribeStream page (the most it gives) */
 
-static const char *const state_name[RD_NSTATES] = {
+static const char *const reader_state_names[] = {
     [RD_DESCRIBE_TABLE] = "describe-table", [RD_LIST_STREAMS] = "list-streams",
     [RD_LIST] = "list",                     [RD_RUNNING] = "running",
     [RD_STOPPING] = "stopping",             [RD_STOPPED] = "stopped",
 };
+_Static_assert(ARRAY_SIZE(reader_state_names) == RD_NSTATES, "a name for each reader state");
 
 static void describe_table(struct reader *r);
 static void list_streams(struct reader *r);
@@ -43,11 +44,30 @@ uint64_t reader_now_ms(const struct reader *r)
     return uv_now(r->app->loop);
 }
 
+/* The only writer of r->state. */
 static void set_state(struct reader *r, enum reader_state to)
 {
     if (r->state != to)
-        logc_debug(&r->log, "reader: %s -> %s", state_name[r->state], state_name[to]);
+        logc_debug(&r->log, "reader: %s -> %s", reader_state_names[r->state],
+                   reader_state_names[to]);
     r->state = to;
+}
+
+/* Not stopping nor stopped: it lists, reads and sets its timer. */
+static bool reader_active(const struct reader *r)
+{
+    switch (r->state) {
+    case RD_DESCRIBE_TABLE:
+    case RD_LIST_STREAMS:
+    case RD_LIST:
+    case RD_RUNNING:
+        return true;
+    case RD_STOPPING:
+    case RD_STOPPED:
+    case RD_NSTATES:
+        break;
+    }
+    return false;
 }
 
 static char *xstrdup(const char *p)
@@ -302,7 +322,7 @@ static void on_timer(uv_timer_t *t);
 
 static void schedule(struct reader *r, uint64_t ms)
 {
-    if (r->state < RD_STOPPING)
+    if (reader_active(r))
         uv_timer_start(&r->timer, on_timer, ms, 0);
 }
 
@@ -315,7 +335,7 @@ static void on_timer(uv_timer_t *t)
 {
     struct reader *r = container_of(t, struct reader, timer);
 
-    if (r->state >= RD_STOPPING || r->call)
+    if (!reader_active(r) || r->call)
         return;
     if (!r->arn || reader_now_ms(r) - (uint64_t)r->last_describe_table >= REDESCRIBE_MS) {
         describe_table(r);
@@ -436,7 +456,7 @@ static void on_describe_table(const struct ddb_reply *rep, void *arg)
     bool enabled;
 
     r->call = NULL;
-    if (rep->err == -ECANCELED || r->state >= RD_STOPPING)
+    if (rep->err == -ECANCELED || !reader_active(r))
         return;
     if (rep->cls != DDB_OK) {
         if (rep->cls == DDB_NOT_FOUND)
@@ -535,7 +555,7 @@ static void on_list_streams(const struct ddb_reply *rep, void *arg)
     struct streams_list list;
 
     r->call = NULL;
-    if (rep->err == -ECANCELED || r->state >= RD_STOPPING)
+    if (rep->err == -ECANCELED || !reader_active(r))
         return;
     if (rep->cls != DDB_OK) {
         if (rep->cls == DDB_FATAL) {
@@ -668,7 +688,7 @@ static void on_describe_stream(const struct ddb_reply *rep, void *arg)
     bool full = !r->children_of;
 
     r->call = NULL;
-    if (rep->err == -ECANCELED || r->state >= RD_STOPPING)
+    if (rep->err == -ECANCELED || !reader_active(r))
         return;
     if (rep->cls != DDB_OK) {
         if (r->children_of && rep->cls == DDB_FATAL) {
@@ -824,7 +844,7 @@ static bool begin(struct reader *r, struct shard *s, bool first_listing, bool ro
     bool latest = r->arn && strcmp(s->arn, r->arn) == 0;
 
     if (ck && ck->done) {
-        s->state = SH_DONE;
+        shard_finished_before(s);
         return true;
     }
     if (ck && ck->seq[0]) {
@@ -852,7 +872,7 @@ static bool begin(struct reader *r, struct shard *s, bool first_listing, bool ro
         if (!ck)
             return false;
         ckpt_shard_finish(app->ckpt, ck, app->now());
-        s->state = SH_DONE;
+        shard_finished_before(s);
         return true;
     } else {
         s->start = START_LATEST;
@@ -976,7 +996,7 @@ void reader_shard_done(struct reader *r, struct shard *s)
     bool has_child = false;
 
     logc_info(&r->log, "shard %s finished", s->id);
-    if (r->state >= RD_STOPPING)
+    if (!reader_active(r))
         return;
     for (struct shard *c = r->shards; c; c = c->next)
         has_child |= c->parent_id && strcmp(c->parent_id, s->id) == 0 && c->stream == s->stream;

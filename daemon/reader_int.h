@@ -13,6 +13,8 @@
 #include "daemon/shard.h"
 #include "indexer/transform.h"
 
+/* Written by set_state (reader.c) only; whether the reader still works is
+ * reader_active(), not the order of these. */
 enum reader_state {
     RD_DESCRIBE_TABLE, /* DescribeTable: key schema, the latest stream */
     RD_LIST_STREAMS,   /* ListStreams: the table's other streams (24 h after they are disabled) */

@@ -60,7 +60,7 @@
  * number would let a thousand shards pass max_queue_bytes by a page each. */
 #define SHARD_READS_MAX(app) ((unsigned)(app)->cfg->daemon.read_concurrency)
 
-static const char *const state_name[SH_NSTATES] = {
+static const char *const shard_state_names[] = {
     [SH_WAIT_PARENT] = "wait-parent", [SH_GET_ITER] = "get-iterator",
     [SH_GET_RECORDS] = "get-records", [SH_FETCH_ITEMS] = "fetch-items",
     [SH_PAUSED] = "paused",           [SH_HELD] = "held",
@@ -68,6 +68,7 @@ static const char *const state_name[SH_NSTATES] = {
     [SH_DRAIN] = "drain",             [SH_DONE] = "done",
     [SH_STOPPED] = "stopped",
 };
+_Static_assert(ARRAY_SIZE(shard_state_names) == SH_NSTATES, "a name for each shard state");
 
 /* A page of records of a KEYS_ONLY / OLD_IMAGE stream whose documents need
  * the current items: each entry is a record already registered with the ack
@@ -97,7 +98,7 @@ static void read_unwait(struct shard *s);
 
 const char *shard_state_name(enum shard_state st)
 {
-    return st < SH_NSTATES ? state_name[st] : "?";
+    return st < SH_NSTATES ? shard_state_names[st] : "?";
 }
 
 static struct log_ctx ctx_of(const struct shard *s)
@@ -105,15 +106,25 @@ static struct log_ctx ctx_of(const struct shard *s)
     return (struct log_ctx){ .table = s->reader->t ? s->reader->log.table : NULL, .shard = s->id };
 }
 
-static void set_state(struct shard *s, enum shard_state to)
+/* The only writer of s->state and s->resume.  Backoff is entered with the
+ * state its timer goes on in (resume: the step that must be done again);
+ * every other state with none (SH_NSTATES). */
+static void enter_state(struct shard *s, enum shard_state to, enum shard_state resume)
 {
     assert(to < SH_NSTATES);
+    assert((to == SH_BACKOFF) == (resume < SH_NSTATES) && resume != SH_BACKOFF);
     if (s->state != to) {
         struct log_ctx c = ctx_of(s);
 
-        logc_debug(&c, "%s -> %s", state_name[s->state], state_name[to]);
+        logc_debug(&c, "%s -> %s", shard_state_names[s->state], shard_state_names[to]);
     }
     s->state = to;
+    s->resume = resume;
+}
+
+static void set_state(struct shard *s, enum shard_state to)
+{
+    enter_state(s, to, SH_NSTATES);
 }
 
 static char *xstrdup(const char *p)
@@ -161,7 +172,7 @@ struct shard *shard_new(struct reader *r, const char *arn, const char *id, const
         return NULL;
     }
     s->timer_open = true;
-    s->state = SH_WAIT_PARENT;
+    set_state(s, SH_WAIT_PARENT);
     s->created_ms = shard_id_time_ms(id);
     return s;
 }
@@ -202,13 +213,11 @@ static void on_timer(uv_timer_t *t)
     drive(s);
 }
 
-/* Waits ms, then goes on in state resume (the step that must be done again). */
+/* Waits ms, then goes on in state resume (on_timer). */
 static void backoff(struct shard *s, long ms, enum shard_state resume)
 {
-    assert(resume != SH_BACKOFF && resume < SH_NSTATES);
     s->backoff_ms = ms;
-    s->resume = resume;
-    set_state(s, SH_BACKOFF);
+    enter_state(s, SH_BACKOFF, resume);
 }
 
 /* Error backoff: capped exponential with full jitter. */
@@ -1308,6 +1317,11 @@ static void hold(struct shard *s)
                       "shard_read_ahead)",
                   ack_pending(s->ack), s->ck && s->ck->seq[0] ? s->ck->seq : "none yet");
     s->held_logged = true;
+}
+
+void shard_finished_before(struct shard *s)
+{
+    set_state(s, SH_DONE);
 }
 
 void shard_begin(struct shard *s)
