@@ -16,6 +16,7 @@ struct aws;
 struct sink;
 struct ckpt;
 struct reader;
+struct slots;
 
 struct app {
     uv_loop_t *loop;
@@ -30,10 +31,7 @@ struct app {
     size_t nreaders;
     bool stopping;
     bool dry_run;
-    /* GetRecords in flight over all shards, and the shards waiting for one
-     * of the SHARD_READS_MAX slots, first come first served (shard.c). */
-    unsigned reads;
-    struct shard *read_wait_head, *read_wait_tail;
+    struct slots *slots;     /* GetRecords read slots over all shards (slots.h) */
     time_t (*now)(void);     /* wall clock; replaceable in tests */
     /* Process-wide counters (per-table ones live in each reader). */
     uint64_t checkpoint_writes, checkpoint_failures;

@@ -81,6 +81,34 @@ struct reader {
     struct streams_page page;    /* the GetRecords reply being taken (one at a time) */
 };
 
+/* What a shard needs of its reader (shard.c): the app, the table's
+ * counters it adds to, the transform settings, the table's name (NULL for
+ * a reader without a table) and the one GetRecords page being taken. */
+static inline struct app *reader_app(const struct reader *r)
+{
+    return r->app;
+}
+
+static inline struct reader_stats *reader_counters(struct reader *r)
+{
+    return &r->stats;
+}
+
+static inline const struct transform_cfg *reader_transform(const struct reader *r)
+{
+    return &r->tf;
+}
+
+static inline const char *reader_table_name(const struct reader *r)
+{
+    return r->t ? r->log.table : NULL;
+}
+
+static inline struct streams_page *reader_page(struct reader *r)
+{
+    return &r->page;
+}
+
 /* shard.c → reader.c */
 void reader_shard_done(struct reader *r, struct shard *s);
 void reader_shard_stopped(struct reader *r, struct shard *s);

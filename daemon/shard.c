@@ -16,11 +16,12 @@
 #include "daemon/ckpt.h"
 #include "daemon/reader_int.h"
 #include "daemon/seqnum.h"
+#include "daemon/slots.h"
 #include "indexer/sink.h"
 #include "indexer/transform.h"
 
 #define IDLE_FIRST_MS 100     /* first wait after an empty read: doubles up to the idle interval */
-#define IDLE_MAX_MS ((long)s->reader->app->cfg->daemon.idle_poll_interval_ms)
+#define IDLE_MAX_MS ((long)app_of(s)->cfg->daemon.idle_poll_interval_ms)
 #define ERROR_BASE_MS 100     /* throttling and failures: 100 ms ... 10 s, full jitter */
 #define ERROR_MAX_MS 10000
 #define FATAL_RETRY_MS 30000  /* an error we do not understand: try again, slowly */
@@ -55,10 +56,6 @@
  * whole records are taken and the rest is dead-lettered as it is. */
 #define BAD_PAGE_MAX 5
 #define DOC_MAX (16u << 20)   /* a document; items are at most 400 KB, JSON grows some */
-/* GetRecords in flight over all shards ([daemon] read_concurrency).  A reply
- * (up to 1 MB) lands in the sink's queue whatever its fill, so an unbounded
- * number would let a thousand shards pass max_queue_bytes by a page each. */
-#define SHARD_READS_MAX(app) ((unsigned)(app)->cfg->daemon.read_concurrency)
 
 static const char *const shard_state_names[] = {
     [SH_WAIT_PARENT] = "wait-parent", [SH_GET_ITER] = "get-iterator",
@@ -101,9 +98,14 @@ const char *shard_state_name(enum shard_state st)
     return st < SH_NSTATES ? shard_state_names[st] : "?";
 }
 
+static struct app *app_of(const struct shard *s)
+{
+    return reader_app(s->reader);
+}
+
 static struct log_ctx ctx_of(const struct shard *s)
 {
-    return (struct log_ctx){ .table = s->reader->t ? s->reader->log.table : NULL, .shard = s->id };
+    return (struct log_ctx){ .table = reader_table_name(s->reader), .shard = s->id };
 }
 
 /* The only writer of s->state and s->resume.  Backoff is entered with the
@@ -167,7 +169,7 @@ struct shard *shard_new(struct reader *r, const char *arn, const char *id, const
     s->closed = closed;
     s->ack = ack_new();
     if (!s->id || !s->arn || (parent && !s->parent_id) || !s->ack ||
-        uv_timer_init(r->app->loop, &s->timer) != 0) {
+        uv_timer_init(reader_app(r)->loop, &s->timer) != 0) {
         shard_free(s);
         return NULL;
     }
@@ -275,7 +277,7 @@ static void note_loss(struct shard *s, const char *after)
 
     if (s->loss_open)
         return;
-    s->reader->stats.records_lost_events++;
+    reader_counters(s->reader)->records_lost_events++;
     s->loss_open = true;
     snprintf(s->loss_after, sizeof(s->loss_after), "%s", after);
     logc_error(&c,
@@ -292,7 +294,7 @@ static void note_loss(struct shard *s, const char *after)
  * listing expired shards: DDBLOCAL.md "Expired shard"). */
 static bool known_expired(const struct shard *s)
 {
-    struct app *app = s->reader->app;
+    struct app *app = app_of(s);
     int64_t wall_ms = (int64_t)app->now() * 1000;
 
     if (s->unlisted)
@@ -310,7 +312,7 @@ static bool known_expired(const struct shard *s)
 static void not_found(struct shard *s, const struct ddb_reply *rep, const char *call)
 {
     struct log_ctx c = ctx_of(s);
-    uint64_t now = uv_now(s->reader->app->loop);
+    uint64_t now = uv_now(app_of(s)->loop);
     bool first = !s->nf_since;
 
     if (first)
@@ -326,7 +328,7 @@ static void not_found(struct shard *s, const struct ddb_reply *rep, const char *
         return;
     }
     if (!s->at_end) {
-        s->reader->stats.records_lost_events++;
+        reader_counters(s->reader)->records_lost_events++;
         logc_error(&c, "the shard expired before it was read to its end (%s: %s: %s): data lost; "
                        "the records after %s were not read",
                    call, rep->type, rep->message,
@@ -352,7 +354,7 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
     s->call = NULL;
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
         return;
-    s->reader->stats.throttled += (uint64_t)rep->throttled;
+    reader_counters(s->reader)->throttled += (uint64_t)rep->throttled;
     if (rep->cls != DDB_NOT_FOUND)
         s->nf_since = 0;
     switch (rep->cls) {
@@ -406,7 +408,7 @@ static int start_get_iterator(struct shard *s)
 
     if (body && s->start == START_TRIM_HORIZON && !s->last_read[0])
         s->from_horizon_fresh = true;
-    s->call = body ? ddb_call(s->reader->app->aws, AWS_STREAMS, "GetShardIterator", body,
+    s->call = body ? ddb_call(app_of(s)->aws, AWS_STREAMS, "GetShardIterator", body,
                               on_get_iterator, s, NULL)
                    : NULL;
     if (!s->call) {
@@ -432,10 +434,10 @@ static int submit(struct shard *s, struct doc *d, int64_t ticket)
     struct log_ctx c = ctx_of(s);
     int rc;
 
-    d->table = r->t ? r->log.table : NULL;
+    d->table = reader_table_name(r);
     d->shard = s->id;
     s->pending_docs++;
-    rc = sink_submit(r->app->sink, d, s, ticket_of(ticket, d->op));
+    rc = sink_submit(reader_app(r)->sink, d, s, ticket_of(ticket, d->op));
     if (rc < 0) {
         s->pending_docs--;
         logc_debug(&c, "%s not submitted: %s", d->seq, strerror(-rc));
@@ -456,8 +458,8 @@ static int dead_letter(struct shard *s, struct doc *d, json_t *raw, const char *
     d->table = r->log.table;
     d->shard = s->id;
     s->pending_docs++; /* before: the sink may report at once */
-    rc = raw ? sink_dead_letter(r->app->sink, d, raw, type, reason, s, t)
-             : sink_dead_letter_raw(r->app->sink, d, text, len, type, reason, s, t);
+    rc = raw ? sink_dead_letter(reader_app(r)->sink, d, raw, type, reason, s, t)
+             : sink_dead_letter_raw(reader_app(r)->sink, d, text, len, type, reason, s, t);
     if (rc < 0)
         s->pending_docs--;
     return rc;
@@ -488,7 +490,7 @@ static int fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json_
         int rc;
 
         buf_init(&kt, BUF_NOMAX);
-        rc = transform_key_text(&s->reader->tf, keys, &kt, NULL);
+        rc = transform_key_text(reader_transform(s->reader), keys, &kt, NULL);
         if (rc == -ENOMEM) {
             buf_close(&kt);
             return -ENOMEM;
@@ -568,7 +570,7 @@ static int take_poison(struct shard *s, size_t idx, const char *seq, const char 
     }
     if (seq)
         memcpy(s->last_read, seq, strlen(seq) + 1);
-    r->stats.records_read++;
+    reader_counters(r)->records_read++;
     return 0;
 }
 
@@ -591,9 +593,9 @@ static long take_records(struct shard *s, const char *body)
     buf_init(&d.source, DOC_MAX);
     buf_init(&d.keys, DOC_MAX);
     buf_init(&err, 1024);
-    for (i = 0; i < r->page.n && taken >= 0; i++) {
-        const char *text = body + r->page.span[i].off;
-        size_t len = r->page.span[i].len;
+    for (i = 0; i < reader_page(r)->n && taken >= 0; i++) {
+        const char *text = body + reader_page(r)->span[i].off;
+        size_t len = reader_page(r)->span[i].len;
         json_error_t jerr;
         json_t *rec = jsonx_loadb(text, len, 0, &jerr);
         struct streams_record sr;
@@ -631,7 +633,7 @@ static long take_records(struct shard *s, const char *body)
         }
         seq = memcpy(seqbuf, seq, strlen(seq) + 1); /* outlives rec */
         buf_reset(&err);
-        tr = transform_record(&r->tf, rec, &d, &err);
+        tr = transform_record(reader_transform(r), rec, &d, &err);
         /* The time as transform_record checked it (0 when it is not a
          * time in seconds): a raw cast of any JSON number is undefined. */
         created = d.created;
@@ -659,7 +661,7 @@ static long take_records(struct shard *s, const char *body)
             rc = submit(s, &d, ticket);
             break;
         case TR_SKIP:
-            r->stats.docs_skipped++;
+            reader_counters(r)->docs_skipped++;
             ack_done(s->ack, ticket);
             break;
         case TR_NEED_ITEM:
@@ -682,14 +684,14 @@ static long take_records(struct shard *s, const char *body)
             taken = -ENOMEM;
             break;
         }
-        if (created > r->stats.newest_created)
-            r->stats.newest_created = created;
+        if (created > reader_counters(r)->newest_created)
+            reader_counters(r)->newest_created = created;
         memcpy(s->last_read, seq, strlen(seq) + 1);
         if (!taken)
             memcpy(s->first_taken, seq, strlen(seq) + 1);
         if (created > s->page_newest)
             s->page_newest = created;
-        r->stats.records_read++;
+        reader_counters(r)->records_read++;
         taken++;
     }
     buf_close(&d.source);
@@ -712,7 +714,7 @@ static bool same_text(const struct fetch_entry *e, const char *t, size_t n)
 static const char *key_text_of(struct shard *s, json_t *x, struct buf *kt)
 {
     buf_reset(kt);
-    return transform_key_text(&s->reader->tf, x, kt, NULL) == 0 ? kt->ptr : NULL;
+    return transform_key_text(reader_transform(s->reader), x, kt, NULL) == 0 ? kt->ptr : NULL;
 }
 
 static int start_fetch(struct shard *s)
@@ -742,7 +744,7 @@ static int start_fetch(struct shard *s)
         }
     }
     body = streams_batch_get_req(r->t ? r->log.table : "", keys);
-    s->call = body ? ddb_call(r->app->aws, AWS_DYNAMODB, "BatchGetItem", body, on_batch_get, s,
+    s->call = body ? ddb_call(reader_app(r)->aws, AWS_DYNAMODB, "BatchGetItem", body, on_batch_get, s,
                               &(struct ddb_call_opts){ .what = r->log.table })
                    : NULL;
     if (!s->call) {
@@ -884,7 +886,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         }
         buf_reset(&err);
         /* No item any more: it was deleted since; its REMOVE record follows. */
-        tr = item ? transform_item(&r->tf, item, &d, &err) : transform_keys(&r->tf, e->keys, &d, &err);
+        tr = item ? transform_item(reader_transform(r), item, &d, &err) : transform_keys(reader_transform(r), e->keys, &d, &err);
         d.version = e->version;
         d.created = e->created;
         memcpy(d.seq, e->seq, sizeof(d.seq));
@@ -946,14 +948,14 @@ static bool take_broken_tail(struct shard *s, const char *text, size_t len)
                    FATAL_RETRY_MS / 1000);
         return false;
     }
-    return take_poison(s, s->reader->page.n, seq, text, len, "records_not_json",
+    return take_poison(s, reader_page(s->reader)->n, seq, text, len, "records_not_json",
                        "the reply breaks off here: the text that follows is not JSON") == 0;
 }
 
 /* The statistics every GetRecords answer counts. */
 static void count_get_records(struct shard *s, const struct ddb_reply *rep)
 {
-    struct reader_stats *st = &s->reader->stats;
+    struct reader_stats *st = reader_counters(s->reader);
 
     st->getrecords_calls++;
     /* Every throttled answer counts, also those retried within the call. */
@@ -986,7 +988,7 @@ static void close_loss(struct shard *s)
  * keep filling batches. */
 static void flush_if_caught_up(struct shard *s, size_t nrecords)
 {
-    struct app *app = s->reader->app;
+    struct app *app = app_of(s);
 
     if (nrecords == 0)
         return;
@@ -1009,7 +1011,7 @@ static void after_page(struct shard *s, size_t nrecords, bool has_next)
         s->backoff_ms = 0;
         set_state(s, SH_GET_RECORDS);
     } else {
-        s->reader->stats.getrecords_empty++;
+        reader_counters(s->reader)->getrecords_empty++;
         s->behind = false;
         backoff_idle(s);
     }
@@ -1019,7 +1021,7 @@ static void after_page(struct shard *s, size_t nrecords, bool has_next)
  * step is chosen. */
 static void take_page(struct shard *s, const struct ddb_reply *rep)
 {
-    struct streams_page *page = &s->reader->page;
+    struct streams_page *page = reader_page(s->reader);
     struct log_ctx c = ctx_of(s);
     const char *next;
     long taken;
@@ -1067,11 +1069,11 @@ static void take_page(struct shard *s, const struct ddb_reply *rep)
 static void on_get_records(const struct ddb_reply *rep, void *arg)
 {
     struct shard *s = arg;
-    struct app *app = s->reader->app;
+    struct app *app = app_of(s);
     struct log_ctx c = ctx_of(s);
 
     s->call = NULL;
-    app->reads--;
+    slots_release(app->slots);
     if (rep->err == -ECANCELED || s->state == SH_STOPPED) {
         /* A shard stopped (its stream replaced, its table gone): the slot
          * goes to a waiting shard of another stream. */
@@ -1136,7 +1138,7 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
 /* The Limit of the next GetRecords (see SMALL_PAGE_BYTES). */
 static unsigned page_limit(const struct shard *s)
 {
-    struct app *app = s->reader->app;
+    struct app *app = app_of(s);
     uint64_t at = sink_busy_at(app->sink);
     size_t n;
 
@@ -1157,14 +1159,14 @@ static int start_get_records(struct shard *s)
     s->limit = page_limit(s);
     body = streams_get_records_req(s->iterator, s->limit);
 
-    s->call = body ? ddb_call(s->reader->app->aws, AWS_STREAMS, "GetRecords", body,
+    s->call = body ? ddb_call(app_of(s)->aws, AWS_STREAMS, "GetRecords", body,
                               on_get_records, s, &raw)
                    : NULL;
     if (!s->call) {
         backoff_error(s, SH_GET_RECORDS);
         return -ENOMEM;
     }
-    s->reader->app->reads++;
+    slots_take(app_of(s)->slots);
     return 0;
 }
 
@@ -1172,47 +1174,24 @@ static int start_get_records(struct shard *s)
 
 static void read_wait(struct shard *s)
 {
-    struct app *app = s->reader->app;
-
-    if (s->read_waiting)
-        return;
-    s->read_waiting = true;
-    s->read_wait_next = NULL;
-    if (app->read_wait_tail)
-        app->read_wait_tail->read_wait_next = s;
-    else
-        app->read_wait_head = s;
-    app->read_wait_tail = s;
+    slots_wait(app_of(s)->slots, &s->read_wait);
 }
 
 static void read_unwait(struct shard *s)
 {
-    struct app *app;
-    struct shard **link, *prev = NULL;
-
-    if (!s->read_waiting)
-        return;
-    app = s->reader->app;
-    link = &app->read_wait_head;
-    while (*link && *link != s) {
-        prev = *link;
-        link = &(*link)->read_wait_next;
-    }
-    if (*link)
-        *link = s->read_wait_next;
-    if (app->read_wait_tail == s)
-        app->read_wait_tail = prev;
-    s->read_waiting = false;
-    s->read_wait_next = NULL;
+    if (s->read_wait.queued)
+        slots_unwait(app_of(s)->slots, &s->read_wait);
 }
 
 /* A slot came free: the longest-waiting shards read, while the sink has room.
  * Each is driven while still queued, so drive() lets it read. */
 static void read_slots_free(struct app *app)
 {
-    struct shard *s;
+    struct slots_waiter *w;
 
-    while (app->reads < SHARD_READS_MAX(app) && (s = app->read_wait_head) && !sink_full(app->sink)) {
+    while ((w = slots_next(app->slots)) && !sink_full(app->sink)) {
+        struct shard *s = container_of(w, struct shard, read_wait);
+
         if (s->state == SH_PAUSED) {
             set_state(s, SH_GET_RECORDS);
             drive(s);
@@ -1225,7 +1204,7 @@ static void read_slots_free(struct app *app)
 
 static void finish(struct shard *s)
 {
-    struct app *app = s->reader->app;
+    struct app *app = app_of(s);
 
     shard_checkpoint(s);
     if (s->ck)
@@ -1242,34 +1221,31 @@ static void drive(struct shard *s)
         case SH_STOPPED:
             return;
         case SH_GET_ITER:
-            if (s->reader->app->stopping)
+            if (app_of(s)->stopping)
                 return;
             if (start_get_iterator(s) == 0)
                 return;
             break;
         case SH_GET_RECORDS:
-            if (s->reader->app->stopping)
+            if (app_of(s)->stopping)
                 return;
             if (!s->iterator) {
                 set_state(s, SH_GET_ITER);
                 break;
             }
-            if (sink_full(s->reader->app->sink)) {
+            if (sink_full(app_of(s)->sink)) {
                 set_state(s, SH_PAUSED);
                 return;
             }
-            if (ack_pending(s->ack) >= READ_AHEAD_MAX(s->reader->app)) {
+            if (ack_pending(s->ack) >= READ_AHEAD_MAX(app_of(s))) {
                 hold(s);
                 return;
             }
-            /* First come first served: a shard that just read, and got
-             * records again, queues behind those waiting instead of keeping
-             * its slot (a busy shard would starve the others). */
-            if (s->reader->app->reads >= SHARD_READS_MAX(s->reader->app) ||
-                (s->reader->app->read_wait_head && !s->read_waiting)) {
+            /* First come first served (slots_may_take). */
+            if (!slots_may_take(app_of(s)->slots, &s->read_wait)) {
                 read_wait(s);
                 set_state(s, SH_PAUSED);
-                read_slots_free(s->reader->app);
+                read_slots_free(app_of(s));
                 return;
             }
             read_unwait(s);
@@ -1351,7 +1327,7 @@ void shard_doc_done(struct shard *s, uint64_t ticket, bool finished)
     if (rc < 0)
         logc_error(&c, "finished document %llu was not in flight (%s)",
                    (unsigned long long)(ticket >> 1), strerror(-rc));
-    if (s->state == SH_HELD && ack_pending(s->ack) <= READ_AHEAD_MAX(s->reader->app) / 2) {
+    if (s->state == SH_HELD && ack_pending(s->ack) <= READ_AHEAD_MAX(app_of(s)) / 2) {
         logc_info(&c, "the checkpoint moved on: reading again");
         s->held_logged = false;
         set_state(s, SH_GET_RECORDS);
@@ -1363,7 +1339,7 @@ void shard_doc_done(struct shard *s, uint64_t ticket, bool finished)
 
 void shard_checkpoint(struct shard *s)
 {
-    struct app *app = s->reader->app;
+    struct app *app = app_of(s);
     struct ckpt_version ver;
     const char *seq = ack_checkpoint(s->ack, &ver);
 

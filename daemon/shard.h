@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "daemon/ckpt.h"
+#include "daemon/slots.h"
 
 struct reader;
 struct ack;
@@ -55,8 +56,7 @@ struct shard {
     struct shard *next, *prev;   /* the reader's list */
     struct shard *hnext;         /* the reader's hash chain */
     unsigned listed_gen;         /* the stream's full listing that last held it */
-    struct shard *read_wait_next; /* the app's queue of shards waiting to read */
-    bool read_waiting;
+    struct slots_waiter read_wait; /* in the app's queue of shards waiting to read */
     char *id;
     char *parent_id;
     char *arn;                   /* the stream it belongs to */
