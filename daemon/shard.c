@@ -583,6 +583,8 @@ static int take_poison(struct shard *s, size_t idx, const char *seq, const char 
 static long take_records(struct shard *s, const char *body)
 {
     struct reader *r = s->reader;
+    const struct streams_page *page = reader_page(r);
+    struct reader_stats *st = reader_counters(r);
     struct log_ctx c = ctx_of(s);
     struct doc d;
     struct buf err;
@@ -593,9 +595,9 @@ static long take_records(struct shard *s, const char *body)
     buf_init(&d.source, DOC_MAX);
     buf_init(&d.keys, DOC_MAX);
     buf_init(&err, 1024);
-    for (i = 0; i < reader_page(r)->n && taken >= 0; i++) {
-        const char *text = body + reader_page(r)->span[i].off;
-        size_t len = reader_page(r)->span[i].len;
+    for (i = 0; i < page->n && taken >= 0; i++) {
+        const char *text = body + page->span[i].off;
+        size_t len = page->span[i].len;
         json_error_t jerr;
         json_t *rec = jsonx_loadb(text, len, 0, &jerr);
         struct streams_record sr;
@@ -661,7 +663,7 @@ static long take_records(struct shard *s, const char *body)
             rc = submit(s, &d, ticket);
             break;
         case TR_SKIP:
-            reader_counters(r)->docs_skipped++;
+            st->docs_skipped++;
             ack_done(s->ack, ticket);
             break;
         case TR_NEED_ITEM:
@@ -684,14 +686,14 @@ static long take_records(struct shard *s, const char *body)
             taken = -ENOMEM;
             break;
         }
-        if (created > reader_counters(r)->newest_created)
-            reader_counters(r)->newest_created = created;
+        if (created > st->newest_created)
+            st->newest_created = created;
         memcpy(s->last_read, seq, strlen(seq) + 1);
         if (!taken)
             memcpy(s->first_taken, seq, strlen(seq) + 1);
         if (created > s->page_newest)
             s->page_newest = created;
-        reader_counters(r)->records_read++;
+        st->records_read++;
         taken++;
     }
     buf_close(&d.source);
@@ -744,8 +746,8 @@ static int start_fetch(struct shard *s)
         }
     }
     body = streams_batch_get_req(r->t ? r->log.table : "", keys);
-    s->call = body ? ddb_call(reader_app(r)->aws, AWS_DYNAMODB, "BatchGetItem", body, on_batch_get, s,
-                              &(struct ddb_call_opts){ .what = r->log.table })
+    s->call = body ? ddb_call(app_of(s)->aws, AWS_DYNAMODB, "BatchGetItem", body, on_batch_get,
+                              s, &(struct ddb_call_opts){ .what = r->log.table })
                    : NULL;
     if (!s->call) {
         for (size_t i = 0; i < f->n; i++)
@@ -886,7 +888,8 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         }
         buf_reset(&err);
         /* No item any more: it was deleted since; its REMOVE record follows. */
-        tr = item ? transform_item(reader_transform(r), item, &d, &err) : transform_keys(reader_transform(r), e->keys, &d, &err);
+        tr = item ? transform_item(reader_transform(r), item, &d, &err)
+                  : transform_keys(reader_transform(r), e->keys, &d, &err);
         d.version = e->version;
         d.created = e->created;
         memcpy(d.seq, e->seq, sizeof(d.seq));
