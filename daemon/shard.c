@@ -437,7 +437,7 @@ static int submit(struct shard *s, struct doc *d, int64_t ticket)
     d->table = reader_table_name(r);
     d->shard = s->id;
     s->pending_docs++;
-    rc = sink_submit(reader_app(r)->sink, d, s, ticket_of(ticket, d->op));
+    rc = sink_submit(r->app->sink, d, s, ticket_of(ticket, d->op));
     if (rc < 0) {
         s->pending_docs--;
         logc_debug(&c, "%s not submitted: %s", d->seq, strerror(-rc));
@@ -458,8 +458,8 @@ static int dead_letter(struct shard *s, struct doc *d, json_t *raw, const char *
     d->table = r->log.table;
     d->shard = s->id;
     s->pending_docs++; /* before: the sink may report at once */
-    rc = raw ? sink_dead_letter(reader_app(r)->sink, d, raw, type, reason, s, t)
-             : sink_dead_letter_raw(reader_app(r)->sink, d, text, len, type, reason, s, t);
+    rc = raw ? sink_dead_letter(r->app->sink, d, raw, type, reason, s, t)
+             : sink_dead_letter_raw(r->app->sink, d, text, len, type, reason, s, t);
     if (rc < 0)
         s->pending_docs--;
     return rc;
