@@ -18,6 +18,7 @@ struct ckpt;
 struct reader;
 struct reader_timing;
 struct shard_timing;
+struct slots;
 
 struct app {
     uv_loop_t *loop;
@@ -32,10 +33,7 @@ struct app {
     size_t nreaders;
     bool stopping;
     bool dry_run;
-    /* GetRecords in flight over all shards, and the shards waiting for one
-     * of the SHARD_READS_MAX slots, first come first served (shard.c). */
-    unsigned reads;
-    struct shard *read_wait_head, *read_wait_tail;
+    struct slots *slots;     /* GetRecords read slots over all shards (slots.h) */
     time_t (*now)(void);     /* wall clock; replaceable in tests */
     /* The readers' and shards' waits (reader.h, shard.h); NULL: the
      * daemon's own.  Tests shorten them. */

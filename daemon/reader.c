@@ -31,12 +31,14 @@ const struct reader_timing reader_timing_default = {
     .retry_max_ms = 30000,
     .stream_settle_ms = 10000,
 };
+#define DESCRIBE_STREAM_LIMIT 100 /* shards a DescribeStream page (the most it gives) */
 
-static const char *const state_name[RD_NSTATES] = {
+static const char *const reader_state_names[] = {
     [RD_DESCRIBE_TABLE] = "describe-table", [RD_LIST_STREAMS] = "list-streams",
     [RD_LIST] = "list",                     [RD_RUNNING] = "running",
     [RD_STOPPING] = "stopping",             [RD_STOPPED] = "stopped",
 };
+_Static_assert(ARRAY_SIZE(reader_state_names) == RD_NSTATES, "a name for each reader state");
 
 static void describe_table(struct reader *r);
 static void list_streams(struct reader *r);
@@ -50,11 +52,30 @@ uint64_t reader_now_ms(const struct reader *r)
     return uv_now(r->app->loop);
 }
 
+/* The only writer of r->state. */
 static void set_state(struct reader *r, enum reader_state to)
 {
     if (r->state != to)
-        logc_debug(&r->log, "reader: %s -> %s", state_name[r->state], state_name[to]);
+        logc_debug(&r->log, "reader: %s -> %s", reader_state_names[r->state],
+                   reader_state_names[to]);
     r->state = to;
+}
+
+/* Not stopping nor stopped: it lists, reads and sets its timer. */
+static bool reader_active(const struct reader *r)
+{
+    switch (r->state) {
+    case RD_DESCRIBE_TABLE:
+    case RD_LIST_STREAMS:
+    case RD_LIST:
+    case RD_RUNNING:
+        return true;
+    case RD_STOPPING:
+    case RD_STOPPED:
+    case RD_NSTATES:
+        break;
+    }
+    return false;
 }
 
 static char *xstrdup(const char *p)
@@ -267,7 +288,7 @@ void reader_free(struct reader *r)
     free(r->children_of);
     free(r->oldest_known);
     transform_renames_close(&r->renames);
-    records_page_free(&r->page);
+    streams_page_free(&r->page);
     clients_tf_key_free(r->hmac_key, r->hmac_key_len);
     free(r);
 }
@@ -309,7 +330,7 @@ static void on_timer(uv_timer_t *t);
 
 static void schedule(struct reader *r, uint64_t ms)
 {
-    if (r->state < RD_STOPPING)
+    if (reader_active(r))
         uv_timer_start(&r->timer, on_timer, ms, 0);
 }
 
@@ -322,7 +343,7 @@ static void on_timer(uv_timer_t *t)
 {
     struct reader *r = container_of(t, struct reader, timer);
 
-    if (r->state >= RD_STOPPING || r->call)
+    if (!reader_active(r) || r->call)
         return;
     if (!r->arn || reader_now_ms(r) - (uint64_t)r->last_describe_table >= REDESCRIBE_MS) {
         describe_table(r);
@@ -379,12 +400,10 @@ static void seed(struct reader *r)
 
 /* ---- DescribeTable ---------------------------------------------------- */
 
-/* A copy of a JSON string that may hold NUL: its length goes to *len. */
-static void replace_n(char **dst, size_t *len, json_t *v)
+/* A copy of a name that may hold NUL (n bytes). */
+static void replace_n(char **dst, size_t *len, const char *p, size_t n)
 {
-    const char *p = json_string_value(v);
-    size_t n = json_string_length(v);
-    char *c = p ? malloc(n + 1) : NULL;
+    char *c = malloc(n + 1);
 
     if (c) {
         memcpy(c, p, n);
@@ -395,22 +414,12 @@ static void replace_n(char **dst, size_t *len, json_t *v)
     *len = c ? n : 0;
 }
 
-static void take_key_schema(struct reader *r, json_t *table)
+static void take_key_schema(struct reader *r, const struct streams_table *t)
 {
-    size_t i;
-    json_t *k;
-
-    json_array_foreach(json_object_get(table, "KeySchema"), i, k)
-    {
-        json_t *name = json_object_get(k, "AttributeName");
-        const char *type = json_string_value(json_object_get(k, "KeyType"));
-
-        /* Attribute names may hold NUL (DynamoDB takes any UTF-8). */
-        if (json_is_string(name) && type && strcmp(type, "HASH") == 0)
-            replace_n(&r->hash_key, &r->tf.hash_key_len, name);
-        else if (json_is_string(name) && type && strcmp(type, "RANGE") == 0)
-            replace_n(&r->range_key, &r->tf.range_key_len, name);
-    }
+    if (t->hash_key)
+        replace_n(&r->hash_key, &r->tf.hash_key_len, t->hash_key, t->hash_key_len);
+    if (t->range_key)
+        replace_n(&r->range_key, &r->tf.range_key_len, t->range_key, t->range_key_len);
     r->tf.hash_key = r->hash_key;
     r->tf.range_key = r->range_key;
 }
@@ -450,12 +459,12 @@ static bool wants_other_streams(const struct reader *r)
 static void on_describe_table(const struct ddb_reply *rep, void *arg)
 {
     struct reader *r = arg;
-    json_t *table;
+    struct streams_table table;
     const char *arn, *view;
     bool enabled;
 
     r->call = NULL;
-    if (rep->err == -ECANCELED || r->state >= RD_STOPPING)
+    if (rep->err == -ECANCELED || !reader_active(r))
         return;
     if (rep->cls != DDB_OK) {
         if (rep->cls == DDB_NOT_FOUND)
@@ -471,13 +480,11 @@ static void on_describe_table(const struct ddb_reply *rep, void *arg)
     }
     r->failures = 0;
     r->last_describe_table = (int64_t)reader_now_ms(r);
-    table = json_object_get(rep->json, "Table");
-    take_key_schema(r, table);
-    arn = json_string_value(json_object_get(table, "LatestStreamArn"));
-    enabled = json_is_true(
-        json_object_get(json_object_get(table, "StreamSpecification"), "StreamEnabled"));
-    view = json_string_value(
-        json_object_get(json_object_get(table, "StreamSpecification"), "StreamViewType"));
+    streams_table_parse(rep->json, &table);
+    take_key_schema(r, &table);
+    arn = table.latest_arn;
+    enabled = table.stream_enabled;
+    view = table.view_type;
     if (!r->hash_key) {
         logc_error(&r->log, "DescribeTable gave no hash key; retrying");
         retry_later(r);
@@ -529,7 +536,7 @@ static void on_describe_table(const struct ddb_reply *rep, void *arg)
 
 static void describe_table(struct reader *r)
 {
-    json_t *body = json_pack("{s:s}", "TableName", r->t->name);
+    json_t *body = streams_describe_table_req(r->t->name);
 
     set_state(r, RD_DESCRIBE_TABLE);
     r->call = body ? ddb_call(r->app->aws, AWS_DYNAMODB, "DescribeTable", body, on_describe_table,
@@ -553,12 +560,10 @@ static bool stream_wanted(const struct reader *r, const char *arn)
 static void on_list_streams(const struct ddb_reply *rep, void *arg)
 {
     struct reader *r = arg;
-    json_t *st;
-    const char *last;
-    size_t i;
+    struct streams_list list;
 
     r->call = NULL;
-    if (rep->err == -ECANCELED || r->state >= RD_STOPPING)
+    if (rep->err == -ECANCELED || !reader_active(r))
         return;
     if (rep->cls != DDB_OK) {
         if (rep->cls == DDB_FATAL) {
@@ -581,18 +586,17 @@ static void on_list_streams(const struct ddb_reply *rep, void *arg)
         return;
     }
     r->failures = 0;
-    json_array_foreach(json_object_get(rep->json, "Streams"), i, st)
-    {
-        const char *arn = json_string_value(json_object_get(st, "StreamArn"));
+    streams_list_parse(rep->json, &list);
+    for (size_t i = 0; i < list.n; i++) {
+        const char *arn = streams_list_arn(&list, i);
 
         if (arn && stream_wanted(r, arn) && !stream_find(r, arn)) {
             logc_info(&r->log, "an earlier stream of the table may hold unread records: %s", arn);
             stream_add(r, arn);
         }
     }
-    last = json_string_value(json_object_get(rep->json, "LastEvaluatedStreamArn"));
-    if (last) {
-        replace(&r->list_from, last);
+    if (list.last_arn) {
+        replace(&r->list_from, list.last_arn);
         list_streams(r);
         return;
     }
@@ -604,11 +608,9 @@ static void on_list_streams(const struct ddb_reply *rep, void *arg)
 
 static void list_streams(struct reader *r)
 {
-    json_t *body = json_pack("{s:s}", "TableName", r->t->name);
+    json_t *body = streams_list_streams_req(r->t->name, r->list_from);
 
     set_state(r, RD_LIST_STREAMS);
-    if (body && r->list_from)
-        json_object_set_new(body, "ExclusiveStartStreamArn", json_string(r->list_from));
     r->call = body ? ddb_call(r->app->aws, AWS_STREAMS, "ListStreams", body, on_list_streams, r,
                               NULL)
                    : NULL;
@@ -639,17 +641,14 @@ static struct shard *adopt(struct reader *r, const struct ckpt_shard *ck)
     return st ? new_shard(r, st, ck->id, ck->parent, false) : NULL;
 }
 
-static void add_listed(struct reader *r, struct rstream *st, json_t *sh, bool full)
+static void add_listed(struct reader *r, struct rstream *st, const struct streams_shard *sh,
+                       bool full)
 {
-    const char *id = json_string_value(json_object_get(sh, "ShardId"));
-    const char *parent = json_string_value(json_object_get(sh, "ParentShardId"));
-    bool closed = json_string_value(json_object_get(json_object_get(sh, "SequenceNumberRange"),
-                                                    "EndingSequenceNumber")) != NULL;
+    const char *id = sh->id, *parent = sh->parent;
+    bool closed = sh->end_seq != NULL;
     struct ckpt_shard *ck;
     struct shard *s;
 
-    if (!id)
-        return;
     ck = ckpt_shard_get(r->app->ckpt, st->arn, id);
     if (ck)
         ckpt_shard_seen(ck, r->app->now());
@@ -692,13 +691,12 @@ static void on_describe_stream(const struct ddb_reply *rep, void *arg)
 {
     struct reader *r = arg;
     struct rstream *st = r->cur;
-    json_t *desc, *sh;
-    const char *last, *status;
+    struct streams_description desc;
+    struct streams_shard sh;
     bool full = !r->children_of;
-    size_t i;
 
     r->call = NULL;
-    if (rep->err == -ECANCELED || r->state >= RD_STOPPING)
+    if (rep->err == -ECANCELED || !reader_active(r))
         return;
     if (rep->cls != DDB_OK) {
         if (r->children_of && rep->cls == DDB_FATAL) {
@@ -736,18 +734,18 @@ static void on_describe_stream(const struct ddb_reply *rep, void *arg)
         return;
     }
     r->failures = 0;
-    desc = json_object_get(rep->json, "StreamDescription");
-    status = json_string_value(json_object_get(desc, "StreamStatus"));
+    streams_description_parse(rep->json, &desc);
     if (full && !r->list_from) {
         /* The first page of a full listing: whether the stream can still get
          * shards is known now, before the shards are. */
-        st->disabled = status && strcmp(status, "DISABLED") == 0;
+        st->disabled = desc.disabled;
         st->complete = false;
     }
-    json_array_foreach(json_object_get(desc, "Shards"), i, sh) add_listed(r, st, sh, full);
-    last = json_string_value(json_object_get(desc, "LastEvaluatedShardId"));
-    if (last) {
-        replace(&r->list_from, last);
+    for (size_t i = 0; i < desc.nshards; i++)
+        if (streams_description_shard(&desc, i, &sh))
+            add_listed(r, st, &sh, full);
+    if (desc.last_shard_id) {
+        replace(&r->list_from, desc.last_shard_id);
         list_stream(r, st, r->children_of);
         return;
     }
@@ -772,7 +770,7 @@ static void on_describe_stream(const struct ddb_reply *rep, void *arg)
  * one shard. */
 static void list_stream(struct reader *r, struct rstream *st, const char *children_of)
 {
-    json_t *body = json_pack("{s:s, s:i}", "StreamArn", st->arn, "Limit", 100);
+    json_t *body;
 
     set_state(r, RD_LIST);
     r->cur = st;
@@ -780,12 +778,8 @@ static void list_stream(struct reader *r, struct rstream *st, const char *childr
         replace(&r->children_of, children_of);
     if (!r->children_of && !r->list_from)
         st->gen++;
-    if (body && r->list_from)
-        json_object_set_new(body, "ExclusiveStartShardId", json_string(r->list_from));
-    if (body && r->children_of)
-        json_object_set_new(body, "ShardFilter",
-                            json_pack("{s:s, s:s}", "Type", "CHILD_SHARDS", "ShardId",
-                                      r->children_of));
+    body = streams_describe_stream_req(st->arn, DESCRIBE_STREAM_LIMIT, r->list_from,
+                                       r->children_of);
     r->call = body ? ddb_call(r->app->aws, AWS_STREAMS, "DescribeStream", body,
                               on_describe_stream, r, NULL)
                    : NULL;
@@ -858,7 +852,7 @@ static bool begin(struct reader *r, struct shard *s, bool first_listing, bool ro
     bool latest = r->arn && strcmp(s->arn, r->arn) == 0;
 
     if (ck && ck->done) {
-        s->state = SH_DONE;
+        shard_finished_before(s);
         return true;
     }
     if (ck && ck->seq[0]) {
@@ -886,7 +880,7 @@ static bool begin(struct reader *r, struct shard *s, bool first_listing, bool ro
         if (!ck)
             return false;
         ckpt_shard_finish(app->ckpt, ck, app->now());
-        s->state = SH_DONE;
+        shard_finished_before(s);
         return true;
     } else {
         s->start = START_LATEST;
@@ -1010,7 +1004,7 @@ void reader_shard_done(struct reader *r, struct shard *s)
     bool has_child = false;
 
     logc_info(&r->log, "shard %s finished", s->id);
-    if (r->state >= RD_STOPPING)
+    if (!reader_active(r))
         return;
     for (struct shard *c = r->shards; c; c = c->next)
         has_child |= c->parent_id && strcmp(c->parent_id, s->id) == 0 && c->stream == s->stream;

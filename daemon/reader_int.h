@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
-#include "aws/records.h"
+#include "aws/streams.h"
 #include "base/util.h"
 #include "daemon/app.h"
 #include "base/log.h"
@@ -13,6 +13,8 @@
 #include "daemon/shard.h"
 #include "indexer/transform.h"
 
+/* Written by set_state (reader.c) only; whether the reader still works is
+ * reader_active(), not the order of these. */
 enum reader_state {
     RD_DESCRIBE_TABLE, /* DescribeTable: key schema, the latest stream */
     RD_LIST_STREAMS,   /* ListStreams: the table's other streams (24 h after they are disabled) */
@@ -76,8 +78,36 @@ struct reader {
     void *stopped_arg;
     struct reader_stats stats;
     struct transform_renames renames; /* names the engines refuse, renamed (transform.h) */
-    struct records_page page;    /* the GetRecords reply being taken (one at a time) */
+    struct streams_page page;    /* the GetRecords reply being taken (one at a time) */
 };
+
+/* What a shard needs of its reader (shard.c): the app, the table's
+ * counters it adds to, the transform settings, the table's name (NULL for
+ * a reader without a table) and the one GetRecords page being taken. */
+static inline struct app *reader_app(const struct reader *r)
+{
+    return r->app;
+}
+
+static inline struct reader_stats *reader_counters(struct reader *r)
+{
+    return &r->stats;
+}
+
+static inline const struct transform_cfg *reader_transform(const struct reader *r)
+{
+    return &r->tf;
+}
+
+static inline const char *reader_table_name(const struct reader *r)
+{
+    return r->t ? r->log.table : NULL;
+}
+
+static inline struct streams_page *reader_page(struct reader *r)
+{
+    return &r->page;
+}
 
 /* shard.c → reader.c */
 void reader_shard_done(struct reader *r, struct shard *s);

@@ -22,6 +22,7 @@
 #include "daemon/metrics.h"
 #include "daemon/probe.h"
 #include "daemon/reader.h"
+#include "daemon/slots.h"
 #include "daemon/statedir.h"
 #include "base/version.h"
 #include "indexer/sink.h"
@@ -231,8 +232,9 @@ static int start(struct run *run, const struct config *cfg)
         return rc;
     if (run->checking)
         return 0;
+    app->slots = slots_new((unsigned)cfg->daemon.read_concurrency);
     app->readers = calloc(cfg->ntables, sizeof(*app->readers));
-    if (!app->readers)
+    if (!app->slots || !app->readers)
         return 70;
     for (size_t i = 0; i < cfg->ntables; i++) {
         app->readers[i] = reader_new(app, &cfg->tables[i]);
@@ -366,6 +368,7 @@ static int run_main(const struct config *cfg, bool dry_run, bool checking)
     for (size_t i = 0; i < run->app.nreaders; i++)
         reader_free(run->app.readers[i]);
     free(run->app.readers);
+    slots_free(run->app.slots);
     sink_free(run->app.sink);
     metrics_free(run->metrics);
     health_free(run->health);

@@ -10,21 +10,22 @@
 #include "aws/ddb.h"
 #include "base/jsonx.h"
 #include "aws/retry.h"
+#include "aws/streams.h"
 #include "config/config.h"
 #include "daemon/ack.h"
 #include "daemon/ckpt.h"
 #include "daemon/reader_int.h"
 #include "daemon/seqnum.h"
+#include "daemon/slots.h"
 #include "indexer/sink.h"
 #include "indexer/transform.h"
 
 #define IDLE_FIRST_MS 100     /* first wait after an empty read: doubles up to the idle interval */
-#define IDLE_MAX_MS ((long)s->reader->app->cfg->daemon.idle_poll_interval_ms)
-#define TIMING(s) \
-    ((s)->reader->app->shard_timing ? (s)->reader->app->shard_timing : &shard_timing_default)
+#define IDLE_MAX_MS ((long)app_of(s)->cfg->daemon.idle_poll_interval_ms)
+#define TIMING(s) (app_of(s)->shard_timing ? app_of(s)->shard_timing : &shard_timing_default)
 #define ERROR_BASE_MS (TIMING(s)->error_base_ms)  /* 100 ms ... 10 s, full jitter */
 #define ERROR_MAX_MS (TIMING(s)->error_max_ms)
-#define FATAL_RETRY_MS ((int)TIMING(s)->fatal_retry_ms) /* 30 s */
+#define FATAL_RETRY_MS ((int)TIMING(s)->fatal_retry_ms) /* 30 s: an error we do not understand */
 /* ResourceNotFoundException for a shard still listed: right after a stream
  * is enabled the service may not know a shard it lists yet (eventual
  * consistency).  Retried until the listing drops it, until it is known to be
@@ -56,10 +57,6 @@
  * whole records are taken and the rest is dead-lettered as it is. */
 #define BAD_PAGE_MAX 5
 #define DOC_MAX (16u << 20)   /* a document; items are at most 400 KB, JSON grows some */
-/* GetRecords in flight over all shards ([daemon] read_concurrency).  A reply
- * (up to 1 MB) lands in the sink's queue whatever its fill, so an unbounded
- * number would let a thousand shards pass max_queue_bytes by a page each. */
-#define SHARD_READS_MAX(app) ((unsigned)(app)->cfg->daemon.read_concurrency)
 
 const struct shard_timing shard_timing_default = {
     .error_base_ms = 100,
@@ -68,7 +65,7 @@ const struct shard_timing shard_timing_default = {
     .small_pages_ms = 10000,
 };
 
-static const char *const state_name[SH_NSTATES] = {
+static const char *const shard_state_names[] = {
     [SH_WAIT_PARENT] = "wait-parent", [SH_GET_ITER] = "get-iterator",
     [SH_GET_RECORDS] = "get-records", [SH_FETCH_ITEMS] = "fetch-items",
     [SH_PAUSED] = "paused",           [SH_HELD] = "held",
@@ -76,6 +73,7 @@ static const char *const state_name[SH_NSTATES] = {
     [SH_DRAIN] = "drain",             [SH_DONE] = "done",
     [SH_STOPPED] = "stopped",
 };
+_Static_assert(ARRAY_SIZE(shard_state_names) == SH_NSTATES, "a name for each shard state");
 
 /* A page of records of a KEYS_ONLY / OLD_IMAGE stream whose documents need
  * the current items: each entry is a record already registered with the ack
@@ -105,23 +103,38 @@ static void read_unwait(struct shard *s);
 
 const char *shard_state_name(enum shard_state st)
 {
-    return st < SH_NSTATES ? state_name[st] : "?";
+    return st < SH_NSTATES ? shard_state_names[st] : "?";
+}
+
+static struct app *app_of(const struct shard *s)
+{
+    return reader_app(s->reader);
 }
 
 static struct log_ctx ctx_of(const struct shard *s)
 {
-    return (struct log_ctx){ .table = s->reader->t ? s->reader->log.table : NULL, .shard = s->id };
+    return (struct log_ctx){ .table = reader_table_name(s->reader), .shard = s->id };
+}
+
+/* The only writer of s->state and s->resume.  Backoff is entered with the
+ * state its timer goes on in (resume: the step that must be done again);
+ * every other state with none (SH_NSTATES). */
+static void enter_state(struct shard *s, enum shard_state to, enum shard_state resume)
+{
+    assert(to < SH_NSTATES);
+    assert((to == SH_BACKOFF) == (resume < SH_NSTATES) && resume != SH_BACKOFF);
+    if (s->state != to) {
+        struct log_ctx c = ctx_of(s);
+
+        logc_debug(&c, "%s -> %s", shard_state_names[s->state], shard_state_names[to]);
+    }
+    s->state = to;
+    s->resume = resume;
 }
 
 static void set_state(struct shard *s, enum shard_state to)
 {
-    assert(to < SH_NSTATES);
-    if (s->state != to) {
-        struct log_ctx c = ctx_of(s);
-
-        logc_debug(&c, "%s -> %s", state_name[s->state], state_name[to]);
-    }
-    s->state = to;
+    enter_state(s, to, SH_NSTATES);
 }
 
 static char *xstrdup(const char *p)
@@ -164,12 +177,12 @@ struct shard *shard_new(struct reader *r, const char *arn, const char *id, const
     s->closed = closed;
     s->ack = ack_new();
     if (!s->id || !s->arn || (parent && !s->parent_id) || !s->ack ||
-        uv_timer_init(r->app->loop, &s->timer) != 0) {
+        uv_timer_init(reader_app(r)->loop, &s->timer) != 0) {
         shard_free(s);
         return NULL;
     }
     s->timer_open = true;
-    s->state = SH_WAIT_PARENT;
+    set_state(s, SH_WAIT_PARENT);
     s->created_ms = shard_id_time_ms(id);
     return s;
 }
@@ -210,13 +223,11 @@ static void on_timer(uv_timer_t *t)
     drive(s);
 }
 
-/* Waits ms, then goes on in state resume (the step that must be done again). */
+/* Waits ms, then goes on in state resume (on_timer). */
 static void backoff(struct shard *s, long ms, enum shard_state resume)
 {
-    assert(resume != SH_BACKOFF && resume < SH_NSTATES);
     s->backoff_ms = ms;
-    s->resume = resume;
-    set_state(s, SH_BACKOFF);
+    enter_state(s, SH_BACKOFF, resume);
 }
 
 /* Error backoff: capped exponential with full jitter. */
@@ -274,7 +285,7 @@ static void note_loss(struct shard *s, const char *after)
 
     if (s->loss_open)
         return;
-    s->reader->stats.records_lost_events++;
+    reader_counters(s->reader)->records_lost_events++;
     s->loss_open = true;
     snprintf(s->loss_after, sizeof(s->loss_after), "%s", after);
     logc_error(&c,
@@ -291,7 +302,7 @@ static void note_loss(struct shard *s, const char *after)
  * listing expired shards: DDBLOCAL.md "Expired shard"). */
 static bool known_expired(const struct shard *s)
 {
-    struct app *app = s->reader->app;
+    struct app *app = app_of(s);
     int64_t wall_ms = (int64_t)app->now() * 1000;
 
     if (s->unlisted)
@@ -309,7 +320,7 @@ static bool known_expired(const struct shard *s)
 static void not_found(struct shard *s, const struct ddb_reply *rep, const char *call)
 {
     struct log_ctx c = ctx_of(s);
-    uint64_t now = uv_now(s->reader->app->loop);
+    uint64_t now = uv_now(app_of(s)->loop);
     bool first = !s->nf_since;
 
     if (first)
@@ -325,7 +336,7 @@ static void not_found(struct shard *s, const struct ddb_reply *rep, const char *
         return;
     }
     if (!s->at_end) {
-        s->reader->stats.records_lost_events++;
+        reader_counters(s->reader)->records_lost_events++;
         logc_error(&c, "the shard expired before it was read to its end (%s: %s: %s): data lost; "
                        "the records after %s were not read",
                    call, rep->type, rep->message,
@@ -351,13 +362,13 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
     s->call = NULL;
     if (rep->err == -ECANCELED || s->state == SH_STOPPED)
         return;
-    s->reader->stats.throttled += (uint64_t)rep->throttled;
+    reader_counters(s->reader)->throttled += (uint64_t)rep->throttled;
     if (rep->cls != DDB_NOT_FOUND)
         s->nf_since = 0;
     switch (rep->cls) {
     case DDB_OK:
         s->failures = 0;
-        it = json_string_value(json_object_get(rep->json, "ShardIterator"));
+        it = streams_iterator_parse(rep->json);
         if (!it) { /* nothing more to read in a closed shard */
             s->at_end = true;
             set_state(s, SH_DRAIN);
@@ -396,17 +407,16 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
 
 static int start_get_iterator(struct shard *s)
 {
-    static const char *const type[] = { [START_TRIM_HORIZON] = "TRIM_HORIZON",
-                                        [START_LATEST] = "LATEST",
-                                        [START_AFTER_SEQ] = "AFTER_SEQUENCE_NUMBER" };
-    json_t *body = json_pack("{s:s, s:s, s:s}", "StreamArn", s->arn, "ShardId", s->id,
-                             "ShardIteratorType", type[s->start]);
+    static const enum streams_position pos[] = {
+        [START_TRIM_HORIZON] = STREAMS_TRIM_HORIZON,
+        [START_LATEST] = STREAMS_LATEST,
+        [START_AFTER_SEQ] = STREAMS_AFTER_SEQUENCE_NUMBER,
+    };
+    json_t *body = streams_get_iterator_req(s->arn, s->id, pos[s->start], s->start_seq);
 
-    if (body && s->start == START_AFTER_SEQ)
-        json_object_set_new(body, "SequenceNumber", json_string(s->start_seq));
     if (body && s->start == START_TRIM_HORIZON && !s->last_read[0])
         s->from_horizon_fresh = true;
-    s->call = body ? ddb_call(s->reader->app->aws, AWS_STREAMS, "GetShardIterator", body,
+    s->call = body ? ddb_call(app_of(s)->aws, AWS_STREAMS, "GetShardIterator", body,
                               on_get_iterator, s, NULL)
                    : NULL;
     if (!s->call) {
@@ -427,7 +437,7 @@ static int submit(struct shard *s, struct doc *d, int64_t ticket)
     struct log_ctx c = ctx_of(s);
     int rc;
 
-    d->table = r->t ? r->log.table : NULL;
+    d->table = reader_table_name(r);
     d->shard = s->id;
     s->pending_docs++;
     rc = sink_submit(r->app->sink, d, s, (uint64_t)ticket);
@@ -483,7 +493,7 @@ static int fetch_add(struct shard *s, int64_t ticket, const struct doc *d, json_
         int rc;
 
         buf_init(&kt, BUF_NOMAX);
-        rc = transform_key_text(&s->reader->tf, keys, &kt, NULL);
+        rc = transform_key_text(reader_transform(s->reader), keys, &kt, NULL);
         if (rc == -ENOMEM) {
             buf_close(&kt);
             return -ENOMEM;
@@ -563,7 +573,7 @@ static int take_poison(struct shard *s, size_t idx, const char *seq, const char 
     }
     if (seq)
         memcpy(s->last_read, seq, strlen(seq) + 1);
-    r->stats.records_read++;
+    reader_counters(r)->records_read++;
     return 0;
 }
 
@@ -576,6 +586,8 @@ static int take_poison(struct shard *s, size_t idx, const char *seq, const char 
 static long take_records(struct shard *s, const char *body)
 {
     struct reader *r = s->reader;
+    const struct streams_page *page = reader_page(r);
+    struct reader_stats *st = reader_counters(r);
     struct log_ctx c = ctx_of(s);
     struct doc d;
     struct buf err;
@@ -586,13 +598,13 @@ static long take_records(struct shard *s, const char *body)
     buf_init(&d.source, DOC_MAX);
     buf_init(&d.keys, DOC_MAX);
     buf_init(&err, 1024);
-    for (i = 0; i < r->page.n && taken >= 0; i++) {
-        const char *text = body + r->page.span[i].off;
-        size_t len = r->page.span[i].len;
+    for (i = 0; i < page->n && taken >= 0; i++) {
+        const char *text = body + page->span[i].off;
+        size_t len = page->span[i].len;
         json_error_t jerr;
         json_t *rec = jsonx_loadb(text, len, 0, &jerr);
-        json_t *dyn = json_object_get(rec, "dynamodb");
-        const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
+        struct streams_record sr;
+        const char *seq;
         struct docver before = s->ver;
         char seqbuf[SEQNUM_MAX + 1], why[256];
         int64_t created;
@@ -601,6 +613,8 @@ static long take_records(struct shard *s, const char *body)
         int64_t ticket;
         int rc = 0;
 
+        streams_record_parse(rec, &sr);
+        seq = sr.seq;
         if (!rec || !seq || !seqnum_valid(seq)) {
             if (!rec)
                 snprintf(why, sizeof(why), "%s at byte %d", jerr.text, jerr.position);
@@ -624,7 +638,7 @@ static long take_records(struct shard *s, const char *body)
         }
         seq = memcpy(seqbuf, seq, strlen(seq) + 1); /* outlives rec */
         buf_reset(&err);
-        tr = transform_record(&r->tf, rec, &d, &err);
+        tr = transform_record(reader_transform(r), rec, &d, &err);
         /* The time as transform_record checked it (0 when it is not a
          * time in seconds): a raw cast of any JSON number is undefined. */
         created = d.created;
@@ -652,11 +666,11 @@ static long take_records(struct shard *s, const char *body)
             rc = submit(s, &d, ticket);
             break;
         case TR_SKIP:
-            r->stats.docs_skipped++;
+            st->docs_skipped++;
             ack_done(s->ack, ticket);
             break;
         case TR_NEED_ITEM:
-            rc = fetch_add(s, ticket, &d, json_object_get(dyn, "Keys"));
+            rc = fetch_add(s, ticket, &d, sr.keys);
             break;
         case TR_ERROR:
         default:
@@ -675,14 +689,14 @@ static long take_records(struct shard *s, const char *body)
             taken = -ENOMEM;
             break;
         }
-        if (created > r->stats.newest_created)
-            r->stats.newest_created = created;
+        if (created > st->newest_created)
+            st->newest_created = created;
         memcpy(s->last_read, seq, strlen(seq) + 1);
         if (!taken)
             memcpy(s->first_taken, seq, strlen(seq) + 1);
         if (created > s->page_newest)
             s->page_newest = created;
-        r->stats.records_read++;
+        st->records_read++;
         taken++;
     }
     buf_close(&d.source);
@@ -705,7 +719,7 @@ static bool same_text(const struct fetch_entry *e, const char *t, size_t n)
 static const char *key_text_of(struct shard *s, json_t *x, struct buf *kt)
 {
     buf_reset(kt);
-    return transform_key_text(&s->reader->tf, x, kt, NULL) == 0 ? kt->ptr : NULL;
+    return transform_key_text(reader_transform(s->reader), x, kt, NULL) == 0 ? kt->ptr : NULL;
 }
 
 static int start_fetch(struct shard *s)
@@ -734,10 +748,9 @@ static int start_fetch(struct shard *s)
             n++;
         }
     }
-    body = json_pack("{s:{s:{s:o, s:b}}}", "RequestItems", r->t ? r->log.table : "", "Keys", keys,
-                     "ConsistentRead", 1);
-    s->call = body ? ddb_call(r->app->aws, AWS_DYNAMODB, "BatchGetItem", body, on_batch_get, s,
-                              &(struct ddb_call_opts){ .what = r->log.table })
+    body = streams_batch_get_req(r->t ? r->log.table : "", keys);
+    s->call = body ? ddb_call(app_of(s)->aws, AWS_DYNAMODB, "BatchGetItem", body, on_batch_get,
+                              s, &(struct ddb_call_opts){ .what = r->log.table })
                    : NULL;
     if (!s->call) {
         for (size_t i = 0; i < f->n; i++)
@@ -812,7 +825,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
     struct reader *r = s->reader;
     struct fetch *f = s->fetch;
     struct log_ctx c = ctx_of(s);
-    json_t *items, *unproc;
+    struct streams_batch_get got;
     struct doc d;
     struct buf err;
     size_t keep = 0;
@@ -839,15 +852,12 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         drive(s);
         return;
     }
-    items = json_object_get(json_object_get(rep->json, "Responses"), r->log.table);
-    unproc = json_object_get(json_object_get(json_object_get(rep->json, "UnprocessedKeys"),
-                                             r->log.table),
-                             "Keys");
+    streams_batch_get_parse(rep->json, r->log.table, &got);
     /* Unprocessed keys are the table's throughput running short: asked
      * again after a backoff that grows while they keep coming back
      * (API_BatchGetItem: "we strongly recommend that you use an exponential
      * backoff algorithm"). */
-    if (!json_array_size(unproc))
+    if (!json_array_size(got.unprocessed))
         s->failures = 0;
     memset(&d, 0, sizeof(d));
     buf_init(&d.source, DOC_MAX);
@@ -865,7 +875,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         /* In stream order: once one is not answered (not asked for yet,
          * unprocessed, or not handed on), the later ones wait with it. */
         if (e->sent && !wait) {
-            json_array_foreach(unproc, j, x) {
+            json_array_foreach(got.unprocessed, j, x) {
             const char *t = key_text_of(s, x, &kt);
 
             unprocessed |= same_text(e, t, kt.len);
@@ -878,7 +888,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
             f->v[keep++] = *e;
             continue;
         }
-        json_array_foreach(items, j, x) {
+        json_array_foreach(got.items, j, x) {
             const char *t = key_text_of(s, x, &kt);
 
             if (same_text(e, t, kt.len))
@@ -886,7 +896,8 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
         }
         buf_reset(&err);
         /* No item any more: it was deleted since; its REMOVE record follows. */
-        tr = item ? transform_item(&r->tf, item, &d, &err) : transform_keys(&r->tf, e->keys, &d, &err);
+        tr = item ? transform_item(reader_transform(r), item, &d, &err)
+                  : transform_keys(reader_transform(r), e->keys, &d, &err);
         d.version = e->version;
         d.created = e->created;
         memcpy(d.seq, e->seq, sizeof(d.seq));
@@ -914,7 +925,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
     buf_close(&d.keys);
     buf_close(&err);
     buf_close(&kt);
-    if (nomem || (f->n && json_array_size(unproc)))
+    if (nomem || (f->n && json_array_size(got.unprocessed)))
         backoff_error(s, SH_FETCH_ITEMS);
     else if (f->n == 0)
         set_state(s, s->at_end ? SH_DRAIN : SH_GET_RECORDS);
@@ -948,23 +959,132 @@ static bool take_broken_tail(struct shard *s, const char *text, size_t len)
                    FATAL_RETRY_MS / 1000);
         return false;
     }
-    return take_poison(s, s->reader->page.n, seq, text, len, "records_not_json",
+    return take_poison(s, reader_page(s->reader)->n, seq, text, len, "records_not_json",
                        "the reply breaks off here: the text that follows is not JSON") == 0;
+}
+
+/* The statistics every GetRecords answer counts. */
+static void count_get_records(struct shard *s, const struct ddb_reply *rep)
+{
+    struct reader_stats *st = reader_counters(s->reader);
+
+    st->getrecords_calls++;
+    /* Every throttled answer counts, also those retried within the call. */
+    st->throttled += (uint64_t)rep->throttled;
+}
+
+/* Page sizing: the mean record size of a page with records sizes the next
+ * small pages (page_limit). */
+static void note_page_size(struct shard *s, size_t body_len, size_t nrecords)
+{
+    if (nrecords > 0)
+        s->rec_bytes = body_len / nrecords;
+}
+
+/* Records were taken after a loss: the lost range ends before the first of
+ * them, and is logged whole. */
+static void close_loss(struct shard *s)
+{
+    struct log_ctx c = ctx_of(s);
+
+    s->from_horizon_fresh = false;
+    if (s->loss_open)
+        logc_error(&c, "data lost: the records after %s and before %s",
+                   s->loss_after[0] ? s->loss_after : "the shard's start", s->first_taken);
+    s->loss_open = false;
+}
+
+/* Flush policy: a short page means this shard has caught up: send what it
+ * read now instead of waiting for flush_interval.  Full pages (a backlog)
+ * keep filling batches. */
+static void flush_if_caught_up(struct shard *s, size_t nrecords)
+{
+    struct app *app = app_of(s);
+
+    if (nrecords == 0)
+        return;
+    s->behind = app->now() - s->page_newest > BEHIND_S;
+    s->empty_streak = 0;
+    if (nrecords < s->limit && !s->behind)
+        sink_flush(app->sink);
+}
+
+/* What follows a page that was taken whole. */
+static void after_page(struct shard *s, size_t nrecords, bool has_next)
+{
+    if (s->fetch && s->fetch->n) {
+        set_state(s, SH_FETCH_ITEMS);
+    } else if (!has_next) {
+        set_state(s, SH_DRAIN);
+    } else if (nrecords > 0 || (s->behind && ++s->empty_streak <= BEHIND_EMPTY_MAX)) {
+        /* Records flow, or we are far behind and an empty page may just
+         * be a gap in the shard (REFERENCE.md Streams fact 2): go on. */
+        s->backoff_ms = 0;
+        set_state(s, SH_GET_RECORDS);
+    } else {
+        reader_counters(s->reader)->getrecords_empty++;
+        s->behind = false;
+        backoff_idle(s);
+    }
+}
+
+/* A GetRecords page (DDB_OK): its records become documents, then the next
+ * step is chosen. */
+static void take_page(struct shard *s, const struct ddb_reply *rep)
+{
+    struct streams_page *page = reader_page(s->reader);
+    struct log_ctx c = ctx_of(s);
+    const char *next;
+    long taken;
+    int rc = streams_page_scan(rep->body, rep->body_len, page);
+
+    if (rc == -EPROTO && ++s->bad_pages < BAD_PAGE_MAX) {
+        logc_warn(&c, "GetRecords reply of %zu bytes cannot be read after byte %zu; reading "
+                      "the page again (%d of %d)",
+                  rep->body_len, page->bad_off, s->bad_pages, BAD_PAGE_MAX);
+        backoff_error(s, SH_GET_RECORDS);
+        return;
+    }
+    taken = rc == -ENOMEM ? rc : take_records(s, rep->body);
+    if (taken >= 0 && rc == -EPROTO) {
+        if (take_broken_tail(s, rep->body + page->bad_off, rep->body_len - page->bad_off)) {
+            /* Read on after the dead-lettered text. */
+            s->bad_pages = 0;
+            restart_from_last_read(s);
+            set_state(s, SH_GET_ITER);
+        } else {
+            /* Nothing to place an iterator after: the same page, slowly. */
+            backoff(s, FATAL_RETRY_MS, SH_GET_RECORDS);
+        }
+        return;
+    }
+    if (taken < 0) {
+        /* Out of memory part way: read on after the last record taken. */
+        restart_from_last_read(s);
+        backoff_error(s, SH_GET_ITER);
+        return;
+    }
+    s->bad_pages = 0;
+    s->failures = 0;
+    next = page->next_iter;
+    note_page_size(s, rep->body_len, page->n);
+    if (taken)
+        close_loss(s);
+    set_iterator(s, next);
+    if (!next)
+        s->at_end = true;
+    flush_if_caught_up(s, page->n);
+    after_page(s, page->n, next != NULL);
 }
 
 static void on_get_records(const struct ddb_reply *rep, void *arg)
 {
     struct shard *s = arg;
-    struct reader *r = s->reader;
-    struct app *app = r->app;
+    struct app *app = app_of(s);
     struct log_ctx c = ctx_of(s);
-    const char *next;
-    size_t nrecords;
-    long taken;
-    int rc;
 
     s->call = NULL;
-    app->reads--;
+    slots_release(app->slots);
     if (rep->err == -ECANCELED || s->state == SH_STOPPED) {
         /* A shard stopped (its stream replaced, its table gone): the slot
          * goes to a waiting shard of another stream. */
@@ -972,80 +1092,12 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
             read_slots_free(app);
         return;
     }
-    r->stats.getrecords_calls++;
-    /* Every throttled answer counts, also those retried within the call. */
-    r->stats.throttled += (uint64_t)rep->throttled;
+    count_get_records(s, rep);
     if (rep->cls != DDB_NOT_FOUND)
         s->nf_since = 0;
     switch (rep->cls) {
     case DDB_OK:
-        rc = records_scan(rep->body, rep->body_len, &r->page);
-        if (rc == -EPROTO && ++s->bad_pages < BAD_PAGE_MAX) {
-            logc_warn(&c, "GetRecords reply of %zu bytes cannot be read after byte %zu; reading "
-                          "the page again (%d of %d)",
-                      rep->body_len, r->page.bad_off, s->bad_pages, BAD_PAGE_MAX);
-            backoff_error(s, SH_GET_RECORDS);
-            break;
-        }
-        taken = rc == -ENOMEM ? rc : take_records(s, rep->body);
-        if (taken >= 0 && rc == -EPROTO) {
-            if (take_broken_tail(s, rep->body + r->page.bad_off, rep->body_len - r->page.bad_off)) {
-                /* Read on after the dead-lettered text. */
-                s->bad_pages = 0;
-                restart_from_last_read(s);
-                set_state(s, SH_GET_ITER);
-            } else {
-                /* Nothing to place an iterator after: the same page, slowly. */
-                backoff(s, FATAL_RETRY_MS, SH_GET_RECORDS);
-            }
-            break;
-        }
-        if (taken < 0) {
-            /* Out of memory part way: read on after the last record taken. */
-            restart_from_last_read(s);
-            backoff_error(s, SH_GET_ITER);
-            break;
-        }
-        s->bad_pages = 0;
-        s->failures = 0;
-        next = r->page.next_iter;
-        nrecords = r->page.n;
-        if (nrecords > 0)
-            s->rec_bytes = rep->body_len / nrecords;
-        if (taken) {
-            s->from_horizon_fresh = false;
-            if (s->loss_open)
-                logc_error(&c, "data lost: the records after %s and before %s",
-                           s->loss_after[0] ? s->loss_after : "the shard's start",
-                           s->first_taken);
-            s->loss_open = false;
-        }
-        set_iterator(s, next);
-        if (!next)
-            s->at_end = true;
-        if (nrecords > 0) {
-            s->behind = r->app->now() - s->page_newest > BEHIND_S;
-            s->empty_streak = 0;
-            /* A short page means this shard has caught up: send what it
-             * read now instead of waiting for flush_interval.  Full pages
-             * (a backlog) keep filling batches. */
-            if (nrecords < s->limit && !s->behind)
-                sink_flush(r->app->sink);
-        }
-        if (s->fetch && s->fetch->n) {
-            set_state(s, SH_FETCH_ITEMS);
-        } else if (!next) {
-            set_state(s, SH_DRAIN);
-        } else if (nrecords > 0 || (s->behind && ++s->empty_streak <= BEHIND_EMPTY_MAX)) {
-            /* Records flow, or we are far behind and an empty page may just
-             * be a gap in the shard (REFERENCE.md Streams fact 2): go on. */
-            s->backoff_ms = 0;
-            set_state(s, SH_GET_RECORDS);
-        } else {
-            r->stats.getrecords_empty++;
-            s->behind = false;
-            backoff_idle(s);
-        }
+        take_page(s, rep);
         break;
     case DDB_EXPIRED_ITER:
         logc_info(&c, "shard iterator expired; renewing it");
@@ -1097,7 +1149,7 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
 /* The Limit of the next GetRecords (see SMALL_PAGE_BYTES). */
 static unsigned page_limit(const struct shard *s)
 {
-    struct app *app = s->reader->app;
+    struct app *app = app_of(s);
     uint64_t at = sink_busy_at(app->sink);
     size_t n;
 
@@ -1116,16 +1168,16 @@ static int start_get_records(struct shard *s)
     json_t *body;
 
     s->limit = page_limit(s);
-    body = json_pack("{s:s, s:i}", "ShardIterator", s->iterator, "Limit", (int)s->limit);
+    body = streams_get_records_req(s->iterator, s->limit);
 
-    s->call = body ? ddb_call(s->reader->app->aws, AWS_STREAMS, "GetRecords", body,
+    s->call = body ? ddb_call(app_of(s)->aws, AWS_STREAMS, "GetRecords", body,
                               on_get_records, s, &raw)
                    : NULL;
     if (!s->call) {
         backoff_error(s, SH_GET_RECORDS);
         return -ENOMEM;
     }
-    s->reader->app->reads++;
+    slots_take(app_of(s)->slots);
     return 0;
 }
 
@@ -1133,47 +1185,24 @@ static int start_get_records(struct shard *s)
 
 static void read_wait(struct shard *s)
 {
-    struct app *app = s->reader->app;
-
-    if (s->read_waiting)
-        return;
-    s->read_waiting = true;
-    s->read_wait_next = NULL;
-    if (app->read_wait_tail)
-        app->read_wait_tail->read_wait_next = s;
-    else
-        app->read_wait_head = s;
-    app->read_wait_tail = s;
+    slots_wait(app_of(s)->slots, &s->read_wait);
 }
 
 static void read_unwait(struct shard *s)
 {
-    struct app *app;
-    struct shard **link, *prev = NULL;
-
-    if (!s->read_waiting)
-        return;
-    app = s->reader->app;
-    link = &app->read_wait_head;
-    while (*link && *link != s) {
-        prev = *link;
-        link = &(*link)->read_wait_next;
-    }
-    if (*link)
-        *link = s->read_wait_next;
-    if (app->read_wait_tail == s)
-        app->read_wait_tail = prev;
-    s->read_waiting = false;
-    s->read_wait_next = NULL;
+    if (s->read_wait.queued)
+        slots_unwait(app_of(s)->slots, &s->read_wait);
 }
 
 /* A slot came free: the longest-waiting shards read, while the sink has room.
  * Each is driven while still queued, so drive() lets it read. */
 static void read_slots_free(struct app *app)
 {
-    struct shard *s;
+    struct slots_waiter *w;
 
-    while (app->reads < SHARD_READS_MAX(app) && (s = app->read_wait_head) && !sink_full(app->sink)) {
+    while ((w = slots_next(app->slots)) && !sink_full(app->sink)) {
+        struct shard *s = container_of(w, struct shard, read_wait);
+
         if (s->state == SH_PAUSED) {
             set_state(s, SH_GET_RECORDS);
             drive(s);
@@ -1186,7 +1215,7 @@ static void read_slots_free(struct app *app)
 
 static void finish(struct shard *s)
 {
-    struct app *app = s->reader->app;
+    struct app *app = app_of(s);
 
     shard_checkpoint(s);
     if (s->ck)
@@ -1203,34 +1232,31 @@ static void drive(struct shard *s)
         case SH_STOPPED:
             return;
         case SH_GET_ITER:
-            if (s->reader->app->stopping)
+            if (app_of(s)->stopping)
                 return;
             if (start_get_iterator(s) == 0)
                 return;
             break;
         case SH_GET_RECORDS:
-            if (s->reader->app->stopping)
+            if (app_of(s)->stopping)
                 return;
             if (!s->iterator) {
                 set_state(s, SH_GET_ITER);
                 break;
             }
-            if (sink_full(s->reader->app->sink)) {
+            if (sink_full(app_of(s)->sink)) {
                 set_state(s, SH_PAUSED);
                 return;
             }
-            if (ack_pending(s->ack) >= READ_AHEAD_MAX(s->reader->app)) {
+            if (ack_pending(s->ack) >= READ_AHEAD_MAX(app_of(s))) {
                 hold(s);
                 return;
             }
-            /* First come first served: a shard that just read, and got
-             * records again, queues behind those waiting instead of keeping
-             * its slot (a busy shard would starve the others). */
-            if (s->reader->app->reads >= SHARD_READS_MAX(s->reader->app) ||
-                (s->reader->app->read_wait_head && !s->read_waiting)) {
+            /* First come first served (slots_may_take). */
+            if (!slots_may_take(app_of(s)->slots, &s->read_wait)) {
                 read_wait(s);
                 set_state(s, SH_PAUSED);
-                read_slots_free(s->reader->app);
+                read_slots_free(app_of(s));
                 return;
             }
             read_unwait(s);
@@ -1280,6 +1306,11 @@ static void hold(struct shard *s)
     s->held_logged = true;
 }
 
+void shard_finished_before(struct shard *s)
+{
+    set_state(s, SH_DONE);
+}
+
 void shard_begin(struct shard *s)
 {
     set_state(s, SH_GET_ITER);
@@ -1307,7 +1338,7 @@ void shard_doc_done(struct shard *s, uint64_t ticket, bool finished)
     if (rc < 0)
         logc_error(&c, "finished document %llu was not in flight (%s)",
                    (unsigned long long)ticket, strerror(-rc));
-    if (s->state == SH_HELD && ack_pending(s->ack) <= READ_AHEAD_MAX(s->reader->app) / 2) {
+    if (s->state == SH_HELD && ack_pending(s->ack) <= READ_AHEAD_MAX(app_of(s)) / 2) {
         logc_info(&c, "the checkpoint moved on: reading again");
         s->held_logged = false;
         set_state(s, SH_GET_RECORDS);
@@ -1319,7 +1350,7 @@ void shard_doc_done(struct shard *s, uint64_t ticket, bool finished)
 
 void shard_checkpoint(struct shard *s)
 {
-    struct app *app = s->reader->app;
+    struct app *app = app_of(s);
     struct docver ver;
     const char *seq = ack_checkpoint(s->ack, &ver);
 

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "daemon/ckpt.h"
+#include "daemon/slots.h"
 
 struct reader;
 struct ack;
@@ -55,14 +56,14 @@ struct shard {
     struct shard *next, *prev;   /* the reader's list */
     struct shard *hnext;         /* the reader's hash chain */
     unsigned listed_gen;         /* the stream's full listing that last held it */
-    struct shard *read_wait_next; /* the app's queue of shards waiting to read */
-    bool read_waiting;
+    struct slots_waiter read_wait; /* in the app's queue of shards waiting to read */
     char *id;
     char *parent_id;
     char *arn;                   /* the stream it belongs to */
     bool closed;                 /* listed with an EndingSequenceNumber */
     enum shard_state state;
-    enum shard_state resume;     /* where backoff goes when its timer fires */
+    enum shard_state resume;     /* in backoff: the state its timer goes on in; else
+                                    SH_NSTATES (written with state, by its setter only) */
     enum shard_start start;      /* where the next GetShardIterator starts */
     int64_t skip_before;         /* started at LATEST at this second (minus a margin) */
     bool skipping;               /* reading from TRIM_HORIZON instead: until a record is
@@ -109,6 +110,9 @@ extern const struct shard_timing shard_timing_default;
 
 struct shard *shard_new(struct reader *r, const char *arn, const char *id, const char *parent,
                         bool closed);
+/* Leaves wait-parent as done: the checkpoint says it was finished before
+ * (or it is history); nothing is read. */
+void shard_finished_before(struct shard *s);
 /* Leaves wait-parent: chooses the start position and begins reading. */
 void shard_begin(struct shard *s);
 /* Wakes a paused shard (sink drained) or a shard in backoff early. */

@@ -1,14 +1,14 @@
-/* records_scan: a GetRecords reply split into its records' texts. */
+/* streams_page_scan: a GetRecords reply split into its records' texts. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
 
-#include "aws/records.h"
+#include "aws/streams.h"
 
 TestSuite(records, .timeout = 10);
 
-static char *span_text(const char *body, const struct records_page *p, size_t i)
+static char *span_text(const char *body, const struct streams_page *p, size_t i)
 {
     return strndup(body + p->span[i].off, p->span[i].len);
 }
@@ -20,10 +20,10 @@ Test(records, spans_and_iterator)
     const char *body =
         " { \"Other\" : [1, {\"x\": \"]}\"}], \"NextShardIterator\": \"it\\/1\",\n"
         "\"Records\":[ {\"a\":\"x,]}\\\"{\",\"b\":[[{}],[]]} ,{\"c\":1.5e3} ] } ";
-    struct records_page p = { 0 };
+    struct streams_page p = { 0 };
     char *t;
 
-    cr_assert_eq(records_scan(body, strlen(body), &p), 0);
+    cr_assert_eq(streams_page_scan(body, strlen(body), &p), 0);
     cr_assert_eq(p.n, 2);
     t = span_text(body, &p, 0);
     cr_assert_str_eq(t, "{\"a\":\"x,]}\\\"{\",\"b\":[[{}],[]]}");
@@ -32,29 +32,29 @@ Test(records, spans_and_iterator)
     cr_assert_str_eq(t, "{\"c\":1.5e3}");
     free(t);
     cr_assert_str_eq(p.next_iter, "it/1"); /* decoded */
-    records_page_free(&p);
+    streams_page_free(&p);
 }
 
 Test(records, empty_page_and_closed_shard)
 {
-    struct records_page p = { 0 };
+    struct streams_page p = { 0 };
 
-    cr_assert_eq(records_scan("{\"Records\":[],\"NextShardIterator\":\"n\"}", 38, &p), 0);
+    cr_assert_eq(streams_page_scan("{\"Records\":[],\"NextShardIterator\":\"n\"}", 38, &p), 0);
     cr_assert_eq(p.n, 0);
     cr_assert_str_eq(p.next_iter, "n");
     /* A shard read to its end: no iterator, or a null one. */
-    cr_assert_eq(records_scan("{\"Records\":[{}]}", 16, &p), 0);
+    cr_assert_eq(streams_page_scan("{\"Records\":[{}]}", 16, &p), 0);
     cr_assert_eq(p.n, 1);
     cr_assert_null(p.next_iter);
-    cr_assert_eq(records_scan("{\"Records\":[],\"NextShardIterator\":null}", 39, &p), 0);
+    cr_assert_eq(streams_page_scan("{\"Records\":[],\"NextShardIterator\":null}", 39, &p), 0);
     cr_assert_null(p.next_iter);
-    records_page_free(&p);
+    streams_page_free(&p);
 }
 
 Test(records, each_span_parses_as_the_record)
 {
     json_t *recs = json_array(), *reply;
-    struct records_page p = { 0 };
+    struct streams_page p = { 0 };
     char *body;
 
     for (int i = 0; i < 600; i++) /* past the first span allocation */
@@ -63,7 +63,7 @@ Test(records, each_span_parses_as_the_record)
     reply = json_pack("{s:o, s:s}", "Records", recs, "NextShardIterator", "x");
     body = json_dumps(reply, 0);
     json_decref(reply);
-    cr_assert_eq(records_scan(body, strlen(body), &p), 0);
+    cr_assert_eq(streams_page_scan(body, strlen(body), &p), 0);
     cr_assert_eq(p.n, 600);
     for (size_t i = 0; i < p.n; i++) {
         json_t *r = json_loadb(body + p.span[i].off, p.span[i].len, 0, NULL);
@@ -73,7 +73,7 @@ Test(records, each_span_parses_as_the_record)
         json_decref(r);
     }
     free(body);
-    records_page_free(&p);
+    streams_page_free(&p);
 }
 
 Test(records, malformed_replies_are_refused)
@@ -88,14 +88,14 @@ Test(records, malformed_replies_are_refused)
         "{\"Records\":[{}] } trailing",
         "{\"Records\":[{}],\"NextShardIterator\":5}",
     };
-    struct records_page p = { 0 };
+    struct streams_page p = { 0 };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        cr_assert_eq(records_scan(bad[i], strlen(bad[i]), &p), -EPROTO, "accepted: %s", bad[i]);
+        cr_assert_eq(streams_page_scan(bad[i], strlen(bad[i]), &p), -EPROTO, "accepted: %s", bad[i]);
         cr_assert_eq(p.n, 0);
         cr_assert_null(p.next_iter);
     }
-    records_page_free(&p);
+    streams_page_free(&p);
 }
 
 /* A page broken inside its Records array keeps the records that were whole
@@ -105,16 +105,16 @@ Test(records, a_page_broken_in_the_middle_keeps_the_whole_records_before_it)
 {
     static const char body[] = "{\"Records\":[{\"a\":1},{\"b\":\"x\"}},{\"c\":3}],"
                                "\"NextShardIterator\":\"n\"}";
-    struct records_page p = { 0 };
+    struct streams_page p = { 0 };
 
-    cr_assert_eq(records_scan(body, strlen(body), &p), -EPROTO);
+    cr_assert_eq(streams_page_scan(body, strlen(body), &p), -EPROTO);
     cr_assert_eq(p.n, 2, "the two whole records are kept");
     cr_assert_eq(p.span[1].len, strlen("{\"b\":\"x\"}"));
     cr_assert_eq(p.bad_off, (size_t)(strstr(body, "}},{") - body) + 1,
                  "the broken part starts right after the last whole record (%zu)", p.bad_off);
     cr_assert_null(p.next_iter, "the iterator after the break is not trusted");
     /* Broken outside the records: nothing is kept. */
-    cr_assert_eq(records_scan("{\"Records\":[{}] } trailing", 26, &p), -EPROTO);
+    cr_assert_eq(streams_page_scan("{\"Records\":[{}] } trailing", 26, &p), -EPROTO);
     cr_assert_eq(p.n, 0);
-    records_page_free(&p);
+    streams_page_free(&p);
 }

@@ -25,6 +25,7 @@
 #include "daemon/clients.h"
 #include "daemon/reader.h"
 #include "daemon/shard.h"
+#include "daemon/slots.h"
 #include "indexer/sink.h"
 #include "base/log.h"
 #include "tests/support/e2e.h"
@@ -108,6 +109,8 @@ static void setup_ex(struct world *w, int *shard, const char *view, const char *
     w->app.shard_timing = &w->st;
     w->rt = reader_timing_default;
     w->app.reader_timing = &w->rt;
+    w->app.slots = slots_new((unsigned)w->cfg.daemon.read_concurrency);
+    cr_assert_not_null(w->app.slots);
     w->app.ckpt = ckpt_new(w->cfg.daemon.state_dir);
     cr_assert_not_null(w->app.ckpt);
     cr_assert_eq(ckpt_load(w->app.ckpt, err, sizeof(err)), 0, "%s", err);
@@ -196,6 +199,7 @@ static void teardown(struct world *w)
     reader_free(w->rd);
     sink_free(w->app.sink);
     ckpt_free(w->app.ckpt);
+    slots_free(w->app.slots);
     clients_close(&w->cl);
     config_free(&w->cfg);
     uv_walk(&w->loop, walk_close, NULL);

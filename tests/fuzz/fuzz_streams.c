@@ -2,14 +2,15 @@
  *
  * The first two bytes are the HTTP status (200 when below 100); the rest is
  * the body.  ddb_classify() decides what the answer means (the error code
- * after the last '#'); a 2xx body is then read the way daemon/shard.c and
- * daemon/reader.c read GetRecords and DescribeStream pages, with the same
- * library calls: the page split by records_scan() and each record parsed
- * alone with jsonx_loadb() (NUL in keys, lone surrogates), sequence numbers
- * validated and compared as big integers, versions issued along the page,
- * every record through transform_record() and its keys through
- * transform_key_text().  The walk itself lives in loop code there; this
- * follows it call for call. */
+ * after the last '#'); a 2xx body is then read by every reader of
+ * aws/streams.h the daemon uses (daemon/shard.c, daemon/reader.c): the page
+ * split by streams_page_scan() and each record parsed alone with
+ * jsonx_loadb() (NUL in keys, lone surrogates) and streams_record_parse(),
+ * sequence numbers validated and compared as big integers, versions issued
+ * along the page, every record through transform_record() and its keys
+ * through transform_key_text(); the same body read as a GetShardIterator,
+ * DescribeStream, ListStreams, DescribeTable and BatchGetItem reply.  The
+ * walk itself lives in loop code there; this follows it call for call. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 
 #include "aws/ddb.h"
 #include "base/jsonx.h"
-#include "aws/records.h"
+#include "aws/streams.h"
 #include "daemon/docver.h"
 #include "daemon/seqnum.h"
 #include "indexer/transform.h"
@@ -26,11 +27,13 @@
 static void read_record(json_t *rec, struct transform_cfg *cfg, struct docver *ver,
                         char *last, uint64_t *prev, struct doc *d, struct buf *err)
 {
-    json_t *dyn = json_object_get(rec, "dynamodb");
-    const char *seq = json_string_value(json_object_get(dyn, "SequenceNumber"));
+    struct streams_record sr;
+    const char *seq;
     struct buf kt;
     uint64_t v;
 
+    streams_record_parse(rec, &sr);
+    seq = sr.seq;
     if (!seqnum_valid(seq))
         return;
     if (last[0] && seqnum_cmp(seq, last) <= 0)
@@ -39,7 +42,7 @@ static void read_record(json_t *rec, struct transform_cfg *cfg, struct docver *v
     buf_reset(err);
     transform_record(cfg, rec, d, err);
     buf_init(&kt, 1 << 16);
-    (void)transform_key_text(cfg, json_object_get(dyn, "Keys"), &kt, err);
+    (void)transform_key_text(cfg, sr.keys, &kt, err);
     buf_close(&kt);
     v = docver_next(ver, d->created);
     if (v <= *prev) /* versions only grow along a lineage */
@@ -53,13 +56,13 @@ static void read_page(const char *body, size_t len)
     struct transform_cfg cfg = { .index = "posts", .id_sep = '|', .hash_key = "pk",
                                  .range_key = "sk" };
     struct docver ver = { 0, 0 };
-    struct records_page pg = { 0 };
+    struct streams_page pg = { 0 };
     char last[SEQNUM_MAX + 1] = "";
     uint64_t prev = 0;
     struct doc d;
     struct buf err;
 
-    if (records_scan(body, len, &pg) == -ENOMEM || pg.bad_off > len)
+    if (streams_page_scan(body, len, &pg) == -ENOMEM || pg.bad_off > len)
         abort();
     memset(&d, 0, sizeof(d));
     buf_init(&d.source, 400 * 1024);
@@ -78,7 +81,7 @@ static void read_page(const char *body, size_t len)
     buf_close(&d.source);
     buf_close(&d.keys);
     buf_close(&err);
-    records_page_free(&pg);
+    streams_page_free(&pg);
 }
 
 static void read_records(json_t *records)
@@ -104,23 +107,46 @@ static void read_records(json_t *records)
     buf_close(&err);
 }
 
-static void read_listing(json_t *desc)
+/* DescribeStream as daemon/reader.c reads it. */
+static void read_listing(const json_t *root)
 {
-    json_t *sh;
-    size_t i;
+    struct streams_description desc;
+    struct streams_shard sh;
 
-    json_array_foreach(json_object_get(desc, "Shards"), i, sh)
-    {
-        json_t *range = json_object_get(sh, "SequenceNumberRange");
-        const char *start = json_string_value(json_object_get(range, "StartingSequenceNumber"));
-        const char *end = json_string_value(json_object_get(range, "EndingSequenceNumber"));
-
-        if (seqnum_valid(start) && seqnum_valid(end))
-            (void)seqnum_cmp(start, end);
-        (void)json_string_value(json_object_get(sh, "ShardId"));
-        (void)json_string_value(json_object_get(sh, "ParentShardId"));
+    streams_description_parse(root, &desc);
+    if (desc.nshards != json_array_size(desc.shards) || (desc.disabled && !desc.status))
+        abort();
+    for (size_t i = 0; i < desc.nshards; i++) {
+        if (!streams_description_shard(&desc, i, &sh)) {
+            if (sh.id)
+                abort();
+            continue;
+        }
+        if (seqnum_valid(sh.start_seq) && seqnum_valid(sh.end_seq))
+            (void)seqnum_cmp(sh.start_seq, sh.end_seq);
     }
-    (void)json_string_value(json_object_get(desc, "LastEvaluatedShardId"));
+}
+
+/* ListStreams, DescribeTable, BatchGetItem and GetShardIterator as the
+ * daemon reads them. */
+static void read_others(const json_t *root)
+{
+    struct streams_list list;
+    struct streams_table table;
+    struct streams_batch_get got;
+
+    streams_list_parse(root, &list);
+    for (size_t i = 0; i < list.n; i++)
+        (void)streams_list_arn(&list, i);
+    streams_table_parse(root, &table);
+    if ((table.hash_key && strnlen(table.hash_key, table.hash_key_len) > table.hash_key_len) ||
+        (!table.hash_key && table.hash_key_len) || (!table.range_key && table.range_key_len))
+        abort();
+    streams_batch_get_parse(root, "posts", &got);
+    if ((got.items && !json_is_array(got.items)) ||
+        (got.unprocessed && !json_is_array(got.unprocessed)))
+        abort();
+    (void)streams_iterator_parse(root);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -147,10 +173,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     root = jsonx_loadb((const char *)data, size, 0, NULL);
     read_records(json_object_get(root, "Records"));
-    (void)json_string_value(json_object_get(root, "NextShardIterator"));
-    read_listing(json_object_get(root, "StreamDescription"));
-    (void)json_string_value(
-        json_object_get(json_object_get(root, "Table"), "LatestStreamArn"));
+    read_listing(root);
+    read_others(root);
     json_decref(root);
     return 0;
 }

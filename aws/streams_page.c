@@ -1,4 +1,6 @@
-#include "aws/records.h"
+/* streams_page_scan: a GetRecords reply split into its records' texts
+ * (see aws/streams.h). */
+#include "aws/streams.h"
 
 #include "base/jsonskip.h"
 
@@ -52,22 +54,22 @@ static bool take(struct scan *s, char c)
     return false;
 }
 
-static int add_span(struct records_page *pg, size_t off, size_t len)
+static int add_span(struct streams_page *pg, size_t off, size_t len)
 {
     if (pg->n == pg->cap) {
         size_t ncap = pg->cap ? 2 * pg->cap : 256;
-        struct records_span *v = realloc(pg->span, ncap * sizeof(*v));
+        struct streams_span *v = realloc(pg->span, ncap * sizeof(*v));
 
         if (!v)
             return -ENOMEM;
         pg->span = v;
         pg->cap = ncap;
     }
-    pg->span[pg->n++] = (struct records_span){ off, len };
+    pg->span[pg->n++] = (struct streams_span){ off, len };
     return 0;
 }
 
-static int scan_records(struct scan *s, const char *base, struct records_page *pg)
+static int scan_records(struct scan *s, const char *base, struct streams_page *pg)
 {
     const char *v;
     int rc;
@@ -90,7 +92,7 @@ static int scan_records(struct scan *s, const char *base, struct records_page *p
     return take(s, ']') ? 0 : -EPROTO;
 }
 
-static int scan_iterator(struct scan *s, struct records_page *pg)
+static int scan_iterator(struct scan *s, struct streams_page *pg)
 {
     const char *v;
     json_t *j;
@@ -112,7 +114,7 @@ static int scan_iterator(struct scan *s, struct records_page *pg)
     return 0;
 }
 
-int records_scan(const char *body, size_t len, struct records_page *pg)
+int streams_page_scan(const char *body, size_t len, struct streams_page *pg)
 {
     struct scan s = { body, body + len };
     bool records = false;
@@ -166,7 +168,7 @@ int records_scan(const char *body, size_t len, struct records_page *pg)
     return rc;
 }
 
-void records_page_free(struct records_page *pg)
+void streams_page_free(struct streams_page *pg)
 {
     free(pg->span);
     free(pg->next_iter);
