@@ -1,7 +1,7 @@
 /* sink — batching, bulk requests, per-item outcomes, retries and the
  * dead-letter file.  See sink.h for the contract; sink_int.h names the parts.
- * This file holds the public API: submitting, dead letters, stats, the
- * graceful close and setup.
+ * This file holds the public API: dead letters, stats, the graceful close
+ * and setup (sink_submit is in sink_batch.c, where the action is written).
  */
 #include "indexer/sink.h"
 
@@ -24,53 +24,7 @@
 #define DEFAULT_BACKOFF_BASE_MS 100
 #define DEFAULT_MAX_BACKOFF_MS 30000
 
-/* ---- submit ---- */
-
-int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket)
-{
-    struct item *it;
-    struct batch *b;
-    const char *nl;
-    size_t mark;
-    int rc;
-
-    if (s->closing)
-        return -ESHUTDOWN;
-    if (!(it = sink_item_new(s, d, owner, ticket)) || !(b = sink_open_batch(s))) {
-        sink_item_free(it);
-        return -ENOMEM;
-    }
-    /* Written once, where it will be sent from. */
-    mark = b->body.len;
-    rc = bulk_append(&b->body, d, s->o.version_type);
-    if (rc == -ENOMEM) {
-        sink_item_free(it);
-        return rc;
-    }
-    if (rc < 0) {
-        /* A document the engine could never take: a poison record. */
-        sink_count_in(s, it, d->source.len);
-        sink_to_dlq(s, it, d->source.ptr, d->source.len, 0, "invalid_document", strerror(-rc));
-        buf_close(&d->source);
-        sink_maybe_full(s);
-        return 0;
-    }
-    buf_close(&d->source);
-    it->off = mark;
-    sink_count_in(s, it, b->body.len - mark);
-    nl = memchr(b->body.ptr + mark, '\n', it->len);
-    it->src_off = nl ? (size_t)(nl - (b->body.ptr + mark)) + 1 : it->len;
-    rc = sink_add_open(s, it);
-    if (rc < 0) {
-        s->bytes_total -= it->len;
-        s->ndocs--;
-        sink_item_free(it);
-        return rc;
-    }
-    sink_dispatch(s);
-    sink_maybe_full(s);
-    return 0;
-}
+/* ---- dead letters ---- */
 
 int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const char *type,
                      const char *reason, void *owner, uint64_t ticket)

@@ -1,4 +1,4 @@
-/* sink_batch — items, batches and the queues they wait in.
+/* sink_batch — submitting, items, batches and the queues they wait in.
  *
  * An item is one submitted document, already rendered as NDJSON (its source
  * is freed once rendered).  Items gather in the open batch; a batch closes on
@@ -18,6 +18,7 @@
 #include "base/backoff.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "indexer/bulk.h"
 #include "indexer/sink_int.h"
 
 /* ---- lists ---- */
@@ -480,5 +481,53 @@ int sink_add_open(struct sink *s, struct item *it)
     *link = it;
     if (b->nlive >= s->o.bulk_max_actions || b->bytes >= s->o.bulk_max_bytes)
         sink_close_open(s);
+    return 0;
+}
+
+/* ---- submit: the action written into the open batch ---- */
+
+int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket)
+{
+    struct item *it;
+    struct batch *b;
+    const char *nl;
+    size_t mark;
+    int rc;
+
+    if (s->closing)
+        return -ESHUTDOWN;
+    if (!(it = sink_item_new(s, d, owner, ticket)) || !(b = sink_open_batch(s))) {
+        sink_item_free(it);
+        return -ENOMEM;
+    }
+    /* Written once, where it will be sent from. */
+    mark = b->body.len;
+    rc = bulk_append(&b->body, d, s->o.version_type);
+    if (rc == -ENOMEM) {
+        sink_item_free(it);
+        return rc;
+    }
+    if (rc < 0) {
+        /* A document the engine could never take: a poison record. */
+        sink_count_in(s, it, d->source.len);
+        sink_to_dlq(s, it, d->source.ptr, d->source.len, 0, "invalid_document", strerror(-rc));
+        buf_close(&d->source);
+        sink_maybe_full(s);
+        return 0;
+    }
+    buf_close(&d->source);
+    it->off = mark;
+    sink_count_in(s, it, b->body.len - mark);
+    nl = memchr(b->body.ptr + mark, '\n', it->len);
+    it->src_off = nl ? (size_t)(nl - (b->body.ptr + mark)) + 1 : it->len;
+    rc = sink_add_open(s, it);
+    if (rc < 0) {
+        s->bytes_total -= it->len;
+        s->ndocs--;
+        sink_item_free(it);
+        return rc;
+    }
+    sink_dispatch(s);
+    sink_maybe_full(s);
     return 0;
 }

@@ -1,7 +1,8 @@
 /* sink_int.h — what the parts of the sink share; included by indexer/sink*.c only.
  *
- *   sink.c          the public API: submit, dead letters, stats, close, setup
- *   sink_batch.c    items, batches and their states, the queues, backoff, the open batch
+ *   sink.c          the public API: dead letters, stats, close, setup
+ *   sink_batch.c    submitting (the action written into the open batch), items,
+ *                   batches and their states, the queues, backoff
  *   sink_tomb.c     tombstones: deletes that finished, and the actions they stop
  *   sink_outcome.c  per-item outcomes, write blocks, replies, retries and dead letters
  *   sink_request.c  the bulk request: gzip, auth (basic, API key, SigV4), sending
