@@ -1055,37 +1055,6 @@ void reader_checkpoint(struct reader *r)
             shard_checkpoint(s);
 }
 
-void reader_doc_done(void *owner, uint64_t ticket, enum doc_op op, enum sink_outcome o,
-                     void *arg)
-{
-    struct shard *s = owner;
-    struct reader_stats *st = &s->reader->stats;
-    bool del = op == DOC_DELETE;
-
-    switch (o) {
-    case SINK_INDEXED:
-        if (del)
-            st->docs_deleted++;
-        else
-            st->docs_indexed++;
-        break;
-    case SINK_STALE:
-        st->docs_stale++;
-        break;
-    case SINK_GONE:
-        st->docs_gone++;
-        break;
-    case SINK_DLQ:
-        st->docs_dlq++;
-        break;
-    case SINK_SUPERSEDED:
-    case SINK_CANCELED:
-    case SINK_EXPIRED: /* the daemon sets no send_by: never happens */
-        break;
-    }
-    shard_doc_done(s, ticket, o != SINK_CANCELED && o != SINK_EXPIRED);
-}
-
 static void maybe_stopped(struct reader *r)
 {
     if (r->state != RD_STOPPING || r->timer_open || r->call || r->retiring)

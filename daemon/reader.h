@@ -11,8 +11,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "indexer/sink.h"
-
 struct app;
 struct config_table;
 struct reader;
@@ -50,9 +48,6 @@ void reader_stop(struct reader *r, void (*done)(void *arg), void *arg);
 void reader_resume(struct reader *r);
 /* Moves every shard's finished prefix into the checkpoint store. */
 void reader_checkpoint(struct reader *r);
-/* The sink's per-document callback (owner is the shard). */
-void reader_doc_done(void *owner, uint64_t ticket, enum doc_op op, enum sink_outcome o,
-                     void *arg);
 /* True once the stream was found and its shards listed. */
 bool reader_listed(const struct reader *r);
 const char *reader_table(const struct reader *r);

@@ -22,6 +22,7 @@
 #include "daemon/metrics.h"
 #include "daemon/probe.h"
 #include "daemon/reader.h"
+#include "daemon/shard.h"
 #include "daemon/slots.h"
 #include "daemon/statedir.h"
 #include "base/version.h"
@@ -228,7 +229,7 @@ static int start(struct run *run, const struct config *cfg)
         fprintf(stderr, "ddb2es: %s\n", err);
         return 74;
     }
-    if ((rc = clients_open(&run->clients, app, NULL, reader_doc_done, on_sink_resume, run)) != 0)
+    if ((rc = clients_open(&run->clients, app, NULL, shard_doc_done, on_sink_resume, run)) != 0)
         return rc;
     if (run->checking)
         return 0;

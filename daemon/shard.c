@@ -111,7 +111,7 @@ static struct app *app_of(const struct shard *s)
     return reader_app(s->reader);
 }
 
-static struct log_ctx ctx_of(const struct shard *s)
+struct log_ctx shard_log_ctx(const struct shard *s)
 {
     return (struct log_ctx){ .table = reader_table_name(s->reader), .shard = s->id };
 }
@@ -124,7 +124,7 @@ static void enter_state(struct shard *s, enum shard_state to, enum shard_state r
     assert(to < SH_NSTATES);
     assert((to == SH_BACKOFF) == (resume < SH_NSTATES) && resume != SH_BACKOFF);
     if (s->state != to) {
-        struct log_ctx c = ctx_of(s);
+        struct log_ctx c = shard_log_ctx(s);
 
         logc_debug(&c, "%s -> %s", shard_state_names[s->state], shard_state_names[to]);
     }
@@ -281,7 +281,7 @@ static void restart_from_last_read(struct shard *s)
  * answer is the same gap. */
 static void note_loss(struct shard *s, const char *after)
 {
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
 
     if (s->loss_open)
         return;
@@ -319,7 +319,7 @@ static bool known_expired(const struct shard *s)
  * (DESIGN invariant 6). */
 static void not_found(struct shard *s, const struct ddb_reply *rep, const char *call)
 {
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
     uint64_t now = uv_now(app_of(s)->loop);
     bool first = !s->nf_since;
 
@@ -356,7 +356,7 @@ static void not_found(struct shard *s, const struct ddb_reply *rep, const char *
 static void on_get_iterator(const struct ddb_reply *rep, void *arg)
 {
     struct shard *s = arg;
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
     const char *it;
 
     s->call = NULL;
@@ -434,7 +434,7 @@ static int start_get_iterator(struct shard *s)
 static int submit(struct shard *s, struct doc *d, int64_t ticket)
 {
     struct reader *r = s->reader;
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
     int rc;
 
     d->table = reader_table_name(r);
@@ -549,7 +549,7 @@ static int take_poison(struct shard *s, size_t idx, const char *seq, const char 
                        size_t len, const char *type, const char *why)
 {
     struct reader *r = s->reader;
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
     struct doc d;
     int64_t ticket = ack_push(s->ack, seq, &s->ver);
     int rc;
@@ -588,7 +588,7 @@ static long take_records(struct shard *s, const char *body)
     struct reader *r = s->reader;
     const struct streams_page *page = reader_page(r);
     struct reader_stats *st = reader_counters(r);
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
     struct doc d;
     struct buf err;
     size_t i;
@@ -769,7 +769,7 @@ static int start_fetch(struct shard *s)
 static void batch_get_unreadable(struct shard *s, const struct ddb_reply *rep)
 {
     struct fetch *f = s->fetch;
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
     size_t sent = 0, keep = 0;
 
     for (size_t i = 0; i < f->n; i++)
@@ -824,7 +824,7 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
     struct shard *s = arg;
     struct reader *r = s->reader;
     struct fetch *f = s->fetch;
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
     struct streams_batch_get got;
     struct doc d;
     struct buf err;
@@ -952,7 +952,7 @@ static bool take_broken_tail(struct shard *s, const char *text, size_t len)
         p = (const char *)memmem(p, (size_t)(text + len - p), cand, strlen(cand)) + strlen(cand);
     }
     if (!seq[0] || (s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0)) {
-        struct log_ctx c = ctx_of(s);
+        struct log_ctx c = shard_log_ctx(s);
 
         logc_error(&c, "a GetRecords reply stays unreadable and shows no sequence number to read "
                        "on after; reading it again every %d s",
@@ -985,7 +985,7 @@ static void note_page_size(struct shard *s, size_t body_len, size_t nrecords)
  * them, and is logged whole. */
 static void close_loss(struct shard *s)
 {
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
 
     s->from_horizon_fresh = false;
     if (s->loss_open)
@@ -1033,7 +1033,7 @@ static void after_page(struct shard *s, size_t nrecords, bool has_next)
 static void take_page(struct shard *s, const struct ddb_reply *rep)
 {
     struct streams_page *page = reader_page(s->reader);
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
     const char *next;
     long taken;
     int rc = streams_page_scan(rep->body, rep->body_len, page);
@@ -1081,7 +1081,7 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
 {
     struct shard *s = arg;
     struct app *app = app_of(s);
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
 
     s->call = NULL;
     slots_release(app->slots);
@@ -1294,7 +1294,7 @@ static void drive(struct shard *s)
  * them are behind the checkpoint. */
 static void hold(struct shard *s)
 {
-    struct log_ctx c = ctx_of(s);
+    struct log_ctx c = shard_log_ctx(s);
 
     read_unwait(s);
     set_state(s, SH_HELD);
@@ -1325,45 +1325,17 @@ void shard_wake(struct shard *s)
     }
 }
 
-void shard_doc_done(struct shard *s, uint64_t ticket, bool finished)
+void shard_acked(struct shard *s)
 {
-    struct log_ctx c = ctx_of(s);
-    int rc;
-
-    if (s->pending_docs)
-        s->pending_docs--;
-    if (!finished)
-        return;
-    rc = ack_done(s->ack, (int64_t)ticket);
-    if (rc < 0)
-        logc_error(&c, "finished document %llu was not in flight (%s)",
-                   (unsigned long long)ticket, strerror(-rc));
     if (s->state == SH_HELD && ack_pending(s->ack) <= READ_AHEAD_MAX(app_of(s)) / 2) {
+        struct log_ctx c = shard_log_ctx(s);
+
         logc_info(&c, "the checkpoint moved on: reading again");
         s->held_logged = false;
         set_state(s, SH_GET_RECORDS);
         drive(s);
     } else if (s->state == SH_DRAIN) {
         drive(s);
-    }
-}
-
-void shard_checkpoint(struct shard *s)
-{
-    struct app *app = app_of(s);
-    struct docver ver;
-    const char *seq = ack_checkpoint(s->ack, &ver);
-
-    if (seq && s->ck) {
-        int rc = ckpt_shard_advance(app->ckpt, s->ck, seq, &ver, app->now());
-
-        if (rc == 0 && s->ck->skip_before)
-            ckpt_shard_skip_before(app->ckpt, s->ck, 0); /* it resumes after seq now */
-        if (rc < 0) {
-            struct log_ctx c = ctx_of(s);
-
-            logc_error(&c, "checkpoint %s refused (%s)", seq, strerror(-rc));
-        }
     }
 }
 

@@ -23,8 +23,10 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/log.h"
 #include "daemon/ckpt.h"
 #include "daemon/slots.h"
+#include "indexer/sink.h"
 
 struct reader;
 struct ack;
@@ -122,10 +124,17 @@ void shard_stop(struct shard *s);
 /* True once nothing of the shard is left on the loop after shard_stop. */
 bool shard_stopped(const struct shard *s);
 void shard_free(struct shard *s);
-/* A document of this shard finished in the sink. */
-void shard_doc_done(struct shard *s, uint64_t ticket, bool finished);
-/* Moves the finished prefix into the checkpoint store. */
+/* The sink's done callback (sink_done_cb; owner is the shard): counts the
+ * outcome, acknowledges the record and lets the shard read on
+ * (shard_ack.c). */
+void shard_doc_done(void *owner, uint64_t ticket, enum doc_op op, enum sink_outcome o, void *arg);
+/* Moves the finished prefix into the checkpoint store (shard_ack.c). */
 void shard_checkpoint(struct shard *s);
+/* A document of the shard was acknowledged: a held shard reads again once
+ * half its read-ahead is behind the checkpoint, a draining one goes on. */
+void shard_acked(struct shard *s);
+/* The log context of the shard's lines (its table and id). */
+struct log_ctx shard_log_ctx(const struct shard *s);
 const char *shard_state_name(enum shard_state st);
 /* The creation time a shard id carries ("shardId-<20-digit epoch ms>-<hex>",
  * as AWS and DynamoDB Local write them; undocumented), or 0. */

@@ -114,7 +114,7 @@ static void setup_ex(struct world *w, int *shard, const char *view, const char *
     w->app.ckpt = ckpt_new(w->cfg.daemon.state_dir);
     cr_assert_not_null(w->app.ckpt);
     cr_assert_eq(ckpt_load(w->app.ckpt, err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(clients_open(&w->cl, &w->app, NULL, reader_doc_done, on_resume, w), 0);
+    cr_assert_eq(clients_open(&w->cl, &w->app, NULL, shard_doc_done, on_resume, w), 0);
     backoff_set_rng(no_wait); /* no wait between the attempts of one AWS call */
     w->rd = reader_new(&w->app, &w->cfg.tables[0]);
     cr_assert_not_null(w->rd);
