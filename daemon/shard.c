@@ -351,6 +351,48 @@ static void not_found(struct shard *s, const struct ddb_reply *rep, const char *
     set_state(s, SH_DRAIN);
 }
 
+/* The reply of the call in flight arrived: false when it no longer matters
+ * (canceled, or the shard stopped meanwhile). */
+static bool reply_arrived(struct shard *s, const struct ddb_reply *rep)
+{
+    s->call = NULL;
+    if (rep->err == -ECANCELED || s->state == SH_STOPPED)
+        return false;
+    if (rep->cls != DDB_NOT_FOUND)
+        s->nf_since = 0;
+    return true;
+}
+
+/* A call failed for a reason that passes (throttling, a 5xx, the network,
+ * credentials being renewed, a shard not found for a while): once more after
+ * a backoff, from resume.  False for any other failure. */
+static bool failed_for_now(struct shard *s, const char *call, const struct ddb_reply *rep,
+                           enum shard_state resume)
+{
+    struct log_ctx c = shard_log_ctx(s);
+
+    switch (rep->cls) {
+    case DDB_NOT_FOUND:
+        not_found(s, rep, call);
+        return true;
+    case DDB_THROTTLED:
+        backoff_error(s, resume);
+        return true;
+    case DDB_RETRY:
+    case DDB_AUTH:
+        if (rep->err)
+            logc_warn(&c, "%s failed (%s), retrying", call, strerror(-rep->err));
+        else
+            logc_warn(&c, "%s failed (%s%s%s), retrying", call,
+                      rep->type[0] ? rep->type : "server error", rep->message[0] ? ": " : "",
+                      rep->message);
+        backoff_error(s, resume);
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* ---- GetShardIterator ------------------------------------------------ */
 
 static void on_get_iterator(const struct ddb_reply *rep, void *arg)
@@ -359,12 +401,9 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
     struct log_ctx c = shard_log_ctx(s);
     const char *it;
 
-    s->call = NULL;
-    if (rep->err == -ECANCELED || s->state == SH_STOPPED)
+    if (!reply_arrived(s, rep))
         return;
     reader_counters(s->reader)->throttled += (uint64_t)rep->throttled;
-    if (rep->cls != DDB_NOT_FOUND)
-        s->nf_since = 0;
     switch (rep->cls) {
     case DDB_OK:
         s->failures = 0;
@@ -384,19 +423,9 @@ static void on_get_iterator(const struct ddb_reply *rep, void *arg)
         s->from_horizon_fresh = false;
         set_state(s, SH_GET_ITER);
         break;
-    case DDB_NOT_FOUND:
-        not_found(s, rep, "GetShardIterator");
-        break;
-    case DDB_THROTTLED:
-        backoff_error(s, SH_GET_ITER);
-        break;
-    case DDB_RETRY:
-    case DDB_AUTH:
-        logc_warn(&c, "GetShardIterator failed (%s%s%s), retrying", rep->type[0] ? rep->type : "",
-                  rep->type[0] ? ": " : "", rep->err ? strerror(-rep->err) : rep->message);
-        backoff_error(s, SH_GET_ITER);
-        break;
     default:
+        if (failed_for_now(s, "GetShardIterator", rep, SH_GET_ITER))
+            break;
         logc_error(&c, "GetShardIterator failed: HTTP %ld %s: %s; retrying in %d s", rep->status,
                    rep->type, rep->message, FATAL_RETRY_MS / 1000);
         backoff(s, FATAL_RETRY_MS, SH_GET_ITER);
@@ -722,6 +751,21 @@ static const char *key_text_of(struct shard *s, json_t *x, struct buf *kt)
     return transform_key_text(reader_transform(s->reader), x, kt, NULL) == 0 ? kt->ptr : NULL;
 }
 
+/* An entry of the list in flight was handled with result rc: kept (moved
+ * down to f->v[*keep]) to be asked again when rc is -ENOMEM, else released.
+ * True when kept. */
+static bool fetch_settle(struct fetch *f, size_t *keep, struct fetch_entry *e, int rc)
+{
+    if (rc == -ENOMEM) {
+        e->sent = false;
+        f->v[(*keep)++] = *e;
+        return true;
+    }
+    json_decref(e->keys);
+    free(e->ktext);
+    return false;
+}
+
 static int start_fetch(struct shard *s)
 {
     struct fetch *f = s->fetch;
@@ -804,13 +848,7 @@ static void batch_get_unreadable(struct shard *s, const struct ddb_reply *rep)
         rc = dead_letter(s, &d, e->keys, NULL, 0, "item_unreadable", rep->message, e->ticket);
         buf_close(&d.source);
         buf_close(&d.keys);
-        if (rc == -ENOMEM) {
-            e->sent = false;
-            f->v[keep++] = *e;
-            continue;
-        }
-        json_decref(e->keys);
-        free(e->ktext);
+        fetch_settle(f, &keep, e, rc);
     }
     f->n = keep;
     if (keep == sent && keep)
@@ -909,14 +947,8 @@ static void on_batch_get(const struct ddb_reply *rep, void *arg)
             rc = dead_letter(s, &d, item ? item : e->keys, NULL, 0, "item_conversion_error",
                              err.ptr ? err.ptr : "malformed item", e->ticket);
         }
-        if (rc == -ENOMEM) {
+        if (fetch_settle(f, &keep, e, rc))
             nomem = true;
-            e->sent = false;
-            f->v[keep++] = *e;
-            continue;
-        }
-        json_decref(e->keys);
-        free(e->ktext);
     }
     f->n = keep;
     if (!keep)
@@ -1083,9 +1115,10 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
     struct app *app = app_of(s);
     struct log_ctx c = shard_log_ctx(s);
 
-    s->call = NULL;
+    bool live = reply_arrived(s, rep);
+
     slots_release(app->slots);
-    if (rep->err == -ECANCELED || s->state == SH_STOPPED) {
+    if (!live) {
         /* A shard stopped (its stream replaced, its table gone): the slot
          * goes to a waiting shard of another stream. */
         if (!app->stopping)
@@ -1093,8 +1126,6 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         return;
     }
     count_get_records(s, rep);
-    if (rep->cls != DDB_NOT_FOUND)
-        s->nf_since = 0;
     switch (rep->cls) {
     case DDB_OK:
         take_page(s, rep);
@@ -1123,19 +1154,9 @@ static void on_get_records(const struct ddb_reply *rep, void *arg)
         logc_debug(&c, "trimmed-data answer at the oldest position; polling it as an idle shard");
         backoff_idle_to(s, SH_GET_ITER);
         break;
-    case DDB_NOT_FOUND:
-        not_found(s, rep, "GetRecords");
-        break;
-    case DDB_THROTTLED:
-        backoff_error(s, SH_GET_RECORDS);
-        break;
-    case DDB_RETRY:
-    case DDB_AUTH:
-        logc_warn(&c, "GetRecords failed (%s), retrying",
-                  rep->err ? strerror(-rep->err) : rep->type[0] ? rep->type : "server error");
-        backoff_error(s, SH_GET_RECORDS);
-        break;
     default:
+        if (failed_for_now(s, "GetRecords", rep, SH_GET_RECORDS))
+            break;
         logc_error(&c, "GetRecords failed: HTTP %ld %s: %s; renewing the iterator in %d s",
                    rep->status, rep->type, rep->message, FATAL_RETRY_MS / 1000);
         restart_from_last_read(s);
