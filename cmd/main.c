@@ -53,6 +53,9 @@ static const char replay_usage[] =
     "  --scan                 a parallel Scan of the table; progress is saved in\n"
     "                         STATE_DIR/replay-T.json: run again to continue after a stop\n"
     "  --segments N           Scan segments, 1..1024 (default 4, or the saved run's)\n"
+    "  --only-segments A[-B]  scan only segments A..B (0-based) of the N: run one process a\n"
+    "                         range, on as many hosts as you like; each range has its own\n"
+    "                         progress file STATE_DIR/replay-T.segments-A-B.json\n"
     "  --rate R               at most R items read per second over all segments (default: no cap;\n"
     "                         lowered by itself while DynamoDB throttles)\n"
     "  --consistent-read      strongly consistent Scan pages\n"
@@ -120,6 +123,27 @@ static int duration_opt(const char *name, const char *v, int64_t *out)
     return -1;
 }
 
+/* --only-segments A or A-B: -1 when taken, else 64. */
+static int only_segments_opt(struct replay_opts *r, const char *v)
+{
+    char *end;
+    long a, b;
+
+    a = strtol(v, &end, 10);
+    b = a;
+    if (end != v && *end == '-')
+        b = strtol(end + 1, &end, 10);
+    if (end == v || *end || *v == '-' || a < 0 || b < a || b > 1023) {
+        fprintf(stderr, "ddb2es replay: --only-segments must be A or A-B with 0 <= A <= B < "
+                        "--segments, got \"%s\"\n", v);
+        return 64;
+    }
+    r->only = true;
+    r->only_first = (int)a;
+    r->only_last = (int)b;
+    return -1;
+}
+
 /* One replay option; -1 when taken, else the exit code. */
 static int replay_option(struct cli *c, int o, const char *v)
 {
@@ -168,8 +192,25 @@ static int replay_option(struct cli *c, int o, const char *v)
     case 14: return duration_opt("--give-up-after", v, &r->give_up_ms);
     case 15: r->dlq_out = v; break;
     case 16: return duration_opt("--progress-every", v, &r->progress_ms);
+    case 17: return only_segments_opt(r, v);
     default: return 64;
     }
+    return -1;
+}
+
+/* A sidecar or a job spec sets the Scan's partition in its environment:
+ * DDB2ES_REPLAY_SEGMENTS and DDB2ES_REPLAY_ONLY_SEGMENTS, when the flags are
+ * not given.  -1, or the exit code. */
+static int scan_env(struct cli *c)
+{
+    const char *n = getenv("DDB2ES_REPLAY_SEGMENTS");
+    const char *only = getenv("DDB2ES_REPLAY_ONLY_SEGMENTS");
+    int rc;
+
+    if (!c->ro.segments && n && *n && (rc = replay_option(c, 3, n)) >= 0)
+        return rc;
+    if (!c->ro.only && only && *only && (rc = replay_option(c, 17, only)) >= 0)
+        return rc;
     return -1;
 }
 
@@ -177,6 +218,7 @@ static int replay_option(struct cli *c, int o, const char *v)
 static int replay_check(struct cli *c)
 {
     struct replay_opts *r = &c->ro;
+    int rc;
 
     if (c->json || c->offline) {
         fprintf(stderr, "ddb2es replay: --json and --offline do not apply\n");
@@ -194,9 +236,21 @@ static int replay_check(struct cli *c)
         fprintf(stderr, "ddb2es replay: --format applies to --file only\n");
         return 64;
     }
-    if (r->file && (r->segments || r->rate > 0 || r->restart || r->consistent)) {
-        fprintf(stderr, "ddb2es replay: --segments, --rate, --restart and --consistent-read "
-                        "apply to --scan only\n");
+    if (r->file && (r->segments || r->only || r->rate > 0 || r->restart || r->consistent)) {
+        fprintf(stderr, "ddb2es replay: --segments, --only-segments, --rate, --restart and "
+                        "--consistent-read apply to --scan only\n");
+        return 64;
+    }
+    if (c->scan && (rc = scan_env(c)) >= 0)
+        return rc;
+    if (r->only && !r->segments) {
+        fprintf(stderr, "ddb2es replay: --only-segments needs --segments N (the Scan's "
+                        "TotalSegments, the same in every process)\n");
+        return 64;
+    }
+    if (r->only && r->only_last >= r->segments) {
+        fprintf(stderr, "ddb2es replay: --only-segments %d-%d: segments are numbered 0..%d\n",
+                r->only_first, r->only_last, r->segments - 1);
         return 64;
     }
     if (c->scan && r->keys) {
@@ -256,6 +310,7 @@ static int parse(int argc, char **argv, struct cli *c)
                                           { "give-up-after", required_argument, NULL, 14 },
                                           { "dlq-out", required_argument, NULL, 15 },
                                           { "progress-every", required_argument, NULL, 16 },
+                                          { "only-segments", required_argument, NULL, 17 },
                                           { NULL, 0, NULL, 0 } };
     int o;
 
@@ -295,7 +350,7 @@ static int parse(int argc, char **argv, struct cli *c)
             printf("ddb2es %s\n", DDB2ES_VERSION);
             return 0;
         default:
-            if (o >= 1 && o <= 16) {
+            if (o >= 1 && o <= 17) {
                 int rc = replay_option(c, o, optarg);
 
                 if (rc >= 0)

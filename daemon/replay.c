@@ -13,6 +13,7 @@
  */
 #include "daemon/replay_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -589,6 +590,41 @@ static void say_renamed(void *arg, const char *line)
     logc_warn((&(struct log_ctx){ .table = rp->o->table }), "%s", line);
 }
 
+/* Whether another process holds a replay lock of o->table whose segments
+ * overlap o's (a whole-table lock overlaps every range); its name in which. */
+static bool replay_overlap_held(const char *state_dir, const struct replay_opts *o,
+                                const char *mine, char *which, size_t len)
+{
+    char prefix[PATH_MAX];
+    size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "replay-%s.", o->table);
+    DIR *d = opendir(state_dir);
+    struct dirent *e;
+    bool held = false;
+
+    if (!d)
+        return false;
+    while (!held && (e = readdir(d))) {
+        int a, b, end = 0;
+        bool overlaps;
+
+        if (strncmp(e->d_name, prefix, plen) != 0 || strcmp(e->d_name, mine) == 0)
+            continue;
+        if (strcmp(e->d_name + plen, "lock") == 0)
+            overlaps = true;
+        else if (sscanf(e->d_name + plen, "segments-%d-%d.lock%n", &a, &b, &end) == 2 &&
+                 end > 0 && e->d_name[plen + (size_t)end] == '\0')
+            overlaps = !o->only || (a <= o->only_last && o->only_first <= b);
+        else
+            continue;
+        if (overlaps && statedir_lock_held(state_dir, e->d_name)) {
+            snprintf(which, len, "%s", e->d_name);
+            held = true;
+        }
+    }
+    closedir(d);
+    return held;
+}
+
 /* Prepares what needs no network: table, files, lock, progress.  0 or an
  * exit code with rp->why set. */
 static int prepare(struct replay *rp, const struct config *cfg, const struct replay_opts *o)
@@ -629,26 +665,42 @@ static int prepare(struct replay *rp, const struct config *cfg, const struct rep
         }
         return 0;
     }
-    if (asprintf(&rp->prog.path, "%s/replay-%s.json", cfg->daemon.state_dir, o->table) < 0 ||
-        asprintf(&rp->prog.tmp, "%s.tmp", rp->prog.path) < 0)
-        return 70;
     {
-        char lock[PATH_MAX];
+        char name[512], lock[520], other[256];
 
-        snprintf(lock, sizeof(lock), "replay-%s.lock", o->table);
+        /* A range of the segments has its own progress file and lock, so
+         * that several processes on one state directory share the Scan. */
+        if (o->only)
+            snprintf(name, sizeof(name), "replay-%s.segments-%d-%d", o->table, o->only_first,
+                     o->only_last);
+        else
+            snprintf(name, sizeof(name), "replay-%s", o->table);
+        if (asprintf(&rp->prog.path, "%s/%s.json", cfg->daemon.state_dir, name) < 0 ||
+            asprintf(&rp->prog.tmp, "%s.tmp", rp->prog.path) < 0)
+            return 70;
+        snprintf(lock, sizeof(lock), "%s.lock", name);
         rc = statedir_lock_named(cfg->daemon.state_dir, lock, &rp->prog.lock_fd);
-    }
-    if (rc == -EWOULDBLOCK) {
-        snprintf(rp->why, sizeof(rp->why), "another replay of %s is running (lock %s/replay-%s.lock)",
-                 o->table, cfg->daemon.state_dir, o->table);
-        return 73;
-    }
-    if (rc < 0) {
-        snprintf(rp->why, sizeof(rp->why), "cannot create the state directory %s: %s",
-                 cfg->daemon.state_dir, strerror(-rc));
-        return 73;
+        if (rc == -EWOULDBLOCK) {
+            snprintf(rp->why, sizeof(rp->why), "another replay of %s is running (lock %s/%s)",
+                     o->table, cfg->daemon.state_dir, lock);
+            return 73;
+        }
+        if (rc < 0) {
+            snprintf(rp->why, sizeof(rp->why), "cannot create the state directory %s: %s",
+                     cfg->daemon.state_dir, strerror(-rc));
+            return 73;
+        }
+        /* Own lock first, then the others: of two replays starting together
+         * with overlapping segments, at least one sees the other. */
+        if (replay_overlap_held(cfg->daemon.state_dir, o, lock, other, sizeof(other))) {
+            snprintf(rp->why, sizeof(rp->why), "another replay of %s is scanning some of the same "
+                     "segments (lock %s/%s)", o->table, cfg->daemon.state_dir, other);
+            return 73;
+        }
     }
     rc = replay_progress_load(rp, &n);
+    if (rc == -EINVAL)
+        return 64;
     if (rc == -EBADMSG)
         return 65;
     if (rc < 0) {
@@ -660,7 +712,7 @@ static int prepare(struct replay *rp, const struct config *cfg, const struct rep
     rp->scan.nsegs = n;
     for (int i = 0; i < n; i++) {
         rp->scan.segs[i].rp = rp;
-        rp->scan.segs[i].no = i;
+        rp->scan.segs[i].no = rp->scan.first + i;
         uv_timer_init(rp->app.loop, &rp->scan.segs[i].timer);
     }
     rp->scan.eff_rate = o->rate;

@@ -56,6 +56,8 @@ struct replay_opts {
     const char *index;         /* instead of the table's index, or NULL */
     const char *keys;          /* "hash[,range]": the key schema without DescribeTable, or NULL */
     int segments;              /* Scan segments, 1..1024 (0: 4, or the saved run's) */
+    bool only;                 /* --only-segments A-B: this process scans segments */
+    int only_first, only_last; /*   only_first..only_last (0-based) of `segments` */
     double rate;               /* items per second, 0 = no cap */
     bool consistent;           /* ConsistentRead on Scan */
     bool restart;              /* forget the saved Scan progress */

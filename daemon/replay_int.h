@@ -64,8 +64,11 @@ struct segment {
 
 /* The Scan: its segments and the token bucket they share. */
 struct replay_scan {
-    struct segment *segs;
+    struct segment *segs;     /* the segments this process scans */
     int nsegs;
+    int total;                /* TotalSegments of the parallel Scan (nsegs, or more with
+                                 --only-segments: segs[i].no is then first + i) */
+    int first;
     int64_t item_count;     /* DescribeTable ItemCount, -1 unknown */
     double eff_rate;        /* the cap in use (--rate, lowered on throttling); 0 = none */
     double tokens;

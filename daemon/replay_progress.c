@@ -27,8 +27,11 @@ static json_t *progress_json(const struct replay *rp)
         json_array_append_new(segs, json_pack("{s:b, s:O?, s:I}", "done", sg->done, "key",
                                               sg->saved, "items", (json_int_t)sg->items));
     }
-    return json_pack("{s:i, s:s, s:i, s:o}", "version", PROGRESS_FORMAT, "table", rp->o->table,
-                     "segments", rp->scan.nsegs, "progress", segs);
+    /* "first": the number of progress[0] when the file holds a range of
+     * the segments (--only-segments). */
+    return json_pack("{s:i, s:s, s:i, s:i, s:o}", "version", PROGRESS_FORMAT, "table",
+                     rp->o->table, "segments", rp->scan.total, "first", rp->scan.first,
+                     "progress", segs);
 }
 
 struct save_job {
@@ -112,8 +115,15 @@ int replay_progress_load(struct replay *rp, int *nsegs)
     json_t *root, *arr, *e;
     size_t i;
     int want = rp->o->segments;
+    json_int_t total, first;
 
     *nsegs = want ? want : 4;
+    rp->scan.total = *nsegs;
+    rp->scan.first = 0;
+    if (rp->o->only) {
+        *nsegs = rp->o->only_last - rp->o->only_first + 1;
+        rp->scan.first = rp->o->only_first;
+    }
     if (rp->o->restart) {
         if (unlink(rp->prog.path) < 0 && errno != ENOENT)
             return -errno;
@@ -128,18 +138,33 @@ int replay_progress_load(struct replay *rp, int *nsegs)
         return -EBADMSG;
     }
     arr = json_object_get(root, "progress");
+    total = json_integer_value(json_object_get(root, "segments"));
+    first = json_integer_value(json_object_get(root, "first")); /* absent: 0 */
     if (json_integer_value(json_object_get(root, "version")) != PROGRESS_FORMAT ||
-        !json_is_array(arr) || json_array_size(arr) < 1 || json_array_size(arr) > 1024 ||
-        json_integer_value(json_object_get(root, "segments")) != (json_int_t)json_array_size(arr)) {
+        !json_is_array(arr) || json_array_size(arr) < 1 || total > 1024 || first < 0 ||
+        first + (json_int_t)json_array_size(arr) > total ||
+        (!rp->o->only && (first != 0 || total != (json_int_t)json_array_size(arr)))) {
         snprintf(rp->why, sizeof(rp->why), "%s: not a replay progress file (use --restart to "
                  "start over)", rp->prog.path);
         json_decref(root);
         return -EBADMSG;
     }
-    if (want && want != (int)json_array_size(arr))
+    if (rp->o->only && (total != rp->scan.total || first != rp->scan.first ||
+                        (json_int_t)json_array_size(arr) != *nsegs)) {
+        /* The same file name, another partition of the table: the saved
+         * keys would mean other segments. */
+        snprintf(rp->why, sizeof(rp->why), "%s was saved for segments %lld-%lld of %lld, not "
+                 "%d-%d of %d (use --restart to start over)", rp->prog.path, (long long)first,
+                 (long long)(first + (json_int_t)json_array_size(arr) - 1), (long long)total,
+                 rp->o->only_first, rp->o->only_last, rp->scan.total);
+        json_decref(root);
+        return -EINVAL;
+    }
+    if (want && want != (int)json_array_size(arr) && !rp->o->only)
         log_warn("%s was saved with %zu segments: continuing with %zu (--restart to change)",
                  rp->prog.path, json_array_size(arr), json_array_size(arr));
     *nsegs = (int)json_array_size(arr);
+    rp->scan.total = (int)total;
     rp->scan.segs = calloc((size_t)*nsegs, sizeof(*rp->scan.segs));
     if (!rp->scan.segs) {
         json_decref(root);

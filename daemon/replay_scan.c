@@ -269,9 +269,9 @@ static int start_scan(struct segment *sg)
         return 0;
     sg->limit = limit;
     body = json_pack("{s:s}", "TableName", rp->o->table);
-    if (body && rp->scan.nsegs > 1) {
+    if (body && rp->scan.total > 1) {
         json_object_set_new(body, "Segment", json_integer(sg->no));
-        json_object_set_new(body, "TotalSegments", json_integer(rp->scan.nsegs));
+        json_object_set_new(body, "TotalSegments", json_integer(rp->scan.total));
     }
     if (body && limit)
         json_object_set_new(body, "Limit", json_integer(limit));
@@ -315,10 +315,17 @@ void replay_scan_begin(struct replay *rp)
         n = 0;
     for (int i = 0; i < rp->scan.nsegs; i++)
         n += !rp->scan.segs[i].done;
-    log_info("replay %s: Scan in %d segment(s)%s, %s%s; about %" PRId64 " items", rp->o->table,
-             rp->scan.nsegs, rp->done_before ? " (continuing)" : "",
-             rp->o->rate > 0 ? "rate capped" : "no rate cap",
-             rp->o->consistent ? ", consistent reads" : "", rp->scan.item_count);
+    if (rp->scan.nsegs < rp->scan.total)
+        log_info("replay %s: Scan of segments %d-%d of %d%s, %s%s; about %" PRId64 " items in "
+                 "the table", rp->o->table, rp->scan.first, rp->scan.first + rp->scan.nsegs - 1,
+                 rp->scan.total, rp->done_before ? " (continuing)" : "",
+                 rp->o->rate > 0 ? "rate capped" : "no rate cap",
+                 rp->o->consistent ? ", consistent reads" : "", rp->scan.item_count);
+    else
+        log_info("replay %s: Scan in %d segment(s)%s, %s%s; about %" PRId64 " items",
+                 rp->o->table, rp->scan.nsegs, rp->done_before ? " (continuing)" : "",
+                 rp->o->rate > 0 ? "rate capped" : "no rate cap",
+                 rp->o->consistent ? ", consistent reads" : "", rp->scan.item_count);
     if (n == 0) {
         log_info("replay %s: the saved Scan had already finished (--restart to run it again)",
                  rp->o->table);

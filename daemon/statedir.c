@@ -87,6 +87,21 @@ int statedir_lock_named(const char *state_dir, const char *name, int *fd_out)
     return 0;
 }
 
+bool statedir_lock_held(const char *state_dir, const char *name)
+{
+    char *path = statedir_path(state_dir, name);
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    bool held = false;
+
+    free(path);
+    if (fd < 0)
+        return false;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+        held = errno == EWOULDBLOCK;
+    close(fd);
+    return held;
+}
+
 void statedir_unlock(int fd)
 {
     if (fd >= 0)

@@ -3,6 +3,8 @@
 #ifndef DDB2ES_STATEDIR_H
 #define DDB2ES_STATEDIR_H
 
+#include <stdbool.h>
+
 #define STATEDIR_LOCK_FILE "lock"
 
 /* Creates state_dir (mode 0700, parents too) if missing, then takes an
@@ -14,6 +16,9 @@ int statedir_lock(const char *state_dir, int *fd_out);
 /* The same lock on state_dir/name: `ddb2es replay` locks its own file, so it
  * runs beside `ddb2es run` on one state directory. */
 int statedir_lock_named(const char *state_dir, const char *name, int *fd_out);
+/* True when another process holds the lock of state_dir/name (probed
+ * without writing to the file; a missing file is not held). */
+bool statedir_lock_held(const char *state_dir, const char *name);
 /* Releases the lock taken by statedir_lock; a negative fd is a no-op. */
 void statedir_unlock(int fd);
 

@@ -5,12 +5,14 @@
  * the daemon wrote, the engine staying down, and the command line.  Against
  * DynamoDB Local and the search double. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -241,6 +243,78 @@ Test(replay, interrupted_scan_continues_where_it_stopped)
     cr_assert_geq(first + second, 1500);
     cr_assert(log_has(&p, "(continuing)"));
     cr_assert(e2e_index_equals_table(sd, &t, why, sizeof(why)), "%s", why);
+    searchd_stop(sd);
+}
+
+/* Scan segments split over processes (--only-segments): each process a
+ * range of one parallel Scan (DynamoDB Scan, Segment/TotalSegments), with
+ * its own progress file and lock, on one state directory or many. */
+Test(replay, a_scan_split_over_two_processes_equals_the_table)
+{
+    static const char *const env_2_3[] = { "AWS_ACCESS_KEY_ID=test",
+                                           "AWS_SECRET_ACCESS_KEY=test",
+                                           "DDB2ES_REPLAY_ONLY_SEGMENTS=2-3", NULL };
+    char name[128], dir[256], why[1024], path[512], bin[512];
+    struct e2e_table t;
+    struct wl w;
+    struct searchd *sd;
+    struct proc a, b, c;
+    const char *conf;
+    struct stat st;
+    int rc_a, rc_b, fd;
+
+    need_ddb();
+    new_table(name, sizeof(name), "split", &t, "id", "N", NULL, NULL);
+    wl_init(&w, 31, name, "id", "N", NULL, NULL, 1200);
+    fill(&w, 1200);
+    sd = searchd_start(NULL);
+    e2e_create_index(sd, t.index);
+    conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
+
+    /* Two processes at once: one by its flag, one by its environment. */
+    replay_start(&a, conf, (const char *[]){ "--table", name, "--scan", "--segments", "4",
+                                             "--only-segments", "0-1", NULL });
+    proc_start(&b, (const char *[]){ proc_path("ddb2es", bin, sizeof(bin)), "replay", "-c", conf,
+                                     "--table", name, "--scan", "--segments", "4", NULL },
+               env_2_3);
+    rc_a = replay_wait(&a, 120000);
+    rc_b = replay_wait(&b, 120000);
+    if (rc_a != 0)
+        dump_log("segments 0-1", &a);
+    if (rc_b != 0)
+        dump_log("segments 2-3", &b);
+    cr_assert_eq(rc_a, 0);
+    cr_assert_eq(rc_b, 0);
+    cr_assert(log_has(&a, "Scan of segments 0-1 of 4"));
+    cr_assert(log_has(&b, "Scan of segments 2-3 of 4"));
+    cr_expect_eq(summary_read(&a) + summary_read(&b), 1200, "each item read by one of them "
+                 "(%ld + %ld)", summary_read(&a), summary_read(&b));
+    cr_assert(summary_read(&a) > 0 && summary_read(&b) > 0, "both ranges hold items");
+    cr_assert(e2e_index_equals_table(sd, &t, why, sizeof(why)), "%s", why);
+    snprintf(path, sizeof(path), "%s/state/replay-%s.segments-2-3.json", dir, name);
+    cr_assert_eq(stat(path, &st), 0, "each range has its own progress file");
+
+    /* A range overlapping one that another process holds is refused (73);
+     * one beside it is not. */
+    snprintf(path, sizeof(path), "%s/state/replay-%s.segments-0-1.lock", dir, name);
+    fd = open(path, O_RDWR);
+    cr_assert(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "the test holds %s", path);
+    replay_start(&c, conf, (const char *[]){ "--table", name, "--scan", "--segments", "4",
+                                             "--only-segments", "1-2", NULL });
+    cr_assert_eq(replay_wait(&c, 30000), 73, "an overlapping range waits for no one: 73");
+    cr_assert(log_has(&c, "segments-0-1.lock"), "the refusal names the lock held");
+    replay_start(&c, conf, (const char *[]){ "--table", name, "--scan", NULL });
+    cr_assert_eq(replay_wait(&c, 30000), 73, "the whole table overlaps every range");
+    replay_start(&c, conf, (const char *[]){ "--table", name, "--scan", "--segments", "4",
+                                             "--only-segments", "2-3", NULL });
+    cr_assert_eq(replay_wait(&c, 30000), 0, "a range beside the held one runs");
+    cr_assert_eq(summary_read(&c), 0, "and finds its saved Scan finished");
+    close(fd);
+    /* The saved range is another partition than the one asked: refused. */
+    replay_start(&c, conf, (const char *[]){ "--table", name, "--scan", "--segments", "8",
+                                             "--only-segments", "2-3", NULL });
+    cr_assert_eq(replay_wait(&c, 30000), 64);
+    cr_assert(log_has(&c, "was saved for segments 2-3 of 4"));
     searchd_stop(sd);
 }
 
@@ -1130,6 +1204,19 @@ Test(replay, command_line_mistakes_exit_64)
     cr_assert_eq(proc_run((const char *[]){ b, "replay", "--table", "t", "--file", "x", "--format",
                                             "csv", NULL }, NULL, 10000, &p), 64);
     cr_assert_eq(proc_run((const char *[]){ b, "run", "--scan", NULL }, NULL, 10000, &p), 64);
+    /* --only-segments: needs --segments, a range inside it, and --scan. */
+    cr_assert_eq(proc_run((const char *[]){ b, "replay", "--table", "t", "--scan",
+                                            "--only-segments", "0-1", NULL }, NULL, 10000, &p),
+                 64);
+    cr_assert_eq(proc_run((const char *[]){ b, "replay", "--table", "t", "--scan", "--segments",
+                                            "4", "--only-segments", "3-1", NULL }, NULL, 10000,
+                          &p), 64);
+    cr_assert_eq(proc_run((const char *[]){ b, "replay", "--table", "t", "--scan", "--segments",
+                                            "4", "--only-segments", "4", NULL }, NULL, 10000,
+                          &p), 64);
+    cr_assert_eq(proc_run((const char *[]){ b, "replay", "--table", "t", "--file", "x",
+                                            "--only-segments", "0", NULL }, NULL, 10000, &p),
+                 64);
     cr_assert_eq(proc_run((const char *[]){ b, "replay", "--help", NULL }, NULL, 10000, &p), 0);
     cr_assert(proc_wait_for_text(p.out_path, "--max-age", 1000));
 }
