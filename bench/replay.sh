@@ -1,7 +1,8 @@
 #!/bin/bash
 # Replay figures (not a test):
 #   - `ddb2es replay --scan` of N items from DynamoDB Local into the search
-#     double (--discard): items/s;
+#     double (--discard): items/s, in one process and split over two
+#     (--only-segments);
 #   - `ddb2es replay --format stream` of a file of M stream records (~1.9 KB
 #     each, bench/replay-corpus.py) into the search double: records/s and
 #     records per CPU-second of ddb2es.
@@ -65,7 +66,20 @@ measure() { # label count cmd...
 echo "== scan: $N items from DynamoDB Local (4 segments, no rate cap)"
 "$BUILD/bench/ddbload" "$ddb" posts create
 "$BUILD/bench/ddbload" "$ddb" posts backlog "$N"
-measure "scan items" "$N" "$BUILD/ddb2es" replay -c "$work/replay.conf" --table posts --scan
+measure "scan items" "$N" "$BUILD/ddb2es" replay -c "$work/replay.conf" --table posts --scan --segments 4
+
+echo "== the same Scan split over two processes (--only-segments 0-1 and 2-3 of 4), into another index"
+mkindex posts_split
+split_scan() {
+    local a b
+    "$BUILD/ddb2es" replay -c "$work/replay.conf" --table posts --index posts_split --scan \
+        --segments 4 --only-segments 0-1 & a=$!
+    "$BUILD/ddb2es" replay -c "$work/replay.conf" --table posts --index posts_split --scan \
+        --segments 4 --only-segments 2-3 & b=$!
+    wait "$a"
+    wait "$b"
+}
+measure "scan items, 2 processes" "$N" split_scan
 
 echo "== stream file: $M records"
 python3 bench/replay-corpus.py "$M" "$work/corpus.ndjson"
