@@ -9,10 +9,12 @@
 
 #include <stdbool.h>
 
+#include "base/list.h"
+
 struct slots;
 
 struct slots_waiter {
-    struct slots_waiter *next; /* the queue, oldest first */
+    struct list link; /* in the queue, oldest first, while queued */
     bool queued;
 };
 
