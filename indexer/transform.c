@@ -450,6 +450,41 @@ static int emit_scalar(struct ctx *c, char t, json_t *v, struct buf *out)
     return rc;
 }
 
+/* Element i of the array v, with its index on the path while it is
+ * written: an attribute value (t 0: an L) or a set's S, N or B text. */
+static int emit_element(struct ctx *c, char t, json_t *v, size_t i, struct buf *out)
+{
+    json_t *e = json_array_get(v, i);
+    int rc;
+
+    c->path[c->depth] = (struct seg){ .idx = i };
+    c->depth++;
+    rc = t ? emit_scalar(c, t, e, out) : emit_value(c, e, out);
+    if (rc == 0)
+        c->depth--;
+    return rc;
+}
+
+/* The elements of the array v in the order received (t as for
+ * emit_element). */
+static int emit_array(struct ctx *c, char t, json_t *v, struct buf *out)
+{
+    size_t n = json_array_size(v);
+    int rc = buf_putc(out, '[');
+
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (i)
+            rc = buf_putc(out, ',');
+        if (rc == 0)
+            rc = emit_element(c, t, v, i, out);
+    }
+    if (rc == 0)
+        rc = buf_putc(out, ']');
+    if (rc < 0 && !c->failed)
+        fail_buf(c, rc, out);
+    return rc;
+}
+
 struct slice {
     size_t off, len;
     const char *base;
@@ -476,36 +511,15 @@ static int emit_set(struct ctx *c, char t, json_t *v, struct buf *out)
         fail(c, "%cS value is not an array", t);
         return -EINVAL;
     }
-    if (!c->canon || n < 2) {
-        rc = buf_putc(out, '[');
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            if (i)
-                rc = buf_putc(out, ',');
-            if (rc == 0) {
-                c->path[c->depth] = (struct seg){ .idx = i };
-                c->depth++;
-                rc = emit_scalar(c, t, json_array_get(v, i), out);
-                if (rc == 0)
-                    c->depth--;
-            }
-        }
-        if (rc == 0)
-            rc = buf_putc(out, ']');
-        if (rc < 0 && !c->failed)
-            fail_buf(c, rc, out);
-        return rc;
-    }
+    if (!c->canon || n < 2)
+        return emit_array(c, t, v, out);
     buf_init(&tmp, out->max);
     sl = calloc(n, sizeof(*sl));
     if (!sl)
         rc = -ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         sl[i].off = tmp.len;
-        c->path[c->depth] = (struct seg){ .idx = i };
-        c->depth++;
-        rc = emit_scalar(c, t, json_array_get(v, i), &tmp);
-        if (rc == 0)
-            c->depth--;
+        rc = emit_element(c, t, v, i, &tmp);
         sl[i].len = tmp.len - sl[i].off;
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -642,16 +656,43 @@ static int emit_member(struct ctx *c, const struct member *x, bool first, bool h
     return rc;
 }
 
-/* Members in the order received, refused names renamed; in canonical mode
- * sorted by name, and names as they are (the text is only hashed). */
+/* One object's n members, m from members_of(n, local) (freed here): in
+ * the order received, refused names renamed; a map's in canonical mode
+ * sorted by name, and names as they are (the text is only hashed).  top:
+ * the item's own attributes, the hmac'd ones written hashed. */
+static int emit_members(struct ctx *c, struct member *m, size_t n, bool top,
+                        struct member *local, struct buf *out)
+{
+    const struct transform_cfg *cfg = c->cfg;
+    struct buf names;
+    int rc = 0;
+
+    buf_init(&names, 0);
+    if (c->canon && !top)
+        qsort(m, n, sizeof(*m), member_cmp);
+    else
+        rc = name_members(c, m, n, top, &names);
+    if (rc == 0)
+        rc = buf_putc(out, '{');
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = emit_member(c, &m[i], i == 0,
+                         top && in_list(cfg->hmac, cfg->n_hmac, m[i].key, m[i].klen), out);
+    if (rc == 0)
+        rc = buf_putc(out, '}');
+    if (rc < 0 && !c->failed)
+        fail_buf(c, rc, out);
+    buf_close(&names);
+    if (m != local)
+        free(m);
+    return rc;
+}
+
 static int emit_map(struct ctx *c, json_t *v, struct buf *out)
 {
     struct member local[LOCAL_MEMBERS], *m;
     size_t n = json_object_size(v), i = 0, klen;
-    struct buf names;
     const char *k;
     json_t *mv;
-    int rc;
 
     if (!json_is_object(v)) {
         fail(c, "M value is not an object");
@@ -664,52 +705,16 @@ static int emit_map(struct ctx *c, json_t *v, struct buf *out)
     json_object_keylen_foreach(v, k, klen, mv) {
         m[i++] = (struct member){ .key = k, .klen = klen, .val = mv, .name = k, .nlen = klen };
     }
-    buf_init(&names, 0);
-    rc = 0;
-    if (c->canon)
-        qsort(m, n, sizeof(*m), member_cmp);
-    else
-        rc = name_members(c, m, n, false, &names);
-    if (rc == 0)
-        rc = buf_putc(out, '{');
-    for (i = 0; rc == 0 && i < n; i++)
-        rc = emit_member(c, &m[i], i == 0, false, out);
-    if (rc == 0)
-        rc = buf_putc(out, '}');
-    if (rc < 0 && !c->failed)
-        fail_buf(c, rc, out);
-    buf_close(&names);
-    if (m != local)
-        free(m);
-    return rc;
+    return emit_members(c, m, n, false, local, out);
 }
 
 static int emit_list(struct ctx *c, json_t *v, struct buf *out)
 {
-    size_t n = json_array_size(v);
-    int rc;
-
     if (!json_is_array(v)) {
         fail(c, "L value is not an array");
         return -EINVAL;
     }
-    rc = buf_putc(out, '[');
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (i)
-            rc = buf_putc(out, ',');
-        if (rc < 0)
-            break;
-        c->path[c->depth] = (struct seg){ .idx = i };
-        c->depth++;
-        rc = emit_value(c, json_array_get(v, i), out);
-        if (rc == 0)
-            c->depth--;
-    }
-    if (rc == 0)
-        rc = buf_putc(out, ']');
-    if (rc < 0 && !c->failed)
-        fail_buf(c, rc, out);
-    return rc;
+    return emit_array(c, 0, v, out);
 }
 
 /* One attribute value.  The recursion is bounded by TRANSFORM_MAX_DEPTH;
@@ -848,10 +853,8 @@ static int emit_item(struct ctx *c, json_t *item, struct buf *out)
     const struct transform_cfg *cfg = c->cfg;
     struct member local[LOCAL_MEMBERS], *m;
     size_t n = 0, klen;
-    struct buf names;
     const char *k;
     json_t *av;
-    int rc;
 
     if (!json_is_object(item)) {
         fail(c, "the image is not an object");
@@ -870,23 +873,8 @@ static int emit_item(struct ctx *c, json_t *item, struct buf *out)
             continue;
         m[n++] = (struct member){ .key = k, .klen = klen, .val = av };
     }
-    buf_init(&names, 0);
     c->depth = 0;
-    rc = name_members(c, m, n, true, &names);
-    if (rc == 0)
-        rc = buf_putc(out, '{');
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = emit_member(c, &m[i], i == 0, in_list(cfg->hmac, cfg->n_hmac, m[i].key, m[i].klen),
-                         out);
-    }
-    if (rc == 0)
-        rc = buf_putc(out, '}');
-    if (rc < 0 && !c->failed)
-        fail_buf(c, rc, out);
-    buf_close(&names);
-    if (m != local)
-        free(m);
-    return rc;
+    return emit_members(c, m, n, true, local, out);
 }
 
 /* ---- the id ---- */
