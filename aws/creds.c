@@ -18,6 +18,7 @@
 #include "aws/imds.h"
 #include "aws/profile.h"
 #include "aws/sts.h"
+#include "base/backoff.h"
 #include "base/log.h"
 #include "base/rfc3339.h"
 #include "base/secret.h"
@@ -83,7 +84,7 @@ struct creds {
 
     uv_timer_t retry_timer;  /* backoff after a failed background refresh */
     bool timer_init, retry_pending;
-    long backoff_ms;
+    unsigned renew_fails;    /* background refreshes failed in a row */
     const char *source;
     char source_buf[200];
     char error[768];
@@ -797,7 +798,7 @@ static void refresh_done(struct creds *c, int err, const char *why)
     if (err == 0) {
         c->fetched_at = now;
         c->invalid = false;
-        c->backoff_ms = 0;
+        c->renew_fails = 0;
         c->error[0] = '\0';
         if (!c->source || strcmp(c->source_buf, label) != 0) {
             snprintf(c->source_buf, sizeof c->source_buf, "%s", label);
@@ -826,15 +827,14 @@ static void refresh_done(struct creds *c, int err, const char *why)
     if (c->top->have && !c->invalid && left > 0) {
         windows(c, &adv, &mand);
         if (left > mand && c->timer_init) {
-            c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2
-                                          : (c->retry_base_ms > 0 ? c->retry_base_ms : 1000);
-            if (c->backoff_ms > MAX_RETRY_MS)
-                c->backoff_ms = MAX_RETRY_MS;
+            long wait = backoff_ms(c->retry_base_ms > 0 ? c->retry_base_ms : 1000, MAX_RETRY_MS,
+                                   c->renew_fails++);
+
             log_warn("credentials: renewal failed (%s); the current key is valid %lld s more, "
                      "retrying in %ld ms",
-                     c->error, (long long)left, c->backoff_ms);
+                     c->error, (long long)left, wait);
             c->retry_pending = true;
-            uv_timer_start(&c->retry_timer, on_retry_timer, (uint64_t)c->backoff_ms, 0);
+            uv_timer_start(&c->retry_timer, on_retry_timer, (uint64_t)wait, 0);
             run_waiters(c, err);
             return;
         }
