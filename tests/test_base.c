@@ -1,12 +1,14 @@
 /* The ground floor's one-of-each helpers (base/): backoff, RFC 3339,
- * JSON extents, secrets, the intrusive list.  The copies they replaced behaved a little
+ * JSON extents, secrets, the intrusive list, hex digits.  The copies they replaced behaved a little
  * differently each; these pin the one behaviour all callers now share. */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/backoff.h"
+#include "base/hex.h"
 #include "base/jsonskip.h"
 #include "base/list.h"
 #include "base/rfc3339.h"
@@ -147,4 +149,20 @@ Test(base, list_keeps_order_at_both_ends_and_moves_whole)
     cr_assert_str_eq(list_text(&b), "415", "moving an empty list changes nothing");
     list_push_tail(&a, &e[0].link);
     cr_assert_str_eq(list_text(&a), "0", "a moved-from head is usable again");
+}
+
+/* Percent escapes, \u escapes and chunk sizes all read hex digits in
+ * either case; nothing else is one. */
+Test(base, hex_digits_of_either_case_and_nothing_else)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (int i = 0; i < 16; i++) {
+        cr_assert_eq(hex_value(digits[i]), i);
+        cr_assert_eq(hex_value((char)toupper((unsigned char)digits[i])), i);
+    }
+    for (const char *p = "gG/:@`xX \0"; *p; p++)
+        cr_assert_eq(hex_value(*p), -1, "'%c'", *p);
+    cr_assert_eq(hex_value('\0'), -1);
+    cr_assert_eq(hex_value((char)0xc1), -1);
 }
