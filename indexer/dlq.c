@@ -403,6 +403,25 @@ static int put_str_or_null(struct buf *out, const char *s)
     return bulk_json_string(out, s, strlen(s));
 }
 
+/* ,"name": and s as a JSON string (null when empty), once rc is 0. */
+static int put_str_member(struct buf *out, int rc, const char *name, const char *s)
+{
+    if (rc == 0)
+        rc = buf_printf(out, ",\"%s\":", name);
+    return rc == 0 ? put_str_or_null(out, s) : rc;
+}
+
+/* ,"name": and the JSON text json[0..len) (null when empty), once rc is 0. */
+static int put_json_member(struct buf *out, int rc, const char *name, const char *json,
+                           size_t len)
+{
+    if (rc == 0)
+        rc = buf_printf(out, ",\"%s\":", name);
+    if (rc == 0)
+        rc = json && len ? buf_append(out, json, len) : buf_puts(out, "null");
+    return rc;
+}
+
 int dlq_format(struct buf *out, const struct doc *d, int status, const char *type,
                const char *reason, const char *document, size_t document_len, int64_t now_ms)
 {
@@ -414,30 +433,16 @@ int dlq_format(struct buf *out, const struct doc *d, int status, const char *typ
 
     gmtime_r(&secs, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    rc = buf_printf(out, "{\"time\":\"%s.%03dZ\",\"table\":", when, (int)(now_ms % 1000));
-    if (rc == 0)
-        rc = put_str_or_null(out, d->table);
-    if (rc == 0)
-        rc = buf_puts(out, ",\"shard\":");
-    if (rc == 0)
-        rc = put_str_or_null(out, d->shard);
-    if (rc == 0)
-        rc = buf_puts(out, ",\"seq\":");
-    if (rc == 0)
-        rc = put_str_or_null(out, d->seq);
-    if (rc == 0)
-        rc = buf_puts(out, ",\"index\":");
-    if (rc == 0)
-        rc = put_str_or_null(out, d->index);
+    rc = buf_printf(out, "{\"time\":\"%s.%03dZ\"", when, (int)(now_ms % 1000));
+    rc = put_str_member(out, rc, "table", d->table);
+    rc = put_str_member(out, rc, "shard", d->shard);
+    rc = put_str_member(out, rc, "seq", d->seq);
+    rc = put_str_member(out, rc, "index", d->index);
     if (rc == 0)
         rc = buf_puts(out, ",\"id\":");
     if (rc == 0)
         rc = bulk_json_string(out, d->id, d->id_len);
-    if (rc == 0)
-        rc = buf_puts(out, ",\"keys\":");
-    if (rc == 0)
-        rc = d->keys.ptr && d->keys.len ? buf_append(out, d->keys.ptr, d->keys.len)
-                                        : buf_puts(out, "null");
+    rc = put_json_member(out, rc, "keys", d->keys.ptr, d->keys.len);
     if (rc == 0)
         rc = buf_printf(out, ",\"action\":\"%s\",\"version\":%" PRIu64 ",\"status\":",
                         d->op == DOC_DELETE ? "delete" : "index", d->version);
@@ -447,15 +452,10 @@ int dlq_format(struct buf *out, const struct doc *d, int status, const char *typ
         rc = buf_puts(out, ",\"error\":{\"type\":");
     if (rc == 0)
         rc = put_str_or_null(out, type);
+    rc = put_str_member(out, rc, "reason", reason);
     if (rc == 0)
-        rc = buf_puts(out, ",\"reason\":");
-    if (rc == 0)
-        rc = put_str_or_null(out, reason);
-    if (rc == 0)
-        rc = buf_puts(out, "},\"document\":");
-    if (rc == 0)
-        rc = document && document_len ? buf_append(out, document, document_len)
-                                      : buf_puts(out, "null");
+        rc = buf_putc(out, '}');
+    rc = put_json_member(out, rc, "document", document, document_len);
     if (rc == 0)
         rc = buf_putc(out, '}');
     if (rc < 0)
