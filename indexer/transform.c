@@ -191,18 +191,6 @@ static bool utf8_valid(const char *s, size_t len)
     return true;
 }
 
-/* The WTF-8 form of a lone surrogate U+D800..U+DFFF (ED A0..BF 80..BF) at s:
- * its code point, or 0.  ED never continues a sequence, and valid UTF-8
- * follows it with 80..9F only, so these 3 bytes are always one. */
-static unsigned surrogate_at(const char *str, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)str;
-
-    if (len < 3 || s[0] != 0xed || s[1] < 0xa0 || s[1] > 0xbf || (s[2] & 0xc0) != 0x80)
-        return 0;
-    return 0xd000u | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu);
-}
-
 /* Java's Character.isWhitespace (U+0009..U+000D, U+001C..U+0020, and the
  * Unicode space, line and paragraph separators except the no-break ones):
  * the engines, in Java, refuse a name segment made only of these.  The one
@@ -212,54 +200,6 @@ static bool java_space(uint32_t cp)
     return (cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x20) || cp == 0x1680 ||
            (cp >= 0x2000 && cp <= 0x2006) || (cp >= 0x2008 && cp <= 0x200a) || cp == 0x2028 ||
            cp == 0x2029 || cp == 0x205f || cp == 0x3000;
-}
-
-/* s as bulk_json_string writes it, without the quotes. */
-static int put_unquoted(struct buf *out, const char *s, size_t len)
-{
-    size_t at = out->len;
-    int rc = bulk_json_string(out, s, len);
-
-    if (rc == 0) {
-        memmove(out->ptr + at, out->ptr + at + 1, out->len - at - 2);
-        buf_truncate(out, out->len - 2);
-    }
-    return rc;
-}
-
-/* s[0..len) as a JSON string (bulk_json_string), but a lone surrogate in
- * its WTF-8 form becomes the escape \udXXX: its raw bytes are not UTF-8, and
- * the engine reads the escape back as the same UTF-16 unit.  On failure out
- * is left as it was. */
-static int put_string(struct buf *out, const char *s, size_t len)
-{
-    size_t i = 0, run = 0, mark = out->len;
-    unsigned u = 0;
-    int rc;
-
-    while (i < len && !(u = surrogate_at(s + i, len - i)))
-        i++;
-    if (!u)
-        return bulk_json_string(out, s, len);
-    rc = buf_putc(out, '"');
-    while (rc == 0 && i < len) {
-        if (!(u = surrogate_at(s + i, len - i))) {
-            i++;
-            continue;
-        }
-        rc = put_unquoted(out, s + run, i - run);
-        if (rc == 0)
-            rc = buf_printf(out, "\\u%04x", u);
-        i += 3;
-        run = i;
-    }
-    if (rc == 0)
-        rc = put_unquoted(out, s + run, len - run);
-    if (rc == 0)
-        rc = buf_putc(out, '"');
-    if (rc < 0)
-        buf_truncate(out, mark);
-    return rc;
 }
 
 /* ---- names the engines refuse (see transform.h) ---- */
@@ -428,7 +368,7 @@ static int emit_scalar(struct ctx *c, char t, json_t *v, struct buf *out)
     s = string_of(v, &len);
     switch (t) {
     case 'S':
-        rc = put_string(out, s, len);
+        rc = bulk_json_string(out, s, len);
         break;
     case 'N':
         rc = c->canon ? ddbnum_canonical(s, len, out) : ddbnum_json(s, len, out);
@@ -643,7 +583,7 @@ static int emit_member(struct ctx *c, const struct member *x, bool first, bool h
     int rc = first ? 0 : buf_putc(out, ',');
 
     if (rc == 0)
-        rc = put_string(out, x->name, x->nlen);
+        rc = bulk_json_string(out, x->name, x->nlen);
     if (rc == 0)
         rc = buf_putc(out, ':');
     if (rc < 0)
@@ -1000,13 +940,13 @@ static int put_key_json(json_t *keys, const char *name, size_t nlen, struct buf 
     int rc;
 
     s = string_of(json_object_iter_value(it), &len);
-    rc = put_string(out, name, nlen);
+    rc = bulk_json_string(out, name, nlen);
     if (rc == 0)
         rc = buf_putc(out, ':');
     if (rc == 0)
         rc = buf_putc(out, '{');
     if (rc == 0)
-        rc = put_string(out, t, tlen);
+        rc = bulk_json_string(out, t, tlen);
     if (rc == 0)
         rc = buf_putc(out, ':');
     if (rc == 0 && t[0] == 'N') {
@@ -1016,7 +956,7 @@ static int put_key_json(json_t *keys, const char *name, size_t nlen, struct buf 
         if (rc == 0)
             rc = buf_putc(out, '"');
     } else if (rc == 0) {
-        rc = put_string(out, s, len);
+        rc = bulk_json_string(out, s, len);
     }
     if (rc == 0)
         rc = buf_putc(out, '}');
