@@ -5,7 +5,6 @@
  * the 169.254.x.x defaults are checked as resolved URLs, never dialled. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1741,9 +1740,8 @@ Test(creds, failed_renewals_wait_with_full_jitter_below_a_capped_doubling)
     struct want_nreq w = { f, 0 };
     long seen[32];
     size_t nseen = 0;
-    char path[256], *log;
+    char *log;
     const char *p;
-    int fd, saved;
     struct creds *c;
     bool done;
 
@@ -1758,24 +1756,13 @@ Test(creds, failed_renewals_wait_with_full_jitter_below_a_capped_doubling)
     pthread_mutex_unlock(&s.mu);
     backoff_set_rng(tiny_rng);
 
-    snprintf(path, sizeof(path), "%s/renewals-%d.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
-             (int)getpid());
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(fd >= 0);
-    fflush(stderr);
-    saved = dup(2);
-    dup2(fd, 2);
-    close(fd);
+    proc_stderr_capture();
     cr_assert_eq(creds_get(c, on_key, &g), 0);
     w.n = 1 + 3 * 14; /* the first fetch, then 14 rounds of 3 attempts: 13 waits between */
     done = loop_run_until(&loop, has_nreq, &w, 5000);
     creds_free(c);
     log_flush();
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    log = proc_slurp(path);
-    cr_assert_not_null(log);
+    log = proc_stderr_restore();
     cr_assert(done, "13 renewals retried within 5 s (%zu requests); log:\n%s", fake_nreq(f), log);
 
     for (p = log; (p = strstr(p, "retrying in ")); p++) {

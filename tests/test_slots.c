@@ -31,6 +31,15 @@ static void grant(struct slots_waiter *w)
     slots_take(sl);
 }
 
+/* Both slots read; w[0..n) wait, in that order. */
+static void full_with(struct slots_waiter *w, size_t n)
+{
+    slots_take(sl);
+    slots_take(sl);
+    for (size_t i = 0; i < n; i++)
+        slots_wait(sl, &w[i]);
+}
+
 Test(slots, reads_begin_at_once_up_to_the_limit_and_a_release_frees_one)
 {
     struct slots_waiter a = { 0 }, b = { 0 }, c = { 0 };
@@ -54,10 +63,7 @@ Test(slots, waiters_are_named_oldest_first_and_only_while_a_slot_is_free)
 {
     struct slots_waiter w[4] = { 0 };
 
-    slots_take(sl);
-    slots_take(sl);
-    for (size_t i = 0; i < 4; i++)
-        slots_wait(sl, &w[i]);
+    full_with(w, 4);
     cr_assert_null(slots_next(sl), "every slot is taken");
     slots_release(sl);
     grant(&w[0]);
@@ -77,9 +83,7 @@ Test(slots, a_newcomer_queues_behind_a_waiter_even_when_a_slot_is_free)
 {
     struct slots_waiter old = { 0 }, busy = { 0 };
 
-    slots_take(sl);
-    slots_take(sl);
-    slots_wait(sl, &old);
+    full_with(&old, 1);
     slots_release(sl);
     cr_assert_not(slots_may_take(sl, &busy), "old waits before it");
     cr_assert(slots_may_take(sl, &old), "a waiter itself may take the free slot");
@@ -91,19 +95,16 @@ Test(slots, a_newcomer_queues_behind_a_waiter_even_when_a_slot_is_free)
 
 Test(slots, waiting_again_keeps_the_first_place)
 {
-    struct slots_waiter a = { 0 }, b = { 0 };
+    struct slots_waiter w[2] = { 0 };
 
-    slots_take(sl);
-    slots_take(sl);
-    slots_wait(sl, &a);
-    slots_wait(sl, &b);
-    slots_wait(sl, &a);
-    cr_assert(a.queued);
+    full_with(w, 2);
+    slots_wait(sl, &w[0]);
+    cr_assert(w[0].queued);
     slots_release(sl);
     slots_release(sl);
-    grant(&a);
-    grant(&b);
-    cr_assert_null(slots_next(sl), "a was queued once");
+    grant(&w[0]);
+    grant(&w[1]);
+    cr_assert_null(slots_next(sl), "w[0] was queued once");
 }
 
 /* A shard that stops (its stream replaced, the daemon stopping) leaves the
@@ -112,10 +113,7 @@ Test(slots, a_waiter_that_left_is_never_named)
 {
     struct slots_waiter w[5] = { 0 };
 
-    slots_take(sl);
-    slots_take(sl);
-    for (size_t i = 0; i < 4; i++)
-        slots_wait(sl, &w[i]);
+    full_with(w, 4);
     slots_unwait(sl, &w[1]); /* the middle */
     slots_unwait(sl, &w[0]); /* the oldest */
     slots_unwait(sl, &w[3]); /* the newest */
@@ -136,18 +134,15 @@ Test(slots, a_waiter_that_left_is_never_named)
 /* Naming a waiter does not take it out: it stays first until it leaves. */
 Test(slots, the_named_waiter_stays_queued_until_it_leaves)
 {
-    struct slots_waiter a = { 0 }, b = { 0 };
+    struct slots_waiter w[2] = { 0 };
 
-    slots_take(sl);
-    slots_take(sl);
-    slots_wait(sl, &a);
-    slots_wait(sl, &b);
+    full_with(w, 2);
     slots_release(sl);
-    cr_assert_eq(slots_next(sl), &a);
-    cr_assert_eq(slots_next(sl), &a);
-    cr_assert(a.queued);
+    cr_assert_eq(slots_next(sl), &w[0]);
+    cr_assert_eq(slots_next(sl), &w[0]);
+    cr_assert(w[0].queued);
     cr_assert_not(slots_may_take(sl, &(struct slots_waiter){ 0 }));
-    slots_unwait(sl, &a);
-    cr_assert_not(a.queued);
-    cr_assert_eq(slots_next(sl), &b);
+    slots_unwait(sl, &w[0]);
+    cr_assert_not(w[0].queued);
+    cr_assert_eq(slots_next(sl), &w[1]);
 }
