@@ -18,6 +18,7 @@
 #include "aws/imds.h"
 #include "aws/profile.h"
 #include "aws/sts.h"
+#include "base/backoff.h"
 #include "base/log.h"
 #include "base/rfc3339.h"
 #include "base/secret.h"
@@ -83,7 +84,7 @@ struct creds {
 
     uv_timer_t retry_timer;  /* backoff after a failed background refresh */
     bool timer_init, retry_pending;
-    long backoff_ms;
+    unsigned renew_fails;    /* background refreshes failed in a row */
     const char *source;
     char source_buf[200];
     char error[768];
@@ -506,41 +507,17 @@ static void node_done(struct creds *c, struct node *n, int err, struct aws_cred 
         refresh_done(c, 0, "");
 }
 
-static void on_sts(int err, struct aws_cred *cred, const char *why, void *arg)
+/* The one operation in flight (STS, a credential process, the container
+ * endpoint or IMDS) answered, or could not start: nothing is in flight any
+ * more, and its node takes the outcome. */
+static void on_answer(int err, struct aws_cred *cred, const char *why, void *arg)
 {
     struct creds *c = arg;
     struct node *n = c->op_node;
 
     c->sts = NULL;
-    c->op_node = NULL;
-    node_done(c, n, err, cred, why);
-}
-
-static void on_proc(int err, struct aws_cred *cred, const char *why, void *arg)
-{
-    struct creds *c = arg;
-    struct node *n = c->op_node;
-
     c->proc = NULL;
-    c->op_node = NULL;
-    node_done(c, n, err, cred, why);
-}
-
-static void on_container(int err, struct aws_cred *cred, const char *why, void *arg)
-{
-    struct creds *c = arg;
-    struct node *n = c->op_node;
-
     c->cont = NULL;
-    c->op_node = NULL;
-    node_done(c, n, err, cred, why);
-}
-
-static void on_imds(int err, struct aws_cred *cred, const char *why, void *arg)
-{
-    struct creds *c = arg;
-    struct node *n = c->op_node;
-
     c->imds_busy = false;
     c->op_node = NULL;
     node_done(c, n, err, cred, why);
@@ -629,15 +606,13 @@ static void start_sts(struct creds *c, struct node *n)
         p.key = &key;
     }
     c->op_node = n;
-    c->sts = sts_call_start(c->loop, c->http, &p, on_sts, c);
+    c->sts = sts_call_start(c->loop, c->http, &p, on_answer, c);
     if (token) {
         OPENSSL_cleanse(token, strlen(token));
         free(token);
     }
-    if (!c->sts) {
-        c->op_node = NULL;
-        node_done(c, n, -ENOMEM, NULL, "out of memory");
-    }
+    if (!c->sts)
+        on_answer(-ENOMEM, NULL, "out of memory", c);
 }
 
 static void fetch_env(struct creds *c, struct node *n)
@@ -699,30 +674,23 @@ static void fetch(struct creds *c, struct node *n)
         return;
     case N_PROCESS:
         c->op_node = n;
-        c->proc = credproc_run(c->loop, n->command, 0, on_proc, c, why, sizeof why);
-        if (!c->proc) {
-            c->op_node = NULL;
-            node_done(c, n, -EIO, NULL, why);
-        }
+        c->proc = credproc_run(c->loop, n->command, 0, on_answer, c, why, sizeof why);
+        if (!c->proc)
+            on_answer(-EIO, NULL, why, c);
         return;
     case N_CONTAINER:
         c->op_node = n;
-        c->cont = container_fetch(c->loop, c->http, &n->container, on_container, c, why,
+        c->cont = container_fetch(c->loop, c->http, &n->container, on_answer, c, why,
                                   sizeof why);
-        if (!c->cont) {
-            c->op_node = NULL;
-            node_done(c, n, -EINVAL, NULL, why);
-        }
+        if (!c->cont)
+            on_answer(-EINVAL, NULL, why, c);
         return;
     case N_IMDS:
         c->op_node = n;
         c->imds_busy = true;
-        rc = imds_get_credentials(c->imds, on_imds, c);
-        if (rc < 0) {
-            c->imds_busy = false;
-            c->op_node = NULL;
-            node_done(c, n, rc, NULL, "IMDS: cannot start the request");
-        }
+        rc = imds_get_credentials(c->imds, on_answer, c);
+        if (rc < 0)
+            on_answer(rc, NULL, "IMDS: cannot start the request", c);
         return;
     }
 }
@@ -797,7 +765,7 @@ static void refresh_done(struct creds *c, int err, const char *why)
     if (err == 0) {
         c->fetched_at = now;
         c->invalid = false;
-        c->backoff_ms = 0;
+        c->renew_fails = 0;
         c->error[0] = '\0';
         if (!c->source || strcmp(c->source_buf, label) != 0) {
             snprintf(c->source_buf, sizeof c->source_buf, "%s", label);
@@ -826,15 +794,14 @@ static void refresh_done(struct creds *c, int err, const char *why)
     if (c->top->have && !c->invalid && left > 0) {
         windows(c, &adv, &mand);
         if (left > mand && c->timer_init) {
-            c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2
-                                          : (c->retry_base_ms > 0 ? c->retry_base_ms : 1000);
-            if (c->backoff_ms > MAX_RETRY_MS)
-                c->backoff_ms = MAX_RETRY_MS;
+            long wait = backoff_ms(c->retry_base_ms > 0 ? c->retry_base_ms : 1000, MAX_RETRY_MS,
+                                   c->renew_fails++);
+
             log_warn("credentials: renewal failed (%s); the current key is valid %lld s more, "
                      "retrying in %ld ms",
-                     c->error, (long long)left, c->backoff_ms);
+                     c->error, (long long)left, wait);
             c->retry_pending = true;
-            uv_timer_start(&c->retry_timer, on_retry_timer, (uint64_t)c->backoff_ms, 0);
+            uv_timer_start(&c->retry_timer, on_retry_timer, (uint64_t)wait, 0);
             run_waiters(c, err);
             return;
         }

@@ -19,8 +19,9 @@
  * than 15 minutes (at most 3/4 of their lifetime) remain, while the current
  * key is still handed out; callers wait only when less than 5 minutes (at
  * most 1/4 of the lifetime) remain or the key was invalidated.  A failed
- * background refresh keeps the key and retries after 1 s, 2 s, ... 60 s,
- * logging a warning.
+ * background refresh keeps the key and retries after a random wait of up
+ * to 1 s, 2 s, 4 s, ... 60 s (full jitter, base/backoff.h), logging a
+ * warning.
  *
  * creds_get() hands out the current key.  When a usable cached key exists
  * (or a provider answers at once, like the environment) the callback runs
@@ -50,7 +51,8 @@ struct creds_opts {
                                  * AWS_DEFAULT_REGION, then the profile's region */
     bool use_fips, use_dualstack; /* STS endpoint variants (the environment's
                                    * AWS_USE_*_ENDPOINT and the profile's keys too) */
-    long retry_base_ms;         /* first wait after a failed background refresh; 0 = 1000 */
+    long retry_base_ms;         /* first wait's cap after a failed background refresh;
+                                 * 0 = 1000 */
 };
 
 /* NULL on allocation failure.  The chain is resolved lazily, at the first

@@ -18,6 +18,7 @@
 #include <openssl/hmac.h>
 
 #include "base/buf.h"
+#include "base/hex.h"
 #include "aws/sigv4_int.h"
 
 /* Headers botocore never signs: proxies and curl may change or drop them.
@@ -117,17 +118,6 @@ int sigv4_uri_encode(struct buf *b, const char *s, size_t n, const char *keep)
     return rc;
 }
 
-int sigv4_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes %XX escapes of s[0..n) (malformed ones stay literal; '+' stays '+'),
  * then re-encodes the result: one canonical spelling per query component. */
 static int canonical_component(const char *s, size_t n, char **out)
@@ -140,8 +130,8 @@ static int canonical_component(const char *s, size_t n, char **out)
     for (size_t i = 0; rc == 0 && i < n; i++) {
         int hi, lo;
 
-        if (s[i] == '%' && i + 2 < n && (hi = sigv4_hexval(s[i + 1])) >= 0 &&
-            (lo = sigv4_hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 &&
+            (lo = hex_value(s[i + 2])) >= 0) {
             rc = buf_putc(&raw, (char)(hi << 4 | lo));
             i += 2;
         } else {

@@ -41,8 +41,6 @@ struct req {
 char *sigv4_take(struct buf *b);
 /* Appends s[0..n) percent-encoded: unreserved characters and those in keep stay. */
 int sigv4_uri_encode(struct buf *b, const char *s, size_t n, const char *keep);
-/* A hex digit's value, or -1. */
-int sigv4_hexval(char c);
 bool sigv4_nonempty(const char *s);
 
 /* Canonical headers, query, date, scope and payload hash of one request;

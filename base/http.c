@@ -7,6 +7,7 @@
  * `struct sock` holding its uv_poll_t, freed in the poll's close callback.
  */
 #include "base/http.h"
+#include "base/list.h"
 #include "base/util.h"
 
 #include <curl/curl.h>
@@ -31,15 +32,15 @@ struct sock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct http *h;
-    struct sock *prev, *next; /* h->socks, while the poll is open */
+    struct list link; /* in h->socks, while the poll is open */
 };
 
 struct http {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
-    struct sock *socks;
-    struct http_req *reqs; /* in flight */
+    struct list socks;
+    struct list reqs; /* in flight */
     size_t nopen;          /* uv handles not yet closed (timer + polls) */
     bool closing;
     void (*done)(void *arg);
@@ -72,7 +73,7 @@ struct http_req {
     struct curl_slist *slist;
     http_done_cb *cb;
     void *cb_arg;
-    struct http_req *prev, *next;
+    struct list link; /* in h->reqs */
     bool completing;
 
     /* Outcome. */
@@ -124,15 +125,7 @@ static void maybe_finish(struct http *h)
 /* Stops watching s and closes its poll; s is freed in the close callback. */
 static void sock_close(struct sock *s)
 {
-    struct http *h = s->h;
-
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        h->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
+    list_remove(&s->link);
     uv_poll_stop(&s->poll);
     uv_close((uv_handle_t *)&s->poll, on_sock_closed);
 }
@@ -241,10 +234,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         }
         s->fd = fd;
         s->h = h;
-        s->next = h->socks;
-        if (h->socks)
-            h->socks->prev = s;
-        h->socks = s;
+        list_push_head(&h->socks, &s->link);
         h->nopen++;
         curl_multi_assign(h->multi, fd, s);
     }
@@ -262,14 +252,18 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 static int on_close_socket(void *clientp, curl_socket_t fd)
 {
     struct http *h = clientp;
+    struct list *l;
 
-    for (struct sock *s = h->socks; s; s = s->next)
+    list_foreach(l, &h->socks) {
+        struct sock *s = list_entry(l, struct sock, link);
+
         if (s->fd == fd) {
             sock_close(s);
             if (!h->closing)
                 curl_multi_assign(h->multi, fd, NULL);
             break;
         }
+    }
     return close(fd);
 }
 
@@ -293,6 +287,8 @@ struct http *http_new(uv_loop_t *loop, const struct http_opts *opts)
     if (!h)
         return NULL;
     h->loop = loop;
+    list_init(&h->socks);
+    list_init(&h->reqs);
     h->tls_verify = opts->tls_verify;
     h->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
                                                          : DEFAULT_CONNECT_MS;
@@ -322,25 +318,27 @@ struct http *http_new(uv_loop_t *loop, const struct http_opts *opts)
 
 void http_close(struct http *h, void (*done)(void *arg), void *arg)
 {
+    struct http_req *r;
+    struct sock *s;
+    struct list *l;
+
     if (!h || h->closing)
         return;
     h->closing = true;
     h->done = done;
     h->done_arg = arg;
-    while (h->reqs) {
-        struct http_req *r = h->reqs;
-
+    while ((r = list_first_entry(&h->reqs, struct http_req, link))) {
         snprintf(r->errbuf, sizeof(r->errbuf), "client closed");
         complete(r, -ECANCELED);
     }
     /* Polls stop first: curl closes the pooled connections now. */
-    for (struct sock *s = h->socks; s; s = s->next)
-        uv_poll_stop(&s->poll);
+    list_foreach(l, &h->socks)
+        uv_poll_stop(&list_entry(l, struct sock, link)->poll);
     uv_timer_stop(&h->timer);
     curl_multi_cleanup(h->multi);
     h->multi = NULL;
-    while (h->socks)
-        sock_close(h->socks);
+    while ((s = list_first_entry(&h->socks, struct sock, link)))
+        sock_close(s);
     uv_close((uv_handle_t *)&h->timer, on_timer_closed);
 }
 
@@ -646,13 +644,7 @@ static void complete(struct http_req *r, int err)
     if (r->completing)
         return;
     r->completing = true;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        h->reqs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->prev = r->next = NULL;
+    list_remove(&r->link);
     if (h->multi)
         curl_multi_remove_handle(h->multi, r->easy);
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
@@ -777,10 +769,7 @@ int http_send(struct http *h, struct http_req *r, http_done_cb *cb, void *arg)
         http_req_free(r);
         return -ENOMEM;
     }
-    r->next = h->reqs;
-    if (h->reqs)
-        h->reqs->prev = r;
-    h->reqs = r;
+    list_push_head(&h->reqs, &r->link);
     return 0;
 }
 

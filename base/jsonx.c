@@ -445,24 +445,57 @@ static json_t *parse_number(struct parser *ps)
 
 static json_t *parse_value(struct parser *ps);
 
-static json_t *parse_object(struct parser *ps)
+/* Steps over c when it comes next. */
+static bool take(struct parser *ps, char c)
 {
-    json_t *obj = json_object();
+    if (ps->p < ps->end && *ps->p == c) {
+        ps->p++;
+        return true;
+    }
+    return false;
+}
 
-    if (!obj) {
+/* c (new, or NULL when out of memory) for the object or array whose
+ * bracket is at ps->p: the bracket and the white space after it are
+ * stepped over. */
+static json_t *open_container(struct parser *ps, json_t *c)
+{
+    if (!c) {
         oom(ps);
         return NULL;
     }
     ps->p++;
     skip_ws(ps);
-    if (ps->p < ps->end && *ps->p == '}') {
-        ps->p++;
-        return obj;
+    return c;
+}
+
+/* After a member or an element: 1 when a ',' follows (stepped over, with
+ * the white space after it), 0 when close does (stepped over), -1 after a
+ * syntax error (what was expected). */
+static int next_item(struct parser *ps, char close, const char *expected)
+{
+    skip_ws(ps);
+    if (take(ps, ',')) {
+        skip_ws(ps);
+        return 1;
     }
+    if (take(ps, close))
+        return 0;
+    syntax(ps, expected);
+    return -1;
+}
+
+static json_t *parse_object(struct parser *ps)
+{
+    json_t *obj = open_container(ps, json_object());
+
+    if (!obj || take(ps, '}'))
+        return obj;
     for (;;) {
         size_t mark = ps->stack.len;
         struct str key;
         json_t *v;
+        int rc;
 
         if (ps->p >= ps->end || *ps->p != '"') {
             syntax(ps, "string or '}' expected");
@@ -476,11 +509,10 @@ static json_t *parse_object(struct parser *ps)
             break;
         }
         skip_ws(ps);
-        if (ps->p >= ps->end || *ps->p != ':') {
+        if (!take(ps, ':')) {
             syntax(ps, "':' expected");
             break;
         }
-        ps->p++;
         skip_ws(ps);
         if (!(v = parse_value(ps)))
             break;
@@ -491,18 +523,11 @@ static json_t *parse_object(struct parser *ps)
             break;
         }
         buf_truncate(&ps->stack, mark);
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            skip_ws(ps);
-            continue;
-        }
-        if (ps->p < ps->end && *ps->p == '}') {
-            ps->p++;
+        rc = next_item(ps, '}', "',' or '}' expected");
+        if (rc == 0)
             return obj;
-        }
-        syntax(ps, "',' or '}' expected");
-        break;
+        if (rc < 0)
+            break;
     }
     json_decref(obj);
     return NULL;
@@ -510,20 +535,13 @@ static json_t *parse_object(struct parser *ps)
 
 static json_t *parse_array(struct parser *ps)
 {
-    json_t *arr = json_array();
+    json_t *arr = open_container(ps, json_array());
 
-    if (!arr) {
-        oom(ps);
-        return NULL;
-    }
-    ps->p++;
-    skip_ws(ps);
-    if (ps->p < ps->end && *ps->p == ']') {
-        ps->p++;
+    if (!arr || take(ps, ']'))
         return arr;
-    }
     for (;;) {
         json_t *v = parse_value(ps);
+        int rc;
 
         if (!v)
             break;
@@ -531,18 +549,11 @@ static json_t *parse_array(struct parser *ps)
             oom(ps);
             break;
         }
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            skip_ws(ps);
-            continue;
-        }
-        if (ps->p < ps->end && *ps->p == ']') {
-            ps->p++;
+        rc = next_item(ps, ']', "',' or ']' expected");
+        if (rc == 0)
             return arr;
-        }
-        syntax(ps, "',' or ']' expected");
-        break;
+        if (rc < 0)
+            break;
     }
     json_decref(arr);
     return NULL;

@@ -83,6 +83,7 @@ struct config {
         int shard_read_ahead;           /* records read past a shard's checkpoint, at most */
         int64_t shard_list_interval_ms; /* DescribeStream again */
         int64_t stream_check_interval_ms; /* DescribeTable again (new stream ARN) */
+        int64_t stream_settle_ms;       /* a disabled stream listed complete this long is */
     } daemon;
     struct {
         char *region;   /* NULL: AWS_REGION / AWS_DEFAULT_REGION / profile / IMDS */

@@ -53,6 +53,9 @@ const struct option config_global_opts[] = {
     { "daemon", "stream_check_interval", T_DURATION, "5m", 1 * SEC, 24 * HOUR,
       G(daemon.stream_check_interval_ms), NULL, NULL,
       "how often each table's latest stream ARN is checked (DescribeTable)" },
+    { "daemon", "stream_settle", T_DURATION, "10s", 1 * SEC, HOUR, G(daemon.stream_settle_ms),
+      NULL, NULL,
+      "how long a disabled stream's listings must show it complete before it counts as such" },
 
     { "aws", "region", T_STRING, NULL, 0, 0, G(aws.region), NULL, config_check_region,
       "default: AWS_REGION, AWS_DEFAULT_REGION, the profile, then IMDS" },

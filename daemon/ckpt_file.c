@@ -145,22 +145,32 @@ static struct ckpt_shard *file_get(struct ckpt *base, const char *arn, const cha
     return ck->tab[tab_slot(ck, arn, shard_id)];
 }
 
+/* arr (n of *cap elements of size elem used) with room for one more: arr
+ * itself, or arr reallocated twice as large (4 at first, *cap updated);
+ * NULL when out of memory (arr is left as it was). */
+static void *room_for_one(void *arr, size_t n, size_t *cap, size_t elem)
+{
+    size_t more = *cap ? *cap * 2 : 4;
+    void *p;
+
+    if (n < *cap)
+        return arr;
+    if (!(p = realloc(arr, more * elem)))
+        return NULL;
+    *cap = more;
+    return p;
+}
+
 static struct stream *stream_get(struct ckpt_file *ck, const char *arn, const char *table)
 {
-    struct stream *st;
+    struct stream *st, **v;
 
     for (size_t i = 0; i < ck->nstreams; i++)
         if (strcmp(ck->streams[i]->arn, arn) == 0)
             return ck->streams[i];
-    if (ck->nstreams == ck->capstreams) {
-        size_t cap = ck->capstreams ? ck->capstreams * 2 : 4;
-        struct stream **p = realloc(ck->streams, cap * sizeof(*p));
-
-        if (!p)
-            return NULL;
-        ck->streams = p;
-        ck->capstreams = cap;
-    }
+    if (!(v = room_for_one(ck->streams, ck->nstreams, &ck->capstreams, sizeof(*v))))
+        return NULL;
+    ck->streams = v;
     st = calloc(1, sizeof(*st));
     if (!st)
         return NULL;
@@ -180,7 +190,7 @@ static struct ckpt_shard *file_add(struct ckpt *base, const char *table, const c
                                    const char *shard_id, const char *parent, time_t now)
 {
     struct ckpt_file *ck = ckpt_file_of(base);
-    struct ckpt_shard *sh;
+    struct ckpt_shard *sh, **v;
     struct stream *st;
     size_t lid, lpar = parent ? strlen(parent) : 0;
     char *p;
@@ -189,15 +199,9 @@ static struct ckpt_shard *file_add(struct ckpt *base, const char *table, const c
         return NULL;
     if (!(st = stream_get(ck, arn, table)))
         return NULL;
-    if (st->n == st->cap) {
-        size_t cap = st->cap ? st->cap * 2 : 4;
-        struct ckpt_shard **a = realloc(st->shards, cap * sizeof(*a));
-
-        if (!a)
-            return NULL;
-        st->shards = a;
-        st->cap = cap;
-    }
+    if (!(v = room_for_one(st->shards, st->n, &st->cap, sizeof(*v))))
+        return NULL;
+    st->shards = v;
     /* One allocation: the struct, then the id, then the parent id. */
     lid = strlen(shard_id);
     sh = calloc(1, sizeof(*sh) + lid + 1 + (parent ? lpar + 1 : 0));

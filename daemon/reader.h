@@ -27,8 +27,9 @@ struct reader_stats {
     uint64_t shards_done;            /* finished since the start */
 };
 
-/* The reader's waits (app->reader_timing; NULL: reader_timing_default, the
- * daemon's own).  Tests shorten them. */
+/* The reader's waits (app->reader_timing; NULL: reader_timing_default).
+ * The daemon takes stream_settle_ms from [daemon] stream_settle; module
+ * tests shorten them all. */
 struct reader_timing {
     long children_retry_ms; /* a closed parent listed without its children yet */
     long retry_base_ms;     /* DescribeTable / ListStreams / DescribeStream failing */

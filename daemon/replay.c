@@ -534,6 +534,8 @@ int replay_parse_time(const char *s, int64_t *out)
 
 static void rp_free(struct replay *rp)
 {
+    struct dl_entry *de;
+
     replay_scan_free(rp);
     free(rp->rr);
     source_files_close(&rp->files);
@@ -541,10 +543,8 @@ static void rp_free(struct replay *rp)
         free(rp->indexes[i]);
     free(rp->indexes);
     replay_versions_free(&rp->vers);
-    while (rp->dl_live) {
-        struct dl_entry *de = rp->dl_live;
-
-        rp->dl_live = de->next;
+    while ((de = list_first_entry(&rp->dl_live, struct dl_entry, link))) {
+        list_remove(&de->link);
         json_decref(de->key);
         free(de);
     }
@@ -747,6 +747,7 @@ int replay_run(const struct config *cfg, const struct replay_opts *o)
     signal(SIGPIPE, SIG_IGN);
     log_setup(cfg->daemon.log_level, cfg->daemon.log_format);
     rp->o = o;
+    list_init(&rp->dl_live);
     rp->keys.tf = &rp->tf;
     rp->prog.lock_fd = -1;
     rp->scan.item_count = -1;

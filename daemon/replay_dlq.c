@@ -29,12 +29,7 @@ static const char *intern_index(struct replay *rp, const char *name)
 
 void replay_dl_done(struct replay *rp, struct dl_entry *de)
 {
-    if (de->prev)
-        de->prev->next = de->next;
-    else
-        rp->dl_live = de->next;
-    if (de->next)
-        de->next->prev = de->prev;
+    list_remove(&de->link);
     json_decref(de->key);
     free(de);
     rp->pending--;
@@ -145,10 +140,7 @@ void replay_dlq_line(struct replay *rp, const char *p, size_t len, unsigned long
     }
     de->key = key;
     de->digest_like = digest_like;
-    de->next = rp->dl_live;
-    if (rp->dl_live)
-        rp->dl_live->prev = de;
-    rp->dl_live = de;
+    list_push_head(&rp->dl_live, &de->link);
     rp->pending++;
     replay_reread_add(rp, NULL, 0, de);
 }

@@ -21,6 +21,7 @@
 
 #include "aws/ddb.h"
 #include "base/buf.h"
+#include "base/list.h"
 #include "daemon/app.h"
 #include "daemon/clients.h"
 #include "daemon/replay.h"
@@ -88,7 +89,7 @@ struct dl_entry {
     const char *index;  /* the entry's index (interned) or --index */
     bool digest_like;   /* the key was read back from an _id that may be a
                            SHA-256 digest: a missing item is left alone */
-    struct dl_entry *prev, *next; /* every entry not finished, for the end */
+    struct list link;   /* in the replay's dl_live */
 };
 
 /* An item to read again: a Scan page's item idx of pg, or (pg NULL) the
@@ -107,7 +108,7 @@ struct reread {
 struct replay_versions {
     struct lineage **lineages;  /* LINEAGE_BUCKETS */
     struct item_ver **ivs;      /* IV_BUCKETS */
-    struct item_ver *iv_old, *iv_new; /* least and most recently used */
+    struct list lru;            /* item_ver, least recently used first (made with ivs) */
     size_t niv;
 };
 
@@ -151,7 +152,7 @@ struct replay {
     size_t nindexes;
     uint64_t other_tables;
     char dl_owner;          /* its address: the sink owner of dead-letter entries' items */
-    struct dl_entry *dl_live;
+    struct list dl_live;    /* every entry not finished, for the end */
     uint64_t dl_unresolved; /* entries whose item cannot be found: not replayed */
     struct doc d;
     struct buf err;

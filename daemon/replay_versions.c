@@ -24,7 +24,8 @@ struct lineage {
 
 /* One item of the records whose shard the file does not say. */
 struct item_ver {
-    struct item_ver *hnext, *older, *newer;
+    struct item_ver *hnext;
+    struct list lru;
     struct docver ver;
     uint32_t hash;
     size_t len;
@@ -80,29 +81,6 @@ static struct lineage *lineage_of(struct replay_versions *vs, const char *shard,
     return l;
 }
 
-static void iv_unlink(struct replay_versions *vs, struct item_ver *v)
-{
-    if (v->older)
-        v->older->newer = v->newer;
-    else
-        vs->iv_old = v->newer;
-    if (v->newer)
-        v->newer->older = v->older;
-    else
-        vs->iv_new = v->older;
-    v->older = v->newer = NULL;
-}
-
-static void iv_push(struct replay_versions *vs, struct item_ver *v)
-{
-    v->older = vs->iv_new;
-    if (vs->iv_new)
-        vs->iv_new->newer = v;
-    else
-        vs->iv_old = v;
-    vs->iv_new = v;
-}
-
 /* The version state of one item (its _id), for records whose shard is not
  * known; the least recently seen item is forgotten past IV_MAX.  NULL when
  * out of memory. */
@@ -111,18 +89,21 @@ static struct item_ver *item_ver_of(struct replay_versions *vs, const char *id, 
     uint32_t hash = hash_bytes(id, len);
     struct item_ver **link, *v;
 
-    if (!vs->ivs && !(vs->ivs = calloc(IV_BUCKETS, sizeof(*vs->ivs))))
-        return NULL;
+    if (!vs->ivs) {
+        if (!(vs->ivs = calloc(IV_BUCKETS, sizeof(*vs->ivs))))
+            return NULL;
+        list_init(&vs->lru);
+    }
     for (v = vs->ivs[hash & (IV_BUCKETS - 1)]; v; v = v->hnext)
         if (v->hash == hash && v->len == len && memcmp(v->id, id, len) == 0) {
-            iv_unlink(vs, v);
-            iv_push(vs, v);
+            list_remove(&v->lru);
+            list_push_tail(&vs->lru, &v->lru);
             return v;
         }
     if (vs->niv >= IV_MAX) {
-        struct item_ver *old = vs->iv_old;
+        struct item_ver *old = list_first_entry(&vs->lru, struct item_ver, lru);
 
-        iv_unlink(vs, old);
+        list_remove(&old->lru);
         for (link = &vs->ivs[old->hash & (IV_BUCKETS - 1)]; *link != old; link = &(*link)->hnext)
             ;
         *link = old->hnext;
@@ -136,7 +117,7 @@ static struct item_ver *item_ver_of(struct replay_versions *vs, const char *id, 
     memcpy(v->id, id, len);
     v->hnext = vs->ivs[hash & (IV_BUCKETS - 1)];
     vs->ivs[hash & (IV_BUCKETS - 1)] = v;
-    iv_push(vs, v);
+    list_push_tail(&vs->lru, &v->lru);
     vs->niv++;
     return v;
 }
@@ -191,11 +172,13 @@ void replay_versions_free(struct replay_versions *vs)
             free(l);
         }
     free(vs->lineages);
-    while (vs->iv_old) {
-        struct item_ver *v = vs->iv_old;
+    if (vs->ivs) {
+        struct item_ver *v;
 
-        vs->iv_old = v->newer;
-        free(v);
+        while ((v = list_first_entry(&vs->lru, struct item_ver, lru))) {
+            list_remove(&v->lru);
+            free(v);
+        }
     }
     free(vs->ivs);
 }

@@ -45,6 +45,7 @@ struct run {
     bool finishing;
     uint64_t last_prune;
     struct clients clients;
+    struct reader_timing reader_timing; /* the default's, with [daemon] stream_settle */
 };
 
 static time_t wall_now(void)
@@ -233,6 +234,9 @@ static int start(struct run *run, const struct config *cfg)
         return rc;
     if (run->checking)
         return 0;
+    run->reader_timing = reader_timing_default;
+    run->reader_timing.stream_settle_ms = (long)cfg->daemon.stream_settle_ms;
+    app->reader_timing = &run->reader_timing;
     app->slots = slots_new((unsigned)cfg->daemon.read_concurrency);
     app->readers = calloc(cfg->ntables, sizeof(*app->readers));
     if (!app->slots || !app->readers)

@@ -5,15 +5,17 @@
 struct slots {
     unsigned max;   /* GetRecords in flight at most */
     unsigned reads; /* in flight now */
-    struct slots_waiter *head, *tail;
+    struct list queue; /* slots_waiter, oldest first */
 };
 
 struct slots *slots_new(unsigned max)
 {
     struct slots *sl = calloc(1, sizeof(*sl));
 
-    if (sl)
+    if (sl) {
         sl->max = max;
+        list_init(&sl->queue);
+    }
     return sl;
 }
 
@@ -27,7 +29,7 @@ bool slots_may_take(const struct slots *sl, const struct slots_waiter *w)
     /* First come first served: one that just read, and got records again,
      * queues behind those waiting instead of keeping its slot (a busy
      * shard would starve the others). */
-    return sl->reads < sl->max && (!sl->head || w->queued);
+    return sl->reads < sl->max && (list_empty(&sl->queue) || w->queued);
 }
 
 void slots_take(struct slots *sl)
@@ -45,34 +47,18 @@ void slots_wait(struct slots *sl, struct slots_waiter *w)
     if (w->queued)
         return;
     w->queued = true;
-    w->next = NULL;
-    if (sl->tail)
-        sl->tail->next = w;
-    else
-        sl->head = w;
-    sl->tail = w;
+    list_push_tail(&sl->queue, &w->link);
 }
 
 void slots_unwait(struct slots *sl, struct slots_waiter *w)
 {
-    struct slots_waiter **link, *prev = NULL;
-
     if (!w->queued)
         return;
-    link = &sl->head;
-    while (*link && *link != w) {
-        prev = *link;
-        link = &(*link)->next;
-    }
-    if (*link)
-        *link = w->next;
-    if (sl->tail == w)
-        sl->tail = prev;
+    list_remove(&w->link);
     w->queued = false;
-    w->next = NULL;
 }
 
 struct slots_waiter *slots_next(const struct slots *sl)
 {
-    return sl->reads < sl->max ? sl->head : NULL;
+    return sl->reads < sl->max ? list_first_entry(&sl->queue, struct slots_waiter, link) : NULL;
 }

@@ -9,17 +9,19 @@
 
 #include <stdbool.h>
 
+#include "base/list.h"
+
 struct slots;
 
 struct slots_waiter {
-    struct slots_waiter *next; /* the queue, oldest first */
+    struct list link; /* in the queue, oldest first, while queued */
     bool queued;
 };
 
 struct slots *slots_new(unsigned max); /* NULL when memory ran out */
 void slots_free(struct slots *sl);     /* every waiter has left */
-/* w may read now: a slot is free, and no one waits before it (w itself
- * may be queued). */
+/* w may read now: a slot is free, and no one waits, or w waits itself (at
+ * any place: the order is slots_next's, which names whom to let in). */
 bool slots_may_take(const struct slots *sl, const struct slots_waiter *w);
 void slots_take(struct slots *sl);    /* a read began */
 void slots_release(struct slots *sl); /* a read ended */

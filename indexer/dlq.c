@@ -15,6 +15,7 @@
 #include "base/backoff.h"
 #include "base/jsonskip.h"
 #include "base/jsonx.h"
+#include "base/list.h"
 #include "base/util.h"
 #include "aws/retry.h"
 #include "base/log.h"
@@ -28,7 +29,7 @@ struct dlq_entry {
     struct buf line;
     dlq_done_cb *cb;
     void *arg;
-    struct dlq_entry *next;
+    struct list link; /* in the queue, or in the write set */
 };
 
 /* Where the writer is; set_state() is the only writer of q->state.
@@ -70,8 +71,8 @@ struct dlq {
     int work_err;
     uv_timer_t timer;
     unsigned fails;
-    struct dlq_entry *head, *tail;/* queued, not yet in a write */
-    struct dlq_entry *wset;       /* the entries of the write in progress */
+    struct list queue;            /* dlq_entry queued, not yet in a write */
+    struct list wset;             /* the entries of the write in progress */
     struct buf wbuf;              /* their lines, concatenated */
     size_t woff;                  /* bytes of wbuf already written */
     size_t npending;
@@ -96,27 +97,30 @@ static bool closing(const struct dlq *q)
     return q->state >= DQ_CLOSING;
 }
 
-static void finish_list(struct dlq *q, struct dlq_entry *e, int err)
+/* Runs the callbacks of every entry of from, emptied first: a callback may
+ * append, and step() may gather a new write set meanwhile. */
+static void finish_list(struct dlq *q, struct list *from, int err)
 {
-    while (e) {
-        struct dlq_entry *next = e->next;
+    struct list done;
+    struct dlq_entry *e;
 
+    list_init(&done);
+    list_move(&done, from);
+    while ((e = list_first_entry(&done, struct dlq_entry, link))) {
+        list_remove(&e->link);
         buf_close(&e->line);
         q->npending--;
         e->cb(err, e->arg);
         free(e);
-        e = next;
     }
 }
 
-static void cancel_wset(struct dlq *q)
+/* The write set is done with (err 0: it is on disk). */
+static void finish_wset(struct dlq *q, int err)
 {
-    struct dlq_entry *w = q->wset;
-
-    q->wset = NULL;
     buf_reset(&q->wbuf);
     q->woff = 0;
-    finish_list(q, w, -ECANCELED);
+    finish_list(q, &q->wset, err);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -139,7 +143,7 @@ static void fail(struct dlq *q, const char *what, int err)
     if (closing(q)) {
         log_error("dead-letter file %s: %s failed: %s; %zu entries not written", q->path, what,
                   uv_strerror(err), q->npending);
-        cancel_wset(q);
+        finish_wset(q, -ECANCELED);
         return;
     }
     log_error("dead-letter file %s: %s failed: %s; retrying in %" PRIu64 " ms", q->path, what,
@@ -176,13 +180,8 @@ static void on_fs(uv_fs_t *req)
             q->woff = 0; /* the data may not be on disk: write it again */
             fail(q, "fdatasync", (int)res);
         } else {
-            struct dlq_entry *done = q->wset;
-
             q->fails = 0;
-            q->wset = NULL;
-            buf_reset(&q->wbuf);
-            q->woff = 0;
-            finish_list(q, done, 0);
+            finish_wset(q, 0);
         }
         break;
     default: /* UV_FS_CLOSE: nothing to learn from its result */
@@ -234,23 +233,17 @@ static void on_timer_closed(uv_handle_t *h)
 /* Moves every queued line into one write and one sync.  0 or -ENOMEM. */
 static int gather(struct dlq *q)
 {
-    struct dlq_entry **tail = &q->wset;
+    struct dlq_entry *e;
 
-    while (q->head) {
-        struct dlq_entry *e = q->head;
-
+    while ((e = list_first_entry(&q->queue, struct dlq_entry, link))) {
         if (buf_append(&q->wbuf, e->line.ptr, e->line.len) < 0) {
-            if (q->wset)
+            if (!list_empty(&q->wset))
                 break;
             return -ENOMEM;
         }
-        q->head = e->next;
-        e->next = NULL;
-        *tail = e;
-        tail = &e->next;
+        list_remove(&e->link);
+        list_push_tail(&q->wset, &e->link);
     }
-    if (!q->head)
-        q->tail = NULL;
     q->woff = 0;
     return 0;
 }
@@ -273,12 +266,12 @@ static void step(struct dlq *q)
             step(q);
         return;
     }
-    if (closing(q) && (!q->wset || q->fd < 0)) {
+    if (closing(q) && (list_empty(&q->wset) || q->fd < 0)) {
         /* Closing: only a write set already on its way to the file goes on
          * (none is while it was WAITING: a failure leaves the file closed,
          * and one of gathering leaves no write set). */
-        if (q->wset)
-            cancel_wset(q);
+        if (!list_empty(&q->wset))
+            finish_wset(q, -ECANCELED);
         if (q->fd >= 0) {
             q->fd_to_close = q->fd;
             q->fd = -1;
@@ -297,13 +290,13 @@ static void step(struct dlq *q)
     }
     if (q->state == DQ_WAITING)
         return;
-    if (!q->wset && q->head && gather(q) < 0) {
+    if (list_empty(&q->wset) && !list_empty(&q->queue) && gather(q) < 0) {
         log_error("dead-letter file %s: out of memory; retrying", q->path);
         set_state(q, DQ_WAITING);
         uv_timer_start(&q->timer, on_timer, RETRY_BASE_MS, 0);
         return;
     }
-    if (!q->wset)
+    if (list_empty(&q->wset))
         return;
     if (q->fd < 0) {
         what = "open";
@@ -344,6 +337,8 @@ struct dlq *dlq_new(uv_loop_t *loop, const char *path)
         return NULL;
     q->loop = loop;
     q->fd = q->fd_to_close = -1;
+    list_init(&q->queue);
+    list_init(&q->wset);
     buf_init(&q->wbuf, BUF_NOMAX);
     q->path = strdup(path);
     if (!q->path || uv_timer_init(loop, &q->timer) < 0) {
@@ -372,11 +367,7 @@ int dlq_append(struct dlq *q, struct buf *line, dlq_done_cb *cb, void *arg)
     buf_init(line, line->max);
     e->cb = cb;
     e->arg = arg;
-    if (q->tail)
-        q->tail->next = e;
-    else
-        q->head = e;
-    q->tail = e;
+    list_push_tail(&q->queue, &e->link);
     q->npending++;
     step(q);
     return 0;
@@ -389,13 +380,10 @@ size_t dlq_pending(const struct dlq *q)
 
 void dlq_close(struct dlq *q, void (*closed)(void *arg), void *arg)
 {
-    struct dlq_entry *queued = q->head;
-
     set_state(q, DQ_CLOSING);
     q->closed = closed;
     q->closed_arg = arg;
-    q->head = q->tail = NULL;
-    finish_list(q, queued, -ECANCELED);
+    finish_list(q, &q->queue, -ECANCELED);
     step(q);
 }
 
@@ -415,6 +403,25 @@ static int put_str_or_null(struct buf *out, const char *s)
     return bulk_json_string(out, s, strlen(s));
 }
 
+/* ,"name": and s as a JSON string (null when empty), once rc is 0. */
+static int put_str_member(struct buf *out, int rc, const char *name, const char *s)
+{
+    if (rc == 0)
+        rc = buf_printf(out, ",\"%s\":", name);
+    return rc == 0 ? put_str_or_null(out, s) : rc;
+}
+
+/* ,"name": and the JSON text json[0..len) (null when empty), once rc is 0. */
+static int put_json_member(struct buf *out, int rc, const char *name, const char *json,
+                           size_t len)
+{
+    if (rc == 0)
+        rc = buf_printf(out, ",\"%s\":", name);
+    if (rc == 0)
+        rc = json && len ? buf_append(out, json, len) : buf_puts(out, "null");
+    return rc;
+}
+
 int dlq_format(struct buf *out, const struct doc *d, int status, const char *type,
                const char *reason, const char *document, size_t document_len, int64_t now_ms)
 {
@@ -426,30 +433,16 @@ int dlq_format(struct buf *out, const struct doc *d, int status, const char *typ
 
     gmtime_r(&secs, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    rc = buf_printf(out, "{\"time\":\"%s.%03dZ\",\"table\":", when, (int)(now_ms % 1000));
-    if (rc == 0)
-        rc = put_str_or_null(out, d->table);
-    if (rc == 0)
-        rc = buf_puts(out, ",\"shard\":");
-    if (rc == 0)
-        rc = put_str_or_null(out, d->shard);
-    if (rc == 0)
-        rc = buf_puts(out, ",\"seq\":");
-    if (rc == 0)
-        rc = put_str_or_null(out, d->seq);
-    if (rc == 0)
-        rc = buf_puts(out, ",\"index\":");
-    if (rc == 0)
-        rc = put_str_or_null(out, d->index);
+    rc = buf_printf(out, "{\"time\":\"%s.%03dZ\"", when, (int)(now_ms % 1000));
+    rc = put_str_member(out, rc, "table", d->table);
+    rc = put_str_member(out, rc, "shard", d->shard);
+    rc = put_str_member(out, rc, "seq", d->seq);
+    rc = put_str_member(out, rc, "index", d->index);
     if (rc == 0)
         rc = buf_puts(out, ",\"id\":");
     if (rc == 0)
         rc = bulk_json_string(out, d->id, d->id_len);
-    if (rc == 0)
-        rc = buf_puts(out, ",\"keys\":");
-    if (rc == 0)
-        rc = d->keys.ptr && d->keys.len ? buf_append(out, d->keys.ptr, d->keys.len)
-                                        : buf_puts(out, "null");
+    rc = put_json_member(out, rc, "keys", d->keys.ptr, d->keys.len);
     if (rc == 0)
         rc = buf_printf(out, ",\"action\":\"%s\",\"version\":%" PRIu64 ",\"status\":",
                         d->op == DOC_DELETE ? "delete" : "index", d->version);
@@ -459,15 +452,10 @@ int dlq_format(struct buf *out, const struct doc *d, int status, const char *typ
         rc = buf_puts(out, ",\"error\":{\"type\":");
     if (rc == 0)
         rc = put_str_or_null(out, type);
+    rc = put_str_member(out, rc, "reason", reason);
     if (rc == 0)
-        rc = buf_puts(out, ",\"reason\":");
-    if (rc == 0)
-        rc = put_str_or_null(out, reason);
-    if (rc == 0)
-        rc = buf_puts(out, "},\"document\":");
-    if (rc == 0)
-        rc = document && document_len ? buf_append(out, document, document_len)
-                                      : buf_puts(out, "null");
+        rc = buf_putc(out, '}');
+    rc = put_json_member(out, rc, "document", document, document_len);
     if (rc == 0)
         rc = buf_putc(out, '}');
     if (rc < 0)

@@ -271,6 +271,28 @@ void sink_batch_squeeze(struct batch *b)
     buf_truncate(&b->body, w);
 }
 
+struct item *sink_batch_drop_item(struct batch *b, size_t i)
+{
+    struct item *it = b->items[i];
+
+    b->items[i] = NULL;
+    b->nlive--;
+    b->bytes -= it->len;
+    b->bytes_all -= it->bytes;
+    return it;
+}
+
+bool sink_batch_squeeze_or_free(struct batch *b, bool dropped)
+{
+    if (dropped)
+        sink_batch_squeeze(b);
+    if (b->n == 0) {
+        sink_batch_free(b);
+        return false;
+    }
+    return true;
+}
+
 /* The open batch leaves the hash and its holes; it joins the ready queue. */
 void sink_close_open(struct sink *s)
 {

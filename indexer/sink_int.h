@@ -174,6 +174,13 @@ struct batch *sink_batch_new(struct sink *s);
 void sink_batch_free(struct batch *b);
 int sink_batch_take(struct batch *b, struct item *it, const struct batch *from);
 void sink_batch_squeeze(struct batch *b);
+/* Takes the item in slot i out of b's actions (expired, or covered by a
+ * tombstone: it is not sent) and returns it; its text goes at the next
+ * squeeze. */
+struct item *sink_batch_drop_item(struct batch *b, size_t i);
+/* After items were dropped (dropped): squeezes b, and frees it when nothing
+ * is left to send (false). */
+bool sink_batch_squeeze_or_free(struct batch *b, bool dropped);
 /* The only writer of b->state: moves b to the list of its new state (at the
  * head when front), logs the change at debug level. */
 void sink_batch_set_state(struct batch *b, enum bstate to, bool front);

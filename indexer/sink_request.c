@@ -128,20 +128,10 @@ static bool drop_expired(struct sink *s, struct batch *b)
 
         if (!it->send_by || it->send_by > now)
             continue;
-        b->items[i] = NULL;
         expired = true;
-        b->nlive--;
-        b->bytes -= it->len;
-        b->bytes_all -= it->bytes;
-        sink_finish(s, it, SINK_EXPIRED);
+        sink_finish(s, sink_batch_drop_item(b, i), SINK_EXPIRED);
     }
-    if (expired)
-        sink_batch_squeeze(b);
-    if (b->n == 0) {
-        sink_batch_free(b);
-        return false;
-    }
-    return true;
+    return sink_batch_squeeze_or_free(b, expired);
 }
 
 /* b is in the inflight list (B_SIGNING) and its body is ready: build the

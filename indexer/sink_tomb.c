@@ -182,11 +182,8 @@ bool sink_drop_tombstoned(struct sink *s, struct batch *b)
 
         if (!it || !tomb_covers(s, it))
             continue;
-        b->items[i] = NULL;
+        sink_batch_drop_item(b, i);
         dropped = true;
-        b->nlive--;
-        b->bytes -= it->len;
-        b->bytes_all -= it->bytes;
         s->st.docs_tombstoned++;
         logc_debug((&(struct log_ctx){ .table = it->table, .shard = it->shard }),
                    "%s %.*s in %s at version %" PRIu64 " not sent: a newer delete finished",
@@ -194,13 +191,7 @@ bool sink_drop_tombstoned(struct sink *s, struct batch *b)
                    (int)(it->id_len > 128 ? 128 : it->id_len), it->id, it->index, it->version);
         sink_finish(s, it, SINK_STALE);
     }
-    if (dropped)
-        sink_batch_squeeze(b);
-    if (b->n == 0) {
-        sink_batch_free(b);
-        return false;
-    }
-    return true;
+    return sink_batch_squeeze_or_free(b, dropped);
 }
 
 /* After deletes finished: the waiting batches lose what they now cover.

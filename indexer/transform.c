@@ -191,18 +191,6 @@ static bool utf8_valid(const char *s, size_t len)
     return true;
 }
 
-/* The WTF-8 form of a lone surrogate U+D800..U+DFFF (ED A0..BF 80..BF) at s:
- * its code point, or 0.  ED never continues a sequence, and valid UTF-8
- * follows it with 80..9F only, so these 3 bytes are always one. */
-static unsigned surrogate_at(const char *str, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)str;
-
-    if (len < 3 || s[0] != 0xed || s[1] < 0xa0 || s[1] > 0xbf || (s[2] & 0xc0) != 0x80)
-        return 0;
-    return 0xd000u | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu);
-}
-
 /* Java's Character.isWhitespace (U+0009..U+000D, U+001C..U+0020, and the
  * Unicode space, line and paragraph separators except the no-break ones):
  * the engines, in Java, refuse a name segment made only of these.  The one
@@ -212,54 +200,6 @@ static bool java_space(uint32_t cp)
     return (cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x20) || cp == 0x1680 ||
            (cp >= 0x2000 && cp <= 0x2006) || (cp >= 0x2008 && cp <= 0x200a) || cp == 0x2028 ||
            cp == 0x2029 || cp == 0x205f || cp == 0x3000;
-}
-
-/* s as bulk_json_string writes it, without the quotes. */
-static int put_unquoted(struct buf *out, const char *s, size_t len)
-{
-    size_t at = out->len;
-    int rc = bulk_json_string(out, s, len);
-
-    if (rc == 0) {
-        memmove(out->ptr + at, out->ptr + at + 1, out->len - at - 2);
-        buf_truncate(out, out->len - 2);
-    }
-    return rc;
-}
-
-/* s[0..len) as a JSON string (bulk_json_string), but a lone surrogate in
- * its WTF-8 form becomes the escape \udXXX: its raw bytes are not UTF-8, and
- * the engine reads the escape back as the same UTF-16 unit.  On failure out
- * is left as it was. */
-static int put_string(struct buf *out, const char *s, size_t len)
-{
-    size_t i = 0, run = 0, mark = out->len;
-    unsigned u = 0;
-    int rc;
-
-    while (i < len && !(u = surrogate_at(s + i, len - i)))
-        i++;
-    if (!u)
-        return bulk_json_string(out, s, len);
-    rc = buf_putc(out, '"');
-    while (rc == 0 && i < len) {
-        if (!(u = surrogate_at(s + i, len - i))) {
-            i++;
-            continue;
-        }
-        rc = put_unquoted(out, s + run, i - run);
-        if (rc == 0)
-            rc = buf_printf(out, "\\u%04x", u);
-        i += 3;
-        run = i;
-    }
-    if (rc == 0)
-        rc = put_unquoted(out, s + run, len - run);
-    if (rc == 0)
-        rc = buf_putc(out, '"');
-    if (rc < 0)
-        buf_truncate(out, mark);
-    return rc;
 }
 
 /* ---- names the engines refuse (see transform.h) ---- */
@@ -428,7 +368,7 @@ static int emit_scalar(struct ctx *c, char t, json_t *v, struct buf *out)
     s = string_of(v, &len);
     switch (t) {
     case 'S':
-        rc = put_string(out, s, len);
+        rc = bulk_json_string(out, s, len);
         break;
     case 'N':
         rc = c->canon ? ddbnum_canonical(s, len, out) : ddbnum_json(s, len, out);
@@ -446,6 +386,41 @@ static int emit_scalar(struct ctx *c, char t, json_t *v, struct buf *out)
         break;
     }
     if (rc < 0)
+        fail_buf(c, rc, out);
+    return rc;
+}
+
+/* Element i of the array v, with its index on the path while it is
+ * written: an attribute value (t 0: an L) or a set's S, N or B text. */
+static int emit_element(struct ctx *c, char t, json_t *v, size_t i, struct buf *out)
+{
+    json_t *e = json_array_get(v, i);
+    int rc;
+
+    c->path[c->depth] = (struct seg){ .idx = i };
+    c->depth++;
+    rc = t ? emit_scalar(c, t, e, out) : emit_value(c, e, out);
+    if (rc == 0)
+        c->depth--;
+    return rc;
+}
+
+/* The elements of the array v in the order received (t as for
+ * emit_element). */
+static int emit_array(struct ctx *c, char t, json_t *v, struct buf *out)
+{
+    size_t n = json_array_size(v);
+    int rc = buf_putc(out, '[');
+
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (i)
+            rc = buf_putc(out, ',');
+        if (rc == 0)
+            rc = emit_element(c, t, v, i, out);
+    }
+    if (rc == 0)
+        rc = buf_putc(out, ']');
+    if (rc < 0 && !c->failed)
         fail_buf(c, rc, out);
     return rc;
 }
@@ -476,36 +451,15 @@ static int emit_set(struct ctx *c, char t, json_t *v, struct buf *out)
         fail(c, "%cS value is not an array", t);
         return -EINVAL;
     }
-    if (!c->canon || n < 2) {
-        rc = buf_putc(out, '[');
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            if (i)
-                rc = buf_putc(out, ',');
-            if (rc == 0) {
-                c->path[c->depth] = (struct seg){ .idx = i };
-                c->depth++;
-                rc = emit_scalar(c, t, json_array_get(v, i), out);
-                if (rc == 0)
-                    c->depth--;
-            }
-        }
-        if (rc == 0)
-            rc = buf_putc(out, ']');
-        if (rc < 0 && !c->failed)
-            fail_buf(c, rc, out);
-        return rc;
-    }
+    if (!c->canon || n < 2)
+        return emit_array(c, t, v, out);
     buf_init(&tmp, out->max);
     sl = calloc(n, sizeof(*sl));
     if (!sl)
         rc = -ENOMEM;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         sl[i].off = tmp.len;
-        c->path[c->depth] = (struct seg){ .idx = i };
-        c->depth++;
-        rc = emit_scalar(c, t, json_array_get(v, i), &tmp);
-        if (rc == 0)
-            c->depth--;
+        rc = emit_element(c, t, v, i, &tmp);
         sl[i].len = tmp.len - sl[i].off;
     }
     for (size_t i = 0; rc == 0 && i < n; i++)
@@ -629,7 +583,7 @@ static int emit_member(struct ctx *c, const struct member *x, bool first, bool h
     int rc = first ? 0 : buf_putc(out, ',');
 
     if (rc == 0)
-        rc = put_string(out, x->name, x->nlen);
+        rc = bulk_json_string(out, x->name, x->nlen);
     if (rc == 0)
         rc = buf_putc(out, ':');
     if (rc < 0)
@@ -642,16 +596,43 @@ static int emit_member(struct ctx *c, const struct member *x, bool first, bool h
     return rc;
 }
 
-/* Members in the order received, refused names renamed; in canonical mode
- * sorted by name, and names as they are (the text is only hashed). */
+/* One object's n members, m from members_of(n, local) (freed here): in
+ * the order received, refused names renamed; a map's in canonical mode
+ * sorted by name, and names as they are (the text is only hashed).  top:
+ * the item's own attributes, the hmac'd ones written hashed. */
+static int emit_members(struct ctx *c, struct member *m, size_t n, bool top,
+                        struct member *local, struct buf *out)
+{
+    const struct transform_cfg *cfg = c->cfg;
+    struct buf names;
+    int rc = 0;
+
+    buf_init(&names, 0);
+    if (c->canon && !top)
+        qsort(m, n, sizeof(*m), member_cmp);
+    else
+        rc = name_members(c, m, n, top, &names);
+    if (rc == 0)
+        rc = buf_putc(out, '{');
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = emit_member(c, &m[i], i == 0,
+                         top && in_list(cfg->hmac, cfg->n_hmac, m[i].key, m[i].klen), out);
+    if (rc == 0)
+        rc = buf_putc(out, '}');
+    if (rc < 0 && !c->failed)
+        fail_buf(c, rc, out);
+    buf_close(&names);
+    if (m != local)
+        free(m);
+    return rc;
+}
+
 static int emit_map(struct ctx *c, json_t *v, struct buf *out)
 {
     struct member local[LOCAL_MEMBERS], *m;
     size_t n = json_object_size(v), i = 0, klen;
-    struct buf names;
     const char *k;
     json_t *mv;
-    int rc;
 
     if (!json_is_object(v)) {
         fail(c, "M value is not an object");
@@ -664,52 +645,16 @@ static int emit_map(struct ctx *c, json_t *v, struct buf *out)
     json_object_keylen_foreach(v, k, klen, mv) {
         m[i++] = (struct member){ .key = k, .klen = klen, .val = mv, .name = k, .nlen = klen };
     }
-    buf_init(&names, 0);
-    rc = 0;
-    if (c->canon)
-        qsort(m, n, sizeof(*m), member_cmp);
-    else
-        rc = name_members(c, m, n, false, &names);
-    if (rc == 0)
-        rc = buf_putc(out, '{');
-    for (i = 0; rc == 0 && i < n; i++)
-        rc = emit_member(c, &m[i], i == 0, false, out);
-    if (rc == 0)
-        rc = buf_putc(out, '}');
-    if (rc < 0 && !c->failed)
-        fail_buf(c, rc, out);
-    buf_close(&names);
-    if (m != local)
-        free(m);
-    return rc;
+    return emit_members(c, m, n, false, local, out);
 }
 
 static int emit_list(struct ctx *c, json_t *v, struct buf *out)
 {
-    size_t n = json_array_size(v);
-    int rc;
-
     if (!json_is_array(v)) {
         fail(c, "L value is not an array");
         return -EINVAL;
     }
-    rc = buf_putc(out, '[');
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (i)
-            rc = buf_putc(out, ',');
-        if (rc < 0)
-            break;
-        c->path[c->depth] = (struct seg){ .idx = i };
-        c->depth++;
-        rc = emit_value(c, json_array_get(v, i), out);
-        if (rc == 0)
-            c->depth--;
-    }
-    if (rc == 0)
-        rc = buf_putc(out, ']');
-    if (rc < 0 && !c->failed)
-        fail_buf(c, rc, out);
-    return rc;
+    return emit_array(c, 0, v, out);
 }
 
 /* One attribute value.  The recursion is bounded by TRANSFORM_MAX_DEPTH;
@@ -848,10 +793,8 @@ static int emit_item(struct ctx *c, json_t *item, struct buf *out)
     const struct transform_cfg *cfg = c->cfg;
     struct member local[LOCAL_MEMBERS], *m;
     size_t n = 0, klen;
-    struct buf names;
     const char *k;
     json_t *av;
-    int rc;
 
     if (!json_is_object(item)) {
         fail(c, "the image is not an object");
@@ -870,23 +813,8 @@ static int emit_item(struct ctx *c, json_t *item, struct buf *out)
             continue;
         m[n++] = (struct member){ .key = k, .klen = klen, .val = av };
     }
-    buf_init(&names, 0);
     c->depth = 0;
-    rc = name_members(c, m, n, true, &names);
-    if (rc == 0)
-        rc = buf_putc(out, '{');
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = emit_member(c, &m[i], i == 0, in_list(cfg->hmac, cfg->n_hmac, m[i].key, m[i].klen),
-                         out);
-    }
-    if (rc == 0)
-        rc = buf_putc(out, '}');
-    if (rc < 0 && !c->failed)
-        fail_buf(c, rc, out);
-    buf_close(&names);
-    if (m != local)
-        free(m);
-    return rc;
+    return emit_members(c, m, n, true, local, out);
 }
 
 /* ---- the id ---- */
@@ -1012,13 +940,13 @@ static int put_key_json(json_t *keys, const char *name, size_t nlen, struct buf 
     int rc;
 
     s = string_of(json_object_iter_value(it), &len);
-    rc = put_string(out, name, nlen);
+    rc = bulk_json_string(out, name, nlen);
     if (rc == 0)
         rc = buf_putc(out, ':');
     if (rc == 0)
         rc = buf_putc(out, '{');
     if (rc == 0)
-        rc = put_string(out, t, tlen);
+        rc = bulk_json_string(out, t, tlen);
     if (rc == 0)
         rc = buf_putc(out, ':');
     if (rc == 0 && t[0] == 'N') {
@@ -1028,7 +956,7 @@ static int put_key_json(json_t *keys, const char *name, size_t nlen, struct buf 
         if (rc == 0)
             rc = buf_putc(out, '"');
     } else if (rc == 0) {
-        rc = put_string(out, s, len);
+        rc = bulk_json_string(out, s, len);
     }
     if (rc == 0)
         rc = buf_putc(out, '}');

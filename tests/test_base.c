@@ -1,13 +1,16 @@
 /* The ground floor's one-of-each helpers (base/): backoff, RFC 3339,
- * JSON extents, secrets.  The copies they replaced behaved a little
+ * JSON extents, secrets, the intrusive list, hex digits.  The copies they replaced behaved a little
  * differently each; these pin the one behaviour all callers now share. */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/backoff.h"
+#include "base/hex.h"
 #include "base/jsonskip.h"
+#include "base/list.h"
 #include "base/rfc3339.h"
 #include "base/secret.h"
 
@@ -94,4 +97,72 @@ Test(base, a_freed_secret_is_null_and_null_is_fine)
     cr_assert_null(s);
     secret_free(&none);
     cr_assert_null(none);
+}
+
+struct elem {
+    int v;
+    struct list link;
+};
+
+/* The values of head's elements, first to last, as digits. */
+static const char *list_text(struct list *head)
+{
+    static char text[16];
+    size_t n = 0;
+    struct list *l;
+
+    list_foreach(l, head)
+        if (n < sizeof(text) - 1)
+            text[n++] = (char)('0' + list_entry(l, struct elem, link)->v);
+    text[n] = '\0';
+    return text;
+}
+
+/* The one list every module links its queues with: order kept at both
+ * ends, an element unlinked from anywhere, a whole list moved in order. */
+Test(base, list_keeps_order_at_both_ends_and_moves_whole)
+{
+    struct elem e[6] = { { .v = 0 }, { .v = 1 }, { .v = 2 }, { .v = 3 }, { .v = 4 }, { .v = 5 } };
+    struct list a, b;
+
+    list_init(&a);
+    list_init(&b);
+    cr_assert(list_empty(&a));
+    cr_assert_null(list_first_entry(&a, struct elem, link));
+    list_push_tail(&a, &e[1].link);
+    list_push_tail(&a, &e[2].link);
+    list_push_head(&a, &e[0].link);
+    list_insert(&e[2].link, &e[3].link);
+    cr_assert_str_eq(list_text(&a), "0132");
+    list_remove(&e[3].link);
+    cr_assert_str_eq(list_text(&a), "012");
+    list_remove(&e[0].link);
+    list_remove(&e[2].link);
+    cr_assert_str_eq(list_text(&a), "1");
+    cr_assert_eq(list_first_entry(&a, struct elem, link), &e[1]);
+    list_push_tail(&b, &e[4].link);
+    list_push_tail(&a, &e[5].link);
+    list_move(&b, &a);
+    cr_assert(list_empty(&a));
+    cr_assert_str_eq(list_text(&b), "415");
+    list_move(&b, &a);
+    cr_assert_str_eq(list_text(&b), "415", "moving an empty list changes nothing");
+    list_push_tail(&a, &e[0].link);
+    cr_assert_str_eq(list_text(&a), "0", "a moved-from head is usable again");
+}
+
+/* Percent escapes, \u escapes and chunk sizes all read hex digits in
+ * either case; nothing else is one. */
+Test(base, hex_digits_of_either_case_and_nothing_else)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (int i = 0; i < 16; i++) {
+        cr_assert_eq(hex_value(digits[i]), i);
+        cr_assert_eq(hex_value((char)toupper((unsigned char)digits[i])), i);
+    }
+    for (const char *p = "gG/:@`xX \0"; *p; p++)
+        cr_assert_eq(hex_value(*p), -1, "'%c'", *p);
+    cr_assert_eq(hex_value('\0'), -1);
+    cr_assert_eq(hex_value((char)0xc1), -1);
 }

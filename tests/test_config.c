@@ -92,6 +92,7 @@ Test(config, example_loads_with_documented_defaults)
     cr_assert_eq(cfg.daemon.shutdown_timeout_ms, 20000);
     cr_assert_eq(cfg.daemon.checkpoint_interval_ms, 5000);
     cr_assert_eq(cfg.daemon.max_queue_bytes, 16u << 20);
+    cr_assert_eq(cfg.daemon.stream_settle_ms, 10000);
     cr_assert_null(cfg.aws.region);
     cr_assert_null(cfg.aws.profile);
     cr_assert_null(cfg.aws.endpoint);
@@ -147,7 +148,7 @@ Test(config, example_documents_every_key)
         cr_expect_not_null(strstr(text, want), "the example lacks %s", key);
         keys++;
     }
-    cr_assert_eq(keys, 44, "keys described: %d", keys);
+    cr_assert_eq(keys, 45, "keys described: %d", keys);
     free(text);
     free(desc);
 }

@@ -29,10 +29,13 @@
 #include "aws/retry.h"
 #include "aws/sigv4.h"
 #include "aws/sts.h"
+#include "base/log.h"
 #include "base/rfc3339.h"
 #include "base/url.h"
+#include "base/util.h"
 #include "tests/support/fakehttp.h"
 #include "tests/support/loop.h"
+#include "tests/support/proc.h"
 #include "tests/support/sigv4check.h"
 
 /* ---- shared helpers --------------------------------------------------------- */
@@ -1712,6 +1715,67 @@ Test(creds, renewal_windows_background_refresh_failures_and_backoff)
     cr_assert_eq(get_key(c, &g, 5000), 0);
     cr_assert_eq(g.err, 0, "%s", creds_error(c));
     creds_free(c);
+    close_all();
+    fake_stop(f);
+}
+
+/* 2^-12: exact in binary, so each draw below a cap is cap / 4096 whole. */
+static double tiny_rng(void)
+{
+    return 1.0 / 4096;
+}
+
+/* A failed background renewal waits on the one backoff (base/backoff.h):
+ * full jitter below a cap that doubles from retry_base_ms (50 ms here) up
+ * to 60 s, drawn from the one random source.  With the draw pinned at
+ * 1/4096 the 13 waits are 1+cap/4096 ms: 1 (seven times), 2, 4, 7, 13,
+ * then 15 and 15, the cap held at 60 s (unbounded, 50 ms * 2^11 would give
+ * 26).  The log line names each wait. */
+Test(creds, failed_renewals_wait_with_full_jitter_below_a_capped_doubling)
+{
+    static const long want[] = { 1, 2, 4, 7, 13, 15 }; /* each new wait, in order */
+    struct fake_ct s = { .mu = PTHREAD_MUTEX_INITIALIZER, .life = 20 * 60 };
+    struct fakehttp *f = fake_start();
+    struct got_key g = { 0 };
+    struct want_nreq w = { f, 0 };
+    long seen[32];
+    size_t nseen = 0;
+    char *log;
+    const char *p;
+    struct creds *c;
+    bool done;
+
+    fake_set_handler(f, ct_handler, &s);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fake_url(f), 1);
+    c = new_creds(NULL);
+    cr_assert_eq(get_key(c, &g, 5000), 0);
+    atomic_fetch_add(&fake_now_v, 6 * 60); /* 14 min left: renewed in the background */
+    pthread_mutex_lock(&s.mu);
+    s.fail_status = 500;
+    s.fail_times = -1;
+    pthread_mutex_unlock(&s.mu);
+    backoff_set_rng(tiny_rng);
+
+    proc_stderr_capture();
+    cr_assert_eq(creds_get(c, on_key, &g), 0);
+    w.n = 1 + 3 * 14; /* the first fetch, then 14 rounds of 3 attempts: 13 waits between */
+    done = loop_run_until(&loop, has_nreq, &w, 5000);
+    creds_free(c);
+    log_flush();
+    log = proc_stderr_restore();
+    cr_assert(done, "13 renewals retried within 5 s (%zu requests); log:\n%s", fake_nreq(f), log);
+
+    for (p = log; (p = strstr(p, "retrying in ")); p++) {
+        long ms = strtol(p + strlen("retrying in "), NULL, 10);
+
+        if ((nseen == 0 || seen[nseen - 1] != ms) && nseen < ARRAY_SIZE(seen))
+            seen[nseen++] = ms;
+    }
+    cr_assert_eq(nseen, ARRAY_SIZE(want), "%zu distinct waits; log:\n%s", nseen, log);
+    for (size_t i = 0; i < nseen; i++)
+        cr_assert_eq(seen[i], want[i], "wait %zu: %ld ms, not %ld; log:\n%s", i, seen[i], want[i],
+                     log);
+    free(log);
     close_all();
     fake_stop(f);
 }

@@ -1,7 +1,6 @@
 /* log: one JSON object a line with time, level, message and context
  * fields; the journald prefix in text; repeats folded with a count. */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,31 +12,16 @@
 
 TestSuite(log, .timeout = 10);
 
-static char path[256];
-static int saved = -1;
-
 /* Sends stderr to a file until captured() is called. */
 static void capture(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/log-%d.txt", tmp && *tmp ? tmp : "/tmp", (int)getpid());
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    cr_assert(fd >= 0);
-    fflush(stderr);
-    saved = dup(2);
-    dup2(fd, 2);
-    close(fd);
+    proc_stderr_capture();
 }
 
 static char *captured(void)
 {
     log_flush();
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    return proc_slurp(path);
+    return proc_stderr_restore();
 }
 
 static size_t count(const char *hay, const char *needle)

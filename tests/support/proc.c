@@ -141,3 +141,30 @@ bool proc_wait_for_text(const char *path, const char *text, long ms)
     } while (now_ms() < until);
     return false;
 }
+
+static char stderr_path[256];
+static int stderr_saved = -1;
+
+void proc_stderr_capture(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    int fd;
+
+    snprintf(stderr_path, sizeof(stderr_path), "%s/stderr-%d.txt", tmp && *tmp ? tmp : "/tmp",
+             (int)getpid());
+    fd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(fd >= 0);
+    fflush(stderr);
+    stderr_saved = dup(2);
+    dup2(fd, 2);
+    close(fd);
+}
+
+char *proc_stderr_restore(void)
+{
+    fflush(stderr);
+    dup2(stderr_saved, 2);
+    close(stderr_saved);
+    stderr_saved = -1;
+    return proc_slurp(stderr_path);
+}

@@ -28,5 +28,10 @@ int proc_run(const char *const argv[], const char *const env[], long ms, struct 
 char *proc_slurp(const char *path);
 /* Waits up to ms for text to appear in the file; true when it did. */
 bool proc_wait_for_text(const char *path, const char *text, long ms);
+/* This process's own stderr goes to a file in $TMPDIR until
+ * proc_stderr_restore, which returns what was written (caller frees).
+ * Flush the log first (log_flush) when its folded repeats count. */
+void proc_stderr_capture(void);
+char *proc_stderr_restore(void);
 
 #endif

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "base/buf.h"
+#include "base/hex.h"
 #include "aws/sigv4_int.h"
 
 static int join_query(const struct req *r, struct buf *b)
@@ -164,7 +165,7 @@ int sigv4_parse_authorization(const char *value, struct sigv4_authz *out)
             if (vlen != 64 || copy_part(tmp.signature, sizeof(tmp.signature), v, vlen) < 0)
                 return -EINVAL;
             for (size_t i = 0; i < 64; i++)
-                if (sigv4_hexval(v[i]) < 0)
+                if (hex_value(v[i]) < 0)
                     return -EINVAL;
             have_sig = true;
         } else {

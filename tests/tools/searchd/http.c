@@ -282,10 +282,10 @@ static int dechunk(struct conn *c)
             int digits = 0;
             if (!(eol = memmem(p, avail, "\r\n", 2)))
                 return avail > 1024 ? -EINVAL : 0;
-            for (char *q = p; q < eol && hexval(*q) >= 0; q++, digits++) {
+            for (char *q = p; q < eol && hex_value(*q) >= 0; q++, digits++) {
                 if (size > (SIZE_MAX >> 4))
                     return -E2BIG;
-                size = size * 16 + (size_t)hexval(*q);
+                size = size * 16 + (size_t)hex_value(*q);
             }
             if (!digits)
                 return -EINVAL;

@@ -251,18 +251,19 @@ static void put_utf8(struct buf *b, unsigned cp)
     buf_append(b, u, n);
 }
 
-static int hex4(const char *p, unsigned *out)
+/* The code unit the 4 hex digits at p spell, or -1 when one is not a hex
+ * digit. */
+static long hex4(const char *p)
 {
-    unsigned v = 0;
+    long v = 0;
 
     for (int i = 0; i < 4; i++) {
-        int h = hexval(p[i]);
+        int h = hex_value(p[i]);
         if (h < 0)
             return -1;
-        v = v << 4 | (unsigned)h;
+        v = v << 4 | h;
     }
-    *out = v;
-    return 0;
+    return v;
 }
 
 /* Reads the string at c->p (on its '"') as UTF8StreamJsonParser does
@@ -295,7 +296,8 @@ static int read_string(struct chk *c, struct buf *out, bool name)
         if (ch == '\\') {
             static const char plain[] = "\"\\/bfnrt", as[] = "\"\\/\b\f\n\r\t";
             const char *k;
-            unsigned u, lo;
+            unsigned u;
+            long lo;
             if (p + 1 >= e)
                 break;
             if (p[1] != 'u') {
@@ -309,7 +311,7 @@ static int read_string(struct chk *c, struct buf *out, bool name)
                 continue;
             }
             for (int i = 0; i < 4; i++)
-                if (p + 2 + i >= e || hexval(p[2 + i]) < 0) {
+                if (p + 2 + i >= e || hex_value(p[2 + i]) < 0) {
                     if (p + 2 + i >= e)
                         return bad_json(c, e, "Unexpected end-of-input in character escape "
                                               "sequence");
@@ -317,11 +319,11 @@ static int read_string(struct chk *c, struct buf *out, bool name)
                     return bad_json(c, p + 2 + i, "Unexpected character (%s): expected a "
                                                   "hex-digit for character escape sequence", d);
                 }
-            hex4(p + 2, &u);
+            u = (unsigned)hex4(p + 2); /* four hex digits, checked above */
             p += 6;
             if (u >= 0xD800 && u <= 0xDBFF && e - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
-                hex4(p + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
-                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                (lo = hex4(p + 2)) >= 0xDC00 && lo <= 0xDFFF) {
+                u = 0x10000 + ((u - 0xD800) << 10) + (unsigned)(lo - 0xDC00);
                 p += 6;
             }
             if (out)
@@ -368,12 +370,12 @@ void decode_string(const char *p, const char *e, struct buf *out)
             p += 2;
             continue;
         }
-        unsigned u, lo;
-        hex4(p + 2, &u);
+        unsigned u = (unsigned)hex4(p + 2); /* read_string checked the four digits */
+        long lo;
         p += 6;
         if (u >= 0xD800 && u <= 0xDBFF && e - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
-            hex4(p + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
-            u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+            (lo = hex4(p + 2)) >= 0xDC00 && lo <= 0xDFFF) {
+            u = 0x10000 + ((u - 0xD800) << 10) + (unsigned)(lo - 0xDC00);
             p += 6;
         }
         put_utf8(out, u);

@@ -46,6 +46,7 @@
 #include <zlib.h>
 
 #include "base/buf.h"
+#include "base/hex.h"
 #include "base/jsonx.h"
 #include "aws/sigv4.h"
 #include "base/log.h"
@@ -456,16 +457,6 @@ int parse_size(const char *s, size_t *out);
 bool glob_match(const char *pat, const char *s);
 void em_bulk_reply(struct buf *b, const char *spec, int64_t took, bool errors,
                    const struct item_res *items, size_t n);
-static inline int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 char *pct_decode(const char *s, size_t n, bool form);
 char *query_param(const char *q, const char *name);
 const char *req_header(const struct request *r, const char *name);
