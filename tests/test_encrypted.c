@@ -1,7 +1,9 @@
-/* Client-side encrypted items: the header parsers (dbehead), on items the
+/* Client-side encrypted items: the header parsers (dbehead), which
+ * attributes reach a document (encitem through transform), on items the
  * AWS Database Encryption SDK and the legacy DynamoDB Encryption Client
  * wrote themselves (tests/data/dbesdk/README.md says where each comes
- * from). */
+ * from).  Which stored attributes are ciphertext is read from each item's
+ * own header; the expectations below spell out the legend behind them. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <jansson.h>
@@ -10,11 +12,14 @@
 
 #include "base/b64.h"
 #include "indexer/dbehead.h"
+#include "indexer/encitem.h"
+#include "indexer/transform.h"
 
 #define VECTORS "tests/data/dbesdk/decrypt_dotnet_33.json"
 #define LEGACY "tests/data/dbesdk/legacy/"
 
 TestSuite(dbehead, .timeout = 10);
+TestSuite(encrypted, .timeout = 10);
 
 static json_t *load(const char *path)
 {
@@ -272,3 +277,482 @@ Test(dbehead, base64_is_decoded_strictly)
     cr_expect_eq(b64_decode("AQ==AQ==", 8, out), -EINVAL);
 }
 
+/* ---- which attributes reach the document -------------------------------- */
+
+static struct transform_cfg cfg;
+static struct doc d;
+static struct buf err;
+static struct encitem seen;
+static int calls;
+
+static void note(void *arg, const struct encitem *e, const char *what)
+{
+    calls++;
+    seen = *e;
+    seen.out = NULL; /* not kept past the call */
+}
+
+static void setup(void)
+{
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.index = "vectors";
+    cfg.id_sep = '|';
+    cfg.hash_key = "RecNum";
+    cfg.on_encrypted = note;
+    memset(&d, 0, sizeof(d));
+    buf_init(&d.source, 1 << 20);
+    buf_init(&d.keys, 0);
+    buf_init(&err, 4096);
+    memset(&seen, 0, sizeof(seen));
+    calls = 0;
+}
+
+static void teardown(void)
+{
+    buf_close(&d.source);
+    buf_close(&d.keys);
+    buf_close(&err);
+}
+
+/* item's document (a new reference). */
+static json_t *doc_of(json_t *item)
+{
+    json_error_t je;
+    json_t *src;
+
+    cr_assert_eq(transform_item(&cfg, item, &d, &err), TR_DOC, "%s", err.ptr ? err.ptr : "");
+    src = json_loadb(d.source.ptr, d.source.len, 0, &je);
+    cr_assert_not_null(src, "%s", je.text);
+    return src;
+}
+
+/* The document holds exactly the names listed (comma separated), each with
+ * the value that encryption = as_is gives it: indexed as usual. */
+static void expect_doc(json_t *item, const char *names, const char *label)
+{
+    enum transform_encrypted mode = cfg.encrypted;
+    json_t *plain, *asis, *v;
+    char *list = strdup(names), *save = NULL;
+    size_t want = 0;
+    const char *k;
+
+    cfg.encrypted = TRANSFORM_ENCRYPTED_AS_IS;
+    asis = doc_of(item);
+    cfg.encrypted = mode;
+    plain = doc_of(item);
+    for (char *n = strtok_r(list, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+        want++;
+        cr_expect(json_equal(json_object_get(plain, n), json_object_get(asis, n)),
+                  "%s: %s is indexed as usual", label, n);
+    }
+    json_object_foreach(plain, k, v) {
+        bool listed = false;
+        char *l2 = strdup(names), *s2 = NULL;
+
+        for (char *n = strtok_r(l2, ",", &s2); n; n = strtok_r(NULL, ",", &s2))
+            listed |= strcmp(n, k) == 0;
+        free(l2);
+        cr_expect(listed, "%s: %s must not reach the document (%s)", label, k, d.source.ptr);
+    }
+    cr_expect_eq(json_object_size(plain), want, "%s: %s", label, d.source.ptr);
+    free(list);
+    json_decref(plain);
+    json_decref(asis);
+}
+
+/* One vector: the document holds names; the report counts encrypted
+ * attributes left out and the SDK's two. */
+static void check_vector(const char *id, const char *names, size_t encrypted)
+{
+    json_t *item = vector(id);
+    char label[32];
+
+    snprintf(label, sizeof(label), "test %s", id);
+    expect_doc(item, names, label);
+    cr_expect_eq(seen.kind, ENCITEM_DBESDK, "%s", label);
+    cr_expect_not(seen.failed, "%s: %s", label, seen.why);
+    cr_expect_eq(seen.left_out, encrypted, "%s", label);
+    cr_expect_eq(seen.sdk_left_out, 2, "%s: aws_dbe_head and aws_dbe_foot", label);
+    json_decref(item);
+}
+
+/* "Basic encrypt": legend ees, Junk and Stuff are ciphertext (B). */
+Test(encrypted, vector_1_basic_encrypt, .init = setup, .fini = teardown)
+{
+    check_vector("1", "RecNum", 2);
+}
+
+/* Decrypted as SIGN_ONLY, but stored encrypted: the header (ees) rules. */
+Test(encrypted, vector_2_stored_encrypted_read_as_sign_only, .init = setup, .fini = teardown)
+{
+    check_vector("2", "RecNum", 2);
+}
+
+/* Stored signed only (legend sss, Stuff and Junk plain strings), read as
+ * encrypted: they are plaintext and reach the document. */
+Test(encrypted, vector_3_stored_signed_only, .init = setup, .fini = teardown)
+{
+    check_vector("3", "RecNum,Stuff,Junk", 0);
+}
+
+Test(encrypted, vector_4_refused_by_the_sdk_still_ees, .init = setup, .fini = teardown)
+{
+    check_vector("4", "RecNum", 2);
+}
+
+Test(encrypted, vector_6_with_signature, .init = setup, .fini = teardown)
+{
+    check_vector("6", "RecNum", 2);
+}
+
+/* Flavor 0: no signature, no public key in the context. */
+Test(encrypted, vector_7_without_signature, .init = setup, .fini = teardown)
+{
+    check_vector("7", "RecNum", 2);
+}
+
+Test(encrypted, vector_8_signed_read_as_unsigned, .init = setup, .fini = teardown)
+{
+    check_vector("8", "RecNum", 2);
+}
+
+Test(encrypted, vector_9_unsigned_read_as_signed, .init = setup, .fini = teardown)
+{
+    check_vector("9", "RecNum", 2);
+}
+
+/* "Complex encrypt", legend ess: Junk (a list) is ciphertext, Stuff (the
+ * same list, signed only) stays a list. */
+Test(encrypted, vector_10_complex, .init = setup, .fini = teardown)
+{
+    check_vector("10", "RecNum,Stuff", 1);
+}
+
+/* Version 2, legend eec: RecNum is in the encryption context ('c'). */
+Test(encrypted, vector_11_version_2, .init = setup, .fini = teardown)
+{
+    check_vector("11", "RecNum", 2);
+}
+
+/* Version 2, legend cec: Junk (a string) in the context, Stuff encrypted.
+ * Sorted by name bytes alone, Junk would take the 'e': the canonical order
+ * (length first) is what gives the right answer here. */
+Test(encrypted, vector_12_version_2_context_string, .init = setup, .fini = teardown)
+{
+    check_vector("12", "RecNum,Junk", 1);
+}
+
+/* Version 2, legend ecc: Junk encrypted, Stuff (a string) in the context. */
+Test(encrypted, vector_13_version_2_other_way, .init = setup, .fini = teardown)
+{
+    check_vector("13", "RecNum,Stuff", 1);
+}
+
+Test(encrypted, as_is_writes_the_item_as_before, .init = setup, .fini = teardown)
+{
+    json_t *item = vector("1"), *doc;
+
+    cfg.encrypted = TRANSFORM_ENCRYPTED_AS_IS;
+    doc = doc_of(item);
+    cr_expect_eq(json_object_size(doc), 5, "%s", d.source.ptr);
+    cr_expect_str_eq(json_string_value(json_object_get(doc, "Junk")),
+                     json_string_value(json_object_get(json_object_get(item, "Junk"), "B")));
+    cr_expect_not_null(json_object_get(doc, "aws_dbe_head"));
+    cr_expect_eq(calls, 0, "nothing reported");
+    json_decref(doc);
+    json_decref(item);
+}
+
+/* Beacons stay; the version tag and the header and footer go.  The SDK adds
+ * both after it encrypts, unsigned (specification ddb-support.md,
+ * "GetEncryptedBeacons", "AddSignedBeacons"), so the header is still the
+ * one it wrote. */
+Test(encrypted, beacons_stay_for_exact_match_search, .init = setup, .fini = teardown)
+{
+    json_t *item = vector("1");
+
+    json_object_set_new(item, "aws_dbe_b_Stuff", json_pack("{s:s}", "S", "6a1f"));
+    json_object_set_new(item, "aws_dbe_b_Junk", json_pack("{s:s}", "S", "03"));
+    json_object_set_new(item, "aws_dbe_v_1", json_pack("{s:s}", "S", " "));
+    expect_doc(item, "RecNum,aws_dbe_b_Stuff,aws_dbe_b_Junk", "beacons");
+    cr_expect_eq(seen.sdk_left_out, 3);
+    cr_expect_eq(seen.left_out, 2);
+    json_decref(item);
+}
+
+/* Unsigned (DO_NOTHING) attributes are outside the legend.  A string can
+ * never be ciphertext, nor a B too short to hold the SDK's; a B that could
+ * be is left out whenever some way of reading the legend makes it one. */
+Test(encrypted, unsigned_attributes_stay_unless_they_may_be_ciphertext, .init = setup,
+     .fini = teardown)
+{
+    json_t *item = vector("1"), *junk = json_object_get(item, "Junk");
+
+    json_object_set_new(item, "Note", json_pack("{s:s}", "S", "hello"));
+    json_object_set_new(item, "Blob", json_pack("{s:s}", "B", "AAECAw=="));
+    json_object_set_new(item, "Tags", json_pack("{s:[s]}", "BS", "AAECAw=="));
+    expect_doc(item, "RecNum,Note,Blob,Tags", "plain unsigned");
+    cr_expect_eq(seen.left_out, 2);
+    /* A copy of Junk's ciphertext under another name of Junk's length:
+     * either of them, or Stuff, may be the second 'e'. */
+    json_object_set(item, "Jink", junk);
+    expect_doc(item, "RecNum,Note,Blob,Tags", "ciphertext-like unsigned");
+    cr_expect_eq(seen.left_out, 3);
+    json_decref(item);
+
+    /* Nothing encrypted (sss): whatever is unsigned stays. */
+    item = vector("3");
+    junk = vector("1");
+    json_object_set(item, "Jink", json_object_get(junk, "Junk"));
+    expect_doc(item, "RecNum,Stuff,Junk,Jink", "no e in the legend");
+    json_decref(junk);
+    json_decref(item);
+}
+
+/* A header built by build_header, as the base64 text of a B value. */
+static const char *header_b64(const char *legend)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static char b64[512];
+    unsigned char h[256];
+    size_t n = build_header(h, 1, 1, legend, 1, 1), o = 0;
+
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)h[i] << 16 | (unsigned)(i + 1 < n ? h[i + 1] : 0) << 8 |
+                     (unsigned)(i + 2 < n ? h[i + 2] : 0);
+
+        b64[o++] = tbl[v >> 18 & 63];
+        b64[o++] = tbl[v >> 12 & 63];
+        b64[o++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+        b64[o++] = i + 2 < n ? tbl[v & 63] : '=';
+    }
+    b64[o] = '\0';
+    return b64;
+}
+
+/* The legend counts a name's length in UTF-16 code units, then its bytes:
+ * é is one unit (two bytes), 😀 two units (four bytes).  Sorted by byte
+ * length instead, the 'e' would fall on a string and nothing would fit. */
+Test(encrypted, canonical_order_counts_utf16_units, .init = setup, .fini = teardown)
+{
+    static const char cipher[] = "AAEAAAAAAAAAAAAAAAAAAAAAAAAA"; /* type 0x0001, 21 bytes */
+    json_t *item;
+
+    cfg.hash_key = "pk";
+    /* é (1 unit), ab, pk (2 units): "ess". */
+    item = json_pack("{s:{s:s},s:{s:s},s:{s:s},s:{s:s}}", "aws_dbe_head", "B", header_b64("ess"),
+                     "pk", "S", "k1", "ab", "S", "plain", "\xc3\xa9", "B", cipher);
+    expect_doc(item, "pk,ab", "utf-16 order");
+    cr_expect_not(seen.failed, "%s", seen.why);
+    cr_expect_eq(seen.left_out, 1);
+    json_decref(item);
+
+    /* pk, 😀 (2 units, bytes after "pk"), abc (3 units): "ses". */
+    item = json_pack("{s:{s:s},s:{s:s},s:{s:s},s:{s:s}}", "aws_dbe_head", "B", header_b64("ses"),
+                     "pk", "S", "k1", "abc", "S", "plain", "\xf0\x9f\x98\x80", "B", cipher);
+    expect_doc(item, "pk,abc", "non-BMP");
+    cr_expect_not(seen.failed, "%s", seen.why);
+    cr_expect_eq(seen.left_out, 1);
+    json_decref(item);
+}
+
+/* A header that cannot be used: only attributes that are not binary stay
+ * (keys always), the failure is reported with a reason. */
+Test(encrypted, a_header_that_cannot_be_read_keeps_only_what_is_not_binary, .init = setup,
+     .fini = teardown)
+{
+    json_t *item = vector("3"), *head = json_object_get(item, "aws_dbe_head");
+    char cut[64];
+
+    snprintf(cut, sizeof(cut), "%.40s", json_string_value(json_object_get(head, "B")));
+    json_object_set_new(head, "B", json_string(cut));
+    json_object_set_new(item, "Blob", json_pack("{s:s}", "B", "AAECAw=="));
+    json_object_set_new(item, "Tags", json_pack("{s:[s]}", "BS", "AAECAw=="));
+    json_object_set_new(item, "Map", json_pack("{s:{s:{s:s}}}", "M", "b", "B", "AAECAw=="));
+    json_object_set_new(item, "aws_dbe_b_Stuff", json_pack("{s:s}", "S", "6a1f"));
+    expect_doc(item, "RecNum,Stuff,Junk,Map,aws_dbe_b_Stuff", "truncated header");
+    cr_expect(seen.failed);
+    cr_expect_str_eq(seen.why, "aws_dbe_head: truncated");
+    cr_expect_eq(seen.left_out, 2, "Blob and Tags");
+    json_decref(item);
+
+    item = vector("1");
+    json_object_set_new(item, "aws_dbe_head", json_pack("{s:s}", "S", "not binary"));
+    expect_doc(item, "RecNum", "header not B");
+    cr_expect_str_eq(seen.why, "aws_dbe_head is not a base64 B value");
+    json_decref(item);
+
+    /* Not base64: as_is would refuse the item; here the header goes. */
+    item = vector("1");
+    json_object_set_new(item, "aws_dbe_head", json_pack("{s:s}", "B", "AQ-_"));
+    {
+        json_t *doc = doc_of(item);
+
+        cr_expect_eq(json_object_size(doc), 1, "%s", d.source.ptr);
+        cr_expect_not_null(json_object_get(doc, "RecNum"));
+        cr_expect_str_eq(seen.why, "aws_dbe_head is not a base64 B value");
+        json_decref(doc);
+    }
+    json_decref(item);
+}
+
+/* A legend that no reading fits the item: a signed attribute is missing,
+ * or an 'e' can only fall on a string. */
+Test(encrypted, a_legend_that_does_not_fit_the_item_fails, .init = setup, .fini = teardown)
+{
+    json_t *item = vector("1");
+
+    json_object_del(item, "Junk");
+    expect_doc(item, "RecNum", "a signed attribute removed");
+    cr_expect(seen.failed);
+    cr_expect_str_eq(seen.why, "the encrypt legend (3 signed attributes) does not fit the "
+                               "item's 2 attributes");
+    json_decref(item);
+
+    item = vector("1");
+    json_object_set_new(item, "Stuff", json_pack("{s:s}", "S", "StuffData"));
+    expect_doc(item, "RecNum,Stuff", "an e on a string");
+    cr_expect(seen.failed);
+    json_decref(item);
+
+    /* The key must be signed and never encrypted: a key with a
+     * ciphertext-like B value cannot take an 'e'. */
+    item = vector("1");
+    cfg.hash_key = "Junk";
+    expect_doc(item, "RecNum,Junk", "the key cannot be the e");
+    cr_expect(seen.failed);
+    json_decref(item);
+}
+
+/* Items that are not encrypted are not reported, whatever their shape. */
+Test(encrypted, plain_items_are_not_reported, .init = setup, .fini = teardown)
+{
+    json_t *item = json_pack("{s:{s:s},s:{s:s}}", "RecNum", "N", "1", "aws_dbe_foot", "B", "AA==");
+
+    expect_doc(item, "RecNum,aws_dbe_foot", "no header");
+    cr_expect_eq(calls, 0);
+    json_decref(item);
+}
+
+/* ---- the legacy client ---------------------------------------------------- */
+
+/* Whether a legacy item's description says it may hold ciphertext, checked
+ * apart from dbehead: the text "amzn-ddb-map-sym-mode" in its bytes. */
+static bool legacy_encrypting(json_t *item)
+{
+    json_t *desc = json_object_get(item, "*amzn-ddb-map-desc*");
+    unsigned char *p;
+    size_t len;
+    bool found = false;
+
+    if (!desc)
+        return false;
+    p = b_bytes(desc, &len);
+    for (size_t i = 0; i + 21 <= len && !found; i++)
+        found = memcmp(p + i, "amzn-ddb-map-sym-mode", 21) == 0;
+    free(p);
+    return found;
+}
+
+/* Every legacy item: the two *amzn-ddb-map-* attributes go; when the
+ * description says it may hold ciphertext, every B attribute but a key
+ * goes too, the rest stays. */
+static void check_legacy_file(const char *file, const char *hash, const char *range,
+                              size_t *items_out)
+{
+    char path[256];
+    json_t *all, *items, *item;
+    const char *table;
+    size_t i;
+
+    snprintf(path, sizeof(path), LEGACY "%s", file);
+    all = load(path);
+    json_object_foreach(all, table, items) json_array_foreach(items, i, item)
+    {
+        bool enc = legacy_encrypting(item);
+        char names[512] = "", label[256];
+        const char *k;
+        json_t *av;
+        size_t pos = 0, dropped = 0;
+
+        cfg.hash_key = strcmp(table, "HashKeyOnly") == 0 ? "hashKey" : hash;
+        cfg.range_key = strcmp(table, "HashKeyOnly") == 0 ? NULL : range;
+        json_object_foreach(item, k, av) {
+            bool key = strcmp(k, cfg.hash_key) == 0 || (cfg.range_key && strcmp(k, cfg.range_key) == 0);
+
+            if (strncmp(k, "*amzn-ddb-map-", 14) == 0)
+                continue;
+            if (enc && json_object_get(av, "B") && !key) {
+                dropped++;
+                continue;
+            }
+            pos += (size_t)snprintf(names + pos, sizeof(names) - pos, "%s%s", pos ? "," : "", k);
+        }
+        snprintf(label, sizeof(label), "%s %s[%zu]", file, table, i);
+        calls = 0;
+        expect_doc(item, names, label);
+        if (!json_object_get(item, "*amzn-ddb-map-desc*") &&
+            !json_object_get(item, "*amzn-ddb-map-sig*")) {
+            cr_expect_eq(calls, 0, "%s: an item the client did not sign", label);
+            continue;
+        }
+        cr_expect_eq(calls, 1, "%s: reported once (as_is reports nothing)", label);
+        cr_expect_eq(seen.kind, ENCITEM_LEGACY, "%s", label);
+        cr_expect_not(seen.failed, "%s: %s", label, seen.why);
+        cr_expect_eq(seen.left_out, dropped, "%s", label);
+        (*items_out)++;
+    }
+    json_decref(all);
+}
+
+Test(encrypted, legacy_items_keep_what_is_not_binary, .init = setup, .fini = teardown)
+{
+    size_t n = 0;
+
+    check_legacy_file("java-static-aes-hmac-1.json", "hashKey", "rangeKey", &n);
+    check_legacy_file("java-kms-nonbmp-hashkey-1.json", "hashKey", NULL, &n);
+    check_legacy_file("java-metastore-aes-hmac-2.json", "N", "V", &n);
+    check_legacy_file("python-wrapped-rsa-rsa-1.json", "hashKey", "rangeKey", &n);
+    cr_expect_eq(n, 15 + 1 + 1 + 15, "items the client signed");
+}
+
+/* The same rule, spelled out on items of java/static-aes-hmac-1.json. */
+Test(encrypted, legacy_items_spelled_out, .init = setup, .fini = teardown)
+{
+    json_t *all = load(LEGACY "java-static-aes-hmac-1.json");
+    json_t *items = json_object_get(all, "TableName");
+
+    cfg.hash_key = "hashKey";
+    cfg.range_key = "rangeKey";
+    /* hashKey 5: every other attribute encrypted (B). */
+    expect_doc(json_array_get(items, 9), "hashKey,rangeKey,version", "5/7");
+    cr_expect_eq(seen.left_out, 5);
+    /* hashKey 6: stringValue and intValue were signed only. */
+    expect_doc(json_array_get(items, 10), "hashKey,stringValue,rangeKey,intValue,version", "6/8");
+    cr_expect_eq(seen.left_out, 3);
+    /* hashKey 8: nothing encrypted but byteArrayValue, a 6-byte plain B:
+     * nothing says it is not ciphertext, so it goes too. */
+    expect_doc(json_array_get(items, 11),
+               "hashKey,intSet,stringValue,rangeKey,stringSet,intValue,version", "8/10");
+    cr_expect_eq(seen.left_out, 1);
+    /* hashKey 7: written without the client's attributes: everything stays,
+     * nothing is reported. */
+    calls = 0;
+    expect_doc(json_array_get(items, 12),
+               "hashKey,intSet,stringValue,rangeKey,stringSet,byteArrayValue,intValue,version",
+               "7/9");
+    cr_expect_eq(calls, 0);
+    json_decref(all);
+
+    /* A description that is not one: only what is not binary stays. */
+    {
+        json_t *item = json_pack("{s:{s:s},s:{s:s},s:{s:s},s:{s:s}}", "hashKey", "N", "1",
+                                 "rangeKey", "N", "2", "*amzn-ddb-map-desc*", "B", "AAAAAQ==",
+                                 "plain", "B", "AAEC");
+
+        expect_doc(item, "hashKey,rangeKey", "bad description");
+        cr_expect(seen.failed);
+        cr_expect_str_eq(seen.why, "*amzn-ddb-map-desc*: unknown format version");
+        json_decref(item);
+    }
+}
