@@ -1,19 +1,25 @@
 /* Client-side encrypted items: the header parsers (dbehead), which
- * attributes reach a document (encitem through transform), on items the
- * AWS Database Encryption SDK and the legacy DynamoDB Encryption Client
- * wrote themselves (tests/data/dbesdk/README.md says where each comes
- * from).  Which stored attributes are ciphertext is read from each item's
+ * attributes reach a document (encitem through transform), the per-table
+ * counters and log line (encstats) and their metrics, on items the AWS
+ * Database Encryption SDK and the legacy DynamoDB Encryption Client wrote
+ * themselves (tests/data/dbesdk/README.md says where each comes from).  Which stored attributes are ciphertext is read from each item's
  * own header; the expectations below spell out the legend behind them. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/b64.h"
+#include "base/log.h"
+#include "daemon/encstats.h"
+#include "daemon/metrics.h"
 #include "indexer/dbehead.h"
 #include "indexer/encitem.h"
 #include "indexer/transform.h"
+#include "tests/support/proc.h"
+#include "tests/support/promparse.h"
 
 #define VECTORS "tests/data/dbesdk/decrypt_dotnet_33.json"
 #define LEGACY "tests/data/dbesdk/legacy/"
@@ -755,4 +761,138 @@ Test(encrypted, legacy_items_spelled_out, .init = setup, .fini = teardown)
         cr_expect_str_eq(seen.why, "*amzn-ddb-map-desc*: unknown format version");
         json_decref(item);
     }
+}
+
+/* ---- per table: counters, the log line, the metrics ----------------------- */
+
+TestSuite(encstats, .timeout = 10);
+
+Test(encstats, one_line_a_minute_then_the_lines_held_back)
+{
+    struct encstats_limit l = { 0 };
+    uint64_t held = 99;
+
+    cr_expect(encstats_limit_take(&l, 5000, &held));
+    cr_expect_eq(held, 0);
+    cr_expect_not(encstats_limit_take(&l, 5001, &held));
+    cr_expect_not(encstats_limit_take(&l, 5000 + ENCSTATS_SAY_EVERY_MS - 1, &held));
+    cr_expect(encstats_limit_take(&l, 5000 + ENCSTATS_SAY_EVERY_MS, &held));
+    cr_expect_eq(held, 2, "the two held back are told");
+    cr_expect_not(encstats_limit_take(&l, 5000 + ENCSTATS_SAY_EVERY_MS + 1, &held));
+}
+
+/* What the log wrote to stderr while fn ran. */
+static char *stderr_of(void (*fn)(void))
+{
+    char path[] = "/tmp/ddb2es-encstats-XXXXXX";
+    int fd = mkstemp(path), saved;
+    char *text;
+
+    cr_assert(fd >= 0);
+    fflush(stderr);
+    saved = dup(2);
+    dup2(fd, 2);
+    fn();
+    log_flush();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    text = proc_slurp(path);
+    unlink(path);
+    return text;
+}
+
+static struct transform_cfg other;
+static json_t *good, *bad1, *bad2;
+
+static void run_items(void)
+{
+    cr_assert_eq(transform_item(&cfg, good, &d, &err), TR_DOC);
+    cr_assert_eq(transform_item(&cfg, bad1, &d, &err), TR_DOC);
+    cr_assert_eq(transform_item(&cfg, bad2, &d, &err), TR_DOC);
+    cr_assert_eq(transform_item(&other, good, &d, &err), TR_DOC);
+    cr_assert_eq(transform_item(&other, bad2, &d, &err), TR_DOC);
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* The hook counts per table what transform reports, and says one line for
+ * a table's first header that fails, not for the next one (another reason,
+ * so the log's own folding of repeats plays no part). */
+Test(encstats, each_table_counts_its_items_and_says_one_line, .init = setup, .fini = teardown)
+{
+    struct encstats_counts c;
+    char *log;
+
+    good = vector("1");
+    bad1 = vector("3");
+    bad2 = vector("3");
+    json_object_set_new(bad1, "aws_dbe_head", json_pack("{s:s}", "B", "AQID"));
+    json_object_set_new(bad1, "Blob", json_pack("{s:s}", "B", "AQID"));
+    json_object_set_new(bad2, "aws_dbe_head", json_pack("{s:s}", "B", "AwAA"));
+    json_object_set_new(bad2, "Blob", json_pack("{s:s}", "B", "AQID"));
+    cr_assert_eq(encstats_attach(&cfg, "posts"), 0);
+    other = cfg;
+    cr_assert_eq(encstats_attach(&other, "users"), 0);
+    log_setup(LOG_LVL_INFO, LOG_FMT_TEXT);
+    log = stderr_of(run_items);
+    cr_expect_eq(count(log, "[posts] item: written by client-side encryption, but its header "
+                            "cannot be used (aws_dbe_head: unknown format flavor)"),
+                 1, "%s", log);
+    cr_expect_eq(count(log, "[posts]"), 1, "one line a minute for posts: %s", log);
+    cr_expect_eq(count(log, "[users]"), 1, "the limit is per table: %s", log);
+    cr_expect_eq(count(log, "AQID"), 0, "no value of the item is logged");
+    free(log);
+    c = encstats_get("posts");
+    cr_expect_eq(c.items, 3);
+    cr_expect_eq(c.attributes_left_out, 2 + 1 + 1, "Junk and Stuff, then Blob twice");
+    cr_expect_eq(c.headers_failed, 2);
+    c = encstats_get("users");
+    cr_expect_eq(c.items, 2);
+    cr_expect_eq(c.headers_failed, 1);
+    c = encstats_get("orders");
+    cr_expect_eq(c.items, 0, "never attached");
+    encstats_free_all();
+    cr_expect_eq(encstats_get("posts").items, 0);
+    json_decref(good);
+    json_decref(bad1);
+    json_decref(bad2);
+}
+
+static double sample(const struct prom *p, const char *name, const char *labels)
+{
+    const struct prom_sample *x = prom_find(p, name, labels);
+
+    cr_assert_not_null(x, "no sample %s{%s}", name, labels);
+    return x->value;
+}
+
+Test(encstats, metrics_show_the_counters_per_table)
+{
+    struct metrics_table t[2] = { { .name = "posts" }, { .name = "users" } };
+    struct metrics_view v = { .now = 5, .tables = t, .ntables = 2 };
+    struct buf b;
+    struct prom p;
+    char perr[256];
+
+    t[0].enc = (struct encstats_counts){ .items = 7, .attributes_left_out = 12,
+                                         .headers_failed = 1 };
+    buf_init(&b, BUF_NOMAX);
+    cr_assert_eq(metrics_render(&v, &b), 0);
+    cr_assert_eq(prom_parse(b.ptr, &p, perr, sizeof(perr)), 0, "%s", perr);
+    cr_expect_eq(sample(&p, "ddb2es_encrypted_items_total", "table=\"posts\""), 7);
+    cr_expect_eq(sample(&p, "ddb2es_encrypted_attributes_left_out_total", "table=\"posts\""), 12);
+    cr_expect_eq(sample(&p, "ddb2es_encrypted_headers_failed_total", "table=\"posts\""), 1);
+    cr_expect_eq(sample(&p, "ddb2es_encrypted_items_total", "table=\"users\""), 0);
+    cr_expect_str_eq(prom_family(&p, "ddb2es_encrypted_items_total")->type, "counter");
+    prom_free(&p);
+    buf_close(&b);
 }
