@@ -18,8 +18,12 @@
 #include "indexer/dbehead.h"
 #include "indexer/encitem.h"
 #include "indexer/transform.h"
+#include "tests/support/ddbclient.h"
+#include "tests/support/e2e.h"
+#include "tests/support/httpget.h"
 #include "tests/support/proc.h"
 #include "tests/support/promparse.h"
+#include "tests/support/searchd_ctl.h"
 
 #define VECTORS "tests/data/dbesdk/decrypt_dotnet_33.json"
 #define LEGACY "tests/data/dbesdk/legacy/"
@@ -895,4 +899,256 @@ Test(encstats, metrics_show_the_counters_per_table)
     cr_expect_str_eq(prom_family(&p, "ddb2es_encrypted_items_total")->type, "counter");
     prom_free(&p);
     buf_close(&b);
+}
+
+/* ---- end to end: ddb2es run, DynamoDB Local, the search double ---------- */
+
+TestSuite(encrypted_e2e, .timeout = 240);
+
+static void need_ddb(void)
+{
+    if (!ddbc_endpoint())
+        cr_skip_test("DynamoDB Local is not running (run the suite through tests/run.sh)");
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)(*s >= 'A' && *s <= 'Z' ? *s + 32 : *s);
+}
+
+static void put_json(const char *table, json_t *item)
+{
+    char *text = json_dumps(item, JSON_COMPACT);
+
+    ddbc_put(table, text);
+    free(text);
+}
+
+/* The version the dump gives ("#N:<digits>" once numbers are quoted). */
+static long long dump_version(json_t *doc)
+{
+    const char *v = json_string_value(json_object_get(doc, "version"));
+
+    return v && strncmp(v, "#N:", 3) == 0 ? strtoll(v + 3, NULL, 10) : -1;
+}
+
+/* Waits until document id of index is newer than *version and returns its
+ * source (a new reference), or fails the test. */
+static json_t *wait_doc(struct searchd *sd, const char *index, const char *id,
+                        long long *version, struct proc *p)
+{
+    for (int i = 0; i < 300; i++) {
+        json_t *dump = e2e_dump(sd);
+        json_t *doc = json_object_get(json_object_get(dump, index), id);
+        long long v = dump_version(doc);
+
+        if (doc && v > *version && !json_is_true(json_object_get(doc, "deleted"))) {
+            json_t *src = json_incref(json_object_get(doc, "source"));
+
+            *version = v;
+            json_decref(dump);
+            return src;
+        }
+        json_decref(dump);
+        usleep(200000);
+    }
+    {
+        char *log = proc_slurp(p->err_path);
+
+        cr_log_info("ddb2es log:\n%s", log);
+        free(log);
+    }
+    cr_assert_fail("no new document %s in %s", id, index);
+    return NULL;
+}
+
+/* The document's names are exactly those listed; its S values are the
+ * item's. */
+static void expect_names(json_t *src, json_t *item, const char *names, const char *label)
+{
+    char *list = strdup(names), *save = NULL;
+    size_t want = 0;
+
+    for (char *n = strtok_r(list, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+        json_t *s = json_object_get(json_object_get(item, n), "S");
+
+        want++;
+        cr_expect_not_null(json_object_get(src, n), "%s: %s missing", label, n);
+        if (s)
+            cr_expect(json_equal(s, json_object_get(src, n)), "%s: %s", label, n);
+    }
+    if (json_object_size(src) != want) {
+        char *text = json_dumps(src, JSON_COMPACT | JSON_SORT_KEYS);
+
+        cr_expect_fail("%s: the document has other names: %s", label, text);
+        free(text);
+    }
+    free(list);
+}
+
+struct e2e_vector {
+    const char *id, *names;
+    unsigned left_out;
+};
+
+/* What each vector gives, as the unit tests above check it.  Not test 10:
+ * its plaintext Stuff is a list of a map, a number set and a string set,
+ * which no engine maps (an array's elements share one type), so its
+ * document is refused whatever ddb2es leaves out. */
+static const struct e2e_vector e2e_vectors[] = {
+    { "1", "RecNum,aws_dbe_b_Stuff", 2 }, /* with a beacon and the version tag added */
+    { "2", "RecNum", 2 },     { "3", "RecNum,Stuff,Junk", 0 }, { "4", "RecNum", 2 },
+    { "6", "RecNum", 2 },     { "7", "RecNum", 2 },            { "8", "RecNum", 2 },
+    { "9", "RecNum", 2 },     { "11", "RecNum", 2 },           { "12", "RecNum,Junk", 1 },
+    { "13", "RecNum,Stuff", 1 },
+};
+
+/* The SDK's items, one after the other under one key (they all have
+ * RecNum 1), into a table left at plaintext; the first of them into a table
+ * set to as_is; the legacy client's items; items whose header is broken. */
+Test(encrypted_e2e, run_indexes_plaintext_and_beacons_and_as_is_indexes_everything)
+{
+    char sdk[128], asis[128], legacy[128], broken[128], dir[256], listen[64], labels[200];
+    struct e2e_table t[4];
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    long long version = -1;
+    unsigned left_out = 0, legacy_left_out = 0, legacy_items = 0;
+    json_t *all, *items, *item;
+    size_t i;
+    int port;
+    char *log;
+
+    need_ddb();
+    ddbc_table_name(sdk, sizeof(sdk), "dbesdk");
+    ddbc_table_name(asis, sizeof(asis), "dbeasis");
+    ddbc_table_name(legacy, sizeof(legacy), "dbelegacy");
+    ddbc_table_name(broken, sizeof(broken), "dbebroken");
+    lower(sdk), lower(asis), lower(legacy), lower(broken);
+    t[0] = (struct e2e_table){ .name = sdk, .index = sdk, .hash = "RecNum" };
+    t[1] = (struct e2e_table){ .name = asis, .index = asis, .hash = "RecNum",
+                               .extra = "encrypted_items = as_is" };
+    t[2] = (struct e2e_table){ .name = legacy, .index = legacy, .hash = "hashKey",
+                               .range = "rangeKey" };
+    t[3] = (struct e2e_table){ .name = broken, .index = broken, .hash = "RecNum" };
+    ddbc_create_table(sdk, "RecNum", "N", NULL, NULL, "NEW_AND_OLD_IMAGES");
+    ddbc_create_table(asis, "RecNum", "N", NULL, NULL, "NEW_IMAGE");
+    ddbc_create_table(legacy, "hashKey", "N", "rangeKey", "N", "KEYS_ONLY");
+    ddbc_create_table(broken, "RecNum", "N", NULL, NULL, "OLD_IMAGE");
+    sd = searchd_start(NULL);
+    for (i = 0; i < 4; i++)
+        e2e_create_index(sd, t[i].index);
+    port = httpget_free_port();
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    e2e_metrics_listen = listen;
+    conf = e2e_config(searchd_url(sd), t, 4, NULL, dir, sizeof(dir));
+    e2e_metrics_listen = NULL;
+    e2e_start(&p, conf);
+
+    /* as_is: today's document, every attribute as stored. */
+    item = vector("1");
+    json_object_set_new(item, "aws_dbe_b_Stuff", json_pack("{s:s}", "S", "6a1f"));
+    json_object_set_new(item, "aws_dbe_v_1", json_pack("{s:s}", "S", " "));
+    put_json(asis, item);
+    {
+        char why[1024];
+
+        cr_expect(e2e_wait_equal(sd, &t[1], 60000, why, sizeof(why)), "as_is: %s", why);
+    }
+    /* plaintext: each vector in turn. */
+    for (i = 0; i < sizeof(e2e_vectors) / sizeof(e2e_vectors[0]); i++) {
+        json_t *src;
+        char label[64];
+
+        if (i > 0)
+            item = vector(e2e_vectors[i].id);
+        put_json(sdk, item);
+        src = wait_doc(sd, sdk, "1", &version, &p);
+        snprintf(label, sizeof(label), "test %s", e2e_vectors[i].id);
+        expect_names(src, item, e2e_vectors[i].names, label);
+        left_out += e2e_vectors[i].left_out;
+        json_decref(src);
+        json_decref(item);
+    }
+    /* The legacy client's items (a KEYS_ONLY stream: read back with
+     * BatchGetItem). */
+    all = load(LEGACY "java-static-aes-hmac-1.json");
+    items = json_object_get(all, "TableName");
+    json_array_foreach(items, i, item) put_json(legacy, item);
+    json_array_foreach(items, i, item)
+    {
+        bool enc = legacy_encrypting(item), signed_ = json_object_get(item, "*amzn-ddb-map-sig*");
+        char names[512] = "", id[64];
+        const char *k;
+        json_t *av, *src;
+        long long v = -1;
+        size_t pos = 0;
+
+        json_object_foreach(item, k, av) {
+            if (strncmp(k, "*amzn-ddb-map-", 14) == 0)
+                continue;
+            if (enc && json_object_get(av, "B") && strcmp(k, "hashKey") && strcmp(k, "rangeKey")) {
+                legacy_left_out++;
+                continue;
+            }
+            pos += (size_t)snprintf(names + pos, sizeof(names) - pos, "%s%s", pos ? "," : "", k);
+        }
+        legacy_items += signed_;
+        e2e_doc_id(item, "hashKey", "rangeKey", '|', id, sizeof(id));
+        src = wait_doc(sd, legacy, id, &v, &p);
+        expect_names(src, item, names, id);
+        json_decref(src);
+    }
+    json_decref(all);
+    /* Broken headers: three items, three reasons, one log line (an
+     * OLD_IMAGE stream: read back with BatchGetItem). */
+    {
+        static const char *const heads[] = { "AQID", "AwAA", "" };
+
+        for (i = 0; i < 3; i++) {
+            json_t *src;
+            char id[8];
+            long long v = -1;
+
+            item = vector("3");
+            snprintf(id, sizeof(id), "%zu", i + 1);
+            json_object_set_new(item, "RecNum", json_pack("{s:s}", "N", id));
+            json_object_set_new(item, "aws_dbe_head", json_pack("{s:s}", "B", heads[i]));
+            json_object_set_new(item, "Blob", json_pack("{s:s}", "B", "AQID"));
+            put_json(broken, item);
+            src = wait_doc(sd, broken, id, &v, &p);
+            expect_names(src, item, "RecNum,Stuff,Junk", "broken header");
+            json_decref(src);
+            json_decref(item);
+        }
+    }
+    snprintf(labels, sizeof(labels), "table=\"%s\"", sdk);
+    cr_expect_eq(httpget_metric(port, "ddb2es_encrypted_items_total", labels), 11);
+    cr_expect_eq(httpget_metric(port, "ddb2es_encrypted_attributes_left_out_total", labels),
+                 left_out);
+    cr_expect_eq(httpget_metric(port, "ddb2es_encrypted_headers_failed_total", labels), 0);
+    snprintf(labels, sizeof(labels), "table=\"%s\"", asis);
+    cr_expect_eq(httpget_metric(port, "ddb2es_encrypted_items_total", labels), 0,
+                 "as_is does not look");
+    snprintf(labels, sizeof(labels), "table=\"%s\"", legacy);
+    cr_expect_eq(httpget_metric(port, "ddb2es_encrypted_items_total", labels), legacy_items);
+    cr_expect_eq(httpget_metric(port, "ddb2es_encrypted_attributes_left_out_total", labels),
+                 legacy_left_out);
+    snprintf(labels, sizeof(labels), "table=\"%s\"", broken);
+    cr_expect_eq(httpget_metric(port, "ddb2es_encrypted_headers_failed_total", labels), 3);
+    cr_expect_eq(httpget_metric(port, "ddb2es_encrypted_attributes_left_out_total", labels), 3);
+    cr_assert_eq(e2e_stop(&p, 15000), 0);
+    log = proc_slurp(p.err_path);
+    cr_expect_eq(count(log, "header cannot be used"), 1, "one line a minute: %s", log);
+    cr_expect_eq(count(log, "AQID"), 0, "no value logged");
+    free(log);
+    {
+        char path[512];
+
+        snprintf(path, sizeof(path), "%s/dlq.ndjson", dir);
+        cr_expect_eq(access(path, F_OK), -1, "nothing was dead-lettered");
+    }
+    searchd_stop(sd);
 }
