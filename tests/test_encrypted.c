@@ -540,6 +540,32 @@ static const char *header_b64(const char *legend)
     return b64;
 }
 
+/* Past ENCITEM_MATCH_MAX cells the legend is not matched: every B that may
+ * be ciphertext goes (while the legend has an 'e'), the rest stays. */
+Test(encrypted, many_unsigned_attributes_leave_out_every_binary_that_may_be_ciphertext,
+     .init = setup, .fini = teardown)
+{
+    json_t *item = vector("1");
+    size_t extra = 1100;
+    char name[32];
+
+    cr_assert_gt((extra + 4) * (extra + 1), ENCITEM_MATCH_MAX, "past the cap");
+    for (size_t i = 0; i < extra; i++) {
+        snprintf(name, sizeof(name), "note%04zu", i);
+        json_object_set_new(item, name, json_pack("{s:s}", "S", "plain"));
+    }
+    json_object_set(item, "zcopy", json_object_get(item, "Junk"));
+    json_object_set_new(item, "zshort", json_pack("{s:s}", "B", "AQID"));
+    cr_assert_eq(transform_item(&cfg, item, &d, &err), TR_DOC, "%s", err.ptr);
+    cr_expect_not(seen.failed, "%s", seen.why);
+    cr_expect_eq(seen.left_out, 3, "Junk, Stuff and zcopy");
+    cr_expect_null(strstr(d.source.ptr, "\"Junk\""));
+    cr_expect_null(strstr(d.source.ptr, "\"zcopy\""));
+    cr_expect_not_null(strstr(d.source.ptr, "\"zshort\""));
+    cr_expect_not_null(strstr(d.source.ptr, "\"note1099\""));
+    json_decref(item);
+}
+
 /* The legend counts a name's length in UTF-16 code units, then its bytes:
  * é is one unit (two bytes), 😀 two units (four bytes).  Sorted by byte
  * length instead, the 'e' would fall on a string and nothing would fit. */
