@@ -263,6 +263,15 @@ Test(dbehead, a_legacy_description_says_whether_the_item_may_hold_ciphertext)
     enc = true;
     cr_expect_eq(dbehead_legacy_parse(sign_only, sizeof(sign_only) - 1, &enc), 0);
     cr_expect_not(enc, "a description without sym-mode: nothing encrypted");
+    {
+        /* A key of the same length, one byte off, is not sym-mode. */
+        static const unsigned char near[] = "\0\0\0\0\0\0\0\x15"
+                                            "amzn-ddb-map-sym-mod_\0\0\0\x01x";
+
+        enc = true;
+        cr_expect_eq(dbehead_legacy_parse(near, sizeof(near) - 1, &enc), 0);
+        cr_expect_not(enc, "keys are compared whole");
+    }
     cr_expect_eq(dbehead_legacy_parse((const unsigned char *)"\0\0\0\1", 4, &enc),
                  DBEHEAD_EVERSION);
     cr_expect_eq(dbehead_legacy_parse((const unsigned char *)"\0\0\0\0\xff\xff\xff\xff", 8, &enc),
