@@ -46,6 +46,7 @@ enum config_auth { CONFIG_AUTH_SIGV4, CONFIG_AUTH_BASIC, CONFIG_AUTH_APIKEY, CON
 enum config_compression { CONFIG_COMP_NONE, CONFIG_COMP_GZIP };
 enum config_start { CONFIG_START_TRIM_HORIZON, CONFIG_START_LATEST };
 enum config_ttl { CONFIG_TTL_DELETE, CONFIG_TTL_KEEP };
+enum config_encrypted { CONFIG_ENCRYPTED_PLAINTEXT, CONFIG_ENCRYPTED_AS_IS };
 
 /* A comma list, items trimmed and never empty; count 0 = not set. */
 struct config_list {
@@ -64,6 +65,7 @@ struct config_table {
     struct config_list hmac;     /* attributes replaced by HMAC-SHA256 hex */
     char *hmac_key_file;         /* required when hmac is set; see config_read_secret */
     char *hmac_key;              /* its content once config_read_secrets ran; never printed */
+    enum config_encrypted encrypted_items; /* client-side encrypted items: plaintext only */
 };
 
 struct config_where;

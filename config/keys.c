@@ -11,6 +11,7 @@ _Static_assert(sizeof(enum config_auth) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_compression) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_start) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_ttl) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_encrypted) == sizeof(int), "enum size");
 
 static const char *const level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const format_names[] = { "text", "json", NULL };
@@ -18,6 +19,7 @@ const char *const config_auth_names[] = { "sigv4", "basic", "apikey", "none", NU
 static const char *const comp_names[] = { "none", "gzip", NULL };
 static const char *const start_names[] = { "trim_horizon", "latest", NULL };
 static const char *const ttl_names[] = { "delete", "keep", NULL };
+static const char *const encrypted_names[] = { "plaintext", "as_is", NULL };
 
 #define G(field) offsetof(struct config, field)
 #define TB(field) offsetof(struct config_table, field)
@@ -128,6 +130,10 @@ const struct option config_table_opts[] = {
       "comma list: values replaced by hex HMAC-SHA256 keyed by hmac_key_file" },
     { "table", "hmac_key_file", T_STRING, NULL, 0, 0, TB(hmac_key_file), NULL, NULL,
       "HMAC key file, required with hmac; bare name as for password_file" },
+    { "table", "encrypted_items", T_ENUM, "plaintext", 0, 0, TB(encrypted_items),
+      encrypted_names, NULL,
+      "items written by client-side encryption: plaintext (their plaintext attributes and "
+      "beacons only) or as_is (every attribute, ciphertext as base64)" },
 };
 
 _Static_assert(ARRAY_SIZE(config_global_opts) == NGLOBAL, "NGLOBAL in config_int.h");

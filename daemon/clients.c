@@ -12,6 +12,7 @@
 #include "base/http.h"
 #include "config/config.h"
 #include "daemon/app.h"
+#include "daemon/encstats.h"
 #include "base/log.h"
 
 #define AWS_MAX_CONNS 8 /* AWS requests at once, per endpoint */
@@ -227,6 +228,7 @@ void clients_take_down(struct clients *c, struct app *app, void (*closed)(void *
 void clients_close(struct clients *c)
 {
     aws_settings_close(&c->aws_settings);
+    encstats_free_all();
 }
 
 int clients_transform_cfg(const struct config_table *t, struct transform_cfg *tf,
@@ -246,6 +248,12 @@ int clients_transform_cfg(const struct config_table *t, struct transform_cfg *tf
     tf->n_exclude = t->exclude.count;
     tf->hmac = (const char *const *)t->hmac.items;
     tf->n_hmac = t->hmac.count;
+    tf->encrypted = t->encrypted_items == CONFIG_ENCRYPTED_AS_IS ? TRANSFORM_ENCRYPTED_AS_IS
+                                                                 : TRANSFORM_ENCRYPTED_PLAINTEXT;
+    if (tf->encrypted == TRANSFORM_ENCRYPTED_PLAINTEXT && encstats_attach(tf, t->name) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
     if (!t->hmac.count)
         return 0;
     if (!t->hmac_key) {

@@ -48,14 +48,15 @@ int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_
  * (their requests end with -ECANCELED); closed(arg) runs, on the loop, once
  * both are closed.  The sink must be closed before. */
 void clients_take_down(struct clients *c, struct app *app, void (*closed)(void *arg), void *arg);
-/* Frees the settings.  Zeroed c is fine. */
+/* Frees the settings and forgets every table's encstats.  Zeroed c is fine. */
 void clients_close(struct clients *c);
 
 /* The document rules of a [table] section: index, separator, TTL deletes,
- * include/exclude/hmac (borrowed from t), and a copy of the HMAC key that
- * clients_preflight read from hmac_key_file into *key (wipe and free it with
- * clients_tf_key_free).  The key schema (hash_key, range_key) is left NULL:
- * it comes from DescribeTable.
+ * include/exclude/hmac (borrowed from t), encrypted_items (with plaintext,
+ * the table's encstats hook: its counters and log line), and a copy of the
+ * HMAC key that clients_preflight read from hmac_key_file into *key (wipe
+ * and free it with clients_tf_key_free).  The key schema (hash_key,
+ * range_key) is left NULL: it comes from DescribeTable.
  * 0, or -errno with the reason in err (never the secret). */
 int clients_transform_cfg(const struct config_table *t, struct transform_cfg *tf,
                           unsigned char **key, char *err, size_t errlen);

@@ -88,7 +88,7 @@ static void sample_u(struct w *b, const char *name, const char *l1, const char *
 /* A counter or gauge with one sample per table. */
 struct per_table {
     const char *name, *type, *help;
-    size_t off; /* of a uint64_t in struct reader_stats */
+    size_t off; /* of a uint64_t in struct reader_stats (or encstats_counts) */
 };
 
 static const struct per_table per_table[] = {
@@ -135,6 +135,26 @@ static const struct per_table per_table[] = {
       offsetof(struct reader_stats, throttled) },
 };
 
+/* The same, from struct encstats_counts (README "Client-side encrypted
+ * tables"). */
+static const struct per_table per_table_enc[] = {
+    { "ddb2es_encrypted_items_total", "counter",
+      "Items written by client-side encryption (the AWS Database Encryption SDK's aws_dbe_head, "
+      "the legacy client's *amzn-ddb-map-desc* or *amzn-ddb-map-sig*), per table; counted "
+      "with encrypted_items = plaintext only.",
+      offsetof(struct encstats_counts, items) },
+    { "ddb2es_encrypted_attributes_left_out_total", "counter",
+      "Attributes of those items left out of their documents because they are or may be "
+      "ciphertext (or are binary, when the header could not be used), per table; the "
+      "encryption's own header attributes are not counted.",
+      offsetof(struct encstats_counts, attributes_left_out) },
+    { "ddb2es_encrypted_headers_failed_total", "counter",
+      "Items written by client-side encryption whose header could not be used (unreadable, or "
+      "not matching the item): only their attributes that are not binary were indexed, per "
+      "table.",
+      offsetof(struct encstats_counts, headers_failed) },
+};
+
 static const char *const req_class_label[SINK_REQ_NCLASSES] = {
     [SINK_REQ_2XX] = "2xx", [SINK_REQ_413] = "413", [SINK_REQ_429] = "429",
     [SINK_REQ_5XX] = "5xx", [SINK_REQ_4XX] = "4xx", [SINK_REQ_NET] = "network",
@@ -150,6 +170,16 @@ static void render_tables(const struct metrics_view *v, struct w *b)
 
             memcpy(&val, st + per_table[f].off, sizeof(val));
             sample_u(b, per_table[f].name, "table", v->tables[i].name, NULL, NULL, val);
+        }
+    }
+    for (size_t f = 0; f < ARRAY_SIZE(per_table_enc); f++) {
+        family(b, per_table_enc[f].name, per_table_enc[f].type, per_table_enc[f].help);
+        for (size_t i = 0; i < v->ntables; i++) {
+            const char *c = (const char *)&v->tables[i].enc;
+            uint64_t val;
+
+            memcpy(&val, c + per_table_enc[f].off, sizeof(val));
+            sample_u(b, per_table_enc[f].name, "table", v->tables[i].name, NULL, NULL, val);
         }
     }
     family(b, "ddb2es_iterator_age_seconds", "gauge",
@@ -410,6 +440,7 @@ static void view_of(struct metrics *m, struct metrics_view *v, struct metrics_ta
     for (size_t i = 0; i < app->nreaders; i++) {
         tables[i].name = reader_table(app->readers[i]);
         tables[i].st = *reader_stats(app->readers[i]);
+        tables[i].enc = encstats_get(tables[i].name);
     }
     v->tables = tables;
     v->ntables = app->nreaders;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "daemon/encstats.h"
 #include "daemon/reader.h"
 #include "indexer/sink.h"
 
@@ -38,6 +39,7 @@ struct metrics;
 struct metrics_table {
     const char *name;
     struct reader_stats st;
+    struct encstats_counts enc; /* client-side encrypted items */
 };
 
 /* Everything one scrape shows, taken at one moment. */

@@ -786,13 +786,42 @@ static int put_hmac(struct ctx *c, json_t *av, struct buf *out, bool quote)
     return rc;
 }
 
+/* ---- client-side encrypted items ---- */
+
+/* Which members of item client-side encryption keeps out of the document
+ * (encitem.h), reported through cfg->on_encrypted; e->out stays NULL with
+ * encrypted = as_is.  Release e with encitem_close. */
+static int encrypted_members(struct ctx *c, json_t *item, struct encitem *e)
+{
+    const struct transform_cfg *cfg = c->cfg;
+    struct encitem_keys keys = {
+        .hash = cfg->hash_key,
+        .hash_len = name_len(cfg->hash_key, cfg->hash_key_len),
+        .range = cfg->range_key,
+        .range_len = name_len(cfg->range_key, cfg->range_key_len),
+    };
+
+    memset(e, 0, sizeof(*e));
+    if (cfg->encrypted == TRANSFORM_ENCRYPTED_AS_IS)
+        return 0;
+    if (encitem_classify(item, &keys, e) < 0) {
+        fail(c, "out of memory");
+        return -ENOMEM;
+    }
+    if (e->kind != ENCITEM_NONE && cfg->on_encrypted)
+        cfg->on_encrypted(cfg->encrypted_arg, e, c->what);
+    return 0;
+}
+
 /* ---- the document ---- */
 
 static int emit_item(struct ctx *c, json_t *item, struct buf *out)
 {
     const struct transform_cfg *cfg = c->cfg;
     struct member local[LOCAL_MEMBERS], *m;
-    size_t n = 0, klen;
+    size_t n = 0, klen, pos = 0;
+    struct encitem enc;
+    int rc;
     const char *k;
     json_t *av;
 
@@ -800,11 +829,18 @@ static int emit_item(struct ctx *c, json_t *item, struct buf *out)
         fail(c, "the image is not an object");
         return -EINVAL;
     }
+    if (encrypted_members(c, item, &enc) < 0) {
+        encitem_close(&enc);
+        return -ENOMEM;
+    }
     if (!(m = members_of(json_object_size(item), local))) {
+        encitem_close(&enc);
         fail(c, "out of memory");
         return -ENOMEM;
     }
     json_object_keylen_foreach(item, k, klen, av) {
+        if (encitem_left_out(&enc, pos++))
+            continue;
         if (klen >= 8 && memcmp(k, "aws:rep:", 8) == 0)
             continue;
         if (cfg->n_include && !in_list(cfg->include, cfg->n_include, k, klen))
@@ -814,7 +850,9 @@ static int emit_item(struct ctx *c, json_t *item, struct buf *out)
         m[n++] = (struct member){ .key = k, .klen = klen, .val = av };
     }
     c->depth = 0;
-    return emit_members(c, m, n, true, local, out);
+    rc = emit_members(c, m, n, true, local, out);
+    encitem_close(&enc);
+    return rc;
 }
 
 /* ---- the id ---- */

@@ -68,6 +68,13 @@
  * differ from version 1 only for hashed ids: a document of such a key indexed
  * by version 1 keeps its old _id until the index is rebuilt.
  *
+ * Client-side encrypted items (encitem.h), before the filters: with
+ * encrypted = TRANSFORM_ENCRYPTED_PLAINTEXT (the default), the attributes
+ * encitem leaves out (ciphertext, whatever may be, the encryption's own
+ * headers) are not written, and each item written by client-side encryption
+ * is reported through cfg->on_encrypted; with TRANSFORM_ENCRYPTED_AS_IS
+ * such items are written like any other.
+ *
  * Pure (jansson and OpenSSL only).  The json_t arguments are borrowed; they
  * may hold names with NUL (json_object_setn_nocheck) and WTF-8 strings.
  */
@@ -81,11 +88,13 @@
 
 #include "base/buf.h"
 #include "indexer/doc.h"
+#include "indexer/encitem.h"
 
 #define TRANSFORM_MAX_DEPTH 64 /* nested M/L levels; DynamoDB allows 32 */
 #define TRANSFORM_ID_VERSION 2 /* the id function above */
 
 enum transform_ttl { TRANSFORM_TTL_DELETE, TRANSFORM_TTL_KEEP };
+enum transform_encrypted { TRANSFORM_ENCRYPTED_PLAINTEXT, TRANSFORM_ENCRYPTED_AS_IS };
 
 struct transform_cfg {
     const char *index;               /* required; the doc borrows it */
@@ -110,6 +119,13 @@ struct transform_cfg {
      * transform then refuses for another reason. */
     void (*on_rename)(void *arg, const char *name, size_t len, int depth);
     void *rename_arg;
+    enum transform_encrypted encrypted;
+    /* Optional: called once for each item written by client-side
+     * encryption (e->kind is not ENCITEM_NONE), with what was left out of
+     * it and what names the record ("record <seq>" or "item"); like
+     * on_rename, it may be called for a document refused later. */
+    void (*on_encrypted)(void *arg, const struct encitem *e, const char *what);
+    void *encrypted_arg;
 };
 
 enum transform_result {

@@ -148,7 +148,7 @@ Test(config, example_documents_every_key)
         cr_expect_not_null(strstr(text, want), "the example lacks %s", key);
         keys++;
     }
-    cr_assert_eq(keys, 45, "keys described: %d", keys);
+    cr_assert_eq(keys, 46, "keys described: %d", keys);
     free(text);
     free(desc);
 }
@@ -283,6 +283,24 @@ Test(config, unknown_section)
     expect_error("[table]\n", "1: [table]: missing table name: write [table NAME]");
     expect_error("[table a b]\n",
                  "1: [table a b]: \"a b\" is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)");
+}
+
+/* README "Client-side encrypted tables": plaintext unless said otherwise,
+ * from the file or the environment, and nothing else is taken. */
+Test(config, encrypted_items_is_plaintext_unless_set)
+{
+    const char *const env[] = { "DDB2ES_TABLE_USERS_ENCRYPTED_ITEMS=as_is", NULL };
+
+    cr_assert_eq(load(put("a.conf", MIN_SINK "[table posts]\n[table users]\n"
+                                             "[table orders]\nencrypted_items = as_is\n"),
+                      env),
+                 0, "%s", err);
+    cr_assert_eq(config_table_find(&cfg, "posts")->encrypted_items, CONFIG_ENCRYPTED_PLAINTEXT);
+    cr_assert_eq(config_table_find(&cfg, "users")->encrypted_items, CONFIG_ENCRYPTED_AS_IS);
+    cr_assert_eq(config_table_find(&cfg, "orders")->encrypted_items, CONFIG_ENCRYPTED_AS_IS);
+    expect_error(MIN_CONF "encrypted_items = decrypt\n",
+                 "4: [table posts] encrypted_items: must be one of plaintext|as_is, got "
+                 "\"decrypt\"");
 }
 
 Test(config, syntax_errors)
