@@ -268,7 +268,8 @@ void lease_release_all(struct lease *l, lease_done_cb *done, void *arg);
 /* Stops the timers and cancels every call; closed runs once every handle is
  * closed.  Leases still held expire after lease_duration. */
 void lease_close(struct lease *l, lease_done_cb *closed, void *arg);
-/* After lease_close's callback (or when never started).  NULL is a no-op. */
+/* After lease_close's callback (lease_new opened timers: close it even when
+ * it never started).  NULL is a no-op. */
 void lease_free(struct lease *l);
 
 enum lease_state lease_state(const struct lease *l, const char **why);
@@ -285,5 +286,24 @@ const char *lease_table(const struct lease *l);
  * and how many already existed.  The coordinator need not be started. */
 typedef void lease_seed_cb(int status, size_t created, size_t existed, void *arg);
 int lease_seed(struct lease *l, const struct ckpt *from, lease_seed_cb *done, void *arg);
+
+/* The checkpoint store on the coordinator's records (daemon/ckpt_store.h):
+ *   entries   every shard lease of the table (as last read) and those the
+ *             daemon adds (ckpt_shard_add: the item is created by the next
+ *             save, parents before children); entries of shards another
+ *             worker holds follow the table at each read.
+ *   save      one write per changed entry this worker holds, conditional on
+ *             its tenure (all or nothing per entry; an entry whose lease was
+ *             lost is not written and does not fail the save: lost() told
+ *             the daemon); new entries are created, pruned ones deleted.
+ *             At most one save in flight; requests during it coalesce into
+ *             one more.  save_sync runs the same on a private loop with its
+ *             own clients (opts.conn).
+ *   load      into a store nothing was added to: the records as the
+ *             coordinator's last read left them, or, before any read, a
+ *             read on a private loop.  An item that is not a lease of this
+ *             format: -EBADMSG naming the table and the item.
+ * Free the store before the coordinator.  NULL when out of memory. */
+struct ckpt *ckpt_lease_new(struct lease *l);
 
 #endif
