@@ -128,7 +128,8 @@
  * ---- Timing (d = lease_duration; all local monotonic clocks) ------------
  *
  *   renewals and heartbeats   every d/3
- *   reads of the table        every s = max(1 s, d/10) (a consistent Scan)
+ *   reads of the table        every s = max(1 s, d/10), at most d/3 (a
+ *                             consistent Scan, all pages)
  *   holder's deadline         the start of its last successful renewal (or
  *                             take, or checkpoint) + d - d/10: past it the
  *                             lease is lost here, the daemon stops reading
@@ -149,7 +150,7 @@
  * ---- How the daemon calls it -----------------------------------------------
  *
  *   l = lease_new(loop, aws, &opts, &callbacks)       with the process's AWS client
- *   ck = ckpt_lease_new(l)                            the checkpoint store (ckpt_lease.h)
+ *   ck = ckpt_lease_new(l)                            the checkpoint store (below)
  *   lease_start(l, ready, arg)                        ensure the table, first heartbeat,
  *                                                     first read: ready(0) or an exit code
  *   (optional, once) lease_seed(l, file_store, cb)    checkpoints.json into the table

@@ -426,3 +426,60 @@ Test(lease, seeding_creates_only_the_items_that_do_not_exist)
     rmdir(dir);
     fleet_close(&f);
 }
+
+static void on_saved(struct ckpt *ck, int status, void *arg)
+{
+    *(int *)arg = status == 0 ? 1 : -1;
+}
+
+static bool saved(void *arg)
+{
+    return *(int *)arg != 0;
+}
+
+static bool child_taken(struct fleet *f, void *arg)
+{
+    return lease_holds(f->l[0], ARN, "shardId-00000001714521600000-00000001") &&
+           !lease_holds(f->l[0], ARN, "shardId-00000001714521600000-00000000");
+}
+
+Test(lease, a_done_parent_is_released_and_its_child_taken)
+{
+    struct fleet f;
+    struct lease *a;
+    struct ckpt *ck;
+    struct ckpt_shard *p, *c;
+    struct docver v;
+    int ok = 0;
+    json_t *it;
+
+    fleet_open(&f, NULL);
+    fleet_create_table(&f);
+    fleet_put_lease(&f, ARN, "shardId-00000001714521600000-00000000", NULL);
+    fleet_put_lease(&f, ARN, "shardId-00000001714521600000-00000001",
+                    "shardId-00000001714521600000-00000000");
+    a = fleet_worker(&f, "w-a", D, true);
+    ck = ckpt_lease_new(a);
+    cr_assert_eq(fleet_start(&f, a), 0);
+    cr_assert(holds(&f, a, 1, 10000));
+    fleet_run(&f, D);
+    cr_assert_eq(lease_metrics(a)->held, 1, "the child waits for its parent");
+    p = ckpt_shard_get(ck, ARN, "shardId-00000001714521600000-00000000");
+    cr_assert(lease_holds(a, p->arn, p->id));
+    cr_assert_eq(ckpt_shard_advance(ck, p, "000000000000000000700", &(struct docver){ 70, 7 }, 1000),
+                 0);
+    ckpt_shard_finish(ck, p, 1001);
+    cr_assert_eq(ckpt_save_async(ck, &f.a.loop, on_saved, &ok), 0);
+    cr_assert(loop_run_until(&f.a.loop, saved, &ok, 10000));
+    cr_assert_eq(ok, 1);
+    cr_assert(fleet_until(&f, child_taken, NULL, 10000));
+    it = item(&f, 0);
+    cr_assert_null(owner_of(it), "the done parent was released");
+    json_decref(it);
+    c = ckpt_shard_get(ck, ARN, "shardId-00000001714521600000-00000001");
+    v = ckpt_shard_resume_version(ck, c);
+    cr_assert(v.second == 70 && v.ordinal == 7, "the child continues its parent's ordinal");
+    cr_assert_eq(lease_metrics(a)->released, 1);
+    ckpt_free(ck);
+    fleet_close(&f);
+}
