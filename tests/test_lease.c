@@ -483,3 +483,37 @@ Test(lease, a_done_parent_is_released_and_its_child_taken)
     ckpt_free(ck);
     fleet_close(&f);
 }
+
+static bool worker_item_gone(struct fleet *f, void *arg)
+{
+    json_t *r = ddbc_callj("GetItem", json_pack("{s:s,s:{s:{s:s}},s:b}", "TableName", f->table,
+                                                "Key", LEASETAB_KEY, "S", "worker|w-gone",
+                                                "ConsistentRead", 1));
+    bool gone = !json_object_get(r, "Item");
+
+    json_decref(r);
+    return gone;
+}
+
+Test(lease, a_dead_workers_heartbeat_is_forgotten_after_ten_durations)
+{
+    struct fleet f;
+    struct lease *a, *b;
+    uint64_t killed;
+
+    fleet_open(&f, NULL);
+    a = fleet_worker(&f, "w-stays", 800, true);
+    cr_assert_eq(fleet_start(&f, a), 0);
+    b = fleet_worker(&f, "w-gone", 800, true);
+    cr_assert_eq(fleet_start(&f, b), 0);
+    fleet_run(&f, 800);
+    cr_assert_eq(lease_metrics(a)->workers, 2);
+    cr_assert_not(worker_item_gone(&f, NULL));
+    fleet_kill(&f, b);
+    killed = uv_now(&f.a.loop);
+    cr_assert(fleet_until(&f, worker_item_gone, NULL, 20000));
+    cr_assert_geq(uv_now(&f.a.loop) - killed, 8000 - 800, "%llu ms",
+                  (unsigned long long)(uv_now(&f.a.loop) - killed));
+    cr_assert_eq(lease_metrics(a)->workers, 1, "no longer counted alive");
+    fleet_close(&f);
+}
