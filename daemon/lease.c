@@ -188,10 +188,14 @@ static void plan_and_act(struct lease *l, uint64_t now)
     struct lease_rec **recs = calloc(l->count + 1, sizeof(*recs));
     struct lease_worker_view *wv = calloc(l->nworkers + 1, sizeof(*wv));
     struct lease_plan p = { 0 };
+    const char *my_run = NULL; /* the process this id's heartbeat names now */
     size_t n = 0;
 
     if (!v || !recs || !wv)
         goto out;
+    for (size_t i = 0; i < l->nworkers; i++)
+        if (strcmp(l->workers[i].id, l->me) == 0)
+            my_run = l->workers[i].run;
     for (size_t s = 0; s < l->nstreams; s++)
         for (size_t k = 0; k < l->streams[s]->n; k++) {
             struct lease_rec *r = l->streams[s]->recs[k], *par;
@@ -206,6 +210,9 @@ static void plan_and_act(struct lease *l, uint64_t now)
             v[n++] = (struct lease_view){
                 .key = r->key, .parent = r->sh.parent, .owner = r->owner, .claim = r->claim,
                 .done = r->table_done, .held = r->held,
+                .orphan = !r->held && r->owner && strcmp(r->owner, l->me) == 0 &&
+                          (!r->owner_run || strcmp(r->owner_run, l->run) == 0 || !my_run ||
+                           strcmp(r->owner_run, my_run) != 0),
                 .tenure_ok = r->held && r->owner && strcmp(r->owner, l->me) == 0 &&
                              r->epoch == r->my_epoch,
                 .parent_item = par && par->listed, .parent_done = par && par->listed && par->table_done,
@@ -285,6 +292,16 @@ static void on_read(int status, const json_t *items, const char *why, void *arg)
                      (unsigned long long)l->read_ms);
         return;
     }
+    if (l->read_after_hb)
+        for (size_t i = 0; i < l->nworkers; i++)
+            if (strcmp(l->workers[i].id, l->me) == 0 && l->workers[i].run &&
+                strcmp(l->workers[i].run, l->run) != 0) {
+                snprintf(err, sizeof(err),
+                         "another process runs with worker_id %s (its heartbeat replaced this "
+                         "one's): worker ids must be unique",
+                         l->me);
+                lease_set_state(l, LEASE_FATAL, err);
+            }
     if (l->state != LEASE_FATAL && !l->stopping)
         plan_and_act(l, now);
     if (!l->started) {
@@ -302,6 +319,7 @@ static void start_read(struct lease *l)
 {
     if (l->scan || l->closing || l->stopping)
         return;
+    l->read_after_hb = !l->hb_first; /* then the table names this process for this id */
     if (!(l->scan = leasetab_scan(l->aws, l->table, on_read, l)))
         log_error("lease table %s: out of memory: no read this time", l->table);
 }

@@ -48,6 +48,7 @@
  *     stream, shard, table   S   what the lease is for (table: the DynamoDB table)
  *     parent                 S   the parent shard id; absent = none
  *     owner                  S   the worker holding it; absent = free
+ *     owner_run              S   the owner's process (the run of its heartbeat)
  *     claim                  S   a worker asking the owner for it; absent = none
  *     counter                N   bumped by every write but a claim: liveness
  *     epoch                  N   bumped by every take: one owner's tenure
@@ -69,11 +70,11 @@
  *   renew       counter+1  owner = me AND epoch = E          (returns the item: a claim?)
  *   checkpoint  seq, ver_s, ver_n, skip_before, done, updated, counter+1
  *                          owner = me AND epoch = E
- *   take        owner = me, epoch+1, counter+1, claim removed
+ *   take        owner = me, owner_run = mine, epoch+1, counter+1, claim removed
  *                          counter = C AND epoch = E'        (returns the item: the checkpoint)
  *   claim       claim = me owner = V AND epoch = E' AND attribute_not_exists(claim)
  *   force       as take    owner = V AND epoch = E' AND claim = me
- *   release     owner and claim removed, counter+1
+ *   release     owner, owner_run and claim removed, counter+1
  *                          owner = me AND epoch = E
  *   prune       Delete     done = true AND counter = C
  *   heartbeat   beat+1 ... run = mine (the first one of a process: unconditional)
@@ -81,9 +82,11 @@
  * lost: this worker stops reading the shard at once and never writes its
  * checkpoint again (its epoch is gone for good).  A failed take, claim or
  * force means someone was faster: nothing happens until the next read of
- * the table.  A heartbeat whose condition fails means another process runs
- * with this worker_id: the coordinator stops taking leases and says so
- * (LEASE_FATAL); worker ids must be unique among running workers.
+ * the table.  A heartbeat whose condition fails, or a read (started after
+ * this process's heartbeat landed) whose heartbeat item names another run,
+ * means another process runs with this worker_id: the coordinator gives its
+ * leases up, stops taking any and says so (LEASE_FATAL); worker ids must be
+ * unique among running workers.
  *
  * ---- The rules (a pure function of what one read of the table shows:
  *      lease_plan.h) -------------------------------------------------------
@@ -101,12 +104,15 @@
  * counts (highest first, then by id), the first N mod W get N/W + 1, the
  * others N/W.  Every worker computes the same quotas from the same read.
  *   renew     every lease this worker holds, every lease_duration/3;
- *   take      free, expired, or "owned by my id but not held by this
- *             process" (a previous process of the same id) leases: the
+ *   take      free, expired, or orphaned leases (owned by this worker id
+ *             but by a process of it that is gone: its owner_run is not the
+ *             run this id's heartbeat names now; or by this process, which
+ *             gave it up at its deadline) - an orphan at once; the
  *             available ones, sorted, are dealt to the workers below quota
  *             in id order, and each takes its share; one free for longer
  *             than lease_duration is taken by anyone (a worker that is
- *             alive but does not take);
+ *             alive but does not take).  A lease of this id held by another
+ *             running process (a duplicate id) is left alone;
  *   steal     when nothing is available and this worker is below quota:
  *             the workers below quota (by id) are matched with the units
  *             above quota of the others (most loaded first), and this

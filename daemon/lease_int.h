@@ -31,7 +31,7 @@ struct lease_rec {
 
     /* the item */
     bool in_table;   /* it exists (read, created, or found existing) */
-    char *owner, *claim;
+    char *owner, *owner_run, *claim;
     uint64_t counter, epoch;
     bool table_done;
 
@@ -108,6 +108,7 @@ struct lease {
     struct leasetab_scan *scan;
     struct lease_call *calls;  /* writes in flight */
     bool hb_busy, hb_first, hb_deleting;
+    bool read_after_hb;    /* the read in flight started after this process's heartbeat landed */
     uint64_t hb_ok;        /* start of the last heartbeat that landed */
 
     enum lease_state state;

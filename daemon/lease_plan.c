@@ -151,8 +151,11 @@ static void classify(struct plan *p)
         }
         if (v->done)
             continue;
-        if (is_me(p, v->owner)) { /* a previous process of this id held it */
-            step(p, LEASE_TAKE, i);
+        if (is_me(p, v->owner)) {
+            /* A previous process of this id held it: take it back.  One that
+             * runs now (a duplicate id) keeps it: no tug of war. */
+            if (v->orphan)
+                step(p, LEASE_TAKE, i);
             find(p, in->me)->count++;
             p->out->leases++;
         } else if (live(p, v)) {

@@ -22,6 +22,8 @@ struct lease_view {
     const char *claim;    /* NULL = none */
     bool done;            /* the item says done */
     bool held;            /* this process holds it (it took it) */
+    bool orphan;          /* owned by this worker id, by a process of it that is gone (or by
+                             this process, which lost it by its deadline): to be taken back */
     bool tenure_ok;       /* held, and the item still has this process's owner and epoch */
     bool parent_item;     /* the parent has an item in this read */
     bool parent_done;     /* ... which says done */
@@ -49,7 +51,7 @@ struct lease_plan_in {
 
 enum lease_do {
     LEASE_RENEW,       /* held: renew it */
-    LEASE_TAKE,        /* free, expired, or owned by this id but not held: take it */
+    LEASE_TAKE,        /* free, expired, or an orphan of this id: take it */
     LEASE_CLAIM,       /* ask its owner for it (at most one per plan) */
     LEASE_FORCE,       /* the owner did not give it back within lease_duration: take it */
     LEASE_RELEASE,     /* held and done: release it */

@@ -196,6 +196,7 @@ void lease_rec_update(struct lease *l, struct lease_rec *rec, const struct lease
     rec->epoch = it->epoch;
     rec->table_done = it->done;
     if (lease_rec_set_str(&rec->owner, it->owner) < 0 ||
+        lease_rec_set_str(&rec->owner_run, it->owner_run) < 0 ||
         lease_rec_set_str(&rec->claim, it->claim) < 0)
         log_warn("lease %s: out of memory", rec->key);
     if (it->owner)
@@ -352,6 +353,7 @@ static void rec_free(struct lease_rec *r)
 {
     free(r->key);
     free(r->owner);
+    free(r->owner_run);
     free(r->claim);
     free(r);
 }

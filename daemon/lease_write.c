@@ -151,6 +151,7 @@ static void on_reply(const struct ddb_reply *rep, void *arg)
             rec->release_wanted = false;
             if (ok) {
                 lease_rec_set_str(&rec->owner, NULL);
+                lease_rec_set_str(&rec->owner_run, NULL);
                 lease_rec_set_str(&rec->claim, NULL);
                 rec->counter++;
                 rec->changed_at = lease_now(l);
@@ -264,8 +265,10 @@ void lease_take(struct lease *l, struct lease_rec *rec, bool force)
 
     if (rec->op)
         return;
-    body = force ? leasetab_req_force(l->table, rec->key, l->me, rec->owner, rec->epoch, l->wall())
-                 : leasetab_req_take(l->table, rec->key, l->me, rec->counter, rec->epoch, l->wall());
+    body = force ? leasetab_req_force(l->table, rec->key, l->me, l->run, rec->owner, rec->epoch,
+                                      l->wall())
+                 : leasetab_req_take(l->table, rec->key, l->me, l->run, rec->counter, rec->epoch,
+                                     l->wall());
     if (send_call(l, force ? C_FORCE : C_TAKE, rec->key, "UpdateItem", body) == 0)
         rec->op = true;
 }

@@ -157,15 +157,17 @@ void leasetab_lease_clear(struct leasetab_lease *l)
     free(l->parent);
     free(l->owner);
     free(l->claim);
+    free(l->owner_run);
     memset(l, 0, sizeof(*l));
 }
 
 int leasetab_lease_parse(const json_t *item, struct leasetab_lease *out, char *err, size_t len)
 {
-    static const char *const strs[] = { "stream", "shard", "table", "parent", "owner", "claim" };
+    static const char *const strs[] = { "stream", "shard", "table",
+                                        "parent", "owner", "claim", "owner_run" };
     const char *key = get_s(item, LEASETAB_KEY), *seq;
-    char **fields[] = { &out->stream, &out->shard, &out->table,
-                        &out->parent, &out->owner, &out->claim };
+    char **fields[] = { &out->stream, &out->shard, &out->table,     &out->parent,
+                        &out->owner,  &out->claim, &out->owner_run };
     const json_t *done = json_object_get(json_object_get(item, "done"), "BOOL");
     uint64_t vs, vn, sb = 0;
     int rc;
@@ -275,7 +277,7 @@ static json_t *names(void)
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "#k", LEASETAB_KEY,
                      "#o", "owner", "#cl", "claim", "#c", "counter", "#e", "epoch", "#u",
                      "updated", "#seq", "seq", "#vs", "ver_s", "#vn", "ver_n", "#sb",
-                     "skip_before", "#done", "done", "#t", "table");
+                     "skip_before", "#done", "done", "#or", "owner_run");
 }
 
 /* Keeps only the #names the expressions use (DynamoDB refuses unused ones). */
@@ -424,15 +426,16 @@ json_t *leasetab_req_checkpoint(const char *table, const char *key, const char *
     return write_req(table, key, update, "#o = :me AND #e = :e", values, false);
 }
 
-static const char take_update[] = "SET #o = :me, #e = #e + :one, #c = #c + :one, #u = :now "
-                                  "REMOVE #cl";
+static const char take_update[] = "SET #o = :me, #or = :run, #e = #e + :one, #c = #c + :one, "
+                                  "#u = :now REMOVE #cl";
 
-json_t *leasetab_req_take(const char *table, const char *key, const char *me, uint64_t counter,
-                          uint64_t epoch, time_t now)
+json_t *leasetab_req_take(const char *table, const char *key, const char *me, const char *run,
+                          uint64_t counter, uint64_t epoch, time_t now)
 {
     return write_req(table, key, take_update, "#c = :c AND #e = :e",
-                     json_pack("{s:o,s:o,s:o,s:o,s:o}", ":one", av_u(1), ":now", av_time(now),
-                               ":me", av_s(me), ":c", av_u(counter), ":e", av_u(epoch)),
+                     json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", ":one", av_u(1), ":now", av_time(now),
+                               ":me", av_s(me), ":run", av_s(run), ":c", av_u(counter), ":e",
+                               av_u(epoch)),
                      true);
 }
 
@@ -446,19 +449,20 @@ json_t *leasetab_req_claim(const char *table, const char *key, const char *me,
                      false);
 }
 
-json_t *leasetab_req_force(const char *table, const char *key, const char *me,
+json_t *leasetab_req_force(const char *table, const char *key, const char *me, const char *run,
                            const char *victim, uint64_t epoch, time_t now)
 {
     return write_req(table, key, take_update, "#o = :v AND #e = :e AND #cl = :me",
-                     json_pack("{s:o,s:o,s:o,s:o,s:o}", ":one", av_u(1), ":now", av_time(now),
-                               ":me", av_s(me), ":v", av_s(victim), ":e", av_u(epoch)),
+                     json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", ":one", av_u(1), ":now", av_time(now),
+                               ":me", av_s(me), ":run", av_s(run), ":v", av_s(victim), ":e",
+                               av_u(epoch)),
                      true);
 }
 
 json_t *leasetab_req_release(const char *table, const char *key, const char *me,
                              uint64_t epoch, time_t now)
 {
-    return write_req(table, key, "SET #c = #c + :one, #u = :now REMOVE #o, #cl",
+    return write_req(table, key, "SET #c = #c + :one, #u = :now REMOVE #o, #or, #cl",
                      "#o = :me AND #e = :e",
                      json_pack("{s:o,s:o,s:o,s:o}", ":one", av_u(1), ":now", av_time(now), ":me",
                                av_s(me), ":e", av_u(epoch)),

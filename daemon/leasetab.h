@@ -26,6 +26,7 @@
 struct leasetab_lease {
     char *key, *stream, *shard, *table;
     char *parent, *owner, *claim; /* NULL = absent */
+    char *owner_run;              /* the owning process's run (its heartbeat's); NULL = absent */
     uint64_t counter, epoch;
     char seq[SEQNUM_MAX + 1];     /* "" = none */
     struct docver ver;
@@ -77,17 +78,18 @@ json_t *leasetab_req_renew(const char *table, const char *key, const char *me, u
 /* sh's checkpoint, counter+1, if owner = me and epoch = epoch. */
 json_t *leasetab_req_checkpoint(const char *table, const char *key, const char *me,
                                 uint64_t epoch, const struct ckpt_shard *sh, time_t now);
-/* owner = me, epoch+1, counter+1, claim removed, if counter and epoch are
- * still what was read; returns the new item. */
-json_t *leasetab_req_take(const char *table, const char *key, const char *me, uint64_t counter,
-                          uint64_t epoch, time_t now);
+/* owner = me (owner_run = run, this process), epoch+1, counter+1, claim
+ * removed, if counter and epoch are still what was read; returns the new
+ * item. */
+json_t *leasetab_req_take(const char *table, const char *key, const char *me, const char *run,
+                          uint64_t counter, uint64_t epoch, time_t now);
 /* claim = me if owner = victim, epoch = epoch and there is no claim. */
 json_t *leasetab_req_claim(const char *table, const char *key, const char *me,
                            const char *victim, uint64_t epoch);
 /* As take, if owner = victim, epoch = epoch and claim = me. */
-json_t *leasetab_req_force(const char *table, const char *key, const char *me,
+json_t *leasetab_req_force(const char *table, const char *key, const char *me, const char *run,
                            const char *victim, uint64_t epoch, time_t now);
-/* owner and claim removed, counter+1, if owner = me and epoch = epoch. */
+/* owner, owner_run and claim removed, counter+1, if owner = me and epoch = epoch. */
 json_t *leasetab_req_release(const char *table, const char *key, const char *me,
                              uint64_t epoch, time_t now);
 /* Delete if done and counter = counter. */

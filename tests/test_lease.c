@@ -176,8 +176,13 @@ Test(lease, a_second_worker_is_handed_its_share_then_everything_at_the_first_one
     t0 = uv_now(&f.a.loop);
     lease_release_all(a, NULL, NULL);
     cr_assert(fleet_until(&f, b_holds_all, NULL, 10000));
-    cr_assert_lt(uv_now(&f.a.loop) - t0, 2000, "taken over within a read or two: %llu ms",
+    cr_log_info("take-over after a release: %llu ms (d = %d ms)",
+                (unsigned long long)(uv_now(&f.a.loop) - t0), D);
+    /* Released, not expired: within a read or two, not after the duration
+     * since a's last renewal (the loop may be slow on a loaded machine). */
+    cr_assert_lt(uv_now(&f.a.loop) - t0, 3000, "taken over in %llu ms",
                  (unsigned long long)(uv_now(&f.a.loop) - t0));
+    cr_assert_eq(owned_in_table(&f, 4, "w-b"), 4);
     cr_assert_eq(lease_metrics(a)->released, 4, "2 given back, 2 at the stop");
     cr_assert_eq(lease_state(a, NULL), LEASE_STOPPED);
     cr_assert_eq(f.log[1].lost, 0);
@@ -212,9 +217,11 @@ Test(lease, a_dead_workers_leases_are_taken_after_the_duration)
     killed = uv_now(&f.a.loop);
     cr_assert(holds(&f, b, 2, 20000));
     took = f.log[1].last_gained_ms;
+    cr_log_info("take-over after a kill: %llu ms (d = %d ms)", (unsigned long long)(took - killed),
+                D);
     cr_assert_geq(took - killed, D - D / 3, "not taken before its counter stood still for the "
                                             "duration (%llu ms)", (unsigned long long)(took - killed));
-    cr_assert_leq(took - killed, D + 2 * 1000 + 500, "taken within d + 2 reads: %llu ms",
+    cr_assert_leq(took - killed, D + 2 * 667 + 1500, "taken within d + 2 reads: %llu ms",
                   (unsigned long long)(took - killed));
     fleet_close(&f);
 }

@@ -106,12 +106,16 @@ Test(lease_plan, done_leases_are_released_and_not_counted)
 
 Test(lease_plan, a_lease_of_this_id_not_held_by_this_process_is_taken_at_once)
 {
-    struct lease_view l[] = { OWNED("a", "me", 0), OWNED("b", "x", 0), OWNED("c", "x", 0) };
+    struct lease_view l[] = { OWNED("a", "me", 0), OWNED("b", "x", 0), OWNED("c", "x", 0),
+                              OWNED("d", "me", 0) };
     struct lease_worker_view w[] = { { "x", 0 } };
-    struct lease_plan p = plan_of("me", l, 3, w, 1);
+    struct lease_plan p;
 
+    l[0].orphan = true;
+    p = plan_of("me", l, 4, w, 1);
     cr_assert(has(&p, LEASE_TAKE, 0), "a previous process of this id held it: it is dead");
-    cr_assert_eq(p.count, 1);
+    cr_assert_not(has(&p, LEASE_TAKE, 3), "another process runs with this id: no tug of war");
+    cr_assert_eq(p.count, 2);
     lease_plan_free(&p);
 }
 
@@ -333,6 +337,7 @@ static void sim_turn(struct sim *s, size_t k)
             .key = t->key, .parent = t->parent[0] ? t->parent : NULL,
             .owner = t->owner[0] ? t->owner : NULL, .claim = t->claim[0] ? t->claim : NULL,
             .done = t->done, .held = w->held[i],
+            .orphan = !w->held[i] && strcmp(t->owner, w->id) == 0,
             .tenure_ok = w->held[i] && strcmp(t->owner, w->id) == 0 && t->epoch == w->my_epoch[i],
             .parent_item = parent_item, .parent_done = parent_done, .reads = w->reads[i],
             .unchanged_ms = s->now - w->changed_at[i],

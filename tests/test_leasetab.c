@@ -131,12 +131,13 @@ Test(leasetab, every_write_holds_only_under_its_condition)
     json_decref(item);
 
     /* take: on the counter and epoch read */
-    item = returned("UpdateItem", leasetab_req_take(table, key, "a", 0, 0, T0 + 1));
+    item = returned("UpdateItem", leasetab_req_take(table, key, "a", "run-a", 0, 0, T0 + 1));
     parse(item, &l);
-    cr_assert(strcmp(l.owner, "a") == 0 && l.epoch == 1 && l.counter == 1);
+    cr_assert(strcmp(l.owner, "a") == 0 && strcmp(l.owner_run, "run-a") == 0 && l.epoch == 1 &&
+              l.counter == 1);
     leasetab_lease_clear(&l);
     json_decref(item);
-    refused("UpdateItem", leasetab_req_take(table, key, "b", 0, 0, T0 + 1), "a stale take");
+    refused("UpdateItem", leasetab_req_take(table, key, "b", "run-b", 0, 0, T0 + 1), "a stale take");
 
     /* renew: the owner's epoch only; a renewal that landed and is sent again
      * (a 500 that was applied, then retried) still holds */
@@ -179,8 +180,8 @@ Test(leasetab, every_write_holds_only_under_its_condition)
     json_decref(item);
 
     /* force: only by the claimer */
-    refused("UpdateItem", leasetab_req_force(table, key, "c", "a", 1, T0 + 6), "not the claimer");
-    item = returned("UpdateItem", leasetab_req_force(table, key, "b", "a", 1, T0 + 6));
+    refused("UpdateItem", leasetab_req_force(table, key, "c", "run-c", "a", 1, T0 + 6), "not the claimer");
+    item = returned("UpdateItem", leasetab_req_force(table, key, "b", "run-b", "a", 1, T0 + 6));
     parse(item, &l);
     cr_assert(strcmp(l.owner, "b") == 0 && l.epoch == 2 && !l.claim &&
               strcmp(l.seq, "000000000000000000041") == 0, "the checkpoint comes with the take");
@@ -198,9 +199,11 @@ Test(leasetab, every_write_holds_only_under_its_condition)
     item = get_item(table, key);
     parse(item, &l);
     cr_assert_null(l.owner);
+    cr_assert_null(l.owner_run, "the owner's process goes with it");
     cr_assert_eq(l.epoch, 2);
-    item = (json_decref(item), returned("UpdateItem", leasetab_req_take(table, key, "a", l.counter,
-                                                                         l.epoch, T0 + 9)));
+    json_decref(item);
+    item = returned("UpdateItem",
+                    leasetab_req_take(table, key, "a", "run-a2", l.counter, l.epoch, T0 + 9));
     leasetab_lease_clear(&l);
     parse(item, &l);
     cr_assert(strcmp(l.owner, "a") == 0 && l.epoch == 3);
