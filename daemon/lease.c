@@ -239,11 +239,11 @@ static void plan_and_act(struct lease *l, uint64_t now)
                         &p) < 0)
         goto out;
     l->m.workers = p.workers;
+    log_debug("lease table %s: %zu leases read, %zu counted, %zu workers alive, this one holds "
+              "%zu of its quota %zu, %zu steps",
+              l->table, n, p.leases, p.workers, p.count, p.quota, p.n);
     act(l, &p, recs);
 out:
-    if (!v || !recs || !wv || p.n == 0)
-        log_debug("lease table %s: %zu leases, %zu workers alive, quota %zu", l->table, n,
-                  p.workers, p.quota);
     lease_plan_free(&p);
     free(v);
     free(recs);
