@@ -304,7 +304,7 @@ static void on_read(int status, const json_t *items, const char *why, void *arg)
             }
     if (l->state != LEASE_FATAL && !l->stopping)
         plan_and_act(l, now);
-    if (!l->started) {
+    if (!l->started && l->state != LEASE_FATAL) {
         l->started = true;
         uv_timer_start(&l->read_timer, on_read_timer, l->read_ms, l->read_ms);
         uv_timer_start(&l->renew_timer, on_renew_timer, l->renew_ms, l->renew_ms);

@@ -85,7 +85,12 @@ static void gained(struct lease *l, struct lease_rec *rec, const struct ddb_repl
         l->m.held = lease_rec_held(l, NULL);
         log_info("lease %s: taken (epoch %llu, checkpoint %s)", rec->key,
                  (unsigned long long)it.epoch, it.seq[0] ? it.seq : "none");
-        lease_emit(l, EV_GAINED, rec, NULL);
+        if (l->stopping || l->state == LEASE_FATAL) {
+            /* Answered after the stop began: given back at once, unread. */
+            lease_release(l, rec);
+        } else {
+            lease_emit(l, EV_GAINED, rec, NULL);
+        }
         lease_arm_deadline(l);
     }
     leasetab_lease_clear(&it);

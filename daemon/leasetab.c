@@ -487,22 +487,22 @@ json_t *leasetab_req_heartbeat(const char *table, const char *me, const char *ru
                        ":zero", av_u(0), ":one", av_u(1), ":ld", av_n(duration_ms), ":n",
                        av_u(leases), ":now", av_time(now));
     if (values) {
-        json_t *nm = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "#w", "worker", "#run", "run",
+        json_t *nm = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "#w", "worker", "#run", "run",
                                "#beat", "beat", "#ld", "lease_duration_ms", "#n", "leases", "#u",
-                               "updated");
-
-        if (nm && first)
-            json_object_set_new(nm, "#st", json_string("started"));
+                               "updated", "#st", "started");
 
         body = json_pack("{s:s,s:o,s:s,s:o,s:o}", "TableName", table, "Key", key_of(key),
                          "UpdateExpression",
                          first ? "SET #w = :id, #run = :run, #beat = if_not_exists(#beat, :zero) "
                                  "+ :one, #ld = :ld, #n = :n, #u = :now, #st = :now"
                                : "SET #w = :id, #run = :run, #beat = if_not_exists(#beat, :zero) "
-                                 "+ :one, #ld = :ld, #n = :n, #u = :now",
+                                 "+ :one, #ld = :ld, #n = :n, #u = :now, "
+                                 "#st = if_not_exists(#st, :now)",
                          "ExpressionAttributeNames", nm, "ExpressionAttributeValues", values);
+        /* Gone (deleted by others after a long silence): written again. */
         if (!first)
-            json_object_set_new(body, "ConditionExpression", json_string("#run = :run"));
+            json_object_set_new(body, "ConditionExpression",
+                                json_string("attribute_not_exists(#run) OR #run = :run"));
     }
     free(key);
     return body;

@@ -96,7 +96,8 @@ json_t *leasetab_req_release(const char *table, const char *key, const char *me,
 json_t *leasetab_req_prune(const char *table, const char *key, uint64_t counter);
 /* This worker's heartbeat: beat+1 and what it says; first = the first of
  * this process (unconditional: it takes the id over), else only if run is
- * still this process's. */
+ * still this process's or the item is gone (other workers delete a
+ * heartbeat still for ten durations). */
 json_t *leasetab_req_heartbeat(const char *table, const char *me, const char *run,
                                int64_t duration_ms, size_t leases, bool first, time_t now);
 /* Deletes a heartbeat: this process's (run != NULL: if run matches) or a

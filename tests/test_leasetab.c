@@ -249,6 +249,13 @@ Test(leasetab, heartbeats_belong_to_one_process)
     refused("DeleteItem", leasetab_req_worker_delete(table, "w1", NULL, 2), "a beat seen before");
     ok("DeleteItem", leasetab_req_worker_delete(table, "w1", NULL, 3));
     cr_assert_null(get_item(table, key));
+    /* Deleted by others after a long silence: the process writes it again. */
+    ok("UpdateItem", leasetab_req_heartbeat(table, "w1", "run2", 10000, 0, false, T0 + 9));
+    item = get_item(table, key);
+    cr_assert_eq(leasetab_worker_parse(item, &w, err, sizeof(err)), 0, "%s", err);
+    cr_assert(w.beat == 1 && w.started == T0 + 9 && strcmp(w.run, "run2") == 0);
+    leasetab_worker_clear(&w);
+    json_decref(item);
     free(key);
 }
 
