@@ -310,6 +310,10 @@ int lease_seed(struct lease *l, const struct ckpt *from, lease_seed_cb *done, vo
  *             coordinator's last read left them, or, before any read, a
  *             read on a private loop.  An item that is not a lease of this
  *             format: -EBADMSG naming the table and the item.
+ *   order     of a load: the streams by ARN (they end in their creation
+ *             time), their shards by id (they begin with theirs), which is
+ *             the order a listing adds them in; entries added later (by the
+ *             daemon or by a later read) come after, in the order added.
  * Free the store before the coordinator.  NULL when out of memory. */
 struct ckpt *ckpt_lease_new(struct lease *l);
 

@@ -270,6 +270,26 @@ static bool pruned(const struct lease *l, const char *key)
     return false;
 }
 
+static int by_arn(const void *a, const void *b)
+{
+    return strcmp((*(struct lease_stream *const *)a)->arn, (*(struct lease_stream *const *)b)->arn);
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp((*(struct lease_rec *const *)a)->sh.id, (*(struct lease_rec *const *)b)->sh.id);
+}
+
+/* A Scan lists items in hash order.  The first read (a load) puts them in
+ * the order they were made instead: stream ARNs end in their creation time,
+ * shard ids begin with theirs. */
+static void sort_first_read(struct lease *l)
+{
+    qsort(l->streams, l->nstreams, sizeof(*l->streams), by_arn);
+    for (size_t s = 0; s < l->nstreams; s++)
+        qsort(l->streams[s]->recs, l->streams[s]->n, sizeof(*l->streams[s]->recs), by_id);
+}
+
 int lease_rec_read(struct lease *l, const json_t *items, uint64_t now, bool strict, char *err,
                    size_t errlen)
 {
@@ -345,6 +365,8 @@ int lease_rec_read(struct lease *l, const json_t *items, uint64_t now, bool stri
     for (i = l->nworkers; i-- > 0;)
         if (!l->workers[i].listed)
             forget_worker(l, i);
+    if (!l->read_once && !l->local_adds)
+        sort_first_read(l);
     l->read_once = true;
     return 0;
 }

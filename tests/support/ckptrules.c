@@ -2,6 +2,7 @@
 
 #include <criterion/criterion.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "tests/support/loop.h"
 
@@ -32,6 +33,15 @@ static bool saved_once(void *arg)
 static int count_shards(const struct ckpt_shard *sh, void *arg)
 {
     (*(int *)arg)++;
+    return 0;
+}
+
+static int list_ids(const struct ckpt_shard *sh, void *arg)
+{
+    char *out = arg;
+
+    strcat(out, sh->id + strlen(sh->id) - 8);
+    strcat(out, " ");
     return 0;
 }
 
@@ -112,6 +122,12 @@ void ckpt_rules_check(const struct ckpt_backend *b)
     cr_assert_str_eq(ckpt_shard_get(again, ARN, SH_B)->parent, SH_A);
     cr_assert_eq(ckpt_shard_get(again, ARN2, SH_C)->skip_before, 1500);
     cr_assert_str_eq(ckpt_shard_get(again, ARN2, SH_C)->table, "users");
+    {
+        char order[64] = "";
+
+        ckpt_foreach(again, list_ids, order);
+        cr_assert_str_eq(order, "aaaaaaaa bbbbbbbb cccccccc ", "a loaded store keeps the order");
+    }
 
     /* Pruning follows the shared rule: the parent, done for a day, goes. */
     ckpt_shard_seen(ckpt_shard_get(again, ARN, SH_A), T0 + CKPT_PRUNE_AGE);
