@@ -285,9 +285,12 @@ static int by_id(const void *a, const void *b)
  * shard ids begin with theirs. */
 static void sort_first_read(struct lease *l)
 {
+    if (!l->nstreams) /* qsort wants a base even for nothing */
+        return;
     qsort(l->streams, l->nstreams, sizeof(*l->streams), by_arn);
     for (size_t s = 0; s < l->nstreams; s++)
-        qsort(l->streams[s]->recs, l->streams[s]->n, sizeof(*l->streams[s]->recs), by_id);
+        if (l->streams[s]->n)
+            qsort(l->streams[s]->recs, l->streams[s]->n, sizeof(*l->streams[s]->recs), by_id);
 }
 
 int lease_rec_read(struct lease *l, const json_t *items, uint64_t now, bool strict, char *err,
