@@ -340,6 +340,9 @@ static void dump_value(const struct option *o, const void *base, FILE *f)
 void config_dump(const struct config *cfg, FILE *f)
 {
     for (size_t s = 0; s < NSECTIONS; s++) {
+        /* [leases] turns coordinated mode on: written only when it is. */
+        if (strcmp(config_sections[s], "leases") == 0 && !cfg->leases.enabled)
+            continue;
         fprintf(f, "%s[%s]\n", s ? "\n" : "", config_sections[s]);
         for (size_t i = 0; i < NGLOBAL; i++)
             if (strcmp(config_global_opts[i].section, config_sections[s]) == 0)

@@ -117,6 +117,14 @@ struct config {
         int64_t tombstone_ttl_ms;
         int tombstone_max;
     } sink;
+    struct {
+        bool enabled;            /* a [leases] section or a DDB2ES_LEASES_* variable: several
+                                  * processes share the shards (daemon/lease.h) */
+        char *table;             /* the DynamoDB lease table; set when enabled */
+        bool create_table;       /* create it (PAY_PER_REQUEST) when missing */
+        char *worker_id;         /* unique among running workers; default hostname:pid */
+        int64_t lease_duration_ms; /* a lease not renewed for this long may be taken */
+    } leases;
     struct config_table *tables; /* in the order declared: file, then DDB2ES_TABLES */
     size_t ntables;
     struct config_where *where;  /* where each value was set, for config_refuse */
@@ -156,7 +164,7 @@ void config_describe(FILE *f);
  *   ddb2es.conf: [aws] region: ...        (a default, or a key not set)
  * i.e. where the value was set (the file and line, or the environment
  * variable), then, for a file, the section and key; fmt gives the reason.
- * section is "daemon", "aws" or "sink"; for a key of a [table] section it
+ * section is "daemon", "aws", "sink" or "leases"; for a key of a [table] section it
  * is ignored and t names the table (t is an element of cfg->tables).
  * Writes one line into err and returns CONFIG_EX_CONFIG. */
 int config_refuse(const struct config *cfg, const struct config_table *t, const char *section,

@@ -25,7 +25,7 @@ enum opt_type { T_STRING, T_BOOL, T_INT, T_SIZE, T_DURATION, T_ENUM, T_LIST, T_C
 typedef int check_fn(const char *value, char *why, size_t len);
 
 struct option {
-    const char *section;      /* "daemon", "aws", "sink"; "table" in table_opts */
+    const char *section;      /* "daemon", "aws", "sink", "leases"; "table" in table_opts */
     const char *key;
     enum opt_type type;
     const char *def;          /* default, written as in the file; NULL = unset or derived */
@@ -37,12 +37,12 @@ struct option {
 };
 
 /* keys.c: the table (the counts are checked there against the rows). */
-#define NGLOBAL 37 /* rows of config_global_opts */
+#define NGLOBAL 41 /* rows of config_global_opts */
 #define NTABLE 9   /* rows of config_table_opts */
-#define NSECTIONS 3
+#define NSECTIONS 4
 extern const struct option config_global_opts[];
 extern const struct option config_table_opts[];
-extern const char *const config_sections[]; /* "daemon", "aws", "sink" */
+extern const char *const config_sections[]; /* "daemon", "aws", "sink", "leases" */
 extern const char *const config_auth_names[];
 const struct option *config_find_opt(const struct option *opts, size_t n, const char *section,
                                      const char *key);
@@ -98,7 +98,7 @@ void config_fmt_size(uint64_t v, char *out, size_t len);
 void config_fmt_duration(int64_t ms, char *out, size_t len);
 void config_fmt_bound(const struct option *o, int64_t v, char *out, size_t len);
 check_fn config_check_url, config_check_region, config_check_listen, config_check_service,
-    config_check_index;
+    config_check_index, config_check_table_name, config_check_worker_id;
 bool config_valid_table_name(const char *s);
 int config_opt_set(const struct option *o, void *base, const char *v, char *why, size_t len);
 void config_opt_clear(const struct option *o, void *base);

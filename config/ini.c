@@ -104,7 +104,7 @@ static void on_section(struct loader *L, char *s)
             else
                 snprintf(hint, sizeof(hint), " (did you mean [%s]?)", near);
         } else {
-            snprintf(hint, sizeof(hint), " (known: [daemon], [aws], [sink], [table NAME])");
+            snprintf(hint, sizeof(hint), " (known: [daemon], [aws], [sink], [leases], [table NAME])");
         }
         config_fail(L, at, name, NULL, "unknown section%s", hint);
     }

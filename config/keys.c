@@ -111,6 +111,18 @@ const struct option config_global_opts[] = {
       "deletes remembered at most (the oldest are forgotten first)" },
     { "sink", "max_retry_backoff", T_DURATION, "30s", 100, 10 * MINUTE,
       G(sink.max_retry_backoff_ms), NULL, NULL, "cap of the exponential backoff between retries" },
+
+    { "leases", "table", T_STRING, "ddb2es-leases", 0, 0, G(leases.table), NULL,
+      config_check_table_name,
+      "DynamoDB table of the leases and checkpoints shared by the workers of this configuration" },
+    { "leases", "create_table", T_BOOL, "true", 0, 0, G(leases.create_table), NULL, NULL,
+      "create the lease table (on-demand billing) when missing; false: refuse to start" },
+    { "leases", "worker_id", T_STRING, NULL, 0, 0, G(leases.worker_id), NULL,
+      config_check_worker_id,
+      "this worker's name in the lease table, unique among running workers; default hostname:pid" },
+    { "leases", "lease_duration", T_DURATION, "10s", 2 * SEC, 5 * MINUTE,
+      G(leases.lease_duration_ms), NULL, NULL,
+      "a lease not renewed for this long may be taken by another worker (renewed every third of it)" },
 };
 
 const struct option config_table_opts[] = {
@@ -139,7 +151,7 @@ const struct option config_table_opts[] = {
 _Static_assert(ARRAY_SIZE(config_global_opts) == NGLOBAL, "NGLOBAL in config_int.h");
 _Static_assert(ARRAY_SIZE(config_table_opts) == NTABLE, "NTABLE in config_int.h");
 
-const char *const config_sections[] = { "daemon", "aws", "sink" };
+const char *const config_sections[] = { "daemon", "aws", "sink", "leases" };
 _Static_assert(ARRAY_SIZE(config_sections) == NSECTIONS, "NSECTIONS in config_int.h");
 
 /* ---- lookups ---- */

@@ -283,6 +283,25 @@ int config_check_index(const char *v, char *why, size_t len)
     return 0;
 }
 
+int config_check_table_name(const char *v, char *why, size_t len)
+{
+    if (config_valid_table_name(v))
+        return 0;
+    snprintf(why, len, "is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)");
+    return -EINVAL;
+}
+
+/* A worker id goes into lease items and log lines: printable, no blanks. */
+int config_check_worker_id(const char *v, char *why, size_t len)
+{
+    if (strlen(v) > 256)
+        return snprintf(why, len, "must be at most 256 bytes"), -EINVAL;
+    for (const char *p = v; *p; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+            return snprintf(why, len, "must not contain blanks or control characters"), -EINVAL;
+    return 0;
+}
+
 bool config_valid_table_name(const char *s)
 {
     size_t n = strlen(s);

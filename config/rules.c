@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -35,6 +36,39 @@ static bool ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcasecmp(s + a - b, suffix) == 0;
+}
+
+/* [leases]: on when its section header or any of its keys was given (the
+ * file or DDB2ES_LEASES_*); then the table must be named, and the worker
+ * id defaults to hostname:pid. */
+static void finish_leases(struct loader *L)
+{
+    struct config *c = L->cfg;
+    size_t sec = 0;
+    char host[256];
+
+    while (strcmp(config_sections[sec], "leases") != 0)
+        sec++;
+    c->leases.enabled = L->sec_line[sec] != 0;
+    for (size_t i = 0; i < NGLOBAL; i++)
+        if (strcmp(config_global_opts[i].section, "leases") == 0 &&
+            (L->orig[i].line || L->orig[i].env))
+            c->leases.enabled = true;
+    if (!c->leases.enabled)
+        return;
+    if (!c->leases.table) {
+        config_fail(L, gorig(L, "leases", "table"), "leases", "table", "must not be empty");
+        return;
+    }
+    if (c->leases.worker_id)
+        return;
+    if (gethostname(host, sizeof(host)) != 0 || !host[0])
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    if (asprintf(&c->leases.worker_id, "%.200s:%ld", host, (long)getpid()) < 0) {
+        c->leases.worker_id = NULL;
+        config_oom(L);
+    }
 }
 
 void config_finish(struct loader *L)
@@ -122,6 +156,8 @@ void config_finish(struct loader *L)
         if (t->hmac.count && !t->hmac_key_file)
             config_fail(L, torig(L, i, "hmac"), lab, "hmac", "needs hmac_key_file");
     }
+    if (!L->rc)
+        finish_leases(L);
 }
 
 /* ---- transport security ---- */

@@ -19,6 +19,7 @@
 #include "daemon/ckpt.h"
 #include "daemon/ckpt_store.h"
 #include "daemon/statedir.h"
+#include "tests/support/ckptrules.h"
 
 #define ARN "arn:aws:dynamodb:us-east-1:123456789012:table/posts/stream/2024-05-01T00:00:00.000"
 #define ARN2 "arn:aws:dynamodb:us-east-1:123456789012:table/users/stream/2024-05-01T00:00:00.000"
@@ -1075,100 +1076,25 @@ static struct ckpt *mem_new(struct mem_durable *durable)
     return &st->base;
 }
 
-static int count_shards(const struct ckpt_shard *sh, void *arg)
+static struct ckpt *mem_make(void *ctx)
 {
-    (*(int *)arg)++;
-    return 0;
+    return mem_new(ctx);
+}
+
+static int mem_changes(struct ckpt *ck, void *ctx)
+{
+    return mem_of(ck)->changed;
 }
 
 Test(ckpt, another_backend_gets_the_same_rules_through_the_public_calls)
 {
     struct mem_durable durable = { 0 };
-    struct ckpt *ck = mem_new(&durable), *again;
-    struct ckpt_shard *a, *b, *u;
-    struct docver v;
-    struct saved s = { 0 };
     uv_loop_t loop;
-    char err[256];
-    int n = 0;
 
-    cr_assert_str_eq(ckpt_path(ck), "memory");
-    cr_assert_null(ckpt_shard_add(ck, "posts", ARN, "", NULL, T0), "an empty id is refused");
-    a = ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0);
-    b = ckpt_shard_add(ck, "posts", ARN, SH_B, SH_A, T0 + 1);
-    u = ckpt_shard_add(ck, "users", ARN2, SH_C, NULL, T0 + 2);
-    cr_assert(a && b && u);
-    cr_assert_eq(ckpt_shard_add(ck, "posts", ARN, SH_A, NULL, T0 + 9), a, "found, not added");
-    cr_assert_eq(ckpt_count(ck), 3);
-    cr_assert_eq(ckpt_foreach(ck, count_shards, &n), 0);
-    cr_assert_eq(n, 3);
-    cr_assert_eq(ckpt_shard_get(ck, ARN, SH_B), b);
-    cr_assert_str_eq(b->parent, SH_A);
-    cr_assert(ckpt_dirty(ck));
-
-    /* The checkpoint moves forward only, whatever the backend. */
-    cr_assert_eq(ckpt_shard_advance(ck, a, "000000000000000000200",
-                                    &(struct docver){ 1000, 5 }, T0 + 10),
-                 0);
-    cr_assert_eq(ckpt_shard_advance(ck, a, "000000000000000000199",
-                                    &(struct docver){ 1000, 9 }, T0 + 11),
-                 -EINVAL);
-    cr_assert_eq(ckpt_shard_advance(ck, a, "12x", &(struct docver){ 1000, 9 }, T0 + 11), -EINVAL);
-    cr_assert_str_eq(a->seq, "000000000000000000200");
-    cr_assert_eq(a->ver.ordinal, 5);
-    cr_assert_eq(mem_of(ck)->changed, 1, "a refused advance changes nothing");
-    ckpt_shard_finish(ck, a, T0 + 12);
-    cr_assert(a->done);
-    cr_assert_eq(a->updated, T0 + 12);
-    ckpt_shard_skip_before(ck, u, 1500);
-    ckpt_shard_skip_before(ck, u, 1500);
-    cr_assert_eq(mem_of(ck)->changed, 3, "an unchanged skip_before is no change");
-
-    /* The child continues its parent's ordinal; a new stream starts above
-     * everything its table used. */
-    v = ckpt_shard_resume_version(ck, b);
-    cr_assert(v.second == 1000 && v.ordinal == 5, "inherited: {%lld, %u}", (long long)v.second,
-              v.ordinal);
-    cr_assert_eq(docver_next(&v, 1000), (1000ull << 20) | 6);
-    cr_assert(ckpt_table_known(ck, "users"));
-    cr_assert_not(ckpt_table_known(ck, "orders"));
-    v = ckpt_table_max_version(ck, "posts");
-    cr_assert(v.second == 1000 && v.ordinal == 5);
-    ckpt_shard_raise_version(ck, u, &v);
-    cr_assert_eq(u->ver.second, 1000);
-    ckpt_shard_raise_version(ck, u, &(struct docver){ 999, 9 });
-    cr_assert_eq(u->ver.second, 1000, "raising never lowers");
-
-    /* Saved, then loaded by another store: the inherited state survives. */
-    cr_assert_eq(ckpt_save_sync(ck), 0);
-    cr_assert_not(ckpt_dirty(ck));
-    again = mem_new(&durable);
-    cr_assert_eq(ckpt_load(again, err, sizeof(err)), 0);
-    cr_assert_eq(ckpt_count(again), 3);
-    cr_assert_eq(ckpt_shard_get(again, ARN, SH_B)->ver.ordinal, 5);
-    cr_assert_eq(ckpt_shard_get(again, ARN2, SH_C)->skip_before, 1500);
-
-    /* Pruning follows the shared rule: the parent, done for a day, goes. */
-    ckpt_shard_seen(ckpt_shard_get(again, ARN, SH_A), T0 + CKPT_PRUNE_AGE);
-    cr_assert_eq(ckpt_prune(again, T0 + CKPT_PRUNE_AGE + 13), 0, "still listed");
-    cr_assert_eq(ckpt_prune(again, T0 + 2 * CKPT_PRUNE_AGE), 1);
-    cr_assert_null(ckpt_shard_get(again, ARN, SH_A));
-    cr_assert(ckpt_dirty(again));
-
-    /* An asynchronous save reports once, on the loop. */
     cr_assert_eq(uv_loop_init(&loop), 0);
-    cr_assert_eq(ckpt_save_async(again, &loop, on_saved, &s), 0);
-    cr_assert(ckpt_busy(again));
-    cr_assert_eq(ckpt_save_sync(again), -EBUSY);
-    cr_assert_eq(s.calls, 0, "the callback never runs inside the call");
-    uv_run(&loop, UV_RUN_DEFAULT);
-    cr_assert_eq(s.calls, 1);
-    cr_assert_eq(s.status[0], 0);
-    cr_assert_not(ckpt_busy(again));
-    cr_assert_eq(durable.n, 2);
+    ckpt_rules_check(&(struct ckpt_backend){ .make = mem_make, .changes = mem_changes,
+                                             .path = "memory", .loop = &loop, .ctx = &durable });
+    cr_assert_eq(durable.n, 2, "the pruned entry is gone from the durable state");
     cr_assert_eq(durable.saves, 2);
-    ckpt_free(again);
-    ckpt_free(ck);
-    ckpt_free(NULL);
     cr_assert_eq(uv_loop_close(&loop), 0);
 }

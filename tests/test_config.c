@@ -145,10 +145,12 @@ Test(config, example_documents_every_key)
         if (sscanf(line, "# %63[a-z0-9_]: ", key) != 1 || strncmp(line, "#   ", 4) == 0)
             continue;
         snprintf(want, sizeof(want), "\n%s =", key);
+        if (!strstr(text, want)) /* [leases] is commented out: it turns a mode on */
+            snprintf(want, sizeof(want), "\n# %s =", key);
         cr_expect_not_null(strstr(text, want), "the example lacks %s", key);
         keys++;
     }
-    cr_assert_eq(keys, 46, "keys described: %d", keys);
+    cr_assert_eq(keys, 50, "keys described: %d", keys);
     free(text);
     free(desc);
 }
@@ -279,7 +281,8 @@ Test(config, unknown_section)
     expect_error("[tables posts]\n",
                  "1: [tables posts]: unknown section (did you mean [table posts]?)");
     expect_error("[frobnicate]\n",
-                 "1: [frobnicate]: unknown section (known: [daemon], [aws], [sink], [table NAME])");
+                 "1: [frobnicate]: unknown section (known: [daemon], [aws], [sink], [leases], "
+                 "[table NAME])");
     expect_error("[table]\n", "1: [table]: missing table name: write [table NAME]");
     expect_error("[table a b]\n",
                  "1: [table a b]: \"a b\" is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)");
@@ -904,4 +907,111 @@ Test(config, ca_file_must_hold_pem_certificates)
     snprintf(want, sizeof(want), "%s/t.conf:3: [sink] ca_file: cannot read \"%s\": not a regular "
                                  "file", dir, dir);
     cr_assert_str_eq(err, want);
+}
+
+/* ---- [leases] ---- */
+
+Test(config, leases_absent_is_one_process)
+{
+    cr_assert_eq(load(put("a.conf", MIN_CONF), no_env), 0, "%s", err);
+    cr_assert_not(cfg.leases.enabled);
+    cr_assert_null(cfg.leases.worker_id, "no worker id is made up for one process");
+}
+
+Test(config, leases_section_alone_takes_the_defaults)
+{
+    char want[300], host[256];
+
+    cr_assert_eq(load(put("a.conf", MIN_CONF "[leases]\n"), no_env), 0, "%s", err);
+    cr_assert(cfg.leases.enabled);
+    cr_assert_str_eq(cfg.leases.table, "ddb2es-leases");
+    cr_assert(cfg.leases.create_table);
+    cr_assert_eq(cfg.leases.lease_duration_ms, 10000);
+    cr_assert_eq(gethostname(host, sizeof(host)), 0);
+    snprintf(want, sizeof(want), "%s:%ld", host, (long)getpid());
+    cr_assert_str_eq(cfg.leases.worker_id, want, "default hostname:pid");
+}
+
+Test(config, leases_keys_are_typed)
+{
+    cr_assert_eq(load(put("a.conf", MIN_CONF "[leases]\ntable = my.leases-1\ncreate_table = no\n"
+                                             "worker_id = pod-7\nlease_duration = 1500ms\n"),
+                      no_env),
+                 78, "1.5 s is below the bound");
+    cr_assert_str_eq(strchr(err, ':'), ":8: [leases] lease_duration: must be 2s..5m, got \"1500ms\"");
+    cr_assert_eq(load(put("b.conf", MIN_CONF "[leases]\ntable = my.leases-1\ncreate_table = no\n"
+                                             "worker_id = pod-7\nlease_duration = 30s\n"),
+                      no_env),
+                 0, "%s", err);
+    cr_assert_str_eq(cfg.leases.table, "my.leases-1");
+    cr_assert_not(cfg.leases.create_table);
+    cr_assert_str_eq(cfg.leases.worker_id, "pod-7");
+    cr_assert_eq(cfg.leases.lease_duration_ms, 30000);
+}
+
+Test(config, leases_refusals_name_the_key)
+{
+    expect_error(MIN_CONF "[leases]\ntable = ab\n",
+                 "5: [leases] table: is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .), "
+                 "got \"ab\"");
+    expect_error(MIN_CONF "[leases]\ntable =\n", "5: [leases] table: must not be empty");
+    expect_error(MIN_CONF "[leases]\nworker_id = a b\n",
+                 "5: [leases] worker_id: must not contain blanks or control characters, got "
+                 "\"a b\"");
+    expect_error(MIN_CONF "[leases]\nlease_duration = 6m\n",
+                 "5: [leases] lease_duration: must be 2s..5m, got \"6m\"");
+    expect_error(MIN_CONF "[leases]\nlease_duraton = 6s\n",
+                 "5: [leases] lease_duraton: unknown key (did you mean lease_duration?)");
+    expect_error(MIN_CONF "[leases]\n[leases]\n", "5: [leases]: duplicate section (first on line 4)");
+    expect_error(MIN_CONF "[lease]\n", "4: [lease]: unknown section (did you mean [leases]?)");
+}
+
+Test(config, leases_from_the_environment)
+{
+    const char *const env[] = { "DDB2ES_TABLES=posts", "DDB2ES_SINK_URL=http://x",
+                                "DDB2ES_LEASES_WORKER_ID=w2", NULL };
+    const char *const env2[] = { "DDB2ES_LEASES_LEASE_DURATION=20s",
+                                 "DDB2ES_LEASES_CREATE_TABLE=false", NULL };
+    const char *const bad[] = { "DDB2ES_TABLES=posts", "DDB2ES_SINK_URL=http://x",
+                                "DDB2ES_LEASES_TABLE=x", NULL };
+    const char *const typo[] = { "DDB2ES_TABLES=posts", "DDB2ES_SINK_URL=http://x",
+                                 "DDB2ES_LEASES_WORKERID=w", NULL };
+
+    cr_assert_eq(load(NULL, env), 0, "%s", err);
+    cr_assert(cfg.leases.enabled, "any DDB2ES_LEASES_* variable turns the mode on");
+    cr_assert_str_eq(cfg.leases.worker_id, "w2");
+    cr_assert_str_eq(cfg.leases.table, "ddb2es-leases");
+    cr_assert_eq(load(put("a.conf", MIN_CONF "[leases]\nlease_duration = 5s\n"), env2), 0, "%s",
+                 err);
+    cr_assert_eq(cfg.leases.lease_duration_ms, 20000, "the environment wins over the file");
+    cr_assert_not(cfg.leases.create_table);
+    expect_env_error(bad, "DDB2ES_LEASES_TABLE: is not a DynamoDB table name (3-255 of A-Z a-z "
+                          "0-9 _ - .), got \"x\"");
+    expect_env_error(typo, "DDB2ES_LEASES_WORKERID: unknown key (did you mean "
+                           "DDB2ES_LEASES_WORKER_ID?)");
+}
+
+Test(config, leases_are_dumped_only_when_on)
+{
+    char *a = NULL;
+    size_t alen = 0;
+    FILE *f;
+
+    cr_assert_eq(load(put("a.conf", MIN_CONF), no_env), 0, "%s", err);
+    f = open_memstream(&a, &alen);
+    config_dump(&cfg, f);
+    fclose(f);
+    cr_assert_null(strstr(a, "[leases]"), "a dump read back must not turn the mode on: %s", a);
+    free(a);
+    a = NULL;
+    cr_assert_eq(load(put("b.conf", MIN_CONF "[leases]\nworker_id = w1\n"), no_env), 0, "%s", err);
+    f = open_memstream(&a, &alen);
+    config_dump(&cfg, f);
+    fclose(f);
+    cr_assert_not_null(strstr(a, "\n[leases]\ntable = ddb2es-leases\ncreate_table = true\n"
+                                 "worker_id = w1\nlease_duration = 10s\n"),
+                       "%s", a);
+    cr_assert_eq(load(put("c.conf", a), no_env), 0, "%s", err);
+    cr_assert(cfg.leases.enabled);
+    free(a);
 }

@@ -19,6 +19,9 @@ struct ddbproxy {
     unsigned rewritten;
     char *body;            /* the last reply's body (fakehttp copies it) */
     char headers[256];
+    int refuse_status;     /* not 0: answer this instead of forwarding */
+    char *refuse_body;
+    unsigned refused;
 };
 
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
@@ -72,8 +75,24 @@ static void handler(const struct fake_req *req, struct fake_reply *out, void *ar
     char v[2048], line[2100], url[512], target[128] = "";
     long status = 0;
     bool changed = false;
-    CURL *c = curl_easy_init();
+    CURL *c;
 
+    pthread_mutex_lock(&p->mu);
+    if (p->refuse_status) {
+        free(p->body);
+        p->body = strdup(p->refuse_body);
+        snprintf(p->headers, sizeof(p->headers),
+                 "Content-Type: application/x-amz-json-1.0\r\nx-amz-crc32: %lu\r\n",
+                 crc32(0L, (const Bytef *)p->body, (uInt)strlen(p->body)));
+        out->status = p->refuse_status;
+        out->headers = p->headers;
+        out->body = p->body;
+        p->refused++;
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    pthread_mutex_unlock(&p->mu);
+    c = curl_easy_init();
     for (size_t i = 0; i < sizeof(pass) / sizeof(*pass); i++) {
         if (!header_of(req, pass[i], v, sizeof(v)))
             continue;
@@ -138,6 +157,7 @@ void ddbproxy_stop(struct ddbproxy *p)
     free(p->from);
     free(p->to);
     free(p->body);
+    free(p->refuse_body);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -163,6 +183,25 @@ unsigned ddbproxy_rewritten(struct ddbproxy *p)
 
     pthread_mutex_lock(&p->mu);
     n = p->rewritten;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+void ddbproxy_refuse(struct ddbproxy *p, int status, const char *body)
+{
+    pthread_mutex_lock(&p->mu);
+    free(p->refuse_body);
+    p->refuse_body = strdup(body ? body : "");
+    p->refuse_status = status;
+    pthread_mutex_unlock(&p->mu);
+}
+
+unsigned ddbproxy_refused(struct ddbproxy *p)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->refused;
     pthread_mutex_unlock(&p->mu);
     return n;
 }
