@@ -64,6 +64,8 @@ struct config_table {
     struct config_list hmac;     /* attributes replaced by HMAC-SHA256 hex */
     char *hmac_key_file;         /* required when hmac is set; see config_read_secret */
     char *hmac_key;              /* its content once config_read_secrets ran; never printed */
+    char *index_template;        /* JSON file the index is created from when it is missing */
+    char *index_template_body;   /* its content once clients_preflight read it */
 };
 
 struct config_where;
@@ -113,6 +115,7 @@ struct config {
         int64_t max_retry_backoff_ms;
         int64_t tombstone_ttl_ms;
         int tombstone_max;
+        bool probe;             /* the canary document of the target probe */
     } sink;
     struct config_table *tables; /* in the order declared: file, then DDB2ES_TABLES */
     size_t ntables;

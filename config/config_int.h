@@ -37,8 +37,8 @@ struct option {
 };
 
 /* keys.c: the table (the counts are checked there against the rows). */
-#define NGLOBAL 36 /* rows of config_global_opts */
-#define NTABLE 8   /* rows of config_table_opts */
+#define NGLOBAL 37 /* rows of config_global_opts */
+#define NTABLE 9   /* rows of config_table_opts */
 #define NSECTIONS 3
 extern const struct option config_global_opts[];
 extern const struct option config_table_opts[];
