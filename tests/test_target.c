@@ -500,3 +500,39 @@ Test(targetprobe, no_engine_is_unreachable_and_a_refusal_is_denied)
     probe(true, true);
     cr_expect_eq(tgt.verdict, TARGET_UNREACHABLE, "%s", tgt.why);
 }
+
+/* README "Creating the index": the template it recommends, as shipped. */
+Test(targetprobe, the_recommended_template_is_an_index_body_the_engine_takes)
+{
+    char *text = NULL, why[256];
+    size_t cap = 0;
+    ssize_t n;
+    FILE *f = fopen("deploy/index-template.json", "r");
+    long status = 0;
+    json_t *r;
+
+    cr_assert_not_null(f, "deploy/index-template.json");
+    n = getdelim(&text, &cap, '\0', f);
+    fclose(f);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(target_template_check(text, (size_t)n, why, sizeof(why)), 0, "%s", why);
+    sd = searchd_start(NULL);
+    json_decref(searchd_json(sd, "PUT", "/posts", text, &status));
+    cr_assert_eq(status, 200);
+    /* a 38-digit count and a fraction in one field: both doubles, nothing refused */
+    r = searchd_bulk(sd, "/_bulk",
+                     "{\"index\":{\"_index\":\"posts\",\"_id\":\"a\"}}\n"
+                     "{\"n\":12345678901234567890123456789012345678,\"m\":{\"x\":3}}\n"
+                     "{\"index\":{\"_index\":\"posts\",\"_id\":\"b\"}}\n{\"n\":1.5,\"m\":{\"x\":-2.25}}\n",
+                     &status);
+    cr_assert_eq(status, 200);
+    cr_expect(json_is_false(json_object_get(r, "errors")), "%s", json_dumps(r, 0));
+    json_decref(r);
+    r = searchd_json(sd, "GET", "/posts/_mapping", NULL, NULL);
+    cr_expect_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(
+                         json_object_get(json_object_get(json_object_get(json_object_get(
+                             r, "posts"), "mappings"), "properties"), "n"), "fields"), "exact"),
+                         "type")), "keyword", "the exact text of each number is searchable");
+    json_decref(r);
+    free(text);
+}
