@@ -199,13 +199,18 @@ Test(flavours, a_time_series_collection_refuses_client_ids)
 
 Test(flavours, serverless_collections_cap_bodies_at_10_mib)
 {
-    size_t n = (11u << 20) / 40 + 1;
-    char *body = malloc(n * 40 + 1), *p = body;
+    /* eleven documents of a MiB each: big, but quick to parse */
+    size_t n = 11, doc = (size_t)1 << 20;
+    char *body = malloc(n * (doc + 64) + 1), *p = body;
     long status = 0;
     json_t *r;
 
-    for (size_t i = 0; i < n; i++)
-        p += sprintf(p, "{\"index\":{\"_index\":\"t\"}}\n{\"k\":%08zu}\n", i);
+    for (size_t i = 0; i < n; i++) {
+        p += sprintf(p, "{\"index\":{\"_index\":\"t\"}}\n{\"k\":\"");
+        memset(p, 'x', doc);
+        p += doc;
+        p += sprintf(p, "\"}\n");
+    }
     sd = searchd_start("--flavor", "aoss-search", NULL);
     r = searchd_bulk(sd, "/_bulk", body, &status);
     cr_expect_eq(status, 413, "an 11 MiB body");

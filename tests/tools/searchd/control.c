@@ -199,7 +199,8 @@ void reqlog_trim(size_t n)
         free(srv.log[i].query);
     }
     n = n < srv.nlog ? n : srv.nlog;
-    memmove(srv.log, srv.log + n, (srv.nlog - n) * sizeof(*srv.log));
+    if (n)
+        memmove(srv.log, srv.log + n, (srv.nlog - n) * sizeof(*srv.log));
     srv.nlog -= n;
 }
 
