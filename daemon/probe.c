@@ -153,8 +153,11 @@ static bool aoss(const struct config *cfg)
 static const char *kind_text(const struct target_index *ix, char *buf, size_t cap)
 {
     switch (ix->kind) {
-    case TK_INDEX: snprintf(buf, cap, ix->created ? "an index, created from %s" : "an index",
-                            ix->template_path);
+    case TK_INDEX:
+        if (ix->created)
+            snprintf(buf, cap, "an index, created from %s", ix->template_path);
+        else
+            snprintf(buf, cap, "an index");
         break;
     case TK_ALIAS: snprintf(buf, cap, "an alias, writing to \"%s\"", ix->write_index); break;
     case TK_DATA_STREAM: snprintf(buf, cap, "a data stream"); break;

@@ -362,7 +362,7 @@ static int run_main(const struct config *cfg, bool dry_run, bool checking)
             run->exit_code = 70;
             begin_stop(run, "start-up");
         }
-        for (size_t i = 0; i < run->app.nreaders; i++)
+        for (size_t i = 0; i < run->app.nreaders && !run->app.stopping; i++)
             reader_start(run->app.readers[i]);
         uv_run(&loop, UV_RUN_DEFAULT);
         rc = run->exit_code;
