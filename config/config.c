@@ -274,6 +274,7 @@ void config_free(struct config *cfg)
             config_opt_clear(&config_table_opts[i], &cfg->tables[t]);
         free(cfg->tables[t].name);
         secret_free(&cfg->tables[t].hmac_key);
+        free(cfg->tables[t].index_template_body);
     }
     free(cfg->tables);
     free(cfg->path);

@@ -66,6 +66,8 @@ struct config_table {
     char *hmac_key_file;         /* required when hmac is set; see config_read_secret */
     char *hmac_key;              /* its content once config_read_secrets ran; never printed */
     enum config_encrypted encrypted_items; /* client-side encrypted items: plaintext only */
+    char *index_template;        /* JSON file the index is created from when it is missing */
+    char *index_template_body;   /* its content once clients_preflight read it */
 };
 
 struct config_where;
@@ -116,6 +118,7 @@ struct config {
         int64_t max_retry_backoff_ms;
         int64_t tombstone_ttl_ms;
         int tombstone_max;
+        bool probe;             /* the canary document of the target probe */
     } sink;
     struct {
         bool enabled;            /* a [leases] section or a DDB2ES_LEASES_* variable: several

@@ -37,8 +37,8 @@ struct option {
 };
 
 /* keys.c: the table (the counts are checked there against the rows). */
-#define NGLOBAL 41 /* rows of config_global_opts */
-#define NTABLE 9   /* rows of config_table_opts */
+#define NGLOBAL 42 /* rows of config_global_opts */
+#define NTABLE 10  /* rows of config_table_opts */
 #define NSECTIONS 4
 extern const struct option config_global_opts[];
 extern const struct option config_table_opts[];

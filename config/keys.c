@@ -111,6 +111,9 @@ const struct option config_global_opts[] = {
       "deletes remembered at most (the oldest are forgotten first)" },
     { "sink", "max_retry_backoff", T_DURATION, "30s", 100, 10 * MINUTE,
       G(sink.max_retry_backoff_ms), NULL, NULL, "cap of the exponential backoff between retries" },
+    { "sink", "probe", T_BOOL, "true", 0, 0, G(sink.probe), NULL, NULL,
+      "prove external versions work with a canary document (\\ddb2es-probe, written then "
+      "deleted) in each index, at check and at start" },
 
     { "leases", "table", T_STRING, "ddb2es-leases", 0, 0, G(leases.table), NULL,
       config_check_table_name,
@@ -146,6 +149,8 @@ const struct option config_table_opts[] = {
       encrypted_names, NULL,
       "items written by client-side encryption: plaintext (their plaintext attributes and "
       "beacons only) or as_is (every attribute, ciphertext as base64)" },
+    { "table", "index_template", T_STRING, NULL, 0, 0, TB(index_template), NULL, NULL,
+      "JSON file (settings, mappings, aliases) the index is created from when it does not exist" },
 };
 
 _Static_assert(ARRAY_SIZE(config_global_opts) == NGLOBAL, "NGLOBAL in config_int.h");

@@ -14,8 +14,10 @@
 #include "daemon/app.h"
 #include "daemon/encstats.h"
 #include "base/log.h"
+#include "indexer/target.h"
 
 #define AWS_MAX_CONNS 8 /* AWS requests at once, per endpoint */
+#define TEMPLATE_MAX ((size_t)1 << 20) /* an index template's file, at most */
 
 struct region_wait {
     bool done;
@@ -92,14 +94,62 @@ static int resolve_region(struct clients *c, struct app *app, const struct confi
     return 0;
 }
 
+/* Reads a table's index_template into t->index_template_body and checks it
+ * is an index body (target_template_check).  0, 71, or 78 with the line. */
+static int read_template(struct config *cfg, struct config_table *t, char *err, size_t errlen)
+{
+    FILE *f = fopen(t->index_template, "re");
+    char *text = malloc(TEMPLATE_MAX + 1), why[512];
+    size_t n = 0;
+    int rc = 0;
+
+    if (!text) {
+        if (f)
+            fclose(f);
+        snprintf(err, errlen, "out of memory");
+        return CONFIG_EX_OSERR;
+    }
+    if (!f) {
+        rc = config_refuse(cfg, t, NULL, "index_template", err, errlen, "cannot read \"%s\": %s",
+                           t->index_template, strerror(errno));
+        goto out;
+    }
+    n = fread(text, 1, TEMPLATE_MAX + 1, f);
+    text[n <= TEMPLATE_MAX ? n : TEMPLATE_MAX] = '\0';
+    if (ferror(f))
+        rc = config_refuse(cfg, t, NULL, "index_template", err, errlen, "cannot read \"%s\": %s",
+                           t->index_template, strerror(errno));
+    else if (n > TEMPLATE_MAX)
+        rc = config_refuse(cfg, t, NULL, "index_template", err, errlen,
+                           "\"%s\" is over 1 MiB", t->index_template);
+    else if (target_template_check(text, n, why, sizeof(why)) < 0)
+        rc = config_refuse(cfg, t, NULL, "index_template", err, errlen, "\"%s\": %s",
+                           t->index_template, why);
+    fclose(f);
+    if (rc == 0) {
+        free(t->index_template_body);
+        t->index_template_body = text;
+        text = NULL;
+    }
+out:
+    free(text);
+    return rc;
+}
+
 int clients_preflight(struct config *cfg, const char *only_table, char *err, size_t errlen)
 {
     struct aws_settings st;
     int rc;
 
     if ((rc = config_check_transport(cfg, err, errlen)) != 0 ||
-        (rc = config_read_secrets(cfg, only_table, err, errlen)) != 0 ||
-        (rc = load_settings(&st, cfg, err, errlen)) != 0)
+        (rc = config_read_secrets(cfg, only_table, err, errlen)) != 0)
+        return rc;
+    for (size_t i = 0; i < cfg->ntables; i++)
+        if (cfg->tables[i].index_template && (!only_table || strcmp(only_table,
+                                                                     cfg->tables[i].name) == 0) &&
+            (rc = read_template(cfg, &cfg->tables[i], err, errlen)) != 0)
+            return rc;
+    if ((rc = load_settings(&st, cfg, err, errlen)) != 0)
         return rc;
     if (st.region[0])
         rc = region_allowed(cfg, st.region, st.region_source, err, errlen);
@@ -193,6 +243,7 @@ int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_
             .max_queue_bytes = cfg->daemon.max_queue_bytes,
             .version_type = "external",
             .dry_run = app->dry_run,
+            .ping_index = cfg->ntables ? cfg->tables[0].index : NULL,
         };
 
         app->sink = sink_new(app->loop, app->sink_http, app->creds, &so, done, resume, arg);

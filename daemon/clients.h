@@ -28,7 +28,10 @@ struct clients {
  * over plain http, ca_file and the search domain's region
  * (config_check_transport); the secret files, read into cfg for
  * clients_open and clients_transform_cfg (config_read_secrets; those of
- * table only_table alone when not NULL); the shared AWS config files; and,
+ * table only_table alone when not NULL); each table's index_template, read
+ * into its index_template_body and checked to be an index body (a JSON
+ * object of settings, mappings and aliases; 1 MiB at most); the shared AWS
+ * config files; and,
  * when the region is known without IMDS, [aws] allowed_regions.  Returns 0,
  * or the exit code (78; 71 out of memory) with one line in err, in the shape
  * of config_refuse when a key is at fault. */

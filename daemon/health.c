@@ -87,7 +87,8 @@ static void format_status(struct health *h, char *out, size_t len)
                  ss ? ss->inflight_requests : 0);
     } else if (!h->started) {
         snprintf(out, len, "starting: %zu of %zu stream(s) listed, search engine %s",
-                 listed_count(app), app->nreaders, h->sink_ok ? "answering" : h->sink_err);
+                 listed_count(app), app->nreaders,
+                 !h->sink_ok ? h->sink_err : sink_held(app->sink) ? "being probed" : "answering");
     } else {
         unsigned shards = 0;
         int64_t lag = health_lag(app);
@@ -113,7 +114,9 @@ static void format_status(struct health *h, char *out, size_t len)
                           (unsigned long long)(ss->block_age_ms / 1000), ss->block_reason,
                           ss->blocked_indexes > 1 ? " and others" : "");
         if (ss && ss->failing && n > 0 && (size_t)n < len)
-            snprintf(out + n, len - (size_t)n, ", search engine failing (retrying)");
+            n += snprintf(out + n, len - (size_t)n, ", search engine failing (retrying)");
+        if (app->sink && sink_held(app->sink) && n > 0 && (size_t)n < len)
+            snprintf(out + n, len - (size_t)n, ", search engine being probed again");
     }
 }
 
@@ -179,7 +182,7 @@ static void on_tick(uv_timer_t *t)
         return;
     if (!h->started) {
         ping(h);
-        if (h->sink_ok && listed_count(app) == app->nreaders) {
+        if (h->sink_ok && !sink_held(app->sink) && listed_count(app) == app->nreaders) {
             h->started = true;
             uv_timer_set_repeat(&h->tick, TICK_MS);
             update_status(h, "READY=1\n");
@@ -247,7 +250,7 @@ bool health_ready(const struct health *h)
     if (!h || !h->started || h->stopping || h->closed)
         return false;
     ss = h->app->sink ? sink_stats(h->app->sink) : NULL;
-    return !(ss && (ss->failing || ss->blocked_indexes));
+    return !(ss && (ss->failing || ss->blocked_indexes || sink_held(h->app->sink)));
 }
 
 const char *health_status_now(struct health *h)

@@ -5,10 +5,11 @@
  *   alive   the loop turns: a timer on it ticked within the last few seconds
  *   ready   every table's stream was listed (reader_listed) and the search
  *           engine answered a ping (sink_ping: any HTTP reply other than
- *           401, 403, 408, 429 or 5xx), and the sink is not failing now, the
- *           engine does not refuse writes (a write block: sink.h) and the
- *           daemon is not stopping.  READY=1 is sent once, the first time
- *           the first two hold.
+ *           401, 403, 408, 429 or 5xx) and was probed (the sink is not held:
+ *           probe.h), and the sink is not failing now, the engine does not
+ *           refuse writes (a write block: sink.h) and the daemon is not
+ *           stopping.  READY=1 is sent once, the first time the first two
+ *           hold.
  *
  * WATCHDOG=1 goes out at half of $WATCHDOG_USEC from a timer on the loop,
  * and only while the daemon is alive, so a stuck loop gets the process

@@ -8,9 +8,16 @@
 
 #include "aws/creds.h"
 #include "aws/ddb.h"
+#include "base/backoff.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "config/config.h"
 #include "daemon/app.h"
 #include "indexer/sink.h"
+#include "indexer/target.h"
+
+#define WATCH_BASE_MS 1000   /* the first probe again after a failed one */
+#define WATCH_MAX_MS 30000
 
 struct probe {
     struct app *app;
@@ -18,6 +25,7 @@ struct probe {
     void *arg;
     unsigned pending;
     int exit_code;
+    struct target target;
 };
 
 struct table_probe {
@@ -26,10 +34,22 @@ struct table_probe {
     char *arn;
 };
 
+static int rank(int code)
+{
+    switch (code) {
+    case 0: return 0;
+    case 70: return 1;
+    case 69: return 2;
+    case 78: return 3;
+    default: return 4; /* 77 */
+    }
+}
+
 static void fail(struct probe *p, int code)
 {
-    /* Credentials and permissions (77) say more than "unavailable" (69). */
-    if (p->exit_code != 77)
+    /* Credentials and permissions (77) say more than a target that cannot
+     * mirror (78), which says more than "unavailable" (69). */
+    if (rank(code) > rank(p->exit_code))
         p->exit_code = code;
 }
 
@@ -40,6 +60,7 @@ static void finish_one(struct probe *p)
         void *arg = p->arg;
         int code = p->exit_code;
 
+        target_free(&p->target);
         free(p);
         done(arg, code);
     }
@@ -111,18 +132,94 @@ static void on_table(const struct ddb_reply *rep, void *arg)
     free(tp);
 }
 
-static void on_ping(void *arg, int rc)
+/* The index names of the tables, with their templates (read by
+ * clients_preflight). */
+static int target_of(const struct config *cfg, struct target *t)
+{
+    for (size_t i = 0; i < cfg->ntables; i++) {
+        const struct config_table *c = &cfg->tables[i];
+
+        if (target_add_index(t, c->index, c->name, c->index_template, c->index_template_body) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static bool aoss(const struct config *cfg)
+{
+    return cfg->sink.sigv4_service && strcmp(cfg->sink.sigv4_service, "aoss") == 0;
+}
+
+static const char *kind_text(const struct target_index *ix, char *buf, size_t cap)
+{
+    switch (ix->kind) {
+    case TK_INDEX:
+        if (ix->created)
+            snprintf(buf, cap, "an index, created from %s", ix->template_path);
+        else
+            snprintf(buf, cap, "an index");
+        break;
+    case TK_ALIAS: snprintf(buf, cap, "an alias, writing to \"%s\"", ix->write_index); break;
+    case TK_DATA_STREAM: snprintf(buf, cap, "a data stream"); break;
+    case TK_ABSENT:
+        if (ix->template_path)
+            snprintf(buf, cap, "does not exist yet: `ddb2es run` creates it from %s",
+                     ix->template_path);
+        else
+            snprintf(buf, cap, "does not exist yet: the engine creates it at the first write, "
+                               "with its default mappings (see [table] index_template)");
+        break;
+    default: snprintf(buf, cap, "the engine does not say what it is"); break;
+    }
+    return buf;
+}
+
+static const char *versions_text(const struct target_index *ix, const struct config *cfg)
+{
+    if (ix->versions == TV_OK)
+        return "; external versions hold (canary " TARGET_CANARY_ID " written, refused at an "
+               "older version, deleted)";
+    if (!cfg->sink.probe)
+        return "; external versions not checked ([sink] probe = false)";
+    if (ix->kind == TK_ABSENT)
+        return "; external versions not checked (the canary would create the index)";
+    return "";
+}
+
+static void on_target(struct target *t, void *arg)
 {
     struct probe *p = arg;
+    const struct config *cfg = p->app->cfg;
+    char name[160], kind[600];
 
-    if (rc == 0) {
-        printf("  sink %s: answered\n", p->app->cfg->sink.url);
-    } else {
-        printf("  sink %s: FAILED: %s\n", p->app->cfg->sink.url,
-               rc < 0 ? strerror(-rc) : rc == 401 || rc == 403 ? "access refused" : "error");
-        if (rc > 0)
-            printf("    (HTTP %d)\n", rc);
-        fail(p, rc == 401 || rc == 403 ? 77 : 69);
+    if (t->why[0]) {
+        printf("  sink %s: FAILED: %s\n", cfg->sink.url, t->why);
+        fail(p, t->verdict == TARGET_DENIED ? 77 : 69);
+        finish_one(p);
+        return;
+    }
+    printf("  sink %s: answered: %s%s%s\n", cfg->sink.url,
+           target_flavour_name(&t->root, name, sizeof(name)),
+           t->root.source_param ? "; bulk requests say include_source_on_error=false" : "",
+           t->root.flavour == TF_AOSS ? " (SigV4 service aoss; bulk bodies at most 10 MiB)" : "");
+    for (size_t i = 0; i < t->nix; i++) {
+        const struct target_index *ix = &t->ix[i];
+
+        switch (ix->verdict) {
+        case TARGET_OK:
+            printf("  [table %s] index \"%s\": %s%s\n", ix->table, ix->name,
+                   kind_text(ix, kind, sizeof(kind)), versions_text(ix, cfg));
+            break;
+        case TARGET_CANNOT_MIRROR:
+            printf("  [table %s] index \"%s\": CANNOT MIRROR the table: %s\n", ix->table,
+                   ix->name, ix->why);
+            fail(p, 78);
+            break;
+        default:
+            printf("  [table %s] index \"%s\": FAILED: %s\n", ix->table, ix->name, ix->why);
+            fail(p, ix->verdict == TARGET_DENIED ? 77 : 69);
+            break;
+        }
     }
     finish_one(p);
 }
@@ -179,11 +276,151 @@ int probe_run(struct app *app, void (*done)(void *arg, int exit_code), void *arg
             fail(p, 70);
         }
     }
+    /* check makes nothing: a missing index is only reported */
     p->pending++;
-    if (sink_ping(app->sink, on_ping, p) < 0) {
+    if (target_of(cfg, &p->target) < 0 ||
+        target_probe(app->sink, &p->target,
+                     &(struct target_probe_opts){ .aoss = aoss(cfg), .canary = cfg->sink.probe },
+                     on_target, p) < 0) {
         p->pending--;
         fail(p, 70);
     }
     finish_one(p);
     return 0;
+}
+
+/* ---- run: the probe at start and after the engine was unreachable ---- */
+
+struct probe_watch {
+    struct app *app;
+    struct target target;
+    uv_timer_t timer;
+    bool probing, stopped;
+    unsigned failures;          /* probes in a row that could not finish */
+    void (*refused)(void *arg);
+    void *arg;
+};
+
+static void watch_probe(struct probe_watch *w);
+
+static void on_watch_timer(uv_timer_t *t)
+{
+    watch_probe(container_of(t, struct probe_watch, timer));
+}
+
+static void log_found(const struct probe_watch *w)
+{
+    const struct target *t = &w->target;
+    char name[160], kind[600];
+
+    log_info("the search engine is %s%s", target_flavour_name(&t->root, name, sizeof(name)),
+             t->root.source_param ? ": bulk requests say include_source_on_error=false" : "");
+    for (size_t i = 0; i < t->nix; i++)
+        log_info("[table %s] index %s: %s%s", t->ix[i].table, t->ix[i].name,
+                 kind_text(&t->ix[i], kind, sizeof(kind)), versions_text(&t->ix[i], w->app->cfg));
+}
+
+static void on_watch_probed(struct target *t, void *arg)
+{
+    struct probe_watch *w = arg;
+    struct sink *s = w->app->sink;
+    long ms;
+
+    w->probing = false;
+    if (w->stopped)
+        return;
+    switch (t->verdict) {
+    case TARGET_OK:
+        w->failures = 0;
+        log_found(w);
+        if (sink_set_source_on_error(s, !t->root.source_param) < 0) {
+            log_error("out of memory: the search engine is probed again in %d s",
+                      WATCH_BASE_MS / 1000);
+            uv_timer_start(&w->timer, on_watch_timer, WATCH_BASE_MS, 0);
+            return;
+        }
+        sink_release(s);
+        return;
+    case TARGET_CANNOT_MIRROR:
+        for (size_t i = 0; i < t->nix; i++)
+            if (t->ix[i].verdict == TARGET_CANNOT_MIRROR)
+                log_error("[table %s] index %s cannot mirror the table: %s", t->ix[i].table,
+                          t->ix[i].name, t->ix[i].why);
+        w->refused(w->arg);
+        return;
+    default:
+        ms = backoff_ms(WATCH_BASE_MS, WATCH_MAX_MS, w->failures++);
+        if (t->why[0]) {
+            log_warn("the search engine could not be probed: %s; again in %ld ms", t->why, ms);
+        } else {
+            for (size_t i = 0; i < t->nix; i++)
+                if (t->ix[i].verdict != TARGET_OK)
+                    log_warn("[table %s] index %s could not be probed: %s; again in %ld ms",
+                             t->ix[i].table, t->ix[i].name, t->ix[i].why, ms);
+        }
+        uv_timer_start(&w->timer, on_watch_timer, (uint64_t)ms, 0);
+        return;
+    }
+}
+
+static void watch_probe(struct probe_watch *w)
+{
+    const struct config *cfg = w->app->cfg;
+
+    if (w->probing || w->stopped)
+        return;
+    w->probing = true;
+    if (target_probe(w->app->sink, &w->target,
+                     &(struct target_probe_opts){ .aoss = aoss(cfg), .canary = cfg->sink.probe,
+                                                  .create = true },
+                     on_watch_probed, w) < 0) {
+        w->probing = false;
+        uv_timer_start(&w->timer, on_watch_timer, WATCH_BASE_MS, 0);
+    }
+}
+
+static void on_unreachable(void *arg)
+{
+    struct probe_watch *w = arg;
+
+    log_warn("the search engine did not answer: no bulk request goes out until it has been "
+             "probed again");
+    watch_probe(w);
+}
+
+struct probe_watch *probe_watch_start(struct app *app, void (*refused)(void *arg), void *arg)
+{
+    struct probe_watch *w = calloc(1, sizeof(*w));
+
+    if (!w || target_of(app->cfg, &w->target) < 0) {
+        if (w)
+            target_free(&w->target);
+        free(w);
+        return NULL;
+    }
+    w->app = app;
+    w->refused = refused;
+    w->arg = arg;
+    uv_timer_init(app->loop, &w->timer);
+    sink_hold(app->sink);
+    sink_on_unreachable(app->sink, on_unreachable, w);
+    watch_probe(w);
+    return w;
+}
+
+void probe_watch_stop(struct probe_watch *w)
+{
+    if (!w || w->stopped)
+        return;
+    w->stopped = true;
+    sink_on_unreachable(w->app->sink, NULL, NULL);
+    uv_close((uv_handle_t *)&w->timer, NULL);
+}
+
+void probe_watch_free(struct probe_watch *w)
+{
+    if (!w)
+        return;
+    target_free(&w->target);
+    free(w);
 }

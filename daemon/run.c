@@ -36,6 +36,7 @@ struct run {
     uv_timer_t ckpt_timer;
     uv_timer_t stop_timer;
     struct health *health;   /* sd_notify, /healthz, /readyz */
+    struct probe_watch *watch; /* the target probe: at start, after the engine was unreachable */
     struct metrics *metrics; /* NULL when metrics_listen is empty */
     int lock_fd;
     bool checking;       /* `ddb2es check`: probe, then stop */
@@ -112,6 +113,7 @@ static void on_clients_closed(void *arg)
     close_handle((uv_handle_t *)&run->sigint);
     close_handle((uv_handle_t *)&run->ckpt_timer);
     close_handle((uv_handle_t *)&run->stop_timer);
+    probe_watch_stop(run->watch);
     health_close(run->health);
     metrics_close(run->metrics);
 }
@@ -177,6 +179,7 @@ static void begin_stop(struct run *run, const char *why)
         return;
     log_info("%s: stopping (finishing requests in flight, at most %ld ms)", why, deadline);
     app->stopping = true;
+    probe_watch_stop(run->watch);
     health_stopping(run->health);
     uv_timer_stop(&run->ckpt_timer);
     run->readers_running = (unsigned)app->nreaders;
@@ -191,6 +194,15 @@ static void on_signal(uv_signal_t *h, int signum)
     struct run *run = h->data;
 
     begin_stop(run, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* The target probe found an index that cannot mirror its table (logged). */
+static void on_target_refused(void *arg)
+{
+    struct run *run = arg;
+
+    run->exit_code = 78;
+    begin_stop(run, "the search engine cannot mirror the tables (see above)");
 }
 
 /* ---- start ------------------------------------------------------------ */
@@ -347,7 +359,14 @@ static int run_main(const struct config *cfg, bool dry_run, bool checking)
 
         uv_timer_start(&run->ckpt_timer, on_ckpt_timer, every, every);
         run->last_prune = uv_now(&loop);
-        for (size_t i = 0; i < run->app.nreaders; i++)
+        /* No bulk goes out before the engine was probed (a dry run sends
+         * nothing); the readers read meanwhile, up to the memory cap. */
+        if (!dry_run && !(run->watch = probe_watch_start(&run->app, on_target_refused, run))) {
+            log_error("out of memory");
+            run->exit_code = 70;
+            begin_stop(run, "start-up");
+        }
+        for (size_t i = 0; i < run->app.nreaders && !run->app.stopping; i++)
             reader_start(run->app.readers[i]);
         uv_run(&loop, UV_RUN_DEFAULT);
         rc = run->exit_code;
@@ -375,6 +394,7 @@ static int run_main(const struct config *cfg, bool dry_run, bool checking)
     free(run->app.readers);
     slots_free(run->app.slots);
     sink_free(run->app.sink);
+    probe_watch_free(run->watch);
     metrics_free(run->metrics);
     health_free(run->health);
     ckpt_free(run->app.ckpt);

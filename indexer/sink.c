@@ -144,6 +144,49 @@ const struct sink_stats *sink_stats(const struct sink *s)
     return st;
 }
 
+/* ---- holding, the engine's parameters ---- */
+
+void sink_hold(struct sink *s)
+{
+    s->held = true;
+}
+
+void sink_release(struct sink *s)
+{
+    if (!s->held)
+        return;
+    s->held = false;
+    sink_dispatch(s);
+}
+
+bool sink_held(const struct sink *s)
+{
+    return s->held;
+}
+
+void sink_on_unreachable(struct sink *s, void (*cb)(void *arg), void *arg)
+{
+    s->unreachable = cb;
+    s->unreachable_arg = arg;
+}
+
+int sink_set_source_on_error(struct sink *s, bool include)
+{
+    struct buf q;
+    char *url = NULL;
+
+    buf_init(&q, BUF_NOMAX);
+    if (buf_printf(&q, "filter_path=%s%s", bulk_filter_path(),
+                   include ? "" : "&include_source_on_error=false") == 0)
+        url = sink_url_join(s->url, "/_bulk", q.ptr);
+    buf_close(&q);
+    if (!url)
+        return -ENOMEM;
+    free(s->bulk_url); /* requests made from it hold their own copy */
+    s->bulk_url = url;
+    return 0;
+}
+
 /* ---- close ---- */
 
 static void on_handle_closed(uv_handle_t *h)
@@ -172,7 +215,7 @@ void sink_maybe_finish(struct sink *s)
 {
     if (!s->closing || s->finishing || s->depth > 0)
         return;
-    if (s->inflight.n || s->pings || s->open || s->ready.head || s->delayed.head)
+    if (s->inflight.n || s->calls || s->open || s->ready.head || s->delayed.head)
         return;
     if (s->ndlq && !s->deadline_passed)
         return;
@@ -191,7 +234,7 @@ static void on_deadline(uv_timer_t *t)
 {
     struct sink *s = container_of(t, struct sink, deadline_timer);
     struct batch *b;
-    struct ping *p;
+    struct call *p;
     bool again;
 
     log_warn("sink: stop deadline reached; %zu documents not finished", s->ndocs);
@@ -227,7 +270,7 @@ static void on_deadline(uv_timer_t *t)
     } while (again);
     do {
         again = false;
-        for (p = s->pings; p; p = p->next) {
+        for (p = s->calls; p; p = p->next) {
             if (p->req && !p->signing) {
                 http_cancel(p->req);
                 again = true;
@@ -295,10 +338,17 @@ struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const st
         s->o.max_backoff_ms = DEFAULT_MAX_BACKOFF_MS;
     if (s->o.backoff_base_ms <= 0)
         s->o.backoff_base_ms = DEFAULT_BACKOFF_BASE_MS;
+    if (o->sigv4_service && strcmp(o->sigv4_service, "aoss") == 0 &&
+        s->o.bulk_max_bytes > SINK_AOSS_MAX_BODY) {
+        log_warn("sink: bulk bodies capped at 10 MiB instead of %zu bytes: OpenSearch "
+                 "Serverless refuses larger ones", s->o.bulk_max_bytes);
+        s->o.bulk_max_bytes = SINK_AOSS_MAX_BODY;
+    }
     if (!s->o.max_queue_bytes)
         s->o.max_queue_bytes = (size_t)s->o.concurrency * 2 * s->o.bulk_max_bytes;
     /* Secrets live only in authz; the strings read later are copied. */
     s->o.password = s->o.api_key = s->o.username = s->o.dlq_path = s->o.url = NULL;
+    s->o.ping_index = NULL;
     s->o.sigv4_service = s->service = o->sigv4_service ? strdup(o->sigv4_service) : NULL;
     s->o.sigv4_region = s->region = o->sigv4_region ? strdup(o->sigv4_region) : NULL;
     s->o.version_type = s->version_type = o->version_type ? strdup(o->version_type) : NULL;
@@ -309,7 +359,13 @@ struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const st
     if (buf_printf(&q, "filter_path=%s", bulk_filter_path()) == 0 &&
         (s->url = strndup(o->url, len))) {
         s->bulk_url = sink_url_join(s->url, "/_bulk", q.ptr);
-        s->ping_url = sink_url_join(s->url, "/", NULL);
+        s->ping_method = "GET";
+        if (o->ping_index && o->sigv4_service && strcmp(o->sigv4_service, "aoss") == 0) {
+            s->ping_method = "HEAD";
+            s->ping_url = sink_url_segment(s->url, o->ping_index);
+        } else {
+            s->ping_url = sink_url_join(s->url, "/", NULL);
+        }
     }
     buf_close(&q);
     if (!s->bulk_url || !s->ping_url || (o->sigv4_service && !s->service) ||

@@ -101,7 +101,13 @@ struct sink_opts {
     long backoff_base_ms;       /* first retry waits rand() x this; 0 = 100 */
     long tombstone_ttl_ms;      /* how long a finished delete is remembered; 0 = the default */
     size_t tombstone_max;       /* how many at most; 0 = the default */
+    const char *ping_index;     /* sigv4_service "aoss": the ping is HEAD /<ping_index>
+                                   (OpenSearch Serverless has no GET /); NULL: GET / */
 };
+
+/* OpenSearch Serverless takes bulk bodies up to 10 MiB: with sigv4_service
+ * "aoss" a larger bulk_max_bytes is lowered to this (and logged). */
+#define SINK_AOSS_MAX_BODY ((size_t)10 << 20)
 
 /* Defaults of tombstone_ttl_ms and tombstone_max: ten minutes, far past the
  * engine's 60 s gc_deletes and any retry wait; at most ~4.5 MB (an entry
@@ -197,7 +203,39 @@ void sink_flush(struct sink *s);
 void sink_close(struct sink *s, long deadline_ms, void (*closed)(void *arg), void *arg);
 void sink_free(struct sink *s);
 const struct sink_stats *sink_stats(const struct sink *s);
-/* Checks the engine answers (GET /): cb(arg, 0) or a negative errno / HTTP status. */
+/* Checks the engine answers (GET /; HEAD /<ping_index> on OpenSearch
+ * Serverless): cb(arg, 0) or a negative errno / HTTP status. */
 int sink_ping(struct sink *s, void (*cb)(void *arg, int rc), void *arg);
+
+/* The reply to a sink_call: err < 0 when none came (status 0); body is the
+ * reply, valid during the callback only. */
+typedef void sink_reply_cb(void *arg, int err, long status, const char *body, size_t len);
+/* One request to the engine with the sink's auth (basic, API key, SigV4),
+ * outside the batches: never retried, not in sink_stats.  path_query is
+ * "/path?query", already escaped; body (copied; NULL: none) goes with
+ * Content-Type ctype; max_reply caps the reply (0: 1 MiB).  cb runs once,
+ * possibly inside this call when the request cannot be sent.  A closing
+ * sink waits for calls in flight (the stop deadline cancels them).
+ * 0, -ESHUTDOWN once closing (cb not called), or -ENOMEM. */
+int sink_call(struct sink *s, const char *method, const char *path_query, const char *ctype,
+              const char *body, size_t len, size_t max_reply, sink_reply_cb *cb, void *arg);
+
+/* Holding: while held no bulk request goes out; documents queue and the
+ * readers pause at the cap (sink_full) until sink_release.  A new sink is
+ * released.  A sink closed while held reports what waits SINK_CANCELED at
+ * once instead of at the deadline. */
+void sink_hold(struct sink *s);
+void sink_release(struct sink *s);
+bool sink_held(const struct sink *s);
+/* cb(arg) runs when a bulk request got no answer at all (a network error,
+ * a timeout) while the sink was released and not closing: the sink holds
+ * first, so that nothing more goes out until the owner has looked at the
+ * engine again and called sink_release.  NULL: never (the default). */
+void sink_on_unreachable(struct sink *s, void (*cb)(void *arg), void *arg);
+/* Bulk requests say include_source_on_error=false (Elasticsearch 8.18 and
+ * later echo a document's whole source in its parse error otherwise), or
+ * stop saying it.  Only for an engine that knows the parameter: the others
+ * refuse the request.  0 or -ENOMEM (nothing changed). */
+int sink_set_source_on_error(struct sink *s, bool include);
 
 #endif

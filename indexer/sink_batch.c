@@ -377,18 +377,26 @@ void sink_dispatch(struct sink *s)
         else if (b->due < wake)
             wake = b->due;
     }
-    while (now >= s->gate_until && s->inflight.n < (size_t)s->o.concurrency && s->ready.head &&
-           !s->deadline_passed) {
+    /* Held while closing: nothing waiting will go out; it is reported now
+     * rather than at the deadline. */
+    while (s->held && s->closing && (b = s->ready.head ? s->ready.head : s->delayed.head)) {
+        sink_batch_set_state(b, B_HELD, false);
+        sink_cancel_batch(s, b);
+    }
+    while (!s->held && now >= s->gate_until && s->inflight.n < (size_t)s->o.concurrency &&
+           s->ready.head && !s->deadline_passed) {
         b = s->ready.head;
         sink_batch_set_state(b, B_HELD, false);
         sink_send_batch(s, b);
     }
-    if (s->ready.head && now < s->gate_until && s->gate_until < wake)
+    if (!s->held && s->ready.head && now < s->gate_until && s->gate_until < wake)
         wake = s->gate_until;
     if (wake != UINT64_MAX)
         uv_timer_start(&s->retry_timer, on_retry_timer, wake > now ? wake - now : 0, 0);
     else
         uv_timer_stop(&s->retry_timer);
+    if (s->held)
+        sink_maybe_full(s);
     s->depth--;
     sink_maybe_resume(s);
     sink_maybe_finish(s);

@@ -6,7 +6,7 @@
  *   sink_tomb.c     tombstones: deletes that finished, and the actions they stop
  *   sink_outcome.c  per-item outcomes, write blocks, replies, retries and dead letters
  *   sink_request.c  the bulk request: gzip, auth (basic, API key, SigV4), sending
- *   sink_ping.c     the engine probe (GET /)
+ *   sink_ping.c     one request outside the batches (sink_call), the ping
  */
 #ifndef DDB2ES_SINK_INT_H
 #define DDB2ES_SINK_INT_H
@@ -113,13 +113,15 @@ struct tomb {
     char key[];            /* index, NUL, id, NUL */
 };
 
-struct ping {
+/* A request outside the batches (sink_call, sink_ping). */
+struct call {
     struct sink *s;
-    void (*cb)(void *arg, int rc);
+    sink_reply_cb *cb;              /* sink_call's */
+    void (*ping)(void *arg, int rc); /* or sink_ping's */
     void *arg;
     struct http_req *req;
     bool signing, canceled;
-    struct ping *prev, *next;
+    struct call *prev, *next;
 };
 
 struct sink {
@@ -129,6 +131,7 @@ struct sink {
     struct sink_opts o;
     char *url;             /* base, without a trailing '/' */
     char *bulk_url, *ping_url;
+    const char *ping_method; /* GET /, or HEAD /<ping_index> on OpenSearch Serverless */
     char *authz;           /* "Basic ..." or "ApiKey ...": a secret, never logged */
     char *service, *region, *version_type; /* copies behind o's pointers */
     sink_done_cb *done;
@@ -142,7 +145,10 @@ struct sink {
     size_t nbuckets;       /* a power of two */
     struct blist ready, delayed, inflight; /* inflight holds B_SIGNING, B_INFLIGHT, B_CANCELED */
     uint64_t nbatches;     /* batches made so far: the next one's id */
-    struct ping *pings;
+    struct call *calls;    /* sink_call and sink_ping requests, in flight or signing */
+    bool held;             /* sink_hold: no bulk request goes out */
+    void (*unreachable)(void *arg); /* sink_on_unreachable */
+    void *unreachable_arg;
     uint64_t gate_until;
     unsigned fail_streak;
     size_t ndlq;           /* items waiting for the dead-letter file */
@@ -218,6 +224,8 @@ void sink_on_bulk_done(struct http_req *req, int err, void *arg);
 int sink_add_auth(struct sink *s, struct http_req *req);
 void sink_send_batch(struct sink *s, struct batch *b);
 char *sink_url_join(const char *base, const char *path, const char *query);
+/* base, "/" and the name percent-encoded but for the unreserved bytes. */
+char *sink_url_segment(const char *base, const char *name);
 char *sink_make_authz(const struct sink_opts *o);
 
 /* sink.c */

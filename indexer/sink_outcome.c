@@ -32,7 +32,8 @@ static bool backlogged(const struct sink *s)
     size_t conc = (size_t)s->o.concurrency;
     size_t free_conns = s->inflight.n < conc ? conc - s->inflight.n : 0;
 
-    return waiting > 0 && (waiting > free_conns || uv_now(s->loop) < s->gate_until);
+    return waiting > 0 &&
+           (s->held || waiting > free_conns || uv_now(s->loop) < s->gate_until);
 }
 
 /* Busy: the queue is full, or every connection carries a request. */
@@ -488,6 +489,11 @@ void sink_on_bulk_done(struct http_req *req, int err, void *arg)
     if (err < 0) {
         log_warn("bulk request of %zu actions failed: %s (%s)", b->n, strerror(-err),
                  http_req_error(req));
+        /* No answer at all: whatever answers next may be another engine. */
+        if (s->unreachable && !s->held && !s->closing && err != -ECANCELED) {
+            s->held = true;
+            s->unreachable(s->unreachable_arg);
+        }
         sink_retry_whole(s, b);
         goto out;
     }

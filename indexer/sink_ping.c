@@ -1,4 +1,6 @@
-/* sink_ping — checks the engine answers: GET / with the sink's auth. */
+/* sink_ping — one request to the engine outside the batches, with the
+ * sink's auth (sink_call), and the ping (GET /, or HEAD /<index> on
+ * OpenSearch Serverless, which has no GET /). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,39 +10,41 @@
 #include "aws/httpsign.h"
 #include "indexer/sink_int.h"
 
-/* ---- ping ---- */
-
-static void on_ping_done(struct http_req *req, int err, void *arg)
+static void on_call_done(struct http_req *req, int err, void *arg)
 {
-    struct ping *p = arg;
+    struct call *p = arg;
     struct sink *s = p->s;
     long status = err < 0 ? 0 : http_req_status(req);
-    int rc = err < 0 ? err : status >= 200 && status < 300 ? 0 : (int)status;
+    const struct buf *body = req ? http_req_body(req) : NULL;
 
     if (p->prev)
         p->prev->next = p->next;
     else
-        s->pings = p->next;
+        s->calls = p->next;
     if (p->next)
         p->next->prev = p->prev;
-    p->cb(p->arg, rc);
+    if (p->ping)
+        p->ping(p->arg, err < 0 ? err : status >= 200 && status < 300 ? 0 : (int)status);
+    else
+        p->cb(p->arg, err < 0 ? err : 0, status, body && body->ptr ? body->ptr : "",
+              body ? body->len : 0);
     free(p);
     sink_maybe_finish(s);
 }
 
-static void ping_send(struct ping *p)
+static void call_send(struct call *p)
 {
-    int rc = http_send(p->s->http, p->req, on_ping_done, p);
+    int rc = http_send(p->s->http, p->req, on_call_done, p);
 
     if (rc < 0) {
         p->req = NULL;
-        on_ping_done(NULL, rc, p);
+        on_call_done(NULL, rc, p);
     }
 }
 
-static void on_creds_ping(const struct sigv4_key *key, int err, void *arg)
+static void on_creds_call(const struct sigv4_key *key, int err, void *arg)
 {
-    struct ping *p = arg;
+    struct call *p = arg;
     struct sink *s = p->s;
 
     p->signing = false;
@@ -52,44 +56,87 @@ static void on_creds_ping(const struct sigv4_key *key, int err, void *arg)
     if (err < 0) {
         http_req_free(p->req);
         p->req = NULL;
-        on_ping_done(NULL, err, p);
+        on_call_done(NULL, err, p);
         return;
     }
-    ping_send(p);
+    call_send(p);
+}
+
+/* Builds p's request and sends it (signed first with SigV4).  p is linked
+ * in s->calls from here on; a failure to send is reported through it. */
+static int call_start(struct sink *s, struct call *p, const char *method, const char *url,
+                      const char *ctype, const char *body, size_t len, size_t max_reply)
+{
+    int rc;
+    char *copy = NULL;
+
+    p->s = s;
+    p->req = http_req_new(method, url);
+    rc = p->req ? sink_add_auth(s, p->req) : -ENOMEM;
+    if (rc == 0 && ctype)
+        rc = http_req_header(p->req, "Content-Type", ctype);
+    if (rc == 0 && body && !(copy = malloc(len + 1)))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        http_req_free(p->req);
+        free(p);
+        return rc;
+    }
+    if (copy) {
+        memcpy(copy, body, len);
+        copy[len] = '\0';
+        http_req_body_take(p->req, copy, len);
+    }
+    http_req_timeout(p->req, s->o.request_timeout_ms);
+    if (max_reply)
+        http_req_max_response(p->req, max_reply);
+    p->next = s->calls;
+    if (s->calls)
+        s->calls->prev = p;
+    s->calls = p;
+    if (s->o.auth == SINK_AUTH_SIGV4) {
+        p->signing = true;
+        rc = creds_get(s->creds, on_creds_call, p);
+        if (rc < 0)
+            on_creds_call(NULL, rc, p);
+        return 0;
+    }
+    call_send(p);
+    return 0;
+}
+
+int sink_call(struct sink *s, const char *method, const char *path_query, const char *ctype,
+              const char *body, size_t len, size_t max_reply, sink_reply_cb *cb, void *arg)
+{
+    struct call *p;
+    char *url;
+    int rc;
+
+    if (s->closing)
+        return -ESHUTDOWN;
+    p = calloc(1, sizeof(*p));
+    url = p ? sink_url_join(s->url, path_query, NULL) : NULL;
+    if (!url) {
+        free(p);
+        return -ENOMEM;
+    }
+    p->cb = cb;
+    p->arg = arg;
+    rc = call_start(s, p, method, url, ctype, body, len, max_reply);
+    free(url);
+    return rc;
 }
 
 int sink_ping(struct sink *s, void (*cb)(void *arg, int rc), void *arg)
 {
-    struct ping *p;
-    int rc;
+    struct call *p;
 
     if (s->closing)
         return -ESHUTDOWN;
     p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
-    p->s = s;
-    p->cb = cb;
+    p->ping = cb;
     p->arg = arg;
-    p->req = http_req_new("GET", s->ping_url);
-    rc = p->req ? sink_add_auth(s, p->req) : -ENOMEM;
-    if (rc < 0) {
-        http_req_free(p->req);
-        free(p);
-        return rc;
-    }
-    http_req_timeout(p->req, s->o.request_timeout_ms);
-    p->next = s->pings;
-    if (s->pings)
-        s->pings->prev = p;
-    s->pings = p;
-    if (s->o.auth == SINK_AUTH_SIGV4) {
-        p->signing = true;
-        rc = creds_get(s->creds, on_creds_ping, p);
-        if (rc < 0)
-            on_creds_ping(NULL, rc, p);
-        return 0;
-    }
-    ping_send(p);
-    return 0;
+    return call_start(s, p, s->ping_method, s->ping_url, NULL, NULL, 0, 0);
 }

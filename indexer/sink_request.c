@@ -234,16 +234,39 @@ char *sink_url_join(const char *base, const char *path, const char *query)
         for (const char *q = query; *q; q++) {
             unsigned char c = (unsigned char)*q;
 
-            /* filter_path=a,b.*.c: escape all but the unreserved and '=' so
-             * the URL and its SigV4 canonical form agree. */
+            /* filter_path=a,b.*.c&x=y: escape all but the unreserved, '='
+             * and '&' so the URL and its SigV4 canonical form agree. */
             if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                c == '-' || c == '_' || c == '.' || c == '~' || c == '=') {
+                c == '-' || c == '_' || c == '.' || c == '~' || c == '=' || c == '&') {
                 buf_putc(&b, (char)c);
             } else {
                 buf_putc(&b, '%');
                 buf_putc(&b, hex[c >> 4]);
                 buf_putc(&b, hex[c & 15]);
             }
+        }
+    }
+    return buf_take(&b);
+}
+
+char *sink_url_segment(const char *base, const char *name)
+{
+    struct buf b;
+    static const char hex[] = "0123456789ABCDEF";
+
+    buf_init(&b, BUF_NOMAX);
+    buf_puts(&b, base);
+    buf_putc(&b, '/');
+    for (const char *q = name; *q; q++) {
+        unsigned char c = (unsigned char)*q;
+
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            buf_putc(&b, (char)c);
+        } else {
+            buf_putc(&b, '%');
+            buf_putc(&b, hex[c >> 4]);
+            buf_putc(&b, hex[c & 15]);
         }
     }
     return buf_take(&b);

@@ -147,7 +147,9 @@ static void run_and_check_log(const char *auth_lines, const char *const *secrets
     snprintf(conf, sizeof conf,
              "[daemon]\nstate_dir = %s/state-log\nlog_level = debug\n"
              "[aws]\nregion = us-east-1\nendpoint = %s\n"
-             "[sink]\nurl = %s\n%s\nflush_interval = 100ms\n[table posts]\n",
+             "[sink]\nurl = %s\n%s\nflush_interval = 100ms\n"
+             /* the fake answers nothing the canary could read */
+             "probe = false\n[table posts]\n",
              dir, fake_url(aws), fake_url(sink), auth_lines);
     path = put("log.conf", conf);
     const char *argv[] = { proc_path("ddb2es", bin, sizeof bin), "run", "-c", path, NULL };

@@ -330,6 +330,9 @@ Test(pipeline, an_older_checkpoint_never_regresses_the_index)
     cr_assert(e2e_wait_equal(sd, &t, 30000, why, sizeof(why)), "%s", why);
     cr_assert_eq(e2e_stop(&p, 15000), 0);
     after = e2e_dump(sd);
+    /* the probe's canary, deleted again at each start, has a new version */
+    json_object_del(json_object_get(before, name), "\\ddb2es-probe");
+    json_object_del(json_object_get(after, name), "\\ddb2es-probe");
     cr_assert(jsonx_equal(before, after),
               "no document changed version or content after re-reading older records");
     stats = searchd_stats(sd);

@@ -140,6 +140,11 @@ static void engine(const struct fake_req *req, struct fake_reply *out, void *arg
         out->body = "{\"version\":{\"number\":\"2.11.0\"}}";
         return;
     }
+    if (strcmp(req->method, "PUT") == 0 || strcmp(req->method, "HEAD") == 0) {
+        out->status = 200;
+        out->body = "{\"acknowledged\":true}";
+        return;
+    }
     if (hdr_in(req->headers, "Content-Encoding", enc, sizeof(enc)) && strcmp(enc, "gzip") == 0) {
         body = gunzip(req->body, req->body_len, &len);
     } else {
@@ -1750,5 +1755,198 @@ Test(sink, tombstones_are_bounded_in_number_and_time)
     cr_assert(run_until(done_at_least, 7, 3000));
     cr_assert_eq(got.outcome[6], SINK_INDEXED);
     cr_assert_eq(sink_stats(snk)->docs_tombstoned, 1);
+    cr_assert_eq(close_all(1000), 0);
+}
+
+/* ---- holding, calls outside the batches, the engine's parameters ---- */
+
+Test(sink, a_held_sink_sends_nothing_until_released)
+{
+    struct sink_opts o = opts();
+
+    start(&o);
+    sink_hold(snk);
+    cr_assert(sink_held(snk));
+    index_doc("a", 0);
+    sink_flush(snk);
+    cr_assert_not(run_until(nreq_at_least, 1, 300), "a held sink sent a bulk request");
+    cr_assert(sink_full(snk), "readers pause while a batch waits on a held sink");
+    sink_release(snk);
+    cr_assert_not(sink_held(snk));
+    cr_assert(run_until(done_at_least, 1, 3000));
+    cr_assert_eq(got.outcome[0], SINK_INDEXED);
+    cr_assert_eq(close_all(1000), 0);
+}
+
+Test(sink, closing_a_held_sink_cancels_what_waits_at_once)
+{
+    struct sink_opts o = opts();
+    uint64_t t0;
+
+    start(&o);
+    sink_hold(snk);
+    index_doc("a", 0);
+    t0 = uv_now(&loop);
+    sclosed = 0;
+    sink_close(snk, 10000, on_closed, &sclosed);
+    while (!sclosed && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    cr_assert_lt(uv_now(&loop) - t0, 2000, "waited for the deadline");
+    cr_assert_eq(got.outcome[0], SINK_CANCELED);
+    cr_assert_eq(fake_nreq(fk), 0);
+    cr_assert_eq(finish_close(), 0);
+}
+
+static int unreachable_calls;
+
+static void on_unreachable(void *arg)
+{
+    (void)arg;
+    unreachable_calls++;
+    cr_assert(sink_held(snk), "the sink holds before it tells");
+}
+
+Test(sink, no_answer_holds_the_sink_until_the_owner_releases_it)
+{
+    struct sink_opts o = opts();
+    struct fake_reply drop = { .action = FAKE_DROP };
+
+    unreachable_calls = 0;
+    fake_reply_ex(fk, &drop);
+    start(&o);
+    sink_on_unreachable(snk, on_unreachable, NULL);
+    index_doc("a", 0);
+    sink_flush(snk);
+    cr_assert(run_until(nreq_at_least, 1, 3000));
+    cr_assert_not(run_until(nreq_at_least, 2, 500), "sent again before the release");
+    cr_assert_eq(unreachable_calls, 1);
+    cr_assert_eq(got.n, 0);
+    sink_release(snk);
+    cr_assert(run_until(done_at_least, 1, 3000));
+    cr_assert_eq(got.outcome[0], SINK_INDEXED);
+    cr_assert_eq(unreachable_calls, 1);
+    cr_assert_eq(close_all(1000), 0);
+}
+
+struct reply {
+    int err;
+    long status;
+    char body[256];
+    bool done;
+};
+
+static void on_reply(void *arg, int err, long status, const char *body, size_t len)
+{
+    struct reply *r = arg;
+
+    r->err = err;
+    r->status = status;
+    snprintf(r->body, sizeof(r->body), "%.*s", (int)len, body);
+    r->done = true;
+}
+
+Test(sink, a_call_carries_the_auth_and_returns_the_reply)
+{
+    struct sink_opts o = opts();
+    struct reply r = { 0 };
+    char v[128];
+
+    o.auth = SINK_AUTH_BASIC;
+    o.username = "elastic";
+    o.password = "s3cr3t";
+    start(&o);
+    cr_assert_eq(sink_call(snk, "PUT", "/posts", "application/json", "{\"a\":1}", 7, 0, on_reply,
+                           &r), 0);
+    while (!r.done && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    cr_assert_eq(r.err, 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "{\"acknowledged\":true}");
+    cr_assert_str_eq(fake_req(fk, 0)->method, "PUT");
+    cr_assert_str_eq(fake_req(fk, 0)->path, "/posts");
+    cr_assert_str_eq(hdr_in(fake_req(fk, 0)->headers, "Authorization", v, sizeof(v)),
+                     "Basic ZWxhc3RpYzpzM2NyM3Q=");
+    cr_assert_str_eq(hdr_in(fake_req(fk, 0)->headers, "Content-Type", v, sizeof(v)),
+                     "application/json");
+    cr_assert_str_eq(fake_req(fk, 0)->body, "{\"a\":1}");
+    cr_assert_eq(sink_stats(snk)->bulk_requests[SINK_REQ_2XX], 0, "not a bulk request");
+    cr_assert_eq(close_all(1000), 0);
+}
+
+Test(sink, bulk_requests_say_include_source_on_error_false_when_told)
+{
+    struct sink_opts o = opts();
+
+    start(&o);
+    index_doc("a", 0);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 1, 3000));
+    cr_assert_null(strstr(fake_req(fk, 0)->path, "include_source_on_error"));
+    cr_assert_eq(sink_set_source_on_error(snk, false), 0);
+    index_doc("b", 1);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, 2, 3000));
+    cr_assert_not_null(strstr(fake_req(fk, 1)->path, "&include_source_on_error=false"), "%s",
+                       fake_req(fk, 1)->path);
+    cr_assert_eq(strncmp(fake_req(fk, 1)->path, "/_bulk?filter_path=", 19), 0,
+                 "filter_path stays: %s", fake_req(fk, 1)->path);
+    cr_assert_eq(close_all(1000), 0);
+}
+
+static void aoss_sink(size_t bulk_max_bytes)
+{
+    struct sink_opts o = opts();
+
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+    unsetenv("AWS_SESSION_TOKEN");
+    creds = creds_new(&loop, client, NULL);
+    cr_assert_not_null(creds);
+    o.auth = SINK_AUTH_SIGV4;
+    o.sigv4_service = "aoss";
+    o.sigv4_region = "eu-west-1";
+    o.ping_index = "my posts";
+    o.bulk_max_bytes = bulk_max_bytes;
+    o.bulk_max_actions = 100000;
+    o.max_queue_bytes = (size_t)64 << 20;
+    start(&o);
+}
+
+Test(sink, opensearch_serverless_bodies_stay_under_10_mib)
+{
+    static char src[64 << 10];
+    size_t n = 0;
+
+    aoss_sink((size_t)20 << 20);
+    memset(src, 'x', sizeof(src));
+    memcpy(src, "{\"t\":\"", 6);
+    memcpy(src + sizeof(src) - 3, "\"}", 3);
+    for (uint64_t t = 0; t < 200; t++) { /* 12.8 MB */
+        char id[16];
+
+        snprintf(id, sizeof(id), "d%lu", (unsigned long)t);
+        submit(DOC_INDEX, id, 0, src, t);
+        n++;
+    }
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, n, 10000));
+    cr_assert_geq(fake_nreq(fk), 2, "one body would have been 12.8 MB");
+    for (size_t i = 0; i < fake_nreq(fk); i++)
+        cr_assert_leq(fake_req(fk, i)->body_len, SINK_AOSS_MAX_BODY, "request %zu: %zu bytes", i,
+                      fake_req(fk, i)->body_len);
+    cr_assert_eq(close_all(1000), 0);
+}
+
+Test(sink, opensearch_serverless_is_pinged_without_get_root)
+{
+    int rc = 1;
+
+    aoss_sink((size_t)5 << 20);
+    cr_assert_eq(sink_ping(snk, on_ping, &rc), 0);
+    while (rc == 1 && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    cr_assert_str_eq(fake_req(fk, 0)->method, "HEAD");
+    cr_assert_str_eq(fake_req(fk, 0)->path, "/my%20posts");
+    verify_sigv4(fake_req(fk, 0), "aoss", "eu-west-1");
     cr_assert_eq(close_all(1000), 0);
 }

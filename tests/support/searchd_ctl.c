@@ -274,6 +274,11 @@ json_t *searchd_dump(struct searchd *sd)
     return searchd_json(sd, "GET", "/_double/dump", NULL, NULL);
 }
 
+json_t *searchd_requests(struct searchd *sd)
+{
+    return request_json(sd, "GET", "/_double/requests", NULL, NULL, NULL);
+}
+
 json_t *searchd_stats(struct searchd *sd)
 {
     return searchd_json(sd, "GET", "/_double/stats", NULL, NULL);

@@ -55,6 +55,8 @@ json_t *searchd_json(struct searchd *sd, const char *method, const char *path,
 json_t *searchd_bulk(struct searchd *sd, const char *path, const char *ndjson, long *status);
 json_t *searchd_dump(struct searchd *sd);  /* GET /_double/dump */
 json_t *searchd_stats(struct searchd *sd); /* GET /_double/stats */
+/* GET /_double/requests: [{"method","path","query","status"}], oldest first. */
+json_t *searchd_requests(struct searchd *sd);
 /* POST a JSON text to /_double/faults, /_double/config, /_double/reset;
  * each returns the HTTP status (200 when accepted). */
 long searchd_faults(struct searchd *sd, const char *rules_json);

@@ -256,6 +256,8 @@ void handle_bulk(struct conn *c, struct request *r, const char *def_index,
     srv.st.bulk_requests++;
     buf_init(&verr, BUF_NOMAX);
     buf_init(&out, BUF_NOMAX);
+    if (query_refused(c, r))
+        goto out;
     if (r->data_len == 0) {
         reply_error(c, 400, "parse_exception", "request body is required");
         goto out;
@@ -334,6 +336,7 @@ void handle_bulk(struct conn *c, struct request *r, const char *def_index,
             next_auto_id(idbuf);
             o->id = strdup(idbuf);
             o->id_len = o->id ? strlen(o->id) : 0;
+            o->auto_id = true;
         }
         res[i].op = o->type;
         res[i].index = o->index;

@@ -158,15 +158,77 @@ static void handle_faults(struct conn *c, struct request *r)
                NULL);
 }
 
-int parse_flavor(const char *s, enum flavor *out)
+/* ---- the requests seen ---- */
+
+#define REQLOG_MAX 100000
+
+void reqlog_add(const struct request *r, int status)
 {
-    if (strcmp(s, "os2") == 0)
-        *out = FL_OS2;
-    else if (strcmp(s, "es8") == 0)
-        *out = FL_ES8;
-    else
-        return -EINVAL;
-    return 0;
+    struct reqlog *n;
+
+    if (srv.nlog == REQLOG_MAX) /* the oldest half goes */
+        reqlog_trim(REQLOG_MAX / 2);
+    if (srv.nlog == srv.caplog) {
+        size_t cap = srv.caplog ? srv.caplog * 2 : 64;
+
+        if (!(n = realloc(srv.log, cap * sizeof(*n))))
+            return;
+        srv.log = n;
+        srv.caplog = cap;
+    }
+    n = &srv.log[srv.nlog];
+    n->method = strdup(r->method);
+    n->path = strdup(r->path);
+    n->query = strdup(r->query);
+    n->status = status;
+    if (!n->method || !n->path || !n->query) {
+        free(n->method);
+        free(n->path);
+        free(n->query);
+        return;
+    }
+    srv.nlog++;
+}
+
+/* Drops the first n entries. */
+void reqlog_trim(size_t n)
+{
+    for (size_t i = 0; i < n && i < srv.nlog; i++) {
+        free(srv.log[i].method);
+        free(srv.log[i].path);
+        free(srv.log[i].query);
+    }
+    n = n < srv.nlog ? n : srv.nlog;
+    if (n)
+        memmove(srv.log, srv.log + n, (srv.nlog - n) * sizeof(*srv.log));
+    srv.nlog -= n;
+}
+
+void reqlog_clear(void)
+{
+    reqlog_trim(srv.nlog);
+    free(srv.log);
+    srv.log = NULL;
+    srv.caplog = 0;
+}
+
+/* GET /_double/requests: [{"method","path","query","status"}], oldest
+ * first (the last 100000 at most); DELETE forgets them. */
+static void handle_requests(struct conn *c, const struct request *r)
+{
+    json_t *out;
+
+    if (strcmp(r->method, "DELETE") == 0) {
+        reqlog_clear();
+        reply_json(c, 200, json_pack("{s:b}", "acknowledged", true), NULL);
+        return;
+    }
+    out = json_array();
+    for (size_t i = 0; i < srv.nlog; i++)
+        json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:i}", "method", srv.log[i].method,
+                                             "path", srv.log[i].path, "query",
+                                             srv.log[i].query, "status", srv.log[i].status));
+    reply_json(c, 200, out, NULL);
 }
 
 static void handle_config(struct conn *c, struct request *r)
@@ -201,6 +263,7 @@ static void handle_config(struct conn *c, struct request *r)
                 s->max_body = (size_t)json_integer_value(v);
             else if (!sv || parse_size(sv, &s->max_body) < 0)
                 goto bad;
+            s->max_body_set = true;
         } else if (strcmp(k, "gc_deletes") == 0) {
             if (json_is_number(v) && json_number_value(v) >= 0)
                 s->gc_deletes_ms = (uint64_t)(json_number_value(v) * 1000);
@@ -212,9 +275,17 @@ static void handle_config(struct conn *c, struct request *r)
             s->depth_limit = (int)json_integer_value(v);
         } else if (strcmp(k, "discard") == 0) {
             s->discard = json_is_true(v);
-        } else if (strcmp(k, "flavor") == 0) {
-            if (!sv || parse_flavor(sv, &s->flavor) < 0)
+        } else if (strcmp(k, "flavor") == 0 || strcmp(k, "flavour") == 0) {
+            if (!sv || parse_flavor(sv, &s->flavor, &s->offering) < 0)
                 goto bad;
+            if (!s->max_body_set)
+                s->max_body = flavour_max_body();
+        } else if (strcmp(k, "engine_version") == 0) {
+            dst = &s->engine_version;
+        } else if (strcmp(k, "external_versions") == 0) {
+            if (!json_is_boolean(v))
+                goto bad;
+            s->no_external_versions = !json_is_true(v);
         } else {
             goto bad;
         }
@@ -249,8 +320,15 @@ void handle_control(struct conn *c, struct request *r)
         handle_config(c, r);
         return;
     }
+    if (strcmp(p, "requests") == 0) {
+        handle_requests(c, r);
+        return;
+    }
     if (strcmp(p, "reset") == 0 && strcmp(r->method, "POST") == 0) {
         map_clear(&srv.indices, index_free);
+        map_clear(&srv.aliases, alias_free);
+        map_clear(&srv.streams, stream_free);
+        reqlog_clear();
         faults_clear();
         memset(&srv.st, 0, sizeof(srv.st));
         srv.down_until_ms = 0;

@@ -208,6 +208,7 @@ static void dispatch(struct conn *c, const char *body, size_t body_len)
 count:
     if (c->last_status >= 100 && c->last_status < 600)
         srv.st.requests[r.route][c->last_status]++;
+    reqlog_add(&r, c->last_status);
 out:
     free_segs(&r);
     buf_close(&inflated);

@@ -123,7 +123,12 @@ static void usage(FILE *f)
         "  --poison-field NAME     documents with this top-level field fail with 400\n"
         "  --depth-limit N         index.mapping.depth.limit of indexes created without\n"
         "                          it; 0 = no depth checks (20)\n"
-        "  --flavor os2|es8        whose document rules and error texts (os2: OpenSearch 2)\n"
+        "  --flavor F              whose rules, texts and APIs: os2 (opensearch2, the default),\n"
+        "                          es8, aoss-search, aoss-timeseries, elastic-serverless\n"
+        "                          (also spelt --flavour)\n"
+        "  --engine-version X.Y.Z  the version GET / reports (es8: 8.15.0; from 8.18 bulk and\n"
+        "                          document writes take include_source_on_error)\n"
+        "  --no-external-versions  drop version and version_type from writes (a fault)\n"
         "  --auth MODE             none|basic|apikey|sigv4 (none)\n"
         "  --user U --password P   basic auth credentials\n"
         "  --api-key K             ApiKey: base64(id:key) as sent, or the raw id:key\n"
@@ -134,15 +139,18 @@ static void usage(FILE *f)
           "GET /<index>/_mapping shows them and the fields learned from accepted documents.\n"
         "Index settings read: index.mapping.depth.limit, index.mapping.total_fields.limit\n"
         "(and, es8, .ignore_dynamic_beyond_limit); GET/PUT /<index>/_settings.\n"
+        "Aliases (PUT /<index> \"aliases\", POST /_aliases, GET /_alias/<name>), data streams\n"
+        "(PUT /_data_stream/<name>) and GET /_resolve/index/<expr>.\n"
         "Control API (no auth): POST /_double/faults, POST /_double/config,\n"
-        "POST /_double/reset, GET /_double/dump, GET /_double/stats.\n",
+        "POST /_double/reset, GET /_double/dump, GET /_double/stats, GET /_double/requests.\n",
         f);
 }
 
 static void settings_free(struct settings *s)
 {
     char **strs[] = { &s->user, &s->password, &s->api_key, &s->access_key, &s->secret_key,
-                      &s->session_token, &s->region, &s->service, &s->poison_field };
+                      &s->session_token, &s->region, &s->service, &s->poison_field,
+                      &s->engine_version };
 
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         set_str(strs[i], NULL);
@@ -152,7 +160,7 @@ int main(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_PORTFILE, O_DISCARD, O_MAXBODY, O_GC, O_POISON, O_DEPTH, O_AUTH,
            O_USER, O_PASSWORD, O_APIKEY, O_AK, O_SK, O_TOKEN, O_REGION, O_SERVICE, O_VERBOSE,
-           O_HELP, O_FLAVOR };
+           O_HELP, O_FLAVOR, O_ENGINE_VERSION, O_NO_EXTERNAL };
     static const struct option opts[] = {
         { "listen", required_argument, NULL, O_LISTEN },
         { "port-file", required_argument, NULL, O_PORTFILE },
@@ -162,6 +170,9 @@ int main(int argc, char **argv)
         { "poison-field", required_argument, NULL, O_POISON },
         { "depth-limit", required_argument, NULL, O_DEPTH },
         { "flavor", required_argument, NULL, O_FLAVOR },
+        { "flavour", required_argument, NULL, O_FLAVOR },
+        { "engine-version", required_argument, NULL, O_ENGINE_VERSION },
+        { "no-external-versions", no_argument, NULL, O_NO_EXTERNAL },
         { "auth", required_argument, NULL, O_AUTH },
         { "user", required_argument, NULL, O_USER },
         { "password", required_argument, NULL, O_PASSWORD },
@@ -196,6 +207,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "searchd: --max-body: bad size \"%s\"\n", optarg);
                 return 64;
             }
+            s->max_body_set = true;
             break;
         case O_GC:
             if (parse_duration_ms(optarg, &s->gc_deletes_ms) < 0) {
@@ -206,11 +218,14 @@ int main(int argc, char **argv)
         case O_POISON: set_str(&s->poison_field, optarg); break;
         case O_DEPTH: s->depth_limit = atoi(optarg); break;
         case O_FLAVOR:
-            if (parse_flavor(optarg, &s->flavor) < 0) {
-                fprintf(stderr, "searchd: --flavor: os2 or es8\n");
+            if (parse_flavor(optarg, &s->flavor, &s->offering) < 0) {
+                fprintf(stderr, "searchd: --flavor: os2, opensearch2, es8, aoss-search, "
+                                "aoss-timeseries or elastic-serverless\n");
                 return 64;
             }
             break;
+        case O_ENGINE_VERSION: set_str(&s->engine_version, optarg); break;
+        case O_NO_EXTERNAL: s->no_external_versions = true; break;
         case O_AUTH:
             if (parse_auth(optarg, &s->auth) < 0) {
                 fprintf(stderr, "searchd: --auth: none, basic, apikey or sigv4\n");
@@ -236,6 +251,8 @@ int main(int argc, char **argv)
     }
     if (!s->service)
         set_str(&s->service, "es");
+    if (!s->max_body_set)
+        s->max_body = flavour_max_body();
     if (s->auth == AUTH_SIGV4 && (!s->access_key || !s->secret_key || !s->region)) {
         fprintf(stderr, "searchd: --auth sigv4 needs --access-key, --secret-key and --region\n");
         return 64;
@@ -289,6 +306,9 @@ int main(int argc, char **argv)
     uv_run(srv.loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(srv.loop);
     map_clear(&srv.indices, index_free);
+    map_clear(&srv.aliases, alias_free);
+    map_clear(&srv.streams, stream_free);
+    reqlog_clear();
     map_clear(&scr.pending, field_free);
     faults_clear();
     settings_free(s);

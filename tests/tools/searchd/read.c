@@ -60,11 +60,20 @@ int resolve_indices(const char *expr, struct index **out, size_t max, const char
     for (char *t = strtok_r(copy, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
         bool wild = strcmp(t, "_all") == 0 || strchr(t, '*');
         bool any = false;
+        struct alias *a = wild ? NULL : alias_get(t);
+        struct dstream *d = wild || a ? NULL : stream_get(t);
+
         for (size_t i = 0; i < srv.indices.cap && n < 256; i++) {
             struct index *ix = srv.indices.slots[i].key ? srv.indices.slots[i].val : NULL;
+            bool via = false;
             if (!ix || !ix->exists)
                 continue;
-            if (strcmp(t, "_all") == 0 || (wild ? glob_match(t, ix->name) : strcmp(t, ix->name) == 0)) {
+            /* an alias reads its indices, a data stream its backing index */
+            for (size_t k = 0; a && k < a->n; k++)
+                via |= strcmp(a->links[k].index, ix->name) == 0;
+            via |= d && strcmp(d->backing, ix->name) == 0;
+            if (via || strcmp(t, "_all") == 0 ||
+                (wild ? glob_match(t, ix->name) : strcmp(t, ix->name) == 0)) {
                 bool dup = false;
                 for (size_t j = 0; j < n; j++)
                     dup |= names[j] == ix->name;
@@ -234,7 +243,10 @@ void handle_write_doc(struct conn *c, struct request *r, enum op_type type,
         next_auto_id(idbuf);
         o.id = strdup(idbuf);
         o.id_len = o.id ? strlen(o.id) : 0;
+        o.auto_id = true;
     }
+    if (query_refused(c, r))
+        goto out;
     if (ot && strcmp(ot, "create") == 0 && type == OP_INDEX)
         o.type = OP_CREATE;
     if (v) {
@@ -420,28 +432,4 @@ void handle_mapping(struct conn *c, const char *expr)
     buf_putc(&b, '}');
     size_t len = b.len;
     reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
-}
-
-void handle_root(struct conn *c)
-{
-    if (srv.set.flavor == FL_ES8) {
-        reply_json(c, 200, json_pack(
-            "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s}, s:s}", "name", "searchd",
-            "cluster_name", "ddb2es-double", "cluster_uuid", "searchd-double-uuid-000000",
-            "version", "number", "8.15.0", "build_flavor", "default", "build_type", "tar",
-            "build_hash", "searchd", "build_snapshot", false, "lucene_version", "9.11.1",
-            "minimum_wire_compatibility_version", "7.17.0",
-            "minimum_index_compatibility_version", "7.0.0", "tagline",
-            "You Know, for Search"), NULL);
-        return;
-    }
-    json_t *b = json_pack(
-        "{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s}, s:s}", "name",
-        "searchd", "cluster_name", "ddb2es-double", "cluster_uuid", "searchd-double-uuid-000000",
-        "version", "distribution", "opensearch", "number", "2.11.0", "build_type", "tar",
-        "build_hash", "searchd", "build_date", "2023-10-13T02:55:55.511945994Z",
-        "build_snapshot", false, "lucene_version", "9.7.0",
-        "minimum_wire_compatibility_version", "7.10.0", "minimum_index_compatibility_version",
-        "7.0.0", "tagline", "The OpenSearch Project: https://opensearch.org/");
-    reply_json(c, 200, b, NULL);
 }

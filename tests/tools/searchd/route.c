@@ -43,6 +43,8 @@ enum route classify(const struct request *r)
     switch (r->nseg) {
     case 0: return RT_ROOT;
     case 1:
+        if (is(s[0], "_aliases")) return RT_ALIASES;
+        if (is(s[0], "_cluster") || is(s[0], "_nodes")) return RT_CLUSTER;
         if (is(s[0], "_bulk")) return RT_BULK;
         if (is(s[0], "_search")) return RT_SEARCH;
         if (is(s[0], "_count")) return RT_COUNT;
@@ -51,6 +53,9 @@ enum route classify(const struct request *r)
         if (is(s[0], "_settings")) return RT_SETTINGS;
         return s[0][0] == '_' ? RT_OTHER : RT_INDEX;
     case 2:
+        if (is(s[0], "_alias")) return RT_ALIAS;
+        if (is(s[0], "_data_stream")) return RT_DATA_STREAM;
+        if (is(s[0], "_cluster") || is(s[0], "_nodes")) return RT_CLUSTER;
         if (is(s[1], "_bulk")) return RT_INDEX_BULK;
         if (is(s[1], "_search")) return RT_SEARCH;
         if (is(s[1], "_count")) return RT_COUNT;
@@ -60,9 +65,11 @@ enum route classify(const struct request *r)
         if (is(s[1], "_doc")) return RT_DOC; /* POST /{index}/_doc: auto id */
         return RT_OTHER;
     case 3:
+        if (is(s[0], "_resolve") && is(s[1], "index")) return RT_RESOLVE;
+        if (is(s[0], "_cluster") || is(s[0], "_nodes")) return RT_CLUSTER;
         if (is(s[1], "_doc") || is(s[1], "_create")) return RT_DOC;
         return RT_OTHER;
-    default: return RT_OTHER;
+    default: return is(s[0], "_cluster") || is(s[0], "_nodes") ? RT_CLUSTER : RT_OTHER;
     }
 }
 
@@ -135,6 +142,33 @@ void route_request(struct conn *c, struct request *r, const struct fault *ifault
             return;
         }
         break;
+    case RT_RESOLVE:
+        if (get) {
+            handle_resolve(c, s[2]);
+            return;
+        }
+        break;
+    case RT_ALIAS:
+        if (get) {
+            handle_get_alias(c, s[1]);
+            return;
+        }
+        break;
+    case RT_ALIASES:
+        if (is(m, "POST")) {
+            handle_aliases(c, r);
+            return;
+        }
+        break;
+    case RT_DATA_STREAM:
+        if (get || is(m, "PUT") || is(m, "DELETE")) {
+            handle_data_stream(c, r, s[1]);
+            return;
+        }
+        break;
+    case RT_CLUSTER:
+        handle_cluster(c, r);
+        return;
     case RT_INDEX:
         if (get || is(m, "PUT") || is(m, "DELETE")) {
             handle_index(c, r, s[0]);

@@ -18,6 +18,9 @@
  *   dynamic.c   metadata fields; new fields (dynamic, dynamic templates)
  *   limits.c    the mapping limits (depth, total fields)
  *   source.c    field names and values: the walk over one document's source
+ *   offering.c  what each flavour answers differently: GET /, _cluster, body
+ *               caps, document ids, settings, query parameters
+ *   aliases.c   aliases, data streams, GET /_resolve/index, write targets
  */
 #ifndef SEARCHD_INT_H
 #define SEARCHD_INT_H
@@ -68,6 +71,11 @@ enum auth_mode { AUTH_NONE, AUTH_BASIC, AUTH_APIKEY, AUTH_SIGV4 };
 /* Whose rules and error texts: OpenSearch 2.x (the default) or Elasticsearch 8.x. */
 enum flavor { FL_OS2, FL_ES8 };
 
+/* Which deployment of that engine (--flavor; offering.c): self-managed (or
+ * a managed domain, which answers alike), an Amazon OpenSearch Serverless
+ * search or time series collection, or an Elastic Cloud Serverless project. */
+enum offering { OF_SELF, OF_AOSS_SEARCH, OF_AOSS_TIMESERIES, OF_ELASTIC_SERVERLESS };
+
 struct settings {
     enum auth_mode auth;
     char *user, *password, *api_key;
@@ -77,6 +85,10 @@ struct settings {
     uint64_t gc_deletes_ms;
     int depth_limit;
     enum flavor flavor;
+    enum offering offering;
+    char *engine_version;   /* GET /'s version.number; NULL: the flavour's own */
+    bool max_body_set;      /* --max-body given: the flavour's cap does not apply */
+    bool no_external_versions; /* version and version_type are dropped (a fault) */
     bool discard;
 };
 
@@ -176,8 +188,32 @@ enum doc_state { DS_ABSENT, DS_DELETED, DS_PRESENT };
 
 enum route {
     RT_ROOT, RT_BULK, RT_INDEX_BULK, RT_DOC, RT_SEARCH, RT_COUNT, RT_INDEX, RT_REFRESH, RT_MAPPING,
-    RT_SETTINGS, RT_OTHER,
+    RT_SETTINGS, RT_RESOLVE, RT_ALIAS, RT_ALIASES, RT_DATA_STREAM, RT_CLUSTER, RT_OTHER,
     RT_N
+};
+
+/* One index an alias points at; is_write: -1 unset, 0 false, 1 true. */
+struct alias_link {
+    char *index;
+    int is_write;
+};
+
+struct alias {
+    const char *name; /* the map's key */
+    struct alias_link *links;
+    size_t n;
+};
+
+/* A data stream and its one backing index (no rollover modelled). */
+struct dstream {
+    const char *name; /* the map's key */
+    char *backing;    /* ".ds-<name>-000001" */
+};
+
+/* A request as it arrived (GET /_double/requests). */
+struct reqlog {
+    char *method, *path, *query;
+    int status;
 };
 
 enum op_type { OP_INDEX, OP_CREATE, OP_DELETE, OP_UPDATE, OP_N };
@@ -300,6 +336,10 @@ struct server {
     uv_signal_t sigterm, sigint;
     struct settings set;
     struct map indices;
+    struct map aliases;  /* name -> struct alias * (aliases.c) */
+    struct map streams;  /* name -> struct dstream * (aliases.c) */
+    struct reqlog *log;  /* the requests seen, oldest first (GET /_double/requests) */
+    size_t nlog, caplog;
     struct stats st;
     struct fault *faults;
     size_t nfaults;
@@ -327,6 +367,7 @@ struct op {
     int64_t if_seq_no, if_primary_term; /* -2 when absent */
     const char *src; /* index/create: the document; update: the update body */
     size_t src_len;
+    bool auto_id;    /* the id was made here, not sent by the client */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -479,8 +520,10 @@ bool fault_take(enum route rt, struct fault *out);
 void reply_injected(struct conn *c, const struct fault *f);
 
 /* ---- control.c ----------------------------------------------------------- */
-int parse_flavor(const char *s, enum flavor *out);
 void handle_control(struct conn *c, struct request *r);
+void reqlog_add(const struct request *r, int status);
+void reqlog_trim(size_t n);
+void reqlog_clear(void);
 
 /* ---- store.c ------------------------------------------------------------- */
 uint64_t hash_bytes(const char *p, size_t n);
@@ -617,6 +660,30 @@ void handle_write_doc(struct conn *c, struct request *r, enum op_type type,
 void put_json(struct buf *b, const json_t *v);
 void mapping_json(const struct index *ix, struct buf *b);
 void handle_mapping(struct conn *c, const char *expr);
+
+/* ---- offering.c ---------------------------------------------------------- */
+int parse_flavor(const char *s, enum flavor *fl, enum offering *of);
+const char *engine_version(void);
+bool version_at_least(const char *v, int major, int minor);
+size_t flavour_max_body(void);
 void handle_root(struct conn *c);
+void handle_cluster(struct conn *c, const struct request *r);
+bool query_refused(struct conn *c, const struct request *r);
+json_t *id_refused(const struct op *o);
+json_t *settings_refused(const json_t *flat);
+
+/* ---- aliases.c ----------------------------------------------------------- */
+struct alias *alias_get(const char *name);
+struct dstream *stream_get(const char *name);
+void alias_free(void *p);
+void stream_free(void *p);
+void aliases_drop_index(const char *index);
+json_t *aliases_of(const char *index);
+json_t *aliases_add(const char *index, const json_t *aliases, bool check_only);
+json_t *write_target(struct op *o, struct item_res *res);
+void handle_resolve(struct conn *c, const char *expr);
+void handle_get_alias(struct conn *c, const char *name);
+void handle_aliases(struct conn *c, const struct request *r);
+void handle_data_stream(struct conn *c, const struct request *r, const char *name);
 
 #endif

@@ -252,8 +252,9 @@ static json_t *settings_json(const struct index *ix, bool flat)
  * before the mapping is parsed (MetadataCreateIndexService validates the
  * index settings, then merges the mapping).  NULL, or the error
  * (*mapping_err: a mapping's, to be wrapped as MapperService does). */
-static json_t *create_body(const struct request *r, struct mapping *m, struct map *fields,
-                           json_t *flat, struct limits *lim, bool *mapping_err)
+static json_t *create_body(const struct request *r, const char *name, struct mapping *m,
+                           struct map *fields, json_t *flat, struct limits *lim,
+                           json_t **aliases, bool *mapping_err)
 {
     json_error_t jerr;
     json_t *j, *v, *e = NULL;
@@ -276,8 +277,8 @@ static json_t *create_body(const struct request *r, struct mapping *m, struct ma
             if (!json_is_object(v))
                 e = errf("parse_exception", "key [settings] must be an object");
         } else if (strcmp(k, "aliases") == 0) {
-            if (json_object_size(v) || json_array_size(v))
-                e = unmodelled("aliases");
+            if ((e = aliases_add(name, v, true)) == NULL)
+                *aliases = json_incref(v);
         } else if (strcmp(k, "mappings") == 0) {
             if (!json_is_object(v))
                 e = unmodelled("\"mappings\" that are not an object");
@@ -295,6 +296,8 @@ static json_t *create_body(const struct request *r, struct mapping *m, struct ma
         buf_close(&key);
         if (!e)
             e = apply_settings(flat, srv.set.flavor, lim);
+        if (!e)
+            e = settings_refused(flat);
     }
     if (!e && (v = json_object_get(j, "mappings")))
         *mapping_err = (e = parse_mappings(srv.set.flavor, v, m, fields)) != NULL;
@@ -320,7 +323,10 @@ void handle_index(struct conn *c, struct request *r, const char *name)
             reply_json(c, 400, es_error_body(400, e), NULL);
             return;
         }
-        if (!valid_index_name(name, why, sizeof(why))) {
+        if (alias_get(name) || stream_get(name))
+            snprintf(why, sizeof(why), "Invalid index name [%s], already exists as %s", name,
+                     alias_get(name) ? "alias" : "data stream");
+        if (alias_get(name) || stream_get(name) || !valid_index_name(name, why, sizeof(why))) {
             json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "type", "invalid_index_name_exception",
                                   "reason", why, "index_uuid", "_na_", "index", name);
             reply_json(c, 400, es_error_body(400, e), NULL);
@@ -329,9 +335,9 @@ void handle_index(struct conn *c, struct request *r, const char *name)
         struct mapping m = { .date_detection = true };
         struct map fields = { 0 };
         struct limits lim = { .depth = -1, .fields = TOTAL_FIELDS_DEFAULT };
-        json_t *flat = json_object();
+        json_t *flat = json_object(), *aliases = NULL;
         bool mapping_err;
-        json_t *e = create_body(r, &m, &fields, flat, &lim, &mapping_err);
+        json_t *e = create_body(r, name, &m, &fields, flat, &lim, &aliases, &mapping_err);
         /* DocumentMapper#validate: the explicit mapping within the limits */
         if (!e && !(e = limits_exceeded(&lim, &fields, NULL, false, srv.set.flavor)))
             ix = index_create(name);
@@ -339,6 +345,7 @@ void handle_index(struct conn *c, struct request *r, const char *name)
             mapping_clear(&m);
             map_clear(&fields, field_free);
             json_decref(flat);
+            json_decref(aliases);
             if (!e)
                 reply_error(c, 500, "exception", "out of memory");
             else if (mapping_err)
@@ -354,6 +361,9 @@ void handle_index(struct conn *c, struct request *r, const char *name)
         ix->lim = lim;
         keep_settings(ix, flat);
         json_decref(flat);
+        if (aliases)
+            json_decref(aliases_add(name, aliases, false)); /* checked above */
+        json_decref(aliases);
         reply_json(c, 200, json_pack("{s:b, s:b, s:s}", "acknowledged", true,
                                             "shards_acknowledged", true, "index", name), NULL);
         return;
@@ -372,7 +382,11 @@ void handle_index(struct conn *c, struct request *r, const char *name)
     buf_init(&b, BUF_NOMAX);
     buf_putc(&b, '{');
     put_json_str(&b, ix->name, strlen(ix->name));
-    buf_puts(&b, ":{\"aliases\":{},\"mappings\":");
+    buf_puts(&b, ":{\"aliases\":");
+    json_t *al = aliases_of(ix->name);
+    put_json(&b, al);
+    json_decref(al);
+    buf_puts(&b, ",\"mappings\":");
     mapping_json(ix, &b);
     buf_puts(&b, ",\"settings\":");
     json_t *st = settings_json(ix, flat_settings(r));
@@ -440,6 +454,8 @@ void handle_put_settings(struct conn *c, const struct request *r, const char *na
         e = err_obj("action_request_validation_exception",
                     "Validation Failed: 1: no settings to update;");
     lim = ix->lim;
+    if (!e)
+        e = settings_refused(flat);
     if (!e && !(e = apply_settings(flat, srv.set.flavor, &lim))) {
         ix->lim = lim;
         keep_settings(ix, flat);

@@ -95,7 +95,9 @@ const char *const route_name[RT_N] = {
     [RT_DOC] = "/{index}/_doc/{id}", [RT_SEARCH] = "/{index}/_search",
     [RT_COUNT] = "/{index}/_count", [RT_INDEX] = "/{index}", [RT_REFRESH] = "/{index}/_refresh",
     [RT_MAPPING] = "/{index}/_mapping", [RT_SETTINGS] = "/{index}/_settings",
-    [RT_OTHER] = "other",
+    [RT_RESOLVE] = "/_resolve/index/{name}", [RT_ALIAS] = "/_alias/{name}",
+    [RT_ALIASES] = "/_aliases", [RT_DATA_STREAM] = "/_data_stream/{name}",
+    [RT_CLUSTER] = "/_cluster", [RT_OTHER] = "other",
 };
 const char *const op_name[OP_N] = { "index", "create", "delete", "update" };
 
@@ -242,6 +244,7 @@ struct index *index_create(const char *name)
 
 void index_drop(struct index *ix)
 {
+    aliases_drop_index(ix->name);
     map_clear(&ix->docs, doc_free);
     map_clear(&ix->fields, field_free);
     mapping_clear(&ix->mapping);
@@ -465,6 +468,15 @@ int op_execute(struct op *o, struct item_res *res)
     json_t *err = NULL;
     int64_t newv = 0;
 
+    if ((err = write_target(o, res)) || (err = id_refused(o)))
+        return item_fail(res, 400, err);
+    /* --no-external-versions: the version and its type never reach the
+     * engine, as behind a client or proxy that drops them (the failure the
+     * ddb2es probe's canary is there to catch) */
+    if (srv.set.no_external_versions && o->type != OP_UPDATE) {
+        o->vt = VT_INTERNAL;
+        o->version = VERSION_UNSET;
+    }
     if (!valid_index_name(o->index, why, sizeof(why))) {
         err = json_pack("{s:s, s:s, s:s, s:s}", "type", "invalid_index_name_exception", "reason",
                         why, "index_uuid", "_na_", "index", o->index);
