@@ -17,6 +17,20 @@ static int val(unsigned char c)
     return -1;
 }
 
+bool b64_valid(const char *s, size_t len)
+{
+    size_t pad = 0;
+
+    if (len % 4)
+        return false;
+    if (len && s[len - 1] == '=')
+        pad = s[len - 2] == '=' ? 2 : 1;
+    for (size_t i = 0; i < len - pad; i++)
+        if (val((unsigned char)s[i]) < 0)
+            return false;
+    return true;
+}
+
 ssize_t b64_decode(const char *s, size_t len, unsigned char *out)
 {
     size_t pad = 0, n = 0;

@@ -3,6 +3,7 @@
 #ifndef DDB2ES_B64_H
 #define DDB2ES_B64_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -15,5 +16,8 @@
  * outside A-Z a-z 0-9 + /, or '=' anywhere but as the last one or two
  * characters.  Bits left over after the last byte are ignored. */
 ssize_t b64_decode(const char *s, size_t len, unsigned char *out);
+
+/* Whether b64_decode takes s[0..len). */
+bool b64_valid(const char *s, size_t len);
 
 #endif

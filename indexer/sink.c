@@ -215,7 +215,7 @@ void sink_maybe_finish(struct sink *s)
 {
     if (!s->closing || s->finishing || s->depth > 0)
         return;
-    if (s->inflight.n || s->calls || s->open || s->ready.head || s->delayed.head)
+    if (s->inflight.n || !list_empty(&s->calls) || s->open || blist_first(&s->ready) || blist_first(&s->delayed))
         return;
     if (s->ndlq && !s->deadline_passed)
         return;
@@ -235,6 +235,7 @@ static void on_deadline(uv_timer_t *t)
     struct sink *s = container_of(t, struct sink, deadline_timer);
     struct batch *b;
     struct call *p;
+    struct list *pos;
     bool again;
 
     log_warn("sink: stop deadline reached; %zu documents not finished", s->ndocs);
@@ -242,18 +243,18 @@ static void on_deadline(uv_timer_t *t)
     s->depth++;
     uv_timer_stop(&s->retry_timer);
     sink_close_open(s);
-    while ((b = s->ready.head)) {
+    while ((b = blist_first(&s->ready))) {
         sink_batch_set_state(b, B_HELD, false);
         sink_cancel_batch(s, b);
     }
-    while ((b = s->delayed.head)) {
+    while ((b = blist_first(&s->delayed))) {
         sink_batch_set_state(b, B_HELD, false);
         sink_cancel_batch(s, b);
     }
     /* http_cancel runs the callback before it returns, which unlinks b. */
     do {
         again = false;
-        for (b = s->inflight.head; b; b = b->next) {
+        for (b = blist_first(&s->inflight); b; b = blist_next(&s->inflight, b)) {
             if (b->state == B_INFLIGHT && b->req) {
                 http_cancel(b->req);
                 again = true;
@@ -270,7 +271,8 @@ static void on_deadline(uv_timer_t *t)
     } while (again);
     do {
         again = false;
-        for (p = s->calls; p; p = p->next) {
+        list_foreach(pos, &s->calls) {
+            p = list_entry(pos, struct call, link);
             if (p->req && !p->signing) {
                 http_cancel(p->req);
                 again = true;
@@ -315,6 +317,11 @@ struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const st
     s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    list_init(&s->tombs);
+    list_init(&s->calls);
+    blist_init(&s->ready);
+    blist_init(&s->delayed);
+    blist_init(&s->inflight);
     s->loop = loop;
     /* Until the engine has shown it keeps up, readers read as if it did not. */
     s->busy_at = uv_now(loop);
@@ -400,10 +407,10 @@ void sink_free(struct sink *s)
     if (!s)
         return;
     dlq_free(s->dlq);
-    while (s->thead) {
-        struct tomb *t = s->thead;
+    while (!list_empty(&s->tombs)) {
+        struct tomb *t = list_entry(s->tombs.next, struct tomb, fifo);
 
-        s->thead = t->next;
+        list_remove(&t->fifo);
         free(t);
     }
     free(s->tbuckets);

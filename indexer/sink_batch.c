@@ -26,32 +26,16 @@
 static void bl_push(struct blist *l, struct batch *b, bool front)
 {
     l->n++;
-    b->prev = b->next = NULL;
-    if (!l->head) {
-        l->head = l->tail = b;
-    } else if (front) {
-        b->next = l->head;
-        l->head->prev = b;
-        l->head = b;
-    } else {
-        b->prev = l->tail;
-        l->tail->next = b;
-        l->tail = b;
-    }
+    if (front)
+        list_push_head(&l->l, &b->link);
+    else
+        list_push_tail(&l->l, &b->link);
 }
 
 static void bl_remove(struct blist *l, struct batch *b)
 {
     l->n--;
-    if (b->prev)
-        b->prev->next = b->next;
-    else
-        l->head = b->next;
-    if (b->next)
-        b->next->prev = b->prev;
-    else
-        l->tail = b->prev;
-    b->prev = b->next = NULL;
+    list_remove(&b->link);
 }
 
 /* ---- batch states ---- */
@@ -370,8 +354,8 @@ void sink_dispatch(struct sink *s)
     s->depth++;
     /* Batches sent again go before new ones, in their own order: from the
      * last, each due one goes to the head of ready. */
-    for (b = s->delayed.tail; b; b = prev) {
-        prev = b->prev;
+    for (b = blist_last(&s->delayed); b; b = prev) {
+        prev = blist_prev(&s->delayed, b);
         if (b->due <= now)
             sink_batch_set_state(b, B_READY, true);
         else if (b->due < wake)
@@ -379,17 +363,16 @@ void sink_dispatch(struct sink *s)
     }
     /* Held while closing: nothing waiting will go out; it is reported now
      * rather than at the deadline. */
-    while (s->held && s->closing && (b = s->ready.head ? s->ready.head : s->delayed.head)) {
+    while (s->held && s->closing && (b = blist_first(&s->ready) ? blist_first(&s->ready) : blist_first(&s->delayed))) {
         sink_batch_set_state(b, B_HELD, false);
         sink_cancel_batch(s, b);
     }
     while (!s->held && now >= s->gate_until && s->inflight.n < (size_t)s->o.concurrency &&
-           s->ready.head && !s->deadline_passed) {
-        b = s->ready.head;
+           (b = blist_first(&s->ready)) && !s->deadline_passed) {
         sink_batch_set_state(b, B_HELD, false);
         sink_send_batch(s, b);
     }
-    if (!s->held && s->ready.head && now < s->gate_until && s->gate_until < wake)
+    if (!s->held && blist_first(&s->ready) && now < s->gate_until && s->gate_until < wake)
         wake = s->gate_until;
     if (wake != UINT64_MAX)
         uv_timer_start(&s->retry_timer, on_retry_timer, wake > now ? wake - now : 0, 0);

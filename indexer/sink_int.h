@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/http.h"
+#include "base/list.h"
 #include "indexer/doc.h"
 #include "indexer/sink.h"
 
@@ -85,13 +86,42 @@ struct batch {
     uv_work_t work;        /* B_SIGNING with gzip: compressing in the thread pool */
     struct buf gz;         /* the body compressed, while it is sent */
     int work_rc;
-    struct batch *prev, *next;
+    struct list link;      /* in the list of its state (sink_batch_set_state) */
 };
 
+/* A list of batches and its length (list_init'ed by blist_init). */
 struct blist {
-    struct batch *head, *tail;
+    struct list l;
     size_t n;
 };
+
+static inline void blist_init(struct blist *l)
+{
+    list_init(&l->l);
+    l->n = 0;
+}
+
+/* The first (last) batch of l, NULL when it is empty. */
+static inline struct batch *blist_first(const struct blist *l)
+{
+    return list_empty(&l->l) ? NULL : container_of(l->l.next, struct batch, link);
+}
+
+static inline struct batch *blist_last(const struct blist *l)
+{
+    return list_empty(&l->l) ? NULL : container_of(l->l.prev, struct batch, link);
+}
+
+/* The batch after (before) b in l, NULL at the end. */
+static inline struct batch *blist_next(const struct blist *l, const struct batch *b)
+{
+    return b->link.next == &l->l ? NULL : container_of(b->link.next, struct batch, link);
+}
+
+static inline struct batch *blist_prev(const struct blist *l, const struct batch *b)
+{
+    return b->link.prev == &l->l ? NULL : container_of(b->link.prev, struct batch, link);
+}
 
 /* The engine refuses writes to an index (or, index NULL, to the cluster). */
 struct block {
@@ -106,7 +136,7 @@ struct block {
  * (index, _id) until expires. */
 struct tomb {
     struct tomb *hnext;    /* hash bucket */
-    struct tomb *prev, *next; /* FIFO, oldest first */
+    struct list fifo;      /* the sink's tombs, oldest first */
     uint64_t version, expires;
     uint32_t hash;
     size_t index_len, id_len;
@@ -121,7 +151,7 @@ struct call {
     void *arg;
     struct http_req *req;
     bool signing, canceled;
-    struct call *prev, *next;
+    struct list link;               /* in the sink's calls */
 };
 
 struct sink {
@@ -145,7 +175,7 @@ struct sink {
     size_t nbuckets;       /* a power of two */
     struct blist ready, delayed, inflight; /* inflight holds B_SIGNING, B_INFLIGHT, B_CANCELED */
     uint64_t nbatches;     /* batches made so far: the next one's id */
-    struct call *calls;    /* sink_call and sink_ping requests, in flight or signing */
+    struct list calls;     /* struct call: sink_call and sink_ping requests, in flight or signing */
     bool held;             /* sink_hold: no bulk request goes out */
     void (*unreachable)(void *arg); /* sink_on_unreachable */
     void *unreachable_arg;
@@ -164,7 +194,7 @@ struct sink {
     size_t nblocks;
     struct tomb **tbuckets;
     size_t ntbuckets;      /* a power of two */
-    struct tomb *thead, *ttail;
+    struct list tombs;     /* struct tomb, oldest first */
     struct sink_stats st;
     struct sink_item_failure *failures; /* st.item_failures */
     struct sink_item_failure *dlq_reasons; /* st.dlq_reasons: SINK_MAX_FAILURE_SERIES, fixed */

@@ -17,12 +17,7 @@ static void on_call_done(struct http_req *req, int err, void *arg)
     long status = err < 0 ? 0 : http_req_status(req);
     const struct buf *body = req ? http_req_body(req) : NULL;
 
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        s->calls = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    list_remove(&p->link);
     if (p->ping)
         p->ping(p->arg, err < 0 ? err : status >= 200 && status < 300 ? 0 : (int)status);
     else
@@ -90,10 +85,7 @@ static int call_start(struct sink *s, struct call *p, const char *method, const 
     http_req_timeout(p->req, s->o.request_timeout_ms);
     if (max_reply)
         http_req_max_response(p->req, max_reply);
-    p->next = s->calls;
-    if (s->calls)
-        s->calls->prev = p;
-    s->calls = p;
+    list_push_head(&s->calls, &p->link);
     if (s->o.auth == SINK_AUTH_SIGV4) {
         p->signing = true;
         rc = creds_get(s->creds, on_creds_call, p);

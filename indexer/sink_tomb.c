@@ -45,28 +45,9 @@ static struct tomb *tomb_find(const struct sink *s, const char *index, const cha
     return NULL;
 }
 
-static void tomb_fifo_unlink(struct sink *s, struct tomb *t)
+static struct tomb *oldest(const struct sink *s)
 {
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        s->thead = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    else
-        s->ttail = t->prev;
-    t->prev = t->next = NULL;
-}
-
-static void tomb_fifo_append(struct sink *s, struct tomb *t)
-{
-    t->prev = s->ttail;
-    t->next = NULL;
-    if (s->ttail)
-        s->ttail->next = t;
-    else
-        s->thead = t;
-    s->ttail = t;
+    return list_first_entry(&s->tombs, struct tomb, fifo);
 }
 
 static void tomb_remove(struct sink *s, struct tomb *t)
@@ -76,7 +57,7 @@ static void tomb_remove(struct sink *s, struct tomb *t)
     while (*link != t)
         link = &(*link)->hnext;
     *link = t->hnext;
-    tomb_fifo_unlink(s, t);
+    list_remove(&t->fifo);
     s->st.tombstones--;
     free(t);
 }
@@ -87,11 +68,12 @@ static void on_tomb_timer(uv_timer_t *timer);
 static void tomb_prune(struct sink *s)
 {
     uint64_t now = uv_now(s->loop);
+    struct tomb *t;
 
-    while (s->thead && s->thead->expires <= now)
-        tomb_remove(s, s->thead);
-    if (s->thead && !s->finishing)
-        uv_timer_start(&s->tomb_timer, on_tomb_timer, s->thead->expires - now, 0);
+    while ((t = oldest(s)) && t->expires <= now)
+        tomb_remove(s, t);
+    if ((t = oldest(s)) && !s->finishing)
+        uv_timer_start(&s->tomb_timer, on_tomb_timer, t->expires - now, 0);
     else
         uv_timer_stop(&s->tomb_timer);
 }
@@ -108,7 +90,11 @@ static int tomb_grow(struct sink *s)
 
     if (!v)
         return -ENOMEM;
-    for (struct tomb *t = s->thead; t; t = t->next) {
+    struct list *pos;
+
+    list_foreach(pos, &s->tombs) {
+        struct tomb *t = list_entry(pos, struct tomb, fifo);
+
         t->hnext = v[t->hash & (n - 1)];
         v[t->hash & (n - 1)] = t;
     }
@@ -132,10 +118,10 @@ void sink_tomb_add(struct sink *s, const struct item *it)
     if (t) {
         if (it->version > t->version)
             t->version = it->version;
-        tomb_fifo_unlink(s, t);
+        list_remove(&t->fifo);
     } else {
         if (s->st.tombstones >= tomb_max(s)) {
-            tomb_remove(s, s->thead); /* the oldest */
+            tomb_remove(s, oldest(s));
             s->st.tombstone_evictions++;
         }
         if ((s->st.tombstones >= s->ntbuckets && tomb_grow(s) < 0) ||
@@ -155,7 +141,7 @@ void sink_tomb_add(struct sink *s, const struct item *it)
         s->st.tombstones++;
     }
     t->expires = uv_now(s->loop) + (uint64_t)tomb_ttl_ms(s);
-    tomb_fifo_append(s, t);
+    list_push_tail(&s->tombs, &t->fifo);
     tomb_prune(s); /* arms the timer */
 }
 
@@ -203,14 +189,15 @@ void sink_drop_tombstoned_waiting(struct sink *s)
     static const enum bstate states[] = { B_READY, B_DELAYED };
 
     for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
-        struct blist todo = { 0 };
+        struct blist todo;
         struct batch *b;
 
-        while ((b = lists[l]->head)) {
+        blist_init(&todo);
+        while ((b = blist_first(lists[l]))) {
             sink_batch_set_state(b, B_HELD, false);
             sink_held_push(&todo, b);
         }
-        while ((b = todo.head)) {
+        while ((b = blist_first(&todo))) {
             sink_held_remove(&todo, b);
             if (sink_drop_tombstoned(s, b))
                 sink_batch_set_state(b, states[l], false);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/b64.h"
 #include "indexer/bulk.h"
 #include "indexer/ddbnum.h"
 
@@ -267,59 +268,20 @@ static int put_renamed(struct buf *out, const char *name, size_t len)
 
 /* ---- base64 ---- */
 
-static int b64_val(unsigned char c)
+/* Appends the bytes of s, which must be b64_valid. */
+static int decode_b64(const char *s, size_t len, struct buf *out)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
+    int rc = buf_reserve(out, B64_DECODED_MAX(len));
+    ssize_t n;
 
-/* Standard alphabet, padded to a multiple of 4, '=' only at the end. */
-static bool b64_valid(const char *s, size_t len)
-{
-    size_t pad = 0;
-
-    if (len % 4)
-        return false;
-    if (len && s[len - 1] == '=')
-        pad = len >= 2 && s[len - 2] == '=' ? 2 : 1;
-    for (size_t i = 0; i < len - pad; i++)
-        if (b64_val((unsigned char)s[i]) < 0)
-            return false;
-    return true;
-}
-
-/* s must be b64_valid. */
-static int b64_decode(const char *s, size_t len, struct buf *out)
-{
-    int rc = buf_reserve(out, len / 4 * 3);
-
-    for (size_t i = 0; rc == 0 && i < len; i += 4) {
-        unsigned char q[4];
-        int n = 0;
-        unsigned long v = 0;
-
-        for (int k = 0; k < 4; k++) {
-            int d = s[i + k] == '=' ? 0 : b64_val((unsigned char)s[i + k]);
-
-            if (s[i + k] != '=')
-                n++;
-            v = v << 6 | (unsigned long)d;
-        }
-        q[0] = (unsigned char)(v >> 16);
-        q[1] = (unsigned char)(v >> 8);
-        q[2] = (unsigned char)v;
-        rc = buf_append(out, q, (size_t)(n - 1));
-    }
-    return rc;
+    if (rc < 0)
+        return rc;
+    n = b64_decode(s, len, (unsigned char *)out->ptr + out->len);
+    if (n < 0)
+        return (int)n;
+    out->len += (size_t)n;
+    out->ptr[out->len] = '\0'; /* buf's content stays a C string */
+    return 0;
 }
 
 /* ---- values ---- */
@@ -739,7 +701,7 @@ static int hmac_text(struct ctx *c, json_t *av, struct buf *text)
                 fail(c, "invalid base64 in B value");
                 return -EINVAL;
             }
-            rc = b64_decode(s, len, text);
+            rc = decode_b64(s, len, text);
         }
         if (rc < 0)
             fail_buf(c, rc, text);
