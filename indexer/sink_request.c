@@ -221,30 +221,37 @@ void sink_send_batch(struct sink *s, struct batch *b)
     request_batch(s, b);
 }
 
+/* Appends s percent-encoded: all but the unreserved characters (RFC 3986)
+ * and those in keep, so that the URL and its SigV4 canonical form agree. */
+static void put_escaped(struct buf *b, const char *s, const char *keep)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~' || (c && strchr(keep, c))) {
+            buf_putc(b, (char)c);
+        } else {
+            buf_putc(b, '%');
+            buf_putc(b, hex[c >> 4]);
+            buf_putc(b, hex[c & 15]);
+        }
+    }
+}
+
 char *sink_url_join(const char *base, const char *path, const char *query)
 {
     struct buf b;
-    static const char hex[] = "0123456789ABCDEF";
 
     buf_init(&b, BUF_NOMAX);
     buf_puts(&b, base);
     buf_puts(&b, path);
     if (query) {
+        /* filter_path=a,b.*.c&x=y: '=' and '&' stay. */
         buf_putc(&b, '?');
-        for (const char *q = query; *q; q++) {
-            unsigned char c = (unsigned char)*q;
-
-            /* filter_path=a,b.*.c&x=y: escape all but the unreserved, '='
-             * and '&' so the URL and its SigV4 canonical form agree. */
-            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                c == '-' || c == '_' || c == '.' || c == '~' || c == '=' || c == '&') {
-                buf_putc(&b, (char)c);
-            } else {
-                buf_putc(&b, '%');
-                buf_putc(&b, hex[c >> 4]);
-                buf_putc(&b, hex[c & 15]);
-            }
-        }
+        put_escaped(&b, query, "=&");
     }
     return buf_take(&b);
 }
@@ -252,23 +259,11 @@ char *sink_url_join(const char *base, const char *path, const char *query)
 char *sink_url_segment(const char *base, const char *name)
 {
     struct buf b;
-    static const char hex[] = "0123456789ABCDEF";
 
     buf_init(&b, BUF_NOMAX);
     buf_puts(&b, base);
     buf_putc(&b, '/');
-    for (const char *q = name; *q; q++) {
-        unsigned char c = (unsigned char)*q;
-
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            buf_putc(&b, (char)c);
-        } else {
-            buf_putc(&b, '%');
-            buf_putc(&b, hex[c >> 4]);
-            buf_putc(&b, hex[c & 15]);
-        }
-    }
+    put_escaped(&b, name, "");
     return buf_take(&b);
 }
 
