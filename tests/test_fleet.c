@@ -1,0 +1,359 @@
+/* Several real `ddb2es run` processes sharing one configuration through
+ * leases in DynamoDB (README "Several processes: leases in DynamoDB";
+ * daemon/lease.h), against DynamoDB Local and the search double.
+ *
+ * DynamoDB Local gives a table's stream one open shard, so the
+ * configuration follows several tables: each table's shard is one lease,
+ * and the leases are what the workers share.  Who reads a shard is seen
+ * from each worker's /metrics: ddb2es_shards{state="open"} per table (a
+ * shard being read) and ddb2es_leases_held per table, polled every 100 ms.
+ * Take-over times are measured and reported, not asserted with a timer
+ * (the machine is shared); the bounds asserted are those the design
+ * promises with room for the polling.
+ *
+ * `make check-fleet` runs the long version (tests/test_fleet.c with
+ * DDB2ES_FLEET_LONG=1): SIGKILLs at random moments, a worker stopped and
+ * started again, a fourth started late. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/support/ddbclient.h"
+#include "tests/support/ddbproxy.h"
+#include "tests/support/e2e.h"
+#include "tests/support/httpget.h"
+#include "tests/support/proc.h"
+#include "tests/support/promparse.h"
+#include "tests/support/searchd_ctl.h"
+#include "tests/support/workload.h"
+
+TestSuite(fleet, .timeout = 600);
+
+#define D_MS 2000      /* lease_duration of every worker */
+#define NT 6           /* tables, so leases */
+#define NW 4           /* workers at most */
+#define POLL_MS 100
+
+struct worker {
+    struct proc p;
+    char dir[512], conf[600], id[16];
+    int port;
+    bool up;
+    int held[NT], open[NT]; /* the last poll; -1: not answering */
+};
+
+struct fleet {
+    struct searchd *sd;
+    char names[NT][64], idx[NT][64];
+    struct e2e_table t[NT];
+    struct wl wl[NT];
+    char lease_table[64];
+    struct worker w[NW];
+    unsigned nw;
+    /* what the polls saw */
+    double overlap_since[NT];  /* when a second reader of the table was first seen; 0 = none */
+    double overlap_max_s;      /* the longest time two workers read one table */
+    double held_since[NT];
+    double held_overlap_max_s; /* the same for the leases held */
+    unsigned polls;
+    uint64_t rng;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static unsigned pick(struct fleet *f, unsigned n)
+{
+    f->rng = f->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (unsigned)((f->rng >> 33) % n);
+}
+
+static void fleet_setup(struct fleet *f, const char *aws_endpoint, uint64_t seed)
+{
+    memset(f, 0, sizeof(*f));
+    f->rng = seed;
+    f->sd = searchd_start(NULL);
+    ddbc_table_name(f->lease_table, sizeof(f->lease_table), "leases");
+    for (int i = 0; i < NT; i++) {
+        ddbc_table_name(f->names[i], sizeof(f->names[i]), "fleet");
+        snprintf(f->idx[i], sizeof(f->idx[i]), "fleet-%d", i);
+        ddbc_create_table(f->names[i], "pk", "S", NULL, NULL, "NEW_AND_OLD_IMAGES");
+        f->t[i] = (struct e2e_table){ .name = f->names[i], .index = f->idx[i], .hash = "pk" };
+        e2e_create_index(f->sd, f->idx[i]);
+        wl_init(&f->wl[i], seed + (uint64_t)i, f->names[i], "pk", "S", NULL, NULL, 40);
+    }
+    for (unsigned k = 0; k < NW; k++) {
+        struct worker *w = &f->w[k];
+        char daemon[128], leases[256];
+        const char *conf;
+
+        w->port = httpget_free_port();
+        snprintf(w->id, sizeof(w->id), "w%u", k);
+        snprintf(daemon, sizeof(daemon), "metrics_listen = 127.0.0.1:%d\n", w->port);
+        snprintf(leases, sizeof(leases),
+                 "[leases]\ntable = %s\nworker_id = %s\nlease_duration = %ds\n", f->lease_table,
+                 w->id, D_MS / 1000);
+        conf = e2e_config_ex(aws_endpoint, searchd_url(f->sd), f->t, NT, daemon, leases, w->dir,
+                             sizeof(w->dir));
+        snprintf(w->conf, sizeof(w->conf), "%s", conf);
+        for (int i = 0; i < NT; i++)
+            w->held[i] = w->open[i] = -1;
+    }
+}
+
+static void dump_log(const struct worker *w)
+{
+    char *log = proc_slurp(w->p.err_path);
+    size_t len = strlen(log);
+
+    cr_log_info("worker %s log%s:\n%s", w->id, len > 20000 ? " (its last 20000 bytes)" : "",
+                log + (len > 20000 ? len - 20000 : 0));
+    free(log);
+}
+
+static void start_worker(struct fleet *f, unsigned k)
+{
+    e2e_start(&f->w[k].p, f->w[k].conf);
+    f->w[k].up = true;
+    if (k + 1 > f->nw)
+        f->nw = k + 1;
+}
+
+/* One poll of every worker's /metrics; the overlaps are measured here. */
+static void poll_all(struct fleet *f)
+{
+    double t = now_s();
+
+    for (unsigned k = 0; k < f->nw; k++) {
+        struct worker *w = &f->w[k];
+        struct prom p;
+        char err[256], labels[160];
+        long st = 0;
+        char *body = w->up ? httpget(w->port, "GET", "/metrics", &st) : NULL;
+        bool ok = st == 200 && prom_parse(body, &p, err, sizeof(err)) == 0;
+
+        for (int i = 0; i < NT; i++) {
+            const struct prom_sample *s;
+
+            w->held[i] = w->open[i] = -1;
+            if (!ok)
+                continue;
+            snprintf(labels, sizeof(labels), "table=\"%s\"", f->names[i]);
+            s = prom_find(&p, "ddb2es_leases_held", labels);
+            w->held[i] = s ? (int)s->value : -1;
+            snprintf(labels, sizeof(labels), "state=\"open\",table=\"%s\"", f->names[i]);
+            s = prom_find(&p, "ddb2es_shards", labels);
+            w->open[i] = s ? (int)s->value : -1;
+        }
+        if (ok)
+            prom_free(&p);
+        free(body);
+    }
+    for (int i = 0; i < NT; i++) {
+        int readers = 0, holders = 0;
+
+        for (unsigned k = 0; k < f->nw; k++) {
+            readers += f->w[k].open[i] > 0;
+            holders += f->w[k].held[i] > 0;
+        }
+        if (readers > 1 && !f->overlap_since[i])
+            f->overlap_since[i] = t;
+        if (f->overlap_since[i] && t - f->overlap_since[i] > f->overlap_max_s)
+            f->overlap_max_s = t - f->overlap_since[i];
+        if (readers <= 1)
+            f->overlap_since[i] = 0;
+        if (holders > 1 && !f->held_since[i])
+            f->held_since[i] = t;
+        if (f->held_since[i] && t - f->held_since[i] > f->held_overlap_max_s)
+            f->held_overlap_max_s = t - f->held_since[i];
+        if (holders <= 1)
+            f->held_since[i] = 0;
+    }
+    f->polls++;
+}
+
+/* Leases held by worker k at the last poll (-1: not answering). */
+static int held_by(const struct fleet *f, unsigned k)
+{
+    int n = 0;
+
+    for (int i = 0; i < NT; i++) {
+        if (f->w[k].held[i] < 0)
+            return -1;
+        n += f->w[k].held[i];
+    }
+    return n;
+}
+
+/* Every lease held by the workers that are up, counts within one. */
+static bool balanced(const struct fleet *f)
+{
+    int sum = 0, lo = NT + 1, hi = -1;
+
+    for (unsigned k = 0; k < f->nw; k++) {
+        int n;
+
+        if (!f->w[k].up)
+            continue;
+        if ((n = held_by(f, k)) < 0)
+            return false;
+        sum += n;
+        lo = n < lo ? n : lo;
+        hi = n > hi ? n : hi;
+    }
+    return sum == NT && hi - lo <= 1;
+}
+
+/* Every lease held by the workers that are up (each shard read again). */
+static bool all_held(const struct fleet *f)
+{
+    int sum = 0;
+
+    for (unsigned k = 0; k < f->nw; k++) {
+        int n = f->w[k].up ? held_by(f, k) : 0;
+
+        if (n < 0)
+            return false;
+        sum += n;
+    }
+    return sum == NT;
+}
+
+/* Writes and polls for ms (a write about every 20 ms when writing). */
+static void run_for(struct fleet *f, long ms, bool writing)
+{
+    double end = now_s() + (double)ms / 1000, next_poll = 0;
+
+    while (now_s() < end) {
+        if (now_s() >= next_poll) {
+            poll_all(f);
+            next_poll = now_s() + POLL_MS / 1000.0;
+        }
+        if (writing)
+            wl_step(&f->wl[pick(f, NT)]);
+        usleep(writing ? 20000 : 20000);
+    }
+}
+
+/* Polls (writing or not) until pred holds; the seconds it took, or -1. */
+static double until(struct fleet *f, bool (*pred)(const struct fleet *f), long ms, bool writing)
+{
+    double start = now_s();
+
+    while (now_s() - start < (double)ms / 1000) {
+        poll_all(f);
+        if (pred(f))
+            return now_s() - start;
+        if (writing)
+            wl_step(&f->wl[pick(f, NT)]);
+        usleep(POLL_MS * 1000 / 2);
+    }
+    return -1;
+}
+
+static void dump_all(struct fleet *f)
+{
+    for (unsigned k = 0; k < f->nw; k++)
+        dump_log(&f->w[k]);
+}
+
+static void need_equal(struct fleet *f, long ms)
+{
+    char why[512];
+
+    for (int i = 0; i < NT; i++)
+        if (!e2e_wait_equal(f->sd, &f->t[i], ms, why, sizeof(why))) {
+            dump_all(f);
+            cr_assert(0, "index %s = table %s: %s", f->idx[i], f->names[i], why);
+        }
+}
+
+static int stop_worker(struct fleet *f, unsigned k)
+{
+    int rc = e2e_stop(&f->w[k].p, 20000);
+
+    f->w[k].up = false;
+    return rc;
+}
+
+static void fleet_teardown(struct fleet *f)
+{
+    for (unsigned k = 0; k < f->nw; k++)
+        if (f->w[k].up) {
+            int rc = stop_worker(f, k);
+
+            if (rc != 0)
+                dump_log(&f->w[k]);
+            cr_expect_eq(rc, 0, "worker %s stops cleanly (%d)", f->w[k].id, rc);
+        }
+    searchd_stop(f->sd);
+}
+
+/* Three workers share six leases two each within 2 x lease_duration of the
+ * last start; each shard is read by one worker at a time; a SIGTERM hands
+ * the leaving worker's leases over (the others take them at their next
+ * read, about a second) and its return takes its share back; the index
+ * ends equal to every table. */
+Test(fleet, three_workers_share_the_shards_and_hand_over_on_sigterm)
+{
+    struct fleet f;
+    double t_bal, t_term, t_exit, t_back;
+    int rc;
+
+    if (!ddbc_endpoint())
+        cr_skip_test("DynamoDB Local is not running");
+    fleet_setup(&f, ddbc_endpoint(), 17);
+    for (unsigned k = 0; k < 3; k++)
+        start_worker(&f, k);
+    t_bal = until(&f, balanced, 2 * D_MS + 15000, true);
+    if (t_bal < 0)
+        dump_all(&f);
+    cr_assert(t_bal >= 0, "three workers share the six leases two each");
+    run_for(&f, 2 * D_MS, true);
+    cr_assert(balanced(&f), "and keep them so (no ping-pong)");
+    for (unsigned k = 0; k < 3; k++)
+        cr_assert_eq(held_by(&f, k), 2, "worker %s holds 2", f.w[k].id);
+
+    /* SIGTERM: worker 1 hands its two over. */
+    {
+        double t0 = now_s();
+
+        proc_kill(&f.w[1].p, SIGTERM);
+        rc = proc_wait(&f.w[1].p, 20000);
+        t_exit = now_s() - t0;
+        f.w[1].up = false;
+        if (rc != 0)
+            dump_log(&f.w[1]);
+        cr_assert_eq(rc, 0, "the worker stops cleanly after releasing its leases");
+        t_term = until(&f, all_held, 4 * D_MS, true);
+        cr_assert(t_term >= 0, "the others took the released leases");
+        t_term += t_exit;
+    }
+    start_worker(&f, 1);
+    t_back = until(&f, balanced, 2 * D_MS + 15000, true);
+    cr_assert(t_back >= 0, "the worker back takes its share again");
+    run_for(&f, 1000, true);
+    need_equal(&f, 30000);
+    cr_log_info("fleet: balanced %.2f s after three starts; after a SIGTERM the worker exited "
+                "in %.2f s and its leases were held again %.2f s after the signal; balanced "
+                "again %.2f s after its restart; longest time two workers read one table: "
+                "%.2f s (leases held by two: %.2f s), %u polls",
+                t_bal, t_exit, t_term, t_back, f.overlap_max_s, f.held_overlap_max_s, f.polls);
+    printf("fleet figures: balance %.2f s, sigterm exit %.2f s, take-over after sigterm %.2f s, "
+           "rebalance %.2f s, max double-read %.2f s, max double-held %.2f s\n",
+           t_bal, t_exit, t_term, t_back, f.overlap_max_s, f.held_overlap_max_s);
+    /* Two polls apart at most: what one poll of three processes can skew. */
+    cr_expect_leq(f.overlap_max_s, 2 * POLL_MS / 1000.0 + 0.5,
+                  "a shard is read by one worker at a time (%.2f s)", f.overlap_max_s);
+    fleet_teardown(&f);
+}
