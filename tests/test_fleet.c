@@ -357,3 +357,113 @@ Test(fleet, three_workers_share_the_shards_and_hand_over_on_sigterm)
                   "a shard is read by one worker at a time (%.2f s)", f.overlap_max_s);
     fleet_teardown(&f);
 }
+
+static double metric_of(const struct worker *w, const char *name, const char *labels)
+{
+    return httpget_metric(w->port, name, labels);
+}
+
+static bool log_has(const struct worker *w, const char *text)
+{
+    char *log = proc_slurp(w->p.err_path);
+    bool has = strstr(log, text) != NULL;
+
+    free(log);
+    return has;
+}
+
+/* A worker that stops answering (SIGSTOP: a host frozen, a long GC-like
+ * pause) past lease_duration has its leases taken by the others after
+ * lease_duration; when it runs again its renewals fail their condition, so
+ * it stops reading those shards at once, drops what it had not
+ * acknowledged (its documents still in the sink report to a shard kept
+ * aside) and never writes their checkpoints again; it then takes its share
+ * back by asking for it.  The index ends equal to every table. */
+Test(fleet, a_worker_paused_past_its_lease_loses_its_shards_and_comes_back)
+{
+    struct fleet f;
+    double t_take, t_back;
+
+    if (!ddbc_endpoint())
+        cr_skip_test("DynamoDB Local is not running");
+    fleet_setup(&f, ddbc_endpoint(), 23);
+    start_worker(&f, 0);
+    start_worker(&f, 1);
+    cr_assert(until(&f, balanced, 2 * D_MS + 15000, true) >= 0, "two workers, three leases each");
+    run_for(&f, 500, true);
+    proc_kill(&f.w[0].p, SIGSTOP);
+    f.w[0].up = false; /* its metrics do not answer: the others must hold everything */
+    t_take = until(&f, all_held, 4 * D_MS + 5000, true);
+    if (t_take < 0)
+        dump_all(&f);
+    cr_assert(t_take >= 0, "the paused worker's leases were taken");
+    run_for(&f, 500, true);
+    proc_kill(&f.w[0].p, SIGCONT);
+    f.w[0].up = true;
+    t_back = until(&f, balanced, 4 * D_MS + 15000, true);
+    if (t_back < 0)
+        dump_all(&f);
+    cr_assert(t_back >= 0, "the worker back takes its share again");
+    cr_assert(log_has(&f.w[0], "lease lost"), "it said its leases were lost");
+    cr_assert_gt(metric_of(&f.w[0], "ddb2es_lease_events_total", "event=\"lost\""), 0);
+    run_for(&f, 1000, true);
+    need_equal(&f, 30000);
+    printf("fleet figures: leases of a paused worker taken %.2f s after the pause "
+           "(lease_duration %d ms); balanced %.2f s after it ran again; max double-read %.2f s\n",
+           t_take, D_MS, t_back, f.overlap_max_s);
+    cr_expect_leq(f.overlap_max_s, 2 * POLL_MS / 1000.0 + 0.5,
+                  "a shard is read by one worker at a time (%.2f s)", f.overlap_max_s);
+    fleet_teardown(&f);
+}
+
+#define THROTTLED                                                                                  \
+    "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException\","   \
+    "\"message\":\"The level of configured provisioned throughput for the table was exceeded\"}"
+
+/* https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/CommonErrors.html
+ * (ThrottlingException, HTTP 400) and the table's own
+ * ProvisionedThroughputExceededException: a proxy in front of DynamoDB
+ * Local answers every call so for 1.5 s (tests/support/ddbproxy.c), the
+ * lease table's and Streams' alike (the daemon has one endpoint).  With
+ * lease_duration 6 s (renewals every 2 s, the deadline 5.4 s after the last
+ * one) no lease is lost, none moves, and no record is lost. */
+Test(fleet, throttling_shorter_than_the_lease_loses_no_lease_and_no_record)
+{
+    struct fleet f;
+    struct ddbproxy *p;
+    int before[2];
+
+    if (!ddbc_endpoint())
+        cr_skip_test("DynamoDB Local is not running");
+    p = ddbproxy_start(ddbc_endpoint());
+    fleet_setup(&f, ddbproxy_url(p), 31);
+    for (unsigned k = 0; k < 2; k++) {
+        /* lease_duration 6 s for this test */
+        char cmd[1400];
+
+        snprintf(cmd, sizeof(cmd), "sed -i 's/^lease_duration = .*/lease_duration = 6s/' %s",
+                 f.w[k].conf);
+        cr_assert_eq(system(cmd), 0);
+        start_worker(&f, k);
+    }
+    cr_assert(until(&f, balanced, 20000, true) >= 0, "two workers, three leases each");
+    run_for(&f, 2100, true);
+    for (unsigned k = 0; k < 2; k++)
+        before[k] = held_by(&f, k);
+    ddbproxy_refuse(p, 400, THROTTLED);
+    run_for(&f, 1500, true);
+    ddbproxy_refuse(p, 0, NULL);
+    cr_assert_gt(ddbproxy_refused(p), 0);
+    run_for(&f, 4500, true);
+    for (unsigned k = 0; k < 2; k++) {
+        cr_assert_eq(metric_of(&f.w[k], "ddb2es_lease_events_total", "event=\"lost\""), 0,
+                     "worker %s lost no lease", f.w[k].id);
+        cr_assert_eq(held_by(&f, k), before[k], "and holds what it held");
+        cr_assert_eq(metric_of(&f.w[k], "ddb2es_lease_renewing", ""), 1);
+    }
+    need_equal(&f, 30000);
+    printf("fleet figures: %u calls refused during 1.5 s of throttling, no lease lost\n",
+           ddbproxy_refused(p));
+    fleet_teardown(&f);
+    ddbproxy_stop(p);
+}
