@@ -390,6 +390,10 @@ Test(fleet, a_worker_paused_past_its_lease_loses_its_shards_and_comes_back)
     start_worker(&f, 0);
     start_worker(&f, 1);
     cr_assert(until(&f, balanced, 2 * D_MS + 15000, true) >= 0, "two workers, three leases each");
+    /* Bulk requests answered 3 s late (the double's delay fault): the
+     * paused worker has documents in the sink when its leases go. */
+    cr_assert_eq(searchd_faults(f.sd, "{\"match\":\"bulk\",\"delay_ms\":3000,\"count\":8}"),
+                 200);
     run_for(&f, 500, true);
     proc_kill(&f.w[0].p, SIGSTOP);
     f.w[0].up = false; /* its metrics do not answer: the others must hold everything */
@@ -405,6 +409,13 @@ Test(fleet, a_worker_paused_past_its_lease_loses_its_shards_and_comes_back)
         dump_all(&f);
     cr_assert(t_back >= 0, "the worker back takes its share again");
     cr_assert(log_has(&f.w[0], "lease lost"), "it said its leases were lost");
+    {
+        char *log = proc_slurp(f.w[0].p.err_path), *at = strstr(log, "lease lost");
+
+        if (at)
+            printf("fleet: the paused worker said: %.*s\n", (int)strcspn(at, "\n"), at);
+        free(log);
+    }
     cr_assert_gt(metric_of(&f.w[0], "ddb2es_lease_events_total", "event=\"lost\""), 0);
     run_for(&f, 1000, true);
     need_equal(&f, 30000);
