@@ -478,3 +478,102 @@ Test(fleet, throttling_shorter_than_the_lease_loses_no_lease_and_no_record)
     fleet_teardown(&f);
     ddbproxy_stop(p);
 }
+
+/* `ddb2es <cmd> -c conf [extra]`: its exit code; its stdout in *out
+ * (caller frees). */
+static int ddb2es_cmd(const char *conf, const char *cmd, const char *extra, char **out)
+{
+    static char bin[512];
+    const char *argv[] = { proc_path("ddb2es", bin, sizeof(bin)), cmd, "-c", conf, extra, NULL };
+    const char *env[] = { "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", NULL };
+    struct proc p;
+    int rc = proc_run(argv, env, 30000, &p);
+
+    *out = proc_slurp(p.out_path);
+    if (rc != 0) {
+        char *err = proc_slurp(p.err_path);
+
+        cr_log_info("ddb2es %s %s: exit %d: %s%s", cmd, extra ? extra : "", rc, *out, err);
+        free(err);
+    }
+    return rc;
+}
+
+/* README "Several processes", "From one process and back": `status` shows
+ * every shard's owner, checkpoint, lease age and done; `check` verifies the
+ * lease table; `status --write-checkpoints` refuses while a worker runs,
+ * then writes checkpoints.json from the table, and one process started on
+ * it without [leases] goes on from those positions (it reads every shard
+ * after its checkpoint, not from the start) to index = table. */
+Test(fleet, status_shows_the_owners_and_write_checkpoints_goes_back_to_one_process)
+{
+    struct fleet f;
+    char *out, conf1[700], cmd[1600];
+    json_t *model, *sh;
+    size_t i, after = 0;
+    struct proc one;
+    char *log;
+
+    if (!ddbc_endpoint())
+        cr_skip_test("DynamoDB Local is not running");
+    fleet_setup(&f, ddbc_endpoint(), 41);
+    start_worker(&f, 0);
+    start_worker(&f, 1);
+    cr_assert(until(&f, balanced, 2 * D_MS + 15000, true) >= 0, "two workers, three leases each");
+    run_for(&f, 1500, true);
+
+    cr_assert_eq(ddb2es_cmd(f.w[0].conf, "status", "--json", &out), 0);
+    model = json_loads(out, 0, NULL);
+    cr_assert_not_null(model, "status --json prints JSON: %s", out);
+    cr_assert_str_eq(json_string_value(json_object_get(model, "lease_table")), f.lease_table);
+    cr_assert_eq(json_array_size(json_object_get(model, "shards")), NT);
+    json_array_foreach(json_object_get(model, "shards"), i, sh)
+    {
+        const char *o = json_string_value(json_object_get(sh, "owner"));
+
+        cr_assert(o && (strcmp(o, "w0") == 0 || strcmp(o, "w1") == 0), "an owner: %s", out);
+        cr_assert(json_is_integer(json_object_get(sh, "lease_age_s")), "a lease age: %s", out);
+        cr_assert(json_is_false(json_object_get(sh, "done")));
+        cr_assert(json_is_string(json_object_get(sh, "checkpoint")), "a checkpoint: %s", out);
+    }
+    cr_assert_eq(json_array_size(json_object_get(model, "workers")), 2);
+    json_decref(model);
+    free(out);
+    cr_assert_eq(ddb2es_cmd(f.w[0].conf, "status", NULL, &out), 0);
+    cr_assert(strstr(out, "OWNER") && strstr(out, "LEASE AGE") && strstr(out, " w1 "),
+              "the text lists the owners: %s", out);
+    free(out);
+    cr_assert_eq(ddb2es_cmd(f.w[0].conf, "check", NULL, &out), 0);
+    cr_assert(strstr(out, "[leases] table") && strstr(out, "found, key schema right"),
+              "check verifies the lease table: %s", out);
+    free(out);
+    /* (w0's state directory is locked by w0: the same configuration with a
+     * state directory of its own.) */
+    cr_assert_eq(ddb2es_cmd(f.w[2].conf, "status", "--write-checkpoints", &out), 75,
+                 "refused while the workers run");
+    free(out);
+
+    /* Every worker stopped; more writes nobody reads yet. */
+    for (unsigned k = 0; k < 2; k++)
+        cr_assert_eq(stop_worker(&f, k), 0);
+    for (int n = 0; n < 60; n++)
+        wl_step(&f.wl[pick(&f, NT)]);
+    cr_assert_eq(ddb2es_cmd(f.w[0].conf, "status", "--write-checkpoints", &out), 0);
+    cr_assert(strstr(out, "wrote 6 shard(s)"), "%s", out);
+    free(out);
+
+    /* One process, the same state directory, no [leases]. */
+    snprintf(conf1, sizeof(conf1), "%s/one.conf", f.w[0].dir);
+    snprintf(cmd, sizeof(cmd), "sed '/^\\[leases\\]/,/^lease_duration/d' %s > %s", f.w[0].conf,
+             conf1);
+    cr_assert_eq(system(cmd), 0);
+    e2e_start(&one, conf1);
+    need_equal(&f, 30000);
+    cr_assert_eq(e2e_stop(&one, 20000), 0);
+    log = proc_slurp(one.err_path);
+    for (const char *p = log; (p = strstr(p, " starts at after ")); p++)
+        after++;
+    free(log);
+    cr_assert_geq(after, NT, "every shard resumed after its checkpoint (%zu)", after);
+    searchd_stop(f.sd);
+}
