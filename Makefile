@@ -31,7 +31,7 @@ SEARCHD_OBJ := $(SEARCHD_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: ddb2es all setup tools tests check check-timetravel test test-asan test-valgrind asan clean \
+.PHONY: ddb2es all setup tools tests check check-timetravel check-fleet test test-asan test-valgrind asan clean \
         install demo fuzz \
         fuzz-build fuzz-check bench lint bench-records bench-ceilings bench-replay bench-idle \
         bench-stall bench-run bench-floor
@@ -126,6 +126,12 @@ test-valgrind: tests
 # BUILD=build-asan runs it on the sanitizer build (built by test-asan).
 check-timetravel: setup tests
 	@BUILD=$(BUILD) DDB2ES_TIMETRAVEL=1 tests/run.sh --filter 'timetravel/*' -j4
+
+# Several `ddb2es run` processes sharing the shards through leases
+# (tests/test_fleet.c): the long version, with a dozen SIGKILLs at random
+# moments, a SIGTERM and a fourth worker started late (about 2 minutes).
+check-fleet: setup tests
+	@BUILD=$(BUILD) DDB2ES_FLEET_LONG=1 tests/run.sh --filter 'fleet/*' -j1
 
 check: setup
 	@$(MAKE) --no-print-directory all test

@@ -577,3 +577,87 @@ Test(fleet, status_shows_the_owners_and_write_checkpoints_goes_back_to_one_proce
     cr_assert_geq(after, NT, "every shard resumed after its checkpoint (%zu)", after);
     searchd_stop(f.sd);
 }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Index = table while nothing is written: no document is older than its
+ * item (nor missing, nor left after a delete). */
+static void quiet_check(struct fleet *f, const char *when)
+{
+    char why[512];
+
+    for (int i = 0; i < NT; i++)
+        if (!e2e_wait_equal(f->sd, &f->t[i], 30000, why, sizeof(why))) {
+            dump_all(f);
+            cr_assert(0, "%s: index %s = table %s: %s", when, f->idx[i], f->names[i], why);
+        }
+}
+
+/* The long version (make check-fleet): one worker SIGKILLed at random
+ * moments and started again (12 times), another stopped with SIGTERM and
+ * started again, a fourth started late, under a random workload; index =
+ * table at every quiet check and at the end; the take-over times after
+ * SIGKILL (expected about lease_duration plus two reads) and SIGTERM
+ * (about one read) are measured and reported. */
+Test(fleet, sigkills_a_sigterm_and_a_late_fourth_keep_the_index_equal)
+{
+    struct fleet f;
+    double kill_take[16], term_take = -1, t;
+    unsigned kills = 0;
+    uint64_t seed = getenv("FLEET_SEED") ? strtoull(getenv("FLEET_SEED"), NULL, 10)
+                                         : (uint64_t)time(NULL);
+
+    if (!getenv("DDB2ES_FLEET_LONG"))
+        cr_skip_test("the long fleet test runs with make check-fleet");
+    if (!ddbc_endpoint())
+        cr_skip_test("DynamoDB Local is not running");
+    printf("fleet: seed %llu (FLEET_SEED=%llu repeats it)\n", (unsigned long long)seed,
+           (unsigned long long)seed);
+    fleet_setup(&f, ddbc_endpoint(), seed);
+    for (unsigned k = 0; k < 3; k++)
+        start_worker(&f, k);
+    cr_assert(until(&f, balanced, 2 * D_MS + 15000, true) >= 0);
+    while (kills < 12) {
+        run_for(&f, 300 + (long)pick(&f, 3700), true);
+        proc_kill(&f.w[0].p, SIGKILL);
+        proc_wait(&f.w[0].p, 5000);
+        f.w[0].up = false;
+        t = until(&f, all_held, 6 * D_MS + 10000, true);
+        if (t < 0)
+            dump_all(&f);
+        cr_assert(t >= 0, "kill %u: the others took the killed worker's leases", kills + 1);
+        kill_take[kills++] = t;
+        run_for(&f, (long)pick(&f, 2000), true);
+        start_worker(&f, 0);
+        if (kills == 4) {
+            double t0 = now_s();
+
+            cr_assert_eq(stop_worker(&f, 1), 0, "SIGTERM: a clean stop");
+            t = until(&f, all_held, 4 * D_MS, true);
+            cr_assert(t >= 0, "the others took the released leases");
+            term_take = t + (now_s() - t0 - t);
+            start_worker(&f, 1);
+        }
+        if (kills == 6)
+            start_worker(&f, 3); /* the fourth, late */
+        if (kills % 3 == 0)
+            quiet_check(&f, "a quiet check");
+    }
+    t = until(&f, balanced, 4 * D_MS + 20000, true);
+    cr_assert(t >= 0, "four workers settle within one of each other");
+    quiet_check(&f, "the end");
+    qsort(kill_take, kills, sizeof(*kill_take), cmp_double);
+    printf("fleet figures (long): %u SIGKILLs: take-over min %.2f s, median %.2f s, max %.2f s "
+           "(lease_duration %d ms); after SIGTERM %.2f s; four workers balanced %.2f s after "
+           "the last restart; max double-read %.2f s over %u polls\n",
+           kills, kill_take[0], kill_take[kills / 2], kill_take[kills - 1], D_MS, term_take, t,
+           f.overlap_max_s, f.polls);
+    cr_expect_leq(f.overlap_max_s, 2 * POLL_MS / 1000.0 + 0.5,
+                  "a shard is read by one worker at a time (%.2f s)", f.overlap_max_s);
+    fleet_teardown(&f);
+}
