@@ -408,6 +408,9 @@ Test(fleet, a_worker_paused_past_its_lease_loses_its_shards_and_comes_back)
     if (t_back < 0)
         dump_all(&f);
     cr_assert(t_back >= 0, "the worker back takes its share again");
+    run_for(&f, 1000, true);
+    cr_assert_leq(f.overlap_max_s, 2 * POLL_MS / 1000.0 + 0.5,
+                  "a shard is read by one worker at a time (%.2f s)", f.overlap_max_s);
     cr_assert(log_has(&f.w[0], "lease lost"), "it said its leases were lost");
     {
         char *log = proc_slurp(f.w[0].p.err_path), *at = strstr(log, "lease lost");
