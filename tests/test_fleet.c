@@ -430,6 +430,12 @@ Test(fleet, a_worker_paused_past_its_lease_loses_its_shards_and_comes_back)
     fleet_teardown(&f);
 }
 
+static bool both_renewing(const struct fleet *f)
+{
+    return metric_of(&f->w[0], "ddb2es_lease_renewing", "") == 1 &&
+           metric_of(&f->w[1], "ddb2es_lease_renewing", "") == 1;
+}
+
 #define THROTTLED                                                                                  \
     "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException\","   \
     "\"message\":\"The level of configured provisioned throughput for the table was exceeded\"}"
@@ -440,12 +446,15 @@ Test(fleet, a_worker_paused_past_its_lease_loses_its_shards_and_comes_back)
  * Local answers every call so for 1.5 s (tests/support/ddbproxy.c), the
  * lease table's and Streams' alike (the daemon has one endpoint).  With
  * lease_duration 6 s (renewals every 2 s, the deadline 5.4 s after the last
- * one) no lease is lost, none moves, and no record is lost. */
-Test(fleet, throttling_shorter_than_the_lease_loses_no_lease_and_no_record)
+ * one) no lease is lost, none moves, and no record is lost.  Then 8 s of
+ * it: past the deadline each worker gives its leases up and stops reading,
+ * says why, and takes its share back when the table answers again. */
+Test(fleet, throttling_shorter_than_the_lease_loses_nothing_and_longer_stops_reading)
 {
     struct fleet f;
     struct ddbproxy *p;
     int before[2];
+    double t_back, t_ready;
 
     if (!ddbc_endpoint())
         cr_skip_test("DynamoDB Local is not running");
@@ -478,6 +487,34 @@ Test(fleet, throttling_shorter_than_the_lease_loses_no_lease_and_no_record)
     need_equal(&f, 30000);
     printf("fleet figures: %u calls refused during 1.5 s of throttling, no lease lost\n",
            ddbproxy_refused(p));
+
+    /* Longer than the lease: each worker gives its leases up at its
+     * deadline, stops reading and says why (log, /readyz, a metric), then
+     * takes its share back once the table answers; no record is lost. */
+    ddbproxy_refuse(p, 400, THROTTLED);
+    run_for(&f, 8000, true);
+    for (unsigned k = 0; k < 2; k++) {
+        long st;
+        char *body = httpget(f.w[k].port, "GET", "/readyz", &st);
+
+        cr_assert_eq(st, 503, "worker %s is not ready: %s", f.w[k].id, body);
+        cr_assert(strstr(body, "lease table"), "and says why: %s", body);
+        free(body);
+        cr_assert_eq(metric_of(&f.w[k], "ddb2es_lease_renewing", ""), 0);
+        cr_assert_eq(held_by(&f, k), 0, "it gave its leases up");
+        cr_assert(log_has(&f.w[k], "lease table: "), "its log says why");
+    }
+    cr_assert_leq(f.overlap_max_s, 2 * POLL_MS / 1000.0 + 0.5, "nobody read meanwhile");
+    ddbproxy_refuse(p, 0, NULL);
+    t_back = until(&f, balanced, 30000, true);
+    cr_assert(t_back >= 0, "the leases are taken again");
+    /* Ready again once a heartbeat lands (one in retry may take a while). */
+    t_ready = until(&f, both_renewing, 30000, true);
+    cr_assert(t_ready >= 0, "both renew again");
+    need_equal(&f, 30000);
+    printf("fleet figures: after 8 s of refusals (lease_duration 6 s) the leases were held "
+           "again %.2f s and both workers ready %.2f s after the table answered\n",
+           t_back, t_ready);
     fleet_teardown(&f);
     ddbproxy_stop(p);
 }
