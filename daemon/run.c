@@ -403,7 +403,7 @@ static int start_leases(struct run *run, const struct config *cfg)
     }
     log_info("lease table %s: worker %s, lease_duration %lld ms", cfg->leases.table,
              cfg->leases.worker_id, (long long)cfg->leases.lease_duration_ms);
-    if (!app->dry_run && (rc = seed_from_file(run, cfg)) != 0)
+    if ((rc = seed_from_file(run, cfg)) != 0)
         return rc;
     rc = ckpt_load(app->ckpt, err, sizeof(err));
     if (rc < 0) {
@@ -452,6 +452,13 @@ static int start(struct run *run, const struct config *cfg)
         fprintf(stderr, "ddb2es: cannot create the state directory %s: %s\n",
                 cfg->daemon.state_dir, strerror(-rc));
         return 73;
+    }
+    if (cfg->leases.enabled && app->dry_run) {
+        /* It would take leases from the running workers and never give
+         * their positions back. */
+        fprintf(stderr, "ddb2es: --dry-run is not for coordinated mode ([leases]): run it on a "
+                        "configuration without [leases] (and a state directory of its own)\n");
+        return 64;
     }
     if (cfg->leases.enabled && !run->checking)
         return start_coordinated(run, cfg);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -699,5 +700,50 @@ Test(fleet, sigkills_a_sigterm_and_a_late_fourth_keep_the_index_equal)
            f.overlap_max_s, f.polls);
     cr_expect_leq(f.overlap_max_s, 2 * POLL_MS / 1000.0 + 0.5,
                   "a shard is read by one worker at a time (%.2f s)", f.overlap_max_s);
+    fleet_teardown(&f);
+}
+
+/* README "From one process and back": a state directory whose
+ * checkpoints.json holds positions seeds the lease table when the process
+ * is started with [leases]: the worker goes on from those positions (not
+ * from the shards' start), the file is renamed checkpoints.json.seeded, and
+ * the index ends equal to the tables. */
+Test(fleet, a_checkpoint_file_seeds_the_lease_table_once)
+{
+    struct fleet f;
+    char one_conf[700], cmd[1600], path[700], *log;
+    struct proc one;
+    size_t after = 0;
+    struct stat st;
+
+    if (!ddbc_endpoint())
+        cr_skip_test("DynamoDB Local is not running");
+    fleet_setup(&f, ddbc_endpoint(), 53);
+    /* One process first, on w0's state directory, without [leases]. */
+    snprintf(one_conf, sizeof(one_conf), "%s/one.conf", f.w[0].dir);
+    snprintf(cmd, sizeof(cmd), "sed '/^\\[leases\\]/,/^lease_duration/d' %s > %s", f.w[0].conf,
+             one_conf);
+    cr_assert_eq(system(cmd), 0);
+    for (int n = 0; n < 60; n++)
+        wl_step(&f.wl[pick(&f, NT)]);
+    e2e_start(&one, one_conf);
+    need_equal(&f, 30000);
+    cr_assert_eq(e2e_stop(&one, 20000), 0);
+    for (int n = 0; n < 60; n++)
+        wl_step(&f.wl[pick(&f, NT)]);
+    /* Now with [leases], on the same state directory. */
+    start_worker(&f, 0);
+    cr_assert(until(&f, all_held, 20000, true) >= 0, "the worker holds every lease");
+    need_equal(&f, 30000);
+    snprintf(path, sizeof(path), "%s/state/checkpoints.json.seeded", f.w[0].dir);
+    cr_assert_eq(stat(path, &st), 0, "the file was renamed once it seeded the table");
+    snprintf(path, sizeof(path), "%s/state/checkpoints.json", f.w[0].dir);
+    cr_assert_neq(stat(path, &st), 0, "and is not there to seed again");
+    log = proc_slurp(f.w[0].p.err_path);
+    cr_assert(strstr(log, "seeded from the checkpoint file: 6 items created"), "%s", log);
+    for (const char *p = log; (p = strstr(p, " starts at after ")); p++)
+        after++;
+    free(log);
+    cr_assert_geq(after, NT, "every shard went on after its checkpoint (%zu)", after);
     fleet_teardown(&f);
 }
