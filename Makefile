@@ -75,7 +75,7 @@ $(BUILD)/tools/searchd: $(SEARCHD_OBJ) $(BUILD)/tests/support/sigv4check.o $(BUI
 tools: $(TOOL_BIN)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/tests/support/fakehttp.o \
-                  $(BUILD)/libddb2es.a
+                  $(BUILD)/tests/support/ddbproxy.o $(BUILD)/libddb2es.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
