@@ -52,14 +52,14 @@ calls() { cat "$work/proxy.count"; }
 sum_metric() { # name
     local s=0 v
     for port in "${ports[@]}"; do
-        v=$(curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 ~ "^"m"({|$)" {s += $2} END {print s + 0}')
+        v=$({ curl -s "http://127.0.0.1:$port/metrics" || true; } | awk -v m="$1" '$1 ~ "^"m"({|$)" {s += $2} END {print s + 0}')
         s=$((s + ${v%.*}))
     done
     echo $s
 }
 held_list() {
     for port in "${ports[@]}"; do
-        curl -s "http://127.0.0.1:$port/metrics" | awk '$1 ~ /^ddb2es_leases_held[{]/ {s += $2} END {printf "%d ", s}'
+        { curl -s "http://127.0.0.1:$port/metrics" || true; } | awk '$1 ~ /^ddb2es_leases_held[{]/ {s += $2} END {printf "%d ", s}'
     done
 }
 
