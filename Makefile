@@ -34,7 +34,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 .PHONY: ddb2es all setup tools tests check check-timetravel check-fleet test test-asan test-valgrind asan clean \
         install demo fuzz \
         fuzz-build fuzz-check bench lint bench-records bench-ceilings bench-replay bench-idle \
-        bench-stall bench-run bench-floor
+        bench-stall bench-run bench-floor bench-leases
 .DEFAULT_GOAL := all
 
 all: ddb2es
@@ -94,6 +94,10 @@ bench-floor bench-ceilings bench-replay bench-idle bench-stall: all tools $(BENC
 	$(BENCH_RECORDS) $(@:bench-%=%)
 bench-run: all tools $(BENCH_BIN)
 	$(BENCH_RECORDS) run:$(SHARDS)
+# Coordinated mode ([leases]): shards per worker, GetRecords and lease-table
+# calls per shard-hour at 1, 2, 4 workers for 64 and 1,024 shards (~15 min).
+bench-leases: setup all tools $(BENCH_BIN)
+	@BUILD=$(BUILD) bench/leases.sh
 
 tests: $(BUILD)/ddb2es $(TEST_BIN) $(TOOL_BIN)
 

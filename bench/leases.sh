@@ -63,8 +63,8 @@ held_list() {
     done
 }
 
-echo "| shards | workers | leases held per worker | to settle (s) | GetRecords per shard-hour | DynamoDB-endpoint calls per shard-hour | of which per worker-hour |"
-echo "|---|---|---|---|---|---|---|"
+echo "| shards | workers | leases held per worker | to settle (s) | GetRecords per shard-hour | DynamoDB-endpoint calls per shard-hour | the same per worker-hour | leases lost in the window |"
+echo "|---|---|---|---|---|---|---|---|"
 for n in $SHARD_COUNTS; do
     for w in $WORKERS; do
         rm -f "$work/streams.port"
@@ -109,14 +109,16 @@ CONF
             fi
             sleep 1
         done
-        [ -n "$settled" ] || { echo "| $n | $w | $(held_list)| did not settle in 600 s | | | |"; for p in "${wpids[@]}"; do stop "$p"; done; stop "$sd"; continue; }
+        [ -n "$settled" ] || { echo "| $n | $w | $(held_list)| did not settle in 600 s | | | | |"; for p in "${wpids[@]}"; do stop "$p"; done; stop "$sd"; continue; }
         sleep 5 # past the take-over writes
         g0=$(sum_metric ddb2es_getrecords_calls_total); c0=$(calls)
+        l0=$(sum_metric 'ddb2es_lease_events_total{event="lost"}')
         sleep "$WINDOW"
         g1=$(sum_metric ddb2es_getrecords_calls_total); c1=$(calls)
+        l1=$(sum_metric 'ddb2es_lease_events_total{event="lost"}')
         list=$(held_list)
-        awk -v n="$n" -v w="$w" -v g=$((g1 - g0)) -v c=$((c1 - c0)) -v t="$WINDOW" -v held="$list" -v s="$settled" \
-            'BEGIN {printf "| %d | %d | %s| %d | %.0f | %.0f | %.0f |\n", n, w, held, s, g * 3600 / t / n, c * 3600 / t / n, c * 3600 / t / w}'
+        awk -v n="$n" -v w="$w" -v g=$((g1 - g0)) -v c=$((c1 - c0)) -v t="$WINDOW" -v held="$list" -v s="$settled" -v lost=$((l1 - l0)) \
+            'BEGIN {printf "| %d | %d | %s| %d | %.0f | %.0f | %.0f | %d |\n", n, w, held, s, g * 3600 / t / n, c * 3600 / t / n, c * 3600 / t / w, lost}'
         for p in "${wpids[@]}"; do stop "$p"; done
         stop "$sd"
     done
