@@ -31,10 +31,10 @@ SEARCHD_OBJ := $(SEARCHD_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: ddb2es all setup tools tests check check-timetravel test test-asan test-valgrind asan clean \
+.PHONY: ddb2es all setup tools tests check check-timetravel check-fleet test test-asan test-valgrind asan clean \
         install demo fuzz \
         fuzz-build fuzz-check bench lint bench-records bench-ceilings bench-replay bench-idle \
-        bench-stall bench-run bench-floor
+        bench-stall bench-run bench-floor bench-leases
 .DEFAULT_GOAL := all
 
 all: ddb2es
@@ -75,7 +75,7 @@ $(BUILD)/tools/searchd: $(SEARCHD_OBJ) $(BUILD)/tests/support/sigv4check.o $(BUI
 tools: $(TOOL_BIN)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/tests/support/fakehttp.o \
-                  $(BUILD)/libddb2es.a
+                  $(BUILD)/tests/support/ddbproxy.o $(BUILD)/libddb2es.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
@@ -94,6 +94,10 @@ bench-floor bench-ceilings bench-replay bench-idle bench-stall: all tools $(BENC
 	$(BENCH_RECORDS) $(@:bench-%=%)
 bench-run: all tools $(BENCH_BIN)
 	$(BENCH_RECORDS) run:$(SHARDS)
+# Coordinated mode ([leases]): shards per worker, GetRecords and lease-table
+# calls per shard-hour at 1, 2, 4 workers for 64 and 1,024 shards (~15 min).
+bench-leases: setup all tools $(BENCH_BIN)
+	@BUILD=$(BUILD) bench/leases.sh
 
 tests: $(BUILD)/ddb2es $(TEST_BIN) $(TOOL_BIN)
 
@@ -126,6 +130,12 @@ test-valgrind: tests
 # BUILD=build-asan runs it on the sanitizer build (built by test-asan).
 check-timetravel: setup tests
 	@BUILD=$(BUILD) DDB2ES_TIMETRAVEL=1 tests/run.sh --filter 'timetravel/*' -j4
+
+# Several `ddb2es run` processes sharing the shards through leases
+# (tests/test_fleet.c): the long version, with a dozen SIGKILLs at random
+# moments, a SIGTERM and a fourth worker started late (about 2 minutes).
+check-fleet: setup tests
+	@BUILD=$(BUILD) DDB2ES_FLEET_LONG=1 tests/run.sh --filter 'fleet/*' -j1
 
 check: setup
 	@$(MAKE) --no-print-directory all test

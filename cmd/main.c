@@ -36,6 +36,10 @@ static const char usage[] =
     "  -c, --config FILE   configuration file (default: $DDB2ES_CONFIG, then " DEFAULT_CONFIG ")\n"
     "      --dry-run       run, replay: write the bulk bodies to stdout instead of posting them\n"
     "      --json          status: print JSON\n"
+    "      --write-checkpoints\n"
+    "                      status, with [leases]: write the lease table's positions into\n"
+    "                      STATE_DIR/checkpoints.json (every worker stopped), to go back to\n"
+    "                      one process\n"
     "      --offline       check: the configuration only, no network\n"
     "  -h, --help          this text;  ddb2es --version: the version\n"
     "\n"
@@ -94,6 +98,7 @@ struct cli {
     bool dry_run;
     bool json;
     bool offline;
+    bool write_checkpoints;
     bool replay_flags;      /* a replay-only option was given */
     struct replay_opts ro;
     bool scan;
@@ -293,6 +298,7 @@ static int parse(int argc, char **argv, struct cli *c)
                                           { "dry-run", no_argument, NULL, 'n' },
                                           { "json", no_argument, NULL, 'j' },
                                           { "offline", no_argument, NULL, 'o' },
+                                          { "write-checkpoints", no_argument, NULL, 'W' },
                                           { "help", no_argument, NULL, 'h' },
                                           { "version", no_argument, NULL, 'V' },
                                           { "table", required_argument, NULL, 1 },
@@ -344,6 +350,9 @@ static int parse(int argc, char **argv, struct cli *c)
         case 'o':
             c->offline = true;
             break;
+        case 'W':
+            c->write_checkpoints = true;
+            break;
         case 'h':
             fputs(strcmp(c->cmd, "replay") == 0 ? replay_usage : usage, stdout);
             return 0;
@@ -379,6 +388,10 @@ static int parse(int argc, char **argv, struct cli *c)
     }
     if (c->offline && strcmp(c->cmd, "check") != 0) {
         fprintf(stderr, "ddb2es %s: --offline applies to check only\n", c->cmd);
+        return 64;
+    }
+    if (c->write_checkpoints && strcmp(c->cmd, "status") != 0) {
+        fprintf(stderr, "ddb2es %s: --write-checkpoints applies to status only\n", c->cmd);
         return 64;
     }
     if (c->json && strcmp(c->cmd, "status") != 0) {
@@ -435,6 +448,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cli.cmd, "check") == 0)
         rc = cmd_check(&cfg, cli.offline);
+    else if (strcmp(cli.cmd, "status") == 0 && cli.write_checkpoints && !cfg.leases.enabled)
+        rc = (fprintf(stderr, "ddb2es status: --write-checkpoints writes the lease table's "
+                              "positions: the configuration has no [leases]\n"),
+              64);
+    else if (strcmp(cli.cmd, "status") == 0 && cli.write_checkpoints)
+        rc = status_write_checkpoints(&cfg, stdout);
     else if (strcmp(cli.cmd, "status") == 0)
         rc = status_run(&cfg, cli.json, 2000, stdout);
     else if (strcmp(cli.cmd, "replay") == 0)

@@ -19,6 +19,7 @@ struct reader;
 struct reader_timing;
 struct shard_timing;
 struct slots;
+struct lease;
 
 struct app {
     uv_loop_t *loop;
@@ -29,6 +30,7 @@ struct app {
     struct aws *aws;
     struct sink *sink;
     struct ckpt *ckpt;
+    struct lease *lease;     /* [leases]: the coordinator (the store is on its table); else NULL */
     struct reader **readers; /* one per configured table */
     size_t nreaders;
     bool stopping;

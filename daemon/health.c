@@ -8,6 +8,7 @@
 
 #include "base/util.h"
 #include "daemon/app.h"
+#include "daemon/lease.h"
 #include "base/log.h"
 #include "daemon/notify.h"
 #include "daemon/reader.h"
@@ -116,7 +117,19 @@ static void format_status(struct health *h, char *out, size_t len)
         if (ss && ss->failing && n > 0 && (size_t)n < len)
             n += snprintf(out + n, len - (size_t)n, ", search engine failing (retrying)");
         if (app->sink && sink_held(app->sink) && n > 0 && (size_t)n < len)
-            snprintf(out + n, len - (size_t)n, ", search engine being probed again");
+            n += snprintf(out + n, len - (size_t)n, ", search engine being probed again");
+        if (app->lease && n > 0 && (size_t)n < len) {
+            const char *why;
+            enum lease_state st = lease_state(app->lease, &why);
+
+            if (st == LEASE_OK)
+                snprintf(out + n, len - (size_t)n, ", %zu lease(s) held",
+                         (size_t)lease_metrics(app->lease)->held);
+            else
+                snprintf(out + n, len - (size_t)n, ", lease table %s: %s",
+                         st == LEASE_STALE ? "not renewing, reading stopped" : "refused",
+                         why);
+        }
     }
 }
 
@@ -250,6 +263,9 @@ bool health_ready(const struct health *h)
     if (!h || !h->started || h->stopping || h->closed)
         return false;
     ss = h->app->sink ? sink_stats(h->app->sink) : NULL;
+    /* Coordinated: a worker that cannot renew its leases reads nothing. */
+    if (h->app->lease && lease_state(h->app->lease, NULL) != LEASE_OK)
+        return false;
     return !(ss && (ss->failing || ss->blocked_indexes || sink_held(h->app->sink)));
 }
 

@@ -294,6 +294,13 @@ const char *lease_table(const struct lease *l);
 typedef void lease_seed_cb(int status, size_t created, size_t existed, void *arg);
 int lease_seed(struct lease *l, const struct ckpt *from, lease_seed_cb *done, void *arg);
 
+/* The lease table read once on a private loop with clients made from conn
+ * (`ddb2es status`, which runs no coordinator): every item, as a JSON array
+ * of DynamoDB items (caller decrefs).  0, or -ENOENT (no table),
+ * -ETIMEDOUT, -EIO, with why. */
+int lease_table_scan(const struct lease_conn *conn, const char *table, json_t **items, char *why,
+                     size_t len);
+
 /* The checkpoint store on the coordinator's records (daemon/ckpt_store.h):
  *   entries   every shard lease of the table (as last read) and those the
  *             daemon adds (ckpt_shard_add: the item is created by the next

@@ -189,6 +189,16 @@ void lease_rec_load(struct lease_rec *rec, const struct leasetab_lease *it)
 void lease_rec_update(struct lease *l, struct lease_rec *rec, const struct leasetab_lease *it,
                       uint64_t now, bool from_read)
 {
+    if (from_read) {
+        rec->reads = rec->listed_before ? rec->reads + 1 : 1;
+        rec->listed = true;
+    }
+    /* Every write bumps the counter: a read that began before one of this
+     * worker's writes landed (a Scan of many pages) can show an older item
+     * than that write returned.  It says nothing new (taken for the truth,
+     * it would show a lease just taken as free, and lose it). */
+    if (from_read && rec->in_table && it->counter < rec->counter)
+        return;
     if (!rec->in_table || it->counter != rec->counter)
         rec->changed_at = now;
     rec->in_table = true;
@@ -203,10 +213,6 @@ void lease_rec_update(struct lease *l, struct lease_rec *rec, const struct lease
         rec->unowned_since = 0;
     else if (!rec->unowned_since)
         rec->unowned_since = now;
-    if (from_read) {
-        rec->reads = rec->listed_before ? rec->reads + 1 : 1;
-        rec->listed = true;
-    }
     /* Another worker's shard follows the table; this worker's own state
      * is ahead of it, or about to be written. */
     if (!rec->held && !rec->dirty && !rec->writing)

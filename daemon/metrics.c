@@ -14,6 +14,7 @@
 #include "base/util.h"
 #include "daemon/app.h"
 #include "daemon/health.h"
+#include "daemon/lease.h"
 #include "base/log.h"
 #include "base/version.h"
 
@@ -209,6 +210,34 @@ static void render_tables(const struct metrics_view *v, struct w *b)
     }
 }
 
+static void render_leases(const struct metrics_view *v, struct w *b)
+{
+    const struct metrics_leases *l = v->leases;
+
+    family(b, "ddb2es_leases_held", "gauge",
+           "Shard leases this worker holds, per table (coordinated mode, [leases]).");
+    for (size_t i = 0; i < v->ntables; i++)
+        sample_u(b, "ddb2es_leases_held", "table", v->tables[i].name, NULL, NULL,
+                 v->tables[i].leases_held);
+    family(b, "ddb2es_lease_events_total", "counter",
+           "Lease events: taken (free, expired, released or forced), renewed-failed (a renewal "
+           "that failed: an error or a lost condition), stolen (claims made on another "
+           "worker's lease), lost (a condition failed or the deadline passed), released.");
+    sample_u(b, "ddb2es_lease_events_total", "event", "taken", NULL, NULL, l->taken);
+    sample_u(b, "ddb2es_lease_events_total", "event", "renewed-failed", NULL, NULL,
+             l->renew_failed);
+    sample_u(b, "ddb2es_lease_events_total", "event", "stolen", NULL, NULL, l->stolen);
+    sample_u(b, "ddb2es_lease_events_total", "event", "lost", NULL, NULL, l->lost);
+    sample_u(b, "ddb2es_lease_events_total", "event", "released", NULL, NULL, l->released);
+    family(b, "ddb2es_workers", "gauge", "Workers seen alive at the last read of the lease table.");
+    sample_u(b, "ddb2es_workers", NULL, NULL, NULL, NULL, l->workers);
+    family(b, "ddb2es_lease_renewing", "gauge",
+           "1 while the lease table answers this worker's renewals; 0 when none succeeded for "
+           "lease_duration (the leases are given up and reading stops) or the worker id is "
+           "taken by another process.");
+    sample_u(b, "ddb2es_lease_renewing", NULL, NULL, NULL, NULL, l->ok);
+}
+
 static void render_sink(const struct metrics_view *v, struct w *b)
 {
     static const struct sink_stats zero;
@@ -319,6 +348,8 @@ int metrics_render(const struct metrics_view *v, struct buf *out)
            "failing (as /readyz).");
     sample_u(b, "ddb2es_ready", NULL, NULL, NULL, NULL, v->ready);
     render_tables(v, b);
+    if (v->leases)
+        render_leases(v, b);
     render_sink(v, b);
     family(b, "ddb2es_checkpoint_writes_total", "counter",
            "Checkpoint file writes that reached the disk.");
@@ -430,7 +461,8 @@ static void on_written(uv_write_t *req, int status)
         conn_close(c);
 }
 
-static void view_of(struct metrics *m, struct metrics_view *v, struct metrics_table *tables)
+static void view_of(struct metrics *m, struct metrics_view *v, struct metrics_table *tables,
+                    struct metrics_leases *leases)
 {
     struct app *app = m->app;
 
@@ -449,6 +481,18 @@ static void view_of(struct metrics *m, struct metrics_view *v, struct metrics_ta
     v->checkpoint_failures = app->checkpoint_failures;
     v->ready = health_ready(m->health);
     v->version = DDB2ES_VERSION;
+    if (app->lease) {
+        const struct lease_metrics *lm = lease_metrics(app->lease);
+
+        for (size_t i = 0; i < app->nreaders; i++)
+            tables[i].leases_held = lease_held_for_table(app->lease, tables[i].name);
+        *leases = (struct metrics_leases){
+            .workers = lm->workers, .taken = lm->taken, .renew_failed = lm->renew_failed,
+            .stolen = lm->stolen, .lost = lm->lost, .released = lm->released,
+            .ok = lease_state(app->lease, NULL) == LEASE_OK,
+        };
+        v->leases = leases;
+    }
 }
 
 /* Fills c->out with the whole reply. */
@@ -467,9 +511,10 @@ static void answer(struct conn *c, const char *method, const char *path)
     } else if (strcmp(path, "/metrics") == 0) {
         struct metrics_table *tables = calloc(m->app->nreaders + 1, sizeof(*tables));
         struct metrics_view v;
+        struct metrics_leases leases;
 
         if (tables) {
-            view_of(m, &v, tables);
+            view_of(m, &v, tables, &leases);
             if (metrics_render(&v, &body) < 0)
                 tables = (free(tables), NULL);
         }

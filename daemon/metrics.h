@@ -40,6 +40,14 @@ struct metrics_table {
     const char *name;
     struct reader_stats st;
     struct encstats_counts enc; /* client-side encrypted items */
+    uint64_t leases_held;       /* coordinated mode: leases this worker holds for the table */
+};
+
+/* Coordinated mode ([leases]): the coordinator's counters. */
+struct metrics_leases {
+    uint64_t workers;    /* workers seen alive at the last read of the lease table */
+    uint64_t taken, renew_failed, stolen, lost, released;
+    bool ok;             /* renewing (lease_state OK) */
 };
 
 /* Everything one scrape shows, taken at one moment. */
@@ -52,6 +60,7 @@ struct metrics_view {
     uint64_t checkpoint_writes, checkpoint_failures;
     bool ready;
     const char *version;
+    const struct metrics_leases *leases; /* NULL: one process, no lease families */
 };
 
 /* Appends the exposition text for v to out.  0, or -E2BIG / -ENOMEM from

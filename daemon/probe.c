@@ -13,6 +13,7 @@
 #include "base/util.h"
 #include "config/config.h"
 #include "daemon/app.h"
+#include "daemon/leasetab.h"
 #include "indexer/sink.h"
 #include "indexer/target.h"
 
@@ -237,6 +238,33 @@ static void on_creds(const struct sigv4_key *key, int err, void *arg)
     finish_one(p);
 }
 
+/* [leases]: the lease table exists with its key schema, or run may create
+ * it (its rights to do so are not tried: CreateTable would make it). */
+static void on_lease_table(const struct ddb_reply *rep, void *arg)
+{
+    struct probe *p = arg;
+    const struct config *cfg = p->app->cfg;
+    char what[300], why[512];
+
+    snprintf(what, sizeof(what), "[leases] table %s", cfg->leases.table);
+    if (rep->cls == DDB_NOT_FOUND && cfg->leases.create_table) {
+        printf("  %s: missing; `ddb2es run` creates it (key \"%s\", on-demand billing)\n", what,
+               LEASETAB_KEY);
+    } else if (rep->cls == DDB_NOT_FOUND) {
+        printf("  %s: FAILED: missing, and create_table = false (run refuses to start, 78)\n",
+               what);
+        fail(p, 69);
+    } else if (rep->cls != DDB_OK) {
+        report_error(p, what, rep);
+    } else if (leasetab_check_describe(rep->json, why, sizeof(why)) < 0) {
+        printf("  %s: FAILED: %s\n", what, why);
+        fail(p, 78);
+    } else {
+        printf("  %s: found, key schema right (a string hash key \"%s\")\n", what, LEASETAB_KEY);
+    }
+    finish_one(p);
+}
+
 int probe_run(struct app *app, void (*done)(void *arg, int exit_code), void *arg)
 {
     const struct config *cfg = app->cfg;
@@ -273,6 +301,16 @@ int probe_run(struct app *app, void (*done)(void *arg, int exit_code), void *arg
                       &(struct ddb_call_opts){ .max_attempts = 2 })) {
             p->pending--;
             free(tp);
+            fail(p, 70);
+        }
+    }
+    if (cfg->leases.enabled) {
+        json_t *body = leasetab_req_describe(cfg->leases.table);
+
+        p->pending++;
+        if (!body || !ddb_call(app->aws, AWS_DYNAMODB, "DescribeTable", body, on_lease_table, p,
+                               &(struct ddb_call_opts){ .max_attempts = 2 })) {
+            p->pending--;
             fail(p, 70);
         }
     }

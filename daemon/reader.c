@@ -9,8 +9,10 @@
 #include "aws/ddb.h"
 #include "aws/retry.h"
 #include "config/config.h"
+#include "daemon/ack.h"
 #include "daemon/ckpt.h"
 #include "daemon/clients.h"
+#include "daemon/lease.h"
 #include "daemon/reader_int.h"
 
 #define RELIST_MS ((uint64_t)r->app->cfg->daemon.shard_list_interval_ms)
@@ -275,6 +277,10 @@ void reader_free(struct reader *r)
     if (!r)
         return;
     for (s = r->shards; s; s = next) {
+        next = s->next;
+        shard_free(s);
+    }
+    for (s = r->detached; s; s = next) {
         next = s->next;
         shard_free(s);
     }
@@ -641,6 +647,30 @@ static struct shard *adopt(struct reader *r, const struct ckpt_shard *ck)
     return st ? new_shard(r, st, ck->id, ck->parent, false) : NULL;
 }
 
+/* Coordinated mode: a shard listed with no entry gets one (its lease item,
+ * created by the next save), saying where a first reader starts it, so
+ * that whichever worker takes the lease starts it as one process would
+ * (begin): start = latest on a table never followed makes what is closed
+ * history and the open shards skip what is older than now. */
+static void register_listed(struct reader *r, struct shard *s)
+{
+    struct app *app = r->app;
+    bool latest = r->arn && strcmp(s->arn, r->arn) == 0;
+    struct ckpt_shard *ck = ckpt_shard_add(app->ckpt, r->t->name, s->arn, s->id, s->parent_id,
+                                           app->now());
+
+    if (!ck) {
+        logc_error(&r->log, "out of memory registering shard %s; trying again later", s->id);
+        return;
+    }
+    if (r->table_known || r->listed || !latest || r->t->start == CONFIG_START_TRIM_HORIZON)
+        return;
+    if (s->closed)
+        ckpt_shard_finish(app->ckpt, ck, app->now());
+    else
+        ckpt_shard_skip_before(app->ckpt, ck, (int64_t)app->now() - LATEST_MARGIN_S);
+}
+
 static void add_listed(struct reader *r, struct rstream *st, const struct streams_shard *sh,
                        bool full)
 {
@@ -667,6 +697,8 @@ static void add_listed(struct reader *r, struct rstream *st, const struct stream
         return;
     }
     s->listed_gen = st->gen;
+    if (r->app->lease && !ck)
+        register_listed(r, s);
 }
 
 /* A full listing of st ended: shards of it that it no longer holds left
@@ -920,6 +952,17 @@ static bool may_start(struct reader *r, struct shard *s, bool *root)
     struct ckpt_shard *pc;
 
     *root = false;
+    if (r->app->lease) {
+        /* Coordinated: only a shard whose lease this worker holds, and
+         * only once its parent's item says done (whoever read it). */
+        if (!lease_holds(r->app->lease, s->arn, s->id))
+            return false;
+        pc = s->parent_id ? ckpt_shard_get(r->app->ckpt, s->arn, s->parent_id) : NULL;
+        if (pc)
+            return pc->done;
+        *root = true;
+        return older_finished(r, s->stream);
+    }
     if (s->parent_id) {
         p = find_shard(r, s->arn, s->parent_id);
         if (p)
@@ -941,6 +984,15 @@ static bool may_start(struct reader *r, struct shard *s, bool *root)
     return older_finished(r, s->stream);
 }
 
+/* Coordinated mode: a shard not read here whose item says done (another
+ * worker read it to its end). */
+static bool done_elsewhere(struct reader *r, const struct shard *s)
+{
+    const struct ckpt_shard *ck = ckpt_shard_get(r->app->ckpt, s->arn, s->id);
+
+    return ck && ck->done;
+}
+
 static void reconcile(struct reader *r)
 {
     bool first = !r->listed;
@@ -957,6 +1009,12 @@ static void reconcile(struct reader *r)
             bool root;
 
             next = s->next;
+            if (s->state == SH_WAIT_PARENT && r->app->lease && done_elsewhere(r, s)) {
+                shard_finished_before(s);
+                retire(r, s);
+                progress = true;
+                continue;
+            }
             if (s->state != SH_WAIT_PARENT || !may_start(r, s, &root))
                 continue;
             if (!begin(r, s, first, root))
@@ -999,11 +1057,15 @@ static void retire(struct reader *r, struct shard *s)
     }
 }
 
+static void hand_over(struct reader *r, const char *arn, const char *id);
+
 void reader_shard_done(struct reader *r, struct shard *s)
 {
     bool has_child = false;
 
     logc_info(&r->log, "shard %s finished", s->id);
+    if (s->yielding)
+        hand_over(r, s->arn, s->id);
     if (!reader_active(r))
         return;
     for (struct shard *c = r->shards; c; c = c->next)
@@ -1062,6 +1124,9 @@ static void maybe_stopped(struct reader *r)
     for (struct shard *s = r->shards; s; s = s->next)
         if (!shard_stopped(s))
             return;
+    for (struct shard *s = r->detached; s; s = s->next)
+        if (!shard_stopped(s))
+            return;
     set_state(r, RD_STOPPED);
     if (r->stopped_cb)
         r->stopped_cb(r->stopped_arg);
@@ -1069,7 +1134,157 @@ static void maybe_stopped(struct reader *r)
 
 void reader_shard_stopped(struct reader *r, struct shard *s)
 {
+    if (s->detached && !s->pending_docs && shard_stopped(s)) {
+        for (struct shard **pp = &r->detached; *pp; pp = &(*pp)->next)
+            if (*pp == s) {
+                *pp = s->next;
+                break;
+            }
+        shard_free(s);
+    }
     maybe_stopped(r);
+}
+
+/* ---- leases (coordinated mode) ------------------------------------------ */
+
+/* The shard's lease went (lost, or handed over): it leaves the list for the
+ * detached ones, where it stays until its documents in the sink have
+ * reported, and a fresh shard in wait-parent takes its place, to be read
+ * again from its entry if the lease comes back. */
+static void detach(struct reader *r, struct shard *s)
+{
+    struct shard *fresh = NULL;
+
+    s->ck = NULL;
+    shard_unlink(r, s);
+    if (reader_active(r)) {
+        fresh = shard_new(r, s->arn, s->id, s->parent_id, s->closed);
+        if (fresh && shard_link(r, fresh) < 0) {
+            shard_free(fresh);
+            fresh = NULL;
+        }
+    }
+    if (fresh) {
+        fresh->stream = s->stream;
+        fresh->listed_gen = s->listed_gen;
+        fresh->unlisted = s->unlisted;
+    }
+    s->detached = true;
+    s->next = r->detached;
+    r->detached = s;
+    shard_stop(s); /* its timer's close lets it go (reader_shard_stopped) */
+}
+
+struct handover {
+    struct app *app;
+    char *arn, *id;
+};
+
+static void handover_free(struct handover *h)
+{
+    free(h->arn);
+    free(h->id);
+    free(h);
+}
+
+static void on_handover_saved(struct ckpt *ck, int status, void *arg)
+{
+    struct handover *h = arg;
+
+    if (status < 0)
+        log_warn("shard %s: its checkpoint could not be saved before its lease was given back "
+                 "(%s): its next owner reads again from the last one saved",
+                 h->id, strerror(-status));
+    if (h->app->lease && lease_give_back(h->app->lease, h->arn, h->id) == 0)
+        log_info("shard %s: lease given back", h->id);
+    handover_free(h);
+}
+
+/* Saves the checkpoint, then gives the lease back. */
+static void hand_over(struct reader *r, const char *arn, const char *id)
+{
+    struct app *app = r->app;
+    struct handover *h = calloc(1, sizeof(*h));
+
+    if (h) {
+        h->app = app;
+        h->arn = strdup(arn);
+        h->id = strdup(id);
+    }
+    if (!h || !h->arn || !h->id || app->dry_run ||
+        ckpt_save_async(app->ckpt, app->loop, on_handover_saved, h) < 0) {
+        if (app->lease)
+            lease_give_back(app->lease, arn, id);
+        if (h)
+            handover_free(h);
+    }
+}
+
+void reader_shard_yielded(struct reader *r, struct shard *s)
+{
+    logc_info(&r->log, "shard %s: what was in flight finished: saving its checkpoint and "
+                       "giving its lease back",
+              s->id);
+    shard_checkpoint(s);
+    hand_over(r, s->arn, s->id);
+    detach(r, s);
+}
+
+void reader_lease_gained(struct reader *r, const char *arn, const char *id)
+{
+    struct shard *s = find_shard(r, arn, id);
+    const struct ckpt_shard *ck;
+
+    if (!reader_active(r))
+        return;
+    if (!s) {
+        /* Not listed here yet: its item names it. */
+        ck = ckpt_shard_get(r->app->ckpt, arn, id);
+        if (!ck || ck->done)
+            return;
+        s = adopt(r, ck);
+        if (!s) {
+            logc_error(&r->log, "out of memory taking shard %s; trying again at the next listing",
+                       id);
+            return;
+        }
+    }
+    logc_debug(&r->log, "shard %s: lease taken", id);
+    /* Before the first listing the key schema is not known: the listing
+     * starts it. */
+    if (r->listed && s->state == SH_WAIT_PARENT)
+        reconcile(r);
+}
+
+void reader_lease_lost(struct reader *r, const char *arn, const char *id, const char *why)
+{
+    struct shard *s = find_shard(r, arn, id);
+
+    if (!s || s->state == SH_WAIT_PARENT)
+        return; /* not read here */
+    logc_warn(&r->log, "shard %s: lease lost (%s): reading stops; %zu records read and not "
+                       "acknowledged are left to its next owner",
+              id, why, ack_pending(s->ack));
+    s->lost = true;
+    s->ck = NULL;
+    if (reader_active(r))
+        detach(r, s);
+}
+
+void reader_lease_yield(struct reader *r, const char *arn, const char *id)
+{
+    struct shard *s = find_shard(r, arn, id);
+
+    if (!reader_active(r))
+        return; /* stopping: every lease is released at the end */
+    if (!s || s->state == SH_WAIT_PARENT) {
+        lease_give_back(r->app->lease, arn, id); /* nothing read here */
+        return;
+    }
+    logc_info(&r->log, "shard %s: another worker asked for its lease: finishing what is in "
+                       "flight, then handing it over",
+              id);
+    shard_yield(s);
 }
 
 static void on_reader_timer_closed(uv_handle_t *h)

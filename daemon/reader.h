@@ -49,6 +49,15 @@ void reader_stop(struct reader *r, void (*done)(void *arg), void *arg);
 void reader_resume(struct reader *r);
 /* Moves every shard's finished prefix into the checkpoint store. */
 void reader_checkpoint(struct reader *r);
+/* Coordinated mode ([leases]): what the lease coordinator told the daemon
+ * about a shard of this reader's table (daemon/lease.h).  gained: it may
+ * be read (from its entry in the store); lost: reading stops at once and
+ * nothing of it is acknowledged or checkpointed again; yield: reading
+ * stops, what is in flight finishes, the checkpoint is saved, then the
+ * lease is given back. */
+void reader_lease_gained(struct reader *r, const char *arn, const char *shard);
+void reader_lease_lost(struct reader *r, const char *arn, const char *shard, const char *why);
+void reader_lease_yield(struct reader *r, const char *arn, const char *shard);
 /* True once the stream was found and its shards listed. */
 bool reader_listed(const struct reader *r);
 const char *reader_table(const struct reader *r);

@@ -62,6 +62,8 @@ struct reader {
     struct rstream *cur;         /* the stream being listed */
     struct shard *shards;        /* live shards, in the order they were found */
     struct shard **tab;          /* the same, hashed on (stream ARN, shard id) */
+    struct shard *detached;      /* shards whose lease went (lost or given back), kept until
+                                    their documents in the sink reported (linked by next) */
     size_t tabcap, nshards;
     unsigned retiring;           /* finished shards whose timer is closing */
     uint64_t shards_retired;     /* finished and freed since the start */
@@ -113,6 +115,9 @@ static inline struct streams_page *reader_page(struct reader *r)
 void reader_shard_done(struct reader *r, struct shard *s);
 void reader_shard_stopped(struct reader *r, struct shard *s);
 void reader_shard_gone(struct reader *r, struct shard *s); /* not found: list its stream again */
+/* A yielding shard has nothing in flight: its checkpoint is saved and its
+ * lease given back. */
+void reader_shard_yielded(struct reader *r, struct shard *s);
 uint64_t reader_now_ms(const struct reader *r);
 
 #endif

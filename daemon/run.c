@@ -18,6 +18,7 @@
 #include "daemon/ckpt.h"
 #include "daemon/clients.h"
 #include "daemon/health.h"
+#include "daemon/lease.h"
 #include "base/log.h"
 #include "daemon/metrics.h"
 #include "daemon/probe.h"
@@ -47,6 +48,13 @@ struct run {
     uint64_t last_prune;
     struct clients clients;
     struct reader_timing reader_timing; /* the default's, with [daemon] stream_settle */
+    /* [leases] (daemon/lease.h): the coordinator is app.lease */
+    struct lease_opts lease_opts;       /* its strings point into cfg and clients */
+    int lease_ready;                    /* -1 until lease_start's callback ran */
+    char lease_why[512];
+    bool seeded;
+    int seed_status;
+    size_t seed_created;
 };
 
 static time_t wall_now(void)
@@ -120,6 +128,23 @@ static void on_clients_closed(void *arg)
 
 static void wait_for_save(uv_timer_t *t);
 
+static void on_lease_closed(void *arg)
+{
+    struct run *run = arg;
+
+    clients_take_down(&run->clients, &run->app, on_clients_closed, run);
+}
+
+/* SIGTERM: the checkpoints are in the table; the leases are released (owner
+ * cleared) so that the others take them at once. */
+static void on_leases_released(void *arg)
+{
+    struct run *run = arg;
+
+    log_info("lease table %s: leases released", lease_table(run->app.lease));
+    lease_close(run->app.lease, on_lease_closed, run);
+}
+
 /* Everything read has finished or was cancelled: write the checkpoint, then
  * take the clients down. */
 static void finish(struct run *run)
@@ -145,6 +170,10 @@ static void finish(struct run *run)
         run->exit_code = 74;
     } else {
         app->checkpoint_writes++;
+    }
+    if (app->lease) {
+        lease_release_all(app->lease, on_leases_released, run);
+        return;
     }
     clients_take_down(&run->clients, app, on_clients_closed, run);
 }
@@ -205,7 +234,215 @@ static void on_target_refused(void *arg)
     begin_stop(run, "the search engine cannot mirror the tables (see above)");
 }
 
+/* ---- leases ([leases]: several processes share the shards) -------------- */
+
+static struct reader *reader_of(struct run *run, const char *table)
+{
+    for (size_t i = 0; i < run->app.nreaders; i++)
+        if (strcmp(reader_table(run->app.readers[i]), table) == 0)
+            return run->app.readers[i];
+    return NULL;
+}
+
+static void on_lease_gained(const char *table, const char *arn, const char *shard, void *arg)
+{
+    struct reader *r = reader_of(arg, table);
+
+    if (r)
+        reader_lease_gained(r, arn, shard);
+}
+
+static void on_lease_lost(const char *table, const char *arn, const char *shard, const char *why,
+                          void *arg)
+{
+    struct reader *r = reader_of(arg, table);
+
+    if (r)
+        reader_lease_lost(r, arn, shard, why);
+}
+
+static void on_lease_yield(const char *table, const char *arn, const char *shard, void *arg)
+{
+    struct run *run = arg;
+    struct reader *r = reader_of(run, table);
+
+    if (r)
+        reader_lease_yield(r, arn, shard);
+    else if (!run->app.stopping)
+        lease_give_back(run->app.lease, arn, shard); /* not a table of this configuration */
+}
+
+static void on_lease_state(enum lease_state st, const char *why, void *arg)
+{
+    switch (st) {
+    case LEASE_OK:
+        log_info("lease table: renewing again%s%s", *why ? ": " : "", why);
+        break;
+    case LEASE_STALE:
+        log_error("lease table: %s; the leases are given up and reading stops until it answers "
+                  "(not ready)",
+                  *why ? why : "no renewal succeeded for lease_duration");
+        break;
+    case LEASE_FATAL:
+        log_error("lease table: %s; this process takes no more leases (not ready)", why);
+        break;
+    case LEASE_STARTING:
+    case LEASE_STOPPED:
+        break;
+    }
+}
+
+static void on_lease_ready(int status, const char *why, void *arg)
+{
+    struct run *run = arg;
+
+    run->lease_ready = status;
+    snprintf(run->lease_why, sizeof(run->lease_why), "%s", why);
+}
+
+static void on_seeded(int status, size_t created, size_t existed, void *arg)
+{
+    struct run *run = arg;
+
+    run->seeded = true;
+    run->seed_status = status;
+    run->seed_created = created;
+}
+
+/* Runs the loop until *flag is set (the lease table's first calls, before
+ * the readers start). */
+static void run_until(struct run *run, const bool *flag, const int *status)
+{
+    while (!(flag ? *flag : *status >= 0))
+        uv_run(run->app.loop, UV_RUN_ONCE);
+}
+
+/* A state directory's checkpoints.json seeds the lease table (an item only
+ * where none exists), then is renamed checkpoints.json.seeded: the table
+ * holds the positions from now on, and a stale file can never seed again. */
+static int seed_from_file(struct run *run, const struct config *cfg)
+{
+    struct app *app = &run->app;
+    struct ckpt *file = ckpt_new(cfg->daemon.state_dir);
+    char err[1024], path[4096], to[4200];
+    uint64_t reads;
+    int rc;
+
+    if (!file)
+        return 70;
+    rc = ckpt_load(file, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "ddb2es: %s (the lease table is seeded from it; refusing to start)\n",
+                err);
+        ckpt_free(file);
+        return rc == -EBADMSG ? 65 : 74;
+    }
+    if (ckpt_count(file) == 0) {
+        ckpt_free(file);
+        return 0;
+    }
+    if (lease_seed(app->lease, file, on_seeded, run) < 0) {
+        ckpt_free(file);
+        return 70;
+    }
+    run_until(run, &run->seeded, NULL);
+    ckpt_free(file);
+    if (run->seed_status < 0) {
+        fprintf(stderr, "ddb2es: lease table %s: seeding from %s/%s failed: %s\n",
+                cfg->leases.table, cfg->daemon.state_dir, CKPT_FILE,
+                strerror(-run->seed_status));
+        return 69;
+    }
+    snprintf(path, sizeof(path), "%s/%s", cfg->daemon.state_dir, CKPT_FILE);
+    snprintf(to, sizeof(to), "%s.seeded", path);
+    if (rename(path, to) != 0)
+        log_warn("cannot rename %s to %s: %s (seeding again later creates nothing the table "
+                 "holds)",
+                 path, to, strerror(errno));
+    else
+        log_info("%s seeded the lease table %s and is now %s", path, cfg->leases.table, to);
+    /* The next read of the table holds what was created. */
+    reads = lease_metrics(app->lease)->reads;
+    while (run->seed_created && lease_metrics(app->lease)->reads == reads &&
+           lease_state(app->lease, NULL) != LEASE_FATAL)
+        uv_run(app->loop, UV_RUN_ONCE);
+    return 0;
+}
+
+/* Coordinated mode: the coordinator, its checkpoint store, the lease table
+ * ensured, the first read done, seeding, then the store loaded. */
+static int start_leases(struct run *run, const struct config *cfg)
+{
+    struct app *app = &run->app;
+    struct lease_opts *o = &run->lease_opts;
+    char err[1024];
+    int rc;
+
+    *o = (struct lease_opts){
+        .table = cfg->leases.table,
+        .worker_id = cfg->leases.worker_id,
+        .duration_ms = cfg->leases.lease_duration_ms,
+        .create_table = cfg->leases.create_table,
+        .conn = {
+            .aws = { .region = run->clients.region,
+                     .endpoint_dynamodb = cfg->aws.endpoint,
+                     .endpoint_streams = cfg->aws.endpoint,
+                     .profile_endpoint_dynamodb = run->clients.aws_settings.endpoint_dynamodb,
+                     .profile_endpoint_streams = run->clients.aws_settings.endpoint_streams,
+                     .use_fips = run->clients.aws_settings.use_fips,
+                     .use_dualstack = run->clients.aws_settings.use_dualstack },
+            .creds = { .profile = cfg->aws.profile,
+                       .region = run->clients.region,
+                       .use_fips = run->clients.aws_settings.use_fips,
+                       .use_dualstack = run->clients.aws_settings.use_dualstack },
+        },
+    };
+    app->lease = lease_new(app->loop, app->aws, o,
+                           &(struct lease_cbs){ .gained = on_lease_gained,
+                                                .lost = on_lease_lost,
+                                                .yield = on_lease_yield,
+                                                .state = on_lease_state,
+                                                .arg = run });
+    if (!app->lease || !(app->ckpt = ckpt_lease_new(app->lease)))
+        return 70;
+    run->lease_ready = -1;
+    if (lease_start(app->lease, on_lease_ready, run) < 0)
+        return 70;
+    run_until(run, NULL, &run->lease_ready);
+    if (run->lease_ready != 0) {
+        fprintf(stderr, "ddb2es: [leases] table: %s\n", run->lease_why);
+        return run->lease_ready;
+    }
+    log_info("lease table %s: worker %s, lease_duration %lld ms", cfg->leases.table,
+             cfg->leases.worker_id, (long long)cfg->leases.lease_duration_ms);
+    if ((rc = seed_from_file(run, cfg)) != 0)
+        return rc;
+    rc = ckpt_load(app->ckpt, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "ddb2es: %s\n", err);
+        return rc == -EBADMSG ? 65 : 74;
+    }
+    return 0;
+}
+
 /* ---- start ------------------------------------------------------------ */
+
+static int start_readers(struct run *run, const struct config *cfg);
+
+/* [leases]: the clients first (the coordinator calls DynamoDB with them),
+ * the readers (the coordinator's first read may tell them of leases), then
+ * the lease table and the store on it. */
+static int start_coordinated(struct run *run, const struct config *cfg)
+{
+    struct app *app = &run->app;
+    int rc;
+
+    if ((rc = clients_open(&run->clients, app, NULL, shard_doc_done, on_sink_resume, run)) != 0)
+        return rc;
+    if ((rc = start_readers(run, cfg)) != 0)
+        return rc;
+    return start_leases(run, cfg);
+}
 
 static int start(struct run *run, const struct config *cfg)
 {
@@ -228,6 +465,15 @@ static int start(struct run *run, const struct config *cfg)
                 cfg->daemon.state_dir, strerror(-rc));
         return 73;
     }
+    if (cfg->leases.enabled && app->dry_run) {
+        /* It would take leases from the running workers and never give
+         * their positions back. */
+        fprintf(stderr, "ddb2es: --dry-run is not for coordinated mode ([leases]): run it on a "
+                        "configuration without [leases] (and a state directory of its own)\n");
+        return 64;
+    }
+    if (cfg->leases.enabled && !run->checking)
+        return start_coordinated(run, cfg);
     app->ckpt = ckpt_new(cfg->daemon.state_dir);
     if (!app->ckpt)
         return 70;
@@ -246,6 +492,14 @@ static int start(struct run *run, const struct config *cfg)
         return rc;
     if (run->checking)
         return 0;
+    return start_readers(run, cfg);
+}
+
+/* The readers, one per table. */
+static int start_readers(struct run *run, const struct config *cfg)
+{
+    struct app *app = &run->app;
+
     run->reader_timing = reader_timing_default;
     run->reader_timing.stream_settle_ms = (long)cfg->daemon.stream_settle_ms;
     app->reader_timing = &run->reader_timing;
@@ -376,6 +630,10 @@ static int run_main(const struct config *cfg, bool dry_run, bool checking)
         /* Start-up failed, or `check` is done: take down what was set up. */
         struct app *app = &run->app;
 
+        if (app->lease) {
+            lease_close(app->lease, NULL, NULL);
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
         if (app->sink) {
             sink_close(app->sink, 0, NULL, NULL);
             uv_run(&loop, UV_RUN_DEFAULT);
@@ -397,7 +655,8 @@ static int run_main(const struct config *cfg, bool dry_run, bool checking)
     probe_watch_free(run->watch);
     metrics_free(run->metrics);
     health_free(run->health);
-    ckpt_free(run->app.ckpt);
+    ckpt_free(run->app.ckpt); /* the lease store before its coordinator */
+    lease_free(run->app.lease);
     statedir_unlock(run->lock_fd);
     if (uv_loop_close(&loop) != 0)
         log_warn("event loop closed with handles still open");

@@ -1243,6 +1243,22 @@ static void finish(struct shard *s)
         ckpt_shard_finish(app->ckpt, s->ck, app->now());
 }
 
+bool shard_quiet(const struct shard *s)
+{
+    return !s->call && !s->pending_docs && !ack_pending(s->ack) && !(s->fetch && s->fetch->n);
+}
+
+/* A yielding shard whose reading has stopped and whose records have all
+ * finished hands over (a shard that reached its end drains and finishes
+ * first: reader_shard_done). */
+static void yield_check(struct shard *s)
+{
+    if (!s->yielding || s->detached || s->state == SH_DRAIN || s->state == SH_DONE ||
+        s->state == SH_STOPPED || !shard_quiet(s))
+        return;
+    reader_shard_yielded(s->reader, s);
+}
+
 static void drive(struct shard *s)
 {
     for (;;) {
@@ -1255,12 +1271,20 @@ static void drive(struct shard *s)
         case SH_GET_ITER:
             if (app_of(s)->stopping)
                 return;
+            if (s->yielding) {
+                yield_check(s);
+                return;
+            }
             if (start_get_iterator(s) == 0)
                 return;
             break;
         case SH_GET_RECORDS:
             if (app_of(s)->stopping)
                 return;
+            if (s->yielding) {
+                yield_check(s);
+                return;
+            }
             if (!s->iterator) {
                 set_state(s, SH_GET_ITER);
                 break;
@@ -1357,7 +1381,26 @@ void shard_acked(struct shard *s)
         drive(s);
     } else if (s->state == SH_DRAIN) {
         drive(s);
+    } else {
+        yield_check(s);
     }
+}
+
+void shard_yield(struct shard *s)
+{
+    if (s->yielding || s->state == SH_STOPPED || s->state == SH_DONE)
+        return;
+    s->yielding = true;
+    /* A read in flight is dropped (its records were not taken); items
+     * being fetched for records already taken are waited for. */
+    if ((s->state == SH_GET_ITER || s->state == SH_GET_RECORDS) && s->call) {
+        ddb_cancel(s->call); /* its callback runs now and sees ECANCELED */
+        s->call = NULL;
+    }
+    read_unwait(s);
+    if (s->state == SH_PAUSED)
+        set_state(s, SH_GET_RECORDS);
+    yield_check(s);
 }
 
 static void on_timer_closed(uv_handle_t *h)

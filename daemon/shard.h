@@ -98,6 +98,14 @@ struct shard {
     int failures;                /* consecutive failed calls */
     uint64_t pending_docs;       /* handed to the sink, not finished */
     struct fetch *fetch;         /* KEYS_ONLY pages waiting for their items */
+    /* Coordinated mode ([leases], daemon/lease.h). */
+    bool yielding;               /* another worker asked for its lease: no more reading; once
+                                    what is in flight finished, the reader saves and gives
+                                    the lease back */
+    bool lost;                   /* its lease is gone: nothing of it is acknowledged or
+                                    checkpointed again (ck is NULL) */
+    bool detached;               /* out of the reader's list, kept until its documents in
+                                    the sink have reported (they carry it as their owner) */
 };
 
 /* The shard's waits (app->shard_timing; NULL: shard_timing_default, the
@@ -119,6 +127,12 @@ void shard_finished_before(struct shard *s);
 void shard_begin(struct shard *s);
 /* Wakes a paused shard (sink drained) or a shard in backoff early. */
 void shard_wake(struct shard *s);
+/* Another worker asked for the shard's lease: reads nothing more, lets
+ * what is in flight finish (documents in the sink, items being fetched),
+ * then calls reader_shard_yielded. */
+void shard_yield(struct shard *s);
+/* True when a yielding shard has nothing in flight any more. */
+bool shard_quiet(const struct shard *s);
 /* Stops: cancels the call in flight, closes the timer; close_cb-safe. */
 void shard_stop(struct shard *s);
 /* True once nothing of the shard is left on the loop after shard_stop. */

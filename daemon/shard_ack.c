@@ -46,6 +46,13 @@ void shard_doc_done(void *owner, uint64_t ticket, enum doc_op op, enum sink_outc
     count(reader_counters(s->reader), op, o);
     if (s->pending_docs)
         s->pending_docs--;
+    if (s->lost || s->detached) {
+        /* Its lease went: the record is acknowledged by whoever reads the
+         * shard now.  The last document back lets the shard go. */
+        if (s->detached)
+            reader_shard_stopped(s->reader, s);
+        return;
+    }
     /* Canceled (the daemon is stopping) is not finished: the record is read
      * again after the restart. */
     if (o == SINK_CANCELED || o == SINK_EXPIRED)

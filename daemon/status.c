@@ -461,6 +461,11 @@ void status_print_text(const json_t *model, FILE *f)
     json_t *shards = json_object_get(model, "shards"), *s;
     size_t i, wt = 5, ws = 5;
 
+    if (json_object_get(model, "lease_table")) {
+        status_print_leases(model, f);
+        print_live(json_object_get(model, "live"), f);
+        return;
+    }
     fprintf(f, "checkpoints: %s", json_string_value(json_object_get(model, "file")));
     if (!json_is_true(json_object_get(model, "exists")))
         fprintf(f, " (not written yet: nothing has been read)\n");
@@ -500,7 +505,10 @@ int status_run(const struct config *cfg, bool json, long timeout_ms, FILE *f)
 {
     char err[1024];
     int code;
-    json_t *model = status_collect(cfg->daemon.state_dir, time(NULL), err, sizeof(err), &code);
+    json_t *model = cfg->leases.enabled
+                        ? status_collect_leases(cfg, time(NULL), err, sizeof(err), &code)
+                        : status_collect(cfg->daemon.state_dir, time(NULL), err, sizeof(err),
+                                         &code);
     const char *listen = cfg->daemon.metrics_listen;
 
     if (!model) {

@@ -54,6 +54,28 @@ void status_add_live_error(json_t *model, const char *endpoint, const char *erro
 /* Prints the model for people. */
 void status_print_text(const json_t *model, FILE *f);
 
+/* Coordinated mode ([leases], status_lease.c): the model from the lease
+ * table instead of the file:
+ *   {"lease_table", "now",
+ *    "workers": [{"worker", "leases", "started", "heartbeat", "heartbeat_age_s"}],
+ *    "shards": [{"table", "stream", "shard", "parent", "state", "done",
+ *                "owner" (null: free), "claim" (a worker asking for it, or null),
+ *                "lease_age_s" (seconds since the owner's last heartbeat, which
+ *                renews its leases; null when free), "checkpoint", "last_record",
+ *                "last_record_age_s", "updated", "updated_age_s"}],
+ *    "live": as above}
+ * NULL with err and *exit_code (66 no table, 69 unreachable, 78 no region,
+ * 65 an item not of this format). */
+json_t *status_collect_leases(const struct config *cfg, time_t now, char *err, size_t errlen,
+                              int *exit_code);
+void status_print_leases(const json_t *model, FILE *f);
+/* `ddb2es status --write-checkpoints`: the way back to one process.  Reads
+ * the lease table twice, lease_duration apart, refuses (75) when a worker
+ * renewed meanwhile (one still runs), and writes every shard's position
+ * into STATE_DIR/checkpoints.json (refused, 73, when it exists or the state
+ * directory is locked).  Returns the exit code. */
+int status_write_checkpoints(const struct config *cfg, FILE *f);
+
 /* The command: collect, ask the metrics endpoint ([daemon] metrics_listen,
  * when set; timeout_ms per request), print text or JSON to f.  Returns the
  * exit code: 0, or 65 / 74 when the checkpoint file is corrupt or

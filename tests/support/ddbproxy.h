@@ -24,5 +24,7 @@ unsigned ddbproxy_rewritten(struct ddbproxy *p);
 void ddbproxy_refuse(struct ddbproxy *p, int status, const char *body);
 /* Requests refused so far. */
 unsigned ddbproxy_refused(struct ddbproxy *p);
+/* Requests forwarded to the upstream so far. */
+unsigned ddbproxy_forwarded(struct ddbproxy *p);
 
 #endif
