@@ -148,7 +148,7 @@ check: setup
 # `make fuzz-check` (part of check) replays the regression inputs and runs
 # each target briefly (FUZZ_CHECK_SECONDS).  See tests/fuzz/README.md.
 FUZZ_SECONDS       ?= 300
-FUZZ_CHECK_SECONDS ?= 8
+FUZZ_CHECK_SECONDS ?= 5
 FUZZ_CC   := clang
 FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
