@@ -71,7 +71,8 @@ struct fakestreams {
     char view[32];
     int bad_reply[FS_NOPS];
     struct fs_item { char id[64], v[64]; bool live; } *items; /* the table, for BatchGetItem */
-    size_t nitems;
+    size_t nitems, capitems;
+    size_t *slots, nslots;  /* index of items by id: 1 + position, 0 = free (open addressing) */
     int unprocessed, unprocessed_answered; /* fs_unprocessed */
     int64_t call_at[FS_NOPS][MAX_CALL_TIMES]; /* fs_call_times */
 };
@@ -405,17 +406,51 @@ static void get_records(struct fakestreams *fs, json_t *req, struct fake_reply *
     reply_text(out, 200, buf_take(&text));
 }
 
+static size_t item_hash(const char *id)
+{
+    size_t h = 1469598103934665603u;
+
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211u;
+    return h;
+}
+
+/* The item of id (added when add is set): a hash index over the array, so
+ * that tests putting tens of thousands of records stay linear. */
 static struct fs_item *item_get(struct fakestreams *fs, const char *id, bool add)
 {
-    for (size_t i = 0; i < fs->nitems; i++)
-        if (strcmp(fs->items[i].id, id) == 0)
-            return &fs->items[i];
+    size_t i;
+
+    if (fs->nslots) {
+        for (i = item_hash(id) & (fs->nslots - 1); fs->slots[i]; i = (i + 1) & (fs->nslots - 1))
+            if (strcmp(fs->items[fs->slots[i] - 1].id, id) == 0)
+                return &fs->items[fs->slots[i] - 1];
+    }
     if (!add)
         return NULL;
-    fs->items = realloc(fs->items, (fs->nitems + 1) * sizeof(*fs->items));
-    cr_assert_not_null(fs->items);
+    if (fs->nitems == fs->capitems) {
+        fs->capitems = fs->capitems ? fs->capitems * 2 : 64;
+        fs->items = realloc(fs->items, fs->capitems * sizeof(*fs->items));
+        cr_assert_not_null(fs->items);
+    }
+    if ((fs->nitems + 1) * 2 > fs->nslots) {
+        free(fs->slots);
+        fs->nslots = fs->nslots ? fs->nslots * 2 : 128;
+        fs->slots = calloc(fs->nslots, sizeof(*fs->slots));
+        cr_assert_not_null(fs->slots);
+        for (size_t k = 0; k < fs->nitems; k++) {
+            for (i = item_hash(fs->items[k].id) & (fs->nslots - 1); fs->slots[i];
+                 i = (i + 1) & (fs->nslots - 1))
+                ;
+            fs->slots[i] = k + 1;
+        }
+    }
     memset(&fs->items[fs->nitems], 0, sizeof(*fs->items));
     snprintf(fs->items[fs->nitems].id, sizeof(fs->items->id), "%s", id);
+    for (i = item_hash(fs->items[fs->nitems].id) & (fs->nslots - 1); fs->slots[i];
+         i = (i + 1) & (fs->nslots - 1))
+        ;
+    fs->slots[i] = fs->nitems + 1;
     return &fs->items[fs->nitems++];
 }
 
@@ -636,6 +671,7 @@ void fs_stop(struct fakestreams *fs)
         free(fs->shards[i].recs);
     }
     free(fs->items);
+    free(fs->slots);
     pthread_mutex_destroy(&fs->mu);
     free(fs);
 }
