@@ -83,7 +83,8 @@ static void stream_free(struct streamtab_stream *st, streamtab_free_cb *free_rec
     free(st);
 }
 
-void streamtab_remove(struct streamtab *t, struct streamtab_stream *st, streamtab_free_cb *free_rec)
+void streamtab_remove(struct streamtab *t, struct streamtab_stream *st,
+                      streamtab_free_cb *free_rec)
 {
     for (size_t i = 0; i < t->n; i++)
         if (t->v[i] == st) {

@@ -40,7 +40,8 @@ void streamtab_pull(struct streamtab_stream *st, const void *rec);
 
 /* Takes st out of t, the others keeping their order, and frees it; its
  * records left are freed with free_rec (NULL: not freed). */
-void streamtab_remove(struct streamtab *t, struct streamtab_stream *st, streamtab_free_cb *free_rec);
+void streamtab_remove(struct streamtab *t, struct streamtab_stream *st,
+                      streamtab_free_cb *free_rec);
 
 /* Frees every stream, and every record with free_rec (NULL: not freed);
  * t is empty afterwards. */
