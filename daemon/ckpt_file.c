@@ -41,21 +41,10 @@ struct ckpt *ckpt_new(const char *state_dir)
 
 void ckpt_file_clear(struct ckpt_file *ck)
 {
-    for (size_t i = 0; i < ck->nstreams; i++) {
-        struct stream *st = ck->streams[i];
-
-        for (size_t j = 0; j < st->n; j++)
-            free(st->shards[j]);
-        free(st->shards);
-        free(st->arn);
-        free(st->table);
-        free(st);
-    }
-    free(ck->streams);
+    streamtab_free(&ck->streams, free);
     free(ck->tab);
-    ck->streams = NULL;
     ck->tab = NULL;
-    ck->nstreams = ck->capstreams = ck->tabcap = ck->count = 0;
+    ck->tabcap = ck->count = 0;
 }
 
 static void file_free(struct ckpt *base)
@@ -127,9 +116,9 @@ static int tab_rebuild(struct ckpt_file *ck, size_t want)
     }
     ck->tabcap = cap;
     free(old);
-    for (size_t i = 0; i < ck->nstreams; i++)
-        for (size_t j = 0; j < ck->streams[i]->n; j++) {
-            struct ckpt_shard *sh = ck->streams[i]->shards[j];
+    for (size_t i = 0; i < ck->streams.n; i++)
+        for (size_t j = 0; j < ck->streams.v[i]->n; j++) {
+            struct ckpt_shard *sh = ck->streams.v[i]->recs[j];
 
             ck->tab[tab_slot(ck, sh->arn, sh->id)] = sh;
         }
@@ -145,63 +134,19 @@ static struct ckpt_shard *file_get(struct ckpt *base, const char *arn, const cha
     return ck->tab[tab_slot(ck, arn, shard_id)];
 }
 
-/* arr (n of *cap elements of size elem used) with room for one more: arr
- * itself, or arr reallocated twice as large (4 at first, *cap updated);
- * NULL when out of memory (arr is left as it was). */
-static void *room_for_one(void *arr, size_t n, size_t *cap, size_t elem)
-{
-    size_t more = *cap ? *cap * 2 : 4;
-    void *p;
-
-    if (n < *cap)
-        return arr;
-    if (!(p = realloc(arr, more * elem)))
-        return NULL;
-    *cap = more;
-    return p;
-}
-
-static struct stream *stream_get(struct ckpt_file *ck, const char *arn, const char *table)
-{
-    struct stream *st, **v;
-
-    for (size_t i = 0; i < ck->nstreams; i++)
-        if (strcmp(ck->streams[i]->arn, arn) == 0)
-            return ck->streams[i];
-    if (!(v = room_for_one(ck->streams, ck->nstreams, &ck->capstreams, sizeof(*v))))
-        return NULL;
-    ck->streams = v;
-    st = calloc(1, sizeof(*st));
-    if (!st)
-        return NULL;
-    st->arn = strdup(arn);
-    st->table = strdup(table);
-    if (!st->arn || !st->table) {
-        free(st->arn);
-        free(st->table);
-        free(st);
-        return NULL;
-    }
-    ck->streams[ck->nstreams++] = st;
-    return st;
-}
-
 static struct ckpt_shard *file_add(struct ckpt *base, const char *table, const char *arn,
                                    const char *shard_id, const char *parent, time_t now)
 {
     struct ckpt_file *ck = ckpt_file_of(base);
-    struct ckpt_shard *sh, **v;
-    struct stream *st;
+    struct ckpt_shard *sh;
+    struct streamtab_stream *st;
     size_t lid, lpar = parent ? strlen(parent) : 0;
     char *p;
 
     if ((ck->count + 1) * 2 > ck->tabcap && tab_rebuild(ck, ck->count + 1) < 0)
         return NULL;
-    if (!(st = stream_get(ck, arn, table)))
+    if (!(st = streamtab_add(&ck->streams, arn, table)))
         return NULL;
-    if (!(v = room_for_one(st->shards, st->n, &st->cap, sizeof(*v))))
-        return NULL;
-    st->shards = v;
     /* One allocation: the struct, then the id, then the parent id. */
     lid = strlen(shard_id);
     sh = calloc(1, sizeof(*sh) + lid + 1 + (parent ? lpar + 1 : 0));
@@ -217,7 +162,10 @@ static struct ckpt_shard *file_add(struct ckpt *base, const char *table, const c
     sh->arn = st->arn;
     sh->table = st->table;
     sh->updated = now;
-    st->shards[st->n++] = sh;
+    if (streamtab_push(st, sh) < 0) {
+        free(sh);
+        return NULL;
+    }
     ck->tab[tab_slot(ck, arn, shard_id)] = sh;
     ck->count++;
     ck->dirty = true;
@@ -235,9 +183,9 @@ static int file_foreach(const struct ckpt *base,
     const struct ckpt_file *ck = of_const(base);
     int rc;
 
-    for (size_t i = 0; i < ck->nstreams; i++)
-        for (size_t j = 0; j < ck->streams[i]->n; j++)
-            if ((rc = fn(ck->streams[i]->shards[j], arg)) != 0)
+    for (size_t i = 0; i < ck->streams.n; i++)
+        for (size_t j = 0; j < ck->streams.v[i]->n; j++)
+            if ((rc = fn(ck->streams.v[i]->recs[j], arg)) != 0)
                 return rc;
     return 0;
 }
@@ -245,42 +193,37 @@ static int file_foreach(const struct ckpt *base,
 static size_t file_prune(struct ckpt *base, time_t now)
 {
     struct ckpt_file *ck = ckpt_file_of(base);
-    size_t dropped = 0, ns = 0;
+    size_t dropped = 0;
 
-    for (size_t i = 0; i < ck->nstreams; i++) {
-        struct stream *st = ck->streams[i];
+    for (size_t i = 0; i < ck->streams.n;) {
+        struct streamtab_stream *st = ck->streams.v[i];
         size_t n = 0;
 
         for (size_t j = 0; j < st->n; j++) {
-            struct ckpt_shard *sh = st->shards[j];
+            struct ckpt_shard *sh = st->recs[j];
 
             if (ckpt_shard_prunable(sh, now)) {
                 free(sh);
                 dropped++;
             } else {
-                st->shards[n++] = sh;
+                st->recs[n++] = sh;
             }
         }
         st->n = n;
-        if (n) {
-            ck->streams[ns++] = st;
-        } else {
-            free(st->shards);
-            free(st->arn);
-            free(st->table);
-            free(st);
-        }
+        if (n)
+            i++;
+        else
+            streamtab_remove(&ck->streams, st, NULL);
     }
-    ck->nstreams = ns;
     ck->count -= dropped;
     if (dropped) {
         ck->dirty = true;
         /* Removal from open addressing: rebuild in place (same size, cannot
          * fail for lack of memory if we reuse the array). */
         memset(ck->tab, 0, ck->tabcap * sizeof(*ck->tab));
-        for (size_t i = 0; i < ck->nstreams; i++)
-            for (size_t j = 0; j < ck->streams[i]->n; j++) {
-                struct ckpt_shard *sh = ck->streams[i]->shards[j];
+        for (size_t i = 0; i < ck->streams.n; i++)
+            for (size_t j = 0; j < ck->streams.v[i]->n; j++) {
+                struct ckpt_shard *sh = ck->streams.v[i]->recs[j];
 
                 ck->tab[tab_slot(ck, sh->arn, sh->id)] = sh;
             }

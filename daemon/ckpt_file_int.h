@@ -42,15 +42,10 @@
 #include <uv.h>
 
 #include "daemon/ckpt_store.h"
+#include "daemon/streamtab.h"
 
 #define CKPT_FORMAT_VERSION 1   /* written when no shard needs more */
 #define CKPT_FORMAT_VERSION_MAX 2
-
-struct stream {
-    char *arn, *table;
-    struct ckpt_shard **shards; /* insertion order */
-    size_t n, cap;
-};
 
 struct waiter {
     ckpt_saved_cb *cb;
@@ -70,8 +65,7 @@ struct save_job {
 struct ckpt_file {
     struct ckpt base;
     char *dir, *path, *tmp;
-    struct stream **streams;
-    size_t nstreams, capstreams;
+    struct streamtab streams; /* records: struct ckpt_shard *, insertion order */
     struct ckpt_shard **tab; /* open addressing on (arn, id); power-of-two size */
     size_t tabcap, count;
     bool dirty;

@@ -254,7 +254,7 @@ int ckpt_file_load(struct ckpt *base, char *err, size_t errlen)
 
     if (errlen)
         err[0] = '\0';
-    if (ck->count || ck->nstreams)
+    if (ck->count || ck->streams.n)
         return -EBUSY;
     rc = read_all(ck->path, &data, &len);
     if (rc == -ENOENT)

@@ -17,23 +17,23 @@ static char *serialise(const struct ckpt_file *ck, size_t *len)
     char *text = NULL, *out = NULL;
     int format = CKPT_FORMAT_VERSION, bad;
 
-    for (size_t i = 0; i < ck->nstreams; i++)
-        for (size_t j = 0; j < ck->streams[i]->n; j++)
-            if (ck->streams[i]->shards[j]->skip_before)
+    for (size_t i = 0; i < ck->streams.n; i++)
+        for (size_t j = 0; j < ck->streams.v[i]->n; j++)
+            if (((const struct ckpt_shard *)ck->streams.v[i]->recs[j])->skip_before)
                 format = 2;
     bad = !root || !streams || json_object_set_new(root, "version", json_integer(format)) < 0;
 
     if (root && streams && json_object_set(root, "streams", streams) < 0)
         bad = 1;
-    for (size_t i = 0; !bad && i < ck->nstreams; i++) {
-        const struct stream *st = ck->streams[i];
+    for (size_t i = 0; !bad && i < ck->streams.n; i++) {
+        const struct streamtab_stream *st = ck->streams.v[i];
         json_t *so = json_object(), *shards = json_object();
 
         bad = !so || !shards || json_object_set_new(so, "table", json_string(st->table)) < 0 ||
               json_object_set(so, "shards", shards) < 0 ||
               json_object_set(streams, st->arn, so) < 0;
         for (size_t j = 0; !bad && j < st->n; j++) {
-            const struct ckpt_shard *sh = st->shards[j];
+            const struct ckpt_shard *sh = st->recs[j];
             char when[21];
 
             rfc3339_format(sh->updated, when);

@@ -69,10 +69,13 @@ static int lease_foreach(const struct ckpt *ck, int (*fn)(const struct ckpt_shar
     const struct lease *l = of(ck)->l;
     int rc;
 
-    for (size_t s = 0; l && s < l->nstreams; s++)
-        for (size_t k = 0; k < l->streams[s]->n; k++)
-            if ((rc = fn(&l->streams[s]->recs[k]->sh, arg)) != 0)
+    for (size_t s = 0; l && s < l->streams.n; s++)
+        for (size_t k = 0; k < l->streams.v[s]->n; k++) {
+            const struct lease_rec *r = l->streams.v[s]->recs[k];
+
+            if ((rc = fn(&r->sh, arg)) != 0)
                 return rc;
+        }
     return 0;
 }
 
@@ -87,9 +90,9 @@ static size_t lease_prune(struct ckpt *ck, time_t now)
     struct lease *l = st->l;
     size_t dropped = 0;
 
-    for (size_t s = 0; l && s < l->nstreams; s++)
-        for (size_t k = l->streams[s]->n; k-- > 0;) {
-            struct lease_stream *stream = l->streams[s];
+    for (size_t s = 0; l && s < l->streams.n; s++)
+        for (size_t k = l->streams.v[s]->n; k-- > 0;) {
+            struct streamtab_stream *stream = l->streams.v[s];
             struct lease_rec *r = stream->recs[k];
 
             if (!ckpt_shard_prunable(&r->sh, now) || r->held || r->writing || r->op ||
@@ -97,7 +100,7 @@ static size_t lease_prune(struct ckpt *ck, time_t now)
                 continue;
             lease_rec_drop(l, r);
             dropped++;
-            if (s >= l->nstreams || l->streams[s] != stream) { /* the stream went with it */
+            if (s >= l->streams.n || l->streams.v[s] != stream) { /* the stream went with it */
                 s--;
                 break;
             }

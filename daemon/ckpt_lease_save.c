@@ -107,9 +107,9 @@ static struct round *take_state(struct ckpt_lease *st)
     size_t cap = 0;
     int rc = rd ? 0 : -ENOMEM;
 
-    for (size_t s = 0; rc == 0 && s < l->nstreams; s++)
-        for (size_t k = 0; rc == 0 && k < l->streams[s]->n; k++) {
-            struct lease_rec *r = l->streams[s]->recs[k];
+    for (size_t s = 0; rc == 0 && s < l->streams.n; s++)
+        for (size_t k = 0; rc == 0 && k < l->streams.v[s]->n; k++) {
+            struct lease_rec *r = l->streams.v[s]->recs[k];
             struct lease_rec *par;
 
             if (!r->dirty)
@@ -141,9 +141,9 @@ static struct round *take_state(struct ckpt_lease *st)
         return NULL;
     }
     /* Taken: clean now (parents were looked at above, before this). */
-    for (size_t s = 0; s < l->nstreams; s++)
-        for (size_t k = 0; k < l->streams[s]->n; k++)
-            l->streams[s]->recs[k]->dirty = false;
+    for (size_t s = 0; s < l->streams.n; s++)
+        for (size_t k = 0; k < l->streams.v[s]->n; k++)
+            ((struct lease_rec *)l->streams.v[s]->recs[k])->dirty = false;
     for (size_t i = 0; i < l->npruned; i++)
         free(l->pruned[i].key);
     l->npruned = 0;

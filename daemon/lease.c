@@ -56,9 +56,9 @@ void lease_set_state(struct lease *l, enum lease_state st, const char *why)
     lease_emit(l, EV_STATE, NULL, l->why);
     if (st == LEASE_FATAL) {
         stop_timers(l);
-        for (size_t s = 0; s < l->nstreams; s++)
-            for (size_t k = 0; k < l->streams[s]->n; k++)
-                lease_lose(l, l->streams[s]->recs[k], why);
+        for (size_t s = 0; s < l->streams.n; s++)
+            for (size_t k = 0; k < l->streams.v[s]->n; k++)
+                lease_lose(l, l->streams.v[s]->recs[k], why);
     }
 }
 
@@ -92,9 +92,9 @@ static void on_deadline(uv_timer_t *t)
     uint64_t now = lease_now(l), limit = (uint64_t)l->d - l->guard_ms;
     char why[256];
 
-    for (size_t s = 0; s < l->nstreams; s++)
-        for (size_t k = 0; k < l->streams[s]->n; k++) {
-            struct lease_rec *r = l->streams[s]->recs[k];
+    for (size_t s = 0; s < l->streams.n; s++)
+        for (size_t k = 0; k < l->streams.v[s]->n; k++) {
+            struct lease_rec *r = l->streams.v[s]->recs[k];
 
             if (r->held && now >= r->last_ok + limit) {
                 snprintf(why, sizeof(why),
@@ -120,9 +120,9 @@ void lease_arm_deadline(struct lease *l)
 
     if (l->closing || l->state == LEASE_FATAL)
         return;
-    for (size_t s = 0; s < l->nstreams; s++)
-        for (size_t k = 0; k < l->streams[s]->n; k++) {
-            const struct lease_rec *r = l->streams[s]->recs[k];
+    for (size_t s = 0; s < l->streams.n; s++)
+        for (size_t k = 0; k < l->streams.v[s]->n; k++) {
+            const struct lease_rec *r = l->streams.v[s]->recs[k];
 
             if (r->held && r->last_ok + limit < next)
                 next = r->last_ok + limit;
@@ -196,9 +196,9 @@ static void plan_and_act(struct lease *l, uint64_t now)
     for (size_t i = 0; i < l->nworkers; i++)
         if (strcmp(l->workers[i].id, l->me) == 0)
             my_run = l->workers[i].run;
-    for (size_t s = 0; s < l->nstreams; s++)
-        for (size_t k = 0; k < l->streams[s]->n; k++) {
-            struct lease_rec *r = l->streams[s]->recs[k], *par;
+    for (size_t s = 0; s < l->streams.n; s++)
+        for (size_t k = 0; k < l->streams.v[s]->n; k++) {
+            struct lease_rec *r = l->streams.v[s]->recs[k], *par;
 
             if (!r->listed) {
                 if (r->held && !r->writing)
@@ -429,9 +429,9 @@ void lease_release_all(struct lease *l, lease_done_cb *done, void *arg)
     uv_timer_stop(&l->read_timer);
     if (l->scan)
         leasetab_scan_cancel(l->scan);
-    for (size_t s = 0; s < l->nstreams; s++)
-        for (size_t k = 0; k < l->streams[s]->n; k++)
-            lease_release(l, l->streams[s]->recs[k]);
+    for (size_t s = 0; s < l->streams.n; s++)
+        for (size_t k = 0; k < l->streams.v[s]->n; k++)
+            lease_release(l, l->streams.v[s]->recs[k]);
     if (l->started)
         lease_delete_heartbeat(l);
     lease_arm_deadline(l);

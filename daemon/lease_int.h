@@ -14,19 +14,14 @@
 #include "daemon/ckpt_store.h"
 #include "daemon/lease.h"
 #include "daemon/leasetab.h"
-
-struct lease_stream {
-    char *arn, *table;
-    struct lease_rec **recs; /* in the order they were added */
-    size_t n, cap;
-};
+#include "daemon/streamtab.h"
 
 /* One shard's lease: its checkpoint entry (what ckpt.h hands out), the item
  * as last read or written, what this worker saw of it, and its tenure. */
 struct lease_rec {
     struct ckpt_shard sh; /* sh.id, sh.parent point into this allocation */
     char *key;            /* "<arn>|<shard>" */
-    struct lease_stream *stream;
+    struct streamtab_stream *stream;
     struct lease_rec *hnext;
 
     /* the item */
@@ -89,8 +84,7 @@ struct lease {
     time_t (*wall)(void);
 
     /* records */
-    struct lease_stream **streams;
-    size_t nstreams, capstreams;
+    struct streamtab streams; /* records: struct lease_rec *, in the order they were added */
     struct lease_rec **tab; /* chained hash on the key */
     size_t tabcap, count;
     struct lease_workerrec *workers;

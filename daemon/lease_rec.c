@@ -90,57 +90,29 @@ static int tab_grow(struct lease *l)
     return 0;
 }
 
-static struct lease_stream *stream_get(struct lease *l, const char *arn, const char *table)
+static void rec_free(void *rec)
 {
-    struct lease_stream *st;
+    struct lease_rec *r = rec;
 
-    for (size_t i = 0; i < l->nstreams; i++)
-        if (strcmp(l->streams[i]->arn, arn) == 0)
-            return l->streams[i];
-    if (l->nstreams == l->capstreams) {
-        size_t cap = l->capstreams ? l->capstreams * 2 : 4;
-        struct lease_stream **p = realloc(l->streams, cap * sizeof(*p));
-
-        if (!p)
-            return NULL;
-        l->streams = p;
-        l->capstreams = cap;
-    }
-    if (!(st = calloc(1, sizeof(*st))))
-        return NULL;
-    st->arn = strdup(arn);
-    st->table = strdup(table);
-    if (!st->arn || !st->table) {
-        free(st->arn);
-        free(st->table);
-        free(st);
-        return NULL;
-    }
-    l->streams[l->nstreams++] = st;
-    return st;
+    free(r->key);
+    free(r->owner);
+    free(r->owner_run);
+    free(r->claim);
+    free(r);
 }
 
 struct lease_rec *lease_rec_add(struct lease *l, const char *table, const char *arn,
                                 const char *id, const char *parent)
 {
     size_t lid = strlen(id), lpar = parent ? strlen(parent) : 0;
-    struct lease_stream *st;
+    struct streamtab_stream *st;
     struct lease_rec *r;
     char *p;
 
     if ((l->count + 1) * 2 > l->tabcap && tab_grow(l) < 0)
         return NULL;
-    if (!(st = stream_get(l, arn, table)))
+    if (!(st = streamtab_add(&l->streams, arn, table)))
         return NULL;
-    if (st->n == st->cap) {
-        size_t cap = st->cap ? st->cap * 2 : 4;
-        struct lease_rec **a = realloc(st->recs, cap * sizeof(*a));
-
-        if (!a)
-            return NULL;
-        st->recs = a;
-        st->cap = cap;
-    }
     /* One allocation: the record, its id, its parent id. */
     if (!(r = calloc(1, sizeof(*r) + lid + 1 + (parent ? lpar + 1 : 0))))
         return NULL;
@@ -158,7 +130,10 @@ struct lease_rec *lease_rec_add(struct lease *l, const char *table, const char *
     r->sh.arn = st->arn;
     r->sh.table = st->table;
     r->stream = st;
-    st->recs[st->n++] = r;
+    if (streamtab_push(st, r) < 0) {
+        rec_free(r);
+        return NULL;
+    }
     tab_put(l, r);
     l->count++;
     return r;
@@ -278,12 +253,15 @@ static bool pruned(const struct lease *l, const char *key)
 
 static int by_arn(const void *a, const void *b)
 {
-    return strcmp((*(struct lease_stream *const *)a)->arn, (*(struct lease_stream *const *)b)->arn);
+    return strcmp((*(struct streamtab_stream *const *)a)->arn,
+                  (*(struct streamtab_stream *const *)b)->arn);
 }
 
 static int by_id(const void *a, const void *b)
 {
-    return strcmp((*(struct lease_rec *const *)a)->sh.id, (*(struct lease_rec *const *)b)->sh.id);
+    const struct lease_rec *x = *(void *const *)a, *y = *(void *const *)b;
+
+    return strcmp(x->sh.id, y->sh.id);
 }
 
 /* A Scan lists items in hash order.  The first read (a load) puts them in
@@ -291,12 +269,12 @@ static int by_id(const void *a, const void *b)
  * shard ids begin with theirs. */
 static void sort_first_read(struct lease *l)
 {
-    if (!l->nstreams) /* qsort wants a base even for nothing */
+    if (!l->streams.n) /* qsort wants a base even for nothing */
         return;
-    qsort(l->streams, l->nstreams, sizeof(*l->streams), by_arn);
-    for (size_t s = 0; s < l->nstreams; s++)
-        if (l->streams[s]->n)
-            qsort(l->streams[s]->recs, l->streams[s]->n, sizeof(*l->streams[s]->recs), by_id);
+    qsort(l->streams.v, l->streams.n, sizeof(*l->streams.v), by_arn);
+    for (size_t s = 0; s < l->streams.n; s++)
+        if (l->streams.v[s]->n)
+            qsort(l->streams.v[s]->recs, l->streams.v[s]->n, sizeof(*l->streams.v[s]->recs), by_id);
 }
 
 int lease_rec_read(struct lease *l, const json_t *items, uint64_t now, bool strict, char *err,
@@ -305,9 +283,9 @@ int lease_rec_read(struct lease *l, const json_t *items, uint64_t now, bool stri
     const json_t *item;
     size_t i;
 
-    for (size_t s = 0; s < l->nstreams; s++)
-        for (size_t k = 0; k < l->streams[s]->n; k++) {
-            struct lease_rec *r = l->streams[s]->recs[k];
+    for (size_t s = 0; s < l->streams.n; s++)
+        for (size_t k = 0; k < l->streams.v[s]->n; k++) {
+            struct lease_rec *r = l->streams.v[s]->recs[k];
 
             r->listed_before = r->listed;
             r->listed = false;
@@ -360,9 +338,9 @@ int lease_rec_read(struct lease *l, const json_t *items, uint64_t now, bool stri
         if (rc < 0)
             log_warn("lease table %s: %s (skipped)", l->table, why);
     }
-    for (size_t s = 0; s < l->nstreams; s++)
-        for (size_t k = 0; k < l->streams[s]->n; k++) {
-            struct lease_rec *r = l->streams[s]->recs[k];
+    for (size_t s = 0; s < l->streams.n; s++)
+        for (size_t k = 0; k < l->streams.v[s]->n; k++) {
+            struct lease_rec *r = l->streams.v[s]->recs[k];
 
             if (!r->listed) {
                 r->reads = 0;
@@ -380,18 +358,9 @@ int lease_rec_read(struct lease *l, const json_t *items, uint64_t now, bool stri
     return 0;
 }
 
-static void rec_free(struct lease_rec *r)
-{
-    free(r->key);
-    free(r->owner);
-    free(r->owner_run);
-    free(r->claim);
-    free(r);
-}
-
 void lease_rec_drop(struct lease *l, struct lease_rec *rec)
 {
-    struct lease_stream *st = rec->stream;
+    struct streamtab_stream *st = rec->stream;
     struct lease_rec **pp = &l->tab[hash_key(rec->key) & (l->tabcap - 1)];
 
     if (rec->in_table) {
@@ -410,46 +379,19 @@ void lease_rec_drop(struct lease *l, struct lease_rec *rec)
     while (*pp != rec)
         pp = &(*pp)->hnext;
     *pp = rec->hnext;
-    for (size_t i = 0; i < st->n; i++)
-        if (st->recs[i] == rec) {
-            memmove(&st->recs[i], &st->recs[i + 1], (st->n - i - 1) * sizeof(*st->recs));
-            st->n--;
-            break;
-        }
+    streamtab_pull(st, rec);
     l->count--;
     rec_free(rec);
-    if (!st->n) {
-        for (size_t i = 0; i < l->nstreams; i++)
-            if (l->streams[i] == st) {
-                memmove(&l->streams[i], &l->streams[i + 1],
-                        (l->nstreams - i - 1) * sizeof(*l->streams));
-                l->nstreams--;
-                break;
-            }
-        free(st->recs);
-        free(st->arn);
-        free(st->table);
-        free(st);
-    }
+    if (!st->n)
+        streamtab_remove(&l->streams, st, NULL);
 }
 
 void lease_rec_free_all(struct lease *l)
 {
-    for (size_t s = 0; s < l->nstreams; s++) {
-        struct lease_stream *st = l->streams[s];
-
-        for (size_t k = 0; k < st->n; k++)
-            rec_free(st->recs[k]);
-        free(st->recs);
-        free(st->arn);
-        free(st->table);
-        free(st);
-    }
-    free(l->streams);
+    streamtab_free(&l->streams, rec_free);
     free(l->tab);
-    l->streams = NULL;
     l->tab = NULL;
-    l->nstreams = l->capstreams = l->tabcap = l->count = 0;
+    l->tabcap = l->count = 0;
     for (size_t i = 0; i < l->nworkers; i++) {
         free(l->workers[i].id);
         free(l->workers[i].run);
@@ -468,9 +410,9 @@ size_t lease_rec_held(const struct lease *l, const char *table)
 {
     size_t n = 0;
 
-    for (size_t s = 0; s < l->nstreams; s++)
-        if (!table || strcmp(l->streams[s]->table, table) == 0)
-            for (size_t k = 0; k < l->streams[s]->n; k++)
-                n += l->streams[s]->recs[k]->held;
+    for (size_t s = 0; s < l->streams.n; s++)
+        if (!table || strcmp(l->streams.v[s]->table, table) == 0)
+            for (size_t k = 0; k < l->streams.v[s]->n; k++)
+                n += ((const struct lease_rec *)l->streams.v[s]->recs[k])->held;
     return n;
 }

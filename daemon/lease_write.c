@@ -239,9 +239,9 @@ static int send_call(struct lease *l, enum call_kind kind, const char *key, cons
 
 void lease_renew_all(struct lease *l)
 {
-    for (size_t s = 0; s < l->nstreams; s++)
-        for (size_t k = 0; k < l->streams[s]->n; k++) {
-            struct lease_rec *r = l->streams[s]->recs[k];
+    for (size_t s = 0; s < l->streams.n; s++)
+        for (size_t k = 0; k < l->streams.v[s]->n; k++) {
+            struct lease_rec *r = l->streams.v[s]->recs[k];
 
             if (!r->held || r->renewing)
                 continue;
