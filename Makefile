@@ -105,8 +105,11 @@ setup:
 	@sh $(SETUP)
 
 # Every unit and integration test, against DynamoDB Local and the search double.
+# The integration tests mostly wait (on DynamoDB Local, the double, the
+# daemon's timers), so they run four at a time even on two cores.
+TEST_JOBS ?= 4
 test: setup tests
-	@BUILD=$(BUILD) tests/run.sh
+	@BUILD=$(BUILD) tests/run.sh -j$(TEST_JOBS)
 
 test-asan: setup
 	@$(MAKE) --no-print-directory BUILD=build-asan \
@@ -114,7 +117,7 @@ test-asan: setup
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined" tests
 	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh -j$(TEST_JOBS)
 
 # The pure modules once more under valgrind (cheap: no servers, seconds).
 VALGRIND_SUITES := @(sigv4|ddbnum|transform|bulk|jsonx|ack|seqnum|buf|config|ckpt|endpoint|profile|replay_pure|records|streamsproto|base|slots|lease_plan|encrypted|dbehead|encstats)/*
