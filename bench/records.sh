@@ -118,6 +118,20 @@ probe() { # K
     echo "$((t1 - last)) $((t1 - t0))"
 }
 
+# One run of the ceiling on corpus $1, appended to $2 as "records cpu_s";
+# run beside each measured run, in rotated order, so both see the same
+# machine (the ratio is the figure to compare, not either alone).
+ceiling_once() { "$B/ceiling" "$1" | awk '{print $2, $6}' >>"$2"; }
+
+# "ratio of medians" of records/CPU-s: measured file (records in $1, CPU in
+# column $3) over ceiling file.
+ratio() { # MEASURED CPUCOL CEILFILE
+    local m c
+    m=$(awk -v k="$2" '{print $1 / $k}' "$1" | stat3 | cut -d' ' -f1)
+    c=$(awk '{print $1 / $2}' "$3" | stat3 | cut -d' ' -f1)
+    awk -v m="$m" -v c="$c" 'BEGIN {printf "%.0f %%", 100 * m / c}'
+}
+
 step_ceilings() {
     local c100k r
     c100k=$(corpus 100000)
@@ -172,8 +186,9 @@ step_replay() {
         local f
         f=$(corpus "$n")
         echo "== replay --file of $n records into searchd --discard"
-        : >"$work/replay.txt"
-        for _ in $(seq "$RUNS"); do
+        : >"$work/replay.txt"; : >"$work/replay-ceil.txt"
+        for r in $(seq "$RUNS"); do
+            [ $((r % 2)) = 1 ] && ceiling_once "$f" "$work/replay-ceil.txt"
             start_searchd
             streams=
             conf replay
@@ -183,18 +198,22 @@ step_replay() {
             stop "$searchd_pid"
             read -r wall user sys rss <"$work/t"
             echo "$n $wall $(echo "$user + $sys" | bc) $rss" | tee -a "$work/replay.txt"
+            [ $((r % 2)) = 0 ] && ceiling_once "$f" "$work/replay-ceil.txt"
         done
         echo "records/s: $(awk '{print $1 / $2}' "$work/replay.txt" | stat3)" \
              " records/CPU-s: $(awk '{print $1 / $3}' "$work/replay.txt" | stat3)" \
              " peak RSS MB: $(awk '{print $4 / 1024}' "$work/replay.txt" | stat3)"
+        echo "ceiling records/CPU-s, same runs: $(awk '{print $1 / $2}' "$work/replay-ceil.txt" | stat3)" \
+             " replay --file / ceiling: $(ratio "$work/replay.txt" 3 "$work/replay-ceil.txt")"
     done
 }
 
 step_run() { # SHARDS
     local shards=$1 n=100000
     echo "== run: $n records in $shards shards, defaults (flush_interval 1s, concurrency 2)"
-    : >"$work/run.txt"; : >"$work/lat.txt"
-    for _ in $(seq "$RUNS"); do
+    : >"$work/run.txt"; : >"$work/lat.txt"; : >"$work/run-ceil.txt"
+    for r in $(seq "$RUNS"); do
+        [ $((r % 2)) = 1 ] && ceiling_once "$(corpus "$n")" "$work/run-ceil.txt"
         start_searchd
         start_streamsd "$n" "$shards"
         local t0 t1 d
@@ -215,7 +234,10 @@ step_run() { # SHARDS
         done
         echo "peak RSS after the probes: $(hwm_mb $d) MB"
         stop $d; stop "$streamsd_pid"; stop "$searchd_pid"
+        [ $((r % 2)) = 0 ] && ceiling_once "$(corpus "$n")" "$work/run-ceil.txt"
     done
+    echo "ceiling records/CPU-s, same runs: $(awk '{print $1 / $2}' "$work/run-ceil.txt" | stat3)" \
+         " run / ceiling: $(ratio "$work/run.txt" 3 "$work/run-ceil.txt")"
     echo "records/s: $(awk '{print $1 * 1000 / $2}' "$work/run.txt" | stat3)" \
          " records/CPU-s: $(awk '{print $1 / $3}' "$work/run.txt" | stat3)" \
          " peak RSS MB (catch-up): $(awk '{print $4}' "$work/run.txt" | stat3)"
