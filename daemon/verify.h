@@ -20,6 +20,7 @@ struct verify_opts {
     bool json;              /* the report as one JSON document on stdout */
     int64_t settle_ms;      /* how long a difference waits before it is read again (5000) */
     int64_t progress_ms;    /* progress log period when stderr is not a terminal (10000) */
+    int64_t margin_s;       /* clock-skew margin of the repairs' backfill versions (5) */
 };
 
 /* Runs the verification to its end (or SIGINT/SIGTERM) and returns the exit
