@@ -158,10 +158,10 @@ static const char *config_path(struct cli *c)
     return DEFAULT_CONFIG;
 }
 
-static int duration_opt(const char *name, const char *v, int64_t *out)
+static int duration_opt(const char *cmd, const char *name, const char *v, int64_t *out)
 {
     if (config_parse_duration(v, out) < 0 || *out < 0) {
-        fprintf(stderr, "ddb2es replay: %s: not a duration: \"%s\" (e.g. 30s, 5m)\n", name, v);
+        fprintf(stderr, "ddb2es %s: %s: not a duration: \"%s\" (e.g. 30s, 5m)\n", cmd, name, v);
         return 64;
     }
     return -1;
@@ -200,15 +200,15 @@ static int replay_option(struct cli *c, int o, const char *v)
     case 3:
         r->segments = (int)strtol(v, &end, 10);
         if (*end || r->segments < 1 || r->segments > 1024) {
-            fprintf(stderr, "ddb2es replay: --segments must be 1..1024, got \"%s\"\n", v);
+            fprintf(stderr, "ddb2es %s: --segments must be 1..1024, got \"%s\"\n", c->cmd, v);
             return 64;
         }
         break;
     case 4:
         r->rate = strtod(v, &end);
         if (*end || !(r->rate > 0)) {
-            fprintf(stderr, "ddb2es replay: --rate must be a positive number of items per "
-                            "second, got \"%s\"\n", v);
+            fprintf(stderr, "ddb2es %s: --rate must be a positive number of items per "
+                            "second, got \"%s\"\n", c->cmd, v);
             return 64;
         }
         break;
@@ -227,18 +227,18 @@ static int replay_option(struct cli *c, int o, const char *v)
         break;
     case 12: {
         int64_t ms;
-        int rc = duration_opt("--margin", v, &ms);
+        int rc = duration_opt(c->cmd, "--margin", v, &ms);
 
         r->margin_s = (ms + 999) / 1000;
         return rc;
     }
-    case 13: return duration_opt("--max-age", v, &r->max_age_ms);
-    case 14: return duration_opt("--give-up-after", v, &r->give_up_ms);
+    case 13: return duration_opt(c->cmd, "--max-age", v, &r->max_age_ms);
+    case 14: return duration_opt(c->cmd, "--give-up-after", v, &r->give_up_ms);
     case 15: r->dlq_out = v; break;
-    case 16: return duration_opt("--progress-every", v, &r->progress_ms);
+    case 16: return duration_opt(c->cmd, "--progress-every", v, &r->progress_ms);
     case 17: return only_segments_opt(r, v);
     case 18: c->repair = true; break;
-    case 19: c->settle_given = true; return duration_opt("--settle", v, &c->settle_ms);
+    case 19: c->settle_given = true; return duration_opt(c->cmd, "--settle", v, &c->settle_ms);
     default: return 64;
     }
     return -1;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/jsonx.h"
@@ -499,7 +500,7 @@ Test(verify, tampered_documents_are_reported_exactly_and_repaired_beside_a_live_
     searchd_stop(sd);
 }
 
-Test(verify, extra_documents_are_reported_and_deleted_by_repair)
+Test(verify, extra_documents_are_deleted_and_a_stale_one_above_every_backfill_version_overwritten)
 {
     char name[128], dir[256];
     struct e2e_table t;
@@ -520,12 +521,15 @@ Test(verify, extra_documents_are_reported_and_deleted_by_repair)
     e2e_create_index(sd, t.index);
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
     buf_init(&b, BUF_NOMAX);
-    /* a and b as the daemon writes them; two documents of no item. */
+    /* a as the daemon writes it; b altered at a version above every
+     * backfill version (the daemon's own, an hour ahead): only external_gte
+     * at that version overwrites it; two documents of no item. */
     buf_printf(&b, "{\"index\":{\"_index\":\"%s\",\"_id\":\"a\"}}\n{\"id\":\"a\",\"v\":1}\n"
-                   "{\"index\":{\"_index\":\"%s\",\"_id\":\"b\"}}\n{\"v\":2,\"id\":\"b\"}\n"
+                   "{\"index\":{\"_index\":\"%s\",\"_id\":\"b\",\"version\":%lld,"
+                   "\"version_type\":\"external\"}}\n{\"v\":20,\"id\":\"b\"}\n"
                    "{\"index\":{\"_index\":\"%s\",\"_id\":\"ghost\"}}\n{\"id\":\"ghost\"}\n"
                    "{\"index\":{\"_index\":\"%s\",\"_id\":\"g\\\\|h\"}}\n{\"x\":1}\n",
-               name, name, name, name);
+               name, name, (long long)(((int64_t)time(NULL) + 3600) << 20 | 5), name, name);
     bulk_ok(sd, &b);
     buf_close(&b);
 
@@ -542,7 +546,7 @@ Test(verify, extra_documents_are_reported_and_deleted_by_repair)
     cr_assert_str_eq(got, "c\n");
     free(got);
     got = list_text(rep, "stale");
-    cr_assert_str_eq(got, "");
+    cr_assert_str_eq(got, "b\n");
     free(got);
     cr_assert_eq(json_integer_value(json_object_get(rep, "documents")), 4);
     json_decref(rep);
@@ -555,6 +559,7 @@ Test(verify, extra_documents_are_reported_and_deleted_by_repair)
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_not_null(strstr(out, "extra    2 (2 repaired)"), "the text report: %s", out);
     cr_assert_not_null(strstr(out, "missing  1 (1 repaired)"), "the text report: %s", out);
+    cr_assert_not_null(strstr(out, "stale    1 (1 repaired)"), "the text report: %s", out);
     free(out);
     {
         long status = 0;
