@@ -356,7 +356,7 @@ static int verify_check(struct cli *c)
     o->rate = r->rate;
     o->repair = c->repair;
     o->json = c->json;
-    o->settle_ms = c->settle_given ? c->settle_ms : 5000;
+    o->settle_ms = !c->settle_given ? 5000 : c->settle_ms ? c->settle_ms : 1;
     o->progress_ms = r->progress_ms ? r->progress_ms : 10000;
     o->margin_s = r->margin_s ? r->margin_s : 5;
     return -1;

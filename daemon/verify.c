@@ -257,7 +257,9 @@ int verify_engine(struct verify *v, const char *method, const char *path, const 
 void verify_engine_refused(struct verify *v, const char *what, long status, const char *body,
                            size_t len)
 {
-    if (status == 404 && body && memmem(body, len, "index_not_found_exception", 25))
+    /* A missing index: 404 for a search; an "error" per document (status 200)
+     * for _mget. */
+    if (body && memmem(body, len, "index_not_found_exception", 25))
         verify_stop(v, 69, "%s: the index %s does not exist", what, v->index);
     else
         verify_stop(v, 69, "%s: HTTP %ld %.*s", what, status, (int)(len < 300 ? len : 300),
@@ -591,7 +593,7 @@ static int prepare(struct verify *v, const struct config *cfg, const struct veri
     transform_renames_init(&v->renames, say_renamed, v);
     v->tf.on_rename = transform_renames_note;
     v->tf.rename_arg = &v->renames;
-    v->nsegs = o->segments > 0 ? o->segments : 4;
+    v->nsegs = o->segments;
     if (!(v->segs = calloc((size_t)v->nsegs, sizeof(*v->segs))))
         return 70;
     for (int i = 0; i < v->nsegs; i++) {
@@ -641,9 +643,10 @@ static void v_free(struct verify *v)
     sink_free(v->app.sink);
 }
 
-int verify_run(const struct config *cfg, const struct verify_opts *o)
+int verify_run(const struct config *cfg, const struct verify_opts *given)
 {
     struct verify *v = calloc(1, sizeof(*v));
+    struct verify_opts eff = *given, *o = &eff;
     uv_loop_t loop;
     int rc;
 
@@ -654,6 +657,14 @@ int verify_run(const struct config *cfg, const struct verify_opts *o)
     }
     signal(SIGPIPE, SIG_IGN);
     log_setup(cfg->daemon.log_level, cfg->daemon.log_format);
+    if (o->segments < 1 || o->segments > 1024)
+        o->segments = o->segments > 1024 ? 1024 : 4;
+    if (o->settle_ms <= 0)
+        o->settle_ms = 5000;
+    if (o->progress_ms <= 0)
+        o->progress_ms = 10000;
+    if (o->margin_s <= 0)
+        o->margin_s = 5;
     v->o = o;
     v->keys.tf = &v->tf;
     v->item_count = -1;

@@ -453,8 +453,7 @@ static int on_got(void *arg, const struct verify_got *g)
     struct vres *r = res_of_id(v, g->id, g->id_len);
 
     if (g->error) {
-        verify_stop(v, 69, "_mget on %s: %.*s", v->index,
-                    (int)(g->error_len < 300 ? g->error_len : 300), g->error);
+        verify_engine_refused(v, "_mget", 200, g->error, g->error_len);
         return -ECANCELED;
     }
     if (!r || r->found)

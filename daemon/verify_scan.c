@@ -143,8 +143,7 @@ static int on_got(void *arg, const struct verify_got *g)
     enum vkind kind;
 
     if (g->error) {
-        verify_stop(v, 69, "_mget on %s: %.*s", v->index, (int)(g->error_len < 300 ? g->error_len : 300),
-                    g->error);
+        verify_engine_refused(v, "_mget", 200, g->error, g->error_len);
         return -ECANCELED;
     }
     if (!it || it->done)

@@ -620,6 +620,12 @@ Test(verify, numbers_compare_by_value_and_38_digits_exactly)
     free(got);
     json_decref(rep);
     free(out);
+    /* An index that is not there is no index to hold the table against. */
+    rc = verify_cmd(conf, (const char *[]){ "--table", name, "--index", "nosuch", NULL }, NULL, &p);
+    cr_assert_eq(rc, 69);
+    out = proc_slurp(p.err_path);
+    cr_assert_not_null(strstr(out, "the index nosuch does not exist"), "%s", out);
+    free(out);
     searchd_stop(sd);
 }
 
