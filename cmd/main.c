@@ -14,6 +14,7 @@
 #include "daemon/replay.h"
 #include "daemon/run.h"
 #include "daemon/status.h"
+#include "daemon/verify.h"
 #include "base/version.h"
 
 #define DEFAULT_CONFIG "/etc/ddb2es/ddb2es.conf"
@@ -31,6 +32,8 @@ static const char usage[] =
     "           daemon's metrics endpoint); --json for scripts\n"
     "  replay   backfill one table's index, beside a running daemon if need be\n"
     "           (ddb2es replay --help)\n"
+    "  verify   hold one table against its index: missing, stale and extra documents;\n"
+    "           --repair fixes them (ddb2es verify --help)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default: $DDB2ES_CONFIG, then " DEFAULT_CONFIG ")\n"
@@ -91,6 +94,37 @@ static const char replay_usage[] =
     "66 no such file; 69 search engine or DynamoDB unavailable; 73 another replay of T runs;\n"
     "75 interrupted (run again to continue); 77 permission; 78 configuration.\n";
 
+static const char verify_usage[] =
+    "usage: ddb2es verify [-c FILE] --table T [--index NAME] [--segments N] [--rate R]\n"
+    "                     [--repair] [--json] [options]\n"
+    "\n"
+    "Holds [table T] against its index, beside a running daemon: a parallel Scan of the table\n"
+    "with each page's documents fetched from the index (_mget), then the index's ids (a\n"
+    "scroll) held against the table.  Documents are compared as JSON (members in any order,\n"
+    "numbers by exact value).  A difference is read again after --settle before it is\n"
+    "reported, so what the live daemon is about to write is not reported.\n"
+    "  missing  an item without its document\n"
+    "  stale    a document that is not the item's current image\n"
+    "  extra    a document without an item\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE      configuration file (as for run)\n"
+    "      --table T          the [table] to verify (required)\n"
+    "      --index NAME       hold the table against this index or alias instead of its own\n"
+    "      --segments N       Scan segments, 1..1024 (default 4)\n"
+    "      --rate R           at most R items read per second over all segments (default: no\n"
+    "                         cap; lowered by itself while DynamoDB throttles)\n"
+    "      --settle DUR       how long a difference waits before it is read again (default 5s)\n"
+    "      --repair           send the items' current documents for the missing and stale ones,\n"
+    "                         delete the extra ones; the live daemon's newer writes still win\n"
+    "      --margin DUR       clock-skew margin of the repairs' backfill versions (default 5s)\n"
+    "      --json             the report as one JSON document on stdout: every differing _id\n"
+    "      --progress-every DUR  progress log period when stderr is not a terminal (default 10s)\n"
+    "\n"
+    "exit: 0 the index equals the table (or every difference was repaired); 1 differences\n"
+    "remain; 64 usage; 69 search engine or DynamoDB unavailable; 75 interrupted;\n"
+    "77 permission; 78 configuration.\n";
+
 struct cli {
     const char *cmd;
     const char *config;
@@ -101,6 +135,10 @@ struct cli {
     bool write_checkpoints;
     bool replay_flags;      /* a replay-only option was given */
     struct replay_opts ro;
+    struct verify_opts vo;
+    bool repair;
+    int64_t settle_ms;
+    bool settle_given;
     bool scan;
     const char *format;
 };
@@ -120,10 +158,10 @@ static const char *config_path(struct cli *c)
     return DEFAULT_CONFIG;
 }
 
-static int duration_opt(const char *name, const char *v, int64_t *out)
+static int duration_opt(const char *cmd, const char *name, const char *v, int64_t *out)
 {
     if (config_parse_duration(v, out) < 0 || *out < 0) {
-        fprintf(stderr, "ddb2es replay: %s: not a duration: \"%s\" (e.g. 30s, 5m)\n", name, v);
+        fprintf(stderr, "ddb2es %s: %s: not a duration: \"%s\" (e.g. 30s, 5m)\n", cmd, name, v);
         return 64;
     }
     return -1;
@@ -162,15 +200,15 @@ static int replay_option(struct cli *c, int o, const char *v)
     case 3:
         r->segments = (int)strtol(v, &end, 10);
         if (*end || r->segments < 1 || r->segments > 1024) {
-            fprintf(stderr, "ddb2es replay: --segments must be 1..1024, got \"%s\"\n", v);
+            fprintf(stderr, "ddb2es %s: --segments must be 1..1024, got \"%s\"\n", c->cmd, v);
             return 64;
         }
         break;
     case 4:
         r->rate = strtod(v, &end);
         if (*end || !(r->rate > 0)) {
-            fprintf(stderr, "ddb2es replay: --rate must be a positive number of items per "
-                            "second, got \"%s\"\n", v);
+            fprintf(stderr, "ddb2es %s: --rate must be a positive number of items per "
+                            "second, got \"%s\"\n", c->cmd, v);
             return 64;
         }
         break;
@@ -189,16 +227,18 @@ static int replay_option(struct cli *c, int o, const char *v)
         break;
     case 12: {
         int64_t ms;
-        int rc = duration_opt("--margin", v, &ms);
+        int rc = duration_opt(c->cmd, "--margin", v, &ms);
 
         r->margin_s = (ms + 999) / 1000;
         return rc;
     }
-    case 13: return duration_opt("--max-age", v, &r->max_age_ms);
-    case 14: return duration_opt("--give-up-after", v, &r->give_up_ms);
+    case 13: return duration_opt(c->cmd, "--max-age", v, &r->max_age_ms);
+    case 14: return duration_opt(c->cmd, "--give-up-after", v, &r->give_up_ms);
     case 15: r->dlq_out = v; break;
-    case 16: return duration_opt("--progress-every", v, &r->progress_ms);
+    case 16: return duration_opt(c->cmd, "--progress-every", v, &r->progress_ms);
     case 17: return only_segments_opt(r, v);
+    case 18: c->repair = true; break;
+    case 19: c->settle_given = true; return duration_opt(c->cmd, "--settle", v, &c->settle_ms);
     default: return 64;
     }
     return -1;
@@ -292,6 +332,36 @@ static int replay_check(struct cli *c)
     return -1;
 }
 
+/* Verify's flags (parsed into replay's fields, which they share); the
+ * defaults.  -1, or the exit code. */
+static int verify_check(struct cli *c)
+{
+    const struct replay_opts *r = &c->ro;
+    struct verify_opts *o = &c->vo;
+
+    if (c->dry_run || c->offline || c->write_checkpoints || c->scan || r->file || c->format ||
+        r->restart || r->consistent || r->keys || r->read_time || r->max_age_ms ||
+        r->give_up_ms || r->dlq_out || r->only) {
+        fprintf(stderr, "ddb2es verify: only --table, --index, --segments, --rate, --settle, "
+                        "--repair, --margin, --json and --progress-every apply\n");
+        return 64;
+    }
+    if (!r->table) {
+        fprintf(stderr, "ddb2es verify: --table is required\n%s", verify_usage);
+        return 64;
+    }
+    o->table = r->table;
+    o->index = r->index;
+    o->segments = r->segments;
+    o->rate = r->rate;
+    o->repair = c->repair;
+    o->json = c->json;
+    o->settle_ms = !c->settle_given ? 5000 : c->settle_ms ? c->settle_ms : 1;
+    o->progress_ms = r->progress_ms ? r->progress_ms : 10000;
+    o->margin_s = r->margin_s ? r->margin_s : 5;
+    return -1;
+}
+
 static int parse(int argc, char **argv, struct cli *c)
 {
     static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
@@ -318,6 +388,8 @@ static int parse(int argc, char **argv, struct cli *c)
                                           { "dlq-out", required_argument, NULL, 15 },
                                           { "progress-every", required_argument, NULL, 16 },
                                           { "only-segments", required_argument, NULL, 17 },
+                                          { "repair", no_argument, NULL, 18 },
+                                          { "settle", required_argument, NULL, 19 },
                                           { NULL, 0, NULL, 0 } };
     int o;
 
@@ -354,13 +426,16 @@ static int parse(int argc, char **argv, struct cli *c)
             c->write_checkpoints = true;
             break;
         case 'h':
-            fputs(strcmp(c->cmd, "replay") == 0 ? replay_usage : usage, stdout);
+            fputs(strcmp(c->cmd, "replay") == 0   ? replay_usage
+                  : strcmp(c->cmd, "verify") == 0 ? verify_usage
+                                                  : usage,
+                  stdout);
             return 0;
         case 'V':
             printf("ddb2es %s\n", DDB2ES_VERSION);
             return 0;
         default:
-            if (o >= 1 && o <= 17) {
+            if (o >= 1 && o <= 19) {
                 int rc = replay_option(c, o, optarg);
 
                 if (rc >= 0)
@@ -376,12 +451,19 @@ static int parse(int argc, char **argv, struct cli *c)
         fprintf(stderr, "ddb2es %s: unexpected argument \"%s\"\n", c->cmd, argv[optind]);
         return 64;
     }
+    if (strcmp(c->cmd, "verify") == 0)
+        return verify_check(c);
     if (c->replay_flags && strcmp(c->cmd, "replay") != 0) {
         fprintf(stderr, "ddb2es %s: --table, --scan, --file... apply to replay only\n", c->cmd);
         return 64;
     }
-    if (strcmp(c->cmd, "replay") == 0)
+    if (strcmp(c->cmd, "replay") == 0) {
+        if (c->repair || c->settle_given) {
+            fprintf(stderr, "ddb2es replay: --repair and --settle apply to verify only\n");
+            return 64;
+        }
         return replay_check(c);
+    }
     if (c->dry_run && strcmp(c->cmd, "run") != 0) {
         fprintf(stderr, "ddb2es %s: --dry-run applies to run and replay only\n", c->cmd);
         return 64;
@@ -429,7 +511,8 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (strcmp(cli.cmd, "run") != 0 && strcmp(cli.cmd, "check") != 0 &&
-        strcmp(cli.cmd, "status") != 0 && strcmp(cli.cmd, "replay") != 0) {
+        strcmp(cli.cmd, "status") != 0 && strcmp(cli.cmd, "replay") != 0 &&
+        strcmp(cli.cmd, "verify") != 0) {
         fprintf(stderr, "ddb2es: unknown command \"%s\"\n%s", cli.cmd, usage);
         return 64;
     }
@@ -439,8 +522,11 @@ int main(int argc, char **argv)
      * with the same line: the files the configuration names (secrets, CA) and
      * the transport rules.  `run` checks again: a file may change between. */
     if (rc == 0 && strcmp(cli.cmd, "status") != 0)
-        rc = clients_preflight(&cfg, strcmp(cli.cmd, "replay") == 0 ? cli.ro.table : NULL, err,
-                               sizeof(err));
+        rc = clients_preflight(&cfg,
+                               strcmp(cli.cmd, "replay") == 0 || strcmp(cli.cmd, "verify") == 0
+                                   ? cli.ro.table
+                                   : NULL,
+                               err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "ddb2es: %s\n", err);
         config_free(&cfg);
@@ -458,6 +544,8 @@ int main(int argc, char **argv)
         rc = status_run(&cfg, cli.json, 2000, stdout);
     else if (strcmp(cli.cmd, "replay") == 0)
         rc = replay_run(&cfg, &cli.ro);
+    else if (strcmp(cli.cmd, "verify") == 0)
+        rc = verify_run(&cfg, &cli.vo);
     else
         rc = run_daemon(&cfg, cli.dry_run);
     config_free(&cfg);

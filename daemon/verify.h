@@ -11,6 +11,7 @@
 
 struct config;
 
+/* 0 in a number below means its default (in parentheses). */
 struct verify_opts {
     const char *table;      /* required: a configured [table] */
     const char *index;      /* instead of the table's index (an index or an alias), or NULL */
@@ -18,8 +19,10 @@ struct verify_opts {
     double rate;            /* items read per second over all segments, 0 = no cap */
     bool repair;            /* send the table's current images, delete the extras */
     bool json;              /* the report as one JSON document on stdout */
-    int64_t settle_ms;      /* how long a difference waits before it is read again (5000) */
+    int64_t settle_ms;      /* how long a difference waits before it is read again (5000;
+                               1 for at once) */
     int64_t progress_ms;    /* progress log period when stderr is not a terminal (10000) */
+    int64_t margin_s;       /* clock-skew margin of the repairs' backfill versions (5) */
 };
 
 /* Runs the verification to its end (or SIGINT/SIGTERM) and returns the exit

@@ -38,7 +38,9 @@ int bulk_append(struct buf *out, const struct doc *d, const char *version_type)
     if (rc == 0 && d->version) {
         rc = buf_printf(out, ",\"version\":%" PRIu64 ",\"version_type\":", d->version);
         if (rc == 0) {
-            const char *vt = version_type ? version_type : BULK_VERSION_TYPE;
+            const char *vt = d->version_gte    ? "external_gte"
+                             : version_type ? version_type
+                                            : BULK_VERSION_TYPE;
 
             rc = bulk_json_string(out, vt, strlen(vt));
         }

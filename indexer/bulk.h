@@ -18,7 +18,8 @@
  *   {"index":{"_index":"posts","_id":"k1|7","version":42,"version_type":"external_gte"}}\n{...}\n
  *   {"delete":{"_index":"posts","_id":"k1|7","version":43,"version_type":"external_gte"}}\n
  * version and version_type are left out when d->version is 0; version_type
- * NULL means BULK_VERSION_TYPE.  On any failure out is left as it was.
+ * NULL means BULK_VERSION_TYPE; d->version_gte sends external_gte instead.
+ * On any failure out is left as it was.
  * Returns 0, -EINVAL (no index, an index action without a source, a source
  * holding a newline), -ERANGE (version above 2^63-1), -E2BIG or -ENOMEM. */
 int bulk_append(struct buf *out, const struct doc *d, const char *version_type);

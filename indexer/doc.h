@@ -3,6 +3,7 @@
 #ifndef DDB2ES_DOC_H
 #define DDB2ES_DOC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/buf.h"
@@ -18,6 +19,8 @@ struct doc {
                                    written; id_len counts them, a NUL follows */
     size_t id_len;
     uint64_t version;           /* external version; 0 = send without a version */
+    bool version_gte;           /* send it as external_gte whatever the sink's version_type:
+                                   an equal version replaces the document (verify --repair) */
     struct buf source;          /* DOC_INDEX: the document, one JSON object, no newline */
     struct buf keys;            /* the key attributes as DynamoDB JSON, for the dead-letter
                                    file: {"pk":{"S":"a"},"sk":{"N":"42"}} (hash key first, N

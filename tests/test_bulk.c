@@ -72,6 +72,32 @@ Test(bulk, index_and_delete_lines)
     buf_close(&b.source);
 }
 
+/* verify --repair overwrites at an equal version whatever the sink's
+ * version type; every other document keeps the sink's. */
+Test(bulk, version_gte_asks_for_external_gte)
+{
+    struct doc a = make_doc(DOC_INDEX, "k", "{\"a\":1}", 9), b = make_doc(DOC_DELETE, "k", NULL, 9);
+    struct buf out;
+
+    buf_init(&out, 0);
+    a.version_gte = b.version_gte = true;
+    cr_assert_eq(bulk_append(&out, &a, "external"), 0);
+    cr_assert_eq(bulk_append(&out, &b, "external"), 0);
+    cr_assert_str_eq(out.ptr, "{\"index\":{\"_index\":\"posts\",\"_id\":\"k\",\"version\":9,"
+                              "\"version_type\":\"external_gte\"}}\n{\"a\":1}\n"
+                              "{\"delete\":{\"_index\":\"posts\",\"_id\":\"k\",\"version\":9,"
+                              "\"version_type\":\"external_gte\"}}\n");
+    buf_reset(&out);
+    a.version_gte = false;
+    cr_assert_eq(bulk_append(&out, &a, "external"), 0);
+    cr_assert_str_eq(out.ptr, "{\"index\":{\"_index\":\"posts\",\"_id\":\"k\",\"version\":9,"
+                              "\"version_type\":\"external\"}}\n{\"a\":1}\n",
+                     "without it, byte for byte as before");
+    buf_close(&out);
+    buf_close(&a.source);
+    buf_close(&b.source);
+}
+
 Test(bulk, version_zero_sends_no_version)
 {
     struct doc a = make_doc(DOC_DELETE, "k", NULL, 0);

@@ -2703,3 +2703,178 @@ Test(searchd, keep_alive_reuses_one_connection)
     json_decref(s);
     stop();
 }
+
+/* ---- _mget and scroll (scroll.c) ------------------------------------------ */
+
+Test(searchd, mget_gives_each_document_in_the_order_asked)
+{
+    json_t *r, *docs;
+    long status = 0;
+
+    sd = searchd_start(NULL);
+    json_decref(bulk("{\"index\":{\"_index\":\"m\",\"_id\":\"a\",\"version\":7,"
+                     "\"version_type\":\"external\"}}\n{\"n\":1.50}\n"
+                     "{\"index\":{\"_index\":\"m\",\"_id\":\"b\\u0000c\"}}\n{\"s\":\"x\"}\n",
+                     200));
+    r = searchd_json(sd, "POST", "/m/_mget", "{\"ids\":[\"b\\u0000c\",\"zz\",\"a\"]}", &status);
+    cr_assert_eq(status, 200);
+    docs = json_object_get(r, "docs");
+    cr_assert_eq(json_array_size(docs), 3u);
+    cr_assert_eq(json_string_length(json_object_get(json_array_get(docs, 0), "_id")), 3u,
+                 "an id holding NUL is found whole");
+    cr_assert(json_is_true(json_object_get(json_array_get(docs, 0), "found")));
+    cr_assert(json_is_false(json_object_get(json_array_get(docs, 1), "found")));
+    cr_assert_null(json_object_get(json_array_get(docs, 1), "_version"), "found:false alone");
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(docs, 2), "_version")), 7);
+    cr_assert_not_null(json_object_get(json_array_get(docs, 2), "_seq_no"));
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(docs, 2), "_primary_term")), 1);
+    json_decref(r);
+    /* _source is the text as sent: 1.50 stays 1.50. */
+    {
+        struct searchd_resp resp;
+        static const char *const hdr[] = { "Content-Type: application/json", NULL };
+        static const char body[] = "{\"docs\":[{\"_index\":\"m\",\"_id\":\"a\"}]}";
+
+        cr_assert_eq(searchd_request(sd, "POST", "/_mget", hdr, body, sizeof(body) - 1, &resp),
+                     0);
+        cr_assert_eq(resp.status, 200);
+        cr_assert_not_null(strstr(resp.body, "\"_source\":{\"n\":1.50}"), "%s", resp.body);
+        searchd_resp_close(&resp);
+    }
+    r = searchd_json(sd, "POST", "/m/_mget", "{\"ids\":[\"a\"],\"_source\":false}", &status);
+    cr_assert_null(json_object_get(json_array_get(json_object_get(r, "docs"), 0), "_source"));
+    json_decref(r);
+    /* A missing index fails its documents only. */
+    r = searchd_json(sd, "POST", "/nope/_mget", "{\"ids\":[\"a\"]}", &status);
+    cr_assert_eq(status, 200);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(
+                         json_array_get(json_object_get(r, "docs"), 0), "error"), "type")),
+                     "index_not_found_exception");
+    json_decref(r);
+    r = searchd_json(sd, "POST", "/m/_mget", "{\"ids\":[]}", &status);
+    cr_assert_eq(status, 400);
+    cr_assert_str_eq(error_type(r), "action_request_validation_exception");
+    cr_assert_str_eq(error_reason(r), "Validation Failed: 1: no documents to get;");
+    json_decref(r);
+    r = searchd_json(sd, "POST", "/_mget", "{\"ids\":[\"a\"]}", &status);
+    cr_assert_eq(status, 400, "ids need an index");
+    json_decref(r);
+    stop();
+}
+
+Test(searchd, mget_through_an_alias)
+{
+    json_t *r;
+    long status = 0;
+
+    sd = searchd_start(NULL);
+    json_decref(bulk("{\"index\":{\"_index\":\"real\",\"_id\":\"a\"}}\n{\"n\":1}\n", 200));
+    json_decref(searchd_json(sd, "POST", "/_aliases",
+                             "{\"actions\":[{\"add\":{\"index\":\"real\",\"alias\":\"al\"}}]}",
+                             &status));
+    cr_assert_eq(status, 200);
+    r = searchd_json(sd, "POST", "/al/_mget", "{\"ids\":[\"a\"]}", &status);
+    cr_assert_eq(status, 200);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(json_object_get(r, "docs"), 0), "_index")),
+                     "real", "the alias's index answers");
+    cr_assert(json_is_true(json_object_get(json_array_get(json_object_get(r, "docs"), 0), "found")));
+    json_decref(r);
+    stop();
+}
+
+Test(searchd, scroll_sees_the_documents_of_its_start_only)
+{
+    json_t *r, *hits;
+    long status = 0;
+    char body[512];
+    char *sid;
+
+    sd = searchd_start(NULL);
+    json_decref(bulk("{\"index\":{\"_index\":\"s\",\"_id\":\"a\"}}\n{\"n\":1}\n"
+                     "{\"index\":{\"_index\":\"s\",\"_id\":\"b\"}}\n{\"n\":2}\n"
+                     "{\"index\":{\"_index\":\"s\",\"_id\":\"c\"}}\n{\"n\":3}\n", 200));
+    r = searchd_json(sd, "POST", "/s/_search?scroll=1m",
+                     "{\"size\":2,\"sort\":[\"_doc\"],\"version\":true,\"_source\":false}",
+                     &status);
+    cr_assert_eq(status, 200);
+    hits = json_object_get(json_object_get(r, "hits"), "hits");
+    cr_assert_eq(json_array_size(hits), 2u);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(hits, 0), "_version")), 1);
+    cr_assert_null(json_object_get(json_array_get(hits, 0), "_source"));
+    cr_assert(json_is_array(json_object_get(json_array_get(hits, 0), "sort")));
+    cr_assert(json_is_null(json_object_get(json_array_get(hits, 0), "_score")));
+    sid = strdup(json_string_value(json_object_get(r, "_scroll_id")));
+    json_decref(r);
+    /* Written and deleted after the start: not seen by the scroll. */
+    json_decref(bulk("{\"index\":{\"_index\":\"s\",\"_id\":\"d\"}}\n{\"n\":4}\n"
+                     "{\"delete\":{\"_index\":\"s\",\"_id\":\"c\"}}\n", 200));
+    snprintf(body, sizeof(body), "{\"scroll\":\"1m\",\"scroll_id\":\"%s\"}", sid);
+    r = searchd_json(sd, "POST", "/_search/scroll", body, &status);
+    cr_assert_eq(status, 200);
+    hits = json_object_get(json_object_get(r, "hits"), "hits");
+    cr_assert_eq(json_array_size(hits), 1u);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(hits, 0), "_id")), "c",
+                     "the deleted document is still in the view");
+    json_decref(r);
+    r = searchd_json(sd, "POST", "/_search/scroll", body, &status);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "hits"), "hits")), 0u,
+                 "then an empty page");
+    json_decref(r);
+    snprintf(body, sizeof(body), "{\"scroll_id\":[\"%s\"]}", sid);
+    r = searchd_json(sd, "DELETE", "/_search/scroll", body, &status);
+    cr_assert_eq(status, 200);
+    cr_assert_eq(json_integer_value(json_object_get(r, "num_freed")), 1);
+    json_decref(r);
+    r = searchd_json(sd, "DELETE", "/_search/scroll", body, &status);
+    cr_assert_eq(status, 404, "nothing left to free");
+    cr_assert_eq(json_integer_value(json_object_get(r, "num_freed")), 0);
+    json_decref(r);
+    snprintf(body, sizeof(body), "{\"scroll\":\"1m\",\"scroll_id\":\"%s\"}", sid);
+    r = searchd_json(sd, "POST", "/_search/scroll", body, &status);
+    cr_assert_eq(status, 404, "a freed scroll is gone");
+    cr_assert_str_eq(error_type(r), "search_phase_execution_exception");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(
+                         json_object_get(r, "error"), "root_cause"), 0), "type")),
+                     "search_context_missing_exception");
+    json_decref(r);
+    free(sid);
+    stop();
+}
+
+Test(searchd, scroll_expires_and_refuses_what_the_engines_refuse)
+{
+    json_t *r;
+    long status = 0;
+    char body[512];
+
+    sd = searchd_start(NULL);
+    json_decref(bulk("{\"index\":{\"_index\":\"s\",\"_id\":\"a\"}}\n{\"n\":1}\n", 200));
+    r = searchd_json(sd, "POST", "/s/_search?scroll=300ms", "{\"size\":1}", &status);
+    cr_assert_eq(status, 200);
+    snprintf(body, sizeof(body), "{\"scroll_id\":\"%s\"}",
+             json_string_value(json_object_get(r, "_scroll_id")));
+    json_decref(r);
+    pause_ms(400);
+    r = searchd_json(sd, "POST", "/_search/scroll", body, &status);
+    cr_assert_eq(status, 404, "expired");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(
+                         json_object_get(r, "error"), "caused_by"), "type")),
+                     "search_context_missing_exception");
+    json_decref(r);
+    r = searchd_json(sd, "POST", "/_search/scroll", "{\"scroll_id\":\"bogus\"}", &status);
+    cr_assert_eq(status, 400);
+    cr_assert_str_eq(error_reason(r), "Cannot parse scroll id");
+    json_decref(r);
+    r = searchd_json(sd, "POST", "/s/_search?scroll=60", "{}", &status);
+    cr_assert_eq(status, 400, "a keep-alive needs its unit");
+    json_decref(r);
+    r = searchd_json(sd, "POST", "/s/_search?scroll=1m&from=1", NULL, &status);
+    cr_assert_eq(status, 400, "no from in a scroll");
+    json_decref(r);
+    r = searchd_json(sd, "POST", "/nope/_search?scroll=1m", "{}", &status);
+    cr_assert_eq(status, 404);
+    cr_assert_str_eq(error_type(r), "index_not_found_exception");
+    json_decref(r);
+    stop();
+}

@@ -131,6 +131,10 @@ void handle_get_doc(struct conn *c, const char *index, const char *id)
     reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
 }
 
+/* GET|POST /<index>/_search, /_count.  Hits in _id order (the double's
+ * _doc order); "version": true adds _version, "_source": false leaves the
+ * source out, sort ["_doc"] gives each hit its "sort" value and no score;
+ * ?scroll= starts a scroll (scroll.c). */
 void handle_search(struct conn *c, struct request *r, const char *expr, bool count)
 {
     struct index *ixs[256];
@@ -138,7 +142,9 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
     int n = resolve_indices(expr, ixs, 256, &missing);
     long size = 10, from = 0;
     char *qs = query_param(r->query, "size"), *qf = query_param(r->query, "from");
+    char *scroll = count ? NULL : query_param(r->query, "scroll");
     json_t *body = NULL;
+    struct hitopts ho = { .source = true };
     struct buf b;
     size_t total = 0;
 
@@ -149,19 +155,24 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
     free(qs);
     free(qf);
     if (n < 0) {
+        free(scroll);
         reply_index_missing(c, missing);
         return;
     }
     if (r->data_len) {
         json_error_t jerr;
+        char why[200];
+
         body = json_loadb(r->data, r->data_len, 0, &jerr);
         if (!body) {
+            free(scroll);
             reply_error(c, 400, "parse_exception", jerr.text);
             return;
         }
         json_t *q = json_object_get(body, "query");
         if (q && !json_object_get(q, "match_all")) {
             json_decref(body);
+            free(scroll);
             reply_error(c, 400, "parsing_exception",
                                "only match_all queries are supported by the search double");
             return;
@@ -170,7 +181,23 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
             size = (long)json_integer_value(json_object_get(body, "size"));
         if (json_is_integer(json_object_get(body, "from")))
             from = (long)json_integer_value(json_object_get(body, "from"));
+        if (!count && hitopts_parse(body, &ho, why, sizeof(why)) < 0) {
+            json_decref(body);
+            free(scroll);
+            reply_error(c, 400, "parsing_exception", why);
+            return;
+        }
         json_decref(body);
+    }
+    if (scroll) {
+        /* SearchRequest#validate: "using [from] is not allowed in a scroll context" */
+        if (from > 0)
+            reply_error(c, 400, "action_request_validation_exception",
+                        "Validation Failed: 1: using [from] is not allowed in a scroll context;");
+        else
+            scroll_start(c, ixs, n, size, scroll, &ho);
+        free(scroll);
+        return;
     }
     buf_init(&b, BUF_NOMAX);
     if (count) {
@@ -195,16 +222,10 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
         for (size_t j = 0; v && j < k; j++, seen++) {
             if (seen < from || emitted >= size)
                 continue;
-            buf_puts(&hits, emitted ? ",{\"_index\":" : "{\"_index\":");
-            put_json_str(&hits, ixs[i]->name, strlen(ixs[i]->name));
-            buf_puts(&hits, ",\"_id\":");
-            put_json_str(&hits, v[j]->id, v[j]->id_len);
-            buf_puts(&hits, ",\"_score\":1.0,\"_source\":");
-            if (v[j]->source)
-                buf_append(&hits, v[j]->source, v[j]->source_len);
-            else
-                buf_puts(&hits, "{}");
-            buf_putc(&hits, '}');
+            if (emitted)
+                buf_putc(&hits, ',');
+            put_hit(&hits, ixs[i]->name, v[j]->id, v[j]->id_len, v[j]->version, v[j]->source,
+                    v[j]->source_len, &ho, (size_t)seen);
             emitted++;
         }
         free(v);
@@ -212,7 +233,7 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
     buf_printf(&b, "{\"took\":1,\"timed_out\":false,\"_shards\":{\"total\":%d,\"successful\":%d,"
                    "\"skipped\":0,\"failed\":0},\"hits\":{\"total\":{\"value\":%zu,\"relation\":"
                    "\"eq\"},\"max_score\":%s,\"hits\":[",
-               n, n, total, total ? "1.0" : "null");
+               n, n, total, total && !ho.sort_doc ? "1.0" : "null");
     if (hits.len)
         buf_append(&b, hits.ptr, hits.len);
     buf_puts(&b, "]}}");

@@ -47,6 +47,7 @@ enum route classify(const struct request *r)
         if (is(s[0], "_cluster") || is(s[0], "_nodes")) return RT_CLUSTER;
         if (is(s[0], "_bulk")) return RT_BULK;
         if (is(s[0], "_search")) return RT_SEARCH;
+        if (is(s[0], "_mget")) return RT_MGET;
         if (is(s[0], "_count")) return RT_COUNT;
         if (is(s[0], "_refresh")) return RT_REFRESH;
         if (is(s[0], "_mapping")) return RT_MAPPING;
@@ -55,6 +56,8 @@ enum route classify(const struct request *r)
     case 2:
         if (is(s[0], "_alias")) return RT_ALIAS;
         if (is(s[0], "_data_stream")) return RT_DATA_STREAM;
+        if (is(s[0], "_search") && is(s[1], "scroll")) return RT_SCROLL;
+        if (is(s[1], "_mget")) return RT_MGET;
         if (is(s[0], "_cluster") || is(s[0], "_nodes")) return RT_CLUSTER;
         if (is(s[1], "_bulk")) return RT_INDEX_BULK;
         if (is(s[1], "_search")) return RT_SEARCH;
@@ -110,6 +113,22 @@ void route_request(struct conn *c, struct request *r, const struct fault *ifault
     case RT_SEARCH:
         if (get || is(m, "POST")) {
             handle_search(c, r, r->nseg == 2 ? s[0] : NULL, false);
+            return;
+        }
+        break;
+    case RT_MGET:
+        if (get || is(m, "POST")) {
+            handle_mget(c, r, r->nseg == 2 ? s[0] : NULL);
+            return;
+        }
+        break;
+    case RT_SCROLL:
+        if (get || is(m, "POST")) {
+            handle_scroll_next(c, r);
+            return;
+        }
+        if (is(m, "DELETE")) {
+            handle_scroll_clear(c, r);
             return;
         }
         break;

@@ -21,6 +21,7 @@
  *   offering.c  what each flavour answers differently: GET /, _cluster, body
  *               caps, document ids, settings, query parameters
  *   aliases.c   aliases, data streams, GET /_resolve/index, write targets
+ *   scroll.c    _mget; scroll (a point-in-time view) and clearing it
  */
 #ifndef SEARCHD_INT_H
 #define SEARCHD_INT_H
@@ -189,7 +190,7 @@ enum doc_state { DS_ABSENT, DS_DELETED, DS_PRESENT };
 enum route {
     RT_ROOT, RT_BULK, RT_INDEX_BULK, RT_DOC, RT_SEARCH, RT_COUNT, RT_INDEX, RT_REFRESH, RT_MAPPING,
     RT_SETTINGS, RT_RESOLVE, RT_ALIAS, RT_ALIASES, RT_DATA_STREAM, RT_CLUSTER, RT_OTHER,
-    RT_N
+    RT_MGET, RT_SCROLL, RT_N
 };
 
 /* One index an alias points at; is_write: -1 unset, 0 false, 1 true. */
@@ -671,6 +672,21 @@ void handle_cluster(struct conn *c, const struct request *r);
 bool query_refused(struct conn *c, const struct request *r);
 json_t *id_refused(const struct op *o);
 json_t *settings_refused(const json_t *flat);
+
+/* ---- scroll.c ------------------------------------------------------------ */
+/* What a search's hits show: "version", "_source" (true or false), sort ["_doc"]. */
+struct hitopts {
+    bool version, source, sort_doc;
+};
+int hitopts_parse(json_t *body, struct hitopts *ho, char *why, size_t wlen);
+void put_hit(struct buf *b, const char *index, const char *id, size_t id_len, int64_t version,
+             const char *source, size_t source_len, const struct hitopts *ho, size_t docno);
+void scroll_start(struct conn *c, struct index **ixs, int n, long size, const char *keep,
+                  const struct hitopts *ho);
+size_t scrolls_open(void);
+void handle_scroll_next(struct conn *c, struct request *r);
+void handle_scroll_clear(struct conn *c, struct request *r);
+void handle_mget(struct conn *c, struct request *r, const char *def_index);
 
 /* ---- aliases.c ----------------------------------------------------------- */
 struct alias *alias_get(const char *name);

@@ -97,7 +97,8 @@ const char *const route_name[RT_N] = {
     [RT_MAPPING] = "/{index}/_mapping", [RT_SETTINGS] = "/{index}/_settings",
     [RT_RESOLVE] = "/_resolve/index/{name}", [RT_ALIAS] = "/_alias/{name}",
     [RT_ALIASES] = "/_aliases", [RT_DATA_STREAM] = "/_data_stream/{name}",
-    [RT_CLUSTER] = "/_cluster", [RT_OTHER] = "other",
+    [RT_CLUSTER] = "/_cluster", [RT_OTHER] = "other", [RT_MGET] = "/{index}/_mget",
+    [RT_SCROLL] = "/_search/scroll",
 };
 const char *const op_name[OP_N] = { "index", "create", "delete", "update" };
 
