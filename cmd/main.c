@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "daemon/clients.h"
+#include "daemon/rebuild.h"
 #include "daemon/replay.h"
 #include "daemon/run.h"
 #include "daemon/status.h"
@@ -31,6 +32,8 @@ static const char usage[] =
     "           daemon's metrics endpoint); --json for scripts\n"
     "  replay   backfill one table's index, beside a running daemon if need be\n"
     "           (ddb2es replay --help)\n"
+    "  rebuild  build a new index beside the live one, fill and verify it, move the\n"
+    "           alias to it (ddb2es rebuild --help)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default: $DDB2ES_CONFIG, then " DEFAULT_CONFIG ")\n"
@@ -91,6 +94,33 @@ static const char replay_usage[] =
     "66 no such file; 69 search engine or DynamoDB unavailable; 73 another replay of T runs;\n"
     "75 interrupted (run again to continue); 77 permission; 78 configuration.\n";
 
+static const char rebuild_usage[] =
+    "usage: ddb2es rebuild [-c FILE] --table T [--template FILE] [--drop-old] [options]\n"
+    "\n"
+    "Builds a new index <index>-<UTC time> beside the table's index, has the running daemon\n"
+    "(same configuration and state directory) write every action to both, fills the new one\n"
+    "with a Scan, verifies and repairs it, then moves the name to it in one POST /_aliases.\n"
+    "Reads through the name never find nothing.  Interrupted, it continues where it stopped\n"
+    "(STATE_DIR/rebuild-T.progress.json).\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE      configuration file (as for run)\n"
+    "      --table T          the [table] to rebuild (required)\n"
+    "      --template FILE    the new index's body (settings, mappings; default [table]\n"
+    "                         index_template, else the engine's defaults)\n"
+    "      --drop-old         delete the old index(es) once the alias moved; required when\n"
+    "                         the table's index is a concrete index (the alias replaces it in\n"
+    "                         the same call)\n"
+    "      --segments N       Scan segments of the backfill and the verification (default 4)\n"
+    "      --rate R           at most R items read per second (default: no cap)\n"
+    "      --margin DUR       the backfill's version margin (replay --margin; default 5s)\n"
+    "      --ack-timeout DUR  how long to wait for the daemon to mirror (default 30s)\n"
+    "\n"
+    "exit: 0 the alias points at the new index; 1 differences remain after repair (run again);\n"
+    "64 usage; 69 the engine, DynamoDB or the daemon did not answer; 73 another rebuild of T\n"
+    "runs; 75 interrupted (run again to continue); 77 permission; 78 configuration (a concrete\n"
+    "index without --drop-old, [leases]).\n";
+
 struct cli {
     const char *cmd;
     const char *config;
@@ -100,7 +130,10 @@ struct cli {
     bool offline;
     bool write_checkpoints;
     bool replay_flags;      /* a replay-only option was given */
+    bool other_flags;       /* one replay takes that rebuild does not */
     struct replay_opts ro;
+    struct rebuild_opts rb;
+    bool rebuild_flags;     /* a rebuild-only option was given */
     bool scan;
     const char *format;
 };
@@ -292,6 +325,25 @@ static int replay_check(struct cli *c)
     return -1;
 }
 
+/* Rebuild's flags together. */
+static int rebuild_check(struct cli *c)
+{
+    if (c->other_flags || c->dry_run || c->json || c->offline || c->write_checkpoints) {
+        fprintf(stderr, "ddb2es rebuild: of replay's options only --table, --segments, --rate "
+                        "and --margin apply\n%s", rebuild_usage);
+        return 64;
+    }
+    if (!c->ro.table) {
+        fprintf(stderr, "ddb2es rebuild: --table is required\n%s", rebuild_usage);
+        return 64;
+    }
+    c->rb.table = c->ro.table;
+    c->rb.segments = c->ro.segments;
+    c->rb.rate = c->ro.rate;
+    c->rb.margin_s = c->ro.margin_s;
+    return -1;
+}
+
 static int parse(int argc, char **argv, struct cli *c)
 {
     static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
@@ -318,6 +370,9 @@ static int parse(int argc, char **argv, struct cli *c)
                                           { "dlq-out", required_argument, NULL, 15 },
                                           { "progress-every", required_argument, NULL, 16 },
                                           { "only-segments", required_argument, NULL, 17 },
+                                          { "template", required_argument, NULL, 18 },
+                                          { "drop-old", no_argument, NULL, 19 },
+                                          { "ack-timeout", required_argument, NULL, 20 },
                                           { NULL, 0, NULL, 0 } };
     int o;
 
@@ -354,7 +409,10 @@ static int parse(int argc, char **argv, struct cli *c)
             c->write_checkpoints = true;
             break;
         case 'h':
-            fputs(strcmp(c->cmd, "replay") == 0 ? replay_usage : usage, stdout);
+            fputs(strcmp(c->cmd, "replay") == 0    ? replay_usage
+                  : strcmp(c->cmd, "rebuild") == 0 ? rebuild_usage
+                                                   : usage,
+                  stdout);
             return 0;
         case 'V':
             printf("ddb2es %s\n", DDB2ES_VERSION);
@@ -366,6 +424,21 @@ static int parse(int argc, char **argv, struct cli *c)
                 if (rc >= 0)
                     return rc;
                 c->replay_flags = true;
+                /* --table, --segments, --rate and --margin serve rebuild too. */
+                if (o != 1 && o != 3 && o != 4 && o != 12)
+                    c->other_flags = true;
+                break;
+            }
+            if (o >= 18 && o <= 20) {
+                c->rebuild_flags = true;
+                if (o == 18)
+                    c->rb.template_path = optarg;
+                else if (o == 19)
+                    c->rb.drop_old = true;
+                else if (config_parse_duration(optarg, &c->rb.ack_timeout_ms) < 0 ||
+                         c->rb.ack_timeout_ms <= 0)
+                    return (fprintf(stderr, "ddb2es rebuild: --ack-timeout: not a duration: "
+                                            "\"%s\" (e.g. 30s)\n", optarg), 64);
                 break;
             }
             fputs(usage, stderr);
@@ -374,6 +447,13 @@ static int parse(int argc, char **argv, struct cli *c)
     }
     if (optind < argc) {
         fprintf(stderr, "ddb2es %s: unexpected argument \"%s\"\n", c->cmd, argv[optind]);
+        return 64;
+    }
+    if (strcmp(c->cmd, "rebuild") == 0)
+        return rebuild_check(c);
+    if (c->rebuild_flags) {
+        fprintf(stderr, "ddb2es %s: --template, --drop-old and --ack-timeout apply to rebuild "
+                        "only\n", c->cmd);
         return 64;
     }
     if (c->replay_flags && strcmp(c->cmd, "replay") != 0) {
@@ -429,7 +509,8 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (strcmp(cli.cmd, "run") != 0 && strcmp(cli.cmd, "check") != 0 &&
-        strcmp(cli.cmd, "status") != 0 && strcmp(cli.cmd, "replay") != 0) {
+        strcmp(cli.cmd, "status") != 0 && strcmp(cli.cmd, "replay") != 0 &&
+        strcmp(cli.cmd, "rebuild") != 0) {
         fprintf(stderr, "ddb2es: unknown command \"%s\"\n%s", cli.cmd, usage);
         return 64;
     }
@@ -439,8 +520,11 @@ int main(int argc, char **argv)
      * with the same line: the files the configuration names (secrets, CA) and
      * the transport rules.  `run` checks again: a file may change between. */
     if (rc == 0 && strcmp(cli.cmd, "status") != 0)
-        rc = clients_preflight(&cfg, strcmp(cli.cmd, "replay") == 0 ? cli.ro.table : NULL, err,
-                               sizeof(err));
+        rc = clients_preflight(&cfg,
+                               strcmp(cli.cmd, "replay") == 0 || strcmp(cli.cmd, "rebuild") == 0
+                                   ? cli.ro.table
+                                   : NULL,
+                               err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "ddb2es: %s\n", err);
         config_free(&cfg);
@@ -458,6 +542,8 @@ int main(int argc, char **argv)
         rc = status_run(&cfg, cli.json, 2000, stdout);
     else if (strcmp(cli.cmd, "replay") == 0)
         rc = replay_run(&cfg, &cli.ro);
+    else if (strcmp(cli.cmd, "rebuild") == 0)
+        rc = rebuild_run(&cfg, &cli.rb);
     else
         rc = run_daemon(&cfg, cli.dry_run);
     config_free(&cfg);
