@@ -814,6 +814,10 @@ static void take_down(struct rebuild *rb)
 {
     struct app *app = &rb->app;
 
+    /* Active, they would keep the loop from ever draining. */
+    uv_close((uv_handle_t *)&rb->sigint, NULL);
+    uv_close((uv_handle_t *)&rb->sigterm, NULL);
+    uv_close((uv_handle_t *)&rb->timer, NULL);
     if (app->sink) {
         sink_close(app->sink, 0, NULL, NULL);
         uv_run(&rb->loop, UV_RUN_DEFAULT);
