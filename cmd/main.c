@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "daemon/clients.h"
+#include "daemon/rebuild.h"
 #include "daemon/replay.h"
 #include "daemon/run.h"
 #include "daemon/status.h"
@@ -34,6 +35,8 @@ static const char usage[] =
     "           (ddb2es replay --help)\n"
     "  verify   hold one table against its index: missing, stale and extra documents;\n"
     "           --repair fixes them (ddb2es verify --help)\n"
+    "  rebuild  build a new index beside the live one, fill and verify it, move the\n"
+    "           alias to it (ddb2es rebuild --help)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default: $DDB2ES_CONFIG, then " DEFAULT_CONFIG ")\n"
@@ -124,6 +127,32 @@ static const char verify_usage[] =
     "exit: 0 the index equals the table (or every difference was repaired); 1 differences\n"
     "remain; 64 usage; 69 search engine or DynamoDB unavailable; 75 interrupted;\n"
     "77 permission; 78 configuration.\n";
+static const char rebuild_usage[] =
+    "usage: ddb2es rebuild [-c FILE] --table T [--template FILE] [--drop-old] [options]\n"
+    "\n"
+    "Builds a new index <index>-<UTC time> beside the table's index, has the running daemon\n"
+    "(same configuration and state directory) write every action to both, fills the new one\n"
+    "with a Scan, verifies and repairs it, then moves the name to it in one POST /_aliases.\n"
+    "Reads through the name never find nothing.  Interrupted, it continues where it stopped\n"
+    "(STATE_DIR/rebuild-T.progress.json).\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE      configuration file (as for run)\n"
+    "      --table T          the [table] to rebuild (required)\n"
+    "      --template FILE    the new index's body (settings, mappings; default [table]\n"
+    "                         index_template, else the engine's defaults)\n"
+    "      --drop-old         delete the old index(es) once the alias moved; required when\n"
+    "                         the table's index is a concrete index (the alias replaces it in\n"
+    "                         the same call)\n"
+    "      --segments N       Scan segments of the backfill and the verification (default 4)\n"
+    "      --rate R           at most R items read per second (default: no cap)\n"
+    "      --margin DUR       the backfill's version margin (replay --margin; default 5s)\n"
+    "      --ack-timeout DUR  how long to wait for the daemon to mirror (default 30s)\n"
+    "\n"
+    "exit: 0 the alias points at the new index; 1 differences remain after repair (run again);\n"
+    "64 usage; 69 the engine, DynamoDB or the daemon did not answer; 73 another rebuild of T\n"
+    "runs; 75 interrupted (run again to continue); 77 permission; 78 configuration (a concrete\n"
+    "index without --drop-old, [leases]).\n";
 
 struct cli {
     const char *cmd;
@@ -134,11 +163,14 @@ struct cli {
     bool offline;
     bool write_checkpoints;
     bool replay_flags;      /* a replay-only option was given */
+    bool other_flags;       /* one replay takes that rebuild does not */
     struct replay_opts ro;
     struct verify_opts vo;
     bool repair;
     int64_t settle_ms;
     bool settle_given;
+    struct rebuild_opts rb;
+    bool rebuild_flags;     /* a rebuild-only option was given */
     bool scan;
     const char *format;
 };
@@ -341,7 +373,7 @@ static int verify_check(struct cli *c)
 
     if (c->dry_run || c->offline || c->write_checkpoints || c->scan || r->file || c->format ||
         r->restart || r->consistent || r->keys || r->read_time || r->max_age_ms ||
-        r->give_up_ms || r->dlq_out || r->only) {
+        r->give_up_ms || r->dlq_out || r->only || c->rebuild_flags) {
         fprintf(stderr, "ddb2es verify: only --table, --index, --segments, --rate, --settle, "
                         "--repair, --margin, --json and --progress-every apply\n");
         return 64;
@@ -359,6 +391,25 @@ static int verify_check(struct cli *c)
     o->settle_ms = !c->settle_given ? 5000 : c->settle_ms ? c->settle_ms : 1;
     o->progress_ms = r->progress_ms ? r->progress_ms : 10000;
     o->margin_s = r->margin_s ? r->margin_s : 5;
+    return -1;
+}
+
+/* Rebuild's flags together. */
+static int rebuild_check(struct cli *c)
+{
+    if (c->other_flags || c->dry_run || c->json || c->offline || c->write_checkpoints) {
+        fprintf(stderr, "ddb2es rebuild: of replay's options only --table, --segments, --rate "
+                        "and --margin apply\n%s", rebuild_usage);
+        return 64;
+    }
+    if (!c->ro.table) {
+        fprintf(stderr, "ddb2es rebuild: --table is required\n%s", rebuild_usage);
+        return 64;
+    }
+    c->rb.table = c->ro.table;
+    c->rb.segments = c->ro.segments;
+    c->rb.rate = c->ro.rate;
+    c->rb.margin_s = c->ro.margin_s;
     return -1;
 }
 
@@ -390,6 +441,9 @@ static int parse(int argc, char **argv, struct cli *c)
                                           { "only-segments", required_argument, NULL, 17 },
                                           { "repair", no_argument, NULL, 18 },
                                           { "settle", required_argument, NULL, 19 },
+                                          { "template", required_argument, NULL, 20 },
+                                          { "drop-old", no_argument, NULL, 21 },
+                                          { "ack-timeout", required_argument, NULL, 22 },
                                           { NULL, 0, NULL, 0 } };
     int o;
 
@@ -426,9 +480,10 @@ static int parse(int argc, char **argv, struct cli *c)
             c->write_checkpoints = true;
             break;
         case 'h':
-            fputs(strcmp(c->cmd, "replay") == 0   ? replay_usage
-                  : strcmp(c->cmd, "verify") == 0 ? verify_usage
-                                                  : usage,
+            fputs(strcmp(c->cmd, "replay") == 0    ? replay_usage
+                  : strcmp(c->cmd, "verify") == 0  ? verify_usage
+                  : strcmp(c->cmd, "rebuild") == 0 ? rebuild_usage
+                                                   : usage,
                   stdout);
             return 0;
         case 'V':
@@ -441,6 +496,21 @@ static int parse(int argc, char **argv, struct cli *c)
                 if (rc >= 0)
                     return rc;
                 c->replay_flags = true;
+                /* --table, --segments, --rate and --margin serve rebuild too. */
+                if (o != 1 && o != 3 && o != 4 && o != 12)
+                    c->other_flags = true;
+                break;
+            }
+            if (o >= 20 && o <= 22) {
+                c->rebuild_flags = true;
+                if (o == 20)
+                    c->rb.template_path = optarg;
+                else if (o == 21)
+                    c->rb.drop_old = true;
+                else if (config_parse_duration(optarg, &c->rb.ack_timeout_ms) < 0 ||
+                         c->rb.ack_timeout_ms <= 0)
+                    return (fprintf(stderr, "ddb2es rebuild: --ack-timeout: not a duration: "
+                                            "\"%s\" (e.g. 30s)\n", optarg), 64);
                 break;
             }
             fputs(usage, stderr);
@@ -453,6 +523,13 @@ static int parse(int argc, char **argv, struct cli *c)
     }
     if (strcmp(c->cmd, "verify") == 0)
         return verify_check(c);
+    if (strcmp(c->cmd, "rebuild") == 0)
+        return rebuild_check(c);
+    if (c->rebuild_flags) {
+        fprintf(stderr, "ddb2es %s: --template, --drop-old and --ack-timeout apply to rebuild "
+                        "only\n", c->cmd);
+        return 64;
+    }
     if (c->replay_flags && strcmp(c->cmd, "replay") != 0) {
         fprintf(stderr, "ddb2es %s: --table, --scan, --file... apply to replay only\n", c->cmd);
         return 64;
@@ -512,7 +589,7 @@ int main(int argc, char **argv)
         return rc;
     if (strcmp(cli.cmd, "run") != 0 && strcmp(cli.cmd, "check") != 0 &&
         strcmp(cli.cmd, "status") != 0 && strcmp(cli.cmd, "replay") != 0 &&
-        strcmp(cli.cmd, "verify") != 0) {
+        strcmp(cli.cmd, "verify") != 0 && strcmp(cli.cmd, "rebuild") != 0) {
         fprintf(stderr, "ddb2es: unknown command \"%s\"\n%s", cli.cmd, usage);
         return 64;
     }
@@ -523,7 +600,8 @@ int main(int argc, char **argv)
      * the transport rules.  `run` checks again: a file may change between. */
     if (rc == 0 && strcmp(cli.cmd, "status") != 0)
         rc = clients_preflight(&cfg,
-                               strcmp(cli.cmd, "replay") == 0 || strcmp(cli.cmd, "verify") == 0
+                               strcmp(cli.cmd, "replay") == 0 || strcmp(cli.cmd, "verify") == 0 ||
+                                       strcmp(cli.cmd, "rebuild") == 0
                                    ? cli.ro.table
                                    : NULL,
                                err, sizeof(err));
@@ -546,6 +624,8 @@ int main(int argc, char **argv)
         rc = replay_run(&cfg, &cli.ro);
     else if (strcmp(cli.cmd, "verify") == 0)
         rc = verify_run(&cfg, &cli.vo);
+    else if (strcmp(cli.cmd, "rebuild") == 0)
+        rc = rebuild_run(&cfg, &cli.rb);
     else
         rc = run_daemon(&cfg, cli.dry_run);
     config_free(&cfg);

@@ -208,6 +208,12 @@ static void render_tables(const struct metrics_view *v, struct w *b)
         sample_u(b, "ddb2es_shards", "table", n, "state", "held", st->shards_held);
         sample_u(b, "ddb2es_shards", "table", n, "state", "done", st->shards_done);
     }
+    family(b, "ddb2es_mirror_actions_total", "counter",
+           "Actions also written to the new index of a `ddb2es rebuild` (the sink's mirror), "
+           "per table.");
+    for (size_t i = 0; i < v->ntables; i++)
+        sample_u(b, "ddb2es_mirror_actions_total", "table", v->tables[i].name, NULL, NULL,
+                 v->tables[i].mirror_actions);
 }
 
 static void render_leases(const struct metrics_view *v, struct w *b)
@@ -473,6 +479,8 @@ static void view_of(struct metrics *m, struct metrics_view *v, struct metrics_ta
         tables[i].name = reader_table(app->readers[i]);
         tables[i].st = *reader_stats(app->readers[i]);
         tables[i].enc = encstats_get(tables[i].name);
+        tables[i].mirror_actions = app->sink ? sink_mirror_actions(app->sink, tables[i].name)
+                                             : 0;
     }
     v->tables = tables;
     v->ntables = app->nreaders;

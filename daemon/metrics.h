@@ -41,6 +41,7 @@ struct metrics_table {
     struct reader_stats st;
     struct encstats_counts enc; /* client-side encrypted items */
     uint64_t leases_held;       /* coordinated mode: leases this worker holds for the table */
+    uint64_t mirror_actions;    /* actions also sent to a rebuild's new index (sink mirror) */
 };
 
 /* Coordinated mode ([leases]): the coordinator's counters. */

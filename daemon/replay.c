@@ -670,7 +670,9 @@ static int prepare(struct replay *rp, const struct config *cfg, const struct rep
 
         /* A range of the segments has its own progress file and lock, so
          * that several processes on one state directory share the Scan. */
-        if (o->only)
+        if (o->progress_name)
+            snprintf(name, sizeof(name), "%s", o->progress_name);
+        else if (o->only)
             snprintf(name, sizeof(name), "replay-%s.segments-%d-%d", o->table, o->only_first,
                      o->only_last);
         else
@@ -692,7 +694,8 @@ static int prepare(struct replay *rp, const struct config *cfg, const struct rep
         }
         /* Own lock first, then the others: of two replays starting together
          * with overlapping segments, at least one sees the other. */
-        if (replay_overlap_held(cfg->daemon.state_dir, o, lock, other, sizeof(other))) {
+        if (!o->progress_name &&
+            replay_overlap_held(cfg->daemon.state_dir, o, lock, other, sizeof(other))) {
             snprintf(rp->why, sizeof(rp->why), "another replay of %s is scanning some of the same "
                      "segments (lock %s/%s)", o->table, cfg->daemon.state_dir, other);
             return 73;

@@ -68,6 +68,9 @@ struct replay_opts {
     int64_t read_time;         /* export: its time (epoch s) when there is no manifest; 0 = none */
     const char *dlq_out;       /* --format dlq: where entries that fail again go */
     int64_t progress_ms;       /* progress log period when stderr is not a terminal (10000) */
+    const char *progress_name; /* the Scan's progress file and lock are STATE_DIR/<name>.json
+                                  and .lock instead of replay-<table>...: a rebuild's
+                                  backfill, apart from the user's own replays; NULL: those */
 };
 
 /* Runs the replay to its end (or SIGINT/SIGTERM) and returns the exit code:

@@ -21,6 +21,7 @@
 #include "daemon/lease.h"
 #include "base/log.h"
 #include "daemon/metrics.h"
+#include "daemon/mirror.h"
 #include "daemon/probe.h"
 #include "daemon/reader.h"
 #include "daemon/shard.h"
@@ -39,6 +40,7 @@ struct run {
     struct health *health;   /* sd_notify, /healthz, /readyz */
     struct probe_watch *watch; /* the target probe: at start, after the engine was unreachable */
     struct metrics *metrics; /* NULL when metrics_listen is empty */
+    struct mirror_watch *mirror; /* `ddb2es rebuild`'s requests (mirror.h) */
     int lock_fd;
     bool checking;       /* `ddb2es check`: probe, then stop */
     int exit_code;
@@ -209,6 +211,7 @@ static void begin_stop(struct run *run, const char *why)
     log_info("%s: stopping (finishing requests in flight, at most %ld ms)", why, deadline);
     app->stopping = true;
     probe_watch_stop(run->watch);
+    mirror_watch_stop(run->mirror);
     health_stopping(run->health);
     uv_timer_stop(&run->ckpt_timer);
     run->readers_running = (unsigned)app->nreaders;
@@ -620,6 +623,12 @@ static int run_main(const struct config *cfg, bool dry_run, bool checking)
             run->exit_code = 70;
             begin_stop(run, "start-up");
         }
+        /* A rebuild's mirror is on before the first document is submitted. */
+        if (!dry_run && !run->app.stopping && !(run->mirror = mirror_watch_start(&run->app))) {
+            log_error("out of memory");
+            run->exit_code = 70;
+            begin_stop(run, "start-up");
+        }
         for (size_t i = 0; i < run->app.nreaders && !run->app.stopping; i++)
             reader_start(run->app.readers[i]);
         uv_run(&loop, UV_RUN_DEFAULT);
@@ -653,6 +662,7 @@ static int run_main(const struct config *cfg, bool dry_run, bool checking)
     slots_free(run->app.slots);
     sink_free(run->app.sink);
     probe_watch_free(run->watch);
+    mirror_watch_free(run->mirror);
     metrics_free(run->metrics);
     health_free(run->health);
     ckpt_free(run->app.ckpt); /* the lease store before its coordinator */

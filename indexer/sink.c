@@ -319,6 +319,7 @@ struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const st
         return NULL;
     list_init(&s->tombs);
     list_init(&s->calls);
+    list_init(&s->mirrors);
     blist_init(&s->ready);
     blist_init(&s->delayed);
     blist_init(&s->inflight);
@@ -413,6 +414,7 @@ void sink_free(struct sink *s)
         list_remove(&t->fifo);
         free(t);
     }
+    sink_mirrors_free(s);
     free(s->tbuckets);
     free(s->buckets);
     free(s->failures);

@@ -44,6 +44,17 @@
  * documents out and reports them SINK_EXPIRED.  `ddb2es replay` uses it so a
  * scanned image never reaches the engine after the engine may have forgotten
  * a newer delete (REFERENCE.md Bulk fact 8).
+ *
+ * The mirror (`ddb2es rebuild`): while sink_mirror_set(s, live, to) is on,
+ * every action submitted for index `live` is written twice into the same
+ * bulk request, the second time for index `to` (same _id, version and
+ * version type).  Each copy is then an action of its own (retries, 413
+ * splits, tombstones, dead letters: a permanent failure of the copy goes to
+ * the dead-letter file naming `to`, and the live copy goes on as if alone),
+ * but done runs once, when both finished, with the live copy's outcome;
+ * SINK_CANCELED or SINK_EXPIRED when the mirror's copy ended so (not
+ * finished: read again).  A document the engine could never take (-EINVAL
+ * from bulk_append) is dead-lettered once, not mirrored.
  */
 #ifndef DDB2ES_SINK_H
 #define DDB2ES_SINK_H
@@ -219,6 +230,15 @@ typedef void sink_reply_cb(void *arg, int err, long status, const char *body, si
  * 0, -ESHUTDOWN once closing (cb not called), or -ENOMEM. */
 int sink_call(struct sink *s, const char *method, const char *path_query, const char *ctype,
               const char *body, size_t len, size_t max_reply, sink_reply_cb *cb, void *arg);
+
+/* Mirrors index live into index to (copied), or stops mirroring live
+ * (to NULL).  Actions already submitted are left as they are.  0, -EINVAL
+ * (to equals live) or -ENOMEM. */
+int sink_mirror_set(struct sink *s, const char *live, const char *to);
+/* The index live is mirrored to now (valid until the sink is freed), or NULL. */
+const char *sink_mirror_of(const struct sink *s, const char *live);
+/* Actions of table (the documents' table) mirrored so far, on any mirror. */
+uint64_t sink_mirror_actions(const struct sink *s, const char *table);
 
 /* Holding: while held no bulk request goes out; documents queue and the
  * readers pause at the cap (sink_full) until sink_release.  A new sink is

@@ -196,18 +196,29 @@ void sink_batch_free(struct batch *b)
     free(b);
 }
 
+/* Room in b->items for n more. */
+static int batch_reserve(struct batch *b, size_t n)
+{
+    size_t ncap = b->cap ? b->cap : 16;
+    struct item **p;
+
+    while (ncap < b->n + n)
+        ncap *= 2;
+    if (ncap == b->cap)
+        return 0;
+    p = realloc(b->items, ncap * sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    b->items = p;
+    b->cap = ncap;
+    return 0;
+}
+
 /* Takes the item into the batch; its text is already in b->body at it->off. */
 static int batch_add(struct batch *b, struct item *it)
 {
-    if (b->n == b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 16;
-        struct item **p = realloc(b->items, ncap * sizeof(*p));
-
-        if (!p)
-            return -ENOMEM;
-        b->items = p;
-        b->cap = ncap;
-    }
+    if (batch_reserve(b, 1) < 0)
+        return -ENOMEM;
     it->slot = b->n;
     b->items[b->n++] = it;
     b->nlive++;
@@ -434,32 +445,13 @@ static bool wins_over(const struct item *later, const struct item *earlier)
     return !later->version || !earlier->version || later->version >= earlier->version;
 }
 
-/* Adds it, whose text was just written at the end of the open batch's
- * body.  Of it and an earlier action on the same _id, the loser (see
- * wins_over) moves under the winner, which reports it when it finishes. */
-int sink_add_open(struct sink *s, struct item *it)
+/* it, already in the open batch b, against an earlier action on the same
+ * _id: the loser (see wins_over) moves under the winner, which reports it
+ * when it finishes. */
+static void add_key(struct sink *s, struct batch *b, struct item *it)
 {
     struct item **link, *old;
-    struct batch *b = s->open;
 
-    if (b->nlive > 0 && b->bytes + it->len > s->o.bulk_max_bytes) {
-        /* It does not fit: it starts the next batch (one action moved). */
-        struct batch *nb = sink_batch_new(s);
-
-        if (!nb || buf_append(&nb->body, b->body.ptr + it->off, it->len) < 0) {
-            sink_batch_free(nb);
-            buf_truncate(&b->body, it->off);
-            return -ENOMEM;
-        }
-        buf_truncate(&b->body, it->off);
-        it->off = 0;
-        sink_close_open(s);
-        start_open(s, b = nb);
-    }
-    if (batch_add(b, it) < 0) {
-        buf_truncate(&b->body, it->off);
-        return -ENOMEM;
-    }
     link = &s->buckets[it->hash & (s->nbuckets - 1)];
     while (*link && !same_key(*link, it))
         link = &(*link)->hnext;
@@ -474,7 +466,7 @@ int sink_add_open(struct sink *s, struct item *it)
         old->bytes += it->len;
         if (b->body.len - b->bytes > s->o.bulk_max_bytes)
             sink_batch_squeeze(b);
-        return 0;
+        return;
     }
     if (old) {
         /* old and everything it replaced now wait for it (it is fresh: no sup yet). */
@@ -492,6 +484,41 @@ int sink_add_open(struct sink *s, struct item *it)
             sink_batch_squeeze(b);
     }
     *link = it;
+}
+
+int sink_add_open(struct sink *s, struct item **its, size_t n)
+{
+    struct batch *b = s->open;
+    size_t len = 0, off0 = its[0]->off;
+
+    for (size_t i = 0; i < n; i++)
+        len += its[i]->len;
+    if (b->nlive > 0 &&
+        (b->bytes + len > s->o.bulk_max_bytes || b->nlive + n > s->o.bulk_max_actions)) {
+        /* They do not fit: they start the next batch (their text moved). */
+        struct batch *nb = sink_batch_new(s);
+
+        if (!nb || buf_append(&nb->body, b->body.ptr + off0, len) < 0) {
+            sink_batch_free(nb);
+            buf_truncate(&b->body, off0);
+            return -ENOMEM;
+        }
+        buf_truncate(&b->body, off0);
+        for (size_t i = 0; i < n; i++)
+            its[i]->off -= off0;
+        sink_close_open(s);
+        start_open(s, b = nb);
+    }
+    if (batch_reserve(b, n) < 0) {
+        buf_truncate(&b->body, its[0]->off);
+        return -ENOMEM;
+    }
+    /* All in the batch before any may squeeze it: a squeeze keeps only the
+     * text of the batch's items. */
+    for (size_t i = 0; i < n; i++)
+        batch_add(b, its[i]);
+    for (size_t i = 0; i < n; i++)
+        add_key(s, b, its[i]);
     if (b->nlive >= s->o.bulk_max_actions || b->bytes >= s->o.bulk_max_bytes)
         sink_close_open(s);
     return 0;
@@ -499,47 +526,102 @@ int sink_add_open(struct sink *s, struct item *it)
 
 /* ---- submit: the action written into the open batch ---- */
 
+/* The text just written at mark..b->body.len is the item's. */
+static void place(struct sink *s, struct item *it, const struct batch *b, size_t mark, size_t end)
+{
+    const char *nl;
+
+    it->off = mark;
+    sink_count_in(s, it, end - mark);
+    nl = memchr(b->body.ptr + mark, '\n', it->len);
+    it->src_off = nl ? (size_t)(nl - (b->body.ptr + mark)) + 1 : it->len;
+}
+
+/* The mirror's copy of d, written after the live one (its text at the end
+ * of b's body); NULL when out of memory (the body left as it was). */
+static struct item *mirror_copy(struct sink *s, struct doc *d, const char *to, struct batch *b,
+                                void *owner, uint64_t ticket)
+{
+    const char *live = d->index;
+    size_t mark = b->body.len;
+    struct item *mt;
+    int rc;
+
+    d->index = to;
+    rc = bulk_append(&b->body, d, s->o.version_type);
+    mt = rc == 0 ? sink_item_new(s, d, owner, ticket) : NULL;
+    d->index = live;
+    if (!mt) {
+        buf_truncate(&b->body, mark);
+        return NULL;
+    }
+    mt->is_mirror = true;
+    mt->off = mark;
+    return mt;
+}
+
 int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket)
 {
-    struct item *it;
+    const char *to = sink_mirror_of(s, d->index);
+    struct item *its[2] = { NULL, NULL };
+    struct pair *p = NULL;
     struct batch *b;
-    const char *nl;
-    size_t mark;
+    size_t mark, n = 1;
     int rc;
 
     if (s->closing)
         return -ESHUTDOWN;
-    if (!(it = sink_item_new(s, d, owner, ticket)) || !(b = sink_open_batch(s))) {
-        sink_item_free(it);
+    if (!(its[0] = sink_item_new(s, d, owner, ticket)) || !(b = sink_open_batch(s))) {
+        sink_item_free(its[0]);
         return -ENOMEM;
     }
     /* Written once, where it will be sent from. */
     mark = b->body.len;
     rc = bulk_append(&b->body, d, s->o.version_type);
     if (rc == -ENOMEM) {
-        sink_item_free(it);
+        sink_item_free(its[0]);
         return rc;
     }
     if (rc < 0) {
         /* A document the engine could never take: a poison record. */
-        sink_count_in(s, it, d->source.len);
-        sink_to_dlq(s, it, d->source.ptr, d->source.len, 0, "invalid_document", strerror(-rc));
+        sink_count_in(s, its[0], d->source.len);
+        sink_to_dlq(s, its[0], d->source.ptr, d->source.len, 0, "invalid_document",
+                    strerror(-rc));
         buf_close(&d->source);
         sink_maybe_full(s);
         return 0;
     }
+    if (to) {
+        size_t end = b->body.len;
+
+        if (!(p = calloc(1, sizeof(*p))) ||
+            !(its[1] = mirror_copy(s, d, to, b, owner, ticket))) {
+            free(p);
+            buf_truncate(&b->body, mark);
+            sink_item_free(its[0]);
+            return -ENOMEM;
+        }
+        *p = (struct pair){ .owner = owner, .ticket = ticket, .pending = 2 };
+        its[0]->pair = its[1]->pair = p;
+        place(s, its[0], b, mark, end);
+        place(s, its[1], b, end, b->body.len);
+        n = 2;
+    } else {
+        place(s, its[0], b, mark, b->body.len);
+    }
     buf_close(&d->source);
-    it->off = mark;
-    sink_count_in(s, it, b->body.len - mark);
-    nl = memchr(b->body.ptr + mark, '\n', it->len);
-    it->src_off = nl ? (size_t)(nl - (b->body.ptr + mark)) + 1 : it->len;
-    rc = sink_add_open(s, it);
+    rc = sink_add_open(s, its, n);
     if (rc < 0) {
-        s->bytes_total -= it->len;
-        s->ndocs--;
-        sink_item_free(it);
+        for (size_t i = 0; i < n; i++) {
+            s->bytes_total -= its[i]->len;
+            s->ndocs--;
+            sink_item_free(its[i]);
+        }
+        free(p);
         return rc;
     }
+    if (to)
+        sink_mirror_note(s, d->table);
     sink_dispatch(s);
     sink_maybe_full(s);
     return 0;

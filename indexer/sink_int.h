@@ -7,6 +7,7 @@
  *   sink_outcome.c  per-item outcomes, write blocks, replies, retries and dead letters
  *   sink_request.c  the bulk request: gzip, auth (basic, API key, SigV4), sending
  *   sink_ping.c     one request outside the batches (sink_call), the ping
+ *   sink_mirror.c   the mirror: an index's actions sent to a second index too
  */
 #ifndef DDB2ES_SINK_INT_H
 #define DDB2ES_SINK_INT_H
@@ -23,6 +24,7 @@
 #include "indexer/sink.h"
 
 struct dlq;
+struct pair;
 
 #define MAX_BLOCKS 64               /* indexes whose block is tracked at once */
 
@@ -46,6 +48,8 @@ struct item {
     uint32_t hash;         /* of _index and _id */
     struct sink_item_failure *dlq_series; /* while its dead-letter entry is written: where it
                                              counts once durable (table and reason) */
+    struct pair *pair;     /* a mirrored action: its two copies report once, together */
+    bool is_mirror;        /* the copy for the mirror's index */
     enum doc_op op;
     const char *index, *table, *shard; /* borrowed, as in struct doc */
     uint64_t version, send_by;
@@ -143,6 +147,29 @@ struct tomb {
     char key[];            /* index, NUL, id, NUL */
 };
 
+/* The two copies of a mirrored action: the owner hears once, when both
+ * finished (sink_mirror.c). */
+struct pair {
+    void *owner;
+    uint64_t ticket;
+    unsigned pending;              /* copies not reported yet */
+    enum sink_outcome live, mirror;
+};
+
+/* sink_mirror_set: actions for live also go to `to`.  Kept until sink_free
+ * once made (items, blocks and dead letters borrow the names). */
+struct mirror {
+    struct list link;              /* in the sink's mirrors */
+    char *live, *to;
+    bool on;
+};
+
+/* Mirrored actions per table (ddb2es_mirror_actions_total). */
+struct mirror_count {
+    const char *table;             /* borrowed, as the documents' */
+    uint64_t n;
+};
+
 /* A request outside the batches (sink_call, sink_ping). */
 struct call {
     struct sink *s;
@@ -198,6 +225,10 @@ struct sink {
     struct sink_stats st;
     struct sink_item_failure *failures; /* st.item_failures */
     struct sink_item_failure *dlq_reasons; /* st.dlq_reasons: SINK_MAX_FAILURE_SERIES, fixed */
+    struct list mirrors;   /* struct mirror, on and off */
+    size_t nmirrors_on;
+    struct mirror_count *mcounts;
+    size_t nmcounts;
 };
 
 /* sink_batch.c: items and batches */
@@ -232,7 +263,9 @@ void sink_dispatch(struct sink *s);
 /* sink_batch.c: the open batch */
 void sink_count_in(struct sink *s, struct item *it, size_t len);
 struct batch *sink_open_batch(struct sink *s);
-int sink_add_open(struct sink *s, struct item *it);
+/* Adds the n items (1, or a mirrored action's 2) whose texts were just
+ * written, in order, at the end of the open batch's body: into one batch. */
+int sink_add_open(struct sink *s, struct item **its, size_t n);
 
 /* sink_tomb.c */
 void sink_tomb_add(struct sink *s, const struct item *it);
@@ -260,5 +293,15 @@ char *sink_make_authz(const struct sink_opts *o);
 
 /* sink.c */
 void sink_maybe_finish(struct sink *s);
+
+/* sink_mirror.c */
+/* One more mirrored action of table. */
+void sink_mirror_note(struct sink *s, const char *table);
+/* A copy of a mirrored action finished with *outcome: false while the
+ * other copy has not (nothing is reported yet); true with *outcome the
+ * action's (the live copy's, unless the mirror's did not finish) and the
+ * pair freed when it was the last. */
+bool sink_pair_report(struct item *it, enum sink_outcome *outcome);
+void sink_mirrors_free(struct sink *s);
 
 #endif

@@ -82,6 +82,10 @@ static void report(struct sink *s, struct item *it, enum sink_outcome outcome)
         s->st.docs_canceled++;
     else if (outcome == SINK_EXPIRED)
         s->st.docs_expired++;
+    if (it->pair && !sink_pair_report(it, &outcome)) {
+        sink_item_free(it); /* the other copy reports the action */
+        return;
+    }
     s->done(it->owner, it->ticket, it->op, outcome, s->arg);
     sink_item_free(it);
 }

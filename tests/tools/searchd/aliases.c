@@ -403,37 +403,95 @@ void handle_get_alias(struct conn *c, const char *name)
 }
 
 /* POST /_aliases {"actions":[{"add":{"index","alias","is_write_index"}},
- * {"remove":{"index","alias"}}]}: all checked, then all applied (the
- * engines apply the actions atomically).  Other actions are not modelled. */
+ * {"remove":{"index","alias"}},{"remove_index":{"index"}}]}: all checked,
+ * then all applied (the engines apply the actions atomically).
+ *
+ * remove_index deletes a concrete index in the same request, so that an
+ * index can be replaced by an alias of its name ("Update aliases and delete
+ * indices atomically", POST /_aliases in the Elasticsearch API reference:
+ * "Every remove_index action in the request runs first, before any add or
+ * remove actions"; elastic/elasticsearch#20064, since 5.0; the OpenSearch
+ * Alias API lists it too).  An alias or a data stream named there is
+ * refused (illegal_argument_exception, as MetadataIndexAliasesService's
+ * "The provided expression [x] matches an alias, specify the corresponding
+ * concrete indices instead."), a missing index is 404.  Other actions are
+ * not modelled. */
+
+static bool named_in(json_t *names, const char *name)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(names, i, v)
+        if (strcmp(json_string_value(v), name) == 0)
+            return true;
+    return false;
+}
+
 void handle_aliases(struct conn *c, const struct request *r)
 {
     json_error_t jerr;
     json_t *j = json_loadb(r->data, r->data_len, 0, &jerr), *acts, *act, *e = NULL;
+    json_t *removed = json_array();
     size_t i;
 
     acts = json_object_get(j, "actions");
-    if (!json_is_array(acts)) {
+    if (!json_is_array(acts) || !json_array_size(acts)) {
         json_decref(j);
+        json_decref(removed);
         reply_error(c, 400, "action_request_validation_exception",
                     "Validation Failed: 1: no actions;");
         return;
     }
+    /* remove_index first: the other actions see the index gone. */
+    json_array_foreach(acts, i, act) {
+        const char *op = json_object_iter_key(json_object_iter(act));
+        json_t *body = json_object_iter_value(json_object_iter(act));
+        const char *index = json_string_value(json_object_get(body, "index"));
+
+        if (!op || strcmp(op, "remove_index") != 0)
+            continue;
+        if (!index) {
+            e = errf("action_request_validation_exception",
+                     "Validation Failed: 1: [remove_index] requires an [index];");
+        } else if (alias_get(index) || stream_get(index)) {
+            e = errf("illegal_argument_exception", "The provided expression [%s] matches an "
+                     "%s, specify the corresponding concrete indices instead.", index,
+                     alias_get(index) ? "alias" : "data stream");
+        } else if (!index_get(index)) {
+            reply_index_missing(c, index);
+            json_decref(j);
+            json_decref(removed);
+            return;
+        } else {
+            json_array_append_new(removed, json_string(index));
+        }
+        if (e)
+            break;
+    }
     for (int apply = 0; apply < 2 && !e; apply++) {
+        if (apply)
+            json_array_foreach(removed, i, act)
+                index_drop(index_get(json_string_value(act)));
         json_array_foreach(acts, i, act) {
             const char *op = json_object_iter_key(json_object_iter(act));
             json_t *body = json_object_iter_value(json_object_iter(act));
             const char *index = json_string_value(json_object_get(body, "index"));
             const char *alias = json_string_value(json_object_get(body, "alias"));
+            const char *what;
             int w = -1;
 
+            if (op && strcmp(op, "remove_index") == 0)
+                continue;
             if (!op || (strcmp(op, "add") != 0 && strcmp(op, "remove") != 0)) {
                 e = unmodelled("alias action [%s]", op ? op : "");
             } else if (!index || !alias) {
                 e = errf("action_request_validation_exception",
                          "Validation Failed: 1: [%s] requires an [index] and an [alias];", op);
-            } else if (!index_get(index)) {
+            } else if (!index_get(index) || (!apply && named_in(removed, index))) {
                 reply_index_missing(c, index);
                 json_decref(j);
+                json_decref(removed);
                 return;
             } else if (strcmp(op, "add") == 0) {
                 json_t *def = json_deep_copy(body);
@@ -442,7 +500,9 @@ void handle_aliases(struct conn *c, const struct request *r)
                 json_object_del(def, "alias");
                 e = alias_def(alias, def, &w);
                 json_decref(def);
-                if (!e && taken(alias) && strcmp(taken(alias), "alias") != 0)
+                what = taken(alias);
+                if (!e && what && strcmp(what, "alias") != 0 &&
+                    !(!apply && strcmp(what, "index") == 0 && named_in(removed, alias)))
                     e = errf("invalid_alias_name_exception", "Invalid alias name [%s]: an index "
                              "or data stream exists with the same name as the alias", alias);
                 if (!e && apply && link_set(alias, index, w) < 0)
@@ -461,6 +521,7 @@ void handle_aliases(struct conn *c, const struct request *r)
         }
     }
     json_decref(j);
+    json_decref(removed);
     if (e)
         reply_json(c, 400, es_error_body(400, e), NULL);
     else
