@@ -457,18 +457,50 @@ static void new_index_of(const struct proc *p, char *out, size_t len)
 
 #define NSTABLE 20
 
+/* The live workload: random writes of every kind on its keys, and every
+ * fifth step a new item that is never written again, with the time the
+ * table held it from (PutItem answered). */
+#define NFRESH 400
 struct writer {
     struct wl w;
     atomic_bool stop;
     unsigned writes;
+    pthread_mutex_t mu;
+    char fresh[NFRESH][64];
+    double fresh_at[NFRESH];
+    unsigned nfresh;
 };
+
+static double mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void *write_loop(void *arg)
 {
     struct writer *x = arg;
 
-    while (!atomic_load(&x->stop)) {
+    for (unsigned step = 0; !atomic_load(&x->stop); step++) {
         x->writes += wl_step(&x->w);
+        if (step % 5 == 0 && x->nfresh < NFRESH) {
+            char item[200], id[64];
+            json_t *it;
+
+            snprintf(item, sizeof(item), "{\"pk\":{\"S\":\"fresh-%u\"},\"sk\":{\"N\":\"2\"},"
+                     "\"note\":{\"S\":\"written once during the rebuild\"}}", x->nfresh);
+            ddbc_put(x->w.table, item);
+            it = json_loads(item, 0, NULL);
+            e2e_doc_id(it, "pk", "sk", '|', id, sizeof(id));
+            json_decref(it);
+            pthread_mutex_lock(&x->mu);
+            memcpy(x->fresh[x->nfresh], id, sizeof(id));
+            x->fresh_at[x->nfresh] = mono_s();
+            x->nfresh++;
+            pthread_mutex_unlock(&x->mu);
+        }
         usleep(20 * 1000);
     }
     return NULL;
@@ -476,10 +508,13 @@ static void *write_loop(void *arg)
 
 /* Reads through the alias every 100 ms: the stable items (written before
  * the rebuild, never touched again, so held by the table for far more than
- * 5 s) must be in every answer. */
+ * 5 s) and every fresh item the table has held for over 5 s must be in
+ * every answer. */
 struct reader {
     char url[400];
     char ids[NSTABLE][64];
+    struct writer *x;
+    unsigned fresh_checked;
     atomic_bool stop;
     unsigned reads, misses, errors;
     char first_miss[300];
@@ -514,6 +549,17 @@ static json_t *search(CURL *c, const char *url, long *status)
     return j;
 }
 
+static bool has_hit(json_t *hits, const char *id)
+{
+    size_t i;
+    json_t *h;
+
+    json_array_foreach(hits, i, h)
+        if (strcmp(json_string_value(json_object_get(h, "_id")), id) == 0)
+            return true;
+    return false;
+}
+
 static void *read_loop(void *arg)
 {
     struct reader *r = arg;
@@ -521,6 +567,7 @@ static void *read_loop(void *arg)
 
     while (!atomic_load(&r->stop)) {
         long status = 0;
+        double asked = mono_s();
         json_t *j = search(c, r->url, &status);
         json_t *hits = json_object_get(json_object_get(j, "hits"), "hits");
 
@@ -544,6 +591,20 @@ static void *read_loop(void *arg)
                                  "reads", r->ids[k], r->reads);
                 }
             }
+            pthread_mutex_lock(&r->x->mu);
+            for (unsigned k = 0; k < r->x->nfresh; k++) {
+                if (r->x->fresh_at[k] > asked - 5.0)
+                    continue;
+                r->fresh_checked++;
+                if (!has_hit(hits, r->x->fresh[k])) {
+                    r->misses++;
+                    if (!r->first_miss[0])
+                        snprintf(r->first_miss, sizeof(r->first_miss), "%s (held by the table "
+                                 "for %.1f s) missing after %u reads", r->x->fresh[k],
+                                 asked - r->x->fresh_at[k], r->reads);
+                }
+            }
+            pthread_mutex_unlock(&r->x->mu);
             r->reads++;
         }
         json_decref(j);
@@ -574,6 +635,8 @@ Test(rebuild, the_alias_moves_under_a_live_workload_and_no_read_misses_an_item)
     new_table(name, sizeof(name), "rbalias", &t);
     memset(&x, 0, sizeof(x));
     memset(&rd, 0, sizeof(rd));
+    pthread_mutex_init(&x.mu, NULL);
+    rd.x = &x;
     wl_init(&x.w, 41, name, "pk", "S", "sk", "N", 150);
     fill(&x.w, 150);
     for (int i = 0; i < NSTABLE; i++) {
@@ -621,8 +684,11 @@ Test(rebuild, the_alias_moves_under_a_live_workload_and_no_read_misses_an_item)
         dump_log("daemon", daemon.err_path);
     }
     cr_assert_eq(rc, 0, "rebuild exits 0");
-    cr_log_info("rebuild beside the workload: %u items written, %u reads through the alias",
-                x.writes, rd.reads);
+    cr_log_info("rebuild beside the workload: %u items written (%u new ones), %u reads through "
+                "the alias, %u checks of a new item held for over 5 s", x.writes, x.nfresh,
+                rd.reads, rd.fresh_checked);
+    cr_assert_gt(rd.fresh_checked, 50, "new items were checked through the alias (%u)",
+                 rd.fresh_checked);
     cr_assert_gt(x.writes, 20, "the workload wrote during the rebuild (%u)", x.writes);
     cr_assert_gt(rd.reads, 10, "the reader read through the alias (%u times; %u failed: %s)",
                  rd.reads, rd.errors, rd.first_miss);
