@@ -410,17 +410,18 @@ Test(verify, tampered_documents_are_reported_exactly_and_repaired_beside_a_live_
     wl_init(&x.w, 72, name, "pk", "S", "sk", "N", LIVE_KEYS);
     pthread_create(&th, NULL, write_loop, &x);
 
-    /* Behind the daemon's back: 5 % removed, 5 % altered, among the keys the
-     * workload leaves alone. */
+    /* Behind the daemon's back: 5 % of the 400 documents removed (20), 5 %
+     * altered (20), among the keys the workload leaves alone. */
     buf_init(&tamper, BUF_NOMAX);
-    for (unsigned k = LIVE_KEYS; k < NKEYS; k += 10) {
+    for (unsigned k = LIVE_KEYS; k < NKEYS && (nm < 20 || ns < 20); k += 3) {
         json_t *key = wl_key(&w, k);
         char id[600];
         size_t len = e2e_doc_id(key, "pk", "sk", '|', id, sizeof(id));
 
         json_decref(key);
-        cr_assert_eq(strlen(id), len, "the workload's ids hold no NUL");
-        if (k % 20 == 0) {
+        if (strlen(id) != len)
+            continue; /* an id holding NUL: the report's ids are compared as C strings here */
+        if (nm < 20 && (nm <= ns || ns == 20)) {
             action(&tamper, "delete", name, id, len);
             snprintf(missing[nm++], sizeof(missing[0]), "%s", id);
         } else {
@@ -436,6 +437,7 @@ Test(verify, tampered_documents_are_reported_exactly_and_repaired_beside_a_live_
             snprintf(stale[ns++], sizeof(stale[0]), "%s", id);
         }
     }
+    cr_assert(nm == 20 && ns == 20, "20 removed and 20 altered (%zu, %zu)", nm, ns);
     bulk_ok(sd, &tamper);
     buf_close(&tamper);
 
