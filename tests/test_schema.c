@@ -4,12 +4,18 @@
  * replay into that index. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "indexer/schema_paths.h"
 #include "indexer/transform.h"
+#include "tests/support/ddbclient.h"
+#include "tests/support/e2e.h"
+#include "tests/support/proc.h"
+#include "tests/support/searchd_ctl.h"
 
 TestSuite(schema, .timeout = 60);
 
@@ -198,4 +204,319 @@ Test(schema, cap_on_paths, .init = unit_setup, .fini = unit_teardown)
     cr_assert_eq(json_integer_value(json_object_get(rep, "untracked")), 2);
     json_decref(rep);
     schema_paths_free(sp);
+}
+
+/* ---- the command ----------------------------------------------------------- */
+
+static const char *const test_env[] = { "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
+                                        NULL };
+
+#define NITEMS 40
+
+/* The paths whose type changes across the items below. */
+static const char want_varying[] = "[\"flag\",\"info.level\",\"meta\",\"num\",\"tags\"]";
+
+/* Item k: five attributes change type with k's parity (N/S, S/M, L/S,
+ * BOOL/N, and info.level inside a steady map: N/S), so that whichever
+ * comes first, the engines' dynamic mapping refuses the other; the rest
+ * keep theirs (opt is NULL or S: a null maps nothing, so no conflict). */
+static json_t *item(int k)
+{
+    bool even = k % 2 == 0;
+    char pk[16], n[16];
+
+    snprintf(pk, sizeof(pk), "p%03d", k);
+    snprintf(n, sizeof(n), "%d", k);
+    return json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:b}, s:{s:[{s:s},{s:s}]},"
+                     " s:o, s:o, s:o, s:o, s:{s:{s:{s:s}, s:o}}, s:o}",
+                     "pk", "S", pk, "name", "S", "steady", "count", "N", n, "active", "BOOL", 1,
+                     "list", "L", "N", "1", "N", "2.5",
+                     "num", even ? json_pack("{s:s}", "N", n) : json_pack("{s:s}", "S", "many"),
+                     "meta", even ? json_pack("{s:s}", "S", "plain")
+                                  : json_pack("{s:{s:{s:s}}}", "M", "x", "S", "inside"),
+                     "tags", even ? json_pack("{s:[{s:s},{s:s}]}", "L", "S", "a", "S", "b")
+                                  : json_pack("{s:s}", "S", "a"),
+                     "flag", even ? json_pack("{s:b}", "BOOL", 1) : json_pack("{s:s}", "N", "7"),
+                     "info", "M", "city", "S", "Lyon",
+                     "level", even ? json_pack("{s:s}", "N", "3") : json_pack("{s:s}", "S", "high"),
+                     "opt", k % 3 ? json_pack("{s:b}", "NULL", 1) : json_pack("{s:s}", "S", "o"));
+}
+
+static void need_ddb(void)
+{
+    if (!ddbc_endpoint())
+        cr_skip_test("DynamoDB Local is not running (run the suite through tests/run.sh)");
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)(*s >= 'A' && *s <= 'Z' ? *s + 32 : *s);
+}
+
+/* Runs `ddb2es CMD -c conf ARGS...` to its end; its exit code (its log on
+ * stderr when that is not want). */
+static int ddb2es_want(struct proc *p, int want, const char *cmd, const char *conf,
+                       const char *const *args)
+{
+    static char bin[512];
+    const char *argv[32] = { proc_path("ddb2es", bin, sizeof(bin)), cmd, "-c", conf };
+    size_t n = 4;
+    int rc;
+
+    for (; *args && n < 31; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    proc_start(p, argv, test_env);
+    rc = proc_wait(p, 60000);
+    if (rc == -1) {
+        proc_kill(p, SIGKILL);
+        proc_wait(p, 5000);
+    }
+    if (rc != want) {
+        char *log = proc_slurp(p->err_path);
+
+        fprintf(stderr, "ddb2es %s exited %d:\n%s", cmd, rc, log);
+        free(log);
+    }
+    return rc;
+}
+
+static int ddb2es(struct proc *p, const char *cmd, const char *conf, const char *const *args)
+{
+    return ddb2es_want(p, 0, cmd, conf, args);
+}
+
+/* The --json report on p's stdout. */
+static json_t *report_of(const struct proc *p)
+{
+    char *out = proc_slurp(p->out_path);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+
+    cr_assert_not_null(j, "the report is not JSON (%s): %s", je.text, out);
+    free(out);
+    return j;
+}
+
+/* The report's checks shared by the Scan and the file. */
+static void check_report(json_t *rep)
+{
+    char *s = compact(json_object_get(rep, "varying"));
+
+    cr_assert_str_eq(s, want_varying, "varying: %s", s);
+    free(s);
+    cr_assert_eq(json_integer_value(json_object_get(rep, "items")), NITEMS);
+    assert_types(rep, "num", "{\"N\":20,\"S\":20}");
+    assert_types(rep, "opt", "{\"NULL\":26,\"S\":14}");
+    assert_types(rep, "tags[]", "{\"S\":20}");
+    assert_types(rep, "info.level", "{\"N\":20,\"S\":20}");
+    cr_assert(json_is_false(json_object_get(rep, "paths_capped")));
+}
+
+/* Creates index in the double from the report's template, as `run` does
+ * from [table] index_template (PUT /INDEX with the file's body). */
+static void create_from_template(struct searchd *sd, const char *index, json_t *rep)
+{
+    char *body = json_dumps(json_object_get(rep, "template"), JSON_COMPACT);
+    char path[300];
+    long status = 0;
+
+    snprintf(path, sizeof(path), "/%s", index);
+    json_decref(searchd_json(sd, "PUT", path, body, &status));
+    cr_assert_eq(status, 200, "PUT %s refused: %s", path, body);
+    free(body);
+}
+
+/* Nothing was dead-lettered: the DLQ file is absent or empty. */
+static void assert_no_dead_letters(const char *dir)
+{
+    char path[512];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/dlq.ndjson", dir);
+    if (stat(path, &st) == 0 && st.st_size > 0) {
+        char *dl = proc_slurp(path);
+
+        cr_assert_fail("documents were dead-lettered:\n%.4000s", dl);
+    }
+}
+
+Test(schema, scan_reports_the_varying_paths_and_its_template_takes_every_item, .timeout = 120)
+{
+    char name[128], dir[256], why[1024];
+    struct e2e_table t;
+    struct searchd *sd;
+    struct proc p;
+    const char *conf;
+    json_t *rep;
+
+    need_ddb();
+    ddbc_table_name(name, sizeof(name), "schema");
+    lower(name);
+    memset(&t, 0, sizeof(t));
+    t.name = t.index = name;
+    t.hash = "pk";
+    ddbc_create_table(name, "pk", "S", NULL, NULL, "NEW_AND_OLD_IMAGES");
+    for (int k = 0; k < NITEMS; k++)
+        json_decref(ddbc_callj("PutItem", json_pack("{s:s,s:o}", "TableName", name, "Item",
+                                                    item(k))));
+    sd = searchd_start(NULL);
+    conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
+
+    cr_assert_eq(ddb2es(&p, "schema", conf,
+                        (const char *[]){ "--table", name, "--scan", "--segments", "3",
+                                          "--rate", "1000", "--json", NULL }),
+                 0);
+    rep = report_of(&p);
+    check_report(rep);
+
+    /* Under the suggested template every item is indexed. */
+    create_from_template(sd, name, rep);
+    cr_assert_eq(ddb2es(&p, "replay", conf, (const char *[]){ "--table", name, "--scan", NULL }),
+                 0);
+    assert_no_dead_letters(dir);
+    cr_assert(e2e_index_equals_table(sd, &t, why, sizeof(why)), "%s", why);
+    json_decref(rep);
+    searchd_stop(sd);
+}
+
+/* An export data file of the items: DYNAMODB_JSON lines. */
+static void write_export(const char *path, int nitems, json_t *(*make)(int))
+{
+    FILE *f = fopen(path, "w");
+
+    cr_assert_not_null(f, "%s", path);
+    for (int k = 0; k < nitems; k++) {
+        json_t *line = json_pack("{s:o}", "Item", make(k));
+
+        cr_assert_eq(json_dumpf(line, f, JSON_COMPACT), 0);
+        fputc('\n', f);
+        json_decref(line);
+    }
+    cr_assert_eq(fclose(f), 0);
+}
+
+Test(schema, export_file_without_dynamodb, .timeout = 60)
+{
+    char dir[256], file[512];
+    struct e2e_table t = { .name = "exported", .index = "exported", .hash = "pk" };
+    struct searchd *sd = searchd_start(NULL);
+    struct proc p;
+    const char *conf;
+    json_t *rep, *dump;
+
+    /* No DynamoDB: its endpoint is a closed port. */
+    conf = e2e_config_ex("http://127.0.0.1:9", searchd_url(sd), &t, 1, NULL, NULL, dir,
+                         sizeof(dir));
+    snprintf(file, sizeof(file), "%s/export.json", dir);
+    write_export(file, NITEMS, item);
+    cr_assert_eq(ddb2es(&p, "schema", conf,
+                        (const char *[]){ "--table", "exported", "--file", file, "--format",
+                                          "export", "--key", "pk", "--json", NULL }),
+                 0);
+    rep = report_of(&p);
+    check_report(rep);
+
+    create_from_template(sd, "exported", rep);
+    cr_assert_eq(ddb2es(&p, "replay", conf,
+                        (const char *[]){ "--table", "exported", "--file", file, "--key", "pk",
+                                          "--read-time", "2024-05-01T00:00:00Z", NULL }),
+                 0);
+    assert_no_dead_letters(dir);
+    dump = e2e_dump(sd);
+    cr_assert_eq(json_object_size(json_object_get(dump, "exported")), NITEMS,
+                 "a document per item");
+    json_decref(dump);
+    json_decref(rep);
+    searchd_stop(sd);
+}
+
+/* Item k of the wide file: 1000 attributes of its own. */
+static json_t *wide_item(int k)
+{
+    json_t *it = json_pack("{s:{s:s}}", "pk", "S", "w");
+    char name[32];
+
+    json_object_set_new(json_object_get(it, "pk"), "S", json_sprintf("w%d", k));
+    for (int i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "a%d_%d", k, i);
+        json_object_set_new(it, name, json_pack("{s:s}", "N", "1"));
+    }
+    return it;
+}
+
+Test(schema, more_paths_than_the_cap_are_said_capped, .timeout = 60)
+{
+    char dir[256], file[512];
+    struct e2e_table t = { .name = "wide", .index = "wide", .hash = "pk" };
+    struct proc p;
+    const char *conf;
+    json_t *rep;
+    char *err;
+
+    conf = e2e_config_ex("http://127.0.0.1:9", "http://127.0.0.1:9", &t, 1, NULL, NULL, dir,
+                         sizeof(dir));
+    snprintf(file, sizeof(file), "%s/wide.json", dir);
+    write_export(file, 11, wide_item); /* 11001 paths */
+    cr_assert_eq(ddb2es(&p, "schema", conf,
+                        (const char *[]){ "--table", "wide", "--file", file, "--key", "pk",
+                                          "--json", NULL }),
+                 0);
+    rep = report_of(&p);
+    cr_assert(json_is_true(json_object_get(rep, "paths_capped")));
+    cr_assert_eq(json_array_size(json_object_get(rep, "paths")), SCHEMA_PATHS_MAX);
+    cr_assert_eq(json_integer_value(json_object_get(rep, "untracked")), 11001 - SCHEMA_PATHS_MAX);
+    cr_assert_eq(json_integer_value(json_object_get(rep, "items")), 11);
+    err = proc_slurp(p.err_path);
+    cr_assert_not_null(strstr(err, "paths_capped"), "stderr says so: %s", err);
+    free(err);
+    json_decref(rep);
+
+    /* Below the cap, nothing is said. */
+    write_export(file, 9, wide_item);
+    cr_assert_eq(ddb2es(&p, "schema", conf,
+                        (const char *[]){ "--table", "wide", "--file", file, "--key", "pk",
+                                          "--json", NULL }),
+                 0);
+    rep = report_of(&p);
+    cr_assert(json_is_false(json_object_get(rep, "paths_capped")));
+    cr_assert_eq(json_array_size(json_object_get(rep, "paths")), 9001);
+    json_decref(rep);
+}
+
+Test(schema, malformed_file_and_usage_mistakes, .timeout = 60)
+{
+    char dir[256], file[512];
+    struct e2e_table t = { .name = "bad", .index = "bad", .hash = "pk" };
+    struct proc p;
+    const char *conf;
+    FILE *f;
+    char *err;
+
+    conf = e2e_config_ex("http://127.0.0.1:9", "http://127.0.0.1:9", &t, 1, NULL, NULL, dir,
+                         sizeof(dir));
+    snprintf(file, sizeof(file), "%s/bad.json", dir);
+    f = fopen(file, "w");
+    cr_assert_not_null(f);
+    fputs("{\"Item\":{\"pk\":{\"S\":\"1\"}}}\nnot json\n", f);
+    fclose(f);
+    cr_assert_eq(ddb2es_want(&p, 65, "schema", conf,
+                        (const char *[]){ "--table", "bad", "--file", file, "--key", "pk", NULL }),
+                 65);
+    err = proc_slurp(p.err_path);
+    cr_assert_not_null(strstr(err, "bad.json:2: not JSON"), "%s", err);
+    free(err);
+    cr_assert_eq(ddb2es_want(&p, 66, "schema", conf,
+                        (const char *[]){ "--table", "bad", "--file", "/nonexistent/x", "--key",
+                                          "pk", NULL }),
+                 66);
+    cr_assert_eq(ddb2es_want(&p, 64, "schema", conf, (const char *[]){ "--table", "bad", NULL }),
+                 64);
+    cr_assert_eq(ddb2es_want(&p, 64, "schema", conf,
+                        (const char *[]){ "--table", "bad", "--scan", "--restart", NULL }),
+                 64);
+    cr_assert_eq(ddb2es_want(&p, 78, "schema", conf,
+                        (const char *[]){ "--table", "nope", "--file", file, NULL }),
+                 78);
 }
