@@ -94,7 +94,7 @@ Test(schema, paths_types_and_counts, .init = unit_setup, .fini = unit_teardown)
     char *s;
 
     add(sp, "{\"pk\":{\"S\":\"1\"},\"n\":{\"N\":\"1\"},\"m\":{\"M\":{\"a\":{\"S\":\"x\"},"
-            "\"l\":{\"L\":[{\"N\":\"2\"},{\"M\":{\"z\":{\"BOOL\":true}}},{\"L\":[{\"S\":\"y\"}]}]}}},"
+            "\"l\":{\"L\":[{\"N\":\"2\"},{\"N\":\"3\"},{\"M\":{\"z\":{\"BOOL\":true}}},{\"L\":[{\"S\":\"y\"}]}]}}},"
             "\"ss\":{\"SS\":[\"a\",\"b\"]},\"b\":{\"B\":\"AQ==\"},\"nul\":{\"NULL\":true}}");
     add(sp, "{\"pk\":{\"S\":\"2\"},\"n\":{\"S\":\"one\"},\"nul\":{\"N\":\"3\"},"
             "\"m\":{\"M\":{\"a\":{\"S\":\"x\"}}}}");
@@ -185,6 +185,30 @@ Test(schema, dotted_names_and_template, .init = unit_setup, .fini = unit_teardow
     free(s);
     /* pk (2) o (1) o.x (1) v (1) w (1) bin (1) deep (1) deep.k (1) */
     cr_assert_eq(json_integer_value(json_object_get(rep, "fields")), 9);
+    json_decref(rep);
+    schema_paths_free(sp);
+}
+
+/* MappingLookup#checkObjectDepthLimit: an object's depth is its dots plus
+ * 2, the root 1; OpenSearch's ParseContext#checkFieldArrayDepthLimit counts
+ * nested arrays against the same limit (tests/tools/ENGINE-RULES.md). */
+Test(schema, depth_and_fields_as_the_engines_count, .init = unit_setup,
+     .fini = unit_teardown)
+{
+    struct schema_paths *sp = schema_paths_new(0);
+    json_t *rep;
+
+    /* An empty map is an object field at depth 2. */
+    add(sp, "{\"pk\":{\"N\":\"1\"},\"e\":{\"M\":{}},\"z\":{\"NULL\":true},\"l\":{\"L\":[]}}");
+    rep = schema_paths_report(sp);
+    cr_assert_eq(json_integer_value(json_object_get(rep, "max_depth")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(rep, "max_fields")), 2, "pk and e");
+    json_decref(rep);
+    /* Lists in lists: three arrays deep, one field. */
+    add(sp, "{\"pk\":{\"N\":\"2\"},\"a\":{\"L\":[{\"L\":[{\"L\":[{\"N\":\"1\"}]}]}]}}");
+    rep = schema_paths_report(sp);
+    cr_assert_eq(json_integer_value(json_object_get(rep, "max_depth")), 3);
+    assert_types(rep, "a[][][]", "{\"N\":1}");
     json_decref(rep);
     schema_paths_free(sp);
 }
