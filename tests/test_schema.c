@@ -452,8 +452,46 @@ Test(schema, export_file_without_dynamodb, .timeout = 60)
     cr_assert_eq(json_object_size(json_object_get(dump, "exported")), NITEMS,
                  "a document per item");
     json_decref(dump);
+    searchd_stop(sd);
+
+    /* Elasticsearch 8's rules take the same template and every item. */
+    sd = searchd_start("--flavor", "es8", NULL);
+    conf = e2e_config_ex("http://127.0.0.1:9", searchd_url(sd), &t, 1, NULL, NULL, dir,
+                         sizeof(dir));
+    create_from_template(sd, "exported", rep);
+    cr_assert_eq(ddb2es(&p, "replay", conf,
+                        (const char *[]){ "--table", "exported", "--file", file, "--key", "pk",
+                                          "--read-time", "2024-05-01T00:00:00Z", NULL }),
+                 0);
+    assert_no_dead_letters(dir);
+    dump = e2e_dump(sd);
+    cr_assert_eq(json_object_size(json_object_get(dump, "exported")), NITEMS, "es8");
+    json_decref(dump);
     json_decref(rep);
     searchd_stop(sd);
+}
+
+Test(schema, stream_records_count_new_images, .timeout = 60)
+{
+    char dir[256];
+    struct e2e_table t = { .name = "fixture", .index = "fixture", .hash = "pk" };
+    struct proc p;
+    const char *conf;
+    json_t *rep;
+
+    conf = e2e_config_ex("http://127.0.0.1:9", "http://127.0.0.1:9", &t, 1, NULL, NULL, dir,
+                         sizeof(dir));
+    cr_assert_eq(ddb2es(&p, "schema", conf,
+                        (const char *[]){ "--table", "fixture", "--file",
+                                          "tests/data/replay/stream-records.ndjson", "--format",
+                                          "stream", "--key", "pk,sk", "--json", NULL }),
+                 0);
+    rep = report_of(&p);
+    /* Three INSERT or MODIFY records, each with its new image. */
+    cr_assert_eq(json_integer_value(json_object_get(rep, "items")), 3);
+    assert_types(rep, "pk", "{\"S\":3}");
+    assert_types(rep, "sk", "{\"N\":3}");
+    json_decref(rep);
 }
 
 /* Item k of the wide file: 1000 attributes of its own. */
