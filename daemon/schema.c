@@ -581,8 +581,9 @@ static void print_text(const struct schema *sc, json_t *rep, FILE *out)
         fputc('\n', out);
     }
     fprintf(out, "\nvarying (more than one type besides NULL): ");
-    json_array_foreach(varying, i, p)
+    json_array_foreach(varying, i, p) {
         fprintf(out, "%s%s", i ? ", " : "", json_string_value(p));
+    }
     fprintf(out, "%s\n", json_array_size(varying) ? "" : "none");
     if (schema_paths_capped(sc->sp))
         fprintf(out, "paths capped: only the first %zu paths are listed; %" JSON_INTEGER_FORMAT

@@ -339,7 +339,10 @@ static void check_report(json_t *rep)
 }
 
 /* Creates index in the double from the report's template, as `run` does
- * from [table] index_template (PUT /INDEX with the file's body). */
+ * from [table] index_template (PUT /INDEX with the file's body).  The double
+ * maps new fields and refuses conflicting values as the engines do, and
+ * takes anything in an object with "enabled": false
+ * (tests/tools/ENGINE-RULES.md, sections 3 and 5). */
 static void create_from_template(struct searchd *sd, const char *index, json_t *rep)
 {
     char *body = json_dumps(json_object_get(rep, "template"), JSON_COMPACT);
@@ -394,6 +397,26 @@ Test(schema, scan_reports_the_varying_paths_and_its_template_takes_every_item, .
                  0);
     rep = report_of(&p);
     check_report(rep);
+
+    /* Interrupted: 75, and no report. */
+    {
+        static char bin[512];
+        const char *argv[] = { proc_path("ddb2es", bin, sizeof(bin)), "schema", "-c", conf,
+                               "--table", name, "--scan", "--segments", "1", "--rate", "1",
+                               NULL };
+
+        proc_start(&p, argv, test_env);
+        cr_assert(proc_wait_for_text(p.err_path, "Scan in 1 segment", 10000));
+        proc_kill(&p, SIGINT);
+        cr_assert_eq(proc_wait(&p, 10000), 75);
+        cr_assert(proc_wait_for_text(p.err_path, "interrupted by SIGINT", 1000));
+        {
+            char *out = proc_slurp(p.out_path);
+
+            cr_assert_str_eq(out, "");
+            free(out);
+        }
+    }
 
     /* Under the suggested template every item is indexed. */
     create_from_template(sd, name, rep);
