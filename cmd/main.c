@@ -14,6 +14,7 @@
 #include "daemon/rebuild.h"
 #include "daemon/replay.h"
 #include "daemon/run.h"
+#include "daemon/schema.h"
 #include "daemon/status.h"
 #include "daemon/verify.h"
 #include "base/version.h"
@@ -37,6 +38,8 @@ static const char usage[] =
     "           --repair fixes them (ddb2es verify --help)\n"
     "  rebuild  build a new index beside the live one, fill and verify it, move the\n"
     "           alias to it (ddb2es rebuild --help)\n"
+    "  schema   every attribute path of one table with its DynamoDB types, the paths whose\n"
+    "           type varies, and a suggested index template (ddb2es schema --help)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default: $DDB2ES_CONFIG, then " DEFAULT_CONFIG ")\n"
@@ -153,6 +156,23 @@ static const char rebuild_usage[] =
     "64 usage; 69 the engine, DynamoDB or the daemon did not answer; 73 another rebuild of T\n"
     "runs; 75 interrupted (run again to continue); 77 permission; 78 configuration (a concrete\n"
     "index without --drop-old, [leases]).\n";
+static const char schema_usage[] =
+    "usage: ddb2es schema [-c FILE] --table T --scan [--segments N] [--rate R] [--json]\n"
+    "       ddb2es schema [-c FILE] --table T --file PATH [--format export|stream] [--key H[,R]]\n"
+    "                     [--json]\n"
+    "\n"
+    "Reads table T (a parallel Scan) or a DynamoDB export or stream-record file, through\n"
+    "[table T]'s document rules, and prints every attribute path of the documents (a.b for a\n"
+    "map member, a[] for list elements) with the DynamoDB types it held in how many items,\n"
+    "the paths whose type varies (NULL aside), the largest document's depth and field count\n"
+    "as the engines count them, and an index template under which every value seen is\n"
+    "indexed, for [table] index_template.  At most 10000 paths are tracked.\n"
+    "\n"
+    "  --scan, --segments N, --rate R, --file PATH, --format F, --key H[,R]: as for replay\n"
+    "  --json    the report as one JSON document\n"
+    "\n"
+    "exit: 0 done; 64 usage; 65 malformed input (FILE:LINE); 66 no such file; 69 DynamoDB\n"
+    "unavailable; 75 interrupted; 77 permission; 78 configuration.\n";
 
 struct cli {
     const char *cmd;
@@ -171,6 +191,7 @@ struct cli {
     bool settle_given;
     struct rebuild_opts rb;
     bool rebuild_flags;     /* a rebuild-only option was given */
+    struct schema_opts so;
     bool scan;
     const char *format;
 };
@@ -413,6 +434,41 @@ static int rebuild_check(struct cli *c)
     return -1;
 }
 
+/* schema takes replay's --table, --scan, --segments, --rate, --file,
+ * --format and --key, and --json. */
+static int schema_check(struct cli *c)
+{
+    const struct replay_opts *r = &c->ro;
+
+    if (c->dry_run || c->offline || c->write_checkpoints || r->only || r->restart ||
+        r->consistent || r->index || r->read_time || r->margin_s || r->max_age_ms ||
+        r->give_up_ms || r->dlq_out || r->progress_ms || c->repair || c->settle_given ||
+        c->rebuild_flags) {
+        fprintf(stderr, "ddb2es schema: only --table, --scan, --segments, --rate, --file, "
+                        "--format, --key and --json apply\n");
+        return 64;
+    }
+    if (!r->table || c->scan == !!r->file) {
+        fprintf(stderr, "ddb2es schema: --table and either --scan or --file PATH are "
+                        "required\n%s", schema_usage);
+        return 64;
+    }
+    if ((c->scan && (c->format || r->keys)) || (r->file && (r->segments || r->rate > 0))) {
+        fprintf(stderr, "ddb2es schema: --format and --key apply to --file, --segments and "
+                        "--rate to --scan\n");
+        return 64;
+    }
+    if (c->format && strcmp(c->format, "export") != 0 && strcmp(c->format, "stream") != 0) {
+        fprintf(stderr, "ddb2es schema: --format must be export or stream, got \"%s\"\n",
+                c->format);
+        return 64;
+    }
+    c->so = (struct schema_opts){ .table = r->table, .file = r->file, .keys = r->keys,
+                                  .stream = c->format && strcmp(c->format, "stream") == 0,
+                                  .segments = r->segments, .rate = r->rate, .json = c->json };
+    return -1;
+}
+
 static int parse(int argc, char **argv, struct cli *c)
 {
     static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
@@ -483,6 +539,7 @@ static int parse(int argc, char **argv, struct cli *c)
             fputs(strcmp(c->cmd, "replay") == 0    ? replay_usage
                   : strcmp(c->cmd, "verify") == 0  ? verify_usage
                   : strcmp(c->cmd, "rebuild") == 0 ? rebuild_usage
+                  : strcmp(c->cmd, "schema") == 0  ? schema_usage
                                                    : usage,
                   stdout);
             return 0;
@@ -521,6 +578,8 @@ static int parse(int argc, char **argv, struct cli *c)
         fprintf(stderr, "ddb2es %s: unexpected argument \"%s\"\n", c->cmd, argv[optind]);
         return 64;
     }
+    if (strcmp(c->cmd, "schema") == 0)
+        return schema_check(c);
     if (strcmp(c->cmd, "verify") == 0)
         return verify_check(c);
     if (strcmp(c->cmd, "rebuild") == 0)
@@ -589,7 +648,8 @@ int main(int argc, char **argv)
         return rc;
     if (strcmp(cli.cmd, "run") != 0 && strcmp(cli.cmd, "check") != 0 &&
         strcmp(cli.cmd, "status") != 0 && strcmp(cli.cmd, "replay") != 0 &&
-        strcmp(cli.cmd, "verify") != 0 && strcmp(cli.cmd, "rebuild") != 0) {
+        strcmp(cli.cmd, "verify") != 0 && strcmp(cli.cmd, "rebuild") != 0 &&
+        strcmp(cli.cmd, "schema") != 0) {
         fprintf(stderr, "ddb2es: unknown command \"%s\"\n%s", cli.cmd, usage);
         return 64;
     }
@@ -599,12 +659,7 @@ int main(int argc, char **argv)
      * with the same line: the files the configuration names (secrets, CA) and
      * the transport rules.  `run` checks again: a file may change between. */
     if (rc == 0 && strcmp(cli.cmd, "status") != 0)
-        rc = clients_preflight(&cfg,
-                               strcmp(cli.cmd, "replay") == 0 || strcmp(cli.cmd, "verify") == 0 ||
-                                       strcmp(cli.cmd, "rebuild") == 0
-                                   ? cli.ro.table
-                                   : NULL,
-                               err, sizeof(err));
+        rc = clients_preflight(&cfg, cli.ro.table, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "ddb2es: %s\n", err);
         config_free(&cfg);
@@ -626,6 +681,8 @@ int main(int argc, char **argv)
         rc = verify_run(&cfg, &cli.vo);
     else if (strcmp(cli.cmd, "rebuild") == 0)
         rc = rebuild_run(&cfg, &cli.rb);
+    else if (strcmp(cli.cmd, "schema") == 0)
+        rc = schema_run(&cfg, &cli.so);
     else
         rc = run_daemon(&cfg, cli.dry_run);
     config_free(&cfg);

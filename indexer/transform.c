@@ -550,6 +550,8 @@ static int emit_member(struct ctx *c, const struct member *x, bool first, bool h
         rc = buf_putc(out, ':');
     if (rc < 0)
         return rc;
+    if (c->cfg->on_member && !c->canon && !c->secret)
+        c->cfg->on_member(c->cfg->member_arg, x->name, x->nlen, c->depth, x->val, hmac);
     c->path[c->depth] = (struct seg){ .key = x->key, .klen = x->klen };
     c->depth++;
     rc = hmac ? put_hmac(c, x->val, out, true) : emit_value(c, x->val, out);

@@ -126,6 +126,15 @@ struct transform_cfg {
      * on_rename, it may be called for a document refused later. */
     void (*on_encrypted)(void *arg, const struct encitem *e, const char *what);
     void *encrypted_arg;
+    /* Optional: called for each member written (a top-level attribute, or
+     * a map key at any depth), before its value, with the name written
+     * (after any rename), the depth as for on_rename, its value (DynamoDB
+     * JSON, borrowed for the call) and whether it is written as its HMAC;
+     * never for what is inside an hmac attribute.  Like on_rename, it may
+     * be called for a document refused later. */
+    void (*on_member)(void *arg, const char *name, size_t len, int depth, json_t *av,
+                      bool hmac);
+    void *member_arg;
 };
 
 enum transform_result {

@@ -1,0 +1,773 @@
+/* schema — see schema.h.
+ *
+ * One loop: DescribeTable (unless --key names the key of a file), then
+ * either one Scan request in flight per segment with a token bucket shared
+ * by the segments for --rate (lowered while DynamoDB throttles, as
+ * replay_scan.c does), or the files read line by line, a bounded amount per
+ * loop turn, so that SIGINT is seen.  Each item goes through transform with
+ * schema_paths_member as its on_member hook: the paths are the document's.
+ */
+#include "daemon/schema.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aws/creds.h"
+#include "aws/ddb.h"
+#include "base/backoff.h"
+#include "base/buf.h"
+#include "base/http.h"
+#include "base/jsonx.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "config/config.h"
+#include "daemon/app.h"
+#include "daemon/clients.h"
+#include "indexer/doc.h"
+#include "indexer/schema_paths.h"
+#include "indexer/sink.h"
+#include "indexer/source.h"
+#include "indexer/transform.h"
+
+#define DOC_MAX (16u << 20)      /* one document */
+#define TURN_BUDGET (4u << 20)   /* input bytes read per loop turn */
+#define PAGE_MAX_LIMIT 1000      /* Scan Limit when --rate caps it */
+#define RETRY_BASE_MS 200
+#define RETRY_MAX_MS 20000
+#define GIVE_UP_MS 300000        /* a segment failing this long: exit 69 */
+
+struct schema;
+
+struct seg {
+    struct schema *sc;
+    int no;
+    json_t *start;      /* ExclusiveStartKey of the next request */
+    bool done;
+    struct ddb_call *call;
+    int limit;          /* tokens taken for the request in flight */
+    uv_timer_t timer;   /* backoff, or waiting for tokens */
+    unsigned failures;
+    uint64_t failing_since;
+};
+
+struct schema {
+    struct app app;
+    struct clients clients;
+    const struct schema_opts *o;
+    struct transform_cfg tf;
+    unsigned char *hmac_key;
+    struct source_keys keys;
+    struct schema_paths *sp;
+    struct doc d;
+    struct buf err;
+    uv_signal_t sigint, sigterm;
+    uv_idle_t idle;
+    bool stopping, files_done;
+    int exit_code;
+    char why[1024];
+    uint64_t read, skipped, start_ms;
+    /* scan */
+    struct seg *segs;
+    int nsegs;
+    double eff_rate, tokens;
+    uint64_t tokens_at;
+    /* files */
+    struct source_files files;
+};
+
+/* ---- stopping ------------------------------------------------------------ */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_clients_closed(void *arg)
+{
+    struct schema *sc = arg;
+
+    uv_walk(sc->app.loop, close_walk, NULL);
+}
+
+static void on_sink_closed(void *arg)
+{
+    struct schema *sc = arg;
+
+    clients_take_down(&sc->clients, &sc->app, on_clients_closed, sc);
+}
+
+/* Stops reading with exit code code (why from fmt when not NULL). */
+static void sc_stop(struct schema *sc, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void sc_stop(struct schema *sc, int code, const char *fmt, ...)
+{
+    if (sc->stopping)
+        return;
+    sc->stopping = true;
+    sc->exit_code = code;
+    if (fmt) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(sc->why, sizeof(sc->why), fmt, ap);
+        va_end(ap);
+    }
+    for (int i = 0; i < sc->nsegs; i++) {
+        uv_timer_stop(&sc->segs[i].timer);
+        if (sc->segs[i].call)
+            ddb_cancel(sc->segs[i].call);
+    }
+    uv_idle_stop(&sc->idle);
+    uv_signal_stop(&sc->sigint);
+    uv_signal_stop(&sc->sigterm);
+    /* The sink was never given a document: it closes at once. */
+    sink_close(sc->app.sink, 0, on_sink_closed, sc);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct schema *sc = h->data;
+
+    sc_stop(sc, 75, "interrupted by %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* ---- items ------------------------------------------------------------- */
+
+static void doc_reset(struct schema *sc)
+{
+    buf_reset(&sc->d.source);
+    buf_reset(&sc->d.keys);
+}
+
+/* Counts what the last transform noted when it made a document to index. */
+static void item_end(struct schema *sc, bool keep, const char *where)
+{
+    if (!keep) {
+        sc->skipped++;
+        if (where && sc->err.len)
+            log_warn("%s: %s: not counted", where, sc->err.ptr);
+    }
+    if (schema_paths_end(sc->sp, keep) < 0)
+        sc_stop(sc, 70, "out of memory");
+}
+
+static void take_item(struct schema *sc, json_t *item, const char *where)
+{
+    enum transform_result tr;
+
+    sc->read++;
+    doc_reset(sc);
+    schema_paths_begin(sc->sp);
+    tr = transform_item(&sc->tf, item, &sc->d, &sc->err);
+    item_end(sc, tr == TR_DOC, where);
+}
+
+/* ---- scan ------------------------------------------------------------- */
+
+static void seg_send(struct seg *g);
+
+static void on_seg_timer(uv_timer_t *t)
+{
+    seg_send(container_of(t, struct seg, timer));
+}
+
+static void seg_backoff(struct seg *g)
+{
+    uv_timer_start(&g->timer, on_seg_timer,
+                   (uint64_t)backoff_ms(RETRY_BASE_MS, RETRY_MAX_MS, g->failures++), 0);
+}
+
+/* Tokens for one request: the Limit to ask for, 0 = no Limit, or -1 when
+ * the bucket is empty (the segment's timer sends it later). */
+static int take_tokens(struct seg *g)
+{
+    struct schema *sc = g->sc;
+    uint64_t now = uv_now(sc->app.loop);
+    double cap, share;
+    int limit;
+
+    if (sc->eff_rate <= 0)
+        return 0;
+    cap = sc->eff_rate < 1 ? 1 : sc->eff_rate; /* a second's worth */
+    sc->tokens += (double)(now - sc->tokens_at) / 1000.0 * sc->eff_rate;
+    sc->tokens_at = now;
+    if (sc->tokens > cap)
+        sc->tokens = cap;
+    if (sc->tokens < 1) {
+        uint64_t wait = (uint64_t)ceil((1 - sc->tokens) / sc->eff_rate * 1000.0);
+
+        uv_timer_start(&g->timer, on_seg_timer, wait ? wait : 1, 0);
+        return -1;
+    }
+    share = cap / sc->nsegs;
+    limit = (int)(sc->tokens < share ? sc->tokens : share);
+    if (limit < 1)
+        limit = 1;
+    if (limit > PAGE_MAX_LIMIT)
+        limit = PAGE_MAX_LIMIT;
+    sc->tokens -= limit;
+    return limit;
+}
+
+static bool scan_done(const struct schema *sc)
+{
+    for (int i = 0; i < sc->nsegs; i++)
+        if (!sc->segs[i].done)
+            return false;
+    return true;
+}
+
+/* A failed Scan: 69, 77, or another try after a backoff. */
+static void scan_failed(struct seg *g, const struct ddb_reply *rep)
+{
+    struct schema *sc = g->sc;
+    uint64_t now = uv_now(sc->app.loop);
+
+    if (sc->eff_rate > 0)
+        sc->tokens += g->limit; /* nothing was read */
+    if (rep->cls == DDB_THROTTLED) {
+        double s = (double)(now - sc->start_ms) / 1000.0;
+        double seen = s > 1 ? (double)sc->read / s : 100;
+
+        sc->eff_rate = (sc->eff_rate > 0 ? sc->eff_rate : seen) / 2;
+        if (sc->eff_rate < 1)
+            sc->eff_rate = 1;
+        log_warn("Scan throttled (%s): lowering the rate to %.0f items/s", rep->type,
+                 sc->eff_rate);
+    } else if (rep->cls == DDB_NOT_FOUND) {
+        sc_stop(sc, 69, "table %s: %s", sc->o->table, rep->message);
+        return;
+    } else if (rep->cls == DDB_FATAL && (strcmp(rep->type, "AccessDeniedException") == 0 ||
+                                         strcmp(rep->type, "UnrecognizedClientException") == 0)) {
+        sc_stop(sc, 77, "Scan of %s refused: %s: %s", sc->o->table, rep->type, rep->message);
+        return;
+    } else {
+        log_warn("Scan of %s segment %d failed: HTTP %ld %s %s; retrying", sc->o->table, g->no,
+                 rep->status, rep->type, rep->message);
+    }
+    if (!g->failing_since)
+        g->failing_since = now;
+    if (now - g->failing_since >= GIVE_UP_MS) {
+        sc_stop(sc, 69, "Scan of %s failing for %d s: HTTP %ld %s %s", sc->o->table,
+                GIVE_UP_MS / 1000, rep->status, rep->type, rep->message);
+        return;
+    }
+    seg_backoff(g);
+}
+
+static void on_scan(const struct ddb_reply *rep, void *arg)
+{
+    struct seg *g = arg;
+    struct schema *sc = g->sc;
+    json_t *items, *lek, *item;
+    size_t i;
+
+    g->call = NULL;
+    if (rep->err == -ECANCELED || sc->stopping)
+        return;
+    if (rep->cls != DDB_OK) {
+        scan_failed(g, rep);
+        return;
+    }
+    g->failures = 0;
+    g->failing_since = 0;
+    items = json_object_get(rep->json, "Items");
+    lek = json_object_get(rep->json, "LastEvaluatedKey");
+    if (sc->eff_rate > 0) {
+        if (g->limit > (int)json_array_size(items))
+            sc->tokens += g->limit - (int)json_array_size(items);
+        /* Throttling lowered the cap: win it back slowly. */
+        if (sc->o->rate <= 0 || sc->eff_rate < sc->o->rate) {
+            sc->eff_rate *= 1.05;
+            if (sc->o->rate > 0 && sc->eff_rate > sc->o->rate)
+                sc->eff_rate = sc->o->rate;
+        }
+    }
+    json_array_foreach(items, i, item) {
+        take_item(sc, item, "item");
+        if (sc->stopping)
+            return;
+    }
+    json_decref(g->start);
+    g->start = json_is_object(lek) ? json_incref(lek) : NULL;
+    if (!g->start) {
+        g->done = true;
+        if (scan_done(sc))
+            sc_stop(sc, 0, NULL);
+        return;
+    }
+    seg_send(g);
+}
+
+static void seg_send(struct seg *g)
+{
+    struct schema *sc = g->sc;
+    json_t *body;
+    int limit;
+
+    if (sc->stopping || (limit = take_tokens(g)) < 0)
+        return;
+    g->limit = limit;
+    body = json_pack("{s:s}", "TableName", sc->o->table);
+    if (body && sc->nsegs > 1) {
+        json_object_set_new(body, "Segment", json_integer(g->no));
+        json_object_set_new(body, "TotalSegments", json_integer(sc->nsegs));
+    }
+    if (body && limit)
+        json_object_set_new(body, "Limit", json_integer(limit));
+    if (body && g->start)
+        json_object_set(body, "ExclusiveStartKey", g->start);
+    g->call = body ? ddb_call(sc->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, g, NULL) : NULL;
+    if (!g->call) {
+        if (limit)
+            sc->tokens += limit;
+        seg_backoff(g);
+    }
+}
+
+static void scan_begin(struct schema *sc)
+{
+    log_info("schema %s: Scan in %d segment(s), %s", sc->o->table, sc->nsegs,
+             sc->o->rate > 0 ? "rate capped" : "no rate cap");
+    sc->tokens_at = uv_now(sc->app.loop);
+    for (int i = 0; i < sc->nsegs && !sc->stopping; i++)
+        seg_send(&sc->segs[i]);
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+/* A malformed line: exit 65, no report. */
+static void file_fail(struct schema *sc, unsigned long line, const char *what)
+{
+    sc_stop(sc, 65, "%s:%lu: %s", sc->files.paths[sc->files.cur], line, what);
+}
+
+static void take_record(void *arg, json_t *rec, unsigned long line, const char *shard,
+                        const char *parent)
+{
+    struct schema *sc = arg;
+    enum transform_result tr;
+    char where[600];
+
+    sc->read++;
+    doc_reset(sc);
+    schema_paths_begin(sc->sp);
+    tr = transform_record(&sc->tf, rec, &sc->d, &sc->err);
+    snprintf(where, sizeof(where), "%s:%lu", sc->files.paths[sc->files.cur], line);
+    /* A REMOVE, or a record without a new image, has no document. */
+    item_end(sc, tr == TR_DOC && sc->d.op == DOC_INDEX, tr == TR_ERROR ? where : NULL);
+}
+
+static void take_value(struct schema *sc, json_t *v, unsigned long line)
+{
+    char why[768];
+
+    if (sc->o->stream) {
+        if (source_stream_value(v, line, take_record, sc, why, sizeof(why)) < 0)
+            file_fail(sc, line, why);
+    } else if (!json_is_object(json_object_get(v, "Item"))) {
+        file_fail(sc, line, "not an export line (no \"Item\" object)");
+    } else {
+        snprintf(why, sizeof(why), "%s:%lu", sc->files.paths[sc->files.cur], line);
+        take_item(sc, json_object_get(v, "Item"), why);
+    }
+}
+
+/* Reads more of the current file; false after sc_stop. */
+static bool fill(struct schema *sc)
+{
+    int rc = source_fill(&sc->files);
+
+    if (rc == -EBADMSG)
+        file_fail(sc, sc->files.lineno + 1, sc->files.why);
+    else if (rc == -ENOMEM)
+        sc_stop(sc, 70, "out of memory");
+    else if (rc < 0)
+        sc_stop(sc, 74, "%s", sc->files.why);
+    return rc == 0;
+}
+
+/* A Lambda event file: one JSON document over many lines. */
+static void whole_file(struct schema *sc, size_t start)
+{
+    json_error_t jerr;
+    json_t *v;
+
+    sc->files.off = start;
+    while (!sc->files.file_eof)
+        if (!fill(sc))
+            return;
+    v = jsonx_loadb(sc->files.in.ptr + sc->files.off, sc->files.in.len - sc->files.off, 0,
+                    &jerr);
+    sc->files.off = sc->files.in.len;
+    if (!v) {
+        file_fail(sc, (unsigned long)jerr.line, jerr.text);
+        return;
+    }
+    take_value(sc, v, 1);
+    json_decref(v);
+}
+
+static void one_line(struct schema *sc, char *p, size_t len)
+{
+    json_error_t jerr;
+    json_t *v;
+    size_t start = (size_t)(p - sc->files.in.ptr);
+    char what[256];
+
+    while (len && (p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    while (len && (*p == ' ' || *p == '\t'))
+        p++, len--;
+    if (!len)
+        return;
+    v = jsonx_loadb(p, len, 0, &jerr);
+    if (!v && sc->files.lineno == 1 && sc->o->stream && *p == '{') {
+        whole_file(sc, start);
+        return;
+    }
+    if (!v) {
+        snprintf(what, sizeof(what), "not JSON: %s", jerr.text);
+        file_fail(sc, sc->files.lineno, what);
+        return;
+    }
+    take_value(sc, v, sc->files.lineno);
+    json_decref(v);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    struct schema *sc = container_of(h, struct schema, idle);
+    size_t budget = TURN_BUDGET;
+
+    while (!sc->stopping && budget) {
+        char *p, *nl;
+        size_t len;
+
+        if (!sc->files.gz || (sc->files.file_eof && sc->files.off >= sc->files.in.len)) {
+            int rc = source_open_next(&sc->files);
+
+            if (rc < 0)
+                sc_stop(sc, 74, "%s", sc->files.why);
+            if (rc == 0)
+                sc_stop(sc, 0, NULL);
+            if (rc <= 0)
+                return;
+        }
+        p = sc->files.in.ptr ? sc->files.in.ptr + sc->files.off : NULL;
+        nl = p ? memchr(p, '\n', sc->files.in.len - sc->files.off) : NULL;
+        if (!nl && !sc->files.file_eof) {
+            if (!fill(sc))
+                return;
+            continue;
+        }
+        len = nl ? (size_t)(nl - p) : sc->files.in.len - sc->files.off;
+        sc->files.off += len + (nl ? 1 : 0);
+        sc->files.lineno++;
+        budget = budget > len ? budget - len - 1 : 0;
+        one_line(sc, p, len);
+    }
+}
+
+static void files_begin(struct schema *sc)
+{
+    log_info("schema %s: %zu file(s), %" PRId64 " bytes, format %s", sc->o->table,
+             sc->files.npaths, sc->files.total_bytes, sc->o->stream ? "stream" : "export");
+    uv_idle_start(&sc->idle, on_idle);
+}
+
+/* ---- DescribeTable ------------------------------------------------------ */
+
+static char *key_name(json_t *name, size_t *len)
+{
+    char *s = malloc(json_string_length(name) + 1);
+
+    if (s) {
+        *len = json_string_length(name);
+        memcpy(s, json_string_value(name), *len + 1);
+    }
+    return s;
+}
+
+static void set_keys(struct schema *sc)
+{
+    sc->tf.hash_key = sc->keys.hash_key;
+    sc->tf.range_key = sc->keys.range_key;
+    sc->tf.hash_key_len = sc->keys.hash_key_len;
+    sc->tf.range_key_len = sc->keys.range_key_len;
+}
+
+static void on_describe(const struct ddb_reply *rep, void *arg)
+{
+    struct schema *sc = arg;
+    json_t *k;
+    size_t i;
+
+    if (rep->err == -ECANCELED || sc->stopping)
+        return;
+    if (rep->cls != DDB_OK) {
+        sc_stop(sc, rep->cls == DDB_FATAL && (strstr(rep->type, "AccessDenied") ||
+                                               strstr(rep->type, "UnrecognizedClient"))
+                        ? 77
+                        : 69,
+                "DescribeTable %s: HTTP %ld %s %s", sc->o->table, rep->status, rep->type,
+                rep->message);
+        return;
+    }
+    json_array_foreach(json_object_get(json_object_get(rep->json, "Table"), "KeySchema"), i, k) {
+        json_t *name = json_object_get(k, "AttributeName");
+        const char *type = json_string_value(json_object_get(k, "KeyType"));
+
+        if (json_is_string(name) && type && strcmp(type, "HASH") == 0 && !sc->keys.hash_key)
+            sc->keys.hash_key = key_name(name, &sc->keys.hash_key_len);
+        else if (json_is_string(name) && type && strcmp(type, "RANGE") == 0 &&
+                 !sc->keys.range_key)
+            sc->keys.range_key = key_name(name, &sc->keys.range_key_len);
+    }
+    if (!sc->keys.hash_key) {
+        sc_stop(sc, 69, "DescribeTable %s gave no hash key", sc->o->table);
+        return;
+    }
+    set_keys(sc);
+    if (sc->o->file)
+        files_begin(sc);
+    else
+        scan_begin(sc);
+}
+
+/* ---- the report ------------------------------------------------------------ */
+
+static void print_text(const struct schema *sc, json_t *rep, FILE *out)
+{
+    json_t *paths = json_object_get(rep, "paths"), *p, *varying = json_object_get(rep, "varying");
+    size_t i, w = 4;
+    char *tmpl;
+
+    fprintf(out, "schema of %s: %" PRIu64 " items (%" PRIu64 " not counted: no document), "
+                 "%zu paths%s\n", sc->o->table, schema_paths_items(sc->sp), sc->skipped,
+            json_array_size(paths), schema_paths_capped(sc->sp) ? " (capped)" : "");
+    fprintf(out, "largest document: depth %" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT
+                 " fields; the template maps %" JSON_INTEGER_FORMAT " fields\n\n",
+            json_integer_value(json_object_get(rep, "max_depth")),
+            json_integer_value(json_object_get(rep, "max_fields")),
+            json_integer_value(json_object_get(rep, "fields")));
+    json_array_foreach(paths, i, p) {
+        size_t l = json_string_length(json_object_get(p, "path"));
+
+        if (l > w)
+            w = l;
+    }
+    if (w > 60)
+        w = 60;
+    fprintf(out, "%-*s  TYPES (items)\n", (int)w, "PATH");
+    json_array_foreach(paths, i, p) {
+        const char *t;
+        json_t *n;
+        bool first = true;
+
+        fprintf(out, "%-*s ", (int)w, json_string_value(json_object_get(p, "path")));
+        json_object_foreach(json_object_get(p, "types"), t, n) {
+            fprintf(out, "%s %s:%" JSON_INTEGER_FORMAT, first ? "" : ",", t,
+                    json_integer_value(n));
+            first = false;
+        }
+        fputc('\n', out);
+    }
+    fprintf(out, "\nvarying (more than one type besides NULL): ");
+    json_array_foreach(varying, i, p) {
+        fprintf(out, "%s%s", i ? ", " : "", json_string_value(p));
+    }
+    fprintf(out, "%s\n", json_array_size(varying) ? "" : "none");
+    if (schema_paths_capped(sc->sp))
+        fprintf(out, "paths capped: only the first %zu paths are listed; %" JSON_INTEGER_FORMAT
+                     " values were at paths not tracked\n", json_array_size(paths),
+                json_integer_value(json_object_get(rep, "untracked")));
+    tmpl = json_dumps(json_object_get(rep, "template"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fprintf(out, "\nsuggested index template (for [table] index_template):\n%s\n",
+            tmpl ? tmpl : "{}");
+    free(tmpl);
+}
+
+static int print_report(struct schema *sc)
+{
+    json_t *rep = schema_paths_report(sc->sp);
+    int rc = 0;
+
+    if (!rep)
+        return 70;
+    if (sc->o->json) {
+        json_object_set_new(rep, "table", json_string(sc->o->table));
+        json_object_set_new(rep, "not_counted", json_integer((json_int_t)sc->skipped));
+        rc = json_dumpf(rep, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) < 0 ? 74 : 0;
+        fputc('\n', stdout);
+    } else {
+        print_text(sc, rep, stdout);
+    }
+    if (fflush(stdout) != 0)
+        rc = 74;
+    if (schema_paths_capped(sc->sp))
+        fprintf(stderr, "ddb2es schema: more than %zu paths: the report lists the first ones "
+                        "only (paths_capped)\n", json_array_size(json_object_get(rep, "paths")));
+    json_decref(rep);
+    return rc;
+}
+
+/* ---- start ---------------------------------------------------------------- */
+
+/* The sink clients_open sets up is given no document: it never calls this. */
+static void on_doc_done(void *owner, uint64_t ticket, enum doc_op op, enum sink_outcome outcome,
+                        void *arg)
+{
+}
+
+/* What needs no network: the table, its rules, the key, the files.  0 or an
+ * exit code with why set. */
+static int prepare(struct schema *sc, const struct config *cfg)
+{
+    const struct schema_opts *o = sc->o;
+    const struct config_table *t = config_table_find(cfg, o->table);
+    char err[512];
+    int rc;
+
+    if (!t) {
+        snprintf(sc->why, sizeof(sc->why), "no [table %s] in the configuration", o->table);
+        return 78;
+    }
+    if (clients_transform_cfg(t, &sc->tf, &sc->hmac_key, err, sizeof(err)) != 0) {
+        snprintf(sc->why, sizeof(sc->why), "[table %s] hmac_key_file: %s", o->table, err);
+        return 78;
+    }
+    sc->tf.on_member = schema_paths_member;
+    sc->tf.member_arg = sc->sp;
+    if (o->keys) {
+        const char *comma = strchr(o->keys, ',');
+
+        sc->keys.hash_key = comma ? strndup(o->keys, (size_t)(comma - o->keys)) : strdup(o->keys);
+        sc->keys.range_key = comma && comma[1] ? strdup(comma + 1) : NULL;
+        if (!sc->keys.hash_key || !*sc->keys.hash_key) {
+            snprintf(sc->why, sizeof(sc->why), "--key: expected HASH[,RANGE]");
+            return 64;
+        }
+        sc->keys.hash_key_len = strlen(sc->keys.hash_key);
+        sc->keys.range_key_len = sc->keys.range_key ? strlen(sc->keys.range_key) : 0;
+        set_keys(sc);
+    }
+    if (o->file) {
+        /* The export's time does not matter here: no manifest is needed. */
+        rc = source_files_resolve(&sc->files, o->file, false, 0);
+        if (rc < 0) {
+            snprintf(sc->why, sizeof(sc->why), "%s",
+                     sc->files.why[0] ? sc->files.why : strerror(-rc));
+            return rc == -ENOENT ? 66 : rc == -EBADMSG ? 65 : rc == -ENOMEM ? 70 : 74;
+        }
+        return 0;
+    }
+    sc->nsegs = o->segments ? o->segments : 4;
+    if (!(sc->segs = calloc((size_t)sc->nsegs, sizeof(*sc->segs))))
+        return 70;
+    for (int i = 0; i < sc->nsegs; i++) {
+        sc->segs[i].sc = sc;
+        sc->segs[i].no = i;
+        uv_timer_init(sc->app.loop, &sc->segs[i].timer);
+    }
+    sc->eff_rate = o->rate;
+    return 0;
+}
+
+static void sc_free(struct schema *sc)
+{
+    for (int i = 0; i < sc->nsegs; i++)
+        json_decref(sc->segs[i].start);
+    free(sc->segs);
+    source_files_close(&sc->files);
+    buf_close(&sc->d.source);
+    buf_close(&sc->d.keys);
+    buf_close(&sc->err);
+    free(sc->keys.hash_key);
+    free(sc->keys.range_key);
+    clients_tf_key_free(sc->hmac_key, sc->tf.hmac_key_len);
+    clients_close(&sc->clients);
+    sink_free(sc->app.sink);
+    schema_paths_free(sc->sp);
+}
+
+int schema_run(const struct config *cfg, const struct schema_opts *o)
+{
+    struct schema *sc = calloc(1, sizeof(*sc));
+    uv_loop_t loop;
+    int rc;
+
+    if (!sc || uv_loop_init(&loop) != 0) {
+        free(sc);
+        fprintf(stderr, "ddb2es schema: out of memory\n");
+        return 70;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    log_setup(cfg->daemon.log_level, cfg->daemon.log_format);
+    sc->o = o;
+    sc->app.loop = &loop;
+    sc->app.cfg = cfg;
+    sc->app.dry_run = true; /* the sink is never used: nothing may be written */
+    source_files_init(&sc->files);
+    buf_init(&sc->err, 1024);
+    buf_init(&sc->d.source, DOC_MAX);
+    buf_init(&sc->d.keys, 0);
+    uv_signal_init(&loop, &sc->sigint);
+    uv_signal_init(&loop, &sc->sigterm);
+    uv_idle_init(&loop, &sc->idle);
+    sc->sigint.data = sc->sigterm.data = sc;
+    sc->sp = schema_paths_new(o->max_paths);
+    rc = sc->sp ? prepare(sc, cfg) : 70;
+    if (rc == 0)
+        rc = clients_open(&sc->clients, &sc->app, NULL, on_doc_done, NULL, sc); /* says why itself */
+    if (rc == 0) {
+        sc->start_ms = uv_now(&loop);
+        uv_signal_start(&sc->sigint, on_signal, SIGINT);
+        uv_signal_start(&sc->sigterm, on_signal, SIGTERM);
+        if (sc->keys.hash_key) {
+            files_begin(sc); /* --key: files only */
+        } else {
+            json_t *body = json_pack("{s:s}", "TableName", o->table);
+
+            if (!ddb_call(sc->app.aws, AWS_DYNAMODB, "DescribeTable", body, on_describe, sc,
+                          NULL))
+                sc_stop(sc, 70, "cannot start DescribeTable");
+        }
+        uv_run(&loop, UV_RUN_DEFAULT);
+        rc = sc->exit_code;
+    } else {
+        if (sc->app.sink) {
+            sink_close(sc->app.sink, 0, NULL, NULL);
+            uv_run(&loop, UV_RUN_DEFAULT);
+        }
+        aws_free(sc->app.aws);
+        creds_free(sc->app.creds);
+        if (sc->app.http)
+            http_close(sc->app.http, NULL, NULL);
+        if (sc->app.sink_http)
+            http_close(sc->app.sink_http, NULL, NULL);
+        uv_walk(&loop, close_walk, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    if (rc == 0)
+        rc = print_report(sc);
+    else if (sc->why[0])
+        fprintf(stderr, "ddb2es schema: %s\n", sc->why);
+    if (sc->start_ms)
+        log_info("schema %s: read %" PRIu64 " items, %" PRIu64 " not counted, in %.1f s",
+                 o->table, sc->read, sc->skipped,
+                 (double)(uv_now(&loop) - sc->start_ms) / 1000.0);
+    sc_free(sc);
+    if (uv_loop_close(&loop) != 0)
+        log_warn("event loop closed with handles still open");
+    free(sc);
+    log_flush();
+    return rc;
+}
