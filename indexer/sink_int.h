@@ -43,6 +43,7 @@ struct item {
     struct item *hnext;    /* link in the open batch's hash bucket */
     size_t slot;           /* position in the open batch */
     unsigned attempts;     /* per-item retries so far */
+    bool reshaped;         /* sent again with its conflicting values moved (sink_conflicts.c) */
     uint32_t hash;         /* of _index and _id */
     struct sink_item_failure *dlq_series; /* while its dead-letter entry is written: where it
                                              counts once durable (table and reason) */
@@ -198,6 +199,8 @@ struct sink {
     struct sink_stats st;
     struct sink_item_failure *failures; /* st.item_failures */
     struct sink_item_failure *dlq_reasons; /* st.dlq_reasons: SINK_MAX_FAILURE_SERIES, fixed */
+    struct sink_conflicts *conflicts;   /* per index, sink_set_conflicts */
+    struct sink_item_failure *type_conflicts; /* st.type_conflicts */
 };
 
 /* sink_batch.c: items and batches */
@@ -260,5 +263,17 @@ char *sink_make_authz(const struct sink_opts *o);
 
 /* sink.c */
 void sink_maybe_finish(struct sink *s);
+
+/* sink_conflicts.c: type conflicts (sink_set_conflicts) */
+struct bulkresp_item;
+/* d (an index action) shaped with what is known of its index's types:
+ * d->source replaced when a value moves.  0, or -ENOMEM (d unchanged). */
+int sink_conflicts_shape(struct sink *s, struct doc *d);
+/* it, refused in b's reply with ri: true when it is a mapping conflict the
+ * sink takes over (the item waits for its index's mapping, then goes
+ * again, reshaped); false: the caller dead-letters it. */
+bool sink_conflicts_refused(struct sink *s, const struct batch *b, struct item *it,
+                            const struct bulkresp_item *ri);
+void sink_conflicts_free(struct sink *s);
 
 #endif
