@@ -131,6 +131,23 @@ void handle_get_doc(struct conn *c, const char *index, const char *id)
     reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
 }
 
+/* Whether d matches the search's query (NULL: every document). */
+static bool doc_matches(const json_t *query, const struct doc *d)
+{
+    json_t *src;
+    char why[200];
+    bool m;
+
+    if (!query)
+        return true;
+    if (!d->source)
+        return false;
+    src = json_loadb(d->source, d->source_len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, NULL);
+    m = src && query_match(query, src, why, sizeof(why)) == 1;
+    json_decref(src);
+    return m;
+}
+
 void handle_search(struct conn *c, struct request *r, const char *expr, bool count)
 {
     struct index *ixs[256];
@@ -138,7 +155,7 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
     int n = resolve_indices(expr, ixs, 256, &missing);
     long size = 10, from = 0;
     char *qs = query_param(r->query, "size"), *qf = query_param(r->query, "from");
-    json_t *body = NULL;
+    json_t *body = NULL, *query = NULL;
     struct buf b;
     size_t total = 0;
 
@@ -160,12 +177,16 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
             return;
         }
         json_t *q = json_object_get(body, "query");
-        if (q && !json_object_get(q, "match_all")) {
+        json_t *none = json_object();
+        char why[200];
+        if (q && query_match(q, none, why, sizeof(why)) < 0) { /* query.c */
+            json_decref(none);
             json_decref(body);
-            reply_error(c, 400, "parsing_exception",
-                               "only match_all queries are supported by the search double");
+            reply_error(c, 400, "parsing_exception", why);
             return;
         }
+        json_decref(none);
+        query = json_incref(q);
         if (json_is_integer(json_object_get(body, "size")))
             size = (long)json_integer_value(json_object_get(body, "size"));
         if (json_is_integer(json_object_get(body, "from")))
@@ -176,9 +197,12 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
     if (count) {
         for (int i = 0; i < n; i++) {
             size_t k;
-            free(sorted_docs(ixs[i], false, &k));
-            total += k;
+            struct doc **v = sorted_docs(ixs[i], false, &k);
+            for (size_t j = 0; v && j < k; j++)
+                total += doc_matches(query, v[j]);
+            free(v);
         }
+        json_decref(query);
         buf_printf(&b, "{\"count\":%zu,\"_shards\":{\"total\":%d,\"successful\":%d,\"skipped\":0,"
                        "\"failed\":0}}", total, n, n);
         size_t len = b.len;
@@ -191,9 +215,11 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
     for (int i = 0; i < n; i++) {
         size_t k;
         struct doc **v = sorted_docs(ixs[i], false, &k);
-        total += k;
-        for (size_t j = 0; v && j < k; j++, seen++) {
-            if (seen < from || emitted >= size)
+        for (size_t j = 0; v && j < k; j++) {
+            if (!doc_matches(query, v[j]))
+                continue;
+            total++;
+            if (seen++ < from || emitted >= size)
                 continue;
             buf_puts(&hits, emitted ? ",{\"_index\":" : "{\"_index\":");
             put_json_str(&hits, ixs[i]->name, strlen(ixs[i]->name));
@@ -209,6 +235,7 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
         }
         free(v);
     }
+    json_decref(query);
     buf_printf(&b, "{\"took\":1,\"timed_out\":false,\"_shards\":{\"total\":%d,\"successful\":%d,"
                    "\"skipped\":0,\"failed\":0},\"hits\":{\"total\":{\"value\":%zu,\"relation\":"
                    "\"eq\"},\"max_score\":%s,\"hits\":[",
