@@ -516,8 +516,7 @@ static void five_conflicts(const char *flavor, bool side)
     if (!src)
         dump_log(&p);
     cr_assert_not_null(src, "b is indexed, its conflicts moved");
-    cr_expect_eq(json_array_size(json_object_get(src, "_ddb_conflicts")), 5, "%s",
-                 json_dumps(src, JSON_COMPACT));
+    cr_expect_eq(json_array_size(json_object_get(src, "_ddb_conflicts")), 5, "five entries");
     expect_entry(src, "num", "S", "five");
     expect_entry(src, "st", "M", "{\"a\":\"deep\"}");
     expect_entry(src, "lst", "S", "xyz");
