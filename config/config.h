@@ -47,6 +47,7 @@ enum config_compression { CONFIG_COMP_NONE, CONFIG_COMP_GZIP };
 enum config_start { CONFIG_START_TRIM_HORIZON, CONFIG_START_LATEST };
 enum config_ttl { CONFIG_TTL_DELETE, CONFIG_TTL_KEEP };
 enum config_encrypted { CONFIG_ENCRYPTED_PLAINTEXT, CONFIG_ENCRYPTED_AS_IS };
+enum config_type_conflicts { CONFIG_CONFLICTS_SIDE, CONFIG_CONFLICTS_DLQ };
 
 /* A comma list, items trimmed and never empty; count 0 = not set. */
 struct config_list {
@@ -68,6 +69,8 @@ struct config_table {
     enum config_encrypted encrypted_items; /* client-side encrypted items: plaintext only */
     char *index_template;        /* JSON file the index is created from when it is missing */
     char *index_template_body;   /* its content once clients_preflight read it */
+    enum config_type_conflicts type_conflicts; /* a mapping conflict: side object or DLQ */
+    char *conflicts_field;       /* the side object's name (indexer/conflicts.h) */
 };
 
 struct config_where;

@@ -38,7 +38,7 @@ struct option {
 
 /* keys.c: the table (the counts are checked there against the rows). */
 #define NGLOBAL 42 /* rows of config_global_opts */
-#define NTABLE 10  /* rows of config_table_opts */
+#define NTABLE 12  /* rows of config_table_opts */
 #define NSECTIONS 4
 extern const struct option config_global_opts[];
 extern const struct option config_table_opts[];
@@ -98,7 +98,8 @@ void config_fmt_size(uint64_t v, char *out, size_t len);
 void config_fmt_duration(int64_t ms, char *out, size_t len);
 void config_fmt_bound(const struct option *o, int64_t v, char *out, size_t len);
 check_fn config_check_url, config_check_region, config_check_listen, config_check_service,
-    config_check_index, config_check_table_name, config_check_worker_id;
+    config_check_index, config_check_table_name, config_check_worker_id,
+    config_check_field_name;
 bool config_valid_table_name(const char *s);
 int config_opt_set(const struct option *o, void *base, const char *v, char *why, size_t len);
 void config_opt_clear(const struct option *o, void *base);

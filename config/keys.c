@@ -12,6 +12,7 @@ _Static_assert(sizeof(enum config_compression) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_start) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_ttl) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum config_encrypted) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum config_type_conflicts) == sizeof(int), "enum size");
 
 static const char *const level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const format_names[] = { "text", "json", NULL };
@@ -20,6 +21,7 @@ static const char *const comp_names[] = { "none", "gzip", NULL };
 static const char *const start_names[] = { "trim_horizon", "latest", NULL };
 static const char *const ttl_names[] = { "delete", "keep", NULL };
 static const char *const encrypted_names[] = { "plaintext", "as_is", NULL };
+static const char *const conflicts_names[] = { "side", "dlq", NULL };
 
 #define G(field) offsetof(struct config, field)
 #define TB(field) offsetof(struct config_table, field)
@@ -151,6 +153,11 @@ const struct option config_table_opts[] = {
       "beacons only) or as_is (every attribute, ciphertext as base64)" },
     { "table", "index_template", T_STRING, NULL, 0, 0, TB(index_template), NULL, NULL,
       "JSON file (settings, mappings, aliases) the index is created from when it does not exist" },
+    { "table", "type_conflicts", T_ENUM, "side", 0, 0, TB(type_conflicts), conflicts_names, NULL,
+      "a value the index's mapping refuses (another type): side (moved to conflicts_field, the "
+      "document indexed) or dlq (the document dead-lettered)" },
+    { "table", "conflicts_field", T_STRING, "_ddb_conflicts", 0, 0, TB(conflicts_field), NULL,
+      config_check_field_name, "top-level field holding the values moved by type_conflicts = side" },
 };
 
 _Static_assert(ARRAY_SIZE(config_global_opts) == NGLOBAL, "NGLOBAL in config_int.h");

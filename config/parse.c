@@ -291,6 +291,27 @@ int config_check_table_name(const char *v, char *why, size_t len)
     return -EINVAL;
 }
 
+/* The side object's name: one top-level field the engines take (no dot,
+ * no blank, not a metadata field's name: those begin with '_' and are
+ * refused whatever follows only when known, so "_id"-like names are out). */
+int config_check_field_name(const char *v, char *why, size_t len)
+{
+    static const char *const meta[] = { "_id", "_index", "_routing", "_source", "_ignored",
+                                        "_version", "_seq_no", "_field_names", "_doc_count",
+                                        "_size", "_tier", "_feature", NULL };
+
+    if (!*v || strlen(v) > 255)
+        return snprintf(why, len, "must be 1 to 255 bytes"), -EINVAL;
+    for (const char *p = v; *p; p++)
+        if (*p == '.' || isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+            return snprintf(why, len, "must be one field name: no dot, blank or control "
+                                      "character"), -EINVAL;
+    for (size_t i = 0; meta[i]; i++)
+        if (strcmp(v, meta[i]) == 0)
+            return snprintf(why, len, "is a metadata field of the engines"), -EINVAL;
+    return 0;
+}
+
 /* A worker id goes into lease items and log lines: printable, no blanks. */
 int config_check_worker_id(const char *v, char *why, size_t len)
 {

@@ -247,6 +247,13 @@ int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_
         };
 
         app->sink = sink_new(app->loop, app->sink_http, app->creds, &so, done, resume, arg);
+        for (size_t i = 0; app->sink && i < cfg->ntables; i++)
+            if (cfg->tables[i].type_conflicts == CONFIG_CONFLICTS_SIDE &&
+                sink_set_conflicts(app->sink, cfg->tables[i].index,
+                                   cfg->tables[i].conflicts_field) < 0) {
+                sink_free(app->sink);
+                app->sink = NULL;
+            }
     }
     if (!app->sink) {
         fprintf(stderr, "ddb2es: cannot set up the sink for %s\n", cfg->sink.url);

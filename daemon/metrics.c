@@ -275,6 +275,16 @@ static void render_sink(const struct metrics_view *v, struct w *b)
                  s->dlq_reasons[i].type, s->dlq_reasons[i].count);
     if (s->dlq_other)
         sample_u(b, "ddb2es_dlq_total", "table", "_other", "reason", "_other", s->dlq_other);
+    family(b, "ddb2es_type_conflicts_total", "counter",
+           "Documents sent with values moved to the side object because the index's mapping "
+           "has another type for their field ([table] type_conflicts = side). A table appears "
+           "once it has one.");
+    for (size_t i = 0; i < s->n_type_conflicts; i++)
+        sample_u(b, "ddb2es_type_conflicts_total", "table", s->type_conflicts[i].table, NULL,
+                 NULL, s->type_conflicts[i].count);
+    if (s->type_conflicts_other)
+        sample_u(b, "ddb2es_type_conflicts_total", "table", "_other", NULL, NULL,
+                 s->type_conflicts_other);
     family(b, "ddb2es_bulk_retries_total", "counter",
            "Bulk requests sent again after a request-level failure.");
     sample_u(b, "ddb2es_bulk_retries_total", NULL, NULL, NULL, NULL, s->retries);

@@ -785,6 +785,10 @@ int replay_run(const struct config *cfg, const struct replay_opts *o)
     if (rc == 0) {
         /* clients_open prints its own line on failure. */
         rc = clients_open(&rp->clients, &rp->app, dlq_out, on_doc_done, on_sink_resume, rp);
+        /* --index: its documents are shaped like the table's (README "Types and mappings") */
+        if (rc == 0 && o->index && rp->t->type_conflicts == CONFIG_CONFLICTS_SIDE &&
+            sink_set_conflicts(rp->app.sink, o->index, rp->t->conflicts_field) < 0)
+            rc = 70;
         if (rc == 0 && o->format == REPLAY_DLQ)
             log_info("entries that fail again go to %s", dlq_out);
     }

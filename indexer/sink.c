@@ -419,6 +419,7 @@ void sink_free(struct sink *s)
     free(s->buckets);
     free(s->failures);
     free(s->dlq_reasons);
+    sink_conflicts_free(s);
     free(s->url);
     free(s->bulk_url);
     free(s->ping_url);

@@ -179,6 +179,12 @@ struct sink_stats {
     const struct sink_item_failure *dlq_reasons;
     size_t n_dlq_reasons;
     uint64_t dlq_other;
+    /* Documents sent with values moved to the side object (type conflicts,
+     * sink_set_conflicts), by table (type is ""); past
+     * SINK_MAX_FAILURE_SERIES tables, in type_conflicts_other. */
+    const struct sink_item_failure *type_conflicts;
+    size_t n_type_conflicts;
+    uint64_t type_conflicts_other;
 };
 
 /* NULL on failure.  done runs per document; resume when readers may read again. */
@@ -257,5 +263,18 @@ void sink_on_unreachable(struct sink *s, void (*cb)(void *arg), void *arg);
  * stop saying it.  Only for an engine that knows the parameter: the others
  * refuse the request.  0 or -ENOMEM (nothing changed). */
 int sink_set_source_on_error(struct sink *s, bool include);
+
+/* Type conflicts ([table] type_conflicts = side; conflicts.h): documents
+ * for index (borrowed, compared by name) are shaped before they are sent
+ * with the field types the sink knows for it, and a document the engine
+ * refuses for a mapping conflict (conflicts_parse_error) is not
+ * dead-lettered: the sink learns the path's type from the error and from
+ * GET <index>/_mapping (fetched at the first conflict and again at each
+ * later one; the refused documents wait for it), moves the conflicting
+ * values under field (NULL: CONFLICTS_FIELD) and sends the document once
+ * more.  Refused again, for any reason, it goes to the dead-letter file.
+ * Not called for an index: its refused documents are dead-lettered.
+ * 0 or -ENOMEM. */
+int sink_set_conflicts(struct sink *s, const char *index, const char *field);
 
 #endif

@@ -575,6 +575,10 @@ int sink_submit(struct sink *s, struct doc *d, void *owner, uint64_t ticket)
         sink_item_free(its[0]);
         return -ENOMEM;
     }
+    if (sink_conflicts_shape(s, d) < 0) {
+        sink_item_free(its[0]);
+        return -ENOMEM;
+    }
     /* Written once, where it will be sent from. */
     mark = b->body.len;
     rc = bulk_append(&b->body, d, s->o.version_type);

@@ -45,6 +45,7 @@ struct item {
     struct item *hnext;    /* link in the open batch's hash bucket */
     size_t slot;           /* position in the open batch */
     unsigned attempts;     /* per-item retries so far */
+    bool reshaped;         /* sent again with its conflicting values moved (sink_conflicts.c) */
     uint32_t hash;         /* of _index and _id */
     struct sink_item_failure *dlq_series; /* while its dead-letter entry is written: where it
                                              counts once durable (table and reason) */
@@ -229,6 +230,8 @@ struct sink {
     size_t nmirrors_on;
     struct mirror_count *mcounts;
     size_t nmcounts;
+    struct sink_conflicts *conflicts;   /* per index, sink_set_conflicts */
+    struct sink_item_failure *type_conflicts; /* st.type_conflicts */
 };
 
 /* sink_batch.c: items and batches */
@@ -303,5 +306,17 @@ void sink_mirror_note(struct sink *s, const char *table);
  * pair freed when it was the last. */
 bool sink_pair_report(struct item *it, enum sink_outcome *outcome);
 void sink_mirrors_free(struct sink *s);
+
+/* sink_conflicts.c: type conflicts (sink_set_conflicts) */
+struct bulkresp_item;
+/* d (an index action) shaped with what is known of its index's types:
+ * d->source replaced when a value moves.  0, or -ENOMEM (d unchanged). */
+int sink_conflicts_shape(struct sink *s, struct doc *d);
+/* it, refused in b's reply with ri: true when it is a mapping conflict the
+ * sink takes over (the item waits for its index's mapping, then goes
+ * again, reshaped); false: the caller dead-letters it. */
+bool sink_conflicts_refused(struct sink *s, const struct batch *b, struct item *it,
+                            const struct bulkresp_item *ri);
+void sink_conflicts_free(struct sink *s);
 
 #endif

@@ -420,6 +420,8 @@ static void per_item(struct sink *s, struct batch *b, const struct bulkresp *r)
             size_t len;
 
             count_failure(s, it, ri);
+            if (sink_conflicts_refused(s, b, it, ri))
+                break; /* a type conflict: it goes again, reshaped */
             src = item_source(b, it, &len);
             sink_to_dlq(s, it, src, len, ri->status, ri->type, ri->reason);
             break;

@@ -393,7 +393,7 @@ Test(pipeline, a_poison_document_goes_to_the_dead_letter_file_and_the_rest_flows
     cr_expect_str_eq(json_string_value(json_object_get(line, "table")), name);
     cr_expect_eq(json_integer_value(json_object_get(line, "status")), 400);
     cr_expect_str_eq(json_string_value(json_object_get(json_object_get(line, "error"), "type")),
-                     "mapper_parsing_exception");
+                     "illegal_argument_exception");
     cr_expect(strstr(json_string_value(json_object_get(json_object_get(line, "error"), "reason")),
                      "poison") != NULL);
     cr_expect_str_eq(json_string_value(json_object_get(

@@ -302,10 +302,14 @@ Test(searchd, poison_field_fails_only_its_item)
     cr_assert(json_is_true(json_object_get(r, "errors")));
     cr_assert_eq(item_status(r, 0), 201);
     cr_assert_eq(item_status(r, 1), 400);
-    cr_assert_str_eq(item_err(r, 1, "type"), "mapper_parsing_exception");
+    cr_assert_str_eq(item_err(r, 1, "type"), "illegal_argument_exception",
+                     "a permanent refusal, not a mapping conflict");
     cr_assert_str_eq(item_err(r, 1, "reason"),
-                     "failed to parse field [bad] of type [long] in document with id '2'. "
-                     "Preview of field's value: 'zzz'");
+                     "Document contains at least one immense term in field=\"bad\" (whose UTF8 "
+                     "encoding is longer than the max length 32766), all of which were skipped.  "
+                     "Please correct the analyzer to not produce such terms.  The prefix of the "
+                     "first immense term is: '[122, 122, 122]...', original message: bytes can "
+                     "be at most 32766 in length; got 32767");
     cr_assert_eq(item_status(r, 2), 201, "only a top-level field poisons");
     json_decref(r);
 

@@ -131,6 +131,23 @@ void handle_get_doc(struct conn *c, const char *index, const char *id)
     reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
 }
 
+/* Whether d matches the search's query (NULL: every document). */
+static bool doc_matches(const json_t *query, const struct doc *d)
+{
+    json_t *src;
+    char why[200];
+    bool m;
+
+    if (!query)
+        return true;
+    if (!d->source)
+        return false;
+    src = json_loadb(d->source, d->source_len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, NULL);
+    m = src && query_match(query, src, why, sizeof(why)) == 1;
+    json_decref(src);
+    return m;
+}
+
 /* GET|POST /<index>/_search, /_count.  Hits in _id order (the double's
  * _doc order); "version": true adds _version, "_source": false leaves the
  * source out, sort ["_doc"] gives each hit its "sort" value and no score;
@@ -143,7 +160,7 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
     long size = 10, from = 0;
     char *qs = query_param(r->query, "size"), *qf = query_param(r->query, "from");
     char *scroll = count ? NULL : query_param(r->query, "scroll");
-    json_t *body = NULL;
+    json_t *body = NULL, *query = NULL;
     struct hitopts ho = { .source = true };
     struct buf b;
     size_t total = 0;
@@ -170,19 +187,23 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
             return;
         }
         json_t *q = json_object_get(body, "query");
-        if (q && !json_object_get(q, "match_all")) {
+        json_t *none = json_object();
+        if (q && query_match(q, none, why, sizeof(why)) < 0) { /* query.c */
+            json_decref(none);
             json_decref(body);
             free(scroll);
-            reply_error(c, 400, "parsing_exception",
-                               "only match_all queries are supported by the search double");
+            reply_error(c, 400, "parsing_exception", why);
             return;
         }
+        json_decref(none);
+        query = json_incref(q);
         if (json_is_integer(json_object_get(body, "size")))
             size = (long)json_integer_value(json_object_get(body, "size"));
         if (json_is_integer(json_object_get(body, "from")))
             from = (long)json_integer_value(json_object_get(body, "from"));
         if (!count && hitopts_parse(body, &ho, why, sizeof(why)) < 0) {
             json_decref(body);
+            json_decref(query);
             free(scroll);
             reply_error(c, 400, "parsing_exception", why);
             return;
@@ -190,8 +211,15 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
         json_decref(body);
     }
     if (scroll) {
+        bool filtered = query && !json_object_get(query, "match_all");
+
+        json_decref(query);
         /* SearchRequest#validate: "using [from] is not allowed in a scroll context" */
-        if (from > 0)
+        if (filtered)
+            reply_error(c, 400, "parsing_exception",
+                        "a scroll with a query other than match_all is not modelled by the "
+                        "search double");
+        else if (from > 0)
             reply_error(c, 400, "action_request_validation_exception",
                         "Validation Failed: 1: using [from] is not allowed in a scroll context;");
         else
@@ -203,9 +231,12 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
     if (count) {
         for (int i = 0; i < n; i++) {
             size_t k;
-            free(sorted_docs(ixs[i], false, &k));
-            total += k;
+            struct doc **v = sorted_docs(ixs[i], false, &k);
+            for (size_t j = 0; v && j < k; j++)
+                total += doc_matches(query, v[j]);
+            free(v);
         }
+        json_decref(query);
         buf_printf(&b, "{\"count\":%zu,\"_shards\":{\"total\":%d,\"successful\":%d,\"skipped\":0,"
                        "\"failed\":0}}", total, n, n);
         size_t len = b.len;
@@ -218,18 +249,21 @@ void handle_search(struct conn *c, struct request *r, const char *expr, bool cou
     for (int i = 0; i < n; i++) {
         size_t k;
         struct doc **v = sorted_docs(ixs[i], false, &k);
-        total += k;
-        for (size_t j = 0; v && j < k; j++, seen++) {
-            if (seen < from || emitted >= size)
+        for (size_t j = 0; v && j < k; j++) {
+            if (!doc_matches(query, v[j]))
+                continue;
+            total++;
+            if (seen++ < from || emitted >= size)
                 continue;
             if (emitted)
                 buf_putc(&hits, ',');
             put_hit(&hits, ixs[i]->name, v[j]->id, v[j]->id_len, v[j]->version, v[j]->source,
-                    v[j]->source_len, &ho, (size_t)seen);
+                    v[j]->source_len, &ho, (size_t)seen - 1);
             emitted++;
         }
         free(v);
     }
+    json_decref(query);
     buf_printf(&b, "{\"took\":1,\"timed_out\":false,\"_shards\":{\"total\":%d,\"successful\":%d,"
                    "\"skipped\":0,\"failed\":0},\"hits\":{\"total\":{\"value\":%zu,\"relation\":"
                    "\"eq\"},\"max_score\":%s,\"hits\":[",

@@ -22,6 +22,7 @@
  *               caps, document ids, settings, query parameters
  *   aliases.c   aliases, data streams, GET /_resolve/index, write targets
  *   scroll.c    _mget; scroll (a point-in-time view) and clearing it
+ *   query.c     the queries _search and _count take (match_all, term, match, bool)
  */
 #ifndef SEARCHD_INT_H
 #define SEARCHD_INT_H
@@ -508,6 +509,8 @@ void reply(struct conn *c, int status, const char *ctype, const char *extra, cha
 void reply_json(struct conn *c, int status, json_t *body, const char *extra);
 void reply_json_filtered(struct conn *c, const struct request *r, int status, json_t *body);
 void reply_error(struct conn *c, int status, const char *type, const char *reason);
+/* query.c: 1 when src matches q, 0 when not, -1 when q is not modelled (why). */
+int query_match(const json_t *q, const json_t *src, char *why, size_t whylen);
 
 /* ---- auth.c -------------------------------------------------------------- */
 extern const char sig_mismatch[];

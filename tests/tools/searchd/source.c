@@ -357,7 +357,6 @@ json_t *check_source(struct index *ix, const char *src, size_t len, const char *
                      .fl = srv.set.flavor, .ix = ix, .id = id,
                      .poison = srv.set.poison_field, .depth_limit = depth_limit(&ix->lim),
                      .fields_limit = ix->lim.fields, .existing = -1 };
-    char reason[512];
     json_t *err;
 
     if (scr.path.max == 0) { /* never NULL, even when empty */
@@ -411,12 +410,26 @@ json_t *check_source(struct index *ix, const char *src, size_t len, const char *
             n = PREVIEW_MAX;
         memcpy(preview, v, n);
         preview[n] = '\0';
-        snprintf(reason, sizeof(reason),
-                 "failed to parse field [%s] of type [long] in document with id '%s'. "
-                 "Preview of field's value: '%s'", c.poison, id, preview);
-        err = err_obj("mapper_parsing_exception", reason);
-        snprintf(reason, sizeof(reason), "For input string: \"%s\"", preview);
-        json_object_set_new(err, "caused_by", err_obj("illegal_argument_exception", reason));
+        /* Refused as Lucene refuses a keyword term over 32766 bytes
+         * (values.c immense_term, ENGINE-RULES.md section 3): a permanent
+         * error that no change of the document's shape fixes, so the
+         * poison document is always dead-lettered. */
+        {
+            struct buf r;
+            buf_init(&r, BUF_NOMAX);
+            buf_printf(&r, "Document contains at least one immense term in field=\"%s\" (whose "
+                           "UTF8 encoding is longer than the max length 32766), all of which "
+                           "were skipped.  Please correct the analyzer to not produce such "
+                           "terms.  The prefix of the first immense term is: '[", c.poison);
+            for (size_t i = 0; i < n && i < 30; i++)
+                buf_printf(&r, "%s%d", i ? ", " : "", (int)(signed char)preview[i]);
+            buf_puts(&r, "]...', original message: bytes can be at most 32766 in length; got "
+                         "32767");
+            err = err_text("illegal_argument_exception", &r,
+                           errf("max_bytes_length_exceeded_exception",
+                                "bytes can be at most 32766 in length; got 32767"));
+            buf_close(&r);
+        }
         return err;
     }
     if (c.late) {
