@@ -202,8 +202,11 @@ static void sync_ack(struct mirror_watch *w, struct mtable *mt)
 static void set_want(struct mirror_watch *w, struct mtable *mt, const char *mirror,
                      const char *id)
 {
+    /* The new index's copies are shaped like the live ones (type conflicts). */
     if (strcmp(mt->want, mirror) != 0 &&
-        sink_mirror_set(w->app->sink, mt->t->index, *mirror ? mirror : NULL) < 0) {
+        ((*mirror && mt->t->type_conflicts == CONFIG_CONFLICTS_SIDE &&
+          sink_set_conflicts(w->app->sink, mirror, mt->t->conflicts_field) < 0) ||
+         sink_mirror_set(w->app->sink, mt->t->index, *mirror ? mirror : NULL) < 0)) {
         logc_error((&(struct log_ctx){ .table = mt->t->name }),
                    "rebuild: cannot mirror index %s to %s: out of memory", mt->t->index, mirror);
         return;

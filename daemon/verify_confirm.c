@@ -33,6 +33,7 @@
 #include "base/backoff.h"
 #include "base/jsonx.h"
 #include "base/log.h"
+#include "config/config.h"
 #include "daemon/docver.h"
 #include "indexer/sink.h"
 
@@ -189,6 +190,11 @@ static void decide(struct verify *v, struct vres *r, json_t *item, const char *c
     struct cand *c = r->c;
     const char *src = v->batch_canon.ptr ? v->batch_canon.ptr + r->off : "";
     bool equal = item ? r->found && r->len == clen && memcmp(src, canon, clen) == 0 : !r->found;
+
+    /* v->d is the item's document, just made (conflicts: as the sink shapes it) */
+    if (!equal && item && r->found)
+        equal = verify_shaped_same(v, v->d.source.ptr, v->d.source.len,
+                                   v->batch_raw.ptr + r->raw_off, r->raw_len);
     enum vkind kind = !item ? VK_EXTRA : r->found ? VK_STALE : VK_MISSING;
     bool changed = hash != c->item_hash;
 
@@ -286,6 +292,7 @@ static void batch_end(struct verify *v, long backoff)
         }
     v->nbatch = 0;
     buf_reset(&v->batch_canon);
+    buf_reset(&v->batch_raw);
     v->confirming = false;
     if (v->stopping)
         return;
@@ -473,6 +480,13 @@ static int on_got(void *arg, const struct verify_got *g)
             return -ENOMEM;
         }
         r->len = v->batch_canon.len - r->off;
+        r->raw_off = v->batch_raw.len;
+        if (v->t->type_conflicts == CONFIG_CONFLICTS_SIDE &&
+            buf_append(&v->batch_raw, g->src, g->src_len) < 0) {
+            verify_stop(v, 70, "out of memory");
+            return -ENOMEM;
+        }
+        r->raw_len = v->batch_raw.len - r->raw_off;
         if (!r->c->key)
             r->c->key = key_from_source(v, r->c, g->src, g->src_len);
     }
@@ -632,4 +646,5 @@ void verify_confirm_free(struct verify *v)
     free(v->batch);
     v->batch = NULL;
     buf_close(&v->batch_canon);
+    buf_close(&v->batch_raw);
 }

@@ -124,6 +124,7 @@ struct vres {
     bool found;            /* the document is there */
     int64_t version;       /* its _version */
     size_t off, len;       /* its canonical source in v->batch_canon */
+    size_t raw_off, raw_len; /* its source as read, in v->batch_raw */
     bool asked;            /* its key went into the BatchGetItem */
 };
 
@@ -132,6 +133,7 @@ struct vp_item {
     json_t *key;
     uint64_t hash;         /* of the canonical document */
     size_t off, len;       /* its canonical document in vpage.canon */
+    size_t raw_off, raw_len; /* the document as made, in vpage.raw (type conflicts) */
     bool done;             /* the reply named it */
     size_t id_len;
     char id[DOC_ID_MAX + 1];
@@ -141,6 +143,7 @@ struct vpage {
     struct vp_item *it;
     size_t n;
     struct buf canon;
+    struct buf raw;        /* the documents as made, for verify_shaped_same */
 };
 
 enum vseg_state { VS_SCAN, VS_WAIT, VS_INFLIGHT, VS_MGET, VS_BACKOFF, VS_DONE, VS_NSTATES };
@@ -210,6 +213,7 @@ struct verify {
     struct vres *batch;           /* the candidates of that read */
     size_t nbatch;
     struct buf batch_canon;       /* their documents, canonical */
+    struct buf batch_raw;         /* and as read (type conflicts: verify_shaped_same) */
     struct ddb_call *bg_call;
     unsigned bg_failures;
     uint64_t bg_failing_since;
@@ -238,6 +242,14 @@ int verify_engine(struct verify *v, const char *method, const char *path, const 
 enum transform_result verify_make_doc(struct verify *v, json_t *item);
 /* Its canonical text into out and its hash; 0 or -errno. */
 int verify_doc_canon(struct verify *v, struct buf *out, uint64_t *hash);
+/* With [table] type_conflicts = side: whether the document as read
+ * (act[0..alen)) is the one made (exp[0..elen)) once shaped as the sink
+ * shapes it (indexer/conflicts.h): the values its side object lists moved
+ * there, path after path in its order.  So a document the daemon reshaped
+ * for a mapping conflict is not stale.  False when the table does not
+ * shape, or the document holds no side object. */
+bool verify_shaped_same(const struct verify *v, const char *exp, size_t elen, const char *act,
+                        size_t alen);
 void verify_note(struct verify *v, struct vlist *l, const char *id, size_t len);
 bool verify_busy(const struct verify *v);
 void verify_resume(struct verify *v);

@@ -24,6 +24,7 @@
 #include "base/jsonx.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "config/config.h"
 
 #define PAGE_MAX 500 /* items per Scan page: the ids of one _mget */
 
@@ -60,6 +61,7 @@ static void page_clear(struct vpage *pg)
     pg->it = NULL;
     pg->n = 0;
     buf_reset(&pg->canon);
+    buf_reset(&pg->raw);
 }
 
 static void on_seg_timer(uv_timer_t *t)
@@ -151,7 +153,8 @@ static int on_got(void *arg, const struct verify_got *g)
     it->done = true;
     v->checked++;
     if (g->found && g->src &&
-        verify_json_same(sg->pg.canon.ptr + it->off, it->len, g->src, g->src_len))
+        (verify_json_same(sg->pg.canon.ptr + it->off, it->len, g->src, g->src_len) ||
+         verify_shaped_same(v, sg->pg.raw.ptr + it->raw_off, it->raw_len, g->src, g->src_len)))
         return 0;
     kind = g->found ? VK_STALE : VK_MISSING;
     if (verify_cand_add(v, it->id, it->id_len, it->key, CS_SETTLE, kind, it->hash,
@@ -236,6 +239,11 @@ static int add_item(struct vseg *sg, json_t *item)
         return rc;
     }
     it->len = sg->pg.canon.len - it->off;
+    it->raw_off = sg->pg.raw.len;
+    if (v->t->type_conflicts == CONFIG_CONFLICTS_SIDE &&
+        (rc = buf_append(&sg->pg.raw, v->d.source.ptr, v->d.source.len)) < 0)
+        return rc;
+    it->raw_len = sg->pg.raw.len - it->raw_off;
     memcpy(it->id, v->d.id, v->d.id_len);
     it->id[v->d.id_len] = '\0';
     it->id_len = v->d.id_len;
@@ -406,6 +414,7 @@ void verify_scan_free(struct verify *v)
     for (int i = 0; v->segs && i < v->nsegs; i++) {
         page_clear(&v->segs[i].pg);
         buf_close(&v->segs[i].pg.canon);
+        buf_close(&v->segs[i].pg.raw);
         json_decref(v->segs[i].start);
     }
     free(v->segs);

@@ -551,6 +551,26 @@ static void five_conflicts(const char *flavor, bool side)
     cr_expect(file_empty(dlq), "nothing is dead-lettered");
     snprintf(l, sizeof(l), "table=\"%s\"", name);
     cr_expect_eq(httpget_metric(port, "ddb2es_type_conflicts_total", l), 2, "b and c");
+
+    /* verify makes each document as the sink shaped it: a reshaped one is
+     * not stale. */
+    {
+        char bin[512], *out;
+        struct proc v;
+        int rc = proc_run((const char *[]){ proc_path("ddb2es", bin, sizeof(bin)), "verify", "-c",
+                                            conf, "--table", name, "--settle", "200ms", "--json",
+                                            NULL },
+                          (const char *[]){ "AWS_ACCESS_KEY_ID=test",
+                                            "AWS_SECRET_ACCESS_KEY=test", NULL },
+                          60000, &v);
+
+        out = proc_slurp(v.out_path);
+        if (rc != 0)
+            dump_log(&v);
+        cr_expect_eq(rc, 0, "verify: the index equals the table: %s", out);
+        cr_expect(strstr(out, "\"stale\":[]") != NULL, "nothing stale: %s", out);
+        free(out);
+    }
     cr_assert_eq(e2e_stop(&p, 15000), 0);
     searchd_stop(sd);
 }
