@@ -640,9 +640,12 @@ int main(int argc, char **argv)
      * and unmapped, never left in the heap.  glibc's default moves that
      * threshold up after the first large free; from then on each large free
      * consolidates the small chunks a freed jansson tree leaves (15 % of the
-     * CPU in `perf` on a catch-up) and the heap keeps its peak size. */
+     * CPU in `perf` on a catch-up) and the heap keeps its peak size.  The
+     * fast bins stay on: without them every small chunk of a jansson tree
+     * goes through the sorted bins (a third of replay's CPU in `perf`, see
+     * bench/RESULTS.md), and with the threshold fixed no large free
+     * consolidates them. */
     mallopt(M_MMAP_THRESHOLD, 64 * 1024);
-    mallopt(M_MXFAST, 0);
     rc = parse(argc, argv, &cli);
     if (rc >= 0)
         return rc;
