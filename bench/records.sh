@@ -17,7 +17,8 @@
 #   idle          64 idle shards for 60 s: GetRecords per idle shard-hour, then
 #                 records written after an idle minute: release -> sink
 #   stall         1,024 shards, 100k records, the sink stalled for 60 s: peak RSS
-# Environment: BUILD (build), RUNS (5), DATA (BUILD/bench-data: corpora).
+# Environment: BUILD (build), RUNS (5), DATA (BUILD/bench-data: corpora),
+# REPLAY_SIZES ("100000 1000000": the corpora replay reads).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -182,7 +183,7 @@ step_replay() {
         echo "== replay: this ddb2es has no replay command yet; skipped"
         return
     fi
-    for n in 100000 1000000; do
+    for n in ${REPLAY_SIZES:-100000 1000000}; do
         local f
         f=$(corpus "$n")
         echo "== replay --file of $n records into searchd --discard"
