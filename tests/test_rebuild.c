@@ -674,9 +674,10 @@ Test(rebuild, the_alias_moves_under_a_live_workload_and_no_read_misses_an_item)
                                               "--segments", "2", "--margin", "61s",
                                               "--rate", "60", NULL });
     rc = proc_end(&p, 150000);
-    usleep(1000 * 1000); /* reads after the switch too */
+    usleep(1000 * 1000); /* writes after the switch too */
     atomic_store(&x.stop, true);
     pthread_join(wt, NULL);
+    usleep(6000 * 1000); /* reads until every new item was held for over 5 s */
     atomic_store(&rd.stop, true);
     pthread_join(rt, NULL);
     if (rc != 0) {
@@ -687,7 +688,7 @@ Test(rebuild, the_alias_moves_under_a_live_workload_and_no_read_misses_an_item)
     cr_log_info("rebuild beside the workload: %u items written (%u new ones), %u reads through "
                 "the alias, %u checks of a new item held for over 5 s", x.writes, x.nfresh,
                 rd.reads, rd.fresh_checked);
-    cr_assert_gt(rd.fresh_checked, 50, "new items were checked through the alias (%u)",
+    cr_assert_gt(rd.fresh_checked, 10, "new items were checked through the alias (%u)",
                  rd.fresh_checked);
     cr_assert_gt(x.writes, 20, "the workload wrote during the rebuild (%u)", x.writes);
     cr_assert_gt(rd.reads, 10, "the reader read through the alias (%u times; %u failed: %s)",
