@@ -583,3 +583,11 @@ void ddb_cancel(struct ddb_call *c)
     c->cancelled = true;
     retry_call_cancel(c->rc); /* on_done delivers */
 }
+
+int ddb_reply_exit_code(const struct ddb_reply *rep)
+{
+    return rep->cls == DDB_FATAL && (strstr(rep->type, "AccessDenied") ||
+                                     strstr(rep->type, "UnrecognizedClient"))
+               ? 77
+               : 69;
+}

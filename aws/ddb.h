@@ -50,6 +50,10 @@ struct ddb_reply {
     long waited_ms;      /* total backoff between the attempts */
 };
 
+/* The exit code a command gives for a failed call: 77 when the credentials
+ * were refused (AccessDenied..., UnrecognizedClient), else 69. */
+int ddb_reply_exit_code(const struct ddb_reply *rep);
+
 typedef void ddb_done_cb(const struct ddb_reply *rep, void *arg);
 
 struct aws_opts {

@@ -459,55 +459,23 @@ static void rr_start(struct replay *rp)
 
 /* ---- DescribeTable ------------------------------------------------------ */
 
-/* A key attribute's name, which may hold NUL: a terminated copy and its length. */
-static char *key_name(json_t *name, size_t *len)
-{
-    char *s = malloc(json_string_length(name) + 1);
-
-    if (s) {
-        *len = json_string_length(name);
-        memcpy(s, json_string_value(name), *len + 1);
-    }
-    return s;
-}
-
 static void on_describe(const struct ddb_reply *rep, void *arg)
 {
     struct replay *rp = arg;
-    json_t *table = json_object_get(rep->json, "Table"), *k, *ic;
-    size_t i;
+    json_t *table = json_object_get(rep->json, "Table"), *ic;
+    int rc;
 
     if (rep->err == -ECANCELED || rp->stopping)
         return;
     if (rep->cls != DDB_OK) {
-        int code = rep->cls == DDB_FATAL && (strstr(rep->type, "AccessDenied") ||
-                                             strstr(rep->type, "UnrecognizedClient"))
-                       ? 77
-                       : 69;
-
-        replay_stop(rp, code, "DescribeTable %s: HTTP %ld %s %s", rp->o->table, rep->status,
-                    rep->type, rep->message);
+        replay_stop(rp, ddb_reply_exit_code(rep), "DescribeTable %s: HTTP %ld %s %s", rp->o->table,
+                    rep->status, rep->type, rep->message);
         return;
     }
-    json_array_foreach(json_object_get(table, "KeySchema"), i, k) {
-        json_t *name = json_object_get(k, "AttributeName");
-        const char *type = json_string_value(json_object_get(k, "KeyType"));
-
-        if (json_is_string(name) && type && strcmp(type, "HASH") == 0 && !rp->keys.hash_key)
-            rp->keys.hash_key = key_name(name, &rp->keys.hash_key_len);
-        else if (json_is_string(name) && type && strcmp(type, "RANGE") == 0 && !rp->keys.range_key)
-            rp->keys.range_key = key_name(name, &rp->keys.range_key_len);
-    }
-    json_array_foreach(json_object_get(table, "AttributeDefinitions"), i, k) {
-        const char *name = json_string_value(json_object_get(k, "AttributeName"));
-        const char *type = json_string_value(json_object_get(k, "AttributeType"));
-
-        if (!name || !type || !strchr("SNB", type[0]) || !type[0] || type[1])
-            continue;
-        if (rp->keys.hash_key && strcmp(name, rp->keys.hash_key) == 0)
-            rp->keys.hash_type = type[0];
-        else if (rp->keys.range_key && strcmp(name, rp->keys.range_key) == 0)
-            rp->keys.range_type = type[0];
+    rc = source_keys_describe(&rp->keys, rep->json);
+    if (rc == -ENOMEM) {
+        replay_stop(rp, 70, "out of memory");
+        return;
     }
     ic = json_object_get(table, "ItemCount");
     rp->scan.item_count = json_is_integer(ic) ? (int64_t)json_integer_value(ic) : -1;

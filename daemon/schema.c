@@ -485,17 +485,6 @@ static void files_begin(struct schema *sc)
 
 /* ---- DescribeTable ------------------------------------------------------ */
 
-static char *key_name(json_t *name, size_t *len)
-{
-    char *s = malloc(json_string_length(name) + 1);
-
-    if (s) {
-        *len = json_string_length(name);
-        memcpy(s, json_string_value(name), *len + 1);
-    }
-    return s;
-}
-
 static void set_keys(struct schema *sc)
 {
     sc->tf.hash_key = sc->keys.hash_key;
@@ -507,29 +496,17 @@ static void set_keys(struct schema *sc)
 static void on_describe(const struct ddb_reply *rep, void *arg)
 {
     struct schema *sc = arg;
-    json_t *k;
-    size_t i;
 
     if (rep->err == -ECANCELED || sc->stopping)
         return;
     if (rep->cls != DDB_OK) {
-        sc_stop(sc, rep->cls == DDB_FATAL && (strstr(rep->type, "AccessDenied") ||
-                                               strstr(rep->type, "UnrecognizedClient"))
-                        ? 77
-                        : 69,
-                "DescribeTable %s: HTTP %ld %s %s", sc->o->table, rep->status, rep->type,
-                rep->message);
+        sc_stop(sc, ddb_reply_exit_code(rep), "DescribeTable %s: HTTP %ld %s %s", sc->o->table,
+                rep->status, rep->type, rep->message);
         return;
     }
-    json_array_foreach(json_object_get(json_object_get(rep->json, "Table"), "KeySchema"), i, k) {
-        json_t *name = json_object_get(k, "AttributeName");
-        const char *type = json_string_value(json_object_get(k, "KeyType"));
-
-        if (json_is_string(name) && type && strcmp(type, "HASH") == 0 && !sc->keys.hash_key)
-            sc->keys.hash_key = key_name(name, &sc->keys.hash_key_len);
-        else if (json_is_string(name) && type && strcmp(type, "RANGE") == 0 &&
-                 !sc->keys.range_key)
-            sc->keys.range_key = key_name(name, &sc->keys.range_key_len);
+    if (source_keys_describe(&sc->keys, rep->json) == -ENOMEM) {
+        sc_stop(sc, 70, "out of memory");
+        return;
     }
     if (!sc->keys.hash_key) {
         sc_stop(sc, 69, "DescribeTable %s gave no hash key", sc->o->table);

@@ -470,54 +470,23 @@ static void on_sink_resume(void *arg)
 
 /* ---- DescribeTable ------------------------------------------------------- */
 
-static char *key_name(json_t *name, size_t *len)
-{
-    char *s = malloc(json_string_length(name) + 1);
-
-    if (s) {
-        *len = json_string_length(name);
-        memcpy(s, json_string_value(name), *len + 1);
-    }
-    return s;
-}
-
 static void on_describe(const struct ddb_reply *rep, void *arg)
 {
     struct verify *v = arg;
-    json_t *table = json_object_get(rep->json, "Table"), *k, *ic;
-    size_t i;
+    json_t *table = json_object_get(rep->json, "Table"), *ic;
+    int rc;
 
     if (rep->err == -ECANCELED || v->stopping)
         return;
     if (rep->cls != DDB_OK) {
-        int code = rep->cls == DDB_FATAL && (strstr(rep->type, "AccessDenied") ||
-                                             strstr(rep->type, "UnrecognizedClient"))
-                       ? 77
-                       : 69;
-
-        verify_stop(v, code, "DescribeTable %s: HTTP %ld %s %s", v->o->table, rep->status,
-                    rep->type, rep->message);
+        verify_stop(v, ddb_reply_exit_code(rep), "DescribeTable %s: HTTP %ld %s %s", v->o->table,
+                    rep->status, rep->type, rep->message);
         return;
     }
-    json_array_foreach(json_object_get(table, "KeySchema"), i, k) {
-        json_t *name = json_object_get(k, "AttributeName");
-        const char *type = json_string_value(json_object_get(k, "KeyType"));
-
-        if (json_is_string(name) && type && strcmp(type, "HASH") == 0 && !v->keys.hash_key)
-            v->keys.hash_key = key_name(name, &v->keys.hash_key_len);
-        else if (json_is_string(name) && type && strcmp(type, "RANGE") == 0 && !v->keys.range_key)
-            v->keys.range_key = key_name(name, &v->keys.range_key_len);
-    }
-    json_array_foreach(json_object_get(table, "AttributeDefinitions"), i, k) {
-        const char *name = json_string_value(json_object_get(k, "AttributeName"));
-        const char *type = json_string_value(json_object_get(k, "AttributeType"));
-
-        if (!name || !type || !type[0] || type[1] || !strchr("SNB", type[0]))
-            continue;
-        if (v->keys.hash_key && strcmp(name, v->keys.hash_key) == 0)
-            v->keys.hash_type = type[0];
-        else if (v->keys.range_key && strcmp(name, v->keys.range_key) == 0)
-            v->keys.range_type = type[0];
+    rc = source_keys_describe(&v->keys, rep->json);
+    if (rc == -ENOMEM) {
+        verify_stop(v, 70, "out of memory");
+        return;
     }
     ic = json_object_get(table, "ItemCount");
     v->item_count = json_is_integer(ic) ? (int64_t)json_integer_value(ic) : -1;

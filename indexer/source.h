@@ -85,6 +85,11 @@ struct source_keys {
     struct doc scratch;     /* a key turned into an _id, to check an _id read back */
 };
 
+/* The key schema from a DescribeTable reply ({"Table":{"KeySchema",
+ * "AttributeDefinitions"}}): the names (copies, which may hold NUL) and the
+ * types of ks's hash and range keys, those ks holds already kept.  0,
+ * -ENOENT (no hash key) or -ENOMEM. */
+int source_keys_describe(struct source_keys *ks, const json_t *reply);
 /* The key attributes of item (DynamoDB JSON), a new object. */
 json_t *source_key_of(const struct source_keys *ks, json_t *item);
 /* The key of the item a dead-letter entry (meta, and its doc when there is

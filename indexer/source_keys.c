@@ -2,6 +2,8 @@
  * dead-letter entry is about; see source.h. */
 #include "indexer/source.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/jsonx.h"
@@ -135,4 +137,48 @@ json_t *source_dlq_key(struct source_keys *ks, json_t *meta, const char *doc, si
     if (json_string_length(id) == 0)
         return NULL;
     return key_from_id(ks, json_string_value(id), json_string_length(id), digest_like);
+}
+
+/* A key attribute's name, which may hold NUL: a terminated copy and its length. */
+static char *key_name(json_t *name, size_t *len)
+{
+    char *s = malloc(json_string_length(name) + 1);
+
+    if (s) {
+        *len = json_string_length(name);
+        memcpy(s, json_string_value(name), *len + 1);
+    }
+    return s;
+}
+
+int source_keys_describe(struct source_keys *ks, const json_t *reply)
+{
+    json_t *table = json_object_get(reply, "Table"), *k;
+    size_t i;
+
+    json_array_foreach(json_object_get(table, "KeySchema"), i, k) {
+        json_t *name = json_object_get(k, "AttributeName");
+        const char *type = json_string_value(json_object_get(k, "KeyType"));
+
+        if (!json_is_string(name) || !type)
+            continue;
+        if (strcmp(type, "HASH") == 0 && !ks->hash_key &&
+            !(ks->hash_key = key_name(name, &ks->hash_key_len)))
+            return -ENOMEM;
+        if (strcmp(type, "RANGE") == 0 && !ks->range_key &&
+            !(ks->range_key = key_name(name, &ks->range_key_len)))
+            return -ENOMEM;
+    }
+    json_array_foreach(json_object_get(table, "AttributeDefinitions"), i, k) {
+        const char *name = json_string_value(json_object_get(k, "AttributeName"));
+        const char *type = json_string_value(json_object_get(k, "AttributeType"));
+
+        if (!name || !type || !type[0] || type[1] || !strchr("SNB", type[0]))
+            continue;
+        if (ks->hash_key && strcmp(name, ks->hash_key) == 0)
+            ks->hash_type = type[0];
+        else if (ks->range_key && strcmp(name, ks->range_key) == 0)
+            ks->range_type = type[0];
+    }
+    return ks->hash_key ? 0 : -ENOENT;
 }
