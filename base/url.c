@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/buf.h"
+
 int url_host(const char *url, char *host, size_t len, bool *https)
 {
     const char *h, *end, *at;
@@ -62,4 +64,24 @@ bool url_safe_for_secrets(const char *url)
     if (url_host(url, host, sizeof host, &https) < 0)
         return false;
     return https || url_host_is_loopback(host);
+}
+
+char *url_path(const char *prefix, const char *name)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    struct buf b;
+
+    buf_init(&b, BUF_NOMAX);
+    buf_puts(&b, prefix);
+    for (const unsigned char *q = (const unsigned char *)name; *q; q++) {
+        if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+            *q == '-' || *q == '_' || *q == '.' || *q == '~') {
+            buf_putc(&b, (char)*q);
+        } else {
+            buf_putc(&b, '%');
+            buf_putc(&b, hex[*q >> 4]);
+            buf_putc(&b, hex[*q & 15]);
+        }
+    }
+    return buf_take(&b);
 }

@@ -14,4 +14,9 @@ bool url_host_is_loopback(const char *host);
 /* A URL that credentials may travel to: https, or http to a loopback host. */
 bool url_safe_for_secrets(const char *url);
 
+/* prefix, then name percent-encoded as a URL path segment (every byte but
+ * the unreserved A-Z a-z 0-9 - _ . ~ as %XX): "/_alias/" + "a b" gives
+ * "/_alias/a%20b".  A new string, or NULL when out of memory. */
+char *url_path(const char *prefix, const char *name);
+
 #endif

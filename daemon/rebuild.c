@@ -24,6 +24,7 @@
 #include "base/http.h"
 #include "base/jsonx.h"
 #include "base/log.h"
+#include "base/url.h"
 #include "base/util.h"
 #include "config/config.h"
 #include "daemon/app.h"
@@ -220,33 +221,12 @@ static int call(struct rebuild *rb, const char *method, const char *path, const 
     return 0;
 }
 
-/* "/<prefix><name>" with the name percent-encoded. */
-static char *path_of(const char *prefix, const char *name)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    struct buf b;
-
-    buf_init(&b, BUF_NOMAX);
-    buf_puts(&b, prefix);
-    for (const unsigned char *q = (const unsigned char *)name; *q; q++) {
-        if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
-            *q == '-' || *q == '_' || *q == '.' || *q == '~') {
-            buf_putc(&b, (char)*q);
-        } else {
-            buf_putc(&b, '%');
-            buf_putc(&b, hex[*q >> 4]);
-            buf_putc(&b, hex[*q & 15]);
-        }
-    }
-    return buf_take(&b);
-}
-
 /* What the table's index name is on the engine; for an alias its indices
  * (*indices, owned) and its write index (write, "" when none). */
 static int resolve(struct rebuild *rb, enum target_kind *kind, json_t **indices, char *write,
                    size_t cap)
 {
-    char *path = path_of("/_resolve/index/", index_name(rb)), e[400];
+    char *path = url_path("/_resolve/index/", index_name(rb)), e[400];
     json_t *root, *v;
     const char *k;
     size_t n;
@@ -266,7 +246,7 @@ static int resolve(struct rebuild *rb, enum target_kind *kind, json_t **indices,
                     reply_error(rb, e, sizeof(e)));
     if (*kind != TK_ALIAS)
         return 0;
-    path = path_of("/_alias/", index_name(rb));
+    path = url_path("/_alias/", index_name(rb));
     if (!path)
         return fail(rb, 70, "out of memory");
     rc = call(rb, "GET", path, NULL);
@@ -376,7 +356,7 @@ static int check_target(struct rebuild *rb)
 
 static int phase_create(struct rebuild *rb)
 {
-    char *path = path_of("/", rb->new_index), e[400];
+    char *path = url_path("/", rb->new_index), e[400];
     json_t *body = NULL;
     int rc;
 
@@ -632,7 +612,7 @@ static int phase_finish(struct rebuild *rb)
                  "there); the alias points at that index, so its writes land there anyway",
                  rb->new_index, (unsigned long long)(limit / 1000), rb->ack_path);
     json_array_foreach(rb->o->drop_old ? rb->old : NULL, i, v) {
-        char *path = path_of("/", json_string_value(v));
+        char *path = url_path("/", json_string_value(v));
 
         if (!path)
             return fail(rb, 70, "out of memory");

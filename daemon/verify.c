@@ -30,6 +30,7 @@
 #include "base/http.h"
 #include "base/jsonx.h"
 #include "base/log.h"
+#include "base/url.h"
 #include "base/util.h"
 #include "config/config.h"
 #include "indexer/conflicts.h"
@@ -510,27 +511,6 @@ static void say_renamed(void *arg, const char *line)
     logc_debug((&(struct log_ctx){ .table = v->o->table }), "%s", line);
 }
 
-/* "/<index>" with the name percent-encoded. */
-static char *index_path(const char *name)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    struct buf b;
-
-    buf_init(&b, BUF_NOMAX);
-    buf_putc(&b, '/');
-    for (const unsigned char *q = (const unsigned char *)name; *q; q++) {
-        if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
-            *q == '-' || *q == '_' || *q == '.' || *q == '~') {
-            buf_putc(&b, (char)*q);
-        } else {
-            buf_putc(&b, '%');
-            buf_putc(&b, hex[*q >> 4]);
-            buf_putc(&b, hex[*q & 15]);
-        }
-    }
-    return buf_take(&b);
-}
-
 static int prepare(struct verify *v, const struct config *cfg, const struct verify_opts *o)
 {
     char err[512];
@@ -558,7 +538,7 @@ static int prepare(struct verify *v, const struct config *cfg, const struct veri
     if (o->index)
         v->tf.index = o->index;
     v->index = v->tf.index;
-    if (!(v->index_path = index_path(v->index)))
+    if (!(v->index_path = url_path("/", v->index)))
         return 70;
     transform_renames_init(&v->renames, say_renamed, v);
     v->tf.on_rename = transform_renames_note;

@@ -11,6 +11,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/url.h"
 #include "indexer/sink.h"
 #include "indexer/target.h"
 
@@ -69,27 +70,6 @@ static void on_reply_drive(void *arg, int err, long status, const char *body, si
     on_reply(p, err, status, body, len);
     if (!p->calling)
         drive(p);
-}
-
-/* "/<prefix><name>" with the name percent-encoded. */
-static char *path_for(const char *prefix, const char *name)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    struct buf b;
-
-    buf_init(&b, BUF_NOMAX);
-    buf_puts(&b, prefix);
-    for (const unsigned char *q = (const unsigned char *)name; *q; q++) {
-        if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
-            *q == '-' || *q == '_' || *q == '.' || *q == '~') {
-            buf_putc(&b, (char)*q);
-        } else {
-            buf_putc(&b, '%');
-            buf_putc(&b, hex[*q >> 4]);
-            buf_putc(&b, hex[*q & 15]);
-        }
-    }
-    return buf_take(&b);
 }
 
 static const char *body_text(const struct probe *p)
@@ -344,11 +324,11 @@ static bool start_step(struct probe *p)
 
     switch (p->step) {
     case ST_ROOT: path = strdup("/"); max = SMALL_REPLY; break;
-    case ST_RESOLVE: path = path_for("/_resolve/index/", ix->name); break;
-    case ST_ALIAS: path = path_for("/_alias/", ix->name); break;
+    case ST_RESOLVE: path = url_path("/_resolve/index/", ix->name); break;
+    case ST_ALIAS: path = url_path("/_alias/", ix->name); break;
     case ST_CREATE:
         method = "PUT";
-        path = path_for("/", ix->name);
+        path = url_path("/", ix->name);
         ctype = "application/json";
         body = strdup(ix->template_body);
         len = body ? strlen(body) : 0;

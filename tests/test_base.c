@@ -13,6 +13,7 @@
 #include "base/list.h"
 #include "base/rfc3339.h"
 #include "base/secret.h"
+#include "base/url.h"
 
 static double rng_value;
 
@@ -165,4 +166,17 @@ Test(base, hex_digits_of_either_case_and_nothing_else)
         cr_assert_eq(hex_value(*p), -1, "'%c'", *p);
     cr_assert_eq(hex_value('\0'), -1);
     cr_assert_eq(hex_value((char)0xc1), -1);
+}
+
+/* An index or alias name in a URL path: every byte but the unreserved ones
+ * percent-encoded, so "a/b", "?" or a space cannot change the request. */
+Test(base, url_path_encodes_a_name_as_one_segment)
+{
+    char *p = url_path("/_alias/", "posts-v2_x.~");
+
+    cr_assert_str_eq(p, "/_alias/posts-v2_x.~");
+    free(p);
+    p = url_path("/", "a b/c?d%\xc3\xa9");
+    cr_assert_str_eq(p, "/a%20b%2Fc%3Fd%25%C3%A9");
+    free(p);
 }
