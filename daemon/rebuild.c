@@ -33,6 +33,7 @@
 #include "daemon/replay.h"
 #include "daemon/statedir.h"
 #include "daemon/verify.h"
+#include "indexer/bulkresp.h"
 #include "indexer/sink.h"
 #include "indexer/target.h"
 
@@ -149,18 +150,7 @@ static const char *reply_text(const struct rebuild *rb)
 /* The engine's error of the last reply, "type: reason". */
 static const char *reply_error(const struct rebuild *rb, char *out, size_t cap)
 {
-    json_t *root = json_loadb(reply_text(rb), rb->body.len, 0, NULL);
-    json_t *e = json_object_get(root, "error");
-    const char *type = json_string_value(json_object_get(e, "type"));
-    const char *reason = json_string_value(json_object_get(e, "reason"));
-
-    if (type)
-        snprintf(out, cap, "%s: %s", type, reason ? reason : "");
-    else if (json_is_string(e))
-        snprintf(out, cap, "%s", json_string_value(e));
-    else
-        snprintf(out, cap, "%.300s", reply_text(rb));
-    json_decref(root);
+    bulkresp_error_text(rb->body.ptr, rb->body.len, out, cap);
     return out;
 }
 

@@ -244,3 +244,13 @@ const char *bulkresp_request_name(enum br_request r)
     }
     return "?";
 }
+
+void bulkresp_error_text(const char *body, size_t len, char *out, size_t cap)
+{
+    struct bulkresp r = { .status = 400 };
+    json_t *root = len && body ? jsonx_loadb(body, len, 0, NULL) : NULL;
+
+    request_error(root, body, body ? len : 0, &r);
+    json_decref(root);
+    snprintf(out, cap, "%s", r.error);
+}

@@ -62,6 +62,11 @@ int bulkresp_parse(long status, const char *body, size_t len, size_t n_actions,
 /* Frees the items and zeroes out. */
 void bulkresp_clear(struct bulkresp *out);
 
+/* An engine's error reply as one line in out (cap bytes): "type: reason"
+ * from {"error":{"type","reason"}}, the text of {"error":"text"} or of an
+ * AWS {"message"}, else the first printable bytes of the body. */
+void bulkresp_error_text(const char *body, size_t len, char *out, size_t cap);
+
 const char *bulkresp_item_name(enum br_item c);
 const char *bulkresp_request_name(enum br_request r);
 

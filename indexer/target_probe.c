@@ -12,6 +12,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/url.h"
+#include "indexer/bulkresp.h"
 #include "indexer/sink.h"
 #include "indexer/target.h"
 
@@ -80,18 +81,7 @@ static const char *body_text(const struct probe *p)
 /* The engine's error as "type: reason" (or the first bytes of the reply). */
 static void reply_error(const struct probe *p, char *out, size_t cap)
 {
-    json_t *root = json_loadb(body_text(p), p->body.len, 0, NULL);
-    json_t *e = json_object_get(root, "error");
-    const char *type = json_string_value(json_object_get(e, "type"));
-    const char *reason = json_string_value(json_object_get(e, "reason"));
-
-    if (type)
-        snprintf(out, cap, "%s: %s", type, reason ? reason : "");
-    else if (json_is_string(e))
-        snprintf(out, cap, "%s", json_string_value(e));
-    else
-        snprintf(out, cap, "%.200s", body_text(p));
-    json_decref(root);
+    bulkresp_error_text(p->body.ptr, p->body.len, out, cap);
 }
 
 static enum target_verdict failure_of(int err, long status)
