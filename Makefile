@@ -120,7 +120,7 @@ test-asan: setup
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run.sh -j$(TEST_JOBS)
 
 # The pure modules once more under valgrind (cheap: no servers, seconds).
-VALGRIND_SUITES := @(sigv4|ddbnum|transform|bulk|jsonx|ack|seqnum|buf|config|ckpt|endpoint|profile|replay_pure|records|streamsproto|base|slots|lease_plan|encrypted|dbehead|encstats|verify_pure)/*
+VALGRIND_SUITES := @(sigv4|ddbnum|transform|bulk|jsonx|ack|seqnum|buf|config|ckpt|endpoint|profile|replay_pure|records|streamsproto|base|slots|lease_plan|encrypted|dbehead|encstats|verify_pure|conflicts|schema_paths)/*
 test-valgrind: tests
 	@command -v valgrind >/dev/null || { echo "valgrind missing: run scripts/setup.sh"; exit 1; }
 	@echo "valgrind: $(VALGRIND_SUITES)"

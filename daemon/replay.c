@@ -686,7 +686,7 @@ static int prepare(struct replay *rp, const struct config *cfg, const struct rep
         rp->scan.segs[i].no = rp->scan.first + i;
         uv_timer_init(rp->app.loop, &rp->scan.segs[i].timer);
     }
-    rp->scan.eff_rate = o->rate;
+    bucket_init(&rp->scan.bucket, o->rate, 0);
     return 0;
 }
 

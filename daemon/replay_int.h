@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "aws/ddb.h"
+#include "base/bucket.h"
 #include "base/buf.h"
 #include "base/list.h"
 #include "daemon/app.h"
@@ -71,9 +72,7 @@ struct replay_scan {
                                  --only-segments: segs[i].no is then first + i) */
     int first;
     int64_t item_count;     /* DescribeTable ItemCount, -1 unknown */
-    double eff_rate;        /* the cap in use (--rate, lowered on throttling); 0 = none */
-    double tokens;
-    uint64_t tokens_at;
+    struct bucket bucket;   /* --rate, lowered while DynamoDB throttles */
 };
 
 /* The Scan's progress file, and the lock of the table's replay. */

@@ -104,33 +104,16 @@ static void seg_backoff(struct segment *sg)
 static int take_tokens(struct segment *sg)
 {
     struct replay *rp = sg->rp;
-    uint64_t now = uv_now(rp->app.loop);
-    double cap;
+    uint64_t wait;
+    int n = bucket_take(&rp->scan.bucket, uv_now(rp->app.loop), rp->scan.nsegs, PAGE_MAX_LIMIT,
+                        &wait);
 
-    if (rp->scan.eff_rate <= 0)
-        return 0;
-    cap = rp->scan.eff_rate < 1 ? 1 : rp->scan.eff_rate; /* a second's worth */
-    rp->scan.tokens += (double)(now - rp->scan.tokens_at) / 1000.0 * rp->scan.eff_rate;
-    rp->scan.tokens_at = now;
-    if (rp->scan.tokens > cap)
-        rp->scan.tokens = cap;
-    if (rp->scan.tokens < 1) {
-        uint64_t wait = (uint64_t)ceil((1 - rp->scan.tokens) / rp->scan.eff_rate * 1000.0);
-
+    if (n == 0) {
         set_state(sg, SG_WAIT);
-        uv_timer_start(&sg->timer, on_seg_timer, wait ? wait : 1, 0);
+        uv_timer_start(&sg->timer, on_seg_timer, wait, 0);
         return -1;
     }
-    /* Share the second's budget between the segments. */
-    double share = cap / rp->scan.nsegs;
-    int limit = (int)(rp->scan.tokens < share ? rp->scan.tokens : share);
-
-    if (limit < 1)
-        limit = 1;
-    if (limit > PAGE_MAX_LIMIT)
-        limit = PAGE_MAX_LIMIT;
-    rp->scan.tokens -= limit;
-    return limit;
+    return n < 0 ? 0 : n;
 }
 
 /* One scanned (or read again) item into the sink, as item idx of pg. */
@@ -173,16 +156,12 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
     if (rep->cls != DDB_OK) {
         uint64_t now = uv_now(rp->app.loop);
 
-        if (rp->scan.eff_rate > 0)
-            rp->scan.tokens += sg->limit; /* nothing was read */
+        bucket_give(&rp->scan.bucket, sg->limit); /* nothing was read */
         if (rep->cls == DDB_THROTTLED) {
             double seen = replay_mono_s(rp) > 1 ? (double)rp->read / replay_mono_s(rp) : 100;
 
-            rp->scan.eff_rate = (rp->scan.eff_rate > 0 ? rp->scan.eff_rate : seen) / 2;
-            if (rp->scan.eff_rate < 1)
-                rp->scan.eff_rate = 1;
             log_warn("Scan throttled (%s): lowering the rate to %.0f items/s", rep->type,
-                     rp->scan.eff_rate);
+                     bucket_throttled(&rp->scan.bucket, seen));
         } else if (rep->cls == DDB_NOT_FOUND) {
             replay_stop(rp, 69, "table %s: %s", rp->o->table, rep->message);
             return;
@@ -211,16 +190,8 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
     sg->failing_since = 0;
     items = json_object_get(rep->json, "Items");
     lek = json_object_get(rep->json, "LastEvaluatedKey");
-    if (rp->scan.eff_rate > 0) {
-        if (sg->limit > (int)json_array_size(items))
-            rp->scan.tokens += sg->limit - (int)json_array_size(items);
-        /* Throttling lowered the cap: win it back slowly. */
-        if (rp->o->rate <= 0 || rp->scan.eff_rate < rp->o->rate) {
-            rp->scan.eff_rate *= 1.05;
-            if (rp->o->rate > 0 && rp->scan.eff_rate > rp->o->rate)
-                rp->scan.eff_rate = rp->o->rate;
-        }
-    }
+    bucket_give(&rp->scan.bucket, sg->limit - (int)json_array_size(items));
+    bucket_page(&rp->scan.bucket);
     pg = calloc(1, sizeof(*pg));
     if (pg)
         pg->keys = calloc(json_array_size(items) + 1, sizeof(*pg->keys));
@@ -281,8 +252,7 @@ static int start_scan(struct segment *sg)
         json_object_set_new(body, "ConsistentRead", json_true());
     sg->call = body ? ddb_call(rp->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, sg, NULL) : NULL;
     if (!sg->call) {
-        if (limit)
-            rp->scan.tokens += limit;
+        bucket_give(&rp->scan.bucket, limit);
         seg_backoff(sg);
         return 0;
     }
@@ -332,7 +302,7 @@ void replay_scan_begin(struct replay *rp)
         replay_maybe_complete(rp);
         return;
     }
-    rp->scan.tokens_at = uv_now(rp->app.loop);
+    rp->scan.bucket.at = uv_now(rp->app.loop);
     for (int i = 0; i < rp->scan.nsegs; i++) {
         struct segment *sg = &rp->scan.segs[i];
 

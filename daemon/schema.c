@@ -21,6 +21,7 @@
 #include "aws/creds.h"
 #include "aws/ddb.h"
 #include "base/backoff.h"
+#include "base/bucket.h"
 #include "base/buf.h"
 #include "base/http.h"
 #include "base/jsonx.h"
@@ -75,8 +76,7 @@ struct schema {
     /* scan */
     struct seg *segs;
     int nsegs;
-    double eff_rate, tokens;
-    uint64_t tokens_at;
+    struct bucket bucket;  /* --rate, lowered while DynamoDB throttles */
     /* files */
     struct source_files files;
 };
@@ -189,31 +189,14 @@ static void seg_backoff(struct seg *g)
 static int take_tokens(struct seg *g)
 {
     struct schema *sc = g->sc;
-    uint64_t now = uv_now(sc->app.loop);
-    double cap, share;
-    int limit;
+    uint64_t wait;
+    int n = bucket_take(&sc->bucket, uv_now(sc->app.loop), sc->nsegs, PAGE_MAX_LIMIT, &wait);
 
-    if (sc->eff_rate <= 0)
-        return 0;
-    cap = sc->eff_rate < 1 ? 1 : sc->eff_rate; /* a second's worth */
-    sc->tokens += (double)(now - sc->tokens_at) / 1000.0 * sc->eff_rate;
-    sc->tokens_at = now;
-    if (sc->tokens > cap)
-        sc->tokens = cap;
-    if (sc->tokens < 1) {
-        uint64_t wait = (uint64_t)ceil((1 - sc->tokens) / sc->eff_rate * 1000.0);
-
-        uv_timer_start(&g->timer, on_seg_timer, wait ? wait : 1, 0);
+    if (n == 0) {
+        uv_timer_start(&g->timer, on_seg_timer, wait, 0);
         return -1;
     }
-    share = cap / sc->nsegs;
-    limit = (int)(sc->tokens < share ? sc->tokens : share);
-    if (limit < 1)
-        limit = 1;
-    if (limit > PAGE_MAX_LIMIT)
-        limit = PAGE_MAX_LIMIT;
-    sc->tokens -= limit;
-    return limit;
+    return n < 0 ? 0 : n;
 }
 
 static bool scan_done(const struct schema *sc)
@@ -230,17 +213,13 @@ static void scan_failed(struct seg *g, const struct ddb_reply *rep)
     struct schema *sc = g->sc;
     uint64_t now = uv_now(sc->app.loop);
 
-    if (sc->eff_rate > 0)
-        sc->tokens += g->limit; /* nothing was read */
+    bucket_give(&sc->bucket, g->limit); /* nothing was read */
     if (rep->cls == DDB_THROTTLED) {
         double s = (double)(now - sc->start_ms) / 1000.0;
         double seen = s > 1 ? (double)sc->read / s : 100;
 
-        sc->eff_rate = (sc->eff_rate > 0 ? sc->eff_rate : seen) / 2;
-        if (sc->eff_rate < 1)
-            sc->eff_rate = 1;
         log_warn("Scan throttled (%s): lowering the rate to %.0f items/s", rep->type,
-                 sc->eff_rate);
+                 bucket_throttled(&sc->bucket, seen));
     } else if (rep->cls == DDB_NOT_FOUND) {
         sc_stop(sc, 69, "table %s: %s", sc->o->table, rep->message);
         return;
@@ -280,16 +259,8 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
     g->failing_since = 0;
     items = json_object_get(rep->json, "Items");
     lek = json_object_get(rep->json, "LastEvaluatedKey");
-    if (sc->eff_rate > 0) {
-        if (g->limit > (int)json_array_size(items))
-            sc->tokens += g->limit - (int)json_array_size(items);
-        /* Throttling lowered the cap: win it back slowly. */
-        if (sc->o->rate <= 0 || sc->eff_rate < sc->o->rate) {
-            sc->eff_rate *= 1.05;
-            if (sc->o->rate > 0 && sc->eff_rate > sc->o->rate)
-                sc->eff_rate = sc->o->rate;
-        }
-    }
+    bucket_give(&sc->bucket, g->limit - (int)json_array_size(items));
+    bucket_page(&sc->bucket);
     json_array_foreach(items, i, item) {
         take_item(sc, item, "item");
         if (sc->stopping)
@@ -326,8 +297,7 @@ static void seg_send(struct seg *g)
         json_object_set(body, "ExclusiveStartKey", g->start);
     g->call = body ? ddb_call(sc->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, g, NULL) : NULL;
     if (!g->call) {
-        if (limit)
-            sc->tokens += limit;
+        bucket_give(&sc->bucket, limit);
         seg_backoff(g);
     }
 }
@@ -336,7 +306,7 @@ static void scan_begin(struct schema *sc)
 {
     log_info("schema %s: Scan in %d segment(s), %s", sc->o->table, sc->nsegs,
              sc->o->rate > 0 ? "rate capped" : "no rate cap");
-    sc->tokens_at = uv_now(sc->app.loop);
+    sc->bucket.at = uv_now(sc->app.loop);
     for (int i = 0; i < sc->nsegs && !sc->stopping; i++)
         seg_send(&sc->segs[i]);
 }
@@ -654,7 +624,7 @@ static int prepare(struct schema *sc, const struct config *cfg)
         sc->segs[i].no = i;
         uv_timer_init(sc->app.loop, &sc->segs[i].timer);
     }
-    sc->eff_rate = o->rate;
+    bucket_init(&sc->bucket, o->rate, 0);
     return 0;
 }
 

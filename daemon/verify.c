@@ -553,7 +553,7 @@ static int prepare(struct verify *v, const struct config *cfg, const struct veri
         buf_init(&v->segs[i].pg.raw, BUF_NOMAX);
         uv_timer_init(v->app.loop, &v->segs[i].timer);
     }
-    v->eff_rate = o->rate;
+    bucket_init(&v->bucket, o->rate, 0);
     return 0;
 }
 

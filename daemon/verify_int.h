@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "aws/ddb.h"
+#include "base/bucket.h"
 #include "base/buf.h"
 #include "base/list.h"
 #include "daemon/app.h"
@@ -192,8 +193,7 @@ struct verify {
     /* the Scan */
     struct vseg *segs;
     int nsegs;
-    double eff_rate, tokens;
-    uint64_t tokens_at;
+    struct bucket bucket;         /* --rate, lowered while DynamoDB throttles */
     int64_t item_count;
     struct verify_idset scanned;
     /* the index's ids */

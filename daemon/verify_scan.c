@@ -85,32 +85,15 @@ static void seg_backoff(struct vseg *sg)
 static int take_tokens(struct vseg *sg)
 {
     struct verify *v = sg->v;
-    uint64_t now = uv_now(v->app.loop);
-    double cap, share;
-    int limit;
+    uint64_t wait;
+    int n = bucket_take(&v->bucket, uv_now(v->app.loop), v->nsegs, PAGE_MAX, &wait);
 
-    if (v->eff_rate <= 0)
-        return PAGE_MAX;
-    cap = v->eff_rate < 1 ? 1 : v->eff_rate; /* a second's worth */
-    v->tokens += (double)(now - v->tokens_at) / 1000.0 * v->eff_rate;
-    v->tokens_at = now;
-    if (v->tokens > cap)
-        v->tokens = cap;
-    if (v->tokens < 1) {
-        uint64_t wait = (uint64_t)ceil((1 - v->tokens) / v->eff_rate * 1000.0);
-
+    if (n == 0) {
         set_state(sg, VS_WAIT);
-        uv_timer_start(&sg->timer, on_seg_timer, wait ? wait : 1, 0);
+        uv_timer_start(&sg->timer, on_seg_timer, wait, 0);
         return -1;
     }
-    share = cap / v->nsegs;
-    limit = (int)(v->tokens < share ? v->tokens : share);
-    if (limit < 1)
-        limit = 1;
-    if (limit > PAGE_MAX)
-        limit = PAGE_MAX;
-    v->tokens -= limit;
-    return limit;
+    return n < 0 ? PAGE_MAX : n;
 }
 
 /* ---- the page's documents against the index --------------------------------- */
@@ -268,17 +251,13 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
     if (rep->cls != DDB_OK) {
         uint64_t now = uv_now(v->app.loop);
 
-        if (v->eff_rate > 0)
-            v->tokens += sg->limit; /* nothing was read */
+        bucket_give(&v->bucket, sg->limit); /* nothing was read */
         if (rep->cls == DDB_THROTTLED) {
             double el = (double)(now - v->start_ms) / 1000.0;
             double seen = el > 1 ? (double)v->items / el : 100;
 
-            v->eff_rate = (v->eff_rate > 0 ? v->eff_rate : seen) / 2;
-            if (v->eff_rate < 1)
-                v->eff_rate = 1;
             log_warn("Scan throttled (%s): lowering the rate to %.0f items/s", rep->type,
-                     v->eff_rate);
+                     bucket_throttled(&v->bucket, seen));
         } else if (rep->cls == DDB_NOT_FOUND) {
             verify_stop(v, 69, "table %s: %s", v->o->table, rep->message);
             return;
@@ -304,15 +283,8 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
     sg->failing_since = 0;
     items = json_object_get(rep->json, "Items");
     lek = json_object_get(rep->json, "LastEvaluatedKey");
-    if (v->eff_rate > 0) {
-        if (sg->limit > (int)json_array_size(items))
-            v->tokens += sg->limit - (int)json_array_size(items);
-        if (v->o->rate <= 0 || v->eff_rate < v->o->rate) {
-            v->eff_rate *= 1.05; /* throttling lowered it: win it back slowly */
-            if (v->o->rate > 0 && v->eff_rate > v->o->rate)
-                v->eff_rate = v->o->rate;
-        }
-    }
+    bucket_give(&v->bucket, sg->limit - (int)json_array_size(items));
+    bucket_page(&v->bucket);
     json_decref(sg->start);
     sg->start = json_is_object(lek) ? json_incref(lek) : NULL;
     sg->more = sg->start != NULL;
@@ -364,8 +336,7 @@ static void start_scan(struct vseg *sg)
         json_object_set(body, "ExclusiveStartKey", sg->start);
     sg->call = body ? ddb_call(v->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, sg, NULL) : NULL;
     if (!sg->call) {
-        if (v->eff_rate > 0)
-            v->tokens += limit;
+        bucket_give(&v->bucket, limit);
         seg_backoff(sg);
         return;
     }
@@ -384,7 +355,7 @@ void verify_scan_begin(struct verify *v)
 {
     log_info("verify %s: Scan in %d segment(s); about %" PRId64 " items", v->o->table, v->nsegs,
              v->item_count);
-    v->tokens_at = uv_now(v->app.loop);
+    v->bucket.at = uv_now(v->app.loop);
     for (int i = 0; i < v->nsegs; i++) {
         set_state(&v->segs[i], VS_SCAN);
         drive(&v->segs[i]);

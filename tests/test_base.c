@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/backoff.h"
+#include "base/bucket.h"
 #include "base/hex.h"
 #include "base/jsonskip.h"
 #include "base/list.h"
@@ -179,4 +180,43 @@ Test(base, url_path_encodes_a_name_as_one_segment)
     p = url_path("/", "a b/c?d%\xc3\xa9");
     cr_assert_str_eq(p, "/a%20b%2Fc%3Fd%25%C3%A9");
     free(p);
+}
+
+/* The Scan's token bucket: a second's budget shared between the segments,
+ * a wait when it is empty, halved on throttling and won back by 5 % a page
+ * up to the rate asked for. */
+Test(base, bucket_shares_a_second_halves_and_wins_back)
+{
+    struct bucket b;
+    uint64_t wait = 0;
+
+    int n;
+
+    bucket_init(&b, 0, 0);
+    n = bucket_take(&b, 5000, 4, 1000, &wait);
+    cr_assert_eq(n, -1, "no rate: no Limit");
+    bucket_init(&b, 10, 0);
+    n = bucket_take(&b, 0, 2, 1000, &wait);
+    cr_assert_eq(n, 0, "empty at the start");
+    cr_assert_eq(wait, 100, "one token comes in 100 ms at 10/s");
+    n = bucket_take(&b, 5000, 2, 1000, &wait);
+    cr_assert_eq(n, 5, "a second's worth at most, halved");
+    n = bucket_take(&b, 5000, 2, 3, &wait);
+    cr_assert_eq(n, 3, "never above max");
+    bucket_give(&b, 3);
+    n = bucket_take(&b, 5000, 1, 1000, &wait);
+    cr_assert_eq(n, 5, "what was given back");
+    /* criterion's macros may read their arguments more than once */
+    double r1 = bucket_throttled(&b, 0), r2 = bucket_throttled(&b, 0), r3, r4;
+
+    cr_assert_float_eq(r1, 5.0, 1e-9);
+    cr_assert_float_eq(r2, 2.5, 1e-9);
+    for (int i = 0; i < 100; i++)
+        bucket_page(&b);
+    cr_assert_float_eq(b.rate, 10.0, 1e-9, "back to the rate asked for, not above");
+    bucket_init(&b, 0, 0);
+    r3 = bucket_throttled(&b, 300);
+    r4 = bucket_throttled(&b, 300);
+    cr_assert_float_eq(r3, 150.0, 1e-9, "uncapped: half of what was seen");
+    cr_assert_float_eq(r4, 75.0, 1e-9);
 }
