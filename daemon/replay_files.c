@@ -134,62 +134,23 @@ static void handle_value(struct replay *rp, json_t *v, unsigned long line)
         export_value(rp, v, line);
 }
 
-static int open_next(struct replay *rp)
+/* A reading error of the files: 65 at the line it names, 70, or 74. */
+static void read_failed(struct replay *rp, int rc)
 {
-    int rc = source_open_next(&rp->files);
-
-    if (rc < 0)
-        replay_stop(rp, 74, "%s", rp->files.why);
-    return rc;
-}
-
-/* Reads more of the current file into rp->files.in.  0, or -1 after
- * replay_stop() or replay_file_fail(). */
-static int fill(struct replay *rp)
-{
-    int rc = source_fill(&rp->files);
-
     if (rc == -EBADMSG)
         replay_file_fail(rp, rp->files.lineno + 1, "%s", rp->files.why);
     else if (rc == -ENOMEM)
         replay_stop(rp, 70, "out of memory");
-    else if (rc < 0)
+    else
         replay_stop(rp, 74, "%s", rp->files.why);
-    return rc < 0 ? -1 : 0;
-}
-
-/* A Lambda event file: one JSON document over many lines.  The whole file
- * (bounded) is parsed once. */
-static void whole_file(struct replay *rp, size_t start)
-{
-    json_error_t jerr;
-    json_t *v;
-
-    rp->files.off = start;
-    while (!rp->files.file_eof)
-        if (fill(rp) < 0)
-            return;
-    v = jsonx_loadb(rp->files.in.ptr + rp->files.off, rp->files.in.len - rp->files.off, 0,
-                    &jerr);
-    rp->files.off = rp->files.in.len;
-    if (!v) {
-        replay_file_fail(rp, (unsigned long)jerr.line, "%s", jerr.text);
-        return;
-    }
-    stream_value(rp, v, 1);
-    json_decref(v);
 }
 
 static void one_line(struct replay *rp, char *p, size_t len)
 {
     json_error_t jerr;
     json_t *v;
-    size_t start = (size_t)(p - rp->files.in.ptr);
+    int err;
 
-    while (len && (p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t'))
-        len--;
-    while (len && (*p == ' ' || *p == '\t'))
-        p++, len--;
     if (!len)
         return;
     if (rp->o->format == REPLAY_DLQ) {
@@ -198,7 +159,16 @@ static void one_line(struct replay *rp, char *p, size_t len)
     }
     v = jsonx_loadb(p, len, 0, &jerr);
     if (!v && rp->files.lineno == 1 && rp->o->format == REPLAY_STREAM && *p == '{') {
-        whole_file(rp, start);
+        /* A Lambda event file: one JSON document over many lines. */
+        if (!(v = source_whole_file(&rp->files, p, &jerr, &err))) {
+            if (err)
+                read_failed(rp, err);
+            else
+                replay_file_fail(rp, (unsigned long)jerr.line, "%s", jerr.text);
+            return;
+        }
+        stream_value(rp, v, 1);
+        json_decref(v);
         return;
     }
     if (!v) {
@@ -217,29 +187,18 @@ static void on_idle(uv_idle_t *h)
 
     while (!rp->stopping && !rp->all_read && !sink_full(rp->app.sink) && budget &&
            rp->nrr < RR_QUEUE_MAX) {
-        char *p, *nl;
+        char *p;
         size_t len;
+        int rc = source_next_line(&rp->files, &p, &len);
 
-        if (!rp->files.gz || (rp->files.file_eof && rp->files.off >= rp->files.in.len)) {
-            int rc = open_next(rp);
-
-            if (rc < 0)
-                return;
-            if (rc == 0) {
-                rp->all_read = true;
-                break;
-            }
+        if (rc < 0) {
+            read_failed(rp, rc);
+            return;
         }
-        p = rp->files.in.ptr ? rp->files.in.ptr + rp->files.off : NULL;
-        nl = p ? memchr(p, '\n', rp->files.in.len - rp->files.off) : NULL;
-        if (!nl && !rp->files.file_eof) {
-            if (fill(rp) < 0)
-                return;
-            continue;
+        if (rc == 0) {
+            rp->all_read = true;
+            break;
         }
-        len = nl ? (size_t)(nl - p) : rp->files.in.len - rp->files.off;
-        rp->files.off += len + (nl ? 1 : 0);
-        rp->files.lineno++;
         budget = budget > len ? budget - len - 1 : 0;
         one_line(rp, p, len);
     }

@@ -350,57 +350,38 @@ static void take_value(struct schema *sc, json_t *v, unsigned long line)
     }
 }
 
-/* Reads more of the current file; false after sc_stop. */
-static bool fill(struct schema *sc)
+/* A reading error of the files: 65 at the line it names, 70, or 74. */
+static void read_failed(struct schema *sc, int rc)
 {
-    int rc = source_fill(&sc->files);
-
     if (rc == -EBADMSG)
         file_fail(sc, sc->files.lineno + 1, sc->files.why);
     else if (rc == -ENOMEM)
         sc_stop(sc, 70, "out of memory");
-    else if (rc < 0)
+    else
         sc_stop(sc, 74, "%s", sc->files.why);
-    return rc == 0;
-}
-
-/* A Lambda event file: one JSON document over many lines. */
-static void whole_file(struct schema *sc, size_t start)
-{
-    json_error_t jerr;
-    json_t *v;
-
-    sc->files.off = start;
-    while (!sc->files.file_eof)
-        if (!fill(sc))
-            return;
-    v = jsonx_loadb(sc->files.in.ptr + sc->files.off, sc->files.in.len - sc->files.off, 0,
-                    &jerr);
-    sc->files.off = sc->files.in.len;
-    if (!v) {
-        file_fail(sc, (unsigned long)jerr.line, jerr.text);
-        return;
-    }
-    take_value(sc, v, 1);
-    json_decref(v);
 }
 
 static void one_line(struct schema *sc, char *p, size_t len)
 {
     json_error_t jerr;
     json_t *v;
-    size_t start = (size_t)(p - sc->files.in.ptr);
     char what[256];
+    int err;
 
-    while (len && (p[len - 1] == '\r' || p[len - 1] == ' ' || p[len - 1] == '\t'))
-        len--;
-    while (len && (*p == ' ' || *p == '\t'))
-        p++, len--;
     if (!len)
         return;
     v = jsonx_loadb(p, len, 0, &jerr);
     if (!v && sc->files.lineno == 1 && sc->o->stream && *p == '{') {
-        whole_file(sc, start);
+        /* A Lambda event file: one JSON document over many lines. */
+        if (!(v = source_whole_file(&sc->files, p, &jerr, &err))) {
+            if (err)
+                read_failed(sc, err);
+            else
+                file_fail(sc, (unsigned long)jerr.line, jerr.text);
+            return;
+        }
+        take_value(sc, v, 1);
+        json_decref(v);
         return;
     }
     if (!v) {
@@ -418,29 +399,16 @@ static void on_idle(uv_idle_t *h)
     size_t budget = TURN_BUDGET;
 
     while (!sc->stopping && budget) {
-        char *p, *nl;
+        char *p;
         size_t len;
+        int rc = source_next_line(&sc->files, &p, &len);
 
-        if (!sc->files.gz || (sc->files.file_eof && sc->files.off >= sc->files.in.len)) {
-            int rc = source_open_next(&sc->files);
-
-            if (rc < 0)
-                sc_stop(sc, 74, "%s", sc->files.why);
-            if (rc == 0)
-                sc_stop(sc, 0, NULL);
-            if (rc <= 0)
-                return;
-        }
-        p = sc->files.in.ptr ? sc->files.in.ptr + sc->files.off : NULL;
-        nl = p ? memchr(p, '\n', sc->files.in.len - sc->files.off) : NULL;
-        if (!nl && !sc->files.file_eof) {
-            if (!fill(sc))
-                return;
-            continue;
-        }
-        len = nl ? (size_t)(nl - p) : sc->files.in.len - sc->files.off;
-        sc->files.off += len + (nl ? 1 : 0);
-        sc->files.lineno++;
+        if (rc < 0)
+            read_failed(sc, rc);
+        if (rc == 0)
+            sc_stop(sc, 0, NULL);
+        if (rc <= 0)
+            return;
         budget = budget > len ? budget - len - 1 : 0;
         one_line(sc, p, len);
     }

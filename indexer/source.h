@@ -61,6 +61,17 @@ int source_open_next(struct source_files *f);
  * what f->off has passed.  0; -EBADMSG the input is malformed at line
  * f->lineno + 1 (why says how); -ENOMEM; -EIO with why set. */
 int source_fill(struct source_files *f);
+/* The next line of the files, read on into the next file at the end of
+ * one: *line (in f->in, valid until the next call) and *len without the
+ * blanks around it (nor a CR before the LF); f->lineno is its number.  1;
+ * 0 after the last file; or source_fill's or source_open_next's error
+ * (-EBADMSG at line f->lineno + 1, -ENOMEM, -EIO with why set). */
+int source_next_line(struct source_files *f, char **line, size_t *len);
+/* The rest of the current file from line (as source_next_line gave it: a
+ * Lambda event file's first line, not JSON alone) parsed as one JSON
+ * document (bounded by the reader's cap).  The value; NULL with *err a
+ * source_fill error, or with *err 0 and jerr saying what is not JSON. */
+json_t *source_whole_file(struct source_files *f, char *line, json_error_t *jerr, int *err);
 /* The input bytes read so far (of all files). */
 int64_t source_done_bytes(const struct source_files *f);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/jsonx.h"
 #include "base/log.h"
 
 #define READ_CHUNK (1u << 20) /* bytes read from a file at a time */
@@ -75,4 +76,54 @@ int source_fill(struct source_files *f)
 int64_t source_done_bytes(const struct source_files *f)
 {
     return f->bytes_before + (f->gz ? (int64_t)gzoffset(f->gz) : 0);
+}
+
+int source_next_line(struct source_files *f, char **line, size_t *len)
+{
+    for (;;) {
+        char *p, *nl;
+        size_t n;
+        int rc;
+
+        if (!f->gz || (f->file_eof && f->off >= f->in.len)) {
+            rc = source_open_next(f);
+            if (rc <= 0)
+                return rc;
+        }
+        p = f->in.ptr ? f->in.ptr + f->off : NULL;
+        nl = p ? memchr(p, '\n', f->in.len - f->off) : NULL;
+        if (!nl && !f->file_eof) {
+            if ((rc = source_fill(f)) < 0)
+                return rc;
+            continue;
+        }
+        n = nl ? (size_t)(nl - p) : f->in.len - f->off;
+        f->off += n + (nl ? 1 : 0);
+        f->lineno++;
+        /* blanks around the line (and a CR before its LF) are not part of it */
+        while (n && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        while (n && (*p == ' ' || *p == '\t'))
+            p++, n--;
+        *line = p;
+        *len = n;
+        return 1;
+    }
+}
+
+json_t *source_whole_file(struct source_files *f, char *line, json_error_t *jerr, int *err)
+{
+    json_t *v;
+    int rc;
+
+    *err = 0;
+    f->off = (size_t)(line - f->in.ptr);
+    while (!f->file_eof)
+        if ((rc = source_fill(f)) < 0) {
+            *err = rc;
+            return NULL;
+        }
+    v = jsonx_loadb(f->in.ptr + f->off, f->in.len - f->off, 0, jerr);
+    f->off = f->in.len;
+    return v;
 }
