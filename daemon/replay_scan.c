@@ -19,6 +19,7 @@
 #include <string.h>
 #include <stdlib.h>
 
+#include "aws/scan.h"
 #include "base/backoff.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -154,32 +155,15 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
     if (rep->err == -ECANCELED || rp->stopping)
         return;
     if (rep->cls != DDB_OK) {
-        uint64_t now = uv_now(rp->app.loop);
+        double seen = replay_mono_s(rp) > 1 ? (double)rp->read / replay_mono_s(rp) : 100;
+        char why[768];
+        int code;
 
         bucket_give(&rp->scan.bucket, sg->limit); /* nothing was read */
-        if (rep->cls == DDB_THROTTLED) {
-            double seen = replay_mono_s(rp) > 1 ? (double)rp->read / replay_mono_s(rp) : 100;
-
-            log_warn("Scan throttled (%s): lowering the rate to %.0f items/s", rep->type,
-                     bucket_throttled(&rp->scan.bucket, seen));
-        } else if (rep->cls == DDB_NOT_FOUND) {
-            replay_stop(rp, 69, "table %s: %s", rp->o->table, rep->message);
-            return;
-        } else if (rep->cls == DDB_FATAL && (strcmp(rep->type, "AccessDeniedException") == 0 ||
-                                             strcmp(rep->type, "UnrecognizedClientException") == 0)) {
-            replay_stop(rp, 77, "Scan of %s refused: %s: %s", rp->o->table, rep->type,
-                        rep->message);
-            return;
-        } else {
-            log_warn("Scan of %s segment %d failed: HTTP %ld %s %s; retrying", rp->o->table, sg->no,
-                     rep->status, rep->type, rep->message);
-        }
-        if (!sg->failing_since)
-            sg->failing_since = now;
-        if (now - sg->failing_since >= (uint64_t)rp->o->give_up_ms) {
-            replay_stop(rp, 69, "Scan of %s failing for %" PRId64 " s: HTTP %ld %s %s",
-                        rp->o->table, rp->o->give_up_ms / 1000, rep->status, rep->type,
-                        rep->message);
+        code = scan_failed(rep, &rp->scan.bucket, seen, uv_now(rp->app.loop), &sg->failing_since,
+                           rp->o->give_up_ms, rp->o->table, sg->no, why, sizeof(why));
+        if (code) {
+            replay_stop(rp, code, "%s", why);
             return;
         }
         rp->errors++;
@@ -239,17 +223,7 @@ static int start_scan(struct segment *sg)
     if ((limit = take_tokens(sg)) < 0)
         return 0;
     sg->limit = limit;
-    body = json_pack("{s:s}", "TableName", rp->o->table);
-    if (body && rp->scan.total > 1) {
-        json_object_set_new(body, "Segment", json_integer(sg->no));
-        json_object_set_new(body, "TotalSegments", json_integer(rp->scan.total));
-    }
-    if (body && limit)
-        json_object_set_new(body, "Limit", json_integer(limit));
-    if (body && sg->start)
-        json_object_set(body, "ExclusiveStartKey", sg->start);
-    if (body && rp->o->consistent)
-        json_object_set_new(body, "ConsistentRead", json_true());
+    body = scan_request(rp->o->table, sg->no, rp->scan.total, limit, sg->start, rp->o->consistent);
     sg->call = body ? ddb_call(rp->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, sg, NULL) : NULL;
     if (!sg->call) {
         bucket_give(&rp->scan.bucket, limit);

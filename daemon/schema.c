@@ -20,6 +20,7 @@
 
 #include "aws/creds.h"
 #include "aws/ddb.h"
+#include "aws/scan.h"
 #include "base/backoff.h"
 #include "base/bucket.h"
 #include "base/buf.h"
@@ -208,37 +209,21 @@ static bool scan_done(const struct schema *sc)
 }
 
 /* A failed Scan: 69, 77, or another try after a backoff. */
-static void scan_failed(struct seg *g, const struct ddb_reply *rep)
+static void page_failed(struct seg *g, const struct ddb_reply *rep)
 {
     struct schema *sc = g->sc;
     uint64_t now = uv_now(sc->app.loop);
+    double s = (double)(now - sc->start_ms) / 1000.0;
+    char why[768];
+    int code;
 
     bucket_give(&sc->bucket, g->limit); /* nothing was read */
-    if (rep->cls == DDB_THROTTLED) {
-        double s = (double)(now - sc->start_ms) / 1000.0;
-        double seen = s > 1 ? (double)sc->read / s : 100;
-
-        log_warn("Scan throttled (%s): lowering the rate to %.0f items/s", rep->type,
-                 bucket_throttled(&sc->bucket, seen));
-    } else if (rep->cls == DDB_NOT_FOUND) {
-        sc_stop(sc, 69, "table %s: %s", sc->o->table, rep->message);
-        return;
-    } else if (rep->cls == DDB_FATAL && (strcmp(rep->type, "AccessDeniedException") == 0 ||
-                                         strcmp(rep->type, "UnrecognizedClientException") == 0)) {
-        sc_stop(sc, 77, "Scan of %s refused: %s: %s", sc->o->table, rep->type, rep->message);
-        return;
-    } else {
-        log_warn("Scan of %s segment %d failed: HTTP %ld %s %s; retrying", sc->o->table, g->no,
-                 rep->status, rep->type, rep->message);
-    }
-    if (!g->failing_since)
-        g->failing_since = now;
-    if (now - g->failing_since >= GIVE_UP_MS) {
-        sc_stop(sc, 69, "Scan of %s failing for %d s: HTTP %ld %s %s", sc->o->table,
-                GIVE_UP_MS / 1000, rep->status, rep->type, rep->message);
-        return;
-    }
-    seg_backoff(g);
+    code = scan_failed(rep, &sc->bucket, s > 1 ? (double)sc->read / s : 100, now,
+                       &g->failing_since, GIVE_UP_MS, sc->o->table, g->no, why, sizeof(why));
+    if (code)
+        sc_stop(sc, code, "%s", why);
+    else
+        seg_backoff(g);
 }
 
 static void on_scan(const struct ddb_reply *rep, void *arg)
@@ -252,7 +237,7 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
     if (rep->err == -ECANCELED || sc->stopping)
         return;
     if (rep->cls != DDB_OK) {
-        scan_failed(g, rep);
+        page_failed(g, rep);
         return;
     }
     g->failures = 0;
@@ -286,15 +271,7 @@ static void seg_send(struct seg *g)
     if (sc->stopping || (limit = take_tokens(g)) < 0)
         return;
     g->limit = limit;
-    body = json_pack("{s:s}", "TableName", sc->o->table);
-    if (body && sc->nsegs > 1) {
-        json_object_set_new(body, "Segment", json_integer(g->no));
-        json_object_set_new(body, "TotalSegments", json_integer(sc->nsegs));
-    }
-    if (body && limit)
-        json_object_set_new(body, "Limit", json_integer(limit));
-    if (body && g->start)
-        json_object_set(body, "ExclusiveStartKey", g->start);
+    body = scan_request(sc->o->table, g->no, sc->nsegs, limit, g->start, false);
     g->call = body ? ddb_call(sc->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, g, NULL) : NULL;
     if (!g->call) {
         bucket_give(&sc->bucket, limit);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/scan.h"
 #include "base/backoff.h"
 #include "base/jsonx.h"
 #include "base/log.h"
@@ -250,30 +251,16 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
         return;
     if (rep->cls != DDB_OK) {
         uint64_t now = uv_now(v->app.loop);
+        double el = (double)(now - v->start_ms) / 1000.0;
+        char why[768];
+        int code;
 
         bucket_give(&v->bucket, sg->limit); /* nothing was read */
-        if (rep->cls == DDB_THROTTLED) {
-            double el = (double)(now - v->start_ms) / 1000.0;
-            double seen = el > 1 ? (double)v->items / el : 100;
-
-            log_warn("Scan throttled (%s): lowering the rate to %.0f items/s", rep->type,
-                     bucket_throttled(&v->bucket, seen));
-        } else if (rep->cls == DDB_NOT_FOUND) {
-            verify_stop(v, 69, "table %s: %s", v->o->table, rep->message);
-            return;
-        } else if (rep->cls == DDB_FATAL && (strcmp(rep->type, "AccessDeniedException") == 0 ||
-                                             strcmp(rep->type, "UnrecognizedClientException") == 0)) {
-            verify_stop(v, 77, "Scan of %s refused: %s: %s", v->o->table, rep->type, rep->message);
-            return;
-        } else {
-            log_warn("Scan of %s segment %d failed: HTTP %ld %s %s; retrying", v->o->table, sg->no,
-                     rep->status, rep->type, rep->message);
-        }
-        if (!sg->failing_since)
-            sg->failing_since = now;
-        if (now - sg->failing_since >= VERIFY_GIVE_UP_MS) {
-            verify_stop(v, 69, "Scan of %s failing for %d s: HTTP %ld %s %s", v->o->table,
-                        VERIFY_GIVE_UP_MS / 1000, rep->status, rep->type, rep->message);
+        code = scan_failed(rep, &v->bucket, el > 1 ? (double)v->items / el : 100, now,
+                           &sg->failing_since, VERIFY_GIVE_UP_MS, v->o->table, sg->no, why,
+                           sizeof(why));
+        if (code) {
+            verify_stop(v, code, "%s", why);
             return;
         }
         seg_backoff(sg);
@@ -327,13 +314,7 @@ static void start_scan(struct vseg *sg)
     if ((limit = take_tokens(sg)) < 0)
         return;
     sg->limit = limit;
-    body = json_pack("{s:s, s:i}", "TableName", v->o->table, "Limit", limit);
-    if (body && v->nsegs > 1) {
-        json_object_set_new(body, "Segment", json_integer(sg->no));
-        json_object_set_new(body, "TotalSegments", json_integer(v->nsegs));
-    }
-    if (body && sg->start)
-        json_object_set(body, "ExclusiveStartKey", sg->start);
+    body = scan_request(v->o->table, sg->no, v->nsegs, limit, sg->start, false);
     sg->call = body ? ddb_call(v->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, sg, NULL) : NULL;
     if (!sg->call) {
         bucket_give(&v->bucket, limit);
