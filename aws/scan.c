@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/backoff.h"
 #include "base/log.h"
 
 json_t *scan_request(const char *table, int segment, int total, int limit, json_t *start,
@@ -50,4 +51,22 @@ int scan_failed(const struct ddb_reply *rep, struct bucket *b, double seen, uint
         return 69;
     }
     return 0;
+}
+
+int scan_take(struct bucket *b, uv_timer_t *timer, uv_timer_cb cb, int nshares, int max)
+{
+    uint64_t wait;
+    int n = bucket_take(b, uv_now(timer->loop), nshares, max, &wait);
+
+    if (n == 0) {
+        uv_timer_start(timer, cb, wait, 0);
+        return -1;
+    }
+    return n < 0 ? 0 : n;
+}
+
+void scan_backoff(uv_timer_t *timer, uv_timer_cb cb, unsigned *failures, long base_ms,
+                  long max_ms)
+{
+    uv_timer_start(timer, cb, (uint64_t)backoff_ms(base_ms, max_ms, (*failures)++), 0);
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "aws/ddb.h"
 #include "base/bucket.h"
@@ -31,5 +32,17 @@ json_t *scan_request(const char *table, int segment, int total, int limit, json_
 int scan_failed(const struct ddb_reply *rep, struct bucket *b, double seen, uint64_t now_ms,
                 uint64_t *failing_since, int64_t give_up_ms, const char *table, int segment,
                 char *why, size_t whylen);
+
+/* Tokens from b for a segment's next page: the Limit to ask for (> 0), 0
+ * without a rate (no Limit), or -1 when the bucket is empty, timer then
+ * armed to call cb once a token is there.  nshares: the segments sharing
+ * b; max: the largest Limit. */
+int scan_take(struct bucket *b, uv_timer_t *timer, uv_timer_cb cb, int nshares, int max);
+
+/* Arms timer to call cb for the next try of a failed page: full jitter
+ * below base_ms doubled per failure in a row (*failures, counted on), at
+ * most max_ms. */
+void scan_backoff(uv_timer_t *timer, uv_timer_cb cb, unsigned *failures, long base_ms,
+                  long max_ms);
 
 #endif

@@ -95,26 +95,8 @@ static void on_seg_timer(uv_timer_t *t)
 
 static void seg_backoff(struct segment *sg)
 {
-    long ms = backoff_ms(RETRY_BASE_MS, RETRY_MAX_MS, sg->failures++);
     set_state(sg, SG_BACKOFF);
-    uv_timer_start(&sg->timer, on_seg_timer, (uint64_t)ms, 0);
-}
-
-/* Takes tokens for one request: the Limit to ask for, 0 = no Limit, or -1
- * when the bucket is empty (the segment waits on its timer). */
-static int take_tokens(struct segment *sg)
-{
-    struct replay *rp = sg->rp;
-    uint64_t wait;
-    int n = bucket_take(&rp->scan.bucket, uv_now(rp->app.loop), rp->scan.nsegs, PAGE_MAX_LIMIT,
-                        &wait);
-
-    if (n == 0) {
-        set_state(sg, SG_WAIT);
-        uv_timer_start(&sg->timer, on_seg_timer, wait, 0);
-        return -1;
-    }
-    return n < 0 ? 0 : n;
+    scan_backoff(&sg->timer, on_seg_timer, &sg->failures, RETRY_BASE_MS, RETRY_MAX_MS);
 }
 
 /* One scanned (or read again) item into the sink, as item idx of pg. */
@@ -220,8 +202,11 @@ static int start_scan(struct segment *sg)
         set_state(sg, SG_WAIT); /* on_sink_resume */
         return 0;
     }
-    if ((limit = take_tokens(sg)) < 0)
+    if ((limit = scan_take(&rp->scan.bucket, &sg->timer, on_seg_timer, rp->scan.nsegs,
+                           PAGE_MAX_LIMIT)) < 0) {
+        set_state(sg, SG_WAIT); /* on its timer */
         return 0;
+    }
     sg->limit = limit;
     body = scan_request(rp->o->table, sg->no, rp->scan.total, limit, sg->start, rp->o->consistent);
     sg->call = body ? ddb_call(rp->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, sg, NULL) : NULL;

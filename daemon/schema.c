@@ -181,23 +181,7 @@ static void on_seg_timer(uv_timer_t *t)
 
 static void seg_backoff(struct seg *g)
 {
-    uv_timer_start(&g->timer, on_seg_timer,
-                   (uint64_t)backoff_ms(RETRY_BASE_MS, RETRY_MAX_MS, g->failures++), 0);
-}
-
-/* Tokens for one request: the Limit to ask for, 0 = no Limit, or -1 when
- * the bucket is empty (the segment's timer sends it later). */
-static int take_tokens(struct seg *g)
-{
-    struct schema *sc = g->sc;
-    uint64_t wait;
-    int n = bucket_take(&sc->bucket, uv_now(sc->app.loop), sc->nsegs, PAGE_MAX_LIMIT, &wait);
-
-    if (n == 0) {
-        uv_timer_start(&g->timer, on_seg_timer, wait, 0);
-        return -1;
-    }
-    return n < 0 ? 0 : n;
+    scan_backoff(&g->timer, on_seg_timer, &g->failures, RETRY_BASE_MS, RETRY_MAX_MS);
 }
 
 static bool scan_done(const struct schema *sc)
@@ -268,7 +252,8 @@ static void seg_send(struct seg *g)
     json_t *body;
     int limit;
 
-    if (sc->stopping || (limit = take_tokens(g)) < 0)
+    if (sc->stopping ||
+        (limit = scan_take(&sc->bucket, &g->timer, on_seg_timer, sc->nsegs, PAGE_MAX_LIMIT)) < 0)
         return;
     g->limit = limit;
     body = scan_request(sc->o->table, g->no, sc->nsegs, limit, g->start, false);

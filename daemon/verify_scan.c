@@ -75,26 +75,9 @@ static void on_seg_timer(uv_timer_t *t)
 
 static void seg_backoff(struct vseg *sg)
 {
-    long ms = backoff_ms(VERIFY_RETRY_BASE_MS, VERIFY_RETRY_MAX_MS, sg->failures++);
-
     set_state(sg, VS_BACKOFF);
-    uv_timer_start(&sg->timer, on_seg_timer, (uint64_t)ms, 0);
-}
-
-/* Tokens for one request: the Limit to ask for, or -1 when the bucket is
- * empty (the segment waits on its timer). */
-static int take_tokens(struct vseg *sg)
-{
-    struct verify *v = sg->v;
-    uint64_t wait;
-    int n = bucket_take(&v->bucket, uv_now(v->app.loop), v->nsegs, PAGE_MAX, &wait);
-
-    if (n == 0) {
-        set_state(sg, VS_WAIT);
-        uv_timer_start(&sg->timer, on_seg_timer, wait, 0);
-        return -1;
-    }
-    return n < 0 ? PAGE_MAX : n;
+    scan_backoff(&sg->timer, on_seg_timer, &sg->failures, VERIFY_RETRY_BASE_MS,
+                 VERIFY_RETRY_MAX_MS);
 }
 
 /* ---- the page's documents against the index --------------------------------- */
@@ -311,8 +294,12 @@ static void start_scan(struct vseg *sg)
         set_state(sg, VS_WAIT); /* verify_scan_resume */
         return;
     }
-    if ((limit = take_tokens(sg)) < 0)
+    if ((limit = scan_take(&v->bucket, &sg->timer, on_seg_timer, v->nsegs, PAGE_MAX)) < 0) {
+        set_state(sg, VS_WAIT); /* on its timer */
         return;
+    }
+    if (limit == 0)
+        limit = PAGE_MAX; /* no rate: pages of at most PAGE_MAX, one _mget each */
     sg->limit = limit;
     body = scan_request(v->o->table, sg->no, v->nsegs, limit, sg->start, false);
     sg->call = body ? ddb_call(v->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, sg, NULL) : NULL;
