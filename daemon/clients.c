@@ -335,3 +335,28 @@ void clients_tf_key_free(unsigned char *key, size_t len)
         free(key);
     }
 }
+
+static void close_left(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+void clients_take_down_now(struct app *app)
+{
+    if (app->sink) {
+        sink_close(app->sink, 0, NULL, NULL);
+        uv_run(app->loop, UV_RUN_DEFAULT);
+    }
+    aws_free(app->aws);
+    app->aws = NULL;
+    creds_free(app->creds);
+    app->creds = NULL;
+    if (app->http)
+        http_close(app->http, NULL, NULL);
+    if (app->sink_http)
+        http_close(app->sink_http, NULL, NULL);
+    uv_walk(app->loop, close_left, NULL);
+    uv_run(app->loop, UV_RUN_DEFAULT);
+}

@@ -51,6 +51,12 @@ int clients_open(struct clients *c, struct app *app, const char *dlq_path, sink_
  * (their requests end with -ECANCELED); closed(arg) runs, on the loop, once
  * both are closed.  The sink must be closed before. */
 void clients_take_down(struct clients *c, struct app *app, void (*closed)(void *arg), void *arg);
+/* Takes down at once what clients_open set up in app, on a loop that runs
+ * nothing else of the caller's: the sink closed without a deadline (not
+ * freed), app->aws and app->creds freed, both HTTP clients closed, every
+ * handle left on the loop closed, the loop run to its end.  For a start
+ * that failed, or a command that ran its own loop to the end. */
+void clients_take_down_now(struct app *app);
 /* Frees the settings and forgets every table's encstats.  Zeroed c is fine. */
 void clients_close(struct clients *c);
 

@@ -762,12 +762,6 @@ static int drive(struct rebuild *rb)
     return rc;
 }
 
-static void walk_close(uv_handle_t *h, void *arg)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static void take_down(struct rebuild *rb)
 {
     struct app *app = &rb->app;
@@ -776,18 +770,7 @@ static void take_down(struct rebuild *rb)
     uv_close((uv_handle_t *)&rb->sigint, NULL);
     uv_close((uv_handle_t *)&rb->sigterm, NULL);
     uv_close((uv_handle_t *)&rb->timer, NULL);
-    if (app->sink) {
-        sink_close(app->sink, 0, NULL, NULL);
-        uv_run(&rb->loop, UV_RUN_DEFAULT);
-    }
-    aws_free(app->aws);
-    creds_free(app->creds);
-    if (app->http)
-        http_close(app->http, NULL, NULL);
-    if (app->sink_http)
-        http_close(app->sink_http, NULL, NULL);
-    uv_walk(&rb->loop, walk_close, NULL);
-    uv_run(&rb->loop, UV_RUN_DEFAULT);
+    clients_take_down_now(app);
     sink_free(app->sink);
     clients_close(&rb->clients);
 }

@@ -553,12 +553,6 @@ static int start_ops(struct run *run, const struct config *cfg)
     return rc == 78 ? 78 : 70;
 }
 
-static void walk_close(uv_handle_t *h, void *arg)
-{
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static void on_probe_done(void *arg, int exit_code)
 {
     struct run *run = arg;
@@ -643,18 +637,7 @@ static int run_main(const struct config *cfg, bool dry_run, bool checking)
             lease_close(app->lease, NULL, NULL);
             uv_run(&loop, UV_RUN_NOWAIT);
         }
-        if (app->sink) {
-            sink_close(app->sink, 0, NULL, NULL);
-            uv_run(&loop, UV_RUN_DEFAULT);
-        }
-        aws_free(app->aws);
-        creds_free(app->creds);
-        if (app->http)
-            http_close(app->http, NULL, NULL);
-        if (app->sink_http)
-            http_close(app->sink_http, NULL, NULL);
-        uv_walk(&loop, walk_close, NULL);
-        uv_run(&loop, UV_RUN_DEFAULT);
+        clients_take_down_now(app);
     }
     for (size_t i = 0; i < run->app.nreaders; i++)
         reader_free(run->app.readers[i]);
