@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hex.h"
 #include "base/jsonskip.h"
 #include "base/jsonx.h"
 
@@ -38,14 +39,11 @@ static int hex4(const char *p, const char *end, unsigned *v)
     if (end - p < 4)
         return -EINVAL;
     for (int i = 0; i < 4; i++) {
-        char ch = p[i];
-        unsigned d = ch >= '0' && ch <= '9'   ? (unsigned)(ch - '0')
-                     : ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10)
-                     : ch >= 'A' && ch <= 'F' ? (unsigned)(ch - 'A' + 10)
-                                              : 16u;
-        if (d == 16)
+        int d = hex_value(p[i]);
+
+        if (d < 0)
             return -EINVAL;
-        *v = *v << 4 | d;
+        *v = *v << 4 | (unsigned)d;
     }
     return 0;
 }
