@@ -332,20 +332,6 @@ static void new_table(char *name, size_t len, const char *prefix, struct e2e_tab
     ddbc_create_table(name, "pk", "S", "sk", "N", "NEW_AND_OLD_IMAGES");
 }
 
-/* n random items of every type (keys 0..n-1), 25 at a time. */
-static void fill(struct wl *w, unsigned n)
-{
-    for (unsigned k = 0; k < n;) {
-        json_t *reqs = json_array();
-
-        for (unsigned i = 0; i < 25 && k < n; i++, k++)
-            json_array_append_new(reqs, json_pack("{s:{s:o}}", "PutRequest", "Item",
-                                                  wl_item(w, k)));
-        json_decref(ddbc_callj("BatchWriteItem",
-                               json_pack("{s:{s:o}}", "RequestItems", w->table, reqs)));
-    }
-}
-
 static void rebuild_start(struct proc *p, const char *conf, const char *const *args)
 {
     static char bin[512];
@@ -638,7 +624,7 @@ Test(rebuild, the_alias_moves_under_a_live_workload_and_no_read_misses_an_item)
     pthread_mutex_init(&x.mu, NULL);
     rd.x = &x;
     wl_init(&x.w, 41, name, "pk", "S", "sk", "N", 150);
-    fill(&x.w, 150);
+    wl_fill(&x.w, 0, 150);
     for (int i = 0; i < NSTABLE; i++) {
         char item[200];
         json_t *it;
@@ -738,7 +724,7 @@ Test(rebuild, an_interrupted_rebuild_continues_and_finishes)
     need_ddb();
     new_table(name, sizeof(name), "rbresume", &t);
     wl_init(&w, 43, name, "pk", "S", "sk", "N", 1200);
-    fill(&w, 1200);
+    wl_fill(&w, 0, 1200);
     sd = searchd_start(NULL);
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
     snprintf(tmpl, sizeof(tmpl), "%s/template.json", dir);
@@ -797,7 +783,7 @@ Test(rebuild, a_concrete_index_is_replaced_only_with_drop_old_in_one_call)
     need_ddb();
     new_table(name, sizeof(name), "rbconcrete", &t);
     wl_init(&w, 47, name, "pk", "S", "sk", "N", 100);
-    fill(&w, 100);
+    wl_fill(&w, 0, 100);
     sd = searchd_start(NULL);
     e2e_create_index(sd, name);
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));

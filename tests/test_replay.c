@@ -59,20 +59,6 @@ static void new_table(char *name, size_t len, const char *prefix, struct e2e_tab
     ddbc_create_table(name, hash, ht, range, rt, "NEW_AND_OLD_IMAGES");
 }
 
-/* Writes n random items of every type (keys 0..n-1), 25 at a time. */
-static void fill(struct wl *w, unsigned n)
-{
-    for (unsigned k = 0; k < n;) {
-        json_t *reqs = json_array();
-
-        for (unsigned i = 0; i < 25 && k < n; i++, k++)
-            json_array_append_new(reqs, json_pack("{s:{s:o}}", "PutRequest", "Item",
-                                                  wl_item(w, k)));
-        json_decref(ddbc_callj("BatchWriteItem",
-                               json_pack("{s:{s:o}}", "RequestItems", w->table, reqs)));
-    }
-}
-
 /* Starts `ddb2es replay -c conf ARGS...`. */
 static void replay_start(struct proc *p, const char *conf, const char *const *args)
 {
@@ -162,8 +148,8 @@ Test(replay, scan_of_every_type_hash_only_and_hash_range_equals_the_table)
     wl_init(&w1, 11, n1, "pk", "S", "sk", "N", 400);
     w1.big_every = 100; /* a few items near 400 KB */
     wl_init(&w2, 12, n2, "bk", "B", NULL, NULL, 300);
-    fill(&w1, 400);
-    fill(&w2, 300);
+    wl_fill(&w1, 0, 400);
+    wl_fill(&w2, 0, 300);
     sd = searchd_start(NULL);
     e2e_create_index(sd, t[0].index); /* DynamoDB numbers: doubles */
     e2e_create_index(sd, t[1].index); /* DynamoDB numbers: doubles */
@@ -212,7 +198,7 @@ Test(replay, interrupted_scan_continues_where_it_stopped)
     need_ddb();
     new_table(name, sizeof(name), "resume", &t, "id", "N", NULL, NULL);
     wl_init(&w, 21, name, "id", "N", NULL, NULL, 1500);
-    fill(&w, 1500);
+    wl_fill(&w, 0, 1500);
     sd = searchd_start(NULL);
     e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
@@ -266,7 +252,7 @@ Test(replay, a_scan_split_over_two_processes_equals_the_table)
     need_ddb();
     new_table(name, sizeof(name), "split", &t, "id", "N", NULL, NULL);
     wl_init(&w, 31, name, "id", "N", NULL, NULL, 1200);
-    fill(&w, 1200);
+    wl_fill(&w, 0, 1200);
     sd = searchd_start(NULL);
     e2e_create_index(sd, t.index);
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));
@@ -352,7 +338,7 @@ Test(replay, scan_beside_a_live_workload_and_the_daemon_ends_equal)
     t.extra = "start = latest"; /* the stream has only what happens from now on */
     memset(&x, 0, sizeof(x));
     wl_init(&x.w, 31, name, "pk", "S", "sk", "N", 240);
-    fill(&x.w, 240);
+    wl_fill(&x.w, 0, 240);
     sd = searchd_start(NULL);
     e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));

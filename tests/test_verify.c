@@ -210,20 +210,6 @@ static void new_table(char *name, size_t len, const char *prefix, struct e2e_tab
     ddbc_create_table(name, hash, ht, range, rt, "NEW_AND_OLD_IMAGES");
 }
 
-/* Writes items k = from..to-1 of w, 25 at a time. */
-static void fill(struct wl *w, unsigned from, unsigned to)
-{
-    for (unsigned k = from; k < to;) {
-        json_t *reqs = json_array();
-
-        for (unsigned i = 0; i < 25 && k < to; i++, k++)
-            json_array_append_new(reqs, json_pack("{s:{s:o}}", "PutRequest", "Item",
-                                                  wl_item(w, k)));
-        json_decref(ddbc_callj("BatchWriteItem",
-                               json_pack("{s:{s:o}}", "RequestItems", w->table, reqs)));
-    }
-}
-
 /* Runs `ddb2es verify -c conf ARGS...` to its end: its exit code; its
  * stdout in *out (caller frees) when out is not NULL. */
 static int verify_cmd(const char *conf, const char *const *args, char **out, struct proc *p)
@@ -397,7 +383,7 @@ Test(verify, tampered_documents_are_reported_exactly_and_repaired_beside_a_live_
     need_ddb();
     new_table(name, sizeof(name), "verify", &t, "pk", "S", "sk", "N");
     wl_init(&w, 71, name, "pk", "S", "sk", "N", NKEYS);
-    fill(&w, 0, NKEYS);
+    wl_fill(&w, 0, NKEYS);
     sd = searchd_start(NULL);
     e2e_create_index(sd, t.index); /* DynamoDB numbers: doubles */
     conf = e2e_config(searchd_url(sd), &t, 1, NULL, dir, sizeof(dir));

@@ -492,3 +492,16 @@ unsigned wl_step(struct wl *w)
         return n;
     }
 }
+
+void wl_fill(struct wl *w, unsigned from, unsigned to)
+{
+    for (unsigned k = from; k < to;) {
+        json_t *reqs = json_array();
+
+        for (unsigned i = 0; i < 25 && k < to; i++, k++)
+            json_array_append_new(reqs, json_pack("{s:{s:o}}", "PutRequest", "Item",
+                                                  wl_item(w, k)));
+        json_decref(ddbc_callj("BatchWriteItem",
+                               json_pack("{s:{s:o}}", "RequestItems", w->table, reqs)));
+    }
+}

@@ -28,5 +28,7 @@ json_t *wl_item(struct wl *w, unsigned k);
  * BatchWriteItem of up to 25 puts/deletes.  Returns the number of items it
  * touched. */
 unsigned wl_step(struct wl *w);
+/* Writes items k = from..to-1 (wl_item) with BatchWriteItem, 25 at a time. */
+void wl_fill(struct wl *w, unsigned from, unsigned to);
 
 #endif
