@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "aws/creds.h"
+#include "aws/streams.h"
 #include "base/backoff.h"
 #include "base/http.h"
 #include "base/jsonx.h"
@@ -165,7 +166,7 @@ static void progress(struct replay *rp, bool final)
     snprintf(line, sizeof(line), "replay %s: %" PRIu64 " items read%s%.0f%s, %" PRIu64
              " indexed, %.0f items/s, %" PRIu64 " errors%s",
              rp->o->table, rp->read, frac >= 0 ? " (" : "", frac >= 0 ? frac * 100 : 0,
-             frac >= 0 ? "%)" : "", rp->indexed, rate, rp->errors + rp->dlq, eta);
+             frac >= 0 ? "%)" : "", rp->indexed, rate, rp->errors + rp->scan.s.retried + rp->dlq, eta);
     if (rp->tty && !final) {
         fprintf(stderr, "\r\033[K%s", line);
         fflush(stderr);
@@ -344,6 +345,7 @@ static bool same_key(const struct replay *rp, json_t *item, json_t *key)
 static void on_rr(const struct ddb_reply *rep, void *arg)
 {
     struct replay *rp = arg;
+    struct streams_batch_get got;
     json_t *items, *unproc, *x;
     size_t keep = 0, j, gone = 0, again_sent = 0;
     time_t at = time(NULL);
@@ -369,9 +371,9 @@ static void on_rr(const struct ddb_reply *rep, void *arg)
         uv_timer_start(&rp->rr_timer, on_rr_timer, (uint64_t)ms, 0);
         return;
     }
-    items = json_object_get(json_object_get(rep->json, "Responses"), rp->o->table);
-    unproc = json_object_get(json_object_get(json_object_get(rep->json, "UnprocessedKeys"),
-                                             rp->o->table), "Keys");
+    streams_batch_get_parse(rep->json, rp->o->table, &got);
+    items = got.items;
+    unproc = got.unprocessed;
     if (!json_array_size(unproc) || json_array_size(items))
         rp->rr_failures = 0; /* the backoff grows only while nothing comes back */
     for (size_t i = 0; i < rp->nrr; i++) {
@@ -446,8 +448,7 @@ static void rr_start(struct replay *rp)
         json_array_append(keys, k);
         n++;
     }
-    body = json_pack("{s:{s:{s:o, s:b}}}", "RequestItems", rp->o->table, "Keys", keys,
-                     "ConsistentRead", 1);
+    body = streams_batch_get_req(rp->o->table, keys);
     rp->rr_call = body ? ddb_call(rp->app.aws, AWS_DYNAMODB, "BatchGetItem", body, on_rr, rp, NULL)
                        : NULL;
     if (!rp->rr_call) {
@@ -681,12 +682,7 @@ static int prepare(struct replay *rp, const struct config *cfg, const struct rep
     if (!rp->scan.segs && !(rp->scan.segs = calloc((size_t)n, sizeof(*rp->scan.segs))))
         return 70;
     rp->scan.nsegs = n;
-    for (int i = 0; i < n; i++) {
-        rp->scan.segs[i].rp = rp;
-        rp->scan.segs[i].no = rp->scan.first + i;
-        uv_timer_init(rp->app.loop, &rp->scan.segs[i].timer);
-    }
-    bucket_init(&rp->scan.bucket, o->rate, 0);
+    replay_scan_init(rp);
     return 0;
 }
 

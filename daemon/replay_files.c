@@ -134,20 +134,20 @@ static void handle_value(struct replay *rp, json_t *v, unsigned long line)
         export_value(rp, v, line);
 }
 
-/* A reading error of the files: 65 at the line it names, 70, or 74. */
-static void read_failed(struct replay *rp, int rc)
+/* A reading error of the files: 65 at line, 70, or 74. */
+static void read_failed(struct replay *rp, int rc, unsigned long line)
 {
-    if (rc == -EBADMSG)
-        replay_file_fail(rp, rp->files.lineno + 1, "%s", rp->files.why);
-    else if (rc == -ENOMEM)
-        replay_stop(rp, 70, "out of memory");
+    int code = source_exit_code(&rp->files, rc);
+
+    if (code == 65)
+        replay_file_fail(rp, line, "%s", rp->files.why); /* finishing what was read */
     else
-        replay_stop(rp, 74, "%s", rp->files.why);
+        replay_stop(rp, code, "%s", rp->files.why);
 }
 
 static void one_line(struct replay *rp, char *p, size_t len)
 {
-    json_error_t jerr;
+    unsigned long at;
     json_t *v;
     int err;
 
@@ -157,25 +157,11 @@ static void one_line(struct replay *rp, char *p, size_t len)
         replay_dlq_line(rp, p, len, rp->files.lineno);
         return;
     }
-    v = jsonx_loadb(p, len, 0, &jerr);
-    if (!v && rp->files.lineno == 1 && rp->o->format == REPLAY_STREAM && *p == '{') {
-        /* A Lambda event file: one JSON document over many lines. */
-        if (!(v = source_whole_file(&rp->files, p, &jerr, &err))) {
-            if (err)
-                read_failed(rp, err);
-            else
-                replay_file_fail(rp, (unsigned long)jerr.line, "%s", jerr.text);
-            return;
-        }
-        stream_value(rp, v, 1);
-        json_decref(v);
-        return;
-    }
-    if (!v) {
-        replay_file_fail(rp, rp->files.lineno, "not JSON: %s", jerr.text);
-        return;
-    }
-    handle_value(rp, v, rp->files.lineno);
+    v = source_line_value(&rp->files, p, len, rp->o->format == REPLAY_STREAM, &at, &err);
+    if (v)
+        handle_value(rp, v, at);
+    else
+        read_failed(rp, err, at);
     json_decref(v);
 }
 
@@ -192,7 +178,7 @@ static void on_idle(uv_idle_t *h)
         int rc = source_next_line(&rp->files, &p, &len);
 
         if (rc < 0) {
-            read_failed(rp, rc);
+            read_failed(rp, rc, rp->files.lineno + 1);
             return;
         }
         if (rc == 0) {

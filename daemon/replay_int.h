@@ -3,7 +3,7 @@
  *   replay.c           the driver: start, DescribeTable, the sink's
  *                      callbacks, progress lines, reading items again
  *                      (BatchGetItem), stopping
- *   replay_scan.c      Scan segments, their state machine, the token bucket
+ *   replay_scan.c      the Scan on the shared segment machine (aws/scan.c), pages in order
  *   replay_progress.c  the progress file of a Scan
  *   replay_versions.c  the versions replayed documents get
  *   replay_files.c     export and stream-record files into the sink
@@ -20,7 +20,7 @@
 #include <uv.h>
 
 #include "aws/ddb.h"
-#include "base/bucket.h"
+#include "aws/scan.h"
 #include "base/buf.h"
 #include "base/list.h"
 #include "daemon/app.h"
@@ -46,33 +46,25 @@ struct page {
     struct page *next;
 };
 
-enum seg_state { SG_SCAN, SG_WAIT, SG_INFLIGHT, SG_BACKOFF, SG_READ, SG_NSTATES };
-
+/* A segment of the Scan: the shared machine's part (aws/scan.h), and what
+ * replay keeps of it. */
 struct segment {
+    struct scan_seg ss;
     struct replay *rp;
-    int no;
-    enum seg_state state; /* written by set_state (replay_scan.c) only */
-    json_t *start;       /* ExclusiveStartKey of the next request, NULL = from the beginning */
     json_t *saved;       /* what the progress file holds: the finished prefix */
     bool done;           /* every page read and finished */
     uint64_t items;      /* items whose page finished (all runs) */
-    struct ddb_call *call;
-    int limit;           /* tokens taken for the request in flight */
-    uv_timer_t timer;
-    unsigned failures;
-    uint64_t failing_since;
     struct page *head, *tail;
 };
 
-/* The Scan: its segments and the token bucket they share. */
+/* The Scan: its segments and what they share. */
 struct replay_scan {
+    struct scan s;            /* s.total: TotalSegments of the parallel Scan (nsegs, or more
+                                 with --only-segments: segs[i].ss.no is then first + i) */
     struct segment *segs;     /* the segments this process scans */
     int nsegs;
-    int total;                /* TotalSegments of the parallel Scan (nsegs, or more with
-                                 --only-segments: segs[i].no is then first + i) */
     int first;
     int64_t item_count;     /* DescribeTable ItemCount, -1 unknown */
-    struct bucket bucket;   /* --rate, lowered while DynamoDB throttles */
 };
 
 /* The Scan's progress file, and the lock of the table's replay. */
@@ -168,6 +160,7 @@ void replay_doc_reset(struct replay *rp);
 void replay_reread_add(struct replay *rp, struct page *pg, size_t idx, struct dl_entry *de);
 
 /* replay_scan.c */
+void replay_scan_init(struct replay *rp);
 void replay_scan_begin(struct replay *rp);
 void replay_scan_resume(struct replay *rp);
 void replay_scan_stop(struct replay *rp);

@@ -30,7 +30,7 @@ static json_t *progress_json(const struct replay *rp)
     /* "first": the number of progress[0] when the file holds a range of
      * the segments (--only-segments). */
     return json_pack("{s:i, s:s, s:i, s:i, s:o}", "version", PROGRESS_FORMAT, "table",
-                     rp->o->table, "segments", rp->scan.total, "first", rp->scan.first,
+                     rp->o->table, "segments", rp->scan.s.total, "first", rp->scan.first,
                      "progress", segs);
 }
 
@@ -118,7 +118,7 @@ int replay_progress_load(struct replay *rp, int *nsegs)
     json_int_t total, first;
 
     *nsegs = want ? want : 4;
-    rp->scan.total = *nsegs;
+    rp->scan.s.total = *nsegs;
     rp->scan.first = 0;
     if (rp->o->only) {
         *nsegs = rp->o->only_last - rp->o->only_first + 1;
@@ -149,14 +149,14 @@ int replay_progress_load(struct replay *rp, int *nsegs)
         json_decref(root);
         return -EBADMSG;
     }
-    if (rp->o->only && (total != rp->scan.total || first != rp->scan.first ||
+    if (rp->o->only && (total != rp->scan.s.total || first != rp->scan.first ||
                         (json_int_t)json_array_size(arr) != *nsegs)) {
         /* The same file name, another partition of the table: the saved
          * keys would mean other segments. */
         snprintf(rp->why, sizeof(rp->why), "%s was saved for segments %lld-%lld of %lld, not "
                  "%d-%d of %d (use --restart to start over)", rp->prog.path, (long long)first,
                  (long long)(first + (json_int_t)json_array_size(arr) - 1), (long long)total,
-                 rp->o->only_first, rp->o->only_last, rp->scan.total);
+                 rp->o->only_first, rp->o->only_last, rp->scan.s.total);
         json_decref(root);
         return -EINVAL;
     }
@@ -164,7 +164,7 @@ int replay_progress_load(struct replay *rp, int *nsegs)
         log_warn("%s was saved with %zu segments: continuing with %zu (--restart to change)",
                  rp->prog.path, json_array_size(arr), json_array_size(arr));
     *nsegs = (int)json_array_size(arr);
-    rp->scan.total = (int)total;
+    rp->scan.s.total = (int)total;
     rp->scan.segs = calloc((size_t)*nsegs, sizeof(*rp->scan.segs));
     if (!rp->scan.segs) {
         json_decref(root);
@@ -178,7 +178,7 @@ int replay_progress_load(struct replay *rp, int *nsegs)
         sg->items = (uint64_t)json_integer_value(json_object_get(e, "items"));
         if (json_is_object(key)) {
             sg->saved = json_incref(key);
-            sg->start = json_incref(key);
+            sg->ss.start = json_incref(key);
         }
         rp->done_before += sg->items;
     }

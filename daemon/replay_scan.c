@@ -1,47 +1,21 @@
-/* replay_scan — the Scan of `ddb2es replay --scan`: one state machine per
- * segment (one request in flight each), a token bucket shared by the
- * segments for --rate, pages kept in order per segment so the saved
- * position (the LastEvaluatedKey of the last page whose items all finished)
- * never passes an unfinished item.
- *
- * A segment is in one state:
- *   scan       a request is to be sent (drive sends it)
- *   wait       the sink is full (on_sink_resume) or the bucket is empty
- *   in-flight  its Scan request is out
- *   backoff    a request failed: the timer sends the next
- *   read       its last page is read (done once its items all finished)
+/* replay_scan — the Scan of `ddb2es replay --scan` on the shared segment
+ * machine (aws/scan.h), with its pages kept in order per segment so the
+ * saved position (the LastEvaluatedKey of the last page whose items all
+ * finished) never passes an unfinished item.  A segment waits while the
+ * sink is full (replay_scan_resume).
  */
 #include "daemon/replay_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <string.h>
 #include <stdlib.h>
 
-#include "aws/scan.h"
-#include "base/backoff.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "indexer/sink.h"
 
 #define PAGE_MAX_LIMIT 1000         /* Scan Limit when --rate caps it */
-
-static const char *const seg_state_names[] = {
-    [SG_SCAN] = "scan", [SG_WAIT] = "wait", [SG_INFLIGHT] = "in-flight",
-    [SG_BACKOFF] = "backoff", [SG_READ] = "read"
-};
-_Static_assert(ARRAY_SIZE(seg_state_names) == SG_NSTATES, "a name for each segment state");
-
-static void drive(struct segment *sg);
-
-/* The only write of a segment's state. */
-static void set_state(struct segment *sg, enum seg_state to)
-{
-    if (sg->state != to)
-        log_debug("segment %d: %s -> %s", sg->no, seg_state_names[sg->state], seg_state_names[to]);
-    sg->state = to;
-}
 
 bool replay_scan_complete(const struct replay *rp)
 {
@@ -83,22 +57,6 @@ void replay_page_item_done(struct page *pg)
     }
 }
 
-static void seg_backoff(struct segment *sg);
-
-static void on_seg_timer(uv_timer_t *t)
-{
-    struct segment *sg = container_of(t, struct segment, timer);
-
-    set_state(sg, SG_SCAN);
-    drive(sg);
-}
-
-static void seg_backoff(struct segment *sg)
-{
-    set_state(sg, SG_BACKOFF);
-    scan_backoff(&sg->timer, on_seg_timer, &sg->failures, RETRY_BASE_MS, RETRY_MAX_MS);
-}
-
 /* One scanned (or read again) item into the sink, as item idx of pg. */
 void replay_scan_submit_item(struct replay *rp, struct page *pg, size_t idx, json_t *item,
                              time_t at)
@@ -123,62 +81,32 @@ void replay_scan_submit_item(struct replay *rp, struct page *pg, size_t idx, jso
     /* Closing: the item stays unfinished, so its page is never saved as done. */
 }
 
-static void on_scan(const struct ddb_reply *rep, void *arg)
+/* A page read: its items into the sink, the page kept until they finish. */
+static int on_page(struct scan_seg *ss, json_t *items, json_t *lek)
 {
-    struct segment *sg = arg;
+    struct segment *sg = container_of(ss, struct segment, ss);
     struct replay *rp = sg->rp;
-    json_t *items, *lek, *item;
+    json_t *item;
     struct page *pg;
     size_t i;
     time_t at = time(NULL);
-    bool more;
 
-    sg->call = NULL;
-    if (rep->err == -ECANCELED || rp->stopping)
-        return;
-    if (rep->cls != DDB_OK) {
-        double seen = replay_mono_s(rp) > 1 ? (double)rp->read / replay_mono_s(rp) : 100;
-        char why[768];
-        int code;
-
-        bucket_give(&rp->scan.bucket, sg->limit); /* nothing was read */
-        code = scan_failed(rep, &rp->scan.bucket, seen, uv_now(rp->app.loop), &sg->failing_since,
-                           rp->o->give_up_ms, rp->o->table, sg->no, why, sizeof(why));
-        if (code) {
-            replay_stop(rp, code, "%s", why);
-            return;
-        }
-        rp->errors++;
-        seg_backoff(sg);
-        return;
-    }
-    sg->failures = 0;
-    sg->failing_since = 0;
-    items = json_object_get(rep->json, "Items");
-    lek = json_object_get(rep->json, "LastEvaluatedKey");
-    bucket_give(&rp->scan.bucket, sg->limit - (int)json_array_size(items));
-    bucket_page(&rp->scan.bucket);
     pg = calloc(1, sizeof(*pg));
     if (pg)
         pg->keys = calloc(json_array_size(items) + 1, sizeof(*pg->keys));
     if (!pg || !pg->keys) {
         free(pg);
-        rp->errors++;
-        seg_backoff(sg);
-        return;
+        return SCAN_AGAIN;
     }
     pg->seg = sg;
-    pg->lek = json_is_object(lek) ? json_incref(lek) : NULL;
+    pg->lek = json_incref(lek);
     pg->n = json_array_size(items);
     pg->pending = pg->n + 1; /* held while its items are submitted */
-    more = pg->lek != NULL;
     if (sg->tail)
         sg->tail->next = pg;
     else
         sg->head = pg;
     sg->tail = pg;
-    json_decref(sg->start);
-    sg->start = json_incref(pg->lek);
     rp->read += pg->n;
     json_array_foreach(items, i, item) {
         pg->keys[i] = source_key_of(&rp->keys, item);
@@ -187,52 +115,49 @@ static void on_scan(const struct ddb_reply *rep, void *arg)
     /* Let go: an empty page, or one whose items all finished already, is
      * done (and freed) here — pg must not be used after this. */
     replay_page_item_done(pg);
-    set_state(sg, more ? SG_SCAN : SG_READ);
-    drive(sg);
-    replay_maybe_complete(rp);
+    return rp->stopping ? -ECANCELED : 0;
 }
 
-static int start_scan(struct segment *sg)
+static bool sink_is_full(struct scan *s)
 {
-    struct replay *rp = sg->rp;
-    json_t *body;
-    int limit;
+    struct replay *rp = s->owner;
 
-    if (sink_full(rp->app.sink)) {
-        set_state(sg, SG_WAIT); /* on_sink_resume */
-        return 0;
-    }
-    if ((limit = scan_take(&rp->scan.bucket, &sg->timer, on_seg_timer, rp->scan.nsegs,
-                           PAGE_MAX_LIMIT)) < 0) {
-        set_state(sg, SG_WAIT); /* on its timer */
-        return 0;
-    }
-    sg->limit = limit;
-    body = scan_request(rp->o->table, sg->no, rp->scan.total, limit, sg->start, rp->o->consistent);
-    sg->call = body ? ddb_call(rp->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, sg, NULL) : NULL;
-    if (!sg->call) {
-        bucket_give(&rp->scan.bucket, limit);
-        seg_backoff(sg);
-        return 0;
-    }
-    set_state(sg, SG_INFLIGHT);
-    return 0;
+    return sink_full(rp->app.sink);
 }
 
-static void drive(struct segment *sg)
+static void after_page(struct scan *s)
 {
-    if (sg->rp->stopping)
-        return;
-    switch (sg->state) {
-    case SG_SCAN:
-        start_scan(sg);
-        return;
-    case SG_WAIT:
-    case SG_INFLIGHT:
-    case SG_BACKOFF:
-    case SG_READ:
-    default:
-        return;
+    replay_maybe_complete(s->owner);
+}
+
+static void scan_fail(struct scan *s, int code, const char *why)
+{
+    replay_stop(s->owner, code, "%s", why);
+}
+
+static const struct scan_ops scan_ops = {
+    .busy = sink_is_full, .page = on_page, .after = after_page, .fail = scan_fail
+};
+
+/* Sets up the Scan of rp->scan.nsegs segments (segs allocated). */
+void replay_scan_init(struct replay *rp)
+{
+    struct scan *s = &rp->scan.s;
+
+    s->ops = &scan_ops;
+    s->owner = rp;
+    s->table = rp->o->table;
+    s->nshares = rp->scan.nsegs;
+    s->consistent = rp->o->consistent;
+    s->page_limit = 0;
+    s->page_max = PAGE_MAX_LIMIT;
+    s->retry_base_ms = RETRY_BASE_MS;
+    s->retry_max_ms = RETRY_MAX_MS;
+    s->give_up_ms = rp->o->give_up_ms;
+    bucket_init(&s->bucket, rp->o->rate, 0);
+    for (int i = 0; i < rp->scan.nsegs; i++) {
+        rp->scan.segs[i].rp = rp;
+        scan_seg_init(&rp->scan.segs[i].ss, s, rp->app.loop, rp->scan.first + i);
     }
 }
 
@@ -240,14 +165,12 @@ void replay_scan_begin(struct replay *rp)
 {
     int n = 0;
 
-    if (rp->scan.nsegs == 0)
-        n = 0;
     for (int i = 0; i < rp->scan.nsegs; i++)
         n += !rp->scan.segs[i].done;
-    if (rp->scan.nsegs < rp->scan.total)
+    if (rp->scan.nsegs < rp->scan.s.total)
         log_info("replay %s: Scan of segments %d-%d of %d%s, %s%s; about %" PRId64 " items in "
                  "the table", rp->o->table, rp->scan.first, rp->scan.first + rp->scan.nsegs - 1,
-                 rp->scan.total, rp->done_before ? " (continuing)" : "",
+                 rp->scan.s.total, rp->done_before ? " (continuing)" : "",
                  rp->o->rate > 0 ? "rate capped" : "no rate cap",
                  rp->o->consistent ? ", consistent reads" : "", rp->scan.item_count);
     else
@@ -261,14 +184,16 @@ void replay_scan_begin(struct replay *rp)
         replay_maybe_complete(rp);
         return;
     }
-    rp->scan.bucket.at = uv_now(rp->app.loop);
+    rp->scan.s.aws = rp->app.aws; /* open by now */
+    rp->scan.s.bucket.at = rp->scan.s.start_ms = uv_now(rp->app.loop);
     for (int i = 0; i < rp->scan.nsegs; i++) {
         struct segment *sg = &rp->scan.segs[i];
 
-        if (sg->done)
+        if (sg->done) {
+            scan_seg_set(&sg->ss, SCAN_DONE);
             continue;
-        set_state(sg, SG_SCAN);
-        drive(sg);
+        }
+        scan_seg_drive(&sg->ss);
     }
 }
 
@@ -276,21 +201,14 @@ void replay_scan_begin(struct replay *rp)
 void replay_scan_resume(struct replay *rp)
 {
     for (int i = 0; i < rp->scan.nsegs; i++)
-        if (rp->scan.segs[i].state == SG_WAIT &&
-            !uv_is_active((uv_handle_t *)&rp->scan.segs[i].timer)) {
-            set_state(&rp->scan.segs[i], SG_SCAN);
-            drive(&rp->scan.segs[i]);
-        }
+        scan_seg_resume(&rp->scan.segs[i].ss);
 }
 
 /* Stopping: no more requests, and the ones in flight are canceled. */
 void replay_scan_stop(struct replay *rp)
 {
-    for (int i = 0; i < rp->scan.nsegs; i++) {
-        uv_timer_stop(&rp->scan.segs[i].timer);
-        if (rp->scan.segs[i].call)
-            ddb_cancel(rp->scan.segs[i].call);
-    }
+    for (int i = 0; i < rp->scan.nsegs; i++)
+        scan_seg_stop(&rp->scan.segs[i].ss);
 }
 
 void replay_scan_free(struct replay *rp)
@@ -304,7 +222,7 @@ void replay_scan_free(struct replay *rp)
             page_free(sg->head);
             sg->head = n;
         }
-        json_decref(sg->start);
+        scan_seg_close(&sg->ss);
         json_decref(sg->saved);
     }
     free(rp->scan.segs);

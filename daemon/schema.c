@@ -21,7 +21,6 @@
 #include "aws/creds.h"
 #include "aws/ddb.h"
 #include "aws/scan.h"
-#include "base/backoff.h"
 #include "base/bucket.h"
 #include "base/buf.h"
 #include "base/http.h"
@@ -46,18 +45,6 @@
 
 struct schema;
 
-struct seg {
-    struct schema *sc;
-    int no;
-    json_t *start;      /* ExclusiveStartKey of the next request */
-    bool done;
-    struct ddb_call *call;
-    int limit;          /* tokens taken for the request in flight */
-    uv_timer_t timer;   /* backoff, or waiting for tokens */
-    unsigned failures;
-    uint64_t failing_since;
-};
-
 struct schema {
     struct app app;
     struct clients clients;
@@ -75,9 +62,9 @@ struct schema {
     char why[1024];
     uint64_t read, skipped, start_ms;
     /* scan */
-    struct seg *segs;
+    struct scan scan;
+    struct scan_seg *segs;
     int nsegs;
-    struct bucket bucket;  /* --rate, lowered while DynamoDB throttles */
     /* files */
     struct source_files files;
 };
@@ -120,11 +107,8 @@ static void sc_stop(struct schema *sc, int code, const char *fmt, ...)
         vsnprintf(sc->why, sizeof(sc->why), fmt, ap);
         va_end(ap);
     }
-    for (int i = 0; i < sc->nsegs; i++) {
-        uv_timer_stop(&sc->segs[i].timer);
-        if (sc->segs[i].call)
-            ddb_cancel(sc->segs[i].call);
-    }
+    for (int i = 0; i < sc->nsegs; i++)
+        scan_seg_stop(&sc->segs[i]);
     uv_idle_stop(&sc->idle);
     uv_signal_stop(&sc->sigint);
     uv_signal_stop(&sc->sigterm);
@@ -172,105 +156,46 @@ static void take_item(struct schema *sc, json_t *item, const char *where)
 
 /* ---- scan ------------------------------------------------------------- */
 
-static void seg_send(struct seg *g);
-
-static void on_seg_timer(uv_timer_t *t)
+static int on_page(struct scan_seg *g, json_t *items, json_t *lek)
 {
-    seg_send(container_of(t, struct seg, timer));
-}
-
-static void seg_backoff(struct seg *g)
-{
-    scan_backoff(&g->timer, on_seg_timer, &g->failures, RETRY_BASE_MS, RETRY_MAX_MS);
-}
-
-static bool scan_done(const struct schema *sc)
-{
-    for (int i = 0; i < sc->nsegs; i++)
-        if (!sc->segs[i].done)
-            return false;
-    return true;
-}
-
-/* A failed Scan: 69, 77, or another try after a backoff. */
-static void page_failed(struct seg *g, const struct ddb_reply *rep)
-{
-    struct schema *sc = g->sc;
-    uint64_t now = uv_now(sc->app.loop);
-    double s = (double)(now - sc->start_ms) / 1000.0;
-    char why[768];
-    int code;
-
-    bucket_give(&sc->bucket, g->limit); /* nothing was read */
-    code = scan_failed(rep, &sc->bucket, s > 1 ? (double)sc->read / s : 100, now,
-                       &g->failing_since, GIVE_UP_MS, sc->o->table, g->no, why, sizeof(why));
-    if (code)
-        sc_stop(sc, code, "%s", why);
-    else
-        seg_backoff(g);
-}
-
-static void on_scan(const struct ddb_reply *rep, void *arg)
-{
-    struct seg *g = arg;
-    struct schema *sc = g->sc;
-    json_t *items, *lek, *item;
+    struct schema *sc = g->scan->owner;
+    json_t *item;
     size_t i;
 
-    g->call = NULL;
-    if (rep->err == -ECANCELED || sc->stopping)
-        return;
-    if (rep->cls != DDB_OK) {
-        page_failed(g, rep);
-        return;
-    }
-    g->failures = 0;
-    g->failing_since = 0;
-    items = json_object_get(rep->json, "Items");
-    lek = json_object_get(rep->json, "LastEvaluatedKey");
-    bucket_give(&sc->bucket, g->limit - (int)json_array_size(items));
-    bucket_page(&sc->bucket);
+    (void)lek;
     json_array_foreach(items, i, item) {
         take_item(sc, item, "item");
         if (sc->stopping)
-            return;
+            return -ECANCELED;
     }
-    json_decref(g->start);
-    g->start = json_is_object(lek) ? json_incref(lek) : NULL;
-    if (!g->start) {
-        g->done = true;
-        if (scan_done(sc))
-            sc_stop(sc, 0, NULL);
-        return;
-    }
-    seg_send(g);
+    return 0;
 }
 
-static void seg_send(struct seg *g)
+static void after_page(struct scan *s)
 {
-    struct schema *sc = g->sc;
-    json_t *body;
-    int limit;
+    struct schema *sc = s->owner;
 
-    if (sc->stopping ||
-        (limit = scan_take(&sc->bucket, &g->timer, on_seg_timer, sc->nsegs, PAGE_MAX_LIMIT)) < 0)
-        return;
-    g->limit = limit;
-    body = scan_request(sc->o->table, g->no, sc->nsegs, limit, g->start, false);
-    g->call = body ? ddb_call(sc->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, g, NULL) : NULL;
-    if (!g->call) {
-        bucket_give(&sc->bucket, limit);
-        seg_backoff(g);
-    }
+    for (int i = 0; i < sc->nsegs; i++)
+        if (sc->segs[i].state != SCAN_DONE)
+            return;
+    sc_stop(sc, 0, NULL);
 }
+
+static void scan_fail(struct scan *s, int code, const char *why)
+{
+    sc_stop(s->owner, code, "%s", why);
+}
+
+static const struct scan_ops scan_ops = { .page = on_page, .after = after_page, .fail = scan_fail };
 
 static void scan_begin(struct schema *sc)
 {
     log_info("schema %s: Scan in %d segment(s), %s", sc->o->table, sc->nsegs,
              sc->o->rate > 0 ? "rate capped" : "no rate cap");
-    sc->bucket.at = uv_now(sc->app.loop);
+    sc->scan.aws = sc->app.aws;
+    sc->scan.bucket.at = sc->scan.start_ms = uv_now(sc->app.loop);
     for (int i = 0; i < sc->nsegs && !sc->stopping; i++)
-        seg_send(&sc->segs[i]);
+        scan_seg_drive(&sc->segs[i]);
 }
 
 /* ---- files ------------------------------------------------------------- */
@@ -312,46 +237,29 @@ static void take_value(struct schema *sc, json_t *v, unsigned long line)
     }
 }
 
-/* A reading error of the files: 65 at the line it names, 70, or 74. */
-static void read_failed(struct schema *sc, int rc)
+/* A reading error of the files: 65 at line, 70, or 74. */
+static void read_failed(struct schema *sc, int rc, unsigned long line)
 {
-    if (rc == -EBADMSG)
-        file_fail(sc, sc->files.lineno + 1, sc->files.why);
-    else if (rc == -ENOMEM)
-        sc_stop(sc, 70, "out of memory");
+    int code = source_exit_code(&sc->files, rc);
+
+    if (code == 65)
+        file_fail(sc, line, sc->files.why);
     else
-        sc_stop(sc, 74, "%s", sc->files.why);
+        sc_stop(sc, code, "%s", sc->files.why);
 }
 
 static void one_line(struct schema *sc, char *p, size_t len)
 {
-    json_error_t jerr;
+    unsigned long at;
     json_t *v;
-    char what[256];
     int err;
 
     if (!len)
         return;
-    v = jsonx_loadb(p, len, 0, &jerr);
-    if (!v && sc->files.lineno == 1 && sc->o->stream && *p == '{') {
-        /* A Lambda event file: one JSON document over many lines. */
-        if (!(v = source_whole_file(&sc->files, p, &jerr, &err))) {
-            if (err)
-                read_failed(sc, err);
-            else
-                file_fail(sc, (unsigned long)jerr.line, jerr.text);
-            return;
-        }
-        take_value(sc, v, 1);
-        json_decref(v);
-        return;
-    }
-    if (!v) {
-        snprintf(what, sizeof(what), "not JSON: %s", jerr.text);
-        file_fail(sc, sc->files.lineno, what);
-        return;
-    }
-    take_value(sc, v, sc->files.lineno);
+    if ((v = source_line_value(&sc->files, p, len, sc->o->stream, &at, &err)))
+        take_value(sc, v, at);
+    else
+        read_failed(sc, err, at);
     json_decref(v);
 }
 
@@ -366,7 +274,7 @@ static void on_idle(uv_idle_t *h)
         int rc = source_next_line(&sc->files, &p, &len);
 
         if (rc < 0)
-            read_failed(sc, rc);
+            read_failed(sc, rc, sc->files.lineno + 1);
         if (rc == 0)
             sc_stop(sc, 0, NULL);
         if (rc <= 0)
@@ -549,19 +457,21 @@ static int prepare(struct schema *sc, const struct config *cfg)
     sc->nsegs = o->segments ? o->segments : 4;
     if (!(sc->segs = calloc((size_t)sc->nsegs, sizeof(*sc->segs))))
         return 70;
-    for (int i = 0; i < sc->nsegs; i++) {
-        sc->segs[i].sc = sc;
-        sc->segs[i].no = i;
-        uv_timer_init(sc->app.loop, &sc->segs[i].timer);
-    }
-    bucket_init(&sc->bucket, o->rate, 0);
+    sc->scan = (struct scan){
+        .ops = &scan_ops, .owner = sc, .table = o->table, .total = sc->nsegs,
+        .nshares = sc->nsegs, .page_max = PAGE_MAX_LIMIT, .retry_base_ms = RETRY_BASE_MS,
+        .retry_max_ms = RETRY_MAX_MS, .give_up_ms = GIVE_UP_MS
+    };
+    bucket_init(&sc->scan.bucket, o->rate, 0);
+    for (int i = 0; i < sc->nsegs; i++)
+        scan_seg_init(&sc->segs[i], &sc->scan, sc->app.loop, i);
     return 0;
 }
 
 static void sc_free(struct schema *sc)
 {
     for (int i = 0; i < sc->nsegs; i++)
-        json_decref(sc->segs[i].start);
+        scan_seg_close(&sc->segs[i]);
     free(sc->segs);
     source_files_close(&sc->files);
     buf_close(&sc->d.source);

@@ -546,14 +546,7 @@ static int prepare(struct verify *v, const struct config *cfg, const struct veri
     v->nsegs = o->segments;
     if (!(v->segs = calloc((size_t)v->nsegs, sizeof(*v->segs))))
         return 70;
-    for (int i = 0; i < v->nsegs; i++) {
-        v->segs[i].v = v;
-        v->segs[i].no = i;
-        buf_init(&v->segs[i].pg.canon, BUF_NOMAX);
-        buf_init(&v->segs[i].pg.raw, BUF_NOMAX);
-        uv_timer_init(v->app.loop, &v->segs[i].timer);
-    }
-    bucket_init(&v->bucket, o->rate, 0);
+    verify_scan_init(v);
     return 0;
 }
 

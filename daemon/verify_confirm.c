@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aws/streams.h"
 #include "base/backoff.h"
 #include "base/jsonx.h"
 #include "base/log.h"
@@ -315,6 +316,7 @@ static struct vres *res_of_id(struct verify *v, const char *id, size_t len)
 static void on_bgi(const struct ddb_reply *rep, void *arg)
 {
     struct verify *v = arg;
+    struct streams_batch_get got;
     json_t *items, *unproc, *x;
     struct buf canon;
     size_t j;
@@ -349,9 +351,9 @@ static void on_bgi(const struct ddb_reply *rep, void *arg)
         return;
     }
     v->bg_failing_since = 0;
-    items = json_object_get(json_object_get(rep->json, "Responses"), v->o->table);
-    unproc = json_object_get(json_object_get(json_object_get(rep->json, "UnprocessedKeys"),
-                                             v->o->table), "Keys");
+    streams_batch_get_parse(rep->json, v->o->table, &got);
+    items = got.items;
+    unproc = got.unprocessed;
     /* DynamoDB hands keys back for throughput or its 16 MB reply limit:
      * those are read again (with backoff when nothing came). */
     json_array_foreach(unproc, j, x) {
@@ -542,8 +544,7 @@ static void on_mget(struct verify *v, void *arg, long status, const char *body, 
         batch_end(v, 0);
         return;
     }
-    req = json_pack("{s:{s:{s:o, s:b}}}", "RequestItems", v->o->table, "Keys", keys,
-                    "ConsistentRead", 1);
+    req = streams_batch_get_req(v->o->table, keys);
     v->bg_call = req ? ddb_call(v->app.aws, AWS_DYNAMODB, "BatchGetItem", req, on_bgi, v, NULL)
                      : NULL;
     if (!v->bg_call) {

@@ -3,8 +3,8 @@
  *   verify.c          the driver: start, DescribeTable, the engine calls
  *                     (retried), the sink's callbacks, progress, the
  *                     report, stopping
- *   verify_scan.c     Scan segments and their token bucket; each page's
- *                     documents fetched with _mget and compared
+ *   verify_scan.c     the Scan on the shared segment machine (aws/scan.c);
+ *                     each page's documents fetched with _mget and compared
  *   verify_index.c    the index's ids (a scroll) held against the scanned ones
  *   verify_confirm.c  the candidates: read again after settle_ms, confirmed
  *                     or dropped, repaired through the sink, checked again
@@ -20,7 +20,7 @@
 #include <uv.h>
 
 #include "aws/ddb.h"
-#include "base/bucket.h"
+#include "aws/scan.h"
 #include "base/buf.h"
 #include "base/list.h"
 #include "daemon/app.h"
@@ -147,19 +147,11 @@ struct vpage {
     struct buf raw;        /* the documents as made, for verify_shaped_same */
 };
 
-enum vseg_state { VS_SCAN, VS_WAIT, VS_INFLIGHT, VS_MGET, VS_BACKOFF, VS_DONE, VS_NSTATES };
-
+/* A segment of the Scan: the shared machine's part (aws/scan.h), and the
+ * page it holds while the page's _mget is out. */
 struct vseg {
+    struct scan_seg ss;
     struct verify *v;
-    int no;
-    enum vseg_state state;  /* written by set_state (verify_scan.c) only */
-    json_t *start;          /* ExclusiveStartKey of the next request */
-    struct ddb_call *call;
-    int limit;
-    uv_timer_t timer;
-    unsigned failures;
-    uint64_t failing_since;
-    bool more;              /* the page being checked has a next one */
     struct vpage pg;
 };
 
@@ -191,9 +183,9 @@ struct verify {
     int exit_code;
     char why[1024];
     /* the Scan */
+    struct scan scan;
     struct vseg *segs;
     int nsegs;
-    struct bucket bucket;         /* --rate, lowered while DynamoDB throttles */
     int64_t item_count;
     struct verify_idset scanned;
     /* the index's ids */
@@ -258,6 +250,7 @@ void verify_engine_refused(struct verify *v, const char *what, long status, cons
                            size_t len);
 
 /* verify_scan.c */
+void verify_scan_init(struct verify *v);
 void verify_scan_begin(struct verify *v);
 void verify_scan_resume(struct verify *v);
 void verify_scan_stop(struct verify *v);

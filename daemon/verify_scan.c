@@ -1,27 +1,15 @@
-/* verify_scan — the Scan of `ddb2es verify`: one state machine per segment
- * (one request in flight each), a token bucket shared by the segments for
- * --rate (lowered while DynamoDB throttles, as `replay --scan` does), and
- * each page's documents fetched from the index with one _mget and compared.
- *
- * A segment is in one state:
- *   scan       a Scan request is to be sent (drive sends it)
- *   wait       the bucket is empty (its timer) or too many candidates wait
- *              (verify_scan_resume)
- *   in-flight  its Scan request is out
- *   mget       its page's _mget is out
- *   backoff    a Scan failed: the timer sends the next
- *   done       its last page is checked
+/* verify_scan — the Scan of `ddb2es verify` on the shared segment machine
+ * (aws/scan.h): each page's documents are fetched from the index with one
+ * _mget and compared while the segment holds the page.  A segment waits
+ * while too many candidates wait (verify_scan_resume).
  */
 #include "daemon/verify_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws/scan.h"
-#include "base/backoff.h"
 #include "base/jsonx.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -29,27 +17,12 @@
 
 #define PAGE_MAX 500 /* items per Scan page: the ids of one _mget */
 
-static const char *const state_names[] = {
-    [VS_SCAN] = "scan", [VS_WAIT] = "wait", [VS_INFLIGHT] = "in-flight", [VS_MGET] = "mget",
-    [VS_BACKOFF] = "backoff", [VS_DONE] = "done"
-};
-_Static_assert(ARRAY_SIZE(state_names) == VS_NSTATES, "a name for each segment state");
-
-static void drive(struct vseg *sg);
-
-static void set_state(struct vseg *sg, enum vseg_state to)
-{
-    if (sg->state != to)
-        log_debug("segment %d: %s -> %s", sg->no, state_names[sg->state], state_names[to]);
-    sg->state = to;
-}
-
 bool verify_scan_done(const struct verify *v)
 {
     if (!v->segs || !v->keys.hash_key)
         return false;
     for (int i = 0; i < v->nsegs; i++)
-        if (v->segs[i].state != VS_DONE)
+        if (v->segs[i].ss.state != SCAN_DONE)
             return false;
     return true;
 }
@@ -63,21 +36,6 @@ static void page_clear(struct vpage *pg)
     pg->n = 0;
     buf_reset(&pg->canon);
     buf_reset(&pg->raw);
-}
-
-static void on_seg_timer(uv_timer_t *t)
-{
-    struct vseg *sg = container_of(t, struct vseg, timer);
-
-    set_state(sg, VS_SCAN);
-    drive(sg);
-}
-
-static void seg_backoff(struct vseg *sg)
-{
-    set_state(sg, VS_BACKOFF);
-    scan_backoff(&sg->timer, on_seg_timer, &sg->failures, VERIFY_RETRY_BASE_MS,
-                 VERIFY_RETRY_MAX_MS);
 }
 
 /* ---- the page's documents against the index --------------------------------- */
@@ -159,9 +117,7 @@ static void on_mget(struct verify *v, void *arg, long status, const char *body, 
             return;
         }
     page_clear(&sg->pg);
-    set_state(sg, sg->more ? VS_SCAN : VS_DONE);
-    drive(sg);
-    verify_maybe_complete(v);
+    scan_seg_release(&sg->ss);
 }
 
 static int send_mget(struct vseg *sg)
@@ -222,130 +178,99 @@ static int add_item(struct vseg *sg, json_t *item)
     return 0;
 }
 
-static void on_scan(const struct ddb_reply *rep, void *arg)
+/* A page read: its documents made, then fetched from the index (the page
+ * held until the _mget's reply). */
+static int on_page(struct scan_seg *ss, json_t *items, json_t *lek)
 {
-    struct vseg *sg = arg;
+    struct vseg *sg = container_of(ss, struct vseg, ss);
     struct verify *v = sg->v;
-    json_t *items, *lek, *item;
+    json_t *item;
     size_t i;
 
-    sg->call = NULL;
-    if (rep->err == -ECANCELED || v->stopping)
-        return;
-    if (rep->cls != DDB_OK) {
-        uint64_t now = uv_now(v->app.loop);
-        double el = (double)(now - v->start_ms) / 1000.0;
-        char why[768];
-        int code;
-
-        bucket_give(&v->bucket, sg->limit); /* nothing was read */
-        code = scan_failed(rep, &v->bucket, el > 1 ? (double)v->items / el : 100, now,
-                           &sg->failing_since, VERIFY_GIVE_UP_MS, v->o->table, sg->no, why,
-                           sizeof(why));
-        if (code) {
-            verify_stop(v, code, "%s", why);
-            return;
-        }
-        seg_backoff(sg);
-        return;
-    }
-    sg->failures = 0;
-    sg->failing_since = 0;
-    items = json_object_get(rep->json, "Items");
-    lek = json_object_get(rep->json, "LastEvaluatedKey");
-    bucket_give(&v->bucket, sg->limit - (int)json_array_size(items));
-    bucket_page(&v->bucket);
-    json_decref(sg->start);
-    sg->start = json_is_object(lek) ? json_incref(lek) : NULL;
-    sg->more = sg->start != NULL;
+    (void)lek;
     page_clear(&sg->pg);
     if (json_array_size(items) &&
         !(sg->pg.it = calloc(json_array_size(items), sizeof(*sg->pg.it)))) {
         verify_stop(v, 70, "out of memory");
-        return;
+        return -ENOMEM;
     }
     json_array_foreach(items, i, item) {
         v->items++;
         if (add_item(sg, item) < 0) {
             verify_stop(v, 70, "out of memory");
-            return;
+            return -ENOMEM;
         }
     }
-    if (sg->pg.n) {
-        if (send_mget(sg) < 0) {
-            verify_stop(v, 70, "out of memory");
-            return;
-        }
-        set_state(sg, VS_MGET);
-        return;
+    if (!sg->pg.n)
+        return 0;
+    if (send_mget(sg) < 0) {
+        verify_stop(v, 70, "out of memory");
+        return -ENOMEM;
     }
-    set_state(sg, sg->more ? VS_SCAN : VS_DONE);
-    drive(sg);
-    verify_maybe_complete(v);
+    return SCAN_HOLD;
 }
 
-static void start_scan(struct vseg *sg)
+static bool is_busy(struct scan *s)
 {
-    struct verify *v = sg->v;
-    json_t *body;
-    int limit;
-
-    if (verify_busy(v)) {
-        set_state(sg, VS_WAIT); /* verify_scan_resume */
-        return;
-    }
-    if ((limit = scan_take(&v->bucket, &sg->timer, on_seg_timer, v->nsegs, PAGE_MAX)) < 0) {
-        set_state(sg, VS_WAIT); /* on its timer */
-        return;
-    }
-    if (limit == 0)
-        limit = PAGE_MAX; /* no rate: pages of at most PAGE_MAX, one _mget each */
-    sg->limit = limit;
-    body = scan_request(v->o->table, sg->no, v->nsegs, limit, sg->start, false);
-    sg->call = body ? ddb_call(v->app.aws, AWS_DYNAMODB, "Scan", body, on_scan, sg, NULL) : NULL;
-    if (!sg->call) {
-        bucket_give(&v->bucket, limit);
-        seg_backoff(sg);
-        return;
-    }
-    set_state(sg, VS_INFLIGHT);
+    return verify_busy(s->owner);
 }
 
-static void drive(struct vseg *sg)
+static void after_page(struct scan *s)
 {
-    if (sg->v->stopping)
-        return;
-    if (sg->state == VS_SCAN)
-        start_scan(sg);
+    verify_maybe_complete(s->owner);
+}
+
+static void scan_fail(struct scan *s, int code, const char *why)
+{
+    verify_stop(s->owner, code, "%s", why);
+}
+
+static const struct scan_ops scan_ops = {
+    .busy = is_busy, .page = on_page, .after = after_page, .fail = scan_fail
+};
+
+/* Sets up the Scan of v->nsegs segments (segs allocated). */
+void verify_scan_init(struct verify *v)
+{
+    struct scan *s = &v->scan;
+
+    s->ops = &scan_ops;
+    s->owner = v;
+    s->table = v->o->table;
+    s->total = s->nshares = v->nsegs;
+    s->page_limit = s->page_max = PAGE_MAX; /* one _mget per page */
+    s->retry_base_ms = VERIFY_RETRY_BASE_MS;
+    s->retry_max_ms = VERIFY_RETRY_MAX_MS;
+    s->give_up_ms = VERIFY_GIVE_UP_MS;
+    bucket_init(&s->bucket, v->o->rate, 0);
+    for (int i = 0; i < v->nsegs; i++) {
+        v->segs[i].v = v;
+        buf_init(&v->segs[i].pg.canon, BUF_NOMAX);
+        buf_init(&v->segs[i].pg.raw, BUF_NOMAX);
+        scan_seg_init(&v->segs[i].ss, s, v->app.loop, i);
+    }
 }
 
 void verify_scan_begin(struct verify *v)
 {
     log_info("verify %s: Scan in %d segment(s); about %" PRId64 " items", v->o->table, v->nsegs,
              v->item_count);
-    v->bucket.at = uv_now(v->app.loop);
-    for (int i = 0; i < v->nsegs; i++) {
-        set_state(&v->segs[i], VS_SCAN);
-        drive(&v->segs[i]);
-    }
+    v->scan.aws = v->app.aws; /* open by now */
+    v->scan.bucket.at = v->scan.start_ms = uv_now(v->app.loop);
+    for (int i = 0; i < v->nsegs; i++)
+        scan_seg_drive(&v->segs[i].ss);
 }
 
 void verify_scan_resume(struct verify *v)
 {
     for (int i = 0; v->segs && i < v->nsegs; i++)
-        if (v->segs[i].state == VS_WAIT && !uv_is_active((uv_handle_t *)&v->segs[i].timer)) {
-            set_state(&v->segs[i], VS_SCAN);
-            drive(&v->segs[i]);
-        }
+        scan_seg_resume(&v->segs[i].ss);
 }
 
 void verify_scan_stop(struct verify *v)
 {
-    for (int i = 0; v->segs && i < v->nsegs; i++) {
-        uv_timer_stop(&v->segs[i].timer);
-        if (v->segs[i].call)
-            ddb_cancel(v->segs[i].call);
-    }
+    for (int i = 0; v->segs && i < v->nsegs; i++)
+        scan_seg_stop(&v->segs[i].ss);
 }
 
 void verify_scan_free(struct verify *v)
@@ -354,7 +279,7 @@ void verify_scan_free(struct verify *v)
         page_clear(&v->segs[i].pg);
         buf_close(&v->segs[i].pg.canon);
         buf_close(&v->segs[i].pg.raw);
-        json_decref(v->segs[i].start);
+        scan_seg_close(&v->segs[i].ss);
     }
     free(v->segs);
     v->segs = NULL;

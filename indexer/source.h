@@ -67,11 +67,17 @@ int source_fill(struct source_files *f);
  * 0 after the last file; or source_fill's or source_open_next's error
  * (-EBADMSG at line f->lineno + 1, -ENOMEM, -EIO with why set). */
 int source_next_line(struct source_files *f, char **line, size_t *len);
-/* The rest of the current file from line (as source_next_line gave it: a
- * Lambda event file's first line, not JSON alone) parsed as one JSON
- * document (bounded by the reader's cap).  The value; NULL with *err a
- * source_fill error, or with *err 0 and jerr saying what is not JSON. */
-json_t *source_whole_file(struct source_files *f, char *line, json_error_t *jerr, int *err);
+/* The JSON value of a line as source_next_line gave it (len > 0): the line
+ * alone or, when lambda_ok and the first line opens an object that is not
+ * JSON alone (a Lambda event file), the whole file as one document
+ * (bounded by the reader's cap).  The value, *at its line; NULL with *err
+ * -EBADMSG (the input is malformed at line *at, why says how), -ENOMEM or
+ * -EIO (why set). */
+json_t *source_line_value(struct source_files *f, char *line, size_t len, bool lambda_ok,
+                          unsigned long *at, int *err);
+/* The exit code of a reading error rc of the calls above: 65 (-EBADMSG),
+ * 70 (-ENOMEM, why then says "out of memory") or 74. */
+int source_exit_code(struct source_files *f, int rc);
 /* The input bytes read so far (of all files). */
 int64_t source_done_bytes(const struct source_files *f);
 

@@ -111,19 +111,44 @@ int source_next_line(struct source_files *f, char **line, size_t *len)
     }
 }
 
-json_t *source_whole_file(struct source_files *f, char *line, json_error_t *jerr, int *err)
+json_t *source_line_value(struct source_files *f, char *line, size_t len, bool lambda_ok,
+                          unsigned long *at, int *err)
 {
-    json_t *v;
+    json_error_t jerr;
+    json_t *v = jsonx_loadb(line, len, 0, &jerr);
     int rc;
 
+    *at = f->lineno;
     *err = 0;
-    f->off = (size_t)(line - f->in.ptr);
-    while (!f->file_eof)
-        if ((rc = source_fill(f)) < 0) {
-            *err = rc;
-            return NULL;
-        }
-    v = jsonx_loadb(f->in.ptr + f->off, f->in.len - f->off, 0, jerr);
-    f->off = f->in.len;
-    return v;
+    if (v)
+        return v;
+    if (f->lineno == 1 && lambda_ok && *line == '{') {
+        f->off = (size_t)(line - f->in.ptr);
+        while (!f->file_eof)
+            if ((rc = source_fill(f)) < 0) {
+                *at = f->lineno + 1;
+                *err = rc;
+                return NULL;
+            }
+        v = jsonx_loadb(f->in.ptr + f->off, f->in.len - f->off, 0, &jerr);
+        f->off = f->in.len;
+        if (v)
+            return v;
+        *at = (unsigned long)jerr.line;
+        snprintf(f->why, sizeof(f->why), "%s", jerr.text);
+    } else {
+        snprintf(f->why, sizeof(f->why), "not JSON: %s", jerr.text);
+    }
+    *err = -EBADMSG;
+    return NULL;
+}
+
+int source_exit_code(struct source_files *f, int rc)
+{
+    if (rc == -EBADMSG)
+        return 65;
+    if (rc != -ENOMEM)
+        return 74;
+    snprintf(f->why, sizeof(f->why), "out of memory");
+    return 70;
 }
