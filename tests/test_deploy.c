@@ -354,6 +354,50 @@ Test(deploy, check_expr_names_series_and_labels_a_scrape_lacks)
     prom_free(&p);
 }
 
+/* A YAML text through yamljson_load; NULL with err when refused. */
+static json_t *yaml_text(const char *text, char *err, size_t errlen)
+{
+    const char *tmp = getenv("TMPDIR");
+    char path[PATH_MAX];
+    FILE *f;
+    json_t *v;
+
+    snprintf(path, sizeof(path), "%s/yamljson-%d.yaml", tmp ? tmp : "/tmp", (int)getpid());
+    cr_assert_not_null(f = fopen(path, "w"));
+    fputs(text, f);
+    fclose(f);
+    v = yamljson_load(path, err, errlen);
+    unlink(path);
+    return v;
+}
+
+/* A second key or document would be read by one YAML reader and not by
+ * another: the rules file must not rely on either. */
+Test(deploy, yamljson_keeps_scalars_as_written_and_refuses_ambiguity)
+{
+    char err[512];
+    json_t *v = yaml_text("a:\n  - for: 5m\n    n: 1\n    t: true\n    e: |\n      x >\n      1\n",
+                          err, sizeof(err));
+
+    cr_assert_not_null(v, "%s", err);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(v, "a"), 0),
+                                                       "for")),
+                     "5m");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(v, "a"), 0),
+                                                       "t")),
+                     "true", "no type guessing");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(v, "a"), 0),
+                                                       "e")),
+                     "x >\n1\n");
+    json_decref(v);
+    cr_assert_null(yaml_text("a: 1\nb: 2\na: 3\n", err, sizeof(err)));
+    cr_assert_not_null(strstr(err, "key \"a\" twice"), "%s", err);
+    cr_assert_null(yaml_text("a: 1\n---\nb: 2\n", err, sizeof(err)));
+    cr_assert_not_null(strstr(err, "more than one document"), "%s", err);
+    cr_assert_null(yaml_text("a: [1\n", err, sizeof(err)));
+    cr_assert_not_null(strstr(err, "line "), "%s", err);
+}
+
 /* ---- the dashboard's shape -------------------------------------------------- */
 
 static const char *str(json_t *o, const char *key)
