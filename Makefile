@@ -57,9 +57,11 @@ $(BUILD)/%.o: %.c
 
 # All unit and integration tests link into one criterion binary:
 # run a part with  build/tests/ddb2es-tests --filter 'sigv4/*'
+# (libyaml reads the YAML files of deploy/, in the tests only.)
+TEST_LIBS := $(shell pkg-config --libs yaml-0.1 2>/dev/null)
 $(TEST_BIN): $(TEST_OBJ) $(SUP_OBJ) $(BUILD)/libddb2es.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) -lcriterion
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) $(TEST_LIBS) -lcriterion
 
 # Tools and benchmarks are plain programs: they link the library and the one
 # support module that does not use criterion.

@@ -85,6 +85,8 @@ struct creds {
     uv_timer_t retry_timer;  /* backoff after a failed background refresh */
     bool timer_init, retry_pending;
     unsigned renew_fails;    /* background refreshes failed in a row */
+    bool had_key;            /* a refresh succeeded once: later ones are renewals */
+    struct creds_renewals renewals;
     const char *source;
     char source_buf[200];
     char error[768];
@@ -763,6 +765,9 @@ static void refresh_done(struct creds *c, int err, const char *why)
 
     c->refreshing = false;
     if (err == 0) {
+        if (c->had_key)
+            c->renewals.ok++;
+        c->had_key = true;
         c->fetched_at = now;
         c->invalid = false;
         c->renew_fails = 0;
@@ -783,6 +788,8 @@ static void refresh_done(struct creds *c, int err, const char *why)
         run_waiters(c, -ECANCELED);
         return;
     }
+    if (c->had_key)
+        c->renewals.failed++;
     if (c->top && c->top->kind == N_IMDS && !c->top->have)
         set_error(c, "no AWS credentials found (tried: %s%sIMDS: %s)", c->tried,
                   c->tried[0] ? ", " : "", why);
@@ -947,4 +954,9 @@ const char *creds_error(const struct creds *c)
 time_t creds_expiration(const struct creds *c)
 {
     return c && c->top && c->top->have ? c->top->cache.expires : 0;
+}
+
+struct creds_renewals creds_renewals(const struct creds *c)
+{
+    return c ? c->renewals : (struct creds_renewals){ 0 };
 }

@@ -34,6 +34,7 @@
 #define DDB2ES_CREDS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <time.h>
 #include <uv.h>
 
@@ -75,5 +76,13 @@ void creds_invalidate(struct creds *c);
 const char *creds_source(const struct creds *c);
 /* When the current key expires (0: never, or no key yet). */
 time_t creds_expiration(const struct creds *c);
+
+/* Renewals: fetches after the first key was had (a temporary key renewed,
+ * or fetched again after it was refused), by outcome.  A fetch cancelled by
+ * creds_free counts as neither. */
+struct creds_renewals {
+    uint64_t ok, failed;
+};
+struct creds_renewals creds_renewals(const struct creds *c); /* zeros for NULL */
 
 #endif

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "aws/creds.h"
 #include "base/util.h"
 #include "daemon/app.h"
 #include "daemon/health.h"
@@ -374,6 +375,14 @@ int metrics_render(const struct metrics_view *v, struct buf *out)
            "Checkpoint file writes that failed (the previous file stays; retried).");
     sample_u(b, "ddb2es_checkpoint_write_failures_total", NULL, NULL, NULL, NULL,
              v->checkpoint_failures);
+    family(b, "ddb2es_credential_renewals_total", "counter",
+           "AWS credentials fetched again after the first key (temporary keys renewed before "
+           "they expire, or a key the engine refused), by result: ok, or failed (the current "
+           "key is kept while it lasts and the fetch is retried).");
+    sample_u(b, "ddb2es_credential_renewals_total", "result", "ok", NULL, NULL,
+             v->cred_renewals_ok);
+    sample_u(b, "ddb2es_credential_renewals_total", "result", "failed", NULL, NULL,
+             v->cred_renewals_failed);
     return w.err;
 }
 
@@ -481,6 +490,7 @@ static void view_of(struct metrics *m, struct metrics_view *v, struct metrics_ta
                     struct metrics_leases *leases)
 {
     struct app *app = m->app;
+    struct creds_renewals renewals = creds_renewals(app->creds);
 
     memset(v, 0, sizeof(*v));
     v->now = app->now ? (int64_t)app->now() : (int64_t)time(NULL);
@@ -497,6 +507,8 @@ static void view_of(struct metrics *m, struct metrics_view *v, struct metrics_ta
     v->sink = app->sink ? sink_stats(app->sink) : NULL;
     v->checkpoint_writes = app->checkpoint_writes;
     v->checkpoint_failures = app->checkpoint_failures;
+    v->cred_renewals_ok = renewals.ok;
+    v->cred_renewals_failed = renewals.failed;
     v->ready = health_ready(m->health);
     v->version = DDB2ES_VERSION;
     if (app->lease) {

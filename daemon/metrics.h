@@ -59,6 +59,7 @@ struct metrics_view {
     size_t ntables;
     const struct sink_stats *sink;      /* NULL: rendered as zeros */
     uint64_t checkpoint_writes, checkpoint_failures;
+    uint64_t cred_renewals_ok, cred_renewals_failed; /* creds_renewals() */
     bool ready;
     const char *version;
     const struct metrics_leases *leases; /* NULL: one process, no lease families */

@@ -5,7 +5,11 @@
 #   - Java 17 for DynamoDB Local,
 #   - DynamoDB Local itself, taken from the npm package
 #     amplify-dynamodb-simulator@2.9.30 (checked against a pinned sha256; only
-#     its emulator/ folder is kept, in .cache/dynamodb-local/, git-ignored).
+#     its emulator/ folder is kept, in .cache/dynamodb-local/, git-ignored),
+#   - promtool, which checks deploy/prometheus-rules.yaml in the tests: only
+#     the binary, taken from Debian's prometheus package (apt-get download,
+#     so the archive's signature is checked) into .cache/promtool/; the
+#     package is not installed, as it would start a Prometheus server.
 # Run as root to install; as another user it only reports what is missing.
 set -eu
 
@@ -16,7 +20,7 @@ pkg=amplify-dynamodb-simulator@2.9.30
 pkg_sha256=3503ffac19f183407909fecdacf4db51ab1fdad1da7b2f177016670b2d80e4b9
 
 debs="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev \
-libcriterion-dev libinih-dev zlib1g-dev libssl-dev openjdk-17-jre-headless \
+libcriterion-dev libyaml-dev libinih-dev zlib1g-dev libssl-dev openjdk-17-jre-headless \
 ca-certificates curl libfaketime clang libclang-rt-14-dev llvm valgrind procps systemd \
 iproute2 util-linux git"
 
@@ -39,10 +43,11 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
 if [ ! -f "$ddblocal/DynamoDBLocal.jar" ]; then
     echo "setup: fetching DynamoDB Local ($pkg)" >&2
-    tmp=$(mktemp -d)
-    trap 'rm -rf "$tmp"' EXIT
     (cd "$tmp" && npm pack --silent "$pkg" >/dev/null)
     tgz=$(ls "$tmp"/*.tgz)
     got=$(sha256sum "$tgz" | cut -d' ' -f1)
@@ -55,5 +60,24 @@ if [ ! -f "$ddblocal/DynamoDBLocal.jar" ]; then
     rm -rf "$ddblocal"
     mv "$tmp/package/emulator" "$ddblocal"
     echo "setup: DynamoDB Local is in $ddblocal" >&2
+fi
+
+promtool=$cache/promtool/promtool
+if [ ! -x "$promtool" ]; then
+    echo "setup: fetching promtool (from the Debian package prometheus)" >&2
+    mkdir -p "$tmp/prom"
+    if ! (cd "$tmp/prom" && apt-get download -qq prometheus >/dev/null 2>&1); then
+        if [ "$(id -u)" != 0 ]; then
+            echo "setup: apt-get download prometheus failed (run this script as root)" >&2
+            exit 1
+        fi
+        apt-get update -qq >&2
+        (cd "$tmp/prom" && apt-get download -qq prometheus >/dev/null)
+    fi
+    dpkg-deb -x "$tmp"/prom/prometheus_*.deb "$tmp/prom/x"
+    "$tmp/prom/x/usr/bin/promtool" --version >/dev/null
+    mkdir -p "$cache/promtool"
+    mv "$tmp/prom/x/usr/bin/promtool" "$promtool"
+    echo "setup: promtool is in $cache/promtool" >&2
 fi
 exit 0

@@ -64,6 +64,8 @@ export BUILD
 export DDB2ES_BIN=${DDB2ES_BIN:-$top/$BUILD/ddb2es} # another build of the daemon may be tested
 export DDB2ES_SEARCHD=$top/$BUILD/tools/searchd
 export DDB2ES_TOOLS=$top/$BUILD/tools
+# promtool checks deploy/prometheus-rules.yaml (fetched by scripts/setup.sh).
+export DDB2ES_PROMTOOL=${DDB2ES_PROMTOOL:-${DDB2ES_CACHE:-$top/.cache}/promtool/promtool}
 export TMPDIR=$work
 # Tests set their own credentials; nothing from the caller's environment leaks in.
 unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_REGION \

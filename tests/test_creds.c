@@ -1669,6 +1669,7 @@ Test(creds, renewal_windows_background_refresh_failures_and_backoff)
     c = new_creds(NULL);
     cr_assert_eq(get_key(c, &g, 5000), 0);
     cr_assert_str_eq(g.id, "ASIACT0");
+    cr_assert_eq(creds_renewals(c).ok + creds_renewals(c).failed, 0, "the first key is no renewal");
     atomic_fetch_add(&fake_now_v, 5 * 60); /* 15 min left: still quiet */
     cr_assert_eq(creds_get(c, on_key, &g), 0);
     cr_assert_eq(fake_nreq(f), 1);
@@ -1685,6 +1686,8 @@ Test(creds, renewal_windows_background_refresh_failures_and_backoff)
     cr_assert_eq(get_key(c, &g, 5000), 0);
     cr_assert_str_eq(g.id, "ASIACT1");
     cr_assert_eq(fake_nreq(f), 2, "exactly one refresh");
+    cr_assert_eq(creds_renewals(c).ok, 1);
+    cr_assert_eq(creds_renewals(c).failed, 0);
 
     /* The source fails: the key in hand (14 min left again) is kept. */
     atomic_fetch_add(&fake_now_v, 6 * 60);
@@ -1701,6 +1704,8 @@ Test(creds, renewal_windows_background_refresh_failures_and_backoff)
     cr_assert_eq(creds_get(c, on_key, &g), 0);
     cr_assert_eq(g.calls, 1);
     cr_assert_str_eq(g.id, "ASIACT1", "still the old key");
+    cr_assert_geq(creds_renewals(c).failed, 1, "the failed background renewal is counted");
+    cr_assert_eq(creds_renewals(c).ok, 1);
 
     /* 4 min left and the source still fails: callers get the error. */
     atomic_fetch_add(&fake_now_v, 10 * 60);
@@ -1714,6 +1719,8 @@ Test(creds, renewal_windows_background_refresh_failures_and_backoff)
     pthread_mutex_unlock(&s.mu);
     cr_assert_eq(get_key(c, &g, 5000), 0);
     cr_assert_eq(g.err, 0, "%s", creds_error(c));
+    cr_assert_eq(creds_renewals(c).ok, 2);
+    cr_assert_geq(creds_renewals(c).failed, 2, "the failure callers saw too");
     creds_free(c);
     close_all();
     fake_stop(f);

@@ -79,7 +79,8 @@ Test(metrics, text_has_every_spec_metric_with_values)
     struct sink_stats ss = { .n_item_failures = 2, .item_failures = f, .n_dlq_reasons = 2,
                              .dlq_reasons = dl };
     struct metrics_view v = { .now = 1000, .start_time = 900, .tables = t, .ntables = 2,
-                              .sink = &ss, .checkpoint_writes = 12, .ready = true };
+                              .sink = &ss, .checkpoint_writes = 12, .cred_renewals_ok = 4,
+                              .cred_renewals_failed = 1, .ready = true };
     struct prom p;
     char *text;
 
@@ -133,6 +134,8 @@ Test(metrics, text_has_every_spec_metric_with_values)
                        "table=\"posts\",type=\"es_rejected_execution_exception\""),
                  5);
     cr_expect_eq(value(&p, "ddb2es_checkpoint_writes_total", ""), 12);
+    cr_expect_eq(value(&p, "ddb2es_credential_renewals_total", "result=\"ok\""), 4);
+    cr_expect_eq(value(&p, "ddb2es_credential_renewals_total", "result=\"failed\""), 1);
     cr_expect_eq(value(&p, "ddb2es_ready", ""), 1);
     cr_expect_eq(prom_count(&p, "ddb2es_bulk_seconds_bucket"), SINK_BULK_NBUCKETS + 1);
     cr_expect(strstr(text, "ddb2es_bulk_seconds_bucket{le=\"0.005\"} 4\n") != NULL, "%s", text);
