@@ -187,11 +187,14 @@ clean:
 
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
 
-# The binary, the unit (with ExecStart pointing at this PREFIX) and the
-# example configuration.
+# The binary, the unit (with ExecStart pointing at this PREFIX), the example
+# configuration and the man pages ddb2es(8) and ddb2es.conf(5).
 install: $(BUILD)/ddb2es
 	install -D -m 0755 $(BUILD)/ddb2es $(DESTDIR)$(PREFIX)/bin/ddb2es
+	install -D -m 0644 man/ddb2es.8 $(DESTDIR)$(MANDIR)/man8/ddb2es.8
+	install -D -m 0644 man/ddb2es.conf.5 $(DESTDIR)$(MANDIR)/man5/ddb2es.conf.5
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/ddb2es
 	sed -e 's|/usr/local/bin/ddb2es|$(PREFIX)/bin/ddb2es|g' \
 	    -e 's|/etc/ddb2es/|$(SYSCONFDIR)/ddb2es/|g' \
