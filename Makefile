@@ -32,7 +32,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: ddb2es all setup tools tests check check-timetravel check-fleet test test-asan test-valgrind asan clean \
-        install demo fuzz setup-deb deb \
+        install demo fuzz setup-deb deb check-deb \
         fuzz-build fuzz-check bench lint bench-records bench-ceilings bench-replay bench-idle \
         bench-stall bench-run bench-floor bench-leases
 .DEFAULT_GOAL := all
@@ -208,7 +208,8 @@ install: $(BUILD)/ddb2es
 # the tree's files (tracked or new, not ignored) in build-deb/, where the
 # .deb lands; then lintian, which must pass (README "Install from a Debian
 # package" says what it reports), and mandoc's lint of the man pages.  Not
-# part of `check`.
+# part of `check`: `make check-deb` builds it, installs it on this machine,
+# checks what it installed and purges it.
 VERSION  := $(shell sed -n 's/^\#define DDB2ES_VERSION "\(.*\)"/\1/p' base/version.h)
 DEB_DIR  := build-deb
 DEB_ARCH  = $(shell dpkg --print-architecture)
@@ -229,3 +230,6 @@ deb: setup-deb
 	lintian --fail-on error,warning --display-info --pedantic \
 	    $(DEB_DIR)/ddb2es_$(VERSION)_$(DEB_ARCH).changes
 	@echo "deb: $(DEB_FILE)"
+
+check-deb: deb
+	@DEB=$(DEB_FILE) VERSION=$(VERSION) tests/check-deb.sh
