@@ -32,7 +32,7 @@ BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: ddb2es all setup tools tests check check-timetravel check-fleet test test-asan test-valgrind asan clean \
-        install demo fuzz \
+        install demo fuzz setup-deb deb check-deb \
         fuzz-build fuzz-check bench lint bench-records bench-ceilings bench-replay bench-idle \
         bench-stall bench-run bench-floor bench-leases
 .DEFAULT_GOAL := all
@@ -185,15 +185,18 @@ demo:
 	@BUILD=$(BUILD) scripts/demo.sh
 
 clean:
-	rm -rf build build-asan build-fuzz ddb2es
+	rm -rf build build-asan build-fuzz build-deb ddb2es
 
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
 
-# The binary, the unit (with ExecStart pointing at this PREFIX) and the
-# example configuration.
+# The binary, the unit (with ExecStart pointing at this PREFIX), the example
+# configuration and the man pages ddb2es(8) and ddb2es.conf(5).
 install: $(BUILD)/ddb2es
 	install -D -m 0755 $(BUILD)/ddb2es $(DESTDIR)$(PREFIX)/bin/ddb2es
+	install -D -m 0644 man/ddb2es.8 $(DESTDIR)$(MANDIR)/man8/ddb2es.8
+	install -D -m 0644 man/ddb2es.conf.5 $(DESTDIR)$(MANDIR)/man5/ddb2es.conf.5
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/ddb2es
 	sed -e 's|/usr/local/bin/ddb2es|$(PREFIX)/bin/ddb2es|g' \
 	    -e 's|/etc/ddb2es/|$(SYSCONFDIR)/ddb2es/|g' \
@@ -202,3 +205,33 @@ install: $(BUILD)/ddb2es
 	install -m 0640 config/ddb2es.conf.example $(DESTDIR)$(SYSCONFDIR)/ddb2es/ddb2es.conf.example
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(SUP_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(SEARCHD_OBJ:.o=.d)
+
+# The Debian package (debian/), built with Debian's own tools from a copy of
+# the tree's files (tracked or new, not ignored) in build-deb/, where the
+# .deb lands; then lintian, which must pass (README "Install from a Debian
+# package" says what it reports), and mandoc's lint of the man pages.  Not
+# part of `check`: `make check-deb` builds it, installs it on this machine,
+# checks what it installed and purges it.
+VERSION  := $(shell sed -n 's/^\#define DDB2ES_VERSION "\(.*\)"/\1/p' base/version.h)
+DEB_DIR  := build-deb
+DEB_ARCH  = $(shell dpkg --print-architecture)
+DEB_FILE  = $(DEB_DIR)/ddb2es_$(VERSION)_$(DEB_ARCH).deb
+
+setup-deb:
+	@sh $(SETUP) deb
+
+deb: setup-deb
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] || \
+	    { echo "debian/changelog is at $$v, base/version.h at $(VERSION)" >&2; exit 1; }
+	@mandoc -Tlint -Wwarning man/ddb2es.8 man/ddb2es.conf.5
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/ddb2es-$(VERSION)
+	git ls-files -z --cached --others --exclude-standard | \
+	    tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(DEB_DIR)/ddb2es-$(VERSION)
+	cd $(DEB_DIR)/ddb2es-$(VERSION) && dpkg-buildpackage -us -uc -b -jauto
+	lintian --fail-on error,warning --display-info --pedantic \
+	    $(DEB_DIR)/ddb2es_$(VERSION)_$(DEB_ARCH).changes
+	@echo "deb: $(DEB_FILE)"
+
+check-deb: deb
+	@DEB=$(DEB_FILE) VERSION=$(VERSION) tests/check-deb.sh

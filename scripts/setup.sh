@@ -11,6 +11,12 @@
 #     so the archive's signature is checked) into .cache/promtool/; the
 #     package is not installed, as it would start a Prometheus server.
 # Run as root to install; as another user it only reports what is missing.
+#
+# `setup.sh deb` installs instead what `make deb` and `make check-deb` need:
+# the compiler and the -dev packages (the package's build dependencies),
+# Debian's packaging tools (debhelper, dpkg-dev, fakeroot), lintian, mandoc
+# (the man pages' lint), man-db (`man -w`) and systemd (`systemd-analyze
+# verify` of the installed unit); not DynamoDB Local nor the test tools.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,17 +25,21 @@ ddblocal=$cache/dynamodb-local
 pkg=amplify-dynamodb-simulator@2.9.30
 pkg_sha256=3503ffac19f183407909fecdacf4db51ab1fdad1da7b2f177016670b2d80e4b9
 
-debs="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev \
-libcriterion-dev libyaml-dev libinih-dev zlib1g-dev libssl-dev openjdk-17-jre-headless \
-ca-certificates curl libfaketime clang libclang-rt-14-dev llvm valgrind procps systemd \
-iproute2 util-linux git"
+build="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev libinih-dev \
+zlib1g-dev libssl-dev"
+case "${1:-}" in
+deb) debs="$build debhelper dpkg-dev fakeroot lintian mandoc man-db systemd git" ;;
+"") debs="$build libcriterion-dev libyaml-dev openjdk-17-jre-headless ca-certificates curl libfaketime \
+clang libclang-rt-14-dev llvm valgrind procps systemd iproute2 util-linux git" ;;
+*) echo "usage: setup.sh [deb]" >&2; exit 64 ;;
+esac
 
 missing=""
 for d in $debs; do
     dpkg-query -W -f='${Status}\n' "$d" 2>/dev/null | grep -q '^install ok installed$' ||
         missing="$missing $d"
 done
-command -v npm >/dev/null 2>&1 || missing="$missing npm"
+[ "${1:-}" = deb ] || command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
 if [ -n "$missing" ]; then
     if [ "$(id -u)" != 0 ]; then
@@ -42,6 +52,7 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+[ "${1:-}" = deb ] && exit 0
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

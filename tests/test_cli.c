@@ -160,6 +160,11 @@ Test(cli, install_honours_prefix_and_destdir)
     snprintf(path, sizeof(path), "%s/etc/ddb2es/ddb2es.conf.example", root);
     cr_assert_eq(stat(path, &st), 0, "the example config is in /etc/ddb2es");
     cr_expect_eq(st.st_mode & 0777, 0640);
+    snprintf(path, sizeof(path), "%s/usr/share/man/man8/ddb2es.8", root);
+    cr_expect_eq(stat(path, &st), 0, "ddb2es(8) is in PREFIX/share/man/man8");
+    snprintf(path, sizeof(path), "%s/usr/share/man/man5/ddb2es.conf.5", root);
+    cr_expect_eq(stat(path, &st), 0, "ddb2es.conf(5) is in PREFIX/share/man/man5");
+    cr_expect_eq(st.st_mode & 0777, 0644);
     snprintf(path, sizeof(path), "%s/usr/lib/systemd/system/ddb2es.service", root);
     unit = proc_slurp(path);
     cr_assert(strstr(unit, "[Service]") != NULL, "the unit is installed");
@@ -170,6 +175,8 @@ Test(cli, install_honours_prefix_and_destdir)
         cr_expect(strncmp(exec, "\nExecStart=/usr/bin/ddb2es ", 27) == 0,
                   "ExecStart follows PREFIX: %.80s", exec + 1);
     }
+    cr_expect(strstr(unit, "\nDocumentation=man:ddb2es(8) man:ddb2es.conf(5)\n") != NULL,
+              "the unit names the man pages");
     free(unit);
 }
 

@@ -587,10 +587,13 @@ Test(ops, status_reads_the_checkpoint_and_the_live_endpoint_while_running)
 
 Test(ops, systemd_unit_rates_1_1_and_verifies)
 {
-    char unit[512], bin[512], abs_bin[PATH_MAX];
+    char unit[512], bin[512], abs_bin[PATH_MAX], mandir[512], manpath[600], src[PATH_MAX],
+        link[700];
     const char *security[] = { SYSTEMD_ANALYZE, "security", "--offline=yes", "--threshold=11",
                                "systemd/ddb2es.service", NULL };
-    const char *verify[] = { SYSTEMD_ANALYZE, "verify", unit, NULL };
+    const char *verify[] = { SYSTEMD_ANALYZE, "verify", unit, NULL, NULL };
+    const char *pages[][2] = { { "man8", "ddb2es.8" }, { "man5", "ddb2es.conf.5" } };
+    const char *verify_env[] = { manpath, NULL };
     struct proc p;
     char *text, *at, *out;
     FILE *f;
@@ -616,7 +619,23 @@ Test(ops, systemd_unit_rates_1_1_and_verifies)
     fprintf(f, "%.*s%s%s", (int)(at - text), text, abs_bin, at + strlen("/usr/local/bin/ddb2es"));
     fclose(f);
     free(text);
-    rc = proc_run(verify, NULL, 30000, &p);
+    /* verify runs `man 8 ddb2es` for each man: of Documentation=: show it
+     * the pages of this tree (without man, it can only be told not to). */
+    snprintf(mandir, sizeof(mandir), "%s/man", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(manpath, sizeof(manpath), "MANPATH=%s", mandir);
+    mkdir(mandir, 0755);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(link, sizeof(link), "man/%s", pages[i][1]);
+        cr_assert_not_null(realpath(link, src));
+        snprintf(link, sizeof(link), "%s/%s", mandir, pages[i][0]);
+        mkdir(link, 0755);
+        snprintf(link, sizeof(link), "%s/%s/%s", mandir, pages[i][0], pages[i][1]);
+        unlink(link);
+        cr_assert_eq(symlink(src, link), 0, "%s", link);
+    }
+    if (access("/usr/bin/man", X_OK) != 0)
+        verify[3] = "--man=no";
+    rc = proc_run(verify, verify_env, 30000, &p);
     out = proc_slurp(p.err_path);
     cr_expect_eq(rc, 0, "systemd-analyze verify:\n%s", out);
     cr_expect_str_eq(out, "", "verify is silent");
