@@ -13,10 +13,12 @@
  *   {"index":"i","id":"d","version":9,"deleted":true}     the last record a REMOVE
  * A document's last record is its last in the input's order: the file's for
  * records without a shard, along its shard for the others.  Its version is
- * the one the daemon gives it (daemon/docver.h), counted along the record's
+ * the one the design gives it (daemon/docver.h), counted along the record's
  * shard when the input names one (`run`: the stand-in's dump of its
  * shards), else along the document's own records (`replay --file` of a
- * file without shards).  Its document is the table's transform
+ * file without shards); counted here with docver_next alone, not with the
+ * daemon's bookkeeping around it (shard.c, replay_versions.c), so that a
+ * slip there shows.  Its document is the table's transform
  * (indexer/transform.h, with the [table] rules of CONF): the SHA-256 is
  * taken of the very bytes ddb2es sends as the source.  So a pass proves
  * every key present with its last image, every removed key a tombstone, and
@@ -29,8 +31,8 @@
  * compare reads the two files (any order) and prints
  *   index = last images: ok (N docs, M deleted)
  * or, exit 1, what differs, with a few ids of each kind.  The canary the
- * target probe writes and deletes (TARGET_CANARY_ID) is expected as a
- * tombstone of its own.
+ * target probe writes and deletes (TARGET_CANARY_ID) may be in the index as
+ * a tombstone; it is not counted.
  */
 #include <errno.h>
 #include <getopt.h>
