@@ -21,6 +21,11 @@
  *        served counts records handed out in a GetRecords reply (each once);
  *        last_probe_served_ms is the wall clock (ms) when the last probe was
  *        first handed out.
+ *   POST /_streamsd/dump {"file":PATH}  writes every record held (probes
+ *        too), shard after shard, each in its shard's order, as one line
+ *        {"shardId":"<shard>","Records":[<record>]}: what the daemon was
+ *        given, in the form `ddb2es replay --format stream` and
+ *        bench/lastimages read, with its shard.  Answers {"records":N}.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -338,6 +343,33 @@ static void release(json_t *req, struct fake_reply *out)
     reply_json(out, 200, json_pack("{s:I}", "released", k));
 }
 
+static void dump(json_t *req, struct fake_reply *out)
+{
+    const char *path = json_string_value(json_object_get(req, "file"));
+    FILE *f = path ? fopen(path, "w") : NULL;
+    size_t n = 0;
+    int bad;
+
+    if (!f) {
+        reply_error(out, 400, "com.amazon.coral.validate#ValidationException",
+                    path ? strerror(errno) : "expected {\"file\":PATH}");
+        return;
+    }
+    for (size_t i = 0; i < sd.nshards; i++)
+        for (size_t j = 0; j < sd.shards[i].n; j++, n++) {
+            fprintf(f, "{\"shardId\":\"%s\",\"Records\":[", sd.shards[i].id);
+            fwrite(sd.shards[i].recs[j]->text, 1, sd.shards[i].recs[j]->len, f);
+            fputs("]}\n", f);
+        }
+    bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        reply_error(out, 500, "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                    "cannot write the dump");
+        return;
+    }
+    reply_json(out, 200, json_pack("{s:I}", "records", (json_int_t)n));
+}
+
 static void stats(struct fake_reply *out)
 {
     reply_json(out, 200,
@@ -367,6 +399,8 @@ static void handler(const struct fake_req *req, struct fake_reply *out, void *ar
         release(body, out);
     else if (strcmp(req->path, "/_streamsd/stats") == 0)
         stats(out);
+    else if (strcmp(req->path, "/_streamsd/dump") == 0)
+        dump(body, out);
     else if (strcmp(op, "GetRecords") == 0)
         get_records(body, out);
     else if (strcmp(op, "GetShardIterator") == 0)

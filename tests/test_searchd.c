@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <jansson.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2695,6 +2696,82 @@ Test(searchd, stats_count_requests_actions_and_items)
               "--discard keeps no sources");
     json_decref(d);
     stop();
+}
+
+/* The writes of discard_keeps_versions_tombstones_and_digests: external
+ * versions as ddb2es sends them (version_type external: a version not above
+ * the stored one is a 409, ES's VersionType.EXTERNAL#isVersionConflictForWrites;
+ * a delete leaves a tombstone holding its version, even for a missing
+ * document, InternalEngine#planDeletionAsPrimary, so an older index after it
+ * is a 409 within index.gc_deletes). */
+#define VERSIONED_WRITES                                                                    \
+    "{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":5,\"version_type\":\"external\"}}\n" \
+    "{\"n\":1}\n"                                                                           \
+    "{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":4,\"version_type\":\"external\"}}\n" \
+    "{\"n\":2}\n"                                                                           \
+    "{\"index\":{\"_index\":\"t\",\"_id\":\"a\",\"version\":5,\"version_type\":\"external\"}}\n" \
+    "{\"n\":3}\n"                                                                           \
+    "{\"index\":{\"_index\":\"t\",\"_id\":\"b\",\"version\":3,\"version_type\":\"external\"}}\n" \
+    "{\"s\":\"b\"}\n"                                                                       \
+    "{\"delete\":{\"_index\":\"t\",\"_id\":\"b\",\"version\":7,\"version_type\":\"external\"}}\n" \
+    "{\"index\":{\"_index\":\"t\",\"_id\":\"b\",\"version\":6,\"version_type\":\"external\"}}\n" \
+    "{\"s\":\"b6\"}\n"                                                                      \
+    "{\"delete\":{\"_index\":\"t\",\"_id\":\"c\",\"version\":2,\"version_type\":\"external\"}}\n" \
+    "{\"index\":{\"_index\":\"t\",\"_id\":\"c\",\"version\":1,\"version_type\":\"external\"}}\n" \
+    "{\"s\":\"c1\"}\n"
+
+/* GET /_double/digests, as text. */
+static char *digests(void)
+{
+    struct searchd_resp g;
+    char *text;
+
+    cr_assert_eq(searchd_request(sd, "GET", "/_double/digests", NULL, NULL, 0, &g), 0);
+    cr_assert_eq(g.status, 200);
+    text = strdup(g.body);
+    searchd_resp_close(&g);
+    return text;
+}
+
+/* --discard is the benchmarks' sink: it answers the versioned writes as the
+ * engines do and keeps what their final state needs (version, tombstone,
+ * the SHA-256 of each source), which is what the sink keeping sources
+ * shows too. */
+Test(searchd, discard_keeps_versions_tombstones_and_digests)
+{
+    static const long want[] = { 201, 409, 409, 201, 200, 409, 404, 409 };
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    char expect[512], hex[2 * SHA256_DIGEST_LENGTH + 1], *kept, *discarded;
+
+    SHA256((const unsigned char *)"{\"n\":1}", 7, md);
+    for (size_t i = 0; i < sizeof(md); i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    snprintf(expect, sizeof(expect),
+             "{\"index\":\"t\",\"id\":\"a\",\"version\":5,\"sha256\":\"%s\"}\n"
+             "{\"index\":\"t\",\"id\":\"b\",\"version\":7,\"deleted\":true}\n"
+             "{\"index\":\"t\",\"id\":\"c\",\"version\":2,\"deleted\":true}\n",
+             hex);
+
+    sd = searchd_start("--discard", NULL);
+    json_t *r = bulk(VERSIONED_WRITES, 200);
+    cr_assert_eq(nitems(r), 8);
+    for (size_t i = 0; i < 8; i++)
+        cr_assert_eq(item_status(r, i), want[i], "item %zu: %ld, not %ld", i, item_status(r, i),
+                     want[i]);
+    cr_assert_str_eq(item_err(r, 5, "type"), "version_conflict_engine_exception",
+                     "the tombstone's version refuses the older index");
+    json_decref(r);
+    discarded = digests();
+    cr_assert_str_eq(discarded, expect);
+    stop();
+
+    sd = searchd_start(NULL);
+    json_decref(bulk(VERSIONED_WRITES, 200));
+    kept = digests();
+    cr_assert_str_eq(kept, discarded, "the digests of kept sources are the same");
+    stop();
+    free(kept);
+    free(discarded);
 }
 
 Test(searchd, keep_alive_reuses_one_connection)

@@ -45,6 +45,74 @@ static void handle_dump(struct conn *c)
     reply(c, 200, "application/json; charset=UTF-8", NULL, buf_take(&b), len);
 }
 
+/* GET /_double/digests[?index=NAME]: the final state of every document,
+ * one JSON object a line, indices by name and ids by their bytes:
+ *   {"index":"i","id":"d","version":7,"sha256":"<hex>"}   a live document:
+ *       the SHA-256 of its source as received (kept alone in discard mode)
+ *   {"index":"i","id":"d","version":9,"deleted":true}     a tombstone
+ * Every tombstone is listed, past gc_deletes too (the double keeps its
+ * version; the engine would have forgotten it and answer 404 alike).  What
+ * bench/lastimages compares with the input's last images. */
+static void handle_digests(struct conn *c, const struct request *r)
+{
+    static const char hexd[] = "0123456789abcdef";
+    char *only = query_param(r->query, "index");
+    const char *names[1024];
+    size_t n = 0;
+    struct buf b;
+
+    for (size_t i = 0; i < srv.indices.cap && n < 1024; i++) {
+        struct index *ix = srv.indices.slots[i].key ? srv.indices.slots[i].val : NULL;
+        if (ix && ix->exists && (!only || strcmp(ix->name, only) == 0))
+            names[n++] = ix->name;
+    }
+    qsort(names, n, sizeof(names[0]), cmp_str);
+    buf_init(&b, BUF_NOMAX);
+    for (size_t i = 0; i < n; i++) {
+        struct index *ix = index_get(names[i]);
+        struct doc **v = malloc((ix->docs.len + 1) * sizeof(*v));
+        size_t k = 0;
+
+        if (!v) {
+            buf_close(&b);
+            free(only);
+            reply_error(c, 500, "exception", "out of memory");
+            return;
+        }
+        for (size_t j = 0; j < ix->docs.cap; j++)
+            if (ix->docs.slots[j].key)
+                v[k++] = ix->docs.slots[j].val;
+        qsort(v, k, sizeof(*v), cmp_docp);
+        for (size_t j = 0; j < k; j++) {
+            const struct doc *d = v[j];
+            unsigned char md[32];
+            const unsigned char *sum = d->sha256;
+
+            buf_puts(&b, "{\"index\":");
+            put_json_str(&b, ix->name, strlen(ix->name));
+            buf_puts(&b, ",\"id\":");
+            put_json_str(&b, d->id, d->id_len);
+            buf_printf(&b, ",\"version\":%" PRId64, d->version);
+            if (d->deleted) {
+                buf_puts(&b, ",\"deleted\":true}\n");
+                continue;
+            }
+            if (d->source && source_sha256(d->source, d->source_len, md) == 0)
+                sum = md;
+            buf_puts(&b, ",\"sha256\":\"");
+            for (size_t x = 0; x < 32; x++) {
+                buf_putc(&b, hexd[sum[x] >> 4]);
+                buf_putc(&b, hexd[sum[x] & 15]);
+            }
+            buf_puts(&b, "\"}\n");
+        }
+        free(v);
+    }
+    free(only);
+    size_t len = b.len;
+    reply(c, 200, "application/x-ndjson", NULL, buf_take(&b), len);
+}
+
 static void handle_stats(struct conn *c)
 {
     json_t *req = json_object(), *items = json_object(), *acts = json_object();
@@ -337,6 +405,10 @@ void handle_control(struct conn *c, struct request *r)
     }
     if (strcmp(p, "dump") == 0) {
         handle_dump(c);
+        return;
+    }
+    if (strcmp(p, "digests") == 0) {
+        handle_digests(c, r);
         return;
     }
     if (strcmp(p, "stats") == 0) {

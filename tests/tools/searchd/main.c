@@ -58,8 +58,12 @@
  *   the received X-Amz-Date; the payload hash is over the body as received
  *   (compressed, de-chunked).  403 bodies use AWS's {"message": ...} texts.
  * - Documents are kept as raw source text, never re-encoded, so numbers of
- *   any size survive.  --discard keeps versions (for correct 409s) but no
- *   sources.
+ *   any size survive.  --discard (the benchmarks' sink) keeps no sources:
+ *   each document is checked all the same, versions and tombstones are kept
+ *   and applied as without it (the same code: 409s, external versions), and
+ *   of the source only its SHA-256, so that GET /_double/digests can show
+ *   the index's final state (id, version, digest or tombstone) in 32 bytes a
+ *   document.
  * - Fault rules (POST /_double/faults, a rule or a list) are queued; each
  *   non-control request that passed auth takes one use of the first rule
  *   whose "match" (any|bulk|search|doc|count, default any) fits it.  A rule
@@ -117,7 +121,8 @@ static void usage(FILE *f)
         "usage: searchd [options]\n"
         "  --listen HOST:PORT      address to bind (default 127.0.0.1:0)\n"
         "  --port-file FILE        write the bound port there once listening (atomically)\n"
-        "  --discard               keep versions but no document sources (benchmark sink)\n"
+        "  --discard               keep versions, tombstones and each source's SHA-256,\n"
+        "                          not the sources (benchmark sink)\n"
         "  --max-body BYTES        body cap, checked on the wire and decompressed (100m)\n"
         "  --gc-deletes SECONDS    how long delete tombstones keep their version (60)\n"
         "  --poison-field NAME     documents with this top-level field fail with 400 (an\n"
@@ -143,7 +148,9 @@ static void usage(FILE *f)
         "Aliases (PUT /<index> \"aliases\", POST /_aliases, GET /_alias/<name>), data streams\n"
         "(PUT /_data_stream/<name>) and GET /_resolve/index/<expr>.\n"
         "Control API (no auth): POST /_double/faults, POST /_double/config,\n"
-        "POST /_double/reset, GET /_double/dump, GET /_double/stats, GET /_double/requests.\n",
+        "POST /_double/reset, GET /_double/dump, GET /_double/stats, GET /_double/requests,\n"
+        "GET /_double/digests[?index=NAME] (one line a document: id, version, SHA-256 of\n"
+        "its source or \"deleted\").\n",
         f);
 }
 
@@ -313,6 +320,7 @@ int main(int argc, char **argv)
     map_clear(&scr.pending, field_free);
     faults_clear();
     settings_free(s);
+    EVP_MD_free(srv.sha256);
     log_flush();
     return rc == 0 ? 0 : 70;
 }

@@ -14,7 +14,8 @@ void reply_index_missing(struct conn *c, const char *name)
     reply_json(c, 404, es_error_body(404, e), NULL);
 }
 
-static int cmp_docp(const void *a, const void *b)
+/* struct doc pointers by id, as bytes. */
+int cmp_docp(const void *a, const void *b)
 {
     const struct doc *x = *(const struct doc *const *)a, *y = *(const struct doc *const *)b;
     size_t n = x->id_len < y->id_len ? x->id_len : y->id_len;

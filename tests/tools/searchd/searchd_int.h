@@ -120,6 +120,7 @@ struct doc {
     bool deleted;
     char *source; /* raw JSON text, NULL in discard mode */
     size_t source_len;
+    unsigned char sha256[32]; /* discard mode: SHA-256 of the source as received */
 };
 
 /* The field types the double models (a field's path: its names joined by '.'). */
@@ -348,6 +349,7 @@ struct server {
     struct conn *conns;
     uint64_t down_until_ms;
     uint64_t id_counter;
+    EVP_MD *sha256;      /* fetched once, at the first document kept as a digest */
     bool stopping;
 };
 
@@ -554,6 +556,7 @@ enum doc_state doc_state(const struct doc *d, uint64_t now);
 extern const char *const vtype_upper[];
 void op_clear(struct op *o);
 void next_auto_id(char out[21]);
+int source_sha256(const char *src, size_t len, unsigned char md[32]);
 bool valid_index_name(const char *n, char *why, size_t wlen);
 int item_fail(struct item_res *res, int status, json_t *err);
 json_t *item_to_json(const struct item_res *res, bool with_status);
@@ -655,6 +658,7 @@ void handle_put_settings(struct conn *c, const struct request *r, const char *na
 /* ---- read.c -------------------------------------------------------------- */
 void reply_index_missing(struct conn *c, const char *name);
 int cmp_str(const void *a, const void *b);
+int cmp_docp(const void *a, const void *b);
 struct doc **sorted_docs(struct index *ix, bool tombstones, size_t *n);
 int resolve_indices(const char *expr, struct index **out, size_t max, const char **missing);
 void handle_get_doc(struct conn *c, const char *index, const char *id);

@@ -359,11 +359,22 @@ json_t *item_to_json(const struct item_res *res, bool with_status)
     return o;
 }
 
+/* The SHA-256 of a source's bytes.  0 or -ENOMEM. */
+int source_sha256(const char *src, size_t len, unsigned char md[32])
+{
+    if (!srv.sha256 && !(srv.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)))
+        return -ENOMEM;
+    return EVP_Digest(src, len, md, NULL, srv.sha256, NULL) ? 0 : -ENOMEM;
+}
+
+/* Keeps src (len bytes) as the document's source; in discard mode only its
+ * SHA-256, which GET /_double/digests shows (control.c). */
 static int store_doc(struct index *ix, struct doc **dp, const char *id, size_t id_len,
                      const char *src, size_t len)
 {
     struct doc *d = *dp;
     char *copy = NULL;
+    unsigned char md[32] = { 0 };
 
     if (!srv.set.discard && src) {
         copy = malloc(len + 1);
@@ -371,6 +382,8 @@ static int store_doc(struct index *ix, struct doc **dp, const char *id, size_t i
             return -ENOMEM;
         memcpy(copy, src, len);
         copy[len] = '\0';
+    } else if (src && source_sha256(src, len, md) < 0) {
+        return -ENOMEM;
     }
     if (!d) {
         d = calloc(1, sizeof(*d));
@@ -385,6 +398,7 @@ static int store_doc(struct index *ix, struct doc **dp, const char *id, size_t i
     free(d->source);
     d->source = copy;
     d->source_len = copy ? len : 0;
+    memcpy(d->sha256, md, sizeof(md));
     return 0;
 }
 
