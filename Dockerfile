@@ -7,6 +7,12 @@
 #   docker run --rm -e DDB2ES_TABLES=posts -e DDB2ES_AWS_REGION=eu-west-1 \
 #       -e DDB2ES_SINK_URL=https://search-x.eu-west-1.es.amazonaws.com \
 #       -v ddb2es-state:/var/lib/ddb2es ddb2es
+#
+# It runs as uid/gid 10001: a named volume takes the owner of the image's
+# /var/lib/ddb2es; a host directory mounted there must belong to 10001.
+# `make check-image` (tests/image/check-image.sh) builds this file with
+# buildah and runs the image as a sidecar against DynamoDB Local and the
+# search double; README "As a sidecar" has its size and what takes the room.
 
 FROM debian:bookworm-slim AS build
 ARG DEBIAN_FRONTEND=noninteractive
