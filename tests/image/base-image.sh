@@ -11,9 +11,9 @@
 # DATE being the Date of the mirror's bookworm Release file and HASH that of
 # this script: the same mirror state is bootstrapped once; a point release or
 # a change here makes a new one (from the packages kept in DEBS_DIR where
-# they did not change).  Apt inside it
-# uses this machine's mirror and its Acquire settings (a snapshot mirror
-# serves Release files past their Valid-Until).
+# they did not change), and the images built on the old one leave the store.
+# Apt inside it uses this machine's mirror and its Acquire settings (a
+# snapshot mirror serves Release files past their Valid-Until).
 #
 #   tests/image/base-image.sh DEBS_DIR
 set -euo pipefail
@@ -27,6 +27,7 @@ bases() {
 }
 
 mirror_of() {
+    # shellcheck disable=SC2016 # apt's own $(FIELD) syntax
     apt-get indextargets --format '$(RELEASE) $(REPO_URI)' | awk -v r="$1" '$1 == r { print $2; exit }'
 }
 mirror=$(mirror_of "$suite")
@@ -114,6 +115,8 @@ echo localhost >"$root/etc/hostname"
 : >"$root/etc/resolv.conf"
 printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 
+# What the store holds was built on an older base: of no use now.
+buildah rmi --all --force >/dev/null 2>&1 || true
 ctr=$(buildah from scratch)
 mnt=$(buildah mount "$ctr")
 tar -C "$root" --numeric-owner -cf - . | tar -C "$mnt" --numeric-owner -xpf -
@@ -123,7 +126,4 @@ buildah config --cmd bash --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 buildah commit --rm -q "$ctr" "localhost/ddb2es-base:$key" >/dev/null
 ctr=
 buildah tag "localhost/ddb2es-base:$key" "$name"
-for old in $(bases); do
-    [ "$old" = "$key" ] || buildah rmi "localhost/ddb2es-base:$old" >/dev/null 2>&1 || true
-done
 echo "base-image: $name is ddb2es-base:$key (made now)" >&2

@@ -88,7 +88,8 @@ if ! nice -n 5 buildah bud --layers --pull-never -t "$image" . >"$cache/build.lo
     fail "buildah bud failed"
 fi
 
-ctr= base_ctr=
+ctr=''
+base_ctr=''
 cleanup() {
     for c in $ctr $base_ctr; do
         buildah rm "$c" >/dev/null 2>&1 || true
