@@ -31,8 +31,8 @@ SEARCHD_OBJ := $(SEARCHD_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: ddb2es all setup tools tests check check-timetravel check-fleet test test-asan test-valgrind asan clean \
-        install demo fuzz setup-deb deb check-deb \
+.PHONY: ddb2es all setup tools tests check check-timetravel check-fleet check-image test test-asan \
+        test-valgrind asan clean install demo fuzz setup-deb deb check-deb \
         fuzz-build fuzz-check bench lint bench-records bench-ceilings bench-replay bench-idle \
         bench-stall bench-run bench-floor bench-leases
 .DEFAULT_GOAL := all
@@ -141,6 +141,14 @@ check-timetravel: setup tests
 # moments, a SIGTERM and a fourth worker started late (about 2 minutes).
 check-fleet: setup tests
 	@BUILD=$(BUILD) DDB2ES_FLEET_LONG=1 tests/run.sh --filter 'fleet/*' -j1
+
+# The container image: the Dockerfile built with buildah (chroot isolation,
+# no daemon) on a debian:bookworm-slim made locally with debootstrap, then run
+# as a sidecar configured by the environment alone against DynamoDB Local
+# and the search double (tests/image/check-image.sh, tests/test_image.c).
+# Root only; not part of `check` (README "As a sidecar" has the times).
+check-image:
+	@BUILD=$(BUILD) tests/image/check-image.sh
 
 check: setup
 	@$(MAKE) --no-print-directory all test
