@@ -479,11 +479,13 @@ Test(fleet, throttling_shorter_than_the_lease_loses_nothing_and_longer_stops_rea
     ddbproxy_refuse(p, 0, NULL);
     cr_assert_gt(ddbproxy_refused(p), 0);
     run_for(&f, 4500, true);
+    /* A renewal in its backoff when the table answered again lands at its
+     * next try: on a loaded machine (a sanitizer build) after the 4.5 s. */
+    cr_assert(until(&f, both_renewing, 15000, true) >= 0, "both renew again");
     for (unsigned k = 0; k < 2; k++) {
         cr_assert_eq(metric_of(&f.w[k], "ddb2es_lease_events_total", "event=\"lost\""), 0,
                      "worker %s lost no lease", f.w[k].id);
         cr_assert_eq(held_by(&f, k), before[k], "and holds what it held");
-        cr_assert_eq(metric_of(&f.w[k], "ddb2es_lease_renewing", ""), 1);
     }
     need_equal(&f, 30000);
     printf("fleet figures: %u calls refused during 1.5 s of throttling, no lease lost\n",
