@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "base/jcache.h"
 #include "daemon/clients.h"
 #include "daemon/rebuild.h"
 #include "daemon/replay.h"
@@ -646,6 +647,8 @@ int main(int argc, char **argv)
      * bench/RESULTS.md), and with the threshold fixed no large free
      * consolidates them. */
     mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    /* Each jansson tree takes the blocks the last one gave back (base/jcache.h). */
+    jcache_install();
     rc = parse(argc, argv, &cli);
     if (rc >= 0)
         return rc;

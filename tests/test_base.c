@@ -4,12 +4,15 @@
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/backoff.h"
 #include "base/bucket.h"
 #include "base/hex.h"
+#include "base/jcache.h"
 #include "base/jsonskip.h"
 #include "base/list.h"
 #include "base/rfc3339.h"
@@ -219,4 +222,85 @@ Test(base, bucket_shares_a_second_halves_and_wins_back)
     r4 = bucket_throttled(&b, 300);
     cr_assert_float_eq(r3, 150.0, 1e-9, "uncapped: half of what was seen");
     cr_assert_float_eq(r4, 75.0, 1e-9);
+}
+
+/* jcache: a freed small block is handed out again for its size, big ones and
+ * what passes the byte cap go back to malloc, and under a random mix of
+ * sizes every block holds what was written to it. */
+Test(base, jcache_reuses_small_blocks_within_its_cap)
+{
+    size_t blocks, bytes;
+    void *a, *b, *big;
+    unsigned seed = 7;
+    struct { unsigned char *p; size_t n; unsigned char fill; } live[512] = { 0 };
+
+    jcache_drain();
+    a = jcache_malloc(30);
+    cr_assert_not_null(a);
+    jcache_free(a);
+    jcache_held(&blocks, &bytes);
+    cr_assert_eq(blocks, 1);
+    cr_assert_eq(bytes, malloc_usable_size(a));
+    b = jcache_malloc(33); /* the same glibc size (40 usable) */
+    cr_assert_eq(b, a, "the freed block is taken back for its size");
+    jcache_held(&blocks, &bytes);
+    cr_assert_eq(blocks, 0);
+    big = jcache_malloc(JCACHE_MAX_BLOCK + 1);
+    jcache_free(big);
+    jcache_held(&blocks, &bytes);
+    cr_assert_eq(blocks, 0, "a large block goes back to malloc");
+    free(b); /* a cached block is a malloc block */
+
+    /* Past the byte cap, freed blocks go back to malloc. */
+    for (size_t i = 0; i < JCACHE_MAX_BYTES / 24 + 100; i++) {
+        void *p = malloc(24);
+
+        jcache_free(p);
+    }
+    jcache_held(&blocks, &bytes);
+    cr_assert_leq(bytes, JCACHE_MAX_BYTES);
+    cr_assert_gt(bytes, JCACHE_MAX_BYTES - 64);
+    jcache_drain();
+    jcache_held(&blocks, &bytes);
+    cr_assert_eq(blocks + bytes, 0);
+
+    for (int round = 0; round < 200000; round++) {
+        int k = (int)(rand_r(&seed) % 512);
+
+        if (live[k].p) {
+            for (size_t i = 0; i < live[k].n; i++)
+                cr_assert_eq(live[k].p[i], live[k].fill, "block %d byte %zu", k, i);
+            jcache_free(live[k].p);
+            live[k].p = NULL;
+        } else {
+            live[k].n = 1 + rand_r(&seed) % (rand_r(&seed) % 8 ? 120 : 700);
+            live[k].p = jcache_malloc(live[k].n);
+            cr_assert_not_null(live[k].p);
+            cr_assert_geq(malloc_usable_size(live[k].p), live[k].n);
+            live[k].fill = (unsigned char)rand_r(&seed);
+            memset(live[k].p, live[k].fill, live[k].n);
+        }
+    }
+    for (int k = 0; k < 512; k++)
+        jcache_free(live[k].p);
+    jcache_drain();
+}
+
+/* jansson on the cache: trees built and freed, json_dumps' text freed with
+ * free(), as the daemon does. */
+Test(base, jansson_runs_on_jcache)
+{
+    json_set_alloc_funcs(jcache_malloc, jcache_free);
+    for (int i = 0; i < 1000; i++) {
+        json_t *v = json_pack("{s:s, s:[i, f, s], s:{s:b}}", "id", "a-b-c", "l", i, 1.5,
+                              "x", "m", "k", 1);
+        char *text = json_dumps(v, JSON_COMPACT);
+
+        cr_assert_not_null(text);
+        cr_assert(strstr(text, "\"id\":\"a-b-c\""));
+        free(text);
+        json_decref(v);
+    }
+    json_set_alloc_funcs(malloc, free);
+    jcache_drain();
 }
