@@ -10,6 +10,25 @@
 #
 # It runs as uid/gid 10001: a named volume takes the owner of the image's
 # /var/lib/ddb2es; a host directory mounted there must belong to 10001.
+#
+# The image is FROM scratch: ddb2es, the shared objects it loads, the CA
+# certificates and a few files of /etc, all from Debian bookworm's packages
+# (scripts/image-rootfs.sh; /usr/share/doc/ddb2es/packages.txt lists them
+# with their versions).  There is no shell, no package manager and no other
+# program in it: `docker exec` has nothing to run.  To look inside, build the
+# first stage, which holds the same binary (/src/ddb2es) and libraries with
+# Debian's tools, and the image's tree in /rootfs:
+#
+#   docker build --target build -t ddb2es-build .
+#
+# or attach a debugging container to the running one: it shares ddb2es's
+# process and network namespaces, and with CAP_SYS_PTRACE /proc/1/root is
+# the image's tree:
+#
+#   docker run --rm -it --pid=container:NAME --network=container:NAME \
+#       --cap-add SYS_PTRACE debian:bookworm-slim
+#   kubectl debug -it POD --image=debian:bookworm-slim --target=ddb2es --profile=general
+#
 # `make check-image` (tests/image/check-image.sh) builds this file with
 # buildah and runs the image as a sidecar against DynamoDB Local and the
 # search double; README "As a sidecar" has its size and what takes the room.
@@ -18,7 +37,7 @@ FROM debian:bookworm-slim AS build
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential pkg-config libuv1-dev \
-        libcurl4-openssl-dev libjansson-dev libinih-dev zlib1g-dev libssl-dev \
+        libcurl4-openssl-dev libjansson-dev libinih-dev zlib1g-dev libssl-dev ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Every folder the Makefile compiles into the daemon (LIB_SRC, MAIN_OBJ).
@@ -34,27 +53,16 @@ RUN make -j"$(nproc)" ddb2es \
  && strip --strip-unneeded ddb2es \
  && ./ddb2es --version
 
-FROM debian:bookworm-slim
-ARG DEBIAN_FRONTEND=noninteractive
-# Only the libraries ddb2es links and the CA certificates.  The packages'
-# documentation (copyright files aside), man pages and translations are left
-# out, as the slim base does for its own packages; apt's lists, the
-# downloaded packages and the install logs do not stay in the layer.
-RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
-        'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \
-        'path-exclude /usr/share/locale/*' 'path-exclude /usr/share/lintian/*' \
-        >/etc/dpkg/dpkg.cfg.d/ddb2es-slim \
- && apt-get update \
- && apt-get install -y --no-install-recommends libuv1 libcurl4 libjansson4 libinih1 zlib1g \
-        libssl3 ca-certificates \
- && apt-get clean \
- && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log /var/log/alternatives.log \
-        /var/cache/debconf/*-old /var/lib/dpkg/*-old \
- && groupadd --gid 10001 ddb2es \
- && useradd --no-log-init --no-create-home --uid 10001 --gid 10001 --home-dir /var/lib/ddb2es \
-        --shell /usr/sbin/nologin ddb2es \
- && install -d -m 0700 -o 10001 -g 10001 /var/lib/ddb2es
-COPY --from=build /src/ddb2es /usr/local/bin/ddb2es
+# The final image's tree, from this stage's packages (the -dev packages
+# depend on the libraries), and the state directory apart, for COPY --chown
+# to give it to uid 10001 (0700).
+COPY scripts/image-rootfs.sh /usr/local/sbin/
+RUN image-rootfs.sh ddb2es /rootfs \
+ && install -d -m 0700 /state/ddb2es
+
+FROM scratch
+COPY --from=build /rootfs /
+COPY --from=build --chown=10001:10001 /state /var/lib
 USER 10001:10001
 # Checkpoints (and the dead-letter file): mount a volume that outlives the
 # container, used by one ddb2es at a time.

@@ -16,7 +16,8 @@
  * buildah run does not pass a SIGTERM on: it kills its command (a shell's
  * TERM trap never runs).  `docker stop` and the kubelet, through the
  * container runtime, signal the container's main process itself; so does
- * this test, found in the PID namespace chroot isolation shares. */
+ * this test, found in the PID namespace chroot isolation shares; its
+ * /proc/PID/status also tells the uid and gid it runs as. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <signal.h>
@@ -148,6 +149,29 @@ static size_t json_log_lines(const struct proc *p)
     return n;
 }
 
+/* The process's real, effective, saved and file-system ids on its "Uid:" or
+ * "Gid:" line of /proc/PID/status (proc(5)), each equal to want: the image
+ * has no `id` to ask from inside. */
+static void expect_ids(pid_t pid, const char *field, unsigned want)
+{
+    char path[64], line[256];
+    unsigned id[4] = { 0 };
+    bool found = false;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    while (!found && fgets(line, sizeof(line), f))
+        found = strncmp(line, field, strlen(field)) == 0 &&
+                sscanf(line + strlen(field), "%u %u %u %u", &id[0], &id[1], &id[2], &id[3]) == 4;
+    fclose(f);
+    cr_assert(found, "%s: no %s line", path, field);
+    line[strcspn(line, "\n")] = '\0';
+    cr_expect(id[0] == want && id[1] == want && id[2] == want && id[3] == want,
+              "%s: \"%s\", expected %u", path, line, want);
+}
+
 /* Every file the daemon left in the state volume: owned by the image's
  * user, readable by it alone. */
 static void expect_private_files(const char *dir)
@@ -235,6 +259,8 @@ Test(image, sidecar_from_the_environment_mirrors_a_table_and_stops_on_sigterm)
     if (!container_daemon)
         dump_log(&p);
     cr_assert_gt(container_daemon, 0, "the container's ddb2es process started");
+    expect_ids(container_daemon, "Uid:", IMAGE_UID);
+    expect_ids(container_daemon, "Gid:", IMAGE_UID);
 
     /* The rest of the workload while it runs: puts, updates (SET, REMOVE),
      * deletes and batches over the same keys. */
