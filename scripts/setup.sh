@@ -17,6 +17,9 @@
 # Debian's packaging tools (debhelper, dpkg-dev, fakeroot), lintian, mandoc
 # (the man pages' lint), man-db (`man -w`) and systemd (`systemd-analyze
 # verify` of the installed unit); not DynamoDB Local nor the test tools.
+# `setup.sh image` installs what `make check-image` needs besides the rest
+# (scripts/setup-image.sh runs both): buildah, debootstrap and the archive
+# keyring, jq.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,9 +32,10 @@ build="build-essential pkg-config libuv1-dev libcurl4-openssl-dev libjansson-dev
 zlib1g-dev libssl-dev"
 case "${1:-}" in
 deb) debs="$build debhelper dpkg-dev fakeroot lintian mandoc man-db systemd git" ;;
+image) debs="buildah debootstrap debian-archive-keyring jq" ;;
 "") debs="$build libcriterion-dev libyaml-dev openjdk-17-jre-headless ca-certificates curl libfaketime \
 clang libclang-rt-14-dev llvm valgrind procps systemd iproute2 util-linux git" ;;
-*) echo "usage: setup.sh [deb]" >&2; exit 64 ;;
+*) echo "usage: setup.sh [deb|image]" >&2; exit 64 ;;
 esac
 
 missing=""
@@ -39,7 +43,7 @@ for d in $debs; do
     dpkg-query -W -f='${Status}\n' "$d" 2>/dev/null | grep -q '^install ok installed$' ||
         missing="$missing $d"
 done
-[ "${1:-}" = deb ] || command -v npm >/dev/null 2>&1 || missing="$missing npm"
+[ -n "${1:-}" ] || command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
 if [ -n "$missing" ]; then
     if [ "$(id -u)" != 0 ]; then
@@ -52,7 +56,7 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-[ "${1:-}" = deb ] && exit 0
+[ -n "${1:-}" ] && exit 0
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
