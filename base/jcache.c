@@ -5,8 +5,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-/* glibc's usable sizes are 24, 40, 56, ... (16 k + 8): one list each. */
-#define NCLASS ((JCACHE_MAX_BLOCK - 8) / 16 + 1)
+/* List c holds blocks of at least 24 + 16 c usable bytes (glibc's small
+ * sizes are 24, 40, 56, ...: one list each; under an allocator whose
+ * usable size is the size asked for, a block goes to the list below). */
+#define NCLASS ((JCACHE_MAX_BLOCK - 24) / 16 + 1)
 
 struct freed {
     struct freed *next;
@@ -15,33 +17,28 @@ struct freed {
 static __thread struct freed *lists[NCLASS];
 static __thread size_t held_bytes, held_blocks;
 
-/* The list of usable size u, or -1 when u is not one of glibc's small sizes. */
-static int class_of_usable(size_t u)
+/* The list whose blocks all serve a request of n bytes. */
+static int class_for_request(size_t n)
 {
-    if (u < 24 || u > JCACHE_MAX_BLOCK || (u - 8) % 16 != 0)
-        return -1;
-    return (int)((u - 8) / 16) - 1;
+    return n <= 24 ? 0 : (int)((n - 24 + 15) / 16);
 }
 
-/* The usable size malloc(n) gives: the smallest 16 k + 8 >= max(n, 24). */
-static size_t usable_for(size_t n)
+/* The list a freed block of usable size u goes to, -1 for none. */
+static int class_for_block(size_t u)
 {
-    if (n <= 24)
-        return 24;
-    return ((n - 8 + 15) & ~(size_t)15) + 8;
+    return u < 24 || u > JCACHE_MAX_BLOCK ? -1 : (int)((u - 24) / 16);
 }
 
 void *jcache_malloc(size_t n)
 {
-    size_t u = usable_for(n);
-    int c = n <= JCACHE_MAX_BLOCK ? class_of_usable(u) : -1;
+    int c = n <= JCACHE_MAX_BLOCK ? class_for_request(n) : -1;
     struct freed *f;
 
     if (c < 0 || !(f = lists[c]))
         return malloc(n);
     lists[c] = f->next;
     held_blocks--;
-    held_bytes -= u;
+    held_bytes -= malloc_usable_size(f);
     return f;
 }
 
@@ -54,7 +51,7 @@ void jcache_free(void *p)
     if (!p)
         return;
     u = malloc_usable_size(p);
-    c = class_of_usable(u);
+    c = class_for_block(u);
     if (c < 0 || held_bytes + u > JCACHE_MAX_BYTES) {
         free(p);
         return;

@@ -235,13 +235,13 @@ Test(base, jcache_reuses_small_blocks_within_its_cap)
     struct { unsigned char *p; size_t n; unsigned char fill; } live[512] = { 0 };
 
     jcache_drain();
-    a = jcache_malloc(30);
+    a = jcache_malloc(40);
     cr_assert_not_null(a);
     jcache_free(a);
     jcache_held(&blocks, &bytes);
     cr_assert_eq(blocks, 1);
     cr_assert_eq(bytes, malloc_usable_size(a));
-    b = jcache_malloc(33); /* the same glibc size (40 usable) */
+    b = jcache_malloc(33); /* a block of 40 serves it */
     cr_assert_eq(b, a, "the freed block is taken back for its size");
     jcache_held(&blocks, &bytes);
     cr_assert_eq(blocks, 0);
