@@ -37,6 +37,7 @@ struct server {
     int err_status;
     const char *err_body;
     int limits_seen;           /* requests carrying a Limit */
+    int invalid;               /* requests DynamoDB would refuse (ValidationException) */
     char body[4096];           /* the reply being built (one request at a time) */
 };
 
@@ -50,9 +51,31 @@ static void serve(const struct fake_req *req, struct fake_reply *out, void *arg)
                                                               "N"))) : 0;
     char *text;
 
+    json_t *limit = json_object_get(q, "Limit"), *segment = json_object_get(q, "Segment");
+    json_t *total = json_object_get(q, "TotalSegments");
+
     pthread_mutex_lock(&sv->mu);
-    if (json_object_get(q, "Limit"))
+    if (limit)
         sv->limits_seen++;
+    /* What DynamoDB refuses with a ValidationException (API Reference,
+     * Scan): a Limit below 1, Segment without TotalSegments or the other
+     * way round, Segment not below TotalSegments, TotalSegments outside
+     * 1..1000000, a table name other than the one scanned. */
+    if ((limit && (!json_is_integer(limit) || json_integer_value(limit) < 1)) ||
+        !segment != !total || !json_is_integer(segment) || !json_is_integer(total) ||
+        json_integer_value(segment) < 0 ||
+        json_integer_value(segment) >= json_integer_value(total) ||
+        json_integer_value(total) < 1 || json_integer_value(total) > 1000000 ||
+        strcmp(json_string_value(json_object_get(q, "TableName")) ?
+               json_string_value(json_object_get(q, "TableName")) : "", "posts") != 0 ||
+        (start && page < 1) || seg < 0 || seg >= NSEG || page >= PAGES) {
+        sv->invalid++;
+        out->status = 400;
+        out->body = DDB_ERR("ValidationException");
+        pthread_mutex_unlock(&sv->mu);
+        json_decref(q);
+        return;
+    }
     if (sv->fail[seg] > 0) {
         sv->fail[seg]--;
         out->status = sv->err_status;
@@ -224,6 +247,7 @@ static bool failed(void *arg)
 
 static void finish(void)
 {
+    cr_expect_eq(sv.invalid, 0, "%d requests DynamoDB would refuse", sv.invalid);
     for (int i = 0; i < NSEG; i++) {
         scan_seg_stop(&ow.segs[i]);
         scan_seg_close(&ow.segs[i]);
