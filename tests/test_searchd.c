@@ -2765,6 +2765,39 @@ Test(searchd, discard_keeps_versions_tombstones_and_digests)
     cr_assert_str_eq(discarded, expect);
     stop();
 
+    /* Any id and source DynamoDB allows: NUL, an accent, a character beyond
+     * the BMP, in the id and in the source; the digest is of the bytes as
+     * sent, the id given back byte for byte. */
+    {
+        static const char id[] = "x\0\xc3\xa9\xf0\x9f\x98\x80";
+        static const char src[] = "{\"s\":\"\\u0000\xc3\xa9\xf0\x9f\x98\x80\"}";
+        char *text, *line;
+        json_t *d;
+
+        SHA256((const unsigned char *)src, sizeof(src) - 1, md);
+        for (size_t i = 0; i < sizeof(md); i++)
+            snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        sd = searchd_start("--discard", NULL);
+        r = bulk("{\"index\":{\"_index\":\"t\",\"_id\":\"x\\u0000\xc3\xa9\xf0\x9f\x98\x80\","
+                 "\"version\":9,\"version_type\":\"external\"}}\n"
+                 "{\"s\":\"\\u0000\xc3\xa9\xf0\x9f\x98\x80\"}\n", 200);
+        cr_assert_eq(item_status(r, 0), 201);
+        json_decref(r);
+        text = digests();
+        line = strtok(text, "\n");
+        d = json_loads(line, JSON_ALLOW_NUL, NULL);
+        cr_assert_not_null(d, "a digest line that is not JSON: %s", line);
+        cr_assert_eq(json_string_length(json_object_get(d, "id")), sizeof(id) - 1);
+        cr_assert(memcmp(json_string_value(json_object_get(d, "id")), id, sizeof(id) - 1) == 0,
+                  "the id comes back byte for byte");
+        cr_assert_str_eq(json_string_value(json_object_get(d, "sha256")), hex,
+                         "the digest is of the source's bytes as sent");
+        cr_assert_null(strtok(NULL, "\n"), "one document");
+        json_decref(d);
+        free(text);
+        stop();
+    }
+
     sd = searchd_start(NULL);
     json_decref(bulk(VERSIONED_WRITES, 200));
     kept = digests();
