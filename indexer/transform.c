@@ -16,8 +16,8 @@
 #include "base/b64.h"
 #include "indexer/bulk.h"
 #include "indexer/ddbnum.h"
+#include "indexer/transform_int.h"
 
-#define ID_BUILD_MAX 16384 /* escaped key text; DynamoDB keys are <= 2048 + 1024 bytes */
 #define SHOW_MAX 40        /* bytes of a bad value quoted in an error */
 #define LOCAL_MEMBERS 8    /* members of an object named without an allocation */
 
@@ -118,7 +118,7 @@ static void fail_buf(struct ctx *c, int rc, const struct buf *b)
         fail(c, "out of memory");
 }
 
-static bool in_list(const char *const *list, size_t n, const char *name, size_t len)
+bool tf_in_list(const char *const *list, size_t n, const char *name, size_t len)
 {
     for (size_t i = 0; i < n; i++)
         if (list[i] && strlen(list[i]) == len && memcmp(list[i], name, len) == 0)
@@ -127,7 +127,7 @@ static bool in_list(const char *const *list, size_t n, const char *name, size_t 
 }
 
 /* A name given with its length, 0 meaning strlen (struct transform_cfg). */
-static size_t name_len(const char *name, size_t len)
+size_t tf_name_len(const char *name, size_t len)
 {
     return len ? len : name ? strlen(name) : 0;
 }
@@ -150,7 +150,7 @@ static bool str_is(json_t *v, const char *want)
 /* The length of the UTF-8 sequence at s (len > 0), its code point in *cp; 0
  * when s does not start with one (a stray byte, a truncated or overlong form,
  * a surrogate, above U+10FFFF). */
-static size_t utf8_char(const char *str, size_t len, uint32_t *cp)
+size_t tf_utf8_char(const char *str, size_t len, uint32_t *cp)
 {
     const unsigned char *s = (const unsigned char *)str;
     uint32_t c = s[0], min;
@@ -182,12 +182,12 @@ static size_t utf8_char(const char *str, size_t len, uint32_t *cp)
     return n;
 }
 
-static bool utf8_valid(const char *s, size_t len)
+bool tf_utf8_valid(const char *s, size_t len)
 {
     uint32_t cp;
 
     for (size_t i = 0, n; i < len; i += n)
-        if ((n = utf8_char(s + i, len - i, &cp)) == 0)
+        if ((n = tf_utf8_char(s + i, len - i, &cp)) == 0)
             return false;
     return true;
 }
@@ -210,7 +210,7 @@ static bool blank(const char *s, size_t len)
     uint32_t cp;
 
     for (size_t i = 0, n; i < len; i += n)
-        if ((n = utf8_char(s + i, len - i, &cp)) == 0 || !java_space(cp))
+        if ((n = tf_utf8_char(s + i, len - i, &cp)) == 0 || !java_space(cp))
             return false;
     return true;
 }
@@ -225,7 +225,7 @@ static bool is_meta_field(const char *s, size_t len)
     return false;
 }
 
-static bool name_refused(const char *name, size_t len, bool top)
+bool tf_name_refused(const char *name, size_t len, bool top)
 {
     size_t start = 0;
 
@@ -248,7 +248,7 @@ static int put_renamed(struct buf *out, const char *name, size_t len)
     uint32_t cp;
 
     for (size_t i = 0, n; rc == 0 && i < len; i += n) {
-        n = utf8_char(name + i, len - i, &cp);
+        n = tf_utf8_char(name + i, len - i, &cp);
         if (n == 0) {
             n = 1;
             rc = buf_putc(out, name[i]);
@@ -482,7 +482,7 @@ static int name_members(struct ctx *c, struct member *m, size_t n, bool top, str
     for (size_t i = 0; i < n; i++) {
         m[i].name = m[i].key;
         m[i].nlen = m[i].klen;
-        m[i].refused = name_refused(m[i].key, m[i].klen, top);
+        m[i].refused = tf_name_refused(m[i].key, m[i].klen, top);
         nref += m[i].refused;
     }
     if (nref == 0)
@@ -580,7 +580,7 @@ static int emit_members(struct ctx *c, struct member *m, size_t n, bool top,
         rc = buf_putc(out, '{');
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = emit_member(c, &m[i], i == 0,
-                         top && in_list(cfg->hmac, cfg->n_hmac, m[i].key, m[i].klen), out);
+                         top && tf_in_list(cfg->hmac, cfg->n_hmac, m[i].key, m[i].klen), out);
     if (rc == 0)
         rc = buf_putc(out, '}');
     if (rc < 0 && !c->failed)
@@ -760,9 +760,9 @@ static int encrypted_members(struct ctx *c, json_t *item, struct encitem *e)
     const struct transform_cfg *cfg = c->cfg;
     struct encitem_keys keys = {
         .hash = cfg->hash_key,
-        .hash_len = name_len(cfg->hash_key, cfg->hash_key_len),
+        .hash_len = tf_name_len(cfg->hash_key, cfg->hash_key_len),
         .range = cfg->range_key,
-        .range_len = name_len(cfg->range_key, cfg->range_key_len),
+        .range_len = tf_name_len(cfg->range_key, cfg->range_key_len),
     };
 
     memset(e, 0, sizeof(*e));
@@ -807,9 +807,9 @@ static int emit_item(struct ctx *c, json_t *item, struct buf *out)
             continue;
         if (klen >= 8 && memcmp(k, "aws:rep:", 8) == 0)
             continue;
-        if (cfg->n_include && !in_list(cfg->include, cfg->n_include, k, klen))
+        if (cfg->n_include && !tf_in_list(cfg->include, cfg->n_include, k, klen))
             continue;
-        if (in_list(cfg->exclude, cfg->n_exclude, k, klen))
+        if (tf_in_list(cfg->exclude, cfg->n_exclude, k, klen))
             continue;
         m[n++] = (struct member){ .key = k, .klen = klen, .val = av };
     }
@@ -867,42 +867,53 @@ static json_t *key_value(struct ctx *c, json_t *keys, const char *name, size_t n
     return av;
 }
 
+int tf_key_part(const struct tf_scalar *k, char sep, struct buf *idb)
+{
+    struct buf tmp;
+    int rc;
+
+    if (k->t == 'B' && !b64_valid(k->s, k->len))
+        return -EINVAL;
+    if (k->t != 'N')
+        return put_escaped(idb, k->s, k->len, sep);
+    buf_init(&tmp, TF_ID_BUILD_MAX);
+    rc = ddbnum_canonical(k->s, k->len, &tmp);
+    if (rc == 0)
+        rc = put_escaped(idb, tmp.ptr ? tmp.ptr : "", tmp.len, sep);
+    buf_close(&tmp);
+    return rc;
+}
+
 /* One key value's text (steps 1 and 2 of the id function), appended to idb. */
 static int id_part(struct ctx *c, json_t *keys, const char *name, size_t nlen, struct buf *idb)
 {
     const struct transform_cfg *cfg = c->cfg;
+    struct tf_scalar k;
     json_t *av, *v;
-    const char *s;
-    struct buf tmp;
-    size_t len;
-    char t;
     int rc;
 
     c->path[0] = (struct seg){ .key = name, .klen = nlen };
     c->depth = 1;
-    if (!(av = key_value(c, keys, name, nlen, &t, &v)))
+    if (!(av = key_value(c, keys, name, nlen, &k.t, &v)))
         return -EINVAL;
-    s = string_of(v, &len);
-    buf_init(&tmp, ID_BUILD_MAX);
-    if (in_list(cfg->hmac, cfg->n_hmac, name, nlen)) {
+    k.s = string_of(v, &k.len);
+    if (tf_in_list(cfg->hmac, cfg->n_hmac, name, nlen)) {
+        struct buf tmp;
+
+        buf_init(&tmp, TF_ID_BUILD_MAX);
         rc = put_hmac(c, av, &tmp, false);
-    } else if (t == 'N') {
-        rc = ddbnum_canonical(s, len, &tmp);
-        if (rc == -EINVAL)
-            fail_value(c, "invalid number", s, len);
-    } else if (t == 'B' && !b64_valid(s, len)) {
-        fail_value(c, "invalid base64 in B value", s, len);
-        rc = -EINVAL;
+        if (rc == 0)
+            rc = put_escaped(idb, tmp.ptr ? tmp.ptr : "", tmp.len, cfg->id_sep);
+        buf_close(&tmp);
     } else {
-        rc = buf_append(&tmp, s, len);
+        rc = tf_key_part(&k, cfg->id_sep, idb);
+        if (rc == -EINVAL)
+            fail_value(c, k.t == 'N' ? "invalid number" : "invalid base64 in B value", k.s, k.len);
     }
-    if (rc == 0)
-        rc = put_escaped(idb, tmp.ptr ? tmp.ptr : "", tmp.len, cfg->id_sep);
     if (rc == -E2BIG && !c->failed)
         fail(c, "key too long");
     else if (rc < 0 && !c->failed)
         fail(c, "out of memory");
-    buf_close(&tmp);
     c->depth = 0;
     return rc;
 }
@@ -918,11 +929,11 @@ static int key_text(struct ctx *c, json_t *keys, struct buf *out)
         fail(c, "no key attributes");
         return -EINVAL;
     }
-    rc = id_part(c, keys, cfg->hash_key, name_len(cfg->hash_key, cfg->hash_key_len), out);
+    rc = id_part(c, keys, cfg->hash_key, tf_name_len(cfg->hash_key, cfg->hash_key_len), out);
     if (rc == 0 && cfg->range_key) {
         rc = buf_putc(out, cfg->id_sep);
         if (rc == 0)
-            rc = id_part(c, keys, cfg->range_key, name_len(cfg->range_key, cfg->range_key_len),
+            rc = id_part(c, keys, cfg->range_key, tf_name_len(cfg->range_key, cfg->range_key_len),
                          out);
     }
     if (rc < 0 && !c->failed)
@@ -933,57 +944,45 @@ static int key_text(struct ctx *c, json_t *keys, struct buf *out)
 }
 
 /* One key attribute as DynamoDB JSON: "name":{"T":"text"}. */
-static int put_key_json(json_t *keys, const char *name, size_t nlen, struct buf *out)
+static int put_key_json(struct buf *out, const char *name, size_t nlen, const struct tf_scalar *k)
 {
-    json_t *av = json_object_getn(keys, name, nlen);
-    void *it = json_object_iter(av);
-    const char *t = json_object_iter_key(it), *s;
-    size_t tlen = json_object_iter_key_len(it), len;
-    int rc;
+    char t[1] = { k->t };
+    int rc = bulk_json_string(out, name, nlen);
 
-    s = string_of(json_object_iter_value(it), &len);
-    rc = bulk_json_string(out, name, nlen);
+    if (rc == 0)
+        rc = buf_puts(out, ":{");
+    if (rc == 0)
+        rc = bulk_json_string(out, t, 1);
     if (rc == 0)
         rc = buf_putc(out, ':');
-    if (rc == 0)
-        rc = buf_putc(out, '{');
-    if (rc == 0)
-        rc = bulk_json_string(out, t, tlen);
-    if (rc == 0)
-        rc = buf_putc(out, ':');
-    if (rc == 0 && t[0] == 'N') {
+    if (rc == 0 && k->t == 'N') {
         rc = buf_putc(out, '"');
         if (rc == 0)
-            rc = ddbnum_canonical(s, len, out);
+            rc = ddbnum_canonical(k->s, k->len, out);
         if (rc == 0)
             rc = buf_putc(out, '"');
     } else if (rc == 0) {
-        rc = bulk_json_string(out, s, len);
+        rc = bulk_json_string(out, k->s, k->len);
     }
     if (rc == 0)
         rc = buf_putc(out, '}');
     return rc;
 }
 
-/* doc->keys (doc.h), once the id is built from the same keys. */
-static int put_keys(struct ctx *c, json_t *keys, struct buf *out)
+int tf_put_keys(struct buf *out, const struct transform_cfg *cfg, const struct tf_scalar *hash,
+                const struct tf_scalar *range)
 {
-    const struct transform_cfg *cfg = c->cfg;
-    size_t hlen = name_len(cfg->hash_key, cfg->hash_key_len);
-    size_t rlen = name_len(cfg->range_key, cfg->range_key_len);
     int rc;
 
     buf_reset(out);
-    if (in_list(cfg->hmac, cfg->n_hmac, cfg->hash_key, hlen) ||
-        (cfg->range_key && in_list(cfg->hmac, cfg->n_hmac, cfg->range_key, rlen)))
-        return 0;
     rc = buf_putc(out, '{');
     if (rc == 0)
-        rc = put_key_json(keys, cfg->hash_key, hlen, out);
-    if (rc == 0 && cfg->range_key) {
+        rc = put_key_json(out, cfg->hash_key, tf_name_len(cfg->hash_key, cfg->hash_key_len), hash);
+    if (rc == 0 && range->t) {
         rc = buf_putc(out, ',');
         if (rc == 0)
-            rc = put_key_json(keys, cfg->range_key, rlen, out);
+            rc = put_key_json(out, cfg->range_key,
+                              tf_name_len(cfg->range_key, cfg->range_key_len), range);
     }
     if (rc == 0)
         rc = buf_putc(out, '}');
@@ -991,9 +990,57 @@ static int put_keys(struct ctx *c, json_t *keys, struct buf *out)
         buf_reset(out);
     if (rc == -E2BIG) /* the caller's ceiling (0 for a buffer never buf_init'ed) */
         return 0;
-    if (rc < 0)
-        fail(c, "out of memory");
-    return rc;
+    return rc < 0 ? -ENOMEM : 0;
+}
+
+/* A key attribute's scalar, known to be one (id_part checked it). */
+static void key_scalar(json_t *keys, const char *name, size_t nlen, struct tf_scalar *k)
+{
+    void *it = json_object_iter(json_object_getn(keys, name, nlen));
+
+    k->t = json_object_iter_key(it)[0];
+    k->s = string_of(json_object_iter_value(it), &k->len);
+}
+
+/* doc->keys (doc.h), once the id is built from the same keys. */
+static int put_keys(struct ctx *c, json_t *keys, struct buf *out)
+{
+    const struct transform_cfg *cfg = c->cfg;
+    size_t hlen = tf_name_len(cfg->hash_key, cfg->hash_key_len);
+    size_t rlen = tf_name_len(cfg->range_key, cfg->range_key_len);
+    struct tf_scalar hash = { 0 }, range = { 0 };
+
+    buf_reset(out);
+    if (tf_in_list(cfg->hmac, cfg->n_hmac, cfg->hash_key, hlen) ||
+        (cfg->range_key && tf_in_list(cfg->hmac, cfg->n_hmac, cfg->range_key, rlen)))
+        return 0;
+    key_scalar(keys, cfg->hash_key, hlen, &hash);
+    if (cfg->range_key)
+        key_scalar(keys, cfg->range_key, rlen, &range);
+    if (tf_put_keys(out, cfg, &hash, &range) == 0)
+        return 0;
+    fail(c, "out of memory");
+    return -ENOMEM;
+}
+
+void tf_id_set(struct doc *out, const struct buf *idb, char sep)
+{
+    if (idb->len > DOC_ID_MAX || !tf_utf8_valid(idb->ptr, idb->len)) {
+        unsigned char md[SHA256_DIGEST_LENGTH];
+
+        SHA256((const unsigned char *)(idb->ptr ? idb->ptr : ""), idb->len, md);
+        out->id[0] = '\\';
+        out->id[1] = sep == 'h' ? 'H' : 'h';
+        for (size_t i = 0; i < sizeof(md); i++) {
+            out->id[2 + 2 * i] = hexd[md[i] >> 4];
+            out->id[2 + 2 * i + 1] = hexd[md[i] & 15];
+        }
+        out->id_len = 2 + 2 * sizeof(md);
+    } else {
+        memcpy(out->id, idb->ptr ? idb->ptr : "", idb->len);
+        out->id_len = idb->len;
+    }
+    out->id[out->id_len] = '\0';
 }
 
 static int build_id(struct ctx *c, json_t *keys, struct doc *out)
@@ -1001,25 +1048,10 @@ static int build_id(struct ctx *c, json_t *keys, struct doc *out)
     struct buf idb;
     int rc;
 
-    buf_init(&idb, ID_BUILD_MAX);
+    buf_init(&idb, TF_ID_BUILD_MAX);
     rc = key_text(c, keys, &idb);
-    if (rc == 0 && (idb.len > DOC_ID_MAX || !utf8_valid(idb.ptr, idb.len))) {
-        unsigned char md[SHA256_DIGEST_LENGTH];
-
-        SHA256((const unsigned char *)idb.ptr, idb.len, md);
-        out->id[0] = '\\';
-        out->id[1] = c->cfg->id_sep == 'h' ? 'H' : 'h';
-        for (size_t i = 0; i < sizeof(md); i++) {
-            out->id[2 + 2 * i] = hexd[md[i] >> 4];
-            out->id[2 + 2 * i + 1] = hexd[md[i] & 15];
-        }
-        out->id_len = 2 + 2 * sizeof(md);
-    } else if (rc == 0) {
-        memcpy(out->id, idb.ptr ? idb.ptr : "", idb.len);
-        out->id_len = idb.len;
-    }
     if (rc == 0)
-        out->id[out->id_len] = '\0';
+        tf_id_set(out, &idb, c->cfg->id_sep);
     buf_close(&idb);
     if (rc == 0)
         rc = put_keys(c, keys, &out->keys);
@@ -1027,6 +1059,11 @@ static int build_id(struct ctx *c, json_t *keys, struct doc *out)
 }
 
 /* ---- entry points ---- */
+
+bool tf_cfg_usable(const struct transform_cfg *cfg)
+{
+    return cfg->index && cfg->hash_key && cfg->id_sep != '\\' && cfg->id_sep != '\0';
+}
 
 static bool ctx_start(struct ctx *c, const struct transform_cfg *cfg, struct buf *err,
                       const char *what)
@@ -1037,7 +1074,7 @@ static bool ctx_start(struct ctx *c, const struct transform_cfg *cfg, struct buf
     c->what = what;
     if (err)
         buf_reset(err);
-    if (!cfg->index || !cfg->hash_key || cfg->id_sep == '\\' || cfg->id_sep == '\0') {
+    if (!tf_cfg_usable(cfg)) {
         fail(c, "bad configuration: index, hash key and an id separator other than '\\' needed");
         return false;
     }
@@ -1226,7 +1263,7 @@ static void put_quoted_name(struct buf *b, const char *name, size_t len)
 
     buf_putc(b, '"');
     for (size_t i = 0, n; i < len && i < max; i += n) {
-        n = utf8_char(name + i, len - i, &cp);
+        n = tf_utf8_char(name + i, len - i, &cp);
         if (n && cp != '"' && cp != '\\' && (cp == ' ' || !java_space(cp)) && cp >= 0x20 &&
             cp != 0x7f) {
             buf_append(b, name + i, n);
