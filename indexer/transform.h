@@ -159,6 +159,26 @@ enum transform_result {
 enum transform_result transform_record(const struct transform_cfg *cfg, json_t *record,
                                        struct doc *out, struct buf *err);
 
+/* What transform_record_text reads of a record besides the document: its
+ * "shardId" and "parentShardId" strings ("" when absent or not strings), as
+ * source_stream_value takes them from a record of a file. */
+struct transform_text_extra {
+    char shard[128];
+    char parent[128];
+};
+
+/* The record whose JSON text is text -> out, in one pass without a tree:
+ * true when the record is plain enough to be sure of, and out is then what
+ * jsonx_loadb and transform_record would have made of it with TR_DOC (op,
+ * index, id, keys, seq, created, source; version left alone).  False for
+ * everything else, out's content then undefined: the caller reads the text
+ * with jsonx_loadb and calls transform_record, which decides it (an error,
+ * TR_SKIP, TR_NEED_ITEM, a renamed name, an hmac'd or encrypted attribute,
+ * a duplicate name, a Lambda event; see transform_text.c).  Never false
+ * for a record both would take unless it holds one of those. */
+bool transform_record_text(const struct transform_cfg *cfg, const char *text, size_t len,
+                           struct doc *out, struct transform_text_extra *x);
+
 /* A plain item (a NewImage, a Scan or BatchGetItem item, an export Item)
  * -> an index action: sets op, index, id, keys and source; leaves seq,
  * created and version alone.  Returns TR_DOC or TR_ERROR. */

@@ -11,12 +11,16 @@
  *                                           (ED A0 80..ED BF BF).
  * Beyond "no crash, no leak, no undefined behaviour" it checks what the
  * emitter promises: an index action's source is one JSON object, keys are
- * empty or one JSON object, and an id is 1..DOC_ID_MAX bytes of UTF-8. */
+ * empty or one JSON object, and an id is 1..DOC_ID_MAX bytes of UTF-8.
+ * And differentially: the input's text, as it is, through the one-pass
+ * reader (transform_record_text); what that takes, jsonx_loadb and
+ * transform_record must make the same action of, byte for byte. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsonx.h"
 #include "indexer/transform.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -159,6 +163,49 @@ static void check_doc(const struct doc *d, enum transform_result tr)
         abort();
 }
 
+static bool same_buf(const struct buf *a, const struct buf *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->ptr, b->ptr, a->len) == 0);
+}
+
+/* The text read in one pass and as a tree: the same action, or given back. */
+static void one_pass(const struct transform_cfg *cfg, const char *text, size_t len,
+                     size_t source_max, size_t keys_max)
+{
+    struct transform_text_extra x;
+    struct doc a, b;
+    struct buf err;
+    json_t *rec;
+
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    buf_init(&a.source, source_max);
+    buf_init(&a.keys, keys_max);
+    buf_init(&b.source, source_max);
+    buf_init(&b.keys, keys_max);
+    buf_init(&err, 1024);
+    if (transform_record_text(cfg, text, len, &a, &x)) {
+        const char *sh, *pa;
+
+        if (!(rec = jsonx_loadb(text, len, 0, NULL)) ||
+            transform_record(cfg, rec, &b, &err) != TR_DOC || a.op != b.op ||
+            a.index != b.index || a.id_len != b.id_len || memcmp(a.id, b.id, a.id_len + 1) ||
+            !same_buf(&a.keys, &b.keys) || strcmp(a.seq, b.seq) || a.created != b.created ||
+            !same_buf(&a.source, &b.source))
+            abort();
+        sh = json_string_value(json_object_get(rec, "shardId"));
+        pa = json_string_value(json_object_get(rec, "parentShardId"));
+        if (strcmp(x.shard, sh ? sh : "") || strcmp(x.parent, pa ? pa : ""))
+            abort();
+        json_decref(rec);
+    }
+    buf_close(&a.source);
+    buf_close(&a.keys);
+    buf_close(&b.source);
+    buf_close(&b.keys);
+    buf_close(&err);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const unsigned char key[] = "fuzz-hmac-key";
@@ -205,6 +252,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf_init(&d.keys, (flags & 128) ? 16 : 0);
     buf_init(&err, 1024);
     check_doc(&d, transform_record(&cfg, rec, &d, &err));
+    one_pass(&cfg, (const char *)data + 1, size - 1, d.source.max, d.keys.max);
     /* The daemon passes these only when present. */
     image = json_object_get(json_object_get(rec, "dynamodb"), "NewImage");
     keys = json_object_get(json_object_get(rec, "dynamodb"), "Keys");
