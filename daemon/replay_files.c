@@ -53,17 +53,14 @@ static void dead_letter_file(struct replay *rp, json_t *raw, const char *type)
         rp->pending--;
 }
 
-/* One stream record; shard and parent (may be NULL) as the file gives them. */
-static void take_record(void *arg, json_t *rec, unsigned long line, const char *shard,
-                        const char *parent)
+/* One stream record made into rp->d (tr), from the tree rec or (rec NULL,
+ * then tr is TR_DOC) from its text; shard and parent (may be NULL) as the
+ * file gives them. */
+static void take_made(struct replay *rp, enum transform_result tr, json_t *rec,
+                      unsigned long line, const char *shard, const char *parent)
 {
-    struct replay *rp = arg;
-    enum transform_result tr;
     bool dup;
 
-    rp->read++;
-    replay_doc_reset(rp);
-    tr = transform_record(&rp->tf, rec, &rp->d, &rp->err);
     /* Every record counts in its second, as in the daemon, sent or not. */
     rp->d.version = replay_record_version(rp, shard, parent, &dup);
     if (dup) {
@@ -95,6 +92,32 @@ static void take_record(void *arg, json_t *rec, unsigned long line, const char *
         dead_letter_file(rp, rec, "record_conversion_error");
         break;
     }
+}
+
+static void take_record(void *arg, json_t *rec, unsigned long line, const char *shard,
+                        const char *parent)
+{
+    struct replay *rp = arg;
+
+    rp->read++;
+    replay_doc_reset(rp);
+    take_made(rp, transform_record(&rp->tf, rec, &rp->d, &rp->err), rec, line, shard, parent);
+}
+
+/* A line holding one plain record, made into a document in one pass over
+ * its text (transform_record_text); false leaves the line to be read as a
+ * tree, errors and all. */
+static bool record_text(struct replay *rp, const char *p, size_t len)
+{
+    struct transform_text_extra x;
+
+    replay_doc_reset(rp);
+    if (!transform_record_text(&rp->tf, p, len, &rp->d, &x))
+        return false;
+    rp->read++;
+    take_made(rp, TR_DOC, NULL, rp->files.lineno, x.shard[0] ? x.shard : NULL,
+              x.parent[0] ? x.parent : NULL);
+    return true;
 }
 
 /* A stream-record value (source_stream_value): each record taken. */
@@ -157,6 +180,8 @@ static void one_line(struct replay *rp, char *p, size_t len)
         replay_dlq_line(rp, p, len, rp->files.lineno);
         return;
     }
+    if (rp->o->format == REPLAY_STREAM && record_text(rp, p, len))
+        return;
     v = source_line_value(&rp->files, p, len, rp->o->format == REPLAY_STREAM, &at, &err);
     if (v)
         handle_value(rp, v, at);

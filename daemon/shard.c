@@ -630,9 +630,10 @@ static long take_records(struct shard *s, const char *body)
     for (i = 0; i < page->n && taken >= 0; i++) {
         const char *text = body + page->span[i].off;
         size_t len = page->span[i].len;
+        struct transform_text_extra x;
         json_error_t jerr;
-        json_t *rec = jsonx_loadb(text, len, 0, &jerr);
-        struct streams_record sr;
+        json_t *rec = NULL;
+        struct streams_record sr = { 0 };
         const char *seq;
         struct docver before = s->ver;
         char seqbuf[SEQNUM_MAX + 1], why[256];
@@ -642,32 +643,42 @@ static long take_records(struct shard *s, const char *body)
         int64_t ticket;
         int rc = 0;
 
-        streams_record_parse(rec, &sr);
-        seq = sr.seq;
-        if (!rec || !seq || !seqnum_valid(seq)) {
-            if (!rec)
-                snprintf(why, sizeof(why), "%s at byte %d", jerr.text, jerr.position);
-            else
-                snprintf(why, sizeof(why), "no SequenceNumber of 21 to 40 digits");
-            seq = rec ? NULL : find_seq(text, len, seqbuf) ? seqbuf : NULL;
-            if (seq && s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0)
-                rc = 0; /* seen already (a renewed iterator overlaps) */
-            else if ((rc = take_poison(s, i, seq, text, len,
-                                       rec ? "record_without_sequence_number" : "record_not_json",
-                                       why)) == 0)
-                taken++;
-            json_decref(rec);
-            if (rc == -ENOMEM)
-                taken = -ENOMEM;
-            continue;
+        /* Most records are made into a document in one pass over their
+         * text; the rest, and every record in error, go through a tree. */
+        if (transform_record_text(reader_transform(r), text, len, &d, &x) && seqnum_valid(d.seq)) {
+            if (s->last_read[0] && seqnum_cmp(d.seq, s->last_read) <= 0)
+                continue; /* seen already (a renewed iterator overlaps) */
+            seq = memcpy(seqbuf, d.seq, strlen(d.seq) + 1);
+            tr = TR_DOC;
+        } else {
+            rec = jsonx_loadb(text, len, 0, &jerr);
+            streams_record_parse(rec, &sr);
+            seq = sr.seq;
+            if (!rec || !seq || !seqnum_valid(seq)) {
+                if (!rec)
+                    snprintf(why, sizeof(why), "%s at byte %d", jerr.text, jerr.position);
+                else
+                    snprintf(why, sizeof(why), "no SequenceNumber of 21 to 40 digits");
+                seq = rec ? NULL : find_seq(text, len, seqbuf) ? seqbuf : NULL;
+                if (seq && s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0)
+                    rc = 0; /* seen already (a renewed iterator overlaps) */
+                else if ((rc = take_poison(s, i, seq, text, len,
+                                           rec ? "record_without_sequence_number" : "record_not_json",
+                                           why)) == 0)
+                    taken++;
+                json_decref(rec);
+                if (rc == -ENOMEM)
+                    taken = -ENOMEM;
+                continue;
+            }
+            if (s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0) {
+                json_decref(rec);
+                continue; /* seen already (a renewed iterator overlaps) */
+            }
+            seq = memcpy(seqbuf, seq, strlen(seq) + 1); /* outlives rec */
+            buf_reset(&err);
+            tr = transform_record(reader_transform(r), rec, &d, &err);
         }
-        if (s->last_read[0] && seqnum_cmp(seq, s->last_read) <= 0) {
-            json_decref(rec);
-            continue; /* seen already (a renewed iterator overlaps) */
-        }
-        seq = memcpy(seqbuf, seq, strlen(seq) + 1); /* outlives rec */
-        buf_reset(&err);
-        tr = transform_record(reader_transform(r), rec, &d, &err);
         /* The time as transform_record checked it (0 when it is not a
          * time in seconds): a raw cast of any JSON number is undefined. */
         created = d.created;
