@@ -7,7 +7,7 @@
 # Usage: bench/records.sh STEP...   (default: all)
 #   floor         the RSS of a process that only loads and initialises the
 #                 libraries ddb2es links (bench/floor), and of an idle ddb2es
-#   ceilings      jansson ceiling (bench/ceiling) on the 100k corpus; the
+#   ceilings      jansson and one-pass ceilings (bench/ceiling) on the 100k corpus; the
 #                 sink's (searchd --discard) and the Streams stand-in's
 #                 (bench/streamsd) own ceilings, measured with bench/httpload
 #   replay        ddb2es replay --file of the 100k and 1M corpora into the sink
@@ -20,7 +20,8 @@
 # Every replay, run and idle run ends with the check that the sink's index
 # equals the input's last images (bench/lastimages: ids, versions, the
 # SHA-256 of each document, tombstones); a failed check stops the script.
-# Environment: BUILD (build), RUNS (5), DATA (BUILD/bench-data: corpora),
+# Environment: BUILD (build), DDB2ES (BUILD/ddb2es: the binary measured,
+# e.g. an older build's, to compare two trees with the same tools), RUNS (5), DATA (BUILD/bench-data: corpora),
 # REPLAY_SIZES ("100000 1000000": the corpora replay reads), RUN_RECORDS
 # (100000: the records of run:SHARDS and stall), SINK_ARGS (more options of
 # the sink, e.g. --no-external-versions to see the check fail).
@@ -32,6 +33,7 @@ RUNS=${RUNS:-5}
 RUN_RECORDS=${RUN_RECORDS:-100000}
 DATA=${DATA:-$BUILD/bench-data}
 B=$BUILD/bench
+DDB2ES=${DDB2ES:-$BUILD/ddb2es}
 make -s all tools "$B/corpus" "$B/ceiling" "$B/streamsd" "$B/httpload" "$B/floor" "$B/lastimages" \
     BUILD="$BUILD" >/dev/null
 mkdir -p "$DATA"
@@ -153,10 +155,15 @@ probe() { # K
     echo "$((t1 - last)) $((t1 - t0))"
 }
 
-# One run of the ceiling on corpus $1, appended to $2 as "records cpu_s";
-# run beside each measured run, in rotated order, so both see the same
-# machine (the ratio is the figure to compare, not either alone).
-ceiling_once() { "$B/ceiling" "$1" | awk '{print $2, $6}' >>"$2"; }
+# One run of each ceiling on corpus $1, appended as "records cpu_s" to $2
+# (jansson's: a tree per record) and $2.op (the one-pass reader's, which
+# ddb2es's record path is now); run beside each measured run, in rotated
+# order, so all see the same machine (the ratio is the figure to compare,
+# not either alone).
+ceiling_once() {
+    "$B/ceiling" "$1" | awk '{print $2, $6}' >>"$2"
+    "$B/ceiling" --one-pass "$1" | awk '{print $2, $6}' >>"$2.op"
+}
 
 # "ratio of medians" of records/CPU-s: measured file (records in $1, CPU in
 # column $3) over ceiling file.
@@ -172,6 +179,9 @@ step_ceilings() {
     c100k=$(corpus 100000)
     echo "== jansson ceiling (bench/ceiling) on the 100k corpus ($(du -m "$c100k" | cut -f1) MB)"
     for _ in $(seq "$RUNS"); do "$B/ceiling" "$c100k"; done | tee "$work/ceil"
+    echo "records/CPU-s: $(awk '{print $10}' "$work/ceil" | stat3)  records/s: $(awk '{print $8}' "$work/ceil" | stat3)"
+    echo "== one-pass ceiling (bench/ceiling --one-pass) on the 100k corpus"
+    for _ in $(seq "$RUNS"); do "$B/ceiling" --one-pass "$c100k"; done | tee "$work/ceil"
     echo "records/CPU-s: $(awk '{print $10}' "$work/ceil" | stat3)  records/s: $(awk '{print $8}' "$work/ceil" | stat3)"
 
     echo "== sink ceiling: searchd --discard, 1000-action bodies from the corpus, 2 connections, 5 s"
@@ -206,14 +216,14 @@ step_floor() {
     start_searchd
     start_streamsd 0 1
     local d
-    conf floor; "$BUILD/ddb2es" run -c "$work/floor.conf" 2>"$work/floor.log" & d=$!; pids+=($d)
+    conf floor; "$DDB2ES" run -c "$work/floor.conf" 2>"$work/floor.log" & d=$!; pids+=($d)
     sleep 10
     echo "peak RSS: $(hwm_mb $d) MB"
     stop $d; stop "$streamsd_pid"; stop "$searchd_pid"
 }
 
 step_replay() {
-    if ! "$BUILD/ddb2es" replay --help >/dev/null 2>&1; then
+    if ! "$DDB2ES" replay --help >/dev/null 2>&1; then
         echo "== replay: this ddb2es has no replay command yet; skipped"
         return
     fi
@@ -221,14 +231,14 @@ step_replay() {
         local f
         f=$(corpus "$n")
         echo "== replay --file of $n records into searchd --discard"
-        : >"$work/replay.txt"; : >"$work/replay-ceil.txt"
+        : >"$work/replay.txt"; : >"$work/replay-ceil.txt"; : >"$work/replay-ceil.txt.op"
         for r in $(seq "$RUNS"); do
             [ $((r % 2)) = 1 ] && ceiling_once "$f" "$work/replay-ceil.txt"
             start_searchd
             streams=
             conf replay
             /usr/bin/time -f "%e %U %S %M" -o "$work/t" \
-                "$BUILD/ddb2es" replay -c "$work/replay.conf" --table posts --file "$f" --format stream --key author,ts \
+                "$DDB2ES" replay -c "$work/replay.conf" --table posts --file "$f" --format stream --key author,ts \
                 >/dev/null 2>"$work/replay.log" || { tail -3 "$work/replay.log"; return 1; }
             read -r wall user sys rss <"$work/t"
             echo "$n $wall $(echo "$user + $sys" | bc) $rss $(sink_us "$n")" | tee -a "$work/replay.txt"
@@ -245,20 +255,22 @@ step_replay() {
              " sink CPU us/record: $(awk '{print $5}' "$work/replay.txt" | stat3)"
         echo "ceiling records/CPU-s, same runs: $(awk '{print $1 / $2}' "$work/replay-ceil.txt" | stat3)" \
              " replay --file / ceiling: $(ratio "$work/replay.txt" 3 "$work/replay-ceil.txt")"
+        echo "one-pass ceiling records/CPU-s, same runs: $(awk '{print $1 / $2}' "$work/replay-ceil.txt.op" | stat3)" \
+             " replay --file / one-pass ceiling: $(ratio "$work/replay.txt" 3 "$work/replay-ceil.txt.op")"
     done
 }
 
 step_run() { # SHARDS
     local shards=$1 n=$RUN_RECORDS
     echo "== run: $n records in $shards shards, defaults (flush_interval 1s, concurrency 2)"
-    : >"$work/run.txt"; : >"$work/lat.txt"; : >"$work/run-ceil.txt"
+    : >"$work/run.txt"; : >"$work/lat.txt"; : >"$work/run-ceil.txt"; : >"$work/run-ceil.txt.op"
     for r in $(seq "$RUNS"); do
         [ $((r % 2)) = 1 ] && ceiling_once "$(corpus "$n")" "$work/run-ceil.txt"
         start_searchd
         start_streamsd "$n" "$shards"
         local t0 t1 d
         t0=$(now_ms)
-        conf run; "$BUILD/ddb2es" run -c "$work/run.conf" 2>"$work/run.log" & d=$!; pids+=($d)
+        conf run; "$DDB2ES" run -c "$work/run.conf" 2>"$work/run.log" & d=$!; pids+=($d)
         while [ "$(sd_stat served)" != "$n" ] || [ "$(metric ddb2es_sink_queued_docs)" != 0 ]; do
             kill -0 $d || { tail -3 "$work/run.log"; return 1; }
             sleep 0.05
@@ -279,6 +291,8 @@ step_run() { # SHARDS
     done
     echo "ceiling records/CPU-s, same runs: $(awk '{print $1 / $2}' "$work/run-ceil.txt" | stat3)" \
          " run / ceiling: $(ratio "$work/run.txt" 3 "$work/run-ceil.txt")"
+    echo "one-pass ceiling records/CPU-s, same runs: $(awk '{print $1 / $2}' "$work/run-ceil.txt.op" | stat3)" \
+         " run / one-pass ceiling: $(ratio "$work/run.txt" 3 "$work/run-ceil.txt.op")"
     echo "records/s: $(awk '{print $1 * 1000 / $2}' "$work/run.txt" | stat3)" \
          " records/CPU-s: $(awk '{print $1 / $3}' "$work/run.txt" | stat3)" \
          " peak RSS MB (catch-up): $(awk '{print $4}' "$work/run.txt" | stat3)" \
@@ -292,7 +306,7 @@ step_idle() {
     echo "== idle: $shards idle shards for 60 s (defaults: idle_poll_interval 2s), then writes after idle minutes"
     start_searchd
     start_streamsd 0 "$shards"
-    conf idle; "$BUILD/ddb2es" run -c "$work/idle.conf" 2>"$work/idle.log" & d=$!; pids+=($d)
+    conf idle; "$DDB2ES" run -c "$work/idle.conf" 2>"$work/idle.log" & d=$!; pids+=($d)
     sleep 10
     c0=$(sd_stat getrecords)
     sleep 60
@@ -319,7 +333,7 @@ step_stall() {
         curl -s -o /dev/null -X POST -H 'Content-Type: application/json' \
             -d '{"match":"bulk","count":-1,"delay_ms":60000}' "$search/_double/faults"
         start_streamsd "$n" "$shards"
-        conf stall; "$BUILD/ddb2es" run -c "$work/stall.conf" 2>"$work/stall.log" & d=$!; pids+=($d)
+        conf stall; "$DDB2ES" run -c "$work/stall.conf" 2>"$work/stall.log" & d=$!; pids+=($d)
         sleep 60
         echo "queued $(metric ddb2es_sink_queued_bytes) bytes, $(metric ddb2es_sink_inflight_bytes) in flight; peak RSS $(hwm_mb $d) MB"
         hwm_mb $d >>"$work/stall.txt"
