@@ -17,6 +17,26 @@ static int val(unsigned char c)
     return -1;
 }
 
+/* in_alphabet[c]: c is one of the 64 characters of the base64 alphabet
+ * (RFC 4648 section 4), as val() reads them; a row per 16 byte values. */
+static const char in_alphabet[257] =
+    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    "\0\0\0\0\0\0\0\0\0\0\0\1\0\0\0\1"
+    "\1\1\1\1\1\1\1\1\1\1\0\0\0\0\0\0"
+    "\0\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1"
+    "\1\1\1\1\1\1\1\1\1\1\1\0\0\0\0\0"
+    "\0\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1"
+    "\1\1\1\1\1\1\1\1\1\1\1\0\0\0\0\0"
+    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
 bool b64_valid(const char *s, size_t len)
 {
     size_t pad = 0;
@@ -26,7 +46,7 @@ bool b64_valid(const char *s, size_t len)
     if (len && s[len - 1] == '=')
         pad = s[len - 2] == '=' ? 2 : 1;
     for (size_t i = 0; i < len - pad; i++)
-        if (val((unsigned char)s[i]) < 0)
+        if (!in_alphabet[(unsigned char)s[i]])
             return false;
     return true;
 }

@@ -24,7 +24,19 @@ void buf_reset(struct buf *b);                 /* len = 0, memory kept */
 int buf_reserve(struct buf *b, size_t extra);  /* room for extra more bytes */
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);
-int buf_putc(struct buf *b, char c);
+
+/* buf_append of one byte, without a call while there is room (the writers
+ * of documents put many single bytes). */
+static inline int buf_putc(struct buf *b, char c)
+{
+    if (b->len < b->max && b->len + 2 <= b->cap) {
+        b->ptr[b->len++] = c;
+        b->ptr[b->len] = '\0';
+        return 0;
+    }
+    return buf_append(b, &c, 1);
+}
+
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Hands the memory to the caller (NUL-terminated, never NULL unless out of

@@ -28,11 +28,12 @@
 #define INT_MAX_CHARS 18  /* characters of an integer token read (json_int_t holds it) */
 #define REAL_MAX_CHARS 40 /* of a real one, without exponent (a double holds it) */
 
-/* A string read: in the text when it holds no escape, else decoded into a
- * buffer (then valid only until that buffer grows). */
+/* A string read: in the text when it holds no escape (raw), else decoded
+ * into a buffer (then valid only until that buffer grows). */
 struct sv {
     const char *s;
     size_t len;
+    bool raw;
 };
 
 /* A name of an object being read, for the duplicate check: in the text
@@ -124,6 +125,20 @@ static int put_utf8(struct buf *b, uint32_t cp)
 
 /* The escapes from q (at a backslash) to the closing quote, decoded onto
  * dst after the text from start; r->p after the quote. */
+/* Whether any of the 8 bytes at p is one a string scan must look at: a
+ * quote, a backslash, a control character or a byte above 0x7f
+ * (the zero-byte tests of "Bit Twiddling Hacks", exact for "any"). */
+static bool word_special(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t w, q, b;
+
+    memcpy(&w, p, 8);
+    q = w ^ (ones * '"');
+    b = w ^ (ones * '\\');
+    return (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | w) & high;
+}
+
 static bool str_escaped(struct rd *r, const char *start, const char *q, struct buf *dst,
                         size_t *off, size_t *len)
 {
@@ -212,6 +227,8 @@ static bool str(struct rd *r, struct buf *dst, struct sv *v, size_t *off)
         unsigned char c;
         size_t n;
 
+        while (r->end - q >= 8 && !word_special(q))
+            q += 8;
         if (q >= r->end)
             return false;
         c = (unsigned char)*q;
@@ -221,6 +238,7 @@ static bool str(struct rd *r, struct buf *dst, struct sv *v, size_t *off)
             if (!str_escaped(r, r->p + 1, q, dst, off, &v->len))
                 return false;
             v->s = dst->ptr + *off;
+            v->raw = false;
             return true;
         }
         if (c < 0x20)
@@ -235,9 +253,19 @@ static bool str(struct rd *r, struct buf *dst, struct sv *v, size_t *off)
     }
     v->s = r->p + 1;
     v->len = (size_t)(q - v->s);
+    v->raw = true;
     *off = SIZE_MAX;
     r->p = q + 1;
     return true;
+}
+
+/* The string written as JSON, as bulk_json_string writes it: a raw one is
+ * its own text, quotes included, since it holds nothing that function
+ * escapes (no quote, backslash or control character, and valid UTF-8, so
+ * no lone surrogate). */
+static int put_string(struct buf *out, const struct sv *v)
+{
+    return v->raw ? buf_append(out, v->s - 1, v->len + 2) : bulk_json_string(out, v->s, v->len);
 }
 
 /* A value string (decoded onto r->tmp, reset first). */
@@ -346,10 +374,11 @@ static bool nm_unique(struct rd *r, size_t mark)
     struct nm *m = r->nm + mark;
     bool ok = true;
 
-    if (n <= 8) {
+    if (n <= 32) {
         for (size_t i = 0; ok && i < n; i++)
             for (size_t j = i + 1; ok && j < n; j++)
-                ok = nm_cmp(&m[i], &m[j], r) != 0;
+                ok = m[i].len != m[j].len ||
+                     memcmp(nm_text(r, &m[i]), nm_text(r, &m[j]), m[i].len) != 0;
     } else {
         qsort_r(m, n, sizeof(*m), nm_cmp, r);
         for (size_t i = 1; ok && i < n; i++)
@@ -429,7 +458,7 @@ static bool scalar(struct rd *r, char t, struct buf *out)
         return ddbnum_json(v.s, v.len, out) == 0;
     if (t == 'B' && !b64_valid(v.s, v.len))
         return false;
-    return bulk_json_string(out, v.s, v.len) == 0;
+    return put_string(out, &v) == 0;
 }
 
 /* An array of S, N or B texts (t) or of attribute values (t 0). */
@@ -464,7 +493,7 @@ static bool map(struct rd *r, int depth, struct buf *out)
     if (!eat(r, '}')) {
         do {
             if (!member_name(r, &name) || tf_name_refused(name.s, name.len, false) ||
-                (!first && buf_putc(out, ',') < 0) || bulk_json_string(out, name.s, name.len) < 0 ||
+                (!first && buf_putc(out, ',') < 0) || put_string(out, &name) < 0 ||
                 buf_putc(out, ':') < 0 || !attr(r, depth + 1, out))
                 return false;
             first = false;
@@ -566,8 +595,7 @@ static bool image(struct rd *r, struct keycap key[2], struct buf *out)
                 continue;
             }
             if (tf_name_refused(name.s, name.len, true) || (!first && buf_putc(out, ',') < 0) ||
-                bulk_json_string(out, name.s, name.len) < 0 || buf_putc(out, ':') < 0 ||
-                !attr(r, 1, out))
+                put_string(out, &name) < 0 || buf_putc(out, ':') < 0 || !attr(r, 1, out))
                 return false;
             first = false;
         } while (eat(r, ','));

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/b64.h"
 #include "base/backoff.h"
 #include "base/bucket.h"
 #include "base/hex.h"
@@ -28,6 +29,25 @@ static double fixed_rng(void)
 
 /* Full jitter: never 0 (a failure must not turn into a busy loop), never
  * above the cap, and the cap doubles up to its maximum. */
+/* RFC 4648 section 4: the 64 characters, "=" only as padding at the end. */
+Test(base, b64_valid_takes_the_alphabet_and_nothing_else)
+{
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    for (int c = 0; c < 256; c++) {
+        char four[4] = { 'A', (char)c, 'B', 'C' };
+        bool in = c && strchr(alpha, c);
+
+        cr_assert_eq(b64_valid(four, 4), in, "byte 0x%02x", c);
+    }
+    cr_assert(b64_valid("", 0));
+    cr_assert(b64_valid("AA==", 4));
+    cr_assert(b64_valid("AAA=", 4));
+    cr_assert_not(b64_valid("A===", 4));
+    cr_assert_not(b64_valid("A=AA", 4));
+    cr_assert_not(b64_valid("AAA", 3));
+}
+
 Test(base, backoff_draws_in_one_to_the_cap)
 {
     backoff_set_rng(fixed_rng);
