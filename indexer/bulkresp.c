@@ -153,8 +153,176 @@ static void request_error(json_t *root, const char *body, size_t len, struct bul
     out->error[n] = '\0';
 }
 
+/* ---- the common reply, read without a tree ---- */
+
+/* A reply where every action succeeded, as the engines write it with
+ * bulk_filter_path(): {"errors":false,"items":[{"index":{"status":201}},
+ * {"delete":{"status":404}},...]} ("took" too without the filter).  The
+ * reader below takes exactly that shape, items with a status and nothing
+ * else that are 2xx or a delete's 404; anything else (an error object, any
+ * other member or status, an escape, a number that is not plain digits, a
+ * name twice) is given back to the tree, which decides it. */
+struct scan {
+    const char *p, *end;
+};
+
+static void sws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+static bool seat(struct scan *s, char c)
+{
+    sws(s);
+    if (s->p < s->end && *s->p == c) {
+        s->p++;
+        return true;
+    }
+    return false;
+}
+
+/* A string of printable ASCII without escapes, compared to want (or, with
+ * want NULL, returned in *a and *n). */
+static bool sname(struct scan *s, const char *want, const char **a, size_t *n)
+{
+    const char *q;
+
+    if (!seat(s, '"'))
+        return false;
+    for (q = s->p; q < s->end && *q != '"'; q++)
+        if (*q == '\\' || (unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
+            return false;
+    if (q >= s->end || (want && ((size_t)(q - s->p) != strlen(want) ||
+                                 memcmp(s->p, want, (size_t)(q - s->p)) != 0)))
+        return false;
+    if (a) {
+        *a = s->p;
+        *n = (size_t)(q - s->p);
+    }
+    s->p = q + 1;
+    return true;
+}
+
+/* 1 to 9 digits, no sign, fraction, exponent or leading zero. */
+static bool sint(struct scan *s, long *v)
+{
+    const char *q;
+
+    sws(s);
+    q = s->p;
+    *v = 0;
+    while (q < s->end && *q >= '0' && *q <= '9' && q - s->p < 10)
+        *v = *v * 10 + (*q++ - '0');
+    if (q == s->p || q - s->p > 9 || (*s->p == '0' && q - s->p > 1) ||
+        (q < s->end && (*q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))))
+        return false;
+    s->p = q;
+    return true;
+}
+
+static bool sliteral(struct scan *s, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    sws(s);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+        return false;
+    s->p += n;
+    return true;
+}
+
+/* One item, {"OP":{"status":N}}, that succeeded. */
+static bool fast_item(struct scan *s, struct bulkresp_item *it, struct bulkresp *out)
+{
+    const char *op;
+    size_t oplen;
+    long st;
+
+    if (!seat(s, '{') || !sname(s, NULL, &op, &oplen) || !seat(s, ':') || !seat(s, '{') ||
+        !sname(s, "status", NULL, NULL) || !seat(s, ':') || !sint(s, &st) || !seat(s, '}') ||
+        !seat(s, '}'))
+        return false;
+    it->status = st > 0 && st < 1000 ? (int)st : 0;
+    if (st >= 200 && st < 300) {
+        it->cls = BR_OK;
+        out->n_ok++;
+    } else if (st == 404 && oplen == 6 && memcmp(op, "delete", 6) == 0) {
+        it->cls = BR_OK_GONE;
+        out->n_gone++;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static bool fast_items(struct scan *s, size_t n_actions, struct bulkresp *out)
+{
+    size_t i = 0;
+
+    if (!seat(s, '['))
+        return false;
+    if (seat(s, ']'))
+        return n_actions == 0;
+    if (!n_actions || !(out->items = calloc(n_actions, sizeof(*out->items))))
+        return false;
+    do {
+        if (i == n_actions || !fast_item(s, &out->items[i++], out))
+            return false;
+    } while (seat(s, ','));
+    out->n = i;
+    return seat(s, ']') && i == n_actions;
+}
+
+/* The whole reply in one pass; false (out cleared but for status and req)
+ * when it is not the common one. */
+static bool fast_reply(const char *body, size_t len, size_t n_actions, struct bulkresp *out)
+{
+    struct scan s = { body, body + len };
+    bool items = false, errors = false, took = false, ok = true;
+    const char *name;
+    size_t nlen;
+    long v;
+
+    if (!body || !seat(&s, '{') || seat(&s, '}'))
+        ok = false;
+    while (ok) {
+        ok = sname(&s, NULL, &name, &nlen) && seat(&s, ':');
+        if (ok && nlen == 5 && memcmp(name, "items", 5) == 0 && !items)
+            ok = items = fast_items(&s, n_actions, out);
+        else if (ok && nlen == 6 && memcmp(name, "errors", 6) == 0 && !errors)
+            ok = errors = sliteral(&s, "false");
+        else if (ok && nlen == 4 && memcmp(name, "took", 4) == 0 && !took)
+            ok = took = sint(&s, &v);
+        else
+            ok = false;
+        if (ok && !seat(&s, ','))
+            break;
+    }
+    if (ok && seat(&s, '}') && items) {
+        sws(&s);
+        if (s.p == s.end)
+            return true;
+    }
+    free(out->items);
+    out->items = NULL;
+    out->n = out->n_ok = out->n_gone = 0;
+    return false;
+}
+
 int bulkresp_parse(long status, const char *body, size_t len, size_t n_actions,
                    struct bulkresp *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->status = status;
+    out->req = classify_status(status);
+    if (out->req == BR_REQ_ITEMS && fast_reply(body, len, n_actions, out))
+        return 0;
+    return bulkresp_parse_tree(status, body, len, n_actions, out);
+}
+
+int bulkresp_parse_tree(long status, const char *body, size_t len, size_t n_actions,
+                        struct bulkresp *out)
 {
     json_error_t jerr;
     json_t *root = NULL, *items;

@@ -1,8 +1,9 @@
 /* bulkresp — what a _bulk reply means, request by request and item by item.
  *
- * One jansson parse per reply.  Items map to actions by position, so the
- * request must have used bulk_filter_path() (or none): a reply whose items
- * count differs from the actions sent is a protocol error.  Pure.
+ * One pass over the common reply, a jansson parse for the others.  Items
+ * map to actions by position, so the request must have used
+ * bulk_filter_path() (or none): a reply whose items count differs from the
+ * actions sent is a protocol error.  Pure.
  */
 #ifndef DDB2ES_BULKRESP_H
 #define DDB2ES_BULKRESP_H
@@ -58,6 +59,13 @@ struct bulkresp {
  * Returns 0, or -ENOMEM (out then holds BR_REQ_RETRY and nothing else). */
 int bulkresp_parse(long status, const char *body, size_t len, size_t n_actions,
                    struct bulkresp *out);
+
+/* The same, always through a jansson tree.  bulkresp_parse reads the
+ * common reply (every action done: 2xx, or 404 for a delete, and no error
+ * objects) in one pass without one, and gives every other to this; the
+ * tests hold the two equal. */
+int bulkresp_parse_tree(long status, const char *body, size_t len, size_t n_actions,
+                        struct bulkresp *out);
 
 /* Frees the items and zeroes out. */
 void bulkresp_clear(struct bulkresp *out);

@@ -493,3 +493,92 @@ Test(bulk, write_blocks_and_refusals_are_blocked_not_dead_lettered)
     cr_expect_not(r.blocked);
     bulkresp_clear(&r);
 }
+
+/* ---- the common reply read in one pass, against the tree ---- */
+
+static void same_reading(long status, const char *body, size_t len, size_t n)
+{
+    struct bulkresp a, b;
+
+    cr_assert_eq(bulkresp_parse(status, body, len, n, &a), 0);
+    cr_assert_eq(bulkresp_parse_tree(status, body, len, n, &b), 0);
+    cr_assert_eq(a.req, b.req, "%.*s", (int)len, body);
+    cr_assert_eq(a.status, b.status);
+    cr_assert_eq(a.n, b.n, "%.*s", (int)len, body);
+    cr_assert(a.n_ok == b.n_ok && a.n_gone == b.n_gone && a.n_stale == b.n_stale &&
+                  a.n_retry == b.n_retry && a.n_blocked == b.n_blocked && a.n_dlq == b.n_dlq,
+              "%.*s", (int)len, body);
+    cr_assert_str_eq(a.error, b.error);
+    cr_assert_eq(a.blocked, b.blocked);
+    for (size_t i = 0; i < a.n; i++) {
+        cr_assert_eq(a.items[i].cls, b.items[i].cls, "item %zu of %.*s", i, (int)len, body);
+        cr_assert_eq(a.items[i].status, b.items[i].status);
+        cr_assert_str_eq(a.items[i].type ? a.items[i].type : "-",
+                         b.items[i].type ? b.items[i].type : "-");
+        cr_assert_str_eq(a.items[i].reason ? a.items[i].reason : "-",
+                         b.items[i].reason ? b.items[i].reason : "-");
+    }
+    bulkresp_clear(&a);
+    bulkresp_clear(&b);
+}
+
+/* Replies of every shape the engines write (filtered or not, successes,
+ * deletes of absent documents, conflicts, rejections, errors), then with a
+ * byte replaced, removed or doubled: the one-pass reading and the tree
+ * agree on every one. */
+Test(bulk, the_common_reply_read_in_one_pass_as_the_tree_reads_it)
+{
+    static const char *const items[] = {
+        "{\"index\":{\"status\":201}}", "{\"index\":{\"status\":200}}",
+        "{\"delete\":{\"status\":200}}", "{\"delete\":{\"status\":404}}",
+        "{\"create\":{\"status\":201}}", "{ \"update\" : { \"status\" : 200 } }",
+        "{\"index\":{\"status\":404}}",
+        "{\"index\":{\"status\":409,\"error\":{\"type\":\"version_conflict_engine_exception\","
+        "\"reason\":\"[1]: version conflict\"}}}",
+        "{\"index\":{\"status\":429,\"error\":{\"type\":\"es_rejected_execution_exception\","
+        "\"reason\":\"rejected\"}}}",
+        "{\"index\":{\"status\":400,\"error\":{\"type\":\"mapper_parsing_exception\","
+        "\"reason\":\"failed\",\"caused_by\":{\"type\":\"x\",\"reason\":\"y\"}}}}",
+        "{\"index\":{\"_index\":\"posts\",\"_id\":\"1\",\"_version\":1,\"result\":\"created\","
+        "\"status\":201}}",
+        "{\"index\":{\"status\":201.0}}", "{\"index\":{\"status\":\"201\"}}",
+        "{\"de\\u006cete\":{\"status\":404}}", "{\"index\":{\"status\":201,\"status\":500}}",
+    };
+    static const char bytes[] = "\"\\{}[],: 0149-.eE\x00\x80";
+    uint64_t x = 12345;
+    char body[8192];
+
+    for (int round = 0; round < 20000; round++) {
+        size_t n, len = 0, k;
+        int common = round % 3 != 0; /* mostly the common shape */
+
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        n = x % 6;
+        len += (size_t)snprintf(body + len, sizeof(body) - len, "{%s\"errors\":%s,\"items\":[",
+                                x % 4 == 0 ? "\"took\":3," : "", x % 5 == 0 ? "true" : "false");
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            k = common ? x % 6 : x % (sizeof(items) / sizeof(*items));
+            len += (size_t)snprintf(body + len, sizeof(body) - len, "%s%s", i ? "," : "",
+                                    items[k]);
+        }
+        len += (size_t)snprintf(body + len, sizeof(body) - len, "]}");
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (round % 2) { /* broken */
+            size_t at = x % len;
+
+            if (x % 3 == 0)
+                body[at] = bytes[(x >> 8) % (sizeof(bytes) - 1)];
+            else if (x % 3 == 1)
+                memmove(body + at, body + at + 1, len-- - at);
+            else
+                memmove(body + at + 1, body + at, len++ - at);
+        }
+        same_reading(200, body, len, x % 7 == 0 ? n + 1 : n);
+    }
+    same_reading(200, "", 0, 0);
+    same_reading(200, NULL, 0, 0);
+    same_reading(200, "{\"items\":[]}", 11, 0);
+    same_reading(200, "{\"items\":[]} x", 13, 0);
+    same_reading(500, "{\"items\":[{\"index\":{\"status\":201}}]}", 35, 1);
+}
