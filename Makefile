@@ -114,7 +114,7 @@ test: setup tests
 	@BUILD=$(BUILD) tests/run.sh -j$(TEST_JOBS)
 
 test-asan: setup
-	@$(MAKE) --no-print-directory BUILD=build-asan \
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) BUILD=build-asan \
 	    OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined" tests
 	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -150,8 +150,12 @@ check-fleet: setup tests
 check-image:
 	@BUILD=$(BUILD) tests/image/check-image.sh
 
+# The three builds of `check` (plain, sanitizers, fuzz) compile BUILD_JOBS
+# files at a time; the tests then run as their own targets say.
+BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 check: setup
-	@$(MAKE) --no-print-directory all test
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) all tests
+	@$(MAKE) --no-print-directory test
 	@$(MAKE) --no-print-directory test-valgrind
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory fuzz-check
@@ -168,9 +172,9 @@ FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(patsubst tests/fuzz/%.c,build-fuzz/fuzz/%,$(filter-out %/fuzz_util.c,$(FUZZ_SRC)))
 
 fuzz-build:
-	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=$(FUZZ_CC) \
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) BUILD=build-fuzz CC=$(FUZZ_CC) \
 	    OPT="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" build-fuzz/libddb2es.a
-	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@$(MAKE) --no-print-directory -j$(BUILD_JOBS) $(FUZZ_BIN)
 
 # The SigV4 target also parses Authorization values (tests/support/sigv4check.c).
 FUZZ_SUPPORT := tests/support/sigv4check.c
