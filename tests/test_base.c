@@ -113,6 +113,35 @@ Test(base, jsonskip_finds_where_a_value_ends)
     cr_assert_eq(extent("\"ends in a backslash\\"), -1);
 }
 
+/* The string's end found 8 bytes at a time, against a byte-by-byte reading,
+ * with quotes and backslashes at every offset of a word. */
+Test(base, jsonskip_string_ends_where_a_byte_loop_ends)
+{
+    static const char pick[] = "ab\"\\\x80\xff ";
+    uint64_t x = 88172645463325252ull;
+    char s[64];
+
+    for (int round = 0; round < 200000; round++) {
+        size_t len = 1 + round % 40;
+        const char *want = NULL;
+
+        s[0] = '"';
+        for (size_t i = 1; i < len; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            s[i] = pick[x % (x % 5 ? 2 : sizeof(pick) - 1)];
+        }
+        for (size_t i = 1; i < len; i++) {
+            if (s[i] == '\\') {
+                i++;
+            } else if (s[i] == '"') {
+                want = s + i + 1;
+                break;
+            }
+        }
+        cr_assert_eq(jsonskip_string(s, s + len), want, "round %d", round);
+    }
+}
+
 Test(base, a_freed_secret_is_null_and_null_is_fine)
 {
     char *s = strdup("AKIDEXAMPLE/wJalrXUtnFEMI");
