@@ -4,8 +4,8 @@
  * It takes the records whose every part it is sure of and gives back the
  * rest: whatever is not plain (an error of any kind, a name to rename, an
  * hmac'd or encrypted attribute, a duplicate name, an escape for NUL or a
- * lone surrogate, a number with an exponent or of more than 18 characters,
- * a callback to call) returns false before anything is decided, and the
+ * lone surrogate, an integer of more than 18 characters or a real of more
+ * than 40, a callback to call) returns false before anything is decided, and the
  * caller reads the record as a tree with transform_record, which decides
  * it, errors included.  So the two cannot differ on what this file
  * accepts: tests/test_transform_text.c holds them equal, byte for byte, on
@@ -26,7 +26,7 @@
 #define SKIP_DEPTH 256  /* nesting of a value read past (jansson allows 2048) */
 #define LOCAL_NAMES 64  /* names of open objects held without an allocation */
 #define INT_MAX_CHARS 18  /* characters of an integer token read (json_int_t holds it) */
-#define REAL_MAX_CHARS 40 /* of a real one, without exponent (a double holds it) */
+#define REAL_MAX_CHARS 40 /* of a real one */
 
 /* A string read: in the text when it holds no escape (raw), else decoded
  * into a buffer (then valid only until that buffer grows). */
@@ -284,10 +284,12 @@ static bool is(const struct sv *v, const char *want)
     return v->len == n && memcmp(v->s, want, n) == 0;
 }
 
-/* A number token without exponent, of at most INT_MAX_CHARS characters
- * for an integer and REAL_MAX_CHARS for a real: jansson reads it without
- * overflow, into the same json_int_t or double (strtoll, strtod); its value
- * in *val. */
+/* A number token, read into *val as jansson reads it: an integer (no
+ * fraction, no exponent) of at most INT_MAX_CHARS characters with strtoll,
+ * which cannot overflow json_int_t; a real (1.46480431E9, as the Streams
+ * API writes ApproximateCreationDateTime) of at most REAL_MAX_CHARS with
+ * strtod, refused on overflow as jansson refuses it.  Longer tokens, and
+ * what is not JSON, are the tree's. */
 static bool number(struct rd *r, double *val)
 {
     const char *s, *q;
@@ -312,12 +314,24 @@ static bool number(struct rd *r, double *val)
         while (q < r->end && *q >= '0' && *q <= '9')
             q++;
     }
-    if ((q < r->end && (*q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))) ||
+    if (q < r->end && (*q == 'e' || *q == 'E')) {
+        real = true;
+        if (++q < r->end && (*q == '+' || *q == '-'))
+            q++;
+        if (q >= r->end || *q < '0' || *q > '9')
+            return false;
+        while (q < r->end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    if ((q < r->end && *q >= '0' && *q <= '9') ||
         q - s > (real ? REAL_MAX_CHARS : INT_MAX_CHARS))
         return false;
     memcpy(tok, s, (size_t)(q - s));
     tok[q - s] = '\0';
+    errno = 0;
     *val = real ? strtod(tok, NULL) : (double)strtoll(tok, NULL, 10);
+    if (real && (*val == HUGE_VAL || *val == -HUGE_VAL) && errno == ERANGE)
+        return false;
     r->p = q;
     return true;
 }

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/jsonx.h"
@@ -185,12 +186,46 @@ static json_t *random_record(struct wl *w, unsigned k)
     return shuffled(w, rec);
 }
 
+/* The time as the Streams API writes it, Java's Double.toString
+ * (1.46480431E9), or as printf's %E (1.464804310E+09): text with the token
+ * after "ApproximateCreationDateTime" rewritten (a new string; text freed). */
+static char *time_as_exponent(struct wl *w, char *text)
+{
+    char *at = strstr(text, "\"ApproximateCreationDateTime\":"), *num, *end, e[64], *out;
+    double t;
+    int n;
+
+    if (!at)
+        return text;
+    num = at + strlen("\"ApproximateCreationDateTime\":");
+    while (*num == ' ')
+        num++;
+    t = strtod(num, &end);
+    if (wl_rand(w) % 2) {
+        char m[32], *z;
+
+        snprintf(m, sizeof(m), "%.9f", t / 1e9); /* 1.464804310 */
+        for (z = m + strlen(m) - 1; *z == '0' && z[-1] != '.'; z--)
+            *z = '\0';
+        n = snprintf(e, sizeof(e), "%sE9", m);
+    } else {
+        n = snprintf(e, sizeof(e), "%.9E", t);
+    }
+    out = malloc(strlen(text) + (size_t)n + 1);
+    memcpy(out, text, (size_t)(num - text));
+    memcpy(out + (num - text), e, (size_t)n);
+    strcpy(out + (num - text) + n, end);
+    free(text);
+    return out;
+}
+
 static char *dump(struct wl *w, json_t *rec)
 {
     static const size_t flags[] = { JSON_COMPACT, 0, JSON_INDENT(2),
                                     JSON_COMPACT | JSON_ENSURE_ASCII, JSON_ESCAPE_SLASH };
+    char *text = json_dumps(rec, flags[wl_rand(w) % 5]);
 
-    return json_dumps(rec, flags[wl_rand(w) % 5]);
+    return text && wl_rand(w) % 3 == 0 ? time_as_exponent(w, text) : text;
 }
 
 static void count_rename(void *arg, const char *name, size_t len, int depth)
@@ -346,6 +381,16 @@ Test(transform_text, plain_records_are_taken)
                                         "\"ss\":{\"SS\":[\"b\",\"a\"]},\"ns\":{\"NS\":[\"1E2\"]},"
                                         "\"m\":{\"M\":{\"k\":{\"L\":[{\"S\":\"v\"},{\"M\":{}}]}}},"
                                         "\"e\":{\"L\":[]}}")));
+    /* The time as the Streams API writes it (its GetRecords example). */
+    {
+        const char *text = REC(KEYS ",\"ApproximateCreationDateTime\":1.46480431E9,\"NewImage\":{}");
+
+        pair_init(&p, 400 * 1024, 0);
+        cr_assert(both(&plain, text, strlen(text), &p));
+        cr_assert_eq(p.fast.created, 1464804310);
+        pair_close(&p);
+        cr_assert(taken_by(&plain, REC(KEYS ",\"NewImage\":{},\"SizeBytes\":1e-400")));
+    }
     /* No Keys: the key from NewImage; the time as a real; a REMOVE. */
     cr_assert(taken_by(&plain, REC("\"ApproximateCreationDateTime\":1700000000.75,"
                                    "\"NewImage\":{\"sk\":{\"N\":\"1e2\"},\"pk\":{\"S\":\"a|b\\\\\"}}")));
@@ -401,7 +446,8 @@ Test(transform_text, what_the_tree_decides_is_given_back)
         REC(KEYS ",\"NewImage\":{\"t\":{\"S\":\"\xc0\xaf\"}}"),
         REC(KEYS ",\"NewImage\":{\"t\":{\"S\":\"tab\tin\"}}"),
         REC(KEYS ",\"NewImage\":{},\"SizeBytes\":12345678901234567890"),
-        REC(KEYS ",\"NewImage\":{},\"SizeBytes\":1e3"),
+        REC(KEYS ",\"NewImage\":{},\"SizeBytes\":1e400"),
+        REC(KEYS ",\"NewImage\":{},\"SizeBytes\":1.5e"),
         REC(KEYS ",\"NewImage\":{},\"SizeBytes\":01"),
         REC(KEYS ",\"NewImage\":{}") " x",
         /* renames, TTL, no image, a Lambda event, encrypted items */
