@@ -243,8 +243,8 @@ int main(int argc, char **argv)
                          : "{\"index\":{\"_index\":\"posts\",\"_id\":");
         put_str(&b, id, idn < (int)sizeof(id) ? (size_t)idn : sizeof(id) - 1);
         buf_printf(&b, ",\"version\":%" PRIu64 ",\"version_type\":\"external_gte\"}}\n",
-                   ((uint64_t)json_integer_value(json_object_get(dyn,
-                                                                 "ApproximateCreationDateTime"))
+                   ((uint64_t)json_number_value(json_object_get(dyn,
+                                                                "ApproximateCreationDateTime"))
                     << 20) + n);
         if (!del) {
             put_map(&b, json_object_get(dyn, "NewImage"));

@@ -10,8 +10,9 @@
  * a 30-38 digit number, string sets, a nested map with a list of maps, a
  * binary attribute, booleans and a null.  MODIFY and REMOVE act on a live
  * post chosen at random; sequence numbers grow by one, 1,000 records per
- * second of ApproximateCreationDateTime.  The same N and SEED always give
- * the same bytes.
+ * second of ApproximateCreationDateTime, written as the Streams API writes
+ * it (Java's Double.toString: 1.73227E9, the GetRecords example's form).
+ * The same N and SEED always give the same bytes.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -22,6 +23,19 @@
 
 #define BASE_TIME 1732270000 /* 2024-11-22 */
 #define NAUTHORS 5000
+
+/* Whole seconds as Java's Double.toString writes them at or above 10^7:
+ * the digits with trailing zeros dropped (one kept after the point), then
+ * E and the exponent: 1732270000 -> 1.73227E9. */
+static void java_seconds(uint64_t v, char *out, size_t size)
+{
+    char d[24];
+    int n = snprintf(d, sizeof(d), "%" PRIu64, v), k = n;
+
+    while (k > 2 && d[k - 1] == '0')
+        k--;
+    snprintf(out, size, "%c.%.*sE%d", d[0], k - 1, d + 1, n - 1);
+}
 
 struct post {
     unsigned author;
@@ -162,6 +176,7 @@ int main(int argc, char **argv)
         uint64_t created = BASE_TIME + i / 1000;
         size_t k = nlive ? below((unsigned)nlive) : 0;
         struct post old, *p;
+        char when[32];
 
         if (ev[0] == 'I') {
             p = &live[nlive++];
@@ -172,11 +187,12 @@ int main(int argc, char **argv)
             p = &live[k];
         }
         old = *p;
+        java_seconds(created, when, sizeof(when));
         printf("{\"eventID\":\"%016" PRIx64 "%016" PRIx64 "\",\"eventName\":\"%s\","
                "\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\","
-               "\"awsRegion\":\"us-east-1\",\"dynamodb\":{\"ApproximateCreationDateTime\":%" PRIu64
+               "\"awsRegion\":\"us-east-1\",\"dynamodb\":{\"ApproximateCreationDateTime\":%s"
                ",\"Keys\":",
-               rnd(), rnd(), ev, created);
+               rnd(), rnd(), ev, when);
         keys(p);
         if (ev[0] == 'M')
             p->version++;

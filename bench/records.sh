@@ -46,8 +46,8 @@ cleanup() {
 trap cleanup EXIT
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
 
-corpus() { # N -> path
-    local f="$DATA/corpus-$1.jsonl"
+corpus() { # N -> path ("-e": the time as the service writes it, 1.73227E9)
+    local f="$DATA/corpus-$1-e.jsonl"
     [ -s "$f" ] || "$B/corpus" "$1" >"$f"
     echo "$f"
 }

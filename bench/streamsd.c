@@ -308,11 +308,17 @@ static void get_records(json_t *req, struct fake_reply *out)
     reply_buf(out, 200);
 }
 
-/* K new INSERT records, created now, one per shard in turn. */
+/* K new INSERT records, created now, one per shard in turn; the time as
+ * the Streams API writes it (1.79532942E9, as bench/corpus does). */
 static void release(json_t *req, struct fake_reply *out)
 {
     json_int_t k = json_integer_value(json_object_get(req, "count"));
-    int64_t now = wall_ms() / 1000;
+    char d[24], when[32];
+    int nd = snprintf(d, sizeof(d), "%" PRId64, wall_ms() / 1000), kd = nd;
+
+    while (kd > 2 && d[kd - 1] == '0')
+        kd--;
+    snprintf(when, sizeof(when), "%c.%.*sE%d", d[0], kd - 1, d + 1, nd - 1);
 
     for (json_int_t j = 0; j < k; j++) {
         struct rec *r = calloc(1, sizeof(*r));
@@ -323,13 +329,13 @@ static void release(json_t *req, struct fake_reply *out)
         buf_printf(&t,
                    "{\"eventID\":\"probe-%" PRIu64 "\",\"eventName\":\"INSERT\","
                    "\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\","
-                   "\"awsRegion\":\"us-east-1\",\"dynamodb\":{\"ApproximateCreationDateTime\":%" PRId64
+                   "\"awsRegion\":\"us-east-1\",\"dynamodb\":{\"ApproximateCreationDateTime\":%s"
                    ",\"Keys\":{\"author\":{\"S\":\"probe-%" PRIu64 "\"},\"ts\":{\"N\":\"%" PRIu64
                    "\"}},\"NewImage\":{\"author\":{\"S\":\"probe-%" PRIu64 "\"},\"ts\":{\"N\":\"%" PRIu64
                    "\"},\"body\":{\"S\":\"written after an idle time\"}},"
                    "\"SequenceNumber\":\"2%020" PRIu64 "\",\"SizeBytes\":80,"
                    "\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}",
-                   n, now, n, n, n, n, n);
+                   n, when, n, n, n, n, n);
         if (!r || !t.ptr)
             break;
         r->len = t.len;
