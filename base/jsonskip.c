@@ -1,8 +1,8 @@
 #include "base/jsonskip.h"
 
-#include <stdbool.h>
-#include <stdint.h>
 #include <string.h>
+
+#include "base/swar.h"
 
 const char *jsonskip_ws(const char *p, const char *end)
 {
@@ -11,23 +11,10 @@ const char *jsonskip_ws(const char *p, const char *end)
     return p;
 }
 
-/* Whether any of the 8 bytes at p is a quote or a backslash (the
- * zero-byte test of "Bit Twiddling Hacks", exact for "any"). */
-static bool quote_or_backslash(const char *p)
-{
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-    uint64_t w, q, b;
-
-    memcpy(&w, p, 8);
-    q = w ^ (ones * '"');
-    b = w ^ (ones * '\\');
-    return (((q - ones) & ~q) | ((b - ones) & ~b)) & high;
-}
-
 const char *jsonskip_string(const char *p, const char *end)
 {
     for (p++; p < end; p++) {
-        while (end - p >= 8 && !quote_or_backslash(p))
+        while (end - p >= 8 && !swar_quote_or_backslash(swar_load(p)))
             p += 8;
         if (p >= end)
             break;

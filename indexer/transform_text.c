@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "base/b64.h"
+#include "base/swar.h"
 #include "indexer/bulk.h"
 #include "indexer/ddbnum.h"
 #include "indexer/transform_int.h"
@@ -126,17 +127,12 @@ static int put_utf8(struct buf *b, uint32_t cp)
 /* The escapes from q (at a backslash) to the closing quote, decoded onto
  * dst after the text from start; r->p after the quote. */
 /* Whether any of the 8 bytes at p is one a string scan must look at: a
- * quote, a backslash, a control character or a byte above 0x7f
- * (the zero-byte tests of "Bit Twiddling Hacks", exact for "any"). */
+ * quote, a backslash, a control character or a byte above 0x7f. */
 static bool word_special(const char *p)
 {
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-    uint64_t w, q, b;
+    uint64_t w = swar_load(p);
 
-    memcpy(&w, p, 8);
-    q = w ^ (ones * '"');
-    b = w ^ (ones * '\\');
-    return (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | w) & high;
+    return swar_quote_or_backslash(w) || swar_below(w, 0x20) || (w & SWAR_HIGH);
 }
 
 static bool str_escaped(struct rd *r, const char *start, const char *q, struct buf *dst,

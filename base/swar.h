@@ -1,0 +1,45 @@
+/* swar — bytes tested 8 at a time in a 64-bit word (SIMD within a
+ * register), for the scanners that skip over JSON strings.  The tests are
+ * the zero-byte ones of "Bit Twiddling Hacks": exact for "some byte of the
+ * word is ...", not for which one. */
+#ifndef DDB2ES_SWAR_H
+#define DDB2ES_SWAR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#define SWAR_ONES 0x0101010101010101ull
+#define SWAR_HIGH 0x8080808080808080ull
+
+/* The 8 bytes at p (any alignment). */
+static inline uint64_t swar_load(const char *p)
+{
+    uint64_t w;
+
+    memcpy(&w, p, 8);
+    return w;
+}
+
+/* High bit set in each byte of the result where w's byte may be c (and
+ * only where it is, below the first match). */
+static inline uint64_t swar_eq(uint64_t w, unsigned char c)
+{
+    uint64_t x = w ^ (SWAR_ONES * c);
+
+    return (x - SWAR_ONES) & ~x & SWAR_HIGH;
+}
+
+/* The same for a byte below n (n <= 128). */
+static inline uint64_t swar_below(uint64_t w, unsigned char n)
+{
+    return (w - SWAR_ONES * n) & ~w & SWAR_HIGH;
+}
+
+/* Some byte of w is a quote or a backslash. */
+static inline bool swar_quote_or_backslash(uint64_t w)
+{
+    return swar_eq(w, '"') | swar_eq(w, '\\');
+}
+
+#endif
