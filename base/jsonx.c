@@ -248,54 +248,89 @@ static int hex4(const char *s, uint32_t *out)
     return 0;
 }
 
+/* The escape at p ('\\', at least 2 bytes before end) as UTF-8 in o (a lone
+ * surrogate in its WTF-8 form); returns its length and sets *next past it,
+ * or returns 0 for an invalid escape. */
+static size_t escape_at(const char *p, const char *end, unsigned char o[4], const char **next)
+{
+    uint32_t cu, lo;
+
+    *next = p + 2;
+    switch (p[1]) {
+    case '"': o[0] = '"'; return 1;
+    case '\\': o[0] = '\\'; return 1;
+    case '/': o[0] = '/'; return 1;
+    case 'b': o[0] = '\b'; return 1;
+    case 'f': o[0] = '\f'; return 1;
+    case 'n': o[0] = '\n'; return 1;
+    case 'r': o[0] = '\r'; return 1;
+    case 't': o[0] = '\t'; return 1;
+    case 'u':
+        if (end - p < 6 || hex4(p + 2, &cu) < 0)
+            return 0;
+        *next = p + 6;
+        if (cu >= 0xD800 && cu <= 0xDBFF && end - p >= 12 && p[6] == '\\' && p[7] == 'u' &&
+            hex4(p + 8, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+            *next = p + 12;
+            return utf8_put(0x10000 + ((cu - 0xD800) << 10) + (lo - 0xDC00), o);
+        }
+        return utf8_put(cu, o);
+    default:
+        return 0;
+    }
+}
+
 /* The escape at p ('\\') onto the stack; returns the byte after it, or NULL. */
 static const char *unescape(struct parser *ps, const char *p)
 {
     unsigned char o[4];
-    size_t n = 1;
-    uint32_t cu, lo;
+    const char *next;
+    size_t n;
 
     if (ps->end - p < 2) {
         fail(ps, ps->end, json_error_premature_end_of_input, "premature end of input in a string");
         return NULL;
     }
-    switch (p[1]) {
-    case '"': o[0] = '"'; break;
-    case '\\': o[0] = '\\'; break;
-    case '/': o[0] = '/'; break;
-    case 'b': o[0] = '\b'; break;
-    case 'f': o[0] = '\f'; break;
-    case 'n': o[0] = '\n'; break;
-    case 'r': o[0] = '\r'; break;
-    case 't': o[0] = '\t'; break;
-    case 'u':
-        if (ps->end - p < 6 || hex4(p + 2, &cu) < 0) {
+    if (!(n = escape_at(p, ps->end, o, &next))) {
+        if (p[1] == 'u')
             fail(ps, p, json_error_invalid_syntax, "invalid escape '%.*s'",
                  (int)(ps->end - p < 6 ? ps->end - p : 6), p);
-            return NULL;
-        }
-        if (cu >= 0xD800 && cu <= 0xDBFF && ps->end - p >= 12 && p[6] == '\\' && p[7] == 'u' &&
-            hex4(p + 8, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
-            n = utf8_put(0x10000 + ((cu - 0xD800) << 10) + (lo - 0xDC00), o);
-            p += 6;
-        } else {
-            n = utf8_put(cu, o); /* a lone surrogate too: its WTF-8 form */
-        }
-        if (buf_append(&ps->stack, o, n) < 0) {
-            oom(ps);
-            return NULL;
-        }
-        return p + 6;
-    default:
-        fail(ps, p, json_error_invalid_syntax, "invalid escape '\\%c'",
-             p[1] > 0x20 && p[1] < 0x7F ? p[1] : '?');
+        else
+            fail(ps, p, json_error_invalid_syntax, "invalid escape '\\%c'",
+                 p[1] > 0x20 && p[1] < 0x7F ? p[1] : '?');
         return NULL;
     }
     if (buf_append(&ps->stack, o, n) < 0) {
         oom(ps);
         return NULL;
     }
-    return p + 2;
+    return next;
+}
+
+int jsonx_string_decode(const char *p, const char *end, struct buf *out)
+{
+    int rc = 0;
+
+    if (p >= end || *p != '"')
+        return -EINVAL;
+    for (p++; rc == 0 && p < end && *p != '"';) {
+        const char *run = p;
+        unsigned char o[4];
+        size_t n;
+
+        while (p < end && *p != '"' && *p != '\\')
+            p++;
+        if (p > run)
+            rc = buf_append(out, run, (size_t)(p - run));
+        if (rc || p >= end || *p == '"')
+            break;
+        if (end - p < 2 || !(n = escape_at(p, end, o, &p)))
+            return -EINVAL;
+        rc = buf_append(out, o, n);
+    }
+    if (rc == 0 && (p >= end || *p != '"'))
+        return -EINVAL;
+    return rc;
 }
 
 /* The string whose opening quote is at ps->p; ps->p moves past its end.

@@ -86,6 +86,13 @@ char *jsonx_dumps(const json_t *v, size_t *len);
  * equal when they have the same keys (NUL included) with equal values. */
 bool jsonx_equal(const json_t *a, const json_t *b);
 
+/* The JSON string whose opening quote is at p, read up to its closing
+ * quote (before end), appended to out decoded: escapes as jsonx_loadb reads
+ * them (\u0000 as NUL, a lone surrogate in its WTF-8 form); raw bytes are
+ * copied, not checked.  -EINVAL when p holds no string, an escape is
+ * invalid or the quote never comes; else 0 or what the buffer returned. */
+int jsonx_string_decode(const char *p, const char *end, struct buf *out);
+
 /* True when s[0..len) is strict UTF-8: no overlong form, no surrogate
  * (WTF-8 included), nothing above U+10FFFF.  NUL is valid. */
 bool jsonx_utf8_valid(const char *s, size_t len);

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/hex.h"
 #include "base/jsonskip.h"
 #include "base/jsonx.h"
 
@@ -31,97 +30,6 @@ struct canon {
 static void skip_ws(struct canon *c)
 {
     c->p = jsonskip_ws(c->p, c->end);
-}
-
-static int hex4(const char *p, const char *end, unsigned *v)
-{
-    *v = 0;
-    if (end - p < 4)
-        return -EINVAL;
-    for (int i = 0; i < 4; i++) {
-        int d = hex_value(p[i]);
-
-        if (d < 0)
-            return -EINVAL;
-        *v = *v << 4 | (unsigned)d;
-    }
-    return 0;
-}
-
-static int put_utf8(struct buf *b, unsigned cp)
-{
-    char u[4];
-    size_t n;
-
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | cp >> 6);
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) { /* a lone surrogate too: its WTF-8 form (jsonx.h) */
-        u[0] = (char)(0xE0 | cp >> 12);
-        u[1] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | cp >> 18);
-        u[1] = (char)(0x80 | (cp >> 12 & 0x3F));
-        u[2] = (char)(0x80 | (cp >> 6 & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return buf_append(b, u, n);
-}
-
-int verify_string_decode(const char *p, const char *end, struct buf *out)
-{
-    int rc = 0;
-
-    if (p >= end || *p != '"')
-        return -EINVAL;
-    for (p++; rc == 0 && p < end && *p != '"';) {
-        const char *run = p;
-
-        while (p < end && *p != '"' && *p != '\\')
-            p++;
-        if (p > run)
-            rc = buf_append(out, run, (size_t)(p - run));
-        if (rc || p >= end || *p == '"')
-            break;
-        if (end - p < 2)
-            return -EINVAL;
-        switch (p[1]) {
-        case '"': rc = buf_putc(out, '"'); break;
-        case '\\': rc = buf_putc(out, '\\'); break;
-        case '/': rc = buf_putc(out, '/'); break;
-        case 'b': rc = buf_putc(out, '\b'); break;
-        case 'f': rc = buf_putc(out, '\f'); break;
-        case 'n': rc = buf_putc(out, '\n'); break;
-        case 'r': rc = buf_putc(out, '\r'); break;
-        case 't': rc = buf_putc(out, '\t'); break;
-        case 'u': {
-            unsigned cp, lo;
-
-            if (hex4(p + 2, end, &cp) < 0)
-                return -EINVAL;
-            p += 6;
-            if (cp >= 0xD800 && cp < 0xDC00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
-                hex4(p + 2, end, &lo) == 0 && lo >= 0xDC00 && lo < 0xE000) {
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                p += 6;
-            }
-            rc = put_utf8(out, cp);
-            continue;
-        }
-        default: return -EINVAL;
-        }
-        p += 2;
-    }
-    if (rc == 0 && (p >= end || *p != '"'))
-        return -EINVAL;
-    return rc;
 }
 
 /* A number token as digits and a power of ten: "-" when negative, the
@@ -258,7 +166,7 @@ static int object(struct canon *c)
             break;
         }
         buf_reset(&key);
-        if ((rc = verify_string_decode(c->p, ke, &key)) < 0 ||
+        if ((rc = jsonx_string_decode(c->p, ke, &key)) < 0 ||
             (rc = jsonx_put_string(o, key.ptr ? key.ptr : "", key.len)) < 0)
             break;
         c->p = ke;
@@ -378,7 +286,7 @@ static int value(struct canon *c)
         if (!e)
             return -EINVAL;
         buf_init(&s, BUF_NOMAX);
-        rc = verify_string_decode(c->p, e, &s);
+        rc = jsonx_string_decode(c->p, e, &s);
         if (rc == 0)
             rc = jsonx_put_string(c->out, s.ptr ? s.ptr : "", s.len);
         buf_close(&s);
@@ -501,7 +409,7 @@ static int got_member(void *arg, const char *k, const char *ke, const char *v, c
         int rc;
 
         buf_init(&id, DOC_ID_MAX * 6 + 1);
-        rc = verify_string_decode(v, ve, &id);
+        rc = jsonx_string_decode(v, ve, &id);
         if (rc == 0 && id.len <= DOC_ID_MAX) {
             memcpy(w->g.id, id.ptr ? id.ptr : "", id.len);
             w->g.id[id.len] = '\0';
@@ -591,7 +499,7 @@ static int find_member(void *arg, const char *k, const char *ke, const char *v, 
     struct member_find *f = arg;
 
     buf_reset(&f->key);
-    if (verify_string_decode(k, ke, &f->key) == 0 && f->key.len == f->nlen &&
+    if (jsonx_string_decode(k, ke, &f->key) == 0 && f->key.len == f->nlen &&
         memcmp(f->key.ptr ? f->key.ptr : "", f->name, f->nlen) == 0) {
         f->v = v;
         f->vlen = (size_t)(ve - v);

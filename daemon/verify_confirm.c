@@ -432,7 +432,7 @@ static json_t *key_from_source(struct verify *v, const struct cand *c, const cha
         if (!val || !types[i]) {
             ok = false;
         } else if (*val == '"' && types[i] != 'N') {
-            ok = verify_string_decode(val, val + vlen, &s) == 0;
+            ok = jsonx_string_decode(val, val + vlen, &s) == 0;
         } else if (*val != '"' && types[i] == 'N') {
             ok = buf_append(&s, val, vlen) == 0;
         } else {

@@ -43,9 +43,6 @@ int verify_canon(const char *p, size_t len, struct buf *out);
 /* Equal as JSON (above); two texts that are not both JSON are equal only
  * when they are the same bytes. */
 bool verify_json_same(const char *a, size_t alen, const char *b, size_t blen);
-/* Decodes the JSON string [p, e) (quotes included) into out: escapes
- * resolved, a lone surrogate as its WTF-8 form (base/jsonx.h).  0 or -EINVAL. */
-int verify_string_decode(const char *p, const char *e, struct buf *out);
 /* The value of the top-level member name[0..nlen) of the JSON object
  * p[0..len) (names compared decoded): its text, *vlen its length; NULL when
  * there is none or p is not an object. */

@@ -20,6 +20,7 @@
 #include "tests/support/e2e.h"
 #include "tests/support/proc.h"
 #include "tests/support/searchd_ctl.h"
+#include "tests/support/rounds.h"
 
 TestSuite(jsonx, .timeout = 30);
 
@@ -1037,4 +1038,66 @@ Test(jsonx_e2e, replay_files_and_dead_letters_keep_them)
     free(text);
 
     searchd_stop(sd);
+}
+
+/* jsonx_string_decode against jsonx_loadb: strings of every escape (\u0000,
+ * lone and paired surrogates, every short escape, invalid ones) and raw
+ * bytes of every value.  What the parser reads, the decoder reads to the
+ * same bytes; an escape the decoder refuses, the parser refuses too. */
+Test(jsonx, string_decode_reads_what_the_parser_reads)
+{
+    static const char *const pieces[] = {
+        "a", " ", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t", "\\u0000",
+        "\\u00e9", "\\uD83D\\uDE00", "\\ud800", "\\udc00", "\\uDBFF", "\\u12", "\\x", "\\",
+        "\xc3\xa9", "\xf0\x9f\x98\x80", "\xed\xa0\x80", "\xff", "\x01", "\\u0041x",
+    };
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    char text[256];
+    struct buf got;
+
+    buf_init(&got, 0);
+    for (int round = 0; round < test_rounds(50000); round++) {
+        size_t len = 0;
+        json_t *v;
+        int rc;
+
+        text[len++] = '[';
+        text[len++] = '"';
+        for (int k = (int)(x % 6); k >= 0; k--) {
+            const char *pc;
+
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            if (x % 5 == 0) {
+                text[len++] = (char)(x >> 16); /* any byte */
+                continue;
+            }
+            pc = pieces[(x >> 8) % (sizeof(pieces) / sizeof(*pieces))];
+            memcpy(text + len, pc, strlen(pc));
+            len += strlen(pc);
+        }
+        text[len++] = '"';
+        text[len++] = ']';
+        buf_reset(&got);
+        rc = jsonx_string_decode(text + 1, text + len, &got);
+        v = jsonx_loadb(text, len, 0, NULL);
+        if (v) {
+            json_t *sv = json_array_get(v, 0);
+
+            cr_assert_eq(rc, 0, "%.*s", (int)len, text);
+            cr_assert(got.len == json_string_length(sv) &&
+                          memcmp(got.ptr ? got.ptr : "", json_string_value(sv), got.len) == 0,
+                      "%.*s", (int)len, text);
+        } else if (rc == 0) {
+            /* Taken by the decoder, refused by the parser: only for raw
+             * bytes, which the decoder copies without checking. */
+            bool raw_bad = false;
+
+            for (size_t i = 2; i + 2 < len; i++)
+                raw_bad |= (unsigned char)text[i] < 0x20 || (unsigned char)text[i] >= 0x80 ||
+                           text[i] == '"';
+            cr_assert(raw_bad, "decoded, but the parser refuses: %.*s", (int)len, text);
+        }
+        json_decref(v);
+    }
+    buf_close(&got);
 }
