@@ -92,12 +92,11 @@ static bool skip_value(struct scan *s, const char **start)
 
 static bool take(struct scan *s, char c)
 {
-    skip_ws(s);
-    if (s->p < s->end && *s->p == c) {
-        s->p++;
-        return true;
-    }
-    return false;
+    const char *q = jsonskip_take(s->p, s->end, c);
+
+    if (q)
+        s->p = q;
+    return q != NULL;
 }
 
 static int add_span(struct streams_page *pg, size_t off, size_t len)

@@ -11,6 +11,12 @@ const char *jsonskip_ws(const char *p, const char *end)
     return p;
 }
 
+const char *jsonskip_take(const char *p, const char *end, char c)
+{
+    p = jsonskip_ws(p, end);
+    return p < end && *p == c ? p + 1 : NULL;
+}
+
 const char *jsonskip_string(const char *p, const char *end)
 {
     for (p++; p < end; p++) {

@@ -11,6 +11,10 @@ const char *jsonskip_ws(const char *p, const char *end);
 /* p at a string's opening quote: past its closing quote, or NULL. */
 const char *jsonskip_string(const char *p, const char *end);
 
+/* Past the blanks at p, the byte c: the byte after it, or NULL when the
+ * next byte is another. */
+const char *jsonskip_take(const char *p, const char *end, char c);
+
 /* p at a value's first character: its end (an object or array past its
  * closing bracket; a scalar at the ',', '}', ']' or whitespace after it, or
  * at end), or NULL when the text ends inside it. */

@@ -149,6 +149,19 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The buffer written out once it holds 1 MB (or all of it: last), then
+ * emptied; closed after the last. */
+static void put_block(struct buf *b, FILE *out, bool last)
+{
+    if (!last && b->len < (1u << 20))
+        return;
+    fwrite(b->ptr, 1, b->len, out);
+    if (last)
+        buf_close(b);
+    else
+        buf_reset(b);
+}
+
 /* The one-pass reader's limit: its document and bulk_append's action. */
 static size_t one_pass(FILE *in, FILE *out, size_t max)
 {
@@ -177,13 +190,9 @@ static size_t one_pass(FILE *in, FILE *out, size_t max)
             exit(70);
         }
         n++;
-        if (b.len >= (1u << 20)) {
-            fwrite(b.ptr, 1, b.len, out);
-            buf_reset(&b);
-        }
+        put_block(&b, out, false);
     }
-    fwrite(b.ptr, 1, b.len, out);
-    buf_close(&b);
+    put_block(&b, out, true);
     buf_close(&d.source);
     buf_close(&d.keys);
     free(line);
@@ -252,13 +261,9 @@ int main(int argc, char **argv)
         }
         json_decref(rec);
         n++;
-        if (b.len >= (1u << 20)) {
-            fwrite(b.ptr, 1, b.len, out);
-            buf_reset(&b);
-        }
+        put_block(&b, out, false);
     }
-    fwrite(b.ptr, 1, b.len, out);
-    buf_close(&b);
+    put_block(&b, out, true);
     free(line);
     fclose(in);
     if (fclose(out) != 0) {

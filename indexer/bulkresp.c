@@ -1,5 +1,6 @@
 #include "indexer/bulkresp.h"
 
+#include "base/jsonskip.h"
 #include "base/jsonx.h"
 
 #include <errno.h>
@@ -168,18 +169,16 @@ struct scan {
 
 static void sws(struct scan *s)
 {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
-        s->p++;
+    s->p = jsonskip_ws(s->p, s->end);
 }
 
 static bool seat(struct scan *s, char c)
 {
-    sws(s);
-    if (s->p < s->end && *s->p == c) {
-        s->p++;
-        return true;
-    }
-    return false;
+    const char *q = jsonskip_take(s->p, s->end, c);
+
+    if (q)
+        s->p = q;
+    return q != NULL;
 }
 
 /* A string of printable ASCII without escapes, compared to want (or, with
@@ -274,7 +273,8 @@ static bool fast_items(struct scan *s, size_t n_actions, struct bulkresp *out)
     return seat(s, ']') && i == n_actions;
 }
 
-/* The whole reply in one pass; false (out cleared but for status and req)
+/* The whole reply in one pass; false (the items freed, the counts left for
+ * bulkresp_parse_tree to clear)
  * when it is not the common one. */
 static bool fast_reply(const char *body, size_t len, size_t n_actions, struct bulkresp *out)
 {
@@ -304,9 +304,8 @@ static bool fast_reply(const char *body, size_t len, size_t n_actions, struct bu
         if (s.p == s.end)
             return true;
     }
-    free(out->items);
+    free(out->items); /* the rest of out is cleared by bulkresp_parse_tree */
     out->items = NULL;
-    out->n = out->n_ok = out->n_gone = 0;
     return false;
 }
 

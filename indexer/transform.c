@@ -1081,8 +1081,7 @@ static bool ctx_start(struct ctx *c, const struct transform_cfg *cfg, struct buf
     return true;
 }
 
-/* An empty action of this kind (seq, created and version are the caller's). */
-static void doc_begin(struct doc *out, const struct transform_cfg *cfg, enum doc_op op)
+void tf_doc_begin(struct doc *out, const struct transform_cfg *cfg, enum doc_op op)
 {
     buf_reset(&out->source);
     buf_reset(&out->keys);
@@ -1099,7 +1098,7 @@ enum transform_result transform_item(const struct transform_cfg *cfg, json_t *it
 
     if (!ctx_start(&c, cfg, err, "item"))
         return TR_ERROR;
-    doc_begin(out, cfg, DOC_INDEX);
+    tf_doc_begin(out, cfg, DOC_INDEX);
     if (!json_is_object(item)) {
         fail(&c, "not an object");
         return TR_ERROR;
@@ -1116,7 +1115,7 @@ enum transform_result transform_keys(const struct transform_cfg *cfg, json_t *ke
 
     if (!ctx_start(&c, cfg, err, "keys"))
         return TR_ERROR;
-    doc_begin(out, cfg, DOC_DELETE);
+    tf_doc_begin(out, cfg, DOC_DELETE);
     return build_id(&c, keys, out) < 0 ? TR_ERROR : TR_DOC;
 }
 
@@ -1171,7 +1170,7 @@ enum transform_result transform_record(const struct transform_cfg *cfg, json_t *
 
     out->seq[0] = '\0';
     out->created = 0;
-    doc_begin(out, cfg, DOC_INDEX);
+    tf_doc_begin(out, cfg, DOC_INDEX);
     if (json_is_string(jseq) && slen < sizeof(out->seq) && all_digits(json_string_value(jseq), slen)) {
         memcpy(out->seq, json_string_value(jseq), slen + 1);
         snprintf(what, sizeof(what), "record %s", out->seq);

@@ -42,6 +42,10 @@ bool tf_name_refused(const char *name, size_t len, bool top);
  * index, the hash key or a usable id separator is missing. */
 bool tf_cfg_usable(const struct transform_cfg *cfg);
 
+/* An empty action of this kind (seq, created and version are the
+ * caller's). */
+void tf_doc_begin(struct doc *out, const struct transform_cfg *cfg, enum doc_op op);
+
 /* Steps 1 and 2 of the id function for a key value that is not hmac'd:
  * its text (an N canonical, a B as sent once it is valid base64) with the
  * separator and '\\' escaped, appended to idb.  -EINVAL: an invalid N or

@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "base/b64.h"
+#include "base/jsonskip.h"
+#include "base/jsonx.h"
 #include "base/swar.h"
 #include "indexer/bulk.h"
 #include "indexer/ddbnum.h"
@@ -65,18 +67,16 @@ struct rd {
 
 static void ws(struct rd *r)
 {
-    while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
-        r->p++;
+    r->p = jsonskip_ws(r->p, r->end);
 }
 
 static bool eat(struct rd *r, char c)
 {
-    ws(r);
-    if (r->p < r->end && *r->p == c) {
-        r->p++;
-        return true;
-    }
-    return false;
+    const char *q = jsonskip_take(r->p, r->end, c);
+
+    if (q)
+        r->p = q;
+    return q != NULL;
 }
 
 static bool peek(struct rd *r, char c)
@@ -85,47 +85,6 @@ static bool peek(struct rd *r, char c)
     return r->p < r->end && *r->p == c;
 }
 
-static int hex4(const char *p)
-{
-    int v = 0;
-
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if (c >= 'a' && c <= 'f')
-            v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            v |= c - 'A' + 10;
-        else
-            return -1;
-    }
-    return v;
-}
-
-static int put_utf8(struct buf *b, uint32_t cp)
-{
-    char u[4];
-    size_t n;
-
-    if (cp < 0x80) {
-        u[0] = (char)cp, n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
-    } else {
-        u[0] = (char)(0xf0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), u[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
-    }
-    return buf_append(b, u, n);
-}
-
-/* The escapes from q (at a backslash) to the closing quote, decoded onto
- * dst after the text from start; r->p after the quote. */
 /* Whether any of the 8 bytes at p is one a string scan must look at: a
  * quote, a backslash, a control character or a byte above 0x7f. */
 static bool word_special(const char *p)
@@ -135,91 +94,20 @@ static bool word_special(const char *p)
     return swar_quote_or_backslash(w) || swar_below(w, 0x20) || (w & SWAR_HIGH);
 }
 
-static bool str_escaped(struct rd *r, const char *start, const char *q, struct buf *dst,
-                        size_t *off, size_t *len)
-{
-    size_t mark = dst->len;
-    uint32_t cp;
-
-    if (buf_append(dst, start, (size_t)(q - start)) < 0)
-        return false;
-    while (q < r->end && *q != '"') {
-        unsigned char c = (unsigned char)*q;
-        const char *run = q;
-        int rc = 0;
-
-        if (c == '\\') {
-            if (r->end - q < 2)
-                return false;
-            switch (q[1]) {
-            case '"': case '\\': case '/': rc = buf_putc(dst, q[1]); break;
-            case 'b': rc = buf_putc(dst, '\b'); break;
-            case 'f': rc = buf_putc(dst, '\f'); break;
-            case 'n': rc = buf_putc(dst, '\n'); break;
-            case 'r': rc = buf_putc(dst, '\r'); break;
-            case 't': rc = buf_putc(dst, '\t'); break;
-            case 'u': {
-                int u, lo;
-
-                if (r->end - q < 6 || (u = hex4(q + 2)) <= 0 || (u >= 0xdc00 && u <= 0xdfff))
-                    return false; /* \u0000 and lone surrogates: the tree decides */
-                if (u >= 0xd800 && u <= 0xdbff) {
-                    if (r->end - q < 12 || q[6] != '\\' || q[7] != 'u' ||
-                        (lo = hex4(q + 8)) < 0xdc00 || lo > 0xdfff)
-                        return false;
-                    rc = put_utf8(dst, 0x10000 + (((uint32_t)u - 0xd800) << 10) +
-                                           ((uint32_t)lo - 0xdc00));
-                    q += 6;
-                } else {
-                    rc = put_utf8(dst, (uint32_t)u);
-                }
-                q += 4;
-                break;
-            }
-            default:
-                return false;
-            }
-            q += 2;
-        } else if (c < 0x20) {
-            return false;
-        } else {
-            size_t n = c < 0x80 ? 1 : tf_utf8_char(q, (size_t)(r->end - q), &cp);
-
-            if (!n)
-                return false;
-            while (n) { /* the run up to the next escape, checked as it goes */
-                q += n;
-                if (q >= r->end || *q == '\\' || *q == '"' || (unsigned char)*q < 0x20)
-                    break;
-                n = (unsigned char)*q < 0x80 ? 1 : tf_utf8_char(q, (size_t)(r->end - q), &cp);
-            }
-            if (!n)
-                return false;
-            rc = buf_append(dst, run, (size_t)(q - run));
-        }
-        if (rc < 0)
-            return false;
-    }
-    if (q >= r->end)
-        return false;
-    r->p = q + 1;
-    *off = mark;
-    *len = dst->len - mark;
-    return true;
-}
-
-/* A JSON string at r->p: into v, from the text or decoded onto dst; *off
- * is where in dst (SIZE_MAX: in the text). */
+/* A JSON string at r->p: into v, from the text (raw) or, when it holds
+ * escapes, decoded onto dst (*off: where; SIZE_MAX for the text).  Raw
+ * bytes must be UTF-8 without control characters; a decoded string holding
+ * NUL or a lone surrogate (\u0000, \ud800) is the tree's. */
 static bool str(struct rd *r, struct buf *dst, struct sv *v, size_t *off)
 {
+    bool escaped = false;
     const char *q;
     uint32_t cp;
 
     ws(r);
     if (r->p >= r->end || *r->p != '"')
         return false;
-    q = r->p + 1;
-    for (;;) {
+    for (q = r->p + 1;;) {
         unsigned char c;
         size_t n;
 
@@ -230,27 +118,33 @@ static bool str(struct rd *r, struct buf *dst, struct sv *v, size_t *off)
         c = (unsigned char)*q;
         if (c == '"')
             break;
-        if (c == '\\') {
-            if (!str_escaped(r, r->p + 1, q, dst, off, &v->len))
-                return false;
-            v->s = dst->ptr + *off;
-            v->raw = false;
-            return true;
-        }
-        if (c < 0x20)
+        if (c == '\\') { /* the escape is the decoder's to check */
+            escaped = true;
+            q += 2;
+        } else if (c < 0x20) {
             return false;
-        if (c < 0x80) {
+        } else if (c < 0x80) {
             q++;
-            continue;
-        }
-        if (!(n = tf_utf8_char(q, (size_t)(r->end - q), &cp)))
+        } else if ((n = tf_utf8_char(q, (size_t)(r->end - q), &cp))) {
+            q += n;
+        } else {
             return false;
-        q += n;
+        }
     }
-    v->s = r->p + 1;
-    v->len = (size_t)(q - v->s);
-    v->raw = true;
-    *off = SIZE_MAX;
+    if (escaped) {
+        *off = dst->len;
+        if (jsonx_string_decode(r->p, q + 1, dst) < 0)
+            return false;
+        v->s = dst->ptr + *off;
+        v->len = dst->len - *off;
+        if (memchr(v->s, '\0', v->len) || !tf_utf8_valid(v->s, v->len))
+            return false;
+    } else {
+        v->s = r->p + 1;
+        v->len = (size_t)(q - v->s);
+        *off = SIZE_MAX;
+    }
+    v->raw = !escaped;
     r->p = q + 1;
     return true;
 }
@@ -408,6 +302,28 @@ static bool member_name(struct rd *r, struct sv *v)
     return eat(r, ':');
 }
 
+/* The object at r->p, member by member: each name read (and held for the
+ * duplicate check), then one reads its value, r->p at it. */
+typedef bool member_fn(struct rd *r, const struct sv *name, void *arg);
+
+static bool members(struct rd *r, member_fn *one, void *arg)
+{
+    size_t mark = r->nnm;
+    struct sv name;
+
+    if (!eat(r, '{'))
+        return false;
+    if (!eat(r, '}')) {
+        do {
+            if (!member_name(r, &name) || !one(r, &name, arg))
+                return false;
+        } while (eat(r, ','));
+        if (!eat(r, '}'))
+            return false;
+    }
+    return nm_unique(r, mark);
+}
+
 /* ---- values read past ---- */
 
 static bool skip(struct rd *r, int depth)
@@ -492,26 +408,37 @@ static bool array(struct rd *r, char t, int depth, struct buf *out)
     return buf_putc(out, ']') == 0;
 }
 
+/* What map's and image's members write into: the document, and whether a
+ * member was written yet (the comma). */
+struct writing {
+    struct buf *out; /* NULL: nothing is written (an image read for its keys) */
+    bool first;
+    int depth;       /* of the object's members (map) */
+    struct keycap *key;
+};
+
+/* One member, "name":value, the value at depth w->depth. */
+static bool put_member(struct rd *r, const struct sv *name, struct writing *w, int depth)
+{
+    bool ok = (w->first || buf_putc(w->out, ',') == 0) && put_string(w->out, name) == 0 &&
+              buf_putc(w->out, ':') == 0 && attr(r, depth, w->out);
+
+    w->first = false;
+    return ok;
+}
+
+static bool map_member(struct rd *r, const struct sv *name, void *arg)
+{
+    struct writing *w = arg;
+
+    return !tf_name_refused(name->s, name->len, false) && put_member(r, name, w, w->depth);
+}
+
 static bool map(struct rd *r, int depth, struct buf *out)
 {
-    size_t mark = r->nnm;
-    bool first = true;
-    struct sv name;
+    struct writing w = { .out = out, .first = true, .depth = depth + 1 };
 
-    if (!eat(r, '{') || buf_putc(out, '{') < 0)
-        return false;
-    if (!eat(r, '}')) {
-        do {
-            if (!member_name(r, &name) || tf_name_refused(name.s, name.len, false) ||
-                (!first && buf_putc(out, ',') < 0) || put_string(out, &name) < 0 ||
-                buf_putc(out, ':') < 0 || !attr(r, depth + 1, out))
-                return false;
-            first = false;
-        } while (eat(r, ','));
-        if (!eat(r, '}'))
-            return false;
-    }
-    return nm_unique(r, mark) && buf_putc(out, '}') == 0;
+    return buf_putc(out, '{') == 0 && members(r, map_member, &w) && buf_putc(out, '}') == 0;
 }
 
 /* One attribute value {"T": value}, depth as transform.c counts it (the
@@ -578,41 +505,30 @@ static bool encrypted_name(const struct sv *v)
 /* An image (Keys, NewImage or OldImage): its key attributes read into
  * key[0] (hash) and key[1] (range); with out, the document written as
  * transform.c's emit_item writes it. */
-static bool image(struct rd *r, struct keycap key[2], struct buf *out)
+static bool image_member(struct rd *r, const struct sv *name, void *arg)
 {
     const struct transform_cfg *cfg = r->cfg;
-    size_t mark = r->nnm;
-    bool first = true;
-    struct sv name;
+    struct writing *w = arg;
 
-    if (!eat(r, '{') || (out && buf_putc(out, '{') < 0))
+    if (cfg->encrypted != TRANSFORM_ENCRYPTED_AS_IS && encrypted_name(name))
         return false;
-    if (!eat(r, '}')) {
-        do {
-            if (!member_name(r, &name))
-                return false;
-            if (cfg->encrypted != TRANSFORM_ENCRYPTED_AS_IS && encrypted_name(&name))
-                return false;
-            if (named(&name, cfg->hash_key, r->hlen))
-                key_peek(r, &key[0]);
-            else if (named(&name, cfg->range_key, r->rlen))
-                key_peek(r, &key[1]);
-            if (!out || (name.len >= 8 && memcmp(name.s, "aws:rep:", 8) == 0) ||
-                (cfg->n_include && !tf_in_list(cfg->include, cfg->n_include, name.s, name.len)) ||
-                tf_in_list(cfg->exclude, cfg->n_exclude, name.s, name.len)) {
-                if (!skip(r, 1))
-                    return false;
-                continue;
-            }
-            if (tf_name_refused(name.s, name.len, true) || (!first && buf_putc(out, ',') < 0) ||
-                put_string(out, &name) < 0 || buf_putc(out, ':') < 0 || !attr(r, 1, out))
-                return false;
-            first = false;
-        } while (eat(r, ','));
-        if (!eat(r, '}'))
-            return false;
-    }
-    return nm_unique(r, mark) && (!out || buf_putc(out, '}') == 0);
+    if (named(name, cfg->hash_key, r->hlen))
+        key_peek(r, &w->key[0]);
+    else if (named(name, cfg->range_key, r->rlen))
+        key_peek(r, &w->key[1]);
+    if (!w->out || (name->len >= 8 && memcmp(name->s, "aws:rep:", 8) == 0) ||
+        (cfg->n_include && !tf_in_list(cfg->include, cfg->n_include, name->s, name->len)) ||
+        tf_in_list(cfg->exclude, cfg->n_exclude, name->s, name->len))
+        return skip(r, 1);
+    return !tf_name_refused(name->s, name->len, true) && put_member(r, name, w, 1);
+}
+
+static bool image(struct rd *r, struct keycap key[2], struct buf *out)
+{
+    struct writing w = { .out = out, .first = true, .key = key };
+
+    return (!out || buf_putc(out, '{') == 0) && members(r, image_member, &w) &&
+           (!out || buf_putc(out, '}') == 0);
 }
 
 /* ---- the record ---- */
@@ -653,96 +569,81 @@ static bool shard_member(struct rd *r, char *dst, size_t size)
     return true;
 }
 
-static bool dynamodb(struct rd *r, struct rec *rc, struct doc *out)
+struct reading {
+    struct rec *rc;
+    struct doc *out;
+    struct transform_text_extra *x;
+};
+
+static bool dynamodb_member(struct rd *r, const struct sv *name, void *arg)
 {
-    size_t mark = r->nnm;
-    struct sv name, v;
+    struct reading *g = arg;
+    struct rec *rc = g->rc;
+    struct doc *out = g->out;
+    struct sv v;
+    bool ok;
 
-    if (!eat(r, '{'))
-        return false;
-    if (eat(r, '}'))
-        return nm_unique(r, mark);
-    do {
-        bool ok;
-
-        if (!member_name(r, &name))
-            return false;
-        if (is(&name, "SequenceNumber")) {
-            ok = first_time(rc, M_SEQ) && sval(r, &v) && v.len >= 1 && v.len < sizeof(out->seq);
-            for (size_t i = 0; ok && i < v.len; i++)
-                ok = v.s[i] >= '0' && v.s[i] <= '9';
-            if (ok) {
-                memcpy(out->seq, v.s, v.len);
-                out->seq[v.len] = '\0';
-            }
-        } else if (is(&name, "ApproximateCreationDateTime")) {
-            ok = first_time(rc, M_TIME) && number(r, &rc->time) && rc->time >= 0 &&
-                 rc->time < 9.2e18;
-        } else if (is(&name, "Keys")) {
-            ok = first_time(rc, M_KEYS) && image(r, rc->key[0], NULL);
-        } else if (is(&name, "NewImage")) {
-            const char *at = r->p;
-            size_t names_at = r->nnm;
-
-            /* A REMOVE's image is not written: one that cannot be is read
-             * again for its keys only, and matters only if the record is
-             * not a REMOVE. */
-            ok = first_time(rc, M_NEW);
-            if (ok && !image(r, rc->key[1], &out->source)) {
-                r->p = at;
-                r->nnm = names_at;
-                rc->new_bad = true;
-                rc->key[1][0].seen = rc->key[1][0].ok = rc->key[1][1].seen = rc->key[1][1].ok = false;
-                ok = image(r, rc->key[1], NULL);
-            }
-        } else if (is(&name, "OldImage")) {
-            ok = first_time(rc, M_OLD) && image(r, rc->key[2], NULL);
-        } else {
-            ok = skip(r, 2);
+    if (is(name, "SequenceNumber")) {
+        ok = first_time(rc, M_SEQ) && sval(r, &v) && v.len >= 1 && v.len < sizeof(out->seq);
+        for (size_t i = 0; ok && i < v.len; i++)
+            ok = v.s[i] >= '0' && v.s[i] <= '9';
+        if (ok) {
+            memcpy(out->seq, v.s, v.len);
+            out->seq[v.len] = '\0';
         }
-        if (!ok)
+        return ok;
+    }
+    if (is(name, "ApproximateCreationDateTime"))
+        return first_time(rc, M_TIME) && number(r, &rc->time) && rc->time >= 0 &&
+               rc->time < 9.2e18;
+    if (is(name, "Keys"))
+        return first_time(rc, M_KEYS) && image(r, rc->key[0], NULL);
+    if (is(name, "OldImage"))
+        return first_time(rc, M_OLD) && image(r, rc->key[2], NULL);
+    if (is(name, "NewImage")) {
+        const char *at = r->p;
+        size_t names_at = r->nnm;
+
+        /* A REMOVE's image is not written: one that cannot be is read again
+         * for its keys only, and matters only if the record is not a
+         * REMOVE. */
+        if (!first_time(rc, M_NEW))
             return false;
-    } while (eat(r, ','));
-    return eat(r, '}') && nm_unique(r, mark);
+        if (image(r, rc->key[1], &out->source))
+            return true;
+        r->p = at;
+        r->nnm = names_at;
+        rc->new_bad = true;
+        rc->key[1][0].seen = rc->key[1][0].ok = rc->key[1][1].seen = rc->key[1][1].ok = false;
+        return image(r, rc->key[1], NULL);
+    }
+    return skip(r, 2);
 }
 
-static bool record(struct rd *r, struct rec *rc, struct doc *out, struct transform_text_extra *x)
+static bool record_member(struct rd *r, const struct sv *name, void *arg)
 {
-    size_t mark = r->nnm;
-    struct sv name;
+    struct reading *g = arg;
+    struct rec *rc = g->rc;
+    bool ok;
 
-    if (!eat(r, '{'))
-        return false;
-    if (eat(r, '}'))
-        return false;
-    do {
-        bool ok;
-
-        if (!member_name(r, &name))
-            return false;
-        if (is(&name, "eventName")) {
-            ok = first_time(rc, M_EVENT) && sval(r, &rc->event) &&
-                 (is(&rc->event, "INSERT") || is(&rc->event, "MODIFY") ||
-                  is(&rc->event, "REMOVE"));
-            if (ok) /* a name that stays valid past r->tmp's next use */
-                rc->event.s = rc->event.s[0] == 'R' ? "REMOVE" : "UPSERT";
-        } else if (is(&name, "dynamodb")) {
-            ok = first_time(rc, M_DYNAMODB) && dynamodb(r, rc, out);
-        } else if (is(&name, "userIdentity")) {
-            ok = first_time(rc, M_IDENTITY) && skip(r, 1);
-        } else if (is(&name, "shardId")) {
-            ok = first_time(rc, M_SHARD) && shard_member(r, x->shard, sizeof(x->shard));
-        } else if (is(&name, "parentShardId")) {
-            ok = first_time(rc, M_PARENT) && shard_member(r, x->parent, sizeof(x->parent));
-        } else if (is(&name, "Records") || is(&name, "DDBStreamBatchInfo")) {
-            ok = false; /* a Lambda event or failure record: source_stream_value's */
-        } else {
-            ok = skip(r, 1);
-        }
-        if (!ok)
-            return false;
-    } while (eat(r, ','));
-    return eat(r, '}') && nm_unique(r, mark);
+    if (is(name, "eventName")) {
+        ok = first_time(rc, M_EVENT) && sval(r, &rc->event) &&
+             (is(&rc->event, "INSERT") || is(&rc->event, "MODIFY") || is(&rc->event, "REMOVE"));
+        if (ok) /* a name that stays valid past r->tmp's next use */
+            rc->event.s = rc->event.s[0] == 'R' ? "REMOVE" : "UPSERT";
+        return ok;
+    }
+    if (is(name, "dynamodb"))
+        return first_time(rc, M_DYNAMODB) && members(r, dynamodb_member, g);
+    if (is(name, "userIdentity"))
+        return first_time(rc, M_IDENTITY) && skip(r, 1);
+    if (is(name, "shardId"))
+        return first_time(rc, M_SHARD) && shard_member(r, g->x->shard, sizeof(g->x->shard));
+    if (is(name, "parentShardId"))
+        return first_time(rc, M_PARENT) && shard_member(r, g->x->parent, sizeof(g->x->parent));
+    if (is(name, "Records") || is(name, "DDBStreamBatchInfo"))
+        return false; /* a Lambda event or failure record: source_stream_value's */
+    return skip(r, 1);
 }
 
 /* The id and keys from the key values of one image (hash, then range). */
@@ -783,12 +684,7 @@ bool transform_record_text(const struct transform_cfg *cfg, const char *text, si
         return false;
     out->seq[0] = '\0';
     out->created = 0;
-    buf_reset(&out->source);
-    buf_reset(&out->keys);
-    out->op = DOC_INDEX;
-    out->index = cfg->index;
-    out->id_len = 0;
-    out->id[0] = '\0';
+    tf_doc_begin(out, cfg, DOC_INDEX);
     r.nm = r.local;
     r.hlen = tf_name_len(cfg->hash_key, cfg->hash_key_len);
     r.rlen = tf_name_len(cfg->range_key, cfg->range_key_len);
@@ -800,7 +696,7 @@ bool transform_record_text(const struct transform_cfg *cfg, const char *text, si
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 2; j++)
             rc->key[i][j].seen = rc->key[i][j].ok = false;
-    if (!record(&r, rc, out, x))
+    if (!members(&r, record_member, &(struct reading){ .rc = rc, .out = out, .x = x }))
         goto out;
     ws(&r);
     if (r.p != r.end || !rc->seen[M_DYNAMODB] || !rc->seen[M_EVENT])
