@@ -282,6 +282,7 @@ Test(transform_text, random_records_read_as_the_tree_reads_them)
         struct wl w;
 
         wl_init(&w, 1000 + ti, "posts", t->hash, t->hash_type, t->range, t->range_type, 500);
+        w.big_every = 100; /* items near DynamoDB's 400 KB too */
         for (unsigned i = 0; i < 5000; i++) {
             struct transform_cfg cfg;
             json_t *rec = random_record(&w, (unsigned)(wl_rand(&w) % 500));
