@@ -8,6 +8,7 @@
 #include "indexer/bulk.h"
 #include "indexer/bulkresp.h"
 #include "indexer/transform.h"
+#include "tests/support/rounds.h"
 
 TestSuite(bulk, .timeout = 10);
 
@@ -548,7 +549,7 @@ Test(bulk, the_common_reply_read_in_one_pass_as_the_tree_reads_it)
     uint64_t x = 12345;
     char body[8192];
 
-    for (int round = 0; round < 20000; round++) {
+    for (int round = 0; round < test_rounds(20000); round++) {
         size_t n, len = 0, k;
         int common = round % 3 != 0; /* mostly the common shape */
 

@@ -712,7 +712,8 @@ Test(ckpt, version_equal_inputs_give_equal_outputs)
 
         cr_assert_eq(docver_next(&a, created), docver_next(&b, created));
     }
-    cr_assert_eq(memcmp(&a, &b, sizeof(a)), 0);
+    /* Field by field: the struct's padding is never written. */
+    cr_assert(a.second == b.second && a.ordinal == b.ordinal);
 }
 
 Test(ckpt, version_overflow_borrows_the_next_second)
