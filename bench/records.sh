@@ -24,7 +24,9 @@
 # e.g. an older build's, to compare two trees with the same tools), RUNS (5), DATA (BUILD/bench-data: corpora),
 # REPLAY_SIZES ("100000 1000000": the corpora replay reads), RUN_RECORDS
 # (100000: the records of run:SHARDS and stall), SINK_ARGS (more options of
-# the sink, e.g. --no-external-versions to see the check fail).
+# the sink, e.g. --no-external-versions to see the check fail), RUN_CONF
+# (lines added to the [sink] section of run:SHARDS's configuration, e.g.
+# "bulk_max_actions = 250" to see what smaller bulk requests cost and save).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -262,7 +264,7 @@ step_replay() {
 
 step_run() { # SHARDS
     local shards=$1 n=$RUN_RECORDS
-    echo "== run: $n records in $shards shards, defaults (flush_interval 1s, concurrency 2)"
+    echo "== run: $n records in $shards shards, defaults (flush_interval 1s, concurrency 2)${RUN_CONF:+ but: $RUN_CONF}"
     : >"$work/run.txt"; : >"$work/lat.txt"; : >"$work/run-ceil.txt"; : >"$work/run-ceil.txt.op"
     for r in $(seq "$RUNS"); do
         [ $((r % 2)) = 1 ] && ceiling_once "$(corpus "$n")" "$work/run-ceil.txt"
@@ -270,7 +272,7 @@ step_run() { # SHARDS
         start_streamsd "$n" "$shards"
         local t0 t1 d
         t0=$(now_ms)
-        conf run; "$DDB2ES" run -c "$work/run.conf" 2>"$work/run.log" & d=$!; pids+=($d)
+        conf run "${RUN_CONF:-}"; "$DDB2ES" run -c "$work/run.conf" 2>"$work/run.log" & d=$!; pids+=($d)
         while [ "$(sd_stat served)" != "$n" ] || [ "$(metric ddb2es_sink_queued_docs)" != 0 ]; do
             kill -0 $d || { tail -3 "$work/run.log"; return 1; }
             sleep 0.05
