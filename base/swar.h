@@ -36,10 +36,25 @@ static inline uint64_t swar_below(uint64_t w, unsigned char n)
     return (w - SWAR_ONES * n) & ~w & SWAR_HIGH;
 }
 
-/* Some byte of w is a quote or a backslash. */
-static inline bool swar_quote_or_backslash(uint64_t w)
+/* High bit set where w's byte may be a quote or a backslash (exact up to
+ * the first one that is). */
+static inline uint64_t swar_quote_or_backslash(uint64_t w)
 {
     return swar_eq(w, '"') | swar_eq(w, '\\');
+}
+
+/* Where in the 8 loaded bytes the first flagged one of mask m (not 0) is,
+ * counted from p: on a little-endian machine the lowest flagged byte, which
+ * the tests above flag exactly.  Elsewhere 0: the caller then looks at the
+ * bytes one by one, which is slower but the same. */
+static inline unsigned swar_first(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (unsigned)__builtin_ctzll(m) >> 3;
+#else
+    (void)m;
+    return 0;
+#endif
 }
 
 #endif

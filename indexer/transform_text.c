@@ -85,13 +85,13 @@ static bool peek(struct rd *r, char c)
     return r->p < r->end && *r->p == c;
 }
 
-/* Whether any of the 8 bytes at p is one a string scan must look at: a
+/* Which of the 8 bytes at p a string scan must look at (swar.h's mask): a
  * quote, a backslash, a control character or a byte above 0x7f. */
-static bool word_special(const char *p)
+static uint64_t word_special(const char *p)
 {
     uint64_t w = swar_load(p);
 
-    return swar_quote_or_backslash(w) || swar_below(w, 0x20) || (w & SWAR_HIGH);
+    return swar_quote_or_backslash(w) | swar_below(w, 0x20) | (w & SWAR_HIGH);
 }
 
 /* A JSON string at r->p: into v, from the text (raw) or, when it holds
@@ -111,8 +111,15 @@ static bool str(struct rd *r, struct buf *dst, struct sv *v, size_t *off)
         unsigned char c;
         size_t n;
 
-        while (r->end - q >= 8 && !word_special(q))
+        while (r->end - q >= 8) {
+            uint64_t m = word_special(q);
+
+            if (m) {
+                q += swar_first(m);
+                break;
+            }
             q += 8;
+        }
         if (q >= r->end)
             return false;
         c = (unsigned char)*q;

@@ -18,6 +18,7 @@
 #include "base/list.h"
 #include "base/rfc3339.h"
 #include "base/secret.h"
+#include "base/swar.h"
 #include "base/url.h"
 #include "tests/support/rounds.h"
 
@@ -117,6 +118,38 @@ Test(base, jsonskip_finds_where_a_value_ends)
 /* The string's end found 8 bytes at a time, against a byte-by-byte reading:
  * strings of every byte value, quotes and backslashes at every offset of a
  * word. */
+/* swar_first names the first byte a mask flags, not a later one the
+ * borrow of an earlier match may flag too: the string scanners jump there. */
+Test(base, swar_first_is_the_first_flagged_byte)
+{
+    static const unsigned char pick[] = { '"', '\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xff };
+    uint64_t x = 2463534242ull;
+
+    for (int round = 0; round < test_rounds(200000); round++) {
+        char b[8];
+        int want = -1, want_below = -1;
+
+        for (int i = 0; i < 8; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            b[i] = (char)(x % 3 ? pick[(x >> 8) % sizeof(pick)] : (x >> 16) & 0xff);
+            if (want < 0 && (b[i] == '"' || b[i] == '\\'))
+                want = i;
+            if (want_below < 0 && (unsigned char)b[i] < 0x20)
+                want_below = i;
+        }
+        uint64_t w = swar_load(b);
+        uint64_t m = swar_quote_or_backslash(w);
+
+        cr_assert_eq(m != 0, want >= 0, "round %d", round);
+        if (m)
+            cr_assert_eq(swar_first(m), (unsigned)want, "round %d", round);
+        m = swar_below(w, 0x20);
+        cr_assert_eq(m != 0, want_below >= 0, "round %d", round);
+        if (m)
+            cr_assert_eq(swar_first(m), (unsigned)want_below, "round %d", round);
+    }
+}
+
 Test(base, jsonskip_string_ends_where_a_byte_loop_ends)
 {
     uint64_t x = 88172645463325252ull;
