@@ -20,15 +20,7 @@ const char *jsonskip_take(const char *p, const char *end, char c)
 const char *jsonskip_string(const char *p, const char *end)
 {
     for (p++; p < end; p++) {
-        while (end - p >= 8) {
-            uint64_t m = swar_quote_or_backslash(swar_load(p));
-
-            if (m) {
-                p += swar_first(m);
-                break;
-            }
-            p += 8;
-        }
+        p = swar_skip(p, end, swar_quote_or_backslash);
         if (p >= end)
             break;
         if (*p == '\\')

@@ -1,7 +1,8 @@
 /* swar — bytes tested 8 at a time in a 64-bit word (SIMD within a
  * register), for the scanners that skip over JSON strings.  The tests are
  * the zero-byte ones of "Bit Twiddling Hacks": exact for "some byte of the
- * word is ...", not for which one. */
+ * word is ..." and for the first such byte (a borrow only runs towards later
+ * bytes), not for the ones after it. */
 #ifndef DDB2ES_SWAR_H
 #define DDB2ES_SWAR_H
 
@@ -54,7 +55,37 @@ static inline unsigned swar_first(uint64_t m)
 #else
     (void)m;
     return 0;
+/* p moved over the words in which mask flags no byte, to the first flagged
+ * byte of the word that has one; it stops with fewer than 8 bytes left
+ * before end.  The string scanners' fast path (the caller looks at *p). */
+static inline const char *swar_skip(const char *p, const char *end, uint64_t (*mask)(uint64_t))
+{
+    while (end - p >= 8) {
+        uint64_t m = mask(swar_load(p));
+
+        if (m)
+            return p + swar_first(m);
+        p += 8;
+    }
+    return p;
+}
+
 #endif
+}
+
+/* p moved over the words in which mask flags no byte, to the first flagged
+ * byte of the word that has one; it stops with fewer than 8 bytes left
+ * before end.  The string scanners' fast path (the caller looks at *p). */
+static inline const char *swar_skip(const char *p, const char *end, uint64_t (*mask)(uint64_t))
+{
+    while (end - p >= 8) {
+        uint64_t m = mask(swar_load(p));
+
+        if (m)
+            return p + swar_first(m);
+        p += 8;
+    }
+    return p;
 }
 
 #endif

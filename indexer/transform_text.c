@@ -85,12 +85,10 @@ static bool peek(struct rd *r, char c)
     return r->p < r->end && *r->p == c;
 }
 
-/* Which of the 8 bytes at p a string scan must look at (swar.h's mask): a
+/* Which of the 8 bytes of w a string scan must look at (swar.h's mask): a
  * quote, a backslash, a control character or a byte above 0x7f. */
-static uint64_t word_special(const char *p)
+static uint64_t word_special(uint64_t w)
 {
-    uint64_t w = swar_load(p);
-
     return swar_quote_or_backslash(w) | swar_below(w, 0x20) | (w & SWAR_HIGH);
 }
 
@@ -111,15 +109,7 @@ static bool str(struct rd *r, struct buf *dst, struct sv *v, size_t *off)
         unsigned char c;
         size_t n;
 
-        while (r->end - q >= 8) {
-            uint64_t m = word_special(q);
-
-            if (m) {
-                q += swar_first(m);
-                break;
-            }
-            q += 8;
-        }
+        q = swar_skip(q, r->end, word_special);
         if (q >= r->end)
             return false;
         c = (unsigned char)*q;

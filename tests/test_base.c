@@ -127,7 +127,7 @@ Test(base, swar_first_is_the_first_flagged_byte)
 
     for (int round = 0; round < test_rounds(200000); round++) {
         char b[8];
-        int want = -1, want_below = -1;
+        int want = -1, want_below = -1, want_any = -1;
 
         for (int i = 0; i < 8; i++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -136,6 +136,9 @@ Test(base, swar_first_is_the_first_flagged_byte)
                 want = i;
             if (want_below < 0 && (unsigned char)b[i] < 0x20)
                 want_below = i;
+            if (want_any < 0 && (b[i] == '"' || b[i] == '\\' || (unsigned char)b[i] < 0x20 ||
+                                 (unsigned char)b[i] >= 0x80))
+                want_any = i;
         }
         uint64_t w = swar_load(b);
         uint64_t m = swar_quote_or_backslash(w);
@@ -147,6 +150,15 @@ Test(base, swar_first_is_the_first_flagged_byte)
         cr_assert_eq(m != 0, want_below >= 0, "round %d", round);
         if (m)
             cr_assert_eq(swar_first(m), (unsigned)want_below, "round %d", round);
+        /* the one-pass reader's mask: any byte a string scan must look at */
+        m = swar_quote_or_backslash(w) | swar_below(w, 0x20) | (w & SWAR_HIGH);
+        cr_assert_eq(m != 0, want_any >= 0, "round %d", round);
+        if (m)
+            cr_assert_eq(swar_first(m), (unsigned)want_any, "round %d", round);
+        /* swar_skip stops at that byte, or with fewer than 8 bytes left */
+        cr_assert_eq(swar_skip(b, b + 8, swar_quote_or_backslash), want >= 0 ? b + want : b + 8,
+                     "round %d", round);
+        cr_assert_eq(swar_skip(b, b + 7, swar_quote_or_backslash), b, "round %d", round);
     }
 }
 
