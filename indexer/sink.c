@@ -317,7 +317,6 @@ struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const st
     s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    list_init(&s->tombs);
     list_init(&s->calls);
     list_init(&s->mirrors);
     blist_init(&s->ready);
@@ -408,14 +407,8 @@ void sink_free(struct sink *s)
     if (!s)
         return;
     dlq_free(s->dlq);
-    while (!list_empty(&s->tombs)) {
-        struct tomb *t = list_entry(s->tombs.next, struct tomb, fifo);
-
-        list_remove(&t->fifo);
-        free(t);
-    }
+    sink_tombs_free(s);
     sink_mirrors_free(s);
-    free(s->tbuckets);
     free(s->buckets);
     free(s->failures);
     free(s->dlq_reasons);

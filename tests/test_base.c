@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <jansson.h>
 #include <malloc.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +21,7 @@
 #include "base/list.h"
 #include "base/rfc3339.h"
 #include "base/secret.h"
+#include "base/siphash.h"
 #include "base/swar.h"
 #include "base/url.h"
 #include "tests/support/rounds.h"
@@ -186,6 +190,62 @@ Test(base, jsonskip_string_ends_where_a_byte_loop_ends)
             }
         }
         cr_assert_eq(jsonskip_string(s, s + len), want, "round %d", round);
+    }
+}
+
+/* SipHash-2-4 with its 128-bit output, against OpenSSL's SIPHASH MAC (size
+ * 16) on random keys and messages fed in random parts; and the reference
+ * code's first vector (key 00..0f, the empty message). */
+static void openssl_siphash128(const uint8_t key[16], const uint8_t *m, size_t n, uint8_t out[16])
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    unsigned int size = 16;
+    OSSL_PARAM params[] = { OSSL_PARAM_construct_uint(OSSL_MAC_PARAM_SIZE, &size),
+                            OSSL_PARAM_construct_end() };
+    size_t outl = 0;
+
+    cr_assert_not_null(ctx);
+    cr_assert_eq(EVP_MAC_init(ctx, key, 16, params), 1);
+    cr_assert_eq(EVP_MAC_update(ctx, m, n), 1);
+    cr_assert_eq(EVP_MAC_final(ctx, out, &outl, 16), 1);
+    cr_assert_eq(outl, 16);
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+}
+
+Test(base, siphash128_is_openssls_siphash_in_any_parts)
+{
+    static const uint8_t first[16] = { 0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6,
+                                       0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93 };
+    uint8_t key[16], m[200], want[16], got[16];
+    struct siphash h;
+
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)i;
+    siphash_init(&h, key);
+    siphash_final128(&h, got);
+    cr_assert_arr_eq(got, first, 16);
+
+    srand(7);
+    for (int round = 0; round < 2000; round++) {
+        size_t n = (size_t)rand() % sizeof(m), at = 0;
+
+        for (int i = 0; i < 16; i++)
+            key[i] = (uint8_t)rand();
+        for (size_t i = 0; i < n; i++)
+            m[i] = (uint8_t)rand();
+        openssl_siphash128(key, m, n, want);
+        siphash_init(&h, key);
+        while (at < n) {
+            size_t part = (size_t)rand() % 12;
+
+            part = part > n - at ? n - at : part;
+            siphash_update(&h, m + at, part);
+            at += part;
+        }
+        siphash_final128(&h, got);
+        cr_assert_arr_eq(got, want, 16, "round %d, %zu bytes", round, n);
     }
 }
 

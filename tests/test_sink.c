@@ -1758,6 +1758,86 @@ Test(sink, tombstones_are_bounded_in_number_and_time)
     cr_assert_eq(close_all(1000), 0);
 }
 
+/* A delete remembered covers its own (index, _id) and nothing else: ids
+ * that differ in a byte, share a prefix, or sit in another index go out;
+ * the remembered ones are dropped, also after the table emptied (its memory
+ * is given back then) and filled again. */
+static void submit_in(const char *index, enum doc_op op, const char *id, uint64_t version,
+                      uint64_t ticket)
+{
+    struct doc d;
+
+    memset(&d, 0, sizeof(d));
+    d.op = op;
+    d.index = index;
+    d.id_len = strlen(id);
+    memcpy(d.id, id, d.id_len);
+    d.version = version;
+    buf_init(&d.source, 0);
+    if (op == DOC_INDEX)
+        buf_printf(&d.source, "{\"id\":\"%s\"}", id);
+    snprintf(d.seq, sizeof(d.seq), "1000000000000000000%03lu", (unsigned long)ticket);
+    d.table = "Posts";
+    d.shard = "shardId-0001";
+    cr_assert_eq(sink_submit(snk, &d, NULL, ticket), 0);
+}
+
+Test(sink, a_remembered_delete_covers_its_own_id_and_no_other)
+{
+    struct sink_opts o = opts();
+    char id[32];
+    uint64_t t = 0;
+
+    o.tombstone_ttl_ms = 400;
+    start(&o);
+    for (int i = 0; i < 79; i++) { /* 80: the table and its buckets grow twice */
+        snprintf(id, sizeof(id), "k%d", i);
+        submit_in("posts", DOC_DELETE, id, 10, t++);
+    }
+    submit_in("posts", DOC_DELETE, "c905747", 10, t++);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, (int)t, 3000));
+    cr_assert_eq(sink_stats(snk)->tombstones, 80);
+    for (int i = 0; i < 79; i++) { /* older: each dropped */
+        snprintf(id, sizeof(id), "k%d", i);
+        submit_in("posts", DOC_INDEX, id, 5, t++);
+    }
+    submit_in("posts", DOC_INDEX, "c905747", 5, t++);
+    for (int i = 80; i < 120; i++) { /* never deleted */
+        snprintf(id, sizeof(id), "k%d", i);
+        submit_in("posts", DOC_INDEX, id, 5, t++);
+    }
+    submit_in("posts", DOC_INDEX, "k1x", 5, t++);      /* one byte more */
+    submit_in("posts", DOC_INDEX, "K1", 5, t++);       /* one byte other */
+    submit_in("posts2", DOC_INDEX, "k1", 5, t++);      /* another index */
+    submit_in("post", DOC_INDEX, "sk1", 5, t++);       /* the same bytes, split elsewhere */
+    /* The same bucket hash (FNV-1a of "posts", NUL, the id: 0x8dcbb155) as
+     * c905747, deleted below: told apart by the fingerprint alone. */
+    submit_in("posts", DOC_INDEX, "c1625710", 5, t++);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, (int)t, 3000));
+    for (uint64_t i = 80; i < 160; i++)
+        cr_assert_eq(got.outcome[i], SINK_STALE, "ticket %lu", (unsigned long)i);
+    for (uint64_t i = 160; i < t; i++)
+        cr_assert_eq(got.outcome[i], SINK_INDEXED, "ticket %lu", (unsigned long)i);
+    cr_assert_eq(sink_stats(snk)->docs_tombstoned, 80);
+
+    /* All expire, the table is given back; it fills again and still holds. */
+    run_until(never, 0, 500);
+    cr_assert_eq(sink_stats(snk)->tombstones, 0);
+    submit_in("posts", DOC_DELETE, "k7", 20, t++);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, (int)t, 3000));
+    submit_in("posts", DOC_INDEX, "k7", 19, t++);
+    submit_in("posts", DOC_INDEX, "k8", 19, t++);
+    sink_flush(snk);
+    cr_assert(run_until(done_at_least, (int)t, 3000));
+    cr_assert_eq(got.outcome[t - 2], SINK_STALE);
+    cr_assert_eq(got.outcome[t - 1], SINK_INDEXED);
+    cr_assert_eq(sink_stats(snk)->tombstones, 1);
+    cr_assert_eq(close_all(1000), 0);
+}
+
 /* ---- holding, calls outside the batches, the engine's parameters ---- */
 
 Test(sink, a_held_sink_sends_nothing_until_released)
