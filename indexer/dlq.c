@@ -422,6 +422,41 @@ static int put_json_member(struct buf *out, int rc, const char *name, const char
     return rc;
 }
 
+/* Whether text is one JSON value as far as the dead-letter reader
+ * (dlq_parse, jsonskip) and a JSON tool see it: no control bytes but JSON
+ * whitespace, one value that runs to the end, a scalar made of a scalar's
+ * characters.  Not a full validation: escapes such as a lone surrogate's
+ * (which the engines take) pass. */
+static bool one_value(const char *p, size_t len)
+{
+    const char *end = p + len, *e;
+
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+            return false;
+    p = jsonskip_ws(p, end);
+    if (p == end || !(e = jsonskip_value(p, end)) || jsonskip_ws(e, end) != end)
+        return false;
+    if (*p == '{' || *p == '[' || *p == '"')
+        return true;
+    for (const char *q = p; q < e; q++)
+        if (!strchr("0123456789+-.eEtruefalsn", *q))
+            return false;
+    return true;
+}
+
+/* The document as it was sent, when it is one JSON value; otherwise (the
+ * engine could not parse it either: a transform bug, or memory gone bad) as
+ * a JSON string of its bytes, so that the line stays one JSON object that
+ * jq and `ddb2es replay --dlq` read, and nothing of it is lost. */
+static int put_document(struct buf *out, int rc, const char *doc, size_t len)
+{
+    if (rc < 0 || !doc || !len || one_value(doc, len))
+        return put_json_member(out, rc, "document", doc, len);
+    rc = buf_puts(out, ",\"document\":");
+    return rc == 0 ? jsonx_put_string(out, doc, len) : rc;
+}
+
 int dlq_format(struct buf *out, const struct doc *d, int status, const char *type,
                const char *reason, const char *document, size_t document_len, int64_t now_ms)
 {
@@ -455,7 +490,7 @@ int dlq_format(struct buf *out, const struct doc *d, int status, const char *typ
     rc = put_str_member(out, rc, "reason", reason);
     if (rc == 0)
         rc = buf_putc(out, '}');
-    rc = put_json_member(out, rc, "document", document, document_len);
+    rc = put_document(out, rc, document, document_len);
     if (rc == 0)
         rc = buf_putc(out, '}');
     if (rc < 0)

@@ -47,7 +47,8 @@ size_t dlq_pending(const struct dlq *q);
  * when d->keys is empty (a hmac'd key attribute, an input whose key could
  * not be read; files written before the member existed have none).
  * document is the JSON text of the source (embedded as JSON, not a string),
- * or NULL for a delete (written as null).  type/reason NULL → null; status
+ * or NULL for a delete (written as null); bytes that are not one JSON value
+ * are written as a JSON string of them.  type/reason NULL → null; status
  * 0 (the engine never saw it) → null.  Absent
  * table, shard or seq are null.  now_ms is the wall clock in milliseconds.
  * Returns 0, -E2BIG or -ENOMEM (out left as it was on failure). */

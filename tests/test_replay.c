@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "base/util.h"
 #include "daemon/replay.h"
 #include "indexer/dlq.h"
 #include "tests/support/ddbclient.h"
@@ -1239,6 +1240,60 @@ Test(replay_pure, dead_letter_lines_read_back_with_exact_numbers)
     cr_assert_eq(dlq_parse("{\"id\":\"k\"", 9, &meta, &doc, &len, err, sizeof(err)), -EBADMSG);
     cr_assert_eq(dlq_parse("[1]", 3, &meta, &doc, &len, err, sizeof(err)), -EBADMSG);
     cr_assert_eq(dlq_parse("{\"a\":1}", 7, &meta, &doc, &len, err, sizeof(err)), -EBADMSG);
+}
+
+/* A document the engine could not parse (a transform bug, or memory gone
+ * bad: NUL bytes, a splice) is kept as a JSON string of its bytes, so the
+ * dead-letter line stays JSON and reads back; a valid one, with a 38-digit
+ * number and a lone surrogate's escape, stays embedded to the digit. */
+Test(replay_pure, a_document_that_is_not_json_is_dead_lettered_as_a_string)
+{
+    static const char bad_nul[] = "\0\0\0b1131\",\"title\":\"x\"}";
+    static const char *bad[] = { "      e8643be\",\"title\":\"x\",\"n\":1}",  /* blanks, a splice */
+                                 "{\"a\":1", "{\"a\":1}}", "{\"a\":1} {", "e8643be", "[1]x" };
+    const char *good = "{\"n\":12345678901234567890123456789012345678,\"s\":\"\\ud800\",\"l\":[1E+125]}";
+    struct doc d;
+    struct buf out;
+    json_t *meta;
+    const char *doc;
+    size_t len;
+    char err[128];
+
+    memset(&d, 0, sizeof(d));
+    d.op = DOC_INDEX;
+    d.index = "posts";
+    d.table = "posts";
+    memcpy(d.id, "k", 1);
+    d.id_len = 1;
+    buf_init(&d.keys, 0);
+    buf_init(&out, BUF_NOMAX);
+    for (size_t i = 0; i <= ARRAY_SIZE(bad); i++) {
+        const char *b = i < ARRAY_SIZE(bad) ? bad[i] : bad_nul;
+        size_t blen = i < ARRAY_SIZE(bad) ? strlen(bad[i]) : sizeof(bad_nul) - 1;
+        json_error_t jerr;
+        json_t *line, *v;
+
+        buf_reset(&out);
+        cr_assert_eq(dlq_format(&out, &d, 400, "mapper_parsing_exception", "Malformed content",
+                                b, blen, 0), 0);
+        line = json_loadb(out.ptr, out.len, JSON_ALLOW_NUL, &jerr);
+        cr_assert_not_null(line, "case %zu: %s in %.*s", i, jerr.text, (int)out.len, out.ptr);
+        v = json_object_get(line, "document");
+        cr_assert(json_is_string(v), "case %zu", i);
+        cr_assert_eq(json_string_length(v), blen, "case %zu", i);
+        cr_assert_eq(memcmp(json_string_value(v), b, blen), 0, "case %zu", i);
+        json_decref(line);
+        cr_assert_eq(dlq_parse(out.ptr, out.len, &meta, &doc, &len, err, sizeof(err)), 0, "%s", err);
+        json_decref(meta);
+    }
+    buf_reset(&out);
+    cr_assert_eq(dlq_format(&out, &d, 400, "x", "y", good, strlen(good), 0), 0);
+    cr_assert_not_null(strstr(out.ptr, ",\"document\":{\"n\":12345678901234567890123456789012345678,"));
+    cr_assert_eq(dlq_parse(out.ptr, out.len, &meta, &doc, &len, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(len, strlen(good));
+    cr_assert_eq(memcmp(doc, good, len), 0);
+    json_decref(meta);
+    buf_close(&out);
 }
 
 Test(replay_pure, times_parse_as_iso_8601_or_epoch_seconds)
