@@ -6,6 +6,7 @@
 #include <libgen.h>
 #include <unistd.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -422,6 +423,52 @@ static int put_json_member(struct buf *out, int rc, const char *name, const char
     return rc;
 }
 
+/* Valid UTF-8, as JSON strings must hold (surrogates and overlong forms
+ * refused). */
+static bool utf8_ok(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                             : (c & 0xF8) == 0xF0 ? 4 : 0;
+        uint32_t cp;
+
+        if (!k || i + k > n || (k == 2 && c < 0xC2) || (k == 4 && c > 0xF4))
+            return false;
+        cp = k == 1 ? c : c & (0x7F >> k);
+        for (size_t j = 1; j < k; j++) {
+            if ((p[i + j] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i + j] & 0x3F);
+        }
+        if ((k == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        i += k;
+    }
+    return true;
+}
+
+int dlq_put_text(struct buf *out, const char *text, size_t len)
+{
+    struct buf b64;
+    int rc;
+
+    if (utf8_ok((const unsigned char *)text, len))
+        return bulk_json_string(out, text, len);
+    buf_init(&b64, BUF_NOMAX);
+    rc = buf_puts(&b64, "base64:");
+    if (rc == 0)
+        rc = buf_reserve(&b64, 4 * (len / 3 + 1));
+    if (rc == 0)
+        b64.len += (size_t)EVP_EncodeBlock((unsigned char *)b64.ptr + b64.len,
+                                           (const unsigned char *)text, (int)len);
+    if (rc == 0)
+        rc = bulk_json_string(out, b64.ptr, b64.len);
+    buf_close(&b64);
+    return rc;
+}
+
 /* Whether text is one JSON value as far as the dead-letter reader
  * (dlq_parse, jsonskip) and a JSON tool see it: no control bytes but JSON
  * whitespace, one value that runs to the end, a scalar made of a scalar's
@@ -447,14 +494,14 @@ static bool one_value(const char *p, size_t len)
 
 /* The document as it was sent, when it is one JSON value; otherwise (the
  * engine could not parse it either: a transform bug, or memory gone bad) as
- * a JSON string of its bytes, so that the line stays one JSON object that
+ * a JSON string of its bytes (dlq_put_text), so that the line stays one JSON object that
  * jq and `ddb2es replay --dlq` read, and nothing of it is lost. */
 static int put_document(struct buf *out, int rc, const char *doc, size_t len)
 {
     if (rc < 0 || !doc || !len || one_value(doc, len))
         return put_json_member(out, rc, "document", doc, len);
     rc = buf_puts(out, ",\"document\":");
-    return rc == 0 ? jsonx_put_string(out, doc, len) : rc;
+    return rc == 0 ? dlq_put_text(out, doc, len) : rc;
 }
 
 int dlq_format(struct buf *out, const struct doc *d, int status, const char *type,

@@ -37,6 +37,11 @@ void dlq_free(struct dlq *q);
 /* Entries whose callback has not run yet. */
 size_t dlq_pending(const struct dlq *q);
 
+/* Appends text as the JSON string of a dead letter's "document": as it is
+ * when it is valid UTF-8, else "base64:" and its bytes in base64.  Returns
+ * 0, -E2BIG or -ENOMEM. */
+int dlq_put_text(struct buf *out, const char *text, size_t len);
+
 /* Formats one dead-letter line (no newline):
  *   {"time":"2024-05-01T12:00:00.123Z","table":"t","shard":"s","seq":"123",
  *    "index":"i","id":"k","keys":{"pk":{"S":"k"}},"action":"index",
@@ -48,7 +53,7 @@ size_t dlq_pending(const struct dlq *q);
  * not be read; files written before the member existed have none).
  * document is the JSON text of the source (embedded as JSON, not a string),
  * or NULL for a delete (written as null); bytes that are not one JSON value
- * are written as a JSON string of them.  type/reason NULL → null; status
+ * are written as dlq_put_text does.  type/reason NULL → null; status
  * 0 (the engine never saw it) → null.  Absent
  * table, shard or seq are null.  now_ms is the wall clock in milliseconds.
  * Returns 0, -E2BIG or -ENOMEM (out left as it was on failure). */

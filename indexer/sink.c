@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,32 +49,6 @@ int sink_dead_letter(struct sink *s, const struct doc *d, json_t *raw, const cha
     return 0;
 }
 
-/* Valid UTF-8, as JSON strings must hold (surrogates and overlong forms
- * refused). */
-static bool utf8_ok(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned char c = p[i];
-        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                             : (c & 0xF8) == 0xF0 ? 4 : 0;
-        uint32_t cp;
-
-        if (!k || i + k > n || (k == 2 && c < 0xC2) || (k == 4 && c > 0xF4))
-            return false;
-        cp = k == 1 ? c : c & (0x7F >> k);
-        for (size_t j = 1; j < k; j++) {
-            if ((p[i + j] & 0xC0) != 0x80)
-                return false;
-            cp = cp << 6 | (p[i + j] & 0x3F);
-        }
-        if ((k == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return false;
-        i += k;
-    }
-    return true;
-}
-
 int sink_dead_letter_raw(struct sink *s, const struct doc *d, const char *text, size_t len,
                          const char *type, const char *reason, void *owner, uint64_t ticket)
 {
@@ -86,22 +59,7 @@ int sink_dead_letter_raw(struct sink *s, const struct doc *d, const char *text, 
     if (s->closing)
         return -ESHUTDOWN;
     buf_init(&doc, BUF_NOMAX);
-    if (utf8_ok((const unsigned char *)text, len)) {
-        rc = bulk_json_string(&doc, text, len);
-    } else {
-        struct buf b64;
-
-        buf_init(&b64, BUF_NOMAX);
-        rc = buf_puts(&b64, "base64:");
-        if (rc == 0)
-            rc = buf_reserve(&b64, 4 * (len / 3 + 1));
-        if (rc == 0)
-            b64.len += (size_t)EVP_EncodeBlock((unsigned char *)b64.ptr + b64.len,
-                                               (const unsigned char *)text, (int)len);
-        if (rc == 0)
-            rc = bulk_json_string(&doc, b64.ptr, b64.len);
-        buf_close(&b64);
-    }
+    rc = dlq_put_text(&doc, text, len);
     it = rc == 0 ? sink_item_new(s, d, owner, ticket) : NULL;
     if (!it) {
         buf_close(&doc);

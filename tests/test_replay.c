@@ -1243,7 +1243,8 @@ Test(replay_pure, dead_letter_lines_read_back_with_exact_numbers)
 }
 
 /* A document the engine could not parse (a transform bug, or memory gone
- * bad: NUL bytes, a splice) is kept as a JSON string of its bytes, so the
+ * bad: NUL bytes, a splice) is kept as a JSON string of its bytes (base64
+ * when they are not UTF-8), so the
  * dead-letter line stays JSON and reads back; a valid one, with a 38-digit
  * number and a lone surrogate's escape, stays embedded to the digit. */
 Test(replay_pure, a_document_that_is_not_json_is_dead_lettered_as_a_string)
@@ -1251,6 +1252,7 @@ Test(replay_pure, a_document_that_is_not_json_is_dead_lettered_as_a_string)
     static const char bad_nul[] = "\0\0\0b1131\",\"title\":\"x\"}";
     static const char *bad[] = { "      e8643be\",\"title\":\"x\",\"n\":1}",  /* blanks, a splice */
                                  "{\"a\":1", "{\"a\":1}}", "{\"a\":1} {", "e8643be", "[1]x" };
+    static const char not_utf8[] = "{\"a\":\"\xff\xfe\"";
     const char *good = "{\"n\":12345678901234567890123456789012345678,\"s\":\"\\ud800\",\"l\":[1E+125]}";
     struct doc d;
     struct buf out;
@@ -1286,6 +1288,10 @@ Test(replay_pure, a_document_that_is_not_json_is_dead_lettered_as_a_string)
         cr_assert_eq(dlq_parse(out.ptr, out.len, &meta, &doc, &len, err, sizeof(err)), 0, "%s", err);
         json_decref(meta);
     }
+    /* Not UTF-8 either: base64, as for a record that is not. */
+    buf_reset(&out);
+    cr_assert_eq(dlq_format(&out, &d, 400, "x", "y", not_utf8, strlen(not_utf8), 0), 0);
+    cr_assert_not_null(strstr(out.ptr, ",\"document\":\"base64:eyJhIjoi//4i\"}"), "%s", out.ptr);
     buf_reset(&out);
     cr_assert_eq(dlq_format(&out, &d, 400, "x", "y", good, strlen(good), 0), 0);
     cr_assert_not_null(strstr(out.ptr, ",\"document\":{\"n\":12345678901234567890123456789012345678,"));
