@@ -90,7 +90,7 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 free_port() { while :; do p=$((20000 + RANDOM % 12000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo $p; return; }; done; }
 
 conf() { # name [extra [sink] lines]: writes $work/name.conf, sets metrics_port; defaults otherwise
-    rm -rf "$work/$1"
+    rm -rf "${work:?}/${1:?}"
     mkdir -p "$work/$1"
     metrics_port=$(free_port)
     cat >"$work/$1.conf" <<CONF
@@ -218,7 +218,7 @@ step_floor() {
     start_searchd
     start_streamsd 0 1
     local d
-    conf floor; "$DDB2ES" run -c "$work/floor.conf" 2>"$work/floor.log" & d=$!; pids+=($d)
+    conf floor; "$DDB2ES" run -c "$work/floor.conf" 2>"$work/floor.log" & d=$!; pids+=("$d")
     sleep 10
     echo "peak RSS: $(hwm_mb $d) MB"
     stop $d; stop "$streamsd_pid"; stop "$searchd_pid"
@@ -272,7 +272,7 @@ step_run() { # SHARDS
         start_streamsd "$n" "$shards"
         local t0 t1 d
         t0=$(now_ms)
-        conf run "${RUN_CONF:-}"; "$DDB2ES" run -c "$work/run.conf" 2>"$work/run.log" & d=$!; pids+=($d)
+        conf run "${RUN_CONF:-}"; "$DDB2ES" run -c "$work/run.conf" 2>"$work/run.log" & d=$!; pids+=("$d")
         while [ "$(sd_stat served)" != "$n" ] || [ "$(metric ddb2es_sink_queued_docs)" != 0 ]; do
             kill -0 $d || { tail -3 "$work/run.log"; return 1; }
             sleep 0.05
@@ -308,7 +308,7 @@ step_idle() {
     echo "== idle: $shards idle shards for 60 s (defaults: idle_poll_interval 2s), then writes after idle minutes"
     start_searchd
     start_streamsd 0 "$shards"
-    conf idle; "$DDB2ES" run -c "$work/idle.conf" 2>"$work/idle.log" & d=$!; pids+=($d)
+    conf idle; "$DDB2ES" run -c "$work/idle.conf" 2>"$work/idle.log" & d=$!; pids+=("$d")
     sleep 10
     c0=$(sd_stat getrecords)
     sleep 60
@@ -335,7 +335,7 @@ step_stall() {
         curl -s -o /dev/null -X POST -H 'Content-Type: application/json' \
             -d '{"match":"bulk","count":-1,"delay_ms":60000}' "$search/_double/faults"
         start_streamsd "$n" "$shards"
-        conf stall; "$DDB2ES" run -c "$work/stall.conf" 2>"$work/stall.log" & d=$!; pids+=($d)
+        conf stall; "$DDB2ES" run -c "$work/stall.conf" 2>"$work/stall.log" & d=$!; pids+=("$d")
         sleep 60
         echo "queued $(metric ddb2es_sink_queued_bytes) bytes, $(metric ddb2es_sink_inflight_bytes) in flight; peak RSS $(hwm_mb $d) MB"
         hwm_mb $d >>"$work/stall.txt"
