@@ -1,6 +1,7 @@
 #include "indexer/dlq.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -469,27 +470,136 @@ int dlq_put_text(struct buf *out, const char *text, size_t len)
     return rc;
 }
 
-/* Whether text is one JSON value as far as the dead-letter reader
- * (dlq_parse, jsonskip) and a JSON tool see it: no control bytes but JSON
- * whitespace, one value that runs to the end, a scalar made of a scalar's
- * characters.  Not a full validation: escapes such as a lone surrogate's
- * (which the engines take) pass. */
-static bool one_value(const char *p, size_t len)
-{
-    const char *end = p + len, *e;
+/* dlq_one_value: a JSON validator, for the rare dead letter only. */
+#define VALUE_DEPTH_MAX 512 /* DynamoDB nests 32 levels; deeper is no document of ours */
 
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+static const char *ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+static bool json_string_at(const char **pp, const char *end)
+{
+    const char *p = *pp + 1;
+
+    while (p < end && *p != '"') {
+        if ((unsigned char)*p < 0x20)
             return false;
-    p = jsonskip_ws(p, end);
-    if (p == end || !(e = jsonskip_value(p, end)) || jsonskip_ws(e, end) != end)
+        if (*p++ != '\\')
+            continue;
+        if (p == end)
+            return false;
+        if (*p == 'u') {
+            for (int i = 1; i <= 4; i++)
+                if (p + i >= end || !isxdigit((unsigned char)p[i]))
+                    return false;
+            p += 5;
+        } else if (strchr("\"\\/bfnrt", *p) && *p) {
+            p++;
+        } else {
+            return false;
+        }
+    }
+    if (p == end)
         return false;
-    if (*p == '{' || *p == '[' || *p == '"')
-        return true;
-    for (const char *q = p; q < e; q++)
-        if (!strchr("0123456789+-.eEtruefalsn", *q))
-            return false;
+    *pp = p + 1;
     return true;
+}
+
+static bool digits(const char **pp, const char *end)
+{
+    const char *p = *pp;
+
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    if (p == *pp)
+        return false;
+    *pp = p;
+    return true;
+}
+
+static bool json_number_at(const char **pp, const char *end)
+{
+    const char *p = *pp;
+
+    if (p < end && *p == '-')
+        p++;
+    if (p < end && *p == '0')
+        p++;
+    else if (!digits(&p, end))
+        return false;
+    if (p < end && *p == '.' && (++p, !digits(&p, end)))
+        return false;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (!digits(&p, end))
+            return false;
+    }
+    *pp = p;
+    return true;
+}
+
+/* JSON text (RFC 8259) at *pp: *pp moved past it, false when it is none.
+ * Any \u escape passes, a lone surrogate's too: the engines take those. */
+static bool json_value_at(const char **pp, const char *end, int depth)
+{
+    const char *p = ws(*pp, end);
+    char close;
+
+    if (p == end)
+        return false;
+    if (*p == '"') {
+        if (!json_string_at(&p, end))
+            return false;
+    } else if (*p == '{' || *p == '[') {
+        if (depth >= VALUE_DEPTH_MAX)
+            return false;
+        close = *p == '{' ? '}' : ']';
+        p = ws(p + 1, end);
+        if (p < end && *p == close) {
+            p++;
+        } else {
+            for (;;) {
+                if (close == '}') {
+                    if (p == end || *p != '"' || !json_string_at(&p, end))
+                        return false;
+                    p = ws(p, end);
+                    if (p == end || *p++ != ':')
+                        return false;
+                }
+                if (!json_value_at(&p, end, depth + 1))
+                    return false;
+                p = ws(p, end);
+                if (p < end && *p == ',') {
+                    p = ws(p + 1, end);
+                    continue;
+                }
+                if (p == end || *p++ != close)
+                    return false;
+                break;
+            }
+        }
+    } else if ((size_t)(end - p) >= 4 && (memcmp(p, "true", 4) == 0 || memcmp(p, "null", 4) == 0)) {
+        p += 4;
+    } else if ((size_t)(end - p) >= 5 && memcmp(p, "false", 5) == 0) {
+        p += 5;
+    } else if (!json_number_at(&p, end)) {
+        return false;
+    }
+    *pp = p;
+    return true;
+}
+
+bool dlq_one_value(const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+
+    return utf8_ok((const unsigned char *)text, len) && json_value_at(&p, end, 0) &&
+           ws(p, end) == end;
 }
 
 /* The document as it was sent, when it is one JSON value; otherwise (the
@@ -498,7 +608,7 @@ static bool one_value(const char *p, size_t len)
  * jq and `ddb2es replay --dlq` read, and nothing of it is lost. */
 static int put_document(struct buf *out, int rc, const char *doc, size_t len)
 {
-    if (rc < 0 || !doc || !len || one_value(doc, len))
+    if (rc < 0 || !doc || !len || dlq_one_value(doc, len))
         return put_json_member(out, rc, "document", doc, len);
     rc = buf_puts(out, ",\"document\":");
     return rc == 0 ? dlq_put_text(out, doc, len) : rc;

@@ -10,6 +10,7 @@
 #define DDB2ES_DLQ_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -36,6 +37,11 @@ void dlq_close(struct dlq *q, void (*closed)(void *arg), void *arg);
 void dlq_free(struct dlq *q);
 /* Entries whose callback has not run yet. */
 size_t dlq_pending(const struct dlq *q);
+
+/* Whether text is one JSON value (RFC 8259, any \u escape taken, as the
+ * engines do) in valid UTF-8, with only JSON whitespace around it; nesting
+ * deeper than 512 counts as not. */
+bool dlq_one_value(const char *text, size_t len);
 
 /* Appends text as the JSON string of a dead letter's "document": as it is
  * when it is valid UTF-8, else "base64:" and its bytes in base64.  Returns

@@ -1251,7 +1251,9 @@ Test(replay_pure, a_document_that_is_not_json_is_dead_lettered_as_a_string)
 {
     static const char bad_nul[] = "\0\0\0b1131\",\"title\":\"x\"}";
     static const char *bad[] = { "      e8643be\",\"title\":\"x\",\"n\":1}",  /* blanks, a splice */
-                                 "{\"a\":1", "{\"a\":1}}", "{\"a\":1} {", "e8643be", "[1]x" };
+                                 "{\"a\":1", "{\"a\":1}}", "{\"a\":1} {", "e8643be", "[1]x",
+                                 "{\"a\":xyz}", "{\"a\":[1,]}", "{\"a\":01}", "{\"a\":\"\\x\"}",
+                                 "{\"a\":\"\\u12\"}" };
     static const char not_utf8[] = "{\"a\":\"\xff\xfe\"";
     const char *good = "{\"n\":12345678901234567890123456789012345678,\"s\":\"\\ud800\",\"l\":[1E+125]}";
     struct doc d;
