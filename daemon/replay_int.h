@@ -19,6 +19,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "base/fpmap.h"
 #include "aws/ddb.h"
 #include "aws/scan.h"
 #include "base/buf.h"
@@ -98,9 +99,8 @@ struct reread {
  * shard) or per item (when it does not); see replay_versions.c. */
 struct replay_versions {
     struct lineage **lineages;  /* LINEAGE_BUCKETS */
-    struct item_ver **ivs;      /* IV_BUCKETS */
-    struct list lru;            /* item_ver, least recently used first (made with ivs) */
-    size_t niv;
+    struct fpmap items;         /* _id -> struct docver, least recently used first
+                                   (fpmap_init'ed on first use: slot_size 0 before) */
 };
 
 /* ---- the replay ------------------------------------------------------- */

@@ -275,6 +275,7 @@ struct sink *sink_new(uv_loop_t *loop, struct http *h, struct creds *c, const st
     s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    fpmap_init(&s->tombs, sizeof(struct tomb));
     list_init(&s->calls);
     list_init(&s->mirrors);
     blist_init(&s->ready);

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "base/fpmap.h"
 #include "base/http.h"
 #include "base/list.h"
 #include "indexer/doc.h"
@@ -138,27 +139,11 @@ struct block {
 };
 
 /* A delete that finished: no action at or below version goes out for this
- * (index, _id) until expires.  48 bytes, all in one array (sink_tomb.c):
- * the (index, _id) is kept as its keyed 128-bit SipHash, not as text.
- * Links are 1-based indexes into that array, 0 for none. */
+ * (index, _id) until expires.  The value of its entry in s->tombs, a map
+ * keyed by "index NUL id" (base/fpmap.h: 48 bytes an entry, the key kept as
+ * its keyed 128-bit SipHash). */
 struct tomb {
-    uint64_t fp[2];        /* siphash128(s->tkey, index NUL id) */
     uint64_t version, expires;
-    uint32_t hash;         /* the items' hash of (index, _id): picks the bucket */
-    uint32_t hnext;        /* the next in its bucket */
-    uint32_t prev, next;   /* the FIFO, oldest first; next also links the free ones */
-};
-
-/* The remembered deletes (sink_tomb.c). */
-struct tombs {
-    struct tomb *v;        /* v[1..cap]; v[0] unused */
-    uint32_t cap, n, top;  /* slots; in use; handed out so far (the rest never were) */
-    uint32_t head, tail;   /* the FIFO */
-    uint32_t free;         /* the slots up to top not in use, linked by next */
-    uint32_t *buckets;     /* nbuckets heads, a power of two */
-    uint32_t nbuckets;
-    uint8_t key[16];       /* drawn with the first one */
-    bool keyed;
 };
 
 /* The two copies of a mirrored action: the owner hears once, when both
@@ -233,7 +218,7 @@ struct sink {
     void *closed_arg;
     struct block blocks[MAX_BLOCKS]; /* oldest first */
     size_t nblocks;
-    struct tombs tombs;
+    struct fpmap tombs;    /* struct tomb, oldest first (sink_tomb.c) */
     struct sink_stats st;
     struct sink_item_failure *failures; /* st.item_failures */
     struct sink_item_failure *dlq_reasons; /* st.dlq_reasons: SINK_MAX_FAILURE_SERIES, fixed */

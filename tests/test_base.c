@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/b64.h"
+#include "base/fpmap.h"
 #include "base/backoff.h"
 #include "base/bucket.h"
 #include "base/hex.h"
@@ -247,6 +248,77 @@ Test(base, siphash128_is_openssls_siphash_in_any_parts)
         siphash_final128(&h, got);
         cr_assert_arr_eq(got, want, 16, "round %d, %zu bytes", round, n);
     }
+}
+
+/* fpmap: each key finds its own entry and no other (also keys sharing a
+ * bucket hash, or the same bytes split between the two parts otherwise),
+ * oldest first with touch, removal and reuse of slots, through several
+ * growths; empty, it gives its memory back and works again. */
+static struct fpkey fk(const char *a, const char *b, uint32_t hash)
+{
+    return (struct fpkey){ .a = a, .alen = strlen(a), .b = b, .blen = b ? strlen(b) : 0,
+                           .hash = hash };
+}
+
+Test(base, fpmap_keeps_each_key_apart_oldest_first)
+{
+    struct fpmap m;
+    char key[32];
+    uint32_t idx[3000], i;
+    struct fpkey k;
+
+    fpmap_init(&m, sizeof(uint64_t));
+    for (int n = 0; n < 3000; n++) {
+        snprintf(key, sizeof(key), "key-%d", n);
+        k = fk(key, NULL, (uint32_t)n % 7); /* few hashes: long buckets */
+        cr_assert_eq(fpmap_find(&m, &k), 0);
+        idx[n] = fpmap_add(&m, &k);
+        cr_assert_neq(idx[n], 0);
+        *(uint64_t *)fpmap_value(&m, idx[n]) = (uint64_t)n;
+    }
+    cr_assert_eq(fpmap_count(&m), 3000);
+    for (int n = 0; n < 3000; n++) {
+        snprintf(key, sizeof(key), "key-%d", n);
+        k = fk(key, NULL, (uint32_t)n % 7);
+        cr_assert_eq(fpmap_find(&m, &k), idx[n], "key %d", n);
+        cr_assert_eq(*(uint64_t *)fpmap_value(&m, idx[n]), (uint64_t)n);
+        k.hash = (uint32_t)(n + 1) % 7; /* the same bytes under another hash: not found */
+        cr_assert_eq(fpmap_find(&m, &k), 0);
+    }
+    /* The same bytes split elsewhere are the same key; other bytes are not. */
+    k = fk("key-", "12", 12 % 7);
+    cr_assert_eq(fpmap_find(&m, &k), idx[12]);
+    k = fk("key-12", "\0", 12 % 7);
+    k.blen = 1;
+    cr_assert_eq(fpmap_find(&m, &k), 0);
+
+    /* Oldest first; a touched entry becomes the newest. */
+    cr_assert_eq(fpmap_oldest(&m), idx[0]);
+    fpmap_touch(&m, idx[0]);
+    cr_assert_eq(fpmap_oldest(&m), idx[1]);
+    for (int n = 1; n < 2999; n++) {
+        i = fpmap_oldest(&m);
+        cr_assert_eq(i, idx[n]);
+        fpmap_remove(&m, i);
+    }
+    cr_assert_eq(fpmap_count(&m), 2);
+    cr_assert_eq(fpmap_oldest(&m), idx[2999]);
+    /* A freed slot is reused; the survivors still answer. */
+    k = fk("new", NULL, 1);
+    i = fpmap_add(&m, &k);
+    cr_assert(i != 0 && i != idx[0] && i != idx[2999]);
+    k = fk("key-0", NULL, 0);
+    cr_assert_eq(fpmap_find(&m, &k), idx[0]);
+    fpmap_remove(&m, idx[0]);
+    fpmap_remove(&m, idx[2999]);
+    fpmap_remove(&m, i);
+    cr_assert_eq(fpmap_count(&m), 0);
+    cr_assert_null(m.v, "an empty map gives its memory back");
+    k = fk("again", NULL, 3);
+    i = fpmap_add(&m, &k);
+    cr_assert_eq(fpmap_find(&m, &k), i);
+    cr_assert_eq(*(uint64_t *)fpmap_value(&m, i), 0, "a new value is zeroed");
+    fpmap_free(&m);
 }
 
 Test(base, a_freed_secret_is_null_and_null_is_fine)
