@@ -24,7 +24,7 @@ struct lineage {
 
 #define LINEAGE_BUCKETS 1024
 #define IV_MAX 200000 /* items remembered; the least recently seen go first
-                         (48 bytes each, base/fpmap.h: 9.6 MB at most) */
+                         (52 bytes each with the buckets, base/fpmap.h: ~11 MB at most) */
 
 /* Loses to every stream event of second (at - margin) or later. */
 uint64_t replay_backfill_version(const struct replay *rp, int64_t at)
