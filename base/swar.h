@@ -55,21 +55,6 @@ static inline unsigned swar_first(uint64_t m)
 #else
     (void)m;
     return 0;
-/* p moved over the words in which mask flags no byte, to the first flagged
- * byte of the word that has one; it stops with fewer than 8 bytes left
- * before end.  The string scanners' fast path (the caller looks at *p). */
-static inline const char *swar_skip(const char *p, const char *end, uint64_t (*mask)(uint64_t))
-{
-    while (end - p >= 8) {
-        uint64_t m = mask(swar_load(p));
-
-        if (m)
-            return p + swar_first(m);
-        p += 8;
-    }
-    return p;
-}
-
 #endif
 }
 
