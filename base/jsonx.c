@@ -402,8 +402,9 @@ static bool is_digit(const char *p, const char *end)
 }
 
 /* A number token as jansson makes it: an integer token (no fraction, no
- * exponent) is a json_integer, refused past json_int_t; anything else a
- * json_real, refused when it overflows a double. */
+ * exponent) is a json_integer, refused past json_int_t (unless
+ * JSONX_DECODE_INT_AS_REAL); anything else a json_real, refused when it
+ * overflows a double. */
 static json_t *parse_number(struct parser *ps)
 {
     const char *s = ps->p, *p = s, *end = ps->end;
@@ -451,7 +452,7 @@ static json_t *parse_number(struct parser *ps)
     }
     tok = ps->stack.ptr + mark;
     errno = 0;
-    if (integer) {
+    if (integer && !(ps->flags & JSONX_DECODE_INT_AS_REAL)) {
         json_int_t i = strtoll(tok, &stop, 10);
 
         if (errno == ERANGE)
@@ -680,7 +681,8 @@ static json_t *parse(const char *text, size_t len, size_t flags, json_error_t *e
 
 json_t *jsonx_loadb(const char *text, size_t len, size_t flags, json_error_t *err)
 {
-    size_t jflags = JSON_ALLOW_NUL | (flags & (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES));
+    size_t jflags = JSON_ALLOW_NUL | (flags & (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES |
+                                               JSON_DECODE_INT_AS_REAL));
     json_t *v;
 
     if (!text) {

@@ -38,6 +38,8 @@
 /* Flags for jsonx_loadb. */
 #define JSONX_DECODE_ANY        JSON_DECODE_ANY        /* a top-level scalar is allowed */
 #define JSONX_REJECT_DUPLICATES JSON_REJECT_DUPLICATES /* else the last duplicate key wins */
+#define JSONX_DECODE_INT_AS_REAL JSON_DECODE_INT_AS_REAL /* every number a json_real: an
+                                                            integer past json_int_t is read */
 /* Skip jansson: parse with our own parser only.  For the tests and the
  * fuzz target, which compare the two parsers; never needed otherwise. */
 #define JSONX_OWN_PARSER        0x10000
@@ -47,7 +49,8 @@
  * be strict UTF-8; raw control characters in strings, trailing text and
  * nesting deeper than jansson's JSON_PARSER_MAX_DEPTH are refused.  Numbers
  * become what jansson makes of them (integer token: json_integer, refused
- * past json_int_t; else json_real, refused when it overflows).
+ * past json_int_t, or with JSONX_DECODE_INT_AS_REAL a json_real; else
+ * json_real, refused when it overflows).
  *
  * jansson's json_loadb (with JSON_ALLOW_NUL) runs first; only text it
  * refuses goes through our own parser, which gives the same tree for any

@@ -1,7 +1,6 @@
 #include "indexer/dlq.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -424,38 +423,12 @@ static int put_json_member(struct buf *out, int rc, const char *name, const char
     return rc;
 }
 
-/* Valid UTF-8, as JSON strings must hold (surrogates and overlong forms
- * refused). */
-static bool utf8_ok(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned char c = p[i];
-        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                             : (c & 0xF8) == 0xF0 ? 4 : 0;
-        uint32_t cp;
-
-        if (!k || i + k > n || (k == 2 && c < 0xC2) || (k == 4 && c > 0xF4))
-            return false;
-        cp = k == 1 ? c : c & (0x7F >> k);
-        for (size_t j = 1; j < k; j++) {
-            if ((p[i + j] & 0xC0) != 0x80)
-                return false;
-            cp = cp << 6 | (p[i + j] & 0x3F);
-        }
-        if ((k == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (k == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return false;
-        i += k;
-    }
-    return true;
-}
-
 int dlq_put_text(struct buf *out, const char *text, size_t len)
 {
     struct buf b64;
     int rc;
 
-    if (utf8_ok((const unsigned char *)text, len))
+    if (jsonx_utf8_valid(text, len))
         return bulk_json_string(out, text, len);
     buf_init(&b64, BUF_NOMAX);
     rc = buf_puts(&b64, "base64:");
@@ -470,136 +443,12 @@ int dlq_put_text(struct buf *out, const char *text, size_t len)
     return rc;
 }
 
-/* dlq_one_value: a JSON validator, for the rare dead letter only. */
-#define VALUE_DEPTH_MAX 512 /* DynamoDB nests 32 levels; deeper is no document of ours */
-
-static const char *ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-static bool json_string_at(const char **pp, const char *end)
-{
-    const char *p = *pp + 1;
-
-    while (p < end && *p != '"') {
-        if ((unsigned char)*p < 0x20)
-            return false;
-        if (*p++ != '\\')
-            continue;
-        if (p == end)
-            return false;
-        if (*p == 'u') {
-            for (int i = 1; i <= 4; i++)
-                if (p + i >= end || !isxdigit((unsigned char)p[i]))
-                    return false;
-            p += 5;
-        } else if (strchr("\"\\/bfnrt", *p) && *p) {
-            p++;
-        } else {
-            return false;
-        }
-    }
-    if (p == end)
-        return false;
-    *pp = p + 1;
-    return true;
-}
-
-static bool digits(const char **pp, const char *end)
-{
-    const char *p = *pp;
-
-    while (p < end && *p >= '0' && *p <= '9')
-        p++;
-    if (p == *pp)
-        return false;
-    *pp = p;
-    return true;
-}
-
-static bool json_number_at(const char **pp, const char *end)
-{
-    const char *p = *pp;
-
-    if (p < end && *p == '-')
-        p++;
-    if (p < end && *p == '0')
-        p++;
-    else if (!digits(&p, end))
-        return false;
-    if (p < end && *p == '.' && (++p, !digits(&p, end)))
-        return false;
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < end && (*p == '+' || *p == '-'))
-            p++;
-        if (!digits(&p, end))
-            return false;
-    }
-    *pp = p;
-    return true;
-}
-
-/* JSON text (RFC 8259) at *pp: *pp moved past it, false when it is none.
- * Any \u escape passes, a lone surrogate's too: the engines take those. */
-static bool json_value_at(const char **pp, const char *end, int depth)
-{
-    const char *p = ws(*pp, end);
-    char close;
-
-    if (p == end)
-        return false;
-    if (*p == '"') {
-        if (!json_string_at(&p, end))
-            return false;
-    } else if (*p == '{' || *p == '[') {
-        if (depth >= VALUE_DEPTH_MAX)
-            return false;
-        close = *p == '{' ? '}' : ']';
-        p = ws(p + 1, end);
-        if (p < end && *p == close) {
-            p++;
-        } else {
-            for (;;) {
-                if (close == '}') {
-                    if (p == end || *p != '"' || !json_string_at(&p, end))
-                        return false;
-                    p = ws(p, end);
-                    if (p == end || *p++ != ':')
-                        return false;
-                }
-                if (!json_value_at(&p, end, depth + 1))
-                    return false;
-                p = ws(p, end);
-                if (p < end && *p == ',') {
-                    p = ws(p + 1, end);
-                    continue;
-                }
-                if (p == end || *p++ != close)
-                    return false;
-                break;
-            }
-        }
-    } else if ((size_t)(end - p) >= 4 && (memcmp(p, "true", 4) == 0 || memcmp(p, "null", 4) == 0)) {
-        p += 4;
-    } else if ((size_t)(end - p) >= 5 && memcmp(p, "false", 5) == 0) {
-        p += 5;
-    } else if (!json_number_at(&p, end)) {
-        return false;
-    }
-    *pp = p;
-    return true;
-}
-
 bool dlq_one_value(const char *text, size_t len)
 {
-    const char *p = text, *end = text + len;
+    json_t *v = jsonx_loadb(text, len, JSONX_DECODE_ANY | JSONX_DECODE_INT_AS_REAL, NULL);
 
-    return utf8_ok((const unsigned char *)text, len) && json_value_at(&p, end, 0) &&
-           ws(p, end) == end;
+    json_decref(v);
+    return v != NULL;
 }
 
 /* The document as it was sent, when it is one JSON value; otherwise (the

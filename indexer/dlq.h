@@ -38,9 +38,9 @@ void dlq_free(struct dlq *q);
 /* Entries whose callback has not run yet. */
 size_t dlq_pending(const struct dlq *q);
 
-/* Whether text is one JSON value (RFC 8259, any \u escape taken, as the
- * engines do) in valid UTF-8, with only JSON whitespace around it; nesting
- * deeper than 512 counts as not. */
+/* Whether text is one JSON value as jsonx_loadb reads it (RFC 8259 in
+ * strict UTF-8, \u0000 and lone surrogate escapes taken as the engines
+ * take them, integers of any length), with only whitespace around it. */
 bool dlq_one_value(const char *text, size_t len);
 
 /* Appends text as the JSON string of a dead letter's "document": as it is

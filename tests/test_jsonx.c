@@ -133,6 +133,29 @@ Test(jsonx, nul_in_values_and_keys_at_any_depth)
     round_trip(S(text));
 }
 
+/* DynamoDB numbers have up to 38 digits: with JSONX_DECODE_INT_AS_REAL an
+ * integer past json_int_t reads (as a real) in both parsers, jansson's and
+ * ours (a lone surrogate sends the text to ours); without it, it is
+ * refused. */
+Test(jsonx, int_as_real_reads_integers_of_any_length)
+{
+    const char *texts[] = { "{\"n\":12345678901234567890123456789012345678}",
+                            "{\"s\":\"\\ud800\",\"n\":-12345678901234567890123456789012345678}" };
+
+    for (size_t i = 0; i < 2; i++) {
+        for (size_t own = 0; own < 2; own++) {
+            size_t f = own ? JSONX_OWN_PARSER : 0;
+            json_t *v = jsonx_loadb(texts[i], strlen(texts[i]), f | JSONX_DECODE_INT_AS_REAL, NULL);
+            json_t *n = json_object_get(v, "n");
+
+            cr_assert(json_is_real(n), "text %zu, own %zu", i, own);
+            cr_assert_float_eq(fabs(json_real_value(n)), 1.2345678901234568e37, 1e22);
+            json_decref(v);
+            cr_assert_null(jsonx_loadb(texts[i], strlen(texts[i]), f, NULL));
+        }
+    }
+}
+
 Test(jsonx, nul_keys_are_written_whole)
 {
     json_t *o = json_object();

@@ -7,7 +7,7 @@
  * - dlq_one_value agrees with jansson wherever jansson can judge (no \u
  *   escape, which jansson refuses for lone surrogates and the engines take;
  *   no NUL byte, where jansson stops reading as if the text ended; no
- *   number beyond a double's range; no deeper nesting than 512);
+ *   number beyond a double's range);
  * - the line dlq_format writes with the input as the document is one JSON
  *   object, and dlq_parse gives the document back: the bytes themselves
  *   (without the whitespace around) when they are one JSON value, else a
@@ -23,14 +23,9 @@
 
 static bool jansson_can_judge(const char *text, size_t len, json_error_t *jerr, bool *valid)
 {
-    size_t open = 0;
     json_t *v;
 
     if (memmem(text, len, "\\u", 2) || memchr(text, 0, len)) /* jansson ends at a NUL */
-        return false;
-    for (size_t i = 0; i < len; i++)
-        open += text[i] == '[' || text[i] == '{';
-    if (open > 512)
         return false;
     v = json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, jerr);
     *valid = v != NULL;

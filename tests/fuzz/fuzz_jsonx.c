@@ -1,7 +1,8 @@
 /* Fuzz target: jsonx against jansson, and against itself.
  *
  * The first byte picks the flags (bit 0: JSONX_DECODE_ANY, bit 1:
- * JSONX_REJECT_DUPLICATES); the rest is the text.  Checks:
+ * JSONX_REJECT_DUPLICATES, bit 2: JSONX_DECODE_INT_AS_REAL); the rest is the
+ * text.  Checks:
  * - when jansson (JSON_ALLOW_NUL) reads the text (and it holds no raw NUL
  *   byte, which jansson sometimes skips and jsonx refuses), our own parser reads it
  *   too, to an equal tree that dumps to the same bytes (so reals agree to
@@ -72,7 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 1)
         return 0;
-    flags = (data[0] & 1 ? JSONX_DECODE_ANY : 0) | (data[0] & 2 ? JSONX_REJECT_DUPLICATES : 0);
+    flags = (data[0] & 1 ? JSONX_DECODE_ANY : 0) | (data[0] & 2 ? JSONX_REJECT_DUPLICATES : 0) |
+            (data[0] & 4 ? JSONX_DECODE_INT_AS_REAL : 0);
     jan = json_loadb(text, len, JSON_ALLOW_NUL | flags, NULL);
     if (jan && memchr(text, '\0', len)) { /* jansson skips a raw NUL after a token */
         json_decref(jan);
