@@ -711,6 +711,7 @@ int replay_run(const struct config *cfg, const struct replay_opts *o)
         fprintf(stderr, "ddb2es replay: out of memory\n");
         return 70;
     }
+    replay_versions_init(&rp->vers);
     signal(SIGPIPE, SIG_IGN);
     log_setup(cfg->daemon.log_level, cfg->daemon.log_format);
     rp->o = o;

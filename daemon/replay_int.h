@@ -99,8 +99,7 @@ struct reread {
  * shard) or per item (when it does not); see replay_versions.c. */
 struct replay_versions {
     struct lineage **lineages;  /* LINEAGE_BUCKETS */
-    struct fpmap items;         /* _id -> struct docver, least recently used first
-                                   (fpmap_init'ed on first use: slot_size 0 before) */
+    struct fpmap items;         /* _id -> struct docver, least recently used first */
 };
 
 /* ---- the replay ------------------------------------------------------- */
@@ -178,6 +177,7 @@ int replay_progress_load(struct replay *rp, int *nsegs);
 uint64_t replay_backfill_version(const struct replay *rp, int64_t at);
 uint64_t replay_record_version(struct replay *rp, const char *shard, const char *parent,
                                bool *dup);
+void replay_versions_init(struct replay_versions *vs);
 void replay_versions_free(struct replay_versions *vs);
 
 /* replay_files.c */

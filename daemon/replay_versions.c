@@ -79,8 +79,6 @@ static struct docver *item_ver_of(struct replay_versions *vs, const char *id, si
     struct fpkey k = { .a = id, .alen = len, .hash = hash_bytes(id, len) };
     uint32_t i;
 
-    if (!vs->items.slot_size)
-        fpmap_init(&vs->items, sizeof(struct docver));
     if ((i = fpmap_find(&vs->items, &k))) {
         fpmap_touch(&vs->items, i);
         return fpmap_value(&vs->items, i);
@@ -129,6 +127,11 @@ uint64_t replay_record_version(struct replay *rp, const char *shard, const char 
     if (!(v = item_ver_of(&rp->vers, rp->d.id, rp->d.id_len)))
         return 0;
     return docver_next(v, rp->d.created);
+}
+
+void replay_versions_init(struct replay_versions *vs)
+{
+    fpmap_init(&vs->items, sizeof(struct docver));
 }
 
 void replay_versions_free(struct replay_versions *vs)

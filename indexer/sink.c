@@ -96,6 +96,7 @@ const struct sink_stats *sink_stats(const struct sink *s)
     st->queued_docs = s->ndocs;
     st->inflight_requests = s->inflight.n;
     st->blocked_indexes = s->nblocks;
+    st->tombstones = fpmap_count(&s->tombs);
     st->block_index = s->nblocks ? s->blocks[0].index ? s->blocks[0].index : "" : NULL;
     st->block_reason = s->nblocks ? s->blocks[0].reason : NULL;
     st->block_age_ms = s->nblocks ? uv_now(s->loop) - s->blocks[0].since : 0;
@@ -366,7 +367,7 @@ void sink_free(struct sink *s)
     if (!s)
         return;
     dlq_free(s->dlq);
-    sink_tombs_free(s);
+    fpmap_free(&s->tombs);
     sink_mirrors_free(s);
     free(s->buckets);
     free(s->failures);

@@ -268,7 +268,6 @@ int sink_add_open(struct sink *s, struct item **its, size_t n);
 
 /* sink_tomb.c */
 void sink_tomb_add(struct sink *s, const struct item *it);
-void sink_tombs_free(struct sink *s);
 bool sink_drop_tombstoned(struct sink *s, struct batch *b);
 void sink_drop_tombstoned_waiting(struct sink *s);
 

@@ -455,7 +455,7 @@ static void per_item(struct sink *s, struct batch *b, const struct bulkresp *r)
     }
     sink_batch_free(b);
     /* Older actions for the ids just deleted, waiting here, never go out. */
-    if (deletes && s->st.tombstones)
+    if (deletes && fpmap_count(&s->tombs))
         sink_drop_tombstoned_waiting(s);
 }
 

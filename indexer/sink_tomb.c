@@ -49,17 +49,6 @@ static struct tomb *tomb_at(const struct sink *s, uint32_t i)
     return fpmap_value(&s->tombs, i);
 }
 
-void sink_tombs_free(struct sink *s)
-{
-    fpmap_free(&s->tombs);
-}
-
-static void tomb_remove(struct sink *s, uint32_t i)
-{
-    fpmap_remove(&s->tombs, i);
-    s->st.tombstones--;
-}
-
 static void on_tomb_timer(uv_timer_t *timer);
 
 /* Drops the expired tombstones and arms the timer for the next expiry. */
@@ -69,7 +58,7 @@ static void tomb_prune(struct sink *s)
     uint32_t i;
 
     while ((i = fpmap_oldest(&s->tombs)) && tomb_at(s, i)->expires <= now)
-        tomb_remove(s, i);
+        fpmap_remove(&s->tombs, i);
     if ((i = fpmap_oldest(&s->tombs)) && !s->finishing)
         uv_timer_start(&s->tomb_timer, on_tomb_timer, tomb_at(s, i)->expires - now, 0);
     else
@@ -98,8 +87,8 @@ void sink_tomb_add(struct sink *s, const struct item *it)
             t->version = it->version;
         fpmap_touch(&s->tombs, i);
     } else {
-        if (s->st.tombstones >= tomb_max(s)) {
-            tomb_remove(s, fpmap_oldest(&s->tombs));
+        if (fpmap_count(&s->tombs) >= tomb_max(s)) {
+            fpmap_remove(&s->tombs, fpmap_oldest(&s->tombs));
             s->st.tombstone_evictions++;
         }
         if (!(i = fpmap_add(&s->tombs, &k))) {
@@ -109,7 +98,6 @@ void sink_tomb_add(struct sink *s, const struct item *it)
         }
         t = tomb_at(s, i);
         t->version = it->version;
-        s->st.tombstones++;
     }
     t->expires = uv_now(s->loop) + (uint64_t)tomb_ttl_ms(s);
     tomb_prune(s); /* arms the timer */
@@ -121,7 +109,7 @@ static bool tomb_covers(struct sink *s, const struct item *it)
     struct fpkey k = tomb_key(it);
     uint32_t i;
 
-    if (!it->version || !s->st.tombstones || !(i = fpmap_find(&s->tombs, &k)))
+    if (!it->version || !fpmap_count(&s->tombs) || !(i = fpmap_find(&s->tombs, &k)))
         return false;
     return tomb_at(s, i)->expires > uv_now(s->loop) && it->version <= tomb_at(s, i)->version;
 }
@@ -133,7 +121,7 @@ bool sink_drop_tombstoned(struct sink *s, struct batch *b)
 {
     bool dropped = false;
 
-    for (size_t i = 0; s->st.tombstones && i < b->n; i++) {
+    for (size_t i = 0; fpmap_count(&s->tombs) && i < b->n; i++) {
         struct item *it = b->items[i];
 
         if (!it || !tomb_covers(s, it))
