@@ -250,76 +250,88 @@ Test(base, siphash128_is_openssls_siphash_in_any_parts)
     }
 }
 
-/* fpmap: each key finds its own entry and no other (also keys sharing a
- * bucket hash, or the same bytes split between the two parts otherwise),
- * oldest first with touch, removal and reuse of slots, through several
- * growths; empty, it gives its memory back and works again. */
-static struct fpkey fk(const char *a, const char *b, uint32_t hash)
+/* fpmap: each key finds its own entry and no other (keys of any bytes,
+ * NUL and 0xff included, up to DynamoDB's 2 kB of key; keys sharing a bucket
+ * hash; the same bytes split between the two parts, or not), oldest first
+ * with touch, removal and reuse of slots, through several growths; empty,
+ * it gives its memory back and works again. */
+#define FPKEYS 3000
+#define FPKEY_MAX 2052
+
+static struct fpkey fk(const void *a, size_t alen, const void *b, size_t blen, uint32_t hash)
 {
-    return (struct fpkey){ .a = a, .alen = strlen(a), .b = b, .blen = b ? strlen(b) : 0,
-                           .hash = hash };
+    return (struct fpkey){ .a = a, .alen = alen, .b = b, .blen = blen, .hash = hash };
 }
 
 Test(base, fpmap_keeps_each_key_apart_oldest_first)
 {
+    static unsigned char keys[FPKEYS][FPKEY_MAX];
+    static size_t lens[FPKEYS];
     struct fpmap m;
-    char key[32];
-    uint32_t idx[3000], i;
+    uint32_t idx[FPKEYS], i;
     struct fpkey k;
 
+    srand(11);
+    for (int n = 0; n < FPKEYS; n++) { /* n's 4 bytes make each key distinct */
+        memcpy(keys[n], &n, 4);
+        lens[n] = 4 + (n % 100 == 0 ? 2048 : (size_t)rand() % 60);
+        for (size_t j = 4; j < lens[n]; j++)
+            keys[n][j] = (unsigned char)rand();
+    }
     fpmap_init(&m, sizeof(uint64_t));
-    for (int n = 0; n < 3000; n++) {
-        snprintf(key, sizeof(key), "key-%d", n);
-        k = fk(key, NULL, (uint32_t)n % 7); /* few hashes: long buckets */
+    for (int n = 0; n < FPKEYS; n++) {
+        k = fk(keys[n], lens[n], NULL, 0, (uint32_t)n % 7); /* few hashes: long buckets */
         cr_assert_eq(fpmap_find(&m, &k), 0);
         idx[n] = fpmap_add(&m, &k);
         cr_assert_neq(idx[n], 0);
         *(uint64_t *)fpmap_value(&m, idx[n]) = (uint64_t)n;
     }
-    cr_assert_eq(fpmap_count(&m), 3000);
-    for (int n = 0; n < 3000; n++) {
-        snprintf(key, sizeof(key), "key-%d", n);
-        k = fk(key, NULL, (uint32_t)n % 7);
+    cr_assert_eq(fpmap_count(&m), FPKEYS);
+    for (int n = 0; n < FPKEYS; n++) {
+        k = fk(keys[n], lens[n], NULL, 0, (uint32_t)n % 7);
         cr_assert_eq(fpmap_find(&m, &k), idx[n], "key %d", n);
         cr_assert_eq(*(uint64_t *)fpmap_value(&m, idx[n]), (uint64_t)n);
-        k.hash = (uint32_t)(n + 1) % 7; /* the same bytes under another hash: not found */
+        /* The same bytes split elsewhere are the same key. */
+        k = fk(keys[n], 3, keys[n] + 3, lens[n] - 3, (uint32_t)n % 7);
+        cr_assert_eq(fpmap_find(&m, &k), idx[n], "key %d split", n);
+        /* One byte less, or a NUL more, is another key. */
+        k = fk(keys[n], lens[n] - 1, NULL, 0, (uint32_t)n % 7);
+        cr_assert_eq(fpmap_find(&m, &k), 0);
+        k = fk(keys[n], lens[n], "", 1, (uint32_t)n % 7);
+        cr_assert_eq(fpmap_find(&m, &k), 0);
+        k = fk(keys[n], lens[n], NULL, 0, (uint32_t)(n + 1) % 7); /* another hash */
         cr_assert_eq(fpmap_find(&m, &k), 0);
     }
-    /* The same bytes split elsewhere are the same key; other bytes are not. */
-    k = fk("key-", "12", 12 % 7);
-    cr_assert_eq(fpmap_find(&m, &k), idx[12]);
-    k = fk("key-12", "\0", 12 % 7);
-    k.blen = 1;
-    cr_assert_eq(fpmap_find(&m, &k), 0);
 
     /* Oldest first; a touched entry becomes the newest. */
     cr_assert_eq(fpmap_oldest(&m), idx[0]);
     fpmap_touch(&m, idx[0]);
     cr_assert_eq(fpmap_oldest(&m), idx[1]);
-    for (int n = 1; n < 2999; n++) {
+    for (int n = 1; n < FPKEYS - 1; n++) {
         i = fpmap_oldest(&m);
         cr_assert_eq(i, idx[n]);
         fpmap_remove(&m, i);
     }
     cr_assert_eq(fpmap_count(&m), 2);
-    cr_assert_eq(fpmap_oldest(&m), idx[2999]);
+    cr_assert_eq(fpmap_oldest(&m), idx[FPKEYS - 1]);
     /* A freed slot is reused; the survivors still answer. */
-    k = fk("new", NULL, 1);
+    k = fk("new", 3, NULL, 0, 1);
     i = fpmap_add(&m, &k);
-    cr_assert(i != 0 && i != idx[0] && i != idx[2999]);
-    k = fk("key-0", NULL, 0);
+    cr_assert(i != 0 && i != idx[0] && i != idx[FPKEYS - 1]);
+    k = fk(keys[0], lens[0], NULL, 0, 0);
     cr_assert_eq(fpmap_find(&m, &k), idx[0]);
     fpmap_remove(&m, idx[0]);
-    fpmap_remove(&m, idx[2999]);
+    fpmap_remove(&m, idx[FPKEYS - 1]);
     fpmap_remove(&m, i);
     cr_assert_eq(fpmap_count(&m), 0);
     cr_assert_null(m.v, "an empty map gives its memory back");
-    k = fk("again", NULL, 3);
+    k = fk("again", 5, NULL, 0, 3);
     i = fpmap_add(&m, &k);
     cr_assert_eq(fpmap_find(&m, &k), i);
     cr_assert_eq(*(uint64_t *)fpmap_value(&m, i), 0, "a new value is zeroed");
     fpmap_free(&m);
 }
+
 
 Test(base, a_freed_secret_is_null_and_null_is_fine)
 {
