@@ -6,15 +6,30 @@ DESTDIR ?=
 CC      ?= cc
 SETUP   := scripts/setup.sh
 
-PKGS   := libuv libcurl jansson libcrypto inih zlib
+# libcurl: by default the project's own build of Debian's curl source, HTTP and
+# HTTPS only, linked statically (scripts/curl.sh says why); CURL=system links
+# Debian's shared libcurl (debian/rules does).
+CURL   ?= own
+ifeq ($(CURL),own)
+CURL_DIR  := $(or $(DDB2ES_CACHE),.cache)/curl/current
+CURL_LIB  := $(CURL_DIR)/lib/libcurl.a
+CURL_DEP  := $(CURL_LIB)
+PKGS   := libuv jansson libssl libcrypto inih zlib
+CURL_CFLAGS := -I$(CURL_DIR)/include -DDDB2ES_OWN_CURL
+CURL_LIBS := $(CURL_LIB)
+else ifeq ($(CURL),system)
+PKGS   := libuv libcurl jansson libssl libcrypto inih zlib
+else
+$(error CURL=$(CURL): own (the default) or system)
+endif
 WARN   := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
           -Wvla -Wpointer-arith -Wwrite-strings -Wimplicit-fallthrough -Wno-unused-parameter
 OPT    ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 BUILD  ?= build
-CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -MMD -MP $(OPT) $(WARN) -Werror -I. \
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -MMD -MP $(OPT) $(WARN) -Werror -I. $(CURL_CFLAGS) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
 LDFLAGS_ALL = -Wl,-z,relro,-z,now $(EXTRA_LDFLAGS)
-LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LIBS   := $(CURL_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 LIB_SRC   := $(wildcard base/*.c aws/*.c indexer/*.c config/*.c daemon/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -43,14 +58,21 @@ all: ddb2es
 ddb2es: $(BUILD)/ddb2es
 	@cmp -s $< $@ || cp $< $@
 
-$(BUILD)/ddb2es: $(MAIN_OBJ) $(BUILD)/libddb2es.a
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
+$(BUILD)/ddb2es: $(MAIN_OBJ) $(BUILD)/libddb2es.a $(CURL_DEP)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $(MAIN_OBJ) $(BUILD)/libddb2es.a $(LIBS)
 
 $(BUILD)/libddb2es.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/%.o: %.c
+# Asked at every make: it rebuilds only when apt has a newer curl source.
+ifeq ($(CURL),own)
+$(CURL_LIB): FORCE
+	@scripts/curl.sh >/dev/null
+FORCE:
+endif
+
+$(BUILD)/%.o: %.c | $(CURL_DEP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS_ALL) -c -o $@ $<
@@ -59,25 +81,26 @@ $(BUILD)/%.o: %.c
 # run a part with  build/tests/ddb2es-tests --filter 'sigv4/*'
 # (libyaml reads the YAML files of deploy/, in the tests only.)
 TEST_LIBS := $(shell pkg-config --libs yaml-0.1 2>/dev/null)
-$(TEST_BIN): $(TEST_OBJ) $(SUP_OBJ) $(BUILD)/libddb2es.a
+$(TEST_BIN): $(TEST_OBJ) $(SUP_OBJ) $(BUILD)/libddb2es.a $(CURL_DEP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) $(TEST_LIBS) -lcriterion
 
 # Tools and benchmarks are plain programs: they link the library and the one
 # support module that does not use criterion.
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libddb2es.a
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libddb2es.a $(CURL_DEP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 # The search double is one program of several files (tests/tools/searchd/).
-$(BUILD)/tools/searchd: $(SEARCHD_OBJ) $(BUILD)/tests/support/sigv4check.o $(BUILD)/libddb2es.a
+$(BUILD)/tools/searchd: $(SEARCHD_OBJ) $(BUILD)/tests/support/sigv4check.o $(BUILD)/libddb2es.a \
+                       $(CURL_DEP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 tools: $(TOOL_BIN)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/tests/support/fakehttp.o \
-                  $(BUILD)/tests/support/ddbproxy.o $(BUILD)/libddb2es.a
+                  $(BUILD)/tests/support/ddbproxy.o $(BUILD)/libddb2es.a $(CURL_DEP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
@@ -195,10 +218,11 @@ fuzz-build:
 FUZZ_SUPPORT := tests/support/sigv4check.c
 
 build-fuzz/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz.h $(FUZZ_SUPPORT) \
-                   build-fuzz/libddb2es.a
+                   build-fuzz/libddb2es.a $(CURL_DEP)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	@$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(WARN) -Werror -I. \
+	    $(CURL_CFLAGS) \
 	    $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -o $@ $< tests/fuzz/fuzz_util.c \
 	    $(FUZZ_SUPPORT) build-fuzz/libddb2es.a $(LIBS)
 
@@ -212,7 +236,7 @@ demo:
 	@BUILD=$(BUILD) scripts/demo.sh
 
 clean:
-	rm -rf build build-asan build-fuzz build-deb ddb2es
+	rm -rf build build-asan build-fuzz build-deb build-sys ddb2es
 
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system

@@ -22,6 +22,13 @@
 #include "base/log.h"
 #include "base/version.h"
 
+#ifdef DDB2ES_OWN_CURL
+#include <ddb2es-curl.h> /* written by scripts/curl.sh */
+#define CURL_ORIGIN "built for ddb2es from Debian's curl " DDB2ES_CURL_SOURCE
+#else
+#define CURL_ORIGIN "shared library"
+#endif
+
 #define DEFAULT_TIMEOUT_MS 30000L
 #define DEFAULT_CONNECT_MS 5000L
 #define DEFAULT_MAX_RESPONSE ((size_t)1 << 20)
@@ -99,6 +106,17 @@ static int ensure_curl(void)
         curl_ready = true;
     }
     return 0;
+}
+
+void http_libcurl_line(char *buf, size_t size)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    size_t n;
+
+    n = (size_t)snprintf(buf, size, "libcurl %s (%s), %s; protocols:", v->version,
+                         v->ssl_version ? v->ssl_version : "no TLS", CURL_ORIGIN);
+    for (const char *const *p = v->protocols; p && *p && n < size; p++)
+        n += (size_t)snprintf(buf + n, size - n, " %s", *p);
 }
 
 /* --- sockets and timer --------------------------------------------------- */

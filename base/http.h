@@ -38,6 +38,11 @@ struct http_opts {
     const char *user_agent; /* default "ddb2es/<version>" */
 };
 
+/* One line on the libcurl linked in, for `ddb2es --version`: its version, its
+ * TLS library, where it comes from (the project's own build of Debian's curl
+ * source, scripts/curl.sh, or a shared library) and the protocols it has. */
+void http_libcurl_line(char *buf, size_t size);
+
 /* A new client on loop.  Returns NULL on failure. */
 struct http *http_new(uv_loop_t *loop, const struct http_opts *opts);
 /* Cancels every request in flight (their callbacks run with -ECANCELED),

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "base/http.h"
 #include "base/jcache.h"
 #include "daemon/clients.h"
 #include "daemon/rebuild.h"
@@ -509,7 +510,10 @@ static int parse(int argc, char **argv, struct cli *c)
         return 64;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
-        printf("ddb2es %s\n", DDB2ES_VERSION);
+        char line[512];
+
+        http_libcurl_line(line, sizeof(line));
+        printf("ddb2es %s\n%s\n", DDB2ES_VERSION, line);
         return 0;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

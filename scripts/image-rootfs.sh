@@ -3,9 +3,14 @@
 # FROM scratch), in its build stage: ddb2es and what it reads at run time,
 # taken from the build stage's own Debian packages.
 #
-#   scripts/image-rootfs.sh BINARY ROOT
+#   scripts/image-rootfs.sh BINARY ROOT [CURL_DIR]
 #
 #   /usr/local/bin/ddb2es   BINARY
+#   libcurl's licence       when BINARY carries the libcurl scripts/curl.sh
+#                           built (in CURL_DIR), its COPYING as
+#                           /usr/share/doc/ddb2es/curl-copyright, and its
+#                           Debian source version in packages.txt: no dpkg
+#                           entry names it, as no package of curl is installed
 #   shared objects          every one ldd lists, the dynamic loader among them,
 #                           at the path ldd shows (the file, not the symlink);
 #                           /lib and /lib64 are symlinks into /usr as on Debian
@@ -33,6 +38,7 @@ set -eu
 
 bin=$1
 root=$2
+curl_dir=${3:-}
 uid=10001
 
 fail() { echo "image-rootfs: $*" >&2; exit 1; }
@@ -110,6 +116,13 @@ mkdir -p "$root/var/lib"
 
 doc=$root/usr/share/doc
 mkdir -p "$doc/ddb2es" "$root/var/lib/dpkg/status.d"
+curl_source=""
+if "$bin" --version | grep -q "built for ddb2es from Debian's curl"; then
+    [ -n "$curl_dir" ] && [ -f "$curl_dir/COPYING" ] ||
+        fail "$bin carries its own libcurl: give its folder (.cache/curl/current) as CURL_DIR"
+    curl_source=$(cat "$curl_dir/debian-version")
+    cp "$curl_dir/COPYING" "$doc/ddb2es/curl-copyright"
+fi
 pkgs=$(awk '{ print $NF }' "$root.files" | sort -u)
 {
     echo "# The Debian packages whose files are in this image, with their versions"
@@ -117,6 +130,12 @@ pkgs=$(awk '{ print $NF }' "$root.files" | sort -u)
     for p in $pkgs; do
         dpkg-query -W -f='${Package} ${Version} ${Architecture}\n' "$p"
     done
+    if [ -n "$curl_source" ]; then
+        echo
+        echo "# Built into /usr/local/bin/ddb2es (statically, from Debian's source package,"
+        echo "# its patches applied; licence: /usr/share/doc/ddb2es/curl-copyright):"
+        echo "curl (source) $curl_source"
+    fi
     echo
     echo "# Each file and its package:"
     cat "$root.files"

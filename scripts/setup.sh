@@ -10,6 +10,9 @@
 #     the binary, taken from Debian's prometheus package (apt-get download,
 #     so the archive's signature is checked) into .cache/promtool/; the
 #     package is not installed, as it would start a Prometheus server.
+#   - apt's deb-src lists (a copy of each enabled deb entry as deb-src, in
+#     /etc/apt/sources.list.d/ddb2es-src.*) and dpkg-dev, for the libcurl that
+#     `make` builds from Debian's curl source (scripts/curl.sh).
 # Run as root to install; as another user it only reports what is missing.
 #
 # `setup.sh deb` installs instead what `make deb` and `make check-deb` need:
@@ -33,7 +36,7 @@ zlib1g-dev libssl-dev"
 case "${1:-}" in
 deb) debs="$build debhelper dpkg-dev fakeroot lintian mandoc man-db systemd git" ;;
 image) debs="buildah debootstrap debian-archive-keyring jq" ;;
-"") debs="$build libcriterion-dev libyaml-dev openjdk-17-jre-headless ca-certificates curl libfaketime \
+"") debs="$build dpkg-dev libcriterion-dev libyaml-dev openjdk-17-jre-headless ca-certificates curl libfaketime \
 clang libclang-rt-14-dev llvm valgrind procps systemd iproute2 util-linux git" ;;
 *) echo "usage: setup.sh [deb|image]" >&2; exit 64 ;;
 esac
@@ -57,6 +60,35 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 [ -n "${1:-}" ] && exit 0
+
+# `make` builds libcurl from Debian's curl source (scripts/curl.sh), so apt
+# needs the source lists of the archives it already uses for packages.
+if ! apt-get source --print-uris curl >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: apt has no deb-src lists (run this script as root to add them)" >&2
+        exit 1
+    fi
+    echo "setup: adding deb-src entries for apt's archives (/etc/apt/sources.list.d/ddb2es-src.*)" >&2
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] && [ "$f" != /etc/apt/sources.list.d/ddb2es-src.sources ] || continue
+        # deb822: each stanza again, as deb-src (Signed-By and the rest kept).
+        awk 'BEGIN { RS = ""; ORS = "\n\n" }
+             /(^|\n)Types:[^\n]*(^|[ \t])deb([ \t]|\n|$)/ {
+                 sub(/(^|\n)Types:[^\n]*/, "\nTypes: deb-src"); sub(/^\n/, ""); print }' "$f"
+    done >/etc/apt/sources.list.d/ddb2es-src.sources
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] && [ "$f" != /etc/apt/sources.list.d/ddb2es-src.list ] || continue
+        sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' "$f"
+    done >/etc/apt/sources.list.d/ddb2es-src.list
+    [ -s /etc/apt/sources.list.d/ddb2es-src.sources ] || rm -f /etc/apt/sources.list.d/ddb2es-src.sources
+    [ -s /etc/apt/sources.list.d/ddb2es-src.list ] || rm -f /etc/apt/sources.list.d/ddb2es-src.list
+    apt-get update -qq >&2
+    apt-get source --print-uris curl >/dev/null 2>&1 || {
+        echo "setup: apt still knows no source of curl; add deb-src lines by hand, or build with" \
+             "Debian's shared libcurl: make CURL=system" >&2
+        exit 1
+    }
+fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

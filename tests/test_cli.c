@@ -68,6 +68,15 @@ Test(cli, version_and_help)
     cr_assert_eq(proc_run(argv, NULL, 5000, &p), 0);
     err = proc_slurp(p.out_path);
     cr_expect(strncmp(err, "ddb2es ", 7) == 0, "%s", err);
+    /* The second line names the libcurl carried, for matching curl advisories. */
+    cr_expect(strstr(err, "\nlibcurl 7.") || strstr(err, "\nlibcurl 8."), "%s", err);
+    cr_expect(strstr(err, " (OpenSSL/3."), "%s", err);
+#ifdef DDB2ES_OWN_CURL
+    cr_expect(strstr(err, "built for ddb2es from Debian's curl 7.") &&
+                  strstr(err, "; protocols: http https\n"), "%s", err);
+#else
+    cr_expect(strstr(err, "shared library; protocols: ") && strstr(err, " https "), "%s", err);
+#endif
     free(err);
     cr_expect_eq(ddb2es(&err, "--help", NULL, NULL, NULL), 0);
     free(err);

@@ -581,6 +581,32 @@ Test(http, no_proxy_bypasses_environment_proxy)
     cr_assert_eq(close_loop(), 0);
 }
 
+/* The proxy the environment names carries the request (curl's proxy
+ * support is part of the libcurl ddb2es builds, scripts/curl.sh): here the
+ * fake server is the proxy, and sees the absolute-form request line of RFC
+ * 9112 section 3.2.2 for a host that does not exist. */
+Test(http, a_proxy_from_the_environment_carries_the_request)
+{
+    char proxy[64];
+    struct result res = { 0 };
+    struct http_req *r = http_req_new("GET", "http://ddb2es-proxied.invalid/meta?x=1");
+
+    snprintf(proxy, sizeof(proxy), "%s", fake_url(fk));
+    setenv("http_proxy", proxy, 1);
+    unsetenv("no_proxy");
+    unsetenv("NO_PROXY");
+    fake_reply(fk, 200, "via proxy");
+    roundtrip(r, &res);
+    unsetenv("http_proxy");
+    cr_assert_eq(res.err, 0, "%s", res.error);
+    cr_assert_str_eq(res.body, "via proxy");
+    cr_assert_eq(fake_nreq(fk), 1);
+    cr_assert_str_eq(fake_req(fk, 0)->path, "http://ddb2es-proxied.invalid/meta?x=1");
+    cr_assert_str_eq(fake_req_header(fk, fake_req(fk, 0), "Host"), "ddb2es-proxied.invalid");
+    result_free(&res);
+    cr_assert_eq(close_loop(), 0);
+}
+
 /* Recomputes the signature of a received request from the headers its
  * Authorization names, as a server would; returns the recomputed value. */
 static char *resign_received(const struct fake_req *seen, const struct sigv4_key *key,
