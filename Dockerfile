@@ -36,7 +36,7 @@
 FROM debian:bookworm-slim AS build
 ARG DEBIAN_FRONTEND=noninteractive
 # deb-src and dpkg-dev: `make` builds libcurl from Debian's curl source, HTTP
-# and HTTPS only (scripts/curl.sh), which leaves 14 shared objects out of the
+# and HTTPS only (scripts/curl.sh), which leaves 27 shared objects out of the
 # image.  The lists stay: this stage is not the image.
 RUN sed -i 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/debian.sources \
  && apt-get update \

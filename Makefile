@@ -26,6 +26,16 @@ WARN   := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-protot
           -Wvla -Wpointer-arith -Wwrite-strings -Wimplicit-fallthrough -Wno-unused-parameter
 OPT    ?= -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 BUILD  ?= build
+# A build folder holds one libcurl's objects: another CURL needs another BUILD.
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+ifneq ($(wildcard $(BUILD)/.curl-*),)
+ifeq ($(wildcard $(BUILD)/.curl-$(CURL)),)
+$(error $(BUILD) was built with $(patsubst $(BUILD)/.curl-%,CURL=%,$(wildcard $(BUILD)/.curl-*)), not CURL=$(CURL): give another BUILD (or make clean))
+endif
+endif
+endif
+CURL_MARK := $(BUILD)/.curl-$(CURL)
+
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -MMD -MP $(OPT) $(WARN) -Werror -I. $(CURL_CFLAGS) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
 LDFLAGS_ALL = -Wl,-z,relro,-z,now $(EXTRA_LDFLAGS)
@@ -72,7 +82,10 @@ $(CURL_LIB): FORCE
 FORCE:
 endif
 
-$(BUILD)/%.o: %.c | $(CURL_DEP)
+$(CURL_MARK):
+	@mkdir -p $(dir $@) && touch $@
+
+$(BUILD)/%.o: %.c | $(CURL_DEP) $(CURL_MARK)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS_ALL) -c -o $@ $<

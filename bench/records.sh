@@ -26,7 +26,9 @@
 # (100000: the records of run:SHARDS and stall), SINK_ARGS (more options of
 # the sink, e.g. --no-external-versions to see the check fail), RUN_CONF
 # (lines added to the [sink] section of run:SHARDS's configuration, e.g.
-# "bulk_max_actions = 250" to see what smaller bulk requests cost and save).
+# "bulk_max_actions = 250" to see what smaller bulk requests cost and save),
+# CURL (own; system: the tools and bench/floor with Debian's shared libcurl,
+# in a BUILD folder of their own, e.g. CURL=system BUILD=build-sys).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -36,7 +38,7 @@ RUN_RECORDS=${RUN_RECORDS:-100000}
 DATA=${DATA:-$BUILD/bench-data}
 B=$BUILD/bench
 DDB2ES=${DDB2ES:-$BUILD/ddb2es}
-make -s all tools "$B/corpus" "$B/ceiling" "$B/streamsd" "$B/httpload" "$B/floor" "$B/lastimages" \
+make -s ${CURL:+CURL="$CURL"} all tools "$B/corpus" "$B/ceiling" "$B/streamsd" "$B/httpload" "$B/floor" "$B/lastimages" \
     BUILD="$BUILD" >/dev/null
 mkdir -p "$DATA"
 work=$(mktemp -d "${TMPDIR:-/tmp}/ddb2es-records.XXXXXX")

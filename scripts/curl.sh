@@ -12,9 +12,9 @@
 # TELNET, ...), HTTP/2, Kerberos/NTLM logins, cookies, netrc, alt-svc, HSTS
 # and DNS over HTTPS are left out, and with them the libraries Debian's
 # libcurl loads for them (GnuTLS through librtmp, Kerberos, LDAP and SASL,
-# libssh2, libidn2 and libunistring, nghttp2, brotli, zstd, libpsl): 3.9 MB
+# libssh2, libidn2 and libunistring, nghttp2, brotli, zstd, libpsl): 4 MB
 # of a 1-shard run's peak RSS (bench/RESULTS.md, "Debian's curl source,
-# built for ddb2es"), 7 MiB of the container image, and code that a process
+# built for ddb2es"), 11 MB of the container image, and code that a process
 # holding AWS credentials has no reason to carry.
 #
 # The result is a static library in .cache/curl/VERSION/ (lib/libcurl.a,

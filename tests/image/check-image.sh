@@ -128,8 +128,13 @@ want '.ExposedPorts | keys' '["9108/tcp"]'
 want '[.Env[] | select(startswith("DDB2ES_"))] | sort' \
     '["DDB2ES_DAEMON_LOG_FORMAT=json","DDB2ES_DAEMON_METRICS_LISTEN=0.0.0.0:9108","DDB2ES_DAEMON_STATE_DIR=/var/lib/ddb2es"]'
 version=$(buildah run "$ctr" -- /usr/local/bin/ddb2es --version)
-[ "$version" = "ddb2es $(sed -n 's/^#define DDB2ES_VERSION "\(.*\)"/\1/p' base/version.h)" ] ||
+[ "$(printf '%s\n' "$version" | head -n 1)" = \
+  "ddb2es $(sed -n 's/^#define DDB2ES_VERSION "\(.*\)"/\1/p' base/version.h)" ] ||
     fail "--version in the image: $version"
+# The libcurl inside is the one built from Debian's curl source, HTTP and HTTPS only.
+printf '%s\n' "$version" | grep -q "^libcurl .*, built for ddb2es from Debian's curl .*; protocols: http https$" ||
+    fail "--version in the image does not name the built-in libcurl: $version"
+version=$(printf '%s\n' "$version" | head -n 1)
 
 say "the image's tree"
 mnt=$(buildah mount "$ctr")
