@@ -56,7 +56,10 @@ dpkg -L ddb2es | sort >"$work/files"
 step "the binary"
 [ "$(command -v ddb2es)" = /usr/bin/ddb2es ] || fail "ddb2es is not /usr/bin/ddb2es"
 out=$(env -i PATH=/usr/bin:/bin ddb2es --version) || fail "ddb2es --version exited $?"
-[ "$out" = "ddb2es $version" ] || fail "ddb2es --version says \"$out\""
+[ "$(printf '%s\n' "$out" | head -n 1)" = "ddb2es $version" ] || fail "ddb2es --version says \"$out\""
+# The package links Debian's shared libcurl (debian/rules: CURL=system).
+printf '%s\n' "$out" | grep -q '^libcurl .*, shared library; protocols: ' ||
+    fail "ddb2es --version does not name Debian's shared libcurl: $out"
 
 step "ddb2es check --offline on the installed example configuration"
 if env -i PATH=/usr/bin:/bin ddb2es check --offline -c /etc/ddb2es/ddb2es.conf.example \
