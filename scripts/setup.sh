@@ -69,19 +69,22 @@ if ! apt-get source --print-uris curl >/dev/null 2>&1; then
         exit 1
     fi
     echo "setup: adding deb-src entries for apt's archives (/etc/apt/sources.list.d/ddb2es-src.*)" >&2
+    new=$(mktemp -d)
     for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] && [ "$f" != /etc/apt/sources.list.d/ddb2es-src.sources ] || continue
+        [ -f "$f" ] || continue
         # deb822: each stanza again, as deb-src (Signed-By and the rest kept).
         awk 'BEGIN { RS = ""; ORS = "\n\n" }
              /(^|\n)Types:[^\n]*(^|[ \t])deb([ \t]|\n|$)/ {
                  sub(/(^|\n)Types:[^\n]*/, "\nTypes: deb-src"); sub(/^\n/, ""); print }' "$f"
-    done >/etc/apt/sources.list.d/ddb2es-src.sources
+    done >"$new/ddb2es-src.sources"
     for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] && [ "$f" != /etc/apt/sources.list.d/ddb2es-src.list ] || continue
+        [ -f "$f" ] || continue
         sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' "$f"
-    done >/etc/apt/sources.list.d/ddb2es-src.list
-    [ -s /etc/apt/sources.list.d/ddb2es-src.sources ] || rm -f /etc/apt/sources.list.d/ddb2es-src.sources
-    [ -s /etc/apt/sources.list.d/ddb2es-src.list ] || rm -f /etc/apt/sources.list.d/ddb2es-src.list
+    done >"$new/ddb2es-src.list"
+    for f in "$new"/*; do
+        if [ -s "$f" ]; then mv "$f" /etc/apt/sources.list.d/; fi
+    done
+    rm -rf "$new"
     apt-get update -qq >&2
     apt-get source --print-uris curl >/dev/null 2>&1 || {
         echo "setup: apt still knows no source of curl; add deb-src lines by hand, or build with" \
