@@ -8,11 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "config/config.h"
+#include "tests/support/testcert.h"
 
 #define EXAMPLE "config/ddb2es.conf.example"
 
@@ -855,21 +853,10 @@ Test(config, transport_refusals_name_the_line)
 /* A self-signed certificate, made here rather than kept as a file. */
 static void write_certificate(const char *path)
 {
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    FILE *f = fopen(path, "w");
+    EVP_PKEY *key;
+    X509 *x = testcert_new("EC", NULL, &key);
 
-    cr_assert(key && x && f);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                               (const unsigned char *)"ddb2es test CA", -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(x));
-    cr_assert(X509_sign(x, key, EVP_sha256()) > 0);
-    cr_assert(PEM_write_X509(f, x) == 1);
-    fclose(f);
+    testcert_write(path, x);
     X509_free(x);
     EVP_PKEY_free(key);
 }
