@@ -13,10 +13,8 @@ CURL   ?= own
 ifeq ($(CURL),own)
 CURL_DIR  := $(or $(DDB2ES_CACHE),.cache)/curl/current
 CURL_LIB  := $(CURL_DIR)/lib/libcurl.a
-CURL_DEP  := $(CURL_LIB)
 PKGS   := libuv jansson libssl libcrypto inih zlib
 CURL_CFLAGS := -I$(CURL_DIR)/include -DDDB2ES_OWN_CURL
-CURL_LIBS := $(CURL_LIB)
 else ifeq ($(CURL),system)
 PKGS   := libuv libcurl jansson libssl libcrypto inih zlib
 else
@@ -39,7 +37,7 @@ CURL_MARK := $(BUILD)/.curl-$(CURL)
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -MMD -MP $(OPT) $(WARN) -Werror -I. $(CURL_CFLAGS) \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(EXTRA_CFLAGS)
 LDFLAGS_ALL = -Wl,-z,relro,-z,now $(EXTRA_LDFLAGS)
-LIBS   := $(CURL_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LIBS   := $(CURL_LIB) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 LIB_SRC   := $(wildcard base/*.c aws/*.c indexer/*.c config/*.c daemon/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -68,8 +66,8 @@ all: ddb2es
 ddb2es: $(BUILD)/ddb2es
 	@cmp -s $< $@ || cp $< $@
 
-$(BUILD)/ddb2es: $(MAIN_OBJ) $(BUILD)/libddb2es.a $(CURL_DEP)
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $(MAIN_OBJ) $(BUILD)/libddb2es.a $(LIBS)
+$(BUILD)/ddb2es: $(MAIN_OBJ) $(BUILD)/libddb2es.a $(CURL_LIB)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 $(BUILD)/libddb2es.a: $(LIB_OBJ)
 	@rm -f $@
@@ -85,7 +83,7 @@ endif
 $(CURL_MARK):
 	@mkdir -p $(dir $@) && touch $@
 
-$(BUILD)/%.o: %.c | $(CURL_DEP) $(CURL_MARK)
+$(BUILD)/%.o: %.c | $(CURL_LIB) $(CURL_MARK)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS_ALL) -c -o $@ $<
@@ -94,26 +92,26 @@ $(BUILD)/%.o: %.c | $(CURL_DEP) $(CURL_MARK)
 # run a part with  build/tests/ddb2es-tests --filter 'sigv4/*'
 # (libyaml reads the YAML files of deploy/, in the tests only.)
 TEST_LIBS := $(shell pkg-config --libs yaml-0.1 2>/dev/null)
-$(TEST_BIN): $(TEST_OBJ) $(SUP_OBJ) $(BUILD)/libddb2es.a $(CURL_DEP)
+$(TEST_BIN): $(TEST_OBJ) $(SUP_OBJ) $(BUILD)/libddb2es.a $(CURL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS) $(TEST_LIBS) -lcriterion
 
 # Tools and benchmarks are plain programs: they link the library and the one
 # support module that does not use criterion.
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libddb2es.a $(CURL_DEP)
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/libddb2es.a $(CURL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 # The search double is one program of several files (tests/tools/searchd/).
 $(BUILD)/tools/searchd: $(SEARCHD_OBJ) $(BUILD)/tests/support/sigv4check.o $(BUILD)/libddb2es.a \
-                       $(CURL_DEP)
+                       $(CURL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 tools: $(TOOL_BIN)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/tests/support/ddbsign.o $(BUILD)/tests/support/fakehttp.o \
-                  $(BUILD)/tests/support/ddbproxy.o $(BUILD)/libddb2es.a $(CURL_DEP)
+                  $(BUILD)/tests/support/ddbproxy.o $(BUILD)/libddb2es.a $(CURL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
@@ -231,7 +229,7 @@ fuzz-build:
 FUZZ_SUPPORT := tests/support/sigv4check.c
 
 build-fuzz/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz.h $(FUZZ_SUPPORT) \
-                   build-fuzz/libddb2es.a $(CURL_DEP)
+                   build-fuzz/libddb2es.a $(CURL_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	@$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(WARN) -Werror -I. \
